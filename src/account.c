@@ -1,0 +1,1 @@
+/* account.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* addr.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* aliases.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* eval.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* log.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* message.c - placeholder, implemented in its own change */

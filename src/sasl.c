@@ -1,0 +1,1 @@
+/* sasl.c - placeholder, implemented in its own change */

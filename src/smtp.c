@@ -1,0 +1,1 @@
+/* smtp.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* smtp_reply.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* submit.c - placeholder, implemented in its own change */

@@ -1,0 +1,1 @@
+/* transport_tcp.c - placeholder, implemented in its own change */

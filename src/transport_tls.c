@@ -1,0 +1,1 @@
+/* transport_tls.c - placeholder, implemented in its own change */

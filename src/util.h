@@ -1,0 +1,50 @@
+/*
+ * util.h - small helpers with no other home: wiping memory, base64, number
+ * parsing, bounded string copies, whole-buffer fd I/O, clocks.
+ */
+#ifndef OASMTP_UTIL_H
+#define OASMTP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct buf;
+
+/* Overwrite n bytes in a way the compiler cannot optimise out. */
+void util_wipe(void *p, size_t n);
+
+/* Append the standard padded base64 (RFC 4648 section 4) of p[0..n) to out. */
+enum err util_base64_encode(struct buf *out, const void *p, size_t n);
+
+/* Append base64url without padding (RFC 4648 section 5), as PKCE wants. */
+enum err util_base64url_encode(struct buf *out, const void *p, size_t n);
+
+/*
+ * Decode standard base64 (padding optional, no whitespace) and append the
+ * bytes to out.  ERR_DATA for a character outside the alphabet or a bad
+ * length; out is then unchanged.
+ */
+enum err util_base64_decode(struct buf *out, const char *s, size_t n);
+
+/*
+ * Parse a whole decimal string into [min, max].  Returns 0 and writes
+ * *ret_val on success, -1 for an empty string, junk, or a value out of range.
+ */
+int util_parse_long(const char *s, long min, long max, long *ret_val);
+
+/* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+/* ASCII case-insensitive comparisons that do not depend on the locale. */
+int util_strcasecmp(const char *a, const char *b);
+int util_strncasecmp(const char *a, const char *b, size_t n);
+
+/* write(2) until all of p is written, retrying on EINTR; 0 or -1 (errno). */
+int util_write_all(int fd, const void *p, size_t n);
+
+/* Milliseconds from CLOCK_MONOTONIC. */
+int64_t util_now_ms(void);
+
+#endif

@@ -1,0 +1,154 @@
+/* test_core.c - err, buf and util. */
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "buf.h"
+#include "err.h"
+#include "tap.h"
+#include "util.h"
+
+static void
+test_exit_codes(void)
+{
+	static const struct {
+		enum err e;
+		int code;
+	} rows[] = {
+		{ ERR_OK, 0 }, { ERR_USAGE, 64 }, { ERR_DATA, 65 },
+		{ ERR_RCPT_UNKNOWN, 67 }, { ERR_SMTP_PERM, 69 },
+		{ ERR_NOTSUPP, 69 }, { ERR_INTERNAL, 70 }, { ERR_NOMEM, 70 },
+		{ ERR_IO, 74 }, { ERR_NET, 75 }, { ERR_TIMEOUT, 75 },
+		{ ERR_TLS, 75 }, { ERR_SMTP_TEMP, 75 }, { ERR_TOKEN_TEMP, 75 },
+		{ ERR_PROTO, 76 }, { ERR_AUTH, 77 }, { ERR_REAUTH, 77 },
+		{ ERR_CONFIG, 78 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		is_int(err_exit_code(rows[i].e), rows[i].code, "%s exits %d",
+			err_name(rows[i].e), rows[i].code);
+	}
+	ok(err_is_temporary(ERR_TLS) && !err_is_temporary(ERR_AUTH),
+		"TLS failures are temporary, auth failures are not");
+	is_int(err_exit_code((enum err)999), EX_SOFTWARE, "unknown code is 70");
+}
+
+static void
+test_errinfo(void)
+{
+	static struct errinfo ei;
+	char big[100000];
+
+	errinfo_init(&ei);
+	is_int(errinfo_set(&ei, ERR_CONFIG, "%s:%d: bad", "f", 3), ERR_CONFIG,
+		"errinfo_set returns the code");
+	is_str(ei.msg, "f:3: bad", "message formatted");
+	errinfo_prefix(&ei, "loading '%s': ", "x");
+	is_str(ei.msg, "loading 'x': f:3: bad", "prefix added");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	errinfo_set(&ei, ERR_PROTO, "%s", big);
+	is_int((long long)strlen(ei.msg), ERRINFO_MSG_MAX - 1,
+		"long message truncated to the buffer");
+	ok(strcmp(ei.msg + strlen(ei.msg) - 3, "...") == 0,
+		"truncation is marked");
+	is_int(errinfo_set(NULL, ERR_IO, "x"), ERR_IO, "NULL errinfo tolerated");
+}
+
+static void
+test_buf(void)
+{
+	struct buf b;
+	char *s;
+
+	buf_init(&b, 8);
+	is_str(buf_cstr(&b), "", "new buffer is an empty string");
+	is_int(buf_append_str(&b, "abcd"), ERR_OK, "append within limit");
+	is_int(buf_printf(&b, "%d", 1234), ERR_OK, "printf to the limit");
+	is_str(buf_cstr(&b), "abcd1234", "contents");
+	is_int(buf_putc(&b, 'x'), ERR_LIMIT, "append past max is ERR_LIMIT");
+	is_str(buf_cstr(&b), "abcd1234", "failed append leaves it unchanged");
+	buf_consume(&b, 3);
+	is_str(buf_cstr(&b), "d1234", "consume drops the front");
+	buf_truncate(&b, 2);
+	is_str(buf_cstr(&b), "d1", "truncate");
+	s = buf_take(&b);
+	is_str(s, "d1", "take hands the string over");
+	is_int((long long)b.len, 0, "and empties the buffer");
+	free(s);
+	buf_release(&b);
+
+	buf_init_secret(&b, 1 << 20);
+	for (int i = 0; i < 1000; i++) {
+		buf_append_str(&b, "secret");
+	}
+	is_int((long long)b.len, 6000, "secret buffer grows");
+	buf_release(&b);
+	is_int((long long)b.len, 0, "release empties");
+	buf_release(&b);
+	ok(1, "double release is safe");
+}
+
+static void
+test_base64(void)
+{
+	struct buf b;
+	static const struct {
+		const char *plain, *enc;
+	} rows[] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+	};
+	size_t i;
+
+	buf_init(&b, 1024);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		buf_reset(&b);
+		util_base64_encode(&b, rows[i].plain, strlen(rows[i].plain));
+		is_str(buf_cstr(&b), rows[i].enc, "encode '%s'", rows[i].plain);
+		buf_reset(&b);
+		is_int(util_base64_decode(&b, rows[i].enc, strlen(rows[i].enc)),
+			ERR_OK, "decode '%s'", rows[i].enc);
+		is_str(buf_cstr(&b), rows[i].plain, "round trip '%s'",
+			rows[i].plain);
+	}
+	buf_reset(&b);
+	is_int(util_base64_decode(&b, "Zm9v!", 5), ERR_DATA, "bad character");
+	is_int(util_base64_decode(&b, "Z", 1), ERR_DATA, "bad length");
+	buf_reset(&b);
+	util_base64url_encode(&b, "\xfb\xff", 2);
+	is_str(buf_cstr(&b), "-_8", "base64url, no padding");
+	buf_release(&b);
+}
+
+static void
+test_util(void)
+{
+	long v = 0;
+	char small[4];
+
+	is_int(util_parse_long("587", 1, 65535, &v), 0, "parse port");
+	is_int(v, 587, "value");
+	is_int(util_parse_long("70000", 1, 65535, &v), -1, "out of range");
+	is_int(util_parse_long("12x", 0, 100, &v), -1, "junk");
+	is_int(util_parse_long("", 0, 100, &v), -1, "empty");
+	is_int((long long)util_strlcpy(small, "abcdef", sizeof(small)), 6,
+		"strlcpy returns source length");
+	is_str(small, "abc", "strlcpy truncates");
+	is_int(util_strcasecmp("EHLO", "ehlo"), 0, "case-insensitive equal");
+	ok(util_strncasecmp("AUTH PLAIN", "auth", 4) == 0, "prefix compare");
+	ok(util_now_ms() > 0, "monotonic clock");
+}
+
+int
+main(void)
+{
+	test_exit_codes();
+	test_errinfo();
+	test_buf();
+	test_base64();
+	test_util();
+	return tap_done();
+}
