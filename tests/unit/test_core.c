@@ -1,5 +1,6 @@
 /* test_core.c - err, buf and util. */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -142,9 +143,69 @@ test_util(void)
 	ok(util_now_ms() > 0, "monotonic clock");
 }
 
+/*
+ * The exit-status table in doc/oasmtp.1.scd must list every status that
+ * err_exit_code() can return, with the sysexits name of that status.
+ */
+static void
+test_man_page_table(void)
+{
+	static const struct {
+		int code;
+		const char *name;
+	} names[] = {
+		{ 0, "EX_OK" }, { 64, "EX_USAGE" }, { 65, "EX_DATAERR" },
+		{ 67, "EX_NOUSER" }, { 69, "EX_UNAVAILABLE" },
+		{ 70, "EX_SOFTWARE" }, { 74, "EX_IOERR" }, { 75, "EX_TEMPFAIL" },
+		{ 76, "EX_PROTOCOL" }, { 77, "EX_NOPERM" }, { 78, "EX_CONFIG" },
+	};
+	char path[4096], line[512], row[64];
+	int listed[256] = { 0 };
+	const char *dir = getenv("TEST_DATA");
+	FILE *f;
+	int e;
+
+	snprintf(path, sizeof(path), "%s/../doc/oasmtp.1.scd",
+		dir ? dir : "tests");
+	f = fopen(path, "r");
+	if (!ok(f != NULL, "man page %s readable", path)) {
+		return;
+	}
+	/* rows look like "|  75" followed by ":  EX_TEMPFAIL" */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		long code;
+
+		if (line[0] != '|') {
+			continue;
+		}
+		if (sscanf(line, "| %63s", row) != 1 ||
+			util_parse_long(row, 0, 255, &code) != 0) {
+			continue;
+		}
+		if (fgets(line, sizeof(line), f) == NULL) {
+			break;
+		}
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (names[i].code == code) {
+				contains(line, names[i].name,
+					"man page row %ld is %s", code,
+					names[i].name);
+				listed[code] = 1;
+			}
+		}
+	}
+	fclose(f);
+	for (e = 0; e < ERR_MAX; e++) {
+		ok(listed[err_exit_code((enum err)e)],
+			"exit status %d of %s is documented",
+			err_exit_code((enum err)e), err_name((enum err)e));
+	}
+}
+
 int
 main(void)
 {
+	test_man_page_table();
 	test_exit_codes();
 	test_errinfo();
 	test_buf();
