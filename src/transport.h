@@ -11,7 +11,21 @@
  * deadline of 0 means "no deadline".  Every call that waits returns
  * ERR_TIMEOUT when its deadline passes.  Errors: ERR_NET (connection
  * refused/reset/closed, DNS), ERR_TIMEOUT, ERR_TLS (handshake, certificate
- * verification, fingerprint; the message says which check failed), ERR_NOMEM.
+ * verification, fingerprint; the message says which check failed), ERR_NOMEM,
+ * ERR_CONFIG (an unreadable trust, CRL, certificate or key file, or a
+ * malformed fingerprint).
+ *
+ * No hidden buffering below TLS: the TCP transport reads exactly what it is
+ * asked for with one recv(2) and keeps nothing back, so its pending() is
+ * always 0.  Bytes a server sends after its "220 ready to start TLS" reply
+ * therefore sit either in the kernel or in the caller's own line buffer,
+ * never in the transport; the driver detects STARTTLS response injection by
+ * checking its own buffer before calling transport_tls_start(), which in
+ * turn refuses to start when the transport it wraps reports pending bytes.
+ *
+ * Signals: writes never raise SIGPIPE (send(2) with MSG_NOSIGNAL, for TLS
+ * too); a write to a closed connection is ERR_NET.  Reads and writes retry
+ * on EINTR.  Thread safety: a transport is used by one thread at a time.
  */
 #ifndef OASMTP_TRANSPORT_H
 #define OASMTP_TRANSPORT_H
@@ -45,7 +59,11 @@ struct transport_ops {
 	 */
 	enum err (*read)(struct transport *t, void *p, size_t cap,
 		size_t *ret_n, int64_t deadline, struct errinfo *reterr);
-	/* Bytes already received and buffered inside the transport (TLS). */
+	/*
+	 * Bytes already received and buffered inside the transport: always 0
+	 * for TCP; for TLS the decrypted bytes waiting, or at least 1 when
+	 * only undecrypted record bytes are buffered.
+	 */
 	size_t (*pending)(struct transport *t);
 	/* Close and free.  NULL-safe through transport_close(). */
 	void (*close)(struct transport *t);
@@ -63,15 +81,72 @@ struct transport {
  * style: next attempt 250 ms after the previous one unless it failed first),
  * keep the first that succeeds.  source_ip may be NULL.  Sets TCP_NODELAY.
  * On success *ret_t is a new transport owned by the caller.
+ *
+ * host may be a name, an IPv4 literal or an IPv6 literal (brackets
+ * allowed).  Name resolution itself cannot be interrupted and is bounded
+ * only by the resolver's own timeouts; the deadline covers the connects.
+ * Errors: ERR_NET for DNS failures (the message says when the failure is
+ * temporary), refused or unreachable addresses (the message names host,
+ * port and every address's reason); ERR_TIMEOUT when the deadline passes
+ * with attempts still in flight; ERR_CONFIG for a source_ip that is not a
+ * numeric address or shares no address family with host.
  */
 enum err transport_tcp_connect(const char *host, int port,
 	const char *source_ip, int64_t deadline, struct transport **ret_t,
 	struct errinfo *reterr);
 
 /*
+ * The racing part of transport_tcp_connect() on an already resolved list
+ * (any order; it is interleaved IPv6-first here).  host is used only in
+ * messages.  Exposed for callers that resolved themselves and for tests.
+ */
+struct addrinfo;
+enum err transport_tcp_connect_list(const struct addrinfo *list,
+	const char *host, int port, const char *source_ip, int64_t deadline,
+	struct transport **ret_t, struct errinfo *reterr);
+
+/*
+ * Wait until fd is ready for events (POLLIN/POLLOUT) or the deadline passes
+ * (ERR_TIMEOUT, message "timed out <what>").  Retries on EINTR.  Readiness
+ * includes errors and hang-ups: the next I/O call reports them.  Shared by
+ * the implementations and by test transports.
+ */
+enum err transport_poll(int fd, short events, int64_t deadline,
+	const char *what, struct errinfo *reterr);
+
+/*
+ * True (1) when the connected peer of t (TCP or TLS over TCP) is a loopback
+ * address (127.0.0.0/8, ::1, or IPv4-mapped 127.x); 0 otherwise or when
+ * unknown.  The driver uses it to allow AUTH without TLS to localhost only.
+ */
+int transport_peer_is_loopback(const struct transport *t);
+
+/*
  * Run a TLS client handshake over the connected transport *t.  On success
  * *t is replaced by a TLS transport that owns the old one.  On failure *t is
- * left as it was (the caller closes it).
+ * left as it was (the caller closes it).  params and its strings are only
+ * read during the call (the session_cache path is copied).
+ *
+ * Verification: TLS 1.2 or newer only.  With certcheck set and no
+ * fingerprint, the chain is checked against trust_file (a PEM bundle) or
+ * the system store, plus crl_file when given, and params->host is checked
+ * against the certificate (as an IP address when it is an IP literal; SNI
+ * is sent only for names).  A fingerprint (SHA-256, or legacy SHA-1, hex
+ * with or without colons) replaces CA and name checks: the leaf must match
+ * it exactly.  certcheck 0 disables every check.
+ *
+ * Session cache: when session_cache is set, a previous session saved there
+ * for the same host and the same verification mode is offered; a missing,
+ * corrupt, expired or foreign file is ignored.  New sessions (TLS 1.3
+ * tickets arrive after the handshake, during the first reads) are written
+ * atomically (temporary file + rename), mode 0600, creating missing parent
+ * directories with mode 0700.  Failures to save are ignored.
+ *
+ * Errors: ERR_TLS for handshake and verification failures ("certificate has
+ * expired", "host name mismatch (certificate is for X)", "unknown CA /
+ * self-signed certificate", "fingerprint mismatch (got AB:CD:...)"),
+ * ERR_TIMEOUT, ERR_NET when the server closes the connection, ERR_PROTO when
+ * the wrapped transport holds unread bytes, ERR_CONFIG for unusable files.
  */
 enum err transport_tls_start(struct transport **t,
 	const struct tls_params *params, int64_t deadline,
@@ -82,6 +157,9 @@ enum err transport_tls_start(struct transport **t,
  * issuer, validity and SHA-256 fingerprint.  Nothing for a plain transport.
  */
 void transport_tls_info(struct transport *t, struct buf *out);
+
+/* 1 when t is a TLS transport whose session was resumed, else 0. */
+int transport_tls_resumed(const struct transport *t);
 
 static inline void
 transport_close(struct transport *t)

@@ -1,1 +1,1107 @@
-/* transport_tls.c - placeholder, implemented in its own change */
+/*
+ * transport_tls.c - OpenSSL client transport layered on a connected
+ * transport (STARTTLS and implicit TLS).  See transport.h for the contract.
+ *
+ * OpenSSL talks to the socket through a small BIO of our own that uses
+ * send(MSG_NOSIGNAL)/recv, so a write to a closed connection can never raise
+ * SIGPIPE, and so that we learn when the peer closed the connection.  The
+ * socket is non-blocking; every WANT_READ/WANT_WRITE is turned into a
+ * transport_poll() against the caller's deadline.
+ *
+ * Ownership: the TLS transport owns its SSL_CTX, SSL (which owns the BIO),
+ * the captured leaf certificate, a copy of the session-cache path and the
+ * wrapped transport; tls_close() releases all of them.
+ */
+#include "transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "util.h"
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#define peer_certificate(ssl) SSL_get1_peer_certificate(ssl)
+#else
+#define peer_certificate(ssl) SSL_get_peer_certificate(ssl)
+#endif
+
+/* A session file is small; anything bigger is not ours. */
+#define SESSION_FILE_MAX (64 * 1024)
+
+/* Longest fingerprint digest we accept (SHA-256). */
+#define FP_MAX 32
+
+enum check_mode {
+	CHECK_CA,		/* chain + host name */
+	CHECK_FINGERPRINT,	/* leaf digest only */
+	CHECK_NONE,		/* certcheck off */
+};
+
+static const char *const check_names[] = {
+	[CHECK_CA] = "ca",
+	[CHECK_FINGERPRINT] = "fingerprint",
+	[CHECK_NONE] = "none",
+};
+
+struct tls_transport {
+	struct transport base;
+	struct transport *inner;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	enum check_mode mode;
+	int eof;		/* the BIO saw the peer close */
+	int sys_errno;		/* last errno from the BIO */
+	X509 *leaf;		/* captured by the verify callback */
+	X509 *failed;		/* certificate at the first verify error */
+	char *session_path;	/* NULL: no session cache */
+	char host[256];
+};
+
+/* ---- a socket BIO that never raises SIGPIPE ---- */
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static int
+sock_bio_write(BIO *b, const char *p, int n)
+{
+	struct tls_transport *tt = BIO_get_data(b);
+	ssize_t w;
+
+	BIO_clear_retry_flags(b);
+	do {
+		w = send(tt->base.fd, p, (size_t)n, MSG_NOSIGNAL);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			BIO_set_retry_write(b);
+		} else {
+			tt->sys_errno = errno;
+			if (errno == EPIPE || errno == ECONNRESET) {
+				tt->eof = 1;
+			}
+		}
+		return -1;
+	}
+	return (int)w;
+}
+
+static int
+sock_bio_read(BIO *b, char *p, int n)
+{
+	struct tls_transport *tt = BIO_get_data(b);
+	ssize_t r;
+
+	BIO_clear_retry_flags(b);
+	do {
+		r = recv(tt->base.fd, p, (size_t)n, 0);
+	} while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		tt->eof = 1;
+		return 0;
+	}
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			BIO_set_retry_read(b);
+		} else {
+			tt->sys_errno = errno;
+			if (errno == ECONNRESET) {
+				tt->eof = 1;
+			}
+		}
+		return -1;
+	}
+	return (int)r;
+}
+
+static long
+sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_transport *tt = BIO_get_data(b);
+
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_EOF:
+		return tt != NULL && tt->eof;
+	default:
+		return 0;
+	}
+}
+
+static void
+sock_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+		"oasmtp socket");
+
+	if (m == NULL) {
+		return;
+	}
+	if (!BIO_meth_set_write(m, sock_bio_write)
+		|| !BIO_meth_set_read(m, sock_bio_read)
+		|| !BIO_meth_set_ctrl(m, sock_bio_ctrl)) {
+		BIO_meth_free(m);
+		return;
+	}
+	sock_method = m;
+}
+
+/* ---- helpers ---- */
+
+/* The reason text of the most relevant queued OpenSSL error, or dflt. */
+static const char *
+ssl_reason(const char *dflt)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r;
+
+	if (e == 0) {
+		return dflt;
+	}
+	r = ERR_reason_error_string(e);
+	return r != NULL ? r : dflt;
+}
+
+static int
+host_is_ip(const char *host)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, host, a) == 1
+		|| inet_pton(AF_INET6, host, a) == 1;
+}
+
+static void
+append_hex(struct buf *out, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		buf_printf(out, "%s%02X", i > 0 ? ":" : "", p[i]);
+	}
+}
+
+static void
+append_name(struct buf *out, const X509_NAME *name)
+{
+	BIO *m = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	if (m == NULL) {
+		return;
+	}
+	X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	n = BIO_get_mem_data(m, &p);
+	if (n > 0) {
+		buf_append(out, p, (size_t)n);
+	}
+	BIO_free(m);
+}
+
+static void
+append_time(struct buf *out, const ASN1_TIME *t)
+{
+	BIO *m = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	if (m == NULL) {
+		return;
+	}
+	if (t != NULL && ASN1_TIME_print(m, t)) {
+		n = BIO_get_mem_data(m, &p);
+		if (n > 0) {
+			buf_append(out, p, (size_t)n);
+		}
+	}
+	BIO_free(m);
+}
+
+/* The names a certificate is valid for: DNS and IP SANs, else the CN. */
+static void
+append_cert_names(struct buf *out, X509 *cert)
+{
+	GENERAL_NAMES *names;
+	size_t before = out->len;
+
+	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names)
+		&& i < 16; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+		const char *sep = out->len > before ? ", " : "";
+
+		if (gn->type == GEN_DNS) {
+			const ASN1_IA5STRING *s = gn->d.dNSName;
+
+			buf_printf(out, "%s%.*s", sep, ASN1_STRING_length(s),
+				(const char *)ASN1_STRING_get0_data(s));
+		} else if (gn->type == GEN_IPADD) {
+			const ASN1_OCTET_STRING *s = gn->d.iPAddress;
+			char text[64];
+			int len = ASN1_STRING_length(s);
+			int af = len == 4 ? AF_INET : len == 16 ? AF_INET6 : 0;
+
+			if (af != 0 && inet_ntop(af, ASN1_STRING_get0_data(s),
+				text, sizeof(text)) != NULL) {
+				buf_printf(out, "%s%s", sep, text);
+			}
+		}
+	}
+	GENERAL_NAMES_free(names);
+	if (out->len == before) {
+		char cn[256];
+
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+			NID_commonName, cn, sizeof(cn)) > 0) {
+			buf_append_str(out, cn);
+		} else {
+			buf_append_str(out, "no name");
+		}
+	}
+}
+
+/*
+ * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 20 (SHA-1) or 32
+ * (SHA-256).  -1 for anything else.
+ */
+static int
+parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
+{
+	size_t n = 0;
+	int half = -1;
+
+	for (; *s != '\0'; s++) {
+		int v;
+
+		if (*s == ':' || *s == ' ') {
+			if (half >= 0) {
+				return -1;
+			}
+			continue;
+		}
+		if (*s >= '0' && *s <= '9') {
+			v = *s - '0';
+		} else if (*s >= 'a' && *s <= 'f') {
+			v = *s - 'a' + 10;
+		} else if (*s >= 'A' && *s <= 'F') {
+			v = *s - 'A' + 10;
+		} else {
+			return -1;
+		}
+		if (half < 0) {
+			half = v;
+			continue;
+		}
+		if (n >= FP_MAX) {
+			return -1;
+		}
+		out[n++] = (unsigned char)(half << 4 | v);
+		half = -1;
+	}
+	if (half >= 0 || (n != 20 && n != 32)) {
+		return -1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- verification ---- */
+
+static int tls_ex_index = -1;
+static pthread_once_t tls_ex_once = PTHREAD_ONCE_INIT;
+
+static void
+tls_ex_init(void)
+{
+	tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static struct tls_transport *
+tls_from_ssl(SSL *ssl)
+{
+	return SSL_get_ex_data(ssl, tls_ex_index);
+}
+
+/* Remember the leaf and the first failing certificate; decide nothing. */
+static int
+verify_cb(int preverify_ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs,
+		SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_transport *tt = ssl != NULL ? tls_from_ssl(ssl) : NULL;
+
+	if (tt == NULL) {
+		return preverify_ok;
+	}
+	if (tt->leaf == NULL) {
+		X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+
+		if (leaf != NULL && X509_up_ref(leaf)) {
+			tt->leaf = leaf;
+		}
+	}
+	if (!preverify_ok && tt->failed == NULL) {
+		X509 *cur = X509_STORE_CTX_get_current_cert(xs);
+
+		if (cur != NULL && X509_up_ref(cur)) {
+			tt->failed = cur;
+		}
+	}
+	return preverify_ok;
+}
+
+/* Describe a verification failure in words a user can act on. */
+static enum err
+verify_error(struct tls_transport *tt, long code, struct errinfo *reterr)
+{
+	struct buf m;
+	X509 *cert = tt->failed != NULL ? tt->failed : tt->leaf;
+	enum err e;
+
+	buf_init(&m, 4096);
+	switch (code) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		buf_append_str(&m, "certificate has expired");
+		if (cert != NULL) {
+			buf_append_str(&m, " (not valid after ");
+			append_time(&m, X509_get0_notAfter(cert));
+			buf_putc(&m, ')');
+		}
+		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		buf_append_str(&m, "certificate is not yet valid");
+		if (cert != NULL) {
+			buf_append_str(&m, " (not valid before ");
+			append_time(&m, X509_get0_notBefore(cert));
+			buf_putc(&m, ')');
+		}
+		break;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		buf_printf(&m, "%s mismatch (certificate is for ",
+			code == X509_V_ERR_HOSTNAME_MISMATCH ? "host name"
+			: "IP address");
+		if (tt->leaf != NULL) {
+			append_cert_names(&m, tt->leaf);
+		} else {
+			buf_append_str(&m, "unknown names");
+		}
+		buf_putc(&m, ')');
+		break;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		buf_append_str(&m, "unknown CA / self-signed certificate");
+		if (cert != NULL) {
+			buf_append_str(&m, " (issuer: ");
+			append_name(&m, X509_get_issuer_name(cert));
+			buf_append_str(&m, "); set tls_trust_file or "
+				"tls_fingerprint if this server is trusted");
+		}
+		break;
+	case X509_V_ERR_CERT_REVOKED:
+		buf_append_str(&m, "certificate has been revoked");
+		break;
+	default:
+		buf_printf(&m, "%s", X509_verify_cert_error_string(code));
+		break;
+	}
+	e = errinfo_set(reterr, ERR_TLS,
+		"TLS certificate verification failed for %s: %s", tt->host,
+		buf_cstr(&m));
+	buf_release(&m);
+	return e;
+}
+
+static enum err
+check_fingerprint(struct tls_transport *tt, const char *want_text,
+	struct errinfo *reterr)
+{
+	unsigned char want[FP_MAX], got[EVP_MAX_MD_SIZE];
+	unsigned int got_len = 0;
+	size_t want_len;
+	X509 *cert;
+	struct buf m;
+	enum err e;
+	int match;
+
+	if (parse_fingerprint(want_text, want, &want_len) != 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"tls_fingerprint '%s' is not a SHA-256 (or SHA-1) hex "
+			"digest", want_text);
+	}
+	cert = peer_certificate(tt->ssl);
+	if (cert == NULL) {
+		return errinfo_set(reterr, ERR_TLS,
+			"TLS: %s sent no certificate", tt->host);
+	}
+	if (!X509_digest(cert, want_len == 20 ? EVP_sha1() : EVP_sha256(),
+		got, &got_len)) {
+		X509_free(cert);
+		return errinfo_set(reterr, ERR_TLS,
+			"TLS: cannot compute the certificate fingerprint: %s",
+			ssl_reason("unknown error"));
+	}
+	X509_free(cert);
+	match = got_len == want_len && CRYPTO_memcmp(got, want, want_len) == 0;
+	if (match) {
+		return ERR_OK;
+	}
+	buf_init(&m, 256);
+	append_hex(&m, got, got_len);
+	e = errinfo_set(reterr, ERR_TLS,
+		"TLS certificate check failed for %s: fingerprint mismatch "
+		"(got %s)", tt->host, buf_cstr(&m));
+	buf_release(&m);
+	return e;
+}
+
+/* ---- session cache ---- */
+
+/* Create the missing directories above path, mode 0700. */
+static int
+make_parent_dirs(const char *path)
+{
+	char dir[4096];
+	size_t len = util_strlcpy(dir, path, sizeof(dir));
+
+	if (len >= sizeof(dir)) {
+		return -1;
+	}
+	for (char *p = dir + 1; *p != '\0'; p++) {
+		if (*p != '/') {
+			continue;
+		}
+		*p = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Called by OpenSSL whenever a new session (TLS 1.3: ticket) arrives. */
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_transport *tt = tls_from_ssl(ssl);
+	struct buf tmp;
+	BIO *m = NULL;
+	char *pem;
+	long pem_len;
+	int fd = -1;
+	int ok = 0;
+
+	if (tt == NULL || tt->session_path == NULL
+		|| !SSL_SESSION_is_resumable(sess)) {
+		return 0;
+	}
+	buf_init(&tmp, 4200);
+	if (make_parent_dirs(tt->session_path) != 0
+		|| buf_printf(&tmp, "%s.XXXXXX", tt->session_path) != ERR_OK) {
+		goto out;
+	}
+	m = BIO_new(BIO_s_mem());
+	if (m == NULL
+		|| BIO_printf(m, "oasmtp-session host=%s check=%s\n", tt->host,
+			check_names[tt->mode]) <= 0
+		|| !PEM_write_bio_SSL_SESSION(m, sess)) {
+		goto out;
+	}
+	pem_len = BIO_get_mem_data(m, &pem);
+	fd = mkstemp(tmp.data);		/* mode 0600 */
+	if (fd < 0) {
+		goto out;
+	}
+	if (fchmod(fd, 0600) == 0 && pem_len > 0
+		&& util_write_all(fd, pem, (size_t)pem_len) == 0
+		&& close(fd) == 0) {
+		fd = -1;
+		ok = rename(tmp.data, tt->session_path) == 0;
+	}
+	if (!ok) {
+		unlink(tmp.data);
+	}
+out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	BIO_free(m);
+	buf_release(&tmp);
+	/* 0: we kept no reference to sess. */
+	return 0;
+}
+
+/*
+ * Load the saved session for this host and check mode, or NULL when there
+ * is none or it does not fit.  Never an error: a bad file is ignored.
+ */
+static SSL_SESSION *
+load_session(const struct tls_transport *tt)
+{
+	char data[SESSION_FILE_MAX];
+	char want[512];
+	SSL_SESSION *sess = NULL;
+	struct stat st;
+	size_t len = 0;
+	char *nl;
+	BIO *m;
+	int fd;
+
+	fd = open(tt->session_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
+		|| st.st_uid != geteuid() || st.st_size >= SESSION_FILE_MAX) {
+		close(fd);
+		return NULL;
+	}
+	while (len < sizeof(data) - 1) {
+		ssize_t r = read(fd, data + len, sizeof(data) - 1 - len);
+
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			break;
+		}
+		len += (size_t)r;
+	}
+	close(fd);
+	data[len] = '\0';
+	snprintf(want, sizeof(want), "oasmtp-session host=%s check=%s",
+		tt->host, check_names[tt->mode]);
+	nl = memchr(data, '\n', len);
+	if (nl == NULL || (size_t)(nl - data) != strlen(want)
+		|| memcmp(data, want, strlen(want)) != 0) {
+		util_wipe(data, sizeof(data));
+		return NULL;
+	}
+	m = BIO_new_mem_buf(nl + 1, (int)(len - (size_t)(nl + 1 - data)));
+	if (m != NULL) {
+		sess = PEM_read_bio_SSL_SESSION(m, NULL, NULL, NULL);
+		BIO_free(m);
+	}
+	util_wipe(data, sizeof(data));
+	ERR_clear_error();
+	if (sess == NULL) {
+		return NULL;
+	}
+	if (!SSL_SESSION_is_resumable(sess)
+		|| (long)SSL_SESSION_get_time(sess)
+		+ (long)SSL_SESSION_get_timeout(sess) <= (long)time(NULL)) {
+		SSL_SESSION_free(sess);
+		return NULL;
+	}
+	return sess;
+}
+
+/* ---- I/O ---- */
+
+/*
+ * Map the outcome of an SSL call: ERR_OK after waiting for what OpenSSL
+ * asked for (the caller retries), or the error.
+ */
+static enum err
+tls_step(struct tls_transport *tt, int ret, int64_t deadline,
+	const char *what, struct errinfo *reterr)
+{
+	int code = SSL_get_error(tt->ssl, ret);
+
+	switch (code) {
+	case SSL_ERROR_WANT_READ:
+		return transport_poll(tt->base.fd, POLLIN, deadline, what,
+			reterr);
+	case SSL_ERROR_WANT_WRITE:
+		return transport_poll(tt->base.fd, POLLOUT, deadline, what,
+			reterr);
+	case SSL_ERROR_ZERO_RETURN:
+		return errinfo_set(reterr, ERR_NET,
+			"connection closed by server");
+	default:
+		break;
+	}
+	if (tt->eof) {
+		if (reterr != NULL) {
+			reterr->sys_errno = tt->sys_errno;
+		}
+		return errinfo_set(reterr, ERR_NET,
+			"connection closed by server%s%s%s",
+			tt->sys_errno != 0 ? " (" : "",
+			tt->sys_errno != 0 ? strerror(tt->sys_errno) : "",
+			tt->sys_errno != 0 ? ")" : "");
+	}
+	if (code == SSL_ERROR_SYSCALL && tt->sys_errno != 0) {
+		if (reterr != NULL) {
+			reterr->sys_errno = tt->sys_errno;
+		}
+		return errinfo_set(reterr, ERR_NET, "%s: %s", what,
+			strerror(tt->sys_errno));
+	}
+	return errinfo_set(reterr, ERR_TLS, "TLS error %s: %s", what,
+		ssl_reason("unknown error"));
+}
+
+static enum err
+tls_write(struct transport *t, const void *p, size_t n, int64_t deadline,
+	struct errinfo *reterr)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+	const char *c = p;
+
+	while (n > 0) {
+		size_t done = 0;
+		enum err e;
+
+		ERR_clear_error();
+		if (SSL_write_ex(tt->ssl, c, n, &done) == 1) {
+			c += done;
+			n -= done;
+			continue;
+		}
+		e = tls_step(tt, 0, deadline, "sending to server", reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	return ERR_OK;
+}
+
+static enum err
+tls_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
+	int64_t deadline, struct errinfo *reterr)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+
+	*ret_n = 0;
+	if (cap == 0) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"transport read with no room");
+	}
+	for (;;) {
+		size_t got = 0;
+		enum err e;
+
+		ERR_clear_error();
+		if (SSL_read_ex(tt->ssl, p, cap, &got) == 1) {
+			*ret_n = got;
+			return ERR_OK;
+		}
+		e = tls_step(tt, 0, deadline, "waiting for data from server",
+			reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+}
+
+static size_t
+tls_pending(struct transport *t)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+	int n = SSL_pending(tt->ssl);
+
+	if (n > 0) {
+		return (size_t)n;
+	}
+	return SSL_has_pending(tt->ssl) ? 1 : 0;
+}
+
+static void
+tls_free(struct tls_transport *tt)
+{
+	if (tt->ssl != NULL) {
+		SSL_free(tt->ssl);
+	}
+	SSL_CTX_free(tt->ctx);
+	X509_free(tt->leaf);
+	X509_free(tt->failed);
+	free(tt->session_path);
+	free(tt);
+}
+
+static void
+tls_close(struct transport *t)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+
+	/* One non-blocking attempt at close_notify; the result is moot. */
+	ERR_clear_error();
+	(void)SSL_shutdown(tt->ssl);
+	ERR_clear_error();
+	transport_close(tt->inner);
+	tls_free(tt);
+}
+
+static void
+tls_describe(struct transport *t, struct buf *out)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+
+	buf_printf(out, "%s %s%s over ", SSL_get_version(tt->ssl),
+		SSL_get_cipher_name(tt->ssl),
+		SSL_session_reused(tt->ssl) ? " (resumed)" : "");
+	tt->inner->ops->describe(tt->inner, out);
+}
+
+static const struct transport_ops tls_ops = {
+	.write = tls_write,
+	.read = tls_read,
+	.pending = tls_pending,
+	.close = tls_close,
+	.describe = tls_describe,
+};
+
+/* ---- setting up ---- */
+
+static enum err
+load_file_err(const char *key, const char *file, struct errinfo *reterr)
+{
+	struct stat st;
+
+	if (stat(file, &st) != 0) {
+		if (reterr != NULL) {
+			reterr->sys_errno = errno;
+		}
+		return errinfo_set(reterr, ERR_CONFIG, "%s %s: %s", key, file,
+			strerror(errno));
+	}
+	return errinfo_set(reterr, ERR_CONFIG, "%s %s: cannot load: %s", key,
+		file, ssl_reason("bad file"));
+}
+
+static enum err
+setup_ctx(struct tls_transport *tt, const struct tls_params *params,
+	struct errinfo *reterr)
+{
+	SSL_CTX *ctx;
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM,
+			"cannot create TLS context: %s", ssl_reason("?"));
+	}
+	tt->ctx = ctx;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"cannot require TLS 1.2: %s", ssl_reason("?"));
+	}
+	if (tt->mode == CHECK_CA) {
+		const char *tf = params->trust_file;
+		struct stat st;
+
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+		if (tf == NULL || tf[0] == '\0' || strcmp(tf, "system") == 0) {
+			if (!SSL_CTX_set_default_verify_paths(ctx)) {
+				return errinfo_set(reterr, ERR_CONFIG,
+					"cannot load the system trust store: %s",
+					ssl_reason("?"));
+			}
+		} else if (stat(tf, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (!SSL_CTX_load_verify_locations(ctx, NULL, tf)) {
+				return load_file_err("tls_trust_file", tf, reterr);
+			}
+		} else if (!SSL_CTX_load_verify_locations(ctx, tf, NULL)) {
+			return load_file_err("tls_trust_file", tf, reterr);
+		}
+		if (params->crl_file != NULL && params->crl_file[0] != '\0') {
+			X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+			X509_LOOKUP *lu = X509_STORE_add_lookup(store,
+				X509_LOOKUP_file());
+
+			if (lu == NULL || X509_load_crl_file(lu, params->crl_file,
+				X509_FILETYPE_PEM) <= 0) {
+				return load_file_err("tls_crl_file",
+					params->crl_file, reterr);
+			}
+			X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+		}
+	} else {
+		/* Fingerprint: checked after the handshake.  None: nothing. */
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	if (params->cert_file != NULL && params->cert_file[0] != '\0') {
+		const char *key = params->key_file != NULL
+			&& params->key_file[0] != '\0' ? params->key_file
+			: params->cert_file;
+
+		if (SSL_CTX_use_certificate_chain_file(ctx,
+			params->cert_file) != 1) {
+			return load_file_err("tls_cert_file", params->cert_file,
+				reterr);
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+			return load_file_err("tls_key_file", key, reterr);
+		}
+		if (SSL_CTX_check_private_key(ctx) != 1) {
+			return errinfo_set(reterr, ERR_CONFIG,
+				"tls_key_file %s does not match tls_cert_file %s",
+				key, params->cert_file);
+		}
+	}
+	if (tt->session_path != NULL) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
+			| SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	}
+	return ERR_OK;
+}
+
+static enum err
+setup_ssl(struct tls_transport *tt, struct errinfo *reterr)
+{
+	BIO *bio;
+
+	tt->ssl = SSL_new(tt->ctx);
+	if (tt->ssl == NULL || tls_ex_index < 0
+		|| !SSL_set_ex_data(tt->ssl, tls_ex_index, tt)) {
+		return errinfo_set(reterr, ERR_NOMEM,
+			"cannot create TLS connection: %s", ssl_reason("?"));
+	}
+	bio = BIO_new(sock_method);
+	if (bio == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "cannot create TLS BIO");
+	}
+	BIO_set_data(bio, tt);
+	BIO_set_init(bio, 1);
+	SSL_set_bio(tt->ssl, bio, bio);
+
+	if (host_is_ip(tt->host)) {
+		/* RFC 6066: no SNI for address literals. */
+		if (tt->mode == CHECK_CA && !X509_VERIFY_PARAM_set1_ip_asc(
+			SSL_get0_param(tt->ssl), tt->host)) {
+			return errinfo_set(reterr, ERR_INTERNAL,
+				"cannot set IP address to verify");
+		}
+	} else {
+		if (!SSL_set_tlsext_host_name(tt->ssl, tt->host)) {
+			return errinfo_set(reterr, ERR_INTERNAL,
+				"cannot set SNI host name %s", tt->host);
+		}
+		if (tt->mode == CHECK_CA) {
+			SSL_set_hostflags(tt->ssl,
+				X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (!SSL_set1_host(tt->ssl, tt->host)) {
+				return errinfo_set(reterr, ERR_INTERNAL,
+					"cannot set host name to verify");
+			}
+		}
+	}
+	if (tt->session_path != NULL) {
+		SSL_SESSION *sess = load_session(tt);
+
+		if (sess != NULL) {
+			(void)SSL_set_session(tt->ssl, sess);
+			SSL_SESSION_free(sess);
+		}
+	}
+	return ERR_OK;
+}
+
+static enum err
+handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
+{
+	for (;;) {
+		int r;
+		int code;
+		long vr;
+		enum err e;
+
+		ERR_clear_error();
+		r = SSL_connect(tt->ssl);
+		if (r == 1) {
+			return ERR_OK;
+		}
+		code = SSL_get_error(tt->ssl, r);
+		if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
+			e = tls_step(tt, r, deadline, "during the TLS handshake",
+				reterr);
+			if (e != ERR_OK) {
+				return e;
+			}
+			continue;
+		}
+		vr = SSL_get_verify_result(tt->ssl);
+		if (tt->mode == CHECK_CA && vr != X509_V_OK) {
+			return verify_error(tt, vr, reterr);
+		}
+		if (tt->eof) {
+			return errinfo_set(reterr, ERR_NET,
+				"connection closed by server during the TLS "
+				"handshake with %s", tt->host);
+		}
+		if (code == SSL_ERROR_SSL) {
+			unsigned long le = ERR_peek_last_error();
+			int reason = ERR_GET_REASON(le);
+
+			if (reason == SSL_R_UNSUPPORTED_PROTOCOL
+				|| reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION
+				|| reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {
+				return errinfo_set(reterr, ERR_TLS,
+					"TLS handshake with %s failed: %s (the "
+					"server does not offer TLS 1.2 or newer)",
+					tt->host, ssl_reason("?"));
+			}
+		}
+		if (code == SSL_ERROR_SYSCALL && tt->sys_errno != 0) {
+			return errinfo_set(reterr, ERR_NET,
+				"TLS handshake with %s failed: %s", tt->host,
+				strerror(tt->sys_errno));
+		}
+		return errinfo_set(reterr, ERR_TLS,
+			"TLS handshake with %s failed: %s", tt->host,
+			ssl_reason("unknown error"));
+	}
+}
+
+enum err
+transport_tls_start(struct transport **t, const struct tls_params *params,
+	int64_t deadline, struct errinfo *reterr)
+{
+	struct tls_transport *tt;
+	const char *host;
+	size_t len;
+	enum err e;
+
+	if (t == NULL || *t == NULL || (*t)->fd < 0 || params == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"TLS start without a connection");
+	}
+	if ((*t)->ops->pending(*t) > 0) {
+		return errinfo_set(reterr, ERR_PROTO,
+			"server sent data before the TLS handshake");
+	}
+	pthread_once(&sock_method_once, sock_method_init);
+	pthread_once(&tls_ex_once, tls_ex_init);
+	if (sock_method == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "cannot set up TLS");
+	}
+
+	tt = calloc(1, sizeof(*tt));
+	if (tt == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	tt->base.ops = &tls_ops;
+	tt->base.fd = (*t)->fd;
+	host = params->host != NULL ? params->host : "";
+	len = strlen(host);
+	/* "[::1]" names the address ::1. */
+	if (host[0] == '[' && len > 2 && host[len - 1] == ']'
+		&& len - 2 < sizeof(tt->host)) {
+		memcpy(tt->host, host + 1, len - 2);
+		tt->host[len - 2] = '\0';
+	} else if (util_strlcpy(tt->host, host, sizeof(tt->host))
+		>= sizeof(tt->host)) {
+		free(tt);
+		return errinfo_set(reterr, ERR_CONFIG, "host name too long");
+	}
+	if (!params->certcheck) {
+		tt->mode = CHECK_NONE;
+	} else if (params->fingerprint != NULL
+		&& params->fingerprint[0] != '\0') {
+		tt->mode = CHECK_FINGERPRINT;
+	} else {
+		tt->mode = CHECK_CA;
+	}
+	if (tt->mode == CHECK_CA && tt->host[0] == '\0') {
+		free(tt);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"TLS needs a host name to verify");
+	}
+	if (params->session_cache != NULL && params->session_cache[0] != '\0') {
+		tt->session_path = strdup(params->session_cache);
+		if (tt->session_path == NULL) {
+			free(tt);
+			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		}
+	}
+
+	e = setup_ctx(tt, params, reterr);
+	if (e == ERR_OK) {
+		e = setup_ssl(tt, reterr);
+	}
+	if (e == ERR_OK) {
+		e = handshake(tt, deadline, reterr);
+	}
+	if (e == ERR_OK && tt->mode == CHECK_FINGERPRINT) {
+		e = check_fingerprint(tt, params->fingerprint, reterr);
+	}
+	if (e != ERR_OK) {
+		ERR_clear_error();
+		tls_free(tt);
+		return e;
+	}
+	tt->inner = *t;
+	*t = &tt->base;
+	return ERR_OK;
+}
+
+int
+transport_tls_resumed(const struct transport *t)
+{
+	const struct tls_transport *tt = (const struct tls_transport *)t;
+
+	if (t == NULL || t->ops != &tls_ops) {
+		return 0;
+	}
+	return SSL_session_reused(tt->ssl) == 1;
+}
+
+void
+transport_tls_info(struct transport *t, struct buf *out)
+{
+	struct tls_transport *tt = (struct tls_transport *)t;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	X509 *cert;
+
+	if (t == NULL || t->ops != &tls_ops) {
+		return;
+	}
+	buf_printf(out, "TLS session:\n    protocol: %s\n    cipher: %s\n"
+		"    resumed: %s\n", SSL_get_version(tt->ssl),
+		SSL_get_cipher_name(tt->ssl),
+		SSL_session_reused(tt->ssl) ? "yes" : "no");
+	cert = peer_certificate(tt->ssl);
+	if (cert == NULL) {
+		buf_append_str(out, "TLS certificate: none\n");
+		return;
+	}
+	buf_append_str(out, "TLS certificate:\n    subject: ");
+	append_name(out, X509_get_subject_name(cert));
+	buf_append_str(out, "\n    issuer: ");
+	append_name(out, X509_get_issuer_name(cert));
+	buf_append_str(out, "\n    valid from: ");
+	append_time(out, X509_get0_notBefore(cert));
+	buf_append_str(out, "\n    valid until: ");
+	append_time(out, X509_get0_notAfter(cert));
+	buf_append_str(out, "\n    SHA-256 fingerprint: ");
+	if (X509_digest(cert, EVP_sha256(), md, &md_len)) {
+		append_hex(out, md, md_len);
+	}
+	buf_putc(out, '\n');
+	X509_free(cert);
+}

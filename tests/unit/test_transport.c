@@ -1,9 +1,1439 @@
-/* test_transport.c - placeholder: replaced by the change that implements the module. */
+/*
+ * test_transport.c - TCP and TLS transports against in-process servers.
+ *
+ * A test CA, a second (untrusted) CA and the server certificates are made
+ * with the OpenSSL API into a mkdtemp directory at start.  Servers are
+ * threads on 127.0.0.1 (and ::1 when present), port 0, each serving a fixed
+ * number of connections with 5 s socket timeouts, and are always joined.
+ * SIGPIPE is blocked in server threads only: the main thread keeps the
+ * default action, so a client write that raised SIGPIPE would kill the test.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "err.h"
 #include "tap.h"
+#include "transport.h"
+#include "util.h"
+
+static char tmpdir[256];
+static struct errinfo ei;
+
+/* ---- certificates ---- */
+
+static EVP_PKEY *
+gen_key(void)
+{
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+	EVP_PKEY *key = NULL;
+
+	if (kc == NULL || EVP_PKEY_keygen_init(kc) <= 0
+		|| EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc,
+			NID_X9_62_prime256v1) <= 0
+		|| EVP_PKEY_keygen(kc, &key) <= 0) {
+		key = NULL;
+	}
+	EVP_PKEY_CTX_free(kc);
+	return key;
+}
+
+static void
+add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ex;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
+	ex = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (ex != NULL) {
+		X509_add_ext(cert, ex, -1);
+		X509_EXTENSION_free(ex);
+	}
+}
+
+/*
+ * A certificate for key, valid from now+from_s to now+until_s, signed by
+ * ca/ca_key (self-signed when ca is NULL).  san NULL: a CA certificate.
+ */
+static X509 *
+make_cert(const char *cn, const char *san, EVP_PKEY *key, X509 *ca,
+	EVP_PKEY *ca_key, long from_s, long until_s)
+{
+	static long serial = 1;
+	X509 *x = X509_new();
+	X509_NAME *name;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+		(const unsigned char *)"oasmtp tests", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+		(const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : name);
+	X509_gmtime_adj(X509_getm_notBefore(x), from_s);
+	X509_gmtime_adj(X509_getm_notAfter(x), until_s);
+	X509_set_pubkey(x, key);
+	if (san == NULL) {
+		add_ext(x, ca != NULL ? ca : x, NID_basic_constraints,
+			"critical,CA:TRUE");
+		add_ext(x, ca != NULL ? ca : x, NID_key_usage,
+			"critical,keyCertSign,cRLSign");
+	} else {
+		add_ext(x, ca != NULL ? ca : x, NID_basic_constraints,
+			"CA:FALSE");
+		add_ext(x, ca != NULL ? ca : x, NID_subject_alt_name, san);
+	}
+	X509_sign(x, ca_key != NULL ? ca_key : key, EVP_sha256());
+	return x;
+}
+
+static void
+path_in_tmp(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "%s/%s", tmpdir, name);
+}
+
+static int
+write_pem(const char *name, X509 *cert, EVP_PKEY *key)
+{
+	char path[512];
+	FILE *f;
+	int ok = 1;
+
+	path_in_tmp(path, sizeof(path), name);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		return 0;
+	}
+	if (cert != NULL) {
+		ok = ok && PEM_write_X509(f, cert);
+	}
+	if (key != NULL) {
+		ok = ok && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL,
+			NULL);
+	}
+	return fclose(f) == 0 && ok;
+}
+
+static void
+fingerprint_of(X509 *cert, int colons, int lower, char *out, size_t size)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	size_t pos = 0;
+
+	X509_digest(cert, EVP_sha256(), md, &n);
+	out[0] = '\0';
+	for (unsigned int i = 0; i < n && pos + 4 < size; i++) {
+		pos += (size_t)snprintf(out + pos, size - pos,
+			lower ? "%s%02x" : "%s%02X",
+			colons && i > 0 ? ":" : "", md[i]);
+	}
+}
+
+struct pki {
+	EVP_PKEY *ca_key, *ca2_key, *srv_key, *cli_key;
+	X509 *ca, *ca2, *good, *expired, *foreign, *client;
+};
+
+static struct pki pki;
+
+/* A CRL from the test CA, revoking cert when it is not NULL. */
+static int
+write_crl(const char *name, X509 *revoked)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *now = X509_gmtime_adj(NULL, -60);
+	ASN1_TIME *next = X509_gmtime_adj(NULL, 86400);
+	char path[512];
+	FILE *f;
+	int ok = 0;
+
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(pki.ca));
+	X509_CRL_set1_lastUpdate(crl, now);
+	X509_CRL_set1_nextUpdate(crl, next);
+	if (revoked != NULL) {
+		X509_REVOKED *r = X509_REVOKED_new();
+
+		X509_REVOKED_set_serialNumber(r,
+			X509_get_serialNumber(revoked));
+		X509_REVOKED_set_revocationDate(r, now);
+		X509_CRL_add0_revoked(crl, r);
+	}
+	X509_CRL_sort(crl);
+	if (X509_CRL_sign(crl, pki.ca_key, EVP_sha256()) > 0) {
+		path_in_tmp(path, sizeof(path), name);
+		f = fopen(path, "w");
+		if (f != NULL) {
+			ok = PEM_write_X509_CRL(f, crl);
+			ok = fclose(f) == 0 && ok;
+		}
+	}
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	X509_CRL_free(crl);
+	return ok;
+}
+
+static int
+make_pki(void)
+{
+	const char *san = "DNS:localhost,IP:127.0.0.1,IP:::1";
+
+	pki.ca_key = gen_key();
+	pki.ca2_key = gen_key();
+	pki.srv_key = gen_key();
+	pki.cli_key = gen_key();
+	if (pki.ca_key == NULL || pki.ca2_key == NULL || pki.srv_key == NULL
+		|| pki.cli_key == NULL) {
+		return 0;
+	}
+	pki.ca = make_cert("oasmtp Test CA", NULL, pki.ca_key, NULL, NULL,
+		-86400, 86400 * 30);
+	pki.ca2 = make_cert("Untrusted CA", NULL, pki.ca2_key, NULL, NULL,
+		-86400, 86400 * 30);
+	pki.good = make_cert("localhost", san, pki.srv_key, pki.ca,
+		pki.ca_key, -3600, 86400);
+	pki.expired = make_cert("localhost", san, pki.srv_key, pki.ca,
+		pki.ca_key, -86400 * 3, -86400);
+	pki.foreign = make_cert("localhost", san, pki.srv_key, pki.ca2,
+		pki.ca2_key, -3600, 86400);
+	pki.client = make_cert("client", "DNS:client.test", pki.cli_key,
+		pki.ca, pki.ca_key, -3600, 86400);
+	return write_crl("crl-empty.pem", NULL)
+		&& write_crl("crl-revoked.pem", pki.good)
+		&& write_pem("ca.pem", pki.ca, NULL)
+		&& write_pem("ca2.pem", pki.ca2, NULL)
+		&& write_pem("client.pem", pki.client, NULL)
+		&& write_pem("client.key", NULL, pki.cli_key);
+}
+
+static void
+free_pki(void)
+{
+	EVP_PKEY_free(pki.ca_key);
+	EVP_PKEY_free(pki.ca2_key);
+	EVP_PKEY_free(pki.srv_key);
+	EVP_PKEY_free(pki.cli_key);
+	X509_free(pki.ca);
+	X509_free(pki.ca2);
+	X509_free(pki.good);
+	X509_free(pki.expired);
+	X509_free(pki.foreign);
+	X509_free(pki.client);
+}
+
+static SSL_CTX *
+server_ctx(X509 *cert, int max_version, int want_client_cert)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	SSL_CTX_use_certificate(ctx, cert);
+	SSL_CTX_use_PrivateKey(ctx, pki.srv_key);
+	if (max_version != 0) {
+		SSL_CTX_set_security_level(ctx, 0);
+		SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+		SSL_CTX_set_max_proto_version(ctx, max_version);
+	}
+	if (want_client_cert) {
+		X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), pki.ca);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER
+			| SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	return ctx;
+}
+
+/* ---- servers ---- */
+
+enum srv_mode {
+	SRV_GREET,	/* send a greeting, then echo until closed */
+	SRV_SILENT,	/* accept, never speak, wait for the close */
+	SRV_CLOSE,	/* accept and close at once */
+	SRV_GREET_CLOSE,/* greeting, then close (TLS: with close_notify) */
+};
+
+struct server {
+	int lfd;
+	int port;
+	SSL_CTX *ctx;		/* NULL: plain TCP */
+	enum srv_mode mode;
+	int conns;		/* connections to serve */
+	int accepted;
+	int handshakes;
+	pthread_t thr;
+};
+
+static void
+set_timeouts(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void
+serve_plain(struct server *s, int fd)
+{
+	char b[4096];
+	ssize_t n;
+
+	if (s->mode == SRV_CLOSE) {
+		return;
+	}
+	if (s->mode == SRV_GREET || s->mode == SRV_GREET_CLOSE) {
+		(void)!write(fd, "220 hello\r\n", 11);
+		if (s->mode == SRV_GREET_CLOSE) {
+			return;
+		}
+	}
+	while ((n = read(fd, b, sizeof(b))) > 0) {
+		if (s->mode == SRV_GREET && write(fd, b, (size_t)n) != n) {
+			break;
+		}
+	}
+}
+
+static void
+serve_tls(struct server *s, int fd)
+{
+	SSL *ssl;
+	char b[4096];
+	int n;
+
+	if (s->mode == SRV_CLOSE || s->mode == SRV_SILENT) {
+		serve_plain(s, fd);
+		return;
+	}
+	ssl = SSL_new(s->ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1) {
+		s->handshakes++;
+		SSL_write(ssl, "220 hello\r\n", 11);
+		if (s->mode == SRV_GREET) {
+			while ((n = SSL_read(ssl, b, sizeof(b))) > 0) {
+				if (SSL_write(ssl, b, n) != n) {
+					break;
+				}
+			}
+		}
+		SSL_shutdown(ssl);
+	}
+	SSL_free(ssl);
+	ERR_clear_error();
+}
+
+static void *
+server_main(void *arg)
+{
+	struct server *s = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (int i = 0; i < s->conns; i++) {
+		struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+		int fd;
+
+		if (poll(&p, 1, 5000) != 1) {
+			break;
+		}
+		fd = accept(s->lfd, NULL, NULL);
+		if (fd < 0) {
+			break;
+		}
+		s->accepted++;
+		set_timeouts(fd, 5);
+		if (s->ctx != NULL) {
+			serve_tls(s, fd);
+		} else {
+			serve_plain(s, fd);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Bind addr:port (port 0: any), listen with backlog; fd or -1. */
+static int
+listen_on(const char *addr, int port, int backlog, int *ret_port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+		len = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0
+		|| listen(fd, backlog) != 0) {
+		close(fd);
+		return -1;
+	}
+	len = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	*ret_port = ntohs(ss.ss_family == AF_INET6
+		? ((struct sockaddr_in6 *)&ss)->sin6_port
+		: ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+static int
+server_start_on(struct server *s, const char *addr, SSL_CTX *ctx,
+	enum srv_mode mode, int conns)
+{
+	memset(s, 0, sizeof(*s));
+	s->ctx = ctx;
+	s->mode = mode;
+	s->conns = conns;
+	s->lfd = listen_on(addr, 0, 16, &s->port);
+	if (s->lfd < 0) {
+		return 0;
+	}
+	if (pthread_create(&s->thr, NULL, server_main, s) != 0) {
+		close(s->lfd);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+server_start(struct server *s, SSL_CTX *ctx, enum srv_mode mode, int conns)
+{
+	return server_start_on(s, "127.0.0.1", ctx, mode, conns);
+}
+
+static void
+server_stop(struct server *s)
+{
+	pthread_join(s->thr, NULL);
+	close(s->lfd);
+}
+
+/*
+ * A listener that accepts no more connections: backlog 0 and one queued
+ * connection, so further SYNs go unanswered and connects hang.
+ */
+struct blackhole {
+	int lfd;
+	int filler;
+	int port;
+};
+
+static int
+blackhole_open(struct blackhole *b, const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	b->lfd = listen_on(addr, 0, 0, &b->port);
+	if (b->lfd < 0) {
+		return 0;
+	}
+	getsockname(b->lfd, (struct sockaddr *)&ss, &len);
+	b->filler = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	(void)connect(b->filler, (struct sockaddr *)&ss, len);
+	usleep(50 * 1000);
+	return 1;
+}
+
+static void
+blackhole_close(struct blackhole *b)
+{
+	close(b->filler);
+	close(b->lfd);
+}
+
+/* ---- client helpers ---- */
+
+static int64_t
+deadline_in(int ms)
+{
+	return util_now_ms() + ms;
+}
+
+/* Read until a LF; the line (with CRLF) into out. */
+static enum err
+read_line(struct transport *t, char *out, size_t size, int64_t deadline)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	while (len + 1 < size) {
+		size_t n = 0;
+		enum err e = t->ops->read(t, out + len, 1, &n, deadline, &ei);
+
+		if (e != ERR_OK) {
+			return e;
+		}
+		len += n;
+		out[len] = '\0';
+		if (out[len - 1] == '\n') {
+			return ERR_OK;
+		}
+	}
+	return ERR_LIMIT;
+}
+
+static enum err
+connect_local(struct server *s, struct transport **t)
+{
+	errinfo_init(&ei);
+	return transport_tcp_connect("127.0.0.1", s->port, NULL,
+		deadline_in(3000), t, &ei);
+}
+
+static void
+fill_sockaddr(struct sockaddr_storage *ss, struct addrinfo *ai,
+	const char *addr, int port)
+{
+	memset(ss, 0, sizeof(*ss));
+	memset(ai, 0, sizeof(*ai));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+		ai->ai_addrlen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+		ai->ai_addrlen = sizeof(*s4);
+	}
+	ai->ai_family = ss->ss_family;
+	ai->ai_socktype = SOCK_STREAM;
+	ai->ai_protocol = IPPROTO_TCP;
+	ai->ai_addr = (struct sockaddr *)ss;
+}
+
+static int
+have_ipv6_loopback(void)
+{
+	int port;
+	int fd = listen_on("::1", 0, 1, &port);
+
+	if (fd < 0) {
+		return 0;
+	}
+	close(fd);
+	return 1;
+}
+
+/* ---- TCP tests ---- */
+
+static void
+test_tcp_echo(void)
+{
+	struct server s;
+	struct transport *t = NULL;
+	struct buf d;
+	char line[128];
+	enum err e;
+
+	if (!ok(server_start(&s, NULL, SRV_GREET, 1), "tcp: echo server up")) {
+		return;
+	}
+	e = connect_local(&s, &t);
+	is_int(e, ERR_OK, "tcp: connect to 127.0.0.1 (%s)", ei.msg);
+	if (e == ERR_OK) {
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tcp: read greeting");
+		is_str(line, "220 hello\r\n", "tcp: greeting bytes");
+		is_int(t->ops->pending(t), 0, "tcp: nothing buffered");
+		is_int(t->ops->write(t, "EHLO x\r\n", 8, deadline_in(2000),
+			&ei), ERR_OK, "tcp: write");
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tcp: read echo");
+		is_str(line, "EHLO x\r\n", "tcp: echo bytes");
+		ok(transport_peer_is_loopback(t), "tcp: peer is loopback");
+		buf_init(&d, 1024);
+		t->ops->describe(t, &d);
+		contains(buf_cstr(&d), "127.0.0.1", "tcp: describe names peer");
+		buf_release(&d);
+		d.len = 0;
+		buf_init(&d, 1024);
+		transport_tls_info(t, &d);
+		is_int(d.len, 0, "tcp: no TLS info for plain TCP");
+		buf_release(&d);
+		ok(!transport_tls_resumed(t), "tcp: not a resumed TLS session");
+	}
+	transport_close(t);
+	server_stop(&s);
+}
+
+static void
+test_tcp_localhost(void)
+{
+	struct server s;
+	struct transport *t = NULL;
+	struct addrinfo hints, *res = NULL;
+	int has6 = 0;
+
+	/* Listener on 127.0.0.1 only: "localhost" must still connect. */
+	if (!ok(server_start(&s, NULL, SRV_GREET, 1), "localhost: server up")) {
+		return;
+	}
+	is_int(transport_tcp_connect("localhost", s.port, NULL,
+		deadline_in(3000), &t, &ei), ERR_OK,
+		"localhost: connects with a listener on 127.0.0.1 only (%s)",
+		ei.msg);
+	transport_close(t);
+	t = NULL;
+	server_stop(&s);
+
+	/* And with one on ::1 only, when localhost resolves to ::1. */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET6;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo("localhost", "25", &hints, &res) == 0) {
+		has6 = 1;
+		freeaddrinfo(res);
+	}
+	if (!has6 || !have_ipv6_loopback()) {
+		diag("localhost has no ::1 address here; the IPv6 half of the "
+			"race is covered by test_tcp_race_list");
+		return;
+	}
+	if (!ok(server_start_on(&s, "::1", NULL, SRV_GREET, 1),
+		"localhost: ::1 server up")) {
+		return;
+	}
+	is_int(transport_tcp_connect("localhost", s.port, NULL,
+		deadline_in(3000), &t, &ei), ERR_OK,
+		"localhost: connects with a listener on ::1 only (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+}
+
+static void
+test_tcp_race_list(void)
+{
+	struct server s;
+	struct blackhole bh;
+	struct sockaddr_storage ss[3];
+	struct addrinfo ai[3];
+	struct transport *t = NULL;
+	struct buf d;
+	char line[64];
+	int64_t t0, dt;
+	int refused_port;
+	int fd;
+	enum err e;
+
+	if (!ok(server_start(&s, NULL, SRV_GREET, 3), "race: server up")) {
+		return;
+	}
+	/* 1. A hanging first address: the second starts after ~250 ms. */
+	if (ok(blackhole_open(&bh, "127.0.0.1"), "race: blackhole up")) {
+		fill_sockaddr(&ss[0], &ai[0], "127.0.0.1", bh.port);
+		fill_sockaddr(&ss[1], &ai[1], "127.0.0.1", s.port);
+		ai[0].ai_next = &ai[1];
+		errinfo_init(&ei);
+		t0 = util_now_ms();
+		e = transport_tcp_connect_list(ai, "race.test", s.port, NULL,
+			deadline_in(3000), &t, &ei);
+		dt = util_now_ms() - t0;
+		is_int(e, ERR_OK, "race: hanging address is overtaken (%s)",
+			ei.msg);
+		ok(dt >= 200 && dt < 2000,
+			"race: second attempt after the delay (%lld ms)",
+			(long long)dt);
+		if (e == ERR_OK) {
+			is_int(read_line(t, line, sizeof(line),
+				deadline_in(2000)), ERR_OK,
+				"race: winner is the live server");
+		}
+		transport_close(t);
+		t = NULL;
+
+		/* Only the blackhole: the overall deadline wins. */
+		ai[0].ai_next = NULL;
+		errinfo_init(&ei);
+		t0 = util_now_ms();
+		e = transport_tcp_connect_list(ai, "hang.test", bh.port, NULL,
+			deadline_in(300), &t, &ei);
+		dt = util_now_ms() - t0;
+		is_int(e, ERR_TIMEOUT, "race: hanging connect times out");
+		ok(dt >= 250 && dt < 1500, "race: timeout on time (%lld ms)",
+			(long long)dt);
+		contains(ei.msg, "hang.test", "race: timeout names the host");
+		ok(t == NULL, "race: no transport on timeout");
+		blackhole_close(&bh);
+	}
+
+	/* 2. A refused first address: the next starts at once. */
+	fd = listen_on("127.0.0.1", 0, 1, &refused_port);
+	close(fd);
+	fill_sockaddr(&ss[0], &ai[0], "127.0.0.1", refused_port);
+	fill_sockaddr(&ss[1], &ai[1], "127.0.0.1", s.port);
+	ai[0].ai_next = &ai[1];
+	errinfo_init(&ei);
+	t0 = util_now_ms();
+	e = transport_tcp_connect_list(ai, "race.test", s.port, NULL,
+		deadline_in(3000), &t, &ei);
+	dt = util_now_ms() - t0;
+	is_int(e, ERR_OK, "race: refused address skipped (%s)", ei.msg);
+	ok(dt < 200, "race: no delay after a refusal (%lld ms)", (long long)dt);
+	transport_close(t);
+	t = NULL;
+
+	/* 3. IPv6 goes first even when listed last (RFC 8305 order). */
+	if (have_ipv6_loopback() && blackhole_open(&bh, "::1")) {
+		fill_sockaddr(&ss[0], &ai[0], "127.0.0.1", s.port);
+		fill_sockaddr(&ss[1], &ai[1], "::1", bh.port);
+		ai[0].ai_next = &ai[1];
+		errinfo_init(&ei);
+		t0 = util_now_ms();
+		e = transport_tcp_connect_list(ai, "race.test", s.port, NULL,
+			deadline_in(3000), &t, &ei);
+		dt = util_now_ms() - t0;
+		is_int(e, ERR_OK, "race: v4 wins after the v6 attempt (%s)",
+			ei.msg);
+		ok(dt >= 200, "race: IPv6 was tried first (%lld ms)",
+			(long long)dt);
+		buf_init(&d, 512);
+		if (t != NULL) {
+			t->ops->describe(t, &d);
+		}
+		contains(buf_cstr(&d), "127.0.0.1", "race: connected over IPv4");
+		buf_release(&d);
+		transport_close(t);
+		t = NULL;
+		blackhole_close(&bh);
+	} else {
+		diag("no ::1 here: IPv6-first ordering not exercised");
+		/* The server still expects a third connection. */
+		e = connect_local(&s, &t);
+		transport_close(t);
+		t = NULL;
+	}
+	server_stop(&s);
+}
+
+static void
+test_tcp_errors(void)
+{
+	struct transport *t = NULL;
+	char portstr[16];
+	int64_t t0, dt;
+	int port;
+	int fd;
+	enum err e;
+
+	/* Refused: a port that was just free. */
+	fd = listen_on("127.0.0.1", 0, 1, &port);
+	close(fd);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	t0 = util_now_ms();
+	e = transport_tcp_connect("127.0.0.1", port, NULL, deadline_in(3000),
+		&t, &ei);
+	dt = util_now_ms() - t0;
+	is_int(e, ERR_NET, "refused: ERR_NET");
+	ok(dt < 1000, "refused: fails quickly (%lld ms)", (long long)dt);
+	contains(ei.msg, "127.0.0.1", "refused: names the host");
+	contains(ei.msg, portstr, "refused: names the port");
+	contains(ei.msg, "refused", "refused: says why (%s)", ei.msg);
+	ok(t == NULL, "refused: no transport");
+	ok(err_is_temporary(e), "refused: temporary");
+
+	/* DNS failure. */
+	e = transport_tcp_connect("no-such-host.invalid", 25, NULL,
+		deadline_in(3000), &t, &ei);
+	is_int(e, ERR_NET, "dns: ERR_NET (%s)", ei.msg);
+	contains(ei.msg, "no-such-host.invalid", "dns: names the host");
+
+	/* Bad arguments. */
+	is_int(transport_tcp_connect("127.0.0.1", 0, NULL, 0, &t, &ei),
+		ERR_CONFIG, "port 0 rejected");
+	is_int(transport_tcp_connect("127.0.0.1", 25, "not-an-ip", 0, &t,
+		&ei), ERR_CONFIG, "non-numeric source_ip rejected");
+	is_int(transport_tcp_connect("127.0.0.1", 25, "::1", 0, &t, &ei),
+		ERR_CONFIG, "source_ip of the wrong family rejected (%s)",
+		ei.msg);
+}
+
+static void
+test_tcp_source_ip(void)
+{
+	struct server s;
+	struct transport *t = NULL;
+
+	if (!ok(server_start(&s, NULL, SRV_GREET, 1), "source_ip: server up")) {
+		return;
+	}
+	errinfo_init(&ei);
+	is_int(transport_tcp_connect("[127.0.0.1]", s.port, "127.0.0.1",
+		deadline_in(3000), &t, &ei), ERR_OK,
+		"source_ip: bound connect works, bracketed host (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+}
+
+static void
+test_tcp_timeouts(void)
+{
+	struct server s;
+	struct transport *t = NULL;
+	char b[64];
+	size_t n = 0;
+	int64_t t0, dt;
+	enum err e;
+
+	/* A server that accepts but never speaks. */
+	if (!ok(server_start(&s, NULL, SRV_SILENT, 1), "silent: server up")) {
+		return;
+	}
+	e = connect_local(&s, &t);
+	is_int(e, ERR_OK, "silent: connect");
+	if (e == ERR_OK) {
+		t0 = util_now_ms();
+		e = t->ops->read(t, b, sizeof(b), &n, deadline_in(300), &ei);
+		dt = util_now_ms() - t0;
+		is_int(e, ERR_TIMEOUT, "silent: read times out");
+		ok(dt >= 250 && dt < 1500, "silent: within bound (%lld ms)",
+			(long long)dt);
+		is_int(n, 0, "silent: nothing read");
+		/* An already passed deadline fails at once. */
+		e = t->ops->read(t, b, sizeof(b), &n, util_now_ms() - 1, &ei);
+		is_int(e, ERR_TIMEOUT, "silent: past deadline");
+	}
+	transport_close(t);
+	server_stop(&s);
+}
+
+static void
+test_tcp_peer_close(void)
+{
+	struct server s;
+	struct transport *t = NULL;
+	static char big[64 * 1024];
+	char b[64];
+	size_t n = 0;
+	enum err e;
+	int i;
+
+	if (!ok(server_start(&s, NULL, SRV_CLOSE, 1), "close: server up")) {
+		return;
+	}
+	e = connect_local(&s, &t);
+	is_int(e, ERR_OK, "close: connect");
+	if (e == ERR_OK) {
+		e = t->ops->read(t, b, sizeof(b), &n, deadline_in(3000), &ei);
+		is_int(e, ERR_NET, "close: read reports ERR_NET");
+		contains(ei.msg, "connection closed by server",
+			"close: message (%s)", ei.msg);
+		/* Writing into the closed connection: ERR_NET, no SIGPIPE. */
+		memset(big, 'x', sizeof(big));
+		for (i = 0; i < 50; i++) {
+			e = t->ops->write(t, big, sizeof(big),
+				deadline_in(2000), &ei);
+			if (e != ERR_OK) {
+				break;
+			}
+		}
+		is_int(e, ERR_NET, "close: write fails without SIGPIPE (%s)",
+			ei.msg);
+	}
+	transport_close(t);
+	server_stop(&s);
+}
+
+/* ---- TLS tests ---- */
+
+static struct tls_params
+params_for(const char *host)
+{
+	static char trust[512];
+	struct tls_params p;
+
+	path_in_tmp(trust, sizeof(trust), "ca.pem");
+	memset(&p, 0, sizeof(p));
+	p.host = host;
+	p.trust_file = trust;
+	p.certcheck = 1;
+	return p;
+}
+
+/*
+ * Connect to a fresh server with ctx in mode, start TLS with p, and return
+ * the result; on success the greeting is read and *ret_t holds the TLS
+ * transport (the caller closes it, then calls server_stop(s)).
+ */
+static enum err
+tls_try(struct server *s, SSL_CTX *ctx, enum srv_mode mode,
+	const struct tls_params *p, int timeout_ms, struct transport **ret_t)
+{
+	struct transport *t = NULL;
+	struct transport *before;
+	enum err e;
+
+	*ret_t = NULL;
+	errinfo_init(&ei);
+	if (!server_start(s, ctx, mode, 1)) {
+		return errinfo_set(&ei, ERR_INTERNAL, "server did not start");
+	}
+	e = connect_local(s, &t);
+	if (e != ERR_OK) {
+		return e;
+	}
+	before = t;
+	e = transport_tls_start(&t, p, deadline_in(timeout_ms), &ei);
+	if (e != ERR_OK) {
+		ok(t == before, "tls: failed start leaves the transport as is");
+		transport_close(t);
+		return e;
+	}
+	*ret_t = t;
+	return ERR_OK;
+}
+
+static void
+test_tls_verify(void)
+{
+	SSL_CTX *good = server_ctx(pki.good, 0, 0);
+	SSL_CTX *expired = server_ctx(pki.expired, 0, 0);
+	SSL_CTX *foreign = server_ctx(pki.foreign, 0, 0);
+	struct tls_params p;
+	struct transport *t;
+	struct server s;
+	struct buf d;
+	char line[64];
+	char fp[128];
+	char crl[512];
+	enum err e;
+
+	/* Good certificate, trust file, host name. */
+	p = params_for("localhost");
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: handshake with trust_file (%s)", ei.msg);
+	if (e == ERR_OK) {
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tls: read greeting");
+		is_str(line, "220 hello\r\n", "tls: greeting bytes");
+		is_int(t->ops->write(t, "NOOP\r\n", 6, deadline_in(2000), &ei),
+			ERR_OK, "tls: write");
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tls: read echo");
+		is_str(line, "NOOP\r\n", "tls: echo bytes");
+		is_int(t->ops->pending(t), 0, "tls: nothing pending");
+		ok(transport_peer_is_loopback(t), "tls: peer is loopback");
+		buf_init(&d, 8192);
+		transport_tls_info(t, &d);
+		contains(buf_cstr(&d), "TLSv1.3", "tls info: protocol");
+		contains(buf_cstr(&d), "cipher: TLS_", "tls info: cipher");
+		contains(buf_cstr(&d), "CN=localhost", "tls info: subject");
+		contains(buf_cstr(&d), "CN=oasmtp Test CA", "tls info: issuer");
+		contains(buf_cstr(&d), "valid until: ", "tls info: validity");
+		contains(buf_cstr(&d), "resumed: no", "tls info: not resumed");
+		fingerprint_of(pki.good, 1, 0, fp, sizeof(fp));
+		contains(buf_cstr(&d), fp, "tls info: SHA-256 fingerprint");
+		buf_reset(&d);
+		t->ops->describe(t, &d);
+		contains(buf_cstr(&d), "TLSv1.3", "tls describe: protocol");
+		contains(buf_cstr(&d), "over TCP", "tls describe: layering");
+		buf_release(&d);
+	}
+	transport_close(t);
+	server_stop(&s);
+
+	/* IP-address host verified against the IP SAN. */
+	p = params_for("127.0.0.1");
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: IP host verified as IP (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	p = params_for("127.0.0.2");
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: wrong IP refused");
+	contains(ei.msg, "IP address mismatch", "tls: wrong IP (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	/* Wrong host name. */
+	p = params_for("mail.example.org");
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: wrong host refused");
+	contains(ei.msg, "host name mismatch", "tls: host name (%s)", ei.msg);
+	contains(ei.msg, "certificate is for localhost",
+		"tls: names the certificate's names");
+	contains(ei.msg, "mail.example.org", "tls: names the wanted host");
+	transport_close(t);
+	server_stop(&s);
+
+	/* Unknown CA. */
+	p = params_for("localhost");
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: unknown CA refused");
+	contains(ei.msg, "unknown CA", "tls: unknown CA (%s)", ei.msg);
+	contains(ei.msg, "Untrusted CA", "tls: names the issuer");
+	transport_close(t);
+	server_stop(&s);
+
+	/* Expired. */
+	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: expired refused");
+	contains(ei.msg, "certificate has expired", "tls: expired (%s)",
+		ei.msg);
+	ok(err_is_temporary(e), "tls: TLS failures are temporary (75)");
+	transport_close(t);
+	server_stop(&s);
+
+	/* CRL: an empty one passes, one listing the server fails. */
+	path_in_tmp(crl, sizeof(crl), "crl-empty.pem");
+	p = params_for("localhost");
+	p.crl_file = crl;
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: CRL without the server passes (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	path_in_tmp(crl, sizeof(crl), "crl-revoked.pem");
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: revoked certificate refused");
+	contains(ei.msg, "revoked", "tls: revoked (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	/* Fingerprint replaces CA checks: unknown CA, but pinned. */
+	fingerprint_of(pki.foreign, 1, 0, fp, sizeof(fp));
+	p = params_for("localhost");
+	p.fingerprint = fp;
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: fingerprint match with unknown CA (%s)",
+		ei.msg);
+	if (e == ERR_OK) {
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tls: pinned connection usable");
+	}
+	transport_close(t);
+	server_stop(&s);
+
+	fingerprint_of(pki.foreign, 0, 1, fp, sizeof(fp));
+	p.host = "other.example";	/* the name is not checked when pinned */
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: fingerprint without colons, lower case (%s)",
+		ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	fingerprint_of(pki.good, 1, 0, fp, sizeof(fp));
+	p.host = "localhost";
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: fingerprint mismatch refused");
+	contains(ei.msg, "fingerprint mismatch (got ", "tls: mismatch (%s)",
+		ei.msg);
+	fingerprint_of(pki.foreign, 1, 0, fp, sizeof(fp));
+	contains(ei.msg, fp, "tls: mismatch shows the real fingerprint");
+	transport_close(t);
+	server_stop(&s);
+
+	/* certcheck off accepts anything. */
+	p = params_for("wrong.example");
+	p.certcheck = 0;
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: certcheck off, unknown CA + wrong name (%s)",
+		ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: certcheck off, expired (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	SSL_CTX_free(good);
+	SSL_CTX_free(expired);
+	SSL_CTX_free(foreign);
+}
+
+static void
+test_tls_protocol(void)
+{
+	SSL_CTX *old = server_ctx(pki.good, TLS1_1_VERSION, 0);
+	SSL_CTX *good = server_ctx(pki.good, 0, 0);
+	SSL_CTX *need_cert = server_ctx(pki.good, 0, 1);
+	struct tls_params p = params_for("localhost");
+	struct transport *t;
+	struct server s;
+	char line[64];
+	char cert[512], key[512];
+	int64_t t0, dt;
+	enum err e;
+
+	/* A TLS 1.1 server is refused. */
+	e = tls_try(&s, old, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: TLS 1.1 server refused (%s)", ei.msg);
+	contains(ei.msg, "TLS 1.2", "tls: says why");
+	transport_close(t);
+	server_stop(&s);
+	is_int(s.handshakes, 0, "tls: no TLS 1.1 session was established");
+
+	/* A server that never speaks: the handshake times out. */
+	t0 = util_now_ms();
+	e = tls_try(&s, good, SRV_SILENT, &p, 300, &t);
+	dt = util_now_ms() - t0;
+	is_int(e, ERR_TIMEOUT, "tls: silent server times out (%s)", ei.msg);
+	ok(dt >= 250 && dt < 2000, "tls: handshake timeout on time (%lld ms)",
+		(long long)dt);
+	transport_close(t);
+	server_stop(&s);
+
+	/* A server that hangs up before the handshake. */
+	e = tls_try(&s, good, SRV_CLOSE, &p, 3000, &t);
+	ok(e == ERR_NET || e == ERR_TLS, "tls: hang-up during handshake is "
+		"ERR_NET/ERR_TLS (%s: %s)", err_name(e), ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	/* Peer closes after the greeting: ERR_NET, writes without SIGPIPE. */
+	e = tls_try(&s, good, SRV_GREET_CLOSE, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls close: handshake");
+	if (e == ERR_OK) {
+		static char big[64 * 1024];
+		size_t n = 0;
+		int i;
+
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tls close: greeting");
+		e = t->ops->read(t, line, sizeof(line), &n, deadline_in(2000),
+			&ei);
+		is_int(e, ERR_NET, "tls close: read reports ERR_NET");
+		contains(ei.msg, "connection closed by server",
+			"tls close: message (%s)", ei.msg);
+		memset(big, 'y', sizeof(big));
+		for (i = 0; i < 50; i++) {
+			e = t->ops->write(t, big, sizeof(big),
+				deadline_in(2000), &ei);
+			if (e != ERR_OK) {
+				break;
+			}
+		}
+		ok(e == ERR_NET || e == ERR_TLS,
+			"tls close: write fails without SIGPIPE (%s)", ei.msg);
+	}
+	transport_close(t);
+	server_stop(&s);
+
+	/* Client certificate. */
+	path_in_tmp(cert, sizeof(cert), "client.pem");
+	path_in_tmp(key, sizeof(key), "client.key");
+	p.cert_file = cert;
+	p.key_file = key;
+	e = tls_try(&s, need_cert, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: client certificate handshake (%s)", ei.msg);
+	if (e == ERR_OK) {
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "tls: server accepted the client certificate");
+	}
+	transport_close(t);
+	server_stop(&s);
+	is_int(s.handshakes, 1, "tls: server saw the client certificate");
+
+	p.cert_file = NULL;
+	p.key_file = NULL;
+	e = tls_try(&s, need_cert, SRV_GREET, &p, 3000, &t);
+	if (e == ERR_OK) {
+		/* TLS 1.3: the refusal arrives after the client's Finished. */
+		e = read_line(t, line, sizeof(line), deadline_in(2000));
+	}
+	ok(e == ERR_TLS || e == ERR_NET,
+		"tls: no client certificate refused by server (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	is_int(s.handshakes, 0, "tls: server completed no handshake");
+
+	SSL_CTX_free(old);
+	SSL_CTX_free(good);
+	SSL_CTX_free(need_cert);
+}
+
+static void
+test_tls_config_errors(void)
+{
+	SSL_CTX *good = server_ctx(pki.good, 0, 0);
+	struct tls_params p = params_for("localhost");
+	struct transport *t;
+	struct server s;
+	char missing[512];
+	enum err e;
+
+	path_in_tmp(missing, sizeof(missing), "no-such-ca.pem");
+	p.trust_file = missing;
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_CONFIG, "tls: missing trust file is ERR_CONFIG");
+	contains(ei.msg, "no-such-ca.pem", "tls: names the file (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	p = params_for("localhost");
+	p.fingerprint = "AB:CD:zz";
+	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_CONFIG, "tls: malformed fingerprint is ERR_CONFIG (%s)",
+		ei.msg);
+	transport_close(t);
+	server_stop(&s);
+
+	SSL_CTX_free(good);
+}
+
+/* A fake transport that claims to hold buffered bytes. */
+static size_t
+fake_pending(struct transport *t)
+{
+	return 3;
+}
+
+static void
+fake_close(struct transport *t)
+{
+}
+
+static void
+test_tls_refuses_buffered(void)
+{
+	static const struct transport_ops fake_ops = {
+		.pending = fake_pending,
+		.close = fake_close,
+	};
+	struct transport fake = { .ops = &fake_ops, .fd = 0 };
+	struct transport *t = &fake;
+	struct tls_params p = params_for("localhost");
+
+	is_int(transport_tls_start(&t, &p, deadline_in(1000), &ei), ERR_PROTO,
+		"tls: refuses to start over buffered bytes");
+	ok(t == &fake, "tls: transport untouched");
+}
+
+static int
+file_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		return -1;
+	}
+	return (int)(st.st_mode & 07777);
+}
+
+static void
+test_tls_resumption(void)
+{
+	SSL_CTX *good = server_ctx(pki.good, 0, 0);
+	struct tls_params p = params_for("localhost");
+	struct transport *t = NULL;
+	struct server s;
+	struct buf d;
+	char cache[512], dir[512], line[64];
+	FILE *f;
+	enum err e;
+
+	path_in_tmp(dir, sizeof(dir), "cache/oasmtp");
+	path_in_tmp(cache, sizeof(cache), "cache/oasmtp/tls-localhost");
+	p.session_cache = cache;
+	if (!ok(server_start(&s, good, SRV_GREET, 5), "resume: server up")) {
+		SSL_CTX_free(good);
+		return;
+	}
+
+	/* 1st: full handshake; the ticket arrives with the greeting. */
+	e = connect_local(&s, &t);
+	if (e == ERR_OK) {
+		errinfo_init(&ei);
+		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+	}
+	is_int(e, ERR_OK, "resume: first handshake (%s)", ei.msg);
+	if (e == ERR_OK) {
+		ok(!transport_tls_resumed(t), "resume: first is not resumed");
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "resume: greeting");
+	}
+	transport_close(t);
+	t = NULL;
+	is_int(file_mode(cache), 0600, "resume: cache file mode 0600");
+	is_int(file_mode(dir), 0700, "resume: cache directory mode 0700");
+
+	/* 2nd: resumed. */
+	e = connect_local(&s, &t);
+	if (e == ERR_OK) {
+		errinfo_init(&ei);
+		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+	}
+	is_int(e, ERR_OK, "resume: second handshake (%s)", ei.msg);
+	if (e == ERR_OK) {
+		ok(transport_tls_resumed(t), "resume: second is resumed");
+		buf_init(&d, 4096);
+		transport_tls_info(t, &d);
+		contains(buf_cstr(&d), "resumed: yes", "resume: info says so");
+		buf_release(&d);
+		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
+			ERR_OK, "resume: resumed session works");
+	}
+	transport_close(t);
+	t = NULL;
+
+	/* Another host never gets this host's session. */
+	p.host = "127.0.0.1";
+	e = connect_local(&s, &t);
+	if (e == ERR_OK) {
+		errinfo_init(&ei);
+		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+	}
+	is_int(e, ERR_OK, "resume: other host handshake (%s)", ei.msg);
+	ok(e == ERR_OK && !transport_tls_resumed(t),
+		"resume: other host's file not used");
+	transport_close(t);
+	t = NULL;
+	p.host = "localhost";
+
+	/* A corrupt file is ignored. */
+	f = fopen(cache, "w");
+	if (f != NULL) {
+		fputs("oasmtp-session host=localhost check=ca\n"
+			"-----BEGIN SSL SESSION PARAMETERS-----\n"
+			"bm90IGEgc2Vzc2lvbg==\n"
+			"-----END SSL SESSION PARAMETERS-----\n", f);
+		fclose(f);
+	}
+	e = connect_local(&s, &t);
+	if (e == ERR_OK) {
+		errinfo_init(&ei);
+		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+	}
+	is_int(e, ERR_OK, "resume: corrupt cache ignored (%s)", ei.msg);
+	ok(e == ERR_OK && !transport_tls_resumed(t),
+		"resume: corrupt cache not resumed");
+	transport_close(t);
+	t = NULL;
+
+	/* A full handshake that reads saves a fresh session again. */
+	e = connect_local(&s, &t);
+	if (e == ERR_OK) {
+		errinfo_init(&ei);
+		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+	}
+	if (e == ERR_OK) {
+		read_line(t, line, sizeof(line), deadline_in(2000));
+	}
+	transport_close(t);
+	t = NULL;
+	server_stop(&s);
+	f = fopen(cache, "r");
+	ok(f != NULL, "resume: cache rewritten after the corrupt one");
+	if (f != NULL) {
+		char head[128] = "";
+
+		ok(fgets(head, sizeof(head), f) != NULL, "resume: readable");
+		is_str(head, "oasmtp-session host=localhost check=ca\n",
+			"resume: header records host and check mode");
+		fclose(f);
+	}
+	SSL_CTX_free(good);
+}
+
+/* ---- setup ---- */
+
+static void
+remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (d == NULL) {
+		unlink(path);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char sub[1024];
+
+		if (strcmp(de->d_name, ".") == 0
+			|| strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		remove_tree(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
 
 int
 main(void)
 {
-	ok(0, "transport tests not written yet");
+	const char *base = getenv("TMPDIR");
+	int64_t t0 = util_now_ms();
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/oasmtp-transport-XXXXXX",
+		base != NULL && base[0] != '\0' ? base : "/tmp");
+	if (!ok(mkdtemp(tmpdir) != NULL, "mkdtemp")) {
+		return tap_done();
+	}
+	if (ok(make_pki(), "test certificates generated")) {
+		test_tcp_echo();
+		test_tcp_localhost();
+		test_tcp_race_list();
+		test_tcp_errors();
+		test_tcp_source_ip();
+		test_tcp_timeouts();
+		test_tcp_peer_close();
+		test_tls_verify();
+		test_tls_protocol();
+		test_tls_config_errors();
+		test_tls_refuses_buffered();
+		test_tls_resumption();
+	}
+	free_pki();
+	remove_tree(tmpdir);
+	ok(util_now_ms() - t0 < 20000, "whole test under 20 s (%lld ms)",
+		(long long)(util_now_ms() - t0));
 	return tap_done();
 }
