@@ -1,1 +1,237 @@
-/* smtp_reply.c - placeholder, implemented in its own change */
+/*
+ * smtp_reply.c - strict SMTP reply parser; see smtp_reply.h.
+ *
+ * Wire format (RFC 5321 section 4.2):
+ *   Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+ *                   Reply-code [ SP textstring ] CRLF
+ * Enhanced status code (RFC 3463): class "." subject "." detail, class one
+ * of 2/4/5, subject and detail 1-3 digits, followed by SP or end of text.
+ */
+#include "smtp_reply.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+/* How much of an offending line an error message shows. */
+#define SHOW_MAX (64 * 1024)
+
+void
+smtp_reply_init(struct smtp_reply *r)
+{
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	r->complete = 0;
+	r->n_lines = 0;
+	buf_init(&r->text, SMTP_REPLY_TEXT_MAX);
+}
+
+void
+smtp_reply_release(struct smtp_reply *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	buf_release(&r->text);
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	r->complete = 0;
+	r->n_lines = 0;
+}
+
+void
+smtp_reply_reset(struct smtp_reply *r)
+{
+	buf_reset(&r->text);
+	r->code = 0;
+	r->enhanced[0] = '\0';
+	r->complete = 0;
+	r->n_lines = 0;
+}
+
+enum err
+smtp_reply_escape(struct buf *out, const char *s, size_t n)
+{
+	size_t i;
+	enum err e = ERR_OK;
+
+	for (i = 0; i < n && e == ERR_OK; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			e = buf_printf(out, "\\x%02X", c);
+		} else {
+			e = buf_putc(out, (char)c);
+		}
+	}
+	return e;
+}
+
+static enum err
+bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
+	struct errinfo *reterr)
+{
+	struct buf show;
+	enum err e;
+
+	buf_init(&show, SHOW_MAX * 4 + 16);
+	smtp_reply_escape(&show, line, len < SHOW_MAX ? len : SHOW_MAX);
+	e = errinfo_set(reterr, ERR_PROTO, "invalid reply from server (%s): "
+		"'%s%s'", why, buf_cstr(&show), len > SHOW_MAX ? "..." : "");
+	buf_release(&show);
+	smtp_reply_reset(r);
+	return e;
+}
+
+/* Length of an enhanced status code at the start of s, 0 when none. */
+static size_t
+enhanced_len(const char *s, size_t n, char klass)
+{
+	size_t i = 0;
+	int part;
+
+	if (n < 5 || s[0] != klass || s[1] != '.') {
+		return 0;
+	}
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		size_t digits = 0;
+
+		while (i < n && s[i] >= '0' && s[i] <= '9' && digits < 4) {
+			i++;
+			digits++;
+		}
+		if (digits == 0 || digits > 3) {
+			return 0;
+		}
+		if (part == 0) {
+			if (i >= n || s[i] != '.') {
+				return 0;
+			}
+			i++;
+		}
+	}
+	if (i < n && s[i] != ' ') {
+		return 0;
+	}
+	return i;
+}
+
+enum err
+smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
+	int parse_enhanced, int *ret_complete, struct errinfo *reterr)
+{
+	int code;
+	int last;
+	size_t i;
+	enum err e;
+
+	if (r->complete) {
+		smtp_reply_reset(r);
+	}
+	if (len > SMTP_REPLY_LINE_MAX) {
+		return bad_line(r, "line longer than 65536 bytes", line, len,
+			reterr);
+	}
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
+	    line[1] > '5' || line[2] < '0' || line[2] > '9') {
+		return bad_line(r, "no reply code", line, len, reterr);
+	}
+	if (len > 3 && line[3] != ' ' && line[3] != '-') {
+		return bad_line(r, "bad separator after the code", line, len,
+			reterr);
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			return bad_line(r, "control character", line, len,
+				reterr);
+		}
+	}
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->n_lines > 0 && code != r->code) {
+		return bad_line(r, "code differs from the previous line", line,
+			len, reterr);
+	}
+	if (r->n_lines >= SMTP_REPLY_MAX_LINES) {
+		return bad_line(r, "too many lines", line, len, reterr);
+	}
+	last = len == 3 || line[3] == ' ';
+
+	e = ERR_OK;
+	if (r->n_lines > 0) {
+		e = buf_putc(&r->text, '\n');
+	}
+	if (e == ERR_OK) {
+		r->starts[r->n_lines] = r->text.len;
+		e = buf_append(&r->text, line, len);
+	}
+	if (e != ERR_OK) {
+		smtp_reply_reset(r);
+		if (e == ERR_LIMIT) {
+			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
+				"from server (longer than %d bytes)",
+				SMTP_REPLY_TEXT_MAX);
+		}
+		return errinfo_set(reterr, e, "out of memory");
+	}
+	if (r->n_lines == 0) {
+		r->code = code;
+		if (parse_enhanced && len > 4) {
+			size_t el = enhanced_len(line + 4, len - 4, line[0]);
+
+			if (el > 0 && el < sizeof(r->enhanced)) {
+				memcpy(r->enhanced, line + 4, el);
+				r->enhanced[el] = '\0';
+			}
+		}
+	}
+	r->n_lines++;
+	r->complete = last;
+	if (ret_complete != NULL) {
+		*ret_complete = last;
+	}
+	return ERR_OK;
+}
+
+const char *
+smtp_reply_line(const struct smtp_reply *r, size_t i, size_t *ret_len)
+{
+	size_t start, end;
+
+	if (i >= r->n_lines) {
+		return NULL;
+	}
+	start = r->starts[i];
+	end = i + 1 < r->n_lines ? r->starts[i + 1] - 1 : r->text.len;
+	if (end - start <= 4) {
+		*ret_len = 0;
+		return r->text.data + end;
+	}
+	*ret_len = end - start - 4;
+	return r->text.data + start + 4;
+}
+
+enum err
+smtp_reply_format(const struct smtp_reply *r, struct buf *out)
+{
+	size_t i;
+	enum err e = ERR_OK;
+
+	for (i = 0; i < r->n_lines && e == ERR_OK; i++) {
+		size_t start = r->starts[i];
+		size_t end = i + 1 < r->n_lines ? r->starts[i + 1] - 1 :
+			r->text.len;
+
+		if (i > 0) {
+			e = buf_append_str(out, " / ");
+		}
+		if (e == ERR_OK) {
+			e = smtp_reply_escape(out, r->text.data + start,
+				end - start);
+		}
+	}
+	return e;
+}

@@ -1,1 +1,515 @@
-/* submit.c - placeholder, implemented in its own change */
+/*
+ * submit.c - the submission driver; see submit.h.
+ *
+ * Output is gathered in one write buffer and flushed only before the driver
+ * blocks on a read (or when the buffer is full), so a pipelined flight -
+ * envelope commands, BDAT and the start of the body, QUIT - leaves in one
+ * write and costs one round trip.
+ */
+#include "submit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "account.h"
+#include "envelope.h"
+#include "transport.h"
+#include "util.h"
+
+#define READ_CHUNK (16 * 1024)
+#define FLUSH_AT (64 * 1024)
+#define WBUF_MAX (1024 * 1024)
+#define RBUF_MAX (BUF_LINE_MAX + 2 + READ_CHUNK)
+
+struct driver {
+	const struct submit_params *p;
+	struct transport *t;
+	struct buf rbuf;	/* received, not yet handed to the engine */
+	struct buf wbuf;	/* queued for one write (secret: AUTH lines) */
+	int64_t timeout_ms;	/* 0: no deadlines */
+	int64_t session_deadline;
+};
+
+void
+submit_result_init(struct submit_result *r)
+{
+	r->smtp_code = 0;
+	buf_init(&r->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&r->tls, 4096);
+	buf_init(&r->info, 256 * 1024);
+	r->rcpt_codes = NULL;
+	r->n_rcpts = 0;
+	r->auth_mech = NULL;
+}
+
+void
+submit_result_release(struct submit_result *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	buf_release(&r->final_reply);
+	buf_release(&r->tls);
+	buf_release(&r->info);
+	free(r->rcpt_codes);
+	r->rcpt_codes = NULL;
+	r->n_rcpts = 0;
+}
+
+static int64_t
+step_deadline(const struct driver *d)
+{
+	int64_t dl;
+
+	if (d->timeout_ms <= 0) {
+		return 0;
+	}
+	dl = util_now_ms() + d->timeout_ms;
+	return dl < d->session_deadline ? dl : d->session_deadline;
+}
+
+static enum err
+flush(struct driver *d, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (d->wbuf.len == 0) {
+		return ERR_OK;
+	}
+	e = d->t->ops->write(d->t, d->wbuf.data, d->wbuf.len,
+		step_deadline(d), reterr);
+	buf_reset(&d->wbuf);
+	return e;
+}
+
+static enum err
+queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (d->wbuf.len + n > FLUSH_AT) {
+		e = flush(d, reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	if (n > FLUSH_AT) {
+		return d->t->ops->write(d->t, p, n, step_deadline(d), reterr);
+	}
+	e = buf_append(&d->wbuf, p, n);
+	return e == ERR_OK ? ERR_OK : errinfo_set(reterr, e, "out of memory");
+}
+
+/*
+ * One reply line, CRLF removed, borrowed from d->rbuf until the next call;
+ * the caller consumes it (its length + 2).
+ */
+static enum err
+read_line(struct driver *d, const char **ret_line, size_t *ret_len,
+	struct errinfo *reterr)
+{
+	char chunk[READ_CHUNK];
+
+	for (;;) {
+		const char *nl = memchr(d->rbuf.data, '\n', d->rbuf.len);
+		size_t n;
+		enum err e;
+
+		if (nl != NULL) {
+			size_t len = (size_t)(nl - d->rbuf.data);
+
+			if (len == 0 || d->rbuf.data[len - 1] != '\r') {
+				return errinfo_set(reterr, ERR_PROTO, "invalid "
+					"reply from server: line not ended by "
+					"CRLF: '%.*s'", (int)(len > 200 ? 200 :
+					len), d->rbuf.data);
+			}
+			*ret_line = d->rbuf.data;
+			*ret_len = len - 1;
+			return ERR_OK;
+		}
+		if (d->rbuf.len > BUF_LINE_MAX + 1) {
+			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
+				"from server: line longer than %d bytes: '%.*s'",
+				BUF_LINE_MAX, (int)BUF_LINE_MAX, d->rbuf.data);
+		}
+		e = d->t->ops->read(d->t, chunk, sizeof(chunk), &n,
+			step_deadline(d), reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+		e = buf_append(&d->rbuf, chunk, n);
+		if (e == ERR_LIMIT) {
+			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
+				"from server: line longer than %d bytes: '%.*s'",
+				BUF_LINE_MAX, (int)BUF_LINE_MAX, d->rbuf.data);
+		}
+		if (e != ERR_OK) {
+			return errinfo_set(reterr, e, "out of memory");
+		}
+	}
+}
+
+static enum err
+send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
+{
+	uint64_t size = smtp_body_size(s);
+	uint64_t off = 0;
+	int dot = smtp_body_dotstuff(s);
+	struct smtp_dotstuff ds;
+	char *chunk;
+	enum err e = ERR_OK;
+
+	chunk = malloc(FLUSH_AT);
+	if (chunk == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	smtp_dotstuff_init(&ds);
+	while (off < size && e == ERR_OK) {
+		size_t want = size - off < FLUSH_AT ? (size_t)(size - off) :
+			FLUSH_AT;
+		size_t n = 0;
+
+		e = d->p->body.read(d->p->body.ctx, off, chunk, want, &n,
+			reterr);
+		if (e != ERR_OK) {
+			break;
+		}
+		if (n == 0 || n > want) {
+			e = errinfo_set(reterr, ERR_IO, "message changed size "
+				"while being sent (%llu of %llu bytes read)",
+				(unsigned long long)off,
+				(unsigned long long)size);
+			break;
+		}
+		off += n;
+		if (!dot) {
+			e = queue(d, chunk, n, reterr);
+			continue;
+		}
+		if (d->wbuf.len + 2 * n > FLUSH_AT) {
+			e = flush(d, reterr);
+		}
+		if (e == ERR_OK) {
+			e = smtp_dotstuff(&ds, chunk, n, &d->wbuf);
+			if (e != ERR_OK) {
+				errinfo_set(reterr, e, "out of memory");
+			}
+		}
+	}
+	free(chunk);
+	if (e == ERR_OK) {
+		smtp_body_done(s, dot ? ds.at_line_start : 1);
+	}
+	return e;
+}
+
+static int
+peer_is_loopback(const struct transport *t)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (t->fd < 0 || getpeername(t->fd, (struct sockaddr *)&ss, &len) !=
+	    0) {
+		return 0;
+	}
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)&ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return ss.ss_family == AF_UNIX;
+}
+
+enum err
+submit_session_cache_path(const char *host, int port, struct buf *out)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	const char *home = getenv("HOME");
+	const char *h;
+	enum err e;
+
+	if (rt != NULL && rt[0] == '/') {
+		e = buf_printf(out, "%s/oasmtp/tls-session-", rt);
+	} else if (home != NULL && home[0] == '/') {
+		e = buf_printf(out, "%s/.cache/oasmtp/tls-session-", home);
+	} else {
+		return ERR_CONFIG;
+	}
+	/* a host name never contains '/', but do not trust that */
+	for (h = host; e == ERR_OK && *h != '\0'; h++) {
+		e = buf_putc(out, *h == '/' ? '_' : *h);
+	}
+	if (e == ERR_OK) {
+		e = buf_printf(out, "-%d", port);
+	}
+	return e;
+}
+
+static enum err
+start_tls(struct driver *d, struct errinfo *reterr)
+{
+	const struct account *acc = d->p->acc;
+	struct tls_params tp;
+	struct buf cache;
+	enum err e;
+
+	memset(&tp, 0, sizeof(tp));
+	tp.host = acc->tls_host_override ? acc->tls_host_override : acc->host;
+	tp.trust_file = acc->tls_trust_file;
+	tp.crl_file = acc->tls_crl_file;
+	tp.fingerprint = acc->tls_fingerprint;
+	tp.cert_file = acc->tls_cert_file;
+	tp.key_file = acc->tls_key_file;
+	tp.certcheck = acc->tls_certcheck;
+	buf_init(&cache, 4096);
+	if (submit_session_cache_path(acc->host, acc->port, &cache) ==
+	    ERR_OK) {
+		tp.session_cache = buf_cstr(&cache);
+	}
+	if (d->p->io.tls_start != NULL) {
+		e = d->p->io.tls_start(d->p->io.ctx, &d->t, &tp,
+			step_deadline(d), reterr);
+	} else {
+		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
+	}
+	buf_release(&cache);
+	return e;
+}
+
+static enum err
+do_auth(struct driver *d, struct smtp_session *s, int fresh,
+	struct errinfo *reterr)
+{
+	struct buf sec;
+	enum err e;
+
+	if (d->p->secret.get == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG, "authentication needs "
+			"a password or token, but none is configured");
+	}
+	buf_init_secret(&sec, BUF_LINE_MAX);
+	e = d->p->secret.get(d->p->secret.ctx, fresh, &sec, reterr);
+	if (e == ERR_OK) {
+		if (smtp_auth_secret(s, sec.data, sec.len) != ERR_OK) {
+			e = smtp_error(s, reterr);
+		}
+	}
+	buf_release(&sec);
+	return e;
+}
+
+/* The session loop; returns the outcome of the transaction. */
+static enum err
+run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	const struct submit_params *p = d->p;
+	int started = 0, txn_done = 0;
+	enum err txn_code = ERR_OK;
+	enum err e = ERR_OK;
+
+	for (;;) {
+		enum smtp_event ev = smtp_next(s);
+		const char *out, *line;
+		size_t n;
+
+		switch (ev) {
+		case SMTP_EV_OUTPUT:
+			smtp_output(s, &out, &n);
+			e = queue(d, out, n, reterr);
+			smtp_output_done(s);
+			break;
+		case SMTP_EV_SEND_BODY:
+			e = send_body(d, s, reterr);
+			break;
+		case SMTP_EV_NEED_INPUT:
+			e = flush(d, reterr);
+			if (e == ERR_OK) {
+				e = read_line(d, &line, &n, reterr);
+			}
+			if (e == ERR_OK) {
+				smtp_feed(s, line, n);
+				buf_consume(&d->rbuf, n + 2);
+			}
+			break;
+		case SMTP_EV_NEED_STARTTLS:
+			e = flush(d, reterr);
+			if (e == ERR_OK && (d->rbuf.len > 0 ||
+			    d->t->ops->pending(d->t) > 0)) {
+				e = errinfo_set(reterr, ERR_PROTO, "the server "
+					"sent data after its reply to STARTTLS "
+					"and before the TLS handshake; refusing "
+					"it (command injection, CVE-2011-0411 "
+					"class)");
+			}
+			if (e == ERR_OK) {
+				e = start_tls(d, reterr);
+			}
+			if (e == ERR_OK) {
+				smtp_tls_started(s);
+			}
+			break;
+		case SMTP_EV_NEED_AUTH:
+		case SMTP_EV_AUTH_RETRY:
+			e = do_auth(d, s, ev == SMTP_EV_AUTH_RETRY, reterr);
+			ret->auth_mech = smtp_auth_mech(s);
+			break;
+		case SMTP_EV_READY:
+			if (p->serverinfo) {
+				smtp_describe(s, &ret->info);
+				smtp_quit(s);
+			} else if (started) {
+				smtp_quit(s);
+			} else {
+				started = 1;
+				e = smtp_mail(s, p->env, p->body.size, 1,
+					reterr);
+				if (e != ERR_OK) {
+					/* refused before sending: leave politely */
+					txn_done = 1;
+					txn_code = e;
+					smtp_quit(s);
+					e = ERR_OK;
+				}
+			}
+			break;
+		case SMTP_EV_TXN_DONE:
+			txn_done = 1;
+			txn_code = smtp_txn_result(s, reterr);
+			buf_reset(&ret->final_reply);
+			buf_append_str(&ret->final_reply, smtp_final_reply(s));
+			for (n = 0; n < ret->n_rcpts; n++) {
+				smtp_rcpt_status(s, n, &ret->rcpt_codes[n]);
+			}
+			ret->smtp_code = txn_code == ERR_OK ? 250 :
+				reterr != NULL ? reterr->smtp_code : 0;
+			break;
+		case SMTP_EV_DONE:
+			return txn_done ? txn_code : ERR_OK;
+		case SMTP_EV_FAILED:
+			if (txn_done) {
+				return txn_code;
+			}
+			return smtp_error(s, reterr);
+		case SMTP_EV_MAX:
+			return errinfo_set(reterr, ERR_INTERNAL, "bad event");
+		}
+		if (e != ERR_OK) {
+			/* the outcome is known: a late I/O error changes nothing */
+			if (txn_done) {
+				smtp_txn_result(s, reterr);
+				return txn_code;
+			}
+			return e;
+		}
+	}
+}
+
+enum err
+submit_send(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	const struct account *acc = p->acc;
+	struct smtp_params sp;
+	struct smtp_session *s = NULL;
+	struct driver d;
+	int64_t start = util_now_ms();
+	enum err e;
+
+	if (!p->serverinfo && p->env == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL, "no envelope");
+	}
+	if (!p->serverinfo && p->body.read == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL, "no body source");
+	}
+	if (acc->host == NULL || acc->host[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
+			"configured", acc->name ? acc->name : "default");
+	}
+	if (!p->serverinfo) {
+		free(ret->rcpt_codes);
+		ret->rcpt_codes = calloc(p->env->n_rcpts ? p->env->n_rcpts : 1,
+			sizeof(int));
+		if (ret->rcpt_codes == NULL) {
+			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		}
+		ret->n_rcpts = p->env->n_rcpts;
+	}
+
+	memset(&d, 0, sizeof(d));
+	d.p = p;
+	buf_init(&d.rbuf, RBUF_MAX);
+	buf_init_secret(&d.wbuf, WBUF_MAX);
+	d.timeout_ms = acc->timeout > 0 ? (int64_t)acc->timeout * 1000 : 0;
+	/* the whole session: ten steps plus one second per 64 KiB of body */
+	d.session_deadline = d.timeout_ms > 0 ? start + 10 * d.timeout_ms +
+		(int64_t)(p->body.size / 65536) * 1000 : 0;
+
+	if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, acc->host, acc->port,
+			acc->source_ip, step_deadline(&d), &d.t, reterr);
+	} else {
+		e = transport_tcp_connect(acc->host, acc->port, acc->source_ip,
+			step_deadline(&d), &d.t, reterr);
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	if (acc->tls && !acc->tls_starttls) {
+		e = start_tls(&d, reterr);
+		if (e != ERR_OK) {
+			goto out;
+		}
+	}
+
+	memset(&sp, 0, sizeof(sp));
+	sp.helo = acc->domain;
+	sp.tls_required = acc->tls;
+	sp.starttls = acc->tls && acc->tls_starttls;
+	sp.tls_active = acc->tls && !acc->tls_starttls;
+	sp.peer_loopback = peer_is_loopback(d.t);
+	sp.auth = p->serverinfo ? AUTH_OFF : acc->auth;
+	sp.oauth = account_is_oauth(acc);
+	sp.user = acc->user;
+	sp.host = acc->host;
+	sp.port = acc->port;
+	sp.transcript = p->transcript;
+	sp.transcript_ctx = p->transcript_ctx;
+	if (sp.auth != AUTH_OFF && (acc->user == NULL || acc->user[0] == '\0')) {
+		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': "
+			"authentication is on but no user is set",
+			acc->name ? acc->name : "default");
+		goto out;
+	}
+	s = smtp_new(&sp);
+	if (s == NULL) {
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	e = run(&d, s, ret, reterr);
+	if (d.t != NULL && d.t->ops->describe != NULL && (acc->tls)) {
+		d.t->ops->describe(d.t, &ret->tls);
+	}
+	if (p->serverinfo && e == ERR_OK && acc->tls) {
+		buf_append_str(&ret->info, "TLS:\n");
+		transport_tls_info(d.t, &ret->info);
+	}
+
+out:
+	smtp_free(s);
+	transport_close(d.t);
+	buf_release(&d.rbuf);
+	buf_release(&d.wbuf);
+	return e;
+}

@@ -1,9 +1,1118 @@
-/* test_smtp.c - placeholder: replaced by the change that implements the module. */
+/*
+ * test_smtp.c - the SMTP engine driven by scripted replies (every flight's
+ * exact bytes asserted), plus the submit driver over a socketpair transport
+ * with a scripted peer thread.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "envelope.h"
+#include "smtp.h"
+#include "submit.h"
 #include "tap.h"
+#include "transport.h"
+#include "util.h"
+
+#define MAX_FLIGHTS 16
+
+/* ---- engine harness ---- */
+
+struct h {
+	struct smtp_session *s;
+	const char *const *replies;
+	size_t ri;
+	const char *body;
+	struct envelope *env;
+	const char *secrets[3];
+	size_t si;
+	int n_retry_events;
+	struct buf fl[MAX_FLIGHTS];
+	size_t nf;
+	struct buf tr;
+	int n_txn;		/* transactions to run, last one with QUIT */
+	int txn_started;
+	enum err txn;
+	enum err mail_err;
+	int txn_done;
+	int tls_events;
+	enum smtp_event end;
+};
+
+static struct errinfo txn_ei, sess_ei, mail_ei;
+
+static void
+transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
+{
+	struct buf *b = ctx;
+
+	buf_append_str(b, dir == SMTP_DIR_SEND ? "C: " : dir == SMTP_DIR_RECV ?
+		"S: " : "N: ");
+	buf_append(b, line, len);
+	buf_putc(b, '\n');
+}
+
+static void
+params(struct smtp_params *p, struct h *h)
+{
+	memset(p, 0, sizeof(*p));
+	p->helo = "client.example";
+	p->auth = AUTH_OFF;
+	p->transcript = transcript;
+	p->transcript_ctx = &h->tr;
+}
+
+static void
+h_init(struct h *h, const struct smtp_params *p, const char *const *replies,
+	struct envelope *env, const char *body)
+{
+	size_t i;
+
+	memset(h, 0, sizeof(*h));
+	for (i = 0; i < MAX_FLIGHTS; i++) {
+		buf_init(&h->fl[i], 1 << 20);
+	}
+	buf_init(&h->tr, 1 << 20);
+	h->replies = replies;
+	h->env = env;
+	h->body = body;
+	h->n_txn = 1;
+	h->s = smtp_new(p);
+	/* the transcript context is the harness's own buffer */
+	(void)p;
+}
+
+static void
+h_free(struct h *h)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_FLIGHTS; i++) {
+		buf_release(&h->fl[i]);
+	}
+	buf_release(&h->tr);
+	smtp_free(h->s);
+}
+
+static struct buf *
+cur(struct h *h)
+{
+	return &h->fl[h->nf < MAX_FLIGHTS ? h->nf : MAX_FLIGHTS - 1];
+}
+
+/* Run until DONE/FAILED or the script runs out. */
+static enum smtp_event
+h_run(struct h *h)
+{
+	for (;;) {
+		enum smtp_event ev = smtp_next(h->s);
+		const char *p;
+		size_t n;
+
+		switch (ev) {
+		case SMTP_EV_OUTPUT:
+			smtp_output(h->s, &p, &n);
+			buf_append(cur(h), p, n);
+			smtp_output_done(h->s);
+			break;
+		case SMTP_EV_SEND_BODY:
+			if (smtp_body_dotstuff(h->s)) {
+				struct smtp_dotstuff d;
+
+				smtp_dotstuff_init(&d);
+				smtp_dotstuff(&d, h->body, strlen(h->body),
+					cur(h));
+				smtp_body_done(h->s, d.at_line_start);
+			} else {
+				buf_append_str(cur(h), h->body);
+				smtp_body_done(h->s, 1);
+			}
+			break;
+		case SMTP_EV_NEED_INPUT:
+			if (cur(h)->len > 0) {
+				h->nf++;
+			}
+			if (h->replies[h->ri] == NULL) {
+				h->end = ev;
+				return ev;
+			}
+			smtp_feed(h->s, h->replies[h->ri],
+				strlen(h->replies[h->ri]));
+			h->ri++;
+			break;
+		case SMTP_EV_NEED_STARTTLS:
+			h->tls_events++;
+			smtp_tls_started(h->s);
+			break;
+		case SMTP_EV_AUTH_RETRY:
+			h->n_retry_events++;
+			/* fall through */
+		case SMTP_EV_NEED_AUTH:
+			if (h->secrets[h->si] == NULL) {
+				struct errinfo ei;
+
+				errinfo_set(&ei, ERR_AUTH, "no more tokens");
+				smtp_abort(h->s, &ei);
+				break;
+			}
+			smtp_auth_secret(h->s, h->secrets[h->si],
+				strlen(h->secrets[h->si]));
+			h->si++;
+			break;
+		case SMTP_EV_READY:
+			if (h->txn_started < h->n_txn) {
+				h->txn_started++;
+				h->mail_err = smtp_mail(h->s, h->env,
+					strlen(h->body),
+					h->txn_started == h->n_txn, &mail_ei);
+				if (h->mail_err != ERR_OK) {
+					h->end = ev;
+					return ev;
+				}
+			} else {
+				smtp_quit(h->s);
+			}
+			break;
+		case SMTP_EV_TXN_DONE:
+			h->txn_done++;
+			h->txn = smtp_txn_result(h->s, &txn_ei);
+			break;
+		case SMTP_EV_DONE:
+		case SMTP_EV_FAILED:
+		case SMTP_EV_MAX:
+			if (cur(h)->len > 0) {
+				h->nf++;
+			}
+			smtp_error(h->s, &sess_ei);
+			h->end = ev;
+			return ev;
+		}
+	}
+}
+
+static char *rcpts2[] = { "b@x.example", "c@x.example" };
+static char *rcpts1[] = { "b@x.example" };
+static char *rcpts3[] = { "b@x.example", "c@x.example", "d@x.example" };
+
+static void
+env_init(struct envelope *e, char **rcpts, size_t n)
+{
+	memset(e, 0, sizeof(*e));
+	e->from = "a@x.example";
+	e->rcpts = rcpts;
+	e->n_rcpts = n;
+}
+
+#define BODY "Subject: t\r\n\r\nhello\r\n.dot\r\n"
+#define BODY_STUFFED "Subject: t\r\n\r\nhello\r\n..dot\r\n"
+
+static void
+test_plain_data(void)
+{
+	static const char *const r[] = { "220 mx ESMTP",
+		"250-mx", "250 SIZE 1000",
+		"250 ok", "250 ok", "354 go", "250 2.0.0 queued as 1",
+		"221 bye", NULL };
+	struct smtp_params p;
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts1, 1);
+	params(&p, &h);
+	h_init(&h, &p, r, &env, BODY);
+	smtp_free(h.s);
+	p.transcript_ctx = &h.tr;
+	h.s = smtp_new(&p);
+	ok(smtp_next(h.s) == SMTP_EV_NEED_INPUT, "never talks first");
+	is_int(h_run(&h), SMTP_EV_DONE, "no pipelining: done");
+	is_int(h.txn, ERR_OK, "accepted");
+	is_str(buf_cstr(&h.fl[0]), "EHLO client.example\r\n", "EHLO");
+	is_str(buf_cstr(&h.fl[1]), "MAIL FROM:<a@x.example> SIZE=27\r\n",
+		"MAIL alone, SIZE");
+	is_str(buf_cstr(&h.fl[2]), "RCPT TO:<b@x.example>\r\n", "RCPT alone");
+	is_str(buf_cstr(&h.fl[3]), "DATA\r\n", "DATA alone");
+	is_str(buf_cstr(&h.fl[4]), BODY_STUFFED ".\r\n",
+		"body dot-stuffed, then the dot");
+	is_str(buf_cstr(&h.fl[5]), "QUIT\r\n", "QUIT after 250 without "
+		"pipelining");
+	is_str(smtp_final_reply(h.s), "250 2.0.0 queued as 1", "final reply");
+	h_free(&h);
+}
+
+static void
+run_simple(struct h *h, const char *const *r, struct envelope *env,
+	const char *body)
+{
+	struct smtp_params p;
+
+	params(&p, h);
+	h_init(h, &p, r, env, body);
+	smtp_free(h->s);
+	p.transcript_ctx = &h->tr;
+	h->s = smtp_new(&p);
+	h_run(h);
+}
+
+static void
+test_pipelined(void)
+{
+	static const char *const r1[] = { "220 mx", "250-mx",
+		"250-PIPELINING", "250-CHUNKING", "250 SIZE",
+		"250 ok", "250 ok", "250 2.0.0 queued", "221 bye", NULL };
+	static const char *const r2[] = { "220 mx", "250-mx",
+		"250-PIPELINING", "250 CHUNKING",
+		"250 ok", "250 ok", "250 ok", "250 chunk ok", "250 queued",
+		"221 bye", NULL };
+	static const char *const r3[] = { "220 mx", "250-mx",
+		"250 PIPELINING",
+		"250 ok", "250 ok", "250 ok", "354 go", "250 queued",
+		"221 bye", NULL };
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts1, 1);
+	run_simple(&h, r1, &env, BODY);
+	is_int(h.end, SMTP_EV_DONE, "pipelining+chunking, 1 rcpt: done");
+	is_int(h.txn, ERR_OK, "accepted");
+	is_str(buf_cstr(&h.fl[1]), "MAIL FROM:<a@x.example> SIZE=27\r\n"
+		"RCPT TO:<b@x.example>\r\nBDAT 27 LAST\r\n" BODY "QUIT\r\n",
+		"one flight: envelope, BDAT LAST, body, QUIT");
+	is_int((long long)h.nf, 2, "two flights in all");
+	h_free(&h);
+
+	env_init(&env, rcpts2, 2);
+	run_simple(&h, r2, &env, BODY);
+	is_int(h.txn, ERR_OK, "pipelining+chunking, 2 rcpts: accepted");
+	is_str(buf_cstr(&h.fl[1]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nRCPT TO:<c@x.example>\r\n"
+		"BDAT 27\r\n" BODY, "first flight: envelope + non-LAST BDAT");
+	is_str(buf_cstr(&h.fl[2]), "BDAT 0 LAST\r\nQUIT\r\n",
+		"second flight commits");
+	is_int(h.end, SMTP_EV_DONE, "done");
+	h_free(&h);
+
+	env_init(&env, rcpts2, 2);
+	run_simple(&h, r3, &env, BODY);
+	is_int(h.txn, ERR_OK, "pipelining, DATA: accepted");
+	is_str(buf_cstr(&h.fl[1]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nRCPT TO:<c@x.example>\r\nDATA\r\n",
+		"envelope and DATA in one flight");
+	is_str(buf_cstr(&h.fl[2]), BODY_STUFFED ".\r\nQUIT\r\n",
+		"body, dot and QUIT pipelined");
+	h_free(&h);
+}
+
+static void
+test_refused(void)
+{
+	static const char *const r[] = { "220 mx", "250-mx",
+		"250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 CHUNKING",
+		"250 2.1.0 ok", "550 5.1.1 <b@x.example>: no such user",
+		"250 2.1.5 ok", "550-5.1.1 <d@x.example>: gone",
+		"550 5.1.1 really", "250 2.0.0 chunk", "250 2.0.0 reset",
+		"221 bye", NULL };
+	static const char *const r2[] = { "220 mx", "250-mx",
+		"250 PIPELINING", "250 ok", "450 4.2.0 greylisted",
+		"250 ok", "354 go", NULL };
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts3, 3);
+	run_simple(&h, r, &env, BODY);
+	is_int(h.txn, ERR_RCPT_UNKNOWN, "5.1.1 refusals -> ERR_RCPT_UNKNOWN");
+	contains(txn_ei.msg, "2 recipients refused", "counts them");
+	contains(txn_ei.msg, "RCPT TO:<b@x.example>: 550 5.1.1 <b@x.example>:"
+		" no such user", "names the first with its reply");
+	contains(txn_ei.msg, "RCPT TO:<d@x.example>: 550-5.1.1 <d@x.example>:"
+		" gone / 550 5.1.1 really", "names the second, whole reply");
+	ok(strstr(txn_ei.msg, "c@x.example") == NULL, "not the accepted one");
+	is_int(txn_ei.smtp_code, 550, "smtp code");
+	is_str(txn_ei.enhanced, "5.1.1", "enhanced code");
+	is_str(buf_cstr(&h.fl[2]), "RSET\r\nQUIT\r\n", "RSET + QUIT, never "
+		"BDAT 0 LAST");
+	is_int(h.end, SMTP_EV_DONE, "session ends cleanly");
+	h_free(&h);
+
+	/* DATA cannot be cancelled: a refusal then 354 closes the session */
+	env_init(&env, rcpts2, 2);
+	run_simple(&h, r2, &env, BODY);
+	is_int(h.end, SMTP_EV_FAILED, "354 after a refusal: connection "
+		"dropped, no body sent");
+	is_int(sess_ei.code, ERR_SMTP_TEMP, "450 refusal is temporary");
+	contains(sess_ei.msg, "RCPT TO:<b@x.example>: 450 4.2.0 greylisted",
+		"names the refusal");
+	ok(strstr(buf_cstr(&h.fl[1]), "hello") == NULL &&
+		h.nf == 2, "no body bytes written");
+	h_free(&h);
+}
+
+static void
+test_452_split(void)
+{
+	static const char *const r[] = { "220 mx", "250-mx",
+		"250-PIPELINING", "250 CHUNKING",
+		"250 ok", "250 ok", "250 ok", "452 4.5.3 too many recipients",
+		"250 chunk", "250 queued 1",
+		"250 ok", "250 ok", "250 queued 2", "221 bye", NULL };
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts3, 3);
+	run_simple(&h, r, &env, BODY);
+	is_int(h.txn, ERR_OK, "452 split: all delivered");
+	is_str(buf_cstr(&h.fl[2]), "BDAT 0 LAST\r\n", "commit the accepted "
+		"ones, no QUIT yet");
+	is_str(buf_cstr(&h.fl[3]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<d@x.example>\r\nBDAT 27 LAST\r\n" BODY "QUIT\r\n",
+		"further transaction for the rest on the same session");
+	is_int(h.end, SMTP_EV_DONE, "done");
+	is_int(h.txn_done, 1, "one logical transaction");
+	h_free(&h);
+}
+
+static void
+test_refuse_early(void)
+{
+	static const char *const r[] = { "220 mx", "250-mx",
+		"250 SIZE 10", NULL };
+	static const char *const r2[] = { "220 mx", "250-mx",
+		"250-8BITMIME", "250-DSN", "250-SMTPUTF8", "250 PIPELINING",
+		NULL };
+	static const char *const r3[] = { "220 mx", "250 mx", NULL };
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts1, 1);
+	run_simple(&h, r, &env, BODY);
+	is_int(h.mail_err, ERR_SMTP_PERM, "larger than SIZE refused");
+	contains(mail_ei.msg, "27 bytes", "names the message size");
+	contains(mail_ei.msg, "at most 10 bytes", "names the server limit");
+	is_int((long long)h.nf, 1, "nothing sent but EHLO");
+	is_int(smtp_state(h.s), SMTP_ST_READY, "session still usable");
+	h_free(&h);
+
+	env_init(&env, rcpts1, 1);
+	env.dsn_notify = "SUCCESS,FAILURE";
+	run_simple(&h, r3, &env, BODY);
+	is_int(h.mail_err, ERR_NOTSUPP, "DSN without server DSN");
+	contains(mail_ei.msg, "DSN", "clear error");
+	h_free(&h);
+
+	env_init(&env, rcpts1, 1);
+	env.smtputf8 = 1;
+	run_simple(&h, r3, &env, BODY);
+	is_int(h.mail_err, ERR_NOTSUPP, "SMTPUTF8 needed, not offered");
+	h_free(&h);
+
+	env_init(&env, rcpts1, 1);
+	env.smtputf8 = 1;
+	env.body_8bit = 1;
+	env.dsn_notify = "NEVER";
+	env.dsn_return = "HDRS";
+	env.dsn_envid = "id1";
+	run_simple(&h, r2, &env, BODY);
+	is_str(buf_cstr(&h.fl[1]), "MAIL FROM:<a@x.example> BODY=8BITMIME "
+		"SMTPUTF8 RET=HDRS ENVID=id1\r\nRCPT TO:<b@x.example> "
+		"NOTIFY=NEVER\r\nDATA\r\n", "8BITMIME, SMTPUTF8, DSN params");
+	h_free(&h);
+}
+
+static void
+test_errors(void)
+{
+	static const struct {
+		const char *const r[12];
+		enum err want;
+		const char *msg;
+	} cases[] = {
+		{ { "421 busy", NULL }, ERR_SMTP_TEMP, "greeting: 421" },
+		{ { "554 go away", NULL }, ERR_SMTP_PERM, "greeting: 554" },
+		{ { "220 mx", "421 closing", NULL }, ERR_SMTP_TEMP, "EHLO" },
+		{ { "220 mx", "250 mx", "451 later", NULL }, ERR_SMTP_TEMP,
+			"MAIL FROM:<a@x.example>: 451 later" },
+		{ { "220 mx", "250-mx", "250 ENHANCEDSTATUSCODES",
+			"553 5.1.8 bad sender", NULL }, ERR_RCPT_UNKNOWN,
+			"MAIL FROM:<a@x.example>: 553 5.1.8" },
+		{ { "220 mx", "250 mx", "250 ok", "450 full", "250 reset",
+			"221 bye", NULL }, ERR_SMTP_TEMP,
+			"RCPT TO:<b@x.example>: 450 full" },
+		{ { "220 mx", "250 mx", "250 ok", "250 ok", "451 no", "250 rs",
+			"221 bye", NULL }, ERR_SMTP_TEMP, "DATA: 451 no" },
+		{ { "220 mx", "250 mx", "250 ok", "250 ok", "354 go",
+			"451 disk", "221 bye", NULL }, ERR_SMTP_TEMP,
+			"end of data: 451 disk" },
+		{ { "220 mx", "250 mx", "250 ok", "250 ok", "354 go",
+			"554 5.2.252 SendAsDenied", "221 bye", NULL },
+			ERR_SMTP_PERM, "end of data: 554 5.2.252" },
+		{ { "220 mx", "250 mx", "250 ok", "250 ok", "250 what",
+			NULL }, ERR_SMTP_PERM + 100, "DATA" },
+		{ { "220 mx", "250 mx", "250 ok", "421 bye", NULL },
+			ERR_SMTP_TEMP, "421 bye" },
+		{ { "220 mx", "250 mx", "250 ok", "x", NULL }, ERR_PROTO,
+			"invalid reply" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct envelope env;
+		struct h h;
+		enum err got;
+		const char *msg;
+
+		env_init(&env, rcpts1, 1);
+		run_simple(&h, cases[i].r, &env, BODY);
+		if (h.txn_done) {
+			got = h.txn;
+			msg = txn_ei.msg;
+		} else {
+			got = sess_ei.code;
+			msg = sess_ei.msg;
+		}
+		if (cases[i].want == ERR_SMTP_PERM + 100) {
+			is_int(got, ERR_PROTO, "case %zu: 250 to DATA is a "
+				"protocol error", i);
+		} else {
+			is_int(got, cases[i].want, "case %zu: %s", i,
+				err_name(cases[i].want));
+		}
+		contains(msg, cases[i].msg, "case %zu: message names the step "
+			"and reply", i);
+		h_free(&h);
+	}
+}
+
+static void
+test_tls(void)
+{
+	static const char *const r1[] = { "220 mx", "250-mx", "250 SIZE 10",
+		NULL };
+	static const char *const r2[] = { "220 mx", "250-mx",
+		"250-CHUNKING", "250-PIPELINING", "250 STARTTLS",
+		"220 go ahead", "250-mx", "250 SIZE 100", "250 ok", "250 ok",
+		"354 go", "250 ok", "221 bye", NULL };
+	static const char *const r3[] = { "220 mx", "502 what", NULL };
+	static const char *const r4[] = { "220 mx", "502 what",
+		"250 hi", "250 ok", "250 ok", "354 go", "250 ok", "221 bye",
+		NULL };
+	struct smtp_params p;
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts1, 1);
+	params(&p, &h);
+	p.tls_required = 1;
+	p.starttls = 1;
+	h_init(&h, &p, r1, &env, BODY);
+	smtp_free(h.s);
+	p.transcript_ctx = &h.tr;
+	h.s = smtp_new(&p);
+	h_run(&h);
+	is_int(sess_ei.code, ERR_TLS, "STARTTLS missing: ERR_TLS");
+	contains(sess_ei.msg, "stripping", "names the stripping attack");
+	ok(strstr(buf_cstr(&h.tr), "MAIL") == NULL, "nothing else sent");
+	h_free(&h);
+
+	params(&p, &h);
+	p.tls_required = 1;
+	p.starttls = 1;
+	h_init(&h, &p, r2, &env, BODY);
+	smtp_free(h.s);
+	p.transcript_ctx = &h.tr;
+	h.s = smtp_new(&p);
+	h_run(&h);
+	is_int(h.tls_events, 1, "NEED_STARTTLS raised once");
+	is_str(buf_cstr(&h.fl[1]), "STARTTLS\r\n", "STARTTLS sent");
+	is_str(buf_cstr(&h.fl[2]), "EHLO client.example\r\n",
+		"EHLO again after TLS");
+	is_str(buf_cstr(&h.fl[3]), "MAIL FROM:<a@x.example> SIZE=27\r\n",
+		"caps reset: pre-TLS PIPELINING/CHUNKING forgotten");
+	is_int(h.txn, ERR_OK, "delivered over TLS");
+	h_free(&h);
+
+	/* HELO fallback only without TLS */
+	run_simple(&h, r4, &env, BODY);
+	is_str(buf_cstr(&h.fl[1]), "HELO client.example\r\n", "HELO fallback");
+	is_int(h.txn, ERR_OK, "delivered after HELO");
+	h_free(&h);
+
+	params(&p, &h);
+	p.tls_required = 1;
+	p.tls_active = 1;
+	h_init(&h, &p, r3, &env, BODY);
+	smtp_free(h.s);
+	p.transcript_ctx = &h.tr;
+	h.s = smtp_new(&p);
+	h_run(&h);
+	is_int(sess_ei.code, ERR_SMTP_PERM, "no HELO fallback with TLS "
+		"required");
+	h_free(&h);
+}
+
+#define SHORT_TOKEN "ya29.FAKE-TOKEN-abcdef"
+
+static void
+auth_params(struct smtp_params *p, struct h *h, enum auth_method m)
+{
+	params(p, h);
+	p->tls_active = 1;
+	p->tls_required = 1;
+	p->auth = m;
+	p->oauth = m == AUTH_XOAUTH2 || m == AUTH_OAUTHBEARER;
+	p->user = "u@example.com";
+	p->host = "smtp.example.com";
+	p->port = 587;
+}
+
+static void
+auth_run(struct h *h, struct smtp_params *p, const char *const *r,
+	struct envelope *env, const char *t1, const char *t2)
+{
+	h_init(h, p, r, env, BODY);
+	smtp_free(h->s);
+	p->transcript_ctx = &h->tr;
+	h->s = smtp_new(p);
+	h->secrets[0] = t1;
+	h->secrets[1] = t2;
+	h_run(h);
+}
+
+static void
+test_auth(void)
+{
+	static const char *const ok_inline[] = { "220 mx",
+		"250-mx", "250 AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER",
+		"235 2.7.0 Accepted", "250 ok", "250 ok", "354 go", "250 ok",
+		"221 bye", NULL };
+	static const char *const two_step[] = { "220 mx",
+		"250-mx", "250 AUTH=LOGIN XOAUTH2", "334 ",
+		"235 2.7.0 Accepted", "250 ok", "250 ok", "354 go", "250 ok",
+		"221 bye", NULL };
+	static const char *const json_fail[] = { "220 mx",
+		"250-mx", "250 AUTH XOAUTH2",
+		"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=",
+		"535 5.7.8 Username and Password not accepted",
+		"235 2.7.0 Accepted", "250 ok", "250 ok", "354 go", "250 ok",
+		"221 bye", NULL };
+	static const char *const json_fail2[] = { "220 mx",
+		"250-mx", "250 AUTH XOAUTH2",
+		"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=",
+		"535 5.7.8 no", "535 5.7.3 Authentication unsuccessful",
+		NULL };
+	static const char *const ob_fail[] = { "220 mx",
+		"250-mx", "250 AUTH OAUTHBEARER",
+		"334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=",
+		"535 5.7.8 no", NULL };
+	static const char *const plain[] = { "220 mx",
+		"250-mx", "250 AUTH LOGIN PLAIN", "235 ok", "250 ok",
+		"250 ok", "354 go", "250 ok", "221 bye", NULL };
+	static const char *const login[] = { "220 mx",
+		"250-mx", "250 AUTH LOGIN", "334 VXNlcm5hbWU6",
+		"334 UGFzc3dvcmQ6", "235 ok", "250 ok", "250 ok", "354 go",
+		"250 ok", "221 bye", NULL };
+	static const char *const temp[] = { "220 mx",
+		"250-mx", "250 AUTH PLAIN", "454 4.7.0 try later", NULL };
+	static const char *const noauth[] = { "220 mx", "250 mx", NULL };
+	static const char *const nomech[] = { "220 mx", "250-mx",
+		"250 AUTH PLAIN", NULL };
+	struct smtp_params p;
+	struct envelope env;
+	struct h h;
+	char long_token[700];
+
+	env_init(&env, rcpts1, 1);
+
+	auth_params(&p, &h, AUTH_ON);
+	p.oauth = 1;
+	auth_run(&h, &p, ok_inline, &env, SHORT_TOKEN, NULL);
+	is_str(buf_cstr(&h.fl[1]), "AUTH XOAUTH2 dXNlcj11QGV4YW1wbGUuY29tAWF1"
+		"dGg9QmVhcmVyIHlhMjkuRkFLRS1UT0tFTi1hYmNkZWYBAQ==\r\n",
+		"oauth + auth on: XOAUTH2, short token inline");
+	is_int(h.txn, ERR_OK, "delivered after AUTH");
+	ok(strstr(buf_cstr(&h.tr), "dXNlcj1") == NULL &&
+		strstr(buf_cstr(&h.tr), SHORT_TOKEN) == NULL,
+		"payload never in the transcript");
+	contains(buf_cstr(&h.tr), "C: AUTH XOAUTH2 <redacted, 76 bytes>",
+		"redacted AUTH line");
+	h_free(&h);
+
+	/* 512-octet rule */
+	memset(long_token, 'T', sizeof(long_token) - 1);
+	long_token[sizeof(long_token) - 1] = '\0';
+	auth_params(&p, &h, AUTH_XOAUTH2);
+	auth_run(&h, &p, two_step, &env, long_token, NULL);
+	is_str(buf_cstr(&h.fl[1]), "AUTH XOAUTH2\r\n", "long token: two-step");
+	ok(h.fl[2].len > 512 && strstr(buf_cstr(&h.fl[2]), "AUTH") == NULL,
+		"payload on its own line after 334");
+	contains(buf_cstr(&h.tr), "C: <redacted, ", "continuation redacted");
+	ok(strstr(buf_cstr(&h.tr), "TTTTTTTT") == NULL, "token not logged");
+	is_int(h.txn, ERR_OK, "delivered");
+	h_free(&h);
+
+	/* Google-style failure, then retry with a fresh token */
+	auth_params(&p, &h, AUTH_XOAUTH2);
+	auth_run(&h, &p, json_fail, &env, "old-token", "new-token");
+	is_str(buf_cstr(&h.fl[2]), "\r\n", "empty line answers the JSON "
+		"challenge");
+	is_int(h.n_retry_events, 1, "AUTH_RETRY raised once");
+	contains(buf_cstr(&h.fl[3]), "AUTH XOAUTH2 ", "AUTH sent again");
+	is_int(h.txn, ERR_OK, "delivered with the fresh token");
+	contains(buf_cstr(&h.tr), "N: decoded challenge: {\"status\":\"401\"",
+		"decoded JSON shown");
+	ok(strstr(buf_cstr(&h.tr), "old-token") == NULL &&
+		strstr(buf_cstr(&h.tr), "new-token") == NULL,
+		"tokens never in the transcript");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_XOAUTH2);
+	auth_run(&h, &p, json_fail2, &env, "old-token", "new-token");
+	is_int(h.end, SMTP_EV_FAILED, "second rejection is final");
+	is_int(sess_ei.code, ERR_AUTH, "ERR_AUTH");
+	is_int(h.n_retry_events, 1, "only one retry");
+	contains(sess_ei.msg, "535 5.7.3 Authentication unsuccessful",
+		"server reply quoted");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_OAUTHBEARER);
+	auth_run(&h, &p, ob_fail, &env, "tok", NULL);
+	is_str(buf_cstr(&h.fl[2]), "AQ==\r\n", "OAUTHBEARER answers AQ==");
+	is_int(sess_ei.code, ERR_AUTH, "no token for the retry: ERR_AUTH");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_ON);
+	p.oauth = 0;
+	auth_run(&h, &p, plain, &env, "secret", NULL);
+	is_str(buf_cstr(&h.fl[1]), "AUTH PLAIN AHVAZXhhbXBsZS5jb20Ac2VjcmV0"
+		"\r\n", "password + auth on: PLAIN preferred");
+	is_int(h.txn, ERR_OK, "delivered");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_LOGIN);
+	auth_run(&h, &p, login, &env, "secret", NULL);
+	is_str(buf_cstr(&h.fl[1]), "AUTH LOGIN\r\n", "LOGIN");
+	is_str(buf_cstr(&h.fl[2]), "dUBleGFtcGxlLmNvbQ==\r\n", "user");
+	is_str(buf_cstr(&h.fl[3]), "c2VjcmV0\r\n", "password");
+	is_int(h.txn, ERR_OK, "delivered");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_PLAIN);
+	auth_run(&h, &p, temp, &env, "secret", NULL);
+	is_int(sess_ei.code, ERR_SMTP_TEMP, "454 -> temporary");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_PLAIN);
+	auth_run(&h, &p, noauth, &env, "secret", NULL);
+	is_int(sess_ei.code, ERR_NOTSUPP, "no AUTH offered: ERR_NOTSUPP");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_XOAUTH2);
+	auth_run(&h, &p, nomech, &env, "tok", NULL);
+	is_int(sess_ei.code, ERR_NOTSUPP, "named mechanism not offered");
+	contains(sess_ei.msg, "XOAUTH2", "names it");
+	h_free(&h);
+
+	/* never AUTH in clear, except to loopback */
+	auth_params(&p, &h, AUTH_PLAIN);
+	p.tls_active = 0;
+	p.tls_required = 0;
+	auth_run(&h, &p, plain, &env, "secret", NULL);
+	is_int(sess_ei.code, ERR_CONFIG, "cleartext AUTH refused");
+	ok(strstr(buf_cstr(&h.tr), "C: AUTH") == NULL, "no AUTH sent");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_PLAIN);
+	p.tls_active = 0;
+	p.tls_required = 0;
+	p.peer_loopback = 1;
+	auth_run(&h, &p, plain, &env, "secret", NULL);
+	is_int(h.txn, ERR_OK, "cleartext AUTH to loopback allowed");
+	h_free(&h);
+}
+
+static void
+test_dotstuff(void)
+{
+	static const char *const chunks[] = { ".a\r", "\n", ".", ".b\r\n",
+		"x.\r\n", "\r\n", ".", "\r\n" };
+	struct smtp_dotstuff d;
+	struct buf out;
+	size_t i;
+
+	buf_init(&out, 4096);
+	smtp_dotstuff_init(&d);
+	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		smtp_dotstuff(&d, chunks[i], strlen(chunks[i]), &out);
+	}
+	is_str(buf_cstr(&out), "..a\r\n...b\r\nx.\r\n\r\n..\r\n",
+		"dots at line starts doubled across chunk boundaries");
+	ok(d.at_line_start, "ends at a line start");
+	smtp_dotstuff(&d, "tail", 4, &out);
+	ok(!d.at_line_start, "mid-line after text");
+	buf_release(&out);
+}
+
+static void
+test_long_reply_and_multi(void)
+{
+	static const char *r_multi[] = { "220 mx", "250-mx",
+		"250 PIPELINING", "250 ok", "250 ok", "354 go", "250 one",
+		"250 ok", "250 ok", "354 go", "250 two", "221 bye", NULL };
+	const char *r_long[4];
+	char *big;
+	struct envelope env;
+	struct h h;
+
+	big = malloc(70 * 1024 + 1);
+	memset(big, 'x', 70 * 1024);
+	memcpy(big, "554 5.2.252 SendAsDenied;", 25);
+	big[70 * 1024] = '\0';
+	r_long[0] = "220 mx";
+	r_long[1] = "250 mx";
+	r_long[2] = big;
+	r_long[3] = NULL;
+	env_init(&env, rcpts1, 1);
+	run_simple(&h, r_long, &env, BODY);
+	is_int(sess_ei.code, ERR_PROTO, "70 KiB reply line: ERR_PROTO");
+	contains(sess_ei.msg, "554 5.2.252 SendAsDenied;xxxx",
+		"error shows the line");
+	ok(strlen(sess_ei.msg) > 60000, "shows it at length");
+	h_free(&h);
+	free(big);
+
+	env_init(&env, rcpts1, 1);
+	run_simple(&h, r_multi, &env, "x\r\n");
+	h_free(&h);
+	{
+		struct smtp_params p;
+
+		params(&p, &h);
+		h_init(&h, &p, r_multi, &env, "x\r\n");
+		smtp_free(h.s);
+		p.transcript_ctx = &h.tr;
+		h.s = smtp_new(&p);
+		h.n_txn = 2;
+		h_run(&h);
+	}
+	is_int(h.txn_done, 2, "two transactions on one session");
+	is_str(buf_cstr(&h.fl[2]), "x\r\n.\r\n", "first: no QUIT after it");
+	is_str(buf_cstr(&h.fl[3]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nDATA\r\n", "second transaction");
+	is_str(buf_cstr(&h.fl[4]), "x\r\n.\r\nQUIT\r\n", "last: QUIT "
+		"pipelined");
+	is_int(h.txn, ERR_OK, "both accepted");
+	is_int(h.end, SMTP_EV_DONE, "done");
+	h_free(&h);
+}
+
+/* ---- driver over a socketpair ---- */
+
+struct fake {
+	struct transport t;
+	int writes;
+};
+
+static int fake_writes;
+
+static enum err
+fake_write(struct transport *t, const void *p, size_t n, int64_t deadline,
+	struct errinfo *reterr)
+{
+	fake_writes++;
+	if (util_write_all(t->fd, p, n) != 0) {
+		return errinfo_set(reterr, ERR_NET, "write: %s",
+			strerror(errno));
+	}
+	return ERR_OK;
+}
+
+static enum err
+fake_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
+	int64_t deadline, struct errinfo *reterr)
+{
+	ssize_t n = read(t->fd, p, cap);
+
+	if (n <= 0) {
+		return errinfo_set(reterr, ERR_NET, "connection closed by "
+			"server");
+	}
+	*ret_n = (size_t)n;
+	return ERR_OK;
+}
+
+static size_t
+fake_pending(struct transport *t)
+{
+	return 0;
+}
+
+static void
+fake_close(struct transport *t)
+{
+	close(t->fd);
+	free(t);
+}
+
+static void
+fake_describe(struct transport *t, struct buf *out)
+{
+	buf_append_str(out, "FAKE-TLS");
+}
+
+static const struct transport_ops fake_ops = {
+	fake_write, fake_read, fake_pending, fake_close, fake_describe,
+};
+
+struct peer {
+	int fd;
+	const char *const *script;	/* pairs: wait-for, send */
+	struct buf got;
+};
+
+static void *
+peer_main(void *arg)
+{
+	struct peer *pe = arg;
+	size_t i, pos = 0;
+	char chunk[65536];
+
+	for (i = 0; pe->script[i] != NULL; i += 2) {
+		const char *want = pe->script[i];
+		const char *hit;
+
+		while ((hit = strstr(pe->got.data + pos, want)) == NULL) {
+			ssize_t n = read(pe->fd, chunk, sizeof(chunk));
+
+			if (n <= 0) {
+				return NULL;
+			}
+			buf_append(&pe->got, chunk, (size_t)n);
+		}
+		pos = (size_t)(hit - pe->got.data) + strlen(want);
+		util_write_all(pe->fd, pe->script[i + 1],
+			strlen(pe->script[i + 1]));
+	}
+	for (;;) {
+		ssize_t n = read(pe->fd, chunk, sizeof(chunk));
+
+		if (n <= 0) {
+			break;
+		}
+		buf_append(&pe->got, chunk, (size_t)n);
+	}
+	return NULL;
+}
+
+struct io {
+	int fd;
+	int tls_started;
+};
+
+static enum err
+io_connect(void *ctx, const char *host, int port, const char *source_ip,
+	int64_t deadline, struct transport **ret_t, struct errinfo *reterr)
+{
+	struct io *io = ctx;
+	struct transport *t = malloc(sizeof(*t));
+
+	t->ops = &fake_ops;
+	t->fd = io->fd;
+	*ret_t = t;
+	return ERR_OK;
+}
+
+static enum err
+io_tls(void *ctx, struct transport **t, const struct tls_params *params,
+	int64_t deadline, struct errinfo *reterr)
+{
+	struct io *io = ctx;
+
+	io->tls_started++;
+	return ERR_OK;
+}
+
+struct sec {
+	int calls;
+	int fresh[4];
+};
+
+static enum err
+get_secret(void *ctx, int force_fresh, struct buf *ret, struct errinfo *ei)
+{
+	struct sec *s = ctx;
+
+	s->fresh[s->calls < 4 ? s->calls : 3] = force_fresh;
+	s->calls++;
+	return buf_append_str(ret, force_fresh ? "fresh-token" : "stale-token");
+}
+
+struct body {
+	const char *p;
+};
+
+static enum err
+read_body(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
+	struct errinfo *reterr)
+{
+	struct body *b = ctx;
+	size_t len = strlen(b->p);
+	size_t n = len - (size_t)off < cap ? len - (size_t)off : cap;
+
+	memcpy(p, b->p + off, n);
+	*ret_n = n;
+	return ERR_OK;
+}
+
+static enum err
+drive(const char *const *script, struct account *acc, struct sec *sec,
+	struct buf *got, struct buf *tr, struct submit_result *res,
+	struct errinfo *ei)
+{
+	int sv[2];
+	pthread_t th;
+	struct peer pe;
+	struct io io;
+	struct body body = { BODY };
+	struct envelope env;
+	struct submit_params sp;
+	enum err e;
+
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	pe.fd = sv[1];
+	pe.script = script;
+	buf_init(&pe.got, 1 << 20);
+	io.fd = sv[0];
+	io.tls_started = 0;
+	pthread_create(&th, NULL, peer_main, &pe);
+
+	env_init(&env, rcpts1, 1);
+	memset(&sp, 0, sizeof(sp));
+	sp.acc = acc;
+	sp.env = &env;
+	sp.body.size = strlen(BODY);
+	sp.body.read = read_body;
+	sp.body.ctx = &body;
+	sp.secret.get = get_secret;
+	sp.secret.ctx = sec;
+	sp.transcript = transcript;
+	sp.transcript_ctx = tr;
+	sp.io.connect = io_connect;
+	sp.io.tls_start = io_tls;
+	sp.io.ctx = &io;
+	fake_writes = 0;
+	e = submit_send(&sp, res, ei);
+	pthread_join(th, NULL);
+	close(sv[1]);
+	buf_append(got, pe.got.data, pe.got.len);
+	buf_release(&pe.got);
+	return e;
+}
+
+static void
+acc_init(struct account *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->name = "test";
+	a->host = "smtp.example.com";
+	a->port = 587;
+	a->domain = "client.example";
+	a->timeout = 10;
+	a->tls = 1;
+	a->tls_starttls = 1;
+	a->tls_certcheck = 1;
+	a->auth = AUTH_XOAUTH2;
+	a->user = "u@example.com";
+}
+
+static void
+test_driver(void)
+{
+	static const char *const ok_script[] = {
+		"", "220 mx ESMTP\r\n",
+		"EHLO client.example\r\n", "250-mx\r\n250 STARTTLS\r\n",
+		"STARTTLS\r\n", "220 go\r\n",
+		"EHLO client.example\r\n", "250-mx\r\n250-PIPELINING\r\n"
+			"250-CHUNKING\r\n250 AUTH XOAUTH2\r\n",
+		"\r\n", "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n",
+		"\r\n", "535 5.7.8 bad token\r\n",
+		"\r\n", "235 2.7.0 ok\r\n",
+		"QUIT\r\n", "250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued"
+			"\r\n221 bye\r\n",
+		NULL };
+	static const char *const inject[] = {
+		"", "220 mx ESMTP\r\n",
+		"EHLO client.example\r\n", "250-mx\r\n250 STARTTLS\r\n",
+		"STARTTLS\r\n", "220 go\r\n250 injected\r\n",
+		NULL };
+	struct account acc;
+	struct sec sec;
+	struct buf got, tr;
+	struct submit_result res;
+	static struct errinfo ei;
+	enum err e;
+	int w;
+
+	acc_init(&acc);
+	memset(&sec, 0, sizeof(sec));
+	buf_init(&got, 1 << 20);
+	buf_init(&tr, 1 << 20);
+	submit_result_init(&res);
+	e = drive(ok_script, &acc, &sec, &got, &tr, &res, &ei);
+	w = fake_writes;
+	is_int(e, ERR_OK, "driver: delivered (%s)", ei.msg);
+	is_int(sec.calls, 2, "secret asked twice");
+	ok(sec.fresh[0] == 0 && sec.fresh[1] == 1, "second ask forces a "
+		"fresh token");
+	contains(buf_cstr(&got), "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@x."
+		"example>\r\nBDAT 27 LAST\r\n" BODY "QUIT\r\n",
+		"pipelined flight on the wire");
+	/* EHLO, STARTTLS, EHLO, AUTH, ack, AUTH, envelope flight */
+	is_int(w, 7, "one write per flight");
+	is_int(res.smtp_code, 250, "result code");
+	is_str(buf_cstr(&res.final_reply), "250 2.0.0 queued", "final reply");
+	is_int(res.rcpt_codes[0], 250, "per-recipient code");
+	is_str(buf_cstr(&res.tls), "FAKE-TLS", "TLS description");
+	ok(strstr(buf_cstr(&tr), "stale-token") == NULL &&
+		strstr(buf_cstr(&tr), "fresh-token") == NULL,
+		"no token in the driver transcript");
+	submit_result_release(&res);
+	buf_release(&got);
+	buf_release(&tr);
+
+	acc_init(&acc);
+	memset(&sec, 0, sizeof(sec));
+	buf_init(&got, 1 << 20);
+	buf_init(&tr, 1 << 20);
+	submit_result_init(&res);
+	e = drive(inject, &acc, &sec, &got, &tr, &res, &ei);
+	is_int(e, ERR_PROTO, "bytes after the STARTTLS 220: ERR_PROTO");
+	contains(ei.msg, "CVE-2011-0411", "names the attack class");
+	is_int(sec.calls, 0, "no secret fetched");
+	submit_result_release(&res);
+	buf_release(&got);
+	buf_release(&tr);
+}
 
 int
 main(void)
 {
-	ok(0, "smtp tests not written yet");
+	test_plain_data();
+	test_pipelined();
+	test_refused();
+	test_452_split();
+	test_refuse_early();
+	test_errors();
+	test_tls();
+	test_auth();
+	test_dotstuff();
+	test_long_reply_and_multi();
+	test_driver();
+	is_str(smtp_state_name(SMTP_ST_READY), "READY", "state names");
+	is_str(smtp_event_name(SMTP_EV_NEED_STARTTLS), "NEED_STARTTLS",
+		"event names");
 	return tap_done();
 }

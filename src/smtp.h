@@ -1,0 +1,234 @@
+/*
+ * smtp.h - sans-I/O SMTP client engine (RFC 5321 with PIPELINING 2920,
+ * CHUNKING 3030, SIZE 1870, 8BITMIME 6152, SMTPUTF8 6531, DSN 3461,
+ * ENHANCEDSTATUSCODES 2034, STARTTLS 3207, AUTH 4954).
+ *
+ * The engine knows no socket, clock, TLS library or message file.  The
+ * driver (submit.c) loops:
+ *
+ *   for (;;) switch (smtp_next(s)) {
+ *   case SMTP_EV_OUTPUT:     queue smtp_output() bytes, smtp_output_done()
+ *   case SMTP_EV_SEND_BODY:  queue the body (smtp_body_size() bytes; raw
+ *                            for BDAT, through struct smtp_dotstuff for
+ *                            DATA when smtp_body_dotstuff()), then
+ *                            smtp_body_done()
+ *   case SMTP_EV_NEED_INPUT: flush what was queued, read one reply line,
+ *                            smtp_feed() it
+ *   case SMTP_EV_NEED_STARTTLS: check that nothing is buffered beyond the
+ *                            220 line (else ERR_PROTO), handshake,
+ *                            smtp_tls_started()
+ *   case SMTP_EV_NEED_AUTH:  get the password/token, smtp_auth_secret()
+ *   case SMTP_EV_AUTH_RETRY: the token was rejected: get a fresh one,
+ *                            smtp_auth_secret() (or give up)
+ *   case SMTP_EV_READY:      smtp_mail() for a transaction, or smtp_quit()
+ *   case SMTP_EV_TXN_DONE:   smtp_txn_result(); the session goes on
+ *   case SMTP_EV_DONE:       the server answered QUIT; close
+ *   case SMTP_EV_FAILED:     smtp_error(); close without QUIT
+ *   }
+ *
+ * Session state (greeting, EHLO capabilities, TLS, AUTH) is kept apart from
+ * transaction state (MAIL/RCPT/DATA/BDAT), and several transactions may run
+ * back to back on one session.
+ *
+ * Secrets: AUTH payloads are built into secret buffers and wiped once
+ * written out; the transcript callback sees them only as
+ * "<redacted, N bytes>".  The output buffer is a secret buffer too.
+ */
+#ifndef OASMTP_SMTP_H
+#define OASMTP_SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "account.h"
+#include "err.h"
+
+struct buf;
+struct envelope;
+struct smtp_session;
+
+enum smtp_state {
+	SMTP_ST_GREETING = 0,	/* waiting for the 220 greeting */
+	SMTP_ST_EHLO,
+	SMTP_ST_HELO,
+	SMTP_ST_STARTTLS,	/* waiting for the 220 to STARTTLS */
+	SMTP_ST_TLS_HANDSHAKE,	/* driver runs the handshake */
+	SMTP_ST_AUTH_SECRET,	/* driver fetches the secret */
+	SMTP_ST_AUTH,		/* AUTH exchange in progress */
+	SMTP_ST_READY,		/* idle session, may start a transaction */
+	SMTP_ST_TXN,		/* transaction in progress */
+	SMTP_ST_QUIT,		/* waiting for the 221 */
+	SMTP_ST_DONE,
+	SMTP_ST_FAILED,
+	SMTP_ST_MAX
+};
+
+enum smtp_event {
+	SMTP_EV_OUTPUT = 0,
+	SMTP_EV_SEND_BODY,
+	SMTP_EV_NEED_INPUT,
+	SMTP_EV_NEED_STARTTLS,
+	SMTP_EV_NEED_AUTH,
+	SMTP_EV_AUTH_RETRY,
+	SMTP_EV_READY,
+	SMTP_EV_TXN_DONE,
+	SMTP_EV_DONE,
+	SMTP_EV_FAILED,
+	SMTP_EV_MAX
+};
+
+/* Direction of a transcript line. */
+enum smtp_dir {
+	SMTP_DIR_SEND = 0,	/* client to server */
+	SMTP_DIR_RECV,		/* server to client */
+	SMTP_DIR_NOTE,		/* engine remark (decoded error JSON, body) */
+};
+
+/* Capabilities from the last EHLO (all zero after HELO or TLS start). */
+enum smtp_cap {
+	SMTP_CAP_PIPELINING = 1 << 0,
+	SMTP_CAP_CHUNKING = 1 << 1,
+	SMTP_CAP_SIZE = 1 << 2,
+	SMTP_CAP_8BITMIME = 1 << 3,
+	SMTP_CAP_SMTPUTF8 = 1 << 4,
+	SMTP_CAP_DSN = 1 << 5,
+	SMTP_CAP_ENHANCED = 1 << 6,
+	SMTP_CAP_STARTTLS = 1 << 7,
+	SMTP_CAP_AUTH = 1 << 8,
+};
+
+/* Copied by smtp_new(); the strings are borrowed and must outlive s. */
+struct smtp_params {
+	const char *helo;	/* EHLO argument ("localhost" when NULL) */
+	int tls_required;	/* tls on: no HELO fallback, never in clear */
+	int starttls;		/* do STARTTLS after the first EHLO */
+	int tls_active;		/* implicit TLS already running */
+	int peer_loopback;	/* cleartext AUTH allowed (loopback peer) */
+	enum auth_method auth;	/* AUTH_OFF: never authenticate */
+	int oauth;		/* with AUTH_ON: use a token mechanism */
+	const char *user;	/* authentication identity */
+	const char *host;	/* OAUTHBEARER host= */
+	int port;		/* OAUTHBEARER port= */
+	/* Every line sent and received, secrets redacted; may be NULL. */
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+		size_t len);
+	void *transcript_ctx;
+};
+
+/* A new session waiting for the greeting.  NULL on allocation failure. */
+struct smtp_session *smtp_new(const struct smtp_params *p);
+
+/* Free the session, wiping secrets.  NULL is fine. */
+void smtp_free(struct smtp_session *s);
+
+enum smtp_state smtp_state(const struct smtp_session *s);
+const char *smtp_state_name(enum smtp_state st);
+const char *smtp_event_name(enum smtp_event ev);
+
+/* What the driver must do next (see the loop above). */
+enum smtp_event smtp_next(struct smtp_session *s);
+
+/*
+ * SMTP_EV_OUTPUT: the bytes to send, borrowed until the next call on s.
+ * smtp_output_done() marks all of them consumed.
+ */
+void smtp_output(const struct smtp_session *s, const char **ret_p,
+	size_t *ret_n);
+void smtp_output_done(struct smtp_session *s);
+
+/* SMTP_EV_SEND_BODY: how many bytes, and whether to dot-stuff them. */
+uint64_t smtp_body_size(const struct smtp_session *s);
+int smtp_body_dotstuff(const struct smtp_session *s);
+
+/*
+ * The body has been queued.  For DATA, at_line_start tells whether the
+ * stuffed stream ended with CRLF (struct smtp_dotstuff knows); the engine
+ * adds the CRLF if not, then ".".
+ */
+void smtp_body_done(struct smtp_session *s, int at_line_start);
+
+/*
+ * Feed one received line, without its CRLF.  Returns ERR_OK or the error
+ * that moved the session to SMTP_ST_FAILED (also given by smtp_error()):
+ * ERR_PROTO for a malformed or unexpected reply, the mapped code
+ * (design.md section 9) for a refusal of a session step.
+ */
+enum err smtp_feed(struct smtp_session *s, const char *line, size_t len);
+
+/* SMTP_EV_NEED_STARTTLS: the handshake succeeded; caps are forgotten. */
+void smtp_tls_started(struct smtp_session *s);
+
+/*
+ * SMTP_EV_NEED_AUTH / SMTP_EV_AUTH_RETRY: the password or access token.
+ * Copied into a secret buffer (the caller wipes its own copy).  Errors
+ * (session failed too): ERR_DATA for a secret the mechanism cannot carry,
+ * ERR_NOMEM.
+ */
+enum err smtp_auth_secret(struct smtp_session *s, const char *secret,
+	size_t len);
+
+/* Name of the mechanism chosen for AUTH ("XOAUTH2"), NULL before. */
+const char *smtp_auth_mech(const struct smtp_session *s);
+
+/* Move to SMTP_ST_FAILED with the given error (e.g. no token available). */
+void smtp_abort(struct smtp_session *s, const struct errinfo *ei);
+
+/*
+ * SMTP_EV_READY: start a transaction for env (borrowed until
+ * SMTP_EV_TXN_DONE) with a body of body_size wire bytes.  last: QUIT follows
+ * the transaction (it is pipelined after the end of data when possible).
+ * Refused before anything is sent (session stays READY): ERR_NOTSUPP for
+ * SMTPUTF8 or DSN the server lacks, ERR_SMTP_PERM for a message larger than
+ * the server's SIZE, ERR_DATA for an address with CR, LF or NUL or no
+ * recipients, ERR_INTERNAL outside SMTP_ST_READY.
+ */
+enum err smtp_mail(struct smtp_session *s, const struct envelope *env,
+	uint64_t body_size, int last, struct errinfo *reterr);
+
+/* SMTP_EV_READY: end the session. */
+void smtp_quit(struct smtp_session *s);
+
+/*
+ * SMTP_EV_TXN_DONE: the transaction's outcome.  ERR_OK: every recipient
+ * accepted and the end of data answered 250.  Else the mapped code; a
+ * recipient refusal names every refused recipient with its reply.
+ */
+enum err smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr);
+
+/*
+ * Per-recipient outcome of the last transaction: the reply code (0 when
+ * never answered) and its formatted reply.  Borrowed until the next
+ * smtp_mail().  NULL text when i is out of range.
+ */
+const char *smtp_rcpt_status(const struct smtp_session *s, size_t i,
+	int *ret_code);
+
+/* The reply that ended the last transaction ("250 2.0.0 Ok: queued"). */
+const char *smtp_final_reply(const struct smtp_session *s);
+
+/* SMTP_EV_FAILED: copy the error; returns its code. */
+enum err smtp_error(const struct smtp_session *s, struct errinfo *reterr);
+
+/* Capabilities (enum smtp_cap bits) and SIZE limit (0 = none given). */
+unsigned smtp_caps(const struct smtp_session *s);
+uint64_t smtp_size_limit(const struct smtp_session *s);
+
+/* Append a human description of the EHLO reply for --serverinfo. */
+enum err smtp_describe(const struct smtp_session *s, struct buf *out);
+
+/*
+ * Dot-stuffing filter for DATA (RFC 5321 section 4.5.2), fed the body in
+ * chunks of any size: a line start split across chunks is handled.  The
+ * input already has CRLF line ends.
+ */
+struct smtp_dotstuff {
+	int at_line_start;
+};
+
+void smtp_dotstuff_init(struct smtp_dotstuff *d);
+
+/* Append the stuffed form of p[0..n) to out (ERR_LIMIT, ERR_NOMEM). */
+enum err smtp_dotstuff(struct smtp_dotstuff *d, const void *p, size_t n,
+	struct buf *out);
+
+#endif

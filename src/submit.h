@@ -1,0 +1,109 @@
+/*
+ * submit.h - the submission driver: the one place where the SMTP engine,
+ * the transport, the message body and the secret (password or access
+ * token) meet.
+ *
+ * submit_send() connects (TCP, implicit TLS or STARTTLS per the account),
+ * runs the engine to completion with per-step and whole-session deadlines
+ * derived from acc->timeout, and writes each client flight with one
+ * transport write where it can (commands plus the first body chunk).
+ *
+ * It never prints: the transcript (secrets already redacted) goes to the
+ * caller's callback, errors to reterr.
+ */
+#ifndef OASMTP_SUBMIT_H
+#define OASMTP_SUBMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "smtp.h"
+
+struct account;
+struct envelope;
+struct transport;
+struct tls_params;
+
+/* The message as it goes on the wire (CRLF line ends, no dot-stuffing). */
+struct submit_body {
+	uint64_t size;
+	/*
+	 * Copy up to cap bytes at offset off into p; *ret_n > 0 unless off is
+	 * at the end.  Errors: ERR_IO (with detail), anything else is passed
+	 * through.
+	 */
+	enum err (*read)(void *ctx, uint64_t off, void *p, size_t cap,
+		size_t *ret_n, struct errinfo *reterr);
+	void *ctx;
+};
+
+/* Password or access token, fetched only when AUTH needs it. */
+struct submit_secret {
+	/*
+	 * Append the secret to ret_secret (a secret buffer the driver wipes).
+	 * force_fresh: the server rejected the previous token; bypass any
+	 * cache (asked at most once per session).
+	 */
+	enum err (*get)(void *ctx, int force_fresh, struct buf *ret_secret,
+		struct errinfo *reterr);
+	void *ctx;
+};
+
+/* Optional replacements for the network, for tests (NULL = the real one). */
+struct submit_io {
+	enum err (*connect)(void *ctx, const char *host, int port,
+		const char *source_ip, int64_t deadline,
+		struct transport **ret_t, struct errinfo *reterr);
+	enum err (*tls_start)(void *ctx, struct transport **t,
+		const struct tls_params *params, int64_t deadline,
+		struct errinfo *reterr);
+	void *ctx;
+};
+
+struct submit_params {
+	const struct account *acc;	/* borrowed */
+	const struct envelope *env;	/* borrowed; NULL with serverinfo */
+	struct submit_body body;
+	struct submit_secret secret;
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+		size_t len);
+	void *transcript_ctx;
+	int serverinfo;		/* EHLO (after TLS), describe, QUIT */
+	struct submit_io io;
+};
+
+/* Filled by submit_send(); release with submit_result_release(). */
+struct submit_result {
+	int smtp_code;		/* of the final reply (250 on success) */
+	struct buf final_reply;	/* end-of-data reply, formatted */
+	struct buf tls;		/* TLS description, "" without TLS */
+	struct buf info;	/* --serverinfo text */
+	int *rcpt_codes;	/* per env->rcpts[i]: reply code, 0 = none */
+	size_t n_rcpts;
+	const char *auth_mech;	/* static string, NULL when no AUTH */
+};
+
+void submit_result_init(struct submit_result *r);
+void submit_result_release(struct submit_result *r);
+
+/*
+ * Submit one message (or, with serverinfo, describe the server).  ERR_OK
+ * when the server accepted the end of data for every recipient; ret is
+ * filled in either case as far as the session got.
+ * Errors: everything in design.md section 9: ERR_NET, ERR_TIMEOUT, ERR_TLS,
+ * ERR_PROTO, ERR_SMTP_TEMP, ERR_SMTP_PERM, ERR_RCPT_UNKNOWN, ERR_AUTH,
+ * ERR_NOTSUPP, ERR_CONFIG, errors of the body and secret callbacks.
+ */
+enum err submit_send(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr);
+
+/*
+ * The TLS session cache path for host:port: $XDG_RUNTIME_DIR/oasmtp/...
+ * else ~/.cache/oasmtp/tls-session-HOST-PORT.  Appended to out.
+ */
+enum err submit_session_cache_path(const char *host, int port,
+	struct buf *out);
+
+#endif
