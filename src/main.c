@@ -1,8 +1,130 @@
-/* main.c - placeholder until the CLI lands. */
-int main(void);
+/*
+ * main.c - argv[0] dispatch, printing of the final error, exit status.
+ *
+ * Called as sendmail or oasmtp it sends (unless an option picks another
+ * mode), as mailq it lists the queue, as newaliases it does nothing.  Every
+ * failure ends in exactly one "oasmtp: message" line on stderr and the
+ * sysexits(3) status of its error code (design.md section 9).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/opensslv.h>
+
+#include "oasmtp-config.h"
+
+#include "buf.h"
+#include "cli.h"
+#include "err.h"
+#include "log.h"
+#include "sendmail.h"
+
+#define OUTPUT_MAX (1024 * 1024)
+
+/* Large (it holds a whole server reply), so not on the stack. */
+static struct errinfo ei;
+
+static int
+finish(enum err e)
+{
+	if (e != ERR_OK) {
+		log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+	}
+	return err_exit_code(e);
+}
+
+static int
+print_buf(const struct buf *b)
+{
+	if (fwrite(b->data, 1, b->len, stdout) != b->len ||
+		fflush(stdout) != 0) {
+		log_error("cannot write to standard output");
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
+static int
+print_version(void)
+{
+	printf("oasmtp version %s\n", OASMTP_VERSION);
+	printf("TLS library: %s\n", OPENSSL_VERSION_TEXT);
+	printf("HTTP library: libcurl %s\n", LIBCURL_VERSION);
+	printf("Secret Service token store: %s\n",
+		HAVE_LIBSECRET ? "yes" : "no (not built)");
+	printf("Authentication methods: plain login xoauth2 oauthbearer\n");
+	printf("System configuration file: %s/oasmtprc\n", SYSCONFDIR);
+	printf("User configuration file: $XDG_CONFIG_HOME/oasmtp/config, "
+		"~/.oasmtprc, ~/.msmtprc\n");
+	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
+
+static int
+run_output(enum err (*flow)(const struct cli_opts *, struct buf *,
+	struct errinfo *), const struct cli_opts *o)
+{
+	struct buf out;
+	enum err e;
+	int rc;
+
+	buf_init(&out, OUTPUT_MAX);
+	e = flow(o, &out, &ei);
+	rc = e == ERR_OK ? print_buf(&out) : finish(e);
+	buf_release(&out);
+	return rc;
+}
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	return 0;
+	struct cli_opts o;
+	enum err e;
+	int rc = EX_OK;
+
+	/* a peer closing the socket must be an error code, not a signal */
+	signal(SIGPIPE, SIG_IGN);
+	log_init("oasmtp", 0);
+	errinfo_init(&ei);
+	e = cli_parse(argc, argv, &o, &ei);
+	if (e != ERR_OK) {
+		return finish(e);
+	}
+	log_init("oasmtp", o.verbose);
+
+	switch (o.mode) {
+	case CLI_MODE_HELP:
+		fputs(cli_help_text(), stdout);
+		break;
+	case CLI_MODE_VERSION:
+		rc = print_version();
+		break;
+	case CLI_MODE_NEWALIASES:
+		/* aliases are read at send time; nothing to rebuild */
+		break;
+	case CLI_MODE_LIST_QUEUE:
+		puts("queue is empty");
+		break;
+	case CLI_MODE_FLUSH_QUEUE:
+		log_debug(1, "queue is empty: nothing to flush");
+		break;
+	case CLI_MODE_SERVERINFO:
+		rc = run_output(sendmail_serverinfo, &o);
+		break;
+	case CLI_MODE_SEND:
+		if (o.pretend) {
+			rc = run_output(sendmail_pretend, &o);
+		} else {
+			rc = finish(sendmail_send(&o, STDIN_FILENO, &ei));
+		}
+		break;
+	default:
+		rc = finish(errinfo_set(&ei, ERR_INTERNAL, "unknown mode"));
+		break;
+	}
+	cli_opts_release(&o);
+	return rc;
 }

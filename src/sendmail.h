@@ -1,0 +1,34 @@
+/*
+ * sendmail.h - the top-level flows of the sendmail-compatible modes:
+ * send a message, --pretend, --serverinfo.  main.c dispatches here and
+ * turns the returned code into an exit status.
+ *
+ * These flows may write to stderr through log.h (warnings, the -v
+ * transcript); the final error message is left in reterr for main.c.
+ */
+#ifndef OASMTP_SENDMAIL_H
+#define OASMTP_SENDMAIL_H
+
+#include "err.h"
+
+struct buf;
+struct cli_opts;
+
+/*
+ * Read the message from fd, load the configuration, pick the account,
+ * rewrite the headers, submit, and write the log line when configured.
+ * Errors: every code of message_read/config_load/config_select/
+ * message_prepare/submit_send.
+ */
+enum err sendmail_send(const struct cli_opts *o, int fd,
+	struct errinfo *reterr);
+
+/* --pretend: the effective account settings, secrets masked, into out. */
+enum err sendmail_pretend(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr);
+
+/* --serverinfo: connect, STARTTLS, EHLO, describe the server into out. */
+enum err sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr);
+
+#endif

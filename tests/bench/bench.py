@@ -1,0 +1,545 @@
+#!/usr/bin/python3
+"""oasmtp vs msmtp benchmark runner (a measurement tool, not a timed test).
+
+  /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
+      [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
+      [--scenarios a,b,c,d] [--no-callgrind] [--keep DIR]
+
+Scenarios (each client runs each scenario, interleaved, against the same servers):
+  a  587-style STARTTLS + XOAUTH2 (passwordeval "echo TOKEN"), one recipient
+  b  same, two recipients
+  c  465-style implicit TLS + XOAUTH2, one recipient
+  d  a --big-mib (50) MiB message over STARTTLS, one recipient, without the
+     latency proxy: throughput (MiB/s of wire bytes) and peak RSS
+Figures: round trips (1 + server flights seen by the latency proxy), client
+flights, wall time (median over --runs), peak RSS (ru_maxrss from os.wait4, the
+client and its reaped children), instructions (callgrind total Ir for one
+direct small send, scenarios a and c), and oasmtp/msmtp ratios.
+Every delivered message is checked byte for byte against the input (CRLF).
+A client that fails is reported (exit status, stderr tail) and the run goes on.
+See tests/bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import hashlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVERS = os.path.join(os.path.dirname(HERE), "servers")
+sys.path.insert(0, SERVERS)
+from certs import make_certs  # noqa: E402
+
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+SMTPD = os.path.join(SERVERS, "smtpd.py")
+PROXY = os.path.join(HERE, "latency_proxy.py")
+FROM = "bench@example.com"
+RCPTS = ["one@example.org", "two@example.org"]
+TOKEN = "ya29.bench-token-" + "x" * 180      # roughly the size of a Google access token
+CAPS = ("PIPELINING CHUNKING SIZE=157286400 8BITMIME SMTPUTF8 DSN ENHANCEDSTATUSCODES "
+        "STARTTLS AUTH=XOAUTH2,OAUTHBEARER,PLAIN,LOGIN")
+BUDGET = {"a": (8, 11), "b": (9, 11), "c": (6, 9)}   # design §11: oasmtp, msmtp
+SCENARIOS = {
+    "a": "STARTTLS+XOAUTH2, 1 rcpt",
+    "b": "STARTTLS+XOAUTH2, 2 rcpts",
+    "c": "implicit TLS+XOAUTH2, 1 rcpt",
+    "d": "big message, STARTTLS, 1 rcpt",
+}
+
+
+def wait_port_file(path, proc, what):
+    deadline = time.monotonic() + 15
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise SystemExit("bench: %s exited at start-up (status %s)" % (what, proc.returncode))
+        if time.monotonic() > deadline:
+            raise SystemExit("bench: %s did not start" % what)
+        time.sleep(0.02)
+    return int(open(path).read())
+
+
+class Procs:
+    """Background processes we started; stopped by PID at the end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, cmd, name):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append((p, name))
+        return p
+
+    def stop_all(self):
+        for p, _ in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p, _ in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class Server:
+    def __init__(self, procs, work, name, certs, implicit, rtt_ms, max_seconds):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir)
+        self.spool = os.path.join(self.dir, "spool")
+        self.next_msg = 1
+        cmd = [PY, SMTPD, "--port-file", os.path.join(self.dir, "port"),
+               "--tls-cert", certs["cert"], "--tls-key", certs["key"], "--caps", CAPS,
+               "--token", TOKEN, "--user", FROM, "--spool", self.spool,
+               "--max-seconds", str(max_seconds), "--hostname", "bench.invalid"]
+        if implicit:
+            cmd.append("--implicit-tls")
+        p = procs.start(cmd, name)
+        self.port = wait_port_file(os.path.join(self.dir, "port"), p, "smtpd.py")
+        self.proxy_log = os.path.join(self.dir, "proxy.jsonl")
+        p = procs.start([PY, PROXY, "--port-file", os.path.join(self.dir, "pport"),
+                         "--target-port", str(self.port), "--rtt-ms", str(rtt_ms),
+                         "--log", self.proxy_log, "--max-seconds", str(max_seconds)],
+                        name + "-proxy")
+        self.proxy_port = wait_port_file(os.path.join(self.dir, "pport"), p, "latency_proxy.py")
+
+    def proxy_records(self):
+        if not os.path.exists(self.proxy_log):
+            return []
+        with open(self.proxy_log) as fh:
+            return [json.loads(l) for l in fh if l.strip()]
+
+    def take_message(self, timeout=5.0):
+        """Next spooled message (meta, path of .eml) or None; waits up to timeout."""
+        meta_path = os.path.join(self.spool, "%d.json" % self.next_msg)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(meta_path):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        self.next_msg += 1
+        with open(meta_path) as fh:
+            meta = json.load(fh)
+        return meta, meta_path[:-5] + ".eml"
+
+
+def write_rc(path, port, implicit, certs):
+    with open(path, "w") as fh:
+        fh.write("# written by tests/bench/bench.py\n"
+                 "account default\n"
+                 "host 127.0.0.1\n"
+                 "port %d\n"
+                 "tls on\n"
+                 "tls_starttls %s\n"
+                 "tls_trust_file %s\n"
+                 "auth xoauth2\n"
+                 "user %s\n"
+                 "from %s\n"
+                 "passwordeval \"echo %s\"\n"
+                 "timeout 60\n" % (port, "off" if implicit else "on", certs["ca"], FROM, FROM, TOKEN))
+    os.chmod(path, 0o600)
+
+
+def small_message(path):
+    msg = ("From: Bench <%s>\nTo: %s\nSubject: benchmark message\n"
+           "Date: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <bench.1@example.com>\n"
+           "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" % (FROM, RCPTS[0]))
+    body = "".join("Line %03d of a small benchmark message, about seventy bytes long.\n" % i
+                   for i in range(40))
+    with open(path, "wb") as fh:
+        fh.write((msg + body + ".\n..\nlast line\n").encode())
+
+
+def big_message(path, mib):
+    """A text message of `mib` MiB (LF line ends) made of base64-looking lines."""
+    import base64
+    head = ("From: Bench <%s>\nTo: %s\nSubject: big benchmark message\n"
+            "Date: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <bench.big@example.com>\n"
+            "MIME-Version: 1.0\nContent-Type: application/octet-stream\n"
+            "Content-Transfer-Encoding: base64\n\n" % (FROM, RCPTS[0])).encode()
+    target = mib * 1024 * 1024
+    block = b"".join(base64.b64encode(os.urandom(57)) + b"\n" for _ in range(4096))
+    with open(path, "wb") as fh:
+        fh.write(head)
+        left = target - len(head)
+        while left > 0:
+            piece = block[:left] if left < len(block) else block
+            fh.write(piece)
+            left -= len(piece)
+    # the file must end with a line end
+    with open(path, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        fh.write(b"\n")
+
+
+def wire_digest(path):
+    """sha256 and size of the file as it should arrive: LF -> CRLF."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)          # our inputs have LF line ends only
+            if not chunk:
+                break
+            data = chunk.replace(b"\n", b"\r\n")
+            h.update(data)
+            size += len(data)
+    return h.hexdigest(), size
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def run_client(cmd, stdin_path, env, timeout, measure=True):
+    """Run one client; returns dict(status, wall_s, maxrss_kib, cpu_s, stderr).
+
+    Wall time runs from just before the spawn to wait4's return.  CPU is user +
+    system time of the client and its reaped children (passwordeval's shell).
+
+    Peak RSS: a process started straight from this Python process inherits its
+    memory high-water mark (Linux records the old mm's peak at exec, and vfork /
+    fork children start from the parent's pages), so ru_maxrss from os.wait4
+    would never drop below the bench's own ~18 MiB.  When GNU time is installed
+    the client is started through it: its small fork child execs the client and
+    it reports the client's wait4() ru_maxrss and CPU times.  Without it the raw
+    os.wait4 figure is kept and flagged.
+    """
+    err = tempfile.TemporaryFile()
+    resfile = None
+    if measure and GNU_TIME:
+        fd, resfile = tempfile.mkstemp(prefix="bench-rusage-")
+        os.close(fd)
+        cmd = [GNU_TIME, "-f", "%M %U %S", "-o", resfile, "--"] + cmd
+    with open(stdin_path, "rb") as stdin:
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                 start_new_session=True)
+        except OSError as e:
+            return {"status": None, "wall_s": 0.0, "maxrss_kib": 0, "cpu_s": 0.0,
+                    "stderr": "cannot run: %s" % e}
+        killed = []
+
+        def kill():
+            killed.append(True)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)       # the group we created for it
+            except ProcessLookupError:
+                pass
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err.seek(0)
+    text = err.read().decode("utf-8", "replace")
+    if killed:
+        text += "\n[killed after %ss]" % timeout
+    out = {"status": p.returncode, "wall_s": wall, "maxrss_kib": ru.ru_maxrss,
+           "cpu_s": ru.ru_utime + ru.ru_stime, "stderr": text}
+    if resfile:
+        with open(resfile) as fh:
+            last = [l for l in fh.read().splitlines() if l.strip()]
+        os.unlink(resfile)
+        m = re.match(r"^(\d+) ([\d.]+) ([\d.]+)$", last[-1]) if last else None
+        if m:
+            out["maxrss_kib"] = int(m.group(1))   # CPU: keep wait4's (finer, incl. time's ~1 ms)
+        else:
+            out["rss_note"] = "GNU time gave no figures; raw os.wait4 value"
+    else:
+        out["rss_note"] = "raw os.wait4 value (includes the launcher's high-water mark)"
+    return out
+
+
+def tail(text, n=6):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return " | ".join(lines[-n:])
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.results = {}
+
+    def env(self, work):
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        for k, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "home/.config"),
+                       ("XDG_CACHE_HOME", "home/.cache"), ("XDG_RUNTIME_DIR", "runtime"),
+                       ("TMPDIR", "tmp")):
+            env[k] = os.path.join(work, sub)
+            os.makedirs(env[k], mode=0o700, exist_ok=True)
+        return env
+
+    def one_run(self, client, srv, rc, rcpts, msg, expect, env, proxied, timeout):
+        before = len(srv.proxy_records()) if proxied else 0
+        r = run_client([self.clients[client], "-C", rc, "-f", FROM] + rcpts, msg, env, timeout)
+        r["ok"] = r["status"] == 0
+        if not r["ok"]:
+            r["error"] = "exit %s: %s" % (r["status"], tail(r["stderr"]))
+        got = srv.take_message(timeout=5.0 if r["ok"] else 0.3)
+        if got is None:
+            if r["ok"]:
+                r["ok"] = False
+                r["error"] = "exit 0 but no message reached the server"
+        else:
+            meta, eml = got
+            digest = file_digest(eml)
+            os.unlink(eml)
+            problems = []
+            if (digest, meta["size"]) != expect:
+                problems.append("message altered (size %d, expected %d)" % (meta["size"], expect[1]))
+            if meta["rcpts"] != rcpts:
+                problems.append("recipients %s" % meta["rcpts"])
+            if meta["auth"] != "XOAUTH2" or not meta["tls"]:
+                problems.append("auth=%s tls=%s" % (meta["auth"], meta["tls"]))
+            r["transfer"] = meta["transfer"]
+            r["wire_bytes"] = meta["size"]
+            if problems:
+                r["ok"] = False
+                r["error"] = "; ".join(problems)
+        if proxied:
+            deadline = time.monotonic() + 3 + 10 * self.args.rtt_ms / 1000.0
+            recs = srv.proxy_records()
+            while len(recs) <= before and time.monotonic() < deadline:
+                time.sleep(0.01)
+                recs = srv.proxy_records()
+            if len(recs) > before:
+                rec = recs[-1]
+                r["round_trips"] = rec["round_trips"]
+                r["client_flights"] = rec["client_flights"]
+        del r["stderr"]
+        return r
+
+    def callgrind(self, client, rc, rcpts, msg, env, work):
+        out = os.path.join(work, "callgrind.%s.out" % client)
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+               self.clients[client], "-C", rc, "-f", FROM] + rcpts
+        r = run_client(cmd, msg, env, 300, measure=False)
+        m = re.search(r"Collected\s*:\s*(\d+)", r["stderr"])
+        if r["status"] != 0 or not m:
+            return None, "exit %s: %s" % (r["status"], tail(r["stderr"], 4))
+        return int(m.group(1)), None
+
+    def run(self):
+        a = self.args
+        self.clients = {"oasmtp": os.path.abspath(a.oasmtp), "msmtp": a.msmtp}
+        work = a.keep or tempfile.mkdtemp(prefix="oasmtp-bench-")
+        os.makedirs(work, exist_ok=True)
+        procs = Procs()
+        try:
+            return self._run(work, procs)
+        finally:
+            procs.stop_all()
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _run(self, work, procs):
+        a = self.args
+        certs = make_certs(os.path.join(work, "certs"))
+        env = self.env(work)
+        wanted = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+        budget_s = 3600
+        starttls = Server(procs, work, "starttls", certs, False, a.rtt_ms, budget_s)
+        implicit = Server(procs, work, "implicit", certs, True, a.rtt_ms, budget_s)
+        small = os.path.join(work, "small.eml")
+        small_message(small)
+        small_expect = wire_digest(small)
+        rcfiles = {}
+        for client in self.clients:
+            for name, srv, port, imp in (("proxied-starttls", starttls, starttls.proxy_port, False),
+                                         ("proxied-implicit", implicit, implicit.proxy_port, True),
+                                         ("direct-starttls", starttls, starttls.port, False),
+                                         ("direct-implicit", implicit, implicit.port, True)):
+                path = os.path.join(work, "%s-%s.rc" % (client, name))
+                write_rc(path, port, imp, certs)
+                rcfiles[client, name] = path
+        report = {"rtt_ms": a.rtt_ms, "runs": a.runs, "big_runs": a.big_runs, "big_mib": a.big_mib,
+                  "clients": {c: {"path": p, "version": version_of(p)} for c, p in self.clients.items()},
+                  "scenarios": {}}
+        timeout = 60 + 40 * a.rtt_ms / 1000.0
+        for sc in wanted:
+            if sc not in SCENARIOS:
+                print("bench: unknown scenario %r (skipped)" % sc, file=sys.stderr)
+                continue
+            print("bench: scenario %s (%s) ..." % (sc, SCENARIOS[sc]), file=sys.stderr, flush=True)
+            rcpts = RCPTS[:2] if sc == "b" else RCPTS[:1]
+            if sc == "d":
+                big = os.path.join(work, "big.eml")
+                big_message(big, a.big_mib)
+                expect = wire_digest(big)
+                msg, srv, rcname, runs, proxied = big, starttls, "direct-starttls", a.big_runs, False
+            else:
+                msg, expect = small, small_expect
+                srv = implicit if sc == "c" else starttls
+                rcname = "proxied-implicit" if sc == "c" else "proxied-starttls"
+                runs, proxied = a.runs, True
+            per = {c: {"runs": [], "ok": True, "error": None} for c in self.clients}
+            for i in range(runs):
+                for client in self.clients:
+                    if not per[client]["ok"]:
+                        continue
+                    r = self.one_run(client, srv, rcfiles[client, rcname], rcpts, msg, expect,
+                                     env, proxied, timeout if sc != "d" else 600)
+                    per[client]["runs"].append(r)
+                    if not r["ok"]:
+                        per[client]["ok"] = False
+                        per[client]["error"] = r["error"]
+            for client, d in per.items():
+                good = [r for r in d["runs"] if r["ok"]]
+                if good:
+                    walls = [r["wall_s"] for r in good]
+                    d["wall_ms_median"] = round(statistics.median(walls) * 1000, 1)
+                    d["wall_ms_min"] = round(min(walls) * 1000, 1)
+                    d["rss_kib_max"] = max(r["maxrss_kib"] for r in good)
+                    d["cpu_ms_median"] = round(statistics.median(r["cpu_s"] for r in good) * 1000, 1)
+                    if any("rss_note" in r for r in good):
+                        d["rss_note"] = good[0]["rss_note"]
+                    d["transfer"] = good[0].get("transfer")
+                    rts = [r["round_trips"] for r in good if "round_trips" in r]
+                    if rts:
+                        d["round_trips"] = statistics.median(rts)
+                        d["round_trips_range"] = [min(rts), max(rts)]
+                        d["client_flights"] = statistics.median(r["client_flights"] for r in good)
+                        d["wall_in_rtts"] = round(d["wall_ms_median"] / a.rtt_ms, 2) if a.rtt_ms else None
+                    if sc == "d":
+                        d["wire_bytes"] = good[0]["wire_bytes"]
+                        d["mib_per_s"] = round(d["wire_bytes"] / 1048576 / statistics.median(walls), 1)
+                if sc in ("a", "c") and not a.no_callgrind:
+                    direct = "direct-implicit" if sc == "c" else "direct-starttls"
+                    if d["ok"]:
+                        ir, err = self.callgrind(client, rcfiles[client, direct], rcpts, msg, env, work)
+                        srv.take_message(timeout=2.0 if ir else 0.3)
+                        d["instructions"] = ir
+                        if err:
+                            d["callgrind_error"] = err
+            if sc in BUDGET:
+                per["budget_round_trips"] = {"oasmtp": BUDGET[sc][0], "msmtp": BUDGET[sc][1]}
+            per["ratios"] = ratios(per)
+            report["scenarios"][sc] = per
+            if sc == "d":
+                os.unlink(big)
+        return report
+
+
+RATIO_KEYS = ("round_trips", "wall_ms_median", "cpu_ms_median", "rss_kib_max", "instructions",
+              "mib_per_s")
+
+
+def ratios(per):
+    out = {}
+    o, m = per.get("oasmtp", {}), per.get("msmtp", {})
+    for k in RATIO_KEYS:
+        if o.get(k) and m.get(k):
+            out[k] = round(o[k] / m[k], 3)
+    return out
+
+
+def version_of(path):
+    try:
+        r = subprocess.run([path, "--version"], capture_output=True, timeout=10)
+        first = (r.stdout or r.stderr).decode("utf-8", "replace").strip().splitlines()
+        return first[0] if first else "exit %d" % r.returncode
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "unavailable (%s)" % e
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        v = ("%.1f" % v).rstrip("0").rstrip(".") if v != int(v) else "%d" % v
+    return "%s%s" % (v, unit)
+
+
+def table(report):
+    rows = [("scenario", "figure", "oasmtp", "msmtp", "ratio", "budget o/m")]
+    notes = []
+    for sc, per in report["scenarios"].items():
+        label = "%s %s" % (sc, SCENARIOS[sc])
+        budget = per.get("budget_round_trips")
+        r = per["ratios"]
+        figures = [("round trips", "round_trips", ""), ("client flights", "client_flights", ""),
+                   ("wall median", "wall_ms_median", " ms"), ("wall / RTT", "wall_in_rtts", ""),
+                   ("CPU user+sys", "cpu_ms_median", " ms"), ("peak RSS", "rss_kib_max", " KiB"), ("instructions", "instructions", " Ir"),
+                   ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", "")]
+        for name, key, unit in figures:
+            vals = [per[c].get(key) for c in ("oasmtp", "msmtp")]
+            if all(v is None for v in vals) and key != "round_trips":
+                continue
+            cells = []
+            for c, v in zip(("oasmtp", "msmtp"), vals):
+                cells.append("FAILED" if not per[c]["ok"] and v is None else fmt(v, unit))
+            b = "%d / %d" % (budget["oasmtp"], budget["msmtp"]) if budget and key == "round_trips" else ""
+            rows.append((label, name, cells[0], cells[1], fmt(r.get(key)), b))
+            label = ""
+        for c in ("oasmtp", "msmtp"):
+            if per[c].get("error"):
+                notes.append("%s %s FAILED: %s" % (sc, c, per[c]["error"]))
+            if per[c].get("callgrind_error"):
+                notes.append("%s %s callgrind failed: %s" % (sc, c, per[c]["callgrind_error"]))
+            if per[c].get("rss_note"):
+                notes.append("%s %s peak RSS: %s" % (sc, c, per[c]["rss_note"]))
+            rr = per[c].get("round_trips_range")
+            if rr and rr[0] != rr[1]:
+                notes.append("%s %s round trips varied %d..%d" % (sc, c, rr[0], rr[1]))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["oasmtp vs msmtp, simulated RTT %s ms, median of %d runs (big: %d runs of %d MiB)"
+             % (fmt(report["rtt_ms"]), report["runs"], report["big_runs"], report["big_mib"])]
+    for c, info in report["clients"].items():
+        lines.append("  %-7s %s  (%s)" % (c, info["path"], info["version"]))
+    for i, row in enumerate(rows):
+        lines.append("  ".join(str(x).ljust(w) if j < 2 else str(x).rjust(w)
+                               for j, (x, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    lines += notes
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="benchmark oasmtp against msmtp on a simulated link")
+    p.add_argument("--oasmtp", required=True, help="the oasmtp binary to measure")
+    p.add_argument("--msmtp", default="/usr/bin/msmtp")
+    p.add_argument("--rtt-ms", type=float, default=50.0)
+    p.add_argument("--runs", type=int, default=5, help="runs per client for scenarios a-c")
+    p.add_argument("--big-runs", type=int, default=3, help="runs per client for scenario d")
+    p.add_argument("--big-mib", type=int, default=50)
+    p.add_argument("--scenarios", default="a,b,c,d")
+    p.add_argument("--no-callgrind", action="store_true")
+    p.add_argument("--json", help="also write the results as JSON here")
+    p.add_argument("--keep", help="work in this directory and keep it (configs, logs, spool)")
+    a = p.parse_args(argv)
+    if a.runs < 1 or a.big_runs < 1:
+        p.error("--runs and --big-runs must be at least 1")
+    if not a.no_callgrind and shutil.which("valgrind") is None:
+        print("bench: valgrind not found, instructions not measured", file=sys.stderr)
+        a.no_callgrind = True
+    report = Bench(a).run()
+    text = table(report)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+    failed = any(not per[c]["ok"] for per in report["scenarios"].values() for c in ("oasmtp", "msmtp"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
