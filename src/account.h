@@ -115,9 +115,112 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
-	/* bookkeeping for config.c (which keys were set explicitly) */
+	/* obsolete msmtp keys, folded into `from` when the account is resolved */
+	int auto_from;
+	char *maildomain;
+
+	/*
+	 * Bookkeeping for config.c: set[ACCF_x] is non-zero when field x was
+	 * given in the file (ACC_SET_EXPLICIT: in the account itself or
+	 * copied from a parent; ACC_SET_DEFAULTS: from a `defaults` section).
+	 * Unset fields receive the built-in defaults when the account is
+	 * resolved.
+	 */
 	unsigned char set[128];
 };
+
+#define ACC_SET_EXPLICIT 1
+#define ACC_SET_DEFAULTS 2
+
+/* Field ids for account.set[]; one per field, not per msmtprc key. */
+enum account_field {
+	ACCF_HOST = 0,
+	ACCF_PORT,
+	ACCF_SOURCE_IP,
+	ACCF_DOMAIN,
+	ACCF_TIMEOUT,
+	ACCF_AUTH,
+	ACCF_USER,
+	ACCF_PASSWORD,
+	ACCF_PASSWORDEVAL,
+	ACCF_TLS,
+	ACCF_TLS_STARTTLS,
+	ACCF_TLS_TRUST_FILE,
+	ACCF_TLS_CRL_FILE,
+	ACCF_TLS_FINGERPRINT,
+	ACCF_TLS_CERT_FILE,
+	ACCF_TLS_KEY_FILE,
+	ACCF_TLS_CERTCHECK,
+	ACCF_TLS_HOST_OVERRIDE,
+	ACCF_FROM,
+	ACCF_FROM_FULL_NAME,
+	ACCF_ALLOW_FROM_OVERRIDE,
+	ACCF_DSN_NOTIFY,
+	ACCF_DSN_RETURN,
+	ACCF_SET_FROM_HEADER,
+	ACCF_SET_DATE_HEADER,
+	ACCF_SET_MSGID_HEADER,
+	ACCF_SET_TO_HEADER,
+	ACCF_REMOVE_BCC_HEADERS,
+	ACCF_FROM_REWRITE,
+	ACCF_ALIASES,
+	ACCF_LOGFILE,
+	ACCF_LOGFILE_TIME_FORMAT,
+	ACCF_SYSLOG,
+	ACCF_OAUTH2_PROVIDER,
+	ACCF_OAUTH2_CLIENT_ID,
+	ACCF_OAUTH2_CLIENT_SECRET,
+	ACCF_OAUTH2_CLIENT_SECRET_EVAL,
+	ACCF_OAUTH2_TENANT,
+	ACCF_OAUTH2_AUTH_ENDPOINT,
+	ACCF_OAUTH2_TOKEN_ENDPOINT,
+	ACCF_OAUTH2_DEVICE_ENDPOINT,
+	ACCF_OAUTH2_SCOPE,
+	ACCF_OAUTH2_TOKEN_STORE,
+	ACCF_OAUTH2_TOKEN_CACHE,
+	ACCF_OAUTH2_CA_FILE,
+	ACCF_OAUTH2_REFRESH_MARGIN,
+	ACCF_NOTIFY_COMMAND,
+	ACCF_QUEUE,
+	ACCF_QUEUE_DIR,
+	ACCF_QUEUE_MAX_AGE,
+	ACCF_AUTO_FROM,
+	ACCF_MAILDOMAIN,
+	ACCF_MAX
+};
+
+/*
+ * A new account holding the built-in defaults (see the top of this file),
+ * with name and file NULL and nothing marked as set.  NULL when out of
+ * memory.  Free with account_free().
+ */
+struct account *account_new(void);
+
+/*
+ * A deep copy of src (strings duplicated, set[] copied).  NULL when out of
+ * memory.
+ */
+struct account *account_dup(const struct account *src);
+
+/*
+ * Copy every field that is marked as set in src into dst (msmtp's
+ * `account a : b` semantics), marking it ACC_SET_EXPLICIT in dst.
+ * ERR_NOMEM leaves dst partly updated but consistent (still freeable).
+ */
+enum err account_inherit(struct account *dst, const struct account *src);
+
+/*
+ * Store a number in a scalar field (int, long or enum); ERR_INTERNAL when
+ * f is a string field.
+ */
+enum err account_set_num(struct account *acc, enum account_field f, long v);
+
+/*
+ * Replace a string field (freeing, and wiping when it is a secret, the old
+ * value); value NULL unsets it.  ERR_NOMEM keeps the old value.
+ */
+enum err account_set_str(struct account *acc, enum account_field f,
+	const char *value);
 
 /* Release every string (wiping secrets) and the struct itself; NULL is fine. */
 void account_free(struct account *acc);

@@ -1,1 +1,2229 @@
-/* config.c - placeholder, implemented in its own change */
+/*
+ * config.c - msmtprc reader: tokenizer, sorted directive table with one
+ * small handler per key, msmtp inheritance, file lookup and merge, the
+ * permission check, account resolution and selection.  See config.h.
+ *
+ * Flow: config_load() finds the files; each is read whole (bounded) and
+ * parsed line by line into a per-file account list; the lists are merged
+ * (system first, user accounts replacing same-named system ones); finally
+ * every account is resolved (built-in defaults that depend on other keys,
+ * obsolete keys folded in, %-patterns expanded).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "oasmtp-config.h"
+
+#include "account.h"
+#include "buf.h"
+#include "eval.h"
+#include "util.h"
+
+#define KEY_MAX 64
+
+/* directive flags */
+#define D_REQUIRED 0x1		/* empty argument is an error */
+#define D_PATH 0x2		/* expand a leading ~ */
+#define D_SECRET 0x4		/* a literal value makes the file secret */
+
+struct parser {
+	const struct config_params *params;
+	struct config *cfg;		/* receives warnings */
+	const char *home;		/* for ~; may be NULL */
+	const char *file;		/* name used in messages */
+	unsigned line;
+	unsigned defaults_line;		/* first line of a defaults section */
+	int in_eval;			/* the line is the output of eval */
+	int literal_secret;
+	struct account *defaults;
+	struct account *cur;		/* NULL before the first section */
+	int cur_is_defaults;
+	struct account **accs;
+	size_t n_accs;
+	size_t cap_accs;
+};
+
+struct directive;
+typedef enum err (*handler_fn)(struct parser *ps, const struct directive *d,
+	const char *arg, struct errinfo *reterr);
+
+struct choice {
+	const char *name;
+	long value;
+};
+
+struct directive {
+	const char *name;
+	handler_fn handler;
+	int field;			/* enum account_field or -1 */
+	unsigned flags;
+	const void *aux;		/* choices, message, range... */
+};
+
+/* ---------------------------------------------------------------- */
+/* messages */
+
+static enum err
+perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum err
+perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errinfo_vset(reterr, ERR_CONFIG, fmt, ap);
+	va_end(ap);
+	return errinfo_prefix(reterr, "%s:%u: ", ps->file, ps->line);
+}
+
+static enum err
+add_warning(struct config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static enum err
+add_warning(struct config *cfg, const char *fmt, ...)
+{
+	struct buf b;
+	char **w;
+	char *s;
+	va_list ap;
+	enum err e;
+
+	buf_init(&b, 4096);
+	va_start(ap, fmt);
+	e = buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (e == ERR_LIMIT) {
+		e = ERR_OK;	/* a cut warning is still a warning */
+	}
+	if (e != ERR_OK) {
+		buf_release(&b);
+		return e;
+	}
+	s = buf_take(&b);
+	if (s == NULL) {
+		return ERR_NOMEM;
+	}
+	w = realloc(cfg->warnings, (cfg->n_warnings + 1) * sizeof(*w));
+	if (w == NULL) {
+		free(s);
+		return ERR_NOMEM;
+	}
+	cfg->warnings = w;
+	cfg->warnings[cfg->n_warnings++] = s;
+	return ERR_OK;
+}
+
+static enum err
+pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum err
+pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (add_warning(ps->cfg, "%s:%u: %s", ps->file, ps->line, text)
+		!= ERR_OK) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	return ERR_OK;
+}
+
+static enum err
+nomem(struct errinfo *reterr)
+{
+	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+}
+
+static enum err
+bad_arg(struct parser *ps, const struct directive *d, const char *arg,
+	const char *expected, struct errinfo *reterr)
+{
+	return perr(ps, reterr, "invalid argument '%s' for '%s': expected %s",
+		arg, d->name, expected);
+}
+
+/* ---------------------------------------------------------------- */
+/* small parsers */
+
+static int
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* 1 for on/empty, 0 for off, -1 otherwise */
+static int
+parse_bool(const char *arg)
+{
+	if (*arg == '\0' || strcmp(arg, "on") == 0) {
+		return 1;
+	}
+	if (strcmp(arg, "off") == 0) {
+		return 0;
+	}
+	return -1;
+}
+
+/* seconds with an optional s/m/h/d suffix; -1 on junk or out of range */
+static int
+parse_duration(const char *arg, long min, long max, long *ret)
+{
+	char num[32];
+	size_t n = strlen(arg);
+	long mult = 1;
+	long v;
+
+	if (n == 0 || n >= sizeof(num)) {
+		return -1;
+	}
+	memcpy(num, arg, n + 1);
+	switch (num[n - 1]) {
+	case 's':
+		mult = 1;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		n++;	/* no suffix: keep the last digit */
+		break;
+	}
+	num[n - 1] = '\0';
+	if (!isdigit((unsigned char)num[0])
+		|| util_parse_long(num, 0, max / mult, &v) != 0) {
+		return -1;
+	}
+	v *= mult;
+	if (v < min || v > max) {
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static void
+ascii_lower(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s >= 'A' && *s <= 'Z') {
+			*s = (char)(*s - 'A' + 'a');
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* setting fields */
+
+static unsigned char
+set_mark(const struct parser *ps)
+{
+	return ps->cur_is_defaults ? ACC_SET_DEFAULTS : ACC_SET_EXPLICIT;
+}
+
+static enum err
+store_num(struct parser *ps, int field, long v, struct errinfo *reterr)
+{
+	if (account_set_num(ps->cur, (enum account_field)field, v) != ERR_OK) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"internal error: field %d is not a number", field);
+	}
+	ps->cur->set[field] = set_mark(ps);
+	return ERR_OK;
+}
+
+static enum err
+store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
+{
+	enum err e = account_set_str(ps->cur, (enum account_field)field, v);
+
+	if (e == ERR_NOMEM) {
+		return nomem(reterr);
+	}
+	if (e != ERR_OK) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"internal error: field %d is not a string", field);
+	}
+	ps->cur->set[field] = set_mark(ps);
+	return ERR_OK;
+}
+
+/* Store arg as a path, expanding a leading "~" or "~/". */
+static enum err
+store_path(struct parser *ps, int field, const char *arg,
+	struct errinfo *reterr)
+{
+	struct buf b;
+	enum err e;
+
+	if (arg[0] != '~' || (arg[1] != '\0' && arg[1] != '/')) {
+		return store_str(ps, field, arg, reterr);
+	}
+	if (ps->home == NULL) {
+		return perr(ps, reterr, "cannot expand '~': no home directory");
+	}
+	buf_init(&b, CONFIG_LINE_MAX + 4096);
+	e = buf_append_str(&b, ps->home);
+	if (e == ERR_OK) {
+		e = buf_append_str(&b, arg + 1);
+	}
+	if (e == ERR_OK) {
+		e = store_str(ps, field, buf_cstr(&b), reterr);
+	} else {
+		e = nomem(reterr);
+	}
+	buf_release(&b);
+	return e;
+}
+
+/* ---------------------------------------------------------------- */
+/* handlers */
+
+static enum err
+h_string(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		if (d->flags & D_REQUIRED) {
+			return perr(ps, reterr, "'%s' needs an argument",
+				d->name);
+		}
+		return store_str(ps, d->field, NULL, reterr);
+	}
+	if ((d->flags & D_SECRET) && !ps->in_eval) {
+		ps->literal_secret = 1;
+	}
+	if (d->flags & D_PATH) {
+		return store_path(ps, d->field, arg, reterr);
+	}
+	return store_str(ps, d->field, arg, reterr);
+}
+
+static enum err
+h_bool(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	int v = parse_bool(arg);
+
+	if (v < 0) {
+		return bad_arg(ps, d, arg, "on or off", reterr);
+	}
+	return store_num(ps, d->field, v, reterr);
+}
+
+/* d->aux: a NULL-terminated struct choice list; the expectation text is
+ * built from the names. */
+static enum err
+h_choice(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const struct choice *c;
+	char expected[256] = "";
+	size_t n = 0;
+
+	for (c = d->aux; c->name != NULL; c++) {
+		if (strcmp(arg, c->name) == 0) {
+			return store_num(ps, d->field, c->value, reterr);
+		}
+	}
+	for (c = d->aux; c->name != NULL; c++) {
+		int last = c[1].name == NULL;
+		int r = snprintf(expected + n, sizeof(expected) - n, "%s%s",
+			c == d->aux ? "" : (last ? " or " : ", "), c->name);
+
+		if (r < 0 || (size_t)r >= sizeof(expected) - n) {
+			break;
+		}
+		n += (size_t)r;
+	}
+	return bad_arg(ps, d, arg, expected, reterr);
+}
+
+static enum err
+h_port(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	long v;
+
+	if (*arg == '\0') {
+		return perr(ps, reterr, "'%s' needs an argument", d->name);
+	}
+	if (util_parse_long(arg, 1, 65535, &v) != 0) {
+		return bad_arg(ps, d, arg, "a number from 1 to 65535", reterr);
+	}
+	return store_num(ps, d->field, v, reterr);
+}
+
+static enum err
+h_timeout(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	long v;
+
+	if (*arg == '\0') {
+		return perr(ps, reterr, "'%s' needs an argument", d->name);
+	}
+	if (strcmp(arg, "off") == 0) {
+		return store_num(ps, ACCF_TIMEOUT, 0, reterr);
+	}
+	if (util_parse_long(arg, 1, 86400, &v) != 0) {
+		return bad_arg(ps, d, arg,
+			"off or a number of seconds from 1 to 86400", reterr);
+	}
+	return store_num(ps, ACCF_TIMEOUT, v, reterr);
+}
+
+/* d->aux: long[2] = { min, max } in seconds */
+static enum err
+h_duration(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *range = d->aux;
+	char expected[128];
+	long v;
+
+	if (parse_duration(arg, range[0], range[1], &v) != 0) {
+		snprintf(expected, sizeof(expected),
+			"a duration from %lds to %lds (suffixes s, m, h, d)",
+			range[0], range[1]);
+		return bad_arg(ps, d, arg, expected, reterr);
+	}
+	return store_num(ps, d->field, v, reterr);
+}
+
+/* d->aux: the reason; the key cannot be honoured. */
+static enum err
+h_reject(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	return perr(ps, reterr, "'%s' is not supported: %s", d->name,
+		(const char *)d->aux);
+}
+
+/* d->aux: why it is ignored. */
+static enum err
+h_ignore(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	return pwarn(ps, reterr, "'%s' is ignored: %s", d->name,
+		(const char *)d->aux);
+}
+
+static enum err
+h_protocol(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (strcmp(arg, "smtp") == 0) {
+		return ERR_OK;
+	}
+	if (strcmp(arg, "lmtp") == 0) {
+		return perr(ps, reterr,
+			"'protocol lmtp' is not supported: oasmtp speaks SMTP "
+			"only");
+	}
+	return bad_arg(ps, d, arg, "smtp", reterr);
+}
+
+static enum err
+h_auth(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	static const struct choice methods[] = {
+		{ "", AUTH_ON }, { "on", AUTH_ON }, { "off", AUTH_OFF },
+		{ "plain", AUTH_PLAIN }, { "login", AUTH_LOGIN },
+		{ "xoauth2", AUTH_XOAUTH2 },
+		{ "oauthbearer", AUTH_OAUTHBEARER },
+		{ NULL, 0 },
+	};
+	static const char *const unsupported[] = {
+		"cram-md5", "digest-md5", "external", "gssapi", "ntlm",
+		"scram-sha-1", "scram-sha-1-plus", "scram-sha-256",
+		"scram-sha-256-plus", NULL,
+	};
+	const char *use = "use on, plain, login, xoauth2 or oauthbearer";
+	char lower[32];
+	size_t i;
+
+	if (strlen(arg) >= sizeof(lower)) {
+		return bad_arg(ps, d, arg,
+			"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+	}
+	util_strlcpy(lower, arg, sizeof(lower));
+	ascii_lower(lower);
+	for (i = 0; methods[i].name != NULL; i++) {
+		if (strcmp(lower, methods[i].name) == 0) {
+			return store_num(ps, ACCF_AUTH, methods[i].value,
+				reterr);
+		}
+	}
+	for (i = 0; unsupported[i] != NULL; i++) {
+		if (strcmp(lower, unsupported[i]) == 0) {
+			return perr(ps, reterr,
+				"auth method '%s' is not supported; %s", arg,
+				use);
+		}
+	}
+	return bad_arg(ps, d, arg,
+		"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+}
+
+static enum err
+h_defaults(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg != '\0') {
+		return perr(ps, reterr, "'defaults' takes no argument");
+	}
+	if (ps->defaults_line == 0) {
+		ps->defaults_line = ps->line;
+	}
+	ps->cur = ps->defaults;
+	ps->cur_is_defaults = 1;
+	return ERR_OK;
+}
+
+static struct account *
+find_in(struct account **accs, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(accs[i]->name, name) == 0) {
+			return accs[i];
+		}
+	}
+	return NULL;
+}
+
+/* Start a new account named name, from the defaults; it becomes current. */
+static enum err
+new_account(struct parser *ps, const char *name, struct errinfo *reterr)
+{
+	struct account *acc;
+	size_t i;
+
+	if (ps->n_accs == ps->cap_accs) {
+		size_t cap = ps->cap_accs ? ps->cap_accs * 2 : 8;
+		struct account **a = realloc(ps->accs, cap * sizeof(*a));
+
+		if (a == NULL) {
+			return nomem(reterr);
+		}
+		ps->accs = a;
+		ps->cap_accs = cap;
+	}
+	acc = account_dup(ps->defaults);
+	if (acc == NULL) {
+		return nomem(reterr);
+	}
+	acc->name = strdup(name);
+	acc->file = strdup(ps->file);
+	if (acc->name == NULL || acc->file == NULL) {
+		account_free(acc);
+		return nomem(reterr);
+	}
+	acc->line = ps->line;
+	for (i = 0; i < ACCF_MAX; i++) {
+		if (acc->set[i]) {
+			acc->set[i] = ACC_SET_DEFAULTS;
+		}
+	}
+	ps->accs[ps->n_accs++] = acc;
+	ps->cur = acc;
+	ps->cur_is_defaults = 0;
+	return ERR_OK;
+}
+
+/* Trim blanks at both ends in place; returns the start. */
+static char *
+trim(char *s)
+{
+	size_t n;
+
+	while (is_blank(*s)) {
+		s++;
+	}
+	n = strlen(s);
+	while (n > 0 && is_blank(s[n - 1])) {
+		s[--n] = '\0';
+	}
+	return s;
+}
+
+static enum err
+h_account(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	char *copy = strdup(arg);
+	char *name, *parents, *p;
+	struct account *prev;
+	enum err e = ERR_OK;
+
+	if (copy == NULL) {
+		return nomem(reterr);
+	}
+	parents = strchr(copy, ':');
+	if (parents != NULL) {
+		*parents++ = '\0';
+	}
+	name = trim(copy);
+	if (*name == '\0') {
+		e = perr(ps, reterr, "'account' needs a name");
+		goto out;
+	}
+	if (strchr(name, ',') != NULL || strpbrk(name, " \t") != NULL) {
+		e = perr(ps, reterr,
+			"account name '%s' must not contain commas or blanks",
+			name);
+		goto out;
+	}
+	prev = find_in(ps->accs, ps->n_accs, name);
+	if (prev != NULL) {
+		e = perr(ps, reterr, "account '%s' is already defined at line %u",
+			name, prev->line);
+		goto out;
+	}
+	/* check the parents before creating anything */
+	if (parents != NULL) {
+		char *list = strdup(parents);
+		char *next;
+
+		if (list == NULL) {
+			e = nomem(reterr);
+			goto out;
+		}
+		for (p = list; p != NULL && e == ERR_OK; p = next) {
+			char *pname;
+
+			next = strchr(p, ',');
+			if (next != NULL) {
+				*next++ = '\0';
+			}
+			pname = trim(p);
+			if (*pname == '\0') {
+				e = perr(ps, reterr,
+					"missing parent account name after ':'");
+			} else if (find_in(ps->accs, ps->n_accs, pname) == NULL) {
+				e = perr(ps, reterr,
+					"parent account '%s' is not defined "
+					"before this line", pname);
+			}
+		}
+		free(list);
+		if (e != ERR_OK) {
+			goto out;
+		}
+	}
+	e = new_account(ps, name, reterr);
+	if (e != ERR_OK || parents == NULL) {
+		goto out;
+	}
+	for (p = parents; p != NULL && e == ERR_OK;) {
+		char *next = strchr(p, ',');
+
+		if (next != NULL) {
+			*next++ = '\0';
+		}
+		if (account_inherit(ps->cur,
+			find_in(ps->accs, ps->n_accs, trim(p))) != ERR_OK) {
+			e = nomem(reterr);
+		}
+		p = next;
+	}
+out:
+	free(copy);
+	return e;
+}
+
+static enum err process_line(struct parser *ps, const char *text, size_t n,
+	struct errinfo *reterr);
+
+static enum err
+h_eval(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	struct buf out;
+	int timeout;
+	enum err e;
+
+	if (*arg == '\0') {
+		return perr(ps, reterr, "'eval' needs a command");
+	}
+	if (ps->in_eval) {
+		return perr(ps, reterr, "the output of 'eval' cannot be "
+			"another 'eval'");
+	}
+	if (ps->params->no_eval) {
+		return perr(ps, reterr, "'eval' is disabled here");
+	}
+	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout : 60;
+	if (ps->cur != NULL && ps->cur->set[ACCF_TIMEOUT]) {
+		timeout = ps->cur->timeout;
+	}
+	buf_init_secret(&out, CONFIG_EVAL_OUTPUT_MAX);
+	e = eval_run(arg, timeout, CONFIG_EVAL_OUTPUT_MAX, &out, reterr);
+	if (e != ERR_OK) {
+		errinfo_prefix(reterr, "%s:%u: eval: ", ps->file, ps->line);
+		buf_release(&out);
+		/* every eval failure is a configuration error, timeouts too */
+		if (e != ERR_NOMEM && reterr != NULL) {
+			reterr->code = ERR_CONFIG;
+		}
+		return e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
+	}
+	ps->in_eval = 1;
+	e = process_line(ps, out.data, out.len, reterr);
+	ps->in_eval = 0;
+	buf_release(&out);
+	return e;
+}
+
+static enum err
+h_syslog(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	static const char *const facilities[] = {
+		"LOG_USER", "LOG_MAIL", "LOG_LOCAL0", "LOG_LOCAL1",
+		"LOG_LOCAL2", "LOG_LOCAL3", "LOG_LOCAL4", "LOG_LOCAL5",
+		"LOG_LOCAL6", "LOG_LOCAL7", NULL,
+	};
+	size_t i;
+
+	switch (parse_bool(arg)) {
+	case 1:
+		return store_str(ps, ACCF_SYSLOG, "LOG_MAIL", reterr);
+	case 0:
+		return store_str(ps, ACCF_SYSLOG, NULL, reterr);
+	default:
+		break;
+	}
+	for (i = 0; facilities[i] != NULL; i++) {
+		if (strcmp(arg, facilities[i]) == 0) {
+			return store_str(ps, ACCF_SYSLOG, arg, reterr);
+		}
+	}
+	return bad_arg(ps, d, arg,
+		"on, off, LOG_USER, LOG_MAIL or LOG_LOCAL0 to LOG_LOCAL7",
+		reterr);
+}
+
+static enum err
+h_dsn_notify(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const char *expected = "off, never, or a comma-separated list of "
+		"success, failure and delay";
+	char *copy, *p, *next;
+	enum err e = ERR_OK;
+
+	if (*arg == '\0') {
+		return perr(ps, reterr, "'%s' needs an argument", d->name);
+	}
+	if (strcmp(arg, "off") == 0) {
+		return store_str(ps, ACCF_DSN_NOTIFY, NULL, reterr);
+	}
+	copy = strdup(arg);
+	if (copy == NULL) {
+		return nomem(reterr);
+	}
+	ascii_lower(copy);
+	if (strcmp(copy, "never") != 0) {
+		for (p = copy; p != NULL; p = next) {
+			next = strchr(p, ',');
+			if (next != NULL) {
+				*next++ = '\0';
+			}
+			if (strcmp(p, "success") != 0 && strcmp(p, "failure") != 0
+				&& strcmp(p, "delay") != 0) {
+				e = bad_arg(ps, d, arg, expected, reterr);
+				break;
+			}
+		}
+		/* undo the splitting: the value is stored as written */
+		util_strlcpy(copy, arg, strlen(arg) + 1);
+	}
+	if (e == ERR_OK) {
+		for (p = copy; *p != '\0'; p++) {
+			*p = (char)toupper((unsigned char)*p);
+		}
+		e = store_str(ps, ACCF_DSN_NOTIFY, copy, reterr);
+	}
+	free(copy);
+	return e;
+}
+
+static enum err
+h_dsn_return(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (strcmp(arg, "off") == 0) {
+		return store_str(ps, ACCF_DSN_RETURN, NULL, reterr);
+	}
+	if (strcmp(arg, "headers") == 0) {
+		return store_str(ps, ACCF_DSN_RETURN, "HDRS", reterr);
+	}
+	if (strcmp(arg, "full") == 0) {
+		return store_str(ps, ACCF_DSN_RETURN, "FULL", reterr);
+	}
+	return bad_arg(ps, d, arg, "off, headers or full", reterr);
+}
+
+static enum err
+h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	size_t len = strlen(arg);
+	size_t bytes = (len + 1) / 3;
+	char norm[32 * 3];
+	size_t i;
+
+	if (len == 0) {
+		return store_str(ps, ACCF_TLS_FINGERPRINT, NULL, reterr);
+	}
+	if (len % 3 != 2 || bytes * 3 - 1 != len) {
+		goto bad;
+	}
+	for (i = 0; i < len; i++) {
+		int sep = i % 3 == 2;
+
+		if (sep ? arg[i] != ':' : !isxdigit((unsigned char)arg[i])) {
+			goto bad;
+		}
+	}
+	if (bytes == 20 || bytes == 16) {
+		return perr(ps, reterr,
+			"SHA-1 and MD5 fingerprints are not supported in "
+			"'tls_fingerprint'; give the SHA-256 fingerprint "
+			"(32 bytes as hex pairs separated by ':')");
+	}
+	if (bytes != 32) {
+		goto bad;
+	}
+	for (i = 0; i < len; i++) {
+		norm[i] = (char)toupper((unsigned char)arg[i]);
+	}
+	norm[len] = '\0';
+	return store_str(ps, ACCF_TLS_FINGERPRINT, norm, reterr);
+bad:
+	return bad_arg(ps, d, arg,
+		"a SHA-256 fingerprint (32 hex pairs separated by ':')", reterr);
+}
+
+static enum err
+h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		enum err e = pwarn(ps, reterr, "an empty 'tls_trust_file' "
+			"means the system trust store in oasmtp (msmtp would "
+			"trust no CA)");
+
+		return e != ERR_OK ? e
+			: store_str(ps, ACCF_TLS_TRUST_FILE, NULL, reterr);
+	}
+	if (strcmp(arg, "system") == 0) {
+		return store_str(ps, ACCF_TLS_TRUST_FILE, "system", reterr);
+	}
+	return store_path(ps, ACCF_TLS_TRUST_FILE, arg, reterr);
+}
+
+static enum err
+h_certcheck(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	int v = parse_bool(arg);
+	enum err e;
+
+	if (strcmp(d->name, "tls_nocertcheck") == 0) {
+		if (*arg != '\0') {
+			return perr(ps, reterr, "'%s' takes no argument",
+				d->name);
+		}
+		v = 0;
+	} else if (v < 0) {
+		return bad_arg(ps, d, arg, "on or off", reterr);
+	}
+	if (v == 0) {
+		e = pwarn(ps, reterr, "'%s': server certificates are not "
+			"verified for this account", d->name);
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	return store_num(ps, ACCF_TLS_CERTCHECK, v, reterr);
+}
+
+/* tls_nostarttls (obsolete): tls_starttls off */
+static enum err
+h_nostarttls(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg != '\0') {
+		return perr(ps, reterr, "'%s' takes no argument", d->name);
+	}
+	return store_num(ps, ACCF_TLS_STARTTLS, 0, reterr);
+}
+
+/* keepbcc (obsolete): the inverse of remove_bcc_headers */
+static enum err
+h_keepbcc(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	int v = parse_bool(arg);
+
+	if (v < 0) {
+		return bad_arg(ps, d, arg, "on or off", reterr);
+	}
+	return store_num(ps, ACCF_REMOVE_BCC_HEADERS, !v, reterr);
+}
+
+/* undisclosed_recipients, add_missing_*_header: booleans mapped onto the
+ * set_*_header policies; d->aux holds { field, value for on, for off }. */
+static enum err
+h_bool_policy(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *map = d->aux;
+	int v = parse_bool(arg);
+
+	if (v < 0) {
+		return bad_arg(ps, d, arg, "on or off", reterr);
+	}
+	return store_num(ps, (int)map[0], v ? map[1] : map[2], reterr);
+}
+
+static enum err
+h_force_sslv3(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	int v = parse_bool(arg);
+
+	if (v == 0) {
+		return ERR_OK;
+	}
+	if (v == 1) {
+		return perr(ps, reterr, "'tls_force_sslv3' is not supported: "
+			"SSLv3 is broken; oasmtp requires TLS 1.2 or later "
+			"(remove the line or write 'tls_force_sslv3 off')");
+	}
+	return bad_arg(ps, d, arg, "off", reterr);
+}
+
+static enum err
+h_min_dh_bits(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	long v;
+
+	if (*arg != '\0' && util_parse_long(arg, 1, 1L << 20, &v) != 0) {
+		return bad_arg(ps, d, arg, "a number of bits", reterr);
+	}
+	return pwarn(ps, reterr, "'%s' is ignored: OpenSSL's own limits "
+		"apply and oasmtp requires TLS 1.2 or later", d->name);
+}
+
+static int
+is_loopback_url(const char *rest)
+{
+	static const char *const hosts[] = {
+		"127.0.0.1", "localhost", "[::1]", NULL,
+	};
+	size_t i;
+
+	for (i = 0; hosts[i] != NULL; i++) {
+		size_t n = strlen(hosts[i]);
+
+		if (strncmp(rest, hosts[i], n) == 0
+			&& (rest[n] == ':' || rest[n] == '/'
+			|| rest[n] == '\0')) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static enum err
+h_endpoint(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		return store_str(ps, d->field, NULL, reterr);
+	}
+	if (util_strncasecmp(arg, "https://", 8) == 0 && arg[8] != '\0') {
+		return store_str(ps, d->field, arg, reterr);
+	}
+	if (util_strncasecmp(arg, "http://", 7) == 0
+		&& is_loopback_url(arg + 7)) {
+		return store_str(ps, d->field, arg, reterr);
+	}
+	return bad_arg(ps, d, arg,
+		"an https:// URL (http:// only for a loopback address)", reterr);
+}
+
+static enum err
+h_token_store(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const char *expected = "secret-service, file:PATH or command:CMD";
+	struct buf b;
+	enum err e;
+
+	if (*arg == '\0') {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, NULL, reterr);
+	}
+	if (strcmp(arg, "secret-service") == 0) {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, arg, reterr);
+	}
+	if (strncmp(arg, "command:", 8) == 0 && arg[8] != '\0') {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, arg, reterr);
+	}
+	if (strncmp(arg, "file:", 5) != 0 || arg[5] == '\0') {
+		return bad_arg(ps, d, arg, expected, reterr);
+	}
+	if (arg[5] != '~' || (arg[6] != '\0' && arg[6] != '/')) {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, arg, reterr);
+	}
+	if (ps->home == NULL) {
+		return perr(ps, reterr, "cannot expand '~': no home directory");
+	}
+	buf_init(&b, CONFIG_LINE_MAX + 4096);
+	e = buf_printf(&b, "file:%s%s", ps->home, arg + 6);
+	e = e == ERR_OK ? store_str(ps, ACCF_OAUTH2_TOKEN_STORE, buf_cstr(&b),
+		reterr) : nomem(reterr);
+	buf_release(&b);
+	return e;
+}
+
+static enum err
+h_token_cache(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_CACHE, NULL, reterr);
+	}
+	if (strcmp(arg, "off") == 0) {
+		return store_str(ps, ACCF_OAUTH2_TOKEN_CACHE, "off", reterr);
+	}
+	return store_path(ps, ACCF_OAUTH2_TOKEN_CACHE, arg, reterr);
+}
+
+/* ---------------------------------------------------------------- */
+/* the directive table: sorted by name (checked at run time) */
+
+static const struct choice set_from_choices[] = {
+	{ "auto", HDR_AUTO }, { "on", HDR_ON }, { "off", HDR_OFF },
+	{ NULL, 0 },
+};
+static const struct choice auto_off_choices[] = {
+	{ "auto", HDR_AUTO }, { "off", HDR_OFF }, { NULL, 0 },
+};
+static const struct choice set_to_choices[] = {
+	{ "on", HDR_ON }, { "off", HDR_OFF },
+	{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
+};
+static const struct choice provider_choices[] = {
+	{ "google", OAUTH2_GOOGLE }, { "microsoft", OAUTH2_MICROSOFT },
+	{ "custom", OAUTH2_CUSTOM }, { "off", OAUTH2_NONE }, { NULL, 0 },
+};
+static const struct choice queue_choices[] = {
+	{ "off", QUEUE_OFF }, { "on-failure", QUEUE_ON_FAILURE },
+	{ "always", QUEUE_ALWAYS }, { NULL, 0 },
+};
+static const long margin_range[2] = { 0, 86400 };
+static const long max_age_range[2] = { 60, 3650L * 86400 };
+static const long undisclosed_map[3] = {
+	ACCF_SET_TO_HEADER, HDR_UNDISCLOSED, HDR_OFF,
+};
+static const long missing_from_map[3] = {
+	ACCF_SET_FROM_HEADER, HDR_AUTO, HDR_OFF,
+};
+static const long missing_date_map[3] = {
+	ACCF_SET_DATE_HEADER, HDR_AUTO, HDR_OFF,
+};
+
+static const struct directive directives[] = {
+	{ "account", h_account, -1, 0, NULL },
+	{ "add_missing_date_header", h_bool_policy, -1, 0, missing_date_map },
+	{ "add_missing_from_header", h_bool_policy, -1, 0, missing_from_map },
+	{ "aliases", h_string, ACCF_ALIASES, D_PATH, NULL },
+	{ "allow_from_override", h_bool, ACCF_ALLOW_FROM_OVERRIDE, 0, NULL },
+	{ "auth", h_auth, ACCF_AUTH, 0, NULL },
+	{ "auto_from", h_bool, ACCF_AUTO_FROM, 0, NULL },
+	{ "connect_timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
+	{ "defaults", h_defaults, -1, 0, NULL },
+	{ "domain", h_string, ACCF_DOMAIN, 0, NULL },
+	{ "dsn_notify", h_dsn_notify, ACCF_DSN_NOTIFY, 0, NULL },
+	{ "dsn_return", h_dsn_return, ACCF_DSN_RETURN, 0, NULL },
+	{ "eval", h_eval, -1, 0, NULL },
+	{ "from", h_string, ACCF_FROM, 0, NULL },
+	{ "from_full_name", h_string, ACCF_FROM_FULL_NAME, 0, NULL },
+	{ "from_rewrite", h_bool, ACCF_FROM_REWRITE, 0, NULL },
+	{ "host", h_string, ACCF_HOST, D_REQUIRED, NULL },
+	{ "keepbcc", h_keepbcc, ACCF_REMOVE_BCC_HEADERS, 0, NULL },
+	{ "logfile", h_string, ACCF_LOGFILE, D_PATH, NULL },
+	{ "logfile_time_format", h_string, ACCF_LOGFILE_TIME_FORMAT, 0,
+		NULL },
+	{ "maildomain", h_string, ACCF_MAILDOMAIN, 0, NULL },
+	{ "notify_command", h_string, ACCF_NOTIFY_COMMAND, 0, NULL },
+	{ "ntlmdomain", h_reject, -1, 0,
+		"NTLM authentication is not supported" },
+	{ "oauth2_auth_endpoint", h_endpoint, ACCF_OAUTH2_AUTH_ENDPOINT, 0,
+		NULL },
+	{ "oauth2_ca_file", h_string, ACCF_OAUTH2_CA_FILE, D_PATH, NULL },
+	{ "oauth2_client_id", h_string, ACCF_OAUTH2_CLIENT_ID, 0, NULL },
+	{ "oauth2_client_secret", h_string, ACCF_OAUTH2_CLIENT_SECRET,
+		D_SECRET, NULL },
+	{ "oauth2_client_secret_eval", h_string,
+		ACCF_OAUTH2_CLIENT_SECRET_EVAL, 0, NULL },
+	{ "oauth2_device_endpoint", h_endpoint, ACCF_OAUTH2_DEVICE_ENDPOINT,
+		0, NULL },
+	{ "oauth2_provider", h_choice, ACCF_OAUTH2_PROVIDER, 0,
+		provider_choices },
+	{ "oauth2_refresh_margin", h_duration, ACCF_OAUTH2_REFRESH_MARGIN, 0,
+		margin_range },
+	{ "oauth2_scope", h_string, ACCF_OAUTH2_SCOPE, 0, NULL },
+	{ "oauth2_tenant", h_string, ACCF_OAUTH2_TENANT, 0, NULL },
+	{ "oauth2_token_cache", h_token_cache, ACCF_OAUTH2_TOKEN_CACHE, 0,
+		NULL },
+	{ "oauth2_token_endpoint", h_endpoint, ACCF_OAUTH2_TOKEN_ENDPOINT, 0,
+		NULL },
+	{ "oauth2_token_store", h_token_store, ACCF_OAUTH2_TOKEN_STORE, 0,
+		NULL },
+	{ "password", h_string, ACCF_PASSWORD, D_SECRET, NULL },
+	{ "passwordeval", h_string, ACCF_PASSWORDEVAL, 0, NULL },
+	{ "port", h_port, ACCF_PORT, 0, NULL },
+	{ "protocol", h_protocol, -1, 0, NULL },
+	{ "proxy_host", h_reject, -1, 0, "SOCKS proxies are not supported" },
+	{ "proxy_port", h_reject, -1, 0, "SOCKS proxies are not supported" },
+	{ "queue", h_choice, ACCF_QUEUE, 0, queue_choices },
+	{ "queue_dir", h_string, ACCF_QUEUE_DIR, D_PATH, NULL },
+	{ "queue_max_age", h_duration, ACCF_QUEUE_MAX_AGE, 0, max_age_range },
+	{ "remove_bcc_headers", h_bool, ACCF_REMOVE_BCC_HEADERS, 0, NULL },
+	{ "set_date_header", h_choice, ACCF_SET_DATE_HEADER, 0,
+		auto_off_choices },
+	{ "set_from_header", h_choice, ACCF_SET_FROM_HEADER, 0,
+		set_from_choices },
+	{ "set_msgid_header", h_choice, ACCF_SET_MSGID_HEADER, 0,
+		auto_off_choices },
+	{ "set_to_header", h_choice, ACCF_SET_TO_HEADER, 0, set_to_choices },
+	{ "socket", h_reject, -1, 0,
+		"connecting through a local socket is not supported; use host "
+		"and port" },
+	{ "source_ip", h_string, ACCF_SOURCE_IP, 0, NULL },
+	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
+	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
+	{ "tls", h_bool, ACCF_TLS, 0, NULL },
+	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
+	{ "tls_certcheck", h_certcheck, ACCF_TLS_CERTCHECK, 0, NULL },
+	{ "tls_crl_file", h_string, ACCF_TLS_CRL_FILE, D_PATH, NULL },
+	{ "tls_fingerprint", h_fingerprint, ACCF_TLS_FINGERPRINT, 0, NULL },
+	{ "tls_force_sslv3", h_force_sslv3, -1, 0, NULL },
+	{ "tls_host_override", h_string, ACCF_TLS_HOST_OVERRIDE, 0, NULL },
+	{ "tls_key_file", h_string, ACCF_TLS_KEY_FILE, D_PATH, NULL },
+	{ "tls_min_dh_prime_bits", h_min_dh_bits, -1, 0, NULL },
+	{ "tls_nocertcheck", h_certcheck, ACCF_TLS_CERTCHECK, 0, NULL },
+	{ "tls_nostarttls", h_nostarttls, ACCF_TLS_STARTTLS, 0, NULL },
+	{ "tls_priorities", h_ignore, -1, 0,
+		"it is GnuTLS syntax; oasmtp uses OpenSSL's defaults with "
+		"TLS 1.2 or later" },
+	{ "tls_starttls", h_bool, ACCF_TLS_STARTTLS, 0, NULL },
+	{ "tls_trust_file", h_trust_file, ACCF_TLS_TRUST_FILE, 0, NULL },
+	{ "undisclosed_recipients", h_bool_policy, -1, 0, undisclosed_map },
+	{ "user", h_string, ACCF_USER, 0, NULL },
+};
+
+#define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
+
+static int
+table_sorted(void)
+{
+	size_t i;
+
+	for (i = 1; i < N_DIRECTIVES; i++) {
+		if (strcmp(directives[i - 1].name, directives[i].name) >= 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+cmp_directive(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct directive *)elem)->name);
+}
+
+/* Optimal string alignment distance (Levenshtein plus transpositions). */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[KEY_MAX + 1][KEY_MAX + 1];
+	size_t i, j;
+
+	if (la > KEY_MAX || lb > KEY_MAX) {
+		return (size_t)-1;
+	}
+	for (i = 0; i <= la; i++) {
+		d[i][0] = i;
+	}
+	for (j = 0; j <= lb; j++) {
+		d[0][j] = j;
+	}
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t best = d[i - 1][j] + 1;
+
+			if (d[i][j - 1] + 1 < best) {
+				best = d[i][j - 1] + 1;
+			}
+			if (d[i - 1][j - 1] + cost < best) {
+				best = d[i - 1][j - 1] + cost;
+			}
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2]
+				&& a[i - 2] == b[j - 1]
+				&& d[i - 2][j - 2] + 1 < best) {
+				best = d[i - 2][j - 2] + 1;
+			}
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+static const char *
+suggest(const char *key)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1;
+	size_t limit = strlen(key) <= 4 ? 1 : 2;
+	size_t i;
+
+	for (i = 0; i < N_DIRECTIVES; i++) {
+		size_t dist = edit_distance(key, directives[i].name);
+
+		if (dist < best_d) {
+			best_d = dist;
+			best = directives[i].name;
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* tokenizer */
+
+/*
+ * Decode the argument text[0..n) (already trimmed) into arg: a quoted
+ * argument loses its quotes and its \" and \\ escapes.
+ */
+static enum err
+decode_arg(struct parser *ps, const char *text, size_t n, struct buf *arg,
+	struct errinfo *reterr)
+{
+	size_t i;
+	enum err e = ERR_OK;
+
+	if (n == 0 || text[0] != '"') {
+		e = buf_append(arg, text, n);
+		return e == ERR_OK ? ERR_OK : nomem(reterr);
+	}
+	for (i = 1; i < n && e == ERR_OK; i++) {
+		char c = text[i];
+
+		if (c == '\\' && i + 1 < n
+			&& (text[i + 1] == '"' || text[i + 1] == '\\')) {
+			e = buf_putc(arg, text[++i]);
+		} else if (c == '"') {
+			if (i + 1 != n) {
+				return perr(ps, reterr,
+					"unexpected text after the closing "
+					"quote");
+			}
+			return ERR_OK;
+		} else {
+			e = buf_putc(arg, c);
+		}
+	}
+	if (e != ERR_OK) {
+		return nomem(reterr);
+	}
+	return perr(ps, reterr, "missing closing quote");
+}
+
+static enum err
+dispatch(struct parser *ps, const char *key, const char *arg,
+	struct errinfo *reterr)
+{
+	const struct directive *d;
+
+	d = bsearch(key, directives, N_DIRECTIVES, sizeof(directives[0]),
+		cmp_directive);
+	if (d == NULL) {
+		const char *s = suggest(key);
+
+		if (s != NULL) {
+			return perr(ps, reterr,
+				"unknown key '%s'; did you mean '%s'?", key, s);
+		}
+		return perr(ps, reterr, "unknown key '%s'", key);
+	}
+	if (ps->cur == NULL && d->handler != h_account
+		&& d->handler != h_defaults && d->handler != h_eval) {
+		/* msmtp 1.2 compatibility: keys before any section */
+		enum err e = new_account(ps, "default", reterr);
+
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	return d->handler(ps, d, arg, reterr);
+}
+
+static enum err
+process_line(struct parser *ps, const char *text, size_t n,
+	struct errinfo *reterr)
+{
+	char key[KEY_MAX + 1];
+	size_t i = 0, k, end;
+	struct buf arg;
+	enum err e;
+
+	while (i < n && is_blank(text[i])) {
+		i++;
+	}
+	if (i == n || text[i] == '#') {
+		return ERR_OK;
+	}
+	k = i;
+	while (i < n && !is_blank(text[i])) {
+		i++;
+	}
+	if (i - k > KEY_MAX) {
+		return perr(ps, reterr, "unknown key '%.*s...'", 40, text + k);
+	}
+	memcpy(key, text + k, i - k);
+	key[i - k] = '\0';
+	while (i < n && is_blank(text[i])) {
+		i++;
+	}
+	end = n;
+	while (end > i && is_blank(text[end - 1])) {
+		end--;
+	}
+	buf_init_secret(&arg, CONFIG_LINE_MAX + 1);
+	e = decode_arg(ps, text + i, end - i, &arg, reterr);
+	if (e == ERR_OK) {
+		e = dispatch(ps, key, buf_cstr(&arg), reterr);
+	}
+	buf_release(&arg);
+	return e;
+}
+
+static enum err
+parse_text(struct parser *ps, const char *data, size_t len,
+	struct errinfo *reterr)
+{
+	size_t pos = 0;
+	enum err e = ERR_OK;
+
+	ps->line = 0;
+	while (pos < len && e == ERR_OK) {
+		const char *start = data + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - start) : len - pos;
+
+		pos += n + (nl != NULL ? 1 : 0);
+		ps->line++;
+		if (n > 0 && start[n - 1] == '\r') {
+			n--;
+		}
+		if (n > CONFIG_LINE_MAX) {
+			return perr(ps, reterr,
+				"line too long (%zu bytes; the limit is %d)", n,
+				CONFIG_LINE_MAX);
+		}
+		if (memchr(start, '\0', n) != NULL) {
+			return perr(ps, reterr, "line contains a NUL byte");
+		}
+		e = process_line(ps, start, n, reterr);
+	}
+	if (e == ERR_OK && ps->n_accs == 0 && ps->defaults_line != 0) {
+		size_t i;
+		int any = 0;
+
+		for (i = 0; i < ACCF_MAX; i++) {
+			any |= ps->defaults->set[i] != 0;
+		}
+		if (any) {
+			/* only a defaults section: it is the default account */
+			ps->line = ps->defaults_line;
+			e = new_account(ps, "default", reterr);
+		}
+	}
+	return e;
+}
+
+/* ---------------------------------------------------------------- */
+/* resolution of %-patterns and dependent defaults */
+
+struct expand_ctx {
+	const struct config_params *params;
+	char user[256];
+	char host[256];
+	char canon[256];
+	char maildomain[256];
+	int have_canon;
+	int have_maildomain;
+};
+
+static void
+ctx_init(struct expand_ctx *ctx, const struct config_params *params)
+{
+	const char *u = params->user_name;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->params = params;
+	if (u == NULL) {
+		struct passwd *pw = getpwuid(getuid());
+
+		u = pw != NULL ? pw->pw_name : getenv("USER");
+	}
+	util_strlcpy(ctx->user, u != NULL ? u : "unknown", sizeof(ctx->user));
+	if (params->host_name != NULL) {
+		util_strlcpy(ctx->host, params->host_name, sizeof(ctx->host));
+	} else if (gethostname(ctx->host, sizeof(ctx->host) - 1) != 0) {
+		util_strlcpy(ctx->host, "localhost", sizeof(ctx->host));
+	}
+	ctx->host[sizeof(ctx->host) - 1] = '\0';
+}
+
+static const char *
+ctx_canon(struct expand_ctx *ctx)
+{
+	struct addrinfo hints, *res = NULL;
+
+	if (ctx->have_canon) {
+		return ctx->canon;
+	}
+	ctx->have_canon = 1;
+	util_strlcpy(ctx->canon, ctx->host, sizeof(ctx->canon));
+	if (ctx->params->host_name != NULL) {
+		return ctx->canon;	/* injected: do not ask DNS */
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_flags = AI_CANONNAME;
+	if (getaddrinfo(ctx->host, NULL, &hints, &res) == 0) {
+		if (res != NULL && res->ai_canonname != NULL) {
+			util_strlcpy(ctx->canon, res->ai_canonname,
+				sizeof(ctx->canon));
+		}
+		freeaddrinfo(res);
+	}
+	return ctx->canon;
+}
+
+static const char *
+ctx_maildomain(struct expand_ctx *ctx)
+{
+	const char *path = ctx->params->mailname_file;
+	FILE *f;
+
+	if (ctx->have_maildomain) {
+		return ctx->maildomain;
+	}
+	ctx->have_maildomain = 1;
+	util_strlcpy(ctx->maildomain, ctx->host, sizeof(ctx->maildomain));
+	f = fopen(path != NULL ? path : "/etc/mailname", "r");
+	if (f != NULL) {
+		char line[256];
+
+		if (fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\r\n")] = '\0';
+			if (line[0] != '\0') {
+				util_strlcpy(ctx->maildomain, line,
+					sizeof(ctx->maildomain));
+			}
+		}
+		fclose(f);
+	}
+	return ctx->maildomain;
+}
+
+/* Replace %U %H %C %M in *field (others, like msmtp's %F, stay). */
+static enum err
+expand_field(struct account *acc, enum account_field f, const char *value,
+	struct expand_ctx *ctx)
+{
+	struct buf b;
+	const char *p;
+	enum err e = ERR_OK;
+
+	if (value == NULL || strchr(value, '%') == NULL) {
+		return ERR_OK;
+	}
+	buf_init(&b, CONFIG_LINE_MAX + 4096);
+	for (p = value; *p != '\0' && e == ERR_OK; p++) {
+		const char *rep = NULL;
+
+		if (*p == '%') {
+			switch (p[1]) {
+			case 'U':
+				rep = ctx->user;
+				break;
+			case 'H':
+				rep = ctx->host;
+				break;
+			case 'C':
+				rep = ctx_canon(ctx);
+				break;
+			case 'M':
+				rep = ctx_maildomain(ctx);
+				break;
+			default:
+				break;
+			}
+		}
+		if (rep != NULL) {
+			e = buf_append_str(&b, rep);
+			p++;
+		} else {
+			e = buf_putc(&b, *p);
+		}
+	}
+	if (e == ERR_OK) {
+		e = account_set_str(acc, f, buf_cstr(&b));
+	}
+	buf_release(&b);
+	return e;
+}
+
+static enum err
+resolve_account(struct account *acc, struct expand_ctx *ctx)
+{
+	enum err e = ERR_OK;
+
+	if (acc->auto_from && !acc->set[ACCF_FROM]) {
+		struct buf b;
+
+		buf_init(&b, CONFIG_LINE_MAX + 16);
+		e = buf_printf(&b, "%%U@%s",
+			acc->maildomain != NULL ? acc->maildomain : "%H");
+		if (e == ERR_OK) {
+			e = account_set_str(acc, ACCF_FROM, buf_cstr(&b));
+		}
+		buf_release(&b);
+	}
+	if (!acc->set[ACCF_PORT]) {
+		acc->port = !acc->tls ? 25 : (acc->tls_starttls ? 587 : 465);
+	}
+	if (!acc->set[ACCF_AUTH]) {
+		if (acc->oauth2_provider != OAUTH2_NONE) {
+			acc->auth = AUTH_XOAUTH2;
+		} else if (acc->user != NULL) {
+			acc->auth = AUTH_ON;
+		}
+	}
+	if (e == ERR_OK && acc->domain == NULL) {
+		e = account_set_str(acc, ACCF_DOMAIN, "localhost");
+	}
+	if (e == ERR_OK) {
+		e = expand_field(acc, ACCF_DOMAIN, acc->domain, ctx);
+	}
+	if (e == ERR_OK) {
+		e = expand_field(acc, ACCF_FROM, acc->from, ctx);
+	}
+	return e;
+}
+
+/* ---------------------------------------------------------------- */
+/* files */
+
+static struct config *
+config_new(void)
+{
+	return calloc(1, sizeof(struct config));
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL) {
+		return;
+	}
+	for (i = 0; i < cfg->n_accounts; i++) {
+		account_free(cfg->accounts[i]);
+	}
+	free(cfg->accounts);
+	for (i = 0; i < cfg->n_warnings; i++) {
+		free(cfg->warnings[i]);
+	}
+	free(cfg->warnings);
+	free(cfg->system_file);
+	free(cfg->user_file);
+	free(cfg);
+}
+
+static void
+parser_release(struct parser *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n_accs; i++) {
+		account_free(ps->accs[i]);
+	}
+	free(ps->accs);
+	account_free(ps->defaults);
+	ps->accs = NULL;
+	ps->n_accs = 0;
+	ps->defaults = NULL;
+}
+
+/* Move the parsed accounts into cfg: a same-named one is replaced. */
+static enum err
+merge(struct config *cfg, struct parser *ps, struct errinfo *reterr)
+{
+	size_t i, j;
+
+	for (i = 0; i < ps->n_accs; i++) {
+		struct account *acc = ps->accs[i];
+
+		for (j = 0; j < cfg->n_accounts; j++) {
+			if (strcmp(cfg->accounts[j]->name, acc->name) == 0) {
+				break;
+			}
+		}
+		if (j == cfg->n_accounts) {
+			struct account **a = realloc(cfg->accounts,
+				(cfg->n_accounts + 1) * sizeof(*a));
+
+			if (a == NULL) {
+				return nomem(reterr);
+			}
+			cfg->accounts = a;
+			cfg->n_accounts++;
+		} else {
+			account_free(cfg->accounts[j]);
+		}
+		cfg->accounts[j] = acc;
+		ps->accs[i] = NULL;
+	}
+	ps->n_accs = 0;
+	return ERR_OK;
+}
+
+static const char *
+resolve_home(const struct config_params *params)
+{
+	const char *home = params->home;
+
+	if (home == NULL) {
+		home = getenv("HOME");
+	}
+	if (home == NULL || *home == '\0') {
+		struct passwd *pw = getpwuid(getuid());
+
+		home = pw != NULL ? pw->pw_dir : NULL;
+	}
+	return home;
+}
+
+/* Parse data as file name into cfg (accounts appended/merged). */
+static enum err
+parse_into(struct config *cfg, const struct config_params *params,
+	const char *name, const char *data, size_t len, int *ret_secret,
+	struct errinfo *reterr)
+{
+	struct parser ps;
+	enum err e;
+
+	if (!table_sorted()) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"internal error: directive table not sorted");
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.params = params;
+	ps.cfg = cfg;
+	ps.home = resolve_home(params);
+	ps.file = name;
+	ps.defaults = account_new();
+	if (ps.defaults == NULL) {
+		return nomem(reterr);
+	}
+	e = parse_text(&ps, data, len, reterr);
+	if (e == ERR_OK) {
+		e = merge(cfg, &ps, reterr);
+	}
+	if (ret_secret != NULL) {
+		*ret_secret = ps.literal_secret;
+	}
+	parser_release(&ps);
+	return e;
+}
+
+static enum err
+resolve_all(struct config *cfg, const struct config_params *params,
+	struct errinfo *reterr)
+{
+	struct expand_ctx ctx;
+	size_t i;
+
+	ctx_init(&ctx, params);
+	for (i = 0; i < cfg->n_accounts; i++) {
+		if (resolve_account(cfg->accounts[i], &ctx) != ERR_OK) {
+			return nomem(reterr);
+		}
+	}
+	return ERR_OK;
+}
+
+enum err
+config_parse_buffer(const struct config_params *params, const char *name,
+	const char *data, size_t len, struct config **ret_cfg,
+	struct errinfo *reterr)
+{
+	static const struct config_params none;
+	struct config *cfg = config_new();
+	enum err e;
+
+	if (cfg == NULL) {
+		return nomem(reterr);
+	}
+	if (params == NULL) {
+		params = &none;
+	}
+	e = parse_into(cfg, params, name, data, len, NULL, reterr);
+	if (e == ERR_OK) {
+		e = resolve_all(cfg, params, reterr);
+	}
+	if (e != ERR_OK) {
+		config_free(cfg);
+		return e;
+	}
+	*ret_cfg = cfg;
+	return ERR_OK;
+}
+
+/*
+ * Read path whole.  Returns ERR_OK, ERR_IO (with errno in reterr; ENOENT
+ * is reported as such so the caller can skip missing files) or
+ * ERR_CONFIG for a file that is too large.
+ */
+static enum err
+read_file(const char *path, struct buf *out, struct stat *ret_st,
+	int *ret_errno, struct errinfo *reterr)
+{
+	char chunk[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	enum err e = ERR_OK;
+
+	*ret_errno = 0;
+	if (fd < 0) {
+		int saved = errno;
+
+		*ret_errno = saved;
+		errinfo_set(reterr, ERR_IO, "cannot read %s: %s", path,
+			strerror(saved));
+		if (reterr != NULL) {
+			reterr->sys_errno = saved;
+		}
+		return ERR_IO;
+	}
+	if (fstat(fd, ret_st) != 0) {
+		int saved = errno;
+
+		close(fd);
+		return errinfo_set(reterr, ERR_IO, "cannot read %s: %s", path,
+			strerror(saved));
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			int saved = errno;
+
+			e = errinfo_set(reterr, ERR_IO, "cannot read %s: %s",
+				path, strerror(saved));
+			if (reterr != NULL) {
+				reterr->sys_errno = saved;
+			}
+			break;
+		}
+		if (n == 0) {
+			break;
+		}
+		e = buf_append(out, chunk, (size_t)n);
+		if (e == ERR_LIMIT) {
+			e = errinfo_set(reterr, ERR_CONFIG,
+				"%s: file too large (the limit is %d bytes)",
+				path, CONFIG_FILE_MAX);
+			break;
+		}
+		if (e != ERR_OK) {
+			e = nomem(reterr);
+			break;
+		}
+	}
+	util_wipe(chunk, sizeof(chunk));
+	close(fd);
+	return e;
+}
+
+static enum err
+check_private(const char *path, const struct stat *st, int is_system,
+	struct errinfo *reterr)
+{
+	uid_t me = geteuid();
+	int owner_ok = st->st_uid == me || (is_system && st->st_uid == 0);
+
+	if (!owner_ok || (st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s: contains secrets and is readable by others%s; run: "
+			"chmod 600 %s", path,
+			owner_ok ? "" : " (and is not owned by you)", path);
+	}
+	return ERR_OK;
+}
+
+/*
+ * Load one file into cfg.  must_exist 0: a missing file sets *ret_found 0
+ * and is not an error.
+ */
+static enum err
+load_file(struct config *cfg, const struct config_params *params,
+	const char *path, int is_system, int must_exist, int *ret_found,
+	struct errinfo *reterr)
+{
+	struct buf data;
+	struct stat st;
+	int secret = 0;
+	int err_no = 0;
+	enum err e;
+
+	*ret_found = 0;
+	buf_init_secret(&data, CONFIG_FILE_MAX);
+	e = read_file(path, &data, &st, &err_no, reterr);
+	if (e == ERR_IO && !must_exist && err_no == ENOENT) {
+		buf_release(&data);
+		errinfo_init(reterr);
+		return ERR_OK;
+	}
+	if (e == ERR_IO && is_system && err_no == EACCES) {
+		/* a private system file (root's secrets) is not ours to read */
+		buf_release(&data);
+		errinfo_init(reterr);
+		return add_warning(cfg, "%s: not readable, skipped", path)
+			== ERR_OK ? ERR_OK : nomem(reterr);
+	}
+	if (e != ERR_OK) {
+		buf_release(&data);
+		return e;
+	}
+	*ret_found = 1;
+	e = parse_into(cfg, params, path, data.data, data.len, &secret,
+		reterr);
+	buf_release(&data);
+	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {
+		e = check_private(path, &st, is_system, reterr);
+	}
+	return e;
+}
+
+static char *
+join(const char *a, const char *b)
+{
+	struct buf p;
+
+	buf_init(&p, 8192);
+	if (buf_printf(&p, "%s/%s", a, b) != ERR_OK) {
+		buf_release(&p);
+		return NULL;
+	}
+	return buf_take(&p);
+}
+
+enum err
+config_load(const struct config_params *params, struct config **ret_cfg,
+	struct errinfo *reterr)
+{
+	static const struct config_params none;
+	struct config *cfg;
+	const char *home, *xdg, *sysdir;
+	char *xdg_alloc = NULL;
+	char *cands[4] = { NULL, NULL, NULL, NULL };
+	int found = 0;
+	size_t i;
+	enum err e = ERR_OK;
+
+	if (params == NULL) {
+		params = &none;
+	}
+	cfg = config_new();
+	if (cfg == NULL) {
+		return nomem(reterr);
+	}
+	if (params->file != NULL) {
+		e = load_file(cfg, params, params->file, 0, 1, &found, reterr);
+		if (e == ERR_OK) {
+			cfg->user_file = strdup(params->file);
+			e = cfg->user_file != NULL ? ERR_OK : nomem(reterr);
+		}
+		goto out;
+	}
+
+	home = resolve_home(params);
+	xdg = params->xdg_config_home;
+	if (xdg == NULL) {
+		xdg = getenv("XDG_CONFIG_HOME");
+		if (xdg == NULL || xdg[0] != '/') {
+			xdg = NULL;
+			if (home != NULL) {
+				xdg_alloc = join(home, ".config");
+				if (xdg_alloc == NULL) {
+					e = nomem(reterr);
+					goto out;
+				}
+				xdg = xdg_alloc;
+			}
+		}
+	}
+	sysdir = params->sysconfdir != NULL ? params->sysconfdir : SYSCONFDIR;
+
+	if (*sysdir != '\0') {
+		char *sys = join(sysdir, "oasmtprc");
+
+		if (sys == NULL) {
+			e = nomem(reterr);
+			goto out;
+		}
+		e = load_file(cfg, params, sys, 1, 0, &found, reterr);
+		if (e == ERR_OK && found) {
+			cfg->system_file = sys;
+		} else {
+			free(sys);
+		}
+		if (e != ERR_OK) {
+			goto out;
+		}
+	}
+
+	if (xdg != NULL) {
+		cands[0] = join(xdg, "oasmtp/config");
+		cands[3] = join(xdg, "msmtp/config");
+	}
+	if (home != NULL) {
+		cands[1] = join(home, ".oasmtprc");
+		cands[2] = join(home, ".msmtprc");
+	}
+	for (i = 0; i < 4; i++) {
+		if (cands[i] == NULL) {
+			continue;
+		}
+		e = load_file(cfg, params, cands[i], 0, 0, &found, reterr);
+		if (e != ERR_OK) {
+			goto out;
+		}
+		if (found) {
+			cfg->user_file = cands[i];
+			cands[i] = NULL;
+			break;
+		}
+	}
+	if (cfg->system_file == NULL && cfg->user_file == NULL) {
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"no configuration file found; create %s%s (see "
+			"msmtprc.example; an existing ~/.msmtprc also works)",
+			xdg != NULL ? xdg : "~/.config",
+			"/oasmtp/config");
+	}
+out:
+	for (i = 0; i < 4; i++) {
+		free(cands[i]);
+	}
+	free(xdg_alloc);
+	if (e == ERR_OK) {
+		e = resolve_all(cfg, params, reterr);
+	}
+	if (e != ERR_OK) {
+		config_free(cfg);
+		return e;
+	}
+	*ret_cfg = cfg;
+	return ERR_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* selection */
+
+static const struct account *
+find_account(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_accounts; i++) {
+		if (strcmp(cfg->accounts[i]->name, name) == 0) {
+			return cfg->accounts[i];
+		}
+	}
+	return NULL;
+}
+
+static int
+from_matches(const char *pattern, const char *addr)
+{
+	char *p = strdup(pattern);
+	char *a = strdup(addr);
+	int r = 0;
+
+	if (p != NULL && a != NULL) {
+		ascii_lower(p);
+		ascii_lower(a);
+		r = fnmatch(p, a, 0) == 0;
+	}
+	free(p);
+	free(a);
+	return r;
+}
+
+static void
+list_accounts(const struct config *cfg, struct buf *b)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_accounts; i++) {
+		buf_printf(b, "%s%s", i ? ", " : "", cfg->accounts[i]->name);
+	}
+	if (cfg->n_accounts == 0) {
+		buf_append_str(b, "(none)");
+	}
+}
+
+enum err
+config_check_account(const struct account *acc, struct errinfo *reterr)
+{
+	const char *where = acc->file != NULL ? acc->file : "(config)";
+
+	if (acc->host == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s' has no host; add a line "
+			"'host smtp.example.com'", where, acc->line, acc->name);
+	}
+	if ((acc->tls_cert_file == NULL) != (acc->tls_key_file == NULL)) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': tls_cert_file and tls_key_file "
+			"must be given together", where, acc->line, acc->name);
+	}
+	if ((acc->auth == AUTH_XOAUTH2 || acc->auth == AUTH_OAUTHBEARER)
+		&& acc->user == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': auth %s needs a 'user' (the mail "
+			"address of the account)", where, acc->line, acc->name,
+			account_auth_name(acc->auth));
+	}
+	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN)
+		&& acc->user == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': auth %s needs a 'user'", where,
+			acc->line, acc->name, account_auth_name(acc->auth));
+	}
+	if (acc->oauth2_provider == OAUTH2_CUSTOM
+		&& acc->oauth2_token_endpoint == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': oauth2_provider custom needs "
+			"oauth2_token_endpoint", where, acc->line, acc->name);
+	}
+	if (acc->oauth2_client_secret != NULL
+		&& acc->oauth2_client_secret_eval != NULL) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': give oauth2_client_secret or "
+			"oauth2_client_secret_eval, not both", where, acc->line,
+			acc->name);
+	}
+	return ERR_OK;
+}
+
+enum err
+config_select(const struct config *cfg, const char *account_name,
+	const char *envelope_from, const struct account **ret,
+	struct errinfo *reterr)
+{
+	const struct account *acc = NULL;
+	struct buf names;
+	enum err e;
+	size_t i;
+
+	if (account_name != NULL) {
+		acc = find_account(cfg, account_name);
+		if (acc == NULL) {
+			buf_init(&names, 4096);
+			list_accounts(cfg, &names);
+			e = errinfo_set(reterr, ERR_CONFIG,
+				"no account named '%s'; available accounts: %s",
+				account_name, buf_cstr(&names));
+			buf_release(&names);
+			return e;
+		}
+	}
+	if (acc == NULL && envelope_from != NULL && *envelope_from != '\0') {
+		for (i = 0; i < cfg->n_accounts && acc == NULL; i++) {
+			const struct account *a = cfg->accounts[i];
+
+			if (a->from != NULL && from_matches(a->from,
+				envelope_from)) {
+				acc = a;
+			}
+		}
+	}
+	if (acc == NULL) {
+		acc = find_account(cfg, "default");
+	}
+	if (acc == NULL) {
+		buf_init(&names, 4096);
+		list_accounts(cfg, &names);
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"no account given and none named 'default'; use -a with "
+			"one of: %s", buf_cstr(&names));
+		buf_release(&names);
+		return e;
+	}
+	e = config_check_account(acc, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	*ret = acc;
+	return ERR_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* --pretend */
+
+static const char *
+name_of(const struct choice *c, long v)
+{
+	for (; c->name != NULL; c++) {
+		if (c->value == v) {
+			return c->name;
+		}
+	}
+	return "?";
+}
+
+static void
+put_str(struct buf *out, const char *key, const char *v)
+{
+	buf_printf(out, "%s = %s\n", key, v != NULL ? v : "(not set)");
+}
+
+static void
+put_bool(struct buf *out, const char *key, int v)
+{
+	buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
+}
+
+void
+config_print_account(const struct account *a, struct buf *out)
+{
+	static const struct choice hdr[] = {
+		{ "auto", HDR_AUTO }, { "on", HDR_ON }, { "off", HDR_OFF },
+		{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
+	};
+
+	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
+	buf_printf(out, "config file = %s:%u\n",
+		a->file != NULL ? a->file : "", a->line);
+	put_str(out, "host", a->host);
+	buf_printf(out, "port = %d\n", a->port);
+	put_str(out, "source_ip", a->source_ip);
+	put_str(out, "domain", a->domain);
+	if (a->timeout == 0) {
+		put_str(out, "timeout", "off");
+	} else {
+		buf_printf(out, "timeout = %d\n", a->timeout);
+	}
+	put_str(out, "auth", account_auth_name(a->auth));
+	put_str(out, "user", a->user);
+	put_str(out, "password", a->password != NULL ? "*" : NULL);
+	put_str(out, "passwordeval", a->passwordeval);
+	put_bool(out, "tls", a->tls);
+	put_bool(out, "tls_starttls", a->tls_starttls);
+	put_str(out, "tls_trust_file",
+		a->tls_trust_file != NULL ? a->tls_trust_file : "system");
+	put_str(out, "tls_crl_file", a->tls_crl_file);
+	put_str(out, "tls_fingerprint", a->tls_fingerprint);
+	put_str(out, "tls_cert_file", a->tls_cert_file);
+	put_str(out, "tls_key_file", a->tls_key_file);
+	put_bool(out, "tls_certcheck", a->tls_certcheck);
+	put_str(out, "tls_host_override", a->tls_host_override);
+	put_str(out, "from", a->from);
+	put_str(out, "from_full_name", a->from_full_name);
+	put_bool(out, "allow_from_override", a->allow_from_override);
+	put_str(out, "dsn_notify", a->dsn_notify != NULL ? a->dsn_notify
+		: "off");
+	put_str(out, "dsn_return", a->dsn_return != NULL ? a->dsn_return
+		: "off");
+	put_str(out, "set_from_header", name_of(hdr, a->set_from_header));
+	put_str(out, "set_date_header", name_of(hdr, a->set_date_header));
+	put_str(out, "set_msgid_header", name_of(hdr, a->set_msgid_header));
+	put_str(out, "set_to_header", name_of(hdr, a->set_to_header));
+	put_bool(out, "remove_bcc_headers", a->remove_bcc_headers);
+	put_bool(out, "from_rewrite", a->from_rewrite);
+	put_str(out, "aliases", a->aliases);
+	put_str(out, "logfile", a->logfile);
+	put_str(out, "logfile_time_format", a->logfile_time_format);
+	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");
+	put_str(out, "oauth2_provider",
+		name_of(provider_choices, a->oauth2_provider));
+	put_str(out, "oauth2_client_id", a->oauth2_client_id);
+	put_str(out, "oauth2_client_secret",
+		a->oauth2_client_secret != NULL ? "*" : NULL);
+	put_str(out, "oauth2_client_secret_eval", a->oauth2_client_secret_eval);
+	put_str(out, "oauth2_tenant", a->oauth2_tenant);
+	put_str(out, "oauth2_auth_endpoint", a->oauth2_auth_endpoint);
+	put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint);
+	put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint);
+	put_str(out, "oauth2_scope", a->oauth2_scope);
+	put_str(out, "oauth2_token_store", a->oauth2_token_store);
+	put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
+		? a->oauth2_token_cache : "(default)");
+	put_str(out, "oauth2_ca_file", a->oauth2_ca_file);
+	buf_printf(out, "oauth2_refresh_margin = %ld\n",
+		a->oauth2_refresh_margin);
+	put_str(out, "notify_command", a->notify_command);
+	put_str(out, "queue", name_of(queue_choices, a->queue));
+	put_str(out, "queue_dir", a->queue_dir);
+	buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age);
+}

@@ -1,1 +1,265 @@
-/* eval.c - placeholder, implemented in its own change */
+/*
+ * eval.c - run a configuration command through /bin/sh; see eval.h.
+ *
+ * The child gets its own process group so that a timeout also reaches
+ * whatever the shell started (a token helper's own children, `sleep`...):
+ * we kill the group, not just the shell.  Output is read with poll() so
+ * the deadline holds even when the command never writes or never closes
+ * its stdout.
+ */
+#include "eval.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* Milliseconds left before the deadline; -1 = no deadline. */
+static int
+remaining_ms(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0) {
+		return -1;
+	}
+	left = deadline - util_now_ms();
+	if (left < 0) {
+		return 0;
+	}
+	if (left > 60000) {
+		return 60000;
+	}
+	return (int)left;
+}
+
+static void
+kill_and_reap(pid_t pid)
+{
+	int status;
+
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+		continue;
+	}
+}
+
+static pid_t
+spawn(const char *cmd, int devnull, int out_fd)
+{
+	pid_t pid = fork();
+
+	if (pid != 0) {
+		return pid;
+	}
+	/* child: only async-signal-safe calls from here on */
+	setpgid(0, 0);
+	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0) {
+		_exit(126);
+	}
+	signal(SIGPIPE, SIG_DFL);
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	_exit(127);
+}
+
+/*
+ * Read the child's stdout into out until EOF.  Returns ERR_OK at EOF,
+ * ERR_TIMEOUT at the deadline, ERR_LIMIT when out is full, ERR_IO on a
+ * read error.
+ */
+static enum err
+collect(int fd, int64_t deadline, struct buf *out)
+{
+	char chunk[4096];
+	enum err e = ERR_OK;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int ms = remaining_ms(deadline);
+		ssize_t n;
+		int r;
+
+		if (ms == 0) {
+			e = ERR_TIMEOUT;
+			break;
+		}
+		r = poll(&pfd, 1, ms);
+		if (r < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			e = ERR_IO;
+			break;
+		}
+		if (r == 0) {
+			continue;	/* the deadline is checked above */
+		}
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				continue;
+			}
+			e = ERR_IO;
+			break;
+		}
+		if (n == 0) {
+			break;
+		}
+		e = buf_append(out, chunk, (size_t)n);
+		if (e != ERR_OK) {
+			break;
+		}
+	}
+	util_wipe(chunk, sizeof(chunk));
+	return e;
+}
+
+/* Wait for the child until the deadline; 0 with *status, or -1 on timeout. */
+static int
+reap(pid_t pid, int64_t deadline, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		int ms;
+
+		if (r == pid) {
+			return 0;
+		}
+		if (r < 0 && errno != EINTR) {
+			*status = 0;
+			return 0;	/* ECHILD: status lost, treat as success */
+		}
+		ms = remaining_ms(deadline);
+		if (ms == 0) {
+			return -1;
+		}
+		poll(NULL, 0, ms < 0 || ms > 10 ? 10 : ms);
+	}
+}
+
+enum err
+eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
+	struct errinfo *reterr)
+{
+	int64_t deadline = -1;
+	int pfd[2] = { -1, -1 };
+	int devnull;
+	struct buf out;
+	const char *nl;
+	size_t len;
+	pid_t pid;
+	int status = 0;
+	enum err e;
+
+	if (timeout_s > 0) {
+		deadline = util_now_ms() + (int64_t)timeout_s * 1000;
+	}
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0) {
+		return errinfo_set(reterr, ERR_IO, "cannot open /dev/null: %s",
+			strerror(errno));
+	}
+	if (pipe(pfd) < 0) {
+		int saved = errno;
+
+		close(devnull);
+		return errinfo_set(reterr, ERR_IO,
+			"cannot run command '%s': pipe: %s", cmd, strerror(saved));
+	}
+	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
+	fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
+	pid = spawn(cmd, devnull, pfd[1]);
+	close(devnull);
+	close(pfd[1]);
+	if (pid < 0) {
+		int saved = errno;
+
+		close(pfd[0]);
+		return errinfo_set(reterr, ERR_IO,
+			"cannot run command '%s': fork: %s", cmd, strerror(saved));
+	}
+	/* also from the parent, so the group exists before any kill */
+	setpgid(pid, pid);
+
+	buf_init_secret(&out, max_out);
+	e = collect(pfd[0], deadline, &out);
+	close(pfd[0]);
+	if (e == ERR_OK && reap(pid, deadline, &status) < 0) {
+		e = ERR_TIMEOUT;
+	} else if (e != ERR_OK) {
+		kill_and_reap(pid);
+	}
+	/* the shell is gone; make sure nothing it left behind survives */
+	if (e == ERR_TIMEOUT) {
+		kill_and_reap(pid);
+	}
+
+	switch (e) {
+	case ERR_OK:
+		break;
+	case ERR_TIMEOUT:
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_TIMEOUT,
+			"command '%s' timed out after %d s and was killed", cmd,
+			timeout_s);
+	case ERR_LIMIT:
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"output of command '%s' is longer than %zu bytes", cmd,
+			max_out);
+	case ERR_NOMEM:
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	default:
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_IO,
+			"cannot read the output of command '%s'", cmd);
+	}
+
+	if (WIFSIGNALED(status)) {
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"command '%s' was killed by signal %d", cmd,
+			WTERMSIG(status));
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+		int code = WEXITSTATUS(status);
+
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"command '%s' failed with exit status %d%s", cmd, code,
+			code == 127 ? " (command not found?)" : "");
+	}
+	if (memchr(out.data, '\0', out.len) != NULL) {
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"output of command '%s' contains a NUL byte", cmd);
+	}
+	nl = memchr(out.data, '\n', out.len);
+	len = nl != NULL ? (size_t)(nl - out.data) : out.len;
+	if (len > 0 && out.data[len - 1] == '\r') {
+		len--;
+	}
+	if (len == 0) {
+		buf_release(&out);
+		return errinfo_set(reterr, ERR_CONFIG,
+			"command '%s' printed nothing on its first line", cmd);
+	}
+	buf_reset(ret_line);
+	e = buf_append(ret_line, out.data, len);
+	buf_release(&out);
+	if (e != ERR_OK) {
+		return errinfo_set(reterr, e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG,
+			"output of command '%s' does not fit", cmd);
+	}
+	return ERR_OK;
+}
