@@ -1,0 +1,595 @@
+/*
+ * oauth_http.c - refresh_token grant over libcurl, answer parsed with json-c.
+ *
+ * Wire format (RFC 6749 section 6, client authentication in the body as
+ * Google and Microsoft accept it):
+ *
+ *   POST <token endpoint>
+ *   Content-Type: application/x-www-form-urlencoded
+ *   Accept: application/json
+ *
+ *   grant_type=refresh_token&refresh_token=RT&client_id=ID
+ *       [&client_secret=SECRET][&scope=SCOPE]
+ *
+ * Success: 200 {"access_token": "...", "token_type": "Bearer",
+ * "expires_in": 3599 | "3599", ["refresh_token": "..."], ["scope": "..."]}.
+ * Failure: 4xx {"error": "invalid_grant", ["error_description": "..."]}.
+ */
+#include "oauth_http.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "util.h"
+
+/* A token answer is a flat object; anything deeper is not one of ours. */
+#define JSON_DEPTH_MAX 8
+/* How much of a provider's error_description we quote. */
+#define DESC_MAX 400
+
+static oauth_post_fn post_fn = oauth_http_curl_post;
+static void *post_ctx;
+
+void
+oauth_http_set_post(oauth_post_fn fn, void *ctx)
+{
+	post_fn = fn != NULL ? fn : oauth_http_curl_post;
+	post_ctx = fn != NULL ? ctx : NULL;
+}
+
+void
+oauth_tokens_init(struct oauth_tokens *t)
+{
+	buf_init_secret(&t->access_token, OAUTH_BODY_MAX);
+	buf_init_secret(&t->refresh_token, OAUTH_BODY_MAX);
+	buf_init(&t->scope, 4096);
+	t->expires_in = 0;
+}
+
+void
+oauth_tokens_release(struct oauth_tokens *t)
+{
+	if (t == NULL) {
+		return;
+	}
+	buf_release(&t->access_token);
+	buf_release(&t->refresh_token);
+	buf_release(&t->scope);
+	t->expires_in = 0;
+}
+
+static void
+tokens_reset(struct oauth_tokens *t)
+{
+	buf_reset(&t->access_token);
+	buf_reset(&t->refresh_token);
+	buf_reset(&t->scope);
+	t->expires_in = 0;
+}
+
+enum err
+oauth_form_escape(struct buf *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t start = out->len;
+	enum err e = ERR_OK;
+
+	for (; *s != '\0' && e == ERR_OK; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			e = buf_putc(out, (char)c);
+		} else {
+			char q[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			e = buf_append(out, q, 3);
+		}
+	}
+	if (e != ERR_OK) {
+		buf_truncate(out, start);
+	}
+	return e;
+}
+
+static enum err
+form_field(struct buf *form, const char *name, const char *value)
+{
+	enum err e;
+
+	if (form->len > 0) {
+		e = buf_putc(form, '&');
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	e = buf_append_str(form, name);
+	if (e == ERR_OK) {
+		e = buf_putc(form, '=');
+	}
+	if (e == ERR_OK) {
+		e = oauth_form_escape(form, value);
+	}
+	return e;
+}
+
+/*
+ * Copy provider text into a message safely: printable ASCII only, bounded.
+ * The text is not a secret but it is untrusted.
+ */
+static void
+sanitize(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+
+	for (; src != NULL && *src != '\0' && i + 1 < size; src++) {
+		unsigned char c = (unsigned char)*src;
+
+		dst[i++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	if (size > 0) {
+		dst[i] = '\0';
+	}
+}
+
+/* --- the libcurl transport ------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void
+curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct sink {
+	struct buf *body;
+	int overflow;
+};
+
+static size_t
+on_write(char *p, size_t size, size_t n, void *ud)
+{
+	struct sink *s = ud;
+	size_t len = size * n;
+
+	if (buf_append(s->body, p, len) != ERR_OK) {
+		s->overflow = 1;
+		return 0;	/* makes libcurl stop with CURLE_WRITE_ERROR */
+	}
+	return len;
+}
+
+/* Add the configured CA file to the store libcurl already set up. */
+static CURLcode
+on_ssl_ctx(CURL *curl, void *ssl_ctx, void *ud)
+{
+	const char *ca_file = ud;
+	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+
+	(void)curl;
+	if (store == NULL || X509_STORE_load_locations(store, ca_file, NULL) != 1) {
+		return CURLE_SSL_CACERT_BADFILE;
+	}
+	return CURLE_OK;
+}
+
+enum err
+oauth_http_curl_post(void *ctx, const struct oauth_post *req,
+	long *ret_status, struct buf *ret_body, struct errinfo *reterr)
+{
+	char errbuf[CURL_ERROR_SIZE];
+	struct curl_slist *hdrs = NULL;
+	struct sink sink = { ret_body, 0 };
+	CURL *h = NULL;
+	CURLcode rc;
+	long status = 0;
+	long cto = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 15000;
+	long to = req->timeout_ms > 0 ? req->timeout_ms : 60000;
+	enum err e = ERR_OK;
+
+	(void)ctx;
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"cannot initialise libcurl: %s",
+			curl_easy_strerror(curl_init_rc));
+	}
+	h = curl_easy_init();
+	if (h == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "cannot create a curl handle");
+	}
+	errbuf[0] = '\0';
+	hdrs = curl_slist_append(hdrs,
+		"Content-Type: application/x-www-form-urlencoded");
+	if (hdrs != NULL) {
+		struct curl_slist *t = curl_slist_append(hdrs,
+			"Accept: application/json");
+
+		if (t == NULL) {
+			curl_slist_free_all(hdrs);
+			hdrs = NULL;
+		}
+	}
+	if (hdrs == NULL) {
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+
+	/*
+	 * Every setopt below either cannot fail on this libcurl or would make
+	 * the request less safe if ignored, so failures abort the request.
+	 */
+	rc = CURLE_OK;
+#define SETOPT(opt, val) \
+	do { \
+		if (rc == CURLE_OK) { \
+			rc = curl_easy_setopt(h, opt, val); \
+		} \
+	} while (0)
+	SETOPT(CURLOPT_URL, req->url);
+	SETOPT(CURLOPT_PROTOCOLS_STR, "https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cto);
+	SETOPT(CURLOPT_TIMEOUT_MS, to);
+	SETOPT(CURLOPT_HTTPHEADER, hdrs);
+	SETOPT(CURLOPT_POST, 1L);
+	/* libcurl reads the body from our (wiped) buffer; no copy is made */
+	SETOPT(CURLOPT_POSTFIELDS, buf_cstr(req->form));
+	SETOPT(CURLOPT_POSTFIELDSIZE, (long)req->form->len);
+	SETOPT(CURLOPT_WRITEFUNCTION, on_write);
+	SETOPT(CURLOPT_WRITEDATA, &sink);
+	SETOPT(CURLOPT_ERRORBUFFER, errbuf);
+	SETOPT(CURLOPT_USERAGENT, "oasmtp");
+	if (req->ca_file != NULL && req->ca_file[0] != '\0') {
+#if LIBCURL_VERSION_NUM >= 0x075700
+		/* the store is modified below: do not share a cached one */
+		SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 0L);
+#endif
+		SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+		SETOPT(CURLOPT_SSL_CTX_DATA, (void *)req->ca_file);
+	}
+#undef SETOPT
+	if (rc != CURLE_OK) {
+		e = errinfo_set(reterr, ERR_INTERNAL,
+			"cannot configure the token request: %s",
+			curl_easy_strerror(rc));
+		goto out;
+	}
+
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"token endpoint '%s' is not an https URL "
+			"(check oauth2_token_endpoint)", req->url);
+		goto out;
+	}
+	if (rc == CURLE_SSL_CACERT_BADFILE && req->ca_file != NULL) {
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"cannot load oauth2_ca_file '%s'", req->ca_file);
+		goto out;
+	}
+	if (rc == CURLE_WRITE_ERROR && sink.overflow) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint '%s' sent more than %d bytes",
+			req->url, OAUTH_BODY_MAX);
+		goto out;
+	}
+	if (rc != CURLE_OK) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint '%s' unreachable: %s", req->url,
+			errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	*ret_status = status;
+out:
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	return e;
+}
+
+/* --- the answer ------------------------------------------------------- */
+
+/* Wipe a JSON string value that held a secret before json-c frees it. */
+static void
+wipe_json_string(struct json_object *o)
+{
+	if (o != NULL && json_object_is_type(o, json_type_string)) {
+		util_wipe((void *)json_object_get_string(o),
+			(size_t)json_object_get_string_len(o));
+	}
+}
+
+static const char *
+get_string(struct json_object *root, const char *key, int *ret_bad)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(root, key, &v) || v == NULL) {
+		return NULL;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		*ret_bad = 1;
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+/* expires_in as an integer or a decimal string; -1 when malformed. */
+static long
+get_expires(struct json_object *root)
+{
+	struct json_object *v;
+	long n;
+
+	if (!json_object_object_get_ex(root, "expires_in", &v) || v == NULL) {
+		return 3600;	/* RECOMMENDED, not required: assume an hour */
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t i = json_object_get_int64(v);
+
+		return (i >= 0 && i <= 10L * 366 * 86400) ? (long)i : -1;
+	}
+	if (json_object_is_type(v, json_type_string) &&
+	    util_parse_long(json_object_get_string(v), 0, 10L * 366 * 86400,
+		    &n) == 0) {
+		return n;
+	}
+	return -1;
+}
+
+static enum err
+error_answer(const char *account, long status, const char *code,
+	const char *desc_raw, struct errinfo *reterr)
+{
+	char desc[DESC_MAX + 8];
+	char sep[3] = "";
+	char c[64];
+
+	sanitize(c, sizeof(c), code);
+	sanitize(desc, sizeof(desc), desc_raw);
+	if (desc[0] != '\0') {
+		util_strlcpy(sep, ": ", sizeof(sep));
+	}
+	if (strcmp(code, "invalid_grant") == 0) {
+		return errinfo_set(reterr, ERR_REAUTH,
+			"re-authorization needed: run `oasmtp-token authorize %s` "
+			"(token endpoint said invalid_grant%s%s)",
+			account, sep, desc);
+	}
+	if (strcmp(code, "invalid_client") == 0 ||
+	    strcmp(code, "unauthorized_client") == 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"token endpoint rejected the client (%s%s%s): check "
+			"oauth2_client_id and oauth2_client_secret of account '%s'",
+			c, sep, desc, account);
+	}
+	if (strcmp(code, "invalid_scope") == 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"token endpoint rejected the scope (invalid_scope%s%s): "
+			"check oauth2_scope of account '%s'", sep, desc, account);
+	}
+	if (strcmp(code, "temporarily_unavailable") == 0 ||
+	    strcmp(code, "server_error") == 0 || status >= 500) {
+		return errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint failed temporarily (%s%s%s)", c, sep, desc);
+	}
+	return errinfo_set(reterr, ERR_CONFIG,
+		"token endpoint refused the refresh (HTTP %ld, %s%s%s): check "
+		"oauth2_token_endpoint and oauth2_client_id of account '%s'",
+		status, c, sep, desc, account);
+}
+
+static int
+status_is_temporary(long status)
+{
+	return status == 408 || status == 429 || status >= 500;
+}
+
+enum err
+oauth_parse_response(const char *account, long status, const char *body,
+	size_t len, struct oauth_tokens *ret, struct errinfo *reterr)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *root = NULL;
+	struct json_object *v;
+	const char *at, *rt, *type, *scope, *code;
+	int bad = 0;
+	enum err e;
+
+	tokens_reset(ret);
+	if (account == NULL) {
+		account = "ACCOUNT";
+	}
+	if (len > OAUTH_BODY_MAX) {
+		return errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint answer too large (%zu bytes)", len);
+	}
+	tok = json_tokener_new_ex(JSON_DEPTH_MAX);
+	if (tok == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	if (root != NULL) {
+		/* only whitespace may follow the object */
+		size_t end = json_tokener_get_parse_end(tok);
+
+		while (end < len && (body[end] == ' ' || body[end] == '\t' ||
+			    body[end] == '\r' || body[end] == '\n')) {
+			end++;
+		}
+		if (end != len) {
+			json_object_put(root);
+			root = NULL;
+		}
+	}
+	json_tokener_free(tok);
+
+	if (status_is_temporary(status)) {
+		code = NULL;
+		if (root != NULL && json_object_is_type(root, json_type_object)) {
+			code = get_string(root, "error", &bad);
+		}
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint failed temporarily (HTTP %ld%s%s)", status,
+			code != NULL ? ", " : "", code != NULL ? code : "");
+		goto out;
+	}
+	if (root == NULL || !json_object_is_type(root, json_type_object)) {
+		if (status == 404 || status == 405) {
+			e = errinfo_set(reterr, ERR_CONFIG,
+				"token endpoint answered HTTP %ld: check "
+				"oauth2_token_endpoint of account '%s'",
+				status, account);
+		} else {
+			e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+				"token endpoint sent a non-JSON answer (HTTP %ld); "
+				"a proxy or an outage?", status);
+		}
+		goto out;
+	}
+
+	code = get_string(root, "error", &bad);
+	if (code != NULL) {
+		int dbad = 0;
+		const char *desc = get_string(root, "error_description", &dbad);
+
+		e = error_answer(account, status, code, desc, reterr);
+		goto out;
+	}
+	if (status < 200 || status > 299) {
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"token endpoint answered HTTP %ld without an error code: "
+			"check oauth2_token_endpoint of account '%s'",
+			status, account);
+		goto out;
+	}
+
+	at = get_string(root, "access_token", &bad);
+	type = get_string(root, "token_type", &bad);
+	rt = get_string(root, "refresh_token", &bad);
+	scope = get_string(root, "scope", &bad);
+	ret->expires_in = get_expires(root);
+	if (bad || at == NULL || at[0] == '\0' || type == NULL ||
+	    ret->expires_in < 0 || (rt != NULL && rt[0] == '\0')) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint sent a malformed answer (missing or "
+			"mistyped access_token, token_type, expires_in or "
+			"refresh_token)");
+		goto out;
+	}
+	if (util_strcasecmp(type, "Bearer") != 0) {
+		char t[64];
+
+		sanitize(t, sizeof(t), type);
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"token endpoint issued a '%s' token, only Bearer is "
+			"supported: check oauth2_token_endpoint of account '%s'",
+			t, account);
+		goto out;
+	}
+	e = buf_append_str(&ret->access_token, at);
+	if (e == ERR_OK && rt != NULL) {
+		e = buf_append_str(&ret->refresh_token, rt);
+	}
+	if (e == ERR_OK && scope != NULL) {
+		e = buf_append_str(&ret->scope, scope);
+	}
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_TOKEN_TEMP : e,
+			"token endpoint answer does not fit");
+	}
+out:
+	if (e != ERR_OK) {
+		tokens_reset(ret);
+	}
+	if (root != NULL) {
+		if (json_object_object_get_ex(root, "access_token", &v)) {
+			wipe_json_string(v);
+		}
+		if (json_object_object_get_ex(root, "refresh_token", &v)) {
+			wipe_json_string(v);
+		}
+		if (json_object_object_get_ex(root, "id_token", &v)) {
+			wipe_json_string(v);
+		}
+		json_object_put(root);
+	}
+	return e;
+}
+
+enum err
+oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
+	struct errinfo *reterr)
+{
+	struct oauth_post post;
+	struct buf form, body;
+	long status = 0;
+	enum err e;
+
+	tokens_reset(ret);
+	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_token_endpoint (set it, or "
+			"oauth2_provider google|microsoft)", req->account);
+	}
+	if (req->client_id == NULL || req->client_id[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_client_id", req->account);
+	}
+	if (req->refresh_token == NULL || req->refresh_token[0] == '\0') {
+		return errinfo_set(reterr, ERR_REAUTH,
+			"re-authorization needed: run `oasmtp-token authorize %s` "
+			"(no refresh token stored)", req->account);
+	}
+	buf_init_secret(&form, OAUTH_BODY_MAX);
+	buf_init_secret(&body, OAUTH_BODY_MAX);
+	e = form_field(&form, "grant_type", "refresh_token");
+	if (e == ERR_OK) {
+		e = form_field(&form, "refresh_token", req->refresh_token);
+	}
+	if (e == ERR_OK) {
+		e = form_field(&form, "client_id", req->client_id);
+	}
+	if (e == ERR_OK && req->client_secret != NULL &&
+	    req->client_secret[0] != '\0') {
+		e = form_field(&form, "client_secret", req->client_secret);
+	}
+	if (e == ERR_OK && req->scope != NULL && req->scope[0] != '\0') {
+		e = form_field(&form, "scope", req->scope);
+	}
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_CONFIG : e,
+			"token request for account '%s' too large", req->account);
+		goto out;
+	}
+	post.url = req->token_endpoint;
+	post.form = &form;
+	post.ca_file = req->ca_file;
+	post.connect_timeout_ms = req->connect_timeout_ms;
+	post.timeout_ms = req->timeout_ms;
+	e = post_fn(post_ctx, &post, &status, &body, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	e = oauth_parse_response(req->account, status, buf_cstr(&body),
+		body.len, ret, reterr);
+out:
+	buf_release(&form);
+	buf_release(&body);
+	return e;
+}

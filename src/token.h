@@ -1,0 +1,110 @@
+/*
+ * token.h - the token broker: a valid OAuth2 access token for an account.
+ *
+ * Policy (design.md section 7):
+ *  - An access-token cache file (0600; default
+ *    $XDG_RUNTIME_DIR/oasmtp/<account>.token, else
+ *    ${XDG_CACHE_HOME:-~/.cache}/oasmtp/<account>.token, directory 0700;
+ *    oauth2_token_cache PATH overrides, "off" disables) holds the token and
+ *    its expiry.  A cached token valid for longer than oauth2_refresh_margin
+ *    (capped at half the token's lifetime) is returned without any network,
+ *    token store, libcurl or libsecret access.
+ *  - Otherwise a per-account lock file (<cache dir>/<account>.lock, flock)
+ *    serialises read -> decide -> refresh -> write across processes and
+ *    threads.  After taking the lock the cache is read again and a token
+ *    another process wrote meanwhile is adopted.  The wait is bounded.
+ *  - A rotated refresh token is saved (atomically) before the new access
+ *    token is cached or returned.
+ *  - invalid_grant: the store is read again once; if it now holds a
+ *    different refresh token (rotated by another program) the refresh is
+ *    retried once with it, otherwise ERR_REAUTH.
+ *  - Provider presets (google, microsoft) fill the token endpoint and scope
+ *    when the account does not set them.
+ *
+ * Errors of token_get() and token_prefetch_join():
+ *   ERR_TOKEN_TEMP  endpoint down / 5xx / 429 / timeout, keyring locked,
+ *                   lock wait timed out, rotated token could not be saved
+ *   ERR_REAUTH      grant gone or never stored (message names
+ *                   `oasmtp-token authorize ACCOUNT`)
+ *   ERR_CONFIG      missing/invalid oauth2_* keys, unsafe token file mode,
+ *                   invalid_client/invalid_scope (message names the key)
+ *   ERR_IO, ERR_NOMEM, ERR_INTERNAL
+ *
+ * Thread safety: token_get() may run in several threads at once, for the
+ * same or different accounts (curl is initialised once under pthread_once;
+ * the cross-process lock also excludes threads).  The account must not be
+ * modified while a call or a prefetch runs.  Nothing here prints.
+ */
+#ifndef OASMTP_TOKEN_H
+#define OASMTP_TOKEN_H
+
+#include <time.h>
+
+#include "err.h"
+
+struct account;
+struct buf;
+
+/* Ignore a still-valid cached token (the server rejected it). */
+#define TOKEN_FORCE_REFRESH 0x1u
+
+/* Optional details of a token_get_ex() call. */
+struct token_info {
+	time_t expires_at;	/* wall-clock expiry of the returned token */
+	int refreshed;		/* 1 if this call talked to the endpoint */
+	int adopted;		/* 1 if another process refreshed for us */
+	int rotated;		/* 1 if a new refresh token was saved */
+	char warning[512];	/* non-fatal problem to show the user, or "" */
+};
+
+/*
+ * Put a valid access token for acc into ret_token (a caller-initialised
+ * secret buf; reset first, untouched on failure).  flags: 0 or
+ * TOKEN_FORCE_REFRESH.  A TOKEN_FORCE_REFRESH call still adopts a token
+ * that another process refreshed while this one waited for the lock.
+ */
+enum err token_get(const struct account *acc, unsigned flags,
+	struct buf *ret_token, struct errinfo *reterr);
+
+/* Same, and fill *ret_info (may be NULL) on success. */
+enum err token_get_ex(const struct account *acc, unsigned flags,
+	struct buf *ret_token, struct token_info *ret_info,
+	struct errinfo *reterr);
+
+/*
+ * The cache file path for acc into ret_path (reset first).  ERR_CONFIG when
+ * the cache is "off" or no directory can be determined.
+ */
+enum err token_cache_path(const struct account *acc, struct buf *ret_path,
+	struct errinfo *reterr);
+
+/* Remove acc's cached access token (for `oasmtp-token forget`). */
+enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
+
+/*
+ * Token endpoint and scope for acc: the account's own values, else the
+ * provider preset (microsoft: tenant from oauth2_tenant, "common" by
+ * default).  Results go to ret_endpoint / ret_scope (reset first; scope may
+ * end up empty).  ERR_CONFIG when no endpoint is known.
+ */
+enum err token_endpoint(const struct account *acc, struct buf *ret_endpoint,
+	struct buf *ret_scope, struct errinfo *reterr);
+
+/*
+ * Prefetch: start getting a token in a background thread so a refresh
+ * overlaps the SMTP connect.  A fresh cached token is picked up at once,
+ * without a thread.  acc is borrowed until token_prefetch_join().
+ * *ret_pf is set on success; ERR_NOMEM / ERR_INTERNAL (thread creation).
+ */
+struct token_prefetch;
+enum err token_prefetch_start(const struct account *acc, unsigned flags,
+	struct token_prefetch **ret_pf, struct errinfo *reterr);
+
+/*
+ * Wait for the prefetch, hand over its result exactly as token_get() would
+ * have, and free pf.  Must be called once for every successful start.
+ */
+enum err token_prefetch_join(struct token_prefetch *pf, struct buf *ret_token,
+	struct errinfo *reterr);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * tstore.h - where an account's refresh token lives (oauth2_token_store).
+ *
+ *   file:PATH       the refresh token alone, surrounding whitespace ignored
+ *                   (as the common helper scripts keep it).  The file must be
+ *                   owned by the user and not accessible by group or others.
+ *                   Saving rewrites it atomically (temp + fsync + rename +
+ *                   fsync of the directory).  A leading "~/" means $HOME.
+ *   command:CMD     read-only: the first output line of `/bin/sh -c CMD`
+ *                   (eval_run(), bounded output, account timeout).
+ *   secret-service  the Secret Service via libsecret (built with libsecret
+ *                   only; attributes service=oasmtp, account, user; the
+ *                   secret is JSON {"refresh_token": "..."}).
+ *
+ * When oauth2_token_store is unset the default is "secret-service" in a
+ * build with libsecret and a configuration error otherwise.
+ *
+ * A store is opened per use and freed afterwards; opening never touches the
+ * backing storage (in particular not D-Bus), only load/save/erase do.
+ * Stores are not shared between threads.
+ *
+ * Errors common to all operations:
+ *   ERR_CONFIG      bad store spec, unsafe file permissions (message has the
+ *                   chmod fix), failing command
+ *   ERR_REAUTH      no refresh token stored (load): message names
+ *                   `oasmtp-token authorize ACCOUNT`
+ *   ERR_TOKEN_TEMP  store temporarily unusable (keyring locked, no D-Bus,
+ *                   command timed out)
+ *   ERR_IO          local I/O failure
+ *   ERR_NOTSUPP     save/erase on a read-only store
+ *   ERR_NOMEM
+ */
+#ifndef OASMTP_TSTORE_H
+#define OASMTP_TSTORE_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct account;
+struct buf;
+struct tstore;
+
+/* A backend's operations; load/save/erase get the store they belong to. */
+struct tstore_ops {
+	const char *name;
+	/* append the refresh token to ret_token (a secret buf, reset first) */
+	enum err (*load)(struct tstore *ts, struct buf *ret_token,
+		struct errinfo *reterr);
+	/* replace the stored refresh token; NULL for read-only stores */
+	enum err (*save)(struct tstore *ts, const char *token,
+		struct errinfo *reterr);
+	/* forget the refresh token; NULL for read-only stores */
+	enum err (*erase)(struct tstore *ts, struct errinfo *reterr);
+	void (*close)(struct tstore *ts);
+};
+
+struct tstore {
+	const struct tstore_ops *ops;
+	const struct account *acc;	/* borrowed: must outlive the store */
+	char *arg;			/* PATH or CMD (heap, owned) */
+};
+
+/*
+ * Parse acc->oauth2_token_store and create the matching store.  acc is
+ * borrowed for the lifetime of the store.  *ret_store is set on success.
+ * Errors: ERR_CONFIG (unknown or unavailable backend), ERR_NOMEM.
+ */
+enum err tstore_open(const struct account *acc, struct tstore **ret_store,
+	struct errinfo *reterr);
+
+/* Convenience wrappers; see struct tstore_ops. */
+enum err tstore_load(struct tstore *ts, struct buf *ret_token,
+	struct errinfo *reterr);
+enum err tstore_save(struct tstore *ts, const char *token,
+	struct errinfo *reterr);
+enum err tstore_erase(struct tstore *ts, struct errinfo *reterr);
+int tstore_is_writable(const struct tstore *ts);
+
+/* Release the store (NULL is fine). */
+void tstore_free(struct tstore *ts);
+
+/* Backend constructors used by tstore_open() (arg is taken over). */
+enum err tstore_file_new(const struct account *acc, char *arg,
+	struct tstore **ret_store, struct errinfo *reterr);
+enum err tstore_command_new(const struct account *acc, char *arg,
+	struct tstore **ret_store, struct errinfo *reterr);
+enum err tstore_secret_new(const struct account *acc,
+	struct tstore **ret_store, struct errinfo *reterr);
+
+/*
+ * Replace the file at path atomically with data (mode 0600): write a
+ * temporary file in the same directory, fsync it, rename it over path and
+ * fsync the directory.  Used by the file store and the token cache
+ * (durable == 0 skips both fsyncs, for data that may be lost).
+ * Errors: ERR_IO (errno in reterr->sys_errno), ERR_NOMEM.
+ */
+enum err tstore_write_atomic(const char *path, const void *data, size_t len,
+	int durable, struct errinfo *reterr);
+
+#endif

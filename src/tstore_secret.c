@@ -1,0 +1,322 @@
+/*
+ * tstore_secret.c - the secret-service token store (libsecret); built only
+ * when libsecret was found.
+ *
+ * Item: schema "org.oasmtp.RefreshToken" (matched loosely, so items made
+ * with `secret-tool store service oasmtp account A user U` are found), with
+ * fixed, non-secret attributes service=oasmtp, account=<account name>,
+ * user=<account user or "">.  Everything that changes lives in the secret,
+ * as JSON: {"refresh_token": "..."}; a secret that is not JSON is taken as a
+ * bare refresh token.  Changing data never goes into attributes (that would
+ * create duplicate items).
+ *
+ * Failure modes are told apart (design.md section 7):
+ *   no session bus / no Secret Service  -> ERR_TOKEN_TEMP
+ *   item found but its collection locked -> ERR_TOKEN_TEMP (never unlocked
+ *                                           here: that could prompt)
+ *   no item                              -> ERR_REAUTH
+ * GLib and libsecret are entered only from load/save/erase, never when the
+ * store is merely opened, so the cached-token path does not touch them.
+ */
+#include "tstore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <libsecret/secret.h>
+
+#include "account.h"
+#include "buf.h"
+#include "util.h"
+
+#define SECRET_MAX (64 * 1024)
+
+static const SecretSchema schema = {
+	"org.oasmtp.RefreshToken", SECRET_SCHEMA_DONT_MATCH_NAME,
+	{
+		{ "service", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "account", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "user", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ NULL, 0 },
+	},
+	0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
+static GHashTable *
+attributes(const struct account *acc)
+{
+	GHashTable *h = g_hash_table_new(g_str_hash, g_str_equal);
+
+	g_hash_table_insert(h, (gpointer)"service", (gpointer)"oasmtp");
+	g_hash_table_insert(h, (gpointer)"account",
+		(gpointer)(acc->name != NULL ? acc->name : ""));
+	g_hash_table_insert(h, (gpointer)"user",
+		(gpointer)(acc->user != NULL ? acc->user : ""));
+	return h;
+}
+
+static enum err
+no_service(const struct account *acc, GError *gerr, struct errinfo *reterr)
+{
+	enum err e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+		"no Secret Service reachable for account '%s' (no D-Bus session, "
+		"e.g. cron without a user session?): %s", acc->name,
+		gerr != NULL ? gerr->message : "unknown error");
+
+	g_clear_error(&gerr);
+	return e;
+}
+
+/*
+ * Find the item.  *ret_item is the first unlocked match (a new reference)
+ * or NULL; *ret_locked is set when only locked matches exist.
+ */
+static enum err
+find(const struct account *acc, SecretService **ret_service,
+	SecretItem **ret_item, int *ret_locked, struct errinfo *reterr)
+{
+	SecretService *service;
+	GHashTable *attrs;
+	GError *gerr = NULL;
+	GList *items, *l;
+
+	*ret_item = NULL;
+	*ret_locked = 0;
+	service = secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, NULL,
+		&gerr);
+	if (service == NULL) {
+		secret_service_disconnect();
+		return no_service(acc, gerr, reterr);
+	}
+	attrs = attributes(acc);
+	items = secret_service_search_sync(service, &schema, attrs,
+		SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, NULL, &gerr);
+	g_hash_table_unref(attrs);
+	if (gerr != NULL) {
+		g_object_unref(service);
+		secret_service_disconnect();
+		return no_service(acc, gerr, reterr);
+	}
+	for (l = items; l != NULL; l = l->next) {
+		SecretItem *it = l->data;
+
+		if (secret_item_get_locked(it)) {
+			*ret_locked = 1;
+		} else if (*ret_item == NULL) {
+			*ret_item = g_object_ref(it);
+		}
+	}
+	g_list_free_full(items, g_object_unref);
+	*ret_service = service;
+	return ERR_OK;
+}
+
+static enum err
+parse_secret(const char *p, size_t n, struct buf *ret_token)
+{
+	struct json_tokener *tok = json_tokener_new_ex(4);
+	struct json_object *root = NULL, *v = NULL;
+	enum err e = ERR_DATA;
+
+	if (tok != NULL) {
+		root = json_tokener_parse_ex(tok, p, (int)n);
+		json_tokener_free(tok);
+	}
+	if (root != NULL && json_object_is_type(root, json_type_object) &&
+	    json_object_object_get_ex(root, "refresh_token", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    json_object_get_string_len(v) > 0) {
+		e = buf_append(ret_token, json_object_get_string(v),
+			(size_t)json_object_get_string_len(v));
+		util_wipe((void *)json_object_get_string(v),
+			(size_t)json_object_get_string_len(v));
+	} else if (root == NULL) {
+		/* a bare token, as `secret-tool store` users write it */
+		while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' ||
+			    p[n - 1] == ' ')) {
+			n--;
+		}
+		if (n > 0 && memchr(p, '\0', n) == NULL) {
+			e = buf_append(ret_token, p, n);
+		}
+	}
+	if (root != NULL) {
+		json_object_put(root);
+	}
+	return e;
+}
+
+static enum err
+secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+{
+	SecretService *service = NULL;
+	SecretItem *item = NULL;
+	SecretValue *value = NULL;
+	const char *p;
+	gsize n = 0;
+	int locked = 0;
+	enum err e;
+
+	e = find(ts->acc, &service, &item, &locked, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (item == NULL && locked) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"the keyring holding the refresh token of account '%s' is "
+			"locked: unlock it (log in to the desktop, or run "
+			"`oasmtp-token print %s` in a session) and retry",
+			ts->acc->name, ts->acc->name);
+		goto out;
+	}
+	if (item == NULL) {
+		e = errinfo_set(reterr, ERR_REAUTH,
+			"re-authorization needed: run `oasmtp-token authorize %s` "
+			"(no refresh token in the Secret Service)", ts->acc->name);
+		goto out;
+	}
+	value = secret_item_get_secret(item);
+	if (value == NULL) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"cannot read the refresh token of account '%s' from the "
+			"Secret Service", ts->acc->name);
+		goto out;
+	}
+	p = secret_value_get(value, &n);
+	if (n > SECRET_MAX || parse_secret(p, n, ret_token) != ERR_OK) {
+		buf_reset(ret_token);
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"the Secret Service item of account '%s' does not hold a "
+			"refresh token: run `oasmtp-token authorize %s`",
+			ts->acc->name, ts->acc->name);
+	}
+out:
+	if (value != NULL) {
+		secret_value_unref(value);
+	}
+	if (item != NULL) {
+		g_object_unref(item);
+	}
+	g_object_unref(service);
+	/* do not keep a proxy to a daemon that may be replaced before next use */
+	secret_service_disconnect();
+	return e;
+}
+
+/* {"refresh_token":"..."} with JSON string escaping, into a secret buf. */
+static enum err
+encode_secret(struct buf *out, const char *token)
+{
+	enum err e = buf_append_str(out, "{\"refresh_token\":\"");
+
+	for (; *token != '\0' && e == ERR_OK; token++) {
+		unsigned char c = (unsigned char)*token;
+
+		if (c == '"' || c == '\\') {
+			e = buf_putc(out, '\\');
+			if (e == ERR_OK) {
+				e = buf_putc(out, (char)c);
+			}
+		} else if (c < 0x20) {
+			e = buf_printf(out, "\\u%04x", c);
+		} else {
+			e = buf_putc(out, (char)c);
+		}
+	}
+	if (e == ERR_OK) {
+		e = buf_append_str(out, "\"}");
+	}
+	return e;
+}
+
+static enum err
+secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+{
+	SecretService *service = NULL;
+	SecretItem *item = NULL;
+	GHashTable *attrs;
+	GError *gerr = NULL;
+	struct buf data;
+	char label[256];
+	int locked = 0;
+	enum err e;
+
+	/* refuse early on a locked keyring rather than risk a prompt */
+	e = find(ts->acc, &service, &item, &locked, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (item != NULL) {
+		g_object_unref(item);
+	} else if (locked) {
+		g_object_unref(service);
+		secret_service_disconnect();
+		return errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"the keyring for account '%s' is locked", ts->acc->name);
+	}
+	g_object_unref(service);
+
+	buf_init_secret(&data, SECRET_MAX);
+	e = encode_secret(&data, token);
+	if (e != ERR_OK) {
+		buf_release(&data);
+		return errinfo_set(reterr, e, "refresh token too large");
+	}
+	snprintf(label, sizeof(label), "oasmtp OAuth2 refresh token (%s)",
+		ts->acc->name);
+	attrs = attributes(ts->acc);
+	if (!secret_password_storev_sync(&schema, attrs, SECRET_COLLECTION_DEFAULT,
+		    label, buf_cstr(&data), NULL, &gerr)) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"cannot store the refresh token of account '%s' in the "
+			"Secret Service: %s", ts->acc->name,
+			gerr != NULL ? gerr->message : "unknown error");
+		g_clear_error(&gerr);
+	}
+	g_hash_table_unref(attrs);
+	buf_release(&data);
+	secret_service_disconnect();
+	return e;
+}
+
+static enum err
+secret_erase(struct tstore *ts, struct errinfo *reterr)
+{
+	GHashTable *attrs = attributes(ts->acc);
+	GError *gerr = NULL;
+	enum err e = ERR_OK;
+
+	secret_password_clearv_sync(&schema, attrs, NULL, &gerr);
+	if (gerr != NULL) {
+		e = no_service(ts->acc, gerr, reterr);
+	}
+	g_hash_table_unref(attrs);
+	secret_service_disconnect();
+	return e;
+}
+
+static const struct tstore_ops secret_ops = {
+	.name = "secret-service",
+	.load = secret_load,
+	.save = secret_save,
+	.erase = secret_erase,
+	.close = NULL,
+};
+
+enum err
+tstore_secret_new(const struct account *acc, struct tstore **ret_store,
+	struct errinfo *reterr)
+{
+	struct tstore *ts = calloc(1, sizeof(*ts));
+
+	if (ts == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	ts->ops = &secret_ops;
+	ts->acc = acc;
+	ts->arg = NULL;
+	*ret_store = ts;
+	return ERR_OK;
+}

@@ -1,0 +1,145 @@
+/*
+ * test_tstore_secret.c - the secret-service store against a real
+ * gnome-keyring (argument "keyring", run by run_keyring.sh inside a private
+ * D-Bus session) or with no reachable bus at all (argument "nobus").
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "err.h"
+#include "tap.h"
+#include "tstore.h"
+
+static struct errinfo ei;
+
+static int
+run(char *const argv[])
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		/* keep the TAP stream clean */
+		if (freopen("/dev/null", "w", stdout) == NULL) {
+			_exit(126);
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_nobus(struct tstore *ts, struct buf *b)
+{
+	enum err e = tstore_load(ts, b, &ei);
+
+	is_int(e, ERR_TOKEN_TEMP, "no session bus -> ERR_TOKEN_TEMP");
+	contains(ei.msg, "no Secret Service reachable", "message says why (%s)",
+		ei.msg);
+}
+
+static void
+test_keyring(struct tstore *ts, struct buf *b)
+{
+	enum err e;
+
+	errinfo_init(&ei);
+	e = tstore_load(ts, b, &ei);
+	is_int(e, ERR_REAUTH, "absent item -> ERR_REAUTH (%s)", ei.msg);
+	contains(ei.msg, "oasmtp-token authorize kr", "names the command");
+
+	e = tstore_save(ts, "rt-\"quoted\"\\1", &ei);
+	is_int(e, ERR_OK, "save (%s)", ei.msg);
+	e = tstore_load(ts, b, &ei);
+	is_int(e, ERR_OK, "load after save (%s)", ei.msg);
+	is_str(buf_cstr(b), "rt-\"quoted\"\\1", "round trip through JSON");
+	e = tstore_save(ts, "rt-2", &ei);
+	e = tstore_load(ts, b, &ei);
+	is_str(buf_cstr(b), "rt-2", "save replaces the item (same attributes)");
+	{
+		/* one item only: a search with secret-tool finds exactly one */
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"test \"$(secret-tool search --all service oasmtp "
+			"account kr 2>&1 | grep -c '^\\[')\" = 1", NULL };
+
+		is_int(run(argv), 0, "no duplicate items");
+	}
+	{
+		/* a bare token stored by hand with secret-tool is accepted */
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"printf 'rt-bare\\n' | secret-tool store "
+			"--label=x service oasmtp account kr user joe@example.com",
+			NULL };
+
+		is_int(run(argv), 0, "secret-tool store");
+		e = tstore_load(ts, b, &ei);
+		is_str(buf_cstr(b), "rt-bare", "bare secret taken as the token");
+	}
+	{
+		char *argv[] = { (char *)"gdbus", (char *)"call", (char *)"--session",
+			(char *)"--dest", (char *)"org.freedesktop.secrets",
+			(char *)"--object-path", (char *)"/org/freedesktop/secrets",
+			(char *)"--method",
+			(char *)"org.freedesktop.Secret.Service.Lock",
+			(char *)"['/org/freedesktop/secrets/collection/login']",
+			NULL };
+
+		is_int(run(argv), 0, "lock the login collection");
+		errinfo_init(&ei);
+		e = tstore_load(ts, b, &ei);
+		is_int(e, ERR_TOKEN_TEMP, "locked keyring -> ERR_TOKEN_TEMP");
+		contains(ei.msg, "is locked", "message says locked (%s)", ei.msg);
+		e = tstore_save(ts, "rt-3", &ei);
+		is_int(e, ERR_TOKEN_TEMP, "save into a locked keyring refused");
+	}
+	{
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"printf test-keyring-pw | gnome-keyring-daemon "
+			"--replace --unlock --components=secrets >/dev/null && "
+			"sleep 1", NULL };
+
+		run(argv);
+		e = tstore_load(ts, b, &ei);
+		is_str(buf_cstr(b), "rt-bare", "readable again once unlocked");
+		e = tstore_erase(ts, &ei);
+		is_int(e, ERR_OK, "erase (%s)", ei.msg);
+		e = tstore_load(ts, b, &ei);
+		is_int(e, ERR_REAUTH, "absent after erase");
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct account acc;
+	struct tstore *ts = NULL;
+	struct buf b;
+
+	memset(&acc, 0, sizeof(acc));
+	acc.name = (char *)"kr";
+	acc.user = (char *)"joe@example.com";
+	acc.oauth2_token_store = (char *)"secret-service";
+	buf_init_secret(&b, 65536);
+	is_int(tstore_open(&acc, &ts, &ei), ERR_OK, "secret-service store opens");
+	if (ts == NULL) {
+		return tap_done();
+	}
+	if (argc > 1 && strcmp(argv[1], "keyring") == 0) {
+		test_keyring(ts, &b);
+	} else {
+		test_nobus(ts, &b);
+	}
+	tstore_free(ts);
+	buf_release(&b);
+	return tap_done();
+}

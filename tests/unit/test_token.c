@@ -1,0 +1,684 @@
+/*
+ * test_token.c - the token broker, oauth_http's parser and the file and
+ * command stores, with the HTTP transport replaced by a fake endpoint.
+ */
+#define _XOPEN_SOURCE 700	/* nftw() */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "err.h"
+#include "oauth_http.h"
+#include "tap.h"
+#include "token.h"
+#include "tstore.h"
+#include "util.h"
+
+/* --- a scripted fake token endpoint ---------------------------------- */
+
+enum mode {
+	M_OK,		/* 200, access token "at-N", no rotation */
+	M_ROTATE,	/* 200, access token "at-N", refresh token "rt-N" */
+	M_STATUS,	/* status and body from fake.status / fake.body */
+	M_NETFAIL,	/* transport error */
+	M_SIBLING,	/* invalid_grant for "rt-old" after rotating the store
+			   to "rt-other" behind our back; ok for "rt-other" */
+};
+
+struct fake {
+	atomic_int calls;	/* in shared memory: counts across fork() */
+	enum mode mode;
+	long status;
+	char body[4096];
+	long expires_in;
+	int delay_ms;
+	char last_form[4096];
+	char store_path[PATH_MAX];
+};
+
+static struct fake *fake;
+
+static enum err
+fake_post(void *ctx, const struct oauth_post *req, long *ret_status,
+	struct buf *ret_body, struct errinfo *reterr)
+{
+	int n = atomic_fetch_add(&fake->calls, 1) + 1;
+
+	(void)ctx;
+	util_strlcpy(fake->last_form, buf_cstr(req->form),
+		sizeof(fake->last_form));
+	if (fake->delay_ms > 0) {
+		struct timespec ts = { fake->delay_ms / 1000,
+			(fake->delay_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	switch (fake->mode) {
+	case M_NETFAIL:
+		return errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint '%s' unreachable: timeout", req->url);
+	case M_STATUS:
+		*ret_status = fake->status;
+		return buf_append_str(ret_body, fake->body);
+	case M_SIBLING:
+		if (strstr(buf_cstr(req->form), "refresh_token=rt-old&")) {
+			FILE *f = fopen(fake->store_path, "w");
+
+			fputs("rt-other\n", f);
+			fclose(f);
+			*ret_status = 400;
+			return buf_append_str(ret_body,
+				"{\"error\":\"invalid_grant\"}");
+		}
+		*ret_status = 200;
+		return buf_printf(ret_body, "{\"access_token\":\"at-%d\","
+			"\"token_type\":\"Bearer\",\"expires_in\":3600}", n);
+	case M_ROTATE:
+		*ret_status = 200;
+		return buf_printf(ret_body, "{\"access_token\":\"at-%d\","
+			"\"token_type\":\"Bearer\",\"expires_in\":%ld,"
+			"\"refresh_token\":\"rt-%d\"}", n, fake->expires_in, n);
+	case M_OK:
+	default:
+		*ret_status = 200;
+		return buf_printf(ret_body, "{\"access_token\":\"at-%d\","
+			"\"token_type\":\"bearer\",\"expires_in\":%ld,"
+			"\"scope\":\"smtp\"}", n, fake->expires_in);
+	}
+}
+
+static void
+fake_reset(enum mode m)
+{
+	atomic_store(&fake->calls, 0);
+	fake->mode = m;
+	fake->status = 200;
+	fake->body[0] = '\0';
+	fake->expires_in = 3600;
+	fake->delay_ms = 0;
+	fake->last_form[0] = '\0';
+}
+
+/* --- fixtures --------------------------------------------------------- */
+
+static char tmpdir[256];
+static char store_path[PATH_MAX];
+static char store_spec[PATH_MAX + 8];
+static char cache_file[PATH_MAX];
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+		diag("cannot write %s: %s", path, strerror(errno));
+	}
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static char *
+read_text(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (f != NULL) {
+		n = fread(out, 1, size - 1, f);
+		fclose(f);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void
+account_setup(struct account *acc, const char *name)
+{
+	memset(acc, 0, sizeof(*acc));
+	acc->name = (char *)name;
+	acc->user = (char *)"joe@example.com";
+	acc->timeout = 5;
+	acc->oauth2_provider = OAUTH2_CUSTOM;
+	acc->oauth2_client_id = (char *)"client-1";
+	acc->oauth2_token_endpoint = (char *)"https://token.test/token";
+	acc->oauth2_token_store = store_spec;
+	acc->oauth2_refresh_margin = 600;
+	snprintf(cache_file, sizeof(cache_file), "%s/oasmtp/%s.token", tmpdir,
+		name);
+}
+
+static enum err
+get(const struct account *acc, unsigned flags, char *out, size_t size,
+	struct errinfo *ei)
+{
+	struct buf tok;
+	enum err e;
+
+	buf_init_secret(&tok, 65536);
+	errinfo_init(ei);
+	e = token_get(acc, flags, &tok, ei);
+	util_strlcpy(out, buf_cstr(&tok), size);
+	buf_release(&tok);
+	return e;
+}
+
+/* Rewrite the cached expiry to now + secs. */
+static void
+set_cache_expiry(long secs)
+{
+	char text[8192], out[8192];
+	char *p, *line;
+	size_t o = 0;
+
+	read_text(cache_file, text, sizeof(text));
+	for (p = text; (line = strsep(&p, "\n")) != NULL && *line != '\0';) {
+		if (strncmp(line, "expires ", 8) == 0) {
+			o += (size_t)snprintf(out + o, sizeof(out) - o,
+				"expires %lld\n", (long long)time(NULL) + secs);
+		} else {
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n",
+				line);
+		}
+	}
+	write_file(cache_file, out, 0600);
+}
+
+static struct errinfo ei;
+
+/* --- tests ------------------------------------------------------------ */
+
+static void
+test_cache(void)
+{
+	struct account acc;
+	struct stat st;
+	char tok[256], text[4096];
+	enum err e;
+
+	account_setup(&acc, "cache");
+	write_file(store_path, "rt-1\n", 0600);
+	fake_reset(M_OK);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "first token_get refreshes (%s)", ei.msg);
+	is_str(tok, "at-1", "access token from the endpoint");
+	is_int(atomic_load(&fake->calls), 1, "one HTTP call");
+	ok(strstr(fake->last_form, "grant_type=refresh_token") != NULL &&
+		strstr(fake->last_form, "refresh_token=rt-1") != NULL &&
+		strstr(fake->last_form, "client_id=client-1") != NULL,
+		"form carries grant_type, refresh_token and client_id");
+	ok(strstr(fake->last_form, "client_secret") == NULL,
+		"no client_secret sent for a public client");
+	ok(stat(cache_file, &st) == 0 && (st.st_mode & 0777) == 0600,
+		"cache file exists with mode 0600");
+	snprintf(text, sizeof(text), "%s/oasmtp", tmpdir);
+	ok(stat(text, &st) == 0 && (st.st_mode & 0777) == 0700,
+		"cache directory has mode 0700");
+
+	/* the store is now unreadable: a cache hit must not notice */
+	chmod(store_path, 0644);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "cached token returned (%s)", ei.msg);
+	is_str(tok, "at-1", "same token from the cache");
+	is_int(atomic_load(&fake->calls), 1, "cache hit costs no HTTP call");
+	chmod(store_path, 0600);
+
+	/* inside the margin: refresh */
+	set_cache_expiry(300);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-2", "a token expiring within the margin is refreshed");
+	is_int(atomic_load(&fake->calls), 2, "one more HTTP call");
+	/* outside the margin: hit */
+	set_cache_expiry(900);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-2", "a token valid beyond the margin is used");
+	is_int(atomic_load(&fake->calls), 2, "no HTTP call");
+
+	/* forced refresh ignores the cache */
+	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	is_str(tok, "at-3", "TOKEN_FORCE_REFRESH refreshes a valid token");
+
+	/* short-lived tokens do not refresh on every call */
+	fake->expires_in = 60;
+	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	is_str(tok, "at-4", "60 s token fetched");
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-4", "a 60 s token is reused despite a 600 s margin");
+
+	/* a cache written for another client id is ignored */
+	acc.oauth2_client_id = (char *)"client-2";
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-5", "cache of another grant is not used");
+
+	/* cache off: nothing written, every call refreshes */
+	account_setup(&acc, "nocache");
+	acc.oauth2_token_cache = (char *)"off";
+	fake_reset(M_OK);
+	get(&acc, 0, tok, sizeof(tok), &ei);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "cache off works (%s)", ei.msg);
+	is_int(atomic_load(&fake->calls), 2, "cache off: every call refreshes");
+	ok(access(cache_file, F_OK) != 0, "cache off: no cache file");
+
+	/* explicit cache path */
+	account_setup(&acc, "custom");
+	snprintf(text, sizeof(text), "%s/my.cache", tmpdir);
+	acc.oauth2_token_cache = text;
+	fake_reset(M_OK);
+	get(&acc, 0, tok, sizeof(tok), &ei);
+	ok(stat(text, &st) == 0 && (st.st_mode & 0777) == 0600,
+		"oauth2_token_cache PATH is used, mode 0600");
+
+	/* a cache file readable by others is not trusted */
+	account_setup(&acc, "cache");
+	chmod(cache_file, 0644);
+	fake_reset(M_OK);
+	get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(atomic_load(&fake->calls), 1, "group-readable cache is ignored");
+}
+
+static void
+test_rotation(void)
+{
+	struct account acc;
+	char tok[256], text[4096];
+	char longname[PATH_MAX];
+	char longspec[PATH_MAX + 8];
+	enum err e;
+
+	account_setup(&acc, "rotate");
+	write_file(store_path, "rt-0\n", 0600);
+	fake_reset(M_ROTATE);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "rotating refresh works (%s)", ei.msg);
+	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
+		"rotated refresh token persisted to the file store");
+	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
+		"next refresh uses the rotated token");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-2\n",
+		"second rotation persisted");
+
+	/* saving fails (temp name too long): the new access token is not used */
+	memset(longname, 0, sizeof(longname));
+	snprintf(longname, sizeof(longname), "%s/", tmpdir);
+	memset(longname + strlen(longname), 'r', 250);
+	write_file(longname, "rt-long\n", 0600);
+	snprintf(longspec, sizeof(longspec), "file:%s", longname);
+	account_setup(&acc, "rotfail");
+	acc.oauth2_token_store = longspec;
+	fake_reset(M_ROTATE);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_TOKEN_TEMP, "unsaveable rotation -> ERR_TOKEN_TEMP");
+	contains(ei.msg, "cannot save the rotated refresh token",
+		"message says the rotated token was not saved");
+	is_str(tok, "", "no access token handed out");
+	ok(access(cache_file, F_OK) != 0, "and none cached");
+	unlink(longname);
+
+	/* read-only command store: rotation only warns */
+	account_setup(&acc, "rotcmd");
+	acc.oauth2_token_store = (char *)"command:printf 'rt-cmd\\n'";
+	fake_reset(M_ROTATE);
+	{
+		struct token_info info;
+		struct buf b;
+
+		buf_init_secret(&b, 65536);
+		errinfo_init(&ei);
+		e = token_get_ex(&acc, 0, &b, &info, &ei);
+		is_int(e, ERR_OK, "command store works (%s)", ei.msg);
+		ok(strstr(fake->last_form, "refresh_token=rt-cmd&") != NULL,
+			"command store output used as refresh token");
+		contains(info.warning, "read-only",
+			"rotation with a read-only store warns");
+		ok(info.refreshed && !info.rotated, "info: refreshed, not rotated");
+		buf_release(&b);
+	}
+}
+
+static void
+test_errors(void)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum err want;
+		const char *msg;
+	} rows[] = {
+		{ 500, "oops", ERR_TOKEN_TEMP, "HTTP 500" },
+		{ 503, "{\"error\":\"invalid_grant\"}", ERR_TOKEN_TEMP, "503" },
+		{ 429, "{\"error\":\"slow down\"}", ERR_TOKEN_TEMP, "429" },
+		{ 408, "", ERR_TOKEN_TEMP, "408" },
+		{ 200, "{\"access_token\":\"x\",", ERR_TOKEN_TEMP, "non-JSON" },
+		{ 200, "<html>proxy</html>", ERR_TOKEN_TEMP, "non-JSON" },
+		{ 200, "{\"access_token\":\"x\",\"token_type\":\"Bearer\"} x",
+		  ERR_TOKEN_TEMP, "non-JSON" },
+		{ 200, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+		  ERR_TOKEN_TEMP, "non-JSON" },
+		{ 200, "{\"token_type\":\"Bearer\"}", ERR_TOKEN_TEMP, "malformed" },
+		{ 200, "{\"access_token\":7,\"token_type\":\"Bearer\"}",
+		  ERR_TOKEN_TEMP, "malformed" },
+		{ 200, "{\"access_token\":\"a\",\"token_type\":\"Bearer\","
+		  "\"expires_in\":\"soon\"}", ERR_TOKEN_TEMP, "malformed" },
+		{ 200, "{\"access_token\":\"a\",\"token_type\":\"mac\"}",
+		  ERR_CONFIG, "only Bearer" },
+		{ 400, "{\"error\":\"invalid_client\"}", ERR_CONFIG,
+		  "oauth2_client_id" },
+		{ 401, "{\"error\":\"unauthorized_client\"}", ERR_CONFIG,
+		  "oauth2_client_secret" },
+		{ 400, "{\"error\":\"invalid_scope\"}", ERR_CONFIG, "oauth2_scope" },
+		{ 400, "{\"error\":\"unsupported_grant_type\"}", ERR_CONFIG,
+		  "oauth2_token_endpoint" },
+		{ 404, "<html>not found</html>", ERR_CONFIG,
+		  "oauth2_token_endpoint" },
+		{ 400, "{\"error\":\"invalid_grant\",\"error_description\":"
+		  "\"AADSTS700082: expired\\u0007\"}", ERR_REAUTH,
+		  "re-authorization needed: run `oasmtp-token authorize errs`" },
+	};
+	struct account acc;
+	char tok[256];
+	size_t i;
+	enum err e;
+
+	account_setup(&acc, "errs");
+	acc.oauth2_token_cache = (char *)"off";
+	write_file(store_path, "rt-e\n", 0600);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		fake_reset(M_STATUS);
+		fake->status = rows[i].status;
+		util_strlcpy(fake->body, rows[i].body, sizeof(fake->body));
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, rows[i].want, "HTTP %ld %.40s -> %s", rows[i].status,
+			rows[i].body, err_name(rows[i].want));
+		contains(ei.msg, rows[i].msg, "  message mentions '%s'",
+			rows[i].msg);
+		is_str(tok, "", "  no token on failure");
+	}
+	contains(ei.msg, "AADSTS700082: expired?",
+		"provider description quoted, control characters replaced");
+	ok(atomic_load(&fake->calls) == 1,
+		"invalid_grant with an unchanged store is not retried");
+
+	fake_reset(M_NETFAIL);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_TOKEN_TEMP, "network failure / timeout -> ERR_TOKEN_TEMP");
+
+	/* invalid_grant, but another program rotated the store: retry once */
+	snprintf(fake->store_path, sizeof(fake->store_path), "%s", store_path);
+	write_file(store_path, "rt-old\n", 0600);
+	fake_reset(M_SIBLING);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "invalid_grant after a sibling rotation recovers (%s)",
+		ei.msg);
+	is_int(atomic_load(&fake->calls), 2, "exactly one retry");
+	ok(strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
+		"retry uses the re-read refresh token");
+
+	/* configuration problems found before any HTTP */
+	fake_reset(M_OK);
+	acc.oauth2_client_id = NULL;
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_CONFIG, "missing client id -> ERR_CONFIG");
+	contains(ei.msg, "oauth2_client_id", "message names oauth2_client_id");
+	acc.oauth2_client_id = (char *)"client-1";
+	acc.oauth2_token_endpoint = NULL;
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_CONFIG, "no endpoint, no provider -> ERR_CONFIG");
+	contains(ei.msg, "oauth2_token_endpoint", "message names the key");
+	acc.oauth2_token_endpoint = (char *)"https://token.test/token";
+	acc.oauth2_token_store = (char *)"keyring";
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_CONFIG, "unknown store -> ERR_CONFIG");
+	is_int(atomic_load(&fake->calls), 0, "none of these made an HTTP call");
+
+	/* the client secret is sent when configured, url-encoded */
+	acc.oauth2_token_store = store_spec;
+	acc.oauth2_client_secret = (char *)"s e&c=r+t";
+	write_file(store_path, "rt/+=x\n", 0600);
+	fake_reset(M_OK);
+	get(&acc, 0, tok, sizeof(tok), &ei);
+	ok(strstr(fake->last_form, "client_secret=s%20e%26c%3Dr%2Bt") != NULL,
+		"client_secret sent, form-encoded");
+	ok(strstr(fake->last_form, "refresh_token=rt%2F%2B%3Dx&") != NULL,
+		"refresh token form-encoded");
+	acc.oauth2_client_secret = NULL;
+	acc.oauth2_client_secret_eval = (char *)"echo from-eval";
+	get(&acc, 0, tok, sizeof(tok), &ei);
+	ok(strstr(fake->last_form, "client_secret=from-eval") != NULL,
+		"oauth2_client_secret_eval output sent as client_secret");
+}
+
+static void
+test_file_store(void)
+{
+	struct account acc;
+	struct tstore *ts = NULL;
+	struct buf b;
+	char text[256];
+	enum err e;
+
+	account_setup(&acc, "store");
+	buf_init_secret(&b, 65536);
+	e = tstore_open(&acc, &ts, &ei);
+	is_int(e, ERR_OK, "file store opens");
+	ok(tstore_is_writable(ts), "file store is writable");
+
+	write_file(store_path, "  \n\trt-spaces \r\n\n", 0600);
+	e = tstore_load(ts, &b, &ei);
+	is_str(buf_cstr(&b), "rt-spaces", "surrounding whitespace ignored");
+
+	write_file(store_path, "rt-x\n", 0640);
+	errinfo_init(&ei);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_CONFIG, "group-readable token file -> ERR_CONFIG");
+	contains(ei.msg, "chmod 600", "message has the chmod fix");
+	is_int((long long)b.len, 0, "nothing loaded");
+
+	write_file(store_path, "rt a\nb\n", 0600);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_CONFIG, "two words in the token file -> ERR_CONFIG");
+
+	write_file(store_path, " \n", 0600);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_REAUTH, "empty token file -> ERR_REAUTH");
+	unlink(store_path);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_REAUTH, "missing token file -> ERR_REAUTH");
+	contains(ei.msg, "oasmtp-token authorize store", "names the command");
+
+	e = tstore_save(ts, "rt-saved", &ei);
+	is_int(e, ERR_OK, "save works");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-saved\n",
+		"saved as the token and a newline");
+	{
+		struct stat st;
+
+		ok(stat(store_path, &st) == 0 && (st.st_mode & 0777) == 0600,
+			"saved file has mode 0600");
+	}
+	e = tstore_erase(ts, &ei);
+	ok(e == ERR_OK && access(store_path, F_OK) != 0, "erase removes it");
+	tstore_free(ts);
+	buf_release(&b);
+}
+
+static void
+test_presets(void)
+{
+	struct account acc;
+	struct buf ep, sc;
+	enum err e;
+
+	account_setup(&acc, "preset");
+	buf_init(&ep, 4096);
+	buf_init(&sc, 4096);
+	acc.oauth2_token_endpoint = NULL;
+	acc.oauth2_provider = OAUTH2_GOOGLE;
+	e = token_endpoint(&acc, &ep, &sc, &ei);
+	is_str(buf_cstr(&ep), "https://oauth2.googleapis.com/token",
+		"google endpoint");
+	is_str(buf_cstr(&sc), "https://mail.google.com/", "google scope");
+	acc.oauth2_provider = OAUTH2_MICROSOFT;
+	e = token_endpoint(&acc, &ep, &sc, &ei);
+	is_str(buf_cstr(&ep),
+		"https://login.microsoftonline.com/common/oauth2/v2.0/token",
+		"microsoft endpoint, tenant common by default");
+	contains(buf_cstr(&sc), "SMTP.Send", "microsoft scope");
+	acc.oauth2_tenant = (char *)"contoso.onmicrosoft.com";
+	e = token_endpoint(&acc, &ep, &sc, &ei);
+	contains(buf_cstr(&ep), "/contoso.onmicrosoft.com/oauth2", "tenant used");
+	acc.oauth2_tenant = (char *)"x/../y";
+	e = token_endpoint(&acc, &ep, &sc, &ei);
+	is_int(e, ERR_CONFIG, "bad tenant -> ERR_CONFIG");
+	acc.oauth2_tenant = NULL;
+	acc.oauth2_token_endpoint = (char *)"https://own/token";
+	acc.oauth2_scope = (char *)"own";
+	e = token_endpoint(&acc, &ep, &sc, &ei);
+	ok(e == ERR_OK && strcmp(buf_cstr(&ep), "https://own/token") == 0 &&
+		strcmp(buf_cstr(&sc), "own") == 0, "account values win");
+	buf_release(&ep);
+	buf_release(&sc);
+}
+
+static void
+test_prefetch(void)
+{
+	struct token_prefetch *pf = NULL;
+	struct account acc;
+	struct buf b;
+	enum err e;
+
+	account_setup(&acc, "prefetch");
+	write_file(store_path, "rt-p\n", 0600);
+	buf_init_secret(&b, 65536);
+	fake_reset(M_OK);
+	fake->delay_ms = 100;
+	e = token_prefetch_start(&acc, 0, &pf, &ei);
+	is_int(e, ERR_OK, "prefetch starts");
+	e = token_prefetch_join(pf, &b, &ei);
+	is_int(e, ERR_OK, "prefetch joins (%s)", ei.msg);
+	is_str(buf_cstr(&b), "at-1", "prefetched token");
+	e = token_prefetch_start(&acc, 0, &pf, &ei);
+	e = token_prefetch_join(pf, &b, &ei);
+	ok(e == ERR_OK && strcmp(buf_cstr(&b), "at-1") == 0 &&
+		atomic_load(&fake->calls) == 1, "cached prefetch: no HTTP call");
+
+	fake_reset(M_STATUS);
+	fake->status = 400;
+	util_strlcpy(fake->body, "{\"error\":\"invalid_grant\"}",
+		sizeof(fake->body));
+	e = token_prefetch_start(&acc, TOKEN_FORCE_REFRESH, &pf, &ei);
+	errinfo_init(&ei);
+	e = token_prefetch_join(pf, &b, &ei);
+	is_int(e, ERR_REAUTH, "prefetch reports the refresh error");
+	contains(ei.msg, "oasmtp-token authorize prefetch", "with its message");
+	buf_release(&b);
+}
+
+#define NPROC 20
+
+static void
+test_concurrency(void)
+{
+	struct account acc;
+	char path[PATH_MAX], tok[256], first[256];
+	pid_t pids[NPROC];
+	int i, same = 1, exits_ok = 1;
+
+	account_setup(&acc, "race");
+	write_file(store_path, "rt-0\n", 0600);
+	fake_reset(M_ROTATE);
+	fake->delay_ms = 200;
+	fflush(stdout);
+	for (i = 0; i < NPROC; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct errinfo *cei = malloc(sizeof(*cei));
+			enum err e = get(&acc, 0, tok, sizeof(tok), cei);
+			FILE *f;
+
+			snprintf(path, sizeof(path), "%s/out.%d", tmpdir, i);
+			f = fopen(path, "w");
+			fprintf(f, "%s", e == ERR_OK ? tok : cei->msg);
+			fclose(f);
+			_exit(e == ERR_OK ? 0 : 1);
+		}
+	}
+	for (i = 0; i < NPROC; i++) {
+		int status = 0;
+
+		waitpid(pids[i], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			exits_ok = 0;
+		}
+	}
+	ok(exits_ok, "all %d processes got a token", NPROC);
+	is_int(atomic_load(&fake->calls), 1,
+		"%d concurrent token_get at expiry: exactly one refresh", NPROC);
+	for (i = 0; i < NPROC; i++) {
+		snprintf(path, sizeof(path), "%s/out.%d", tmpdir, i);
+		read_text(path, tok, sizeof(tok));
+		if (i == 0) {
+			util_strlcpy(first, tok, sizeof(first));
+		} else if (strcmp(tok, first) != 0) {
+			same = 0;
+			diag("process %d got '%s', process 0 '%s'", i, tok, first);
+		}
+	}
+	ok(same && strcmp(first, "at-1") == 0, "all got the same token");
+	is_str(read_text(store_path, tok, sizeof(tok)), "rt-1\n",
+		"the rotated refresh token was saved once");
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	(void)remove(path);
+	return 0;
+}
+
+int
+main(void)
+{
+	char tmpl[] = "/tmp/oasmtp-token-test.XXXXXX";
+
+	fake = mmap(NULL, sizeof(*fake), PROT_READ | PROT_WRITE,
+		MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (fake == MAP_FAILED || mkdtemp(tmpl) == NULL) {
+		printf("Bail out! setup failed\n");
+		return 1;
+	}
+	util_strlcpy(tmpdir, tmpl, sizeof(tmpdir));
+	snprintf(store_path, sizeof(store_path), "%s/refresh", tmpdir);
+	snprintf(store_spec, sizeof(store_spec), "file:%s", store_path);
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	oauth_http_set_post(fake_post, NULL);
+
+	test_cache();
+	test_rotation();
+	test_errors();
+	test_file_store();
+	test_presets();
+	test_prefetch();
+	test_concurrency();
+
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
