@@ -289,7 +289,7 @@ class Bench:
 
     def one_run(self, client, srv, rc, rcpts, msg, expect, env, proxied, timeout):
         before = len(srv.proxy_records()) if proxied else 0
-        r = run_client([self.clients[client], "-C", rc, "-f", FROM] + rcpts, msg, env, timeout)
+        r = run_client([self.clients[client], "-C", rc, "-f", FROM, "-i"] + rcpts, msg, env, timeout)
         r["ok"] = r["status"] == 0
         if not r["ok"]:
             r["error"] = "exit %s: %s" % (r["status"], tail(r["stderr"]))
@@ -330,7 +330,7 @@ class Bench:
     def callgrind(self, client, rc, rcpts, msg, env, work):
         out = os.path.join(work, "callgrind.%s.out" % client)
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-               self.clients[client], "-C", rc, "-f", FROM] + rcpts
+               self.clients[client], "-C", rc, "-f", FROM, "-i"] + rcpts
         r = run_client(cmd, msg, env, 300, measure=False)
         m = re.search(r"Collected\s*:\s*(\d+)", r["stderr"])
         if r["status"] != 0 or not m:

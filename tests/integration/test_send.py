@@ -1,0 +1,355 @@
+"""Sending through STARTTLS + AUTH to aiosmtpd, the exit codes of design.md §9
+against the scripted fault server (tests/servers/smtpd.py), the redacted -v
+transcript, and git send-email driving the built binary."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+import rig
+from rig import USER, check_delivery, describe, run
+
+MSG = (b"From: Sender <user@example.org>\n"
+       b"To: rcpt@example.net\n"
+       b"Subject: over STARTTLS\n"
+       b"\n"
+       b"first line\n"
+       b".\n"
+       b"caf\xc3\xa9 \xe2\x82\xac 8-bit body\n")
+
+
+def send(home, cfg, args=("rcpt@example.net",), msg=MSG, **kw):
+    return run(["-C", cfg, "-i"] + list(args), home, input=msg, **kw)
+
+
+# -- successful submission to aiosmtpd -----------------------------------------
+
+
+def test_starttls_xoauth2_passwordeval(home, tls_rig, certs):
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
+                         tls_rig.token)
+    p = send(home, cfg)
+    assert p.returncode == 0, describe(p)
+    meta, data = rig.only_message(tls_rig)
+    assert meta["tls"] and meta["authenticated"]
+    assert meta["mail_from"] == USER
+    assert meta["rcpt_tos"] == ["rcpt@example.net"]
+    check_delivery(data, MSG)
+    auths = tls_rig.auth_log()
+    assert [a["mechanism"] for a in auths] == ["XOAUTH2"]
+    assert auths[0]["success"] and auths[0]["login"] == USER
+    # A 1.5 KB token does not fit a 512-octet AUTH line (RFC 4954 §4):
+    # it must go in the two-step form.
+    assert not auths[0]["initial_response"], auths[0]
+
+
+def test_starttls_oauthbearer_short_token(home, tls_rig, certs):
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "oauthbearer",
+                         tls_rig.short_token)
+    p = send(home, cfg)
+    assert p.returncode == 0, describe(p)
+    meta, data = rig.only_message(tls_rig)
+    check_delivery(data, MSG)
+    auths = tls_rig.auth_log()
+    assert [(a["mechanism"], a["success"]) for a in auths] == [
+        ("OAUTHBEARER", True)]
+
+
+def test_starttls_plain(home, tls_rig, certs):
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "plain",
+                         extra=["password " + tls_rig.password])
+    p = send(home, cfg)
+    assert p.returncode == 0, describe(p)
+    meta, data = rig.only_message(tls_rig)
+    assert meta["tls"] and meta["auth_login"] == USER
+    check_delivery(data, MSG)
+    assert [a["mechanism"] for a in tls_rig.auth_log()] == ["PLAIN"]
+
+
+def test_large_message_arrives_intact(home, tls_rig, certs):
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
+                         tls_rig.token)
+    body = b"".join(b"%06d " % i + b"x" * 70 + b"\n" for i in range(40000))
+    msg = b"From: user@example.org\nTo: r@example.net\nSubject: big\n\n" + body
+    p = send(home, cfg, ["r@example.net"], msg)
+    assert p.returncode == 0, describe(p)
+    meta, data = rig.only_message(tls_rig)
+    check_delivery(data, msg)
+
+
+@pytest.mark.parametrize("mech,answer", [("xoauth2", ""),
+                                         ("oauthbearer", "AQ==")])
+def test_rejected_token_exit_77(home, tls_rig, certs, mech, answer):
+    """Google's failure shape: 334 <base64 JSON>; the client answers it
+    (empty line for XOAUTH2, %x01 for OAUTHBEARER) and exits 77."""
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], mech,
+                         "ya29.expired-or-revoked-token")
+    p = send(home, cfg)
+    assert p.returncode == 77, describe(p)
+    assert tls_rig.messages() == []
+    auths = tls_rig.auth_log()
+    assert auths and not any(a["success"] for a in auths)
+    assert auths[0]["error_challenge_answer"] == answer, auths[0]
+    assert b"535" in p.stderr, describe(p)
+
+
+def test_verbose_transcript_never_shows_the_token(home, tls_rig, certs):
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
+                         tls_rig.token)
+    p = send(home, cfg, ["-v", "rcpt@example.net"])
+    assert p.returncode == 0, describe(p)
+    out = p.stdout + p.stderr
+    assert b"EHLO" in out and b"AUTH" in out, "no transcript:\n" + describe(p)
+    assert tls_rig.token.encode() not in out
+    for frag in rig.b64_fragments(tls_rig.token):
+        assert frag not in out, "base64 of the token in the -v output"
+    blob = ("user=%s\x01auth=Bearer %s\x01\x01" % (USER, tls_rig.token))
+    for frag in rig.b64_fragments(blob):
+        assert frag not in out
+
+
+def test_missing_from_picks_account_by_f(home, tls_rig, certs):
+    """-f selects the account whose from matches (design.md §3)."""
+    cfg = rig.write_config(os.path.join(home, "multi.rc"), [
+        "defaults",
+        "tls on",
+        "tls_starttls on",
+        "tls_trust_file " + certs["ca"],
+        "timeout 10",
+        "account other",
+        "host 127.0.0.1",
+        "port 9",
+        "from other@example.com",
+        "account oauth",
+        "host 127.0.0.1",
+        "port %d" % tls_rig.port,
+        "from " + USER,
+        "user " + USER,
+        "auth xoauth2",
+        "passwordeval " + rig.token_command(home, tls_rig.token),
+    ])
+    p = run(["-C", cfg, "-f", USER, "-i", "rcpt@example.net"], home,
+            input=MSG)
+    assert p.returncode == 0, describe(p)
+    meta, data = rig.only_message(tls_rig)
+    assert meta["mail_from"] == USER
+
+
+# -- exit codes against the scripted fault server ------------------------------
+
+TOKEN = "ya29.fault-server-token-0123456789"
+
+
+# smtpd.py's default capabilities, without CHUNKING (so DATA is used).
+CAPS_NO_CHUNKING = ("PIPELINING SIZE=52428800 8BITMIME SMTPUTF8 DSN "
+                    "ENHANCEDSTATUSCODES STARTTLS "
+                    "AUTH=XOAUTH2,OAUTHBEARER,PLAIN,LOGIN")
+
+
+def fault_send(home, fault_server, certs, faults, extra=(), args=None,
+               timeout=60, server_pair=None, **server_kw):
+    pair = server_pair or (certs["cert"], certs["key"])
+    server = fault_server(faults=faults, user=USER, token=TOKEN, certs=pair,
+                          **server_kw)
+    cfg = rig.tls_config(home, server.port, certs["ca"], "xoauth2", TOKEN,
+                         extra=extra)
+    p = send(home, cfg, args or ["rcpt@example.net"], timeout=timeout)
+    return server, p
+
+
+def test_fault_server_baseline(home, fault_server, certs):
+    server, p = fault_send(home, fault_server, certs, [])
+    assert p.returncode == 0, describe(p) + server.transcript_text()
+    assert len(server.spooled()) == 1
+
+
+TEMP_FAULTS = [
+    "greeting=421",
+    "reply:EHLO=421 4.3.2 shutting down",
+    "reply:STARTTLS=454 4.7.0 TLS not available now",
+    "reply:AUTH=454 4.7.0 temporary authentication failure",
+    "reply:MAIL=451 4.3.0 try later",
+    "reply:RCPT=450 4.2.0 later",
+    ("reply:DATA=451 4.3.0 later", CAPS_NO_CHUNKING),
+    ("reply:DATA-END=452 4.3.1 out of storage", CAPS_NO_CHUNKING),
+    "reply:BDAT=451 4.3.0 later",
+    "reply:DATA-END=451 4.3.0 local error",
+    "drop-after=EHLO",
+    "drop-after=MAIL",
+    "drop-after=RCPT",
+    "drop-after=DATA-END",
+]
+
+
+@pytest.mark.parametrize("fault", TEMP_FAULTS, ids=lambda f: (
+    f[0] + " (no CHUNKING)" if isinstance(f, tuple) else f))
+def test_temporary_failures_exit_75(home, fault_server, certs, fault):
+    """4xx at every step, and a dropped connection, are temporary.  Faults
+    on DATA use a server without CHUNKING; the others get BDAT."""
+    fault, caps = fault if isinstance(fault, tuple) else (fault, None)
+    server, p = fault_send(home, fault_server, certs, [fault], caps=caps)
+    assert p.returncode == 75, describe(p) + server.transcript_text()
+    m = re.match(r"reply:[A-Z-]+=(\d{3} [0-9.]+ .*)", fault)
+    if m:
+        assert m.group(1).encode() in p.stderr, describe(p)
+
+
+@pytest.mark.parametrize("fault,code", [
+    ("reply:RCPT=550 5.1.1 no such user", 67),
+    ("reply:AUTH=535 5.7.8 Username and Password not accepted", 77),
+    ("reply:MAIL=553 5.7.1 sender not allowed", 69),
+    ("reply:DATA-END=554 5.6.0 message refused", 69),
+    ("greeting=554", 69),
+])
+def test_permanent_failures(home, fault_server, certs, fault, code):
+    server, p = fault_send(home, fault_server, certs, [fault])
+    assert p.returncode == code, describe(p) + server.transcript_text()
+    text = fault.split("=", 1)[1]
+    if " " in text:
+        assert text.encode() in p.stderr, describe(p)
+    assert server.spooled() == []
+
+
+def test_one_refused_recipient_names_it_and_sends_nothing(
+        home, fault_server, certs):
+    server, p = fault_send(home, fault_server, certs,
+                           ["reply:RCPT#2=550 5.1.1 <b@example.net> unknown"],
+                           args=["a@example.net", "b@example.net",
+                                 "c@example.net"])
+    assert p.returncode == 67, describe(p)
+    assert b"b@example.net" in p.stderr, describe(p)
+    assert server.spooled() == []
+
+
+def test_starttls_missing_is_stripping_exit_75(home, fault_server, certs):
+    server, p = fault_send(home, fault_server, certs, ["no-starttls"])
+    assert p.returncode == 75, describe(p)
+    assert re.search(rb"stripping", p.stderr, re.I), describe(p)
+    assert "AUTH" not in server.transcript_text().replace("AUTH=", "")
+    assert server.spooled() == []
+
+
+def test_bytes_after_starttls_exit_76(home, fault_server, certs):
+    server, p = fault_send(home, fault_server, certs,
+                           ["inject-after-starttls"])
+    assert p.returncode == 76, describe(p) + server.transcript_text()
+    assert server.spooled() == []
+
+
+@pytest.mark.parametrize("which,pattern", [
+    ("untrusted", rb"certif|verif|issuer"),
+    ("wrong", rb"host ?name|mismatch|does not match|wrong\.example"),
+    ("expired", rb"expired"),
+])
+def test_bad_certificate_exit_75(home, fault_server, certs, which, pattern):
+    pair = (certs[which + "_cert"], certs[which + "_key"])
+    server, p = fault_send(home, fault_server, certs, ["bad-cert"],
+                           server_pair=pair)
+    assert p.returncode == 75, describe(p)
+    assert re.search(pattern, p.stderr, re.I), describe(p)
+    assert server.spooled() == []
+    assert "AUTH" not in server.transcript_text().replace("AUTH=", "")
+
+
+def test_no_greeting_times_out_with_75(home, fault_server, certs):
+    server, p = fault_send(home, fault_server, certs, ["no-greeting"],
+                           extra=["timeout 3"], timeout=30)
+    assert p.returncode == 75, describe(p)
+    assert p.elapsed < 15, "took %.1f s with timeout 3" % p.elapsed
+
+
+def test_connection_refused_exit_75(home, certs):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nothing listens there now
+    cfg = rig.tls_config(home, port, certs["ca"], "xoauth2", TOKEN)
+    p = send(home, cfg, timeout=30)
+    assert p.returncode == 75, describe(p)
+
+
+def test_long_reply_shown_in_full(home, fault_server, certs):
+    text = ("5.2.252 SendAsDenied; user@example.org not allowed to send as "
+            "other@example.org; STOREDRV.Submission.Exception:"
+            "SendAsDeniedException.MapiExceptionSendAsDenied; ")
+    text += "".join("[Hostname=EX%04d.prod.example.net]" % i
+                    for i in range(45))
+    assert len(text) > 1500
+    server, p = fault_send(home, fault_server, certs,
+                           ["reply:DATA-END=554 " + text])
+    assert p.returncode == 69, describe(p)
+    assert text.encode() in p.stderr, describe(p)
+
+
+# -- git send-email with the built binary as its SMTP server -------------------
+
+
+def test_git_send_email_series(home, tls_rig, certs, tmp_path):
+    git = shutil.which("git")
+    assert git, "git is required (.ci/install-deps installs it)"
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
+                         tls_rig.token)
+    env = rig.clean_env(home, {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Dev Eloper", "GIT_AUTHOR_EMAIL": USER,
+        "GIT_COMMITTER_NAME": "Dev Eloper", "GIT_COMMITTER_EMAIL": USER,
+    })
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def g(*args):
+        r = subprocess.run([git] + list(args), cwd=repo, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r
+
+    g("init", "-q")
+    (repo / "a.txt").write_bytes(b"one\n")
+    g("add", "a.txt")
+    g("commit", "-q", "-m", "first")
+    (repo / "a.txt").write_bytes(b"one\n.\ntwo caf\xc3\xa9\n")
+    g("commit", "-q", "-am", "second: add a lone dot line")
+    (repo / "b.txt").write_bytes(b"three\n")
+    g("add", "b.txt")
+    g("commit", "-q", "-m", "third")
+    out = g("format-patch", "-q", "-o", str(tmp_path / "patches"),
+            "HEAD~2").stdout.decode().split()
+    patches = sorted(str(tmp_path / "patches" / n)
+                     for n in os.listdir(tmp_path / "patches"))
+    assert len(patches) == 2, out
+    g("send-email", "--confirm=never", "--quiet", "--no-chain-reply-to",
+      "--suppress-cc=all", "--to=list@example.org", "--from=Dev Eloper <%s>" % USER,
+      "--smtp-server=" + rig.oasmtp_bin(),
+      "--smtp-server-option=-C", "--smtp-server-option=" + cfg,
+      *patches)
+    got = tls_rig.messages()
+    assert len(got) == 2, got
+    for (meta, data), patch in zip(got, patches):
+        assert meta["tls"] and meta["authenticated"]
+        assert meta["rcpt_tos"] == ["list@example.org"]
+        with open(patch, "rb") as f:
+            sent = f.read()
+        _, want_body = rig.split_message(rig.to_crlf(sent))
+        fields, body = rig.split_message(data)
+        assert body == want_body
+        subject = [f for f in fields if rig.field_name(f) == "subject"]
+        assert subject and b"PATCH" in subject[0]
+        assert not rig.BARE_LF.search(data)
+
+
+def test_hanging_passwordeval_is_killed_exit_75(home, tls_rig, certs):
+    """passwordeval commands are killed after `timeout` seconds (→ 75)."""
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
+                         extra=["passwordeval sleep 20"])
+    with open(cfg) as f:
+        text = f.read().replace("timeout 10", "timeout 2")
+    rig.write_config(cfg, text)
+    p = send(home, cfg, timeout=40)
+    assert p.returncode == 75, describe(p)
+    assert p.elapsed < 15, "took %.1f s with timeout 2" % p.elapsed
+    assert tls_rig.messages() == []
