@@ -6,21 +6,26 @@
  *                  compatible; exit status checked, output bounded, killed
  *                  after the account timeout);
  *   password       a literal secret from the configuration file;
- *   oauth2_*       the built-in token module (cache, refresh, stores);
+ *   oauth2_*       the built-in token module: a fresh cached access token is
+ *                  read directly (no network, no token store); otherwise
+ *                  `oasmtp-token print ACCOUNT` runs as a child process, started
+ *                  by credential_start() so the refresh overlaps the SMTP
+ *                  connect and handshake, and joined when AUTH needs it.  The
+ *                  oasmtp binary itself never loads libcurl or libsecret.
  *   nothing        AUTH that needs a secret fails with ERR_CONFIG.
  *
- * For the token module the fetch is started in the background by
- * credential_start(), so that a refresh overlaps the SMTP connect and
- * handshake; credential_get() joins it when AUTH needs the token.
+ * Secrets never travel in argv or the environment: the helper gets the
+ * configuration file and the account name, and answers on a pipe.
  */
 #ifndef OASMTP_CREDENTIAL_H
 #define OASMTP_CREDENTIAL_H
 
+#include <sys/types.h>
+
+#include "buf.h"
 #include "err.h"
 
 struct account;
-struct buf;
-struct token_prefetch;
 
 enum credential_kind {
 	CREDENTIAL_NONE = 0,
@@ -31,9 +36,13 @@ enum credential_kind {
 
 struct credential {
 	const struct account *acc;	/* borrowed; outlives the credential */
+	const char *config_file;	/* -C FILE given to oasmtp, or NULL */
 	enum credential_kind kind;
-	struct token_prefetch *prefetch;	/* running fetch, or NULL */
-	int uses;			/* how many secrets were handed out */
+	struct buf cached;		/* secret: token read from the cache */
+	pid_t helper;			/* running oasmtp-token, or -1 */
+	int out_fd;			/* its stdout, or -1 */
+	int err_fd;			/* its stderr, or -1 */
+	struct buf warnings;		/* helper's remarks on success, for main */
 };
 
 /* Which source an account uses (no side effects). */
@@ -43,28 +52,38 @@ enum credential_kind credential_kind_of(const struct account *acc);
 const char *credential_kind_name(enum credential_kind kind);
 
 /*
- * Prepare c for acc.  With prefetch set and an OAuth account, start fetching
- * the access token in a background thread now.  Never fails for the other
- * kinds; for OAuth the errors of token_prefetch_start() (ERR_NOMEM,
- * ERR_INTERNAL).
+ * Prepare c for acc.  For an OAuth account read the token cache and, when
+ * it has no fresh token, start oasmtp-token now (with prefetch set).
+ * config_file is passed on to the helper (borrowed).  Errors: ERR_INTERNAL
+ * (cannot start the helper), ERR_NOMEM.
  */
 enum err credential_start(struct credential *c, const struct account *acc,
-	int prefetch, struct errinfo *reterr);
+	const char *config_file, int prefetch, struct errinfo *reterr);
 
 /*
  * The secret source for submit: write the secret into ret_secret (a secret
  * buf owned by the caller).  force_fresh asks for a new token after the
- * server refused the previous one; sources that cannot produce a different
- * secret (a literal password) fail with ERR_AUTH then.
- * Errors: ERR_CONFIG (no secret configured; eval produced nothing),
- * ERR_TOKEN_TEMP (passwordeval failed or timed out; token endpoint down),
- * ERR_REAUTH, ERR_AUTH, ERR_NOMEM, and the token module's errors.
+ * server refused the previous one; a literal password cannot change, so it
+ * fails with ERR_AUTH then.
+ * Errors: ERR_CONFIG (no secret configured; bad oauth2 settings),
+ * ERR_TOKEN_TEMP (passwordeval failed or timed out; token endpoint down;
+ * keyring locked), ERR_REAUTH, ERR_AUTH, ERR_NOMEM, ERR_INTERNAL.
  * ctx is a struct credential *.
  */
 enum err credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr);
 
-/* Join a running prefetch (discarding its result); c may be NULL. */
+/*
+ * Wait for a running helper (bounded; it is killed past its deadline) and
+ * free everything; c may be NULL.  An unfinished refresh is allowed to
+ * complete, so its token is cached for the next attempt.
+ */
 void credential_release(struct credential *c);
+
+/*
+ * The oasmtp-token program to run: the one next to the running executable
+ * when it exists, else the installed one.  Into ret_path.
+ */
+enum err credential_helper_path(struct buf *ret_path, struct errinfo *reterr);
 
 #endif

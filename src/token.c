@@ -1,19 +1,6 @@
 /*
- * token.c - the token broker; policy and contract in token.h.
- *
- * Cache file format (one per account, mode 0600, written atomically without
- * fsync: losing it only costs one refresh):
- *
- *   oasmtp-token-cache 1
- *   key <32 hex digits>        SHA-256 prefix of endpoint, client id, scope,
- *                              user and store: a cache written for another
- *                              grant is ignored
- *   expires <unix seconds>
- *   lifetime <seconds>         expires_in as issued
- *   token <access token>
- *
- * A cache file that is not ours (wrong owner, group/other bits, bad format)
- * is treated as a miss and replaced at the next refresh.
+ * token.c - the token broker: lock, refresh, rotation; contract in token.h.
+ * The cache format and paths are in token_cache.c.
  */
 #include "token.h"
 
@@ -29,461 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "account.h"
 #include "buf.h"
 #include "eval.h"
+#include "fileio.h"
 #include "oauth_http.h"
 #include "tstore.h"
 #include "util.h"
 
-#define CACHE_MAX (OAUTH_BODY_MAX + 512)
-#define DEFAULT_MARGIN 600
 #define LOCK_POLL_MS 20
-
-/* Provider presets: data only, never another application's client id. */
-struct preset {
-	enum oauth2_provider provider;
-	const char *endpoint_head;	/* tenant (if any) goes between */
-	const char *endpoint_tail;	/* NULL: no tenant */
-	const char *scope;
-};
-
-static const struct preset presets[] = {
-	{ OAUTH2_GOOGLE, "https://oauth2.googleapis.com/token", NULL,
-	  "https://mail.google.com/" },
-	{ OAUTH2_MICROSOFT, "https://login.microsoftonline.com/",
-	  "/oauth2/v2.0/token",
-	  "https://outlook.office.com/SMTP.Send offline_access" },
-};
-
-static const struct preset *
-preset_for(enum oauth2_provider p)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
-		if (presets[i].provider == p) {
-			return &presets[i];
-		}
-	}
-	return NULL;
-}
-
-static int
-tenant_ok(const char *t)
-{
-	if (t[0] == '\0') {
-		return 0;
-	}
-	for (; *t != '\0'; t++) {
-		unsigned char c = (unsigned char)*t;
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '-' || c == '.' ||
-			c == '_')) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-enum err
-token_endpoint(const struct account *acc, struct buf *ret_endpoint,
-	struct buf *ret_scope, struct errinfo *reterr)
-{
-	const struct preset *p = preset_for(acc->oauth2_provider);
-	enum err e = ERR_OK;
-
-	buf_reset(ret_endpoint);
-	buf_reset(ret_scope);
-	if (acc->oauth2_token_endpoint != NULL &&
-	    acc->oauth2_token_endpoint[0] != '\0') {
-		e = buf_append_str(ret_endpoint, acc->oauth2_token_endpoint);
-	} else if (p != NULL && p->endpoint_tail == NULL) {
-		e = buf_append_str(ret_endpoint, p->endpoint_head);
-	} else if (p != NULL) {
-		const char *tenant = acc->oauth2_tenant != NULL ?
-			acc->oauth2_tenant : "common";
-
-		if (!tenant_ok(tenant)) {
-			return errinfo_set(reterr, ERR_CONFIG,
-				"oauth2_tenant '%s' of account '%s' is not a "
-				"tenant name or id", tenant, acc->name);
-		}
-		e = buf_printf(ret_endpoint, "%s%s%s", p->endpoint_head,
-			tenant, p->endpoint_tail);
-	} else {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint (set it, or "
-			"oauth2_provider google|microsoft)", acc->name);
-	}
-	if (e == ERR_OK) {
-		if (acc->oauth2_scope != NULL) {
-			e = buf_append_str(ret_scope, acc->oauth2_scope);
-		} else if (p != NULL) {
-			e = buf_append_str(ret_scope, p->scope);
-		}
-	}
-	if (e != ERR_OK) {
-		return errinfo_set(reterr, e, "oauth2 settings of account '%s' "
-			"too long", acc->name);
-	}
-	return ERR_OK;
-}
-
-/* --- paths ------------------------------------------------------------ */
-
-static int
-cache_off(const struct account *acc)
-{
-	return acc->oauth2_token_cache != NULL &&
-		strcmp(acc->oauth2_token_cache, "off") == 0;
-}
-
-static enum err
-mkdir_private(const char *dir, struct errinfo *reterr)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		return errinfo_set(reterr, ERR_IO, "cannot create '%s': %s", dir,
-			strerror(errno));
-	}
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != geteuid()) {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"'%s' is not a directory owned by you", dir);
-	}
-	return ERR_OK;
-}
-
-/*
- * The default state directory: $XDG_RUNTIME_DIR/oasmtp, else
- * ${XDG_CACHE_HOME:-$HOME/.cache}/oasmtp.  With create, missing directories
- * are made with mode 0700.
- */
-static enum err
-state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
-{
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	const char *ch = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	enum err e;
-
-	buf_reset(ret_dir);
-	if (rt != NULL && rt[0] == '/') {
-		e = buf_append_str(ret_dir, rt);
-	} else if (ch != NULL && ch[0] == '/') {
-		e = buf_append_str(ret_dir, ch);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(ret_dir, "%s/.cache", home);
-	} else {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"no directory for the token cache (set XDG_RUNTIME_DIR "
-			"or HOME, or oauth2_token_cache)");
-	}
-	if (e == ERR_OK && create) {
-		e = mkdir_private(ret_dir->data, reterr);
-		if (e != ERR_OK) {
-			return e;
-		}
-	}
-	if (e == ERR_OK) {
-		e = buf_append_str(ret_dir, "/oasmtp");
-	}
-	if (e != ERR_OK) {
-		return errinfo_set(reterr, e, "cache directory path too long");
-	}
-	if (create) {
-		return mkdir_private(ret_dir->data, reterr);
-	}
-	return ERR_OK;
-}
-
-/* Account names become file names: keep a safe set, %XX the rest. */
-static enum err
-append_name(struct buf *b, const char *name)
-{
-	enum err e = ERR_OK;
-	const char *s;
-
-	for (s = name; *s != '\0' && e == ERR_OK; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '@' || c == '+' || (c == '.' && s != name)) {
-			e = buf_putc(b, (char)c);
-		} else {
-			e = buf_printf(b, "%%%02X", c);
-		}
-	}
-	return e;
-}
-
-static enum err
-cache_path(const struct account *acc, int create, struct buf *ret_path,
-	struct errinfo *reterr)
-{
-	enum err e;
-
-	buf_reset(ret_path);
-	if (cache_off(acc)) {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"the token cache of account '%s' is off", acc->name);
-	}
-	if (acc->oauth2_token_cache != NULL && acc->oauth2_token_cache[0] != '\0') {
-		e = buf_append_str(ret_path, acc->oauth2_token_cache);
-		return e == ERR_OK ? ERR_OK :
-			errinfo_set(reterr, e, "oauth2_token_cache too long");
-	}
-	e = state_dir(create, ret_path, reterr);
-	if (e != ERR_OK) {
-		return e;
-	}
-	e = buf_putc(ret_path, '/');
-	if (e == ERR_OK) {
-		e = append_name(ret_path, acc->name != NULL ? acc->name : "");
-	}
-	if (e == ERR_OK) {
-		e = buf_append_str(ret_path, ".token");
-	}
-	return e == ERR_OK ? ERR_OK :
-		errinfo_set(reterr, e, "cache path too long");
-}
-
-enum err
-token_cache_path(const struct account *acc, struct buf *ret_path,
-	struct errinfo *reterr)
-{
-	return cache_path(acc, 0, ret_path, reterr);
-}
-
-static enum err
-lock_path(const struct account *acc, struct buf *ret_path,
-	struct errinfo *reterr)
-{
-	enum err e;
-
-	if (!cache_off(acc)) {
-		e = cache_path(acc, 1, ret_path, reterr);
-	} else {
-		e = state_dir(1, ret_path, reterr);
-		if (e == ERR_OK) {
-			e = buf_putc(ret_path, '/');
-		}
-		if (e == ERR_OK) {
-			e = append_name(ret_path, acc->name != NULL ?
-				acc->name : "");
-		}
-		if (e != ERR_OK && e != ERR_CONFIG && e != ERR_IO) {
-			e = errinfo_set(reterr, e, "lock path too long");
-		}
-	}
-	if (e == ERR_OK && buf_append_str(ret_path, ".lock") != ERR_OK) {
-		e = errinfo_set(reterr, ERR_LIMIT, "lock path too long");
-	}
-	return e;
-}
-
-/* --- the cache -------------------------------------------------------- */
-
-struct cached {
-	struct buf token;	/* secret */
-	time_t expires_at;
-	long lifetime;
-};
-
-/* A short fingerprint of everything that identifies the grant. */
-static void
-grant_key(const struct account *acc, const char *endpoint, const char *scope,
-	char out[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const char *parts[5];
-	size_t i;
-
-	parts[0] = endpoint;
-	parts[1] = acc->oauth2_client_id != NULL ? acc->oauth2_client_id : "";
-	parts[2] = scope;
-	parts[3] = acc->user != NULL ? acc->user : "";
-	parts[4] = acc->oauth2_token_store != NULL ? acc->oauth2_token_store : "";
-	memset(md, 0, sizeof(md));
-	if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
-		for (i = 0; i < 5; i++) {
-			EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1);
-		}
-		EVP_DigestFinal_ex(ctx, md, &mdlen);
-	}
-	EVP_MD_CTX_free(ctx);
-	for (i = 0; i < 16; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[32] = '\0';
-}
-
-static const char *
-line_value(const char *p, const char *key)
-{
-	size_t n = strlen(key);
-
-	if (strncmp(p, key, n) == 0 && p[n] == ' ') {
-		return p + n + 1;
-	}
-	return NULL;
-}
-
-/*
- * Read the cache into c.  Returns 1 on a well-formed cache for this grant,
- * 0 otherwise (missing, foreign, malformed: all just a miss).
- */
-static int
-cache_read(const char *path, const char *key, struct cached *c)
-{
-	struct buf raw;
-	struct stat st;
-	char chunk[2048];
-	char *p, *nl;
-	int have_key = 0, have_exp = 0, have_tok = 0, lineno = 0;
-	int fd, ok = 0;
-
-	buf_reset(&c->token);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0) {
-		return 0;
-	}
-	buf_init_secret(&raw, CACHE_MAX);
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0 || (n > 0 && buf_append(&raw, chunk, (size_t)n) !=
-				ERR_OK)) {
-			goto out;
-		}
-		if (n == 0) {
-			break;
-		}
-	}
-	if (memchr(raw.data, '\0', raw.len) != NULL) {
-		goto out;
-	}
-	for (p = raw.data; *p != '\0'; p = nl + 1) {
-		const char *v;
-		long n;
-
-		nl = strchr(p, '\n');
-		if (nl == NULL) {
-			goto out;	/* every line ends in LF: else truncated */
-		}
-		*nl = '\0';
-		lineno++;
-		if (lineno == 1) {
-			if (strcmp(p, "oasmtp-token-cache 1") != 0) {
-				goto out;
-			}
-		} else if ((v = line_value(p, "key")) != NULL) {
-			have_key = strcmp(v, key) == 0;
-		} else if ((v = line_value(p, "expires")) != NULL) {
-			if (util_parse_long(v, 0, LONG_MAX, &n) != 0) {
-				goto out;
-			}
-			c->expires_at = (time_t)n;
-			have_exp = 1;
-		} else if ((v = line_value(p, "lifetime")) != NULL) {
-			if (util_parse_long(v, 0, LONG_MAX, &n) != 0) {
-				goto out;
-			}
-			c->lifetime = n;
-		} else if ((v = line_value(p, "token")) != NULL) {
-			buf_reset(&c->token);
-			if (v[0] == '\0' ||
-			    buf_append_str(&c->token, v) != ERR_OK) {
-				goto out;
-			}
-			have_tok = 1;
-		}
-	}
-	ok = have_key && have_exp && have_tok;
-out:
-	util_wipe(chunk, sizeof(chunk));
-	buf_release(&raw);
-	close(fd);
-	if (!ok) {
-		buf_reset(&c->token);
-	}
-	return ok;
-}
-
-static int
-cache_fresh(const struct cached *c, long margin, time_t now)
-{
-	long m = margin;
-
-	/* a token issued for less than twice the margin is still usable */
-	if (c->lifetime > 0 && m > c->lifetime / 2) {
-		m = c->lifetime / 2;
-	}
-	return c->token.len > 0 && c->expires_at > now &&
-		(long)(c->expires_at - now) > m;
-}
-
-static enum err
-cache_write(const char *path, const char *key, const struct cached *c,
-	struct errinfo *reterr)
-{
-	struct buf data;
-	enum err e;
-
-	buf_init_secret(&data, CACHE_MAX);
-	e = buf_printf(&data, "oasmtp-token-cache 1\nkey %s\nexpires %lld\n"
-		"lifetime %ld\ntoken ", key, (long long)c->expires_at,
-		c->lifetime);
-	if (e == ERR_OK) {
-		e = buf_append(&data, c->token.data, c->token.len);
-	}
-	if (e == ERR_OK) {
-		e = buf_putc(&data, '\n');
-	}
-	if (e != ERR_OK) {
-		buf_release(&data);
-		return errinfo_set(reterr, e, "access token too large to cache");
-	}
-	e = tstore_write_atomic(path, data.data, data.len, 0, reterr);
-	buf_release(&data);
-	return e;
-}
-
-enum err
-token_cache_drop(const struct account *acc, struct errinfo *reterr)
-{
-	struct buf path;
-	enum err e;
-
-	buf_init(&path, PATH_MAX);
-	e = cache_path(acc, 0, &path, reterr);
-	if (e == ERR_OK && unlink(path.data) != 0 && errno != ENOENT) {
-		e = errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
-			path.data, strerror(errno));
-	}
-	if (e == ERR_CONFIG && cache_off(acc)) {
-		e = ERR_OK;
-	}
-	buf_release(&path);
-	return e;
-}
 
 /* --- the lock ---------------------------------------------------------- */
 
@@ -604,7 +145,7 @@ refresh_with(struct ctx *x, const char *rt, struct oauth_tokens *ret,
  * the rotated refresh token was saved.
  */
 static enum err
-refresh_locked(struct ctx *x, struct cached *c, struct token_info *info,
+refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	struct errinfo *reterr)
 {
 	struct tstore *ts = NULL;
@@ -710,15 +251,8 @@ ctx_release(struct ctx *x)
 	buf_release(&x->client_secret);
 }
 
-static long
-margin_of(const struct account *acc)
-{
-	return acc->oauth2_refresh_margin >= 0 ? acc->oauth2_refresh_margin :
-		DEFAULT_MARGIN;
-}
-
 static enum err
-hand_over(const struct cached *c, struct buf *ret_token,
+hand_over(const struct token_cached *c, struct buf *ret_token,
 	struct token_info *info, struct token_info *ret_info,
 	struct errinfo *reterr)
 {
@@ -740,19 +274,19 @@ fast_path(struct ctx *x, unsigned flags, struct buf *ret_token,
 	struct token_info *ret_info)
 {
 	struct token_info info;
-	struct cached c;
+	struct token_cached c;
 	struct buf path;
 	int hit = 0;
 
-	if ((flags & TOKEN_FORCE_REFRESH) || cache_off(x->acc)) {
+	if ((flags & TOKEN_FORCE_REFRESH) || token_cache_off(x->acc)) {
 		return 0;
 	}
 	memset(&info, 0, sizeof(info));
 	buf_init(&path, PATH_MAX);
-	buf_init_secret(&c.token, CACHE_MAX);
-	if (cache_path(x->acc, 0, &path, NULL) == ERR_OK &&
-	    cache_read(path.data, x->key, &c) &&
-	    cache_fresh(&c, margin_of(x->acc), time(NULL))) {
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
+	if (token_cache_file(x->acc, 0, &path, NULL) == ERR_OK &&
+	    token_cache_read(path.data, x->key, &c) &&
+	    token_cache_fresh(&c, token_refresh_margin(x->acc), time(NULL))) {
 		hit = hand_over(&c, ret_token, &info, ret_info, NULL) == ERR_OK;
 	}
 	buf_release(&c.token);
@@ -766,35 +300,35 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 {
 	struct token_info info;
 	struct ctx x;
-	struct cached c;
+	struct token_cached c;
 	struct buf path, lpath, rejected;
-	int use_cache = !cache_off(acc);
+	int use_cache = !token_cache_off(acc);
 	int lock_fd = -1;
 	enum err e;
 
 	memset(&info, 0, sizeof(info));
 	buf_init(&path, PATH_MAX);
 	buf_init(&lpath, PATH_MAX);
-	buf_init_secret(&rejected, CACHE_MAX);
-	buf_init_secret(&c.token, CACHE_MAX);
+	buf_init_secret(&rejected, TOKEN_CACHE_MAX);
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;
 	e = ctx_init(&x, acc, reterr);
 	if (e != ERR_OK) {
 		goto out;
 	}
-	grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+	token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
 	if (fast_path(&x, flags, ret_token, ret_info)) {
 		goto out;
 	}
 
 	if (use_cache) {
-		e = cache_path(acc, 1, &path, reterr);
+		e = token_cache_file(acc, 1, &path, reterr);
 		if (e != ERR_OK) {
 			goto out;
 		}
 		/* remember what we saw, to tell a sibling's new token apart */
-		if (cache_read(path.data, x.key, &c)) {
+		if (token_cache_read(path.data, x.key, &c)) {
 			e = buf_append(&rejected, c.token.data, c.token.len);
 			if (e != ERR_OK) {
 				e = errinfo_set(reterr, e, "token too large");
@@ -802,7 +336,7 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 			}
 		}
 	}
-	e = lock_path(acc, &lpath, reterr);
+	e = token_lock_file(acc, &lpath, reterr);
 	if (e == ERR_OK) {
 		e = lock_take(lpath.data, x.http_timeout_ms * 2 + 10000, &lock_fd,
 			reterr);
@@ -810,8 +344,8 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	if (e != ERR_OK) {
 		goto out;
 	}
-	if (use_cache && cache_read(path.data, x.key, &c) &&
-	    cache_fresh(&c, margin_of(acc), time(NULL)) &&
+	if (use_cache && token_cache_read(path.data, x.key, &c) &&
+	    token_cache_fresh(&c, token_refresh_margin(acc), time(NULL)) &&
 	    (!(flags & TOKEN_FORCE_REFRESH) ||
 		strcmp(c.token.data, rejected.data) != 0)) {
 		info.adopted = strcmp(c.token.data, rejected.data) != 0;
@@ -824,7 +358,7 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	}
 	if (use_cache) {
 		/* best effort: a lost cache only costs another refresh */
-		(void)cache_write(path.data, x.key, &c, NULL);
+		(void)token_cache_write(path.data, x.key, &c, NULL);
 	}
 	e = hand_over(&c, ret_token, &info, ret_info, reterr);
 out:
@@ -878,11 +412,11 @@ token_prefetch_start(const struct account *acc, unsigned flags,
 	}
 	pf->acc = acc;
 	pf->flags = flags;
-	buf_init_secret(&pf->token, CACHE_MAX);
+	buf_init_secret(&pf->token, TOKEN_CACHE_MAX);
 	errinfo_init(&pf->ei);
 	/* a fresh cached token needs no thread */
 	if (ctx_init(&x, acc, NULL) == ERR_OK) {
-		grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+		token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
 		if (fast_path(&x, flags, &pf->token, NULL)) {
 			ctx_release(&x);
 			pf->result = ERR_OK;

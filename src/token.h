@@ -6,9 +6,10 @@
  *    $XDG_RUNTIME_DIR/oasmtp/<account>.token, else
  *    ${XDG_CACHE_HOME:-~/.cache}/oasmtp/<account>.token, directory 0700;
  *    oauth2_token_cache PATH overrides, "off" disables) holds the token and
- *    its expiry.  A cached token valid for longer than oauth2_refresh_margin
- *    (capped at half the token's lifetime) is returned without any network,
- *    token store, libcurl or libsecret access.
+ *    its expiry (token_cache.h; that part is linked into the main binary).
+ *    A cached token valid for longer than oauth2_refresh_margin (capped at
+ *    half the token's lifetime) is returned without any network, token
+ *    store, libcurl or libsecret access.
  *  - Otherwise a per-account lock file (<cache dir>/<account>.lock, flock)
  *    serialises read -> decide -> refresh -> write across processes and
  *    threads.  After taking the lock the cache is read again and a token
@@ -41,6 +42,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "token_cache.h"
 
 struct account;
 struct buf;
@@ -70,25 +72,6 @@ enum err token_get(const struct account *acc, unsigned flags,
 enum err token_get_ex(const struct account *acc, unsigned flags,
 	struct buf *ret_token, struct token_info *ret_info,
 	struct errinfo *reterr);
-
-/*
- * The cache file path for acc into ret_path (reset first).  ERR_CONFIG when
- * the cache is "off" or no directory can be determined.
- */
-enum err token_cache_path(const struct account *acc, struct buf *ret_path,
-	struct errinfo *reterr);
-
-/* Remove acc's cached access token (for `oasmtp-token forget`). */
-enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
-
-/*
- * Token endpoint and scope for acc: the account's own values, else the
- * provider preset (microsoft: tenant from oauth2_tenant, "common" by
- * default).  Results go to ret_endpoint / ret_scope (reset first; scope may
- * end up empty).  ERR_CONFIG when no endpoint is known.
- */
-enum err token_endpoint(const struct account *acc, struct buf *ret_endpoint,
-	struct buf *ret_scope, struct errinfo *reterr);
 
 /*
  * Prefetch: start getting a token in a background thread so a refresh

@@ -88,14 +88,4 @@ enum err tstore_command_new(const struct account *acc, char *arg,
 enum err tstore_secret_new(const struct account *acc,
 	struct tstore **ret_store, struct errinfo *reterr);
 
-/*
- * Replace the file at path atomically with data (mode 0600): write a
- * temporary file in the same directory, fsync it, rename it over path and
- * fsync the directory.  Used by the file store and the token cache
- * (durable == 0 skips both fsyncs, for data that may be lost).
- * Errors: ERR_IO (errno in reterr->sys_errno), ERR_NOMEM.
- */
-enum err tstore_write_atomic(const char *path, const void *data, size_t len,
-	int durable, struct errinfo *reterr);
-
 #endif

@@ -20,6 +20,7 @@
 
 #include "account.h"
 #include "buf.h"
+#include "fileio.h"
 #include "util.h"
 
 #define FILE_MAX (64 * 1024)
@@ -150,7 +151,7 @@ file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 		buf_release(&data);
 		return errinfo_set(reterr, e, "refresh token too large");
 	}
-	e = tstore_write_atomic(path, data.data, data.len, 1, reterr);
+	e = fileio_write_atomic(path, data.data, data.len, 1, reterr);
 	buf_release(&data);
 	return e;
 }
