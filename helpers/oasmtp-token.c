@@ -1,8 +1,11 @@
 /*
  * oasmtp-token - the OAuth2 side of oasmtp, as its own program.
  *
+ *   oasmtp-token [-C FILE] authorize ACCOUNT [--flow loopback|device|paste]
+ *                          [--no-browser] [--port N] [--timeout SECONDS]
+ *                          [--any-identity]
  *   oasmtp-token [-C FILE] print [--fresh] ACCOUNT
- *   oasmtp-token [-C FILE] refresh ACCOUNT
+ *   oasmtp-token [-C FILE] refresh ACCOUNT [--if-idle-for DURATION]
  *   oasmtp-token [-C FILE] status [ACCOUNT]
  *   oasmtp-token [-C FILE] import ACCOUNT      (refresh token on stdin)
  *   oasmtp-token [-C FILE] forget ACCOUNT
@@ -25,9 +28,14 @@
 #include "buf.h"
 #include "config.h"
 #include "err.h"
+#include "explain.h"
+#include "grant_state.h"
 #include "log.h"
+#include "provider.h"
+#include "token_authorize.h"
 #include "token.h"
 #include "tstore.h"
+#include "util.h"
 
 #define TOKEN_MAX (64 * 1024)
 
@@ -39,10 +47,21 @@ static const char usage[] =
 	"  print [--fresh] ACCOUNT  print a valid access token (refreshing it\n"
 	"                           when needed; --fresh: always refresh)\n"
 	"  refresh ACCOUNT          refresh the access token now\n"
-	"  status [ACCOUNT]         show token store and cache state\n"
+	"    --if-idle-for DURATION only when the last refresh is older\n"
+	"                           (30d, 12h, 90m, 3600)\n"
+	"  status [ACCOUNT]         show token store, cache and grant age\n"
 	"  import ACCOUNT           store a refresh token read from stdin\n"
-	"  forget ACCOUNT           remove the refresh token and cached token\n"
-	"  authorize ACCOUNT        (not available yet: use import)\n"
+	"  forget ACCOUNT           revoke the grant at the provider (when it\n"
+	"                           can) and remove it here\n"
+	"  authorize ACCOUNT        sign in and store a new grant\n"
+	"    --flow loopback|device|paste   (default: loopback with a\n"
+	"                           display, else device where allowed,\n"
+	"                           else paste)\n"
+	"    --no-browser           print the address, do not run xdg-open\n"
+	"    --port N               loopback port (for ssh -L), default any\n"
+	"    --timeout SECONDS      how long to wait for the browser (300)\n"
+	"    --any-identity         store even if the signed-in address is\n"
+	"                           not the account's user\n"
 	"\n"
 	"  -C FILE                  use FILE as the configuration file\n"
 	"  --help, --version\n";
@@ -50,8 +69,22 @@ static const char usage[] =
 static int
 fail(enum err e)
 {
+	const char *advice = explain_error(ei.msg);
+
 	log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+	if (advice != NULL) {
+		log_error("hint: %s", advice);
+	}
 	return err_exit_code(e);
+}
+
+/* Remember a refresh for `status` and `refresh --if-idle-for`. */
+static void
+note_refresh(const struct account *acc, const struct token_info *info)
+{
+	if (info->refreshed) {
+		(void)grant_state_note_refreshed(acc, time(NULL), NULL);
+	}
 }
 
 static int
@@ -95,6 +128,7 @@ cmd_print(const struct account *acc, int fresh)
 	if (e != ERR_OK) {
 		rc = fail(e);
 	} else {
+		note_refresh(acc, &info);
 		if (info.warning[0] != '\0') {
 			log_warn("%s", info.warning);
 		}
@@ -120,19 +154,47 @@ print_time(const char *label, time_t t)
 	}
 }
 
+static void
+print_age(const char *label, time_t t, time_t now)
+{
+	long d = (long)(now - t);
+
+	if (t == 0) {
+		return;
+	}
+	if (d < 0) {
+		d = 0;
+	}
+	if (d >= 2 * 86400) {
+		printf("%s%ld days ago\n", label, d / 86400);
+	} else if (d >= 3600) {
+		printf("%s%ld hours ago\n", label, d / 3600);
+	} else {
+		printf("%s%ld minutes ago\n", label, d / 60);
+	}
+}
+
 static int
-cmd_refresh(const struct account *acc)
+cmd_refresh(const struct account *acc, long idle_for)
 {
 	struct token_info info;
+	struct grant_state gs;
 	struct buf tok;
 	enum err e;
 
+	if (idle_for > 0 && grant_state_read(acc, &gs) && gs.refreshed > 0 &&
+	    time(NULL) - gs.refreshed < idle_for) {
+		printf("account %s: refreshed less than %ld s ago, nothing to "
+			"do\n", acc->name, idle_for);
+		return EX_OK;
+	}
 	buf_init_secret(&tok, TOKEN_MAX);
 	e = token_get_ex(acc, TOKEN_FORCE_REFRESH, &tok, &info, &ei);
 	buf_release(&tok);
 	if (e != ERR_OK) {
 		return fail(e);
 	}
+	note_refresh(acc, &info);
 	if (info.warning[0] != '\0') {
 		log_warn("%s", info.warning);
 	}
@@ -151,7 +213,16 @@ status_one(const struct account *acc)
 	time_t expires = 0;
 	enum err e;
 
+	const struct provider_preset *p = provider_get(acc->oauth2_provider);
+	struct grant_state gs;
+	char warning[512];
+	time_t now = time(NULL);
+
 	printf("account %s\n", acc->name);
+	printf("  provider: %s\n", p != NULL ? p->label : "custom");
+	if (acc->user != NULL) {
+		printf("  user: %s\n", acc->user);
+	}
 	printf("  token store: %s\n", acc->oauth2_token_store ?
 		acc->oauth2_token_store : "secret-service (default)");
 	buf_init_secret(&tok, TOKEN_MAX);
@@ -173,6 +244,19 @@ status_one(const struct account *acc)
 			printf("  access token: none fresh (refreshed at the "
 				"next send)\n");
 		}
+	}
+	if (grant_state_read(acc, &gs)) {
+		print_age("  grant obtained: ", gs.authorized, now);
+		if (gs.how[0] != '\0' && strcmp(gs.how, "-") != 0) {
+			printf("  grant obtained by: %s\n", gs.how);
+		}
+		print_age("  last refresh: ", gs.refreshed, now);
+		if (grant_state_warning(p, &gs, acc->name, now, warning,
+			sizeof(warning))) {
+			printf("  warning: %s\n", warning);
+		}
+	} else {
+		printf("  grant age: unknown (not authorized by this oasmtp)\n");
 	}
 	tstore_free(ts);
 	buf_release(&tok);
@@ -216,9 +300,11 @@ cmd_import(const struct account *acc)
 		e = buf_append(&rt, chunk, n);
 	}
 	memset(chunk, 0, sizeof(chunk));
+	/* surrounding white space is not part of the token */
 	while (rt.len > 0 && strchr(" \t\r\n", rt.data[rt.len - 1]) != NULL) {
 		buf_truncate(&rt, rt.len - 1);
 	}
+	buf_consume(&rt, strspn(rt.data, " \t\r\n"));
 	if (e != ERR_OK || rt.len == 0 || strpbrk(rt.data, " \t\r\n") != NULL) {
 		buf_release(&rt);
 		return usage_error("import: expected one refresh token on "
@@ -230,6 +316,8 @@ cmd_import(const struct account *acc)
 	}
 	if (e == ERR_OK) {
 		(void)token_cache_drop(acc, NULL);
+		(void)grant_state_note_authorized(acc, "import", time(NULL),
+			NULL);
 	}
 	tstore_free(ts);
 	buf_release(&rt);
@@ -240,6 +328,36 @@ cmd_import(const struct account *acc)
 	return EX_OK;
 }
 
+/*
+ * Best effort: tell the provider to end the grant (RFC 7009) before the
+ * refresh token is dropped here.  A failure is reported, not fatal.
+ */
+static void
+revoke_at_provider(const struct account *acc, struct tstore *ts)
+{
+	static struct errinfo rei;
+	struct buf rt;
+	enum err e;
+
+	buf_init_secret(&rt, TOKEN_MAX);
+	errinfo_init(&rei);
+	e = tstore_load(ts, &rt, &rei);
+	if (e == ERR_OK) {
+		e = token_revoke(acc, rt.data, &rei);
+	}
+	buf_release(&rt);
+	if (e == ERR_OK) {
+		printf("account %s: grant revoked at the provider\n", acc->name);
+	} else if (e == ERR_NOTSUPP) {
+		printf("account %s: the provider has no revocation endpoint; "
+			"remove the app's access in your account's security "
+			"settings to end the grant there too\n", acc->name);
+	} else if (e != ERR_REAUTH) {
+		log_warn("could not revoke the grant at the provider (%s); "
+			"removing it here anyway", rei.msg);
+	}
+}
+
 static int
 cmd_forget(const struct account *acc)
 {
@@ -248,11 +366,15 @@ cmd_forget(const struct account *acc)
 
 	e = tstore_open(acc, &ts, &ei);
 	if (e == ERR_OK) {
+		revoke_at_provider(acc, ts);
 		e = tstore_erase(ts, &ei);
 	}
 	tstore_free(ts);
 	if (e == ERR_OK) {
 		e = token_cache_drop(acc, &ei);
+	}
+	if (e == ERR_OK) {
+		e = grant_state_drop(acc, &ei);
 	}
 	if (e != ERR_OK) {
 		return fail(e);
@@ -262,13 +384,112 @@ cmd_forget(const struct account *acc)
 	return EX_OK;
 }
 
+/* Options after the command, in any order around the ACCOUNT. */
+struct cmd_args {
+	const char *name;
+	int fresh;
+	long idle_for;
+	struct authorize_opts auth;
+};
+
+static int
+option_value(int argc, char **argv, int *i, const char **ret)
+{
+	if (*i + 1 >= argc) {
+		return -1;
+	}
+	*ret = argv[++*i];
+	return 0;
+}
+
+/* 0, or an exit status after printing the usage error. */
+static int
+parse_args(const char *cmd, int argc, char **argv, int i,
+	struct cmd_args *a)
+{
+	int is_auth = strcmp(cmd, "authorize") == 0;
+	int only_names = 0;
+	const char *v;
+	long n;
+
+	memset(a, 0, sizeof(*a));
+	for (; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (!only_names && strcmp(arg, "--") == 0) {
+			only_names = 1;
+		} else if (!only_names && arg[0] == '-' && arg[1] != '\0') {
+			if (strcmp(cmd, "print") == 0 &&
+			    strcmp(arg, "--fresh") == 0) {
+				a->fresh = 1;
+			} else if (strcmp(cmd, "refresh") == 0 &&
+			    strcmp(arg, "--if-idle-for") == 0) {
+				if (option_value(argc, argv, &i, &v) != 0 ||
+				    grant_state_parse_duration(v, &n) != 0 ||
+				    n <= 0) {
+					return usage_error("--if-idle-for needs a "
+						"duration such as 30d, 12h or 3600");
+				}
+				a->idle_for = n;
+			} else if (is_auth && strcmp(arg, "--flow") == 0) {
+				if (option_value(argc, argv, &i, &v) != 0 ||
+				    oauth_flow_kind_by_name(v) ==
+					OAUTH_FLOW_AUTO) {
+					return usage_error("--flow needs loopback, "
+						"device or paste");
+				}
+				a->auth.flow = oauth_flow_kind_by_name(v);
+			} else if (is_auth && strcmp(arg, "--no-browser") == 0) {
+				a->auth.no_browser = 1;
+			} else if (is_auth && strcmp(arg, "--any-identity") == 0) {
+				a->auth.any_identity = 1;
+			} else if (is_auth && strcmp(arg, "--port") == 0) {
+				if (option_value(argc, argv, &i, &v) != 0 ||
+				    util_parse_long(v, 1, 65535, &n) != 0) {
+					return usage_error("--port needs a number "
+						"from 1 to 65535");
+				}
+				a->auth.port = (int)n;
+			} else if (is_auth && strcmp(arg, "--timeout") == 0) {
+				if (option_value(argc, argv, &i, &v) != 0 ||
+				    util_parse_long(v, 1, 86400, &n) != 0) {
+					return usage_error("--timeout needs seconds "
+						"(1 to 86400)");
+				}
+				a->auth.timeout_s = n;
+			} else {
+				log_error("unknown option '%s' for %s", arg, cmd);
+				return usage_error("bad option");
+			}
+		} else if (a->name == NULL) {
+			a->name = arg;
+		} else {
+			return usage_error("too many arguments");
+		}
+	}
+	return 0;
+}
+
+static int
+cmd_authorize(const struct account *acc, const struct authorize_opts *o)
+{
+	enum err e = token_authorize(acc, o, &ei);
+
+	return e == ERR_OK ? EX_OK : fail(e);
+}
+
 int
 main(int argc, char **argv)
 {
+	static const char *const commands[] = {
+		"authorize", "print", "refresh", "status", "import", "forget",
+		NULL,
+	};
 	const struct account *acc = NULL;
 	struct config *cfg = NULL;
-	const char *file = NULL, *cmd, *name = NULL;
-	int i = 1, fresh = 0, rc;
+	const char *file = NULL, *cmd;
+	struct cmd_args a;
+	int i = 1, known = 0, rc;
 	enum err e;
 
 	log_init("oasmtp-token", 0);
@@ -291,43 +512,30 @@ main(int argc, char **argv)
 		return usage_error("no command given");
 	}
 	cmd = argv[i++];
-	if (strcmp(cmd, "print") == 0 && i < argc &&
-	    strcmp(argv[i], "--fresh") == 0) {
-		fresh = 1;
-		i++;
+	for (int k = 0; commands[k] != NULL; k++) {
+		known |= strcmp(cmd, commands[k]) == 0;
 	}
-	if (i < argc && strcmp(argv[i], "--") == 0) {
-		i++;
-	}
-	if (i < argc) {
-		name = argv[i++];
-	}
-	if (i < argc) {
-		return usage_error("too many arguments");
-	}
-	if (name == NULL && strcmp(cmd, "status") != 0) {
-		return usage_error("an ACCOUNT is required");
-	}
-	if (strcmp(cmd, "authorize") == 0) {
-		log_error("authorize is not available in this version; get a "
-			"refresh token elsewhere and run: oasmtp-token import %s",
-			name);
-		return EX_UNAVAILABLE;
-	}
-	if (strcmp(cmd, "print") != 0 && strcmp(cmd, "refresh") != 0 &&
-	    strcmp(cmd, "status") != 0 && strcmp(cmd, "import") != 0 &&
-	    strcmp(cmd, "forget") != 0) {
+	if (!known) {
 		return usage_error("unknown command");
 	}
-	e = load(file, name, &cfg, &acc);
+	rc = parse_args(cmd, argc, argv, i, &a);
+	if (rc != 0) {
+		return rc;
+	}
+	if (a.name == NULL && strcmp(cmd, "status") != 0) {
+		return usage_error("an ACCOUNT is required");
+	}
+	e = load(file, a.name, &cfg, &acc);
 	if (e != ERR_OK) {
 		config_free(cfg);
 		return fail(e);
 	}
-	if (strcmp(cmd, "print") == 0) {
-		rc = cmd_print(acc, fresh);
+	if (strcmp(cmd, "authorize") == 0) {
+		rc = cmd_authorize(acc, &a.auth);
+	} else if (strcmp(cmd, "print") == 0) {
+		rc = cmd_print(acc, a.fresh);
 	} else if (strcmp(cmd, "refresh") == 0) {
-		rc = cmd_refresh(acc);
+		rc = cmd_refresh(acc, a.idle_for);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = cmd_status(cfg, acc);
 	} else if (strcmp(cmd, "import") == 0) {

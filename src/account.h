@@ -37,7 +37,13 @@ enum oauth2_provider {
 	OAUTH2_NONE = 0,
 	OAUTH2_GOOGLE,
 	OAUTH2_MICROSOFT,
-	OAUTH2_CUSTOM,
+	OAUTH2_CUSTOM,		/* also spelt "generic" */
+	OAUTH2_YAHOO,
+	OAUTH2_AOL,
+	OAUTH2_FASTMAIL,
+	OAUTH2_YANDEX,
+	OAUTH2_MAILRU,
+	OAUTH2_COMCAST,
 };
 
 enum queue_mode {
@@ -104,6 +110,7 @@ struct account {
 	char *oauth2_token_endpoint;
 	char *oauth2_device_endpoint;
 	char *oauth2_scope;
+	char *oauth2_revocation_endpoint;	/* RFC 7009, for forget */
 	char *oauth2_token_store;	/* "secret-service", "file:PATH", "command:CMD" */
 	char *oauth2_token_cache;	/* path, or "off" */
 	char *oauth2_ca_file;
@@ -186,6 +193,7 @@ enum account_field {
 	ACCF_QUEUE_MAX_AGE,
 	ACCF_AUTO_FROM,
 	ACCF_MAILDOMAIN,
+	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_MAX
 };
 

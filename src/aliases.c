@@ -230,6 +230,12 @@ expand(const struct aliases *a, const char *addr, struct addr_list *out,
 	for (i = 0; i < al->targets.n && rc == ERR_OK; i++) {
 		const char *t = al->targets.v[i].addr;
 
+		/* fan-out at each level grows exponentially with depth */
+		if (out->n >= ALIASES_EXPAND_MAX) {
+			return errinfo_set(reterr, ERR_CONFIG,
+				"%s: alias '%s' expands to more than %d "
+				"addresses", a->path, addr, ALIASES_EXPAND_MAX);
+		}
 		if (util_strcasecmp(t, addr) == 0) {
 			rc = addr_list_add(out, NULL, t, reterr);
 		} else {

@@ -21,6 +21,8 @@
 #include "err.h"
 
 #define ALIASES_DEPTH_MAX 16
+/* Most addresses one name may expand to (fan-out at every level). */
+#define ALIASES_EXPAND_MAX 10000
 
 struct aliases;
 
@@ -35,7 +37,8 @@ enum err aliases_load(const char *path, struct aliases **ret,
  * Append the expansion of addr to out: addr itself when it contains '@' or
  * no alias (and no default) matches, else the alias targets, recursively.
  * Display names are dropped.  ERR_CONFIG when expansion nests deeper than
- * ALIASES_DEPTH_MAX (a loop), ERR_NOMEM.
+ * ALIASES_DEPTH_MAX (a loop) or yields more than ALIASES_EXPAND_MAX
+ * addresses, ERR_NOMEM.
  */
 enum err aliases_expand(const struct aliases *a, const char *addr,
 	struct addr_list *out, struct errinfo *reterr);

@@ -27,6 +27,8 @@ enum longopt_id {
 	LO_HELP,
 	LO_LOGFILE,
 	LO_PRETEND,
+	LO_QUEUE_DROP,
+	LO_QUEUE_RETRY,
 	LO_READ_ENVELOPE_FROM,
 	LO_READ_RECIPIENTS,
 	LO_SERVERINFO,
@@ -56,6 +58,8 @@ static const struct longopt longopts[] = {
 	{ "help", ARG_NONE, LO_HELP },
 	{ "logfile", ARG_REQUIRED, LO_LOGFILE },
 	{ "pretend", ARG_NONE, LO_PRETEND },
+	{ "queue-drop", ARG_REQUIRED, LO_QUEUE_DROP },
+	{ "queue-retry", ARG_REQUIRED, LO_QUEUE_RETRY },
 	{ "read-envelope-from", ARG_NONE, LO_READ_ENVELOPE_FROM },
 	{ "read-recipients", ARG_NONE, LO_READ_RECIPIENTS },
 	{ "serverinfo", ARG_NONE, LO_SERVERINFO },
@@ -82,6 +86,8 @@ static const char *const mode_names[CLI_MODE_MAX] = {
 	[CLI_MODE_VERSION] = "version",
 	[CLI_MODE_HELP] = "help",
 	[CLI_MODE_SERVERINFO] = "serverinfo",
+	[CLI_MODE_QUEUE_DROP] = "queue-drop",
+	[CLI_MODE_QUEUE_RETRY] = "queue-retry",
 };
 
 const char *
@@ -578,6 +584,12 @@ parse_long(struct parser *p, const char *arg)
 	case LO_PRETEND:
 		p->o.pretend = 1;
 		return ERR_OK;
+	case LO_QUEUE_DROP:
+		p->o.queue_id = value;
+		return set_mode(p, CLI_MODE_QUEUE_DROP, "--queue-drop");
+	case LO_QUEUE_RETRY:
+		p->o.queue_id = value;
+		return set_mode(p, CLI_MODE_QUEUE_RETRY, "--queue-retry");
 	case LO_READ_ENVELOPE_FROM:
 		p->o.read_envelope_from = 1;
 		return ERR_OK;
@@ -721,6 +733,8 @@ cli_help_text(void)
 	"  oasmtp -bp | mailq        List the queue.\n"
 	"  oasmtp -q[interval] [-qI id | -qR rcpt | -qS sender]\n"
 	"                            Deliver queued mail now.\n"
+	"  oasmtp --queue-drop ID    Delete a queued message for good.\n"
+	"  oasmtp --queue-retry ID   Queue a failed message again.\n"
 	"  oasmtp [options] --serverinfo\n"
 	"                            Show what the server offers.\n"
 	"  oasmtp --version | --help\n"

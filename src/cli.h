@@ -34,6 +34,8 @@ enum cli_mode {
 	CLI_MODE_VERSION,	/* --version */
 	CLI_MODE_HELP,		/* --help */
 	CLI_MODE_SERVERINFO,	/* --serverinfo, -S */
+	CLI_MODE_QUEUE_DROP,	/* --queue-drop ID */
+	CLI_MODE_QUEUE_RETRY,	/* --queue-retry ID */
 	CLI_MODE_MAX
 };
 
@@ -99,6 +101,9 @@ struct cli_opts {
 	const char *queue_interval;	/* "30m" from -q30m, else NULL */
 	enum cli_queue_filter queue_filter;
 	const char *queue_filter_value;	/* the <substr>, else NULL */
+
+	/* CLI_MODE_QUEUE_DROP / CLI_MODE_QUEUE_RETRY: the queue id. */
+	const char *queue_id;
 
 	/* Recipient arguments in command-line order, each an address list. */
 	char **recipients;		/* NULL-terminated, never NULL on success */

@@ -275,25 +275,27 @@ store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-/* Store arg as a path, expanding a leading "~" or "~/". */
+/*
+ * Store prefix + arg as a path, expanding a leading "~" or "~/" of arg
+ * (prefix is "" for plain paths, "file:" for a token store).
+ */
 static enum err
-store_path(struct parser *ps, int field, const char *arg,
+store_path(struct parser *ps, int field, const char *prefix, const char *arg,
 	struct errinfo *reterr)
 {
+	int tilde = arg[0] == '~' && (arg[1] == '\0' || arg[1] == '/');
 	struct buf b;
 	enum err e;
 
-	if (arg[0] != '~' || (arg[1] != '\0' && arg[1] != '/')) {
+	if (!tilde && prefix[0] == '\0') {
 		return store_str(ps, field, arg, reterr);
 	}
-	if (ps->home == NULL) {
+	if (tilde && ps->home == NULL) {
 		return perr(ps, reterr, "cannot expand '~': no home directory");
 	}
 	buf_init(&b, CONFIG_LINE_MAX + 4096);
-	e = buf_append_str(&b, ps->home);
-	if (e == ERR_OK) {
-		e = buf_append_str(&b, arg + 1);
-	}
+	e = buf_printf(&b, "%s%s%s", prefix, tilde ? ps->home : "",
+		tilde ? arg + 1 : arg);
 	if (e == ERR_OK) {
 		e = store_str(ps, field, buf_cstr(&b), reterr);
 	} else {
@@ -321,7 +323,7 @@ h_string(struct parser *ps, const struct directive *d, const char *arg,
 		ps->literal_secret = 1;
 	}
 	if (d->flags & D_PATH) {
-		return store_path(ps, d->field, arg, reterr);
+		return store_path(ps, d->field, "", arg, reterr);
 	}
 	return store_str(ps, d->field, arg, reterr);
 }
@@ -851,7 +853,7 @@ h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
 	if (strcmp(arg, "system") == 0) {
 		return store_str(ps, ACCF_TLS_TRUST_FILE, "system", reterr);
 	}
-	return store_path(ps, ACCF_TLS_TRUST_FILE, arg, reterr);
+	return store_path(ps, ACCF_TLS_TRUST_FILE, "", arg, reterr);
 }
 
 static enum err
@@ -992,8 +994,6 @@ h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
 	const char *expected = "secret-service, file:PATH or command:CMD";
-	struct buf b;
-	enum err e;
 
 	if (*arg == '\0') {
 		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, NULL, reterr);
@@ -1007,18 +1007,8 @@ h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 	if (strncmp(arg, "file:", 5) != 0 || arg[5] == '\0') {
 		return bad_arg(ps, d, arg, expected, reterr);
 	}
-	if (arg[5] != '~' || (arg[6] != '\0' && arg[6] != '/')) {
-		return store_str(ps, ACCF_OAUTH2_TOKEN_STORE, arg, reterr);
-	}
-	if (ps->home == NULL) {
-		return perr(ps, reterr, "cannot expand '~': no home directory");
-	}
-	buf_init(&b, CONFIG_LINE_MAX + 4096);
-	e = buf_printf(&b, "file:%s%s", ps->home, arg + 6);
-	e = e == ERR_OK ? store_str(ps, ACCF_OAUTH2_TOKEN_STORE, buf_cstr(&b),
-		reterr) : nomem(reterr);
-	buf_release(&b);
-	return e;
+	return store_path(ps, ACCF_OAUTH2_TOKEN_STORE, "file:", arg + 5,
+		reterr);
 }
 
 static enum err
@@ -1031,7 +1021,8 @@ h_token_cache(struct parser *ps, const struct directive *d, const char *arg,
 	if (strcmp(arg, "off") == 0) {
 		return store_str(ps, ACCF_OAUTH2_TOKEN_CACHE, "off", reterr);
 	}
-	return store_path(ps, ACCF_OAUTH2_TOKEN_CACHE, arg, reterr);
+	return store_path(ps, ACCF_OAUTH2_TOKEN_CACHE, "", arg,
+		reterr);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1049,8 +1040,13 @@ static const struct choice set_to_choices[] = {
 	{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
 };
 static const struct choice provider_choices[] = {
+	/* the presets of src/provider.c; "generic" is "custom" */
 	{ "google", OAUTH2_GOOGLE }, { "microsoft", OAUTH2_MICROSOFT },
-	{ "custom", OAUTH2_CUSTOM }, { "off", OAUTH2_NONE }, { NULL, 0 },
+	{ "yahoo", OAUTH2_YAHOO }, { "aol", OAUTH2_AOL },
+	{ "fastmail", OAUTH2_FASTMAIL }, { "yandex", OAUTH2_YANDEX },
+	{ "mailru", OAUTH2_MAILRU }, { "comcast", OAUTH2_COMCAST },
+	{ "custom", OAUTH2_CUSTOM }, { "generic", OAUTH2_CUSTOM },
+	{ "off", OAUTH2_NONE }, { NULL, 0 },
 };
 static const struct choice queue_choices[] = {
 	{ "off", QUEUE_OFF }, { "on-failure", QUEUE_ON_FAILURE },
@@ -1108,6 +1104,8 @@ static const struct directive directives[] = {
 		provider_choices },
 	{ "oauth2_refresh_margin", h_duration, ACCF_OAUTH2_REFRESH_MARGIN, 0,
 		margin_range },
+	{ "oauth2_revocation_endpoint", h_endpoint,
+		ACCF_OAUTH2_REVOCATION_ENDPOINT, 0, NULL },
 	{ "oauth2_scope", h_string, ACCF_OAUTH2_SCOPE, 0, NULL },
 	{ "oauth2_tenant", h_string, ACCF_OAUTH2_TENANT, 0, NULL },
 	{ "oauth2_token_cache", h_token_cache, ACCF_OAUTH2_TOKEN_CACHE, 0,
@@ -1322,6 +1320,14 @@ process_line(struct parser *ps, const char *text, size_t n,
 	}
 	if (i == n || text[i] == '#') {
 		return ERR_OK;
+	}
+	/*
+	 * A CR inside a line (or one an eval command printed) would reach
+	 * the wire in values such as domain (EHLO): never accept one.
+	 */
+	if (memchr(text, '\r', n) != NULL) {
+		return perr(ps, reterr, "line contains a carriage return "
+			"(CR) before its end");
 	}
 	k = i;
 	while (i < n && !is_blank(text[i])) {
@@ -2216,6 +2222,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint);
 	put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint);
 	put_str(out, "oauth2_scope", a->oauth2_scope);
+	put_str(out, "oauth2_revocation_endpoint",
+		a->oauth2_revocation_endpoint);
 	put_str(out, "oauth2_token_store", a->oauth2_token_store);
 	put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
 		? a->oauth2_token_cache : "(default)");

@@ -146,18 +146,20 @@ reap(pid_t pid, int64_t deadline, int *status)
 	}
 }
 
-enum err
-eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
+/*
+ * Run cmd, collect its stdout into out and its wait status into *ret_status.
+ * The child is always reaped (killed first on timeout or error).  Errors are
+ * ERR_TIMEOUT, ERR_CONFIG (output too long), ERR_IO, ERR_NOMEM, each with
+ * its message.
+ */
+static enum err
+run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 	struct errinfo *reterr)
 {
 	int64_t deadline = -1;
 	int pfd[2] = { -1, -1 };
-	int devnull;
-	struct buf out;
-	const char *nl;
-	size_t len;
+	int devnull, saved;
 	pid_t pid;
-	int status = 0;
 	enum err e;
 
 	if (timeout_s > 0) {
@@ -169,8 +171,7 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 			strerror(errno));
 	}
 	if (pipe(pfd) < 0) {
-		int saved = errno;
-
+		saved = errno;
 		close(devnull);
 		return errinfo_set(reterr, ERR_IO,
 			"cannot run command '%s': pipe: %s", cmd, strerror(saved));
@@ -178,11 +179,10 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
 	fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
 	pid = spawn(cmd, devnull, pfd[1]);
+	saved = errno;		/* fork()'s, before close() can change it */
 	close(devnull);
 	close(pfd[1]);
 	if (pid < 0) {
-		int saved = errno;
-
 		close(pfd[0]);
 		return errinfo_set(reterr, ERR_IO,
 			"cannot run command '%s': fork: %s", cmd, strerror(saved));
@@ -190,43 +190,39 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	/* also from the parent, so the group exists before any kill */
 	setpgid(pid, pid);
 
-	buf_init_secret(&out, max_out);
-	e = collect(pfd[0], deadline, &out);
+	e = collect(pfd[0], deadline, out);
 	close(pfd[0]);
-	if (e == ERR_OK && reap(pid, deadline, &status) < 0) {
+	if (e == ERR_OK && reap(pid, deadline, ret_status) < 0) {
 		e = ERR_TIMEOUT;
-	} else if (e != ERR_OK) {
+	}
+	if (e != ERR_OK) {
+		/* the shell and whatever it left behind must not survive */
 		kill_and_reap(pid);
 	}
-	/* the shell is gone; make sure nothing it left behind survives */
-	if (e == ERR_TIMEOUT) {
-		kill_and_reap(pid);
-	}
-
 	switch (e) {
 	case ERR_OK:
-		break;
+		return ERR_OK;
 	case ERR_TIMEOUT:
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_TIMEOUT,
 			"command '%s' timed out after %d s and was killed", cmd,
 			timeout_s);
 	case ERR_LIMIT:
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_CONFIG,
 			"output of command '%s' is longer than %zu bytes", cmd,
-			max_out);
+			out->max);
 	case ERR_NOMEM:
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	default:
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_IO,
 			"cannot read the output of command '%s'", cmd);
 	}
+}
 
+/* ERR_OK for a normal exit with status 0, else ERR_CONFIG saying why. */
+static enum err
+check_status(const char *cmd, int status, struct errinfo *reterr)
+{
 	if (WIFSIGNALED(status)) {
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_CONFIG,
 			"command '%s' was killed by signal %d", cmd,
 			WTERMSIG(status));
@@ -234,15 +230,35 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
 		int code = WEXITSTATUS(status);
 
-		buf_release(&out);
 		return errinfo_set(reterr, ERR_CONFIG,
 			"command '%s' failed with exit status %d%s", cmd, code,
 			code == 127 ? " (command not found?)" : "");
 	}
-	if (memchr(out.data, '\0', out.len) != NULL) {
-		buf_release(&out);
-		return errinfo_set(reterr, ERR_CONFIG,
+	return ERR_OK;
+}
+
+enum err
+eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
+	struct errinfo *reterr)
+{
+	struct buf out;
+	const char *nl;
+	size_t len;
+	int status = 0;
+	enum err e;
+
+	buf_init_secret(&out, max_out);
+	e = run_child(cmd, timeout_s, &out, &status, reterr);
+	if (e == ERR_OK) {
+		e = check_status(cmd, status, reterr);
+	}
+	if (e == ERR_OK && memchr(out.data, '\0', out.len) != NULL) {
+		e = errinfo_set(reterr, ERR_CONFIG,
 			"output of command '%s' contains a NUL byte", cmd);
+	}
+	if (e != ERR_OK) {
+		buf_release(&out);
+		return e;
 	}
 	nl = memchr(out.data, '\n', out.len);
 	len = nl != NULL ? (size_t)(nl - out.data) : out.len;

@@ -113,5 +113,16 @@ fileio_mkdir_private(const char *dir, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG,
 			"'%s' is not a directory owned by you", dir);
 	}
+	/*
+	 * Anyone who may write here could swap our files for symlinks.  Group
+	 * write is let through: with per-user groups (umask 002) it is the
+	 * norm for directories such as ~/.cache.
+	 */
+	if ((st.st_mode & S_IWOTH) != 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"'%s' is writable by everyone (mode %03o): run "
+			"`chmod 700 '%s'`", dir, (unsigned)(st.st_mode & 0777),
+			dir);
+	}
 	return ERR_OK;
 }

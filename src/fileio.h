@@ -20,8 +20,9 @@ enum err fileio_write_atomic(const char *path, const void *data, size_t len,
 
 /*
  * Create dir with mode 0700 unless it exists; then check it is a directory
- * (not a link) owned by the effective user.
- * Errors: ERR_IO (cannot create), ERR_CONFIG (exists but not ours).
+ * (not a link) owned by the effective user and not writable by everyone.
+ * Errors: ERR_IO (cannot create), ERR_CONFIG (exists but not ours, or
+ * world-writable: the message has the chmod fix).
  */
 enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
 

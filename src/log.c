@@ -42,28 +42,6 @@ log_verbosity(void)
 	return log_level;
 }
 
-/* Append p[0..n) with control characters (but TAB) shown as \xNN. */
-static enum err
-append_escaped(struct buf *out, const char *p, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	enum err e = ERR_OK;
-	size_t i;
-
-	for (i = 0; i < n && e == ERR_OK; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 0xf] };
-
-			e = buf_append(out, esc, sizeof(esc));
-		} else {
-			e = buf_putc(out, (char)c);
-		}
-	}
-	return e;
-}
-
 static void
 write_stderr(const struct buf *b)
 {
@@ -85,7 +63,7 @@ vemit(const char *tag, const char *fmt, va_list ap)
 		(void)buf_append_str(&msg, "(message too long to show)");
 	}
 	if (buf_printf(&line, "%s: %s", log_progname, tag) != ERR_OK ||
-	    append_escaped(&line, msg.data, msg.len) != ERR_OK ||
+	    util_escape_ctl(&line, msg.data, msg.len) != ERR_OK ||
 	    buf_putc(&line, '\n') != ERR_OK) {
 		fprintf(stderr, "%s: (out of memory while logging)\n",
 			log_progname);
@@ -225,7 +203,7 @@ log_transcript(int outgoing, const char *line, size_t len)
 	e = buf_append_str(&out, outgoing ? "--> " : "<-- ");
 	if (e == ERR_OK && outgoing && log_line_is_secret(line, len)) {
 		if (!sasl_continuation && auth_argument(line, len, &arg)) {
-			e = append_escaped(&out, line, arg);
+			e = util_escape_ctl(&out, line, arg);
 		} else {
 			arg = 0;
 		}
@@ -233,7 +211,7 @@ log_transcript(int outgoing, const char *line, size_t len)
 			e = buf_printf(&out, "<redacted, %zu bytes>", len - arg);
 		}
 	} else if (e == ERR_OK) {
-		e = append_escaped(&out, line, len);
+		e = util_escape_ctl(&out, line, len);
 	}
 	if (e == ERR_OK) {
 		e = buf_putc(&out, '\n');

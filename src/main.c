@@ -106,10 +106,16 @@ main(int argc, char **argv)
 		/* aliases are read at send time; nothing to rebuild */
 		break;
 	case CLI_MODE_LIST_QUEUE:
-		puts("queue is empty");
+		rc = run_output(sendmail_list_queue, &o);
 		break;
 	case CLI_MODE_FLUSH_QUEUE:
-		log_debug(1, "queue is empty: nothing to flush");
+		rc = finish(sendmail_flush(&o, &ei));
+		break;
+	case CLI_MODE_QUEUE_DROP:
+		rc = run_output(sendmail_queue_drop, &o);
+		break;
+	case CLI_MODE_QUEUE_RETRY:
+		rc = run_output(sendmail_queue_retry, &o);
 		break;
 	case CLI_MODE_SERVERINFO:
 		rc = run_output(sendmail_serverinfo, &o);

@@ -49,6 +49,7 @@ oauth_tokens_init(struct oauth_tokens *t)
 	buf_init_secret(&t->access_token, OAUTH_BODY_MAX);
 	buf_init_secret(&t->refresh_token, OAUTH_BODY_MAX);
 	buf_init(&t->scope, 4096);
+	buf_init_secret(&t->id_token, OAUTH_BODY_MAX);
 	t->expires_in = 0;
 }
 
@@ -61,6 +62,7 @@ oauth_tokens_release(struct oauth_tokens *t)
 	buf_release(&t->access_token);
 	buf_release(&t->refresh_token);
 	buf_release(&t->scope);
+	buf_release(&t->id_token);
 	t->expires_in = 0;
 }
 
@@ -70,6 +72,7 @@ tokens_reset(struct oauth_tokens *t)
 	buf_reset(&t->access_token);
 	buf_reset(&t->refresh_token);
 	buf_reset(&t->scope);
+	buf_reset(&t->id_token);
 	t->expires_in = 0;
 }
 
@@ -329,6 +332,35 @@ get_string(struct json_object *root, const char *key, int *ret_bad)
 	return json_object_get_string(v);
 }
 
+/*
+ * A token we would store must be visible ASCII without spaces (RFC 6749
+ * appendix A.12/A.17 allow VSCHAR; providers never send spaces): a control
+ * character or an embedded NUL would break the cache file's line format and
+ * the SASL payload framing (^A separators).  Absent keys pass.
+ */
+static int
+token_text_ok(struct json_object *root, const char *key)
+{
+	struct json_object *v;
+	const char *s;
+	int i, n;
+
+	if (!json_object_object_get_ex(root, key, &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		return 1;
+	}
+	s = json_object_get_string(v);
+	n = json_object_get_string_len(v);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* expires_in as an integer or a decimal string; -1 when malformed. */
 static long
 get_expires(struct json_object *root)
@@ -492,6 +524,13 @@ oauth_parse_response(const char *account, long status, const char *body,
 			"refresh_token)");
 		goto out;
 	}
+	if (!token_text_ok(root, "access_token") ||
+	    !token_text_ok(root, "refresh_token")) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
+			"token endpoint sent a token with spaces, control "
+			"characters or non-ASCII bytes");
+		goto out;
+	}
 	if (util_strcasecmp(type, "Bearer") != 0) {
 		char t[64];
 
@@ -508,6 +547,14 @@ oauth_parse_response(const char *account, long status, const char *body,
 	}
 	if (e == ERR_OK && scope != NULL) {
 		e = buf_append_str(&ret->scope, scope);
+	}
+	if (e == ERR_OK) {
+		int ibad = 0;
+		const char *idt = get_string(root, "id_token", &ibad);
+
+		if (idt != NULL) {
+			e = buf_append_str(&ret->id_token, idt);
+		}
 	}
 	if (e != ERR_OK) {
 		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_TOKEN_TEMP : e,
@@ -588,6 +635,97 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 	}
 	e = oauth_parse_response(req->account, status, buf_cstr(&body),
 		body.len, ret, reterr);
+out:
+	buf_release(&form);
+	buf_release(&body);
+	return e;
+}
+
+/* --- the authorization_code grant and generic posts ------------------------- */
+
+enum err
+oauth_form_field(struct buf *form, const char *name, const char *value)
+{
+	return form_field(form, name, value);
+}
+
+enum err
+oauth_http_post_form(const struct oauth_post *req, long *ret_status,
+	struct buf *ret_body, struct errinfo *reterr)
+{
+	return post_fn(post_ctx, req, ret_status, ret_body, reterr);
+}
+
+enum err
+oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
+	struct errinfo *reterr)
+{
+	struct oauth_post post;
+	struct buf form, body;
+	long status = 0;
+	enum err e;
+
+	tokens_reset(ret);
+	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_token_endpoint", req->account);
+	}
+	if (req->client_id == NULL || req->client_id[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_client_id", req->account);
+	}
+	if (req->code == NULL || req->code[0] == '\0' ||
+	    req->redirect_uri == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"authorization code exchange without a code");
+	}
+	buf_init_secret(&form, OAUTH_BODY_MAX);
+	buf_init_secret(&body, OAUTH_BODY_MAX);
+	e = form_field(&form, "grant_type", "authorization_code");
+	if (e == ERR_OK) {
+		e = form_field(&form, "code", req->code);
+	}
+	if (e == ERR_OK) {
+		e = form_field(&form, "redirect_uri", req->redirect_uri);
+	}
+	if (e == ERR_OK && req->code_verifier != NULL) {
+		e = form_field(&form, "code_verifier", req->code_verifier);
+	}
+	if (e == ERR_OK) {
+		e = form_field(&form, "client_id", req->client_id);
+	}
+	if (e == ERR_OK && req->client_secret != NULL &&
+	    req->client_secret[0] != '\0') {
+		e = form_field(&form, "client_secret", req->client_secret);
+	}
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_CONFIG : e,
+			"token request for account '%s' too large", req->account);
+		goto out;
+	}
+	post.url = req->token_endpoint;
+	post.form = &form;
+	post.ca_file = req->ca_file;
+	post.connect_timeout_ms = req->connect_timeout_ms;
+	post.timeout_ms = req->timeout_ms;
+	e = post_fn(post_ctx, &post, &status, &body, reterr);
+	if (e == ERR_OK) {
+		e = oauth_parse_response(req->account, status, buf_cstr(&body),
+			body.len, ret, reterr);
+	}
+	if (e == ERR_REAUTH) {
+		/* not a lost grant: this code itself was refused */
+		const char *said = reterr != NULL ?
+			strstr(reterr->msg, "(token endpoint said") : NULL;
+		char detail[DESC_MAX + 64];
+
+		util_strlcpy(detail, said != NULL ? said : "", sizeof(detail));
+		e = errinfo_set(reterr, ERR_AUTH,
+			"the token endpoint refused the authorization code: it "
+			"expired or was used already, or the PKCE verifier or "
+			"redirect URI did not match; run authorize again %s",
+			detail);
+	}
 out:
 	buf_release(&form);
 	buf_release(&body);

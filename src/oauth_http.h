@@ -42,11 +42,15 @@ struct oauth_request {
 	const char *token_endpoint;	/* https URL */
 	const char *client_id;		/* required */
 	const char *client_secret;	/* NULL or "": public client, not sent */
-	const char *refresh_token;	/* required */
+	const char *refresh_token;	/* required by oauth_refresh() */
 	const char *scope;		/* NULL or "": not sent */
 	const char *ca_file;		/* NULL: system trust only; else added to it */
 	long connect_timeout_ms;	/* <= 0: 15 s */
 	long timeout_ms;		/* whole request; <= 0: 60 s */
+	/* authorization_code grant (oauth_exchange_code()) only */
+	const char *code;		/* secret */
+	const char *code_verifier;	/* secret; PKCE (RFC 7636) */
+	const char *redirect_uri;	/* exactly as sent to the auth endpoint */
 };
 
 /*
@@ -57,6 +61,8 @@ struct oauth_tokens {
 	struct buf access_token;	/* secret; never empty on success */
 	struct buf refresh_token;	/* secret; empty when not rotated */
 	struct buf scope;		/* granted scope, empty when not sent */
+	struct buf id_token;		/* secret; OpenID Connect ID token, empty
+					   when not sent */
 	long expires_in;		/* seconds; 3600 when the server sent none */
 };
 
@@ -112,6 +118,33 @@ enum err oauth_http_curl_post(void *ctx, const struct oauth_post *req,
  */
 enum err oauth_refresh(const struct oauth_request *req,
 	struct oauth_tokens *ret, struct errinfo *reterr);
+
+/*
+ * The authorization_code grant (RFC 6749 section 4.1.3 with PKCE, RFC 7636
+ * section 4.5): req->code, req->redirect_uri and req->code_verifier (may be
+ * NULL: not sent) instead of a refresh token; client_id, client_secret
+ * (public clients: NULL) as for oauth_refresh().  Fills ret like
+ * oauth_refresh() (refresh_token and id_token when the server sent them).
+ * Errors as oauth_refresh(), except that invalid_grant (the code expired,
+ * was used, or verifier / redirect URI mismatch) is ERR_AUTH.
+ */
+enum err oauth_exchange_code(const struct oauth_request *req,
+	struct oauth_tokens *ret, struct errinfo *reterr);
+
+/*
+ * POST a form through the current transport (libcurl or the test hook):
+ * for the other grants of an interactive authorization (device, revocation)
+ * that parse their answers themselves.  Same contract as oauth_post_fn.
+ */
+enum err oauth_http_post_form(const struct oauth_post *req, long *ret_status,
+	struct buf *ret_body, struct errinfo *reterr);
+
+/*
+ * Append "name=value" (value form-escaped, "&" first unless form is empty)
+ * to form.  ERR_LIMIT / ERR_NOMEM.
+ */
+enum err oauth_form_field(struct buf *form, const char *name,
+	const char *value);
 
 /*
  * Classify and parse one token endpoint answer (exposed for tests and the

@@ -760,6 +760,21 @@ has_bad_byte(const char *a)
 	return strpbrk(a, "\r\n<>") != NULL;
 }
 
+/* A DSN parameter value: one token of visible ASCII (RFC 3461 xtext). */
+static int
+bad_param(const char *v)
+{
+	if (v == NULL) {
+		return 0;
+	}
+	for (; *v != '\0'; v++) {
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 enum err
 smtp_mail(struct smtp_session *s, const struct envelope *env,
 	uint64_t body_size, int last, struct errinfo *reterr)
@@ -782,6 +797,11 @@ smtp_mail(struct smtp_session *s, const struct envelope *env,
 			return errinfo_set(reterr, ERR_DATA, "invalid "
 				"recipient address (CR, LF or angle bracket)");
 		}
+	}
+	if (bad_param(env->dsn_notify) || bad_param(env->dsn_return) ||
+	    bad_param(env->dsn_envid)) {
+		return errinfo_set(reterr, ERR_DATA, "invalid DSN parameter "
+			"(space or control character)");
 	}
 	if (env->smtputf8 && !(s->caps & SMTP_CAP_SMTPUTF8)) {
 		return errinfo_set(reterr, ERR_NOTSUPP, "an address is not "
@@ -901,6 +921,63 @@ batch_delivered(struct smtp_session *s)
 }
 
 static void
+rcpt_reply(struct smtp_session *s, size_t i)
+{
+	int code = s->reply.code;
+
+	store_rcpt_reply(s, i);
+	if (code >= 200 && code < 300) {
+		s->t.rcpts[i].st = RS_OK;
+		s->t.n_ok++;
+	} else if (code == 452) {
+		s->t.rcpts[i].st = RS_DEFERRED;
+		s->t.n_deferred++;
+		s->t.stop_rcpts = 1;
+	} else if (code >= 400 && code < 600) {
+		s->t.rcpts[i].st = RS_REFUSED;
+		s->t.n_refused++;
+	} else {
+		fail(s, ERR_PROTO, "unexpected reply to RCPT TO:<%s>: %s",
+			s->t.env->rcpts[i], buf_cstr(&s->t.rcpts[i].reply));
+		return;
+	}
+	if (!(s->caps & SMTP_CAP_PIPELINING)) {
+		unpipelined_after_rcpts(s);
+	}
+}
+
+static void
+data_reply(struct smtp_session *s)
+{
+	int code = s->reply.code;
+
+	if (code == 354) {
+		if (!batch_can_commit(s)) {
+			/*
+			 * DATA cannot be cancelled: closing the connection
+			 * is the only way not to deliver to the accepted
+			 * recipients.
+			 */
+			if (s->t.failed && !s->t.mail_ok) {
+				*s->err = *s->txn_err;
+			} else {
+				rcpt_error(s, s->err);
+			}
+			s->state = SMTP_ST_FAILED;
+			return;
+		}
+		mark_body(s, 1);
+		return;
+	}
+	if (code >= 200 && code < 400) {
+		fail_reply(s, SC_SESSION, "DATA");
+		return;
+	}
+	txn_set_error(s, SC_SESSION, "DATA");
+	txn_abort(s);
+}
+
+static void
 txn_reply(struct smtp_session *s, struct pending pd)
 {
 	const struct smtp_reply *r = &s->reply;
@@ -925,52 +1002,10 @@ txn_reply(struct smtp_session *s, struct pending pd)
 		}
 		break;
 	case EX_RCPT:
-		store_rcpt_reply(s, pd.rcpt);
-		if (ok2) {
-			s->t.rcpts[pd.rcpt].st = RS_OK;
-			s->t.n_ok++;
-		} else if (r->code == 452) {
-			s->t.rcpts[pd.rcpt].st = RS_DEFERRED;
-			s->t.n_deferred++;
-			s->t.stop_rcpts = 1;
-		} else if (r->code >= 400 && r->code < 600) {
-			s->t.rcpts[pd.rcpt].st = RS_REFUSED;
-			s->t.n_refused++;
-		} else {
-			fail(s, ERR_PROTO, "unexpected reply to RCPT TO:<%s>: "
-				"%s", s->t.env->rcpts[pd.rcpt],
-				buf_cstr(&s->t.rcpts[pd.rcpt].reply));
-			return;
-		}
-		if (!(s->caps & SMTP_CAP_PIPELINING)) {
-			unpipelined_after_rcpts(s);
-		}
+		rcpt_reply(s, pd.rcpt);
 		break;
 	case EX_DATA:
-		if (r->code == 354) {
-			if (!batch_can_commit(s)) {
-				/*
-				 * DATA cannot be cancelled: closing the
-				 * connection is the only way not to deliver
-				 * to the accepted recipients.
-				 */
-				if (s->t.failed && !s->t.mail_ok) {
-					*s->err = *s->txn_err;
-				} else {
-					rcpt_error(s, s->err);
-				}
-				s->state = SMTP_ST_FAILED;
-				return;
-			}
-			mark_body(s, 1);
-			return;
-		}
-		if (r->code >= 200 && r->code < 400) {
-			fail_reply(s, SC_SESSION, "DATA");
-			return;
-		}
-		txn_set_error(s, SC_SESSION, "DATA");
-		txn_abort(s);
+		data_reply(s);
 		break;
 	case EX_BDAT:
 		if (!ok2) {
@@ -1349,7 +1384,7 @@ auth_reply(struct smtp_session *s)
 
 			buf_init(&shown, 4 * BUF_LINE_MAX);
 			buf_append_str(&shown, "decoded challenge: ");
-			smtp_reply_escape(&shown, s->auth_json.data,
+			util_escape_ctl(&shown, s->auth_json.data,
 				s->auth_json.len);
 			note(s, SMTP_DIR_NOTE, shown.data, shown.len);
 			buf_release(&shown);
@@ -1373,7 +1408,7 @@ auth_reply(struct smtp_session *s)
 			struct buf esc;
 
 			buf_init(&esc, ERRINFO_MSG_MAX);
-			smtp_reply_escape(&esc, s->auth_json.data,
+			util_escape_ctl(&esc, s->auth_json.data,
 				s->auth_json.len);
 			errinfo_prefix(s->err, "authentication failed "
 				"(server said %s): ", buf_cstr(&esc));
@@ -1406,6 +1441,12 @@ session_reply(struct smtp_session *s)
 		if (r->code == 220) {
 			buf_reset(&s->greeting);
 			smtp_reply_format(r, &s->greeting);
+			if (s->p.helo[0] == '\0' || bad_param(s->p.helo)) {
+				fail(s, ERR_CONFIG, "invalid EHLO domain "
+					"(empty, or a space or control "
+					"character in 'domain')");
+				break;
+			}
 			send_ehlo(s);
 		} else if (r->code >= 400) {
 			fail_reply(s, SC_SESSION, "greeting");
@@ -1475,7 +1516,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 		struct buf esc;
 
 		buf_init(&esc, 4 * SMTP_REPLY_LINE_MAX + 64);
-		smtp_reply_escape(&esc, line, len);
+		util_escape_ctl(&esc, line, len);
 		note(s, SMTP_DIR_RECV, esc.data, esc.len);
 		buf_release(&esc);
 	}
@@ -1615,7 +1656,7 @@ smtp_describe(const struct smtp_session *s, struct buf *out)
 
 		e = buf_append_str(out, "    ");
 		if (e == ERR_OK) {
-			e = smtp_reply_escape(out, p, n);
+			e = util_escape_ctl(out, p, n);
 		}
 		if (e == ERR_OK && n > 5 && util_strncasecmp(p, "SIZE ", 5)
 		    == 0 && s->size_limit > 0) {

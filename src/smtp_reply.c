@@ -50,24 +50,6 @@ smtp_reply_reset(struct smtp_reply *r)
 	r->n_lines = 0;
 }
 
-enum err
-smtp_reply_escape(struct buf *out, const char *s, size_t n)
-{
-	size_t i;
-	enum err e = ERR_OK;
-
-	for (i = 0; i < n && e == ERR_OK; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			e = buf_printf(out, "\\x%02X", c);
-		} else {
-			e = buf_putc(out, (char)c);
-		}
-	}
-	return e;
-}
-
 static enum err
 bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	struct errinfo *reterr)
@@ -76,7 +58,7 @@ bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	enum err e;
 
 	buf_init(&show, SHOW_MAX * 4 + 16);
-	smtp_reply_escape(&show, line, len < SHOW_MAX ? len : SHOW_MAX);
+	util_escape_ctl(&show, line, len < SHOW_MAX ? len : SHOW_MAX);
 	e = errinfo_set(reterr, ERR_PROTO, "invalid reply from server (%s): "
 		"'%s%s'", why, buf_cstr(&show), len > SHOW_MAX ? "..." : "");
 	buf_release(&show);
@@ -229,7 +211,7 @@ smtp_reply_format(const struct smtp_reply *r, struct buf *out)
 			e = buf_append_str(out, " / ");
 		}
 		if (e == ERR_OK) {
-			e = smtp_reply_escape(out, r->text.data + start,
+			e = util_escape_ctl(out, r->text.data + start,
 				end - start);
 		}
 	}

@@ -67,7 +67,4 @@ const char *smtp_reply_line(const struct smtp_reply *r, size_t i,
  */
 enum err smtp_reply_format(const struct smtp_reply *r, struct buf *out);
 
-/* Append s[0..n) with control bytes and DEL escaped as \xNN. */
-enum err smtp_reply_escape(struct buf *out, const char *s, size_t n);
-
 #endif

@@ -26,6 +26,10 @@
 
 struct driver {
 	const struct submit_params *p;
+	const struct submit_item *items;	/* the batch, or the one message */
+	size_t n_items;
+	size_t cur;		/* first item whose outcome is not reported */
+	struct submit_item single;
 	struct transport *t;
 	struct buf rbuf;	/* received, not yet handed to the engine */
 	struct buf wbuf;	/* queued for one write (secret: AUTH lines) */
@@ -156,6 +160,7 @@ read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 static enum err
 send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
+	const struct submit_body *body = &d->items[d->cur].body;
 	uint64_t size = smtp_body_size(s);
 	uint64_t off = 0;
 	int dot = smtp_body_dotstuff(s);
@@ -173,8 +178,7 @@ send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 			FLUSH_AT;
 		size_t n = 0;
 
-		e = d->p->body.read(d->p->body.ctx, off, chunk, want, &n,
-			reterr);
+		e = body->read(body->ctx, off, chunk, want, &n, reterr);
 		if (e != ERR_OK) {
 			break;
 		}
@@ -309,13 +313,59 @@ do_auth(struct driver *d, struct smtp_session *s, int fresh,
 	return e;
 }
 
-/* The session loop; returns the outcome of the transaction. */
+/*
+ * The outcome of item d->cur is known: record it (single message) or
+ * report it (batch), and move on.
+ */
+static void
+item_done(struct driver *d, struct smtp_session *s, enum err code,
+	int in_txn, struct submit_result *ret, struct errinfo *reterr)
+{
+	const struct submit_batch *b = d->p->batch;
+	size_t i;
+
+	if (b == NULL) {
+		if (in_txn && s != NULL) {
+			buf_reset(&ret->final_reply);
+			buf_append_str(&ret->final_reply, smtp_final_reply(s));
+			for (i = 0; i < ret->n_rcpts; i++) {
+				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
+			}
+			ret->smtp_code = code == ERR_OK ? 250 :
+				reterr != NULL ? reterr->smtp_code : 0;
+		}
+	} else if (b->done != NULL) {
+		static struct errinfo ok_info;
+
+		errinfo_init(&ok_info);
+		b->done(b->ctx, d->cur, code, in_txn,
+			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
+			in_txn && s != NULL ? smtp_final_reply(s) : "");
+	}
+	d->cur++;
+}
+
+/* The session ended with e: every item not reported yet gets it. */
+static enum err
+session_end(struct driver *d, enum err e, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	while (d->p->batch != NULL && d->cur < d->n_items) {
+		item_done(d, NULL, e, 0, ret, reterr);
+	}
+	return e;
+}
+
+/*
+ * The session loop.  Single message: returns the outcome of the
+ * transaction.  Batch: ERR_OK or the session error (items reported).
+ */
 static enum err
 run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 	struct errinfo *reterr)
 {
 	const struct submit_params *p = d->p;
-	int started = 0, txn_done = 0;
+	int txn_done = 0;
 	enum err txn_code = ERR_OK;
 	enum err e = ERR_OK;
 
@@ -369,17 +419,18 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			if (p->serverinfo) {
 				smtp_describe(s, &ret->info);
 				smtp_quit(s);
-			} else if (started) {
+			} else if (d->cur >= d->n_items) {
 				smtp_quit(s);
 			} else {
-				started = 1;
-				e = smtp_mail(s, p->env, p->body.size, 1,
-					reterr);
+				const struct submit_item *it = &d->items[d->cur];
+
+				e = smtp_mail(s, it->env, it->body.size,
+					d->cur + 1 == d->n_items, reterr);
 				if (e != ERR_OK) {
-					/* refused before sending: leave politely */
+					/* refused before sending: next one */
 					txn_done = 1;
 					txn_code = e;
-					smtp_quit(s);
+					item_done(d, NULL, e, 1, ret, reterr);
 					e = ERR_OK;
 				}
 			}
@@ -387,25 +438,35 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 		case SMTP_EV_TXN_DONE:
 			txn_done = 1;
 			txn_code = smtp_txn_result(s, reterr);
-			buf_reset(&ret->final_reply);
-			buf_append_str(&ret->final_reply, smtp_final_reply(s));
-			for (n = 0; n < ret->n_rcpts; n++) {
-				smtp_rcpt_status(s, n, &ret->rcpt_codes[n]);
-			}
-			ret->smtp_code = txn_code == ERR_OK ? 250 :
-				reterr != NULL ? reterr->smtp_code : 0;
+			item_done(d, s, txn_code, 1, ret, reterr);
 			break;
 		case SMTP_EV_DONE:
+			if (p->batch != NULL) {
+				return session_end(d, ERR_OK, ret, reterr);
+			}
 			return txn_done ? txn_code : ERR_OK;
 		case SMTP_EV_FAILED:
+			if (p->batch != NULL) {
+				if (d->cur >= d->n_items) {
+					return ERR_OK;
+				}
+				return session_end(d, smtp_error(s, reterr),
+					ret, reterr);
+			}
 			if (txn_done) {
 				return txn_code;
 			}
 			return smtp_error(s, reterr);
 		case SMTP_EV_MAX:
-			return errinfo_set(reterr, ERR_INTERNAL, "bad event");
+			return session_end(d, errinfo_set(reterr, ERR_INTERNAL,
+				"bad event"), ret, reterr);
 		}
 		if (e != ERR_OK) {
+			if (p->batch != NULL) {
+				/* every outcome known: a late error changes nothing */
+				return d->cur >= d->n_items ? ERR_OK :
+					session_end(d, e, ret, reterr);
+			}
 			/* the outcome is known: a late I/O error changes nothing */
 			if (txn_done) {
 				smtp_txn_result(s, reterr);
@@ -425,19 +486,38 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	struct smtp_session *s = NULL;
 	struct driver d;
 	int64_t start = util_now_ms();
+	uint64_t body_total = 0;
+	size_t i;
 	enum err e;
 
-	if (!p->serverinfo && p->env == NULL) {
+	if (!p->serverinfo && p->batch == NULL && p->env == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL, "no envelope");
 	}
-	if (!p->serverinfo && p->body.read == NULL) {
+	if (!p->serverinfo && p->batch == NULL && p->body.read == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL, "no body source");
 	}
-	if (acc->host == NULL || acc->host[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
-			"configured", acc->name ? acc->name : "default");
+	if (p->batch != NULL) {
+		for (i = 0; i < p->batch->n; i++) {
+			if (p->batch->items[i].env == NULL ||
+			    p->batch->items[i].body.read == NULL) {
+				return errinfo_set(reterr, ERR_INTERNAL,
+					"batch item without envelope or body");
+			}
+			body_total += p->batch->items[i].body.size;
+		}
+	} else {
+		body_total = p->body.size;
 	}
-	if (!p->serverinfo) {
+	if (acc->host == NULL || acc->host[0] == '\0') {
+		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
+			"configured", acc->name ? acc->name : "default");
+		memset(&d, 0, sizeof(d));
+		d.p = p;
+		d.n_items = p->batch != NULL ? p->batch->n : 0;
+		d.items = p->batch != NULL ? p->batch->items : NULL;
+		return session_end(&d, e, ret, reterr);
+	}
+	if (!p->serverinfo && p->batch == NULL) {
 		free(ret->rcpt_codes);
 		ret->rcpt_codes = calloc(p->env->n_rcpts ? p->env->n_rcpts : 1,
 			sizeof(int));
@@ -449,12 +529,25 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 
 	memset(&d, 0, sizeof(d));
 	d.p = p;
+	if (p->batch != NULL) {
+		d.items = p->batch->items;
+		d.n_items = p->batch->n;
+	} else if (!p->serverinfo) {
+		d.single.env = p->env;
+		d.single.body = p->body;
+		d.items = &d.single;
+		d.n_items = 1;
+	}
 	buf_init(&d.rbuf, RBUF_MAX);
 	buf_init_secret(&d.wbuf, WBUF_MAX);
 	d.timeout_ms = acc->timeout > 0 ? (int64_t)acc->timeout * 1000 : 0;
-	/* the whole session: ten steps plus one second per 64 KiB of body */
+	/*
+	 * The whole session: ten steps plus one second per 64 KiB of body,
+	 * plus two steps per further message of a batch.
+	 */
 	d.session_deadline = d.timeout_ms > 0 ? start + 10 * d.timeout_ms +
-		(int64_t)(p->body.size / 65536) * 1000 : 0;
+		(int64_t)(body_total / 65536) * 1000 + (d.n_items > 1 ?
+		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
 
 	if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, acc->host, acc->port,
@@ -507,6 +600,9 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	}
 
 out:
+	if (e != ERR_OK) {
+		session_end(&d, e, ret, reterr);
+	}
 	smtp_free(s);
 	transport_close(d.t);
 	buf_release(&d.rbuf);

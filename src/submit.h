@@ -62,10 +62,50 @@ struct submit_io {
 	void *ctx;
 };
 
+/* One message of a batch (several transactions on one session). */
+struct submit_item {
+	const struct envelope *env;	/* borrowed until its done() call */
+	struct submit_body body;
+};
+
+/*
+ * Several messages over one connection (queue flush): transactions back to
+ * back on the same session, one AUTH (so one secret fetch) for all.  After
+ * a successful transaction the next MAIL follows at once (no RSET); the
+ * engine sends RSET when a transaction failed with the server still
+ * holding state (MAIL accepted, a recipient or BDAT refused).
+ */
+struct submit_batch {
+	struct submit_item *items;	/* borrowed, n of them */
+	size_t n;
+	/*
+	 * Called once per item, in order, as soon as its outcome is known.
+	 * e: ERR_OK when the server answered 250 to its end of data for every
+	 * recipient.  in_txn: 1 when e is the server's answer to this
+	 * message's own transaction, or a refusal of this message before
+	 * sending it (SIZE, SMTPUTF8 or DSN not offered); 0 when the session
+	 * failed or ended before this message's outcome was known (then the
+	 * message is not to blame, and the server may or may not have it).
+	 * ei: the detail (borrowed for the call).  final_reply: the reply
+	 * that ended the transaction, "" when none.
+	 */
+	void (*done)(void *ctx, size_t i, enum err e, int in_txn,
+		const struct errinfo *ei, const char *final_reply);
+	void *ctx;
+};
+
 struct submit_params {
 	const struct account *acc;	/* borrowed */
 	const struct envelope *env;	/* borrowed; NULL with serverinfo */
 	struct submit_body body;
+	/*
+	 * Non-NULL: send these messages instead of env/body.  submit_send()
+	 * then reports each outcome through batch->done (ret gets only the
+	 * session facts: tls, auth_mech) and returns ERR_OK when the session
+	 * ran to its end, else the session's error (every item not yet
+	 * reported was reported with it first).
+	 */
+	const struct submit_batch *batch;
 	struct submit_secret secret;
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 		size_t len);

@@ -1,8 +1,9 @@
 /*
- * token_cache.c - the part of the token module that needs no network: provider
- * presets, the access-token cache and its paths.  It is linked into the main
- * oasmtp binary, which never loads libcurl, json-c or libsecret: a fresh
- * cached token is read here, and a refresh is left to oasmtp-token.
+ * token_cache.c - the part of the token module that needs no network: the
+ * access-token cache and its paths (provider presets: provider.c).  It is
+ * linked into the main oasmtp binary, which never loads libcurl, json-c or
+ * libsecret: a fresh cached token is read here, and a refresh is left to
+ * oasmtp-token.
  *
  * Cache file format (one per account, mode 0600, written atomically without
  * fsync: losing it only costs one refresh):
@@ -35,99 +36,28 @@
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
+#include "provider.h"
 #include "util.h"
 
 #define DEFAULT_MARGIN 600
-
-/* Provider presets: data only, never another application's client id. */
-struct preset {
-	enum oauth2_provider provider;
-	const char *endpoint_head;	/* tenant (if any) goes between */
-	const char *endpoint_tail;	/* NULL: no tenant */
-	const char *scope;
-};
-
-static const struct preset presets[] = {
-	{ OAUTH2_GOOGLE, "https://oauth2.googleapis.com/token", NULL,
-	  "https://mail.google.com/" },
-	{ OAUTH2_MICROSOFT, "https://login.microsoftonline.com/",
-	  "/oauth2/v2.0/token",
-	  "https://outlook.office.com/SMTP.Send offline_access" },
-};
-
-static const struct preset *
-preset_for(enum oauth2_provider p)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
-		if (presets[i].provider == p) {
-			return &presets[i];
-		}
-	}
-	return NULL;
-}
-
-static int
-tenant_ok(const char *t)
-{
-	if (t[0] == '\0') {
-		return 0;
-	}
-	for (; *t != '\0'; t++) {
-		unsigned char c = (unsigned char)*t;
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '-' || c == '.' ||
-			c == '_')) {
-			return 0;
-		}
-	}
-	return 1;
-}
 
 enum err
 token_endpoint(const struct account *acc, struct buf *ret_endpoint,
 	struct buf *ret_scope, struct errinfo *reterr)
 {
-	const struct preset *p = preset_for(acc->oauth2_provider);
-	enum err e = ERR_OK;
+	enum err e;
 
-	buf_reset(ret_endpoint);
 	buf_reset(ret_scope);
-	if (acc->oauth2_token_endpoint != NULL &&
-	    acc->oauth2_token_endpoint[0] != '\0') {
-		e = buf_append_str(ret_endpoint, acc->oauth2_token_endpoint);
-	} else if (p != NULL && p->endpoint_tail == NULL) {
-		e = buf_append_str(ret_endpoint, p->endpoint_head);
-	} else if (p != NULL) {
-		const char *tenant = acc->oauth2_tenant != NULL ?
-			acc->oauth2_tenant : "common";
-
-		if (!tenant_ok(tenant)) {
-			return errinfo_set(reterr, ERR_CONFIG,
-				"oauth2_tenant '%s' of account '%s' is not a "
-				"tenant name or id", tenant, acc->name);
-		}
-		e = buf_printf(ret_endpoint, "%s%s%s", p->endpoint_head,
-			tenant, p->endpoint_tail);
-	} else {
+	e = provider_endpoint(acc, PROVIDER_EP_TOKEN, ret_endpoint, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (ret_endpoint->len == 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"account '%s' has no oauth2_token_endpoint (set it, or "
-			"oauth2_provider google|microsoft)", acc->name);
+			"oauth2_provider google|microsoft|...)", acc->name);
 	}
-	if (e == ERR_OK) {
-		if (acc->oauth2_scope != NULL) {
-			e = buf_append_str(ret_scope, acc->oauth2_scope);
-		} else if (p != NULL) {
-			e = buf_append_str(ret_scope, p->scope);
-		}
-	}
-	if (e != ERR_OK) {
-		return errinfo_set(reterr, e, "oauth2 settings of account '%s' "
-			"too long", acc->name);
-	}
-	return ERR_OK;
+	return provider_scope(acc, ret_scope, reterr);
 }
 
 /* --- paths ------------------------------------------------------------ */

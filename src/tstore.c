@@ -65,6 +65,16 @@ tstore_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 enum err
 tstore_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
+	const unsigned char *p = (const unsigned char *)token;
+
+	for (; *p > 0x20 && *p < 0x7f; p++) {
+		;
+	}
+	if (token[0] == '\0' || *p != '\0') {
+		return errinfo_set(reterr, ERR_DATA, "refusing to store a "
+			"refresh token for account '%s' that is empty or holds "
+			"spaces, control or non-ASCII bytes", ts->acc->name);
+	}
 	if (ts->ops->save == NULL) {
 		return errinfo_set(reterr, ERR_NOTSUPP,
 			"token store '%s' of account '%s' is read-only",

@@ -28,6 +28,8 @@
  *                   command timed out)
  *   ERR_IO          local I/O failure
  *   ERR_NOTSUPP     save/erase on a read-only store
+ *   ERR_DATA        save of an empty token or one with spaces, control or
+ *                   non-ASCII bytes (it could not be read back whole)
  *   ERR_NOMEM
  */
 #ifndef OASMTP_TSTORE_H

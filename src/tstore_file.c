@@ -42,7 +42,8 @@ file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 	int fd;
 	enum err e = ERR_OK;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO planted at path must not hang us in open() */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			return errinfo_set(reterr, ERR_REAUTH,

@@ -140,7 +140,9 @@ util_parse_long(const char *s, long min, long max, long *ret_val)
 	char *end;
 	long v;
 
-	if (s == NULL || *s == '\0') {
+	/* strtol() would also take leading blanks and a '+' */
+	if (s == NULL || !((s[0] >= '0' && s[0] <= '9') ||
+	    (s[0] == '-' && s[1] >= '0' && s[1] <= '9'))) {
 		return -1;
 	}
 	errno = 0;
@@ -150,6 +152,27 @@ util_parse_long(const char *s, long min, long max, long *ret_val)
 	}
 	*ret_val = v;
 	return 0;
+}
+
+enum err
+util_escape_ctl(struct buf *out, const char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	enum err e = ERR_OK;
+	size_t i;
+
+	for (i = 0; i < n && e == ERR_OK; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 0xf] };
+
+			e = buf_append(out, esc, sizeof(esc));
+		} else {
+			e = buf_putc(out, (char)c);
+		}
+	}
+	return e;
 }
 
 size_t

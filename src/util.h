@@ -34,6 +34,14 @@ enum err util_base64_decode(struct buf *out, const char *s, size_t n);
  */
 int util_parse_long(const char *s, long min, long max, long *ret_val);
 
+/*
+ * Append p[0..n) to out with control characters other than TAB, and DEL,
+ * shown as \xNN (lower-case hex), so untrusted text (a server reply, a
+ * provider message) cannot drive a terminal or forge a log line.
+ * ERR_LIMIT / ERR_NOMEM from the buffer.
+ */
+enum err util_escape_ctl(struct buf *out, const char *p, size_t n);
+
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

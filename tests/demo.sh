@@ -3,16 +3,29 @@
 #
 #   1. make a throw-away test CA and a server certificate for 127.0.0.1
 #      (tests/servers/certs.py);
-#   2. start a local demo provider: the aiosmtpd server of the integration
-#      rig (tests/integration/aiosmtpd_server.py) requiring STARTTLS and
-#      accepting XOAUTH2 with one demo access token;
-#   3. write a config like a Gmail / Microsoft one (STARTTLS, CA pinned to
-#      the test CA, auth xoauth2, the token from passwordeval);
-#   4. pipe a message into `oasmtp -C CONFIG -t` in a cron-like empty
-#      environment and show where it arrived.
+#   2. start a local demo provider, in two parts like Gmail or Microsoft 365:
+#      - its OAuth2 authorization server: the npm package oidc-provider
+#        (tests/oauth/oidc_server.mjs, HTTPS, refresh tokens rotated on
+#        every use);
+#      - its submission server: the aiosmtpd server of the integration rig
+#        (tests/integration/aiosmtpd_server.py) requiring STARTTLS and
+#        accepting XOAUTH2 with exactly the access tokens that provider
+#        currently honours (its --tokens-file);
+#   3. play the user once on the provider's login and consent pages
+#      (authorization code + PKCE, tests/oauth/oidc_rig.py) and put the
+#      refresh token it grants in a file token store;
+#   4. write a config like a Gmail / Microsoft one (STARTTLS, CA pinned to
+#      the test CA, auth xoauth2, oauth2_* keys pointing at the provider);
+#   5. pipe a message into `oasmtp -C CONFIG -t` in a cron-like empty
+#      environment: it refreshes the access token (the provider rotates the
+#      refresh token, oasmtp saves the new one) and sends; a second message
+#      reuses the cached access token.  Show where they arrived and how many
+#      token requests the provider saw.
 #
 # OASMTP_BIN selects the binary (default: build it in build-demo/).
-# OASMTP_BIN=/usr/bin/msmtp tests/demo.sh runs the same flow with msmtp.
+# OASMTP_BIN=/usr/bin/msmtp tests/demo.sh runs the same flow with msmtp,
+# which cannot refresh: it gets the first access token from passwordeval.
+# Needs node and `npm ci` in tests/oauth (.ci/install-deps does both).
 # The demo directory is kept for inspection; its path is printed at the end.
 set -eu
 
@@ -36,23 +49,57 @@ if [ -z "${OASMTP_BIN:-}" ]; then
 	OASMTP_BIN=$ROOT/build-demo/src/oasmtp
 fi
 [ -x "$OASMTP_BIN" ] || fail "no executable at $OASMTP_BIN"
+case $(basename "$OASMTP_BIN") in
+msmtp*) MODE=msmtp ;;
+*) MODE=oasmtp ;;
+esac
+[ -d "$ROOT/tests/oauth/node_modules/oidc-provider" ] ||
+	fail "tests/oauth/node_modules is missing: run .ci/install-deps (npm ci in tests/oauth)"
+NODE=$(command -v node) || fail "node is not installed: run .ci/install-deps"
 
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/oasmtp-demo.XXXXXX")
-mkdir -m 700 "$DEMO/home"
+mkdir -m 700 "$DEMO/home" "$DEMO/op"
 SERVER_PID=
+OP_PID=
 cleanup() {
-	if [ -n "$SERVER_PID" ]; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	for pid in $SERVER_PID $OP_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# wait_port FILE PID WHAT LOG: print the port a server wrote to FILE
+wait_port() {
+	i=0
+	while [ ! -s "$1" ]; do
+		kill -0 "$2" 2>/dev/null ||
+			{ cat "$4" >&2; fail "$3 did not start"; }
+		i=$((i + 1))
+		[ $i -lt 150 ] || fail "$3 did not start within 15 s"
+		sleep 0.1
+	done
+	cat "$1"
+}
+
+# refreshes: how many refresh-token requests the provider has answered
+refreshes() {
+	"$PY" -c 'import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = json.load(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=10))
+print(s["by_grant_type"].get("refresh_token", 0))' "$ISSUER/stats" "$CA"
+}
+
+# fingerprint FILE: a short digest of a secret, never the secret itself
+fingerprint() {
+	sha256sum <"$1" | cut -c1-12
+}
+
 USER_ADDR=demo.user@example.org
-TOKEN="ya29.demo-access-token-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+CLIENT_ID=oasmtp-demo
 umask 077
-printf '%s\n' "$TOKEN" >"$DEMO/token"
+od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$DEMO/op/client_secret"
 
 # -- 1. test CA ---------------------------------------------------------------
 echo "demo: making a test CA in $DEMO/certs"
@@ -67,27 +114,51 @@ EOF
 eval "$paths"
 
 # -- 2. the demo provider -----------------------------------------------------
-echo "demo: starting the demo provider (aiosmtpd, STARTTLS + XOAUTH2)"
+echo "demo: starting the provider's OAuth2 server (oidc-provider)"
+(cd "$ROOT/tests/oauth" && exec "$NODE" oidc_server.mjs \
+	--cert "$CERT" --key "$KEY" --port-file "$DEMO/op/port" \
+	--tokens-file "$DEMO/op/valid_access_tokens" \
+	--client-id "$CLIENT_ID" --client-secret-file "$DEMO/op/client_secret" \
+	--at-ttl 3600 --max-seconds 300) \
+	>"$DEMO/op/oidc.log" 2>&1 </dev/null &
+OP_PID=$!
+OP_PORT=$(wait_port "$DEMO/op/port" "$OP_PID" "oidc-provider" "$DEMO/op/oidc.log")
+ISSUER=https://127.0.0.1:$OP_PORT
+echo "demo:   issuer $ISSUER, token endpoint $ISSUER/token"
+
+echo "demo: starting the provider's submission server (aiosmtpd, STARTTLS + XOAUTH2)"
 "$PY" "$ROOT/tests/integration/aiosmtpd_server.py" \
 	--spool "$DEMO/spool" --port-file "$DEMO/port" \
 	--cert "$CERT" --key "$KEY" --require-starttls \
-	--user "$USER_ADDR" --token-file "$DEMO/token" \
+	--user "$USER_ADDR" --token-file "$DEMO/op/valid_access_tokens" \
 	--mechanisms XOAUTH2,OAUTHBEARER \
 	>"$DEMO/server.log" 2>&1 </dev/null &
 SERVER_PID=$!
-i=0
-while [ ! -s "$DEMO/port" ]; do
-	kill -0 "$SERVER_PID" 2>/dev/null ||
-		{ cat "$DEMO/server.log" >&2; fail "demo provider did not start"; }
-	i=$((i + 1))
-	[ $i -lt 100 ] || fail "demo provider did not start within 10 s"
-	sleep 0.1
-done
-PORT=$(cat "$DEMO/port")
-echo "demo: provider listening on 127.0.0.1:$PORT"
+PORT=$(wait_port "$DEMO/port" "$SERVER_PID" "the submission server" "$DEMO/server.log")
+echo "demo:   127.0.0.1:$PORT, accepts only access tokens issued by $ISSUER"
 
-# -- 3. the config ------------------------------------------------------------
+# -- 3. the user authorizes once ----------------------------------------------
+echo "demo: authorizing once as $USER_ADDR (login + consent pages, code + PKCE)"
+STORE=$DEMO/home/refresh-token
+"$PY" "$ROOT/tests/oauth/oidc_rig.py" authorize "$ISSUER" "$CA" "$CLIENT_ID" \
+	"$DEMO/op/client_secret" "$STORE" "$DEMO/op/first_access_token" ||
+	fail "could not obtain a refresh token from the provider"
+RT_BEFORE=$(fingerprint "$STORE")
+echo "demo:   refresh token in file store $STORE (sha256 $RT_BEFORE...)"
+
+# -- 4. the config ------------------------------------------------------------
 CONFIG=$DEMO/home/oasmtprc
+if [ "$MODE" = oasmtp ]; then
+	CREDENTIALS="oauth2_provider custom
+oauth2_client_id $CLIENT_ID
+oauth2_client_secret $(cat "$DEMO/op/client_secret")
+oauth2_token_endpoint $ISSUER/token
+oauth2_scope smtp
+oauth2_ca_file $CA
+oauth2_token_store file:$STORE"
+else
+	CREDENTIALS="passwordeval cat $DEMO/op/first_access_token"
+fi
 cat >"$CONFIG" <<EOF
 # Like a Gmail or Microsoft 365 account, pointed at the local demo provider.
 account demo
@@ -100,48 +171,60 @@ timeout 20
 auth xoauth2
 user $USER_ADDR
 from $USER_ADDR
-passwordeval cat $DEMO/token
+$CREDENTIALS
 
 account default : demo
 EOF
 chmod 600 "$CONFIG"
 
-# -- 4. send ------------------------------------------------------------------
-echo "demo: sending with: $OASMTP_BIN -C $CONFIG -t"
-status=0
-env -i PATH=/usr/bin:/bin HOME="$DEMO/home" LC_ALL=C.UTF-8 \
-	"$OASMTP_BIN" -C "$CONFIG" -t <<EOF >"$DEMO/oasmtp.out" 2>&1 || status=$?
+# -- 5. send ------------------------------------------------------------------
+# send N: one message in a cron-like empty environment
+send() {
+	before=$(refreshes)
+	status=0
+	env -i PATH=/usr/bin:/bin HOME="$DEMO/home" LC_ALL=C.UTF-8 \
+		"$OASMTP_BIN" -C "$CONFIG" -t <<EOF >"$DEMO/oasmtp$1.out" 2>&1 || status=$?
 From: Demo User <$USER_ADDR>
 To: Friend <friend@example.net>
 Bcc: hidden@example.net
-Subject: Hello from oasmtp
+Subject: Hello from oasmtp ($1)
 
-This message went through STARTTLS and AUTH XOAUTH2
-to the local demo provider.
+This message went through STARTTLS and AUTH XOAUTH2 to the local
+demo provider, with an access token from its OAuth2 server.
 EOF
+	echo "demo: message $1: exit status $status," \
+		"token requests at the provider: $(($(refreshes) - before))"
+	if [ -s "$DEMO/oasmtp$1.out" ]; then
+		echo "demo: oasmtp said:"
+		sed 's/^/    /' "$DEMO/oasmtp$1.out"
+	fi
+	if [ "$status" -ne 0 ]; then
+		echo "demo: submission server log:" >&2
+		sed 's/^/    /' "$DEMO/server.log" >&2
+		fail "oasmtp exited with status $status (see above; files in $DEMO)"
+	fi
+}
 
-echo "demo: oasmtp exit status $status"
-if [ -s "$DEMO/oasmtp.out" ]; then
-	echo "demo: oasmtp said:"
-	sed 's/^/    /' "$DEMO/oasmtp.out"
+echo "demo: sending with: $OASMTP_BIN -C $CONFIG -t"
+send 1
+if [ "$MODE" = oasmtp ]; then
+	RT_AFTER=$(fingerprint "$STORE")
+	[ "$RT_AFTER" != "$RT_BEFORE" ] ||
+		fail "the provider rotated the refresh token but the store still has the old one"
+	echo "demo:   refresh token rotated and saved: sha256 $RT_BEFORE... -> $RT_AFTER..."
 fi
-if [ "$status" -ne 0 ]; then
-	echo "demo: provider log:" >&2
-	sed 's/^/    /' "$DEMO/server.log" >&2
-	fail "oasmtp exited with status $status (see above; files in $DEMO)"
-fi
+send 2
 
 for meta in "$DEMO"/spool/[0-9]*.json; do
 	[ -f "$meta" ] || fail "oasmtp exited 0 but nothing arrived in $DEMO/spool"
 	eml=${meta%.json}.eml
 	echo "demo: delivered: $eml"
-	echo "demo: envelope ($meta):"
 	"$PY" -c 'import json, sys
 m = json.load(open(sys.argv[1]))
 print("    MAIL FROM:<%s>  RCPT TO:%s  tls=%s  authenticated=%s" % (
     m["mail_from"], ",".join("<%s>" % r for r in m["rcpt_tos"]),
     m["tls"], m["authenticated"]))' "$meta"
-	echo "demo: message as received:"
-	tr -d '\r' <"$eml" | sed 's/^/    | /'
 done
+echo "demo: the first message as received:"
+tr -d '\r' <"$DEMO/spool/$(ls "$DEMO/spool" | grep -m1 '\.eml$')" | sed 's/^/    | /'
 echo "demo: OK (demo files kept in $DEMO; remove with: rm -rf $DEMO)"

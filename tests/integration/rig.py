@@ -144,7 +144,7 @@ def tls_config(home, port, ca, auth="xoauth2", token=None, extra=(),
 class FaultServer:
     def __init__(self, workdir, faults=(), certs=None, implicit_tls=False,
                  caps=None, user=None, token=None, password=None,
-                 max_seconds=60):
+                 max_seconds=60, token_file=None):
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.port_file = os.path.join(workdir, "port")
@@ -164,6 +164,8 @@ class FaultServer:
             args += ["--user", user]
         if token:
             args += ["--token", token]
+        if token_file:
+            args += ["--token-file", token_file]
         if password:
             args += ["--password", password]
         for f in faults:

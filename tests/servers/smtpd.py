@@ -7,7 +7,8 @@ Run with Debian's interpreter (standard library only):
       [--tls-cert CERT --tls-key KEY] [--implicit-tls]
       [--caps "PIPELINING CHUNKING SIZE=52428800 8BITMIME SMTPUTF8 DSN
                ENHANCEDSTATUSCODES STARTTLS AUTH=XOAUTH2,OAUTHBEARER,PLAIN,LOGIN"]
-      [--token TOKEN] [--user U --password P] [--spool DIR] [--transcript FILE]
+      [--token TOKEN | --token-file FILE] [--user U --password P]
+      [--spool DIR] [--transcript FILE]
       [--fault SPEC]... [--max-seconds N] [--max-messages N] [--hostname NAME]
 
 Behaviour
@@ -22,8 +23,13 @@ Behaviour
     STARTTLS is hidden.  If the set has no STARTTLS, AUTH is allowed in clear.
   * Authentication: XOAUTH2 and OAUTHBEARER (initial response or two-step),
     PLAIN, LOGIN.  --user is checked when given (all mechanisms); --token is
-    checked for the OAuth mechanisms, --password for PLAIN/LOGIN.  When --user,
-    --token or --password is given, MAIL needs a successful AUTH (530 otherwise).
+    checked for the OAuth mechanisms, --password for PLAIN/LOGIN.
+    --token-file FILE: the valid bearer tokens are FILE's non-empty lines,
+    re-read on every OAuth AUTH (a missing file: none is valid), so an
+    authorization server can publish the tokens it issued and still honours
+    (tests/oauth/oidc_server.mjs --tokens-file).  When --user, --token,
+    --token-file or --password is given, MAIL needs a successful AUTH (530
+    otherwise).
     Bad XOAUTH2 token: "334 <base64 {"status":"401","schemes":"bearer",
     "scope":"https://mail.google.com/"}>", then after the client's (empty) line
     "535 5.7.8 Username and Password not accepted".  Bad OAUTHBEARER token:
@@ -576,7 +582,7 @@ class Session:
     # --- AUTH ---
     def auth_required(self):
         a = self.srv.args
-        return bool(a.user or a.token or a.password)
+        return bool(a.user or a.token or a.token_file or a.password)
 
     def cmd_auth(self, arg):
         parts = arg.split()
@@ -677,6 +683,13 @@ class Session:
             self.srv.oauth_failures_forced += 1
             self.log("EVENT fault xoauth2-json-fail")
             return False
+        if a.token_file:
+            try:
+                with open(a.token_file, encoding="utf-8") as f:
+                    if token not in {l.strip() for l in f if l.strip()}:
+                        return False
+            except FileNotFoundError:
+                return False
         return (not a.user or user == a.user) and (not a.token or token == a.token)
 
     def oauth_fail(self, mech, json_obj):
@@ -1000,6 +1013,7 @@ def main(argv=None):
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--caps", default=DEFAULT_CAPS)
     p.add_argument("--token")
+    p.add_argument("--token-file")
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--spool")

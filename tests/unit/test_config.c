@@ -131,6 +131,12 @@ test_tokenizer(void)
 		contains(ei.msg, "test:2: line contains a NUL byte", "NUL message");
 	}
 
+	/* a CR inside a line would reach the wire (EHLO domain) */
+	expect_error("account a\nhost h\ndomain evil\rRSET\n",
+		"test:3: line contains a carriage return");
+	expect_error("account a\nhost h\neval printf 'domain x\\rQUIT'\n",
+		"test:3: line contains a carriage return");
+
 	/* 60 KiB line is fine, 70 KiB is not */
 	buf_init(&big, 1 << 20);
 	buf_append_str(&big, "account a\nhost h\npassword ");
@@ -364,7 +370,7 @@ test_keys_invalid(void)
 		{ "add_missing_date_header x", "for 'add_missing_date_header'" },
 		{ "auto_from x", "for 'auto_from'" },
 		{ "tls_nostarttls on", "takes no argument" },
-		{ "oauth2_provider yahoo", "expected google, microsoft, custom or off" },
+		{ "oauth2_provider hotmail", "expected google, microsoft, yahoo" },
 		{ "oauth2_token_endpoint http://example.com/token", "an https:// URL" },
 		{ "oauth2_auth_endpoint ftp://x", "for 'oauth2_auth_endpoint'" },
 		{ "oauth2_device_endpoint https://", "for 'oauth2_device_endpoint'" },

@@ -2,10 +2,13 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "err.h"
+#include "fileio.h"
 #include "tap.h"
 #include "util.h"
 
@@ -135,12 +138,53 @@ test_util(void)
 	is_int(util_parse_long("70000", 1, 65535, &v), -1, "out of range");
 	is_int(util_parse_long("12x", 0, 100, &v), -1, "junk");
 	is_int(util_parse_long("", 0, 100, &v), -1, "empty");
+	is_int(util_parse_long(" 5", 0, 100, &v), -1, "leading blank");
+	is_int(util_parse_long("+5", 0, 100, &v), -1, "plus sign");
+	is_int(util_parse_long("-5", -10, 100, &v), 0, "negative number");
+	is_int(v, -5, "negative value");
 	is_int((long long)util_strlcpy(small, "abcdef", sizeof(small)), 6,
 		"strlcpy returns source length");
 	is_str(small, "abc", "strlcpy truncates");
 	is_int(util_strcasecmp("EHLO", "ehlo"), 0, "case-insensitive equal");
 	ok(util_strncasecmp("AUTH PLAIN", "auth", 4) == 0, "prefix compare");
 	ok(util_now_ms() > 0, "monotonic clock");
+	{
+		char tmpl[] = "/tmp/oasmtp-core.XXXXXX";
+		char sub[64], link[64];
+		struct errinfo ei;
+		struct stat st;
+
+		if (mkdtemp(tmpl) == NULL) {
+			ok(0, "mkdtemp");
+			return;
+		}
+		snprintf(sub, sizeof(sub), "%s/d", tmpl);
+		snprintf(link, sizeof(link), "%s/l", tmpl);
+		is_int(fileio_mkdir_private(sub, &ei), ERR_OK, "private dir made");
+		ok(stat(sub, &st) == 0 && (st.st_mode & 0777) == 0700,
+			"  with mode 0700");
+		chmod(sub, 0777);
+		is_int(fileio_mkdir_private(sub, &ei), ERR_CONFIG,
+			"world-writable dir refused");
+		contains(ei.msg, "chmod 700", "  message has the fix");
+		chmod(sub, 0700);
+		ok(symlink(sub, link) == 0, "symlink made");
+		is_int(fileio_mkdir_private(link, &ei), ERR_CONFIG,
+			"symlink to a dir refused");
+		unlink(link);
+		rmdir(sub);
+		rmdir(tmpl);
+	}
+	{
+		struct buf b;
+
+		buf_init(&b, 256);
+		is_int(util_escape_ctl(&b, "a\tb\r\n\x1b[1m\x7f\0z", 12),
+			ERR_OK, "escape_ctl");
+		is_str(buf_cstr(&b), "a\tb\\x0d\\x0a\\x1b[1m\\x7f\\x00z",
+			"controls but TAB escaped, NUL included");
+		buf_release(&b);
+	}
 }
 
 /*

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "addr.h"
+#include "aliases.h"
 #include "buf.h"
 #include "envelope.h"
 #include "message.h"
@@ -526,6 +528,37 @@ test_cron(void)
 	    "out\r\n", "cron: From added with -F name");
 	envelope_release(&env);
 	message_free(m);
+
+	/* fan-out at every level is bounded, not explored to the end */
+	{
+		struct buf t;
+		struct aliases *al = NULL;
+		struct addr_list out;
+		char *path;
+		int lv;
+
+		buf_init(&t, 1 << 16);
+		for (lv = 0; lv < 15; lv++) {
+			buf_printf(&t, "l%d: l%d, l%d, l%d, l%d, l%d, l%d, l%d, "
+				"l%d\n", lv, lv + 1, lv + 1, lv + 1, lv + 1,
+				lv + 1, lv + 1, lv + 1, lv + 1);
+		}
+		buf_append_str(&t, "l15: x@example.com\n");
+		path = write_tmp("fanout", buf_cstr(&t));
+		addr_list_init(&out);
+		errinfo_init(&ei);
+		ok(aliases_load(path, &al, &ei) == ERR_OK, "fan-out file loads");
+		is_int(aliases_expand(al, "l0", &out, &ei), ERR_CONFIG,
+			"8^15 expansion refused");
+		contains(ei.msg, "more than 10000 addresses",
+			"fan-out message names the bound");
+		ok(out.n <= ALIASES_EXPAND_MAX, "bound held (%zu)", out.n);
+		addr_list_release(&out);
+		aliases_free(al);
+		unlink(path);
+		free(path);
+		buf_release(&t);
+	}
 
 	/* a broken aliases file is a config error */
 	a.aliases = write_tmp("badaliases", "root admin\n");

@@ -421,6 +421,39 @@ test_refuse_early(void)
 		"SMTPUTF8 RET=HDRS ENVID=id1\r\nRCPT TO:<b@x.example> "
 		"NOTIFY=NEVER\r\nDATA\r\n", "8BITMIME, SMTPUTF8, DSN params");
 	h_free(&h);
+
+	/* a DSN value from a queue file or a caller must not split a line */
+	env_init(&env, rcpts1, 1);
+	env.dsn_envid = "id1\r\nRSET";
+	run_simple(&h, r2, &env, BODY);
+	is_int(h.mail_err, ERR_DATA, "CR LF in ENVID refused");
+	is_int((long long)h.nf, 1, "nothing sent but EHLO");
+	h_free(&h);
+	env_init(&env, rcpts1, 1);
+	env.dsn_notify = "SUCCESS FAILURE";
+	run_simple(&h, r2, &env, BODY);
+	is_int(h.mail_err, ERR_DATA, "space in NOTIFY refused");
+	h_free(&h);
+}
+
+/* The EHLO argument comes from the config: no CR, LF, space or control. */
+static void
+test_bad_helo(void)
+{
+	static const char *const r[] = { "220 mx", NULL };
+	struct smtp_params p;
+	struct envelope env;
+	struct h h;
+
+	params(&p, &h);
+	p.helo = "evil\rRSET";
+	env_init(&env, rcpts1, 1);
+	h_init(&h, &p, r, &env, BODY);
+	is_int(h_run(&h), SMTP_EV_FAILED, "CR in the EHLO domain fails");
+	is_int(sess_ei.code, ERR_CONFIG, "  as a configuration error");
+	contains(sess_ei.msg, "'domain'", "  naming the key");
+	is_int((long long)h.nf, 0, "  nothing sent");
+	h_free(&h);
 }
 
 static void
@@ -1105,6 +1138,7 @@ main(void)
 	test_refused();
 	test_452_split();
 	test_refuse_early();
+	test_bad_helo();
 	test_errors();
 	test_tls();
 	test_auth();

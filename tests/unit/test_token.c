@@ -376,6 +376,15 @@ test_errors(void)
 		  "\"expires_in\":\"soon\"}", ERR_TOKEN_TEMP, "malformed" },
 		{ 200, "{\"access_token\":\"a\",\"token_type\":\"mac\"}",
 		  ERR_CONFIG, "only Bearer" },
+		/* a token must fit the cache's line format and SASL framing */
+		{ 200, "{\"access_token\":\"a\\nexpires 9999999999\","
+		  "\"token_type\":\"Bearer\"}", ERR_TOKEN_TEMP,
+		  "control characters" },
+		{ 200, "{\"access_token\":\"a\\u0000b\",\"token_type\":\"Bearer\"}",
+		  ERR_TOKEN_TEMP, "control characters" },
+		{ 200, "{\"access_token\":\"a\",\"token_type\":\"Bearer\","
+		  "\"refresh_token\":\"r\\u0001t\"}", ERR_TOKEN_TEMP,
+		  "control characters" },
 		{ 400, "{\"error\":\"invalid_client\"}", ERR_CONFIG,
 		  "oauth2_client_id" },
 		{ 401, "{\"error\":\"unauthorized_client\"}", ERR_CONFIG,
@@ -492,6 +501,19 @@ test_file_store(void)
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_CONFIG, "two words in the token file -> ERR_CONFIG");
 
+	/* a FIFO in place of the file is refused, not waited on forever */
+	unlink(store_path);
+	if (mkfifo(store_path, 0600) == 0) {
+		alarm(10);
+		e = tstore_load(ts, &b, &ei);
+		alarm(0);
+		is_int(e, ERR_CONFIG, "FIFO token file -> ERR_CONFIG, no hang");
+		contains(ei.msg, "not a regular file", "FIFO message");
+	} else {
+		ok(0, "mkfifo %s: %s", store_path, strerror(errno));
+	}
+	unlink(store_path);
+
 	write_file(store_path, " \n", 0600);
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_REAUTH, "empty token file -> ERR_REAUTH");
@@ -500,6 +522,10 @@ test_file_store(void)
 	is_int(e, ERR_REAUTH, "missing token file -> ERR_REAUTH");
 	contains(ei.msg, "oasmtp-token authorize store", "names the command");
 
+	e = tstore_save(ts, "rt\nsecond-line", &ei);
+	is_int(e, ERR_DATA, "token with a newline is not saved");
+	ok(access(store_path, F_OK) != 0, "  and nothing was written");
+	is_int(tstore_save(ts, "", &ei), ERR_DATA, "empty token is not saved");
 	e = tstore_save(ts, "rt-saved", &ei);
 	is_int(e, ERR_OK, "save works");
 	is_str(read_text(store_path, text, sizeof(text)), "rt-saved\n",

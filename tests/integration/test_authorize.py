@@ -1,0 +1,434 @@
+"""`oasmtp-token authorize` end to end against a real authorization server.
+
+The server is oidc-provider (tests/oauth/oidc_server.mjs over HTTPS with the
+test CA); the user is played by tests/oauth/oidc_rig.py's scripted user
+agent (login and consent pages are plain HTML forms).  The tool under test
+runs as a subprocess in a clean home; its loopback listener gets the
+browser's redirect, the paste flow reads the redirected URL from stdin, the
+device flow polls while the test approves the user code.
+
+Needs node + `npm ci` in tests/oauth (.ci/install-deps), like test_oauth.py.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import rig
+from rig import USER
+
+sys.path.insert(0, os.path.join(rig.SOURCE_ROOT, "tests", "oauth"))
+
+import oidc_rig  # noqa: E402
+from oidc_rig import OidcServer, UserAgent, node_ready  # noqa: E402
+
+pytestmark = pytest.mark.skipif(node_ready() is not None,
+                                reason=str(node_ready()))
+
+SCOPE = "openid email offline_access smtp"
+
+
+def token_bin():
+    return os.path.join(os.path.dirname(rig.oasmtp_bin()), "oasmtp-token")
+
+
+@pytest.fixture
+def op(tmp_path, certs):
+    servers = []
+
+    def make(**kw):
+        s = OidcServer(str(tmp_path / ("op%d" % len(servers))), certs["ca"],
+                       certs["cert"], certs["key"], max_seconds=180, **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+class Account:
+    """A config with one account on the oidc-provider and a file store."""
+
+    def __init__(self, home, server, certs, public=False):
+        self.home = home
+        self.op = server
+        self.store = os.path.join(home, "refresh-token")
+        lines = [
+            "account default",
+            "host 127.0.0.1",
+            "port 587",
+            "tls_trust_file " + certs["ca"],
+            "from " + USER,
+            "user " + USER,
+            "auth xoauth2",
+            "oauth2_provider custom",
+            "oauth2_client_id " + (server.public_client_id if public
+                                   else server.client_id),
+            "oauth2_auth_endpoint " + server.issuer + "/auth",
+            "oauth2_token_endpoint " + server.token_endpoint,
+            "oauth2_device_endpoint " + server.issuer + "/device/auth",
+            "oauth2_revocation_endpoint " + server.issuer
+            + "/token/revocation",
+            "oauth2_scope " + SCOPE,
+            "oauth2_token_store file:" + self.store,
+            "oauth2_ca_file " + certs["ca"],
+        ]
+        if not public:
+            lines.append("oauth2_client_secret " + server.client_secret)
+        self.cfg = rig.write_config(os.path.join(home, "oasmtprc"), lines)
+
+    def start(self, *args):
+        return subprocess.Popen(
+            [token_bin(), "-C", self.cfg] + list(args),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=rig.clean_env(self.home),
+            cwd=self.home)
+
+    def run(self, *args, input=b""):
+        return subprocess.run(
+            [token_bin(), "-C", self.cfg] + list(args), input=input,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=rig.clean_env(self.home), cwd=self.home, timeout=60)
+
+    def stored(self):
+        try:
+            with open(self.store, encoding="ascii") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+
+class Output:
+    """Collects a subprocess's stdout in a thread; wait_for(regex)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.text = ""
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            with self.lock:
+                self.text += line.decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                m = re.search(pattern, self.text)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                time.sleep(0.1)
+                with self.lock:
+                    m = re.search(pattern, self.text)
+                if m:
+                    return m
+                raise AssertionError("exited %s before %r; stdout:\n%s\n"
+                                     "stderr:\n%s" % (
+                                         self.proc.returncode, pattern,
+                                         self.text,
+                                         self.proc.stderr.read().decode()))
+            time.sleep(0.05)
+        raise AssertionError("no %r in:\n%s" % (pattern, self.text))
+
+
+def finish(proc, out, timeout=60):
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    out.t.join(5)
+    err = proc.stderr.read().decode("utf-8", "replace")
+    return rc, out.text, err
+
+
+def user_until_redirect(server, url, login=USER, deny=False):
+    """Play the user from the authorization URL until the provider sends
+    the browser to the loopback redirect URI; return that URL (not
+    requested)."""
+    saved = oidc_rig._is_redirect_uri
+    oidc_rig._is_redirect_uri = lambda u: u.startswith("http://127.0.0.1:")
+    try:
+        ua = UserAgent(server.ca)
+        return oidc_rig.play_user(ua, ua.location(url), login=login,
+                                  deny=deny)
+    finally:
+        oidc_rig._is_redirect_uri = saved
+
+
+def browser_get(url):
+    """The browser's last step: GET the redirect on the tool's listener."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+AUTH_URL = r"\n  (https://\S+/auth\?\S+)\n"
+
+
+def loopback(acct, login=USER, deny=False, extra=()):
+    proc = acct.start("authorize", "default", "--flow", "loopback",
+                      "--no-browser", "--timeout", "60", *extra)
+    out = Output(proc)
+    url = out.wait_for(AUTH_URL).group(1)
+    redirect = user_until_redirect(acct.op, url, login=login, deny=deny)
+    status, page = browser_get(redirect)
+    rc, text, err = finish(proc, out)
+    return rc, text, err, url, status, page
+
+
+# -- loopback ---------------------------------------------------------------------
+
+
+def test_loopback_pkce_stores_grant(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    rc, text, err, url, status, page = loopback(acct)
+    assert rc == 0, (text, err)
+    assert status == 200 and "You may close this tab" in page
+    # the request carried PKCE S256, a state, consent for offline_access
+    assert "code_challenge_method=S256" in url and "state=" in url
+    assert "prompt=consent" in url and "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url
+    assert "authorized as " + USER in text
+    assert "oasmtp-token status default" in text
+    rt = acct.stored()
+    assert rt and rt not in text and rt not in err
+    assert server.stats()["by_grant_type"].get("authorization_code") == 1
+    # the stored grant works, and a rotation is persisted
+    p = acct.run("print", "default")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() in server.valid_access_tokens()
+    assert acct.stored() != rt
+    status, body = server.refresh(rt)
+    assert status == 400 and body["error"] == "invalid_grant"
+
+
+def test_loopback_public_client(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs, public=True)
+    rc, text, err, *_ = loopback(acct)
+    assert rc == 0, (text, err)
+    assert acct.stored()
+
+
+def test_loopback_identity_mismatch_refused(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    rc, text, err, *_ = loopback(acct, login="mallory@example.com")
+    assert rc == 77, (text, err)
+    assert "mallory@example.com" in err and USER in err
+    assert acct.stored() is None
+
+
+def test_loopback_identity_override(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    rc, text, err, *_ = loopback(acct, login="delegate@example.com",
+                                 extra=("--any-identity",))
+    assert rc == 0, (text, err)
+    assert acct.stored()
+
+
+def test_loopback_access_denied(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    rc, text, err, url, status, page = loopback(acct, deny=True)
+    assert rc == 77, (text, err)
+    assert "access_denied" in err
+    assert status == 400
+    assert acct.stored() is None
+
+
+def test_loopback_foreign_state_ignored_then_timeout(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc = acct.start("authorize", "default", "--flow", "loopback",
+                      "--no-browser", "--timeout", "3")
+    out = Output(proc)
+    out.wait_for(AUTH_URL)
+    port = int(out.wait_for(r"http://127\.0\.0\.1:(\d+)/ \.\.\.").group(1))
+    status, _ = browser_get("http://127.0.0.1:%d/?code=x&state=forged" % port)
+    assert status == 400
+    status, _ = browser_get("http://127.0.0.1:%d/favicon.ico" % port)
+    assert status == 404
+    rc, text, err = finish(proc, out)
+    assert rc == 75, err
+    assert "no answer from the browser" in err
+
+
+# -- paste ------------------------------------------------------------------------
+
+
+def test_paste_flow(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc = acct.start("authorize", "default", "--flow", "paste",
+                      "--timeout", "60")
+    out = Output(proc)
+    url = out.wait_for(AUTH_URL).group(1)
+    redirect = user_until_redirect(server, url)
+    proc.stdin.write(("  " + redirect + "  \n").encode())
+    proc.stdin.flush()
+    rc, text, err = finish(proc, out)
+    assert rc == 0, (text, err)
+    assert acct.stored()
+    p = acct.run("status", "default")
+    assert "grant obtained by: paste" in p.stdout.decode()
+
+
+def test_paste_wrong_state_refused(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc = acct.start("authorize", "default", "--flow", "paste",
+                      "--timeout", "60")
+    out = Output(proc)
+    url = out.wait_for(AUTH_URL).group(1)
+    redirect = user_until_redirect(server, url)
+    forged = re.sub(r"state=[^&]+", "state=forged", redirect)
+    proc.stdin.write((forged + "\n").encode())
+    proc.stdin.flush()
+    rc, text, err = finish(proc, out)
+    assert rc == 77, (text, err)
+    assert "does not belong" in err
+    assert acct.stored() is None
+
+
+def test_paste_garbage_and_eof(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    p = acct.run("authorize", "default", "--flow", "paste", input=b"")
+    assert p.returncode == 65, p.stderr
+    p = acct.run("authorize", "default", "--flow", "paste",
+                 input=b"not a url/at all\n")
+    assert p.returncode == 65, p.stderr
+
+
+# -- device -----------------------------------------------------------------------
+
+
+def device_start(acct):
+    proc = acct.start("authorize", "default", "--flow", "device")
+    out = Output(proc)
+    code = out.wait_for(r"enter the code\n\n  (\S+)\n").group(1)
+    out.wait_for(r"Waiting up to")
+    return proc, out, code
+
+
+def test_device_flow_approved(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc, out, code = device_start(acct)
+    assert "/device" in out.text
+    server.approve_device(code)
+    rc, text, err = finish(proc, out)
+    assert rc == 0, (text, err)
+    assert acct.stored()
+    stats = server.stats()["by_result"]
+    assert stats.get("authorization_pending", 0) == 0 or rc == 0
+    p = acct.run("print", "default")
+    assert p.returncode == 0, p.stderr
+
+
+def test_device_flow_denied(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc, out, code = device_start(acct)
+    server.approve_device(code, deny=True)
+    rc, text, err = finish(proc, out)
+    assert rc == 77, (text, err)
+    assert "declined" in err
+    assert acct.stored() is None
+
+
+def test_device_flow_expired(op, home, certs):
+    server = op(device_ttl=2)
+    acct = Account(home, server, certs)
+    proc, out, code = device_start(acct)
+    rc, text, err = finish(proc, out)
+    assert rc == 75, (text, err)
+    assert "expired" in err
+    assert acct.stored() is None
+
+
+def test_device_pending_then_approved(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc, out, code = device_start(acct)
+    # let at least one poll see authorization_pending (interval 5 s)
+    time.sleep(6)
+    server.approve_device(code)
+    rc, text, err = finish(proc, out)
+    assert rc == 0, (text, err)
+    assert server.stats()["by_result"].get("authorization_pending", 0) >= 1
+
+
+# -- status, refresh --if-idle-for, import, forget --------------------------------
+
+
+def test_status_refresh_import_forget(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    rc, text, err, *_ = loopback(acct)
+    assert rc == 0, err
+    p = acct.run("status", "default")
+    s = p.stdout.decode()
+    assert p.returncode == 0
+    assert "grant obtained: 0 minutes ago" in s
+    assert "grant obtained by: loopback" in s
+    assert "refresh token: present" in s
+
+    before = server.token_requests()
+    p = acct.run("refresh", "default", "--if-idle-for", "1h")
+    assert p.returncode == 0 and b"nothing to do" in p.stdout
+    assert server.token_requests() == before
+    p = acct.run("refresh", "default")
+    assert p.returncode == 0, p.stderr
+    assert server.token_requests() == before + 1
+
+    # import a grant obtained elsewhere
+    rt = server.authorize()["refresh_token"]
+    p = acct.run("import", "default", input=(rt + "\n").encode())
+    assert p.returncode == 0, p.stderr
+    assert acct.stored() == rt
+    assert "grant obtained by: import" in acct.run(
+        "status", "default").stdout.decode()
+
+    # forget revokes at the provider, then removes it here
+    revoked = server.stats()["grants_revoked"]
+    p = acct.run("forget", "default")
+    assert p.returncode == 0, p.stderr
+    assert b"revoked at the provider" in p.stdout
+    assert server.stats()["grants_revoked"] == revoked + 1
+    assert acct.stored() is None
+    status, body = server.refresh(rt)
+    assert status == 400 and body["error"] == "invalid_grant"
+    s = acct.run("status", "default").stdout.decode()
+    assert "grant age: unknown" in s
+    p = acct.run("print", "default")
+    assert p.returncode == 77 and b"oasmtp-token authorize default" in p.stderr
+
+
+def test_usage_errors(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    for args in (["authorize", "default", "--flow", "carrier-pigeon"],
+                 ["authorize", "default", "--port", "70000"],
+                 ["refresh", "default", "--if-idle-for", "soon"],
+                 ["print", "default", "--flow", "device"]):
+        p = acct.run(*args)
+        assert p.returncode == 64, (args, p.stderr)

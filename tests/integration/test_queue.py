@@ -1,0 +1,563 @@
+"""The mail queue (design.md §8, issue 6 "Never lose mail"): `queue
+on-failure` keeps the message on every temporary failure and exits 0 with one
+warning line; `oasmtp -q` later delivers it byte for byte, exactly once, over
+one connection per account; permanent failures are not queued; failed/
+entries are listed, retried and dropped; `queue always` returns at once;
+kill -9 during enqueue or flush loses nothing; enqueues during a flush are
+all delivered once.  Servers: tests/servers/smtpd.py and
+tests/bench/latency_proxy.py, stopped by PID."""
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+import rig
+from rig import USER, check_delivery, describe, run
+
+TOKEN = "ya29.queue-test-token-0123456789"
+MSG = (b"From: Sender <user@example.org>\n"
+       b"To: rcpt@example.net\n"
+       b"Subject: kept safe\n"
+       b"\n"
+       b"first line\n"
+       b".\n"
+       b"caf\xc3\xa9 8-bit body\n")
+PROXY = os.path.join(rig.SOURCE_ROOT, "tests", "bench", "latency_proxy.py")
+
+
+def qdir(home):
+    return os.path.join(home, "q")
+
+
+def qconfig(home, port, certs, mode="on-failure", token=TOKEN, trust=None,
+            extra=()):
+    return rig.tls_config(home, port, trust or certs["ca"], "xoauth2", token,
+                          extra=["queue " + mode, "queue_dir " + qdir(home)]
+                          + list(extra))
+
+
+def entries(home, failed=False):
+    d = os.path.join(qdir(home), "failed") if failed else qdir(home)
+    if not os.path.isdir(d):
+        return []
+    return sorted(n[:-4] for n in os.listdir(d) if n.endswith(".env"))
+
+
+def entry_files(home, qid, failed=False):
+    d = os.path.join(qdir(home), "failed") if failed else qdir(home)
+    with open(os.path.join(d, qid + ".env"), encoding="utf-8") as f:
+        env = f.read()
+    with open(os.path.join(d, qid + ".msg"), "rb") as f:
+        msg = f.read()
+    return env, msg
+
+
+def make_due(home):
+    """Let the back-off time pass: every entry becomes due now."""
+    for qid in entries(home):
+        path = os.path.join(qdir(home), qid + ".env")
+        with open(path, encoding="utf-8") as f:
+            env = f.read()
+        env = re.sub(r"\nnext-attempt \d+\n", "\nnext-attempt 0\n", env)
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(env)
+        os.rename(path + ".new", path)
+
+
+def received(server):
+    """[(meta, bytes)] of every message the fault server accepted."""
+    out = []
+    for name in server.spooled():
+        with open(os.path.join(server.spool, name), encoding="utf-8") as f:
+            meta = json.load(f)
+        with open(os.path.join(server.spool, name[:-5] + ".eml"), "rb") as f:
+            out.append((meta, f.read()))
+    return out
+
+
+def send(home, cfg, args=("rcpt@example.net",), msg=MSG, **kw):
+    return run(["-C", cfg, "-i"] + list(args), home, input=msg, **kw)
+
+
+def flush(home, cfg, *args, due=True, **kw):
+    if due:
+        make_due(home)
+    return run(["-C", cfg, "-q"] + list(args), home, **kw)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nothing listens there now
+    return port
+
+
+def stderr_lines(p):
+    return [l for l in p.stderr.decode("utf-8", "replace").splitlines() if l]
+
+
+def assert_queued_once(p):
+    """exit 0 and exactly one warning line saying queued, why, and mailq."""
+    assert p.returncode == 0, describe(p)
+    lines = stderr_lines(p)
+    assert len(lines) == 1, describe(p)
+    assert re.search(r"warning: message queued as [0-9a-f]{16} \(.+\)",
+                     lines[0]), lines[0]
+    assert "mailq" in lines[0], lines[0]
+    return lines[0]
+
+
+class Proxy:
+    """tests/bench/latency_proxy.py in front of a port, stopped by PID."""
+
+    def __init__(self, workdir, target_port, rtt_ms):
+        os.makedirs(workdir, exist_ok=True)
+        self.port_file = os.path.join(workdir, "proxy-port")
+        self.log = os.path.join(workdir, "proxy.jsonl")
+        self.proc = subprocess.Popen(
+            [rig.PYTHON, PROXY, "--port-file", self.port_file,
+             "--target-port", str(target_port), "--rtt-ms", str(rtt_ms),
+             "--log", self.log, "--max-seconds", "300"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(self.port_file):
+            assert self.proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        with open(self.port_file, encoding="ascii") as f:
+            self.port = int(f.read().strip())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def proxies(tmp_path):
+    started = []
+
+    def start(target_port, rtt_ms=50):
+        p = Proxy(str(tmp_path / ("proxy%d" % len(started))), target_port,
+                  rtt_ms)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def transcript_commands(server):
+    return [l[3:] for l in server.transcript_text().splitlines()
+            if l.startswith("C: ") and not l.startswith("C: <")]
+
+
+# -- every temporary failure queues; -q then delivers it once ------------------
+
+# name -> (faults for the first server, how the config differs while broken)
+TEMP_CASES = {
+    "connection refused": (None, {}),
+    "greeting 421": (["greeting=421"], {}),
+    "drop after MAIL": (["drop-after=MAIL"], {}),
+    "451 at MAIL": (["reply:MAIL=451 4.3.0 try later"], {}),
+    "450 at RCPT": (["reply:RCPT=450 4.2.0 mailbox busy"], {}),
+    "451 at DATA-END": (["reply:DATA-END=451 4.3.0 local error"], {}),
+    "TLS handshake failure": (["bad-cert"], {"server_cert": "untrusted"}),
+    "passwordeval fails": (None, {"eval": "false"}),
+    "passwordeval times out": (None, {"eval": "sleep 20"}),
+}
+
+
+@pytest.mark.parametrize("case", list(TEMP_CASES))
+def test_temporary_failure_queued_then_delivered_once(
+        home, fault_server, certs, case):
+    faults, how = TEMP_CASES[case]
+    extra = []
+    token = TOKEN
+    if "eval" in how:
+        token = None
+        extra = ["passwordeval " + how["eval"], "timeout 2"]
+    if case == "connection refused":
+        port, broken = free_port(), None
+    elif "eval" in how:
+        broken = fault_server(user=USER, token=TOKEN,
+                              certs=(certs["cert"], certs["key"]))
+        port = broken.port
+    else:
+        which = how.get("server_cert", "")
+        pair = ((certs[which + "_cert"], certs[which + "_key"]) if which
+                else (certs["cert"], certs["key"]))
+        broken = fault_server(faults=faults, user=USER, token=TOKEN,
+                              certs=pair)
+        port = broken.port
+    cfg = qconfig(home, port, certs, token=token, extra=extra)
+    p = send(home, cfg, timeout=40)
+    line = assert_queued_once(p)
+    ids = entries(home)
+    assert len(ids) == 1, ids
+    assert ids[0] in line
+    env, queued_bytes = entry_files(home, ids[0])
+    assert "attempts 1\n" in env and "\nlast-error " in env, env
+    assert TOKEN not in env, "a secret in the queue record"
+    if broken is not None:
+        assert received(broken) == [], "the broken server got the message"
+    # mailq shows it, with the reason
+    m = run(["-C", cfg, "-bp"], home)
+    assert m.returncode == 0, describe(m)
+    assert ids[0].encode() in m.stdout and b"rcpt@example.net" in m.stdout
+    assert b"last error:" in m.stdout, describe(m)
+
+    # the fault goes away: a clean server, the config fixed
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q) + good.transcript_text()
+    got = received(good)
+    assert len(got) == 1, describe(q) + good.transcript_text()
+    meta, data = got[0]
+    assert data == queued_bytes, "delivered bytes differ from the queued ones"
+    check_delivery(data, MSG)
+    assert meta["mail_from"] == USER and meta["rcpts"] == ["rcpt@example.net"]
+    assert entries(home) == [] and entries(home, failed=True) == []
+    # nothing left to send twice
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 1
+    m = run(["-C", cfg, "-bp"], home)
+    assert m.stdout == b"queue is empty\n", describe(m)
+
+
+@pytest.mark.parametrize("fault,code", [
+    ("reply:RCPT=550 5.1.1 no such user", 67),
+    ("reply:DATA-END=554 5.6.0 message refused", 69),
+    ("reply:AUTH=535 5.7.8 Username and Password not accepted", 77),
+])
+def test_permanent_failure_not_queued(home, fault_server, certs, fault, code):
+    server = fault_server(faults=[fault], user=USER, token=TOKEN,
+                          certs=(certs["cert"], certs["key"]))
+    cfg = qconfig(home, server.port, certs)
+    p = send(home, cfg)
+    assert p.returncode == code, describe(p)
+    assert b"queued" not in p.stderr, describe(p)
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+
+def test_usage_and_config_errors_never_queue(home, certs):
+    cfg = qconfig(home, free_port(), certs)
+    p = run(["-C", cfg, "-i", "bad\x01addr@example.net"], home, input=MSG)
+    assert p.returncode in (64, 65), describe(p)
+    broken = rig.write_config(os.path.join(home, "broken.rc"), [
+        "account default", "host 127.0.0.1", "queue on-failure",
+        "queue_dir " + qdir(home), "no_such_key 1"])
+    p = run(["-C", broken, "-i", "r@example.net"], home, input=MSG)
+    assert p.returncode == 78, describe(p)
+    assert entries(home) == []
+
+
+# -- failed/ --------------------------------------------------------------------
+
+
+def queue_one_refused(home, certs, args=("rcpt@example.net",), msg=MSG):
+    cfg = qconfig(home, free_port(), certs)
+    p = send(home, cfg, args, msg)
+    assert_queued_once(p)
+    return cfg
+
+
+def test_5xx_at_flush_moves_to_failed_and_retry_and_drop(
+        home, fault_server, certs):
+    cfg = queue_one_refused(home, certs)
+    queue_one_refused(home, certs, ["other@example.net"])
+    # first: the one to rcpt@ (ids of the same second sort randomly)
+    first, second = sorted(entries(home), key=lambda i: (
+        "rcpt rcpt@" not in entry_files(home, i)[0]))
+    reply = ("554-5.6.0 refused by policy\\n554 5.6.0 " + "detail " * 60
+             + "second reply line")
+    bad = fault_server(faults=["reply:DATA-END=" + reply], user=USER,
+                       token=TOKEN, certs=(certs["cert"], certs["key"]))
+    qconfig(home, bad.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert entries(home) == []
+    assert entries(home, failed=True) == sorted([first, second])
+    assert b"moved to failed/" in q.stderr, describe(q)
+    env, _ = entry_files(home, first, failed=True)
+    assert "second reply line" in env, env
+
+    m = run(["-C", cfg, "-bp"], home)
+    out = m.stdout.decode()
+    assert m.returncode == 0 and out.startswith("queue is empty\n"), out
+    assert "-- failed" in out and first in out and second in out, out
+    # one line per error, cut short; -v shows the whole reply
+    assert "refused by policy" in out and "second reply line" not in out
+    v = run(["-C", cfg, "-bp", "-v"], home)
+    assert b"second reply line" in v.stdout, describe(v)
+
+    # a flush never touches failed/
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    assert flush(home, cfg).returncode == 0
+    assert received(good) == []
+
+    r = run(["-C", cfg, "--queue-retry", first], home)
+    assert r.returncode == 0, describe(r)
+    assert entries(home) == [first]
+    d = run(["-C", cfg, "--queue-drop", second], home)
+    assert d.returncode == 0 and b"deleted" in d.stdout, describe(d)
+    assert entries(home, failed=True) == []
+    assert not os.path.exists(os.path.join(qdir(home), "failed",
+                                           second + ".msg"))
+    u = run(["-C", cfg, "--queue-drop", second], home)
+    assert u.returncode == 64 and b"no queue entry" in u.stderr, describe(u)
+    assert flush(home, cfg).returncode == 0
+    got = received(good)
+    assert len(got) == 1 and got[0][0]["rcpts"] == ["rcpt@example.net"]
+    assert entries(home) == []
+
+
+def test_older_than_queue_max_age_moves_to_failed(home, fault_server, certs):
+    cfg = queue_one_refused(home, certs)
+    (qid,) = entries(home)
+    path = os.path.join(qdir(home), qid + ".env")
+    with open(path, encoding="utf-8") as f:
+        env = f.read()
+    env = re.sub(r"\nqueued \d+\n", "\nqueued %d\n" % (time.time() - 86400 * 6),
+                 env)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(env)
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert received(good) == [], "an expired entry must not be sent"
+    assert entries(home, failed=True) == [qid]
+    env, _ = entry_files(home, qid, failed=True)
+    assert "queue_max_age" in env and "Connection refused" in env, env
+
+
+# -- queue always ------------------------------------------------------------
+
+
+def test_queue_always_returns_at_once_and_delivers(home, fault_server, certs):
+    server = fault_server(faults=["slow-greeting=3"], user=USER, token=TOKEN,
+                          certs=(certs["cert"], certs["key"]))
+    cfg = qconfig(home, server.port, certs, mode="always")
+    p = send(home, cfg)
+    assert p.returncode == 0, describe(p)
+    assert p.stderr == b"", describe(p)
+    assert p.elapsed < 2.5, "took %.2f s: waited for the delivery" % p.elapsed
+    deadline = time.monotonic() + 30
+    while not received(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = received(server)
+    assert len(got) == 1, server.transcript_text()
+    check_delivery(got[0][1], MSG)
+    deadline = time.monotonic() + 10
+    while entries(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert entries(home) == []
+
+
+# -- one connection per account ----------------------------------------------
+
+
+def numbered(i):
+    return (b"From: user@example.org\nTo: r@example.net\nSubject: msg %d\n"
+            b"Message-ID: <m%d@example.org>\nDate: Mon, 1 Jan 2024 00:00:00 "
+            b"+0000\n\nbody %d\n" % (i, i, i))
+
+
+def queue_many(home, certs, n, cfg=None):
+    cfg = cfg or qconfig(home, free_port(), certs)
+    for i in range(n):
+        p = send(home, cfg, ["r@example.net"], numbered(i))
+        assert_queued_once(p)
+    assert len(entries(home)) == n
+    return cfg
+
+
+def test_flush_of_ten_uses_one_connection(home, fault_server, certs):
+    cfg = queue_many(home, certs, 10)
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    t = good.transcript_text()
+    assert t.count("CONNECT ") == 1, t
+    cmds = transcript_commands(good)
+    assert sum(c.startswith("AUTH") for c in cmds) == 1, cmds
+    assert not any(c.startswith("RSET") for c in cmds), cmds
+    mails = [i for i, c in enumerate(cmds) if c.startswith("MAIL FROM")]
+    assert len(mails) == 10
+    # back to back: between two MAILs only that transaction's commands
+    for a, b in zip(mails, mails[1:]):
+        assert [c.split()[0] for c in cmds[a:b]] == ["MAIL", "RCPT", "BDAT"]
+    got = sorted(received(good), key=lambda m: m[1])
+    assert [d for _, d in got] == sorted(rig.to_crlf(numbered(i))
+                                         for i in range(10))
+    assert entries(home) == []
+
+
+def test_flush_failure_in_the_middle(home, fault_server, certs):
+    cfg = queue_many(home, certs, 5)
+    ids = entries(home)
+    good = fault_server(faults=["reply:RCPT#3=450 4.2.0 try this one later"],
+                        user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert good.transcript_text().count("CONNECT ") == 1
+    assert len(received(good)) == 4
+    assert entries(home) == [ids[2]], "only the third is left"
+    env, _ = entry_files(home, ids[2])
+    assert "attempts 2\n" in env and "try this one later" in env, env
+    # back-off: not due yet, so a plain flush leaves it; -qI forces it
+    assert flush(home, cfg, due=False).returncode == 0
+    assert len(received(good)) == 4
+    q = flush(home, cfg, "-qI" + ids[2][:10], due=False)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 5 and entries(home) == []
+
+
+# -- crash safety ----------------------------------------------------------
+
+
+def popen(home, args, msg=None):
+    p = subprocess.Popen([rig.oasmtp_bin()] + args, env=rig.clean_env(home),
+                         cwd=home, stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if msg is not None:
+        p.stdin.write(msg)
+    p.stdin.close()
+    return p
+
+
+def assert_only_complete_entries(home):
+    for qid in entries(home):
+        env, data = entry_files(home, qid)
+        assert env.endswith("\nend\n"), env
+        size = int(re.search(r"\nsize (\d+)\n", env).group(1))
+        assert size == len(data), qid
+
+
+def test_kill_9_during_enqueue_and_flush_loses_nothing(
+        home, fault_server, certs):
+    rnd = random.Random(1234)
+    cfg = qconfig(home, free_port(), certs)
+    committed = []          # Message-IDs whose enqueue exited 0
+    tried = []
+    for i in range(50):
+        msg = numbered(1000 + i)
+        tried.append(b"<m%d@example.org>" % (1000 + i))
+        p = popen(home, ["-C", cfg, "-i", "r@example.net"], msg)
+        time.sleep(rnd.uniform(0, 0.04))
+        rc = p.poll()
+        if rc is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        if rc == 0:
+            committed.append(tried[-1])
+        assert_only_complete_entries(home)
+    n_entries = len(entries(home))
+    assert n_entries >= len(committed)
+
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]), max_seconds=200)
+    qconfig(home, good.port, certs)
+    kills = 0
+    for i in range(50):
+        if not entries(home):
+            break
+        p = popen(home, ["-C", cfg, "-q", "-qR", "r@"])
+        time.sleep(rnd.uniform(0, 0.15))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            kills += 1
+        p.wait(10)
+        assert_only_complete_entries(home)
+    q = flush(home, cfg, "-qR", "r@")
+    assert q.returncode == 0, describe(q)
+    assert entries(home) == [] and entries(home, failed=True) == []
+    ids = [re.search(rb"Message-ID: (<[^>]+>)", d).group(1)
+           for _, d in received(good)]
+    assert kills > 0, "no flush was interrupted: the test proved nothing"
+    for mid in committed:
+        assert mid in ids, "%s was queued (exit 0) but never delivered" % mid
+    # everything that became an entry was delivered, and nothing else
+    assert len(set(ids)) == n_entries, (len(set(ids)), n_entries)
+
+
+def test_enqueues_during_a_flush_all_delivered_once(
+        home, fault_server, certs, proxies):
+    cfg = queue_many(home, certs, 40)
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]), max_seconds=200)
+    proxy = proxies(good.port, 50)
+    qconfig(home, proxy.port, certs, mode="always")
+    make_due(home)
+    flusher = popen(home, ["-C", cfg, "-q"])
+    time.sleep(0.5)
+    results = [None] * 20
+
+    def enqueue(k):
+        results[k] = send(home, cfg, ["r@example.net"], numbered(2000 + k))
+
+    threads = [threading.Thread(target=enqueue, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    flush_running = flusher.poll() is None
+    assert flusher.wait(120) == 0
+    for r in results:
+        assert r is not None and r.returncode == 0, describe(r)
+    assert flush_running, "the flush ended before the enqueues: not concurrent"
+    deadline = time.monotonic() + 90
+    while len(received(good)) < 60 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while entries(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ids = [re.search(rb"Message-ID: (<[^>]+>)", d).group(1)
+           for _, d in received(good)]
+    assert len(ids) == 60 and len(set(ids)) == 60, (len(ids), len(set(ids)))
+    assert entries(home) == []
+
+
+def test_flush_100_through_50ms_rtt_one_connection(
+        home, fault_server, certs, proxies):
+    """Benchmark figure (design.md §11): flush of 100 queued messages
+    through a 50 ms RTT path."""
+    cfg = queue_many(home, certs, 100)
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]), max_seconds=200)
+    proxy = proxies(good.port, 50)
+    qconfig(home, proxy.port, certs)
+    q = flush(home, cfg, timeout=120)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 100
+    assert good.transcript_text().count("CONNECT ") == 1
+    with open(proxy.log, encoding="utf-8") as f:
+        conns = [json.loads(l) for l in f if l.strip()]
+    print("\nflush of 100 through 50 ms RTT: %.2f s wall, %d connection(s), "
+          "%d round trips" % (q.elapsed, len(conns),
+                              conns[0]["round_trips"] if conns else -1))
+    assert len(conns) == 1
