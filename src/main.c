@@ -21,6 +21,8 @@
 #include "cli.h"
 #include "err.h"
 #include "log.h"
+#include "mailq.h"
+#include "queue_run.h"
 #include "sendmail.h"
 
 #define OUTPUT_MAX (1024 * 1024)
@@ -106,16 +108,16 @@ main(int argc, char **argv)
 		/* aliases are read at send time; nothing to rebuild */
 		break;
 	case CLI_MODE_LIST_QUEUE:
-		rc = run_output(sendmail_list_queue, &o);
+		rc = run_output(mailq_list, &o);
 		break;
 	case CLI_MODE_FLUSH_QUEUE:
-		rc = finish(sendmail_flush(&o, &ei));
+		rc = finish(queue_run_flush(&o, &ei));
 		break;
 	case CLI_MODE_QUEUE_DROP:
-		rc = run_output(sendmail_queue_drop, &o);
+		rc = run_output(mailq_drop, &o);
 		break;
 	case CLI_MODE_QUEUE_RETRY:
-		rc = run_output(sendmail_queue_retry, &o);
+		rc = run_output(mailq_retry, &o);
 		break;
 	case CLI_MODE_SERVERINFO:
 		rc = run_output(sendmail_serverinfo, &o);

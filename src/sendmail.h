@@ -28,31 +28,6 @@ struct cli_opts;
 enum err sendmail_send(const struct cli_opts *o, int fd,
 	struct errinfo *reterr);
 
-/*
- * -q: deliver the due entries of every queue directory the configuration
- * names (plus the default one), one connection per account, under the
- * queue lock (another flusher running: nothing to do).  Filters (-qI, -qR,
- * -qS) select entries and ignore the back-off schedule.  Delivery failures
- * are reported as warnings and recorded in the entries; the result is
- * ERR_OK unless the queue itself cannot be read (ERR_IO, ERR_NOMEM) or no
- * queue directory is known (ERR_CONFIG).
- */
-enum err sendmail_flush(const struct cli_opts *o, struct errinfo *reterr);
-
-/* -bp / mailq: the queue, then failed/, as text into out. */
-enum err sendmail_list_queue(const struct cli_opts *o, struct buf *out,
-	struct errinfo *reterr);
-
-/*
- * --queue-drop ID: delete the entry (active or failed/) for good.
- * --queue-retry ID: move it back from failed/ (or make an active one due
- * now).  Both wait for a running flush.  ERR_USAGE for an unknown id.
- */
-enum err sendmail_queue_drop(const struct cli_opts *o, struct buf *out,
-	struct errinfo *reterr);
-enum err sendmail_queue_retry(const struct cli_opts *o, struct buf *out,
-	struct errinfo *reterr);
-
 /* --pretend: the effective account settings, secrets masked, into out. */
 enum err sendmail_pretend(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);

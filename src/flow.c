@@ -1,0 +1,231 @@
+/* flow.c - helpers shared by the top-level flows; see flow.h. */
+#include "flow.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "buf.h"
+#include "cli.h"
+#include "config.h"
+#include "envelope.h"
+#include "log.h"
+#include "queue.h"
+#include "submit.h"
+
+void
+flow_release(struct flow *r)
+{
+	config_free(r->cfg);
+	r->cfg = NULL;
+	r->acc = NULL;
+}
+
+static void
+show_warnings(const struct config *cfg, int always)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_warnings; i++) {
+		if (always) {
+			log_warn("%s", cfg->warnings[i]);
+		} else {
+			log_debug(1, "warning: %s", cfg->warnings[i]);
+		}
+	}
+}
+
+/* Load the configuration and select the account. */
+enum err
+flow_load_account(struct flow *r, const char *from, int warn_always,
+	struct errinfo *reterr)
+{
+	struct config_params params;
+	enum err e;
+
+	memset(&params, 0, sizeof(params));
+	params.file = r->o->config_file;
+	e = config_load(&params, &r->cfg, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (r->cfg->system_file != NULL) {
+		log_debug(1, "loaded system configuration file %s",
+			r->cfg->system_file);
+	}
+	if (r->cfg->user_file != NULL) {
+		log_debug(1, "loaded user configuration file %s",
+			r->cfg->user_file);
+	}
+	show_warnings(r->cfg, warn_always);
+	e = config_select(r->cfg, r->o->account, from, &r->acc, reterr);
+	if (e == ERR_OK) {
+		log_debug(1, "using account %s", r->acc->name);
+	}
+	return e;
+}
+
+void
+flow_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
+{
+	(void)ctx;
+	if (dir == SMTP_DIR_NOTE) {
+		log_debug(1, "%.*s", (int)len, line);
+		return;
+	}
+	log_transcript(dir == SMTP_DIR_SEND, line, len);
+}
+
+void
+flow_log_line(const struct flow *r, const struct envelope *env,
+	uint64_t size, const struct submit_result *res, enum err e,
+	const struct errinfo *ei)
+{
+	const char *logfile = r->o->logfile ? r->o->logfile : r->acc->logfile;
+	static struct errinfo logerr;
+	struct log_mail_record rec;
+
+	if (logfile == NULL && r->acc->syslog == NULL) {
+		return;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.host = r->acc->host;
+	rec.tls = r->acc->tls;
+	rec.auth = r->acc->auth != AUTH_OFF;
+	rec.user = r->acc->user;
+	rec.from = env->from;
+	rec.recipients = (const char *const *)env->rcpts;
+	rec.recipient_count = env->n_rcpts;
+	rec.mailsize = (long long)size;
+	rec.smtp_status = res->smtp_code;
+	rec.smtp_msg = res->final_reply.len ? buf_cstr(&res->final_reply) : NULL;
+	rec.error_msg = e != ERR_OK ? ei->msg : NULL;
+	rec.exit_code = err_exit_code(e);
+	errinfo_init(&logerr);
+	if (log_mail(&rec, logfile, r->acc->logfile_time_format,
+		r->acc->syslog, &logerr) != ERR_OK) {
+		log_warn("cannot write the log: %s", logerr.msg);
+	}
+}
+
+/* Errors after which the message is kept: "try again later" ones. */
+int
+flow_queueable(enum err e)
+{
+	return err_is_temporary(e) || e == ERR_REAUTH;
+}
+
+/* The queue directory of acc, appended to out. */
+enum err
+flow_queue_dir(const struct account *acc, struct buf *out,
+	struct errinfo *reterr)
+{
+	if (acc != NULL && acc->queue_dir != NULL && acc->queue_dir[0] != '\0') {
+		if (buf_append_str(out, acc->queue_dir) != ERR_OK) {
+			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		}
+		return ERR_OK;
+	}
+	return queue_default_dir(out, reterr);
+}
+
+/* The first line of msg, at most max bytes, for one-line messages. */
+void
+flow_first_line(const char *msg, size_t max, struct buf *out)
+{
+	size_t n = strcspn(msg, "\r\n");
+
+	if (n > max) {
+		buf_append(out, msg, max);
+		buf_append_str(out, "...");
+	} else {
+		buf_append(out, msg, n);
+		if (msg[n] != '\0') {
+			buf_append_str(out, " ...");
+		}
+	}
+}
+
+/*
+ * Every queue directory the configuration names, plus the default one;
+ * duplicates dropped.  A configuration that cannot be loaded leaves the
+ * default directory only (mailq must work without one).
+ */
+enum err
+flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
+	struct errinfo *reterr)
+{
+	static struct errinfo scratch;
+	struct config_params params;
+	struct config *cfg = NULL;
+	char **dirs;
+	size_t n = 0, i, j, cap;
+	enum err e;
+
+	memset(&params, 0, sizeof(params));
+	params.file = o->config_file;
+	errinfo_init(&scratch);
+	if (config_load(&params, &cfg, &scratch) != ERR_OK) {
+		log_debug(1, "configuration not loaded (%s); using the "
+			"default queue directory", scratch.msg);
+		cfg = NULL;
+	}
+	cap = (cfg != NULL ? cfg->n_accounts : 0) + 1;
+	dirs = calloc(cap + 1, sizeof(*dirs));
+	if (dirs == NULL) {
+		config_free(cfg);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	e = ERR_OK;
+	for (i = 0; i < cap && e == ERR_OK; i++) {
+		const struct account *acc = cfg != NULL && i < cfg->n_accounts ?
+			cfg->accounts[i] : NULL;
+		struct buf b;
+
+		buf_init(&b, 4096);
+		if (flow_queue_dir(acc, &b, &scratch) != ERR_OK) {
+			buf_release(&b);
+			continue;
+		}
+		for (j = 0; j < n; j++) {
+			if (strcmp(dirs[j], buf_cstr(&b)) == 0) {
+				break;
+			}
+		}
+		if (j == n) {
+			dirs[n] = buf_take(&b);
+			if (dirs[n] == NULL) {
+				e = errinfo_set(reterr, ERR_NOMEM,
+					"out of memory");
+			} else {
+				n++;
+			}
+		}
+		buf_release(&b);
+	}
+	config_free(cfg);
+	if (e == ERR_OK && n == 0) {
+		e = errinfo_set(reterr, ERR_CONFIG, "%s", scratch.msg);
+	}
+	if (e != ERR_OK) {
+		for (i = 0; i < n; i++) {
+			free(dirs[i]);
+		}
+		free(dirs);
+		return e;
+	}
+	*ret = dirs;
+	*ret_n = n;
+	return ERR_OK;
+}
+
+void
+flow_free_dirs(char **dirs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; dirs != NULL && i < n; i++) {
+		free(dirs[i]);
+	}
+	free(dirs);
+}

@@ -1,0 +1,38 @@
+/*
+ * queue_run.h - delivering the queue: `oasmtp -q` and the detached
+ * delivery of `queue always` (design.md section 8).
+ *
+ * Entries are grouped by (configuration, account) and each group is sent
+ * over ONE connection, transactions back to back, the credential fetched
+ * once.  An entry is removed only after the final 250 for it; a 5xx to its
+ * own transaction moves it to failed/ with the reply; a temporary failure
+ * reschedules it with back-off until queue_max_age, after which it moves to
+ * failed/ too.  Nothing is deleted silently.
+ */
+#ifndef OASMTP_QUEUE_RUN_H
+#define OASMTP_QUEUE_RUN_H
+
+#include "err.h"
+
+struct cli_opts;
+
+/*
+ * -q: deliver the due entries of every queue directory the configuration
+ * names (plus the default one), under the queue lock (another flusher
+ * running: nothing to do).  Filters (-qI, -qR, -qS) select entries and
+ * ignore the back-off schedule.  Delivery failures are reported as warnings
+ * and recorded in the entries; the result is ERR_OK unless the queue itself
+ * cannot be read (ERR_IO, ERR_NOMEM) or no queue directory is known
+ * (ERR_CONFIG).
+ */
+enum err queue_run_flush(const struct cli_opts *o, struct errinfo *reterr);
+
+/*
+ * queue always: deliver entry id of dir (and whatever else is due there)
+ * in a detached process (double fork, new session, stdio on /dev/null) and
+ * return at once.  When the fork fails the entry waits for the next -q.
+ */
+void queue_run_detached(const struct cli_opts *o, const char *dir,
+	const char *id);
+
+#endif
