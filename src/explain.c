@@ -49,7 +49,7 @@ static const struct explanation table[] = {
 	  "the grant ended because the password was changed or reset: run "
 	  "`oasmtp-token authorize ACCOUNT` again" },
 	{ M_TEXT, "AADSTS50011", NULL,
-	  "the redirect URI is not registered: add http://localhost under "
+	  "the redirect URI is not registered: add http://127.0.0.1 under "
 	  "'Mobile and desktop applications' in the app registration (the "
 	  "port is ignored there), or use --flow device" },
 	{ M_TEXT, "AADSTS50020", NULL,

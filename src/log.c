@@ -157,7 +157,9 @@ log_line_is_secret(const char *line, size_t len)
 
 	len = strip_eol(line, len);
 	if (sasl_continuation) {
-		return 1;
+		/* the engine's own placeholder keeps its true byte count */
+		return len < sizeof(placeholder) - 1 ||
+		    memcmp(line, placeholder, sizeof(placeholder) - 1) != 0;
 	}
 	if (!auth_argument(line, len, &arg)) {
 		return 0;

@@ -66,7 +66,8 @@ void log_transcript(int outgoing, const char *line, size_t len);
  *   - "AUTH <mechanism> <anything>" (an initial response), unless the
  *     argument is already a "<redacted" placeholder or "=" (empty);
  *   - any outgoing line sent after a "334" reply (a SASL response), until
- *     a reply other than 334 arrives.
+ *     a reply other than 334 arrives, unless it is a "<redacted"
+ *     placeholder already.
  * Incoming lines are never secret.  Does not change the state itself.
  */
 int log_line_is_secret(const char *line, size_t len);

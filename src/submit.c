@@ -595,7 +595,6 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 		d.t->ops->describe(d.t, &ret->tls);
 	}
 	if (p->serverinfo && e == ERR_OK && acc->tls) {
-		buf_append_str(&ret->info, "TLS:\n");
 		transport_tls_info(d.t, &ret->info);
 	}
 

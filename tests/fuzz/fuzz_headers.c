@@ -5,7 +5,8 @@
  *
  * The input is used twice: as one address-list value, and as a message
  * pushed through the reader in pieces whose size comes from the first byte
- * (so CR/LF pairs and dot lines get split across pushes).
+ * (so CR/LF pairs and dot lines get split across pushes).  The wire form
+ * must be CRLF throughout: a bare CR or LF never reaches the server.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ fuzz_message(const uint8_t *data, size_t size)
 	int ignore_dots;
 	uint64_t total = 0;
 	char out[4096];
+	char prev = '\0';
 
 	if (size == 0) {
 		return;
@@ -116,9 +118,15 @@ fuzz_message(const uint8_t *data, size_t size)
 		    ERR_OK || n == 0) {
 			break;
 		}
+		for (i = 0; i < n; i++) {
+			if ((out[i] == '\n') != (prev == '\r')) {
+				abort();	/* bare LF, or CR without LF */
+			}
+			prev = out[i];
+		}
 		total += n;
 	}
-	if (total != message_wire_size(m)) {
+	if (total != message_wire_size(m) || (total > 0 && prev != '\n')) {
 		abort();
 	}
 	message_free(m);

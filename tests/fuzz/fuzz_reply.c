@@ -2,7 +2,9 @@
  * fuzz_reply.c - the SMTP reply parser, then the SMTP engine, fed arbitrary
  * reply lines.  The first byte picks the engine's options (TLS, AUTH
  * mechanism, number of recipients); the rest is split at LF (a trailing CR
- * is dropped) and each line goes to both.
+ * is dropped) and each line goes to both.  Whatever the server says, the
+ * engine's output must stay whole CRLF-terminated lines: nothing from a
+ * reply may split a command.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,23 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *rcpts[] = { "a@x", "b@x", "c@x" };
+
+/* Abort unless p[0..n) is CRLF-terminated lines without a bare CR or LF. */
+static void
+check_lines(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if ((p[i] == '\r') != (i + 1 < n && p[i + 1] == '\n') ||
+		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))) {
+			abort();
+		}
+	}
+	if (n > 0 && p[n - 1] != '\n') {
+		abort();
+	}
+}
 
 static void
 drive(struct smtp_session *s, const struct envelope *env, int *txns)
@@ -31,6 +50,7 @@ drive(struct smtp_session *s, const struct envelope *env, int *txns)
 		switch (smtp_next(s)) {
 		case SMTP_EV_OUTPUT:
 			smtp_output(s, &p, &n);
+			check_lines(p, n);
 			smtp_output_done(s);
 			break;
 		case SMTP_EV_SEND_BODY:

@@ -432,3 +432,34 @@ def test_usage_errors(op, home, certs):
                  ["print", "default", "--flow", "device"]):
         p = acct.run(*args)
         assert p.returncode == 64, (args, p.stderr)
+
+
+# -- the keep-alive units -----------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/systemd-analyze", os.X_OK),
+                    reason="systemd-analyze is not installed")
+def test_refresh_units_verify(tmp_path):
+    """The configured units (build tree) pass `systemd-analyze verify` for
+    an instance, with ExecStart pointed at the built oasmtp-token."""
+    built = os.path.join(os.environ["OASMTP_BUILD"], "helpers", "systemd")
+    for suffix in ("service", "timer"):
+        with open(os.path.join(built, "oasmtp-token-refresh@." + suffix),
+                  encoding="utf-8") as f:
+            text = f.read()
+        text = re.sub(r"ExecStart=\S+/oasmtp-token",
+                      "ExecStart=" + token_bin(), text)
+        with open(tmp_path / ("oasmtp-token-refresh@." + suffix), "w",
+                  encoding="utf-8") as f:
+            f.write(text)
+        os.symlink("oasmtp-token-refresh@." + suffix,
+                   tmp_path / ("oasmtp-token-refresh@work." + suffix))
+    p = subprocess.run(
+        ["/usr/bin/systemd-analyze", "verify", "--man=no",
+         str(tmp_path / "oasmtp-token-refresh@work.timer"),
+         str(tmp_path / "oasmtp-token-refresh@work.service")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert p.returncode == 0, p.stdout.decode()
+    assert b"refresh %I --if-idle-for 7d" in open(
+        tmp_path / "oasmtp-token-refresh@.service", "rb").read()

@@ -600,6 +600,8 @@ test_log_transcript(void)
 	log_transcript(1, "dXNlcm5hbWU=\r\n", 14);
 	log_transcript(0, "334 UGFzc3dvcmQ6", 16);
 	log_transcript(1, "c2VjcmV0cGFzcw==", 16);
+	log_transcript(0, "334 UGFzc3dvcmQ6", 16);
+	log_transcript(1, "<redacted, 1532 bytes>", 22);
 	log_transcript(0, "334 eyJzdGF0dXMiOiI0MDAifQ==", 28);
 	log_transcript(1, "", 0);
 	log_transcript(0, "535 5.7.8 rejected", 18);
@@ -618,6 +620,8 @@ test_log_transcript(void)
 		"--> <redacted, 12 bytes>\n"
 		"<-- 334 UGFzc3dvcmQ6\n"
 		"--> <redacted, 16 bytes>\n"
+		"<-- 334 UGFzc3dvcmQ6\n"
+		"--> <redacted, 1532 bytes>\n"
 		"<-- 334 eyJzdGF0dXMiOiI0MDAifQ==\n"
 		"--> <redacted, 0 bytes>\n"
 		"<-- 535 5.7.8 rejected\n"
