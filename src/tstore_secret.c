@@ -6,8 +6,9 @@
  * with `secret-tool store service oasmtp account A user U` are found), with
  * fixed, non-secret attributes service=oasmtp, account=<account name>,
  * user=<account user or "">.  Everything that changes lives in the secret,
- * as JSON: {"refresh_token": "..."}; a secret that is not JSON is taken as a
- * bare refresh token.  Changing data never goes into attributes (that would
+ * as JSON: {"refresh_token": "..."}; a secret that does not start with '{'
+ * is taken as a bare refresh token.  Saving updates the existing item in
+ * place (and removes duplicates) rather than adding one.  Changing data never goes into attributes (that would
  * create duplicate items).
  *
  * Failure modes are told apart (design.md section 7):
@@ -113,13 +114,33 @@ find(const struct account *acc, SecretService **ret_service,
 	return ERR_OK;
 }
 
+/*
+ * The secret is our JSON object, or a bare refresh token as `secret-tool
+ * store` users write it.  Only a secret that starts with '{' is JSON: a
+ * bare token such as "6oFH..." or "-x..." must not be taken for a JSON
+ * number.
+ */
 static enum err
 parse_secret(const char *p, size_t n, struct buf *ret_token)
 {
-	struct json_tokener *tok = json_tokener_new_ex(4);
+	struct json_tokener *tok;
 	struct json_object *root = NULL, *v = NULL;
 	enum err e = ERR_DATA;
 
+	while (n > 0 && strchr(" \t\r\n", p[n - 1]) != NULL) {
+		n--;
+	}
+	while (n > 0 && strchr(" \t\r\n", p[0]) != NULL) {
+		p++;
+		n--;
+	}
+	if (n == 0 || memchr(p, '\0', n) != NULL) {
+		return ERR_DATA;
+	}
+	if (p[0] != '{') {
+		return buf_append(ret_token, p, n);
+	}
+	tok = json_tokener_new_ex(4);
 	if (tok != NULL) {
 		root = json_tokener_parse_ex(tok, p, (int)n);
 		json_tokener_free(tok);
@@ -132,15 +153,6 @@ parse_secret(const char *p, size_t n, struct buf *ret_token)
 			(size_t)json_object_get_string_len(v));
 		util_wipe((void *)json_object_get_string(v),
 			(size_t)json_object_get_string_len(v));
-	} else if (root == NULL) {
-		/* a bare token, as `secret-tool store` users write it */
-		while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' ||
-			    p[n - 1] == ' ')) {
-			n--;
-		}
-		if (n > 0 && memchr(p, '\0', n) == NULL) {
-			e = buf_append(ret_token, p, n);
-		}
 	}
 	if (root != NULL) {
 		json_object_put(root);
@@ -231,6 +243,56 @@ encode_secret(struct buf *out, const char *token)
 	return e;
 }
 
+/*
+ * Replace the secret of the account's unlocked items: the first one gets
+ * data, the others (duplicates left by older versions or other tools) are
+ * deleted, so a later load cannot pick a consumed token.  *ret_done is 0
+ * when there was no unlocked item to update.
+ */
+static enum err
+update_items(const struct account *acc, SecretService *service,
+	const struct buf *data, int *ret_done, struct errinfo *reterr)
+{
+	GHashTable *attrs = attributes(acc);
+	GError *gerr = NULL;
+	GList *items, *l;
+	enum err e = ERR_OK;
+
+	*ret_done = 0;
+	items = secret_service_search_sync(service, &schema, attrs,
+		SECRET_SEARCH_ALL, NULL, &gerr);
+	g_hash_table_unref(attrs);
+	if (gerr != NULL) {
+		return no_service(acc, gerr, reterr);
+	}
+	for (l = items; l != NULL && e == ERR_OK; l = l->next) {
+		SecretItem *it = l->data;
+		SecretValue *value;
+
+		if (secret_item_get_locked(it)) {
+			continue;
+		}
+		if (*ret_done) {
+			(void)secret_item_delete_sync(it, NULL, NULL);
+			continue;
+		}
+		value = secret_value_new(data->data, (gssize)data->len,
+			"text/plain");
+		if (!secret_item_set_secret_sync(it, value, NULL, &gerr)) {
+			e = errinfo_set(reterr, ERR_TOKEN_TEMP, "cannot update the "
+				"refresh token of account '%s' in the Secret "
+				"Service: %s", acc->name,
+				gerr != NULL ? gerr->message : "unknown error");
+			g_clear_error(&gerr);
+		} else {
+			*ret_done = 1;
+		}
+		secret_value_unref(value);
+	}
+	g_list_free_full(items, g_object_unref);
+	return e;
+}
+
 static enum err
 secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
@@ -240,7 +302,7 @@ secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 	GError *gerr = NULL;
 	struct buf data;
 	char label[256];
-	int locked = 0;
+	int locked = 0, done = 0;
 	enum err e;
 
 	/* refuse early on a locked keyring rather than risk a prompt */
@@ -248,21 +310,23 @@ secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 	if (e != ERR_OK) {
 		return e;
 	}
-	if (item != NULL) {
-		g_object_unref(item);
-	} else if (locked) {
+	if (item == NULL && locked) {
 		g_object_unref(service);
 		secret_service_disconnect();
 		return errinfo_set(reterr, ERR_TOKEN_TEMP,
 			"the keyring for account '%s' is locked", ts->acc->name);
 	}
-	g_object_unref(service);
-
 	buf_init_secret(&data, SECRET_MAX);
 	e = encode_secret(&data, token);
 	if (e != ERR_OK) {
-		buf_release(&data);
-		return errinfo_set(reterr, e, "refresh token too large");
+		e = errinfo_set(reterr, e, "refresh token too large");
+		goto out;
+	}
+	if (item != NULL) {
+		e = update_items(ts->acc, service, &data, &done, reterr);
+	}
+	if (e != ERR_OK || done) {
+		goto out;
 	}
 	snprintf(label, sizeof(label), "oasmtp OAuth2 refresh token (%s)",
 		ts->acc->name);
@@ -276,6 +340,11 @@ secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 		g_clear_error(&gerr);
 	}
 	g_hash_table_unref(attrs);
+out:
+	if (item != NULL) {
+		g_object_unref(item);
+	}
+	g_object_unref(service);
 	buf_release(&data);
 	secret_service_disconnect();
 	return e;
