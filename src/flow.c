@@ -97,7 +97,8 @@ flow_log_line(const struct flow *r, const struct envelope *env,
 	rec.recipients = (const char *const *)env->rcpts;
 	rec.recipient_count = env->n_rcpts;
 	rec.mailsize = (long long)size;
-	rec.smtp_status = res->smtp_code;
+	rec.smtp_status = res->smtp_code != 0 ? res->smtp_code :
+		(e != ERR_OK ? ei->smtp_code : 0);
 	rec.smtp_msg = res->final_reply.len ? buf_cstr(&res->final_reply) : NULL;
 	rec.error_msg = e != ERR_OK ? ei->msg : NULL;
 	rec.exit_code = err_exit_code(e);

@@ -357,6 +357,9 @@ log_format_mail(const struct log_mail_record *rec, struct buf *out,
 		if (e == ERR_OK) {
 			e = append_quoted(out, rec->smtp_msg);
 		}
+	} else if (e == ERR_OK && rec->smtp_status != 0) {
+		/* a refusal: its text is part of errormsg */
+		e = buf_printf(out, " smtpstatus=%d", rec->smtp_status);
 	}
 	if (e == ERR_OK && rec->exit_code != 0 && rec->error_msg != NULL &&
 	    rec->error_msg[0] != '\0') {

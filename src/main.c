@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "err.h"
+#include "explain.h"
 #include "log.h"
 #include "mailq.h"
 #include "queue_run.h"
@@ -34,7 +35,12 @@ static int
 finish(enum err e)
 {
 	if (e != ERR_OK) {
+		const char *advice = explain_error(ei.msg);
+
 		log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+		if (advice != NULL) {
+			log_error("hint: %s", advice);
+		}
 	}
 	return err_exit_code(e);
 }

@@ -285,6 +285,53 @@ def test_long_reply_shown_in_full(home, fault_server, certs):
                            ["reply:DATA-END=554 " + text])
     assert p.returncode == 69, describe(p)
     assert text.encode() in p.stderr, describe(p)
+    # and a known provider error comes with advice
+    hints = [l for l in p.stderr.splitlines() if l.startswith(b"oasmtp: hint: ")]
+    assert len(hints) == 1 and b"SendAs" in hints[0], describe(p)
+
+
+def test_serverinfo(home, fault_server, certs):
+    server = fault_server(user=USER, token=TOKEN,
+                          certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, server.port, certs["ca"], "xoauth2", TOKEN)
+    p = run(["-C", cfg, "--serverinfo"], home)
+    assert p.returncode == 0, describe(p)
+    out = p.stdout.decode()
+    # capabilities as seen after STARTTLS, then the TLS session and certificate
+    for want in ("PIPELINING", "CHUNKING", "AUTH XOAUTH2", "protocol: TLSv1.",
+                 "subject:", "issuer:", "SHA-256 fingerprint:"):
+        assert want in out, out
+    lines = server.transcript_text().splitlines()
+    assert "C: STARTTLS" in lines
+    assert not any(l.startswith(("C: AUTH", "C: MAIL")) for l in lines)
+    assert server.spooled() == []
+
+
+def test_logfile_line(home, fault_server, certs):
+    log = os.path.join(home, "oasmtp.log")
+    server, p = fault_send(home, fault_server, certs, [],
+                           extra=["logfile " + log,
+                                  "logfile_time_format none"])
+    assert p.returncode == 0, describe(p)
+    server2, p2 = fault_send(home, fault_server, certs,
+                             ["reply:RCPT=450 4.2.0 later"],
+                             extra=["logfile " + log,
+                                    "logfile_time_format none"])
+    assert p2.returncode == 75, describe(p2)
+    with open(log, "rb") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2, lines
+    ok, bad = lines
+    for field in (b"host=127.0.0.1", b"tls=on", b"auth=on",
+                  b"user=" + USER.encode(), b"from=" + USER.encode(),
+                  b"recipients=rcpt@example.net"):
+        assert field in ok and field in bad, lines
+    assert re.search(rb"mailsize=\d+ smtpstatus=250 ", ok), ok
+    assert ok.endswith(b"exitcode=EX_OK"), ok
+    assert b"smtpstatus=450" in bad and b"errormsg=" in bad, bad
+    assert bad.endswith(b"exitcode=EX_TEMPFAIL"), bad
+    for secret in [TOKEN.encode()] + rig.b64_fragments(TOKEN.encode()):
+        assert secret not in ok + bad
 
 
 # -- git send-email with the built binary as its SMTP server -------------------

@@ -673,8 +673,15 @@ test_log_format(void)
 	fail_rec.exit_code = 75;
 	is_int(log_format_mail(&fail_rec, &b, &ei), ERR_OK, "format tempfail");
 	is_str(b.data, "host=evil?host tls=on auth=off from= "
+		"recipients=a@example.org smtpstatus=554 exitcode=EX_TEMPFAIL",
+		"control characters in fields, empty errormsg left out, "
+		"status without a reply text kept");
+	buf_reset(&b);
+	fail_rec.smtp_status = 0;
+	is_int(log_format_mail(&fail_rec, &b, &ei), ERR_OK, "format, no status");
+	is_str(b.data, "host=evil?host tls=on auth=off from= "
 		"recipients=a@example.org exitcode=EX_TEMPFAIL",
-		"control characters in fields, empty errormsg left out");
+		"no reply at all: no smtpstatus");
 	buf_release(&b);
 	buf_init(&b, 16);
 	is_int(log_format_mail(&ok_rec, &b, &ei), ERR_LIMIT,
