@@ -579,13 +579,36 @@ out:
 	return e;
 }
 
+/* POST a grant's form to req's token endpoint and parse the answer. */
+static enum err
+post_grant(const struct oauth_request *req, const struct buf *form,
+	struct oauth_tokens *ret, struct errinfo *reterr)
+{
+	struct oauth_post post;
+	struct buf body;
+	long status = 0;
+	enum err e;
+
+	buf_init_secret(&body, OAUTH_BODY_MAX);
+	post.url = req->token_endpoint;
+	post.form = form;
+	post.ca_file = req->ca_file;
+	post.connect_timeout_ms = req->connect_timeout_ms;
+	post.timeout_ms = req->timeout_ms;
+	e = post_fn(post_ctx, &post, &status, &body, reterr);
+	if (e == ERR_OK) {
+		e = oauth_parse_response(req->account, status, buf_cstr(&body),
+			body.len, ret, reterr);
+	}
+	buf_release(&body);
+	return e;
+}
+
 enum err
 oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct errinfo *reterr)
 {
-	struct oauth_post post;
-	struct buf form, body;
-	long status = 0;
+	struct buf form;
 	enum err e;
 
 	tokens_reset(ret);
@@ -604,7 +627,6 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 			"(no refresh token stored)", req->account);
 	}
 	buf_init_secret(&form, OAUTH_BODY_MAX);
-	buf_init_secret(&body, OAUTH_BODY_MAX);
 	e = form_field(&form, "grant_type", "refresh_token");
 	if (e == ERR_OK) {
 		e = form_field(&form, "refresh_token", req->refresh_token);
@@ -624,20 +646,9 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 			"token request for account '%s' too large", req->account);
 		goto out;
 	}
-	post.url = req->token_endpoint;
-	post.form = &form;
-	post.ca_file = req->ca_file;
-	post.connect_timeout_ms = req->connect_timeout_ms;
-	post.timeout_ms = req->timeout_ms;
-	e = post_fn(post_ctx, &post, &status, &body, reterr);
-	if (e != ERR_OK) {
-		goto out;
-	}
-	e = oauth_parse_response(req->account, status, buf_cstr(&body),
-		body.len, ret, reterr);
+	e = post_grant(req, &form, ret, reterr);
 out:
 	buf_release(&form);
-	buf_release(&body);
 	return e;
 }
 
@@ -660,9 +671,7 @@ enum err
 oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct errinfo *reterr)
 {
-	struct oauth_post post;
-	struct buf form, body;
-	long status = 0;
+	struct buf form;
 	enum err e;
 
 	tokens_reset(ret);
@@ -680,7 +689,6 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 			"authorization code exchange without a code");
 	}
 	buf_init_secret(&form, OAUTH_BODY_MAX);
-	buf_init_secret(&body, OAUTH_BODY_MAX);
 	e = form_field(&form, "grant_type", "authorization_code");
 	if (e == ERR_OK) {
 		e = form_field(&form, "code", req->code);
@@ -703,16 +711,7 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 			"token request for account '%s' too large", req->account);
 		goto out;
 	}
-	post.url = req->token_endpoint;
-	post.form = &form;
-	post.ca_file = req->ca_file;
-	post.connect_timeout_ms = req->connect_timeout_ms;
-	post.timeout_ms = req->timeout_ms;
-	e = post_fn(post_ctx, &post, &status, &body, reterr);
-	if (e == ERR_OK) {
-		e = oauth_parse_response(req->account, status, buf_cstr(&body),
-			body.len, ret, reterr);
-	}
+	e = post_grant(req, &form, ret, reterr);
 	if (e == ERR_REAUTH) {
 		/* not a lost grant: this code itself was refused */
 		const char *said = reterr != NULL ?
@@ -728,6 +727,5 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	}
 out:
 	buf_release(&form);
-	buf_release(&body);
 	return e;
 }
