@@ -492,6 +492,7 @@ main(int argc, char **argv)
 	int i = 1, known = 0, rc;
 	enum err e;
 
+	util_no_core_dumps();
 	log_init("oasmtp-token", 0);
 	errinfo_init(&ei);
 	for (int k = 1; k < argc; k++) {

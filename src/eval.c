@@ -174,7 +174,7 @@ run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 		saved = errno;
 		close(devnull);
 		return errinfo_set(reterr, ERR_IO,
-			"cannot run command '%s': pipe: %s", cmd, strerror(saved));
+			"cannot run the command: pipe: %s", strerror(saved));
 	}
 	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
 	fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
@@ -185,7 +185,7 @@ run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 	if (pid < 0) {
 		close(pfd[0]);
 		return errinfo_set(reterr, ERR_IO,
-			"cannot run command '%s': fork: %s", cmd, strerror(saved));
+			"cannot run the command: fork: %s", strerror(saved));
 	}
 	/* also from the parent, so the group exists before any kill */
 	setpgid(pid, pid);
@@ -204,34 +204,34 @@ run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 		return ERR_OK;
 	case ERR_TIMEOUT:
 		return errinfo_set(reterr, ERR_TIMEOUT,
-			"command '%s' timed out after %d s and was killed", cmd,
+			"the command timed out after %d s and was killed",
 			timeout_s);
 	case ERR_LIMIT:
 		return errinfo_set(reterr, ERR_CONFIG,
-			"output of command '%s' is longer than %zu bytes", cmd,
+			"the output of the command is longer than %zu bytes",
 			out->max);
 	case ERR_NOMEM:
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	default:
 		return errinfo_set(reterr, ERR_IO,
-			"cannot read the output of command '%s'", cmd);
+			"cannot read the output of the command");
 	}
 }
 
 /* ERR_OK for a normal exit with status 0, else ERR_CONFIG saying why. */
 static enum err
-check_status(const char *cmd, int status, struct errinfo *reterr)
+check_status(int status, struct errinfo *reterr)
 {
 	if (WIFSIGNALED(status)) {
 		return errinfo_set(reterr, ERR_CONFIG,
-			"command '%s' was killed by signal %d", cmd,
+			"the command was killed by signal %d",
 			WTERMSIG(status));
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
 		int code = WEXITSTATUS(status);
 
 		return errinfo_set(reterr, ERR_CONFIG,
-			"command '%s' failed with exit status %d%s", cmd, code,
+			"the command failed with exit status %d%s", code,
 			code == 127 ? " (command not found?)" : "");
 	}
 	return ERR_OK;
@@ -250,11 +250,11 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	buf_init_secret(&out, max_out);
 	e = run_child(cmd, timeout_s, &out, &status, reterr);
 	if (e == ERR_OK) {
-		e = check_status(cmd, status, reterr);
+		e = check_status(status, reterr);
 	}
 	if (e == ERR_OK && memchr(out.data, '\0', out.len) != NULL) {
 		e = errinfo_set(reterr, ERR_CONFIG,
-			"output of command '%s' contains a NUL byte", cmd);
+			"the output of the command contains a NUL byte");
 	}
 	if (e != ERR_OK) {
 		buf_release(&out);
@@ -268,14 +268,14 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	if (len == 0) {
 		buf_release(&out);
 		return errinfo_set(reterr, ERR_CONFIG,
-			"command '%s' printed nothing on its first line", cmd);
+			"the command printed nothing on its first line");
 	}
 	buf_reset(ret_line);
 	e = buf_append(ret_line, out.data, len);
 	buf_release(&out);
 	if (e != ERR_OK) {
 		return errinfo_set(reterr, e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG,
-			"output of command '%s' does not fit", cmd);
+			"the output of the command does not fit");
 	}
 	return ERR_OK;
 }

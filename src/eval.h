@@ -25,7 +25,9 @@ struct buf;
  * timeout_s <= 0 means no deadline.  On timeout the whole process group
  * is killed with SIGKILL and reaped before returning.
  *
- * Errors (reterr names the command, never its output):
+ * Errors (reterr quotes neither the command, which may hold a secret as in
+ * `passwordeval "echo PASSWORD"`, nor its output; the caller says which
+ * key it was):
  *   ERR_TIMEOUT  the command did not finish within timeout_s seconds
  *   ERR_CONFIG   non-zero exit status or death by a signal, empty first
  *                line, more than max_out bytes of output, a NUL byte in

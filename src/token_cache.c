@@ -94,11 +94,15 @@ state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 			"no directory for the token cache (set XDG_RUNTIME_DIR "
 			"or HOME, or oauth2_token_cache)");
 	}
-	if (e == ERR_OK && create) {
-		e = fileio_mkdir_private(ret_dir->data, reterr);
-		if (e != ERR_OK) {
-			return e;
-		}
+	/*
+	 * The parent may be shared or set up by someone else (a 0775 ~/.cache
+	 * under umask 002): only make it when missing; the checks that matter
+	 * are on our own oasmtp directory below.
+	 */
+	if (e == ERR_OK && create && mkdir(ret_dir->data, 0700) != 0 &&
+	    errno != EEXIST) {
+		return errinfo_set(reterr, ERR_IO, "cannot create '%s': %s",
+			ret_dir->data, strerror(errno));
 	}
 	if (e == ERR_OK) {
 		e = buf_append_str(ret_dir, "/oasmtp");
@@ -349,8 +353,19 @@ token_cache_write(const char *path, const char *key, const struct token_cached *
 	struct errinfo *reterr)
 {
 	struct buf data;
+	size_t i;
 	enum err e;
 
+	/* the cache is line based: a token must be one printable line */
+	for (i = 0; i < c->token.len; i++) {
+		unsigned char ch = (unsigned char)c->token.data[i];
+
+		if (ch <= ' ' || ch == 0x7f) {
+			return errinfo_set(reterr, ERR_DATA, "the access token "
+				"contains a control character or a blank; not "
+				"cached");
+		}
+	}
 	buf_init_secret(&data, TOKEN_CACHE_MAX);
 	e = buf_printf(&data, "oasmtp-token-cache 1\nkey %s\nexpires %lld\n"
 		"lifetime %ld\ntoken ", key, (long long)c->expires_at,

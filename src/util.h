@@ -52,6 +52,9 @@ int util_strncasecmp(const char *a, const char *b, size_t n);
 /* write(2) until all of p is written, retrying on EINTR; 0 or -1 (errno). */
 int util_write_all(int fd, const void *p, size_t n);
 
+/* Never write a core dump: it would put passwords and tokens on disk. */
+void util_no_core_dumps(void);
+
 /* Milliseconds from CLOCK_MONOTONIC. */
 int64_t util_now_ms(void);
 

@@ -402,3 +402,15 @@ def test_hanging_passwordeval_is_killed_exit_75(home, tls_rig, certs):
     assert p.returncode == 75, describe(p)
     assert p.elapsed < 15, "took %.1f s with timeout 2" % p.elapsed
     assert tls_rig.messages() == []
+
+
+def test_failing_passwordeval_does_not_show_the_command(home, tls_rig, certs):
+    """A password written into the command itself must not reach stderr
+    when the command fails (design.md §10)."""
+    cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "plain",
+                         extra=['passwordeval "printf s3cr3t-pw; exit 3"'])
+    p = send(home, cfg)
+    assert p.returncode == 75, describe(p)
+    assert b"passwordeval" in p.stderr and b"exit status 3" in p.stderr
+    assert b"s3cr3t-pw" not in p.stderr + p.stdout, describe(p)
+    assert tls_rig.messages() == []
