@@ -10,14 +10,23 @@
  *   oasmtp-token [-C FILE] import ACCOUNT      (refresh token on stdin)
  *   oasmtp-token [-C FILE] forget ACCOUNT
  *
+ * --system before the command (oasmtp-token --system authorize ACCOUNT)
+ * works on an account of the system configuration, whose grant lives in
+ * the service's state directory (doc/system-wide.md).  Run as root, it
+ * first becomes the owner of that directory, so every file it writes
+ * belongs to the service and stays unreadable to everyone else.
+ *
  * `print` is what oasmtp runs when its cached access token is missing or
  * stale, and what mutt, mbsync or msmtp's passwordeval can run: a valid
  * access token on stdout and nothing else.  This program, not oasmtp, links
  * libcurl, json-c and libsecret.  Exit status follows sysexits(3) like
  * oasmtp's (75 temporary, 77 re-authorization needed, 78 configuration).
  */
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +41,7 @@
 #include "grant_state.h"
 #include "log.h"
 #include "provider.h"
+#include "sysmode.h"
 #include "token_authorize.h"
 #include "token.h"
 #include "tstore.h"
@@ -42,7 +52,7 @@
 static struct errinfo ei;
 
 static const char usage[] =
-	"usage: oasmtp-token [-C FILE] COMMAND [ARGS]\n"
+	"usage: oasmtp-token [-C FILE] [--system] COMMAND [ARGS]\n"
 	"\n"
 	"  print [--fresh] ACCOUNT  print a valid access token (refreshing it\n"
 	"                           when needed; --fresh: always refresh)\n"
@@ -64,6 +74,9 @@ static const char usage[] =
 	"                           not the account's user\n"
 	"\n"
 	"  -C FILE                  use FILE as the configuration file\n"
+	"  --system                 an account of the system configuration;\n"
+	"                           its grant is kept in the service's state\n"
+	"                           directory (as root: run as its owner)\n"
 	"  --help, --version\n";
 
 static int
@@ -94,15 +107,47 @@ usage_error(const char *what)
 	return EX_USAGE;
 }
 
+/*
+ * --system as root: become the owner of the state directory (user, its
+ * groups), for good, before anything is read or written.
+ */
 static enum err
-load(const char *file, const char *name, struct config **ret_cfg,
-	const struct account **ret_acc)
+become_service(void)
+{
+	const char *dir = sysmode_state_dir();
+	const struct passwd *pw;
+	struct stat st;
+
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		return errinfo_set(&ei, ERR_CONFIG, "no state directory '%s' "
+			"for --system (install the system service: "
+			"systemd-tmpfiles --create oasmtp.conf)", dir);
+	}
+	if (st.st_uid == 0) {
+		return errinfo_set(&ei, ERR_CONFIG, "the state directory '%s' "
+			"belongs to root: it must belong to the service user",
+			dir);
+	}
+	pw = getpwuid(st.st_uid);
+	if (pw == NULL || initgroups(pw->pw_name, st.st_gid) != 0 ||
+	    setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0 ||
+	    getuid() != st.st_uid || geteuid() != st.st_uid) {
+		return errinfo_set(&ei, ERR_CONFIG, "cannot switch to the "
+			"owner (uid %ld) of '%s'", (long)st.st_uid, dir);
+	}
+	return ERR_OK;
+}
+
+static enum err
+load(const char *file, int system, const char *name,
+	struct config **ret_cfg, const struct account **ret_acc)
 {
 	struct config_params params;
 	enum err e;
 
 	memset(&params, 0, sizeof(params));
 	params.file = file;
+	params.system_state_dir = system ? sysmode_state_dir() : NULL;
 	e = config_load(&params, ret_cfg, &ei);
 	if (e == ERR_OK && name != NULL) {
 		e = config_select(*ret_cfg, name, NULL, ret_acc, &ei);
@@ -489,7 +534,7 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	const char *file = NULL, *cmd;
 	struct cmd_args a;
-	int i = 1, known = 0, rc;
+	int i = 1, known = 0, rc, system = 0;
 	enum err e;
 
 	util_no_core_dumps();
@@ -505,9 +550,16 @@ main(int argc, char **argv)
 			return EX_OK;
 		}
 	}
-	if (i + 1 < argc && strcmp(argv[i], "-C") == 0) {
-		file = argv[i + 1];
-		i += 2;
+	for (;;) {
+		if (i + 1 < argc && strcmp(argv[i], "-C") == 0) {
+			file = argv[i + 1];
+			i += 2;
+		} else if (i < argc && strcmp(argv[i], "--system") == 0) {
+			system = 1;
+			i++;
+		} else {
+			break;
+		}
 	}
 	if (i >= argc) {
 		return usage_error("no command given");
@@ -526,7 +578,10 @@ main(int argc, char **argv)
 	if (a.name == NULL && strcmp(cmd, "status") != 0) {
 		return usage_error("an ACCOUNT is required");
 	}
-	e = load(file, a.name, &cfg, &acc);
+	e = system && geteuid() == 0 ? become_service() : ERR_OK;
+	if (e == ERR_OK) {
+		e = load(file, system, a.name, &cfg, &acc);
+	}
 	if (e != ERR_OK) {
 		config_free(cfg);
 		return fail(e);

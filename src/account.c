@@ -67,6 +67,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_SET_TO_HEADER] = SCALAR(set_to_header),
 	[ACCF_REMOVE_BCC_HEADERS] = SCALAR(remove_bcc_headers),
 	[ACCF_FROM_REWRITE] = SCALAR(from_rewrite),
+	[ACCF_FROM_REWRITE_HEADER] = SCALAR(from_rewrite_header),
 	[ACCF_ALIASES] = STR(aliases),
 	[ACCF_LOGFILE] = STR(logfile),
 	[ACCF_LOGFILE_TIME_FORMAT] = STR(logfile_time_format),

@@ -46,6 +46,13 @@ enum oauth2_provider {
 	OAUTH2_COMCAST,
 };
 
+/* from_rewrite_header: how a rewritten From: keeps the original sender. */
+enum from_original {
+	FROM_ORIG_X_ORIGINAL_FROM = 0,	/* X-Original-From: (default) */
+	FROM_ORIG_SENDER,		/* Sender: */
+	FROM_ORIG_OFF,			/* dropped */
+};
+
 enum queue_mode {
 	QUEUE_OFF = 0,
 	QUEUE_ON_FAILURE,
@@ -93,6 +100,7 @@ struct account {
 	enum header_policy set_to_header;	/* OFF, ON, UNDISCLOSED */
 	int remove_bcc_headers;
 	int from_rewrite;
+	enum from_original from_rewrite_header;	/* where the old From goes */
 	char *aliases;
 
 	/* logging */
@@ -125,6 +133,13 @@ struct account {
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
+
+	/*
+	 * Not a configuration key: set by config_load() for the accounts of
+	 * a system-mode load (config_params.system_state_dir), so helpers
+	 * started for the account (oasmtp-token) load it the same way.
+	 */
+	int system;
 
 	/*
 	 * Bookkeeping for config.c: set[ACCF_x] is non-zero when field x was
@@ -194,6 +209,7 @@ enum account_field {
 	ACCF_AUTO_FROM,
 	ACCF_MAILDOMAIN,
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
+	ACCF_FROM_REWRITE_HEADER,
 	ACCF_MAX
 };
 

@@ -19,6 +19,7 @@
 
 enum longopt_id {
 	LO_ACCOUNT,
+	LO_CHECK,
 	LO_DEBUG,
 	LO_DSN_NOTIFY,
 	LO_DSN_RETURN,
@@ -32,6 +33,7 @@ enum longopt_id {
 	LO_READ_ENVELOPE_FROM,
 	LO_READ_RECIPIENTS,
 	LO_SERVERINFO,
+	LO_SYSTEM,
 	LO_VERSION,
 };
 
@@ -50,6 +52,7 @@ struct longopt {
 /* Sorted by name. */
 static const struct longopt longopts[] = {
 	{ "account", ARG_REQUIRED, LO_ACCOUNT },
+	{ "check", ARG_OPTIONAL, LO_CHECK },
 	{ "debug", ARG_OPTIONAL, LO_DEBUG },
 	{ "dsn-notify", ARG_REQUIRED, LO_DSN_NOTIFY },
 	{ "dsn-return", ARG_REQUIRED, LO_DSN_RETURN },
@@ -63,6 +66,7 @@ static const struct longopt longopts[] = {
 	{ "read-envelope-from", ARG_NONE, LO_READ_ENVELOPE_FROM },
 	{ "read-recipients", ARG_NONE, LO_READ_RECIPIENTS },
 	{ "serverinfo", ARG_NONE, LO_SERVERINFO },
+	{ "system", ARG_NONE, LO_SYSTEM },
 	{ "version", ARG_NONE, LO_VERSION },
 };
 
@@ -73,6 +77,7 @@ struct parser {
 	struct cli_opts o;
 	const char *mode_opt;	/* option that set o.mode explicitly, or NULL */
 	const char *from_opt;	/* spelling of the last -f/-r/--from */
+	const char *check_account;	/* --check=NAME */
 	int want_help;
 	int want_version;
 	struct errinfo *reterr;
@@ -88,6 +93,7 @@ static const char *const mode_names[CLI_MODE_MAX] = {
 	[CLI_MODE_SERVERINFO] = "serverinfo",
 	[CLI_MODE_QUEUE_DROP] = "queue-drop",
 	[CLI_MODE_QUEUE_RETRY] = "queue-retry",
+	[CLI_MODE_CHECK] = "check",
 };
 
 const char *
@@ -404,16 +410,24 @@ apply_valued(struct parser *p, char c, const char *opt, const char *value)
 		if (strcmp(value, "i") == 0) {
 			p->o.ignore_dots = 1;
 		}
+		/* -oQDIR (queue directory): kept so oasmtp-drop can refuse it */
+		if (value[0] == 'Q') {
+			p->o.queue_dir_option = value;
+		}
+		return ERR_OK;
+	case 'O':
+		if (util_strncasecmp(value, "QueueDirectory", 14) == 0) {
+			p->o.queue_dir_option = value;
+		}
 		return ERR_OK;
 	/*
 	 * Accepted and ignored for sendmail compatibility, value included:
 	 * -A (submission mode), -B (body type), -e (error mode), -h (hop
-	 * count), -L (syslog tag), -O (option=value), -p (protocol).
+	 * count), -L (syslog tag), -p (protocol).
 	 */
 	case 'A':
 	case 'B':
 	case 'L':
-	case 'O':
 	case 'e':
 	case 'h':
 	case 'p':
@@ -565,6 +579,15 @@ parse_long(struct parser *p, const char *arg)
 	switch (lo->id) {
 	case LO_ACCOUNT:
 		return apply_valued(p, 'a', "--account", value);
+	case LO_CHECK:
+		if (value != NULL) {
+			if (value[0] == '\0') {
+				return usage(p, "'--check=' needs an account "
+					"name");
+			}
+			p->check_account = value;
+		}
+		return set_mode(p, CLI_MODE_CHECK, "--check");
 	case LO_DEBUG:
 		p->o.verbose++;
 		return ERR_OK;
@@ -598,6 +621,9 @@ parse_long(struct parser *p, const char *arg)
 		return ERR_OK;
 	case LO_SERVERINFO:
 		return set_mode(p, CLI_MODE_SERVERINFO, "--serverinfo");
+	case LO_SYSTEM:
+		p->o.system = 1;
+		return ERR_OK;
 	case LO_VERSION:
 		p->want_version = 1;
 		return ERR_OK;
@@ -621,6 +647,36 @@ check_arguments(struct parser *p)
 	return ERR_OK;
 }
 
+/*
+ * --check [ACCOUNT]: the account comes from --check=NAME, a single
+ * argument, or -a; naming two different ones is an error.
+ */
+static enum err
+finish_check(struct parser *p)
+{
+	const char *name = p->check_account;
+
+	if (p->o.recipient_count > 1 ||
+	    (p->o.recipient_count == 1 && name != NULL)) {
+		return usage(p, "'--check' takes at most one account name "
+			"(got '%s')", p->o.recipients[p->o.recipient_count - 1]);
+	}
+	if (p->o.recipient_count == 1) {
+		name = p->o.recipients[0];
+		p->o.recipients[0] = NULL;
+		p->o.recipient_count = 0;
+	}
+	if (name != NULL && p->o.account != NULL &&
+	    strcmp(name, p->o.account) != 0) {
+		return usage(p, "'--check %s' and '-a %s' name different "
+			"accounts", name, p->o.account);
+	}
+	if (name != NULL) {
+		p->o.account = name;
+	}
+	return ERR_OK;
+}
+
 /* Cross-option rules, checked once everything has been read. */
 static enum err
 finish(struct parser *p)
@@ -639,6 +695,9 @@ finish(struct parser *p)
 	if (p->want_version) {
 		p->o.mode = CLI_MODE_VERSION;
 		return ERR_OK;
+	}
+	if (p->o.mode == CLI_MODE_CHECK) {
+		return finish_check(p);
 	}
 	if (p->o.mode != CLI_MODE_SEND) {
 		if (p->o.recipient_count > 0) {
@@ -737,6 +796,9 @@ cli_help_text(void)
 	"  oasmtp --queue-retry ID   Queue a failed message again.\n"
 	"  oasmtp [options] --serverinfo\n"
 	"                            Show what the server offers.\n"
+	"  oasmtp [options] --check [ACCOUNT]\n"
+	"                            Test configuration, token, connection,\n"
+	"                            TLS and login without sending.\n"
 	"  oasmtp --version | --help\n"
 	"\n"
 	"Recipients are address lists: \"Doe, J\" <j@x>, k@y\n"
@@ -760,6 +822,8 @@ cli_help_text(void)
 	"                         append a line per mail to FILE ('-' = stdout)\n"
 	"  -P, --pretend          print the effective configuration and exit\n"
 	"  -S, --serverinfo       print what the server offers and exit\n"
+	"  --system               use the system configuration, queue and\n"
+	"                         token state (the system service, root)\n"
 	"  -bm                    deliver (the default)\n"
 	"  -bp                    list the queue (same as mailq)\n"
 	"  -bi, -I                do nothing (newaliases)\n"

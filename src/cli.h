@@ -36,6 +36,7 @@ enum cli_mode {
 	CLI_MODE_SERVERINFO,	/* --serverinfo, -S */
 	CLI_MODE_QUEUE_DROP,	/* --queue-drop ID */
 	CLI_MODE_QUEUE_RETRY,	/* --queue-retry ID */
+	CLI_MODE_CHECK,		/* --check [ACCOUNT]: test, send nothing */
 	CLI_MODE_MAX
 };
 
@@ -92,10 +93,14 @@ struct cli_opts {
 	const char *dsn_envid;		/* -V: 1..100 printable ASCII chars */
 
 	const char *config_file;	/* -C, --file */
-	const char *account;		/* -a, --account */
+	const char *account;		/* -a, --account, --check's ACCOUNT */
 	int verbose;			/* count of -v, -d, --debug */
 	const char *logfile;		/* -X, --logfile */
 	int pretend;			/* -P, --pretend */
+	int system;			/* --system: the system configuration,
+					   queue and state (as the service) */
+	const char *queue_dir_option;	/* sendmail's -oQDIR / -OQueueDirectory=
+					   (ignored; oasmtp-drop refuses it) */
 
 	/* CLI_MODE_FLUSH_QUEUE only. */
 	const char *queue_interval;	/* "30m" from -q30m, else NULL */
@@ -124,7 +129,8 @@ struct cli_opts {
  *              invalid -N/-R/-V/-q value, conflicting modes, -f together
  *              with --read-envelope-from, recipients given to a mode that
  *              takes none, or no recipients at all in send mode without -t
- *              or --pretend
+ *              or --pretend; --check with more than one account name, or
+ *              with one that differs from -a
  *   ERR_NOMEM
  */
 enum err cli_parse(int argc, char **argv, struct cli_opts *ret,

@@ -1052,6 +1052,11 @@ static const struct choice queue_choices[] = {
 	{ "off", QUEUE_OFF }, { "on-failure", QUEUE_ON_FAILURE },
 	{ "always", QUEUE_ALWAYS }, { NULL, 0 },
 };
+static const struct choice from_original_choices[] = {
+	{ "x-original-from", FROM_ORIG_X_ORIGINAL_FROM },
+	{ "sender", FROM_ORIG_SENDER }, { "off", FROM_ORIG_OFF },
+	{ NULL, 0 },
+};
 static const long margin_range[2] = { 0, 86400 };
 static const long max_age_range[2] = { 60, 3650L * 86400 };
 static const long undisclosed_map[3] = {
@@ -1081,6 +1086,8 @@ static const struct directive directives[] = {
 	{ "from", h_string, ACCF_FROM, 0, NULL },
 	{ "from_full_name", h_string, ACCF_FROM_FULL_NAME, 0, NULL },
 	{ "from_rewrite", h_bool, ACCF_FROM_REWRITE, 0, NULL },
+	{ "from_rewrite_header", h_choice, ACCF_FROM_REWRITE_HEADER, 0,
+		from_original_choices },
 	{ "host", h_string, ACCF_HOST, D_REQUIRED, NULL },
 	{ "keepbcc", h_keepbcc, ACCF_REMOVE_BCC_HEADERS, 0, NULL },
 	{ "logfile", h_string, ACCF_LOGFILE, D_PATH, NULL },
@@ -1809,14 +1816,26 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 	return e;
 }
 
+/* is_system for load_file(): the system file, read in system mode. */
+#define SYSTEM_MODE_FILE 2
+
 static enum err
 check_private(const char *path, const struct stat *st, int is_system,
 	struct errinfo *reterr)
 {
 	uid_t me = geteuid();
 	int owner_ok = st->st_uid == me || (is_system && st->st_uid == 0);
+	mode_t others = S_IRWXG | S_IRWXO;
 
-	if (!owner_ok || (st->st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+	/*
+	 * In system mode the service reads root's file through its group
+	 * (root:oasmtp 0640): readable by the group root chose is private
+	 * enough, writable by it or readable by everyone is not.
+	 */
+	if (is_system == SYSTEM_MODE_FILE && st->st_uid == 0) {
+		others = S_IWGRP | S_IXGRP | S_IRWXO;
+	}
+	if (!owner_ok || (st->st_mode & others) != 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s: contains secrets and is readable by others%s; run: "
 			"chmod 600 %s", path,
@@ -1848,7 +1867,7 @@ load_file(struct config *cfg, const struct config_params *params,
 		errinfo_init(reterr);
 		return ERR_OK;
 	}
-	if (e == ERR_IO && is_system && err_no == EACCES) {
+	if (e == ERR_IO && is_system && !must_exist && err_no == EACCES) {
 		/* a private system file (root's secrets) is not ours to read */
 		buf_release(&data);
 		errinfo_init(reterr);
@@ -1882,6 +1901,160 @@ join(const char *a, const char *b)
 	return buf_take(&p);
 }
 
+/* An account name as a file name: a safe set kept, the rest as %XX. */
+static enum err
+put_file_name(struct buf *b, const char *name)
+{
+	enum err e = ERR_OK;
+	const char *s;
+
+	for (s = name; *s != '\0' && e == ERR_OK; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '@' || c == '+' || (c == '.' && s != name)) {
+			e = buf_putc(b, (char)c);
+		} else {
+			e = buf_printf(b, "%%%02X", c);
+		}
+	}
+	return e;
+}
+
+/* Set string field f of acc to "<prefix>DIR/NAME<suffix>" unless set. */
+static enum err
+default_state_path(struct account *acc, enum account_field f,
+	const char *prefix, const char *dir, const char *suffix)
+{
+	struct buf b;
+	enum err e;
+
+	if (acc->set[f]) {
+		return ERR_OK;
+	}
+	buf_init(&b, 8192);
+	e = buf_printf(&b, "%s%s/", prefix, dir);
+	if (e == ERR_OK && suffix != NULL) {
+		e = put_file_name(&b, acc->name);
+	}
+	if (e == ERR_OK) {
+		e = buf_append_str(&b, suffix != NULL ? suffix : "queue");
+	}
+	if (e == ERR_OK) {
+		e = account_set_str(acc, f, buf_cstr(&b));
+	}
+	buf_release(&b);
+	return e;
+}
+
+/*
+ * System mode defaults (config.h): secrets and the queue live in the
+ * service's state directory, never under a caller's home.
+ */
+static enum err
+apply_system_defaults(struct config *cfg, const char *dir,
+	struct errinfo *reterr)
+{
+	size_t i;
+	enum err e = ERR_OK;
+
+	for (i = 0; i < cfg->n_accounts && e == ERR_OK; i++) {
+		struct account *acc = cfg->accounts[i];
+
+		acc->system = 1;
+		e = default_state_path(acc, ACCF_OAUTH2_TOKEN_STORE, "file:",
+			dir, ".refresh");
+		if (e == ERR_OK) {
+			e = default_state_path(acc, ACCF_OAUTH2_TOKEN_CACHE, "",
+				dir, ".token");
+		}
+		if (e == ERR_OK) {
+			e = default_state_path(acc, ACCF_QUEUE_DIR, "", dir,
+				NULL);
+		}
+		if (e == ERR_OK && !acc->set[ACCF_ALIASES] &&
+		    access(CONFIG_SYSTEM_ALIASES, R_OK) == 0) {
+			e = account_set_str(acc, ACCF_ALIASES,
+				CONFIG_SYSTEM_ALIASES);
+		}
+		if (!acc->set[ACCF_FROM_REWRITE]) {
+			acc->from_rewrite = 1;
+		}
+	}
+	return e == ERR_OK ? ERR_OK : nomem(reterr);
+}
+
+/* System mode: the one system file, which must exist. */
+static enum err
+load_system_only(struct config *cfg, const struct config_params *params,
+	struct errinfo *reterr)
+{
+	const char *sysdir = params->sysconfdir != NULL ?
+		params->sysconfdir : SYSCONFDIR;
+	char *path;
+	int found = 0;
+	enum err e;
+
+	path = params->file != NULL ? strdup(params->file) :
+		join(sysdir, "oasmtprc");
+	if (path == NULL) {
+		return nomem(reterr);
+	}
+	e = load_file(cfg, params, path, SYSTEM_MODE_FILE, 1, &found,
+		reterr);
+	if (e == ERR_OK) {
+		cfg->system_file = path;
+	} else {
+		free(path);
+	}
+	return e;
+}
+
+int
+config_user_file_exists(const struct config_params *params)
+{
+	static const char *const rel[4] = {
+		"oasmtp/config", ".oasmtprc", ".msmtprc", "msmtp/config",
+	};
+	static const struct config_params none;
+	const char *home, *xdg;
+	struct buf p;
+	size_t i;
+	int found = 0;
+
+	if (params == NULL) {
+		params = &none;
+	}
+	home = resolve_home(params);
+	xdg = params->xdg_config_home;
+	if (xdg == NULL) {
+		xdg = getenv("XDG_CONFIG_HOME");
+	}
+	buf_init(&p, 8192);
+	for (i = 0; i < 4 && !found; i++) {
+		const char *base = i == 1 || i == 2 ? home : xdg;
+
+		buf_reset(&p);
+		if (base == NULL || base[0] != '/') {
+			if (i == 1 || i == 2 || home == NULL) {
+				continue;
+			}
+			/* $XDG_CONFIG_HOME unset: ~/.config */
+			if (buf_printf(&p, "%s/.config/%s", home, rel[i]) !=
+			    ERR_OK) {
+				continue;
+			}
+		} else if (buf_printf(&p, "%s/%s", base, rel[i]) != ERR_OK) {
+			continue;
+		}
+		/* present counts, readable or not: it is the user's choice */
+		found = access(buf_cstr(&p), F_OK) == 0;
+	}
+	buf_release(&p);
+	return found;
+}
+
 enum err
 config_load(const struct config_params *params, struct config **ret_cfg,
 	struct errinfo *reterr)
@@ -1901,6 +2074,10 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 	cfg = config_new();
 	if (cfg == NULL) {
 		return nomem(reterr);
+	}
+	if (params->system_state_dir != NULL) {
+		e = load_system_only(cfg, params, reterr);
+		goto out;
 	}
 	if (params->file != NULL) {
 		e = load_file(cfg, params, params->file, 0, 1, &found, reterr);
@@ -1983,6 +2160,10 @@ out:
 	free(xdg_alloc);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
+	}
+	if (e == ERR_OK && params->system_state_dir != NULL) {
+		e = apply_system_defaults(cfg, params->system_state_dir,
+			reterr);
 	}
 	if (e != ERR_OK) {
 		config_free(cfg);
@@ -2207,6 +2388,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "set_to_header", name_of(hdr, a->set_to_header));
 	put_bool(out, "remove_bcc_headers", a->remove_bcc_headers);
 	put_bool(out, "from_rewrite", a->from_rewrite);
+	put_str(out, "from_rewrite_header", name_of(from_original_choices,
+		a->from_rewrite_header));
 	put_str(out, "aliases", a->aliases);
 	put_str(out, "logfile", a->logfile);
 	put_str(out, "logfile_time_format", a->logfile_time_format);

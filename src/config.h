@@ -31,6 +31,10 @@ struct buf;
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
 #define CONFIG_EVAL_OUTPUT_MAX (64 * 1024)
 
+/* The aliases file system-mode accounts use when it exists. */
+#define CONFIG_SYSTEM_ALIASES "/etc/aliases"
+
+
 /*
  * Where to look and how to expand patterns.  Every member may be NULL (or
  * 0), which selects the normal behaviour given in its comment; tests fill
@@ -45,6 +49,17 @@ struct config_params {
 	const char *user_name;		/* %U; NULL: passwd entry, else $USER */
 	const char *host_name;		/* %H; NULL: gethostname() */
 	const char *mailname_file;	/* %M; NULL: /etc/mailname */
+	/*
+	 * System mode (oasmtp --system, oasmtp-token --system): when set,
+	 * only the system file is read (file when given, else
+	 * SYSCONFDIR/oasmtprc); it must exist, and when root owns it, it
+	 * may be shared read-only with a group (root:oasmtp 0640).  Every account then gets the system defaults
+	 * below this state directory unless the file sets them:
+	 * oauth2_token_store file:DIR/NAME.refresh, oauth2_token_cache
+	 * DIR/NAME.token, queue_dir DIR/queue, from_rewrite on, and aliases
+	 * /etc/aliases when that file exists.  NULL: the normal lookup.
+	 */
+	const char *system_state_dir;
 	int no_eval;			/* refuse `eval` lines (fuzzing) */
 	int eval_timeout;		/* seconds for `eval` lines when the
 					   section sets no timeout; 0: 60 */
@@ -88,6 +103,12 @@ enum err config_load(const struct config_params *params,
 enum err config_parse_buffer(const struct config_params *params,
 	const char *name, const char *data, size_t len,
 	struct config **ret_cfg, struct errinfo *reterr);
+
+/*
+ * 1 when one of the user files of the lookup exists (readable or not),
+ * so oasmtp uses the user's own accounts rather than the system queue.
+ */
+int config_user_file_exists(const struct config_params *params);
 
 /* Release everything (secrets wiped); NULL is fine. */
 void config_free(struct config *cfg);

@@ -109,7 +109,7 @@ static enum err
 spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 {
 	struct buf path;
-	const char *argv[8];
+	const char *argv[9];
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	int i = 0;
 	pid_t pid;
@@ -121,6 +121,10 @@ spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 		goto out;
 	}
 	argv[i++] = "oasmtp-token";
+	if (c->acc->system) {
+		/* the same system-mode load, so the same store and cache */
+		argv[i++] = "--system";
+	}
 	if (c->config_file != NULL) {
 		argv[i++] = "-C";
 		argv[i++] = c->config_file;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "queue.h"
 #include "submit.h"
+#include "sysmode.h"
 
 void
 flow_release(struct flow *r)
@@ -35,6 +36,15 @@ show_warnings(const struct config *cfg, int always)
 	}
 }
 
+void
+flow_config_params(const struct cli_opts *o, const char *file,
+	struct config_params *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->file = file;
+	ret->system_state_dir = o->system ? sysmode_state_dir() : NULL;
+}
+
 /* Load the configuration and select the account. */
 enum err
 flow_load_account(struct flow *r, const char *from, int warn_always,
@@ -43,8 +53,7 @@ flow_load_account(struct flow *r, const char *from, int warn_always,
 	struct config_params params;
 	enum err e;
 
-	memset(&params, 0, sizeof(params));
-	params.file = r->o->config_file;
+	flow_config_params(r->o, r->o->config_file, &params);
 	e = config_load(&params, &r->cfg, reterr);
 	if (e != ERR_OK) {
 		return e;
@@ -163,15 +172,20 @@ flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	size_t n = 0, i, j, cap;
 	enum err e;
 
-	memset(&params, 0, sizeof(params));
-	params.file = o->config_file;
+	flow_config_params(o, o->config_file, &params);
 	errinfo_init(&scratch);
 	if (config_load(&params, &cfg, &scratch) != ERR_OK) {
+		if (o->system) {
+			/* the system queues are named by the system file */
+			return errinfo_set(reterr, ERR_CONFIG, "%s",
+				scratch.msg);
+		}
 		log_debug(1, "configuration not loaded (%s); using the "
 			"default queue directory", scratch.msg);
 		cfg = NULL;
 	}
-	cap = (cfg != NULL ? cfg->n_accounts : 0) + 1;
+	/* the per-user default queue is no system queue */
+	cap = (cfg != NULL ? cfg->n_accounts : 0) + (o->system ? 0 : 1);
 	dirs = calloc(cap + 1, sizeof(*dirs));
 	if (dirs == NULL) {
 		config_free(cfg);

@@ -17,6 +17,7 @@ struct account;
 struct buf;
 struct cli_opts;
 struct config;
+struct config_params;
 struct envelope;
 struct submit_result;
 
@@ -26,6 +27,13 @@ struct flow {
 	struct config *cfg;		/* owned; NULL until loaded */
 	const struct account *acc;	/* points into cfg */
 };
+
+/*
+ * config_load() parameters for o: file (-C, or the one an entry was queued
+ * with; may be NULL) and, with --system, the system mode.
+ */
+void flow_config_params(const struct cli_opts *o, const char *file,
+	struct config_params *ret);
 
 /* Free the configuration; the struct can be loaded again. */
 void flow_release(struct flow *r);

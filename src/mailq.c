@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "envelope.h"
 #include "flow.h"
+#include "pickup.h"
 #include "log.h"
 #include "queue.h"
 
@@ -122,6 +123,18 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 	e = flow_queue_dirs(o, &dirs, &n, reterr);
 	if (e != ERR_OK) {
 		return e;
+	}
+	if (o->system) {
+		long waiting = pickup_pending();
+
+		if (waiting < 0) {
+			buf_append_str(out, "maildrop: not readable (run as "
+				"the service user or root)\n");
+		} else if (waiting > 0) {
+			buf_printf(out, "maildrop: %ld message%s waiting for "
+				"the system service\n", waiting,
+				waiting == 1 ? "" : "s");
+		}
 	}
 	for (pass = 0; pass < 2 && e == ERR_OK; pass++) {
 		size_t shown = 0;

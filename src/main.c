@@ -12,12 +12,12 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/opensslv.h>
 
 #include "oasmtp-config.h"
 
 #include "buf.h"
+#include "check.h"
 #include "cli.h"
 #include "err.h"
 #include "explain.h"
@@ -25,6 +25,8 @@
 #include "mailq.h"
 #include "queue_run.h"
 #include "sendmail.h"
+#include "sysmode.h"
+#include "util.h"
 
 #define OUTPUT_MAX (1024 * 1024)
 
@@ -61,7 +63,7 @@ print_version(void)
 {
 	printf("oasmtp version %s\n", OASMTP_VERSION);
 	printf("TLS library: %s\n", OPENSSL_VERSION_TEXT);
-	printf("HTTP library: libcurl %s\n", LIBCURL_VERSION);
+	printf("OAuth2 token refresh: oasmtp-token (run when needed)\n");
 	printf("Secret Service token store: %s\n",
 		HAVE_LIBSECRET ? "yes" : "no (not built)");
 	printf("Authentication methods: plain login xoauth2 oauthbearer\n");
@@ -95,6 +97,7 @@ main(int argc, char **argv)
 
 	/* a peer closing the socket must be an error code, not a signal */
 	signal(SIGPIPE, SIG_IGN);
+	util_no_core_dumps();
 	log_init("oasmtp", 0);
 	errinfo_init(&ei);
 	e = cli_parse(argc, argv, &o, &ei);
@@ -128,9 +131,20 @@ main(int argc, char **argv)
 	case CLI_MODE_SERVERINFO:
 		rc = run_output(sendmail_serverinfo, &o);
 		break;
+	case CLI_MODE_CHECK:
+		/* the report (with advice) is on stdout; one line on stderr */
+		e = check_run(&o, stdout, &ei);
+		if (e != ERR_OK) {
+			log_error("%s", ei.msg);
+		}
+		rc = err_exit_code(e);
+		break;
 	case CLI_MODE_SEND:
 		if (o.pretend) {
 			rc = run_output(sendmail_pretend, &o);
+		} else if (sysmode_handoff(&o, argv, &e, &ei)) {
+			/* returns only when oasmtp-drop could not be run */
+			rc = finish(e);
 		} else {
 			rc = finish(sendmail_send(&o, STDIN_FILENO, &ei));
 		}

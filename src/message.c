@@ -736,9 +736,12 @@ struct prep {
 	struct aliases *aliases;
 	struct addr_list rcpts;		/* final, de-duplicated */
 	char *sender;
+	char *orig_sender;		/* a local -f that from_rewrite replaced */
 	int smtputf8;
 	struct errinfo *reterr;
 };
+
+static int local_looking(const char *addr, const char *hostname);
 
 /* 0 when addr may go into MAIL FROM / RCPT TO, else the reason. */
 static const char *
@@ -1038,6 +1041,28 @@ decide_sender(struct prep *pp, const char *hostname)
 		if (pp->sender[0] == '\0') {
 			return ERR_OK;
 		}
+		if (acc->from_rewrite && usable &&
+		    local_looking(pp->sender, hostname)) {
+			/* root, www-data@host: the account's address instead */
+			struct buf q;
+
+			buf_init(&q, HEAD_MAX);
+			rc = buf_printf(&q, strchr(pp->sender, '@') != NULL ?
+			    "%s" : "%s@%s", pp->sender, hostname);
+			free(pp->sender);
+			pp->sender = NULL;
+			if (rc != ERR_OK) {
+				buf_release(&q);
+				return errinfo_set(pp->reterr, rc,
+					"envelope sender too long");
+			}
+			pp->orig_sender = buf_take(&q);
+			if (pp->orig_sender == NULL) {
+				return errinfo_set(pp->reterr, ERR_NOMEM,
+					"out of memory");
+			}
+			goto account_from;
+		}
 		why = bad_env_addr(pp->sender, &pp->smtputf8);
 		if (why != NULL) {
 			return errinfo_set(pp->reterr, ERR_USAGE,
@@ -1051,6 +1076,7 @@ decide_sender(struct prep *pp, const char *hostname)
 			"no envelope sender: set 'from' in account %s or pass "
 			"-f ADDR", acc->name != NULL ? acc->name : "default");
 	}
+account_from:
 	rc = expand_from(pp, acc->from, hostname, &pp->sender);
 	if (rc != ERR_OK) {
 		return rc;
@@ -1180,6 +1206,30 @@ local_looking(const char *addr, const char *hostname)
 	    util_strcasecmp(d, hostname) == 0;
 }
 
+/*
+ * from_rewrite_header: keep the sender that a rewrite replaced, as
+ * X-Original-From: or Sender: (not when the message has a Sender: of its
+ * own: one is the most a message may have).
+ */
+static enum err
+add_original(struct prep *pp, struct buf *added, const char *value,
+	size_t len)
+{
+	enum from_original how = pp->o->acc->from_rewrite_header;
+	const char *field = how == FROM_ORIG_SENDER ? "Sender" :
+	    "X-Original-From";
+	enum err rc;
+
+	if (how == FROM_ORIG_OFF || has_field(pp->m, field)) {
+		return ERR_OK;
+	}
+	rc = buf_printf(added, "%s: ", field);
+	if (rc == ERR_OK) {
+		rc = buf_append(added, value, len);
+	}
+	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
+}
+
 static enum err
 add_from(struct prep *pp, struct buf *added, const char *hostname)
 {
@@ -1205,12 +1255,21 @@ add_from(struct prep *pp, struct buf *added, const char *hostname)
 		return ERR_OK;
 	}
 	if (acc->set_from_header == HDR_ON || !has_field(m, "From")) {
+		int had_from = has_field(m, "From");
+
 		remove_fields(m, "From");
 		rc = buf_append_str(added, "From: ");
 		if (rc == ERR_OK) {
 			rc = append_mailbox(added, name, pp->sender);
 		}
-		return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
+		if (rc == ERR_OK) {
+			rc = buf_append_str(added, "\r\n");
+		}
+		if (rc == ERR_OK && !had_from && pp->orig_sender != NULL) {
+			rc = add_original(pp, added, pp->orig_sender,
+				strlen(pp->orig_sender));
+		}
+		return rc;
 	}
 	if (!acc->from_rewrite) {
 		return ERR_OK;
@@ -1230,6 +1289,9 @@ add_from(struct prep *pp, struct buf *added, const char *hostname)
 		}
 		if (rc == ERR_OK) {
 			rc = buf_append_str(added, "\r\n");
+		}
+		if (rc == ERR_OK) {
+			rc = add_original(pp, added, v.data, v.len);
 		}
 	}
 	addr_list_release(&l);
@@ -1453,6 +1515,7 @@ prep_release(struct prep *pp)
 	addr_list_release(&pp->rcpts);
 	aliases_free(pp->aliases);
 	free(pp->sender);
+	free(pp->orig_sender);
 }
 
 enum err

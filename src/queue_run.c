@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "flow.h"
 #include "log.h"
+#include "pickup.h"
 #include "queue.h"
 #include "submit.h"
 
@@ -203,9 +204,8 @@ group_account(struct flow *r, const struct queue_entry *qe,
 	struct config_params params;
 	enum err e;
 
-	memset(&params, 0, sizeof(params));
-	params.file = qe->config != NULL && qe->config[0] != '\0' ?
-		qe->config : NULL;
+	flow_config_params(r->o, qe->config != NULL && qe->config[0] !=
+		'\0' ? qe->config : NULL, &params);
 	e = config_load(&params, &r->cfg, reterr);
 	if (e == ERR_OK) {
 		e = config_select(r->cfg, qe->account, NULL, &r->acc, reterr);
@@ -519,9 +519,17 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 	fo.value = o->queue_filter_value;
 	/* a filtered run is a human asking for those messages now */
 	fo.force = o->queue_filter != CLI_QUEUE_ALL;
-	e = flow_queue_dirs(o, &dirs, &n, reterr);
+	if (o->system) {
+		/* the system service: first what callers dropped meanwhile */
+		size_t moved = 0;
+
+		first = pickup_run(o, &moved, reterr);
+		log_debug(1, "maildrop: %zu message%s picked up", moved,
+			moved == 1 ? "" : "s");
+	}
+	e = flow_queue_dirs(o, &dirs, &n, first == ERR_OK ? reterr : NULL);
 	if (e != ERR_OK) {
-		return e;
+		return first != ERR_OK ? first : e;
 	}
 	for (i = 0; i < n; i++) {
 		static struct errinfo ei;

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "message.h"
 #include "notify.h"
+#include "progress.h"
 #include "queue.h"
 #include "queue_run.h"
 #include "submit.h"
@@ -34,12 +35,24 @@ dsn_return_text(enum cli_dsn_return r)
 	}
 }
 
+/* The body source of a send: the spooled message, counted for progress. */
+struct body_source {
+	struct message *m;
+	struct progress prog;
+};
 
 static enum err
 body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
 {
-	return message_read_wire(ctx, off, p, cap, ret_n, reterr);
+	struct body_source *src = ctx;
+	enum err e;
+
+	e = message_read_wire(src->m, off, p, cap, ret_n, reterr);
+	if (e == ERR_OK) {
+		progress_update(&src->prog, off + *ret_n);
+	}
+	return e;
 }
 
 
@@ -50,6 +63,7 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 	struct submit_params sp;
 	struct submit_result res;
 	struct credential cred;
+	struct body_source src;
 	uint64_t size = message_wire_size(m);
 	enum err e;
 
@@ -62,12 +76,16 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 	sp.env = env;
 	sp.body.size = size;
 	sp.body.read = body_read;
-	sp.body.ctx = m;
+	src.m = m;
+	/* with -v the transcript shares stderr: no line drawn over it */
+	progress_init(&src.prog, r->o->verbose > 0 ? -1 : STDERR_FILENO, size);
+	sp.body.ctx = &src;
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
 	sp.transcript = flow_transcript;
 	submit_result_init(&res);
 	e = submit_send(&sp, &res, reterr);
+	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}

@@ -59,6 +59,16 @@ static const char *const event_names[SMTP_EV_MAX] = {
 	[SMTP_EV_FAILED] = "FAILED",
 };
 
+/*
+ * The pipeline window (cross-transaction pipelining, RFC 2920 with RFC 3030
+ * BDAT): with PIPELINING and CHUNKING, a transaction of one recipient is
+ * "MAIL, RCPT, BDAT n LAST + body" and needs no reply before it commits, so
+ * the next one may be written before its replies arrive.  At most this many
+ * transactions, or about this many body bytes, wait for their replies.
+ */
+#define WIN_TXN_MAX 32
+#define WIN_BODY_MAX (1024 * 1024)
+
 /* What a pipelined transaction command waits for. */
 enum expect {
 	EX_MAIL,
@@ -66,10 +76,16 @@ enum expect {
 	EX_DATA,	/* 354 */
 	EX_BDAT,	/* non-LAST chunk */
 	EX_END,		/* "." or BDAT ... LAST: the message is committed */
-	EX_RSET,
+	EX_RSET,	/* RSET ending a failed transaction */
+	EX_SEP,		/* RSET before a MAIL: clears what came before */
 	EX_QUIT,
 };
 
+/*
+ * Replies are matched to commands in order, and every transaction's replies
+ * come before the next one's, so each entry belongs to the oldest
+ * transaction in the window (EX_SEP to the transaction it precedes).
+ */
 struct pending {
 	enum expect kind;
 	size_t rcpt;
@@ -101,6 +117,7 @@ struct txn {
 	const struct envelope *env;
 	uint64_t size;
 	int last;
+	int started;		/* MAIL sent (else waiting for EX_SEP) */
 	struct rcpt *rcpts;
 	size_t n_rcpts;
 	/* per batch (one MAIL ... end of data) */
@@ -108,7 +125,6 @@ struct txn {
 	int mail_ok;
 	int stop_rcpts;		/* a 452 without PIPELINING: send no more */
 	size_t n_ok, n_refused, n_deferred;
-	int quit_sent;
 	size_t n_delivered;	/* in earlier batches */
 	int failed;		/* txn_err holds the first non-RCPT error */
 	struct buf final_reply;
@@ -119,7 +135,7 @@ struct smtp_session {
 	enum smtp_state state;
 	struct smtp_reply reply;
 	struct errinfo *err;		/* session failure */
-	struct errinfo *txn_err;	/* first MAIL/DATA/BDAT error */
+	struct errinfo *txn_err;	/* oldest transaction: first error */
 	struct errinfo *txn_res;	/* transaction outcome */
 	enum err txn_code;
 	int txn_done_pending;
@@ -148,8 +164,20 @@ struct smtp_session {
 	int auth_retry;
 	struct buf auth_json;
 
-	/* transaction */
-	struct txn t;
+	/* transactions: the window, oldest first (a ring) */
+	struct txn *win[WIN_TXN_MAX];
+	size_t win_first, win_len;
+	uint64_t win_bytes;		/* body bytes in the window */
+	struct txn *done;		/* the last finished transaction */
+	int hold;			/* the driver waits for the window */
+	int quit_sent;
+	/*
+	 * The server may hold a transaction: a MAIL was sent since the last
+	 * RSET or commit.  A refused RCPT leaves it open (Postfix and others
+	 * answer "554 5.5.1 no valid recipients" to DATA or BDAT and keep the
+	 * MAIL), so the next MAIL is preceded by RSET.
+	 */
+	int stale;
 	struct pending *q;
 	size_t q_head, q_len, q_cap;
 };
@@ -363,23 +391,23 @@ smtp_new(const struct smtp_params *p)
 	buf_init_secret(&s->secret, BUF_LINE_MAX);
 	buf_init_secret(&s->payload, 4 * BUF_LINE_MAX);
 	buf_init(&s->auth_json, BUF_LINE_MAX);
-	buf_init(&s->t.final_reply, ERRINFO_MSG_MAX);
 	return s;
 }
 
 static void
-txn_clear(struct smtp_session *s)
+txn_free(struct txn *t)
 {
 	size_t i;
 
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		buf_release(&s->t.rcpts[i].reply);
+	if (t == NULL) {
+		return;
 	}
-	free(s->t.rcpts);
-	s->t.rcpts = NULL;
-	s->t.n_rcpts = 0;
-	s->t.env = NULL;
-	buf_reset(&s->t.final_reply);
+	for (i = 0; i < t->n_rcpts; i++) {
+		buf_release(&t->rcpts[i].reply);
+	}
+	free(t->rcpts);
+	buf_release(&t->final_reply);
+	free(t);
 }
 
 void
@@ -388,8 +416,12 @@ smtp_free(struct smtp_session *s)
 	if (s == NULL) {
 		return;
 	}
-	txn_clear(s);
-	buf_release(&s->t.final_reply);
+	while (s->win_len > 0) {
+		txn_free(s->win[s->win_first]);
+		s->win_first = (s->win_first + 1) % WIN_TXN_MAX;
+		s->win_len--;
+	}
+	txn_free(s->done);
 	smtp_reply_release(&s->reply);
 	buf_release(&s->greeting);
 	buf_release(&s->ehlo);
@@ -408,6 +440,41 @@ enum smtp_state
 smtp_state(const struct smtp_session *s)
 {
 	return s->state;
+}
+
+/* The oldest transaction in the window (its replies come next), or NULL. */
+static struct txn *
+txn_oldest(const struct smtp_session *s)
+{
+	return s->win_len > 0 ? s->win[s->win_first] : NULL;
+}
+
+/* The newest transaction in the window (the one being written), or NULL. */
+static struct txn *
+txn_newest(const struct smtp_session *s)
+{
+	return s->win_len > 0 ?
+		s->win[(s->win_first + s->win_len - 1) % WIN_TXN_MAX] : NULL;
+}
+
+/*
+ * May one more transaction be written before the replies in flight arrive?
+ * Only behind a pipelined "BDAT n LAST" transaction of one recipient whose
+ * commands and body are all out, and within the window's bounds.
+ */
+static int
+window_open(const struct smtp_session *s)
+{
+	const unsigned both = SMTP_CAP_PIPELINING | SMTP_CAP_CHUNKING;
+	const struct txn *t = txn_newest(s);
+
+	if (s->state != SMTP_ST_TXN || t == NULL || s->hold || s->quit_sent ||
+	    s->win_len >= WIN_TXN_MAX || s->win_bytes >= WIN_BODY_MAX ||
+	    s->body_at != NO_BODY || (s->caps & both) != both) {
+		return 0;
+	}
+	return t->started && !t->last && t->n_rcpts == 1 &&
+		t->mode == BM_BDAT_LAST;
 }
 
 enum smtp_event
@@ -433,6 +500,8 @@ smtp_next(struct smtp_session *s)
 		return s->auth_retry ? SMTP_EV_AUTH_RETRY : SMTP_EV_NEED_AUTH;
 	case SMTP_ST_READY:
 		return SMTP_EV_READY;
+	case SMTP_ST_TXN:
+		return window_open(s) ? SMTP_EV_READY : SMTP_EV_NEED_INPUT;
 	case SMTP_ST_DONE:
 		return SMTP_EV_DONE;
 	default:
@@ -471,28 +540,28 @@ smtp_body_dotstuff(const struct smtp_session *s)
 }
 
 static void
-mark_body(struct smtp_session *s, int dot)
+mark_body(struct smtp_session *s, const struct txn *t, int dot)
 {
 	char shown[96];
 
 	s->body_at = s->out.len;
 	s->body_dot = dot;
-	s->body_size = s->t.size;
+	s->body_size = t->size;
 	snprintf(shown, sizeof(shown), "<message body, %" PRIu64 " bytes%s>",
-		s->t.size, dot ? ", dot-stuffed" : "");
+		t->size, dot ? ", dot-stuffed" : "");
 	note(s, SMTP_DIR_NOTE, shown, strlen(shown));
 }
 
 /* ---- transaction ---- */
 
 static int
-rcpts_left(const struct smtp_session *s)
+rcpts_left(const struct txn *t)
 {
 	size_t i;
 
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		if (s->t.rcpts[i].st == RS_TODO ||
-		    s->t.rcpts[i].st == RS_DEFERRED) {
+	for (i = 0; i < t->n_rcpts; i++) {
+		if (t->rcpts[i].st == RS_TODO ||
+		    t->rcpts[i].st == RS_DEFERRED) {
 			return 1;
 		}
 	}
@@ -500,9 +569,9 @@ rcpts_left(const struct smtp_session *s)
 }
 
 static enum err
-send_rcpt(struct smtp_session *s, size_t i)
+send_rcpt(struct smtp_session *s, struct txn *t, size_t i)
 {
-	const struct envelope *env = s->t.env;
+	const struct envelope *env = t->env;
 	enum err e;
 
 	if (env->dsn_notify != NULL) {
@@ -512,7 +581,7 @@ send_rcpt(struct smtp_session *s, size_t i)
 		e = send_cmd(s, "RCPT TO:<%s>", env->rcpts[i]);
 	}
 	if (e == ERR_OK) {
-		s->t.rcpts[i].st = RS_SENT;
+		t->rcpts[i].st = RS_SENT;
 		e = push(s, EX_RCPT, i);
 	}
 	return e;
@@ -524,26 +593,39 @@ send_quit(struct smtp_session *s)
 	enum err e = send_cmd(s, "QUIT");
 
 	if (e == ERR_OK) {
-		s->t.quit_sent = 1;
+		s->quit_sent = 1;
 		e = push(s, EX_QUIT, 0);
+	}
+	return e;
+}
+
+/* RSET; the server holds no transaction once it has read it. */
+static enum err
+send_rset(struct smtp_session *s, enum expect kind)
+{
+	enum err e = send_cmd(s, "RSET");
+
+	if (e == ERR_OK) {
+		s->stale = 0;
+		e = push(s, kind, 0);
 	}
 	return e;
 }
 
 /* The error for refused recipients: every one named with its reply. */
 static enum err
-rcpt_error(struct smtp_session *s, struct errinfo *ei)
+rcpt_error(const struct txn *t, struct errinfo *ei)
 {
 	struct buf msg;
 	size_t i, n_bad = 0;
 	const struct rcpt *pick = NULL;
 	enum err code;
 	int first = 1;
-	enum rcpt_state want = s->t.n_refused > 0 ? RS_REFUSED : RS_DEFERRED;
+	enum rcpt_state want = t->n_refused > 0 ? RS_REFUSED : RS_DEFERRED;
 
 	buf_init(&msg, ERRINFO_MSG_MAX);
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		const struct rcpt *r = &s->t.rcpts[i];
+	for (i = 0; i < t->n_rcpts; i++) {
+		const struct rcpt *r = &t->rcpts[i];
 
 		if (r->st != want) {
 			continue;
@@ -559,19 +641,19 @@ rcpt_error(struct smtp_session *s, struct errinfo *ei)
 	} else {
 		buf_printf(&msg, "%zu recipients refused: ", n_bad);
 	}
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		const struct rcpt *r = &s->t.rcpts[i];
+	for (i = 0; i < t->n_rcpts; i++) {
+		const struct rcpt *r = &t->rcpts[i];
 
 		if (r->st != want) {
 			continue;
 		}
 		buf_printf(&msg, "%sRCPT TO:<%s>: %s", first ? "" : "; ",
-			s->t.env->rcpts[i], buf_cstr(&r->reply));
+			t->env->rcpts[i], buf_cstr(&r->reply));
 		first = 0;
 	}
-	if (s->t.n_delivered > 0) {
+	if (t->n_delivered > 0) {
 		buf_printf(&msg, " (already delivered to %zu other "
-			"recipients)", s->t.n_delivered);
+			"recipients)", t->n_delivered);
 	}
 	if (pick == NULL || pick->code < 500) {
 		code = ERR_SMTP_TEMP;
@@ -588,136 +670,138 @@ rcpt_error(struct smtp_session *s, struct errinfo *ei)
 	return code;
 }
 
-/* The transaction is over: record its outcome, go READY or QUIT. */
+/* The outcome of t into s->txn_res and s->txn_code. */
 static void
-txn_finish(struct smtp_session *s)
+txn_outcome(struct smtp_session *s, const struct txn *t)
 {
 	errinfo_init(s->txn_res);
-	if (!s->t.failed && s->t.mail_ok && s->t.n_refused == 0 &&
-	    !rcpts_left(s)) {
+	if (!t->failed && t->mail_ok && t->n_refused == 0 && !rcpts_left(t)) {
 		s->txn_code = ERR_OK;
-	} else if (s->t.failed && !s->t.mail_ok) {
+	} else if (t->failed && !t->mail_ok) {
 		s->txn_code = s->txn_err->code;
 		*s->txn_res = *s->txn_err;
-	} else if (s->t.n_refused > 0 || (s->t.n_ok == 0 &&
-	    s->t.n_deferred > 0)) {
-		s->txn_code = rcpt_error(s, s->txn_res);
-	} else if (s->t.failed) {
+	} else if (t->n_refused > 0 || (t->n_ok == 0 && t->n_deferred > 0)) {
+		s->txn_code = rcpt_error(t, s->txn_res);
+	} else if (t->failed) {
 		s->txn_code = s->txn_err->code;
 		*s->txn_res = *s->txn_err;
 	} else {
 		s->txn_code = errinfo_set(s->txn_res, ERR_PROTO,
 			"transaction ended in an unexpected way");
 	}
+}
+
+/*
+ * The oldest transaction is over: record its outcome, take it out of the
+ * window, and go on with the next one, or READY, or QUIT.
+ */
+static void
+txn_finish(struct smtp_session *s)
+{
+	struct txn *t = txn_oldest(s);
+
+	txn_outcome(s, t);
 	s->txn_done_pending = 1;
-	if (s->t.last) {
-		if (!s->t.quit_sent) {
-			send_quit(s);
-		}
-		if (s->state != SMTP_ST_FAILED) {
-			s->state = SMTP_ST_QUIT;
-		}
-	} else if (s->state != SMTP_ST_FAILED) {
+	if (!t->mail_ok && s->win_len == 1) {
+		/* MAIL refused: the server started no transaction */
+		s->stale = 0;
+	}
+	s->win_first = (s->win_first + 1) % WIN_TXN_MAX;
+	s->win_len--;
+	s->win_bytes -= t->size;
+	txn_free(s->done);
+	s->done = t;
+	if (t->last && !s->quit_sent) {
+		send_quit(s);
+	}
+	if (s->state == SMTP_ST_FAILED || s->win_len > 0) {
+		return;
+	}
+	if (s->quit_sent) {
+		s->state = SMTP_ST_QUIT;
+	} else {
 		s->state = SMTP_ST_READY;
+		s->hold = 0;
 	}
 }
 
-/* Give up on the transaction: RSET when MAIL was accepted. */
+/* Give up on the oldest transaction: RSET when MAIL was accepted. */
 static void
-txn_abort(struct smtp_session *s)
+txn_abort(struct smtp_session *s, struct txn *t)
 {
-	if (!s->t.mail_ok) {
+	if (!t->mail_ok) {
 		txn_finish(s);
 		return;
 	}
-	if (send_cmd(s, "RSET") != ERR_OK || push(s, EX_RSET, 0) != ERR_OK) {
+	if (send_rset(s, EX_RSET) != ERR_OK) {
 		return;
 	}
-	if (s->t.last && (s->caps & SMTP_CAP_PIPELINING)) {
+	if (t->last && (s->caps & SMTP_CAP_PIPELINING)) {
 		send_quit(s);
 	}
 }
 
 static void
-txn_set_error(struct smtp_session *s, enum step_class cls, const char *step)
+txn_set_error(struct smtp_session *s, struct txn *t, enum step_class cls,
+	const char *step)
 {
-	if (!s->t.failed) {
+	if (!t->failed) {
 		reply_error(&s->reply, s->txn_err, map_reply(&s->reply, cls),
 			step);
-		s->t.failed = 1;
+		t->failed = 1;
 	}
 }
 
 static int
-batch_can_commit(const struct smtp_session *s)
+batch_can_commit(const struct txn *t)
 {
-	return !s->t.failed && s->t.mail_ok && s->t.n_refused == 0 &&
-		s->t.n_ok > 0;
+	return !t->failed && t->mail_ok && t->n_refused == 0 && t->n_ok > 0;
 }
 
 /* The command that carries the body (after the RCPTs). */
 static enum err
-send_body_cmd(struct smtp_session *s, size_t n_batch)
+send_body_cmd(struct smtp_session *s, struct txn *t, size_t n_batch)
 {
 	int pipe = (s->caps & SMTP_CAP_PIPELINING) != 0;
 	enum err e;
 
 	if (!(s->caps & SMTP_CAP_CHUNKING)) {
-		s->t.mode = BM_DATA;
+		t->mode = BM_DATA;
 		e = send_cmd(s, "DATA");
 		return e == ERR_OK ? push(s, EX_DATA, 0) : e;
 	}
 	if (!pipe || n_batch == 1) {
 		/* all RCPT replies are known, or nothing can be partial */
-		s->t.mode = BM_BDAT_LAST;
-		e = send_cmd(s, "BDAT %" PRIu64 " LAST", s->t.size);
+		t->mode = BM_BDAT_LAST;
+		e = send_cmd(s, "BDAT %" PRIu64 " LAST", t->size);
 		if (e == ERR_OK) {
-			mark_body(s, 0);
+			mark_body(s, t, 0);
 			e = push(s, EX_END, 0);
 		}
-		if (e == ERR_OK && pipe && s->t.last) {
+		if (e == ERR_OK && pipe && t->last) {
 			e = send_quit(s);
 		}
 		return e;
 	}
-	s->t.mode = BM_BDAT_CHUNK;
-	e = send_cmd(s, "BDAT %" PRIu64, s->t.size);
+	t->mode = BM_BDAT_CHUNK;
+	e = send_cmd(s, "BDAT %" PRIu64, t->size);
 	if (e == ERR_OK) {
-		mark_body(s, 0);
+		mark_body(s, t, 0);
 		e = push(s, EX_BDAT, 0);
 	}
 	return e;
 }
 
-/* One MAIL ... end-of-data round for every recipient still to do. */
 static enum err
-start_batch(struct smtp_session *s)
+send_mail(struct smtp_session *s, const struct envelope *env, uint64_t size)
 {
-	const struct envelope *env = s->t.env;
 	struct buf line;
-	size_t i, n_batch = 0;
-	enum err e = ERR_OK;
-
-	s->t.mail_ok = 0;
-	s->t.stop_rcpts = 0;
-	s->t.n_ok = 0;
-	s->t.n_refused = 0;
-	s->t.n_deferred = 0;
-	s->t.failed = 0;
-	errinfo_init(s->txn_err);
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		if (s->t.rcpts[i].st == RS_DEFERRED) {
-			s->t.rcpts[i].st = RS_TODO;
-		}
-		if (s->t.rcpts[i].st == RS_TODO) {
-			n_batch++;
-		}
-	}
+	enum err e;
 
 	buf_init(&line, BUF_LINE_MAX);
 	e = buf_printf(&line, "MAIL FROM:<%s>", env->from);
 	if (e == ERR_OK && (s->caps & SMTP_CAP_SIZE)) {
-		e = buf_printf(&line, " SIZE=%" PRIu64, s->t.size);
+		e = buf_printf(&line, " SIZE=%" PRIu64, size);
 	}
 	if (e == ERR_OK && env->body_8bit && (s->caps & SMTP_CAP_8BITMIME)) {
 		e = buf_append_str(&line, " BODY=8BITMIME");
@@ -738,18 +822,45 @@ start_batch(struct smtp_session *s)
 	}
 	buf_release(&line);
 	if (e == ERR_OK) {
+		s->stale = 1;
 		e = push(s, EX_MAIL, 0);
 	}
+	return e;
+}
+
+/* One MAIL ... end-of-data round for every recipient still to do. */
+static enum err
+start_batch(struct smtp_session *s, struct txn *t)
+{
+	size_t i, n_batch = 0;
+	enum err e;
+
+	t->started = 1;
+	t->mail_ok = 0;
+	t->stop_rcpts = 0;
+	t->n_ok = 0;
+	t->n_refused = 0;
+	t->n_deferred = 0;
+	t->failed = 0;
+	for (i = 0; i < t->n_rcpts; i++) {
+		if (t->rcpts[i].st == RS_DEFERRED) {
+			t->rcpts[i].st = RS_TODO;
+		}
+		if (t->rcpts[i].st == RS_TODO) {
+			n_batch++;
+		}
+	}
+	e = send_mail(s, t->env, t->size);
 	if (e != ERR_OK || !(s->caps & SMTP_CAP_PIPELINING)) {
 		return e;
 	}
-	for (i = 0; i < s->t.n_rcpts && e == ERR_OK; i++) {
-		if (s->t.rcpts[i].st == RS_TODO) {
-			e = send_rcpt(s, i);
+	for (i = 0; i < t->n_rcpts && e == ERR_OK; i++) {
+		if (t->rcpts[i].st == RS_TODO) {
+			e = send_rcpt(s, t, i);
 		}
 	}
 	if (e == ERR_OK) {
-		e = send_body_cmd(s, n_batch);
+		e = send_body_cmd(s, t, n_batch);
 	}
 	return e;
 }
@@ -775,16 +886,13 @@ bad_param(const char *v)
 	return 0;
 }
 
-enum err
-smtp_mail(struct smtp_session *s, const struct envelope *env,
-	uint64_t body_size, int last, struct errinfo *reterr)
+/* What smtp_mail() refuses before sending anything (session unchanged). */
+static enum err
+check_mail(const struct smtp_session *s, const struct envelope *env,
+	uint64_t body_size, struct errinfo *reterr)
 {
 	size_t i;
 
-	if (s->state != SMTP_ST_READY) {
-		return errinfo_set(reterr, ERR_INTERNAL, "smtp_mail() in "
-			"state %s", smtp_state_name(s->state));
-	}
 	if (env->n_rcpts == 0) {
 		return errinfo_set(reterr, ERR_DATA, "no recipients");
 	}
@@ -827,71 +935,128 @@ smtp_mail(struct smtp_session *s, const struct envelope *env,
 		}
 		return ERR_SMTP_PERM;
 	}
+	return ERR_OK;
+}
 
-	txn_clear(s);
-	s->t.rcpts = calloc(env->n_rcpts, sizeof(*s->t.rcpts));
-	if (s->t.rcpts == NULL) {
-		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+static struct txn *
+txn_new(const struct envelope *env, uint64_t body_size, int last)
+{
+	struct txn *t = calloc(1, sizeof(*t));
+	size_t i;
+
+	if (t == NULL) {
+		return NULL;
+	}
+	t->rcpts = calloc(env->n_rcpts, sizeof(*t->rcpts));
+	if (t->rcpts == NULL) {
+		free(t);
+		return NULL;
 	}
 	for (i = 0; i < env->n_rcpts; i++) {
-		buf_init(&s->t.rcpts[i].reply, ERRINFO_MSG_MAX);
+		buf_init(&t->rcpts[i].reply, ERRINFO_MSG_MAX);
 	}
-	s->t.n_rcpts = env->n_rcpts;
-	s->t.env = env;
-	s->t.size = body_size;
-	s->t.last = last;
-	s->t.quit_sent = 0;
-	s->t.n_delivered = 0;
-	s->txn_code = ERR_OK;
-	errinfo_init(s->txn_res);
+	buf_init(&t->final_reply, ERRINFO_MSG_MAX);
+	t->n_rcpts = env->n_rcpts;
+	t->env = env;
+	t->size = body_size;
+	t->last = last;
+	return t;
+}
+
+enum err
+smtp_mail(struct smtp_session *s, const struct envelope *env,
+	uint64_t body_size, int last, struct errinfo *reterr)
+{
+	const unsigned both = SMTP_CAP_PIPELINING | SMTP_CAP_CHUNKING;
+	struct txn *t;
+	enum err e;
+
+	if (s->state != SMTP_ST_READY && !window_open(s)) {
+		return errinfo_set(reterr, ERR_INTERNAL, "smtp_mail() in "
+			"state %s", smtp_state_name(s->state));
+	}
+	e = check_mail(s, env, body_size, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (s->win_len > 0 && (env->n_rcpts != 1 ||
+	    (s->caps & both) != both)) {
+		/* several recipients: all-or-nothing needs a drained window */
+		return errinfo_set(reterr, ERR_LIMIT, "this transaction waits "
+			"for the ones in flight");
+	}
+	t = txn_new(env, body_size, last);
+	if (t == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	s->win[(s->win_first + s->win_len) % WIN_TXN_MAX] = t;
+	s->win_len++;
+	s->win_bytes += body_size;
 	s->state = SMTP_ST_TXN;
-	if (start_batch(s) != ERR_OK) {
+	if (s->stale) {
+		e = send_rset(s, EX_SEP);
+		if (e != ERR_OK || !(s->caps & SMTP_CAP_PIPELINING)) {
+			/* without PIPELINING, MAIL waits for the reply */
+			return e == ERR_OK ? ERR_OK : smtp_error(s, reterr);
+		}
+	}
+	if (start_batch(s, t) != ERR_OK) {
 		return smtp_error(s, reterr);
 	}
 	return ERR_OK;
 }
 
 void
+smtp_hold(struct smtp_session *s)
+{
+	if (s->state == SMTP_ST_TXN) {
+		s->hold = 1;
+	}
+}
+
+void
 smtp_quit(struct smtp_session *s)
 {
-	if (s->state == SMTP_ST_FAILED || s->state == SMTP_ST_DONE) {
+	if (s->state == SMTP_ST_FAILED || s->state == SMTP_ST_DONE ||
+	    s->quit_sent) {
 		return;
 	}
-	if (send_quit(s) == ERR_OK) {
+	if (send_quit(s) == ERR_OK && s->state != SMTP_ST_TXN) {
+		/* in a window, QUIT follows the transactions in flight */
 		s->state = SMTP_ST_QUIT;
 	}
 }
 
 /* After the last RCPT reply of a batch without PIPELINING. */
 static void
-unpipelined_after_rcpts(struct smtp_session *s)
+unpipelined_after_rcpts(struct smtp_session *s, struct txn *t)
 {
 	size_t i, n_batch = 0;
 
-	if (!s->t.stop_rcpts) {
-		for (i = 0; i < s->t.n_rcpts; i++) {
-			if (s->t.rcpts[i].st == RS_TODO) {
-				send_rcpt(s, i);
+	if (!t->stop_rcpts) {
+		for (i = 0; i < t->n_rcpts; i++) {
+			if (t->rcpts[i].st == RS_TODO) {
+				send_rcpt(s, t, i);
 				return;
 			}
 		}
 	}
-	if (!batch_can_commit(s)) {
-		txn_abort(s);
+	if (!batch_can_commit(t)) {
+		txn_abort(s, t);
 		return;
 	}
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		if (s->t.rcpts[i].st == RS_OK) {
+	for (i = 0; i < t->n_rcpts; i++) {
+		if (t->rcpts[i].st == RS_OK) {
 			n_batch++;
 		}
 	}
-	send_body_cmd(s, n_batch);
+	send_body_cmd(s, t, n_batch);
 }
 
 static void
-store_rcpt_reply(struct smtp_session *s, size_t i)
+store_rcpt_reply(struct smtp_session *s, struct txn *t, size_t i)
 {
-	struct rcpt *r = &s->t.rcpts[i];
+	struct rcpt *r = &t->rcpts[i];
 
 	r->code = s->reply.code;
 	util_strlcpy(r->enhanced, s->reply.enhanced, sizeof(r->enhanced));
@@ -901,142 +1066,186 @@ store_rcpt_reply(struct smtp_session *s, size_t i)
 
 /* The batch was committed (250 to the end of data). */
 static void
-batch_delivered(struct smtp_session *s)
+batch_delivered(struct smtp_session *s, struct txn *t)
 {
 	size_t i;
 
-	buf_reset(&s->t.final_reply);
-	smtp_reply_format(&s->reply, &s->t.final_reply);
-	for (i = 0; i < s->t.n_rcpts; i++) {
-		if (s->t.rcpts[i].st == RS_OK) {
-			s->t.rcpts[i].st = RS_DELIVERED;
-			s->t.n_delivered++;
+	if (s->win_len == 1) {
+		/* nothing was sent after it: the server holds no transaction */
+		s->stale = 0;
+	}
+	buf_reset(&t->final_reply);
+	smtp_reply_format(&s->reply, &t->final_reply);
+	for (i = 0; i < t->n_rcpts; i++) {
+		if (t->rcpts[i].st == RS_OK) {
+			t->rcpts[i].st = RS_DELIVERED;
+			t->n_delivered++;
 		}
 	}
-	if (rcpts_left(s) && s->t.n_refused == 0) {
-		start_batch(s);
+	if (rcpts_left(t) && t->n_refused == 0) {
+		start_batch(s, t);
 		return;
 	}
 	txn_finish(s);
 }
 
 static void
-rcpt_reply(struct smtp_session *s, size_t i)
+rcpt_reply(struct smtp_session *s, struct txn *t, size_t i)
 {
 	int code = s->reply.code;
 
-	store_rcpt_reply(s, i);
+	store_rcpt_reply(s, t, i);
 	if (code >= 200 && code < 300) {
-		s->t.rcpts[i].st = RS_OK;
-		s->t.n_ok++;
+		t->rcpts[i].st = RS_OK;
+		t->n_ok++;
 	} else if (code == 452) {
-		s->t.rcpts[i].st = RS_DEFERRED;
-		s->t.n_deferred++;
-		s->t.stop_rcpts = 1;
+		t->rcpts[i].st = RS_DEFERRED;
+		t->n_deferred++;
+		t->stop_rcpts = 1;
 	} else if (code >= 400 && code < 600) {
-		s->t.rcpts[i].st = RS_REFUSED;
-		s->t.n_refused++;
+		t->rcpts[i].st = RS_REFUSED;
+		t->n_refused++;
 	} else {
 		fail(s, ERR_PROTO, "unexpected reply to RCPT TO:<%s>: %s",
-			s->t.env->rcpts[i], buf_cstr(&s->t.rcpts[i].reply));
+			t->env->rcpts[i], buf_cstr(&t->rcpts[i].reply));
 		return;
 	}
 	if (!(s->caps & SMTP_CAP_PIPELINING)) {
-		unpipelined_after_rcpts(s);
+		unpipelined_after_rcpts(s, t);
 	}
 }
 
 static void
-data_reply(struct smtp_session *s)
+mail_reply(struct smtp_session *s, struct txn *t)
+{
+	char step[600];
+	int ok2 = s->reply.code >= 200 && s->reply.code < 300;
+
+	if (ok2) {
+		t->mail_ok = 1;
+	} else {
+		snprintf(step, sizeof(step), "MAIL FROM:<%.500s>",
+			t->env->from);
+		txn_set_error(s, t, SC_ADDRESS, step);
+	}
+	if (!(s->caps & SMTP_CAP_PIPELINING)) {
+		if (ok2) {
+			unpipelined_after_rcpts(s, t);
+		} else {
+			txn_finish(s);
+		}
+	}
+}
+
+static void
+data_reply(struct smtp_session *s, struct txn *t)
 {
 	int code = s->reply.code;
 
 	if (code == 354) {
-		if (!batch_can_commit(s)) {
+		if (!batch_can_commit(t)) {
 			/*
 			 * DATA cannot be cancelled: closing the connection
 			 * is the only way not to deliver to the accepted
 			 * recipients.
 			 */
-			if (s->t.failed && !s->t.mail_ok) {
+			if (t->failed && !t->mail_ok) {
 				*s->err = *s->txn_err;
 			} else {
-				rcpt_error(s, s->err);
+				rcpt_error(t, s->err);
 			}
 			s->state = SMTP_ST_FAILED;
 			return;
 		}
-		mark_body(s, 1);
+		mark_body(s, t, 1);
 		return;
 	}
 	if (code >= 200 && code < 400) {
 		fail_reply(s, SC_SESSION, "DATA");
 		return;
 	}
-	txn_set_error(s, SC_SESSION, "DATA");
-	txn_abort(s);
+	txn_set_error(s, t, SC_SESSION, "DATA");
+	txn_abort(s, t);
+}
+
+/* The reply to a non-LAST BDAT: commit, or abort if anything failed. */
+static void
+bdat_reply(struct smtp_session *s, struct txn *t)
+{
+	if (s->reply.code < 200 || s->reply.code >= 300) {
+		txn_set_error(s, t, SC_SESSION, "BDAT");
+	}
+	if (!batch_can_commit(t)) {
+		txn_abort(s, t);
+		return;
+	}
+	if (send_cmd(s, "BDAT 0 LAST") != ERR_OK ||
+	    push(s, EX_END, 0) != ERR_OK) {
+		return;
+	}
+	if (t->last && !rcpts_left(t)) {
+		send_quit(s);
+	}
+}
+
+/* The reply to the end of data ("." or BDAT ... LAST). */
+static void
+end_reply(struct smtp_session *s, struct txn *t)
+{
+	if (s->reply.code >= 200 && s->reply.code < 300) {
+		batch_delivered(s, t);
+		return;
+	}
+	if (t->mode == BM_DATA && s->win_len == 1) {
+		/*
+		 * The end of data was read: the server consumed the
+		 * transaction (RFC 5321 section 4.1.1.4).  A refused
+		 * BDAT LAST may be "no valid recipients" instead, which
+		 * leaves the MAIL open.
+		 */
+		s->stale = 0;
+	}
+	txn_set_error(s, t, SC_SESSION, t->mode == BM_DATA ?
+		"end of data" : "BDAT LAST");
+	txn_finish(s);
 }
 
 static void
 txn_reply(struct smtp_session *s, struct pending pd)
 {
-	const struct smtp_reply *r = &s->reply;
-	char step[600];
-	int ok2 = r->code >= 200 && r->code < 300;
+	struct txn *t = txn_oldest(s);
 
+	if (t == NULL && pd.kind != EX_QUIT) {
+		fail(s, ERR_INTERNAL, "reply without a transaction");
+		return;
+	}
 	switch (pd.kind) {
 	case EX_MAIL:
-		if (ok2) {
-			s->t.mail_ok = 1;
-		} else {
-			snprintf(step, sizeof(step), "MAIL FROM:<%.500s>",
-				s->t.env->from);
-			txn_set_error(s, SC_ADDRESS, step);
-		}
-		if (!(s->caps & SMTP_CAP_PIPELINING)) {
-			if (ok2) {
-				unpipelined_after_rcpts(s);
-			} else {
-				txn_finish(s);
-			}
-		}
+		mail_reply(s, t);
 		break;
 	case EX_RCPT:
-		rcpt_reply(s, pd.rcpt);
+		rcpt_reply(s, t, pd.rcpt);
 		break;
 	case EX_DATA:
-		data_reply(s);
+		data_reply(s, t);
 		break;
 	case EX_BDAT:
-		if (!ok2) {
-			txn_set_error(s, SC_SESSION, "BDAT");
-		}
-		if (!batch_can_commit(s)) {
-			txn_abort(s);
-			return;
-		}
-		if (send_cmd(s, "BDAT 0 LAST") != ERR_OK ||
-		    push(s, EX_END, 0) != ERR_OK) {
-			return;
-		}
-		if (s->t.last && !rcpts_left(s)) {
-			send_quit(s);
-		}
+		bdat_reply(s, t);
 		break;
 	case EX_END:
-		if (ok2) {
-			batch_delivered(s);
-			return;
-		}
-		txn_set_error(s, SC_SESSION, s->t.mode == BM_DATA ?
-			"end of data" : "BDAT LAST");
-		txn_finish(s);
+		end_reply(s, t);
 		break;
 	case EX_RSET:
-		if (s->t.last && !s->t.quit_sent) {
+		if (t->last && !s->quit_sent) {
 			send_quit(s);
 		}
 		txn_finish(s);
+		break;
+	case EX_SEP:
+		/* MAIL's own reply tells whether the session was clean */
+		if (!t->started) {
+			start_batch(s, t);
+		}
 		break;
 	case EX_QUIT:
 		s->state = SMTP_ST_DONE;
@@ -1563,6 +1772,8 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 void
 smtp_body_done(struct smtp_session *s, int at_line_start)
 {
+	const struct txn *t;
+
 	if (s->body_at != 0) {
 		return;
 	}
@@ -1577,7 +1788,9 @@ smtp_body_done(struct smtp_session *s, int at_line_start)
 	if (send_cmd(s, ".") != ERR_OK || push(s, EX_END, 0) != ERR_OK) {
 		return;
 	}
-	if (s->t.last && (s->caps & SMTP_CAP_PIPELINING) && !rcpts_left(s)) {
+	t = txn_newest(s);
+	if (t != NULL && t->last && (s->caps & SMTP_CAP_PIPELINING) &&
+	    !rcpts_left(t)) {
 		send_quit(s);
 	}
 }
@@ -1605,19 +1818,19 @@ smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr)
 const char *
 smtp_rcpt_status(const struct smtp_session *s, size_t i, int *ret_code)
 {
-	if (i >= s->t.n_rcpts) {
+	if (s->done == NULL || i >= s->done->n_rcpts) {
 		return NULL;
 	}
 	if (ret_code != NULL) {
-		*ret_code = s->t.rcpts[i].code;
+		*ret_code = s->done->rcpts[i].code;
 	}
-	return buf_cstr(&s->t.rcpts[i].reply);
+	return buf_cstr(&s->done->rcpts[i].reply);
 }
 
 const char *
 smtp_final_reply(const struct smtp_session *s)
 {
-	return buf_cstr(&s->t.final_reply);
+	return s->done != NULL ? buf_cstr(&s->done->final_reply) : "";
 }
 
 enum err

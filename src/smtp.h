@@ -20,7 +20,8 @@
  *   case SMTP_EV_NEED_AUTH:  get the password/token, smtp_auth_secret()
  *   case SMTP_EV_AUTH_RETRY: the token was rejected: get a fresh one,
  *                            smtp_auth_secret() (or give up)
- *   case SMTP_EV_READY:      smtp_mail() for a transaction, or smtp_quit()
+ *   case SMTP_EV_READY:      smtp_mail() for a transaction, or smtp_quit(),
+ *                            or (transactions in flight) smtp_hold()
  *   case SMTP_EV_TXN_DONE:   smtp_txn_result(); the session goes on
  *   case SMTP_EV_DONE:       the server answered QUIT; close
  *   case SMTP_EV_FAILED:     smtp_error(); close without QUIT
@@ -29,6 +30,19 @@
  * Session state (greeting, EHLO capabilities, TLS, AUTH) is kept apart from
  * transaction state (MAIL/RCPT/DATA/BDAT), and several transactions may run
  * back to back on one session.
+ *
+ * Cross-transaction pipelining: with PIPELINING and CHUNKING, a transaction
+ * of one recipient ("MAIL, RCPT, BDAT n LAST" + body) needs no reply before
+ * it commits, so SMTP_EV_READY is raised again while its replies are still
+ * due: up to 32 transactions or about 1 MiB of body wait for replies (the
+ * window).  Replies are matched to transactions strictly in order and
+ * SMTP_EV_TXN_DONE comes once per transaction, in order, as soon as its last
+ * reply is in.  A MAIL that follows a transaction whose outcome is unknown,
+ * or one that failed after its MAIL was accepted, is preceded by RSET (a
+ * server may keep the MAIL open after refusing every recipient).  A
+ * transaction of several recipients (all-or-nothing needs the RCPT replies)
+ * or any transaction with DATA runs alone: the window drains before it and
+ * stays closed until it ends.
  *
  * Secrets: AUTH payloads are built into secret buffers and wiped once
  * written out; the transcript callback sees them only as
@@ -174,18 +188,30 @@ const char *smtp_auth_mech(const struct smtp_session *s);
 void smtp_abort(struct smtp_session *s, const struct errinfo *ei);
 
 /*
- * SMTP_EV_READY: start a transaction for env (borrowed until
+ * SMTP_EV_READY: start a transaction for env (borrowed until its
  * SMTP_EV_TXN_DONE) with a body of body_size wire bytes.  last: QUIT follows
  * the transaction (it is pipelined after the end of data when possible).
- * Refused before anything is sent (session stays READY): ERR_NOTSUPP for
- * SMTPUTF8 or DSN the server lacks, ERR_SMTP_PERM for a message larger than
- * the server's SIZE, ERR_DATA for an address with CR, LF or NUL or no
- * recipients, ERR_INTERNAL outside SMTP_ST_READY.
+ * Refused before anything is sent (the session is unchanged): ERR_NOTSUPP
+ * for SMTPUTF8 or DSN the server lacks, ERR_SMTP_PERM for a message larger
+ * than the server's SIZE, ERR_DATA for an address with CR, LF or NUL or no
+ * recipients, ERR_INTERNAL when no SMTP_EV_READY was raised.  With
+ * transactions in flight, ERR_LIMIT: this one cannot join the window
+ * (several recipients); call smtp_hold() and offer it again at the next
+ * SMTP_EV_READY, which comes once the window has drained.
  */
 enum err smtp_mail(struct smtp_session *s, const struct envelope *env,
 	uint64_t body_size, int last, struct errinfo *reterr);
 
-/* SMTP_EV_READY: end the session. */
+/*
+ * SMTP_EV_READY with transactions in flight: add nothing to the window for
+ * now; SMTP_EV_READY comes again when every transaction in flight is over.
+ */
+void smtp_hold(struct smtp_session *s);
+
+/*
+ * SMTP_EV_READY: end the session.  With transactions in flight, QUIT is
+ * pipelined after them and SMTP_EV_DONE follows their SMTP_EV_TXN_DONEs.
+ */
 void smtp_quit(struct smtp_session *s);
 
 /*
@@ -196,9 +222,9 @@ void smtp_quit(struct smtp_session *s);
 enum err smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr);
 
 /*
- * Per-recipient outcome of the last transaction: the reply code (0 when
- * never answered) and its formatted reply.  Borrowed until the next
- * smtp_mail().  NULL text when i is out of range.
+ * Per-recipient outcome of the last finished transaction: the reply code (0
+ * when never answered) and its formatted reply.  Borrowed until the next
+ * SMTP_EV_TXN_DONE.  NULL text when i is out of range.
  */
 const char *smtp_rcpt_status(const struct smtp_session *s, size_t i,
 	int *ret_code);

@@ -4,7 +4,15 @@
  * Output is gathered in one write buffer and flushed only before the driver
  * blocks on a read (or when the buffer is full), so a pipelined flight -
  * envelope commands, BDAT and the start of the body, QUIT - leaves in one
- * write and costs one round trip.
+ * write and costs one round trip.  Replies already received are handed to
+ * the engine before anything is written, so the transactions that replies
+ * make room for in a batch's pipeline window leave together too.
+ *
+ * Batch: items go to the engine in order (d->next) and are reported in
+ * order (d->cur); those in between are in flight.  An item the engine
+ * cannot take while others are in flight (several recipients, or one it
+ * refuses before sending) waits until they are all reported, so reports
+ * stay in order and the window needs no per-item bookkeeping here.
  */
 #include "submit.h"
 
@@ -29,6 +37,7 @@ struct driver {
 	const struct submit_item *items;	/* the batch, or the one message */
 	size_t n_items;
 	size_t cur;		/* first item whose outcome is not reported */
+	size_t next;		/* next item to hand to the engine */
 	struct submit_item single;
 	struct transport *t;
 	struct buf rbuf;	/* received, not yet handed to the engine */
@@ -107,6 +116,13 @@ queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
 	return e == ERR_OK ? ERR_OK : errinfo_set(reterr, e, "out of memory");
 }
 
+/* A whole reply line is buffered: reading it will not block. */
+static int
+line_buffered(const struct driver *d)
+{
+	return memchr(d->rbuf.data, '\n', d->rbuf.len) != NULL;
+}
+
 /*
  * One reply line, CRLF removed, borrowed from d->rbuf until the next call;
  * the caller consumes it (its length + 2).
@@ -160,7 +176,8 @@ read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 static enum err
 send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
-	const struct submit_body *body = &d->items[d->cur].body;
+	/* the body asked for is always that of the newest transaction */
+	const struct submit_body *body = &d->items[d->next - 1].body;
 	uint64_t size = smtp_body_size(s);
 	uint64_t off = 0;
 	int dot = smtp_body_dotstuff(s);
@@ -345,6 +362,30 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 	d->cur++;
 }
 
+/*
+ * SMTP_EV_READY: hand item d->next to the engine.  ERR_OK when it was taken
+ * or has to wait for the transactions in flight; else its refusal.
+ */
+static enum err
+next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
+{
+	const struct submit_item *it = &d->items[d->next];
+	enum err e;
+
+	e = smtp_mail(s, it->env, it->body.size, d->next + 1 == d->n_items,
+		reterr);
+	if (e == ERR_OK) {
+		d->next++;
+		return ERR_OK;
+	}
+	if (d->cur < d->next) {
+		/* offered again once the items in flight are reported */
+		smtp_hold(s);
+		return ERR_OK;
+	}
+	return e;
+}
+
 /* The session ended with e: every item not reported yet gets it. */
 static enum err
 session_end(struct driver *d, enum err e, struct submit_result *ret,
@@ -384,7 +425,9 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			e = send_body(d, s, reterr);
 			break;
 		case SMTP_EV_NEED_INPUT:
-			e = flush(d, reterr);
+			if (!line_buffered(d)) {
+				e = flush(d, reterr);
+			}
 			if (e == ERR_OK) {
 				e = read_line(d, &line, &n, reterr);
 			}
@@ -419,18 +462,16 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			if (p->serverinfo) {
 				smtp_describe(s, &ret->info);
 				smtp_quit(s);
-			} else if (d->cur >= d->n_items) {
+			} else if (d->next >= d->n_items) {
 				smtp_quit(s);
 			} else {
-				const struct submit_item *it = &d->items[d->cur];
-
-				e = smtp_mail(s, it->env, it->body.size,
-					d->cur + 1 == d->n_items, reterr);
+				e = next_item(d, s, reterr);
 				if (e != ERR_OK) {
 					/* refused before sending: next one */
 					txn_done = 1;
 					txn_code = e;
 					item_done(d, NULL, e, 1, ret, reterr);
+					d->next++;
 					e = ERR_OK;
 				}
 			}
@@ -490,10 +531,12 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	size_t i;
 	enum err e;
 
-	if (!p->serverinfo && p->batch == NULL && p->env == NULL) {
+	if (!p->serverinfo && !p->check && p->batch == NULL &&
+	    p->env == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL, "no envelope");
 	}
-	if (!p->serverinfo && p->batch == NULL && p->body.read == NULL) {
+	if (!p->serverinfo && !p->check && p->batch == NULL &&
+	    p->body.read == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL, "no body source");
 	}
 	if (p->batch != NULL) {
@@ -505,7 +548,7 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 			}
 			body_total += p->batch->items[i].body.size;
 		}
-	} else {
+	} else if (!p->check) {
 		body_total = p->body.size;
 	}
 	if (acc->host == NULL || acc->host[0] == '\0') {
@@ -517,7 +560,7 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 		d.items = p->batch != NULL ? p->batch->items : NULL;
 		return session_end(&d, e, ret, reterr);
 	}
-	if (!p->serverinfo && p->batch == NULL) {
+	if (!p->serverinfo && !p->check && p->batch == NULL) {
 		free(ret->rcpt_codes);
 		ret->rcpt_codes = calloc(p->env->n_rcpts ? p->env->n_rcpts : 1,
 			sizeof(int));
@@ -532,7 +575,7 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	if (p->batch != NULL) {
 		d.items = p->batch->items;
 		d.n_items = p->batch->n;
-	} else if (!p->serverinfo) {
+	} else if (!p->serverinfo && !p->check) {
 		d.single.env = p->env;
 		d.single.body = p->body;
 		d.items = &d.single;

@@ -111,6 +111,12 @@ struct submit_params {
 		size_t len);
 	void *transcript_ctx;
 	int serverinfo;		/* EHLO (after TLS), describe, QUIT */
+	/*
+	 * --check: connect, STARTTLS, EHLO and AUTH as for a message, then
+	 * QUIT without a transaction; env and body are not used.  ERR_OK
+	 * means every step passed (ret->auth_mech names the mechanism).
+	 */
+	int check;
 	struct submit_io io;
 };
 

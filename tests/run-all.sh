@@ -1,10 +1,14 @@
 #!/bin/bash
 # The whole test suite, as CI runs it (README: ".ci/install-deps && tests/run-all.sh").
 #
-#   1. build-ci    gcc, -Dwerror=true, debugoptimized; meson test
+#   1. build-ci    gcc, -Dwerror=true, debugoptimized, man pages required
+#                  (scdoc must accept every page); meson test
 #   2. build-asan  the same suite again under ASan + UBSan
 #   3. build-fuzz  clang + libFuzzer; each fuzz_* target runs FUZZ_SECONDS
 #                  (default 30) over a copy of tests/fuzz/corpus/<name>
+#   4. deb         tests/debian-test.sh: dpkg-buildpackage of oasmtp and
+#                  oasmtp-mta in a temp copy, lintian, and one message sent
+#                  through the unpacked /usr/sbin/sendmail (about 40 s)
 #
 # Every meson test result (meson-logs/testlog.json) and every fuzz run counts
 # as one test; a SKIP counts as a failure (the suite must not skip).  A part
@@ -12,7 +16,7 @@
 # per part and ends with the line "N passed, N failed"; exits 1 on any failure.
 #
 # Environment: FUZZ_SECONDS, JOBS (meson test --num-processes, default 2),
-# PARTS (default "ci asan fuzz": run a subset).
+# PARTS (default "ci asan fuzz deb": run a subset).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -20,7 +24,7 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-PARTS=${PARTS:-ci asan fuzz}
+PARTS=${PARTS:-ci asan fuzz deb}
 
 total_pass=0
 total_fail=0
@@ -150,12 +154,33 @@ run_fuzz_part() {
 	summaries+=("fuzz: $p passed, $f failed${names:+ -$names}")
 }
 
+# The Debian packages: each "ok"/"not ok" line of tests/debian-test.sh
+# counts as one test; a script that reports nothing counts as a failure.
+run_deb_part() {
+	local log=build-deb/debian-test.log p f
+	note "deb: tests/debian-test.sh"
+	mkdir -p build-deb
+	tests/debian-test.sh 2>&1 | tee "$log"
+	p=$(grep -c '^ok - ' "$log")
+	f=$(grep -c '^not ok - ' "$log")
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		summaries+=("deb: no results (counted as 1 failure)")
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	summaries+=("deb: $p passed, $f failed")
+}
+
 start=$(date +%s)
 for part in $PARTS; do
 	case $part in
 	ci)
+		# -Dman-pages=enabled: a missing scdoc or a page that scdoc
+		# rejects fails this build.
 		run_meson_part ci build-ci -Dwerror=true \
-			--buildtype=debugoptimized
+			--buildtype=debugoptimized -Dman-pages=enabled
 		;;
 	asan)
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -167,8 +192,11 @@ for part in $PARTS; do
 	fuzz)
 		run_fuzz_part
 		;;
+	deb)
+		run_deb_part
+		;;
 	*)
-		echo "run-all.sh: unknown part '$part' (ci, asan, fuzz)" >&2
+		echo "run-all.sh: unknown part '$part' (ci, asan, fuzz, deb)" >&2
 		exit 2
 		;;
 	esac

@@ -264,6 +264,17 @@ test_modes(void)
 		.progname = "oasmtp", .account = "gmail" });
 	expect("-S", ARGV("oasmtp", "-S"), &(struct want){
 		.mode = CLI_MODE_SERVERINFO, .progname = "oasmtp" });
+	expect("--check", ARGV("oasmtp", "--check"), &(struct want){
+		.mode = CLI_MODE_CHECK, .progname = "oasmtp" });
+	expect("--check ACCOUNT", ARGV("oasmtp", "--check", "work"),
+		&(struct want){ .mode = CLI_MODE_CHECK, .progname = "oasmtp",
+		.account = "work" });
+	expect("--check=ACCOUNT", ARGV("oasmtp", "-C", "rc", "--check=work"),
+		&(struct want){ .mode = CLI_MODE_CHECK, .progname = "oasmtp",
+		.config_file = "rc", .account = "work" });
+	expect("--check with the same -a", ARGV("oasmtp", "-a", "work",
+		"--check", "work"), &(struct want){ .mode = CLI_MODE_CHECK,
+		.progname = "oasmtp", .account = "work" });
 	expect("--pretend without recipients", ARGV("oasmtp", "--pretend"),
 		&(struct want){ .progname = "oasmtp", .pretend = 1 });
 	expect("-P", ARGV("oasmtp", "-P", "-a", "x"), &(struct want){
@@ -466,6 +477,16 @@ test_errors(void)
 		"'-q' takes no recipient arguments");
 	expect_error("--serverinfo with -bi", ARGV("oasmtp", "--serverinfo",
 		"-bi"), "'-bi' cannot be combined with '--serverinfo'");
+	expect_error("--check with two accounts", ARGV("oasmtp", "--check",
+		"a", "b"), "at most one account name");
+	expect_error("--check=a with an argument", ARGV("oasmtp",
+		"--check=a", "b"), "at most one account name");
+	expect_error("--check and a different -a", ARGV("oasmtp", "--check",
+		"a", "-a", "b"), "name different accounts");
+	expect_error("--check with -q", ARGV("oasmtp", "--check", "-q"),
+		"cannot be combined");
+	expect_error("--check=", ARGV("oasmtp", "--check="),
+		"needs an account name");
 }
 
 static void

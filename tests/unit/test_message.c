@@ -617,7 +617,8 @@ test_cronie(void)
 	m = load(in, 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
 		"from_rewrite: prepare");
-	check_wire(m, "From: me@example.com\r\nTo: user\r\n"
+	check_wire(m, "From: me@example.com\r\n"
+	    "X-Original-From: root (Cron Daemon)\r\nTo: user\r\n"
 	    "Subject: Cron <user@host> job\r\n"
 	    "Auto-Submitted: auto-generated\r\n\r\nout\r\n",
 	    "from_rewrite: local From replaced (comments are not names)");
@@ -626,10 +627,42 @@ test_cronie(void)
 	m = load("From: Cron Daemon <root@host.example>\nTo: u\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
 		"from_rewrite @hostname: prepare");
-	check_wire(m, "From: Cron Daemon <me@example.com>\r\nTo: u\r\n"
+	check_wire(m, "From: Cron Daemon <me@example.com>\r\n"
+	    "X-Original-From: Cron Daemon <root@host.example>\r\nTo: u\r\n"
 	    "\r\nb\r\n", "from_rewrite keeps the display name");
 	envelope_release(&env);
 	message_free(m);
+
+	/* from_rewrite_header sender / off */
+	a.from_rewrite_header = FROM_ORIG_SENDER;
+	m = load("From: Cron Daemon <root>\nTo: u\n\nb\n", 1);
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
+		"from_rewrite_header sender: prepare");
+	check_wire(m, "From: Cron Daemon <me@example.com>\r\n"
+	    "Sender: Cron Daemon <root>\r\nTo: u\r\n\r\nb\r\n",
+	    "from_rewrite_header sender: original as Sender:");
+	envelope_release(&env);
+	message_free(m);
+	a.from_rewrite_header = FROM_ORIG_OFF;
+	m = load("From: Cron Daemon <root>\nTo: u\n\nb\n", 1);
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
+		"from_rewrite_header off: prepare");
+	check_wire(m, "From: Cron Daemon <me@example.com>\r\nTo: u\r\n"
+	    "\r\nb\r\n", "from_rewrite_header off: original dropped");
+	envelope_release(&env);
+	message_free(m);
+	a.from_rewrite_header = FROM_ORIG_X_ORIGINAL_FROM;
+
+	/* from_rewrite also replaces a local -f, even with overriding on */
+	a.allow_from_override = 1;
+	m = load(in, 1);
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
+		"from_rewrite local -f: prepare");
+	is_str(env.from, "me@example.com",
+		"from_rewrite: a local -f becomes the account's address");
+	envelope_release(&env);
+	message_free(m);
+	a.allow_from_override = 0;
 	m = load("From: Real <real@example.org>\nTo: u\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
 		"from_rewrite real address: prepare");

@@ -21,6 +21,7 @@
 #include "util.h"
 
 #define MAX_FLIGHTS 16
+#define MAX_TXN 40
 
 /* ---- engine harness ---- */
 
@@ -43,6 +44,12 @@ struct h {
 	int txn_done;
 	int tls_events;
 	enum smtp_event end;
+	/* batch: one envelope per transaction, outcomes in TXN_DONE order */
+	struct envelope **envs;
+	int n_limit;			/* ERR_LIMIT answered by smtp_hold() */
+	enum err res[MAX_TXN];
+	size_t done_at[MAX_TXN];	/* replies fed when TXN_DONE came */
+	char final[MAX_TXN][256];
 };
 
 static struct errinfo txn_ei, sess_ei, mail_ei;
@@ -76,7 +83,7 @@ h_init(struct h *h, const struct smtp_params *p, const char *const *replies,
 
 	memset(h, 0, sizeof(*h));
 	for (i = 0; i < MAX_FLIGHTS; i++) {
-		buf_init(&h->fl[i], 1 << 20);
+		buf_init(&h->fl[i], 8 << 20);
 	}
 	buf_init(&h->tr, 1 << 20);
 	h->replies = replies;
@@ -104,6 +111,23 @@ static struct buf *
 cur(struct h *h)
 {
 	return &h->fl[h->nf < MAX_FLIGHTS ? h->nf : MAX_FLIGHTS - 1];
+}
+
+/* Batch mode: the next envelope, or smtp_hold() when it must wait. */
+static void
+h_batch_mail(struct h *h)
+{
+	enum err e;
+
+	e = smtp_mail(h->s, h->envs[h->txn_started], strlen(h->body),
+		h->txn_started + 1 == h->n_txn, &mail_ei);
+	if (e == ERR_LIMIT) {
+		h->n_limit++;
+		smtp_hold(h->s);
+		return;
+	}
+	h->mail_err = e;
+	h->txn_started++;
 }
 
 /* Run until DONE/FAILED or the script runs out. */
@@ -166,7 +190,9 @@ h_run(struct h *h)
 			h->si++;
 			break;
 		case SMTP_EV_READY:
-			if (h->txn_started < h->n_txn) {
+			if (h->envs != NULL && h->txn_started < h->n_txn) {
+				h_batch_mail(h);
+			} else if (h->txn_started < h->n_txn) {
 				h->txn_started++;
 				h->mail_err = smtp_mail(h->s, h->env,
 					strlen(h->body),
@@ -180,8 +206,15 @@ h_run(struct h *h)
 			}
 			break;
 		case SMTP_EV_TXN_DONE:
-			h->txn_done++;
 			h->txn = smtp_txn_result(h->s, &txn_ei);
+			if (h->txn_done < MAX_TXN) {
+				h->res[h->txn_done] = h->txn;
+				h->done_at[h->txn_done] = h->ri;
+				util_strlcpy(h->final[h->txn_done],
+					h->txn == ERR_OK ? smtp_final_reply(h->s) :
+					txn_ei.msg, sizeof(h->final[0]));
+			}
+			h->txn_done++;
 			break;
 		case SMTP_EV_DONE:
 		case SMTP_EV_FAILED:
@@ -842,6 +875,286 @@ test_long_reply_and_multi(void)
 	h_free(&h);
 }
 
+/* ---- cross-transaction pipelining (batches) ---- */
+
+static char *rcpt_b[] = { "b@x.example" };
+static char *rcpt_c[] = { "c@x.example" };
+static char *rcpt_d[] = { "d@x.example" };
+static char *rcpt_e[] = { "e@x.example" };
+static char *rcpt_f[] = { "f@x.example" };
+
+#define TX(r) "MAIL FROM:<a@x.example>\r\nRCPT TO:<" r ">\r\n" \
+	"BDAT 27 LAST\r\n" BODY
+#define PIPE_EHLO "250-mx", "250-PIPELINING", "250-ENHANCEDSTATUSCODES", \
+	"250 CHUNKING"
+
+/* A batch of n transactions over the engine, envs[i] for the i-th. */
+static void
+run_batch(struct h *h, const char *const *r, struct envelope **envs, int n,
+	const char *body)
+{
+	struct smtp_params p;
+
+	params(&p, h);
+	h_init(h, &p, r, envs[0], body);
+	smtp_free(h->s);
+	p.transcript_ctx = &h->tr;
+	h->s = smtp_new(&p);
+	h->envs = envs;
+	h->n_txn = n;
+	h_run(h);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+static void
+test_batch_pipelined(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued 1",
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"250 2.0.0 queued 2",
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"250 2.0.0 queued 3", "221 bye", NULL };
+	struct envelope e1, e2, e3;
+	struct envelope *envs[] = { &e1, &e2, &e3 };
+	struct h h;
+
+	env_init(&e1, rcpt_b, 1);
+	env_init(&e2, rcpt_c, 1);
+	env_init(&e3, rcpt_d, 1);
+	run_batch(&h, r, envs, 3, BODY);
+	is_int(h.end, SMTP_EV_DONE, "batch of 3: done");
+	is_str(buf_cstr(&h.fl[1]), TX("b@x.example") "RSET\r\n"
+		TX("c@x.example") "RSET\r\n" TX("d@x.example") "QUIT\r\n",
+		"three transactions and QUIT in one flight, RSET between");
+	is_int((long long)h.nf, 2, "EHLO and one batch flight: 2 flights");
+	is_int(h.txn_done, 3, "three outcomes");
+	is_int(h.res[0] | h.res[1] | h.res[2], ERR_OK, "all delivered");
+	is_str(h.final[0], "250 2.0.0 queued 1", "first reply to the first");
+	is_str(h.final[1], "250 2.0.0 queued 2", "second to the second");
+	is_str(h.final[2], "250 2.0.0 queued 3", "third to the third");
+	ok(h.done_at[0] == 8 && h.done_at[1] == 12 && h.done_at[2] == 16,
+		"each outcome as soon as its BDAT LAST reply is in (%zu %zu "
+		"%zu)", h.done_at[0], h.done_at[1], h.done_at[2]);
+	is_str(smtp_state_name(smtp_state(h.s)), "DONE", "session done");
+	h_free(&h);
+}
+
+/*
+ * A failure stays with its transaction: MAIL 451, RCPT 550, BDAT LAST 554
+ * and a 452 for the only recipient, each in the middle of one flight.
+ */
+static void
+test_batch_failures(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		/* 1: delivered */
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued 1",
+		/* 2: MAIL refused, the rest of it answered 503 */
+		"250 2.0.0 reset", "451 4.3.0 sender check failed",
+		"503 5.5.1 need MAIL", "503 5.5.1 need MAIL",
+		/* 3: the recipient refused, BDAT LAST: no valid recipients */
+		"250 2.0.0 reset", "250 2.1.0 ok",
+		"550 5.1.1 <d@x.example>: no such user",
+		"554 5.5.1 no valid recipients",
+		/* 4: the body refused */
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"554 5.6.0 content refused",
+		/* 5: 452 for the only recipient: temporary */
+		"250 2.0.0 reset", "250 2.1.0 ok",
+		"452 4.5.3 too many recipients",
+		"554 5.5.1 no valid recipients",
+		/* 6: delivered */
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"250 2.0.0 queued 6", "221 bye", NULL };
+	struct envelope e[6];
+	struct envelope *envs[6];
+	char **rc[6] = { rcpt_b, rcpt_c, rcpt_d, rcpt_e, rcpt_f, rcpt_b };
+	struct h h;
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		env_init(&e[i], rc[i], 1);
+		envs[i] = &e[i];
+	}
+	run_batch(&h, r, envs, 6, BODY);
+	is_int(h.end, SMTP_EV_DONE, "failures in a batch: session ends "
+		"cleanly");
+	is_int((long long)h.nf, 2, "still one batch flight");
+	is_int(count(buf_cstr(&h.fl[1]), "MAIL FROM"), 6, "six MAILs in it");
+	is_int(count(buf_cstr(&h.tr), "C: RSET"), 5, "RSET only as the "
+		"separator before each pipelined MAIL");
+	is_int(h.txn_done, 6, "six outcomes");
+	is_int(h.res[0], ERR_OK, "1 delivered");
+	is_int(h.res[1], ERR_SMTP_TEMP, "2: MAIL 451 is temporary");
+	contains(h.final[1], "MAIL FROM:<a@x.example>: 451 4.3.0 sender",
+		"2: names the MAIL refusal, not the 503s after it");
+	is_int(h.res[2], ERR_RCPT_UNKNOWN, "3: 5.1.1 recipient refusal");
+	contains(h.final[2], "RCPT TO:<d@x.example>: 550 5.1.1",
+		"3: names its recipient");
+	is_int(h.res[3], ERR_SMTP_PERM, "4: body refused permanently");
+	contains(h.final[3], "BDAT LAST: 554 5.6.0 content refused",
+		"4: names BDAT LAST");
+	is_int(h.res[4], ERR_SMTP_TEMP, "5: 452 for its only recipient is "
+		"temporary");
+	contains(h.final[4], "RCPT TO:<f@x.example>: 452 4.5.3",
+		"5: names the 452");
+	is_int(h.res[5], ERR_OK, "6 delivered after all that");
+	is_str(h.final[5], "250 2.0.0 queued 6", "6: its own reply");
+	h_free(&h);
+}
+
+/* 421 in the middle: answered ones keep their outcome, the session fails. */
+static void
+test_batch_421(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued 1",
+		"250 2.0.0 reset", "421 4.3.2 shutting down", NULL };
+	static const char *const r2[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "250 2.1.5 ok", NULL };
+	struct envelope e1, e2, e3;
+	struct envelope *envs[] = { &e1, &e2, &e3 };
+	struct h h;
+
+	env_init(&e1, rcpt_b, 1);
+	env_init(&e2, rcpt_c, 1);
+	env_init(&e3, rcpt_d, 1);
+	run_batch(&h, r, envs, 3, BODY);
+	is_int(h.end, SMTP_EV_FAILED, "421 mid-batch: session failed");
+	is_int(h.txn_done, 1, "only the answered transaction has an outcome");
+	is_int(h.res[0], ERR_OK, "  and keeps it");
+	is_int(sess_ei.code, ERR_SMTP_TEMP, "the rest get the 421 (temporary)");
+	contains(sess_ei.msg, "421 4.3.2 shutting down", "  naming it");
+	h_free(&h);
+
+	/* the connection drops (the script ends) before any outcome */
+	run_batch(&h, r2, envs, 3, BODY);
+	is_int(h.end, SMTP_EV_NEED_INPUT, "drop: still waiting for replies");
+	is_int(h.txn_done, 0, "no outcome reported for any in flight");
+	h_free(&h);
+}
+
+/* A message of several recipients drains the window before and after. */
+static void
+test_batch_barrier(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued 1",
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.1.5 ok",
+		"250 2.0.0 chunk", "250 2.0.0 queued 2",
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.0.0 queued 3",
+		"221 bye", NULL };
+	struct envelope e1, e2, e3;
+	struct envelope *envs[] = { &e1, &e2, &e3 };
+	struct h h;
+
+	env_init(&e1, rcpt_b, 1);
+	env_init(&e2, rcpts2, 2);
+	env_init(&e3, rcpt_d, 1);
+	run_batch(&h, r, envs, 3, BODY);
+	is_int(h.end, SMTP_EV_DONE, "barrier: done");
+	is_int(h.n_limit, 1, "the 2-recipient message waited once");
+	is_str(buf_cstr(&h.fl[1]), TX("b@x.example"), "first flight: the "
+		"single-recipient message alone");
+	is_str(buf_cstr(&h.fl[2]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nRCPT TO:<c@x.example>\r\n"
+		"BDAT 27\r\n" BODY, "then all-or-nothing: non-LAST BDAT, no "
+		"RSET after a commit");
+	is_str(buf_cstr(&h.fl[3]), "BDAT 0 LAST\r\n", "commit, window still "
+		"closed");
+	is_str(buf_cstr(&h.fl[4]), TX("d@x.example") "QUIT\r\n",
+		"the next one after the barrier's 250");
+	is_int(h.txn_done, 3, "three outcomes");
+	is_int(h.res[0] | h.res[1] | h.res[2], ERR_OK, "all delivered");
+	is_str(h.final[1], "250 2.0.0 queued 2", "in order");
+	h_free(&h);
+}
+
+/* At most 32 transactions, or about 1 MiB of body, wait for replies. */
+static void
+test_batch_window(void)
+{
+	static const char *r[200];
+	struct envelope e[34];
+	struct envelope *envs[34];
+	char *big;
+	size_t k = 0, i;
+	struct h h;
+
+	r[k++] = "220 mx";
+	r[k++] = "250-mx";
+	r[k++] = "250-PIPELINING";
+	r[k++] = "250 CHUNKING";
+	r[k++] = "250 ok";
+	r[k++] = "250 ok";
+	r[k++] = "250 queued";
+	r[k] = NULL;
+	for (i = 0; i < 34; i++) {
+		env_init(&e[i], rcpt_b, 1);
+		envs[i] = &e[i];
+	}
+	run_batch(&h, r, envs, 34, "x\r\n");
+	is_int(count(buf_cstr(&h.fl[1]), "MAIL FROM"), 32, "32 transactions "
+		"in the first flight");
+	ok(strstr(buf_cstr(&h.fl[1]), "QUIT") == NULL, "  not the last one");
+	is_str(buf_cstr(&h.fl[2]), "RSET\r\nMAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nBDAT 3 LAST\r\nx\r\n", "one "
+		"answered: one more goes out");
+	is_int(h.txn_done, 1, "one outcome");
+	h_free(&h);
+
+	big = malloc(200 * 1024 + 1);
+	memset(big, 'y', 200 * 1024);
+	big[200 * 1024] = '\0';
+	run_batch(&h, r, envs, 34, big);
+	is_int(count(buf_cstr(&h.fl[1]), "MAIL FROM"), 6, "200 KiB bodies: "
+		"6 in flight (the window closes past 1 MiB)");
+	is_int(count(buf_cstr(&h.fl[2]), "MAIL FROM"), 1, "one more once one "
+		"is answered");
+	h_free(&h);
+	free(big);
+}
+
+/* After a transaction that failed with its MAIL accepted: RSET first. */
+static void
+test_batch_rset_after_failure(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "550 5.1.1 no such user",
+		"554 5.5.1 no valid recipients",
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"250 2.1.5 ok", "250 2.0.0 chunk", "250 2.0.0 queued",
+		"221 bye", NULL };
+	struct envelope e1, e2;
+	struct envelope *envs[] = { &e1, &e2 };
+	struct h h;
+
+	env_init(&e1, rcpt_b, 1);
+	env_init(&e2, rcpts2, 2);
+	run_batch(&h, r, envs, 2, BODY);
+	is_str(buf_cstr(&h.fl[2]), "RSET\r\nMAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<b@x.example>\r\nRCPT TO:<c@x.example>\r\n"
+		"BDAT 27\r\n" BODY, "the MAIL may still be open on the server: "
+		"RSET pipelined before the next MAIL");
+	is_str(buf_cstr(&h.fl[3]), "BDAT 0 LAST\r\nQUIT\r\n", "commit");
+	is_int(h.res[0], ERR_RCPT_UNKNOWN, "first refused");
+	is_int(h.res[1], ERR_OK, "second delivered");
+	is_int(h.end, SMTP_EV_DONE, "done");
+	h_free(&h);
+}
+
 /* ---- driver over a socketpair ---- */
 
 struct fake {
@@ -904,6 +1217,7 @@ struct peer {
 	int fd;
 	const char *const *script;	/* pairs: wait-for, send */
 	struct buf got;
+	int hang_up;			/* close (write side) after the script */
 };
 
 static void *
@@ -928,6 +1242,9 @@ peer_main(void *arg)
 		pos = (size_t)(hit - pe->got.data) + strlen(want);
 		util_write_all(pe->fd, pe->script[i + 1],
 			strlen(pe->script[i + 1]));
+	}
+	if (pe->hang_up) {
+		shutdown(pe->fd, SHUT_WR);
 	}
 	for (;;) {
 		ssize_t n = read(pe->fd, chunk, sizeof(chunk));
@@ -1017,6 +1334,7 @@ drive(const char *const *script, struct account *acc, struct sec *sec,
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	pe.fd = sv[1];
 	pe.script = script;
+	pe.hang_up = 0;
 	buf_init(&pe.got, 1 << 20);
 	io.fd = sv[0];
 	io.tls_started = 0;
@@ -1130,6 +1448,141 @@ test_driver(void)
 	buf_release(&tr);
 }
 
+struct outcome {
+	int n;
+	enum err e[4];
+	int in_txn[4];
+	char final[4][64];
+};
+
+static void
+batch_done(void *ctx, size_t i, enum err e, int in_txn,
+	const struct errinfo *ei, const char *final_reply)
+{
+	struct outcome *o = ctx;
+
+	(void)ei;
+	if (i < 4 && (int)i == o->n) {
+		o->e[i] = e;
+		o->in_txn[i] = in_txn;
+		util_strlcpy(o->final[i], final_reply, sizeof(o->final[i]));
+	}
+	o->n++;
+}
+
+/* Three one-recipient messages through submit_send()'s batch API. */
+static enum err
+drive_batch(const char *const *script, int hang_up, struct outcome *o,
+	struct buf *got)
+{
+	static char *rc[3][1] = { { "b@x.example" }, { "c@x.example" },
+		{ "d@x.example" } };
+	static struct errinfo ei;
+	struct body body = { BODY };
+	struct envelope env[3];
+	struct submit_item items[3];
+	struct submit_batch batch;
+	struct submit_params sp;
+	struct submit_result res;
+	struct account acc;
+	struct sec sec;
+	struct peer pe;
+	struct io io;
+	pthread_t th;
+	int sv[2], i;
+	enum err e;
+
+	acc_init(&acc);
+	memset(&sec, 0, sizeof(sec));
+	memset(o, 0, sizeof(*o));
+	for (i = 0; i < 3; i++) {
+		env_init(&env[i], rc[i], 1);
+		items[i].env = &env[i];
+		items[i].body.size = strlen(BODY);
+		items[i].body.read = read_body;
+		items[i].body.ctx = &body;
+	}
+	memset(&batch, 0, sizeof(batch));
+	batch.items = items;
+	batch.n = 3;
+	batch.done = batch_done;
+	batch.ctx = o;
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	pe.fd = sv[1];
+	pe.script = script;
+	pe.hang_up = hang_up;
+	buf_init(&pe.got, 1 << 20);
+	io.fd = sv[0];
+	io.tls_started = 0;
+	pthread_create(&th, NULL, peer_main, &pe);
+	memset(&sp, 0, sizeof(sp));
+	sp.acc = &acc;
+	sp.batch = &batch;
+	sp.secret.get = get_secret;
+	sp.secret.ctx = &sec;
+	sp.io.connect = io_connect;
+	sp.io.tls_start = io_tls;
+	sp.io.ctx = &io;
+	fake_writes = 0;
+	submit_result_init(&res);
+	e = submit_send(&sp, &res, &ei);
+	submit_result_release(&res);
+	pthread_join(th, NULL);
+	close(sv[1]);
+	buf_append(got, pe.got.data, pe.got.len);
+	buf_release(&pe.got);
+	return e;
+}
+
+static void
+test_driver_batch(void)
+{
+#define HANDSHAKE \
+		"", "220 mx ESMTP\r\n", \
+		"EHLO client.example\r\n", "250-mx\r\n250 STARTTLS\r\n", \
+		"STARTTLS\r\n", "220 go\r\n", \
+		"EHLO client.example\r\n", "250-mx\r\n250-PIPELINING\r\n" \
+			"250-CHUNKING\r\n250 AUTH XOAUTH2\r\n", \
+		"AUTH XOAUTH2 ", "235 2.7.0 ok\r\n"
+	static const char *const all_ok[] = { HANDSHAKE,
+		"QUIT\r\n", "250 ok\r\n250 ok\r\n250 queued 1\r\n"
+			"250 reset\r\n250 ok\r\n250 ok\r\n250 queued 2\r\n"
+			"250 reset\r\n250 ok\r\n250 ok\r\n250 queued 3\r\n"
+			"221 bye\r\n",
+		NULL };
+	/* the peer's script ends: it closes after the first outcome */
+	static const char *const dropped[] = { HANDSHAKE,
+		"QUIT\r\n", "250 ok\r\n250 ok\r\n250 queued 1\r\n250 reset\r\n",
+		NULL };
+#undef HANDSHAKE
+	struct outcome o;
+	struct buf got;
+	enum err e;
+
+	buf_init(&got, 1 << 20);
+	e = drive_batch(all_ok, 0, &o, &got);
+	is_int(e, ERR_OK, "driver batch: session ok");
+	/* EHLO, STARTTLS, EHLO, AUTH, the three transactions + QUIT */
+	is_int(fake_writes, 5, "the pipelined batch leaves in one write");
+	is_int(o.n, 3, "three reports");
+	ok(o.e[0] == ERR_OK && o.e[1] == ERR_OK && o.e[2] == ERR_OK,
+		"all delivered");
+	is_str(o.final[2], "250 queued 3", "third item, third reply");
+	is_int(count(buf_cstr(&got), "MAIL FROM"), 3, "three MAILs sent");
+	buf_release(&got);
+
+	buf_init(&got, 1 << 20);
+	e = drive_batch(dropped, 1, &o, &got);
+	is_int(e, ERR_NET, "dropped mid-batch: the session error");
+	is_int(o.n, 3, "every item reported once");
+	ok(o.e[0] == ERR_OK && o.in_txn[0] == 1, "the answered one keeps "
+		"its 250");
+	ok(o.e[1] == ERR_NET && o.in_txn[1] == 0 && o.e[2] == ERR_NET &&
+		o.in_txn[2] == 0, "those in flight get the session error, "
+		"not blamed (in_txn 0)");
+	buf_release(&got);
+}
+
 int
 main(void)
 {
@@ -1144,7 +1597,14 @@ main(void)
 	test_auth();
 	test_dotstuff();
 	test_long_reply_and_multi();
+	test_batch_pipelined();
+	test_batch_failures();
+	test_batch_421();
+	test_batch_barrier();
+	test_batch_window();
+	test_batch_rset_after_failure();
 	test_driver();
+	test_driver_batch();
 	is_str(smtp_state_name(SMTP_ST_READY), "READY", "state names");
 	is_str(smtp_event_name(SMTP_EV_NEED_STARTTLS), "NEED_STARTTLS",
 		"event names");

@@ -1,0 +1,463 @@
+"""The system-wide sendmail (doc/system-wide.md), run as root.
+
+Two unprivileged users without a configuration of their own send through
+the system sendmail with cron-like minimal environments; oasmtp hands the
+message to a setgid copy of oasmtp-drop, which writes it into the maildrop;
+the service (oasmtp -q --system as its own user) picks both up and delivers
+them with the system account's OAuth2 token, which only it can read.
+
+The tree under OASMTP_SYSTEST_ROOT (compiled into the test build of
+oasmtp-drop), the users oasmtpt-svc / oasmtpt-a / oasmtpt-b and the group
+oasmtpt-q are created here and removed at the end, also on failure.
+"""
+
+import fcntl
+import glob
+import grp
+import json
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+import rig
+from rig import USER, describe
+from test_token_cli import Endpoint
+
+ROOT = os.environ.get("OASMTP_SYSTEST_ROOT", "")
+SVC, ALICE, BOB, QGROUP = "oasmtpt-svc", "oasmtpt-a", "oasmtpt-b", "oasmtpt-q"
+LOCK = "/tmp/oasmtp-systest.lock"
+
+
+def sh(*args, check=True):
+    p = subprocess.run(list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    if check:
+        assert p.returncode == 0, describe(p)
+    return p
+
+
+def remove_accounts():
+    for u in (ALICE, BOB, SVC):
+        sh("userdel", u, check=False)
+    for g in (QGROUP, ALICE, BOB, SVC):
+        sh("groupdel", g, check=False)
+
+
+def remove_tree():
+    if os.path.islink(ROOT):
+        os.unlink(ROOT)
+    elif os.path.exists(ROOT):
+        shutil.rmtree(ROOT)
+
+
+def asan_env():
+    """Sanitizer settings of a sanitizer build (the test build of
+    oasmtp-drop turns LeakSanitizer off itself: tests/lib/nolsan.c)."""
+    return {k: v for k, v in os.environ.items()
+            if k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}
+
+
+class System:
+    """Paths and helpers of the installed-like tree."""
+
+    def __init__(self):
+        self.bin = os.path.join(ROOT, "bin")
+        self.etc = os.path.join(ROOT, "etc")
+        self.spool = os.path.join(ROOT, "spool")
+        self.maildrop = os.path.join(self.spool, "maildrop")
+        self.state = os.path.join(ROOT, "state")
+        self.config = os.path.join(self.etc, "oasmtprc")
+
+    def user(self, name):
+        return pwd.getpwnam(name)
+
+    def run_as(self, name, args, input=b"", env=None, extra_groups=()):
+        pw = self.user(name)
+        return subprocess.run(
+            args, input=input, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, user=pw.pw_uid, group=pw.pw_gid,
+            extra_groups=list(extra_groups), env=env, cwd="/", timeout=120)
+
+    def cron_env(self, name, extra=None):
+        """What cron gives a job: HOME, LOGNAME, SHELL, PATH; nothing else."""
+        pw = self.user(name)
+        env = {"HOME": pw.pw_dir, "LOGNAME": name, "SHELL": "/bin/sh",
+               "PATH": "/usr/bin:/bin"}
+        env.update(asan_env())
+        env.update(extra or {})
+        return env
+
+    def sendmail(self, name, args, message, extra_env=None):
+        return self.run_as(name, [os.path.join(self.bin, "sendmail")] + args,
+                           input=message, env=self.cron_env(name, extra_env))
+
+    def drop(self, name, args, message=b"Subject: x\n\nx\n"):
+        return self.run_as(name, [os.path.join(self.bin, "oasmtp-drop")] +
+                           args, input=message, env=self.cron_env(name))
+
+    def service(self, *args):
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.state,
+               "STATE_DIRECTORY": self.state, "OASMTP_SPOOL_DIR": self.spool}
+        env.update(asan_env())
+        return self.run_as(SVC, [os.path.join(self.bin, "oasmtp")] +
+                           list(args) + ["-C", self.config], env=env,
+                           extra_groups=[grp.getgrnam(QGROUP).gr_gid])
+
+    def entries(self):
+        return sorted(n for n in os.listdir(self.maildrop)
+                      if not n.endswith(".tmp"))
+
+    def clear_maildrop(self):
+        for n in os.listdir(self.maildrop):
+            os.unlink(os.path.join(self.maildrop, n))
+
+
+def make_tree(certs, server_port, endpoint):
+    svc = pwd.getpwnam(SVC)
+    q = grp.getgrnam(QGROUP).gr_gid
+    s = System()
+    for d in (ROOT, s.bin, s.etc, s.spool, os.path.join(ROOT, "home")):
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+    build = os.path.dirname(rig.oasmtp_bin())
+    for name in ("oasmtp", "oasmtp-token"):
+        shutil.copy(os.path.join(build, name), os.path.join(s.bin, name))
+    drop = os.path.join(s.bin, "oasmtp-drop")
+    shutil.copy(os.environ["OASMTP_DROP_TEST"], drop)
+    os.chown(drop, 0, q)
+    os.chmod(drop, 0o2755)
+    os.symlink("oasmtp", os.path.join(s.bin, "sendmail"))
+    os.mkdir(s.maildrop)
+    os.chown(s.maildrop, svc.pw_uid, q)
+    os.chmod(s.maildrop, 0o1770)
+    os.mkdir(s.state)
+    os.chown(s.state, svc.pw_uid, svc.pw_gid)
+    os.chmod(s.state, 0o700)
+    ca = os.path.join(s.etc, "ca.pem")
+    shutil.copy(certs["ca"], ca)
+    os.chmod(ca, 0o644)
+    rig.write_file(os.path.join(s.etc, "aliases"),
+                   "root: admin@example.org\n", 0o644)
+    rig.write_config(s.config, [
+        "defaults",
+        "timeout 10",
+        "account default",
+        "host 127.0.0.1",
+        "port %d" % server_port,
+        "tls_trust_file " + ca,
+        "user " + USER,
+        "from me@example.org",
+        "auth xoauth2",
+        "oauth2_client_id test-client",
+        # a literal secret: the file must stay private to root and the
+        # service's group
+        "oauth2_client_secret s3cret-client",
+        "oauth2_token_endpoint " + endpoint.url("ok"),
+        "oauth2_ca_file " + ca,
+        "aliases " + os.path.join(s.etc, "aliases"),
+    ], mode=0o640)
+    os.chown(s.config, 0, svc.pw_gid)
+    return s
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory, certs):
+    assert os.geteuid() == 0, "this test creates users: run it as root"
+    assert ROOT.startswith("/tmp/oasmtp-systest-"), ROOT
+    lock = open(LOCK, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    work = str(tmp_path_factory.mktemp("system"))
+    endpoint = server = None
+    try:
+        remove_accounts()
+        remove_tree()
+        sh("groupadd", QGROUP)
+        sh("useradd", "--system", "--user-group", "--no-create-home",
+           "--home-dir", os.path.join(ROOT, "state"), "--shell",
+           "/usr/sbin/nologin", "--groups", QGROUP, SVC)
+        os.makedirs(os.path.join(ROOT, "home"), mode=0o755)
+        for u in (ALICE, BOB):
+            sh("useradd", "--user-group", "--create-home", "--home-dir",
+               os.path.join(ROOT, "home", u), "--shell", "/bin/sh", u)
+        endpoint = Endpoint(work, certs)
+        server = rig.FaultServer(os.path.join(work, "smtp"),
+                                 certs=(certs["cert"], certs["key"]),
+                                 user=USER, token="at-1", max_seconds=300)
+        s = make_tree(certs, server.port, endpoint)
+        s.server = server
+        s.endpoint = endpoint
+        yield s
+    finally:
+        if server is not None:
+            server.stop()
+        if endpoint is not None:
+            endpoint.stop()
+        remove_accounts()
+        remove_tree()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def delivered(server):
+    out = []
+    for name in server.spooled():
+        with open(os.path.join(server.spool, name)) as f:
+            meta = json.load(f)
+        with open(os.path.join(server.spool, name[:-5] + ".eml"), "rb") as f:
+            out.append((meta, f.read()))
+    return out
+
+
+def header(data, name):
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    for line in head.split("\r\n"):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_authorize_system_stores_grant_for_the_service_only(system):
+    """oasmtp-token --system import, run by root, writes the grant into
+    the state directory as the service user, private to it."""
+    env = {"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": system.state}
+    env.update(asan_env())
+    p = subprocess.run([os.path.join(system.bin, "oasmtp-token"), "--system",
+                        "-C", system.config, "import", "default"],
+                       input=b"rt-system-grant\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=60)
+    assert p.returncode == 0, describe(p)
+    store = os.path.join(system.state, "default.refresh")
+    st = os.stat(store)
+    assert st.st_uid == pwd.getpwnam(SVC).pw_uid
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    for user in (ALICE, BOB):
+        p = system.run_as(user, ["/bin/cat", store])
+        assert p.returncode != 0 and b"Permission denied" in p.stderr, \
+            describe(p)
+        p = system.run_as(user, ["/bin/cat", system.config])
+        assert p.returncode != 0 and b"Permission denied" in p.stderr, \
+            describe(p)
+
+
+def test_two_users_drop_and_the_service_delivers(system):
+    system.clear_maildrop()
+    before = len(system.server.spooled())
+    # Debian cron: -FCronDaemon -i -B8BITMIME -oem MAILTO
+    p = system.sendmail(ALICE, ["-FCronDaemon", "-i", "-B8BITMIME", "-oem",
+                                "root"],
+                        b"From: Cron Daemon <root>\nTo: root\n"
+                        b"Subject: alice's job\n\nalice secret body\n")
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    # cronie: -FCronDaemon -i -odi -oem -oi -t -f user; no -i-style dots
+    p = system.sendmail(BOB, ["-FCronDaemon", "-i", "-odi", "-oem", "-oi",
+                              "-t", "-f", BOB],
+                        b"From: %s\nTo: ops@example.net\n"
+                        b"Subject: bob's job\n\nbob secret body\n"
+                        % BOB.encode())
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    names = system.entries()
+    assert len(names) == 2, names
+    owners = set()
+    for n in names:
+        st = os.stat(os.path.join(system.maildrop, n))
+        owners.add(st.st_uid)
+        assert stat.S_IMODE(st.st_mode) == 0o640
+        assert st.st_gid == grp.getgrnam(QGROUP).gr_gid
+    assert owners == {pwd.getpwnam(ALICE).pw_uid, pwd.getpwnam(BOB).pw_uid}
+    # nothing went out yet: the callers cannot send, only the service can
+    assert len(system.server.spooled()) == before
+    # neither user can list the maildrop or read the other's entry
+    by_owner = {os.stat(os.path.join(system.maildrop, n)).st_uid: n
+                for n in names}
+    for user, other in ((ALICE, BOB), (BOB, ALICE)):
+        p = system.run_as(user, ["/bin/ls", system.maildrop])
+        assert p.returncode != 0 and b"Permission denied" in p.stderr
+        theirs = os.path.join(system.maildrop,
+                              by_owner[pwd.getpwnam(other).pw_uid])
+        p = system.run_as(user, ["/bin/cat", theirs])
+        assert p.returncode != 0 and b"Permission denied" in p.stderr
+        assert b"secret body" not in p.stdout
+        p = system.run_as(user, ["/bin/ls", system.state])
+        assert p.returncode != 0 and b"Permission denied" in p.stderr
+
+    p = system.service("-q", "--system")
+    assert p.returncode == 0, describe(p)
+    assert system.entries() == []
+    got = delivered(system.server)[before:]
+    assert len(got) == 2, describe(p)
+    by_rcpt = {tuple(m["rcpts"]): (m, data) for m, data in got}
+    assert set(by_rcpt) == {("admin@example.org",), ("ops@example.net",)}
+    for meta, data in got:
+        assert meta["mail_from"] == "me@example.org"
+        assert meta["auth"] == "XOAUTH2" and meta["user"] == USER
+    meta, data = by_rcpt[("admin@example.org",)]
+    assert b"alice secret body" in data
+    assert header(data, "From") == "Cron Daemon <me@example.org>", data
+    assert header(data, "X-Original-From") == "Cron Daemon <root>", data
+    meta, data = by_rcpt[("ops@example.net",)]
+    assert b"bob secret body" in data
+    assert header(data, "From") == "CronDaemon <me@example.org>", data
+    assert header(data, "X-Original-From") == BOB, data
+    # the access token was refreshed once and cached in the state dir
+    assert system.endpoint.requests() == 1
+    cache = os.stat(os.path.join(system.state, "default.token"))
+    assert cache.st_uid == pwd.getpwnam(SVC).pw_uid
+    assert stat.S_IMODE(cache.st_mode) == 0o600
+    p = system.service("-bp", "--system")
+    assert p.returncode == 0 and b"queue is empty" in p.stdout, describe(p)
+
+
+def test_message_that_can_never_be_sent_is_rejected(system):
+    """-t without recipients: the service sets the entry aside in
+    rejected/, names the caller in its log, and exits 0."""
+    system.clear_maildrop()
+    p = system.sendmail(ALICE, ["-t", "-i"], b"Subject: nobody\n\nx\n")
+    assert p.returncode == 0, describe(p)
+    assert len(system.entries()) == 1
+    p = system.service("-bp", "--system")
+    assert b"maildrop: 1 message waiting" in p.stdout, describe(p)
+    # root may look too: the root:svc 0640 file with a secret is accepted
+    env = {"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": system.state,
+           "OASMTP_SPOOL_DIR": system.spool}
+    env.update(asan_env())
+    p = subprocess.run([os.path.join(system.bin, "oasmtp"), "-bp",
+                        "--system", "-C", system.config], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 0, describe(p)
+    assert b"maildrop: 1 message waiting" in p.stdout, describe(p)
+    # but not a world-readable one
+    os.chmod(system.config, 0o644)
+    try:
+        p = subprocess.run([os.path.join(system.bin, "oasmtp"), "-bp",
+                            "--system", "-C", system.config], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60)
+        assert p.returncode == 78 and b"readable by others" in p.stderr, \
+            describe(p)
+    finally:
+        os.chmod(system.config, 0o640)
+    p = system.service("-q", "--system")
+    assert p.returncode == 0, describe(p)
+    assert b"rejected" in p.stderr and ALICE.encode() in p.stderr, describe(p)
+    assert system.entries() == []
+    assert len(os.listdir(os.path.join(system.state, "rejected"))) == 1
+
+
+def test_steering_the_drop_fails_closed(system):
+    system.clear_maildrop()
+    evil = os.path.join(ROOT, "home", ALICE, "evil")
+    os.mkdir(evil)
+    os.chown(evil, pwd.getpwnam(ALICE).pw_uid, -1)
+    for args, word in ((["-C", evil + "/rc", "root"], b"-C"),
+                       (["-oQ" + evil, "root"], b"-oQ"),
+                       (["-O", "QueueDirectory=" + evil, "root"], b"-oQ"),
+                       (["-X", evil + "/log", "root"], b"-X"),
+                       (["-a", "default", "root"], b"-a"),
+                       (["--system", "root"], b"--system"),
+                       (["-q"], b"mode"),
+                       (["--pretend", "root"], b"--pretend")):
+        p = system.drop(ALICE, args)
+        assert p.returncode == 64, describe(p)
+        assert word in p.stderr and b"refused" in p.stderr, describe(p)
+    # the same through sendmail without -C (-a is refused by the drop)
+    p = system.sendmail(ALICE, ["-a", "default", "root"], b"x\n")
+    assert p.returncode == 64 and b"refused" in p.stderr, describe(p)
+    assert system.entries() == []
+    # environment variables cannot move the entry anywhere else
+    p = system.sendmail(ALICE, ["root"], b"Subject: env\n\nx\n", extra_env={
+        "OASMTP_SPOOL_DIR": evil, "TMPDIR": evil, "STATE_DIRECTORY": evil,
+        "XDG_CONFIG_HOME": evil, "LOCALDOMAIN": "evil"})
+    assert p.returncode == 0, describe(p)
+    assert len(system.entries()) == 1 and os.listdir(evil) == []
+    system.clear_maildrop()
+
+    svc_uid = pwd.getpwnam(SVC).pw_uid
+    q = grp.getgrnam(QGROUP).gr_gid
+    real = system.maildrop + ".real"
+    try:
+        # a symbolic link in place of the maildrop (even to a good one)
+        os.rename(system.maildrop, real)
+        os.symlink(real, system.maildrop)
+        p = system.sendmail(ALICE, ["root"], b"x\n")
+        assert p.returncode == 78 and b"symbolic link" in p.stderr, \
+            describe(p)
+        assert os.listdir(real) == []
+        os.unlink(system.maildrop)
+        os.rename(real, system.maildrop)
+        # wrong owner, wrong mode
+        for owner, mode in ((pwd.getpwnam(ALICE).pw_uid, 0o1770),
+                            (svc_uid, 0o1777), (svc_uid, 0o770)):
+            os.chown(system.maildrop, owner, q)
+            os.chmod(system.maildrop, mode)
+            p = system.sendmail(ALICE, ["root"], b"x\n")
+            assert p.returncode == 78 and b"refusing the maildrop" in \
+                p.stderr, describe(p)
+            assert system.entries() == []
+    finally:
+        if os.path.islink(system.maildrop):
+            os.unlink(system.maildrop)
+        if os.path.isdir(real):
+            os.rename(real, system.maildrop)
+        os.chown(system.maildrop, svc_uid, q)
+        os.chmod(system.maildrop, 0o1770)
+    # a stray symlink inside the maildrop is never followed by the service
+    target = os.path.join(evil, "target")
+    rig.write_file(target, "oasmtp-maildrop 1\n", 0o644)
+    os.symlink(target, os.path.join(system.maildrop, "0" * 24))
+    p = system.service("-q", "--system")
+    assert b"rejected" in p.stderr, describe(p)
+    assert not os.path.lexists(os.path.join(system.maildrop, "0" * 24))
+
+
+def test_user_with_personal_config_sends_directly(system, sink):
+    """A personal ~/.oasmtprc wins: no maildrop, the user's own account."""
+    system.clear_maildrop()
+    pw = pwd.getpwnam(BOB)
+    cfg = os.path.join(pw.pw_dir, ".oasmtprc")
+    rig.write_config(cfg, ["account default", "host 127.0.0.1",
+                           "port %d" % sink.port, "tls off", "auth off",
+                           "from bob@example.org"])
+    os.chown(cfg, pw.pw_uid, pw.pw_gid)
+    try:
+        p = system.sendmail(BOB, ["carol@example.net"],
+                            b"Subject: direct\n\nhello\n")
+        assert p.returncode == 0, describe(p)
+        assert system.entries() == []
+        got = sink.messages()
+        assert len(got) == 1
+        assert got[0][0]["mail_from"] == "bob@example.org"
+    finally:
+        os.unlink(cfg)
+
+
+def test_unit_files_pass_systemd_analyze_verify(tmp_path):
+    build = os.environ["OASMTP_BUILD"]
+    units = []
+    for name in ("oasmtp-system.service", "oasmtp-system.path",
+                 "oasmtp-system.timer"):
+        with open(os.path.join(build, "helpers", "systemd", name)) as f:
+            text = f.read()
+        assert "@" not in text.replace("%S", ""), name
+        # point ExecStart at the built binary (verify checks it exists)
+        text = re.sub(r"(?m)^ExecStart=\S+", "ExecStart=" + rig.oasmtp_bin(),
+                      text)
+        path = tmp_path / name
+        path.write_text(text)
+        units.append(str(path))
+    p = subprocess.run(["systemd-analyze", "verify", "--man=no"] + units,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    # a broken unit is caught (the check can fail)
+    bad = tmp_path / "oasmtp-system.service"
+    bad.write_text(bad.read_text().replace("Type=oneshot", "Type=bogus"))
+    p = subprocess.run(["systemd-analyze", "verify", "--man=no", str(bad)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    assert p.returncode != 0 or b"bogus" in p.stderr
