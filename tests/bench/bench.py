@@ -3,7 +3,7 @@
 
   /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
       [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
-      [--scenarios a,b,c,d] [--no-callgrind] [--keep DIR]
+      [--scenarios a,b,c,d,e] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
 
 Scenarios (each client runs each scenario, interleaved, against the same servers):
   a  587-style STARTTLS + XOAUTH2 (passwordeval "echo TOKEN"), one recipient
@@ -11,6 +11,13 @@ Scenarios (each client runs each scenario, interleaved, against the same servers
   c  465-style implicit TLS + XOAUTH2, one recipient
   d  a --big-mib (50) MiB message over STARTTLS, one recipient, without the
      latency proxy: throughput (MiB/s of wire bytes) and peak RSS
+  e  flushing a queue of --queue-msgs (100) messages over STARTTLS + XOAUTH2
+     through the proxy: oasmtp enqueues them (`queue on-failure`, server port
+     closed), then one `oasmtp -q` is timed; msmtp does what msmtpq's replay
+     does, one msmtp run per message, sequentially.  Figures: total wall time,
+     connections (smtpd.py transcript), round trips (summed over connections),
+     messages received (each must arrive exactly once).  Goal (issue 6): one
+     connection, <= 3 s for 100 messages at 50 ms RTT.
 Figures: round trips (1 + server flights seen by the latency proxy), client
 flights, wall time (median over --runs), peak RSS (ru_maxrss from os.wait4, the
 client and its reaped children), instructions (callgrind total Ir for one
@@ -53,7 +60,9 @@ SCENARIOS = {
     "b": "STARTTLS+XOAUTH2, 2 rcpts",
     "c": "implicit TLS+XOAUTH2, 1 rcpt",
     "d": "big message, STARTTLS, 1 rcpt",
+    "e": "queue flush, STARTTLS+XOAUTH2",
 }
+GOAL_E = {"connections": 1, "wall_ms_median": 3000}   # issue 6, for 100 messages at 50 ms RTT
 
 
 def wait_port_file(path, proc, what):
@@ -95,10 +104,12 @@ class Server:
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         self.spool = os.path.join(self.dir, "spool")
+        self.transcript = os.path.join(self.dir, "transcript.txt")
         self.next_msg = 1
         cmd = [PY, SMTPD, "--port-file", os.path.join(self.dir, "port"),
                "--tls-cert", certs["cert"], "--tls-key", certs["key"], "--caps", CAPS,
                "--token", TOKEN, "--user", FROM, "--spool", self.spool,
+               "--transcript", self.transcript,
                "--max-seconds", str(max_seconds), "--hostname", "bench.invalid"]
         if implicit:
             cmd.append("--implicit-tls")
@@ -117,6 +128,13 @@ class Server:
         with open(self.proxy_log) as fh:
             return [json.loads(l) for l in fh if l.strip()]
 
+    def connections(self):
+        """CONNECT lines in the server's transcript so far."""
+        if not os.path.exists(self.transcript):
+            return 0
+        with open(self.transcript, encoding="utf-8", errors="replace") as fh:
+            return sum(1 for l in fh if l.startswith("CONNECT "))
+
     def take_message(self, timeout=5.0):
         """Next spooled message (meta, path of .eml) or None; waits up to timeout."""
         meta_path = os.path.join(self.spool, "%d.json" % self.next_msg)
@@ -131,7 +149,7 @@ class Server:
         return meta, meta_path[:-5] + ".eml"
 
 
-def write_rc(path, port, implicit, certs):
+def write_rc(path, port, implicit, certs, extra=()):
     with open(path, "w") as fh:
         fh.write("# written by tests/bench/bench.py\n"
                  "account default\n"
@@ -145,7 +163,19 @@ def write_rc(path, port, implicit, certs):
                  "from %s\n"
                  "passwordeval \"echo %s\"\n"
                  "timeout 60\n" % (port, "off" if implicit else "on", certs["ca"], FROM, FROM, TOKEN))
+        for line in extra:
+            fh.write(line + "\n")
     os.chmod(path, 0o600)
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound to port 0, then released)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def small_message(path):
@@ -156,6 +186,19 @@ def small_message(path):
                    for i in range(40))
     with open(path, "wb") as fh:
         fh.write((msg + body + ".\n..\nlast line\n").encode())
+
+
+def queue_message(path, i):
+    """Message i of scenario e: distinct subject, Message-ID and recipient."""
+    rcpt = "q%03d@example.org" % i
+    msg = ("From: Bench <%s>\nTo: %s\nSubject: queued benchmark message %d\n"
+           "Date: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <bench.q%d@example.com>\n"
+           "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n" % (FROM, rcpt, i, i))
+    body = "".join("Line %03d of queued message %d, padded to about seventy bytes.\n" % (k, i)
+                   for k in range(20))
+    with open(path, "wb") as fh:
+        fh.write((msg + body).encode())
+    return rcpt
 
 
 def big_message(path, mib):
@@ -337,6 +380,160 @@ class Bench:
             return None, "exit %s: %s" % (r["status"], tail(r["stderr"], 4))
         return int(m.group(1)), None
 
+    def collect(self, srv, n, conns_before, recs_before):
+        """Messages, connections and proxy records of a client's scenario-e pass."""
+        got = []
+        for _ in range(n):                        # each was acknowledged before the client ended
+            m = srv.take_message(timeout=5.0)
+            if m is None:
+                break
+            got.append(m)
+        while True:                               # anything beyond n is a duplicate: catch it
+            m = srv.take_message(timeout=0.3)
+            if m is None:
+                break
+            got.append(m)
+        conns = srv.connections() - conns_before
+        deadline = time.monotonic() + 3 + 10 * self.args.rtt_ms / 1000.0
+        recs = srv.proxy_records()
+        while len(recs) < recs_before + conns and time.monotonic() < deadline:
+            time.sleep(0.01)
+            recs = srv.proxy_records()
+        return got, conns, recs[recs_before:]
+
+    def check_queue_delivery(self, d, got, expect):
+        """Each expected message (by wire digest) exactly once, unaltered, right rcpt."""
+        seen = {}
+        problems = []
+        for meta, eml in got:
+            key = (file_digest(eml), meta["size"])
+            os.unlink(eml)
+            if key not in expect:
+                problems.append("unexpected/altered message (size %d)" % meta["size"])
+                continue
+            seen[key] = seen.get(key, 0) + 1
+            if meta["rcpts"] != [expect[key]]:
+                problems.append("recipients %s" % meta["rcpts"])
+            if meta["auth"] != "XOAUTH2" or not meta["tls"]:
+                problems.append("auth=%s tls=%s" % (meta["auth"], meta["tls"]))
+        d["messages"] = len(got)
+        d["messages_distinct"] = len(seen)
+        dups = sum(c - 1 for c in seen.values())
+        missing = len(expect) - len(seen)
+        if dups:
+            problems.append("%d duplicate deliveries" % dups)
+        if missing:
+            problems.append("%d of %d messages missing" % (missing, len(expect)))
+        if problems and d["ok"]:
+            d["ok"] = False
+            d["error"] = "; ".join(sorted(set(problems))[:4])
+        elif problems:
+            d["error"] += "; " + "; ".join(sorted(set(problems))[:4])
+
+    def queue_flush(self, work, procs, certs, env):
+        """Scenario e: flush --queue-msgs queued messages (oasmtp -q vs msmtpq-style replay)."""
+        a = self.args
+        n = a.queue_msgs
+        srv = Server(procs, work, "queue", certs, False, a.rtt_ms, 3600)
+        mdir = os.path.join(work, "queue-msgs")
+        os.makedirs(mdir)
+        msgs, expect = [], {}
+        for i in range(1, n + 1):
+            path = os.path.join(mdir, "%03d.eml" % i)
+            rcpt = queue_message(path, i)
+            msgs.append((path, rcpt))
+            expect[wire_digest(path)] = rcpt
+        per = {c: {"ok": True, "error": None} for c in self.clients}
+        flush_timeout = 120 + n * 20 * a.rtt_ms / 1000.0
+
+        # oasmtp: enqueue with the server unreachable, then one timed -q through the proxy
+        d = per["oasmtp"]
+        qdir = os.path.join(work, "oasmtp-queue")
+        rc = os.path.join(work, "oasmtp-queue.rc")
+        extra = ["queue on-failure", "queue_dir " + qdir]
+        write_rc(rc, closed_port(), False, certs, extra)
+        t0 = time.perf_counter()
+        for path, rcpt in msgs:
+            r = run_client([self.clients["oasmtp"], "-C", rc, "-f", FROM, "-i", rcpt], path, env,
+                           60, measure=False)
+            if r["status"] != 0 or "queued" not in r["stderr"]:
+                d["ok"] = False
+                d["error"] = "enqueue: exit %s: %s" % (r["status"], tail(r["stderr"]))
+                break
+        d["enqueue_ms_total"] = round((time.perf_counter() - t0) * 1000, 1)
+        envs = sorted(f for f in os.listdir(qdir) if f.endswith(".env")) if os.path.isdir(qdir) else []
+        if d["ok"] and len(envs) != n:
+            d["ok"] = False
+            d["error"] = "enqueue: %d entries in the queue, expected %d" % (len(envs), n)
+        if d["ok"]:
+            write_rc(rc, srv.proxy_port, False, certs, extra)      # the server is reachable now
+            for name in envs:                                       # back-off over: all due
+                path = os.path.join(qdir, name)
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+                text = re.sub(r"\nnext-attempt \d+\n", "\nnext-attempt 0\n", text)
+                with open(path + ".new", "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.chmod(path + ".new", 0o600)
+                os.rename(path + ".new", path)
+            conns0, recs0 = srv.connections(), len(srv.proxy_records())
+            r = run_client([self.clients["oasmtp"], "-C", rc, "-q"], os.devnull, env, flush_timeout)
+            d["wall_ms_median"] = round(r["wall_s"] * 1000, 1)
+            d["cpu_ms_median"] = round(r["cpu_s"] * 1000, 1)
+            d["rss_kib_max"] = r["maxrss_kib"]
+            if "rss_note" in r:
+                d["rss_note"] = r["rss_note"]
+            if r["status"] != 0:
+                d["ok"] = False
+                d["error"] = "oasmtp -q: exit %s: %s" % (r["status"], tail(r["stderr"]))
+            got, conns, recs = self.collect(srv, n, conns0, recs0)
+            d["connections"] = conns
+            d["round_trips"] = sum(x["round_trips"] for x in recs)
+            d["client_flights"] = sum(x["client_flights"] for x in recs)
+            self.check_queue_delivery(d, got, expect)
+            left = [f for f in os.listdir(qdir) if f.endswith(".env")]
+            d["left_in_queue"] = len(left)
+            if left and d["ok"]:
+                d["ok"] = False
+                d["error"] = "%d entries left in the queue after -q" % len(left)
+
+        # msmtp: what msmtpq's replay does, one msmtp run per message, in order
+        d = per["msmtp"]
+        mrc = os.path.join(work, "msmtp-queue.rc")
+        write_rc(mrc, srv.proxy_port, False, certs)                 # the same, minus queue keys
+        conns0, recs0 = srv.connections(), len(srv.proxy_records())
+        walls, cpu, rss = 0.0, 0.0, 0
+        t0 = time.perf_counter()
+        for path, rcpt in msgs:
+            r = run_client([self.clients["msmtp"], "-C", mrc, "-f", FROM, "-i", rcpt], path, env, 60 + 40 * a.rtt_ms / 1000.0)
+            cpu += r["cpu_s"]
+            rss = max(rss, r["maxrss_kib"])
+            if "rss_note" in r:
+                d["rss_note"] = r["rss_note"]
+            if r["status"] != 0:
+                d["ok"] = False
+                d["error"] = "msmtp (%s): exit %s: %s" % (rcpt, r["status"], tail(r["stderr"]))
+                break
+        walls = time.perf_counter() - t0
+        d["wall_ms_median"] = round(walls * 1000, 1)
+        d["cpu_ms_median"] = round(cpu * 1000, 1)
+        d["rss_kib_max"] = rss
+        got, conns, recs = self.collect(srv, n, conns0, recs0)
+        d["connections"] = conns
+        d["round_trips"] = sum(x["round_trips"] for x in recs)
+        d["client_flights"] = sum(x["client_flights"] for x in recs)
+        self.check_queue_delivery(d, got, expect)
+        for c in self.clients:
+            if per[c].get("wall_ms_median") and a.rtt_ms:
+                per[c]["wall_in_rtts"] = round(per[c]["wall_ms_median"] / a.rtt_ms, 2)
+        o = per["oasmtp"]
+        per["goal"] = dict(GOAL_E, messages=n)
+        per["goal_met"] = bool(o["ok"] and o.get("connections") == GOAL_E["connections"]
+                               and o.get("wall_ms_median", 1e9) <= GOAL_E["wall_ms_median"])
+        per["ratios"] = ratios(per)
+        shutil.rmtree(mdir, ignore_errors=True)
+        return per
+
     def run(self):
         a = self.args
         self.clients = {"oasmtp": os.path.abspath(a.oasmtp), "msmtp": a.msmtp}
@@ -371,6 +568,7 @@ class Bench:
                 write_rc(path, port, imp, certs)
                 rcfiles[client, name] = path
         report = {"rtt_ms": a.rtt_ms, "runs": a.runs, "big_runs": a.big_runs, "big_mib": a.big_mib,
+                  "queue_msgs": a.queue_msgs,
                   "clients": {c: {"path": p, "version": version_of(p)} for c, p in self.clients.items()},
                   "scenarios": {}}
         timeout = 60 + 40 * a.rtt_ms / 1000.0
@@ -379,6 +577,9 @@ class Bench:
                 print("bench: unknown scenario %r (skipped)" % sc, file=sys.stderr)
                 continue
             print("bench: scenario %s (%s) ..." % (sc, SCENARIOS[sc]), file=sys.stderr, flush=True)
+            if sc == "e":
+                report["scenarios"][sc] = self.queue_flush(work, procs, certs, env)
+                continue
             rcpts = RCPTS[:2] if sc == "b" else RCPTS[:1]
             if sc == "d":
                 big = os.path.join(work, "big.eml")
@@ -438,8 +639,8 @@ class Bench:
         return report
 
 
-RATIO_KEYS = ("round_trips", "wall_ms_median", "cpu_ms_median", "rss_kib_max", "instructions",
-              "mib_per_s")
+RATIO_KEYS = ("round_trips", "connections", "wall_ms_median", "cpu_ms_median", "rss_kib_max",
+              "instructions", "mib_per_s")
 
 
 def ratios(per):
@@ -475,8 +676,11 @@ def table(report):
         label = "%s %s" % (sc, SCENARIOS[sc])
         budget = per.get("budget_round_trips")
         r = per["ratios"]
-        figures = [("round trips", "round_trips", ""), ("client flights", "client_flights", ""),
-                   ("wall median", "wall_ms_median", " ms"), ("wall / RTT", "wall_in_rtts", ""),
+        goal = per.get("goal")
+        figures = [("messages received", "messages", ""), ("connections", "connections", ""),
+                   ("round trips", "round_trips", ""), ("client flights", "client_flights", ""),
+                   ("wall median" if sc != "e" else "wall total", "wall_ms_median", " ms"),
+                   ("wall / RTT", "wall_in_rtts", ""),
                    ("CPU user+sys", "cpu_ms_median", " ms"), ("peak RSS", "rss_kib_max", " KiB"), ("instructions", "instructions", " Ir"),
                    ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", "")]
         for name, key, unit in figures:
@@ -487,8 +691,18 @@ def table(report):
             for c, v in zip(("oasmtp", "msmtp"), vals):
                 cells.append("FAILED" if not per[c]["ok"] and v is None else fmt(v, unit))
             b = "%d / %d" % (budget["oasmtp"], budget["msmtp"]) if budget and key == "round_trips" else ""
-            rows.append((label, name, cells[0], cells[1], fmt(r.get(key)), b))
+            if goal and key in goal:
+                b = "%s%s / -" % ("<= " if key == "wall_ms_median" else "", fmt(goal[key], unit))
+            if key == "messages" and goal:
+                b = "%d / %d" % (goal["messages"], goal["messages"])
+            ratio = r.get(key)
+            ratio = "%.2g" % ratio if ratio is not None and ratio < 0.1 else fmt(ratio)
+            rows.append((label, name, cells[0], cells[1], ratio, b))
             label = ""
+        if goal:
+            notes.append("e goal (issue 6: %d connection, <= %d ms for %d messages): %s"
+                         % (goal["connections"], goal["wall_ms_median"], goal["messages"],
+                            "met" if per.get("goal_met") else "NOT met"))
         for c in ("oasmtp", "msmtp"):
             if per[c].get("error"):
                 notes.append("%s %s FAILED: %s" % (sc, c, per[c]["error"]))
@@ -501,7 +715,9 @@ def table(report):
                 notes.append("%s %s round trips varied %d..%d" % (sc, c, rr[0], rr[1]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["oasmtp vs msmtp, simulated RTT %s ms, median of %d runs (big: %d runs of %d MiB)"
-             % (fmt(report["rtt_ms"]), report["runs"], report["big_runs"], report["big_mib"])]
+             % (fmt(report["rtt_ms"]), report["runs"], report["big_runs"], report["big_mib"])
+             + ("; e: one flush of %d queued messages" % report["queue_msgs"]
+                if "e" in report["scenarios"] else "")]
     for c, info in report["clients"].items():
         lines.append("  %-7s %s  (%s)" % (c, info["path"], info["version"]))
     for i, row in enumerate(rows):
@@ -521,13 +737,14 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=5, help="runs per client for scenarios a-c")
     p.add_argument("--big-runs", type=int, default=3, help="runs per client for scenario d")
     p.add_argument("--big-mib", type=int, default=50)
-    p.add_argument("--scenarios", default="a,b,c,d")
+    p.add_argument("--scenarios", default="a,b,c,d,e")
+    p.add_argument("--queue-msgs", type=int, default=100, help="messages to flush in scenario e")
     p.add_argument("--no-callgrind", action="store_true")
     p.add_argument("--json", help="also write the results as JSON here")
     p.add_argument("--keep", help="work in this directory and keep it (configs, logs, spool)")
     a = p.parse_args(argv)
-    if a.runs < 1 or a.big_runs < 1:
-        p.error("--runs and --big-runs must be at least 1")
+    if a.runs < 1 or a.big_runs < 1 or a.queue_msgs < 1:
+        p.error("--runs, --big-runs and --queue-msgs must be at least 1")
     if not a.no_callgrind and shutil.which("valgrind") is None:
         print("bench: valgrind not found, instructions not measured", file=sys.stderr)
         a.no_callgrind = True
