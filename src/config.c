@@ -186,48 +186,6 @@ parse_bool(const char *arg)
 	return -1;
 }
 
-/* seconds with an optional s/m/h/d suffix; -1 on junk or out of range */
-static int
-parse_duration(const char *arg, long min, long max, long *ret)
-{
-	char num[32];
-	size_t n = strlen(arg);
-	long mult = 1;
-	long v;
-
-	if (n == 0 || n >= sizeof(num)) {
-		return -1;
-	}
-	memcpy(num, arg, n + 1);
-	switch (num[n - 1]) {
-	case 's':
-		mult = 1;
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = 86400;
-		break;
-	default:
-		n++;	/* no suffix: keep the last digit */
-		break;
-	}
-	num[n - 1] = '\0';
-	if (!isdigit((unsigned char)num[0])
-		|| util_parse_long(num, 0, max / mult, &v) != 0) {
-		return -1;
-	}
-	v *= mult;
-	if (v < min || v > max) {
-		return -1;
-	}
-	*ret = v;
-	return 0;
-}
 
 static void
 ascii_lower(char *s)
@@ -411,7 +369,7 @@ h_duration(struct parser *ps, const struct directive *d, const char *arg,
 	char expected[128];
 	long v;
 
-	if (parse_duration(arg, range[0], range[1], &v) != 0) {
+	if (util_parse_duration(arg, range[0], range[1], &v) != 0) {
 		snprintf(expected, sizeof(expected),
 			"a duration from %lds to %lds (suffixes s, m, h, d)",
 			range[0], range[1]);

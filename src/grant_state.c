@@ -232,38 +232,5 @@ grant_state_warning(const struct provider_preset *p,
 int
 grant_state_parse_duration(const char *s, long *ret_seconds)
 {
-	char num[32];
-	size_t n = s != NULL ? strlen(s) : 0;
-	long mult = 1, v;
-
-	if (n == 0 || n >= sizeof(num)) {
-		return -1;
-	}
-	memcpy(num, s, n + 1);
-	switch (num[n - 1]) {
-	case 's':
-		mult = 1;
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = DAY;
-		break;
-	case 'w':
-		mult = 7 * DAY;
-		break;
-	default:
-		n++;	/* no suffix */
-		break;
-	}
-	num[n - 1] = '\0';
-	if (util_parse_long(num, 0, 3650L * DAY / mult, &v) != 0) {
-		return -1;
-	}
-	*ret_seconds = v * mult;
-	return 0;
+	return util_parse_duration(s, 0, 3650L * DAY, ret_seconds);
 }

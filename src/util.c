@@ -176,6 +176,43 @@ util_escape_ctl(struct buf *out, const char *p, size_t n)
 	return e;
 }
 
+int
+util_parse_duration(const char *s, long min, long max, long *ret_seconds)
+{
+	static const struct {
+		char suffix;
+		long seconds;
+	} units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+		{ 'w', 7 * 86400 },
+	};
+	char num[32];
+	size_t n = s != NULL ? strlen(s) : 0;
+	long mult = 1, v;
+	size_t i;
+
+	if (n == 0 || n >= sizeof(num)) {
+		return -1;
+	}
+	memcpy(num, s, n + 1);
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (num[n - 1] == units[i].suffix) {
+			mult = units[i].seconds;
+			num[n - 1] = '\0';
+			break;
+		}
+	}
+	if (max < 0 || util_parse_long(num, 0, max / mult, &v) != 0) {
+		return -1;
+	}
+	v *= mult;
+	if (v < min) {
+		return -1;
+	}
+	*ret_seconds = v;
+	return 0;
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t size)
 {

@@ -42,6 +42,13 @@ int util_parse_long(const char *s, long min, long max, long *ret_val);
  */
 enum err util_escape_ctl(struct buf *out, const char *p, size_t n);
 
+/*
+ * Parse a duration: a whole number of seconds with an optional suffix s, m,
+ * h, d or w ("90m", "5d").  Returns 0 and writes *ret_seconds when the value
+ * lies in [min, max] seconds, -1 otherwise (empty, junk, sign, overflow).
+ */
+int util_parse_duration(const char *s, long min, long max, long *ret_seconds);
+
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

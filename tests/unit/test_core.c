@@ -148,6 +148,21 @@ test_util(void)
 	is_int(util_strcasecmp("EHLO", "ehlo"), 0, "case-insensitive equal");
 	ok(util_strncasecmp("AUTH PLAIN", "auth", 4) == 0, "prefix compare");
 	ok(util_now_ms() > 0, "monotonic clock");
+	is_int(util_parse_duration("5d", 0, 10L * 86400, &v), 0, "5d");
+	is_int(v, 5L * 86400, "5d in seconds");
+	ok(util_parse_duration("90m", 0, 86400, &v) == 0 && v == 5400, "90m");
+	ok(util_parse_duration("2w", 0, 30L * 86400, &v) == 0 &&
+		v == 14L * 86400, "2w");
+	ok(util_parse_duration("3600", 0, 86400, &v) == 0 && v == 3600,
+		"no suffix: seconds");
+	ok(util_parse_duration("2d", 0, 86400, &v) != 0, "above max");
+	ok(util_parse_duration("5s", 10, 86400, &v) != 0, "below min");
+	ok(util_parse_duration("", 0, 86400, &v) != 0 &&
+		util_parse_duration("d", 0, 86400, &v) != 0 &&
+		util_parse_duration("-1d", 0, 86400, &v) != 0 &&
+		util_parse_duration("1x", 0, 86400, &v) != 0 &&
+		util_parse_duration("99999999999999999999d", 0, 86400, &v) != 0,
+		"junk, sign, bad suffix and overflow refused");
 	{
 		char tmpl[] = "/tmp/oasmtp-core.XXXXXX";
 		char sub[64], link[64];
