@@ -126,7 +126,7 @@ open_maildrop(int *ret_dfd)
 	if (svc == NULL) {
 		return die(EX_CONFIG, "the service user '%s' does not exist; "
 			"install the oasmtp system service (see "
-			"oasmtp-system(7))", DROP_SERVICE_USER);
+			"doc/system-wide.md)", DROP_SERVICE_USER);
 	}
 	svc_uid = svc->pw_uid;
 	dfd = open(DROP_MAILDROP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
