@@ -594,7 +594,9 @@ def test_enqueues_during_a_flush_all_delivered_once(
     cfg = queue_many(home, certs, 40)
     good = fault_server(user=USER, token=TOKEN,
                         certs=(certs["cert"], certs["key"]), max_seconds=200)
-    proxy = proxies(good.port, 50)
+    # a slow path keeps the (pipelined, so short) flush running while the
+    # enqueues happen: about 13 round trips of 400 ms
+    proxy = proxies(good.port, 400)
     qconfig(home, proxy.port, certs, mode="always")
     make_due(home)
     flusher = popen(home, ["-C", cfg, "-q"])
