@@ -72,7 +72,6 @@ for path in ./usr/bin/oasmtp ./usr/bin/oasmtp-token \
 	./usr/share/man/man1/oasmtp.1.gz ./usr/share/man/man5/oasmtprc.5.gz \
 	./usr/share/man/man1/oasmtp-token.1.gz \
 	./usr/lib/systemd/user/oasmtp-queue.timer \
-	./lib/systemd/system/oasmtp-queue-system.timer \
 	./usr/lib/systemd/user/oasmtp-token-refresh@.timer \
 	./usr/share/bash-completion/completions/oasmtp \
 	./usr/share/bash-completion/completions/oasmtp-token \
