@@ -1859,27 +1859,6 @@ join(const char *a, const char *b)
 	return buf_take(&p);
 }
 
-/* An account name as a file name: a safe set kept, the rest as %XX. */
-static enum err
-put_file_name(struct buf *b, const char *name)
-{
-	enum err e = ERR_OK;
-	const char *s;
-
-	for (s = name; *s != '\0' && e == ERR_OK; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '@' || c == '+' || (c == '.' && s != name)) {
-			e = buf_putc(b, (char)c);
-		} else {
-			e = buf_printf(b, "%%%02X", c);
-		}
-	}
-	return e;
-}
-
 /* Set string field f of acc to "<prefix>DIR/NAME<suffix>" unless set. */
 static enum err
 default_state_path(struct account *acc, enum account_field f,
@@ -1894,7 +1873,7 @@ default_state_path(struct account *acc, enum account_field f,
 	buf_init(&b, 8192);
 	e = buf_printf(&b, "%s%s/", prefix, dir);
 	if (e == ERR_OK && suffix != NULL) {
-		e = put_file_name(&b, acc->name);
+		e = util_append_file_name(&b, acc->name);
 	}
 	if (e == ERR_OK) {
 		e = buf_append_str(&b, suffix != NULL ? suffix : "queue");

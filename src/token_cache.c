@@ -116,27 +116,6 @@ state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-/* Account names become file names: keep a safe set, %XX the rest. */
-static enum err
-append_name(struct buf *b, const char *name)
-{
-	enum err e = ERR_OK;
-	const char *s;
-
-	for (s = name; *s != '\0' && e == ERR_OK; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '@' || c == '+' || (c == '.' && s != name)) {
-			e = buf_putc(b, (char)c);
-		} else {
-			e = buf_printf(b, "%%%02X", c);
-		}
-	}
-	return e;
-}
-
 enum err
 token_cache_file(const struct account *acc, int create, struct buf *ret_path,
 	struct errinfo *reterr)
@@ -159,7 +138,8 @@ token_cache_file(const struct account *acc, int create, struct buf *ret_path,
 	}
 	e = buf_putc(ret_path, '/');
 	if (e == ERR_OK) {
-		e = append_name(ret_path, acc->name != NULL ? acc->name : "");
+		e = util_append_file_name(ret_path,
+			acc->name != NULL ? acc->name : "");
 	}
 	if (e == ERR_OK) {
 		e = buf_append_str(ret_path, ".token");
@@ -189,7 +169,7 @@ token_lock_file(const struct account *acc, struct buf *ret_path,
 			e = buf_putc(ret_path, '/');
 		}
 		if (e == ERR_OK) {
-			e = append_name(ret_path, acc->name != NULL ?
+			e = util_append_file_name(ret_path, acc->name != NULL ?
 				acc->name : "");
 		}
 		if (e != ERR_OK && e != ERR_CONFIG && e != ERR_IO) {

@@ -213,6 +213,26 @@ util_parse_duration(const char *s, long min, long max, long *ret_seconds)
 	return 0;
 }
 
+enum err
+util_append_file_name(struct buf *out, const char *name)
+{
+	enum err e = ERR_OK;
+	const char *s;
+
+	for (s = name; *s != '\0' && e == ERR_OK; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '@' || c == '+' || (c == '.' && s != name)) {
+			e = buf_putc(out, (char)c);
+		} else {
+			e = buf_printf(out, "%%%02X", c);
+		}
+	}
+	return e;
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t size)
 {

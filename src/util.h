@@ -49,6 +49,13 @@ enum err util_escape_ctl(struct buf *out, const char *p, size_t n);
  */
 int util_parse_duration(const char *s, long min, long max, long *ret_seconds);
 
+/*
+ * Append name to out as a safe file name: letters, digits and - _ @ + .
+ * are kept (a leading dot is not), every other byte becomes %XX.  Used for
+ * account names in cache, lock and state file names.
+ */
+enum err util_append_file_name(struct buf *out, const char *name);
+
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
