@@ -45,8 +45,8 @@ progress_format(uint64_t done, uint64_t total, int64_t elapsed_ms,
 		double secs = (double)(total - done) / bps;
 		long s = secs > 359999.0 ? 359999 : (long)(secs + 0.5);
 
-		format_bytes(bps, rate, sizeof(rate));
-		strcat(rate, "/s");
+		format_bytes(bps, rate, sizeof(rate) - 2);
+		memcpy(rate + strlen(rate), "/s", 3);
 		if (s >= 3600) {
 			snprintf(left, sizeof(left), "%ld:%02ld:%02ld left",
 				s / 3600, s / 60 % 60, s % 60);
