@@ -22,11 +22,15 @@
  * libcurl, json-c and libsecret.  Exit status follows sysexits(3) like
  * oasmtp's (75 temporary, 77 re-authorization needed, 78 configuration).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -515,6 +519,180 @@ parse_args(const char *cmd, int argc, char **argv, int i,
 	return 0;
 }
 
+/* How long a flush after a new grant may keep the user waiting. */
+#define FLUSH_WAIT_S 300
+
+/*
+ * Where oasmtp is: next to this program (the build tree, or the bin
+ * directory both were installed to), else BINDIR.  The mirror image of
+ * credential_helper_path().
+ */
+static enum err
+oasmtp_path(struct buf *ret_path)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+
+	buf_reset(ret_path);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			slash[1] = '\0';
+			if (buf_printf(ret_path, "%soasmtp", self) == ERR_OK &&
+			    access(ret_path->data, X_OK) == 0) {
+				return ERR_OK;
+			}
+		}
+	}
+	buf_reset(ret_path);
+	return buf_append_str(ret_path, BINDIR "/oasmtp");
+}
+
+/*
+ * Start oasmtp [-C FILE] [--system] -a ACCOUNT -q with standard input on
+ * /dev/null and our stdout and stderr.  Returns the pid, or -1 with
+ * *ret_errno saying why it could not be run (a close-on-exec pipe carries
+ * a failed exec's errno back).
+ */
+static pid_t
+spawn_flush(const char *path, const char *const *argv, int *ret_errno)
+{
+	int report[2];
+	int code = 0;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(report) != 0) {
+		*ret_errno = errno;
+		return -1;
+	}
+	(void)fcntl(report[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(report[1], F_SETFD, FD_CLOEXEC);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		*ret_errno = errno;
+		close(report[0]);
+		close(report[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDONLY);
+
+		close(report[0]);
+		if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+			code = errno;
+		} else {
+			if (fd != STDIN_FILENO) {
+				close(fd);
+			}
+			execv(path, (char *const *)argv);
+			code = errno;
+		}
+		if (write(report[1], &code, sizeof(code)) < 0) {
+			_exit(127);
+		}
+		_exit(127);
+	}
+	close(report[1]);
+	do {
+		n = read(report[0], &code, sizeof(code));
+	} while (n < 0 && errno == EINTR);
+	close(report[0]);
+	if (n == (ssize_t)sizeof(code)) {
+		/* exec failed: the child exits at once */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+		*ret_errno = code;
+		return -1;
+	}
+	return pid;
+}
+
+/*
+ * A new grant was stored: deliver what was queued for the account while it
+ * waited for one (issue 6), and say in one line how that went.  The
+ * flush's own warnings reach the user on stderr.  Nothing here changes the
+ * exit status: the grant is stored either way, and the next oasmtp -q (the
+ * timer) delivers what this one did not.
+ */
+static void
+flush_account(const struct account *acc, const char *file, int system)
+{
+	const char *argv[8];
+	struct buf path;
+	int i = 0, status = 0, why = 0;
+	int64_t deadline;
+	pid_t pid, r;
+
+	buf_init(&path, PATH_MAX);
+	if (oasmtp_path(&path) != ERR_OK) {
+		log_warn("account %s: out of memory; deliver its queued mail "
+			"with: oasmtp -a %s -q", acc->name, acc->name);
+		buf_release(&path);
+		return;
+	}
+	argv[i++] = "oasmtp";
+	if (file != NULL) {
+		argv[i++] = "-C";
+		argv[i++] = file;
+	}
+	if (system) {
+		argv[i++] = "--system";
+	}
+	argv[i++] = "-a";
+	argv[i++] = acc->name;
+	argv[i++] = "-q";
+	argv[i] = NULL;
+	pid = spawn_flush(path.data, argv, &why);
+	if (pid < 0) {
+		log_warn("account %s: cannot run %s to deliver its queued mail "
+			"(%s); run oasmtp -a %s -q", acc->name, path.data,
+			strerror(why), acc->name);
+		buf_release(&path);
+		return;
+	}
+	deadline = util_now_ms() + (int64_t)FLUSH_WAIT_S * 1000;
+	for (;;) {
+		struct timespec pause = { 0, 50 * 1000 * 1000 };
+
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR)) {
+			break;
+		}
+		if (util_now_ms() >= deadline) {
+			r = 0;
+			break;
+		}
+		(void)nanosleep(&pause, NULL);
+	}
+	if (r == 0) {
+		log_warn("account %s: delivering its queued mail takes longer "
+			"than %d s; it goes on in the background (pid %ld)",
+			acc->name, FLUSH_WAIT_S, (long)pid);
+	} else if (r < 0) {
+		log_warn("account %s: lost track of the queue flush: %s",
+			acc->name, strerror(errno));
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		printf("account %s: queued mail flushed (oasmtp -a %s -q)\n",
+			acc->name, acc->name);
+		fflush(stdout);
+	} else if (WIFEXITED(status)) {
+		log_warn("account %s: flushing its queued mail failed (oasmtp "
+			"exit status %d); run oasmtp -a %s -q", acc->name,
+			WEXITSTATUS(status), acc->name);
+	} else {
+		log_warn("account %s: the queue flush was killed by signal %d; "
+			"run oasmtp -a %s -q", acc->name,
+			WIFSIGNALED(status) ? WTERMSIG(status) : 0, acc->name);
+	}
+	buf_release(&path);
+}
+
 static int
 cmd_authorize(const struct account *acc, const struct authorize_opts *o)
 {
@@ -598,6 +776,11 @@ main(int argc, char **argv)
 		rc = cmd_import(acc);
 	} else {
 		rc = cmd_forget(acc);
+	}
+	if (rc == EX_OK && (strcmp(cmd, "authorize") == 0 ||
+	    strcmp(cmd, "import") == 0)) {
+		/* mail queued while the grant was missing can go now */
+		flush_account(acc, file, system);
 	}
 	config_free(cfg);
 	return rc;

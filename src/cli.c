@@ -790,7 +790,7 @@ cli_help_text(void)
 	"  oasmtp [options] -t [--] [recipient...]\n"
 	"      Read a mail from standard input and submit it.\n"
 	"  oasmtp -bp | mailq        List the queue.\n"
-	"  oasmtp -q[interval] [-qI id | -qR rcpt | -qS sender]\n"
+	"  oasmtp -q[interval] [-qI id | -qR rcpt | -qS sender] [-a ID]\n"
 	"                            Deliver queued mail now.\n"
 	"  oasmtp --queue-drop ID    Delete a queued message for good.\n"
 	"  oasmtp --queue-retry ID   Queue a failed message again.\n"

@@ -29,6 +29,7 @@ struct flush_opts {
 	const char *value;
 	int exact_id;		/* queue always child: entry value now, plus
 				   every other due entry (one session) */
+	const char *account;	/* -a: only this account's entries */
 	int force;		/* ignore the back-off schedule */
 	int wait;		/* wait for another flusher instead of leaving */
 };
@@ -336,6 +337,9 @@ entry_selected(const struct queue_entry *qe, const struct flush_opts *fo,
 		/* its own entry now, and whatever else is due anyway */
 		return strcmp(qe->id, fo->value) == 0 || qe->next_attempt <= now;
 	}
+	if (fo->account != NULL && strcmp(qe->account, fo->account) != 0) {
+		return 0;
+	}
 	switch (fo->filter) {
 	case CLI_QUEUE_ID:
 		if (strstr(qe->id, fo->value) == NULL) {
@@ -517,8 +521,15 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 	memset(&fo, 0, sizeof(fo));
 	fo.filter = o->queue_filter;
 	fo.value = o->queue_filter_value;
-	/* a filtered run is a human asking for those messages now */
-	fo.force = o->queue_filter != CLI_QUEUE_ALL;
+	fo.account = o->account;
+	/*
+	 * A filtered run is a human asking for those messages now.  So is
+	 * -a, which oasmtp-token runs after a new grant was stored: it also
+	 * waits for a flush already running, which would leave out the
+	 * entries that are not due yet.
+	 */
+	fo.force = o->queue_filter != CLI_QUEUE_ALL || o->account != NULL;
+	fo.wait = o->account != NULL;
 	if (o->system) {
 		/* the system service: first what callers dropped meanwhile */
 		size_t moved = 0;

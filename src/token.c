@@ -139,23 +139,139 @@ refresh_with(struct ctx *x, const char *rt, struct oauth_tokens *ret,
 	return oauth_refresh(&req, ret, reterr);
 }
 
+/* Replace the contents of the secret buf dst with src's. */
+static enum err
+copy_token(struct buf *dst, const struct buf *src, struct errinfo *reterr)
+{
+	buf_reset(dst);
+	if (buf_append(dst, src->data, src->len) != ERR_OK) {
+		return errinfo_set(reterr, ERR_LIMIT,
+			"refresh token too large");
+	}
+	return ERR_OK;
+}
+
+/*
+ * After the stored refresh token got invalid_grant, in this order: re-read
+ * the store (another process may have rotated it meanwhile) and try its
+ * token if it changed; then try the previous refresh token the store kept
+ * from our last rotation, once, unless it is one we already tried (the
+ * provider may not have committed that rotation).  rt is the stored token,
+ * updated by the re-read; prev gets the previous token and *ret_used_prev
+ * is set when it was tried.  Only ever called after invalid_grant: with
+ * reuse detection, presenting an old token while the new one works would
+ * end the grant.
+ */
+static enum err
+refresh_again(struct ctx *x, struct tstore *ts, struct buf *rt,
+	struct buf *prev, int *ret_used_prev, time_t *ret_issued,
+	struct oauth_tokens *tok, struct errinfo *reterr)
+{
+	struct buf first, reread;
+	enum err e = ERR_REAUTH;
+
+	buf_init_secret(&first, OAUTH_BODY_MAX);
+	buf_init_secret(&reread, OAUTH_BODY_MAX);
+	if (copy_token(&first, rt, NULL) != ERR_OK) {
+		goto out;
+	}
+	if (tstore_load(ts, &reread, NULL) == ERR_OK &&
+	    strcmp(reread.data, rt->data) != 0) {
+		if (copy_token(rt, &reread, reterr) != ERR_OK) {
+			e = ERR_LIMIT;
+			goto out;
+		}
+		*ret_issued = time(NULL);
+		e = refresh_with(x, rt->data, tok, reterr);
+		if (e != ERR_REAUTH) {
+			goto out;
+		}
+	}
+	/* a previous token we cannot read is as good as none */
+	if (tstore_load_previous(ts, prev, NULL) != ERR_OK || prev->len == 0 ||
+	    strcmp(prev->data, rt->data) == 0 ||
+	    strcmp(prev->data, first.data) == 0) {
+		buf_reset(prev);
+		goto out;
+	}
+	*ret_used_prev = 1;
+	*ret_issued = time(NULL);
+	e = refresh_with(x, prev->data, tok, reterr);
+out:
+	buf_release(&first);
+	buf_release(&reread);
+	return e;
+}
+
+/*
+ * Persist what the refresh taught us about the refresh token.  used is the
+ * token that worked, stored the one in the store.  A rotated token is
+ * saved with used kept as the previous one; a previous token that worked
+ * unrotated becomes the stored one again; otherwise the stored token has
+ * now worked once, so the previous one is dropped (best effort: keeping it
+ * only costs a try after a later invalid_grant).
+ */
+static enum err
+persist(struct ctx *x, struct tstore *ts, const char *used,
+	const char *stored, const struct oauth_tokens *tok,
+	struct token_info *info, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (!tstore_is_writable(ts)) {
+		if (tok->refresh_token.len > 0 &&
+		    strcmp(tok->refresh_token.data, used) != 0) {
+			snprintf(info->warning, sizeof(info->warning),
+				"the token endpoint rotated the refresh token "
+				"of account '%s' but its %s store is "
+				"read-only: store the new one or the grant "
+				"may expire",
+				x->acc->name, ts->ops->name);
+		}
+		return ERR_OK;
+	}
+	if (tok->refresh_token.len == 0 ||
+	    strcmp(tok->refresh_token.data, used) == 0) {
+		if (strcmp(used, stored) != 0) {
+			(void)tstore_save(ts, used, NULL);
+		} else {
+			(void)tstore_drop_previous(ts, NULL);
+		}
+		return ERR_OK;
+	}
+	e = tstore_save_rotated(ts, tok->refresh_token.data, used, reterr);
+	if (e != ERR_OK) {
+		if (reterr != NULL) {
+			errinfo_prefix(reterr, "cannot save the rotated "
+				"refresh token of account '%s': ",
+				x->acc->name);
+			reterr->code = ERR_TOKEN_TEMP;
+		}
+		return ERR_TOKEN_TEMP;
+	}
+	info->rotated = 1;
+	return ERR_OK;
+}
+
 /*
  * Holding the lock: load the refresh token, refresh, persist a rotated
- * refresh token, fill c.  The new access token is put into c only after
- * the rotated refresh token was saved.
+ * refresh token (keeping the one it replaces as the previous token), fill
+ * c.  The new access token is put into c only after the rotated refresh
+ * token was saved.
  */
 static enum err
 refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	struct errinfo *reterr)
 {
 	struct tstore *ts = NULL;
-	struct buf rt, rt2;
+	struct buf rt, prev;
 	struct oauth_tokens tok;
 	time_t issued;
+	int used_prev = 0;
 	enum err e;
 
 	buf_init_secret(&rt, OAUTH_BODY_MAX);
-	buf_init_secret(&rt2, OAUTH_BODY_MAX);
+	buf_init_secret(&prev, OAUTH_BODY_MAX);
 	oauth_tokens_init(&tok);
 	e = tstore_open(x->acc, &ts, reterr);
 	if (e == ERR_OK) {
@@ -170,42 +286,15 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	issued = time(NULL);
 	e = refresh_with(x, rt.data, &tok, reterr);
 	if (e == ERR_REAUTH) {
-		/* someone else may have rotated the stored token meanwhile */
-		if (tstore_load(ts, &rt2, NULL) == ERR_OK &&
-		    strcmp(rt2.data, rt.data) != 0) {
-			buf_reset(&rt);
-			e = buf_append(&rt, rt2.data, rt2.len);
-			if (e == ERR_OK) {
-				issued = time(NULL);
-				e = refresh_with(x, rt.data, &tok, reterr);
-			}
-		}
+		e = refresh_again(x, ts, &rt, &prev, &used_prev, &issued, &tok,
+			reterr);
+	}
+	if (e == ERR_OK) {
+		e = persist(x, ts, used_prev ? prev.data : rt.data, rt.data,
+			&tok, info, reterr);
 	}
 	if (e != ERR_OK) {
 		goto out;
-	}
-	if (tok.refresh_token.len > 0 &&
-	    strcmp(tok.refresh_token.data, rt.data) != 0) {
-		if (tstore_is_writable(ts)) {
-			e = tstore_save(ts, tok.refresh_token.data, reterr);
-			if (e != ERR_OK) {
-				if (reterr != NULL) {
-					errinfo_prefix(reterr, "cannot save the "
-						"rotated refresh token of account "
-						"'%s': ", x->acc->name);
-					reterr->code = ERR_TOKEN_TEMP;
-				}
-				e = ERR_TOKEN_TEMP;
-				goto out;
-			}
-			info->rotated = 1;
-		} else {
-			snprintf(info->warning, sizeof(info->warning),
-				"the token endpoint rotated the refresh token of "
-				"account '%s' but its %s store is read-only: "
-				"store the new one or the grant may expire",
-				x->acc->name, ts->ops->name);
-		}
 	}
 	buf_reset(&c->token);
 	e = buf_append(&c->token, tok.access_token.data, tok.access_token.len);
@@ -219,7 +308,7 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 out:
 	oauth_tokens_release(&tok);
 	buf_release(&rt);
-	buf_release(&rt2);
+	buf_release(&prev);
 	tstore_free(ts);
 	return e;
 }

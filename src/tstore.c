@@ -62,34 +62,84 @@ tstore_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 	return ts->ops->load(ts, ret_token, reterr);
 }
 
-enum err
-tstore_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+/* 1 when token can be stored and read back whole. */
+static int
+storable(const char *token)
 {
 	const unsigned char *p = (const unsigned char *)token;
 
 	for (; *p > 0x20 && *p < 0x7f; p++) {
 		;
 	}
-	if (token[0] == '\0' || *p != '\0') {
-		return errinfo_set(reterr, ERR_DATA, "refusing to store a "
-			"refresh token for account '%s' that is empty or holds "
-			"spaces, control or non-ASCII bytes", ts->acc->name);
+	return token[0] != '\0' && *p == '\0';
+}
+
+static enum err
+not_storable(struct tstore *ts, struct errinfo *reterr)
+{
+	return errinfo_set(reterr, ERR_DATA, "refusing to store a refresh "
+		"token for account '%s' that is empty or holds spaces, control "
+		"or non-ASCII bytes", ts->acc->name);
+}
+
+static enum err
+read_only(struct tstore *ts, struct errinfo *reterr)
+{
+	return errinfo_set(reterr, ERR_NOTSUPP,
+		"token store '%s' of account '%s' is read-only",
+		ts->ops->name, ts->acc->name);
+}
+
+enum err
+tstore_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+{
+	if (!storable(token)) {
+		return not_storable(ts, reterr);
 	}
 	if (ts->ops->save == NULL) {
-		return errinfo_set(reterr, ERR_NOTSUPP,
-			"token store '%s' of account '%s' is read-only",
-			ts->ops->name, ts->acc->name);
+		return read_only(ts, reterr);
 	}
 	return ts->ops->save(ts, token, reterr);
+}
+
+enum err
+tstore_load_previous(struct tstore *ts, struct buf *ret_token,
+	struct errinfo *reterr)
+{
+	buf_reset(ret_token);
+	if (ts->ops->load_previous == NULL) {
+		return ERR_OK;
+	}
+	return ts->ops->load_previous(ts, ret_token, reterr);
+}
+
+enum err
+tstore_save_rotated(struct tstore *ts, const char *token, const char *prev,
+	struct errinfo *reterr)
+{
+	if (!storable(token) || !storable(prev)) {
+		return not_storable(ts, reterr);
+	}
+	if (ts->ops->save_rotated == NULL) {
+		return tstore_save(ts, token, reterr);
+	}
+	return ts->ops->save_rotated(ts, token, prev, reterr);
+}
+
+enum err
+tstore_drop_previous(struct tstore *ts, struct errinfo *reterr)
+{
+	if (ts->ops->drop_previous == NULL) {
+		return ERR_OK;
+	}
+	return ts->ops->drop_previous(ts, reterr);
 }
 
 enum err
 tstore_erase(struct tstore *ts, struct errinfo *reterr)
 {
 	if (ts->ops->erase == NULL) {
-		return errinfo_set(reterr, ERR_NOTSUPP,
-			"token store '%s' of account '%s' is read-only",
-			ts->ops->name, ts->acc->name);
+		return read_only(ts, reterr);
 	}
 	return ts->ops->erase(ts, reterr);
 }

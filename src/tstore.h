@@ -6,11 +6,14 @@
  *                   owned by the user and not accessible by group or others.
  *                   Saving rewrites it atomically (temp + fsync + rename +
  *                   fsync of the directory).  A leading "~/" means $HOME.
+ *                   The previous refresh token (below) lives beside it in
+ *                   PATH.previous, same format and permission rules.
  *   command:CMD     read-only: the first output line of `/bin/sh -c CMD`
  *                   (eval_run(), bounded output, account timeout).
  *   secret-service  the Secret Service via libsecret (built with libsecret
  *                   only; attributes service=oasmtp, account, user; the
- *                   secret is JSON {"refresh_token": "..."}).
+ *                   secret is JSON {"refresh_token": "..."}, plus
+ *                   "previous_refresh_token" while one is kept).
  *
  * When oauth2_token_store is unset the default is "secret-service" in a
  * build with libsecret and a configuration error otherwise.
@@ -18,6 +21,15 @@
  * A store is opened per use and freed afterwards; opening never touches the
  * backing storage (in particular not D-Bus), only load/save/erase do.
  * Stores are not shared between threads.
+ *
+ * The previous refresh token: when the token endpoint rotates the refresh
+ * token O into N, the broker saves N with save_rotated(), which keeps O as
+ * "previous" and makes O durable before N replaces it.  Should N later be
+ * refused (invalid_grant: the provider may never have committed the
+ * rotation), the broker tries O once.  The first refresh that works with N
+ * drops O (drop_previous(), or a save_rotated() that puts N in its place).
+ * A plain save() (authorize, import) and erase() discard the previous token
+ * too.  The command store is read-only and keeps none.
  *
  * Errors common to all operations:
  *   ERR_CONFIG      bad store spec, unsafe file permissions (message has the
@@ -49,11 +61,28 @@ struct tstore_ops {
 	/* append the refresh token to ret_token (a secret buf, reset first) */
 	enum err (*load)(struct tstore *ts, struct buf *ret_token,
 		struct errinfo *reterr);
-	/* replace the stored refresh token; NULL for read-only stores */
+	/*
+	 * replace the stored refresh token and discard any previous one; NULL
+	 * for read-only stores
+	 */
 	enum err (*save)(struct tstore *ts, const char *token,
 		struct errinfo *reterr);
-	/* forget the refresh token; NULL for read-only stores */
+	/* forget the refresh token and the previous one; NULL if read-only */
 	enum err (*erase)(struct tstore *ts, struct errinfo *reterr);
+	/*
+	 * The previous refresh token; all three NULL for stores that keep
+	 * none.  load_previous appends it to ret_token (a secret buf, reset
+	 * first) and leaves it empty, returning ERR_OK, when there is none.
+	 * save_rotated stores token and keeps prev as the previous one; prev
+	 * is durable before token replaces the stored refresh token, so a
+	 * crash leaves either the old pair or the new one.  drop_previous
+	 * discards the previous token (none is fine).
+	 */
+	enum err (*load_previous)(struct tstore *ts, struct buf *ret_token,
+		struct errinfo *reterr);
+	enum err (*save_rotated)(struct tstore *ts, const char *token,
+		const char *prev, struct errinfo *reterr);
+	enum err (*drop_previous)(struct tstore *ts, struct errinfo *reterr);
 	void (*close)(struct tstore *ts);
 };
 
@@ -78,6 +107,19 @@ enum err tstore_save(struct tstore *ts, const char *token,
 	struct errinfo *reterr);
 enum err tstore_erase(struct tstore *ts, struct errinfo *reterr);
 int tstore_is_writable(const struct tstore *ts);
+
+/*
+ * The previous refresh token (see above).  tstore_load_previous leaves
+ * ret_token empty and returns ERR_OK when the store keeps none.
+ * tstore_save_rotated checks both tokens like tstore_save (ERR_DATA) and,
+ * on a store that keeps no previous token, is a plain tstore_save.
+ * tstore_drop_previous is ERR_OK on such a store.
+ */
+enum err tstore_load_previous(struct tstore *ts, struct buf *ret_token,
+	struct errinfo *reterr);
+enum err tstore_save_rotated(struct tstore *ts, const char *token,
+	const char *prev, struct errinfo *reterr);
+enum err tstore_drop_previous(struct tstore *ts, struct errinfo *reterr);
 
 /* Release the store (NULL is fine). */
 void tstore_free(struct tstore *ts);

@@ -41,6 +41,9 @@ static const struct tstore_ops command_ops = {
 	.load = command_load,
 	.save = NULL,
 	.erase = NULL,
+	.load_previous = NULL,	/* read-only: nothing to keep */
+	.save_rotated = NULL,
+	.drop_previous = NULL,
 	.close = NULL,
 };
 

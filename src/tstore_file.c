@@ -32,10 +32,14 @@ is_space(char c)
 		c == '\v';
 }
 
+/*
+ * Read the token file at path into ret_token.  A missing or empty file is
+ * ERR_REAUTH unless optional, where it leaves ret_token empty (ERR_OK).
+ */
 static enum err
-file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+read_token(struct tstore *ts, const char *path, int optional,
+	struct buf *ret_token, struct errinfo *reterr)
 {
-	const char *path = ts->arg;
 	struct stat st;
 	char chunk[4096];
 	size_t start, end;
@@ -45,6 +49,9 @@ file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 	/* O_NONBLOCK: a FIFO planted at path must not hang us in open() */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
+		if (errno == ENOENT && optional) {
+			return ERR_OK;
+		}
 		if (errno == ENOENT) {
 			return errinfo_set(reterr, ERR_REAUTH,
 				"re-authorization needed: run `oasmtp-token "
@@ -111,6 +118,9 @@ file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 	}
 	buf_truncate(ret_token, end);
 	buf_consume(ret_token, start);
+	if (ret_token->len == 0 && optional) {
+		goto out;
+	}
 	if (ret_token->len == 0) {
 		e = errinfo_set(reterr, ERR_REAUTH,
 			"re-authorization needed: run `oasmtp-token authorize %s` "
@@ -132,17 +142,42 @@ out:
 }
 
 static enum err
-file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+{
+	return read_token(ts, ts->arg, 0, ret_token, reterr);
+}
+
+/*
+ * The file a save replaces (the target of a symbolic link) into ret_path;
+ * with previous != 0 its sidecar PATH.previous instead.
+ */
+static enum err
+target_path(struct tstore *ts, int previous, struct buf *ret_path,
+	struct errinfo *reterr)
 {
 	char real[PATH_MAX];
 	const char *path = ts->arg;
-	struct buf data;
-	enum err e;
 
 	/* keep a symlinked token file a symlink: replace its target */
 	if (realpath(ts->arg, real) != NULL) {
 		path = real;
 	}
+	buf_reset(ret_path);
+	if (buf_printf(ret_path, "%s%s", path, previous ? ".previous" : "") !=
+	    ERR_OK) {
+		return errinfo_set(reterr, ERR_IO, "token path too long: '%s'",
+			ts->arg);
+	}
+	return ERR_OK;
+}
+
+/* Write token and a newline to path, atomically and durably. */
+static enum err
+write_token(const char *path, const char *token, struct errinfo *reterr)
+{
+	struct buf data;
+	enum err e;
+
 	buf_init_secret(&data, FILE_MAX + 2);
 	e = buf_append_str(&data, token);
 	if (e == ERR_OK) {
@@ -158,13 +193,106 @@ file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 }
 
 static enum err
-file_erase(struct tstore *ts, struct errinfo *reterr)
+remove_file(const char *path, struct errinfo *reterr)
 {
-	if (unlink(ts->arg) != 0 && errno != ENOENT) {
+	if (unlink(path) != 0 && errno != ENOENT) {
 		return errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
-			ts->arg, strerror(errno));
+			path, strerror(errno));
 	}
 	return ERR_OK;
+}
+
+static enum err
+file_load_previous(struct tstore *ts, struct buf *ret_token,
+	struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	buf_init(&path, PATH_MAX + 16);
+	e = target_path(ts, 1, &path, reterr);
+	if (e == ERR_OK) {
+		e = read_token(ts, path.data, 1, ret_token, reterr);
+	}
+	buf_release(&path);
+	return e;
+}
+
+static enum err
+file_drop_previous(struct tstore *ts, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	buf_init(&path, PATH_MAX + 16);
+	e = target_path(ts, 1, &path, reterr);
+	if (e == ERR_OK) {
+		e = remove_file(path.data, reterr);
+	}
+	buf_release(&path);
+	return e;
+}
+
+static enum err
+file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	/* a previous token must never outlive the token it belongs to */
+	e = file_drop_previous(ts, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	buf_init(&path, PATH_MAX + 16);
+	e = target_path(ts, 0, &path, reterr);
+	if (e == ERR_OK) {
+		e = write_token(path.data, token, reterr);
+	}
+	buf_release(&path);
+	return e;
+}
+
+static enum err
+file_save_rotated(struct tstore *ts, const char *token, const char *prev,
+	struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	buf_init(&path, PATH_MAX + 16);
+	/* the sidecar first: fsynced and renamed before the token is */
+	e = target_path(ts, 1, &path, reterr);
+	if (e == ERR_OK) {
+		e = write_token(path.data, prev, reterr);
+	}
+	if (e == ERR_OK) {
+		e = target_path(ts, 0, &path, reterr);
+	}
+	if (e == ERR_OK) {
+		e = write_token(path.data, token, reterr);
+	}
+	buf_release(&path);
+	return e;
+}
+
+static enum err
+file_erase(struct tstore *ts, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	/* find the sidecar while a symbolic link can still be followed */
+	buf_init(&path, PATH_MAX + 16);
+	e = target_path(ts, 1, &path, reterr);
+	if (e == ERR_OK) {
+		e = remove_file(ts->arg, reterr);
+	}
+	if (e == ERR_OK) {
+		e = remove_file(path.data, reterr);
+	}
+	buf_release(&path);
+	return e;
 }
 
 static const struct tstore_ops file_ops = {
@@ -172,6 +300,9 @@ static const struct tstore_ops file_ops = {
 	.load = file_load,
 	.save = file_save,
 	.erase = file_erase,
+	.load_previous = file_load_previous,
+	.save_rotated = file_save_rotated,
+	.drop_previous = file_drop_previous,
 	.close = NULL,
 };
 

@@ -6,10 +6,13 @@
  * with `secret-tool store service oasmtp account A user U` are found), with
  * fixed, non-secret attributes service=oasmtp, account=<account name>,
  * user=<account user or "">.  Everything that changes lives in the secret,
- * as JSON: {"refresh_token": "..."}; a secret that does not start with '{'
- * is taken as a bare refresh token.  Saving updates the existing item in
- * place (and removes duplicates) rather than adding one.  Changing data never goes into attributes (that would
- * create duplicate items).
+ * as JSON: {"refresh_token": "..."}, with "previous_refresh_token": "..."
+ * added while a previous token is kept (tstore.h), so that a rotation is one
+ * atomic update of one item; a secret that does not start with '{' is
+ * taken as a bare refresh token (with no previous one).  Saving updates the
+ * existing item in place (and removes duplicates) rather than adding one.
+ * Changing data never goes into attributes (that would create duplicate
+ * items).
  *
  * Failure modes are told apart (design.md section 7):
  *   no session bus / no Secret Service  -> ERR_TOKEN_TEMP
@@ -114,17 +117,40 @@ find(const struct account *acc, SecretService **ret_service,
 	return ERR_OK;
 }
 
+/* Append the non-empty string member key of root to ret (absent is ERR_OK). */
+static enum err
+json_member(struct json_object *root, const char *key, int required,
+	struct buf *ret)
+{
+	struct json_object *v = NULL;
+	enum err e;
+
+	if (!json_object_object_get_ex(root, key, &v)) {
+		return required ? ERR_DATA : ERR_OK;
+	}
+	if (!json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) <= 0) {
+		return ERR_DATA;
+	}
+	e = buf_append(ret, json_object_get_string(v),
+		(size_t)json_object_get_string_len(v));
+	util_wipe((void *)json_object_get_string(v),
+		(size_t)json_object_get_string_len(v));
+	return e;
+}
+
 /*
  * The secret is our JSON object, or a bare refresh token as `secret-tool
  * store` users write it.  Only a secret that starts with '{' is JSON: a
  * bare token such as "6oFH..." or "-x..." must not be taken for a JSON
- * number.
+ * number.  ret_prev (may be NULL) gets the previous refresh token, if any.
  */
 static enum err
-parse_secret(const char *p, size_t n, struct buf *ret_token)
+parse_secret(const char *p, size_t n, struct buf *ret_token,
+	struct buf *ret_prev)
 {
 	struct json_tokener *tok;
-	struct json_object *root = NULL, *v = NULL;
+	struct json_object *root = NULL;
 	enum err e = ERR_DATA;
 
 	while (n > 0 && strchr(" \t\r\n", p[n - 1]) != NULL) {
@@ -145,14 +171,12 @@ parse_secret(const char *p, size_t n, struct buf *ret_token)
 		root = json_tokener_parse_ex(tok, p, (int)n);
 		json_tokener_free(tok);
 	}
-	if (root != NULL && json_object_is_type(root, json_type_object) &&
-	    json_object_object_get_ex(root, "refresh_token", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    json_object_get_string_len(v) > 0) {
-		e = buf_append(ret_token, json_object_get_string(v),
-			(size_t)json_object_get_string_len(v));
-		util_wipe((void *)json_object_get_string(v),
-			(size_t)json_object_get_string_len(v));
+	if (root != NULL && json_object_is_type(root, json_type_object)) {
+		e = json_member(root, "refresh_token", 1, ret_token);
+		if (e == ERR_OK && ret_prev != NULL) {
+			e = json_member(root, "previous_refresh_token", 0,
+				ret_prev);
+		}
 	}
 	if (root != NULL) {
 		json_object_put(root);
@@ -160,8 +184,10 @@ parse_secret(const char *p, size_t n, struct buf *ret_token)
 	return e;
 }
 
+/* Read the item: the refresh token and (ret_prev may be NULL) the previous. */
 static enum err
-secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+read_item(struct tstore *ts, struct buf *ret_token, struct buf *ret_prev,
+	struct errinfo *reterr)
 {
 	SecretService *service = NULL;
 	SecretItem *item = NULL;
@@ -197,8 +223,12 @@ secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 		goto out;
 	}
 	p = secret_value_get(value, &n);
-	if (n > SECRET_MAX || parse_secret(p, n, ret_token) != ERR_OK) {
+	if (n > SECRET_MAX ||
+	    parse_secret(p, n, ret_token, ret_prev) != ERR_OK) {
 		buf_reset(ret_token);
+		if (ret_prev != NULL) {
+			buf_reset(ret_prev);
+		}
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"the Secret Service item of account '%s' does not hold a "
 			"refresh token: run `oasmtp-token authorize %s`",
@@ -217,14 +247,14 @@ out:
 	return e;
 }
 
-/* {"refresh_token":"..."} with JSON string escaping, into a secret buf. */
+/* A JSON string with escaping, appended to out. */
 static enum err
-encode_secret(struct buf *out, const char *token)
+encode_string(struct buf *out, const char *s)
 {
-	enum err e = buf_append_str(out, "{\"refresh_token\":\"");
+	enum err e = buf_putc(out, '"');
 
-	for (; *token != '\0' && e == ERR_OK; token++) {
-		unsigned char c = (unsigned char)*token;
+	for (; *s != '\0' && e == ERR_OK; s++) {
+		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\') {
 			e = buf_putc(out, '\\');
@@ -238,7 +268,31 @@ encode_secret(struct buf *out, const char *token)
 		}
 	}
 	if (e == ERR_OK) {
-		e = buf_append_str(out, "\"}");
+		e = buf_putc(out, '"');
+	}
+	return e;
+}
+
+/*
+ * {"refresh_token":"..."} into a secret buf, with "previous_refresh_token"
+ * when prev is not NULL.
+ */
+static enum err
+encode_secret(struct buf *out, const char *token, const char *prev)
+{
+	enum err e = buf_append_str(out, "{\"refresh_token\":");
+
+	if (e == ERR_OK) {
+		e = encode_string(out, token);
+	}
+	if (e == ERR_OK && prev != NULL) {
+		e = buf_append_str(out, ",\"previous_refresh_token\":");
+		if (e == ERR_OK) {
+			e = encode_string(out, prev);
+		}
+	}
+	if (e == ERR_OK) {
+		e = buf_putc(out, '}');
 	}
 	return e;
 }
@@ -293,8 +347,10 @@ update_items(const struct account *acc, SecretService *service,
 	return e;
 }
 
+/* Store token, and prev as the previous token unless NULL: one update. */
 static enum err
-secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+write_item(struct tstore *ts, const char *token, const char *prev,
+	struct errinfo *reterr)
 {
 	SecretService *service = NULL;
 	SecretItem *item = NULL;
@@ -317,7 +373,7 @@ secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 			"the keyring for account '%s' is locked", ts->acc->name);
 	}
 	buf_init_secret(&data, SECRET_MAX);
-	e = encode_secret(&data, token);
+	e = encode_secret(&data, token, prev);
 	if (e != ERR_OK) {
 		e = errinfo_set(reterr, e, "refresh token too large");
 		goto out;
@@ -351,6 +407,64 @@ out:
 }
 
 static enum err
+secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+{
+	return read_item(ts, ret_token, NULL, reterr);
+}
+
+static enum err
+secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
+{
+	return write_item(ts, token, NULL, reterr);
+}
+
+static enum err
+secret_load_previous(struct tstore *ts, struct buf *ret_token,
+	struct errinfo *reterr)
+{
+	struct buf cur;
+	enum err e;
+
+	buf_init_secret(&cur, SECRET_MAX);
+	e = read_item(ts, &cur, ret_token, reterr);
+	buf_release(&cur);
+	if (e == ERR_REAUTH) {
+		/* no item, so no previous token either */
+		errinfo_init(reterr);
+		e = ERR_OK;
+	}
+	return e;
+}
+
+static enum err
+secret_save_rotated(struct tstore *ts, const char *token, const char *prev,
+	struct errinfo *reterr)
+{
+	return write_item(ts, token, prev, reterr);
+}
+
+static enum err
+secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
+{
+	struct buf cur, prev;
+	enum err e;
+
+	buf_init_secret(&cur, SECRET_MAX);
+	buf_init_secret(&prev, SECRET_MAX);
+	e = read_item(ts, &cur, &prev, reterr);
+	if (e == ERR_REAUTH) {
+		errinfo_init(reterr);
+		e = ERR_OK;
+	} else if (e == ERR_OK && prev.len > 0) {
+		/* rewrite the item with the current token alone */
+		e = write_item(ts, cur.data, NULL, reterr);
+	}
+	buf_release(&cur);
+	buf_release(&prev);
+	return e;
+}
+
+static enum err
 secret_erase(struct tstore *ts, struct errinfo *reterr)
 {
 	GHashTable *attrs = attributes(ts->acc);
@@ -371,6 +485,9 @@ static const struct tstore_ops secret_ops = {
 	.load = secret_load,
 	.save = secret_save,
 	.erase = secret_erase,
+	.load_previous = secret_load_previous,
+	.save_rotated = secret_save_rotated,
+	.drop_previous = secret_drop_previous,
 	.close = NULL,
 };
 

@@ -3,7 +3,7 @@
 
   /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
       [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
-      [--scenarios a,b,c,d,e] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
+      [--scenarios a,b,c,d,e,f] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
 
 Scenarios (each client runs each scenario, interleaved, against the same servers):
   a  587-style STARTTLS + XOAUTH2 (passwordeval "echo TOKEN"), one recipient
@@ -18,6 +18,14 @@ Scenarios (each client runs each scenario, interleaved, against the same servers
      connections (smtpd.py transcript), round trips (summed over connections),
      messages received (each must arrive exactly once).  Goal (issue 6): one
      connection, <= 3 s for 100 messages at 50 ms RTT.
+  f  token refresh (issue 4), STARTTLS + XOAUTH2 with real refreshes against
+     tests/oauth/fake_token_endpoint.py (mode /ok) behind its own latency proxy
+     at the same RTT.  oasmtp (file token store, access-token cache) with a
+     fresh cache vs an expired one (cache "expires" set in the past); msmtp
+     with passwordeval "cat FILE" (cached) vs a curl refresh script (what
+     users do today).  Median wall of --runs each, the difference in ms and
+     RTTs (goal: <= 0.1 RTT), round trips, token requests at the endpoint;
+     then 20 sends started together at expiry (oasmtp: 1 token request).
 Figures: round trips (1 + server flights seen by the latency proxy), client
 flights, wall time (median over --runs), peak RSS (ru_maxrss from os.wait4, the
 client and its reaped children), instructions (callgrind total Ir for one
@@ -49,6 +57,7 @@ from certs import make_certs  # noqa: E402
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SMTPD = os.path.join(SERVERS, "smtpd.py")
 PROXY = os.path.join(HERE, "latency_proxy.py")
+TOKEN_ENDPOINT = os.path.join(os.path.dirname(HERE), "oauth", "fake_token_endpoint.py")
 FROM = "bench@example.com"
 RCPTS = ["one@example.org", "two@example.org"]
 TOKEN = "ya29.bench-token-" + "x" * 180      # roughly the size of a Google access token
@@ -61,8 +70,12 @@ SCENARIOS = {
     "c": "implicit TLS+XOAUTH2, 1 rcpt",
     "d": "big message, STARTTLS, 1 rcpt",
     "e": "queue flush, STARTTLS+XOAUTH2",
+    "f": "token refresh, STARTTLS+XOAUTH2",
 }
 GOAL_E = {"connections": 1, "wall_ms_median": 3000}   # issue 6, for 100 messages at 50 ms RTT
+GOAL_F = {"refresh_cost_rtts": 0.1, "burst_token_requests": 1}   # issue 4
+BURST = 20            # scenario f: sends started together at token expiry
+TOKEN_WINDOW = 200    # scenario f: tokens the SMTP server accepts ahead of the endpoint's count
 
 
 def wait_port_file(path, proc, what):
@@ -100,7 +113,7 @@ class Procs:
 
 
 class Server:
-    def __init__(self, procs, work, name, certs, implicit, rtt_ms, max_seconds):
+    def __init__(self, procs, work, name, certs, implicit, rtt_ms, max_seconds, token_file=None):
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         self.spool = os.path.join(self.dir, "spool")
@@ -108,9 +121,10 @@ class Server:
         self.next_msg = 1
         cmd = [PY, SMTPD, "--port-file", os.path.join(self.dir, "port"),
                "--tls-cert", certs["cert"], "--tls-key", certs["key"], "--caps", CAPS,
-               "--token", TOKEN, "--user", FROM, "--spool", self.spool,
+               "--user", FROM, "--spool", self.spool,
                "--transcript", self.transcript,
                "--max-seconds", str(max_seconds), "--hostname", "bench.invalid"]
+        cmd += ["--token-file", token_file] if token_file else ["--token", TOKEN]
         if implicit:
             cmd.append("--implicit-tls")
         p = procs.start(cmd, name)
@@ -149,7 +163,99 @@ class Server:
         return meta, meta_path[:-5] + ".eml"
 
 
-def write_rc(path, port, implicit, certs, extra=()):
+class TokenEndpoint:
+    """tests/oauth/fake_token_endpoint.py behind its own latency proxy (scenario f)."""
+
+    def __init__(self, procs, d, certs, rtt_ms, max_seconds):
+        import ssl
+        self.dir = d
+        p = procs.start([PY, TOKEN_ENDPOINT, "--cert", certs["cert"], "--key", certs["key"],
+                         "--port-file", os.path.join(d, "eport"),
+                         "--lifetime", str(max_seconds)], "token-endpoint")
+        self.port = wait_port_file(os.path.join(d, "eport"), p, "fake_token_endpoint.py")
+        self.proxy_log = os.path.join(d, "token-proxy.jsonl")
+        p = procs.start([PY, PROXY, "--port-file", os.path.join(d, "epport"),
+                         "--target-port", str(self.port), "--rtt-ms", str(rtt_ms),
+                         "--log", self.proxy_log, "--max-seconds", str(max_seconds)],
+                        "token-endpoint-proxy")
+        self.proxy_port = wait_port_file(os.path.join(d, "epport"), p, "latency_proxy.py")
+        self.ctx = ssl.create_default_context(cafile=certs["ca"])
+
+    def requests(self):
+        """Token requests counted by the endpoint (GET /stats, straight, not via the proxy)."""
+        import http.client
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
+        try:
+            c.request("GET", "/stats")
+            return json.loads(c.getresponse().read())["requests"]
+        finally:
+            c.close()
+
+    def proxy_records(self):
+        if not os.path.exists(self.proxy_log):
+            return []
+        with open(self.proxy_log) as fh:
+            return [json.loads(l) for l in fh if l.strip()]
+
+    def wait_records(self, before, new, timeout):
+        """The proxy records after the first `before`, once `new` of them are in (or timeout)."""
+        deadline = time.monotonic() + timeout
+        recs = self.proxy_records()
+        while len(recs) < before + new and time.monotonic() < deadline:
+            time.sleep(0.01)
+            recs = self.proxy_records()
+        return recs[before:]
+
+
+MSMTP_REFRESH_SCRIPT = """#!/bin/sh
+# written by tests/bench/bench.py (scenario f): what msmtp users do today,
+# passwordeval runs a refresh_token grant on every send and prints the token
+set -e
+rt=$(cat '%(store)s')
+resp=$(curl -sS --fail --max-time 30 --cacert '%(ca)s' \\
+    --data-urlencode grant_type=refresh_token --data-urlencode client_id=bench-client \\
+    --data-urlencode "refresh_token=$rt" '%(url)s')
+tok=$(printf '%%s' "$resp" | sed -n 's/.*"access_token": *"\\([^"]*\\)".*/\\1/p')
+[ -n "$tok" ]
+umask 077
+printf '%%s\\n' "$tok" > '%(saved)s'.$$ && mv '%(saved)s'.$$ '%(saved)s'
+printf '%%s\\n' "$tok"
+"""
+
+
+def burst(client, rc, msgs, env, timeout):
+    """Start one `client -C rc -f FROM -i RCPT < msg` per message, all at once.
+
+    Returns (wall seconds from the first spawn to the last exit, exit statuses,
+    stderr tail of the first failure)."""
+    procs = []
+    deadline = time.monotonic() + timeout
+    t0 = time.perf_counter()
+    for path, rcpt in msgs:
+        with open(path, "rb") as stdin:
+            err = tempfile.TemporaryFile()
+            p = subprocess.Popen([client, "-C", rc, "-f", FROM, "-i", rcpt], stdin=stdin,
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                 start_new_session=True)
+            procs.append((p, err))
+    statuses, first_err = [], ""
+    for p, err in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)             # the group we created for it
+            p.wait()
+    wall = time.perf_counter() - t0
+    for p, err in procs:
+        statuses.append(p.returncode)
+        err.seek(0)
+        if p.returncode != 0 and not first_err:
+            first_err = tail(err.read().decode("utf-8", "replace"), 3)
+        err.close()
+    return wall, statuses, first_err
+
+
+def write_rc(path, port, implicit, certs, extra=(), passwordeval="echo " + TOKEN):
     with open(path, "w") as fh:
         fh.write("# written by tests/bench/bench.py\n"
                  "account default\n"
@@ -161,8 +267,9 @@ def write_rc(path, port, implicit, certs, extra=()):
                  "auth xoauth2\n"
                  "user %s\n"
                  "from %s\n"
-                 "passwordeval \"echo %s\"\n"
-                 "timeout 60\n" % (port, "off" if implicit else "on", certs["ca"], FROM, FROM, TOKEN))
+                 "timeout 60\n" % (port, "off" if implicit else "on", certs["ca"], FROM, FROM))
+        if passwordeval is not None:
+            fh.write("passwordeval \"%s\"\n" % passwordeval)
         for line in extra:
             fh.write(line + "\n")
     os.chmod(path, 0o600)
@@ -430,6 +537,212 @@ class Bench:
         elif problems:
             d["error"] += "; " + "; ".join(sorted(set(problems))[:4])
 
+    # -- scenario f: token refresh (issue 4) ------------------------------------------
+
+    def token_refresh(self, work, procs, certs, env, small, small_expect):
+        """Scenario f: cached vs expired access token, and a 20-send burst at expiry.
+
+        The token endpoint (tests/oauth/fake_token_endpoint.py, mode /ok: no
+        rotation, tokens "at-N" with N the request count) sits behind its own
+        latency proxy at the same RTT.  The SMTP server accepts the tokens of
+        its --token-file; before every expired-token run the bench rewrites it
+        to at-(N+1)..at-(N+TOKEN_WINDOW), N = requests so far: every token
+        issued earlier is refused (it has "expired"), so a send only succeeds
+        with a token obtained in that run (or, for the cached runs, the one
+        the preceding refresh issued).
+        """
+        a = self.args
+        fdir = os.path.join(work, "token")
+        os.makedirs(fdir)
+        valid = os.path.join(fdir, "valid-tokens")
+        ep = TokenEndpoint(procs, fdir, certs, a.rtt_ms, 3600)
+        srv = Server(procs, work, "token-smtp", certs, False, a.rtt_ms, 3600, token_file=valid)
+        store = os.path.join(fdir, "refresh-token")
+        with open(store, "w") as fh:
+            fh.write("rt-bench-" + "r" * 90 + "\n")       # /ok accepts any refresh token
+        os.chmod(store, 0o600)
+        url = "https://127.0.0.1:%d/ok" % ep.proxy_port
+
+        def expire_tokens():
+            n = ep.requests()
+            tmp = valid + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write("".join("at-%d\n" % k for k in range(n + 1, n + 1 + TOKEN_WINDOW)))
+            os.rename(tmp, valid)
+            return n
+
+        # oasmtp: refresh token in a file store, access token in its cache
+        cache = os.path.join(fdir, "oasmtp-cache")
+        orc = os.path.join(fdir, "oasmtp.rc")
+        write_rc(orc, srv.proxy_port, False, certs, passwordeval=None, extra=[
+            "oauth2_provider custom",
+            "oauth2_client_id bench-client",
+            "oauth2_token_endpoint " + url,
+            "oauth2_scope https://mail.example.org/smtp",
+            "oauth2_ca_file " + certs["ca"],
+            "oauth2_token_store file:" + store,
+            "oauth2_token_cache " + cache,
+            "oauth2_refresh_margin 600"])
+
+        def oasmtp_expire():
+            """Set the cache's expiry in the past (format: top of src/token_cache.c)."""
+            if not os.path.exists(cache):
+                return
+            with open(cache, encoding="utf-8") as fh:
+                text = fh.read()
+            text = re.sub(r"\nexpires \d+\n", "\nexpires %d\n" % (int(time.time()) - 1), text)
+            with open(cache + ".new", "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(cache + ".new", 0o600)
+            os.rename(cache + ".new", cache)
+
+        def oasmtp_token():
+            try:
+                with open(cache, encoding="utf-8") as fh:
+                    m = re.search(r"^token (\S+)$", fh.read(), re.M)
+                return m.group(1) if m else None
+            except OSError:
+                return None
+
+        # msmtp: what users do today, a passwordeval script around curl that
+        # refreshes on every send (and saves the token for the "cached" variant)
+        saved = os.path.join(fdir, "msmtp-access-token")
+        script = os.path.join(fdir, "msmtp-refresh.sh")
+        with open(script, "w") as fh:
+            fh.write(MSMTP_REFRESH_SCRIPT % {"ca": certs["ca"], "store": store, "url": url,
+                                             "saved": saved})
+        os.chmod(script, 0o700)
+        mrc_refresh = os.path.join(fdir, "msmtp-refresh.rc")
+        mrc_cached = os.path.join(fdir, "msmtp-cached.rc")
+        write_rc(mrc_refresh, srv.proxy_port, False, certs, passwordeval="/bin/sh " + script)
+        write_rc(mrc_cached, srv.proxy_port, False, certs, passwordeval="cat " + saved)
+
+        def msmtp_token():
+            try:
+                with open(saved, encoding="utf-8") as fh:
+                    return fh.read().strip() or None
+            except OSError:
+                return None
+
+        setups = {"oasmtp": {"rc": {"cached": orc, "expired": orc}, "expire": oasmtp_expire,
+                             "token": oasmtp_token},
+                  "msmtp": {"rc": {"cached": mrc_cached, "expired": mrc_refresh},
+                            "expire": lambda: None, "token": msmtp_token}}
+        per = {c: {"ok": True, "error": None, "runs": {"cached": [], "expired": []}}
+               for c in self.clients}
+        timeout = 60 + 40 * a.rtt_ms / 1000.0
+
+        def fail(d, msg):
+            if d["ok"]:
+                d["ok"], d["error"] = False, msg
+
+        def timed(client, case):
+            s = setups[client]
+            if case == "expired":
+                s["expire"]()
+            n0 = expire_tokens() if case == "expired" else ep.requests()
+            recs0 = len(ep.proxy_records())
+            r = self.one_run(client, srv, s["rc"][case], RCPTS[:1], small, small_expect,
+                             env, True, timeout)
+            r["token_requests"] = ep.requests() - n0
+            recs = ep.wait_records(recs0, r["token_requests"], 2 + 10 * a.rtt_ms / 1000.0)
+            r["token_connections"] = len(recs)
+            r["token_round_trips"] = sum(x["round_trips"] for x in recs)
+            want = 1 if case == "expired" else 0
+            if r["ok"] and r["token_requests"] != want:
+                r["ok"] = False
+                r["error"] = "%s token: %d token requests, expected %d" % (
+                    case, r["token_requests"], want)
+            if r["ok"] and case == "expired" and s["token"]() != "at-%d" % (n0 + 1):
+                r["ok"] = False
+                r["error"] = "expired token: no new token saved (%r)" % s["token"]()
+            return r
+
+        # one untimed warm-up each (first connection, page cache), also primes the caches
+        for client in self.clients:
+            r = timed(client, "expired")
+            if not r["ok"]:
+                fail(per[client], "warm-up: " + r["error"])
+        for i in range(a.runs):
+            for client in self.clients:
+                for case in ("expired", "cached"):
+                    if not per[client]["ok"]:
+                        continue
+                    r = timed(client, case)
+                    per[client]["runs"][case].append(r)
+                    if not r["ok"]:
+                        fail(per[client], "%s run %d: %s" % (case, i + 1, r["error"]))
+        for client, d in per.items():
+            for case in ("cached", "expired"):
+                good = [r for r in d["runs"][case] if r["ok"]]
+                if not good:
+                    continue
+                d[case + "_wall_ms"] = round(statistics.median(r["wall_s"] for r in good) * 1000, 1)
+                d[case + "_round_trips"] = statistics.median(r["round_trips"] for r in good
+                                                             if "round_trips" in r)
+                d[case + "_token_requests"] = statistics.median(r["token_requests"] for r in good)
+                d[case + "_cpu_ms"] = round(statistics.median(r["cpu_s"] for r in good) * 1000, 1)
+                if case == "expired":
+                    d["token_round_trips"] = statistics.median(r["token_round_trips"] for r in good)
+            if "cached_wall_ms" in d and "expired_wall_ms" in d:
+                d["refresh_cost_ms"] = round(d["expired_wall_ms"] - d["cached_wall_ms"], 1)
+                if a.rtt_ms:
+                    d["refresh_cost_rtts"] = round(d["refresh_cost_ms"] / a.rtt_ms, 2)
+
+        # the burst: BURST sends started together, the token just expired
+        mdir = os.path.join(fdir, "burst-msgs")
+        os.makedirs(mdir)
+        msgs, expect = [], {}
+        for i in range(1, BURST + 1):
+            path = os.path.join(mdir, "%02d.eml" % i)
+            rcpt = queue_message(path, 500 + i)
+            msgs.append((path, rcpt))
+            expect[wire_digest(path)] = rcpt
+        for client in self.clients:
+            d = per[client]
+            s = setups[client]
+            s["expire"]()
+            n0 = expire_tokens()
+            wall, statuses, errs = burst(self.clients[client], s["rc"]["expired"], msgs, env, timeout)
+            d["burst_wall_ms"] = round(wall * 1000, 1)
+            d["burst_token_requests"] = ep.requests() - n0
+            d["burst_exit_statuses"] = statuses
+            got = []
+            for _ in range(BURST):
+                m = srv.take_message(timeout=5.0)
+                if m is None:
+                    break
+                got.append(m)
+            while True:
+                m = srv.take_message(timeout=0.3)
+                if m is None:
+                    break
+                got.append(m)
+            sub = {"ok": True, "error": None}
+            self.check_queue_delivery(sub, got, expect)
+            d["burst_messages"] = sub["messages_distinct"] if sub["ok"] else sub["messages"]
+            bad = [x for x in statuses if x != 0]
+            if bad:
+                fail(d, "burst: %d of %d exited non-zero (%s): %s" % (len(bad), BURST, bad[:3], errs))
+            if not sub["ok"]:
+                fail(d, "burst: " + sub["error"])
+            want = 1 if client == "oasmtp" else BURST
+            if d["burst_token_requests"] != want and client == "oasmtp":
+                fail(d, "burst: %d token requests, expected %d" % (d["burst_token_requests"], want))
+        for d in per.values():
+            for case in ("cached", "expired"):
+                for r in d["runs"][case]:
+                    r.pop("stderr", None)
+        per["goal"] = dict(GOAL_F)
+        o = per["oasmtp"]
+        per["goal_met"] = bool(o["ok"] and o.get("refresh_cost_rtts", 1e9) <= GOAL_F["refresh_cost_rtts"]
+                               and o.get("burst_token_requests") == GOAL_F["burst_token_requests"]
+                               and o.get("burst_messages") == BURST)
+        per["burst"] = BURST
+        per["endpoint_requests_total"] = ep.requests()
+        per["ratios"] = ratios(per)
+        return per
+
     def queue_flush(self, work, procs, certs, env):
         """Scenario e: flush --queue-msgs queued messages (oasmtp -q vs msmtpq-style replay)."""
         a = self.args
@@ -580,6 +893,10 @@ class Bench:
             if sc == "e":
                 report["scenarios"][sc] = self.queue_flush(work, procs, certs, env)
                 continue
+            if sc == "f":
+                report["scenarios"][sc] = self.token_refresh(work, procs, certs, env, small,
+                                                             small_expect)
+                continue
             rcpts = RCPTS[:2] if sc == "b" else RCPTS[:1]
             if sc == "d":
                 big = os.path.join(work, "big.eml")
@@ -640,7 +957,8 @@ class Bench:
 
 
 RATIO_KEYS = ("round_trips", "connections", "wall_ms_median", "cpu_ms_median", "rss_kib_max",
-              "instructions", "mib_per_s")
+              "instructions", "mib_per_s", "cached_wall_ms", "expired_wall_ms",
+              "burst_wall_ms", "burst_token_requests")
 
 
 def ratios(per):
@@ -669,6 +987,21 @@ def fmt(v, unit=""):
     return "%s%s" % (v, unit)
 
 
+F_FIGURES = [("cached: wall median", "cached_wall_ms", " ms"),
+             ("cached: round trips", "cached_round_trips", ""),
+             ("cached: token requests", "cached_token_requests", ""),
+             ("expired: wall median", "expired_wall_ms", " ms"),
+             ("expired: round trips", "expired_round_trips", ""),
+             ("expired: token requests", "expired_token_requests", ""),
+             ("expired: token RTs", "token_round_trips", ""),
+             ("expired: CPU user+sys", "expired_cpu_ms", " ms"),
+             ("refresh cost", "refresh_cost_ms", " ms"),
+             ("refresh cost / RTT", "refresh_cost_rtts", ""),
+             ("burst: wall, all exited", "burst_wall_ms", " ms"),
+             ("burst: token requests", "burst_token_requests", ""),
+             ("burst: delivered", "burst_messages", "")]
+
+
 def table(report):
     rows = [("scenario", "figure", "oasmtp", "msmtp", "ratio", "budget o/m")]
     notes = []
@@ -683,23 +1016,40 @@ def table(report):
                    ("wall / RTT", "wall_in_rtts", ""),
                    ("CPU user+sys", "cpu_ms_median", " ms"), ("peak RSS", "rss_kib_max", " KiB"), ("instructions", "instructions", " Ir"),
                    ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", "")]
+        if sc == "f":
+            figures = F_FIGURES
         for name, key, unit in figures:
             vals = [per[c].get(key) for c in ("oasmtp", "msmtp")]
             if all(v is None for v in vals) and key != "round_trips":
                 continue
             cells = []
             for c, v in zip(("oasmtp", "msmtp"), vals):
-                cells.append("FAILED" if not per[c]["ok"] and v is None else fmt(v, unit))
+                if key == "refresh_cost_rtts" and v is not None:
+                    cells.append("%.2f" % v)
+                else:
+                    cells.append("FAILED" if not per[c]["ok"] and v is None else fmt(v, unit))
             b = "%d / %d" % (budget["oasmtp"], budget["msmtp"]) if budget and key == "round_trips" else ""
-            if goal and key in goal:
+            if sc == "f":
+                b = {"refresh_cost_rtts": "<= %s / -" % fmt(GOAL_F["refresh_cost_rtts"]),
+                     "burst_token_requests": "1 / %d" % per["burst"],
+                     "burst_messages": "%d / %d" % (per["burst"], per["burst"]),
+                     "expired_token_requests": "1 / 1",
+                     "cached_token_requests": "0 / 0"}.get(key, "")
+            elif goal and key in goal:
                 b = "%s%s / -" % ("<= " if key == "wall_ms_median" else "", fmt(goal[key], unit))
-            if key == "messages" and goal:
+            if key == "messages" and goal and sc == "e":
                 b = "%d / %d" % (goal["messages"], goal["messages"])
             ratio = r.get(key)
             ratio = "%.2g" % ratio if ratio is not None and ratio < 0.1 else fmt(ratio)
             rows.append((label, name, cells[0], cells[1], ratio, b))
             label = ""
-        if goal:
+        if goal and sc == "f":
+            notes.append("f goal (issue 4: a refresh costs <= %s RTT over a cached token; %d "
+                         "sends at expiry make %d token request): %s"
+                         % (fmt(goal["refresh_cost_rtts"]), per["burst"],
+                            goal["burst_token_requests"],
+                            "met" if per.get("goal_met") else "NOT met"))
+        elif goal:
             notes.append("e goal (issue 6: %d connection, <= %d ms for %d messages): %s"
                          % (goal["connections"], goal["wall_ms_median"], goal["messages"],
                             "met" if per.get("goal_met") else "NOT met"))
@@ -737,7 +1087,7 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=5, help="runs per client for scenarios a-c")
     p.add_argument("--big-runs", type=int, default=3, help="runs per client for scenario d")
     p.add_argument("--big-mib", type=int, default=50)
-    p.add_argument("--scenarios", default="a,b,c,d,e")
+    p.add_argument("--scenarios", default="a,b,c,d,e,f")
     p.add_argument("--queue-msgs", type=int, default=100, help="messages to flush in scenario e")
     p.add_argument("--no-callgrind", action="store_true")
     p.add_argument("--json", help="also write the results as JSON here")

@@ -12,6 +12,7 @@ Needs node + `npm ci` in tests/oauth (.ci/install-deps), like test_oauth.py.
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.join(rig.SOURCE_ROOT, "tests", "oauth"))
 
 import oidc_rig  # noqa: E402
 from oidc_rig import OidcServer, UserAgent, node_ready  # noqa: E402
+from aiosmtpd_server import RigServer  # noqa: E402
 
 pytestmark = pytest.mark.skipif(node_ready() is not None,
                                 reason=str(node_ready()))
@@ -57,14 +59,15 @@ def op(tmp_path, certs):
 class Account:
     """A config with one account on the oidc-provider and a file store."""
 
-    def __init__(self, home, server, certs, public=False):
+    def __init__(self, home, server, certs, public=False, port=587,
+                 extra=()):
         self.home = home
         self.op = server
         self.store = os.path.join(home, "refresh-token")
         lines = [
             "account default",
             "host 127.0.0.1",
-            "port 587",
+            "port %d" % port,
             "tls_trust_file " + certs["ca"],
             "from " + USER,
             "user " + USER,
@@ -83,11 +86,12 @@ class Account:
         ]
         if not public:
             lines.append("oauth2_client_secret " + server.client_secret)
-        self.cfg = rig.write_config(os.path.join(home, "oasmtprc"), lines)
+        self.cfg = rig.write_config(os.path.join(home, "oasmtprc"),
+                                    lines + list(extra))
 
-    def start(self, *args):
+    def start(self, *args, exe=None):
         return subprocess.Popen(
-            [token_bin(), "-C", self.cfg] + list(args),
+            [exe or token_bin(), "-C", self.cfg] + list(args),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=rig.clean_env(self.home),
             cwd=self.home)
@@ -308,6 +312,111 @@ def test_paste_wrong_state_refused(op, home, certs):
     assert acct.stored() is None
 
 
+class Terminal:
+    """oasmtp-token on a pseudo-terminal: its stdin, stdout and stderr are
+    the slave side, as for a user typing into an interactive shell.  A
+    thread collects everything the terminal shows (echo included)."""
+
+    def __init__(self, acct, *args):
+        self.master, slave = os.openpty()
+        try:
+            self.proc = subprocess.Popen(
+                [token_bin(), "-C", acct.cfg] + list(args),
+                stdin=slave, stdout=slave, stderr=slave,
+                env=rig.clean_env(acct.home), cwd=acct.home,
+                start_new_session=True)
+        finally:
+            os.close(slave)
+        self.text = ""
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:     # EIO: every process let go of the slave
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.text += chunk.decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                m = re.search(pattern, self.text)
+            if m:
+                return m
+            if self.proc.poll() is not None and not self.t.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError("no %r on the terminal (exit %s):\n%s"
+                             % (pattern, self.proc.poll(), self.text))
+
+    def type(self, keys):
+        os.write(self.master, keys.encode())
+
+    def finish(self, timeout=60):
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self.t.join(10)
+            os.close(self.master)
+        return rc, self.text
+
+
+# on a terminal every line ends in CR LF (onlcr)
+TTY_AUTH_URL = r"\n  (https://\S+/auth\?\S+)\r?\n"
+
+
+def test_paste_flow_through_a_terminal(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    term = Terminal(acct, "authorize", "default", "--flow", "paste",
+                    "--timeout", "60")
+    url = term.wait_for(TTY_AUTH_URL).group(1)
+    term.wait_for(r"then press Enter:")
+    redirect = user_until_redirect(server, url)
+    # Enter sends CR; the terminal turns it into the LF the tool reads
+    term.type(redirect + "\r")
+    rc, text = term.finish()
+    assert rc == 0, text
+    assert redirect in text, "the paste was not echoed:\n" + text
+    assert "authorized as " + USER in text
+    rt = acct.stored()
+    assert rt and rt not in text
+    assert server.stats()["by_grant_type"].get("authorization_code") == 1
+    p = acct.run("status", "default")
+    assert "grant obtained by: paste" in p.stdout.decode()
+    p = acct.run("print", "default")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() in server.valid_access_tokens()
+
+
+def test_paste_wrong_state_through_a_terminal(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    term = Terminal(acct, "authorize", "default", "--flow", "paste",
+                    "--timeout", "60")
+    url = term.wait_for(TTY_AUTH_URL).group(1)
+    redirect = user_until_redirect(server, url)
+    forged = re.sub(r"state=[^&]+", "state=forged", redirect)
+    assert forged != redirect
+    term.type(forged + "\r")
+    rc, text = term.finish()
+    assert rc == 77, text
+    assert "does not belong" in text
+    assert acct.stored() is None
+    assert server.stats()["by_grant_type"].get("authorization_code", 0) == 0
+
+
 def test_paste_garbage_and_eof(op, home, certs):
     server = op()
     acct = Account(home, server, certs)
@@ -421,6 +530,142 @@ def test_status_refresh_import_forget(op, home, certs):
     assert "grant age: unknown" in s
     p = acct.run("print", "default")
     assert p.returncode == 77 and b"oasmtp-token authorize default" in p.stderr
+
+
+# -- mail queued while the grant was missing (issue 6) ------------------------------
+
+MSG = (b"From: Sender <user@example.org>\n"
+       b"To: rcpt@example.net\n"
+       b"Subject: waited for a grant\n"
+       b"\n"
+       b"queued until authorize\n")
+
+
+@pytest.fixture
+def mta(tmp_path, certs):
+    """Factory: an SMTP server taking the access tokens a provider issued."""
+    servers = []
+
+    def make(server):
+        s = RigServer(str(tmp_path / ("smtp%d" % len(servers))),
+                      cert=certs["cert"], key=certs["key"], starttls=True,
+                      require_starttls=True, token_file=server.tokens_file,
+                      oauth_user=USER, mechanisms=["XOAUTH2"])
+        s.start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def queue_dir(home):
+    return os.path.join(home, "q")
+
+
+def queued(home, failed=False):
+    d = os.path.join(queue_dir(home), "failed") if failed else queue_dir(home)
+    if not os.path.isdir(d):
+        return []
+    return sorted(n[:-4] for n in os.listdir(d) if n.endswith(".env"))
+
+
+def queueing_account(home, server, certs, smtp):
+    return Account(home, server, certs, port=smtp.port, extra=[
+        "tls on", "tls_starttls on", "timeout 10", "queue on-failure",
+        "queue_dir " + queue_dir(home)])
+
+
+def queue_for_lack_of_grant(acct, smtp):
+    """A send without a grant: exit 0, queued, nothing on the wire."""
+    p = rig.run(["-C", acct.cfg, "-i", "rcpt@example.net"], acct.home,
+                input=MSG)
+    assert p.returncode == 0, rig.describe(p)
+    assert re.search(rb"message queued as [0-9a-f]{16}", p.stderr), \
+        rig.describe(p)
+    assert b"oasmtp-token authorize default" in p.stderr, rig.describe(p)
+    ids = queued(acct.home)
+    assert len(ids) == 1, ids
+    assert smtp.messages() == []
+    return ids[0]
+
+
+@pytest.mark.parametrize("how", ["loopback", "import"])
+def test_new_grant_flushes_mail_queued_for_it(op, mta, home, certs, how):
+    server = op()
+    smtp = mta(server)
+    acct = queueing_account(home, server, certs, smtp)
+    assert acct.stored() is None
+    qid = queue_for_lack_of_grant(acct, smtp)
+    # the entry is not due for a while: only the triggered flush sends it
+    env = open(os.path.join(queue_dir(home), qid + ".env"),
+               encoding="utf-8").read()
+    assert int(re.search(r"\nnext-attempt (\d+)\n", env).group(1)) > \
+        time.time() + 30, env
+
+    if how == "loopback":
+        rc, text, err, *_ = loopback(acct)
+    else:
+        rt = server.authorize(scope=SCOPE)["refresh_token"]
+        p = acct.run("import", "default", input=(rt + "\n").encode())
+        rc, text, err = (p.returncode, p.stdout.decode(),
+                         p.stderr.decode())
+    assert rc == 0, (text, err)
+    assert acct.stored()
+    assert "account default: queued mail flushed" in text, (text, err)
+    assert err == "", err
+
+    got = smtp.messages()
+    assert len(got) == 1, got
+    meta, data = got[0]
+    assert meta["rcpt_tos"] == ["rcpt@example.net"]
+    assert b"queued until authorize" in data
+    rig.check_delivery(data, MSG)
+    assert queued(home) == [] and queued(home, failed=True) == []
+    # sent exactly once: another flush finds nothing
+    p = rig.run(["-C", acct.cfg, "-q", "-a", "default"], home)
+    assert p.returncode == 0, rig.describe(p)
+    assert len(smtp.messages()) == 1
+    m = rig.run(["-C", acct.cfg, "-bp"], home)
+    assert m.stdout == b"queue is empty\n", rig.describe(m)
+
+
+def test_failed_flush_keeps_authorize_exit_status(op, mta, home, certs,
+                                                   tmp_path):
+    """oasmtp is found next to oasmtp-token and run as `oasmtp -C FILE
+    -a ACCOUNT -q` with stdin on /dev/null; its stderr passes through and
+    its failure is reported but does not fail the stored grant."""
+    server = op()
+    smtp = mta(server)
+    acct = queueing_account(home, server, certs, smtp)
+    queue_for_lack_of_grant(acct, smtp)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = str(bindir / "oasmtp-token")
+    shutil.copy2(token_bin(), exe)
+    record = str(tmp_path / "flush-args")
+    rig.write_file(str(bindir / "oasmtp"),
+                   "#!/bin/sh\n"
+                   "{ readlink /proc/self/fd/0; for a; do echo \"$a\"; done; }"
+                   " > %s\n"
+                   "echo 'oasmtp: warning: the fake flush fails' >&2\n"
+                   "exit 75\n" % record, 0o755)
+    rt = server.authorize()["refresh_token"]
+    proc = acct.start("import", "default", exe=exe)
+    out, err = proc.communicate((rt + "\n").encode(), timeout=60)
+    out, err = out.decode(), err.decode()
+    assert proc.returncode == 0, (out, err)
+    assert acct.stored() == rt
+    assert "refresh token stored" in out
+    assert "the fake flush fails" in err
+    assert "flushing its queued mail failed (oasmtp exit status 75)" in err
+    assert "queued mail flushed" not in out
+    with open(record, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert lines == ["/dev/null", "-C", acct.cfg, "-a", "default", "-q"]
+    # the fake delivered nothing: the message still waits
+    assert len(queued(home)) == 1 and smtp.messages() == []
 
 
 def test_usage_errors(op, home, certs):

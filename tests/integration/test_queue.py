@@ -252,6 +252,55 @@ def test_temporary_failure_queued_then_delivered_once(
     assert m.stdout == b"queue is empty\n", describe(m)
 
 
+def two_accounts(home, port, certs):
+    """Accounts work and other on one server, one queue directory."""
+    common = ["host 127.0.0.1", "port %d" % port, "tls on", "tls_starttls on",
+              "tls_trust_file " + certs["ca"], "timeout 10", "user " + USER,
+              "from " + USER, "auth xoauth2",
+              "passwordeval " + rig.token_command(home, TOKEN),
+              "queue on-failure", "queue_dir " + qdir(home)]
+    return rig.write_config(os.path.join(home, "oasmtprc"),
+                            ["account work"] + common
+                            + ["account other"] + common)
+
+
+def test_flush_of_one_account_ignores_back_off(home, fault_server, certs):
+    """-q -a ACCOUNT (what oasmtp-token runs after a new grant): only that
+    account's entries, due or not; the others keep their schedule."""
+    cfg = two_accounts(home, free_port(), certs)
+    for acc, rcpt in (("work", "w@example.net"), ("other", "o@example.net")):
+        assert_queued_once(send(home, cfg, ("-a", acc, rcpt)))
+    assert len(entries(home)) == 2
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    two_accounts(home, good.port, certs)
+    # a plain flush respects the back-off: nothing is due yet
+    q = flush(home, cfg, due=False)
+    assert q.returncode == 0, describe(q)
+    assert received(good) == []
+    # an account nothing is queued for: nothing happens
+    q = flush(home, cfg, "-a", "nobody", due=False)
+    assert q.returncode == 0 and q.stderr == b"", describe(q)
+    assert received(good) == [] and len(entries(home)) == 2
+    q = flush(home, cfg, "-a", "work", due=False)
+    assert q.returncode == 0 and q.stderr == b"", describe(q)
+    got = received(good)
+    assert [m["rcpts"] for m, _ in got] == [["w@example.net"]]
+    check_delivery(got[0][1], MSG)
+    left = entries(home)
+    assert len(left) == 1
+    assert "\naccount other\n" in entry_files(home, left[0])[0]
+    # again: work has nothing left, other is still not due
+    q = flush(home, cfg, "-a", "work", due=False)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 1 and entries(home) == left
+    q = flush(home, cfg, "-a", "other", due=False)
+    assert q.returncode == 0, describe(q)
+    assert [m["rcpts"] for m, _ in received(good)] == [
+        ["w@example.net"], ["o@example.net"]]
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+
 @pytest.mark.parametrize("fault,code", [
     ("reply:RCPT=550 5.1.1 no such user", 67),
     ("reply:DATA-END=554 5.6.0 message refused", 69),

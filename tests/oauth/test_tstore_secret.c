@@ -48,6 +48,57 @@ test_nobus(struct tstore *ts, struct buf *b)
 		ei.msg);
 }
 
+/* The previous refresh token, as "previous_refresh_token" in the JSON. */
+static void
+test_previous(struct tstore *ts, struct buf *b)
+{
+	enum err e;
+
+	e = tstore_load_previous(ts, b, &ei);
+	ok(e == ERR_OK && b->len == 0, "no previous token yet (%s)", ei.msg);
+	e = tstore_save_rotated(ts, "rt-3", "rt-\"2\"", &ei);
+	is_int(e, ERR_OK, "save_rotated (%s)", ei.msg);
+	e = tstore_load(ts, b, &ei);
+	is_str(buf_cstr(b), "rt-3", "load gives the new token");
+	e = tstore_load_previous(ts, b, &ei);
+	is_int(e, ERR_OK, "load_previous (%s)", ei.msg);
+	is_str(buf_cstr(b), "rt-\"2\"", "previous token round trip");
+	{
+		/* one item holding both fields */
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"s=$(secret-tool lookup service oasmtp "
+			"account kr user joe@example.com) && "
+			"test \"$s\" = '{\"refresh_token\":\"rt-3\","
+			"\"previous_refresh_token\":\"rt-\\\"2\\\"\"}' && "
+			"test \"$(secret-tool search --all service oasmtp "
+			"account kr 2>&1 | grep -c '^\\[')\" = 1", NULL };
+
+		is_int(run(argv), 0,
+			"one item, JSON with previous_refresh_token");
+	}
+	e = tstore_drop_previous(ts, &ei);
+	is_int(e, ERR_OK, "drop_previous (%s)", ei.msg);
+	e = tstore_load_previous(ts, b, &ei);
+	ok(e == ERR_OK && b->len == 0, "previous token gone");
+	e = tstore_load(ts, b, &ei);
+	is_str(buf_cstr(b), "rt-3", "current token kept");
+	{
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"test \"$(secret-tool lookup service oasmtp "
+			"account kr user joe@example.com)\" = "
+			"'{\"refresh_token\":\"rt-3\"}'", NULL };
+
+		is_int(run(argv), 0, "JSON without the previous field");
+	}
+	is_int(tstore_drop_previous(ts, &ei), ERR_OK,
+		"drop_previous without one is fine");
+	tstore_save_rotated(ts, "rt-4", "rt-3", &ei);
+	e = tstore_save(ts, "rt-2", &ei);
+	is_int(e, ERR_OK, "plain save (import) (%s)", ei.msg);
+	e = tstore_load_previous(ts, b, &ei);
+	ok(e == ERR_OK && b->len == 0, "plain save drops the previous token");
+}
+
 static void
 test_keyring(struct tstore *ts, struct buf *b)
 {
@@ -66,6 +117,7 @@ test_keyring(struct tstore *ts, struct buf *b)
 	e = tstore_save(ts, "rt-2", &ei);
 	e = tstore_load(ts, b, &ei);
 	is_str(buf_cstr(b), "rt-2", "save replaces the item (same attributes)");
+	test_previous(ts, b);
 	{
 		/* one item only: a search with secret-tool finds exactly one */
 		char *argv[] = { (char *)"sh", (char *)"-c",
@@ -84,6 +136,8 @@ test_keyring(struct tstore *ts, struct buf *b)
 		is_int(run(argv), 0, "secret-tool store");
 		e = tstore_load(ts, b, &ei);
 		is_str(buf_cstr(b), "rt-bare", "bare secret taken as the token");
+		e = tstore_load_previous(ts, b, &ei);
+		ok(e == ERR_OK && b->len == 0, "a bare secret has no previous");
 	}
 	{
 		char *argv[] = { (char *)"gdbus", (char *)"call", (char *)"--session",
@@ -111,10 +165,16 @@ test_keyring(struct tstore *ts, struct buf *b)
 		run(argv);
 		e = tstore_load(ts, b, &ei);
 		is_str(buf_cstr(b), "rt-bare", "readable again once unlocked");
+		e = tstore_save_rotated(ts, "rt-5", "rt-bare", &ei);
+		is_int(e, ERR_OK, "save_rotated over a bare secret (%s)",
+			ei.msg);
 		e = tstore_erase(ts, &ei);
 		is_int(e, ERR_OK, "erase (%s)", ei.msg);
 		e = tstore_load(ts, b, &ei);
 		is_int(e, ERR_REAUTH, "absent after erase");
+		e = tstore_load_previous(ts, b, &ei);
+		ok(e == ERR_OK && b->len == 0,
+			"no previous token after erase (forget)");
 	}
 }
 

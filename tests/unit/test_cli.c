@@ -253,6 +253,16 @@ test_modes(void)
 	expect("-qSroot", ARGV("sendmail", "-qSroot"), &(struct want){
 		.mode = CLI_MODE_FLUSH_QUEUE, .queue_filter = CLI_QUEUE_SENDER,
 		.queue_filter_value = "root" });
+	/* oasmtp-token runs this after storing a new grant */
+	expect("-C f -a work -q", ARGV("oasmtp", "-C", "f", "-a", "work",
+		"-q"), &(struct want){ .mode = CLI_MODE_FLUSH_QUEUE,
+		.progname = "oasmtp", .config_file = "f", .account = "work" });
+	expect("-q --account=work -qRx", ARGV("sendmail", "-q",
+		"--account=work", "-qRx"), &(struct want){
+		.mode = CLI_MODE_FLUSH_QUEUE, .account = "work",
+		.queue_filter = CLI_QUEUE_RECIPIENT, .queue_filter_value = "x" });
+	expect_error("-q -a work with a recipient", ARGV("oasmtp", "-q", "-a",
+		"work", "x@y"), "takes no recipient arguments");
 	expect("--version", ARGV("oasmtp", "--version"), &(struct want){
 		.mode = CLI_MODE_VERSION, .progname = "oasmtp" });
 	expect("--help", ARGV("oasmtp", "--help"), &(struct want){

@@ -35,6 +35,8 @@ enum mode {
 	M_NETFAIL,	/* transport error */
 	M_SIBLING,	/* invalid_grant for "rt-old" after rotating the store
 			   to "rt-other" behind our back; ok for "rt-other" */
+	M_ONLY,		/* invalid_grant unless the refresh token is fake.good;
+			   then as M_ROTATE when fake.rotate, else as M_OK */
 };
 
 struct fake {
@@ -46,6 +48,8 @@ struct fake {
 	int delay_ms;
 	char last_form[4096];
 	char store_path[PATH_MAX];
+	char good[64];
+	int rotate;
 };
 
 static struct fake *fake;
@@ -85,6 +89,23 @@ fake_post(void *ctx, const struct oauth_post *req, long *ret_status,
 		*ret_status = 200;
 		return buf_printf(ret_body, "{\"access_token\":\"at-%d\","
 			"\"token_type\":\"Bearer\",\"expires_in\":3600}", n);
+	case M_ONLY: {
+		char want[128];
+
+		snprintf(want, sizeof(want), "refresh_token=%s&", fake->good);
+		if (strstr(buf_cstr(req->form), want) == NULL) {
+			*ret_status = 400;
+			return buf_append_str(ret_body,
+				"{\"error\":\"invalid_grant\"}");
+		}
+		if (!fake->rotate) {
+			*ret_status = 200;
+			return buf_printf(ret_body, "{\"access_token\":"
+				"\"at-%d\",\"token_type\":\"Bearer\","
+				"\"expires_in\":3600}", n);
+		}
+	}
+		/* fall through */
 	case M_ROTATE:
 		*ret_status = 200;
 		return buf_printf(ret_body, "{\"access_token\":\"at-%d\","
@@ -109,6 +130,8 @@ fake_reset(enum mode m)
 	fake->expires_in = 3600;
 	fake->delay_ms = 0;
 	fake->last_form[0] = '\0';
+	fake->good[0] = '\0';
+	fake->rotate = 0;
 }
 
 /* --- fixtures --------------------------------------------------------- */
@@ -117,6 +140,7 @@ static char tmpdir[256];
 static char store_path[PATH_MAX];
 static char store_spec[PATH_MAX + 8];
 static char cache_file[PATH_MAX];
+static char prev_path[PATH_MAX + 16];	/* the file store's sidecar */
 
 static void
 write_file(const char *path, const char *text, mode_t mode)
@@ -159,6 +183,8 @@ account_setup(struct account *acc, const char *name)
 	acc->oauth2_refresh_margin = 600;
 	snprintf(cache_file, sizeof(cache_file), "%s/oasmtp/%s.token", tmpdir,
 		name);
+	/* every account starts without a previous refresh token */
+	unlink(prev_path);
 }
 
 static enum err
@@ -348,6 +374,229 @@ test_rotation(void)
 		ok(info.refreshed && !info.rotated, "info: refreshed, not rotated");
 		buf_release(&b);
 	}
+}
+
+static int
+mode_is(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		(st.st_mode & 0777) == mode;
+}
+
+/* The previous refresh token: file store sidecar and broker fallback. */
+static void
+test_previous(void)
+{
+	struct account acc;
+	struct tstore *ts = NULL;
+	struct buf b;
+	char tok[256], text[4096], dir_file[PATH_MAX + 32];
+	enum err e;
+
+	/* rotation keeps the token it replaces, durably, in PATH.previous */
+	account_setup(&acc, "prev");
+	write_file(store_path, "rt-0\n", 0600);
+	fake_reset(M_ROTATE);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "rotation with a previous token (%s)", ei.msg);
+	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
+		"rotated token stored");
+	is_str(read_text(prev_path, text, sizeof(text)), "rt-0\n",
+		"replaced token kept in the sidecar");
+	ok(mode_is(prev_path, 0600), "sidecar has mode 0600");
+
+	/* the next refresh with rt-1 worked: rt-0 goes */
+	fake_reset(M_OK);
+	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "refresh with the rotated token (%s)", ei.msg);
+	ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
+		"the rotated token was used");
+	ok(access(prev_path, F_OK) != 0,
+		"sidecar removed once the new token worked");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
+		"store unchanged without rotation");
+
+	/* a second rotation replaces the previous token */
+	write_file(prev_path, "rt-older\n", 0600);
+	fake->mode = M_ROTATE;	/* call 2: rt-1 becomes rt-2 */
+	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	ok(e == ERR_OK && strcmp(read_text(store_path, text, sizeof(text)),
+		"rt-2\n") == 0 && strcmp(read_text(prev_path, text,
+		sizeof(text)), "rt-1\n") == 0,
+		"rotating again keeps the token just used");
+
+	/* the sidecar is written before the store: a store that cannot be
+	   replaced (a directory now) fails the save after the sidecar */
+	account_setup(&acc, "prevorder");
+	write_file(store_path, "rt-0\n", 0600);
+	fake_reset(M_ROTATE);
+	{
+		/* a non-empty directory where the store was */
+		unlink(store_path);
+		mkdir(store_path, 0700);
+		snprintf(dir_file, sizeof(dir_file), "%s/x", store_path);
+		write_file(dir_file, "x", 0600);
+		errinfo_init(&ei);
+		e = tstore_open(&acc, &ts, &ei);
+		if (e == ERR_OK) {
+			e = tstore_save_rotated(ts, "rt-new", "rt-0", &ei);
+		}
+		tstore_free(ts);
+		ts = NULL;
+		is_int(e, ERR_IO,
+			"store that cannot be replaced fails the save");
+		is_str(read_text(prev_path, text, sizeof(text)), "rt-0\n",
+			"the sidecar was written before the store");
+		unlink(dir_file);
+		rmdir(store_path);
+	}
+	/* ... and a sidecar that cannot be written leaves the store alone */
+	unlink(prev_path);
+	write_file(store_path, "rt-0\n", 0600);
+	mkdir(prev_path, 0700);
+	snprintf(dir_file, sizeof(dir_file), "%s/x", prev_path);
+	write_file(dir_file, "x", 0600);
+	fake_reset(M_ROTATE);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_TOKEN_TEMP, "unwritable sidecar -> ERR_TOKEN_TEMP");
+	is_str(tok, "", "  no access token handed out");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-0\n",
+		"  store not replaced before the sidecar exists");
+	unlink(dir_file);
+	rmdir(prev_path);
+
+	/* invalid_grant for the stored token, the previous one works */
+	account_setup(&acc, "prevok");
+	acc.oauth2_token_cache = (char *)"off";
+	write_file(store_path, "rt-new\n", 0600);
+	write_file(prev_path, "rt-old\n", 0600);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
+	fake->rotate = 1;
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "invalid_grant, then the previous token (%s)",
+		ei.msg);
+	is_int(atomic_load(&fake->calls), 2, "  two token requests");
+	ok(strstr(fake->last_form, "refresh_token=rt-old&") != NULL,
+		"  the second one with the previous token");
+	is_str(tok, "at-2", "  its access token is used");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-2\n",
+		"  its rotated token is stored");
+	is_str(read_text(prev_path, text, sizeof(text)), "rt-old\n",
+		"  and the token that worked is kept as previous");
+
+	/* the same, unrotated: the previous token is the stored one again */
+	write_file(store_path, "rt-new\n", 0600);
+	write_file(prev_path, "rt-old\n", 0600);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "previous token works unrotated (%s)", ei.msg);
+	is_str(read_text(store_path, text, sizeof(text)), "rt-old\n",
+		"  it becomes the stored token");
+	ok(access(prev_path, F_OK) != 0, "  and the sidecar goes");
+
+	/* both refused: re-authorization, nothing changed */
+	write_file(store_path, "rt-new\n", 0600);
+	write_file(prev_path, "rt-old\n", 0600);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-none", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_REAUTH, "both refused -> ERR_REAUTH");
+	contains(ei.msg, "oasmtp-token authorize prevok",
+		"  names the command");
+	is_int(atomic_load(&fake->calls), 2, "  previous token tried once");
+	ok(strcmp(read_text(store_path, text, sizeof(text)), "rt-new\n") ==
+		0 && strcmp(read_text(prev_path, text, sizeof(text)),
+		"rt-old\n") == 0, "  store and sidecar untouched");
+	ok(strstr(ei.msg, "rt-new") == NULL && strstr(ei.msg, "rt-old") == NULL,
+		"  no token in the message");
+
+	/* a previous token equal to the stored one is not tried twice */
+	write_file(prev_path, "rt-new\n", 0600);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-none", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	ok(e == ERR_REAUTH && atomic_load(&fake->calls) == 1,
+		"previous equal to the stored token: one request");
+
+	/* an unsafe sidecar is not trusted */
+	write_file(prev_path, "rt-old\n", 0644);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	ok(e == ERR_REAUTH && atomic_load(&fake->calls) == 1,
+		"group-readable sidecar is not used");
+
+	/* order: the re-read store first, then the previous token */
+	snprintf(fake->store_path, sizeof(fake->store_path), "%s", store_path);
+	write_file(store_path, "rt-old\n", 0600);
+	write_file(prev_path, "rt-prev\n", 0600);
+	fake_reset(M_SIBLING);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "sibling rotation still wins (%s)", ei.msg);
+	ok(atomic_load(&fake->calls) == 2 &&
+		strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
+		"  re-read token tried before the previous one");
+	ok(access(prev_path, F_OK) != 0,
+		"  it worked, so the previous token goes");
+
+	/* import (a plain save) and forget (erase) drop the previous token */
+	buf_init_secret(&b, 65536);
+	e = tstore_open(&acc, &ts, &ei);
+	is_int(e, ERR_OK, "file store opens");
+	e = tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
+	is_int(e, ERR_OK, "save_rotated (%s)", ei.msg);
+	e = tstore_load_previous(ts, &b, &ei);
+	ok(e == ERR_OK && strcmp(buf_cstr(&b), "rt-a") == 0,
+		"load_previous returns it");
+	is_int(tstore_save_rotated(ts, "rt-c", "bad token", &ei), ERR_DATA,
+		"save_rotated checks the previous token too");
+	e = tstore_save(ts, "rt-imported", &ei);
+	ok(e == ERR_OK && access(prev_path, F_OK) != 0,
+		"a plain save (import) drops the previous token");
+	e = tstore_load_previous(ts, &b, &ei);
+	ok(e == ERR_OK && b.len == 0, "no previous: empty, ERR_OK");
+	tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
+	e = tstore_erase(ts, &ei);
+	ok(e == ERR_OK && access(store_path, F_OK) != 0 &&
+		access(prev_path, F_OK) != 0, "erase (forget) removes both");
+	is_int(tstore_drop_previous(ts, &ei), ERR_OK,
+		"drop_previous without one is fine");
+	tstore_free(ts);
+
+	/* a symlinked store keeps its sidecar beside the target */
+	{
+		char target[PATH_MAX], tprev[PATH_MAX + 16];
+
+		snprintf(target, sizeof(target), "%s/real-refresh", tmpdir);
+		snprintf(tprev, sizeof(tprev), "%s.previous", target);
+		write_file(target, "rt-l0\n", 0600);
+		symlink(target, store_path);
+		e = tstore_open(&acc, &ts, &ei);
+		if (e == ERR_OK) {
+			e = tstore_save_rotated(ts, "rt-l1", "rt-l0", &ei);
+		}
+		ok(e == ERR_OK && strcmp(read_text(tprev, text, sizeof(text)),
+			"rt-l0\n") == 0 && access(prev_path, F_OK) != 0,
+			"symlinked store: sidecar beside the target");
+		e = tstore_erase(ts, &ei);
+		ok(e == ERR_OK && access(tprev, F_OK) != 0,
+			"  erase removes it there");
+		tstore_free(ts);
+		unlink(target);
+	}
+
+	/* the command store keeps nothing */
+	acc.oauth2_token_store = (char *)"command:printf 'rt-cmd\\n'";
+	e = tstore_open(&acc, &ts, &ei);
+	ok(e == ERR_OK && tstore_load_previous(ts, &b, &ei) == ERR_OK &&
+		b.len == 0 && tstore_drop_previous(ts, &ei) == ERR_OK,
+		"command store: no previous token");
+	tstore_free(ts);
+	buf_release(&b);
 }
 
 static void
@@ -668,6 +917,8 @@ test_concurrency(void)
 	ok(same && strcmp(first, "at-1") == 0, "all got the same token");
 	is_str(read_text(store_path, tok, sizeof(tok)), "rt-1\n",
 		"the rotated refresh token was saved once");
+	is_str(read_text(prev_path, tok, sizeof(tok)), "rt-0\n",
+		"the replaced one kept as the previous token");
 }
 
 static int
@@ -694,11 +945,13 @@ main(void)
 	util_strlcpy(tmpdir, tmpl, sizeof(tmpdir));
 	snprintf(store_path, sizeof(store_path), "%s/refresh", tmpdir);
 	snprintf(store_spec, sizeof(store_spec), "file:%s", store_path);
+	snprintf(prev_path, sizeof(prev_path), "%s.previous", store_path);
 	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
 	oauth_http_set_post(fake_post, NULL);
 
 	test_cache();
 	test_rotation();
+	test_previous();
 	test_errors();
 	test_file_store();
 	test_presets();
