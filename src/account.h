@@ -9,7 +9,9 @@
  *
  * Built-in defaults (design.md section 4; deliberately safer than msmtp's):
  * tls on, tls_starttls on, port 587 (465 with tls_starttls off, 25 with tls
- * off), timeout 60, auth on when a user is set, domain "localhost".
+ * off), timeout 60, auth on when a user is set, domain "localhost".  An
+ * account with an oauth2_provider preset and no host gets the preset's
+ * submission server (config.c) and auth xoauth2.
  */
 #ifndef OASMTP_ACCOUNT_H
 #define OASMTP_ACCOUNT_H
@@ -146,13 +148,16 @@ struct account {
 	 * given in the file (ACC_SET_EXPLICIT: in the account itself or
 	 * copied from a parent; ACC_SET_DEFAULTS: from a `defaults` section).
 	 * Unset fields receive the built-in defaults when the account is
-	 * resolved.
+	 * resolved; host, port and tls_starttls filled from the
+	 * oauth2_provider preset are then marked ACC_SET_PRESET, so --pretend
+	 * can say where they came from.
 	 */
 	unsigned char set[128];
 };
 
 #define ACC_SET_EXPLICIT 1
 #define ACC_SET_DEFAULTS 2
+#define ACC_SET_PRESET 3	/* not in the file: the provider preset's value */
 
 /* Field ids for account.set[]; one per field, not per msmtprc key. */
 enum account_field {

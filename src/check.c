@@ -564,6 +564,7 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 {
 	struct check c;
 	const struct account *acc;
+	struct buf server;
 	enum err e;
 
 	memset(&c, 0, sizeof(c));
@@ -592,12 +593,13 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 			goto out;
 		}
 	}
-	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s port %d, %s, auth "
-		"%s)", c.flow.cfg->user_file ? c.flow.cfg->user_file :
+	buf_init(&server, 1024);
+	config_describe_server(acc, &server);
+	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s, auth %s)",
+		c.flow.cfg->user_file ? c.flow.cfg->user_file :
 		c.flow.cfg->system_file ? c.flow.cfg->system_file : "?",
-		acc->name, acc->host, acc->port, !acc->tls ? "no TLS" :
-		acc->tls_starttls ? "STARTTLS" : "implicit TLS",
-		account_auth_name(acc->auth));
+		acc->name, buf_cstr(&server), account_auth_name(acc->auth));
+	buf_release(&server);
 
 	e = step_token(&c, reterr);
 	if (e == ERR_OK) {

@@ -7,7 +7,8 @@
  * parsed line by line into a per-file account list; the lists are merged
  * (system first, user accounts replacing same-named system ones); finally
  * every account is resolved (built-in defaults that depend on other keys,
- * obsolete keys folded in, %-patterns expanded).
+ * the provider preset's submission server, obsolete keys folded in,
+ * %-patterns expanded).
  */
 #include "config.h"
 
@@ -31,6 +32,7 @@
 #include "account.h"
 #include "buf.h"
 #include "eval.h"
+#include "provider.h"
 #include "util.h"
 
 #define KEY_MAX 64
@@ -1498,11 +1500,52 @@ expand_field(struct account *acc, enum account_field f, const char *value,
 	return e;
 }
 
+/*
+ * An account with a provider preset and no host (neither in the account,
+ * nor from a parent or `defaults`) sends to the preset's submission server.
+ * Keys the file gives win, whatever their order: an explicit port keeps
+ * its value and, unless tls_starttls is given too, picks the TLS mode the
+ * way the ports are assigned (465 implicit TLS, any other STARTTLS).
+ * Fields filled here are marked ACC_SET_PRESET.
+ */
+static enum err
+apply_preset_server(struct account *acc)
+{
+	struct provider_server sv;
+	enum err e;
+
+	if (acc->set[ACCF_HOST] || !provider_server(acc, &sv)) {
+		return ERR_OK;
+	}
+	e = account_set_str(acc, ACCF_HOST, sv.host);
+	if (e != ERR_OK) {
+		return e;
+	}
+	acc->set[ACCF_HOST] = ACC_SET_PRESET;
+	if (!acc->tls) {
+		return ERR_OK;	/* tls off: the user's choice, port 25 */
+	}
+	if (!acc->set[ACCF_TLS_STARTTLS] && acc->set[ACCF_PORT]) {
+		acc->tls_starttls = acc->port != 465;
+	} else if (!acc->set[ACCF_TLS_STARTTLS]) {
+		acc->tls_starttls = sv.starttls;
+		acc->set[ACCF_TLS_STARTTLS] = ACC_SET_PRESET;
+	}
+	if (!acc->set[ACCF_PORT] && acc->tls_starttls == sv.starttls) {
+		acc->port = sv.port;
+		acc->set[ACCF_PORT] = ACC_SET_PRESET;
+	}
+	return ERR_OK;
+}
+
 static enum err
 resolve_account(struct account *acc, struct expand_ctx *ctx)
 {
-	enum err e = ERR_OK;
+	enum err e = apply_preset_server(acc);
 
+	if (e != ERR_OK) {
+		return e;
+	}
 	if (acc->auto_from && !acc->set[ACCF_FROM]) {
 		struct buf b;
 
@@ -2164,7 +2207,9 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 	if (acc->host == NULL) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s' has no host; add a line "
-			"'host smtp.example.com'", where, acc->line, acc->name);
+			"'host smtp.example.com' (or 'oauth2_provider NAME' for "
+			"a provider with a preset, see oasmtprc(5))", where,
+			acc->line, acc->name);
 	}
 	if ((acc->tls_cert_file == NULL) != (acc->tls_key_file == NULL)) {
 		return errinfo_set(reterr, ERR_CONFIG,
@@ -2278,6 +2323,32 @@ put_bool(struct buf *out, const char *key, int v)
 	buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
 }
 
+/* " (from the oauth2_provider NAME preset)" when field f came from it. */
+static const char *
+preset_note(const struct account *a, enum account_field f, char *note,
+	size_t size)
+{
+	note[0] = '\0';
+	if (a->set[f] == ACC_SET_PRESET) {
+		snprintf(note, size, " (from the oauth2_provider %s preset)",
+			name_of(provider_choices, a->oauth2_provider));
+	}
+	return note;
+}
+
+void
+config_describe_server(const struct account *a, struct buf *out)
+{
+	buf_printf(out, "%s port %d, %s", a->host != NULL ? a->host :
+		"(no host)", a->port, !a->tls ? "no TLS" :
+		a->tls_starttls ? "STARTTLS" : "implicit TLS");
+	if (a->set[ACCF_HOST] == ACC_SET_PRESET) {
+		buf_printf(out, " (%sfrom the oauth2_provider %s preset)",
+			a->set[ACCF_PORT] == ACC_SET_PRESET ? "" : "host ",
+			name_of(provider_choices, a->oauth2_provider));
+	}
+}
+
 void
 config_print_account(const struct account *a, struct buf *out)
 {
@@ -2285,12 +2356,15 @@ config_print_account(const struct account *a, struct buf *out)
 		{ "auto", HDR_AUTO }, { "on", HDR_ON }, { "off", HDR_OFF },
 		{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
 	};
+	char note[128];
 
 	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
 	buf_printf(out, "config file = %s:%u\n",
 		a->file != NULL ? a->file : "", a->line);
-	put_str(out, "host", a->host);
-	buf_printf(out, "port = %d\n", a->port);
+	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
+		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
+	buf_printf(out, "port = %d%s\n", a->port,
+		preset_note(a, ACCF_PORT, note, sizeof(note)));
 	put_str(out, "source_ip", a->source_ip);
 	put_str(out, "domain", a->domain);
 	if (a->timeout == 0) {
@@ -2303,7 +2377,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "password", a->password != NULL ? "*" : NULL);
 	put_str(out, "passwordeval", a->passwordeval);
 	put_bool(out, "tls", a->tls);
-	put_bool(out, "tls_starttls", a->tls_starttls);
+	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
+		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
 	put_str(out, "tls_trust_file",
 		a->tls_trust_file != NULL ? a->tls_trust_file : "system");
 	put_str(out, "tls_crl_file", a->tls_crl_file);

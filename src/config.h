@@ -70,7 +70,9 @@ struct config_params {
  * first, then user file; a user account replaces the system account of
  * the same name in place) and the warnings ("FILE:LINE: text", shown by
  * main with -v or --pretend).  Every account is resolved: built-in
- * defaults applied, port never 0, %U %H %C %M expanded in from/domain.
+ * defaults applied, port never 0, the provider preset's submission server
+ * filled in when the file gives no host (provider.h: provider_server), %U
+ * %H %C %M expanded in from/domain.
  */
 struct config {
 	struct account **accounts;
@@ -128,8 +130,9 @@ enum err config_select(const struct config *cfg, const char *account_name,
 	struct errinfo *reterr);
 
 /*
- * Check that an account is usable (a host, both or neither of
- * tls_cert_file/tls_key_file, a user for OAuth mechanisms...).
+ * Check that an account is usable (a host, given or from the provider
+ * preset; both or neither of tls_cert_file/tls_key_file, a user for OAuth
+ * mechanisms...).
  * ERR_CONFIG with "FILE:LINE: account 'NAME': problem".
  */
 enum err config_check_account(const struct account *acc,
@@ -138,9 +141,20 @@ enum err config_check_account(const struct account *acc,
 /*
  * Append "key = value" lines for every effective setting of acc to out
  * (for --pretend).  Secrets (password, oauth2_client_secret) appear as
- * "*", never their value; commands such as passwordeval are shown.
+ * "*", never their value; commands such as passwordeval are shown.  Host,
+ * port and tls_starttls filled from the oauth2_provider preset say so
+ * ("host = smtp.gmail.com (from the oauth2_provider google preset)").
  * Output that does not fit out->max is cut short.
  */
 void config_print_account(const struct account *acc, struct buf *out);
+
+/*
+ * Append one phrase naming the server acc submits to, for -v and --check:
+ * "smtp.gmail.com port 587, STARTTLS (from the oauth2_provider google
+ * preset)"; the remark is there only when the preset gave the host ("host
+ * from the ... preset" when the port was the file's).  Cut short like
+ * config_print_account().
+ */
+void config_describe_server(const struct account *acc, struct buf *out);
 
 #endif

@@ -1,8 +1,14 @@
-/* fileio.c - durable file replacement; see fileio.h. */
+/*
+ * fileio.c - durable file replacement and the directories of secret
+ * files; see fileio.h.
+ */
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +131,254 @@ fileio_mkdir_private(const char *dir, struct errinfo *reterr)
 			dir);
 	}
 	return ERR_OK;
+}
+
+/*
+ * Whether gid is the user private group of uid (Debian's and Ubuntu's
+ * USERGROUPS_ENAB scheme, where a umask of 002 makes directories such as
+ * ~/.config group-writable): a group of the user's own name with no member
+ * but the user.  Group write on such a directory lets in nobody else.
+ */
+static int
+is_personal_group(gid_t gid, uid_t uid)
+{
+	const struct passwd *pw = getpwuid(uid);
+	char name[256];
+	const struct group *gr;
+	size_t i;
+
+	if (pw == NULL || strlen(pw->pw_name) >= sizeof(name)) {
+		return 0;
+	}
+	/* getgrgid may reuse the storage getpwuid returned */
+	memcpy(name, pw->pw_name, strlen(pw->pw_name) + 1);
+	gr = getgrgid(gid);
+	if (gr == NULL || strcmp(gr->gr_name, name) != 0) {
+		return 0;
+	}
+	for (i = 0; gr->gr_mem != NULL && gr->gr_mem[i] != NULL; i++) {
+		if (strcmp(gr->gr_mem[i], name) != 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * One existing directory on the way to a secret file: it must be ours or
+ * root's, and nobody else may be able to rename what is in it (write
+ * permission for group or others, unless the sticky bit limits that to
+ * the owners of the entries, as on /tmp).
+ */
+static enum err
+check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
+	const char *file, struct errinfo *reterr)
+{
+	mode_t m = st->st_mode;
+
+	if (!S_ISDIR(m)) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"cannot use '%s': '%s' is not a directory", file, dir);
+	}
+	if (st->st_uid != owner && st->st_uid != 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"refusing '%s': its directory '%s' belongs to uid %ld, "
+			"not to you or root; keep the file in a directory of "
+			"your own", file, dir, (long)st->st_uid);
+	}
+	if ((m & S_IWOTH) == 0 && (m & S_IWGRP) != 0 &&
+	    st->st_uid == owner && is_personal_group(st->st_gid, owner)) {
+		return ERR_OK;	/* umask 002 with a group of one's own */
+	}
+	if ((m & (S_IWGRP | S_IWOTH)) != 0 && (m & S_ISVTX) == 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"refusing '%s': its directory '%s' is writable by %s "
+			"(mode %04o), who could replace the file; run "
+			"`chmod go-w '%s'`", file, dir,
+			(m & S_IWOTH) != 0 ? "everyone" : "its group",
+			(unsigned)(m & 07777), dir);
+	}
+	return ERR_OK;
+}
+
+/* Append "/" (unless p ends in one) and the n bytes of name to p. */
+static enum err
+add_component(struct buf *p, const char *name, size_t n,
+	struct errinfo *reterr)
+{
+	enum err e = ERR_OK;
+
+	if (p->len == 0 || p->data[p->len - 1] != '/') {
+		e = buf_putc(p, '/');
+	}
+	if (e == ERR_OK) {
+		e = buf_append(p, name, n);
+	}
+	if (e != ERR_OK) {
+		return errinfo_set(reterr, ERR_LIMIT, "path too long: '%s/%.*s'",
+			p->data, (int)n, name);
+	}
+	return ERR_OK;
+}
+
+/* Check every directory of the absolute, resolved path real, from "/". */
+static enum err
+check_secret_chain(const char *real, uid_t owner, const char *file,
+	struct errinfo *reterr)
+{
+	struct buf p;
+	struct stat st;
+	const char *c = real;
+	enum err e = ERR_OK;
+
+	buf_init(&p, PATH_MAX);
+	(void)buf_putc(&p, '/');
+	for (;;) {
+		size_t n;
+
+		if (stat(p.data, &st) != 0) {
+			e = io_error(reterr, "examine", p.data);
+		} else {
+			e = check_secret_dir(p.data, &st, owner, file, reterr);
+		}
+		while (*c == '/') {
+			c++;
+		}
+		if (e != ERR_OK || *c == '\0') {
+			break;
+		}
+		n = strcspn(c, "/");
+		e = add_component(&p, c, n, reterr);
+		if (e != ERR_OK) {
+			break;
+		}
+		c += n;
+	}
+	buf_release(&p);
+	return e;
+}
+
+/* The length of the longest leading part of dir that exists (0: none). */
+static enum err
+existing_prefix(struct buf *dir, const char *file, size_t *ret_n,
+	struct errinfo *reterr)
+{
+	struct stat st;
+	size_t n = dir->len;
+
+	for (;;) {
+		char saved = dir->data[n];
+		enum err e = ERR_OK;
+		int r;
+
+		dir->data[n] = '\0';
+		r = stat(dir->data, &st);
+		if (r != 0 && errno == ENOTDIR) {
+			e = errinfo_set(reterr, ERR_CONFIG, "cannot use '%s': "
+				"a part of '%s' is not a directory", file,
+				dir->data);
+		} else if (r != 0 && errno != ENOENT) {
+			e = io_error(reterr, "examine", dir->data);
+		}
+		dir->data[n] = saved;
+		if (e != ERR_OK) {
+			return e;
+		}
+		if (r == 0) {
+			break;
+		}
+		/* drop the last component and the slashes before it */
+		while (n > 0 && dir->data[n - 1] == '/') {
+			n--;
+		}
+		while (n > 0 && dir->data[n - 1] != '/') {
+			n--;
+		}
+		while (n > 1 && dir->data[n - 1] == '/') {
+			n--;
+		}
+		if (n == 0) {
+			break;	/* relative, and none of it exists */
+		}
+	}
+	*ret_n = n;
+	return ERR_OK;
+}
+
+enum err
+fileio_secret_dir(const char *file, uid_t owner, int create,
+	struct errinfo *reterr)
+{
+	char real[PATH_MAX];
+	const char *slash = strrchr(file, '/');
+	const char *rest;
+	struct buf dir, path;
+	struct stat st;
+	size_t n = 0;
+	char saved;
+	enum err e;
+
+	buf_init(&dir, PATH_MAX);
+	buf_init(&path, PATH_MAX);
+	if (slash == NULL) {
+		e = buf_append_str(&dir, ".");
+	} else if (slash == file) {
+		e = buf_append_str(&dir, "/");
+	} else {
+		e = buf_append(&dir, file, (size_t)(slash - file));
+	}
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, ERR_LIMIT, "path too long: '%s'", file);
+		goto out;
+	}
+	e = existing_prefix(&dir, file, &n, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	saved = dir.data[n];
+	dir.data[n] = '\0';
+	if (realpath(n > 0 ? dir.data : ".", real) == NULL) {
+		e = io_error(reterr, "examine", n > 0 ? dir.data : ".");
+		goto out;
+	}
+	dir.data[n] = saved;
+	rest = dir.data + n;	/* the missing part */
+	e = check_secret_chain(real, owner, file, reterr);
+	if (e != ERR_OK || !create) {
+		goto out;
+	}
+	if (buf_append_str(&path, real) != ERR_OK) {
+		e = errinfo_set(reterr, ERR_LIMIT, "path too long: '%s'", real);
+		goto out;
+	}
+	while (*rest != '\0' && e == ERR_OK) {
+		size_t len;
+
+		while (*rest == '/') {
+			rest++;
+		}
+		len = strcspn(rest, "/");
+		if (len == 0 || (len == 1 && rest[0] == '.')) {
+			rest += len;
+			continue;
+		}
+		e = add_component(&path, rest, len, reterr);
+		rest += len;
+		if (e != ERR_OK || mkdir(path.data, 0700) == 0) {
+			continue;
+		}
+		if (errno != EEXIST) {
+			e = io_error(reterr, "create directory", path.data);
+		} else if (stat(path.data, &st) != 0) {
+			e = io_error(reterr, "examine", path.data);
+		} else {
+			/* made meanwhile by someone else: check it like the rest */
+			e = check_secret_dir(path.data, &st, owner, file,
+				reterr);
+		}
+	}
+out:
+	buf_release(&dir);
+	buf_release(&path);
+	return e;
 }

@@ -1,10 +1,12 @@
 /*
- * fileio.h - files that must never be seen half-written.
+ * fileio.h - files that must never be seen half-written, and the
+ * directories that hold secret files.
  */
 #ifndef OASMTP_FILEIO_H
 #define OASMTP_FILEIO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -25,5 +27,23 @@ enum err fileio_write_atomic(const char *path, const void *data, size_t len,
  * world-writable: the message has the chmod fix).
  */
 enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
+
+/*
+ * Make sure the directory that is to hold the secret file `file` exists
+ * and that nobody else can swap what is in it.  Every directory on the way
+ * down from "/" (symbolic links resolved) that exists must be owned by
+ * owner (the caller passes geteuid()) or root, and must not be writable by
+ * group or others unless it has the sticky bit (/tmp); group write is
+ * fine on a directory of owner's in owner's personal group (a group of the
+ * user's name with no other member, as umask 002 systems have).  With create, the
+ * missing directories are made with mode 0700, like `mkdir -p -m 700`;
+ * without it a missing directory is fine (nothing to check yet).  Existing
+ * directories are never changed.
+ * Errors: ERR_CONFIG (a directory that fails the checks, or a path
+ * component that is not a directory: the message names it and the fix),
+ * ERR_IO (cannot create or examine one), ERR_LIMIT (path too long).
+ */
+enum err fileio_secret_dir(const char *file, uid_t owner, int create,
+	struct errinfo *reterr);
 
 #endif

@@ -69,7 +69,13 @@ flow_load_account(struct flow *r, const char *from, int warn_always,
 	show_warnings(r->cfg, warn_always);
 	e = config_select(r->cfg, r->o->account, from, &r->acc, reterr);
 	if (e == ERR_OK) {
-		log_debug(1, "using account %s", r->acc->name);
+		struct buf server;
+
+		buf_init(&server, 1024);
+		config_describe_server(r->acc, &server);
+		log_debug(1, "using account %s: %s", r->acc->name,
+			buf_cstr(&server));
+		buf_release(&server);
 	}
 	return e;
 }
@@ -85,18 +91,15 @@ flow_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 	log_transcript(dir == SMTP_DIR_SEND, line, len);
 }
 
-void
-flow_log_line(const struct flow *r, const struct envelope *env,
-	uint64_t size, const struct submit_result *res, enum err e,
-	const struct errinfo *ei)
+/* One log line for the recipients of env (or the part of them given). */
+static void
+log_one(const struct flow *r, const struct envelope *env, uint64_t size,
+	const struct submit_result *res, enum err e, const struct errinfo *ei)
 {
 	const char *logfile = r->o->logfile ? r->o->logfile : r->acc->logfile;
 	static struct errinfo logerr;
 	struct log_mail_record rec;
 
-	if (logfile == NULL && r->acc->syslog == NULL) {
-		return;
-	}
 	memset(&rec, 0, sizeof(rec));
 	rec.host = r->acc->host;
 	rec.tls = r->acc->tls;
@@ -116,6 +119,97 @@ flow_log_line(const struct flow *r, const struct envelope *env,
 		r->acc->syslog, &logerr) != ERR_OK) {
 		log_warn("cannot write the log: %s", logerr.msg);
 	}
+}
+
+void
+flow_log_line(const struct flow *r, const struct envelope *env,
+	uint64_t size, const struct submit_result *res, enum err e,
+	const struct errinfo *ei, const unsigned char *delivered)
+{
+	static struct errinfo scratch;
+	struct submit_result part;
+	struct envelope got, rest;
+
+	if (r->o->logfile == NULL && r->acc->logfile == NULL &&
+	    r->acc->syslog == NULL) {
+		return;
+	}
+	if (e == ERR_OK || delivered == NULL ||
+	    flow_rcpt_count(env, delivered, 1) == 0) {
+		log_one(r, env, size, res, e, ei);
+		return;
+	}
+	errinfo_init(&scratch);
+	if (flow_envelope_part(env, delivered, 1, &got, &scratch) != ERR_OK ||
+	    flow_envelope_part(env, delivered, 0, &rest, &scratch) != ERR_OK) {
+		log_warn("cannot write the log: %s", scratch.msg);
+		free(got.rcpts);
+		return;
+	}
+	/* the delivered ones: what the server said when it took them */
+	part = *res;
+	part.smtp_code = 250;
+	log_one(r, &got, size, &part, ERR_OK, ei);
+	if (rest.n_rcpts > 0) {
+		part.smtp_code = res->smtp_code;
+		buf_init(&part.final_reply, 1);
+		log_one(r, &rest, size, &part, e, ei);
+	}
+	free(got.rcpts);
+	free(rest.rcpts);
+}
+
+size_t
+flow_rcpt_count(const struct envelope *env, const unsigned char *delivered,
+	int want)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < env->n_rcpts; i++) {
+		if ((delivered != NULL && delivered[i]) == (want != 0)) {
+			n++;
+		}
+	}
+	return n;
+}
+
+void
+flow_rcpt_list(const struct envelope *env, const unsigned char *delivered,
+	int want, struct buf *out)
+{
+	size_t i, shown = 0, n = flow_rcpt_count(env, delivered, want);
+
+	for (i = 0; i < env->n_rcpts && shown < 10; i++) {
+		if ((delivered != NULL && delivered[i]) != (want != 0)) {
+			continue;
+		}
+		buf_printf(out, "%s<%s>", shown > 0 ? ", " : "",
+			env->rcpts[i]);
+		shown++;
+	}
+	if (n > shown) {
+		buf_printf(out, " and %zu more", n - shown);
+	}
+}
+
+enum err
+flow_envelope_part(const struct envelope *env, const unsigned char *delivered,
+	int want, struct envelope *ret, struct errinfo *reterr)
+{
+	size_t i;
+
+	*ret = *env;
+	ret->n_rcpts = 0;
+	ret->rcpts = calloc(env->n_rcpts + 1, sizeof(*ret->rcpts));
+	if (ret->rcpts == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	for (i = 0; i < env->n_rcpts; i++) {
+		if ((delivered != NULL && delivered[i]) == (want != 0)) {
+			ret->rcpts[ret->n_rcpts++] = env->rcpts[i];
+		}
+	}
+	return ERR_OK;
 }
 
 /* Errors after which the message is kept: "try again later" ones. */

@@ -54,11 +54,38 @@ void flow_transcript(void *ctx, enum smtp_dir dir, const char *line,
 /*
  * The per-message log line (logfile from -X or the account, and syslog),
  * for a delivery attempt of env with outcome e; failures to log are warned
- * about, never returned.
+ * about, never returned.  delivered: NULL, or per env->rcpts[i] whether
+ * the server has the message for it (a 452 split, then a failure): then
+ * one line for those (status 250) and one with e for the others.
  */
 void flow_log_line(const struct flow *r, const struct envelope *env,
 	uint64_t size, const struct submit_result *res, enum err e,
-	const struct errinfo *ei);
+	const struct errinfo *ei, const unsigned char *delivered);
+
+/*
+ * Partial deliveries.  delivered is one flag per env->rcpts[i] (NULL: none
+ * set); "want" selects the recipients whose flag is set (1) or clear (0).
+ */
+
+/* How many recipients of env have delivered[i] == want. */
+size_t flow_rcpt_count(const struct envelope *env,
+	const unsigned char *delivered, int want);
+
+/*
+ * "<a@x>, <b@y>" for those recipients, appended to out; after ten of them
+ * "and N more".
+ */
+void flow_rcpt_list(const struct envelope *env, const unsigned char *delivered,
+	int want, struct buf *out);
+
+/*
+ * A shallow copy of env with only those recipients: the strings stay env's
+ * and only ret->rcpts is allocated (free() it, never envelope_release()).
+ * Errors: ERR_NOMEM.
+ */
+enum err flow_envelope_part(const struct envelope *env,
+	const unsigned char *delivered, int want, struct envelope *ret,
+	struct errinfo *reterr);
 
 /* Errors after which a message is kept in the queue: "try again later". */
 int flow_queueable(enum err e);

@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "buf.h"
 #include "util.h"
+
+#define REASON_MAX 4096
 
 /* Wait for pid until deadline; kill its process group past it. */
 static enum err
@@ -83,16 +86,48 @@ run_command(const struct account *acc, const char *reason,
 	return ERR_OK;
 }
 
+/*
+ * reason on one line (a hint may follow the error on a line of its own):
+ * line breaks become " / ", as in the replies shown in error messages;
+ * cut at REASON_MAX bytes.
+ */
+static void
+one_line(const char *reason, struct buf *out)
+{
+	const char *p = reason;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, "\r\n");
+
+		if (buf_append(out, p, n) != ERR_OK) {
+			return;
+		}
+		p += n;
+		while (*p == '\r' || *p == '\n') {
+			p++;
+		}
+		if (*p != '\0' && buf_append_str(out, " / ") != ERR_OK) {
+			return;
+		}
+	}
+}
+
 enum err
 notify_reauth(const struct account *acc, const char *reason,
 	struct errinfo *reterr)
 {
+	struct buf line;
+	enum err e = ERR_OK;
+
+	buf_init(&line, REASON_MAX);
+	one_line(reason, &line);
 	openlog("oasmtp", LOG_PID, LOG_MAIL);
 	syslog(LOG_WARNING, "account %s needs re-authorization: %s", acc->name,
-		reason);
+		buf_cstr(&line));
 	closelog();
-	if (acc->notify_command == NULL || acc->notify_command[0] == '\0') {
-		return ERR_OK;
+	if (acc->notify_command != NULL && acc->notify_command[0] != '\0') {
+		e = run_command(acc, buf_cstr(&line), reterr);
 	}
-	return run_command(acc, reason, reterr);
+	buf_release(&line);
+	return e;
 }

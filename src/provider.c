@@ -4,6 +4,12 @@
  * Sources for every value: /work/shared/reference/oauth-helpers.md section
  * 3 (provider documentation and the public configuration of other mail
  * clients).  Only endpoints and scopes are taken, never a client id.
+ *
+ * Submission servers: the providers' settings for mail clients (their help
+ * pages, and Thunderbird's provider database).  Google, Microsoft and
+ * Comcast on 587 with STARTTLS (Microsoft offers nothing else); Yahoo, AOL,
+ * Fastmail, Yandex and Mail.ru on 465 with implicit TLS.  Most offer both
+ * ports; the table keeps one.
  */
 #include "provider.h"
 
@@ -28,6 +34,7 @@ static const struct provider_preset presets[] = {
 		.id_scope = "openid email",
 		.smtp_host = "smtp.gmail.com",
 		.smtp_port = 587,
+		.smtp_starttls = 1,
 		.mechanisms = "oauthbearer xoauth2",
 		.flags = PROVIDER_OFFLINE_CONSENT | PROVIDER_SECRET_USUAL,
 		.grant_limit_days = 7,
@@ -46,8 +53,11 @@ static const struct provider_preset presets[] = {
 		.revocation_endpoint = NULL,
 		.scope = "https://outlook.office.com/SMTP.Send offline_access",
 		.id_scope = "openid profile email",
+		/* Microsoft 365; Outlook.com documents its own name */
 		.smtp_host = "smtp.office365.com",
 		.smtp_port = 587,
+		.smtp_starttls = 1,
+		.smtp_host_consumers = "smtp-mail.outlook.com",
 		.mechanisms = "xoauth2",
 		.flags = PROVIDER_DEVICE_FLOW | PROVIDER_TENANT |
 			PROVIDER_PUBLIC_USUAL,
@@ -66,6 +76,7 @@ static const struct provider_preset presets[] = {
 		.scope = "mail-w",
 		.smtp_host = "smtp.mail.yahoo.com",
 		.smtp_port = 465,
+		.smtp_starttls = 0,
 		.mechanisms = "oauthbearer xoauth2",
 		.flags = PROVIDER_CLOSED,
 		.quirks = "Yahoo accepts no new client registrations for the "
@@ -80,6 +91,7 @@ static const struct provider_preset presets[] = {
 		.scope = "mail-w",
 		.smtp_host = "smtp.aol.com",
 		.smtp_port = 465,
+		.smtp_starttls = 0,
 		.mechanisms = "oauthbearer xoauth2",
 		.flags = PROVIDER_CLOSED,
 		.quirks = "AOL accepts no new client registrations for the "
@@ -94,6 +106,7 @@ static const struct provider_preset presets[] = {
 		.scope = "https://www.fastmail.com/dev/protocol-smtp",
 		.smtp_host = "smtp.fastmail.com",
 		.smtp_port = 465,
+		.smtp_starttls = 0,
 		.mechanisms = "xoauth2",
 		.flags = PROVIDER_PUBLIC_USUAL,
 		.quirks = "clients are registered by Fastmail on request; PKCE, "
@@ -107,6 +120,8 @@ static const struct provider_preset presets[] = {
 		.token_endpoint = "https://oauth.yandex.com/token",
 		.scope = "mail:smtp",
 		.smtp_host = "smtp.yandex.com",
+		.smtp_port = 465,
+		.smtp_starttls = 0,
 		.mechanisms = "xoauth2",
 	},
 	{
@@ -117,6 +132,8 @@ static const struct provider_preset presets[] = {
 		.token_endpoint = "https://o2.mail.ru/token",
 		.scope = "mail.imap",
 		.smtp_host = "smtp.mail.ru",
+		.smtp_port = 465,
+		.smtp_starttls = 0,
 		.mechanisms = "xoauth2",
 		.quirks = "the mail.imap scope also covers SMTP",
 	},
@@ -128,6 +145,8 @@ static const struct provider_preset presets[] = {
 		.token_endpoint = "https://oauth.xfinity.com/oauth/token",
 		.scope = "https://email.comcast.net/ profile openid",
 		.smtp_host = "smtp.comcast.net",
+		.smtp_port = 587,
+		.smtp_starttls = 1,
 		.mechanisms = "xoauth2",
 		.flags = PROVIDER_PUBLIC_USUAL,
 		.quirks = "PKCE",
@@ -288,6 +307,33 @@ out:
 			provider_endpoint_key(which), acc->name);
 	}
 	return ERR_OK;
+}
+
+/* The tenant of personal Microsoft accounts, by name and by id. */
+static int
+tenant_is_consumers(const char *t)
+{
+	return t != NULL && (util_strcasecmp(t, "consumers") == 0 ||
+		util_strcasecmp(t, "9188040d-6c67-4c5b-b112-36a304b66dad") == 0);
+}
+
+int
+provider_server(const struct account *acc, struct provider_server *ret)
+{
+	const struct provider_preset *p = provider_get(acc->oauth2_provider);
+
+	memset(ret, 0, sizeof(*ret));
+	if (p == NULL || p->smtp_host == NULL) {
+		return 0;
+	}
+	ret->host = p->smtp_host;
+	if (p->smtp_host_consumers != NULL &&
+	    tenant_is_consumers(acc->oauth2_tenant)) {
+		ret->host = p->smtp_host_consumers;
+	}
+	ret->port = p->smtp_port;
+	ret->starttls = p->smtp_starttls;
+	return 1;
 }
 
 enum err

@@ -3,11 +3,12 @@
  * the public facts about each mail provider that offers OAuth2 for SMTP,
  * and the lookups that merge a preset with an account's own oauth2_* keys.
  *
- * The table holds endpoints, scopes, SMTP host and port, SASL mechanisms,
- * whether the device grant works for the mail scope, and quirks.  It never
- * holds a client id or secret: every user registers their own client
- * (doc/gmail.md, doc/microsoft365.md); other applications' registrations
- * get disabled or rate-limited by their owners.
+ * The table holds endpoints, scopes, the submission server (host, port and
+ * TLS mode), SASL mechanisms, whether the device grant works for the mail
+ * scope, and quirks.  It never holds a client id or secret: every user
+ * registers their own client (doc/gmail.md, doc/microsoft365.md); other
+ * applications' registrations get disabled or rate-limited by their
+ * owners.
  *
  * An account's own keys always win over the preset, which is how national
  * Microsoft clouds are configured (oauth2_auth_endpoint,
@@ -47,8 +48,12 @@ struct provider_preset {
 	const char *scope;		/* the SMTP scope (space separated) */
 	const char *id_scope;		/* added by authorize to learn who
 					   signed in, or NULL */
-	const char *smtp_host;
-	int smtp_port;			/* 0: not stated */
+	const char *smtp_host;		/* submission server */
+	int smtp_port;			/* its port: 587 or 465 */
+	int smtp_starttls;		/* 1: STARTTLS, 0: implicit TLS */
+	const char *smtp_host_consumers; /* for oauth2_tenant consumers
+					   (personal Microsoft accounts), or
+					   NULL: smtp_host for every tenant */
 	const char *mechanisms;		/* SASL mechanisms, preferred first */
 	unsigned flags;
 	int grant_limit_days;		/* grant dies this many days after
@@ -91,6 +96,23 @@ const char *provider_endpoint_key(enum provider_endpoint which);
 enum err provider_endpoint(const struct account *acc,
 	enum provider_endpoint which, struct buf *ret_url,
 	struct errinfo *reterr);
+
+/* The submission server of a preset, as chosen for one account. */
+struct provider_server {
+	const char *host;
+	int port;
+	int starttls;			/* 1: STARTTLS, 0: implicit TLS */
+};
+
+/*
+ * The submission server the preset of acc names: 1 and *ret filled, or 0
+ * when acc has no preset (OAUTH2_NONE, OAUTH2_CUSTOM).  A Microsoft
+ * account whose oauth2_tenant is "consumers" (or that tenant's id) gets
+ * the Outlook.com host; every other tenant, "common" included, gets the
+ * Microsoft 365 host.  Only the preset and the tenant are looked at, never
+ * the account's own host or port.
+ */
+int provider_server(const struct account *acc, struct provider_server *ret);
 
 /*
  * The scope for acc into ret_scope (reset first): oauth2_scope when set,

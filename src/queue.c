@@ -97,6 +97,35 @@ queue_entry_release(struct queue_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+enum err
+queue_entry_drop_rcpts(struct queue_entry *e, const unsigned char *gone,
+	struct errinfo *reterr)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < e->env.n_rcpts; i++) {
+		kept += !gone[i];
+	}
+	if (kept == 0) {
+		return errinfo_set(reterr, ERR_DATA, "queue entry %s: no "
+			"recipient would be left", e->id);
+	}
+	kept = 0;
+	for (i = 0; i < e->env.n_rcpts; i++) {
+		if (gone[i]) {
+			free(e->env.rcpts[i]);
+		} else {
+			e->env.rcpts[kept++] = e->env.rcpts[i];
+		}
+	}
+	if (kept < e->env.n_rcpts) {
+		/* NULL-terminated, as the parser builds it */
+		e->env.rcpts[kept] = NULL;
+	}
+	e->env.n_rcpts = kept;
+	return ERR_OK;
+}
+
 void
 queue_entries_free(struct queue_entry *v, size_t n)
 {

@@ -68,6 +68,16 @@ void queue_entry_init(struct queue_entry *e);
 /* Free everything e owns and zero it.  NULL is fine. */
 void queue_entry_release(struct queue_entry *e);
 
+/*
+ * Take the recipients with gone[i] set (one flag per e->env.rcpts[i]) out
+ * of e, in memory; the others keep their order.  A 452 split that
+ * delivered part of an entry leaves the rest this way, and queue_update()
+ * (or queue_fail()) then makes it durable.  ERR_DATA when no recipient
+ * would be left (an entry always has one; e is unchanged then).
+ */
+enum err queue_entry_drop_rcpts(struct queue_entry *e,
+	const unsigned char *gone, struct errinfo *reterr);
+
 /* Release n entries and free the array.  v may be NULL. */
 void queue_entries_free(struct queue_entry *v, size_t n);
 

@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "flow.h"
 #include "log.h"
+#include "notify.h"
 #include "pickup.h"
 #include "queue.h"
 #include "submit.h"
@@ -34,6 +35,23 @@ struct flush_opts {
 	int wait;		/* wait for another flusher instead of leaving */
 };
 
+/*
+ * An account whose grant is gone (ERR_REAUTH): noticed once per flush run,
+ * across queue directories, so the human is told once and the token
+ * endpoint is not asked again for the account's other entries.
+ */
+struct reauth {
+	char *config;
+	char *account;
+	char *reason;
+};
+
+/* What one flush run (oasmtp -q, or a queue always child) remembers. */
+struct flush_run {
+	struct reauth *reauth;
+	size_t n_reauth;
+};
+
 /* One queued message during a flush. */
 struct flush_item {
 	struct queue_entry *qe;
@@ -46,6 +64,7 @@ struct flush_group {
 	struct flush_item *items;
 	int64_t now;
 	int session_warned;
+	char *reauth_reason;	/* the group's grant is gone: why */
 	size_t sent, deferred, failed;
 };
 
@@ -146,22 +165,58 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	g->deferred++;
 }
 
+/*
+ * A 452 split entry i and part of its recipients now have the message:
+ * rewrite its record without them before anything else is sent, so that
+ * neither a later failure nor a crash sends it to them twice.
+ */
+static void
+item_partial(void *ctx, size_t i, const unsigned char *delivered)
+{
+	struct flush_group *g = ctx;
+	const struct queue_entry *qe = g->items[i].qe;
+	static struct errinfo qerr;
+	struct queue_entry rec;
+	struct buf got;
+
+	buf_init(&got, 4096);
+	flow_rcpt_list(&qe->env, delivered, 1, &got);
+	log_debug(1, "%s: delivered to %s; %zu recipient%s to go", qe->id,
+		buf_cstr(&got), flow_rcpt_count(&qe->env, delivered, 0),
+		flow_rcpt_count(&qe->env, delivered, 0) == 1 ? "" : "s");
+	errinfo_init(&qerr);
+	/* the engine still reads qe->env: write a copy of the record */
+	rec = *qe;
+	if (flow_envelope_part(&qe->env, delivered, 0, &rec.env, &qerr) !=
+	    ERR_OK || queue_update(g->q, &rec, &qerr) != ERR_OK) {
+		log_warn("%s: delivered to %s, but the queue entry cannot be "
+			"updated (they may get the message twice): %s", qe->id,
+			buf_cstr(&got), qerr.msg);
+	}
+	free(rec.env.rcpts);
+	buf_release(&got);
+}
+
 static void
 item_done(void *ctx, size_t i, enum err e, int in_txn,
-	const struct errinfo *ei, const char *final_reply)
+	const struct errinfo *ei, const char *final_reply,
+	const unsigned char *delivered)
 {
 	struct flush_group *g = ctx;
 	struct flush_item *it = &g->items[i];
 	struct queue_entry *qe = it->qe;
 	static struct errinfo qerr;
 	struct submit_result res;
+	struct buf why, line;
 
 	submit_result_init(&res);
 	res.smtp_code = e == ERR_OK ? 250 : ei->smtp_code;
 	buf_append_str(&res.final_reply, final_reply);
-	flow_log_line(g->r, &qe->env, qe->size, &res, e, ei);
+	flow_log_line(g->r, &qe->env, qe->size, &res, e, ei, delivered);
 	submit_result_release(&res);
-	if (e == ERR_OK) {
+	if (e == ERR_OK || (delivered != NULL &&
+	    flow_rcpt_count(&qe->env, delivered, 0) == 0)) {
+		/* every recipient has it, whatever came after */
 		errinfo_init(&qerr);
 		/* only now, after the final 250 */
 		if (queue_remove(g->q, qe, &qerr) != ERR_OK) {
@@ -173,28 +228,41 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		g->sent++;
 		return;
 	}
+	if (e == ERR_REAUTH && g->reauth_reason == NULL) {
+		g->reauth_reason = strdup(ei->msg);
+	}
+	buf_init(&why, ERRINFO_MSG_MAX + 4096);
+	buf_init(&line, 4096);
+	if (delivered != NULL) {
+		/* a 452 split, then a failure: keep only the others */
+		flow_rcpt_list(&qe->env, delivered, 1, &line);
+		buf_printf(&why, "already delivered to %s; ", buf_cstr(&line));
+		buf_append_str(&line, ", not yet to ");
+		flow_rcpt_list(&qe->env, delivered, 0, &line);
+		log_warn("%s: delivered to %s", qe->id, buf_cstr(&line));
+		buf_reset(&line);
+		errinfo_init(&qerr);
+		if (queue_entry_drop_rcpts(qe, delivered, &qerr) != ERR_OK) {
+			log_warn("%s: %s", qe->id, qerr.msg);
+		}
+	}
+	buf_append_str(&why, ei->msg);
 	if (in_txn && !flow_queueable(e)) {
-		fail_entry(g, qe, ei->msg, ei->smtp_code);
-		return;
+		fail_entry(g, qe, buf_cstr(&why), ei->smtp_code);
+	} else {
+		if (in_txn) {
+			flow_first_line(buf_cstr(&why), 300, &line);
+			log_warn("%s: deferred: %s", qe->id, buf_cstr(&line));
+		} else if (!g->session_warned) {
+			flow_first_line(ei->msg, 300, &line);
+			log_warn("account '%s': queued mail deferred: %s",
+				g->r->acc->name, buf_cstr(&line));
+			g->session_warned = 1;
+		}
+		defer_entry(g, qe, buf_cstr(&why), ei->smtp_code);
 	}
-	if (in_txn) {
-		struct buf line;
-
-		buf_init(&line, 512);
-		flow_first_line(ei->msg, 300, &line);
-		log_warn("%s: deferred: %s", qe->id, buf_cstr(&line));
-		buf_release(&line);
-	} else if (!g->session_warned) {
-		struct buf line;
-
-		buf_init(&line, 512);
-		flow_first_line(ei->msg, 300, &line);
-		log_warn("account '%s': queued mail deferred: %s",
-			g->r->acc->name, buf_cstr(&line));
-		buf_release(&line);
-		g->session_warned = 1;
-	}
-	defer_entry(g, qe, ei->msg, ei->smtp_code);
+	buf_release(&line);
+	buf_release(&why);
 }
 
 /* Load the configuration an entry was queued with and its account. */
@@ -214,9 +282,72 @@ group_account(struct flow *r, const struct queue_entry *qe,
 	return e;
 }
 
+/* The grant of ent's account was found gone earlier in this run, or NULL. */
+static const struct reauth *
+reauth_known(const struct flush_run *run, const struct queue_entry *ent)
+{
+	size_t i;
+
+	for (i = 0; i < run->n_reauth; i++) {
+		if (strcmp(run->reauth[i].account, ent->account) == 0 &&
+		    strcmp(run->reauth[i].config, ent->config) == 0) {
+			return &run->reauth[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The grant of the group's account is gone: tell the human (syslog and
+ * notify_command, as a direct send does) and remember it for the rest of
+ * the run.
+ */
+static void
+reauth_found(struct flush_run *run, const struct account *acc,
+	const struct queue_entry *ent, const char *reason)
+{
+	static struct errinfo nerr;
+	struct reauth *v, *ra;
+
+	errinfo_init(&nerr);
+	if (notify_reauth(acc, reason, &nerr) != ERR_OK) {
+		log_warn("%s", nerr.msg);
+	}
+	v = realloc(run->reauth, (run->n_reauth + 1) * sizeof(*v));
+	if (v == NULL) {
+		return;
+	}
+	run->reauth = v;
+	ra = &v[run->n_reauth];
+	ra->config = strdup(ent->config);
+	ra->account = strdup(ent->account);
+	ra->reason = strdup(reason);
+	if (ra->config == NULL || ra->account == NULL || ra->reason == NULL) {
+		free(ra->config);
+		free(ra->account);
+		free(ra->reason);
+		return;
+	}
+	run->n_reauth++;
+}
+
+static void
+flush_run_release(struct flush_run *run)
+{
+	size_t i;
+
+	for (i = 0; i < run->n_reauth; i++) {
+		free(run->reauth[i].config);
+		free(run->reauth[i].account);
+		free(run->reauth[i].reason);
+	}
+	free(run->reauth);
+	memset(run, 0, sizeof(*run));
+}
+
 /* Send the n entries of one (configuration, account) over one session. */
 static void
-flush_group(const struct cli_opts *o, struct queue *q,
+flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct queue_entry **ents, size_t n, int64_t now,
 	size_t *sent, size_t *deferred, size_t *failed)
 {
@@ -229,6 +360,7 @@ flush_group(const struct cli_opts *o, struct queue *q,
 	struct submit_params sp;
 	struct submit_result res;
 	struct credential cred;
+	const struct reauth *known;
 	size_t i, k = 0;
 	enum err e;
 
@@ -284,6 +416,18 @@ flush_group(const struct cli_opts *o, struct queue *q,
 	if (k == 0) {
 		goto out;
 	}
+	known = reauth_known(run, ents[0]);
+	if (known != NULL) {
+		/* told once already: no connection, no token request */
+		log_debug(1, "account '%s' needs re-authorization: %zu queued "
+			"message%s deferred", r.acc->name, k, k == 1 ? "" : "s");
+		errinfo_set(&ei, ERR_REAUTH, "%s", known->reason);
+		g.session_warned = 1;
+		for (i = 0; i < k; i++) {
+			item_done(&g, i, ERR_REAUTH, 0, &ei, "", NULL);
+		}
+		goto close_fds;
+	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", r.acc->name, k, k == 1 ? "" : "s");
 	errinfo_init(&ei);
@@ -292,7 +436,7 @@ flush_group(const struct cli_opts *o, struct queue *q,
 		for (i = 0; i < k; i++) {
 			struct errinfo *x = &ei;
 
-			item_done(&g, i, e, 0, x, "");
+			item_done(&g, i, e, 0, x, "", NULL);
 		}
 		goto close_fds;
 	}
@@ -300,6 +444,7 @@ flush_group(const struct cli_opts *o, struct queue *q,
 	batch.items = items;
 	batch.n = k;
 	batch.done = item_done;
+	batch.partial = item_partial;
 	batch.ctx = &g;
 	memset(&sp, 0, sizeof(sp));
 	sp.acc = r.acc;
@@ -314,6 +459,9 @@ flush_group(const struct cli_opts *o, struct queue *q,
 	}
 	credential_release(&cred);
 	submit_result_release(&res);
+	if (g.reauth_reason != NULL) {
+		reauth_found(run, r.acc, ents[0], g.reauth_reason);
+	}
 close_fds:
 	for (i = 0; i < k; i++) {
 		close(g.items[i].fd);
@@ -322,6 +470,7 @@ out:
 	*sent += g.sent;
 	*deferred += g.deferred;
 	*failed += g.failed;
+	free(g.reauth_reason);
 	free(items);
 	free(g.items);
 	flow_release(&r);
@@ -376,7 +525,7 @@ same_group(const struct queue_entry *a, const struct queue_entry *b)
 
 /* Flush one queue directory.  A missing directory is an empty queue. */
 static enum err
-flush_dir(const struct cli_opts *o, const char *dir,
+flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 	const struct flush_opts *fo, struct errinfo *reterr)
 {
 	struct queue *q = NULL;
@@ -441,7 +590,8 @@ flush_dir(const struct cli_opts *o, const char *dir,
 			}
 		}
 		sel[i] = NULL;
-		flush_group(o, q, grp, k, now, &sent, &deferred, &failed);
+		flush_group(o, run, q, grp, k, now, &sent, &deferred,
+			&failed);
 	}
 	if (n_sel > 0) {
 		log_debug(1, "queue %s: %zu delivered, %zu deferred, %zu "
@@ -503,9 +653,12 @@ queue_run_detached(const struct cli_opts *o, const char *dir, const char *id)
 	fo.wait = 1;
 	{
 		static struct errinfo ei;
+		struct flush_run run;
 
+		memset(&run, 0, sizeof(run));
 		errinfo_init(&ei);
-		flush_dir(o, dir, &fo, &ei);
+		flush_dir(o, &run, dir, &fo, &ei);
+		flush_run_release(&run);
 	}
 	_exit(0);
 }
@@ -514,11 +667,13 @@ enum err
 queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 {
 	struct flush_opts fo;
+	struct flush_run run;
 	char **dirs = NULL;
 	size_t n = 0, i;
 	enum err e, first = ERR_OK;
 
 	memset(&fo, 0, sizeof(fo));
+	memset(&run, 0, sizeof(run));
 	fo.filter = o->queue_filter;
 	fo.value = o->queue_filter_value;
 	fo.account = o->account;
@@ -546,12 +701,13 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 		static struct errinfo ei;
 
 		errinfo_init(&ei);
-		e = flush_dir(o, dirs[i], &fo, &ei);
+		e = flush_dir(o, &run, dirs[i], &fo, &ei);
 		if (e != ERR_OK && first == ERR_OK) {
 			first = e;
 			*reterr = ei;
 		}
 	}
 	flow_free_dirs(dirs, n);
+	flush_run_release(&run);
 	return first;
 }

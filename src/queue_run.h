@@ -8,6 +8,17 @@
  * own transaction moves it to failed/ with the reply; a temporary failure
  * reschedules it with back-off until queue_max_age, after which it moves to
  * failed/ too.  Nothing is deleted silently.
+ *
+ * Partial delivery: when a 452 split an entry's recipients, the record is
+ * rewritten without the delivered ones as soon as their part is committed
+ * (before the rest is sent), and a failure of the rest keeps (or moves to
+ * failed/) the entry for the others only, its last error naming who has
+ * the message.  Nobody gets a queued message twice.
+ *
+ * Re-authorization: when an account's grant is gone (ERR_REAUTH), the run
+ * tells the human once per account (notify_reauth(): syslog and
+ * notify_command) and defers the account's entries in every queue
+ * directory without connecting or asking the token endpoint again.
  */
 #ifndef OASMTP_QUEUE_RUN_H
 #define OASMTP_QUEUE_RUN_H

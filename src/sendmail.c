@@ -56,12 +56,15 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 }
 
 
+/*
+ * Send m to env's recipients.  res (initialised by the caller) tells, with
+ * an error, which recipients have the message all the same.
+ */
 static enum err
 submit_message(struct flow *r, struct message *m, const struct envelope *env,
-	struct errinfo *reterr)
+	struct submit_result *res, struct errinfo *reterr)
 {
 	struct submit_params sp;
-	struct submit_result res;
 	struct credential cred;
 	struct body_source src;
 	uint64_t size = message_wire_size(m);
@@ -83,8 +86,7 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
 	sp.transcript = flow_transcript;
-	submit_result_init(&res);
-	e = submit_send(&sp, &res, reterr);
+	e = submit_send(&sp, res, reterr);
 	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
@@ -98,8 +100,7 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 			log_warn("%s", nerr.msg);
 		}
 	}
-	flow_log_line(r, env, size, &res, e, reterr);
-	submit_result_release(&res);
+	flow_log_line(r, env, size, res, e, reterr, res->rcpt_delivered);
 	return e;
 }
 
@@ -166,6 +167,68 @@ enqueue(struct flow *r, struct message *m, const struct envelope *env,
 	return e;
 }
 
+/*
+ * A 452 split the message and a failure (e, reterr) came after a part was
+ * committed: the recipients flagged in delivered have it and must never
+ * get it again.  With queue on-failure and a temporary failure, the others
+ * are queued and the result is ERR_OK with one warning naming both sides
+ * (design.md section 9: queued counts as sent in queue mode).  Otherwise e
+ * stays, and reterr says who has the message and who has not.
+ */
+static enum err
+partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
+	const unsigned char *delivered, enum err e, struct errinfo *reterr)
+{
+	static struct errinfo qerr, last;
+	struct envelope rest;
+	struct buf got, missing, dir, why;
+	char id[QUEUE_ID_LEN + 1];
+
+	if (flow_rcpt_count(env, delivered, 0) == 0) {
+		/* every part was committed: nothing is missing */
+		errinfo_init(reterr);
+		return ERR_OK;
+	}
+	buf_init(&got, 4096);
+	buf_init(&missing, 4096);
+	buf_init(&dir, 4096);
+	buf_init(&why, 1024);
+	flow_rcpt_list(env, delivered, 1, &got);
+	flow_rcpt_list(env, delivered, 0, &missing);
+	errinfo_init(&qerr);
+	rest.rcpts = NULL;
+	if (r->acc->queue == QUEUE_ON_FAILURE && flow_queueable(e)) {
+		/* the entry's last error says who has it (mailq shows it) */
+		last = *reterr;
+		errinfo_prefix(&last, "already delivered to %s; ",
+			buf_cstr(&got));
+		if (flow_envelope_part(env, delivered, 0, &rest, &qerr) ==
+		    ERR_OK && enqueue(r, m, &rest, 1, &last, id, &dir,
+		    &qerr) == ERR_OK) {
+			flow_first_line(reterr->msg, 300, &why);
+			log_warn("message delivered to %s; queued as %s for %s "
+				"(%s); oasmtp -q retries it, mailq lists the "
+				"queue", buf_cstr(&got), id, buf_cstr(&missing),
+				buf_cstr(&why));
+			e = ERR_OK;
+			errinfo_init(reterr);
+		} else {
+			log_warn("cannot queue the message: %s", qerr.msg);
+		}
+		free(rest.rcpts);
+	}
+	if (e != ERR_OK) {
+		errinfo_prefix(reterr, "the message was delivered to %s, but "
+			"not to %s (send it again to those only, never to all): ",
+			buf_cstr(&got), buf_cstr(&missing));
+	}
+	buf_release(&got);
+	buf_release(&missing);
+	buf_release(&dir);
+	buf_release(&why);
+	return e;
+}
+
 
 
 
@@ -189,12 +252,14 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	struct flow r = { .o = o };
 	struct message *m = NULL;
 	struct message_opts mo;
+	struct submit_result res;
 	struct envelope env;
 	char hostname[256] = "localhost";
 	const char *from;
 	enum err e;
 
 	memset(&env, 0, sizeof(env));
+	submit_result_init(&res);
 	/* All of the input first: never hold a connection for a slow writer. */
 	e = message_read(fd, o->ignore_dots, &m, reterr);
 	if (e != ERR_OK) {
@@ -251,8 +316,12 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			reterr->msg);
 		errinfo_init(reterr);
 	}
-	e = submit_message(&r, m, &env, reterr);
-	if (e != ERR_OK && r.acc->queue == QUEUE_ON_FAILURE && flow_queueable(e)) {
+	e = submit_message(&r, m, &env, &res, reterr);
+	if (e != ERR_OK && flow_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
+		e = partly_delivered(&r, m, &env, res.rcpt_delivered, e,
+			reterr);
+	} else if (e != ERR_OK && r.acc->queue == QUEUE_ON_FAILURE &&
+	    flow_queueable(e)) {
 		static struct errinfo qerr;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
@@ -274,6 +343,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		buf_release(&dir);
 	}
 out:
+	submit_result_release(&res);
 	envelope_release(&env);
 	message_free(m);
 	flow_release(&r);

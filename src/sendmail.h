@@ -21,7 +21,10 @@ struct cli_opts;
  * message instead, warns once on stderr and returns ERR_OK; with `queue
  * always` the message is stored and delivered by a detached process, and
  * ERR_OK returned at once.  Usage, data and configuration errors never
- * queue.
+ * queue.  When a 452 split the recipients and the rest failed after a
+ * part was delivered, only the rest is queued (ERR_OK, one warning naming
+ * both sides); without the queue, or after a permanent failure, the error
+ * stays and its message says who has the message and who has not.
  * Errors: every code of message_read/config_load/config_select/
  * message_prepare/submit_send.
  */

@@ -11,7 +11,9 @@
  * All-or-nothing: one refused recipient aborts the transaction (RSET).  A
  * 452 to RCPT is "too many recipients" (RFC 5321 section 4.5.3.1.10): the
  * accepted recipients are committed and the others go in a further
- * transaction on the same session.
+ * transaction on the same session.  Each recipient remembers whether a
+ * part that included it was committed (RS_DELIVERED), and that never
+ * changes afterwards, whatever happens to the rest.
  */
 #include "smtp.h"
 
@@ -57,6 +59,7 @@ static const char *const event_names[SMTP_EV_MAX] = {
 	[SMTP_EV_TXN_DONE] = "TXN_DONE",
 	[SMTP_EV_DONE] = "DONE",
 	[SMTP_EV_FAILED] = "FAILED",
+	[SMTP_EV_PARTIAL] = "PARTIAL",
 };
 
 /*
@@ -97,7 +100,7 @@ enum rcpt_state {
 	RS_OK,		/* accepted in the current batch */
 	RS_DEFERRED,	/* 452: retry in a further transaction */
 	RS_REFUSED,
-	RS_DELIVERED,
+	RS_DELIVERED,	/* an earlier part with it was committed: final */
 };
 
 struct rcpt {
@@ -125,7 +128,6 @@ struct txn {
 	int mail_ok;
 	int stop_rcpts;		/* a 452 without PIPELINING: send no more */
 	size_t n_ok, n_refused, n_deferred;
-	size_t n_delivered;	/* in earlier batches */
 	int failed;		/* txn_err holds the first non-RCPT error */
 	struct buf final_reply;
 };
@@ -139,6 +141,8 @@ struct smtp_session {
 	struct errinfo *txn_res;	/* transaction outcome */
 	enum err txn_code;
 	int txn_done_pending;
+	int partial_pending;		/* SMTP_EV_PARTIAL is due */
+	const struct txn *report;	/* of the last PARTIAL or TXN_DONE */
 
 	/* capabilities */
 	int tls_active;
@@ -480,6 +484,11 @@ window_open(const struct smtp_session *s)
 enum smtp_event
 smtp_next(struct smtp_session *s)
 {
+	if (s->partial_pending) {
+		/* before anything else, even a failure: it is a delivery */
+		s->partial_pending = 0;
+		return SMTP_EV_PARTIAL;
+	}
 	if (s->state == SMTP_ST_FAILED) {
 		return SMTP_EV_FAILED;
 	}
@@ -651,10 +660,6 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 			t->env->rcpts[i], buf_cstr(&r->reply));
 		first = 0;
 	}
-	if (t->n_delivered > 0) {
-		buf_printf(&msg, " (already delivered to %zu other "
-			"recipients)", t->n_delivered);
-	}
 	if (pick == NULL || pick->code < 500) {
 		code = ERR_SMTP_TEMP;
 	} else if (strncmp(pick->enhanced, "5.1.", 4) == 0) {
@@ -711,6 +716,7 @@ txn_finish(struct smtp_session *s)
 	s->win_bytes -= t->size;
 	txn_free(s->done);
 	s->done = t;
+	s->report = t;
 	if (t->last && !s->quit_sent) {
 		send_quit(s);
 	}
@@ -1079,10 +1085,12 @@ batch_delivered(struct smtp_session *s, struct txn *t)
 	for (i = 0; i < t->n_rcpts; i++) {
 		if (t->rcpts[i].st == RS_OK) {
 			t->rcpts[i].st = RS_DELIVERED;
-			t->n_delivered++;
 		}
 	}
 	if (rcpts_left(t) && t->n_refused == 0) {
+		/* the driver records this part before the next one leaves */
+		s->report = t;
+		s->partial_pending = 1;
 		start_batch(s, t);
 		return;
 	}
@@ -1825,6 +1833,14 @@ smtp_rcpt_status(const struct smtp_session *s, size_t i, int *ret_code)
 		*ret_code = s->done->rcpts[i].code;
 	}
 	return buf_cstr(&s->done->rcpts[i].reply);
+}
+
+int
+smtp_rcpt_delivered(const struct smtp_session *s, size_t i)
+{
+	const struct txn *t = s->report;
+
+	return t != NULL && i < t->n_rcpts && t->rcpts[i].st == RS_DELIVERED;
 }
 
 const char *

@@ -22,6 +22,9 @@
  *                            smtp_auth_secret() (or give up)
  *   case SMTP_EV_READY:      smtp_mail() for a transaction, or smtp_quit(),
  *                            or (transactions in flight) smtp_hold()
+ *   case SMTP_EV_PARTIAL:    part of a transaction was committed (a 452
+ *                            split it): smtp_rcpt_delivered() says who has
+ *                            the message; record that before going on
  *   case SMTP_EV_TXN_DONE:   smtp_txn_result(); the session goes on
  *   case SMTP_EV_DONE:       the server answered QUIT; close
  *   case SMTP_EV_FAILED:     smtp_error(); close without QUIT
@@ -43,6 +46,16 @@
  * transaction of several recipients (all-or-nothing needs the RCPT replies)
  * or any transaction with DATA runs alone: the window drains before it and
  * stays closed until it ends.
+ *
+ * A 452 to RCPT ("too many recipients", RFC 5321 section 4.5.3.1.10) is
+ * no refusal: the recipients accepted so far are committed and the others
+ * go in a further transaction on the same session, so one message may be
+ * delivered in parts.  SMTP_EV_PARTIAL comes after each committed part
+ * that leaves recipients to do, before the next part's MAIL is handed
+ * out, and smtp_rcpt_delivered() tells, per recipient, whether the server
+ * took the message for it.  A failure after a partial delivery (the rest
+ * refused, a 421, a dropped connection) does not undo the parts already
+ * committed: the driver must never send those recipients the message again.
  *
  * Secrets: AUTH payloads are built into secret buffers and wiped once
  * written out; the transcript callback sees them only as
@@ -88,6 +101,7 @@ enum smtp_event {
 	SMTP_EV_TXN_DONE,
 	SMTP_EV_DONE,
 	SMTP_EV_FAILED,
+	SMTP_EV_PARTIAL,
 	SMTP_EV_MAX
 };
 
@@ -229,7 +243,20 @@ enum err smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr);
 const char *smtp_rcpt_status(const struct smtp_session *s, size_t i,
 	int *ret_code);
 
-/* The reply that ended the last transaction ("250 2.0.0 Ok: queued"). */
+/*
+ * SMTP_EV_PARTIAL, SMTP_EV_TXN_DONE: 1 when the server committed the message
+ * for recipient i of that transaction (250 to an end of data: "." or BDAT
+ * LAST), else 0 (also when i is out of range).  After SMTP_EV_TXN_DONE
+ * with ERR_OK every recipient is delivered; with an error some may be,
+ * when a 452 split the transaction and an earlier part was committed.
+ */
+int smtp_rcpt_delivered(const struct smtp_session *s, size_t i);
+
+/*
+ * The reply that ended the last transaction ("250 2.0.0 Ok: queued"); after
+ * a failure that follows a partial delivery, the reply that committed the
+ * last part; "" when nothing was committed.
+ */
 const char *smtp_final_reply(const struct smtp_session *s);
 
 /* SMTP_EV_FAILED: copy the error; returns its code. */

@@ -13,6 +13,12 @@
  * cannot take while others are in flight (several recipients, or one it
  * refuses before sending) waits until they are all reported, so reports
  * stay in order and the window needs no per-item bookkeeping here.
+ *
+ * Partial delivery (a 452 split): only a message of several recipients can
+ * be split, and such a message runs alone on the session, so the engine's
+ * per-recipient delivery flags always belong to item d->cur.  They are
+ * copied into d->dlv at SMTP_EV_PARTIAL and SMTP_EV_TXN_DONE and go with
+ * the item's report, also when the session fails after a committed part.
  */
 #include "submit.h"
 
@@ -39,6 +45,12 @@ struct driver {
 	size_t cur;		/* first item whose outcome is not reported */
 	size_t next;		/* next item to hand to the engine */
 	struct submit_item single;
+	/*
+	 * Delivery flags of item d->cur (per recipient); the caller's
+	 * ret->rcpt_delivered for a single message, else owned.
+	 */
+	unsigned char *dlv;
+	size_t dlv_n;
 	struct transport *t;
 	struct buf rbuf;	/* received, not yet handed to the engine */
 	struct buf wbuf;	/* queued for one write (secret: AUTH lines) */
@@ -54,6 +66,7 @@ submit_result_init(struct submit_result *r)
 	buf_init(&r->tls, 4096);
 	buf_init(&r->info, 256 * 1024);
 	r->rcpt_codes = NULL;
+	r->rcpt_delivered = NULL;
 	r->n_rcpts = 0;
 	r->auth_mech = NULL;
 }
@@ -68,7 +81,9 @@ submit_result_release(struct submit_result *r)
 	buf_release(&r->tls);
 	buf_release(&r->info);
 	free(r->rcpt_codes);
+	free(r->rcpt_delivered);
 	r->rcpt_codes = NULL;
+	r->rcpt_delivered = NULL;
 	r->n_rcpts = 0;
 }
 
@@ -330,6 +345,35 @@ do_auth(struct driver *d, struct smtp_session *s, int fresh,
 	return e;
 }
 
+/* Copy the engine's delivery flags (of item d->cur) into d->dlv. */
+static void
+note_delivered(struct driver *d, const struct smtp_session *s)
+{
+	size_t i, n;
+
+	if (d->dlv == NULL || d->cur >= d->n_items) {
+		return;
+	}
+	n = d->items[d->cur].env->n_rcpts;
+	for (i = 0; i < n && i < d->dlv_n; i++) {
+		d->dlv[i] = (unsigned char)smtp_rcpt_delivered(s, i);
+	}
+}
+
+/* d->dlv when some recipient of item d->cur has the message, else NULL. */
+static const unsigned char *
+delivered_flags(const struct driver *d)
+{
+	size_t i;
+
+	for (i = 0; d->dlv != NULL && i < d->dlv_n; i++) {
+		if (d->dlv[i]) {
+			return d->dlv;
+		}
+	}
+	return NULL;
+}
+
 /*
  * The outcome of item d->cur is known: record it (single message) or
  * report it (batch), and move on.
@@ -357,7 +401,12 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 		errinfo_init(&ok_info);
 		b->done(b->ctx, d->cur, code, in_txn,
 			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
-			in_txn && s != NULL ? smtp_final_reply(s) : "");
+			in_txn && s != NULL ? smtp_final_reply(s) : "",
+			delivered_flags(d));
+	}
+	if (b != NULL && d->dlv != NULL) {
+		/* the next item starts with nothing delivered */
+		memset(d->dlv, 0, d->dlv_n);
 	}
 	d->cur++;
 }
@@ -476,9 +525,18 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 				}
 			}
 			break;
+		case SMTP_EV_PARTIAL:
+			note_delivered(d, s);
+			if (p->batch != NULL && p->batch->partial != NULL &&
+			    d->cur < d->n_items) {
+				p->batch->partial(p->batch->ctx, d->cur,
+					d->dlv);
+			}
+			break;
 		case SMTP_EV_TXN_DONE:
 			txn_done = 1;
 			txn_code = smtp_txn_result(s, reterr);
+			note_delivered(d, s);
 			item_done(d, s, txn_code, 1, ret, reterr);
 			break;
 		case SMTP_EV_DONE:
@@ -528,7 +586,7 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	struct driver d;
 	int64_t start = util_now_ms();
 	uint64_t body_total = 0;
-	size_t i;
+	size_t i, max_rcpts = 0;
 	enum err e;
 
 	if (!p->serverinfo && !p->check && p->batch == NULL &&
@@ -547,6 +605,9 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 					"batch item without envelope or body");
 			}
 			body_total += p->batch->items[i].body.size;
+			if (p->batch->items[i].env->n_rcpts > max_rcpts) {
+				max_rcpts = p->batch->items[i].env->n_rcpts;
+			}
 		}
 	} else if (!p->check) {
 		body_total = p->body.size;
@@ -562,9 +623,12 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	}
 	if (!p->serverinfo && !p->check && p->batch == NULL) {
 		free(ret->rcpt_codes);
+		free(ret->rcpt_delivered);
 		ret->rcpt_codes = calloc(p->env->n_rcpts ? p->env->n_rcpts : 1,
 			sizeof(int));
-		if (ret->rcpt_codes == NULL) {
+		ret->rcpt_delivered = calloc(p->env->n_rcpts ?
+			p->env->n_rcpts : 1, 1);
+		if (ret->rcpt_codes == NULL || ret->rcpt_delivered == NULL) {
 			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 		}
 		ret->n_rcpts = p->env->n_rcpts;
@@ -575,11 +639,19 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	if (p->batch != NULL) {
 		d.items = p->batch->items;
 		d.n_items = p->batch->n;
+		d.dlv_n = max_rcpts;
+		d.dlv = calloc(max_rcpts ? max_rcpts : 1, 1);
+		if (d.dlv == NULL) {
+			e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+			return session_end(&d, e, ret, reterr);
+		}
 	} else if (!p->serverinfo && !p->check) {
 		d.single.env = p->env;
 		d.single.body = p->body;
 		d.items = &d.single;
 		d.n_items = 1;
+		d.dlv = ret->rcpt_delivered;
+		d.dlv_n = ret->n_rcpts;
 	}
 	buf_init(&d.rbuf, RBUF_MAX);
 	buf_init_secret(&d.wbuf, WBUF_MAX);
@@ -649,5 +721,8 @@ out:
 	transport_close(d.t);
 	buf_release(&d.rbuf);
 	buf_release(&d.wbuf);
+	if (p->batch != NULL) {
+		free(d.dlv);
+	}
 	return e;
 }

@@ -64,7 +64,8 @@ struct submit_io {
 
 /* One message of a batch (several transactions on one session). */
 struct submit_item {
-	const struct envelope *env;	/* borrowed until its done() call */
+	/* borrowed until its done() call (which may change it) */
+	const struct envelope *env;
 	struct submit_body body;
 };
 
@@ -87,10 +88,22 @@ struct submit_batch {
 	 * failed or ended before this message's outcome was known (then the
 	 * message is not to blame, and the server may or may not have it).
 	 * ei: the detail (borrowed for the call).  final_reply: the reply
-	 * that ended the transaction, "" when none.
+	 * that ended the transaction (or committed its last part), "" when
+	 * none.  delivered: NULL when no recipient has the message for sure;
+	 * else one flag per env->rcpts[j], nonzero when the server committed
+	 * the message for that recipient - all of them with ERR_OK, some
+	 * with an error after a 452 split (those must not get it again).
 	 */
 	void (*done)(void *ctx, size_t i, enum err e, int in_txn,
-		const struct errinfo *ei, const char *final_reply);
+		const struct errinfo *ei, const char *final_reply,
+		const unsigned char *delivered);
+	/*
+	 * Optional.  A 452 split item i and a part of its recipients was
+	 * committed (delivered flags as for done); called before the next
+	 * part's commands leave, so the caller can record it durably first.
+	 * done() still follows for the item, with every part delivered.
+	 */
+	void (*partial)(void *ctx, size_t i, const unsigned char *delivered);
 	void *ctx;
 };
 
@@ -127,6 +140,13 @@ struct submit_result {
 	struct buf tls;		/* TLS description, "" without TLS */
 	struct buf info;	/* --serverinfo text */
 	int *rcpt_codes;	/* per env->rcpts[i]: reply code, 0 = none */
+	/*
+	 * Per env->rcpts[i]: 1 when the server committed the message for it
+	 * (250 to an end of data).  Set for some recipients with an error
+	 * when a 452 split the transaction and the failure came after a
+	 * committed part: the message must not be sent to those again.
+	 */
+	unsigned char *rcpt_delivered;
 	size_t n_rcpts;
 	const char *auth_mech;	/* static string, NULL when no AUTH */
 };
@@ -137,7 +157,8 @@ void submit_result_release(struct submit_result *r);
 /*
  * Submit one message (or, with serverinfo, describe the server).  ERR_OK
  * when the server accepted the end of data for every recipient; ret is
- * filled in either case as far as the session got.
+ * filled in either case as far as the session got (with an error, check
+ * ret->rcpt_delivered: part of the recipients may have the message).
  * Errors: everything in design.md section 9: ERR_NET, ERR_TIMEOUT, ERR_TLS,
  * ERR_PROTO, ERR_SMTP_TEMP, ERR_SMTP_PERM, ERR_RCPT_UNKNOWN, ERR_AUTH,
  * ERR_NOTSUPP, ERR_CONFIG, errors of the body and secret callbacks.

@@ -72,7 +72,7 @@ token_cache_off(const struct account *acc)
 /*
  * The default state directory: $XDG_RUNTIME_DIR/oasmtp, else
  * ${XDG_CACHE_HOME:-$HOME/.cache}/oasmtp.  With create, missing directories
- * are made with mode 0700.
+ * (the parent too, and any above it) are made with mode 0700.
  */
 static enum err
 state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
@@ -80,6 +80,7 @@ state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	const char *ch = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
+	int missing;
 	enum err e;
 
 	buf_reset(ret_dir);
@@ -96,24 +97,27 @@ state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 	}
 	/*
 	 * The parent may be shared or set up by someone else (a 0775 ~/.cache
-	 * under umask 002): only make it when missing; the checks that matter
-	 * are on our own oasmtp directory below.
+	 * under umask 002): when it exists it is left as it is, and the checks
+	 * that matter are on our own oasmtp directory.  When it is missing
+	 * (a fresh home), it and any missing directory above it are made as
+	 * for a secret file: mode 0700 under directories nobody else controls.
 	 */
-	if (e == ERR_OK && create && mkdir(ret_dir->data, 0700) != 0 &&
-	    errno != EEXIST) {
-		return errinfo_set(reterr, ERR_IO, "cannot create '%s': %s",
-			ret_dir->data, strerror(errno));
-	}
+	missing = e == ERR_OK && create && access(ret_dir->data, F_OK) != 0 &&
+		errno == ENOENT;
 	if (e == ERR_OK) {
 		e = buf_append_str(ret_dir, "/oasmtp");
 	}
 	if (e != ERR_OK) {
 		return errinfo_set(reterr, e, "cache directory path too long");
 	}
-	if (create) {
-		return fileio_mkdir_private(ret_dir->data, reterr);
+	if (missing) {
+		/* the directory of ".../oasmtp" is the parent */
+		e = fileio_secret_dir(ret_dir->data, geteuid(), 1, reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
 	}
-	return ERR_OK;
+	return create ? fileio_mkdir_private(ret_dir->data, reterr) : ERR_OK;
 }
 
 enum err
@@ -129,8 +133,13 @@ token_cache_file(const struct account *acc, int create, struct buf *ret_path,
 	}
 	if (acc->oauth2_token_cache != NULL && acc->oauth2_token_cache[0] != '\0') {
 		e = buf_append_str(ret_path, acc->oauth2_token_cache);
-		return e == ERR_OK ? ERR_OK :
-			errinfo_set(reterr, e, "oauth2_token_cache too long");
+		if (e != ERR_OK) {
+			return errinfo_set(reterr, e,
+				"oauth2_token_cache too long");
+		}
+		/* its directory, made when missing (the lock lives there too) */
+		return create ? fileio_secret_dir(ret_path->data, geteuid(), 1,
+			reterr) : ERR_OK;
 	}
 	e = state_dir(create, ret_path, reterr);
 	if (e != ERR_OK) {

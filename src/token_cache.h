@@ -7,7 +7,10 @@
  * Nothing here prints.  Paths: the cache is oauth2_token_cache when set,
  * else $XDG_RUNTIME_DIR/oasmtp/<account>.token, else
  * ${XDG_CACHE_HOME:-~/.cache}/oasmtp/<account>.token (directories 0700,
- * files 0600); the refresh lock is the same path with ".lock".
+ * files 0600); the refresh lock is the same path with ".lock".  Missing
+ * directories are made when something is about to be written there; the
+ * directory of an oauth2_token_cache path is checked like that of a token
+ * file (fileio_secret_dir).
  */
 #ifndef OASMTP_TOKEN_CACHE_H
 #define OASMTP_TOKEN_CACHE_H
@@ -53,9 +56,10 @@ int token_cache_off(const struct account *acc);
 
 /*
  * The cache file (or, for token_lock_file, the lock file) of acc into
- * ret_path.  With create, missing directories are made (0700).
+ * ret_path.  With create, missing directories are made (0700), and those
+ * that exist are checked.
  * Errors: ERR_CONFIG (cache off for token_cache_file, no directory known,
- * directory not ours), ERR_IO, ERR_LIMIT.
+ * directory not ours or writable by others), ERR_IO, ERR_LIMIT.
  */
 enum err token_cache_file(const struct account *acc, int create,
 	struct buf *ret_path, struct errinfo *reterr);

@@ -83,13 +83,14 @@ struct transport {
  * On success *ret_t is a new transport owned by the caller.
  *
  * host may be a name, an IPv4 literal or an IPv6 literal (brackets
- * allowed).  Name resolution itself cannot be interrupted and is bounded
- * only by the resolver's own timeouts; the deadline covers the connects.
- * Errors: ERR_NET for DNS failures (the message says when the failure is
- * temporary), refused or unreachable addresses (the message names host,
- * port and every address's reason); ERR_TIMEOUT when the deadline passes
- * with attempts still in flight; ERR_CONFIG for a source_ip that is not a
- * numeric address or shares no address family with host.
+ * allowed).  The deadline covers name resolution and the connects together:
+ * a name is looked up by resolve_host() (resolve.h), literals are parsed
+ * without a lookup.  Errors: ERR_NET for DNS failures (the message says
+ * when the failure is temporary), refused or unreachable addresses (the
+ * message names host, port and every address's reason); ERR_TIMEOUT when
+ * the deadline passes during the lookup ("cannot resolve HOST within N s")
+ * or with attempts still in flight; ERR_CONFIG for a source_ip that is not
+ * a numeric address or shares no address family with host.
  */
 enum err transport_tcp_connect(const char *host, int port,
 	const char *source_ip, int64_t deadline, struct transport **ret_t,

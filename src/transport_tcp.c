@@ -1,6 +1,7 @@
 /*
- * transport_tcp.c - plain TCP transport: resolve, race the connects, then
- * move bytes with poll(2) and absolute deadlines.  See transport.h.
+ * transport_tcp.c - plain TCP transport: resolve (resolve.c, under the
+ * same deadline), race the connects, then move bytes with poll(2) and
+ * absolute deadlines.  See transport.h.
  *
  * The socket stays non-blocking for its whole life; every wait goes through
  * transport_poll().  Nothing is buffered here: a read is one recv(2) into
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "resolve.h"
 #include "util.h"
 
 /* RFC 8305 section 5: the recommended "Connection Attempt Delay". */
@@ -578,7 +580,6 @@ transport_tcp_connect(const char *host, int port, const char *source_ip,
 	char name[256];
 	char service[16];
 	size_t len;
-	int rc;
 	enum err e;
 
 	*ret_t = NULL;
@@ -612,19 +613,10 @@ transport_tcp_connect(const char *host, int port, const char *source_ip,
 	 * addresses that cannot be reached anyway.
 	 */
 	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(name, service, &hints, &list);
-	if (rc != 0) {
-		if (rc == EAI_SYSTEM && reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
-		if (rc == EAI_AGAIN) {
-			return errinfo_set(reterr, ERR_NET,
-				"temporary failure resolving host %s: %s "
-				"(try again later)", name, gai_strerror(rc));
-		}
-		return errinfo_set(reterr, ERR_NET,
-			"cannot resolve host %s: %s", name,
-			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+	/* The lookup shares the connect's deadline (see resolve.h). */
+	e = resolve_host(name, service, &hints, deadline, &list, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
 	e = transport_tcp_connect_list(list, name, port, source_ip, deadline,
 		ret_t, reterr);

@@ -7,6 +7,12 @@
  * no group or other permission bits; anything else is refused before a byte
  * is read, with the chmod fix in the message.  Symbolic links are followed,
  * and a save replaces the link's target, not the link.
+ *
+ * The directory of the file (of the link's target) and every directory
+ * above it must be the user's or root's and closed to others' writes
+ * (fileio_secret_dir): checked before the token is read, so that a refresh
+ * never starts when its rotated token could not be saved, and again on
+ * every save, which first creates missing directories with mode 0700.
  */
 #include "tstore.h"
 
@@ -141,12 +147,6 @@ out:
 	return e;
 }
 
-static enum err
-file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
-{
-	return read_token(ts, ts->arg, 0, ret_token, reterr);
-}
-
 /*
  * The file a save replaces (the target of a symbolic link) into ret_path;
  * with previous != 0 its sidecar PATH.previous instead.
@@ -169,6 +169,36 @@ target_path(struct tstore *ts, int previous, struct buf *ret_path,
 			ts->arg);
 	}
 	return ERR_OK;
+}
+
+/*
+ * Check the directories of the token file (creating missing ones with
+ * create), as fileio_secret_dir() does.
+ */
+static enum err
+check_dirs(struct tstore *ts, int create, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	buf_init(&path, PATH_MAX + 16);
+	e = target_path(ts, 0, &path, reterr);
+	if (e == ERR_OK) {
+		e = fileio_secret_dir(path.data, geteuid(), create, reterr);
+	}
+	buf_release(&path);
+	return e;
+}
+
+static enum err
+file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
+{
+	enum err e = check_dirs(ts, 0, reterr);
+
+	if (e != ERR_OK) {
+		return e;
+	}
+	return read_token(ts, ts->arg, 0, ret_token, reterr);
 }
 
 /* Write token and a newline to path, atomically and durably. */
@@ -239,6 +269,10 @@ file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 	struct buf path;
 	enum err e;
 
+	e = check_dirs(ts, 1, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
 	/* a previous token must never outlive the token it belongs to */
 	e = file_drop_previous(ts, reterr);
 	if (e != ERR_OK) {
@@ -260,6 +294,10 @@ file_save_rotated(struct tstore *ts, const char *token, const char *prev,
 	struct buf path;
 	enum err e;
 
+	e = check_dirs(ts, 1, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
 	buf_init(&path, PATH_MAX + 16);
 	/* the sidecar first: fsynced and renamed before the token is */
 	e = target_path(ts, 1, &path, reterr);

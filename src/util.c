@@ -9,15 +9,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "buf.h"
 
 void
 util_wipe(void *p, size_t n)
 {
+	/*
+	 * explicit_bzero(3) (glibc 2.25) is never removed as a dead store,
+	 * and keeps this file, and so oasmtp-drop, free of libcrypto.
+	 */
 	if (p != NULL && n > 0) {
-		OPENSSL_cleanse(p, n);
+		explicit_bzero(p, n);
 	}
 }
 

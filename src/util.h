@@ -1,6 +1,9 @@
 /*
  * util.h - small helpers with no other home: wiping memory, base64, number
  * parsing, bounded string copies, whole-buffer fd I/O, clocks.
+ *
+ * libc only: the setgid oasmtp-drop links this file, and must not pull in
+ * OpenSSL (tests/integration/test_system.py checks its dynamic section).
  */
 #ifndef OASMTP_UTIL_H
 #define OASMTP_UTIL_H

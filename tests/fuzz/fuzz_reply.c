@@ -81,9 +81,13 @@ drive(struct smtp_session *s, const struct envelope *env, int *txns)
 				smtp_quit(s);
 			}
 			break;
+		case SMTP_EV_PARTIAL:
+			smtp_rcpt_delivered(s, 0);
+			break;
 		case SMTP_EV_TXN_DONE:
 			smtp_txn_result(s, NULL);
 			smtp_rcpt_status(s, 0, NULL);
+			smtp_rcpt_delivered(s, 0);
 			break;
 		default:
 			return;

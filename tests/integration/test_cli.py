@@ -43,6 +43,65 @@ def test_pretend_masks_secrets(home, sink):
     assert sink.messages() == [], "--pretend must not send"
 
 
+def test_pretend_shows_provider_preset_server(home):
+    """An account with oauth2_provider and no host sends to the preset's
+    server; --pretend and -v say so, and a host of the file's own wins."""
+    cfg = rig.write_config(os.path.join(home, "oasmtprc"), [
+        "defaults",
+        "oauth2_client_id client-1",
+        "",
+        "account gmail",
+        "user jane@gmail.com",
+        "oauth2_provider google",
+        "",
+        "account personal",
+        "oauth2_provider microsoft",
+        "oauth2_tenant consumers",
+        "user jane@outlook.com",
+        "",
+        "account own",
+        "oauth2_provider google",
+        "user jane@gmail.com",
+        "host smtp.example.net",
+        "",
+        "account custom",
+        "oauth2_provider custom",
+        "oauth2_token_endpoint https://token.example/t",
+        "user jane@example.net",
+    ])
+    p = run(["-C", cfg, "-a", "gmail", "--pretend"], home)
+    assert p.returncode == 0, describe(p)
+    out = p.stdout.decode()
+    note = " (from the oauth2_provider google preset)\n"
+    assert "host = smtp.gmail.com" + note in out, out
+    assert "port = 587" + note in out, out
+    assert "tls_starttls = on" + note in out, out
+    assert "auth = xoauth2\n" in out, out
+
+    p = run(["-C", cfg, "-a", "personal", "--pretend", "-v"], home)
+    assert p.returncode == 0, describe(p)
+    out = p.stdout.decode()
+    assert "host = smtp-mail.outlook.com (from the oauth2_provider " \
+        "microsoft preset)\n" in out, out
+    assert "using account personal: smtp-mail.outlook.com port 587, " \
+        "STARTTLS (from the oauth2_provider microsoft preset)" in \
+        p.stderr.decode(), describe(p)
+
+    p = run(["-C", cfg, "-a", "own", "--pretend"], home)
+    assert p.returncode == 0, describe(p)
+    out = p.stdout.decode()
+    assert "host = smtp.example.net\nport = 587\n" in out, out
+    assert "oauth2_provider google preset" not in out, out
+
+    # no preset, no host: the old error, with the account's line
+    p = run(["-C", cfg, "-a", "custom", "--pretend"], home)
+    assert p.returncode == 78, describe(p)
+    err = p.stderr.decode()
+    assert "%s:18: account 'custom' has no host; add a line 'host " \
+        "smtp.example.com'" % cfg in err, err
+    assert err.count("\n") <= 2, err
+
+
 @pytest.mark.parametrize("mode", ["-bs", "-bd"])
 def test_unsupported_modes_exit_64(home, sink, mode):
     cfg = rig.sink_config(home, sink)

@@ -4,9 +4,13 @@ warning line; `oasmtp -q` later delivers it byte for byte, exactly once, over
 one connection per account; permanent failures are not queued; failed/
 entries are listed, retried and dropped; `queue always` returns at once;
 kill -9 during enqueue or flush loses nothing; enqueues during a flush are
-all delivered once.  Servers: tests/servers/smtpd.py and
-tests/bench/latency_proxy.py, stopped by PID."""
+all delivered once; after a 452 split only the recipients not yet
+delivered are kept, so nobody gets a message twice; a revoked grant is
+announced once per flush (notify_command) and its mail stays queued.
+Servers: tests/servers/smtpd.py, tests/bench/latency_proxy.py and
+tests/oauth/fake_token_endpoint.py, stopped by PID."""
 
+import collections
 import json
 import os
 import random
@@ -21,6 +25,7 @@ import pytest
 
 import rig
 from rig import USER, check_delivery, describe, run
+from test_token_cli import Endpoint, oauth_config
 
 TOKEN = "ya29.queue-test-token-0123456789"
 MSG = (b"From: Sender <user@example.org>\n"
@@ -704,3 +709,224 @@ def test_flush_100_through_50ms_rtt_one_connection(
     assert len(conns) == 1
     # issue 6: transactions pipelined back to back, not one round trip each
     assert conns[0]["round_trips"] < 30, conns[0]
+
+
+# -- a 452 split, then a failure: nobody gets the message twice ---------------
+
+SPLIT_RCPTS = ("a@example.net", "b@example.net", "c@example.net")
+NO_PIPELINING = ("SIZE=52428800 8BITMIME ENHANCEDSTATUSCODES STARTTLS "
+                 "AUTH=XOAUTH2")
+
+# name -> (fault that fails the second transaction, --caps or None)
+SPLIT_FAILURES = {
+    "BDAT LAST 451": ("reply:DATA-END#2=451 4.3.0 local error", None),
+    "MAIL 421": ("reply:MAIL#2=421 4.3.2 shutting down", None),
+    "dropped at MAIL": ("drop-after=MAIL#2", None),
+    "DATA, no PIPELINING, 451": ("reply:DATA-END#2=451 4.3.0 local error",
+                                NO_PIPELINING),
+    "DATA, no PIPELINING, 421": ("reply:MAIL#2=421 4.3.2 shutting down",
+                                NO_PIPELINING),
+}
+
+
+def rcpt_counts(server):
+    """How many times each recipient got a message from the server."""
+    return collections.Counter(r for m, _ in received(server)
+                               for r in m["rcpts"])
+
+
+def split_server(fault_server, certs, faults, caps=None):
+    """At most two recipients per transaction (452 beyond)."""
+    return fault_server(faults=["rcpt-452-after=2"] + list(faults), caps=caps,
+                        user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+
+
+@pytest.mark.parametrize("case", list(SPLIT_FAILURES))
+def test_split_then_failure_queues_only_the_rest(home, fault_server, certs,
+                                                 case):
+    """A direct send: a and b committed in the first transaction, the one
+    for c fails temporarily.  Only c is queued (exit 0, one warning naming
+    both sides); the flush sends c alone; each recipient got it once."""
+    fault, caps = SPLIT_FAILURES[case]
+    server = split_server(fault_server, certs, [fault], caps)
+    cfg = qconfig(home, server.port, certs)
+    p = send(home, cfg, SPLIT_RCPTS)
+    assert p.returncode == 0, describe(p)
+    lines = stderr_lines(p)
+    assert len(lines) == 1, describe(p)
+    assert re.search(r"warning: message delivered to <a@example\.net>, "
+                     r"<b@example\.net>; queued as [0-9a-f]{16} for "
+                     r"<c@example\.net> \(.+\); oasmtp -q retries it",
+                     lines[0]), lines[0]
+    assert rcpt_counts(server) == {"a@example.net": 1, "b@example.net": 1}
+    (qid,) = entries(home)
+    env, queued_bytes = entry_files(home, qid)
+    assert re.findall(r"^rcpt (.*)$", env, re.M) == ["c@example.net"], env
+    assert "already delivered to <a@example.net>, <b@example.net>" in env
+    m = run(["-C", cfg, "-bp"], home)
+    assert b"c@example.net" in m.stdout and b"a@example.net" not in \
+        m.stdout.split(b"last error")[0], describe(m)
+
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert rcpt_counts(server) == {r: 1 for r in SPLIT_RCPTS}, \
+        server.transcript_text()
+    assert entries(home) == [] and entries(home, failed=True) == []
+    last = received(server)[-1]
+    assert last[0]["rcpts"] == ["c@example.net"]
+    assert last[1] == queued_bytes
+    check_delivery(last[1], MSG)
+    assert received(server)[0][1] == queued_bytes, "the same message"
+
+
+def queue_for_three(home, certs):
+    """One entry for a, b and c (the first attempt found no server)."""
+    cfg = qconfig(home, free_port(), certs)
+    assert_queued_once(send(home, cfg, SPLIT_RCPTS))
+    (qid,) = entries(home)
+    return cfg, qid
+
+
+@pytest.mark.parametrize("caps", [None, NO_PIPELINING],
+                         ids=["BDAT", "DATA"])
+def test_flush_split_then_temporary_failure_keeps_the_rest(
+        home, fault_server, certs, caps):
+    """In a flush: a and b are committed, then the connection drops.  The
+    entry keeps c alone (rewritten on disk), and the next flush sends c."""
+    cfg, qid = queue_for_three(home, certs)
+    server = split_server(fault_server, certs, ["drop-after=MAIL#2"], caps)
+    qconfig(home, server.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert "%s: delivered to <a@example.net>, <b@example.net>, not yet to " \
+        "<c@example.net>" % qid in q.stderr.decode(), describe(q)
+    assert rcpt_counts(server) == {"a@example.net": 1, "b@example.net": 1}
+    assert entries(home) == [qid]
+    env, _ = entry_files(home, qid)
+    assert re.findall(r"^rcpt (.*)$", env, re.M) == ["c@example.net"], env
+    assert "attempts 2\n" in env, env
+    assert "already delivered to <a@example.net>, <b@example.net>" in env
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert rcpt_counts(server) == {r: 1 for r in SPLIT_RCPTS}
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+
+def test_flush_split_then_permanent_failure_fails_only_the_rest(
+        home, fault_server, certs):
+    """The rest is refused for good: the entry moves to failed/ with c alone
+    and an error that says a and b have it; a retry would send c only."""
+    cfg, qid = queue_for_three(home, certs)
+    server = split_server(fault_server, certs,
+                          ["reply:DATA-END#2=554 5.6.0 refused for c"])
+    qconfig(home, server.port, certs)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert b"moved to failed/" in q.stderr, describe(q)
+    assert entries(home) == [] and entries(home, failed=True) == [qid]
+    env, _ = entry_files(home, qid, failed=True)
+    assert re.findall(r"^rcpt (.*)$", env, re.M) == ["c@example.net"], env
+    assert re.search(r"last-error already delivered to <a@example\.net>, "
+                     r"<b@example\.net>; .*554 5\.6\.0 refused for c", env), env
+    r = run(["-C", cfg, "--queue-retry", qid], home)
+    assert r.returncode == 0, describe(r)
+    q = flush(home, cfg)
+    assert q.returncode == 0, describe(q)
+    assert rcpt_counts(server) == {r: 1 for r in SPLIT_RCPTS}
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+
+def test_split_logfile_names_both_sides(home, fault_server, certs):
+    """The log file gets one line for the delivered part and one for the
+    rest."""
+    server = split_server(fault_server, certs,
+                          ["reply:DATA-END#2=451 4.3.0 local error"])
+    log = os.path.join(home, "mail.log")
+    cfg = qconfig(home, server.port, certs, extra=["logfile " + log])
+    assert send(home, cfg, SPLIT_RCPTS).returncode == 0
+    with open(log, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2, lines
+    ok = [l for l in lines if "recipients=a@example.net,b@example.net" in l]
+    rest = [l for l in lines if "recipients=c@example.net" in l]
+    assert len(ok) == 1 and "exitcode=EX_OK" in ok[0], lines
+    assert len(rest) == 1 and "exitcode=EX_TEMPFAIL" in rest[0], lines
+
+
+# -- a revoked grant during a flush ---------------------------------------------
+
+
+@pytest.fixture
+def endpoint(tmp_path, certs):
+    e = Endpoint(str(tmp_path), certs)
+    yield e
+    e.stop()
+
+
+def test_flush_with_revoked_grant_notifies_once_and_keeps_the_mail(
+        home, fault_server, certs, endpoint):
+    """Three messages of an account whose grant is gone, in two queue
+    directories: one -q run asks the token endpoint once, runs
+    notify_command once, connects once, and defers them all."""
+    marker = os.path.join(home, "notified")
+    server = fault_server(certs=(certs["cert"], certs["key"]), user=USER,
+                          token="never-issued")
+    notify = ('notify_command "printf \'%s|%s\\n\' \\"$OASMTP_ACCOUNT\\" '
+              '\\"$OASMTP_REASON\\" >> ' + marker + '"')
+    base = ["queue on-failure", notify]
+    # the first message goes to the default queue directory...
+    cfg, store = oauth_config(home, endpoint, mode="invalid_grant",
+                              smtp_port=server.port, extra=base)
+    rig.write_file(store, "rt-old\n")
+    p = run(["-C", cfg, "-a", "work", "-i", "r1@example.net"], home,
+            input=MSG)
+    assert p.returncode == 0 and b"queued as" in p.stderr, describe(p)
+    # ...the others to queue_dir (the flush visits both)
+    oauth_config(home, endpoint, mode="invalid_grant", smtp_port=server.port,
+                 extra=base + ["queue_dir " + qdir(home)])
+    for r in ("r2@example.net", "r3@example.net"):
+        p = run(["-C", cfg, "-a", "work", "-i", r], home, input=MSG)
+        assert p.returncode == 0 and b"queued as" in p.stderr, describe(p)
+    default_q = os.path.join(home, ".local", "share", "oasmtp", "queue")
+    assert len(entries(home)) == 2
+    assert len([n for n in os.listdir(default_q) if n.endswith(".env")]) == 1
+    # each direct send told the human already; start counting afresh
+    os.unlink(marker)
+    asked = endpoint.requests()
+    connects = server.transcript_text().count("CONNECT ")
+    for d in (qdir(home), default_q):
+        for n in os.listdir(d):
+            if n.endswith(".env"):
+                path = os.path.join(d, n)
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(re.sub(r"\nnext-attempt \d+\n",
+                                   "\nnext-attempt 0\n", text))
+
+    q = run(["-C", cfg, "-q"], home)
+    assert q.returncode == 0, describe(q)
+    with open(marker, encoding="utf-8") as f:
+        notes = f.read().splitlines()
+    assert len(notes) == 1, notes
+    account, reason = notes[0].split("|", 1)
+    assert account == "work"
+    assert "oasmtp-token authorize work" in reason and "rt-old" not in reason
+    assert endpoint.requests() == asked + 1, "the token endpoint was asked " \
+        "again for the same account"
+    warnings = [l for l in stderr_lines(q) if "re-authorization" in l or
+                "authorize" in l]
+    assert len(warnings) == 1, describe(q)
+    assert server.transcript_text().count("CONNECT ") == connects + 1, \
+        "one session for the first queue directory, none for the second"
+    # all three still queued, each with a second attempt recorded
+    kept = [os.path.join(qdir(home), n) for n in os.listdir(qdir(home))] + \
+        [os.path.join(default_q, n) for n in os.listdir(default_q)]
+    envs = [p for p in kept if p.endswith(".env")]
+    assert len(envs) == 3
+    for path in envs:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert "attempts 2\n" in text and "authorize work" in text, text
+    assert not os.listdir(os.path.join(qdir(home), "failed"))

@@ -2,6 +2,7 @@
 against the scripted fault server (tests/servers/smtpd.py), the redacted -v
 transcript, and git send-email driving the built binary."""
 
+import json
 import os
 import re
 import shutil
@@ -223,6 +224,40 @@ def test_one_refused_recipient_names_it_and_sends_nothing(
     assert p.returncode == 67, describe(p)
     assert b"b@example.net" in p.stderr, describe(p)
     assert server.spooled() == []
+
+
+# name -> (fault failing the second transaction of a 452 split, exit status)
+SPLIT_CASES = {
+    "451 at BDAT LAST": ("reply:DATA-END#2=451 4.3.0 local error", 75),
+    "421 at MAIL": ("reply:MAIL#2=421 4.3.2 shutting down", 75),
+    "dropped": ("drop-after=MAIL#2", 75),
+    "554 at BDAT LAST": ("reply:DATA-END#2=554 5.6.0 refused for c", 69),
+    "550 5.1.1 at RCPT": ("reply:RCPT#4=550 5.1.1 <c@example.net> unknown",
+                          67),
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_CASES))
+def test_split_then_failure_without_queue_names_the_delivered(
+        home, fault_server, certs, case):
+    """queue off: the server takes two recipients per transaction (452
+    beyond), the transaction for the third fails.  The exit status is that
+    of the failure, and the one error line says who has the message, so
+    that nobody resends it to all."""
+    fault, code = SPLIT_CASES[case]
+    server, p = fault_send(home, fault_server, certs,
+                           ["rcpt-452-after=2", fault],
+                           args=["a@example.net", "b@example.net",
+                                 "c@example.net"])
+    assert p.returncode == code, describe(p) + server.transcript_text()
+    err = p.stderr.decode()
+    assert "the message was delivered to <a@example.net>, <b@example.net>, " \
+        "but not to <c@example.net> (send it again to those only" in err, \
+        describe(p)
+    assert "queued" not in err, describe(p)
+    got = [json.load(open(os.path.join(server.spool, n)))["rcpts"]
+           for n in server.spooled()]
+    assert got == [["a@example.net", "b@example.net"]], got
 
 
 def test_starttls_missing_is_stripping_exit_75(home, fault_server, certs):

@@ -2,8 +2,10 @@
 libsecret out of the oasmtp binary.  The token endpoint is
 tests/oauth/fake_token_endpoint.py over HTTPS with the test CA."""
 
+import grp
 import json
 import os
+import pwd
 import signal
 import ssl
 import subprocess
@@ -199,3 +201,120 @@ def test_token_endpoint_errors_map_to_exit_codes(home, endpoint, mode, code,
     assert p.returncode == code, rig.describe(p)
     assert b"rt-old" not in p.stderr
     assert server.spooled() == []
+
+
+def fresh_home_env(home):
+    """Only HOME: no XDG variables, nothing below HOME, as for a new user
+    (or a cron job); sanitizer options pass through."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "LC_ALL": "C.UTF-8",
+           "TZ": "UTC"}
+    for k, v in os.environ.items():
+        if k.startswith(("ASAN_", "UBSAN_", "LSAN_")):
+            env[k] = v
+    return env
+
+
+def mode(path):
+    return os.lstat(path).st_mode & 0o7777
+
+
+def test_import_on_fresh_home_makes_directories(tmp_path, endpoint):
+    """oauth2_token_store and oauth2_token_cache under directories that do
+    not exist yet: import and the first refresh make them, mode 0700, and
+    leave the existing ones alone."""
+    home = str(tmp_path / "fresh")
+    os.mkdir(home, 0o755)
+    cfg = rig.write_config(str(tmp_path / "oasmtprc"), [
+        "account work",
+        "host 127.0.0.1",
+        "port 9",
+        "user " + rig.USER,
+        "from " + rig.USER,
+        "auth xoauth2",
+        "oauth2_client_id test-client",
+        "oauth2_token_endpoint " + endpoint.url("rotate"),
+        "oauth2_ca_file " + endpoint.ca,
+        "oauth2_token_store file:~/.local/state/oasmtp/work.refresh",
+        "oauth2_token_cache ~/.cache/oasmtp-at/deeper/work.token",
+    ])
+    env = fresh_home_env(home)
+    assert os.listdir(home) == []
+
+    def run_token(args, data=b""):
+        return subprocess.run([token_bin(), "-C", cfg] + args, input=data,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env, cwd=home, timeout=60)
+
+    p = run_token(["import", "work"], b"rt-fresh\n")
+    assert p.returncode == 0, rig.describe(p)
+    store = os.path.join(home, ".local/state/oasmtp/work.refresh")
+    with open(store) as f:
+        assert f.read() == "rt-fresh\n"
+    assert mode(store) == 0o600
+    for d in (".local", ".local/state", ".local/state/oasmtp", ".cache",
+              ".cache/oasmtp-at", ".cache/oasmtp-at/deeper"):
+        assert mode(os.path.join(home, d)) == 0o700, d
+    assert mode(home) == 0o755, "an existing directory keeps its mode"
+
+    # the first refresh saves the rotated token and caches the access token
+    p = run_token(["print", "work"])
+    assert p.returncode == 0, rig.describe(p)
+    assert p.stdout.startswith(b"at-")
+    cache = os.path.join(home, ".cache/oasmtp-at/deeper/work.token")
+    assert mode(cache) == 0o600
+    with open(store) as f:
+        saved = f.read()
+    assert saved.startswith("rt-") and saved != "rt-fresh\n"
+
+
+def share_with_another_group(path):
+    """Give path a group other than the user's personal one (group write
+    in one's own user private group is allowed)."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:
+        os.chown(path, -1, 65534)
+        return
+    for gid in os.getgroups():
+        if grp.getgrgid(gid).gr_name != me:
+            os.chown(path, -1, gid)
+            return
+    raise AssertionError("no group other than the user's own to test with")
+
+
+def test_group_writable_personal_group_directory_is_fine(home, endpoint):
+    """umask 002 with user private groups: a 0775 directory of one's own in
+    one's own group is not shared with anybody, so it is accepted."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    own = grp.getgrnam(me)
+    assert not own.gr_mem or own.gr_mem == [me], own
+    mine = os.path.join(home, "mine")
+    os.mkdir(mine)
+    os.chmod(mine, 0o775)
+    os.chown(mine, -1, own.gr_gid)
+    cfg, store = oauth_config(home, endpoint, extra=[
+        "oauth2_token_store file:" + os.path.join(mine, "new/refresh")])
+    p = token(["-C", cfg, "import", "work"], home, b"rt-x\n")
+    assert p.returncode == 0, rig.describe(p)
+    assert mode(os.path.join(mine, "new")) == 0o700
+    assert mode(mine) == 0o775
+
+
+def test_token_store_in_shared_directory_exit_78(home, endpoint):
+    """A token file under a directory others may write to is refused before
+    anything is stored or sent to the token endpoint (exit 78), and the
+    directory's mode is left as it is."""
+    shared = os.path.join(home, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o775)
+    share_with_another_group(shared)
+    cfg, store = oauth_config(home, endpoint, extra=[
+        "oauth2_token_store file:" + os.path.join(shared, "new/refresh")])
+    p = token(["-C", cfg, "import", "work"], home, b"rt-x\n")
+    assert p.returncode == 78, rig.describe(p)
+    assert b"chmod go-w" in p.stderr and shared.encode() in p.stderr
+    assert p.stderr.count(b"\n") == 1
+    assert not os.path.exists(os.path.join(shared, "new"))
+    assert mode(shared) == 0o775
+    p = token(["-C", cfg, "print", "work"], home)
+    assert p.returncode == 78, rig.describe(p)
+    assert endpoint.requests() == 0

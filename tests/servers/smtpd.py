@@ -87,6 +87,10 @@ the server's whole lifetime (all connections); plain "CMD" means every one.
                                 itself.  A 4xx/5xx reply means the command failed
                                 (no transaction, recipient not added, message not
                                 spooled, ...).  Several lines: separate with "\\n".
+                                A 421 reply closes the connection once it is
+                                sent, as a server shutting down does (RFC 5321
+                                section 3.8), e.g. "reply:MAIL#2=421 4.3.2 bye"
+                                to end a session in its second transaction.
   long-reply:CMD[#k]=BYTES[,LINES[,CODE]]
                                 answer with a reply of BYTES bytes in total
                                 (CRLFs included) spread over LINES lines
@@ -380,12 +384,19 @@ class Session:
             self.log("S: " + l)
             self.out.append(l)
 
+    def fault_lines(self, lines, key):
+        """Queue a configured fault reply; a 421 closes the session after it."""
+        self.log("EVENT fault reply for %s" % key)
+        self.reply(lines)
+        if lines[0].startswith("421"):
+            self.log("EVENT closing after 421")
+            self.action = "close"
+
     def faulted_reply(self, keys, normal):
         """Queue the reply for a command; returns the reply code used."""
         lines = self.srv.faults.reply_for(keys, self.srv.counts)
         if lines is not None:
-            self.log("EVENT fault reply for %s" % keys[0])
-            self.reply(lines)
+            self.fault_lines(lines, keys[0])
             return int(lines[0][:3])
         self.reply(normal)
         first = normal if isinstance(normal, str) else normal[0]
@@ -906,8 +917,7 @@ class Session:
             return
         lines = self.srv.faults.reply_for(keys, self.srv.counts)
         if lines is not None and int(lines[0][:3]) >= 400:
-            self.log("EVENT fault reply for %s" % keys[-1])
-            self.reply(lines)
+            self.fault_lines(lines, keys[-1])
             self.reset_transaction()
             return
         n = self.srv.next_message_id()

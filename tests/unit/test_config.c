@@ -1,6 +1,7 @@
 /*
  * test_config.c - msmtprc parsing, inheritance, defaults, rejected keys,
- * eval, file lookup, the permission check, selection and --pretend output.
+ * eval, file lookup, the permission check, selection, the provider presets'
+ * submission servers and --pretend output.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include "buf.h"
 #include "config.h"
 #include "eval.h"
+#include "provider.h"
 #include "tap.h"
 #include "util.h"
 
@@ -840,6 +842,210 @@ test_select(void)
 	config_free(cfg);
 }
 
+/* Parse text, and return account name of it (one_cfg keeps it). */
+static const struct account *
+parse_acct(const char *text, const char *name)
+{
+	config_free(one_cfg);
+	one_cfg = NULL;
+	if (parse(text, &one_cfg) != ERR_OK) {
+		diag("unexpected error: %s", ei.msg);
+		return NULL;
+	}
+	return find_acct(one_cfg, name);
+}
+
+/* host, port and tls_starttls of a, in one check */
+static void
+server_is(const struct account *a, const char *host, int port, int starttls,
+	const char *what)
+{
+	ok(a != NULL && a->host != NULL && strcmp(a->host, host) == 0 &&
+		a->port == port && a->tls && a->tls_starttls == starttls,
+		"%s: %s port %d %s (got %s port %d %s)", what, host, port,
+		starttls ? "STARTTLS" : "implicit TLS",
+		a && a->host ? a->host : "(no host)", a ? a->port : 0,
+		a && a->tls_starttls ? "STARTTLS" : "implicit TLS");
+}
+
+static void
+test_provider_server(void)
+{
+	static const struct {
+		const char *text, *name;	/* the file, the account */
+		const char *host;
+		int port, starttls;
+		const char *what;
+	} cases[] = {
+		{ "account g\noauth2_provider google\n", "g",
+			"smtp.gmail.com", 587, 1, "google" },
+		{ "account y\noauth2_provider yahoo\n", "y",
+			"smtp.mail.yahoo.com", 465, 0, "yahoo" },
+		/* Microsoft: the tenant picks Outlook.com or Microsoft 365 */
+		{ "account m\noauth2_provider microsoft\n", "m",
+			"smtp.office365.com", 587, 1, "microsoft, no tenant" },
+		{ "account m\noauth2_provider microsoft\n"
+			"oauth2_tenant organizations\n", "m",
+			"smtp.office365.com", 587, 1, "microsoft organizations" },
+		{ "account m\noauth2_provider microsoft\n"
+			"oauth2_tenant contoso.onmicrosoft.com\n", "m",
+			"smtp.office365.com", 587, 1, "microsoft, tenant domain" },
+		{ "account m\noauth2_tenant Consumers\n"
+			"oauth2_provider microsoft\n", "m",
+			"smtp-mail.outlook.com", 587, 1, "microsoft consumers" },
+		{ "account m\noauth2_provider microsoft\n"
+			"oauth2_tenant 9188040d-6c67-4c5b-b112-36a304b66dad\n",
+			"m", "smtp-mail.outlook.com", 587, 1,
+			"microsoft, consumers tenant id" },
+		/* keys the file gives win, in any order and from defaults */
+		{ "account a\nhost mine.example\noauth2_provider yahoo\n", "a",
+			"mine.example", 587, 1, "host before the provider" },
+		{ "account a\noauth2_provider yahoo\nhost mine.example\n", "a",
+			"mine.example", 587, 1, "host after the provider" },
+		{ "defaults\nhost dflt.example\n"
+			"account a\noauth2_provider google\n", "a",
+			"dflt.example", 587, 1, "host from defaults wins" },
+		{ "defaults\noauth2_provider fastmail\n"
+			"account a\nhost mine.example\naccount b\n", "a",
+			"mine.example", 587, 1, "provider from defaults, own host" },
+		{ "defaults\noauth2_provider fastmail\n"
+			"account a\nhost mine.example\naccount b\n", "b",
+			"smtp.fastmail.com", 465, 0,
+			"provider from defaults, no host" },
+		{ "account p\noauth2_provider aol\naccount c : p\n", "c",
+			"smtp.aol.com", 465, 0, "provider from a parent account" },
+		/* an explicit port with the preset's host picks the TLS mode */
+		{ "account a\nport 465\noauth2_provider google\n", "a",
+			"smtp.gmail.com", 465, 0, "google, port 465" },
+		{ "account a\noauth2_provider yahoo\nport 587\n", "a",
+			"smtp.mail.yahoo.com", 587, 1, "yahoo, port 587" },
+		{ "defaults\nport 465\naccount a\noauth2_provider comcast\n",
+			"a", "smtp.comcast.net", 465, 0, "port 465 from defaults" },
+		{ "account a\noauth2_provider google\nport 2525\n", "a",
+			"smtp.gmail.com", 2525, 1, "google, port 2525" },
+		{ "account a\noauth2_provider yahoo\ntls_starttls on\n", "a",
+			"smtp.mail.yahoo.com", 587, 1, "yahoo, tls_starttls on" },
+	};
+	const struct provider_preset *t;
+	const struct account *a;
+	struct buf text, out;
+	unsigned n;
+	size_t i;
+
+	/* every preset fills host, port and TLS mode, and auth xoauth2 */
+	t = provider_table(&n);
+	buf_init(&text, 4096);
+	for (i = 0; i < n; i++) {
+		buf_reset(&text);
+		buf_printf(&text, "account p\noauth2_provider %s\n"
+			"user u@example.org\n", t[i].name);
+		a = parse_acct(buf_cstr(&text), "p");
+		ok(t[i].smtp_host != NULL && (t[i].smtp_port == 587 ||
+			t[i].smtp_port == 465) && t[i].smtp_starttls ==
+			(t[i].smtp_port == 587), "preset %s: a submission "
+			"server with a port that matches its TLS mode",
+			t[i].name);
+		server_is(a, t[i].smtp_host, t[i].smtp_port,
+			t[i].smtp_starttls, t[i].name);
+		ok(a && a->auth == AUTH_XOAUTH2, "preset %s: auth xoauth2",
+			t[i].name);
+		ok(a && a->set[ACCF_HOST] == ACC_SET_PRESET &&
+			a->set[ACCF_PORT] == ACC_SET_PRESET &&
+			a->set[ACCF_TLS_STARTTLS] == ACC_SET_PRESET,
+			"preset %s: marked as the preset's", t[i].name);
+		errinfo_init(&ei);
+		ok(a && config_check_account(a, &ei) == ERR_OK,
+			"preset %s: the account is usable %s", t[i].name,
+			ei.msg);
+	}
+	buf_release(&text);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = parse_acct(cases[i].text, cases[i].name);
+		server_is(a, cases[i].host, cases[i].port, cases[i].starttls,
+			cases[i].what);
+	}
+	a = parse_acct("account a\nhost mine.example\n"
+		"oauth2_provider yahoo\n", "a");
+	ok(a && a->set[ACCF_HOST] == ACC_SET_EXPLICIT &&
+		a->set[ACCF_PORT] == 0, "own host: no preset marks");
+	a = parse_acct("account a\nport 465\noauth2_provider google\n", "a");
+	ok(a && a->set[ACCF_HOST] == ACC_SET_PRESET &&
+		a->set[ACCF_PORT] == ACC_SET_EXPLICIT &&
+		a->set[ACCF_TLS_STARTTLS] == 0, "port 465: only the host marked");
+	a = parse_acct("account a\ntls_starttls off\nport 587\n"
+		"oauth2_provider google\n", "a");
+	ok(a && a->port == 587 && a->tls_starttls == 0,
+		"tls_starttls and port both given: both kept");
+	a = parse_acct("account a\noauth2_provider google\ntls off\n", "a");
+	ok(a && a->host && strcmp(a->host, "smtp.gmail.com") == 0 &&
+		a->tls == 0 && a->port == 25, "tls off: preset host, port 25");
+	a = parse_acct("account a\noauth2_provider google\nauth oauthbearer\n",
+		"a");
+	ok(a && a->auth == AUTH_OAUTHBEARER, "auth given: kept");
+
+	/* no preset: still the no-host error, at the account's line */
+	a = parse_acct("# mine\n\naccount c\noauth2_provider custom\n"
+		"oauth2_token_endpoint https://t.example/token\n", "c");
+	errinfo_init(&ei);
+	ok(a && a->host == NULL, "custom provider: no host");
+	is_int(a ? config_check_account(a, &ei) : ERR_OK, ERR_CONFIG,
+		"custom provider: no host is an error");
+	contains(ei.msg, "test:3: account 'c' has no host; add a line "
+		"'host smtp.example.com'", "no host: file:line and advice");
+	contains(ei.msg, "oauth2_provider", "no host: the preset is mentioned");
+	a = parse_acct("account n\nuser u\n", "n");
+	errinfo_init(&ei);
+	is_int(a ? config_check_account(a, &ei) : ERR_OK, ERR_CONFIG,
+		"no provider, no host: error");
+	contains(ei.msg, "test:1: account 'n' has no host", "no provider: line");
+	expect_error("account a\noauth2_provider google\n\nhots x\n",
+		"test:4: unknown key 'hots'; did you mean 'host'?");
+
+	/* --pretend and -v/--check say where the server came from */
+	buf_init(&out, 1 << 16);
+	a = parse_acct("account g\noauth2_provider google\nuser u@gmail.com\n",
+		"g");
+	if (a != NULL) {
+		config_print_account(a, &out);
+	}
+	contains(buf_cstr(&out), "host = smtp.gmail.com (from the "
+		"oauth2_provider google preset)\n", "print: preset host");
+	contains(buf_cstr(&out), "port = 587 (from the oauth2_provider google "
+		"preset)\n", "print: preset port");
+	contains(buf_cstr(&out), "tls_starttls = on (from the oauth2_provider "
+		"google preset)\n", "print: preset TLS mode");
+	buf_reset(&out);
+	if (a != NULL) {
+		config_describe_server(a, &out);
+	}
+	is_str(buf_cstr(&out), "smtp.gmail.com port 587, STARTTLS (from the "
+		"oauth2_provider google preset)", "describe: preset server");
+	a = parse_acct("account g\noauth2_provider google\nport 465\n", "g");
+	buf_reset(&out);
+	if (a != NULL) {
+		config_describe_server(a, &out);
+	}
+	is_str(buf_cstr(&out), "smtp.gmail.com port 465, implicit TLS (host "
+		"from the oauth2_provider google preset)",
+		"describe: preset host, own port");
+	a = parse_acct("account h\nhost h.example\noauth2_provider google\n",
+		"h");
+	buf_reset(&out);
+	if (a != NULL) {
+		config_print_account(a, &out);
+	}
+	contains(buf_cstr(&out), "host = h.example\nport = 587\n",
+		"print: own host, no remark");
+	ok(strstr(buf_cstr(&out), "preset") == NULL, "print: no preset remark");
+	buf_reset(&out);
+	if (a != NULL) {
+		config_describe_server(a, &out);
+	}
+	is_str(buf_cstr(&out), "h.example port 587, STARTTLS",
+		"describe: own server");
+	buf_release(&out);
+}
+
 static void
 test_msmtprc_sample(void)
 {
@@ -993,6 +1199,7 @@ main(void)
 	test_eval();
 	test_lookup();
 	test_select();
+	test_provider_server();
 	test_msmtprc_sample();
 	test_example_file();
 	config_free(one_cfg);

@@ -1,7 +1,8 @@
 /*
  * test_queue.c - the queue module: record format (round trip, escaping,
  * malformed input), the back-off schedule, and the directory operations
- * (add, list, update, fail, retry, remove, lock, crash leftovers).
+ * (add, list, update, fail, retry, remove, lock, crash leftovers), and
+ * dropping the recipients a partial delivery reached.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -203,6 +204,20 @@ write_fails(void *ctx, int fd, struct errinfo *reterr)
 	(void)ctx;
 	(void)write(fd, "partial", 7);
 	return errinfo_set(reterr, ERR_IO, "disk full (simulated)");
+}
+
+static int
+count_lines(const char *text, const char *prefix)
+{
+	const char *p = text;
+	int n = 0;
+
+	while (p != NULL && *p != '\0') {
+		n += strncmp(p, prefix, strlen(prefix)) == 0;
+		p = strchr(p, '\n');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return n;
 }
 
 static int
@@ -435,6 +450,68 @@ test_default_dir(void)
 	buf_release(&b);
 }
 
+/*
+ * After a 452 split delivered part of an entry, the delivered recipients
+ * leave it for good: in memory, then durably through queue_update() and
+ * queue_fail().
+ */
+static void
+test_drop_rcpts(void)
+{
+	static const unsigned char gone_02[3] = { 1, 0, 1 };
+	static const unsigned char gone_1[1] = { 1 };
+	char dir[300], path[400];
+	struct queue *q = NULL;
+	struct queue_entry e, got;
+	struct buf rec;
+
+	sample(&e);
+	is_int(queue_entry_drop_rcpts(&e, gone_02, &ei), ERR_OK,
+		"drop the first and the last recipient");
+	is_int((long long)e.env.n_rcpts, 1, "one left");
+	is_str(e.env.rcpts[0], "\"odd\\\\name\"@example.net", "the middle one");
+	ok(e.env.rcpts[1] == NULL, "the list stays NULL-terminated");
+	is_int(queue_entry_drop_rcpts(&e, gone_1, &ei), ERR_DATA,
+		"dropping the last one is refused");
+	contains(ei.msg, "no recipient would be left", "  saying why");
+	is_int((long long)e.env.n_rcpts, 1, "  and changes nothing");
+	buf_init(&rec, QUEUE_RECORD_MAX);
+	queue_format_record(&e, &rec, &ei);
+	is_int(count_lines(rec.data, "rcpt "), 1, "the record has one rcpt "
+		"line");
+	buf_release(&rec);
+	queue_entry_release(&e);
+
+	snprintf(dir, sizeof(dir), "%s/drop/queue", root);
+	is_int(queue_open(dir, 1, &q, &ei), ERR_OK, "a queue for the drop "
+		"test: %s", ei.msg);
+	sample(&e);
+	e.created = e.queued = time(NULL);
+	is_int(queue_add(q, &e, write_text, (void *)"x\r\n", &ei), ERR_OK,
+		"add a three-recipient entry");
+	queue_entry_drop_rcpts(&e, gone_02, &ei);
+	is_int(queue_update(q, &e, &ei), ERR_OK, "rewrite its record");
+	is_int(queue_get(q, e.id, 0, &got, &ei), ERR_OK, "read it back");
+	is_int((long long)got.env.n_rcpts, 1, "  one recipient on disk");
+	is_str(got.env.rcpts[0], "\"odd\\\\name\"@example.net",
+		"  the one not delivered");
+	queue_entry_release(&got);
+	is_int(queue_fail(q, &e, &ei), ERR_OK, "move it to failed/");
+	is_int(queue_get(q, e.id, 1, &got, &ei), ERR_OK, "read it there");
+	is_int((long long)got.env.n_rcpts, 1, "  still one recipient");
+	queue_entry_release(&got);
+	is_int(queue_remove(q, &e, &ei), ERR_OK, "remove it");
+	queue_entry_release(&e);
+	queue_close(q);
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/failed", dir);
+	rmdir(path);
+	rmdir(dir);
+	snprintf(path, sizeof(path), "%s/drop", root);
+	ok(rmdir(path) == 0, "nothing left behind");
+}
+
 int
 main(void)
 {
@@ -449,6 +526,7 @@ main(void)
 	test_record_malformed();
 	test_backoff();
 	test_directory();
+	test_drop_rcpts();
 	test_default_dir();
 	snprintf(cmd, sizeof(cmd), "%s/data", root);
 	/* best-effort removal of the (now empty) tree */

@@ -50,9 +50,27 @@ struct h {
 	enum err res[MAX_TXN];
 	size_t done_at[MAX_TXN];	/* replies fed when TXN_DONE came */
 	char final[MAX_TXN][256];
+	/* delivery flags ("1" / "0" per recipient) at each TXN_DONE */
+	char dlv[MAX_TXN][8];
+	/* SMTP_EV_PARTIAL: how many, and the flags and output at the last */
+	int n_partial;
+	char part_dlv[8];
+	size_t part_out;	/* bytes pending output when it came */
 };
 
 static struct errinfo txn_ei, sess_ei, mail_ei;
+
+/* smtp_rcpt_delivered() for the first n recipients, as "1"/"0" text. */
+static void
+flags(const struct smtp_session *s, size_t n, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < n && i + 1 < cap; i++) {
+		out[i] = smtp_rcpt_delivered(s, i) ? '1' : '0';
+	}
+	out[i] = '\0';
+}
 
 static void
 transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
@@ -130,6 +148,16 @@ h_batch_mail(struct h *h)
 	h->txn_started++;
 }
 
+/* Recipients of the oldest transaction not yet done. */
+static size_t
+h_nrcpts(const struct h *h)
+{
+	if (h->envs != NULL) {
+		return h->envs[h->txn_done < h->n_txn ? h->txn_done : 0]->n_rcpts;
+	}
+	return h->env->n_rcpts;
+}
+
 /* Run until DONE/FAILED or the script runs out. */
 static enum smtp_event
 h_run(struct h *h)
@@ -205,6 +233,12 @@ h_run(struct h *h)
 				smtp_quit(h->s);
 			}
 			break;
+		case SMTP_EV_PARTIAL:
+			h->n_partial++;
+			flags(h->s, h_nrcpts(h), h->part_dlv,
+				sizeof(h->part_dlv));
+			smtp_output(h->s, &p, &h->part_out);
+			break;
 		case SMTP_EV_TXN_DONE:
 			h->txn = smtp_txn_result(h->s, &txn_ei);
 			if (h->txn_done < MAX_TXN) {
@@ -213,6 +247,8 @@ h_run(struct h *h)
 				util_strlcpy(h->final[h->txn_done],
 					h->txn == ERR_OK ? smtp_final_reply(h->s) :
 					txn_ei.msg, sizeof(h->final[0]));
+				flags(h->s, h_nrcpts(h), h->dlv[h->txn_done],
+					sizeof(h->dlv[0]));
 			}
 			h->txn_done++;
 			break;
@@ -406,6 +442,107 @@ test_452_split(void)
 		"further transaction for the rest on the same session");
 	is_int(h.end, SMTP_EV_DONE, "done");
 	is_int(h.txn_done, 1, "one logical transaction");
+	is_int(h.n_partial, 1, "one PARTIAL event, after the first part");
+	is_str(h.part_dlv, "110", "  b and c delivered, d not yet");
+	ok(h.part_out > 0, "  the next part's MAIL waits for the driver");
+	is_str(h.dlv[0], "111", "every recipient delivered at the end");
+	h_free(&h);
+}
+
+/*
+ * A 452 split, then a failure of the rest: the committed part stays
+ * delivered whatever happens next, with and without PIPELINING, over BDAT
+ * and DATA.
+ */
+static void
+test_452_split_then_failure(void)
+{
+	/* PIPELINING + CHUNKING: the rest's BDAT LAST gets 451 */
+	static const char *const r1[] = { "220 mx", "250-mx",
+		"250-PIPELINING", "250 CHUNKING",
+		"250 ok", "250 ok", "250 ok", "452 4.5.3 too many recipients",
+		"250 chunk", "250 queued 1",
+		"250 ok", "250 ok", "451 4.3.0 local error", "221 bye", NULL };
+	/* neither: DATA, one RCPT at a time; MAIL of the rest gets 421 */
+	static const char *const r2[] = { "220 mx", "250 mx",
+		"250 ok", "250 ok", "452 4.5.3 too many recipients",
+		"354 go", "250 queued 1", "421 4.3.2 shutting down", NULL };
+	/* PIPELINING, DATA: the rest's end of data refused for good */
+	static const char *const r3[] = { "220 mx", "250-mx",
+		"250 PIPELINING",
+		"250 ok", "250 ok", "452 4.5.3 too many recipients",
+		"452 4.5.3 too many recipients", "354 go", "250 queued 1",
+		"250 ok", "250 ok", "250 ok", "354 go",
+		"554 5.6.0 content refused", "221 bye", NULL };
+	/* CHUNKING without PIPELINING: BDAT LAST per part, all delivered */
+	static const char *const r4[] = { "220 mx", "250-mx",
+		"250 CHUNKING",
+		"250 ok", "250 ok", "452 4.5.3 too many recipients",
+		"250 queued 1", "250 ok", "250 ok", "250 queued 2",
+		"221 bye", NULL };
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts3, 3);
+	run_simple(&h, r1, &env, BODY);
+	is_int(h.n_partial, 1, "split, BDAT: PARTIAL after the first part");
+	is_str(h.part_dlv, "110", "  b and c have it");
+	is_int(h.txn_done, 1, "  one outcome");
+	is_int(h.res[0], ERR_SMTP_TEMP, "  the rest failed: 451 is "
+		"temporary");
+	contains(h.final[0], "BDAT LAST: 451 4.3.0 local error",
+		"  names the failure");
+	ok(strstr(h.final[0], "b@x.example") == NULL,
+		"  does not blame the delivered ones");
+	is_str(h.dlv[0], "110", "  b and c stay delivered, d not");
+	is_str(smtp_final_reply(h.s), "250 queued 1", "  final reply: the "
+		"one that committed b and c");
+	is_str(buf_cstr(&h.fl[3]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<d@x.example>\r\nBDAT 27 LAST\r\n" BODY "QUIT\r\n",
+		"  the rest went alone");
+	is_int(h.end, SMTP_EV_DONE, "  the session ends cleanly");
+	h_free(&h);
+
+	env_init(&env, rcpts3, 3);
+	run_simple(&h, r2, &env, BODY);
+	is_int(h.n_partial, 1, "split, no PIPELINING, DATA: PARTIAL");
+	is_str(h.part_dlv, "100", "  b has it; c deferred, d never sent");
+	is_str(buf_cstr(&h.fl[5]), BODY_STUFFED ".\r\n", "  first part "
+		"committed with the dot, no QUIT");
+	is_str(buf_cstr(&h.fl[6]), "MAIL FROM:<a@x.example>\r\n",
+		"  then MAIL of the rest alone");
+	is_int(h.end, SMTP_EV_FAILED, "  421: the session failed");
+	is_int(h.txn_done, 0, "  no outcome for the rest");
+	is_int(sess_ei.code, ERR_SMTP_TEMP, "  421 is temporary");
+	ok(smtp_rcpt_delivered(h.s, 0) && !smtp_rcpt_delivered(h.s, 1) &&
+		!smtp_rcpt_delivered(h.s, 2) && !smtp_rcpt_delivered(h.s, 9),
+		"  the flags survive the failure");
+	h_free(&h);
+
+	env_init(&env, rcpts3, 3);
+	run_simple(&h, r3, &env, BODY);
+	is_int(h.n_partial, 1, "split, PIPELINING, DATA: PARTIAL");
+	is_str(h.part_dlv, "100", "  b has it");
+	is_str(buf_cstr(&h.fl[3]), "MAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<c@x.example>\r\nRCPT TO:<d@x.example>\r\nDATA\r\n",
+		"  c and d in a second pipelined transaction");
+	is_int(h.res[0], ERR_SMTP_PERM, "  the rest refused for good: "
+		"permanent");
+	contains(h.final[0], "end of data: 554 5.6.0 content refused",
+		"  names the refusal");
+	is_str(h.dlv[0], "100", "  only b delivered");
+	is_int(h.end, SMTP_EV_DONE, "  the session ends cleanly");
+	h_free(&h);
+
+	env_init(&env, rcpts2, 2);
+	run_simple(&h, r4, &env, BODY);
+	is_int(h.n_partial, 1, "split, CHUNKING alone: PARTIAL");
+	is_str(h.part_dlv, "10", "  b first");
+	is_str(buf_cstr(&h.fl[4]), "BDAT 27 LAST\r\n" BODY, "  BDAT LAST "
+		"once the RCPT replies are known");
+	is_int(h.res[0], ERR_OK, "  then c: all delivered");
+	is_str(h.dlv[0], "11", "  both flags set");
+	is_str(h.final[0], "250 queued 2", "  the last part's reply");
 	h_free(&h);
 }
 
@@ -1015,6 +1152,43 @@ test_batch_failures(void)
 	h_free(&h);
 }
 
+/*
+ * In a batch, a split message whose rest is refused for good: it keeps
+ * its delivered part, and the next message goes out (after RSET) as usual.
+ */
+static void
+test_batch_split(void)
+{
+	static const char *const r[] = { "220 mx", PIPE_EHLO,
+		"250 2.1.0 ok", "250 2.1.5 ok", "250 2.1.5 ok",
+		"452 4.5.3 too many recipients", "250 2.0.0 chunk",
+		"250 2.0.0 queued 1",
+		"250 2.1.0 ok", "550 5.1.1 <d@x.example>: no such user",
+		"554 5.5.1 no valid recipients",
+		"250 2.0.0 reset", "250 2.1.0 ok", "250 2.1.5 ok",
+		"250 2.0.0 queued 2", "221 bye", NULL };
+	struct envelope e1, e2;
+	struct envelope *envs[] = { &e1, &e2 };
+	struct h h;
+
+	env_init(&e1, rcpts3, 3);
+	env_init(&e2, rcpt_e, 1);
+	run_batch(&h, r, envs, 2, BODY);
+	is_int(h.end, SMTP_EV_DONE, "batch with a split: done");
+	is_int(h.n_partial, 1, "one PARTIAL");
+	is_str(h.part_dlv, "110", "  for the first message: b, c");
+	is_int(h.txn_done, 2, "two outcomes");
+	is_int(h.res[0], ERR_RCPT_UNKNOWN, "the rest of the first: 5.1.1");
+	contains(h.final[0], "RCPT TO:<d@x.example>: 550 5.1.1",
+		"  names d");
+	is_str(h.dlv[0], "110", "  b and c delivered all the same");
+	is_int(h.res[1], ERR_OK, "the second delivered");
+	is_str(h.dlv[1], "1", "  its own flags");
+	contains(buf_cstr(&h.tr), "C: RSET\nC: MAIL FROM:<a@x.example>\n"
+		"C: RCPT TO:<e@x.example>", "RSET before the next message");
+	h_free(&h);
+}
+
 /* 421 in the middle: answered ones keep their outcome, the session fails. */
 static void
 test_batch_421(void)
@@ -1317,10 +1491,11 @@ read_body(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	return ERR_OK;
 }
 
+/* One message to env (NULL: b@x.example); hang_up as in struct peer. */
 static enum err
-drive(const char *const *script, struct account *acc, struct sec *sec,
-	struct buf *got, struct buf *tr, struct submit_result *res,
-	struct errinfo *ei)
+drive_env(const char *const *script, struct envelope *envp, int hang_up,
+	struct account *acc, struct sec *sec, struct buf *got, struct buf *tr,
+	struct submit_result *res, struct errinfo *ei)
 {
 	int sv[2];
 	pthread_t th;
@@ -1334,7 +1509,7 @@ drive(const char *const *script, struct account *acc, struct sec *sec,
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	pe.fd = sv[1];
 	pe.script = script;
-	pe.hang_up = 0;
+	pe.hang_up = hang_up;
 	buf_init(&pe.got, 1 << 20);
 	io.fd = sv[0];
 	io.tls_started = 0;
@@ -1343,7 +1518,7 @@ drive(const char *const *script, struct account *acc, struct sec *sec,
 	env_init(&env, rcpts1, 1);
 	memset(&sp, 0, sizeof(sp));
 	sp.acc = acc;
-	sp.env = &env;
+	sp.env = envp != NULL ? envp : &env;
 	sp.body.size = strlen(BODY);
 	sp.body.read = read_body;
 	sp.body.ctx = &body;
@@ -1361,6 +1536,14 @@ drive(const char *const *script, struct account *acc, struct sec *sec,
 	buf_append(got, pe.got.data, pe.got.len);
 	buf_release(&pe.got);
 	return e;
+}
+
+static enum err
+drive(const char *const *script, struct account *acc, struct sec *sec,
+	struct buf *got, struct buf *tr, struct submit_result *res,
+	struct errinfo *ei)
+{
+	return drive_env(script, NULL, 0, acc, sec, got, tr, res, ei);
 }
 
 static void
@@ -1453,11 +1636,32 @@ struct outcome {
 	enum err e[4];
 	int in_txn[4];
 	char final[4][64];
+	char dlv[4][8];		/* delivered flags as "110", "-" for NULL */
+	int n_partial;
+	size_t partial_item;
+	char partial_dlv[8];
+	const struct envelope *const *envs;
 };
 
 static void
+dlv_text(const unsigned char *d, size_t n, char *out, size_t cap)
+{
+	size_t i;
+
+	if (d == NULL) {
+		util_strlcpy(out, "-", cap);
+		return;
+	}
+	for (i = 0; i < n && i + 1 < cap; i++) {
+		out[i] = d[i] ? '1' : '0';
+	}
+	out[i] = '\0';
+}
+
+static void
 batch_done(void *ctx, size_t i, enum err e, int in_txn,
-	const struct errinfo *ei, const char *final_reply)
+	const struct errinfo *ei, const char *final_reply,
+	const unsigned char *delivered)
 {
 	struct outcome *o = ctx;
 
@@ -1466,21 +1670,32 @@ batch_done(void *ctx, size_t i, enum err e, int in_txn,
 		o->e[i] = e;
 		o->in_txn[i] = in_txn;
 		util_strlcpy(o->final[i], final_reply, sizeof(o->final[i]));
+		dlv_text(delivered, o->envs[i]->n_rcpts, o->dlv[i],
+			sizeof(o->dlv[i]));
 	}
 	o->n++;
 }
 
-/* Three one-recipient messages through submit_send()'s batch API. */
+static void
+batch_partial(void *ctx, size_t i, const unsigned char *delivered)
+{
+	struct outcome *o = ctx;
+
+	o->n_partial++;
+	o->partial_item = i;
+	dlv_text(delivered, o->envs[i]->n_rcpts, o->partial_dlv,
+		sizeof(o->partial_dlv));
+}
+
+/* The n (at most 4) messages of envs through submit_send()'s batch API. */
 static enum err
-drive_batch(const char *const *script, int hang_up, struct outcome *o,
+drive_items(const char *const *script, int hang_up,
+	const struct envelope *const *envs, int n, struct outcome *o,
 	struct buf *got)
 {
-	static char *rc[3][1] = { { "b@x.example" }, { "c@x.example" },
-		{ "d@x.example" } };
 	static struct errinfo ei;
 	struct body body = { BODY };
-	struct envelope env[3];
-	struct submit_item items[3];
+	struct submit_item items[4];
 	struct submit_batch batch;
 	struct submit_params sp;
 	struct submit_result res;
@@ -1495,17 +1710,18 @@ drive_batch(const char *const *script, int hang_up, struct outcome *o,
 	acc_init(&acc);
 	memset(&sec, 0, sizeof(sec));
 	memset(o, 0, sizeof(*o));
-	for (i = 0; i < 3; i++) {
-		env_init(&env[i], rc[i], 1);
-		items[i].env = &env[i];
+	o->envs = envs;
+	for (i = 0; i < n; i++) {
+		items[i].env = envs[i];
 		items[i].body.size = strlen(BODY);
 		items[i].body.read = read_body;
 		items[i].body.ctx = &body;
 	}
 	memset(&batch, 0, sizeof(batch));
 	batch.items = items;
-	batch.n = 3;
+	batch.n = (size_t)n;
 	batch.done = batch_done;
+	batch.partial = batch_partial;
 	batch.ctx = o;
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	pe.fd = sv[1];
@@ -1532,6 +1748,24 @@ drive_batch(const char *const *script, int hang_up, struct outcome *o,
 	buf_append(got, pe.got.data, pe.got.len);
 	buf_release(&pe.got);
 	return e;
+}
+
+/* Three one-recipient messages through submit_send()'s batch API. */
+static enum err
+drive_batch(const char *const *script, int hang_up, struct outcome *o,
+	struct buf *got)
+{
+	static char *rc[3][1] = { { "b@x.example" }, { "c@x.example" },
+		{ "d@x.example" } };
+	static struct envelope env[3];
+	static const struct envelope *envs[3];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		env_init(&env[i], rc[i], 1);
+		envs[i] = &env[i];
+	}
+	return drive_items(script, hang_up, envs, 3, o, got);
 }
 
 static void
@@ -1583,6 +1817,76 @@ test_driver_batch(void)
 	buf_release(&got);
 }
 
+/*
+ * The driver after a 452 split: the server drops the connection while the
+ * rest is being sent.  A single message reports who has it in
+ * ret->rcpt_delivered; in a batch the partial() callback comes first, then
+ * done() with the same flags, and the items behind get none.
+ */
+static void
+test_driver_split(void)
+{
+#define HANDSHAKE \
+		"", "220 mx ESMTP\r\n", \
+		"EHLO client.example\r\n", "250-mx\r\n250 STARTTLS\r\n", \
+		"STARTTLS\r\n", "220 go\r\n", \
+		"EHLO client.example\r\n", "250-mx\r\n250-PIPELINING\r\n" \
+			"250-CHUNKING\r\n250 AUTH XOAUTH2\r\n", \
+		"AUTH XOAUTH2 ", "235 2.7.0 ok\r\n"
+	static const char *const split_drop[] = { HANDSHAKE,
+		".dot\r\n", "250 ok\r\n250 ok\r\n250 ok\r\n"
+			"452 4.5.3 too many recipients\r\n250 chunk\r\n",
+		"BDAT 0 LAST\r\n", "250 queued 1\r\n",
+		NULL };
+#undef HANDSHAKE
+	static struct errinfo ei;
+	struct envelope env, e2;
+	const struct envelope *envs[2];
+	struct submit_result res;
+	struct account acc;
+	struct outcome o;
+	struct sec sec;
+	struct buf got, tr;
+	char text[8];
+	enum err e;
+
+	acc_init(&acc);
+	memset(&sec, 0, sizeof(sec));
+	buf_init(&got, 1 << 20);
+	buf_init(&tr, 1 << 20);
+	submit_result_init(&res);
+	env_init(&env, rcpts3, 3);
+	e = drive_env(split_drop, &env, 1, &acc, &sec, &got, &tr, &res, &ei);
+	is_int(e, ERR_NET, "driver, split then dropped: the session error");
+	ok(res.rcpt_delivered != NULL && res.n_rcpts == 3,
+		"  delivery flags for each recipient");
+	dlv_text(res.rcpt_delivered, 3, text, sizeof(text));
+	is_str(text, "110", "  b and c have the message, d not");
+	contains(buf_cstr(&got), "BDAT 0 LAST\r\nMAIL FROM:<a@x.example>\r\n"
+		"RCPT TO:<d@x.example>\r\nBDAT 27 LAST\r\n",
+		"  the rest was under way alone");
+	submit_result_release(&res);
+	buf_release(&got);
+	buf_release(&tr);
+
+	buf_init(&got, 1 << 20);
+	env_init(&env, rcpts3, 3);
+	env_init(&e2, rcpt_e, 1);
+	envs[0] = &env;
+	envs[1] = &e2;
+	e = drive_items(split_drop, 1, envs, 2, &o, &got);
+	is_int(e, ERR_NET, "batch, split then dropped: the session error");
+	is_int(o.n_partial, 1, "  partial() once");
+	ok(o.partial_item == 0, "  for the split item");
+	is_str(o.partial_dlv, "110", "  with b and c");
+	is_int(o.n, 2, "  both items reported");
+	ok(o.e[0] == ERR_NET && o.in_txn[0] == 0, "  the split one gets the "
+		"session error");
+	is_str(o.dlv[0], "110", "  and keeps its delivered part");
+	is_str(o.dlv[1], "-", "  the next one: nothing delivered (NULL)");
+	buf_release(&got);
+}
+
 int
 main(void)
 {
@@ -1590,6 +1894,7 @@ main(void)
 	test_pipelined();
 	test_refused();
 	test_452_split();
+	test_452_split_then_failure();
 	test_refuse_early();
 	test_bad_helo();
 	test_errors();
@@ -1600,11 +1905,13 @@ main(void)
 	test_batch_pipelined();
 	test_batch_failures();
 	test_batch_421();
+	test_batch_split();
 	test_batch_barrier();
 	test_batch_window();
 	test_batch_rset_after_failure();
 	test_driver();
 	test_driver_batch();
+	test_driver_split();
 	is_str(smtp_state_name(SMTP_ST_READY), "READY", "state names");
 	is_str(smtp_event_name(SMTP_EV_NEED_STARTTLS), "NEED_STARTTLS",
 		"event names");

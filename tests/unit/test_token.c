@@ -1,12 +1,16 @@
 /*
  * test_token.c - the token broker, oauth_http's parser and the file and
- * command stores, with the HTTP transport replaced by a fake endpoint.
+ * command stores, with the HTTP transport replaced by a fake endpoint; the
+ * directories of token files and caches (made when missing, refused when
+ * others control them).
  */
 #define _XOPEN_SOURCE 700	/* nftw() */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include "account.h"
 #include "buf.h"
 #include "err.h"
+#include "fileio.h"
 #include "oauth_http.h"
 #include "tap.h"
 #include "token.h"
@@ -864,6 +869,343 @@ test_prefetch(void)
 	buf_release(&b);
 }
 
+/* 1 when path is a directory with exactly mode 0700 */
+static int
+is_dir_0700(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+		(st.st_mode & 07777) == 0700;
+}
+
+static int
+mode_of(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* make tmpdir/name with mode (chmod: umask aside) */
+static void
+make_dir(char *path, size_t size, const char *name, mode_t mode)
+{
+	snprintf(path, size, "%s/%s", tmpdir, name);
+	if (mkdir(path, 0700) != 0 || chmod(path, mode) != 0) {
+		diag("cannot make %s: %s", path, strerror(errno));
+	}
+}
+
+/*
+ * Give path a group that is not the caller's personal group (root: 65534,
+ * nogroup; others: a supplementary group of another name), so that group
+ * write on it lets in other users.  0 when there is none to use.
+ */
+static int
+share_with_a_group(const char *path)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+	gid_t groups[64];
+	int i, n;
+
+	if (geteuid() == 0) {
+		return chown(path, (uid_t)-1, 65534) == 0;
+	}
+	n = getgroups(64, groups);
+	for (i = 0; pw != NULL && i < n; i++) {
+		const struct group *gr = getgrgid(groups[i]);
+
+		if (gr != NULL && strcmp(gr->gr_name, pw->pw_name) != 0 &&
+		    chown(path, (uid_t)-1, groups[i]) == 0) {
+			return 1;
+		}
+	}
+	diag("no group other than the user's own to test with");
+	return 0;
+}
+
+static void
+test_secret_dirs(void)
+{
+	char d[512], p[1024], f[2048];
+	mode_t old_umask = umask(002);	/* as under a per-user group */
+	enum err e;
+
+	/* missing directories are made, 0700 each, existing ones kept */
+	snprintf(f, sizeof(f), "%s/n1/n2/n3/token", tmpdir);
+	errinfo_init(&ei);
+	e = fileio_secret_dir(f, geteuid(), 0, &ei);
+	snprintf(p, sizeof(p), "%s/n1", tmpdir);
+	ok(e == ERR_OK && access(p, F_OK) != 0,
+		"without create: a missing directory is fine, none made (%s)",
+		ei.msg);
+	e = fileio_secret_dir(f, geteuid(), 1, &ei);
+	is_int(e, ERR_OK, "nested missing directories made (%s)", ei.msg);
+	ok(is_dir_0700(p), "n1 has mode 0700");
+	snprintf(p, sizeof(p), "%s/n1/n2", tmpdir);
+	ok(is_dir_0700(p), "n1/n2 has mode 0700");
+	snprintf(p, sizeof(p), "%s/n1/n2/n3", tmpdir);
+	ok(is_dir_0700(p), "n1/n2/n3 has mode 0700");
+	snprintf(p, sizeof(p), "%s/n1/n2/n3/token", tmpdir);
+	ok(access(p, F_OK) != 0, "the file itself is not made");
+	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_OK,
+		"again: all there, nothing to do");
+	is_int(mode_of(tmpdir), 0700, "the existing parent is left as it was");
+
+	/* "." and ".." and doubled slashes in the missing part */
+	snprintf(f, sizeof(f), "%s/m1//./m2/../m3/token", tmpdir);
+	e = fileio_secret_dir(f, geteuid(), 1, &ei);
+	snprintf(p, sizeof(p), "%s/m1/m3", tmpdir);
+	ok(e == ERR_OK && is_dir_0700(p), "odd path components (%s)", ei.msg);
+
+	/* a relative path starts at the working directory */
+	{
+		int cwd = open(".", O_RDONLY | O_DIRECTORY);
+
+		if (cwd >= 0 && chdir(tmpdir) == 0) {
+			e = fileio_secret_dir("r1/r2/token", geteuid(), 1, &ei);
+			ok(e == ERR_OK && is_dir_0700("r1/r2"),
+				"relative path (%s)", ei.msg);
+			is_int(fileio_secret_dir("token", geteuid(), 1, &ei),
+				ERR_OK, "a bare file name: the working directory");
+			if (fchdir(cwd) != 0) {
+				diag("cannot go back: %s", strerror(errno));
+			}
+		} else {
+			ok(0, "chdir %s: %s", tmpdir, strerror(errno));
+		}
+		if (cwd >= 0) {
+			close(cwd);
+		}
+	}
+
+	/*
+	 * Group-writable in the user's personal group (umask 002 with user
+	 * private groups): nobody else can write there, so it is fine.
+	 */
+	make_dir(d, sizeof(d), "upg", 0770);
+	{
+		const struct passwd *pw = getpwuid(geteuid());
+		const struct group *gr = pw != NULL ? getgrnam(pw->pw_name) : NULL;
+
+		if (gr != NULL && gr->gr_mem[0] == NULL &&
+		    chown(d, (uid_t)-1, gr->gr_gid) == 0) {
+			snprintf(f, sizeof(f), "%s/sub/token", d);
+			errinfo_init(&ei);
+			e = fileio_secret_dir(f, geteuid(), 1, &ei);
+			ok(e == ERR_OK, "group-writable in the user's own group "
+				"'%s' is fine (%s)", gr->gr_name, ei.msg);
+		} else {
+			ok(0, "no personal group named after the user to test "
+				"with");
+		}
+	}
+
+	/* group- or world-writable without the sticky bit: refused */
+	make_dir(d, sizeof(d), "gw", 0770);
+	ok(share_with_a_group(d), "gw shared with another group");
+	snprintf(f, sizeof(f), "%s/sub/token", d);
+	errinfo_init(&ei);
+	e = fileio_secret_dir(f, geteuid(), 1, &ei);
+	is_int(e, ERR_CONFIG, "group-writable parent refused");
+	contains(ei.msg, "writable by its group (mode 0770)", "says why");
+	contains(ei.msg, "chmod go-w", "and the fix");
+	snprintf(p, sizeof(p), "%s/sub", d);
+	ok(access(p, F_OK) != 0, "nothing made under it");
+	is_int(mode_of(d), 0770, "its mode is not changed");
+	errinfo_init(&ei);
+	is_int(fileio_secret_dir(f, geteuid(), 0, &ei), ERR_CONFIG,
+		"refused without create too");
+	make_dir(p, sizeof(p), "gw/ok", 0700);
+	snprintf(f, sizeof(f), "%s/token", p);
+	errinfo_init(&ei);
+	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+		"a group-writable directory further up is refused as well");
+	make_dir(d, sizeof(d), "ww", 0777);
+	snprintf(f, sizeof(f), "%s/sub/token", d);
+	errinfo_init(&ei);
+	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+		"world-writable parent refused");
+	contains(ei.msg, "writable by everyone", "world-writable message");
+	make_dir(d, sizeof(d), "sticky", 01777);
+	snprintf(f, sizeof(f), "%s/sub/token", d);
+	snprintf(p, sizeof(p), "%s/sub", d);
+	e = fileio_secret_dir(f, geteuid(), 1, &ei);
+	ok(e == ERR_OK && is_dir_0700(p),
+		"world-writable with the sticky bit (as /tmp) is fine (%s)",
+		ei.msg);
+
+	/* a symbolic link is judged by where it leads */
+	snprintf(p, sizeof(p), "%s/to-gw", tmpdir);
+	snprintf(d, sizeof(d), "%s/gw", tmpdir);
+	if (symlink(d, p) == 0) {
+		snprintf(f, sizeof(f), "%s/token", p);
+		errinfo_init(&ei);
+		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+			"a link to a group-writable directory is refused");
+		contains(ei.msg, d, "the message names the real directory");
+	} else {
+		ok(0, "symlink: %s", strerror(errno));
+	}
+
+	/* a directory of someone else (not root) is refused */
+	make_dir(d, sizeof(d), "foreign", 0755);
+	snprintf(f, sizeof(f), "%s/sub/token", d);
+	errinfo_init(&ei);
+	if (geteuid() == 0) {
+		if (chown(d, 65534, 65534) != 0) {
+			diag("chown %s: %s", d, strerror(errno));
+		}
+		e = fileio_secret_dir(f, 0, 1, &ei);
+		contains(ei.msg, "belongs to uid 65534", "names the owner");
+	} else {
+		/* as another user, our own directories are someone else's */
+		e = fileio_secret_dir(f, geteuid() + 1, 1, &ei);
+		contains(ei.msg, "belongs to uid", "names the owner");
+	}
+	is_int(e, ERR_CONFIG, "a directory owned by another user is refused");
+	contains(ei.msg, "not to you or root", "says who may own it");
+	snprintf(p, sizeof(p), "%s/sub", d);
+	ok(access(p, F_OK) != 0, "nothing made in it");
+	if (geteuid() != 0) {
+		/* root's directories are fine for everyone: "/" and /tmp */
+		is_int(fileio_secret_dir("/tmp/x", geteuid() + 1, 0, &ei),
+			ERR_OK, "root-owned directories are accepted");
+	} else {
+		is_int(fileio_secret_dir("/tmp/x", 12345, 0, &ei), ERR_OK,
+			"root-owned directories are accepted");
+	}
+
+	/* a file in the way */
+	snprintf(p, sizeof(p), "%s/plain", tmpdir);
+	write_file(p, "x\n", 0600);
+	snprintf(f, sizeof(f), "%s/plain/token", tmpdir);
+	errinfo_init(&ei);
+	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+		"a file where a directory should be");
+	contains(ei.msg, "is not a directory", "not-a-directory message");
+	snprintf(f, sizeof(f), "%s/plain/more/token", tmpdir);
+	errinfo_init(&ei);
+	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+		"a file further up the path");
+	contains(ei.msg, "not a directory", "not-a-directory message, deeper");
+	umask(old_umask);
+}
+
+/* The file store and the cache make their directories; unsafe ones stop them. */
+static void
+test_store_dirs(void)
+{
+	struct account acc;
+	struct tstore *ts = NULL;
+	struct buf b;
+	char spec[2560], dir[512], cache[1024], path[2048], tok[256];
+	enum err e;
+
+	/* oauth2_token_store file:PATH under missing directories */
+	account_setup(&acc, "deep");
+	snprintf(spec, sizeof(spec), "file:%s/s1/s2/refresh", tmpdir);
+	acc.oauth2_token_store = spec;
+	buf_init_secret(&b, 65536);
+	e = tstore_open(&acc, &ts, &ei);
+	is_int(e, ERR_OK, "deep store opens");
+	errinfo_init(&ei);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_REAUTH, "missing directories: nothing stored yet");
+	e = tstore_save(ts, "rt-deep", &ei);
+	is_int(e, ERR_OK, "save makes the directories (%s)", ei.msg);
+	snprintf(dir, sizeof(dir), "%s/s1", tmpdir);
+	ok(is_dir_0700(dir), "s1 made with mode 0700");
+	snprintf(dir, sizeof(dir), "%s/s1/s2", tmpdir);
+	ok(is_dir_0700(dir), "s1/s2 made with mode 0700");
+	snprintf(path, sizeof(path), "%s/refresh", dir);
+	is_str(read_text(path, tok, sizeof(tok)), "rt-deep\n", "token saved");
+	is_int(mode_of(path), 0600, "token file mode 0600");
+	e = tstore_load(ts, &b, &ei);
+	is_str(buf_cstr(&b), "rt-deep", "and read back");
+	tstore_free(ts);
+	ts = NULL;
+
+	/* rotated saves too */
+	snprintf(spec, sizeof(spec), "file:%s/s3/s4/refresh", tmpdir);
+	e = tstore_open(&acc, &ts, &ei);
+	if (e == ERR_OK) {
+		e = tstore_save_rotated(ts, "rt-new", "rt-old", &ei);
+	}
+	is_int(e, ERR_OK, "rotated save makes the directories (%s)", ei.msg);
+	snprintf(path, sizeof(path), "%s/s3/s4/refresh.previous", tmpdir);
+	is_str(read_text(path, tok, sizeof(tok)), "rt-old\n",
+		"the previous token beside it");
+	tstore_free(ts);
+	ts = NULL;
+
+	/* a group-writable directory: neither read nor written */
+	make_dir(dir, sizeof(dir), "shared", 0775);
+	ok(share_with_a_group(dir), "shared with another group");
+	snprintf(path, sizeof(path), "%s/refresh", dir);
+	write_file(path, "rt-shared\n", 0600);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	e = tstore_open(&acc, &ts, &ei);
+	is_int(e, ERR_OK, "store in a shared directory opens");
+	errinfo_init(&ei);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_CONFIG, "its token is not read");
+	contains(ei.msg, "chmod go-w", "with the fix");
+	is_int((long long)b.len, 0, "nothing loaded");
+	errinfo_init(&ei);
+	is_int(tstore_save(ts, "rt-other", &ei), ERR_CONFIG, "nor written");
+	is_str(read_text(path, tok, sizeof(tok)), "rt-shared\n",
+		"the file is unchanged");
+	is_int(mode_of(dir), 0775, "the directory's mode is unchanged");
+	tstore_free(ts);
+	buf_release(&b);
+
+	/* oauth2_token_cache PATH under missing directories */
+	account_setup(&acc, "deepcache");
+	snprintf(cache, sizeof(cache), "%s/c1/c2/access.token", tmpdir);
+	acc.oauth2_token_cache = cache;
+	write_file(store_path, "rt-1\n", 0600);
+	fake_reset(M_OK);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "refresh with a deep cache path (%s)", ei.msg);
+	snprintf(dir, sizeof(dir), "%s/c1", tmpdir);
+	ok(is_dir_0700(dir), "c1 made with mode 0700");
+	snprintf(dir, sizeof(dir), "%s/c1/c2", tmpdir);
+	ok(is_dir_0700(dir), "c1/c2 made with mode 0700");
+	is_int(mode_of(cache), 0600, "the cache file is there, mode 0600");
+	snprintf(path, sizeof(path), "%s.lock", cache);
+	ok(access(path, F_OK) == 0, "the lock beside it");
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(atomic_load(&fake->calls), 1, "then a cache hit");
+
+	make_dir(dir, sizeof(dir), "sharedcache", 0777);
+	snprintf(cache, sizeof(cache), "%s/sub/access.token", dir);
+	fake_reset(M_OK);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_CONFIG, "a cache under a world-writable directory: "
+		"refused");
+	is_int(atomic_load(&fake->calls), 0, "before any refresh");
+
+	/* the default cache on a fresh home: every directory made */
+	account_setup(&acc, "fresh");
+	snprintf(dir, sizeof(dir), "%s/fresh-home/.cache", tmpdir);
+	unsetenv("XDG_RUNTIME_DIR");
+	setenv("XDG_CACHE_HOME", dir, 1);
+	fake_reset(M_OK);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "default cache on a fresh home (%s)", ei.msg);
+	snprintf(path, sizeof(path), "%s/fresh-home", tmpdir);
+	ok(is_dir_0700(path), "the missing home part made with mode 0700");
+	ok(is_dir_0700(dir), ".cache made with mode 0700");
+	snprintf(path, sizeof(path), "%s/oasmtp", dir);
+	ok(is_dir_0700(path), ".cache/oasmtp made with mode 0700");
+	snprintf(path, sizeof(path), "%s/oasmtp/fresh.token", dir);
+	is_int(mode_of(path), 0600, "the cache file is there");
+	unsetenv("XDG_CACHE_HOME");
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+}
+
 #define NPROC 20
 
 static void
@@ -954,6 +1296,8 @@ main(void)
 	test_previous();
 	test_errors();
 	test_file_store();
+	test_secret_dirs();
+	test_store_dirs();
 	test_presets();
 	test_prefetch();
 	test_concurrency();

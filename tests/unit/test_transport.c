@@ -7,21 +7,32 @@
  * number of connections with 5 s socket timeouts, and are always joined.
  * SIGPIPE is blocked in server threads only: the main thread keeps the
  * default action, so a client write that raised SIGPIPE would kill the test.
+ *
+ * Name resolution: resolve_host() costs (no thread for literals), and a DNS
+ * server that never answers, in private namespaces (test_resolve_hung_dns).
  */
+#define _GNU_SOURCE	/* unshare(2) and CLONE_* for the DNS test */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -34,6 +45,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "resolve.h"
 #include "tap.h"
 #include "transport.h"
 #include "util.h"
@@ -1380,6 +1392,539 @@ test_tls_resumption(void)
 	SSL_CTX_free(good);
 }
 
+/* ---- name resolution under the deadline ---- */
+
+static struct addrinfo
+stream_hints(void)
+{
+	struct addrinfo hints;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	return hints;
+}
+
+/* Wait up to ms for every helper thread to end; the count left running. */
+static unsigned long
+resolve_threads_drain(int ms)
+{
+	int64_t until = util_now_ms() + ms;
+	unsigned long started, running;
+
+	for (;;) {
+		resolve_thread_counts(&started, &running);
+		if (running == 0 || util_now_ms() >= until) {
+			return running;
+		}
+		usleep(20 * 1000);
+	}
+}
+
+static void
+test_resolve_costs(void)
+{
+	struct addrinfo hints = stream_hints(), *list = NULL;
+	unsigned long started0, started, running;
+	enum err e;
+
+	resolve_thread_counts(&started0, &running);
+	e = resolve_host("127.0.0.1", "25", &hints, deadline_in(3000), &list,
+		&ei);
+	is_int(e, ERR_OK, "resolve: IPv4 literal (%s)", ei.msg);
+	ok(list != NULL && list->ai_family == AF_INET,
+		"resolve: IPv4 literal gives an AF_INET address");
+	freeaddrinfo(list);
+	list = NULL;
+	e = resolve_host("::1", "25", &hints, deadline_in(3000), &list, &ei);
+	is_int(e, ERR_OK, "resolve: IPv6 literal (%s)", ei.msg);
+	ok(list != NULL && list->ai_family == AF_INET6,
+		"resolve: IPv6 literal gives an AF_INET6 address");
+	freeaddrinfo(list);
+	list = NULL;
+	e = resolve_host("localhost", "25", &hints, 0, &list, &ei);
+	is_int(e, ERR_OK, "resolve: a name without a deadline (%s)", ei.msg);
+	freeaddrinfo(list);
+	list = NULL;
+	resolve_thread_counts(&started, &running);
+	is_int((long long)(started - started0), 0,
+		"resolve: literals and lookups without a deadline start no "
+		"thread");
+
+	/* A name with a deadline does: the counter can tell. */
+	e = resolve_host("localhost", "25", &hints, deadline_in(3000), &list,
+		&ei);
+	is_int(e, ERR_OK, "resolve: a name with a deadline (%s)", ei.msg);
+	ok(list != NULL, "resolve: and its addresses");
+	freeaddrinfo(list);
+	list = NULL;
+	resolve_thread_counts(&started, &running);
+	is_int((long long)(started - started0), 1,
+		"resolve: a name with a deadline is looked up in a thread");
+	is_int((long long)resolve_threads_drain(2000), 0,
+		"resolve: the helper thread ends");
+
+	/* A deadline already passed: no lookup at all. */
+	e = resolve_host("localhost", "25", &hints, util_now_ms() - 1, &list,
+		&ei);
+	is_int(e, ERR_TIMEOUT, "resolve: a passed deadline is ERR_TIMEOUT");
+	ok(list == NULL, "resolve: and no list");
+	resolve_thread_counts(&started, &running);
+	is_int((long long)(started - started0), 1,
+		"resolve: and no thread");
+}
+
+/*
+ * A DNS server that never answers.  A child process gets private user,
+ * mount and network namespaces (no root needed where unprivileged user
+ * namespaces are allowed, as on Debian), brings up its own loopback,
+ * bind-mounts a resolv.conf naming 127.0.0.1 and an nsswitch.conf using
+ * DNS only, binds UDP 127.0.0.1:53 and never reads it, then re-executes
+ * this program as "resolve-child" (a fresh process, so libc reads the new
+ * files).  That one resolves through transport_tcp_connect() and runs
+ * OASMTP_BIN, and writes what it saw as "key value" lines to a pipe; the
+ * checks are made here.  Nothing leaves the private network namespace.
+ */
+#define HUNG_NAME "mail.dns-hangs.test"
+#define HUNG_LIB_MS 1000	/* the library call's deadline */
+#define HUNG_BIN_TIMEOUT 2	/* the binary's 'timeout' */
+
+static int
+write_file_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int ok_write;
+
+	if (fd < 0) {
+		return -1;
+	}
+	ok_write = util_write_all(fd, text, strlen(text)) == 0;
+	return close(fd) == 0 && ok_write ? 0 : -1;
+}
+
+static int
+write_in(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return write_file_text(path, text, mode);
+}
+
+/* In the forked child, before exec: 0, or -1 with the reason in why. */
+static int
+sandbox_enter(const char *dir, char *why, size_t size)
+{
+	char path[512], map[64];
+	struct ifreq ifr;
+	uid_t uid = getuid();	/* before: unmapped ids read as 65534 */
+	gid_t gid = getgid();
+	int fd;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) == 0) {
+		/* Only "deny" lets an unprivileged process write gid_map. */
+		(void)write_file_text("/proc/self/setgroups", "deny", 0);
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+		if (write_file_text("/proc/self/uid_map", map, 0) != 0) {
+			snprintf(why, size, "uid_map: %s", strerror(errno));
+			return -1;
+		}
+		snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+		if (write_file_text("/proc/self/gid_map", map, 0) != 0) {
+			snprintf(why, size, "gid_map: %s", strerror(errno));
+			return -1;
+		}
+	} else if (geteuid() != 0 || unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) {
+		snprintf(why, size, "unshare (user, mount and network "
+			"namespaces are needed): %s", strerror(errno));
+		return -1;
+	}
+	/* Nothing mounted here may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		snprintf(why, size, "making / private: %s", strerror(errno));
+		return -1;
+	}
+	if (snprintf(path, sizeof(path), "%s/resolv.conf", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(why, size, "temporary directory name too long");
+		return -1;
+	}
+	if (mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0) {
+		snprintf(why, size, "bind-mounting resolv.conf: %s",
+			strerror(errno));
+		return -1;
+	}
+	if (snprintf(path, sizeof(path), "%s/nsswitch.conf", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(why, size, "temporary directory name too long");
+		return -1;
+	}
+	if (access("/etc/nsswitch.conf", F_OK) == 0
+		&& mount(path, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) != 0) {
+		snprintf(why, size, "bind-mounting nsswitch.conf: %s",
+			strerror(errno));
+		return -1;
+	}
+	/* A new network namespace has only lo, and it is down. */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&ifr, 0, sizeof(ifr));
+	util_strlcpy(ifr.ifr_name, "lo", sizeof(ifr.ifr_name));
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) {
+		snprintf(why, size, "reading the flags of lo: %s",
+			strerror(errno));
+		return -1;
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) {
+		snprintf(why, size, "bringing up lo: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The silent DNS server: bound, never read until counted.  fd or -1. */
+static int
+silent_dns_open(char *why, size_t size)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(53);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		snprintf(why, size, "binding UDP 127.0.0.1:53: %s",
+			strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -1;
+	}
+	return fd;
+}
+
+/* Queries waiting on the silent server's socket (read and dropped). */
+static int
+silent_dns_count(int fd)
+{
+	char pkt[1500];
+	int n = 0;
+
+	while (recv(fd, pkt, sizeof(pkt), MSG_DONTWAIT) > 0) {
+		n++;
+	}
+	return n;
+}
+
+/* Replace newlines so a text fits on one "key value" line. */
+static void
+one_line(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\n' || *s == '\r') {
+			*s = '|';
+		}
+	}
+}
+
+/*
+ * Run OASMTP_BIN with dir/oasmtprc and dir/message, HOME in dir, without
+ * RES_OPTIONS (so the slow options of resolv.conf apply).  Bounded: killed
+ * by PID after 15 s.  Writes bin_status, bin_ms and bin_stderr lines.
+ */
+static void
+child_run_binary(const char *dir, int out)
+{
+	extern char **environ;
+	const char *bin = getenv("OASMTP_BIN");
+	char cfg[512], msg[512], errpath[512], home[512];
+	char envhome[600], envcfg[600], envdata[600], envcache[600];
+	char *argv[] = { "oasmtp", "-C", cfg, "rcpt@example.org", NULL };
+	char *envp[64];
+	char text[2048];
+	size_t n = 0;
+	int64_t t0;
+	pid_t pid;
+	int status = -1, in, err_fd;
+	ssize_t got;
+
+	if (bin == NULL || bin[0] == '\0') {
+		dprintf(out, "bin_error OASMTP_BIN is not set\n");
+		return;
+	}
+	snprintf(cfg, sizeof(cfg), "%s/oasmtprc", dir);
+	snprintf(msg, sizeof(msg), "%s/message", dir);
+	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	snprintf(home, sizeof(home), "%s/home", dir);
+	snprintf(envhome, sizeof(envhome), "HOME=%s", home);
+	snprintf(envcfg, sizeof(envcfg), "XDG_CONFIG_HOME=%s/.config", home);
+	snprintf(envdata, sizeof(envdata), "XDG_DATA_HOME=%s/.local", home);
+	snprintf(envcache, sizeof(envcache), "XDG_CACHE_HOME=%s/.cache",
+		home);
+	envp[n++] = "PATH=/usr/bin:/bin";
+	envp[n++] = "LC_ALL=C";
+	envp[n++] = envhome;
+	envp[n++] = envcfg;
+	envp[n++] = envdata;
+	envp[n++] = envcache;
+	/* Sanitizer settings of a sanitizer build pass through. */
+	for (char **e = environ; *e != NULL && n + 1 < 64; e++) {
+		if (strncmp(*e, "ASAN_", 5) == 0 || strncmp(*e, "UBSAN_", 6) == 0
+			|| strncmp(*e, "LSAN_", 5) == 0) {
+			envp[n++] = *e;
+		}
+	}
+	envp[n] = NULL;
+	in = open(msg, O_RDONLY | O_CLOEXEC);
+	err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (in < 0 || err_fd < 0) {
+		dprintf(out, "bin_error cannot open %s or %s\n", msg, errpath);
+		return;
+	}
+	t0 = util_now_ms();
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(in, 0);
+		dup2(err_fd, 1);
+		dup2(err_fd, 2);
+		execve(bin, argv, envp);
+		_exit(127);
+	}
+	close(in);
+	close(err_fd);
+	if (pid < 0) {
+		dprintf(out, "bin_error fork: %s\n", strerror(errno));
+		return;
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (util_now_ms() - t0 > 15000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	dprintf(out, "bin_ms %lld\n", (long long)(util_now_ms() - t0));
+	dprintf(out, "bin_status %d\n", WIFEXITED(status)
+		? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	in = open(errpath, O_RDONLY | O_CLOEXEC);
+	got = in >= 0 ? read(in, text, sizeof(text) - 1) : -1;
+	text[got > 0 ? got : 0] = '\0';
+	if (in >= 0) {
+		close(in);
+	}
+	one_line(text);
+	dprintf(out, "bin_stderr %s\n", text);
+}
+
+/* main() of the re-executed child, inside the namespaces. */
+static int
+resolve_child(const char *dir, int out, int dns)
+{
+	struct transport *t = NULL;
+	unsigned long started, running;
+	int64_t t0, dt;
+	enum err e;
+
+	/* Not for the program run below. */
+	fcntl(out, F_SETFD, FD_CLOEXEC);
+	fcntl(dns, F_SETFD, FD_CLOEXEC);
+	errinfo_init(&ei);
+	t0 = util_now_ms();
+	e = transport_tcp_connect(HUNG_NAME, 25, NULL, deadline_in(HUNG_LIB_MS),
+		&t, &ei);
+	dt = util_now_ms() - t0;
+	resolve_thread_counts(&started, &running);
+	transport_close(t);
+	one_line(ei.msg);
+	dprintf(out, "lib_code %d\nlib_ms %lld\nlib_msg %s\nlib_running %lu\n",
+		(int)e, (long long)dt, ei.msg, running);
+	/* RES_OPTIONS timeout:2 attempts:1: the resolver gives up soon. */
+	t0 = util_now_ms();
+	dprintf(out, "lib_running_later %lu\n", resolve_threads_drain(8000));
+	dprintf(out, "lib_drain_ms %lld\n", (long long)(util_now_ms() - t0));
+	dprintf(out, "lib_queries %d\n", silent_dns_count(dns));
+
+	child_run_binary(dir, out);
+	dprintf(out, "bin_queries %d\n", silent_dns_count(dns));
+	dprintf(out, "end 1\n");
+	return 0;
+}
+
+/* The value of "key value" in text (lines), copied into out; 0 if absent. */
+static int
+field(const char *text, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+	const char *p = text;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
+			const char *v = p + klen + 1;
+			const char *end = strchr(v, '\n');
+			size_t n = end != NULL ? (size_t)(end - v) : strlen(v);
+
+			if (n >= size) {
+				n = size - 1;
+			}
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return 1;
+		}
+		p = strchr(p, '\n');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	out[0] = '\0';
+	return 0;
+}
+
+static long long
+field_num(const char *text, const char *key)
+{
+	char v[64];
+
+	return field(text, key, v, sizeof(v)) ? strtoll(v, NULL, 10) : -1;
+}
+
+static void
+test_resolve_hung_dns(const char *self)
+{
+	char dir[512], path[600], why[512], text[16384], v[4096];
+	char fdarg[16], dnsarg[16];
+	size_t len = 0;
+	int64_t until;
+	int pfd[2];
+	pid_t pid;
+	int status = 0;
+
+	snprintf(dir, sizeof(dir), "%s/dns", tmpdir);
+	snprintf(path, sizeof(path), "%s/home", dir);
+	if (!ok(mkdir(dir, 0700) == 0 && mkdir(path, 0700) == 0,
+		"hung dns: directories")) {
+		return;
+	}
+	/* Without the deadline a lookup would wait 2 x 10 s here. */
+	snprintf(v, sizeof(v), "account default\nhost " HUNG_NAME "\n"
+		"port 25\ntls off\nauth off\ntimeout %d\n"
+		"from sender@example.org\n", HUNG_BIN_TIMEOUT);
+	if (!ok(write_in(dir, "resolv.conf", "nameserver 127.0.0.1\n"
+		"options timeout:10 attempts:2\n", 0644) == 0
+		&& write_in(dir, "nsswitch.conf", "hosts: dns\n", 0644) == 0
+		&& write_in(dir, "message", "From: sender@example.org\n"
+		"Subject: hung dns\n\nbody\n", 0644) == 0
+		&& write_in(dir, "oasmtprc", v, 0600) == 0,
+		"hung dns: resolv.conf, nsswitch.conf, message, oasmtprc")) {
+		return;
+	}
+
+	if (!ok(pipe2(pfd, O_CLOEXEC) == 0, "hung dns: pipe")) {
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)self, "resolve-child", dir, fdarg,
+			dnsarg, NULL };
+		int dns;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(pfd[0]);
+		if (sandbox_enter(dir, why, sizeof(why)) != 0
+			|| (dns = silent_dns_open(why, sizeof(why))) < 0) {
+			dprintf(pfd[1], "setup_error %s\n", why);
+			_exit(1);
+		}
+		/* The pipe and the socket stay open across exec. */
+		fcntl(pfd[1], F_SETFD, 0);
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		snprintf(dnsarg, sizeof(dnsarg), "%d", dns);
+		setenv("RES_OPTIONS", "timeout:2 attempts:1", 1);
+		execv("/proc/self/exe", argv);
+		dprintf(pfd[1], "setup_error exec: %s\n", strerror(errno));
+		_exit(1);
+	}
+	close(pfd[1]);
+	if (!ok(pid > 0, "hung dns: fork")) {
+		close(pfd[0]);
+		return;
+	}
+	/* Read everything, for 40 s at most; then the child is killed. */
+	until = util_now_ms() + 40000;
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		int64_t left = until - util_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+			break;
+		}
+		n = read(pfd[0], text + len, sizeof(text) - 1 - len);
+		if (n <= 0) {
+			break;
+		}
+		len += (size_t)n;
+		if (len == sizeof(text) - 1) {
+			break;
+		}
+	}
+	text[len] = '\0';
+	close(pfd[0]);
+	if (waitpid(pid, &status, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	if (field(text, "setup_error", v, sizeof(v))) {
+		ok(0, "hung dns: private namespaces set up (%s)", v);
+		return;
+	}
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0
+		&& field_num(text, "end") == 1,
+		"hung dns: the child finished (status %d)", status);
+
+	/* The library: gives up at the deadline, temporary. */
+	field(text, "lib_msg", v, sizeof(v));
+	is_int(field_num(text, "lib_code"), ERR_TIMEOUT,
+		"hung dns: transport_tcp_connect is ERR_TIMEOUT (%s)", v);
+	ok(err_is_temporary(ERR_TIMEOUT) && err_exit_code(ERR_TIMEOUT) == 75,
+		"hung dns: which is temporary, exit 75");
+	ok(field_num(text, "lib_ms") >= HUNG_LIB_MS - 50
+		&& field_num(text, "lib_ms") < HUNG_LIB_MS + 700,
+		"hung dns: gave up at the deadline (%lld ms for %d ms)",
+		field_num(text, "lib_ms"), HUNG_LIB_MS);
+	contains(v, "cannot resolve " HUNG_NAME " within 1 s",
+		"hung dns: the message names host and time");
+	contains(v, "resolv.conf", "hung dns: the message gives advice");
+	ok(field_num(text, "lib_queries") >= 1,
+		"hung dns: the lookup really asked the silent server (%lld "
+		"queries)", field_num(text, "lib_queries"));
+	/* The abandoned thread: still blocked then, gone after. */
+	is_int(field_num(text, "lib_running"), 1,
+		"hung dns: the helper was still inside getaddrinfo");
+	is_int(field_num(text, "lib_running_later"), 0,
+		"hung dns: it ended when the resolver gave up (%lld ms later)",
+		field_num(text, "lib_drain_ms"));
+
+	/* The program: exit 75 within timeout plus a little. */
+	field(text, "bin_error", v, sizeof(v));
+	ok(v[0] == '\0', "hung dns: oasmtp ran (%s)", v);
+	field(text, "bin_stderr", v, sizeof(v));
+	is_int(field_num(text, "bin_status"), 75,
+		"hung dns: oasmtp exits 75 (temporary) (%s)", v);
+	ok(field_num(text, "bin_ms") >= 0 && field_num(text, "bin_ms")
+		< HUNG_BIN_TIMEOUT * 1000 + 1500,
+		"hung dns: within timeout %d s plus slack (%lld ms)",
+		HUNG_BIN_TIMEOUT, field_num(text, "bin_ms"));
+	contains(v, "cannot resolve " HUNG_NAME " within 2 s",
+		"hung dns: oasmtp says so");
+	ok(field_num(text, "bin_queries") >= 1,
+		"hung dns: oasmtp asked the silent server too");
+}
+
 /* ---- setup ---- */
 
 static void
@@ -1407,10 +1952,15 @@ remove_tree(const char *path)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const char *base = getenv("TMPDIR");
 	int64_t t0 = util_now_ms();
+
+	/* Re-executed by test_resolve_hung_dns(): no TAP output here. */
+	if (argc == 5 && strcmp(argv[1], "resolve-child") == 0) {
+		return resolve_child(argv[2], atoi(argv[3]), atoi(argv[4]));
+	}
 
 	snprintf(tmpdir, sizeof(tmpdir), "%s/oasmtp-transport-XXXXXX",
 		base != NULL && base[0] != '\0' ? base : "/tmp");
@@ -1431,6 +1981,8 @@ main(void)
 		test_tls_refuses_buffered();
 		test_tls_resumption();
 	}
+	test_resolve_costs();
+	test_resolve_hung_dns(argv[0]);
 	free_pki();
 	remove_tree(tmpdir);
 	ok(util_now_ms() - t0 < 20000, "whole test under 20 s (%lld ms)",
