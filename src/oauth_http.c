@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -171,18 +172,47 @@ on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* The extra CA file, and whether loading it failed. */
+struct extra_ca {
+	const char *file;
+	int failed;
+};
+
 /* Add the configured CA file to the store libcurl already set up. */
 static CURLcode
 on_ssl_ctx(CURL *curl, void *ssl_ctx, void *ud)
 {
-	const char *ca_file = ud;
+	struct extra_ca *ca = ud;
 	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
 
 	(void)curl;
-	if (store == NULL || X509_STORE_load_locations(store, ca_file, NULL) != 1) {
+	if (store == NULL ||
+	    X509_STORE_load_locations(store, ca->file, NULL) != 1) {
+		ca->failed = 1;
 		return CURLE_SSL_CACERT_BADFILE;
 	}
 	return CURLE_OK;
+}
+
+/*
+ * Whether libcurl's own CA bundle can be read.  When it cannot (a host
+ * without ca-certificates), libcurl fails before the extra CA file is
+ * added, so that file is then given to it as the only bundle instead.
+ */
+static int
+default_ca_bundle_readable(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075400
+	char *path = NULL;
+
+	if (curl_easy_getinfo(h, CURLINFO_CAINFO, &path) != CURLE_OK) {
+		return 1;	/* unknown: let libcurl decide */
+	}
+	return path != NULL && access(path, R_OK) == 0;
+#else
+	(void)h;
+	return 1;
+#endif
 }
 
 enum err
@@ -192,6 +222,7 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = NULL;
 	struct sink sink = { ret_body, 0 };
+	struct extra_ca ca = { req->ca_file, 0 };
 	CURL *h = NULL;
 	CURLcode rc;
 	long status = 0;
@@ -257,13 +288,17 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	SETOPT(CURLOPT_WRITEDATA, &sink);
 	SETOPT(CURLOPT_ERRORBUFFER, errbuf);
 	SETOPT(CURLOPT_USERAGENT, "oasmtp");
-	if (req->ca_file != NULL && req->ca_file[0] != '\0') {
+	if (req->ca_file != NULL && req->ca_file[0] != '\0' &&
+	    !default_ca_bundle_readable(h)) {
+		SETOPT(CURLOPT_CAINFO, req->ca_file);
+		ca.failed = access(req->ca_file, R_OK) != 0;
+	} else if (req->ca_file != NULL && req->ca_file[0] != '\0') {
 #if LIBCURL_VERSION_NUM >= 0x075700
 		/* the store is modified below: do not share a cached one */
 		SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 0L);
 #endif
 		SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-		SETOPT(CURLOPT_SSL_CTX_DATA, (void *)req->ca_file);
+		SETOPT(CURLOPT_SSL_CTX_DATA, (void *)&ca);
 	}
 #undef SETOPT
 	if (rc != CURLE_OK) {
@@ -280,9 +315,17 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 			"(check oauth2_token_endpoint)", req->url);
 		goto out;
 	}
-	if (rc == CURLE_SSL_CACERT_BADFILE && req->ca_file != NULL) {
+	if (rc == CURLE_SSL_CACERT_BADFILE && ca.failed) {
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"cannot load oauth2_ca_file '%s'", req->ca_file);
+		goto out;
+	}
+	if (rc == CURLE_SSL_CACERT_BADFILE) {
+		e = errinfo_set(reterr, ERR_CONFIG,
+			"cannot load the system's CA certificates for the token "
+			"endpoint: %s (install ca-certificates, or set "
+			"oauth2_ca_file)", errbuf[0] != '\0' ? errbuf :
+			curl_easy_strerror(rc));
 		goto out;
 	}
 	if (rc == CURLE_WRITE_ERROR && sink.overflow) {

@@ -3,7 +3,8 @@
 #
 #   1. make a throw-away test CA and a server certificate for 127.0.0.1
 #      (tests/servers/certs.py);
-#   2. start a local demo provider, in two parts like Gmail or Microsoft 365:
+#   2. start a local demo provider (tests/demo-provider.sh, shared with
+#      tests/debian-test.sh), in two parts like Gmail or Microsoft 365:
 #      - its OAuth2 authorization server: the npm package oidc-provider
 #        (tests/oauth/oidc_server.mjs, HTTPS, refresh tokens rotated on
 #        every use);
@@ -53,96 +54,30 @@ case $(basename "$OASMTP_BIN") in
 msmtp*) MODE=msmtp ;;
 *) MODE=oasmtp ;;
 esac
-[ -d "$ROOT/tests/oauth/node_modules/oidc-provider" ] ||
-	fail "tests/oauth/node_modules is missing: run .ci/install-deps (npm ci in tests/oauth)"
-NODE=$(command -v node) || fail "node is not installed: run .ci/install-deps"
-
+umask 077
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/oasmtp-demo.XXXXXX")
 mkdir -m 700 "$DEMO/home" "$DEMO/op"
-SERVER_PID=
-OP_PID=
+say() {
+	echo "demo: $*"
+}
+. "$ROOT/tests/demo-provider.sh"
 cleanup() {
-	for pid in $SERVER_PID $OP_PID; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	provider_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# wait_port FILE PID WHAT LOG: print the port a server wrote to FILE
-wait_port() {
-	i=0
-	while [ ! -s "$1" ]; do
-		kill -0 "$2" 2>/dev/null ||
-			{ cat "$4" >&2; fail "$3 did not start"; }
-		i=$((i + 1))
-		[ $i -lt 150 ] || fail "$3 did not start within 15 s"
-		sleep 0.1
-	done
-	cat "$1"
-}
-
-# refreshes: how many refresh-token requests the provider has answered
-refreshes() {
-	"$PY" -c 'import json, ssl, sys, urllib.request
-ctx = ssl.create_default_context(cafile=sys.argv[2])
-s = json.load(urllib.request.urlopen(sys.argv[1], context=ctx, timeout=10))
-print(s["by_grant_type"].get("refresh_token", 0))' "$ISSUER/stats" "$CA"
-}
 
 # fingerprint FILE: a short digest of a secret, never the secret itself
 fingerprint() {
 	sha256sum <"$1" | cut -c1-12
 }
 
-USER_ADDR=demo.user@example.org
-CLIENT_ID=oasmtp-demo
-umask 077
-od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$DEMO/op/client_secret"
-
-# -- 1. test CA ---------------------------------------------------------------
-echo "demo: making a test CA in $DEMO/certs"
-paths=$("$PY" - "$DEMO/certs" "$ROOT/tests/servers" <<'EOF'
-import shlex, sys
-sys.path.insert(0, sys.argv[2])
-from certs import make_certs
-p = make_certs(sys.argv[1])
-print("CA=%s CERT=%s KEY=%s" % tuple(shlex.quote(p[k]) for k in ("ca", "cert", "key")))
-EOF
-) || fail "could not make certificates"
-eval "$paths"
-
-# -- 2. the demo provider -----------------------------------------------------
-echo "demo: starting the provider's OAuth2 server (oidc-provider)"
-(cd "$ROOT/tests/oauth" && exec "$NODE" oidc_server.mjs \
-	--cert "$CERT" --key "$KEY" --port-file "$DEMO/op/port" \
-	--tokens-file "$DEMO/op/valid_access_tokens" \
-	--client-id "$CLIENT_ID" --client-secret-file "$DEMO/op/client_secret" \
-	--at-ttl 3600 --max-seconds 300) \
-	>"$DEMO/op/oidc.log" 2>&1 </dev/null &
-OP_PID=$!
-OP_PORT=$(wait_port "$DEMO/op/port" "$OP_PID" "oidc-provider" "$DEMO/op/oidc.log")
-ISSUER=https://127.0.0.1:$OP_PORT
-echo "demo:   issuer $ISSUER, token endpoint $ISSUER/token"
-
-echo "demo: starting the provider's submission server (aiosmtpd, STARTTLS + XOAUTH2)"
-"$PY" "$ROOT/tests/integration/aiosmtpd_server.py" \
-	--spool "$DEMO/spool" --port-file "$DEMO/port" \
-	--cert "$CERT" --key "$KEY" --require-starttls \
-	--user "$USER_ADDR" --token-file "$DEMO/op/valid_access_tokens" \
-	--mechanisms XOAUTH2,OAUTHBEARER \
-	>"$DEMO/server.log" 2>&1 </dev/null &
-SERVER_PID=$!
-PORT=$(wait_port "$DEMO/port" "$SERVER_PID" "the submission server" "$DEMO/server.log")
-echo "demo:   127.0.0.1:$PORT, accepts only access tokens issued by $ISSUER"
+# -- 1. test CA, 2. the demo provider -----------------------------------------
+provider_start "$DEMO"
 
 # -- 3. the user authorizes once ----------------------------------------------
-echo "demo: authorizing once as $USER_ADDR (login + consent pages, code + PKCE)"
 STORE=$DEMO/home/refresh-token
-"$PY" "$ROOT/tests/oauth/oidc_rig.py" authorize "$ISSUER" "$CA" "$CLIENT_ID" \
-	"$DEMO/op/client_secret" "$STORE" "$DEMO/op/first_access_token" ||
-	fail "could not obtain a refresh token from the provider"
+provider_authorize "$STORE" "$DEMO/op/first_access_token"
 RT_BEFORE=$(fingerprint "$STORE")
 echo "demo:   refresh token in file store $STORE (sha256 $RT_BEFORE...)"
 
@@ -151,7 +86,7 @@ CONFIG=$DEMO/home/oasmtprc
 if [ "$MODE" = oasmtp ]; then
 	CREDENTIALS="oauth2_provider custom
 oauth2_client_id $CLIENT_ID
-oauth2_client_secret $(cat "$DEMO/op/client_secret")
+oauth2_client_secret $(cat "$CLIENT_SECRET")
 oauth2_token_endpoint $ISSUER/token
 oauth2_scope smtp
 oauth2_ca_file $CA
@@ -180,7 +115,7 @@ chmod 600 "$CONFIG"
 # -- 5. send ------------------------------------------------------------------
 # send N: one message in a cron-like empty environment
 send() {
-	before=$(refreshes)
+	before=$(provider_refreshes)
 	status=0
 	env -i PATH=/usr/bin:/bin HOME="$DEMO/home" LC_ALL=C.UTF-8 \
 		"$OASMTP_BIN" -C "$CONFIG" -t <<EOF >"$DEMO/oasmtp$1.out" 2>&1 || status=$?
@@ -193,7 +128,7 @@ This message went through STARTTLS and AUTH XOAUTH2 to the local
 demo provider, with an access token from its OAuth2 server.
 EOF
 	echo "demo: message $1: exit status $status," \
-		"token requests at the provider: $(($(refreshes) - before))"
+		"token requests at the provider: $(($(provider_refreshes) - before))"
 	if [ -s "$DEMO/oasmtp$1.out" ]; then
 		echo "demo: oasmtp said:"
 		sed 's/^/    /' "$DEMO/oasmtp$1.out"

@@ -6,9 +6,13 @@
 #   2. build-asan  the same suite again under ASan + UBSan
 #   3. build-fuzz  clang + libFuzzer; each fuzz_* target runs FUZZ_SECONDS
 #                  (default 30) over a copy of tests/fuzz/corpus/<name>
-#   4. deb         tests/debian-test.sh: dpkg-buildpackage of oasmtp and
-#                  oasmtp-mta in a temp copy, lintian, and one message sent
-#                  through the unpacked /usr/sbin/sendmail (about 40 s)
+#   4. deb         tests/debian-test.sh: dpkg-buildpackage of oasmtp,
+#                  oasmtp-mta and oasmtp-system in a temp copy, lintian;
+#                  as root: apt-get install in a debootstrap chroot, mail
+#                  through the installed /usr/sbin/sendmail to the demo
+#                  provider (user and system mode), dpkg --purge (about
+#                  1 min; a first debootstrap adds 1-3 min, then it is
+#                  cached in /tmp/oasmtp-deb-cache); else dpkg -x only
 #
 # Every meson test result (meson-logs/testlog.json) and every fuzz run counts
 # as one test; a SKIP counts as a failure (the suite must not skip).  A part

@@ -1,6 +1,6 @@
 """Spot checks of the documentation against the built binaries.
 
-Every fenced block in README.md and doc/*.md that looks like an msmtprc
+Every fenced block in README.md, doc/*.md and doc/*.scd that looks like an msmtprc
 configuration (every non-comment line starts with a configuration key of
 oasmtp or msmtp, read from the directive table in src/config.c, and it has
 an 'account', 'host' or 'defaults' line), and msmtprc.example as a whole,
@@ -32,12 +32,14 @@ ROOT = rig.SOURCE_ROOT
 DOCS = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "doc", "*.md")))
 EXAMPLE = os.path.join(ROOT, "msmtprc.example")
+# The man pages' ``` blocks (EXAMPLES of oasmtprc(5)) are configurations too.
+MAN_PAGES = sorted(glob.glob(os.path.join(ROOT, "doc", "*.scd")))
 
 # Guides that must each hold at least one configuration example, so that a
 # broken extractor (finding nothing) fails instead of passing vacuously.
 MUST_HAVE_CONFIG = ["README.md", "gmail.md", "microsoft365.md",
                     "system-wide.md", "cron.md", "headless.md",
-                    "migrating-from-msmtp.md"]
+                    "migrating-from-msmtp.md", "oasmtprc.5.scd"]
 
 
 def config_keys():
@@ -102,7 +104,7 @@ def has_default(text):
 
 def collect_configs():
     found = []
-    for path in DOCS:
+    for path in DOCS + MAN_PAGES:
         for lang, text, line in fenced_blocks(path):
             if looks_like_config(lang, text):
                 found.append(("%s:%d" % (os.path.relpath(path, ROOT), line),
