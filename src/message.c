@@ -8,7 +8,10 @@
  * continuation, empty, other); fields are kept as their raw CRLF bytes so
  * the wire copy keeps the sender's folding.  In the body state bytes are
  * streamed through a fixed buffer into the spool file; only a possible
- * "." line is held back until its end is known.
+ * "." line is held back until its end is known.  The body's plain bytes
+ * (everything up to the next CR or LF) are copied as whole runs, and only
+ * line ends and a leading dot go through the byte-level machine: a
+ * message of many megabytes costs little more than copying it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -358,6 +361,90 @@ head_char(struct message_reader *r, char c, struct errinfo *reterr)
 	return body_char(r, c, reterr);
 }
 
+/*
+ * What message_reader_push() knows about the rest of its input, so that
+ * text with LF line ends or without 8-bit bytes is searched once per
+ * call for CR and for 8-bit bytes, not once per line.
+ */
+struct scan {
+	const char *end;	/* end of the input */
+	const char *cr;		/* the first CR not yet passed, end, or
+				 * NULL before the first search */
+	int high;		/* there are bytes >= 0x80 to look for */
+};
+
+/* 1 when some byte of s[0..n) is >= 0x80; eight bytes at a time. */
+static int
+any_8bit(const char *s, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++) {
+		acc |= (unsigned char)s[i];
+	}
+	return (acc & UINT64_C(0x8080808080808080)) != 0;
+}
+
+/*
+ * Body bytes that need no decision: the state is the body, no CR or "."
+ * is held back, and s[0] is not a dot that could start the "." line.
+ * Copies the run up to the next CR or LF and, when it is there, the LF or
+ * CRLF that ends it (as CRLF).  Returns the input bytes used (0: none; a
+ * lone CR, or a CR at the end of s, is left to put_char()).
+ */
+static size_t
+body_run(struct message_reader *r, const char *s, struct scan *sc,
+	enum err *ret_rc, struct errinfo *reterr)
+{
+	size_t n = (size_t)(sc->end - s), k, eol = 0;
+	const char *lf;
+
+	*ret_rc = ERR_OK;
+	if (r->state != RD_BODY || r->pending_cr || r->dot_pending ||
+	    (r->bol && !r->ignore_dots && s[0] == '.')) {
+		return 0;
+	}
+	if (sc->cr == NULL || sc->cr < s) {
+		sc->cr = memchr(s, '\r', n);
+		if (sc->cr == NULL) {
+			sc->cr = sc->end;
+		}
+	}
+	/* the run ends at the first LF or CR */
+	lf = memchr(s, '\n', (size_t)(sc->cr - s));
+	k = (size_t)((lf != NULL ? lf : sc->cr) - s);
+	if (k < n && s[k] == '\n') {
+		eol = 1;
+	} else if (k + 1 < n && s[k] == '\r' && s[k + 1] == '\n') {
+		eol = 2;
+	}
+	if (k == 0 && eol == 0) {
+		return 0;
+	}
+	if (sc->high && !r->m->is_8bit && any_8bit(s, k)) {
+		r->m->is_8bit = 1;
+	}
+	*ret_rc = out_bytes(r, s, k, reterr);
+	if (*ret_rc != ERR_OK) {
+		return 0;
+	}
+	if (eol == 0) {
+		r->bol = 0;
+		return k;
+	}
+	/* the line ended, as end_line() would do it in the body */
+	r->lineno++;
+	r->first_line = 0;
+	r->bol = 1;
+	*ret_rc = out_bytes(r, "\r\n", 2, reterr);
+	return k + eol;
+}
+
 static enum err
 put_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
@@ -465,14 +552,25 @@ message_reader_push(struct message_reader *r, const void *p, size_t n,
 	int *ret_done, struct errinfo *reterr)
 {
 	const char *s = p;
-	size_t i;
+	size_t i = 0;
+	struct scan sc;
 	enum err rc;
 
-	for (i = 0; i < n && r->state != RD_DONE; i++) {
-		rc = put_char(r, s[i], reterr);
+	sc.end = s + n;
+	sc.cr = NULL;
+	sc.high = !r->m->is_8bit && any_8bit(s, n);
+	while (i < n && r->state != RD_DONE) {
+		size_t k = body_run(r, s + i, &sc, &rc, reterr);
+
+		if (k == 0 && rc == ERR_OK) {
+			/* a lone CR, a dot, a header byte: one at a time */
+			rc = put_char(r, s[i], reterr);
+			k = 1;
+		}
 		if (rc != ERR_OK) {
 			return rc;
 		}
+		i += k;
 	}
 	if (ret_done != NULL) {
 		*ret_done = r->state == RD_DONE;

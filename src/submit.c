@@ -124,7 +124,11 @@ queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
 			return e;
 		}
 	}
-	if (n > FLUSH_AT) {
+	/*
+	 * A whole body chunk goes out directly: copying it into the (secret,
+	 * so wiped) write buffer would only cost a copy and a wipe.
+	 */
+	if (n >= FLUSH_AT) {
 		return d->t->ops->write(d->t, p, n, step_deadline(d), reterr);
 	}
 	e = buf_append(&d->wbuf, p, n);

@@ -4,13 +4,18 @@
   /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
       [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
       [--scenarios a,b,c,d,e,f] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
+      [--sink BUILD/tests/bench/oasmtp-bench-sink]
 
 Scenarios (each client runs each scenario, interleaved, against the same servers):
   a  587-style STARTTLS + XOAUTH2 (passwordeval "echo TOKEN"), one recipient
   b  same, two recipients
   c  465-style implicit TLS + XOAUTH2, one recipient
   d  a --big-mib (50) MiB message over STARTTLS, one recipient, without the
-     latency proxy: throughput (MiB/s of wire bytes) and peak RSS
+     latency proxy, to the C sink (tests/bench/sink.c, built by meson with
+     -Dtests=true; --sink, default next to --oasmtp in its build tree),
+     which records the SHA-256 and size of what it received instead of
+     storing it: throughput (MiB/s of wire bytes), peak RSS, and the sink's
+     own CPU time (it must stay well below the wall time)
   e  flushing a queue of --queue-msgs (100) messages over STARTTLS + XOAUTH2
      through the proxy: oasmtp enqueues them (`queue on-failure`, server port
      closed), then one `oasmtp -q` is timed; msmtp does what msmtpq's replay
@@ -57,6 +62,7 @@ from certs import make_certs  # noqa: E402
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SMTPD = os.path.join(SERVERS, "smtpd.py")
 PROXY = os.path.join(HERE, "latency_proxy.py")
+SINK_NAME = "oasmtp-bench-sink"
 TOKEN_ENDPOINT = os.path.join(os.path.dirname(HERE), "oauth", "fake_token_endpoint.py")
 FROM = "bench@example.com"
 RCPTS = ["one@example.org", "two@example.org"]
@@ -87,6 +93,19 @@ def wait_port_file(path, proc, what):
             raise SystemExit("bench: %s did not start" % what)
         time.sleep(0.02)
     return int(open(path).read())
+
+
+def next_meta(srv, timeout):
+    """srv.spool/<srv.next_msg>.json once it is there (then count it), or None."""
+    meta_path = os.path.join(srv.spool, "%d.json" % srv.next_msg)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(meta_path):
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    srv.next_msg += 1
+    with open(meta_path) as fh:
+        return json.load(fh)
 
 
 class Procs:
@@ -151,16 +170,50 @@ class Server:
 
     def take_message(self, timeout=5.0):
         """Next spooled message (meta, path of .eml) or None; waits up to timeout."""
-        meta_path = os.path.join(self.spool, "%d.json" % self.next_msg)
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(meta_path):
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.01)
-        self.next_msg += 1
-        with open(meta_path) as fh:
-            meta = json.load(fh)
-        return meta, meta_path[:-5] + ".eml"
+        meta = next_meta(self, timeout)
+        return None if meta is None else (
+            meta, os.path.join(self.spool, "%d.eml" % (self.next_msg - 1)))
+
+
+class SinkServer:
+    """tests/bench/sink.c for scenario d: STARTTLS + XOAUTH2, no proxy.
+
+    It keeps no message, only DIR/<n>.json with the fields of smtpd.py's
+    (rcpts, auth, tls, transfer, size) plus "sha256" of the bytes received."""
+
+    def __init__(self, procs, work, name, path, certs, max_seconds):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir)
+        self.spool = os.path.join(self.dir, "spool")
+        os.makedirs(self.spool)
+        self.next_msg = 1
+        self.proc = procs.start([path, "--port-file", os.path.join(self.dir, "port"),
+                                 "--tls-cert", certs["cert"], "--tls-key", certs["key"],
+                                 "--caps", CAPS, "--user", FROM, "--token", TOKEN,
+                                 "--spool", self.spool, "--max-seconds", str(max_seconds),
+                                 "--hostname", "bench.invalid"], name)
+        self.port = wait_port_file(os.path.join(self.dir, "port"), self.proc, SINK_NAME)
+
+    def cpu_s(self):
+        """user + system time the sink has used so far (/proc, clock ticks)."""
+        with open("/proc/%d/stat" % self.proc.pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def proxy_records(self):
+        return []
+
+    def take_message(self, timeout=5.0):
+        """Next result (meta, None) or None; waits up to timeout."""
+        meta = next_meta(self, timeout)
+        return None if meta is None else (meta, None)
+
+
+def find_sink(oasmtp):
+    """The sink built beside an oasmtp binary: BUILD/src/oasmtp -> BUILD/tests/bench/."""
+    build = os.path.dirname(os.path.dirname(os.path.abspath(oasmtp)))
+    path = os.path.join(build, "tests", "bench", SINK_NAME)
+    return path if os.access(path, os.X_OK) else None
 
 
 class TokenEndpoint:
@@ -450,8 +503,11 @@ class Bench:
                 r["error"] = "exit 0 but no message reached the server"
         else:
             meta, eml = got
-            digest = file_digest(eml)
-            os.unlink(eml)
+            if eml is None:
+                digest = meta["sha256"]           # the sink hashes, it keeps nothing
+            else:
+                digest = file_digest(eml)
+                os.unlink(eml)
             problems = []
             if (digest, meta["size"]) != expect:
                 problems.append("message altered (size %d, expected %d)" % (meta["size"], expect[1]))
@@ -899,10 +955,23 @@ class Bench:
                 continue
             rcpts = RCPTS[:2] if sc == "b" else RCPTS[:1]
             if sc == "d":
+                sink_path = a.sink or find_sink(self.clients["oasmtp"])
+                if sink_path is None or not os.access(sink_path, os.X_OK):
+                    err = ("no %s: build with -Dtests=true (meson), or pass --sink PATH"
+                           % (sink_path or SINK_NAME + " beside --oasmtp"))
+                    report["scenarios"][sc] = dict(
+                        {c: {"ok": False, "error": err, "runs": []} for c in self.clients},
+                        ratios={})
+                    continue
+                srv = SinkServer(procs, work, "sink", sink_path, certs, budget_s)
+                for client in self.clients:
+                    path = os.path.join(work, "%s-sink.rc" % client)
+                    write_rc(path, srv.port, False, certs)
+                    rcfiles[client, "sink"] = path
                 big = os.path.join(work, "big.eml")
                 big_message(big, a.big_mib)
                 expect = wire_digest(big)
-                msg, srv, rcname, runs, proxied = big, starttls, "direct-starttls", a.big_runs, False
+                msg, rcname, runs, proxied = big, "sink", a.big_runs, False
             else:
                 msg, expect = small, small_expect
                 srv = implicit if sc == "c" else starttls
@@ -913,8 +982,11 @@ class Bench:
                 for client in self.clients:
                     if not per[client]["ok"]:
                         continue
+                    cpu0 = srv.cpu_s() if sc == "d" else 0.0
                     r = self.one_run(client, srv, rcfiles[client, rcname], rcpts, msg, expect,
                                      env, proxied, timeout if sc != "d" else 600)
+                    if sc == "d":
+                        r["sink_cpu_s"] = srv.cpu_s() - cpu0
                     per[client]["runs"].append(r)
                     if not r["ok"]:
                         per[client]["ok"] = False
@@ -939,6 +1011,8 @@ class Bench:
                     if sc == "d":
                         d["wire_bytes"] = good[0]["wire_bytes"]
                         d["mib_per_s"] = round(d["wire_bytes"] / 1048576 / statistics.median(walls), 1)
+                        d["sink_cpu_ms_median"] = round(
+                            statistics.median(r["sink_cpu_s"] for r in good) * 1000, 1)
                 if sc in ("a", "c") and not a.no_callgrind:
                     direct = "direct-implicit" if sc == "c" else "direct-starttls"
                     if d["ok"]:
@@ -1015,7 +1089,8 @@ def table(report):
                    ("wall median" if sc != "e" else "wall total", "wall_ms_median", " ms"),
                    ("wall / RTT", "wall_in_rtts", ""),
                    ("CPU user+sys", "cpu_ms_median", " ms"), ("peak RSS", "rss_kib_max", " KiB"), ("instructions", "instructions", " Ir"),
-                   ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", "")]
+                   ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", ""),
+                   ("sink CPU", "sink_cpu_ms_median", " ms")]
         if sc == "f":
             figures = F_FIGURES
         for name, key, unit in figures:
@@ -1087,6 +1162,8 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=5, help="runs per client for scenarios a-c")
     p.add_argument("--big-runs", type=int, default=3, help="runs per client for scenario d")
     p.add_argument("--big-mib", type=int, default=50)
+    p.add_argument("--sink", help="the oasmtp-bench-sink binary for scenario d (default: "
+                   "BUILD/tests/bench/%s for --oasmtp BUILD/src/oasmtp)" % SINK_NAME)
     p.add_argument("--scenarios", default="a,b,c,d,e,f")
     p.add_argument("--queue-msgs", type=int, default=100, help="messages to flush in scenario e")
     p.add_argument("--no-callgrind", action="store_true")

@@ -284,6 +284,117 @@ test_read_chunks(void)
 	}
 }
 
+/* A fixed pseudo-random sequence (64-bit LCG), so failures repeat. */
+static uint64_t model_state = 20240101;
+
+static unsigned
+model_rand(unsigned n)
+{
+	model_state = model_state * UINT64_C(6364136223846793005) +
+	    UINT64_C(1442695040888963407);
+	return (unsigned)(model_state >> 33) % n;
+}
+
+/*
+ * The wire form of "S: x\n\n" + body by the rules of message.h, written
+ * as plainly as possible: lines end at LF, CRLF or a lone CR and all get
+ * CRLF; without ignore_dots a "." line ends the input.  Returns the 8-bit
+ * flag for the bytes read.
+ */
+static int
+model_wire(const char *s, size_t n, int ignore_dots, struct buf *out)
+{
+	size_t pos = 0, e, i;
+	int high = 0;
+
+	buf_reset(out);
+	buf_append(out, "S: x\r\n\r\n", 8);
+	while (pos < n) {
+		for (e = pos; e < n && s[e] != '\r' && s[e] != '\n'; e++) {
+			;
+		}
+		if (!ignore_dots && e - pos == 1 && s[pos] == '.') {
+			break;
+		}
+		for (i = pos; i < e; i++) {
+			high |= (unsigned char)s[i] >= 0x80;
+		}
+		buf_append(out, s + pos, e - pos);
+		buf_append(out, "\r\n", 2);
+		pos = e == n ? n : e + (s[e] == '\r' && e + 1 < n &&
+		    s[e + 1] == '\n' ? 2 : 1);
+	}
+	return high;
+}
+
+/*
+ * The reader against the model on random bodies (every kind of line end,
+ * dots, 8-bit and NUL bytes, a run longer than the spool buffer), pushed
+ * in pieces of several sizes and read from a file: the whole-run copying
+ * must agree with the byte-at-a-time rules wherever the pieces split.
+ */
+static void
+test_read_model(void)
+{
+	static const char alphabet[] = "abcdefghij....\n\n\n\r\r \xc3\xff";
+	static const size_t pieces[] = { 0, 1, 2, 3, 7, 61, 4096 };
+	const size_t cases = 300;
+	char *text = malloc(80000);
+	struct buf want, got;
+	size_t p, c;
+
+	buf_init(&want, 1 << 20);
+	buf_init(&got, 1 << 20);
+	for (p = 0; text != NULL && p < sizeof(pieces) / sizeof(pieces[0]);
+	    p++) {
+		size_t fails = 0;
+
+		model_state = 20240101;
+		for (c = 0; c < cases; c++) {
+			int dots = (int)(c % 2);
+			size_t n = 6, i, len = model_rand(300);
+			struct message *m;
+			struct errinfo ei;
+			enum err rc;
+			int high;
+
+			memcpy(text, "S: x\n\n", 6);
+			if (c == 7) {
+				len = 70000;	/* one run past IO_CHUNK */
+			}
+			for (i = 0; i < len; i++) {
+				text[n++] = c == 7 && i < len - 1 ? 'q' :
+				    model_rand(40) == 0 ? '\0' :
+				    alphabet[model_rand(sizeof(alphabet) - 1)];
+			}
+			high = model_wire(text + 6, n - 6, dots, &want);
+			m = load_ex(text, n, dots, pieces[p], &rc, &ei);
+			if (m != NULL) {
+				wire(m, &got);
+			}
+			if (m == NULL || got.len != want.len ||
+			    memcmp(got.data, want.data, want.len) != 0 ||
+			    message_is_8bit(m) != high) {
+				if (fails++ == 0) {
+					diag("case %zu (%zu bytes, -i %d) "
+					    "differs", c, n, dots);
+				}
+			}
+			message_free(m);
+		}
+		if (pieces[p] == 0) {
+			ok(fails == 0, "model: %zu random bodies read from a "
+			    "file agree", cases);
+		} else {
+			ok(fails == 0, "model: %zu random bodies pushed in "
+			    "%zu-byte pieces agree", cases, pieces[p]);
+		}
+	}
+	free(text);
+	buf_release(&want);
+	buf_release(&got);
+}
+
 static void
 test_read_dots(void)
 {
@@ -1250,6 +1361,7 @@ main(void)
 	tzset();
 	test_read_basic();
 	test_read_chunks();
+	test_read_model();
 	test_read_dots();
 	test_read_limits();
 	test_header_from();
