@@ -244,7 +244,11 @@ def test_refresh_margin_larger_than_lifetime(oauth):
 
 
 def test_twenty_simultaneous_sends_at_expiry(oauth):
-    ttl = 6
+    # The refreshed token is fresh for half its lifetime (the capped margin):
+    # long enough that 20 processes starting on 2 slow (sanitizer) cores all
+    # read it while it is fresh; a shorter one would make a later starter
+    # rightly refresh again.
+    ttl = 16
     r = oauth(at_ttl=ttl)
     cfg = r.config()
     t0 = time.monotonic()
