@@ -645,8 +645,10 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 	if (ps->params->no_eval) {
 		return perr(ps, reterr, "'eval' is disabled here");
 	}
+	/* as for passwordeval: "timeout off" still gets 60 s, never forever */
 	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout : 60;
-	if (ps->cur != NULL && ps->cur->set[ACCF_TIMEOUT]) {
+	if (ps->cur != NULL && ps->cur->set[ACCF_TIMEOUT] &&
+	    ps->cur->timeout > 0) {
 		timeout = ps->cur->timeout;
 	}
 	buf_init_secret(&out, CONFIG_EVAL_OUTPUT_MAX);

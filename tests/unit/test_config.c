@@ -637,6 +637,22 @@ test_eval(void)
 		is_int(config_parse_buffer(&p, "t", "eval echo host x\n", 17,
 			&cfg, &ei), ERR_CONFIG, "no_eval refuses eval");
 	}
+	{
+		/* "timeout off" does not let an eval hang: the fallback applies */
+		static const char text[] =
+			"account a\nhost h\ntimeout off\neval sleep 20\n";
+		struct config_params p = test_params;
+		int64_t began = util_now_ms();
+
+		p.eval_timeout = 1;
+		errinfo_init(&ei);
+		is_int(config_parse_buffer(&p, "t", text, sizeof(text) - 1,
+			&cfg, &ei), ERR_CONFIG, "timeout off: eval still bounded");
+		contains(ei.msg, "t:4: eval: the command timed out",
+			"timeout off: eval timed out");
+		ok(util_now_ms() - began < 10000, "timeout off: within the "
+			"fallback (%lld ms)", (long long)(util_now_ms() - began));
+	}
 }
 
 /* ---- files ---- */
