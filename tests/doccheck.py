@@ -6,7 +6,16 @@ documentation fails this test:
 
   - configuration keys: the directive table of src/config.c
     ("static const struct directive directives[] = { ... }"), each must
-    appear as *key* in doc/oasmtprc.5.scd;
+    have an entry in doc/oasmtprc.5.scd: a term line that starts with
+    *key* (or names it after ", ", as in "*proxy_host*, *proxy_port*")
+    followed by tab-indented text.  That text must state the default (the
+    word "Default", "Required" or "No default") and give an example of
+    each key on the term line as "Example: *key value*" (the example on
+    one line; test_key_examples.py runs each through the parser).  Keys
+    the code does not support (handled by h_reject, h_ignore,
+    h_min_dh_bits or h_force_sslv3: refused, or ignored with a warning)
+    need no default or example; their text must say "Not supported" or
+    "refused", and an entry must not mix them with supported keys;
   - oasmtp's long options: the longopts[] table of src/cli.c, each must
     appear as *--name* in doc/oasmtp.1.scd;
   - oasmtp's short options: the letters of takes_value() and the case
@@ -18,9 +27,13 @@ documentation fails this test:
     doc/oasmtp-token.1.scd.
 
 Usage: doccheck.py [SOURCE_ROOT]   (default: the parent of this directory)
-Prints one line per undocumented name and exits 1 if there is any, else
-prints a summary and exits 0.  Exits 2 when a table cannot be found (the
-code changed shape: fix this script rather than let it pass vacuously).
+Prints one line per undocumented name or incomplete key entry and exits 1
+if there is any, else prints a summary and exits 0.  Exits 2 when a table
+cannot be found (the code changed shape: fix this script rather than let it
+pass vacuously) or when the self-check fails: before checking the page,
+the key entry rules are run on copies of it with one entry stripped of its
+default and example, one unsupported entry stripped of "Not supported",
+and one entry removed, and each must be caught.
 """
 
 import os
@@ -44,14 +57,35 @@ def block(text, start_pattern, what):
     return text[m.end():end]
 
 
-def config_keys(root):
+# Handlers of keys that never change a setting: the key is refused, or
+# ignored with a warning (tls_force_sslv3 accepts "off" and does nothing).
+UNSUPPORTED_HANDLERS = ("h_reject", "h_ignore", "h_min_dh_bits",
+                        "h_force_sslv3")
+
+
+def config_directives(root):
+    """(key, handler name) of each row of the directive table."""
     src = read(root, "src/config.c")
     table = block(src, r"static const struct directive directives\[\] = \{",
                   "the directive table in src/config.c")
-    keys = re.findall(r'^\s*\{ "([a-z0-9_]+)", h_', table, re.M)
-    if len(keys) < 40:
-        sys.exit("doccheck: only %d keys found in src/config.c" % len(keys))
-    return keys
+    rows = re.findall(r'^\s*\{ "([a-z0-9_]+)", (h_[a-z0-9_]+),', table, re.M)
+    if len(rows) < 40:
+        sys.exit("doccheck: only %d keys found in src/config.c" % len(rows))
+    handlers = {h for _, h in rows}
+    for h in UNSUPPORTED_HANDLERS:
+        if h not in handlers:
+            sys.exit("doccheck: handler %s is not in the directive table of "
+                     "src/config.c: update UNSUPPORTED_HANDLERS" % h)
+    return rows
+
+
+def config_keys(root):
+    return [k for k, _ in config_directives(root)]
+
+
+def unsupported_keys(root):
+    return {k for k, h in config_directives(root)
+            if h in UNSUPPORTED_HANDLERS}
 
 
 def cli_options(root):
@@ -88,8 +122,119 @@ def token_options(root):
     return opts
 
 
-def documented_key(page, key):
-    return re.search(r"\*%s\*" % re.escape(key), page) is not None
+# ---- key entries of oasmtprc(5) ----
+
+DEFAULT_WORDS = re.compile(r"\b(Default|Required|No\s+default)\b")
+UNSUPPORTED_WORDS = re.compile(r"Not supported|refused")
+
+
+def example_pattern(key):
+    """ "Example: *key value*" (or a bare "*key*"), the span on one line."""
+    return re.compile(r"Example:\s+\*(%s(?: [^*\n]+)?)\*" % re.escape(key))
+
+
+def key_entries(page, keys):
+    """(line number, keys named on the term line, entry text) for every
+    term line that starts with *key* and is followed by indented text.
+    The text runs over tab-indented lines and the blank lines between
+    them."""
+    lines = page.split("\n")
+    entries = []
+    for i, line in enumerate(lines):
+        m = re.match(r"\*([a-z0-9_]+)\*", line)
+        if (m is None or m.group(1) not in keys or i + 1 >= len(lines)
+                or not lines[i + 1].startswith("\t")):
+            continue
+        names = [n for n in re.findall(r"(?:^|, )\*([a-z0-9_]+)\*", line)
+                 if n in keys]
+        j = i + 1
+        while j < len(lines) and (lines[j].startswith("\t") or (
+                lines[j] == "" and j + 1 < len(lines)
+                and lines[j + 1].startswith("\t"))):
+            j += 1
+        entries.append((i + 1, names, "\n".join(lines[i + 1:j])))
+    return entries
+
+
+def entry_problems(page, keys, unsupported, name="doc/oasmtprc.5.scd"):
+    """One line per key without an entry, or whose entry lacks what the
+    rules above ask for."""
+    problems = []
+    seen = set()
+    for line, names, text in key_entries(page, keys):
+        where = "%s:%d" % (name, line)
+        seen.update(names)
+        bad = [n for n in names if n in unsupported]
+        good = [n for n in names if n not in unsupported]
+        if bad and good:
+            problems.append("%s: entry mixes unsupported keys (%s) with "
+                            "supported ones (%s): give them separate "
+                            "entries" % (where, ", ".join(bad),
+                                         ", ".join(good)))
+            continue
+        if bad:
+            if UNSUPPORTED_WORDS.search(text) is None:
+                problems.append("%s: unsupported key(s) %s: the entry does "
+                                "not say \"Not supported\" or \"refused\""
+                                % (where, ", ".join(bad)))
+            continue
+        if DEFAULT_WORDS.search(text) is None:
+            problems.append("%s: key(s) %s: no default stated (write "
+                            "\"Default ...\", \"Required\" or \"No "
+                            "default: ...\")" % (where, ", ".join(good)))
+        for n in good:
+            if example_pattern(n).search(text) is None:
+                problems.append("%s: key '%s': no example (write "
+                                "\"Example: *%s value*\" on one line)"
+                                % (where, n, n))
+    for k in keys:
+        if k not in seen:
+            problems.append("%s: configuration key '%s' (src/config.c) has "
+                            "no entry" % (name, k))
+    return problems
+
+
+def key_examples(root):
+    """(line number, key, example line) for every example of a key entry
+    in doc/oasmtprc.5.scd."""
+    page = read(root, "doc/oasmtprc.5.scd")
+    found = []
+    for line, names, text in key_entries(page, set(config_keys(root))):
+        for n in names:
+            for m in example_pattern(n).finditer(text):
+                found.append((line, n, m.group(1)))
+    return found
+
+
+def replace_entry(page, key, body):
+    """page with the text of key's entry replaced by body (None: the entry
+    removed, term line and all)."""
+    m = re.search(r"^\*%s\*[^\n]*\n(?:\t[^\n]*\n|\n(?=\t))+" % re.escape(key),
+                  page, re.M)
+    if m is None:
+        sys.exit("doccheck: self-check: no entry for '%s' to strip" % key)
+    head = page[m.start():page.index("\n", m.start()) + 1]
+    new = "" if body is None else head + "\t" + body + "\n"
+    return page[:m.start()] + new + page[m.end():]
+
+
+def self_check(page, keys, unsupported):
+    """The entry rules catch a stripped entry; exits 2 if one slips by."""
+    cases = [
+        ("timeout", "Deadline for each network step.",
+         ["'timeout': no example", "timeout: no default"]),
+        ("proxy_host", "A SOCKS proxy.",
+         ["socket: the entry does not say"]),
+        ("host", None, ["key 'host' (src/config.c) has no entry"]),
+    ]
+    for key, body, wanted in cases:
+        problems = entry_problems(replace_entry(page, key, body), keys,
+                                  unsupported)
+        for w in wanted:
+            if not any(w in p for p in problems):
+                sys.exit("doccheck: self-check failed: with the '%s' entry "
+                         "stripped, no problem says \"%s\" (got: %s)"
+                         % (key, w, problems))
 
 
 def documented_option(page, opt):
@@ -104,11 +249,11 @@ def main():
     counted = 0
 
     page = read(root, "doc/oasmtprc.5.scd")
-    for key in config_keys(root):
-        counted += 1
-        if not documented_key(page, key):
-            missing.append("doc/oasmtprc.5.scd: configuration key '%s' "
-                           "(src/config.c) is not documented" % key)
+    keys = config_keys(root)
+    unsupported = unsupported_keys(root)
+    self_check(page, set(keys), unsupported)
+    counted += len(keys)
+    missing += entry_problems(page, set(keys), unsupported)
 
     page = read(root, "doc/oasmtp.1.scd")
     for opt in cli_options(root):
@@ -132,10 +277,13 @@ def main():
     for line in missing:
         print(line)
     if missing:
-        print("doccheck: %d of %d names undocumented" % (len(missing),
-                                                          counted))
+        print("doccheck: %d problems in the documentation of %d names"
+              % (len(missing), counted))
         return 1
-    print("doccheck: all %d option and key names are documented" % counted)
+    print("doccheck: all %d option and key names are documented; every "
+          "key entry of oasmtprc(5) states its default and gives an "
+          "example (%d unsupported keys say so)" % (counted,
+                                                    len(unsupported)))
     return 0
 
 
