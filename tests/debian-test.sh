@@ -68,6 +68,81 @@ finish() {
 	exit $?
 }
 
+# mirror: the URI apt uses here for Debian's main archive
+mirror() {
+	local f
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		awk -v s="$SUITE" '$1 == "deb" && $3 == s { print $2; exit }' "$f"
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk -v s="$SUITE" '
+			/^[ \t]*$/ { if (u != "" && ok) { print u; exit } u = ""; ok = 0 }
+			/^URIs:/ { u = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
+			END { if (u != "" && ok) print u }' "$f"
+	done
+}
+
+tarball=$CACHE/$SUITE-minbase.tar
+
+# ensure_tarball: make the cached debootstrap tarball unless it exists;
+# prints where the chroot comes from.  Holds a lock on the cache, so a run
+# waits for a --prepare-chroot still at work instead of bootstrapping twice.
+ensure_tarball() {
+	local t rc=0
+	mkdir -p "$CACHE" || return 1
+	exec 8>"$CACHE/.lock"
+	flock 8
+	if [ -s "$tarball" ]; then
+		echo "the cached debootstrap $tarball"
+	else
+		MIRROR=${DEB_MIRROR:-$(mirror | grep -v security | head -n 1)}
+		if [ -z "$MIRROR" ]; then
+			echo "no apt source for $SUITE in /etc/apt (set DEB_MIRROR)" \
+				>"$WORK/debootstrap.log"
+			rc=1
+		else
+			t=$(date +%s)
+			if timeout 900 debootstrap --variant=minbase "$SUITE" \
+				"$WORK/bootstrap" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 &&
+				tar -C "$WORK/bootstrap" --numeric-owner \
+					-cpf "$tarball.$$" . &&
+				mv "$tarball.$$" "$tarball"; then
+				echo "debootstrap --variant=minbase $SUITE from $MIRROR ($(($(date +%s) - t)) s)"
+			else
+				rm -f "$tarball.$$"
+				rc=1
+			fi
+			rm -rf "$WORK/bootstrap"
+		fi
+	fi
+	exec 8>&-
+	return $rc
+}
+
+# --prepare-chroot: only make that tarball, and say so in one line.
+# tests/run-all.sh starts this in the background when it begins, so that
+# the download and unpacking overlap the builds.
+if [ "${1:-}" = "--prepare-chroot" ]; then
+	if [ "$(id -u)" -ne 0 ] || ! command -v debootstrap >/dev/null; then
+		echo "deb: --prepare-chroot: nothing to do (needs root and debootstrap)"
+		rm -rf "$WORK"
+		exit 0
+	fi
+	if how=$(ensure_tarball); then
+		echo "deb: --prepare-chroot: $how"
+		rc=0
+	else
+		tail -n 20 "$WORK/debootstrap.log"
+		echo "deb: --prepare-chroot: FAILED (the deb part will say why)"
+		rc=1
+	fi
+	rm -rf "$WORK"
+	exit $rc
+fi
+
 # For tests/demo-provider.sh: progress lines and fatal errors.
 say() { echo "# provider: $*"; }
 fail() {
@@ -322,46 +397,21 @@ command -v debootstrap >/dev/null ||
 	fail "DEB_INSTALL=chroot needs debootstrap (.ci/install-deps)"
 CHROOT_STARTED=$(date +%s)
 
-# mirror: the URI apt uses here for Debian's main archive
-mirror() {
-	local f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		awk -v s="$SUITE" '$1 == "deb" && $3 == s { print $2; exit }' "$f"
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk -v s="$SUITE" '
-			/^[ \t]*$/ { if (u != "" && ok) { print u; exit } u = ""; ok = 0 }
-			/^URIs:/ { u = $2 }
-			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
-			END { if (u != "" && ok) print u }' "$f"
-	done
-}
 MIRROR=${DEB_MIRROR:-$(mirror | grep -v security | head -n 1)}
 [ -n "$MIRROR" ] || fail "no apt source for $SUITE in /etc/apt (set DEB_MIRROR)"
 
-mkdir -p "$CACHE" "$CH"
-tarball=$CACHE/$SUITE-minbase.tar
+mkdir -p "$CH"
 t=$(date +%s)
-if [ -s "$tarball" ]; then
-	if tar -C "$CH" --numeric-owner -xpf "$tarball"; then
-		ok "chroot from the cached debootstrap $tarball ($(($(date +%s) - t)) s)"
-	else
-		not_ok "unpack $tarball (remove it to bootstrap afresh)"
-		finish
-	fi
+if ! how=$(ensure_tarball); then
+	tail -n 20 "$WORK/debootstrap.log"
+	not_ok "debootstrap --variant=minbase $SUITE $MIRROR"
+	finish
+fi
+if tar -C "$CH" --numeric-owner -xpf "$tarball"; then
+	ok "chroot from $how ($(($(date +%s) - t)) s)"
 else
-	if timeout 900 debootstrap --variant=minbase "$SUITE" "$CH" "$MIRROR" \
-		>"$WORK/debootstrap.log" 2>&1; then
-		ok "debootstrap --variant=minbase $SUITE from $MIRROR ($(($(date +%s) - t)) s)"
-		tar -C "$CH" --numeric-owner -cpf "$tarball.$$" . &&
-			mv "$tarball.$$" "$tarball" || rm -f "$tarball.$$"
-	else
-		tail -n 20 "$WORK/debootstrap.log"
-		not_ok "debootstrap --variant=minbase $SUITE $MIRROR"
-		finish
-	fi
+	not_ok "unpack $tarball (remove it to bootstrap afresh)"
+	finish
 fi
 
 # what apt and the maintainer scripts need: /proc, device nodes (debootstrap
