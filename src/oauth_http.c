@@ -657,8 +657,9 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 	tokens_reset(ret);
 	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint (set it, or "
-			"oauth2_provider google|microsoft)", req->account);
+			"account '%s' has no oauth2_token_endpoint: set it, or "
+			"an oauth2_provider with a preset (see oasmtprc(5))",
+			req->account);
 	}
 	if (req->client_id == NULL || req->client_id[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG,
@@ -720,7 +721,9 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	tokens_reset(ret);
 	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint", req->account);
+			"account '%s' has no oauth2_token_endpoint: set it, or "
+			"an oauth2_provider with a preset (see oasmtprc(5))",
+			req->account);
 	}
 	if (req->client_id == NULL || req->client_id[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG,

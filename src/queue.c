@@ -903,7 +903,7 @@ queue_get(struct queue *q, const char *id, int failed,
 {
 	if (!queue_id_valid(id)) {
 		return errinfo_set(reterr, ERR_USAGE, "'%s' is not a queue id "
-			"(16 hex digits, as mailq shows)", id);
+			"(16 hex digits, as mailq shows them)", id);
 	}
 	return read_entry(q, id, failed, ret_e, reterr);
 }

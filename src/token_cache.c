@@ -54,8 +54,9 @@ token_endpoint(const struct account *acc, struct buf *ret_endpoint,
 	}
 	if (ret_endpoint->len == 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint (set it, or "
-			"oauth2_provider google|microsoft|...)", acc->name);
+			"account '%s' has no oauth2_token_endpoint: set it, or "
+			"an oauth2_provider with a preset (see oasmtprc(5))",
+			acc->name);
 	}
 	return provider_scope(acc, ret_scope, reterr);
 }

@@ -584,10 +584,12 @@ transport_tcp_connect(const char *host, int port, const char *source_ip,
 
 	*ret_t = NULL;
 	if (host == NULL || host[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG, "no host given");
+		return errinfo_set(reterr, ERR_CONFIG,
+			"no host given: set 'host' in the account");
 	}
 	if (port <= 0 || port > 65535) {
-		return errinfo_set(reterr, ERR_CONFIG, "invalid port %d", port);
+		return errinfo_set(reterr, ERR_CONFIG, "invalid port %d: "
+			"'port' must be 1 to 65535", port);
 	}
 	/* Accept "[::1]" as well as "::1". */
 	len = strlen(host);

@@ -370,7 +370,9 @@ write_item(struct tstore *ts, const char *token, const char *prev,
 		g_object_unref(service);
 		secret_service_disconnect();
 		return errinfo_set(reterr, ERR_TOKEN_TEMP,
-			"the keyring for account '%s' is locked", ts->acc->name);
+			"the keyring for account '%s' is locked: unlock it (log "
+			"in to the desktop) and try again",
+			ts->acc->name);
 	}
 	buf_init_secret(&data, SECRET_MAX);
 	e = encode_secret(&data, token, prev);
