@@ -201,6 +201,66 @@ check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
 	return ERR_OK;
 }
 
+/*
+ * A symbolic link on the way to a secret file: its owner can point it
+ * elsewhere at any time (also in a sticky directory), so it must be ours
+ * or root's, like a directory.
+ */
+static enum err
+check_secret_link(const char *link, const struct stat *lst, uid_t owner,
+	const char *file, struct errinfo *reterr)
+{
+	if (lst->st_uid != owner && lst->st_uid != 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"refusing '%s': its directory '%s' belongs to uid %ld, "
+			"not to you or root; keep the file in a directory of "
+			"your own", file, link, (long)lst->st_uid);
+	}
+	return ERR_OK;
+}
+
+/*
+ * An existing path as given, each entry judged as itself (lstat: a link
+ * as a link, not by where it leads): the realpath() chain misses the
+ * directories that hold the symbolic links, and the links themselves, and
+ * whoever controls either decides where the path leads.
+ */
+static enum err
+check_given_path(char *dir, uid_t owner, const char *file,
+	struct errinfo *reterr)
+{
+	struct stat st;
+	size_t i = 0, len = strlen(dir);
+	enum err e = ERR_OK;
+
+	while (e == ERR_OK && i < len) {
+		size_t start;
+		char saved;
+
+		while (i < len && dir[i] == '/') {
+			i++;
+		}
+		start = i;
+		while (i < len && dir[i] != '/') {
+			i++;
+		}
+		if (i == start || (i - start == 1 && dir[start] == '.')) {
+			continue;
+		}
+		saved = dir[i];
+		dir[i] = '\0';
+		if (lstat(dir, &st) != 0) {
+			e = io_error(reterr, "examine", dir);
+		} else if (S_ISLNK(st.st_mode)) {
+			e = check_secret_link(dir, &st, owner, file, reterr);
+		} else if (S_ISDIR(st.st_mode)) {
+			e = check_secret_dir(dir, &st, owner, file, reterr);
+		}
+		dir[i] = saved;
+	}
+	return e;
+}
+
 /* Append "/" (unless p ends in one) and the n bytes of name to p. */
 static enum err
 add_component(struct buf *p, const char *name, size_t n,
@@ -341,9 +401,12 @@ fileio_secret_dir(const char *file, uid_t owner, int create,
 		e = io_error(reterr, "examine", n > 0 ? dir.data : ".");
 		goto out;
 	}
+	e = check_given_path(dir.data, owner, file, reterr);
 	dir.data[n] = saved;
 	rest = dir.data + n;	/* the missing part */
-	e = check_secret_chain(real, owner, file, reterr);
+	if (e == ERR_OK) {
+		e = check_secret_chain(real, owner, file, reterr);
+	}
 	if (e != ERR_OK || !create) {
 		goto out;
 	}
@@ -369,8 +432,22 @@ fileio_secret_dir(const char *file, uid_t owner, int create,
 		}
 		if (errno != EEXIST) {
 			e = io_error(reterr, "create directory", path.data);
-		} else if (stat(path.data, &st) != 0) {
+		} else if (lstat(path.data, &st) != 0) {
 			e = io_error(reterr, "examine", path.data);
+		} else if (S_ISLNK(st.st_mode)) {
+			/*
+			 * A link made meanwhile: judged as one, then by where
+			 * it leads (stat follows it).
+			 */
+			e = check_secret_link(path.data, &st, owner, file,
+				reterr);
+			if (e == ERR_OK && stat(path.data, &st) != 0) {
+				e = io_error(reterr, "examine", path.data);
+			}
+			if (e == ERR_OK) {
+				e = check_secret_dir(path.data, &st, owner,
+					file, reterr);
+			}
 		} else {
 			/* made meanwhile by someone else: check it like the rest */
 			e = check_secret_dir(path.data, &st, owner, file,

@@ -35,10 +35,14 @@ enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
  * owner (the caller passes geteuid()) or root, and must not be writable by
  * group or others unless it has the sticky bit (/tmp); group write is
  * fine on a directory of owner's in owner's personal group (a group of the
- * user's name with no other member, as umask 002 systems have).  With create, the
- * missing directories are made with mode 0700, like `mkdir -p -m 700`;
- * without it a missing directory is fine (nothing to check yet).  Existing
- * directories are never changed.
+ * user's name with no other member, as umask 002 systems have).  The path
+ * as given is checked too, entry by entry: the directories that hold its
+ * symbolic links pass the same test, and every such link (also one that
+ * appears while the missing directories are made) must be owner's or
+ * root's, since whoever controls a link decides where it leads.  With
+ * create, the missing directories are made with mode 0700, like `mkdir -p
+ * -m 700`; without it a missing directory is fine (nothing to check yet).
+ * Existing directories are never changed.
  * Errors: ERR_CONFIG (a directory that fails the checks, or a path
  * component that is not a directory: the message names it and the fix),
  * ERR_IO (cannot create or examine one), ERR_LIMIT (path too long).

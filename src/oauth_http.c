@@ -172,10 +172,10 @@ on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* The extra CA file, and whether loading it failed. */
+/* The extra CA file, and whether a CA load error is that file's fault. */
 struct extra_ca {
 	const char *file;
-	int failed;
+	int blame_file;
 };
 
 /* Add the configured CA file to the store libcurl already set up. */
@@ -188,7 +188,7 @@ on_ssl_ctx(CURL *curl, void *ssl_ctx, void *ud)
 	(void)curl;
 	if (store == NULL ||
 	    X509_STORE_load_locations(store, ca->file, NULL) != 1) {
-		ca->failed = 1;
+		ca->blame_file = 1;
 		return CURLE_SSL_CACERT_BADFILE;
 	}
 	return CURLE_OK;
@@ -290,8 +290,9 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	SETOPT(CURLOPT_USERAGENT, "oasmtp");
 	if (req->ca_file != NULL && req->ca_file[0] != '\0' &&
 	    !default_ca_bundle_readable(h)) {
+		/* the only bundle: whatever libcurl cannot load is this file */
 		SETOPT(CURLOPT_CAINFO, req->ca_file);
-		ca.failed = access(req->ca_file, R_OK) != 0;
+		ca.blame_file = 1;
 	} else if (req->ca_file != NULL && req->ca_file[0] != '\0') {
 #if LIBCURL_VERSION_NUM >= 0x075700
 		/* the store is modified below: do not share a cached one */
@@ -315,7 +316,8 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 			"(check oauth2_token_endpoint)", req->url);
 		goto out;
 	}
-	if (rc == CURLE_SSL_CACERT_BADFILE && ca.failed) {
+	if (rc == CURLE_SSL_CACERT_BADFILE && ca.blame_file) {
+		/* on_ssl_ctx failed, or the file was the only bundle */
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"cannot load oauth2_ca_file '%s'", req->ca_file);
 		goto out;

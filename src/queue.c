@@ -714,7 +714,7 @@ sync_dir(struct queue *q, const char *sub, struct errinfo *reterr)
 	int r;
 
 	if (fd < 0) {
-		return io_error(reterr, q, "open", sub);
+		return io_error(reterr, q, "open", sub != NULL ? sub : ".");
 	}
 	r = fsync(fd);
 	if (sub != NULL) {

@@ -8,11 +8,12 @@
  * is read, with the chmod fix in the message.  Symbolic links are followed,
  * and a save replaces the link's target, not the link.
  *
- * The directory of the file (of the link's target) and every directory
- * above it must be the user's or root's and closed to others' writes
- * (fileio_secret_dir): checked before the token is read, so that a refresh
- * never starts when its rotated token could not be saved, and again on
- * every save, which first creates missing directories with mode 0700.
+ * The directory of the file (of the link's target, and of the path as
+ * given, links and all) and every directory above it must be the user's
+ * or root's and closed to others' writes (fileio_secret_dir): checked
+ * before the token is read, so that a refresh never starts when its
+ * rotated token could not be saved, and again on every save, which first
+ * creates missing directories with mode 0700.
  */
 #include "tstore.h"
 
@@ -173,7 +174,9 @@ target_path(struct tstore *ts, int previous, struct buf *ret_path,
 
 /*
  * Check the directories of the token file (creating missing ones with
- * create), as fileio_secret_dir() does.
+ * create), as fileio_secret_dir() does: those of the file a save replaces
+ * and, when the path as given differs (links on the way), those of that
+ * path too, which reads and saves go through.
  */
 static enum err
 check_dirs(struct tstore *ts, int create, struct errinfo *reterr)
@@ -185,6 +188,9 @@ check_dirs(struct tstore *ts, int create, struct errinfo *reterr)
 	e = target_path(ts, 0, &path, reterr);
 	if (e == ERR_OK) {
 		e = fileio_secret_dir(path.data, geteuid(), create, reterr);
+	}
+	if (e == ERR_OK && strcmp(path.data, ts->arg) != 0) {
+		e = fileio_secret_dir(ts->arg, geteuid(), 0, reterr);
 	}
 	buf_release(&path);
 	return e;

@@ -618,6 +618,24 @@ else
 	not_ok "alice: mailq: $out"
 fi
 
+# Without a system CA bundle the oauth2_ca_file is the only one: a broken
+# file is named as the problem (not the missing system bundle).
+printf 'not a certificate\n' >"$CH/etc/oasmtp-test/bad.pem"
+sed -e 's|^oauth2_ca_file .*|oauth2_ca_file /etc/oasmtp-test/bad.pem|' \
+	-e '/^account default/i oauth2_token_cache off' \
+	"$CH/home/alice/.oasmtprc" >"$CH/home/alice/badca.rc"
+chmod 600 "$CH/home/alice/badca.rc"
+inch chown alice:alice /home/alice/badca.rc
+out=$(as alice oasmtp-token -C /home/alice/badca.rc print demo 2>&1)
+rc=$?
+if [ "$rc" -eq 78 ] &&
+	grep -q "cannot load oauth2_ca_file '/etc/oasmtp-test/bad.pem'" <<<"$out"
+then
+	ok "no system CA bundle, broken oauth2_ca_file: exit 78 naming the file"
+else
+	not_ok "broken oauth2_ca_file without a system bundle: exit $rc: $out"
+fi
+
 # man-example: mail -- the mail(1) example of the EXAMPLES section of
 # oasmtp(1), as written there, run by alice with bsd-mailx, which runs the
 # installed /usr/sbin/sendmail (tests/integration/test_man_examples.py runs

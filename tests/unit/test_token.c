@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -869,6 +870,29 @@ test_prefetch(void)
 	buf_release(&b);
 }
 
+/*
+ * mkdir(2) as fileio_secret_dir() sees it: when asked for mkdir_trap, a
+ * symbolic link to mkdir_trap_to (owned by mkdir_trap_uid) appears there
+ * first, as if another process had been quicker.  Used once, then cleared.
+ */
+static char mkdir_trap[1024];
+static char mkdir_trap_to[1024];
+static uid_t mkdir_trap_uid;
+
+int
+mkdir(const char *path, mode_t mode)
+{
+	if (mkdir_trap[0] != '\0' && strcmp(path, mkdir_trap) == 0) {
+		mkdir_trap[0] = '\0';
+		if (symlink(mkdir_trap_to, path) != 0 ||
+		    lchown(path, mkdir_trap_uid, (gid_t)-1) != 0) {
+			diag("cannot make the link %s: %s", path,
+				strerror(errno));
+		}
+	}
+	return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+}
+
 /* 1 when path is a directory with exactly mode 0700 */
 static int
 is_dir_0700(const char *path)
@@ -1049,6 +1073,75 @@ test_secret_dirs(void)
 		ok(0, "symlink: %s", strerror(errno));
 	}
 
+	/*
+	 * A link is also judged by where it is: whoever may write in its
+	 * directory, or owns it in a sticky one, can point it elsewhere
+	 * between the check and the write.
+	 */
+	make_dir(d, sizeof(d), "private", 0700);
+	make_dir(p, sizeof(p), "ww-links", 0777);
+	snprintf(f, sizeof(f), "%s/ww-links/to-private", tmpdir);
+	if (symlink(d, f) == 0) {
+		snprintf(f, sizeof(f), "%s/ww-links/to-private/token", tmpdir);
+		errinfo_init(&ei);
+		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
+			"a link in a world-writable directory is refused, "
+			"wherever it leads");
+		contains(ei.msg, "writable by everyone", "says why (%s)", ei.msg);
+		contains(ei.msg, p, "and names the link's directory");
+	} else {
+		ok(0, "symlink: %s", strerror(errno));
+	}
+	make_dir(p, sizeof(p), "sticky-links", 01777);
+	snprintf(f, sizeof(f), "%s/sticky-links/mine", tmpdir);
+	if (symlink(d, f) == 0) {
+		snprintf(f, sizeof(f), "%s/sticky-links/mine/token", tmpdir);
+		errinfo_init(&ei);
+		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_OK,
+			"one's own link in a sticky directory is fine (%s)",
+			ei.msg);
+	} else {
+		ok(0, "symlink: %s", strerror(errno));
+	}
+	snprintf(f, sizeof(f), "%s/sticky-links/theirs", tmpdir);
+	if (geteuid() != 0) {
+		diag("SKIP: a link owned by another user needs root to make");
+	} else if (symlink(d, f) == 0 && lchown(f, 65534, 65534) == 0) {
+		snprintf(f, sizeof(f), "%s/sticky-links/theirs/token", tmpdir);
+		errinfo_init(&ei);
+		is_int(fileio_secret_dir(f, 0, 1, &ei), ERR_CONFIG,
+			"another user's link in a sticky directory is refused");
+		contains(ei.msg, "belongs to uid 65534", "names the link's "
+			"owner (%s)", ei.msg);
+	} else {
+		ok(0, "symlink/lchown %s: %s", f, strerror(errno));
+	}
+
+	/*
+	 * A link that appears where a missing directory is about to be made
+	 * (mkdir says EEXIST): judged as the link it is, not by its target.
+	 */
+	make_dir(p, sizeof(p), "race", 01777);
+	snprintf(mkdir_trap, sizeof(mkdir_trap), "%s/race/sub", tmpdir);
+	util_strlcpy(mkdir_trap_to, d, sizeof(mkdir_trap_to));
+	mkdir_trap_uid = geteuid() == 0 ? 65534 : geteuid();
+	snprintf(f, sizeof(f), "%s/race/sub/deeper/token", tmpdir);
+	errinfo_init(&ei);
+	e = fileio_secret_dir(f, geteuid(), 1, &ei);
+	ok(mkdir_trap[0] == '\0', "the link appeared during the call");
+	if (geteuid() == 0) {
+		is_int(e, ERR_CONFIG, "a link made by another user meanwhile "
+			"is refused");
+		contains(ei.msg, "belongs to uid 65534", "names its owner (%s)",
+			ei.msg);
+		snprintf(p, sizeof(p), "%s/deeper", d);
+		ok(access(p, F_OK) != 0, "nothing made through the link");
+	} else {
+		is_int(e, ERR_OK, "one's own link made meanwhile is fine (%s)",
+			ei.msg);
+	}
+	mkdir_trap[0] = '\0';
+
 	/* a directory of someone else (not root) is refused */
 	make_dir(d, sizeof(d), "foreign", 0755);
 	snprintf(f, sizeof(f), "%s/sub/token", d);
@@ -1158,6 +1251,37 @@ test_store_dirs(void)
 	is_str(read_text(path, tok, sizeof(tok)), "rt-shared\n",
 		"the file is unchanged");
 	is_int(mode_of(dir), 0775, "the directory's mode is unchanged");
+	tstore_free(ts);
+	ts = NULL;
+
+	/*
+	 * An existing token reached through a link in a world-writable
+	 * directory: anyone can repoint the link, so neither read nor written.
+	 */
+	make_dir(dir, sizeof(dir), "store-private", 0700);
+	snprintf(path, sizeof(path), "%s/refresh", dir);
+	write_file(path, "rt-linked\n", 0600);
+	make_dir(cache, sizeof(cache), "store-ww", 0777);
+	snprintf(path, sizeof(path), "%s/link", cache);
+	if (symlink(dir, path) != 0) {
+		ok(0, "symlink %s: %s", path, strerror(errno));
+	}
+	snprintf(spec, sizeof(spec), "file:%s/link/refresh", cache);
+	e = tstore_open(&acc, &ts, &ei);
+	is_int(e, ERR_OK, "store through a link opens");
+	buf_reset(&b);
+	errinfo_init(&ei);
+	e = tstore_load(ts, &b, &ei);
+	is_int(e, ERR_CONFIG, "a token behind a link in a world-writable "
+		"directory is not read");
+	contains(ei.msg, cache, "the message names that directory (%s)",
+		ei.msg);
+	is_int((long long)b.len, 0, "nothing loaded");
+	errinfo_init(&ei);
+	is_int(tstore_save(ts, "rt-other", &ei), ERR_CONFIG, "nor written");
+	snprintf(path, sizeof(path), "%s/refresh", dir);
+	is_str(read_text(path, tok, sizeof(tok)), "rt-linked\n",
+		"the file is unchanged");
 	tstore_free(ts);
 	buf_release(&b);
 
