@@ -280,8 +280,8 @@ append_cert_names(struct buf *out, X509 *cert)
 }
 
 /*
- * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 20 (SHA-1) or 32
- * (SHA-256).  -1 for anything else.
+ * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 32 (SHA-256).  -1
+ * for anything else: SHA-1 and MD5 pins are refused, as the config does.
  */
 static int
 parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
@@ -317,7 +317,7 @@ parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
 		out[n++] = (unsigned char)(half << 4 | v);
 		half = -1;
 	}
-	if (half >= 0 || (n != 20 && n != 32)) {
+	if (half >= 0 || n != 32) {
 		return -1;
 	}
 	*ret_n = n;
@@ -448,16 +448,15 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 
 	if (parse_fingerprint(want_text, want, &want_len) != 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
-			"tls_fingerprint '%s' is not a SHA-256 (or SHA-1) hex "
-			"digest", want_text);
+			"tls_fingerprint '%s' is not a SHA-256 digest (32 bytes "
+			"as hex pairs separated by ':')", want_text);
 	}
 	cert = peer_certificate(tt->ssl);
 	if (cert == NULL) {
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: %s sent no certificate", tt->host);
 	}
-	if (!X509_digest(cert, want_len == 20 ? EVP_sha1() : EVP_sha256(),
-		got, &got_len)) {
+	if (!X509_digest(cert, EVP_sha256(), got, &got_len)) {
 		X509_free(cert);
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: cannot compute the certificate fingerprint: %s",
