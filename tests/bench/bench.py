@@ -31,10 +31,10 @@ Scenarios (each client runs each scenario, interleaved, against the same servers
      users do today).  Median wall of --runs each, the difference in ms and
      RTTs (goal: <= 0.1 RTT), round trips, token requests at the endpoint;
      then 20 sends started together at expiry (oasmtp: 1 token request).
-Figures: round trips (1 + server flights seen by the latency proxy), client
-flights, wall time (median over --runs), peak RSS (ru_maxrss from os.wait4, the
-client and its reaped children), instructions (callgrind total Ir for one
-direct small send, scenarios a and c), and oasmtp/msmtp ratios.
+Figures: round trips (1 + the server flights the latency proxy sees the client
+wait for), client flights, wall time (median over --runs), peak RSS (ru_maxrss
+from os.wait4, the client and its reaped children), instructions (callgrind
+total Ir for one direct small send, scenarios a and c), and oasmtp/msmtp ratios.
 Every delivered message is checked byte for byte against the input (CRLF).
 A client that fails is reported (exit status, stderr tail) and the run goes on.
 See tests/bench/README.md.
@@ -151,7 +151,7 @@ class Server:
         self.proxy_log = os.path.join(self.dir, "proxy.jsonl")
         p = procs.start([PY, PROXY, "--port-file", os.path.join(self.dir, "pport"),
                          "--target-port", str(self.port), "--rtt-ms", str(rtt_ms),
-                         "--log", self.proxy_log, "--max-seconds", str(max_seconds)],
+                         "--log", self.proxy_log, "--chunks", "--max-seconds", str(max_seconds)],
                         name + "-proxy")
         self.proxy_port = wait_port_file(os.path.join(self.dir, "pport"), p, "latency_proxy.py")
 
@@ -229,7 +229,7 @@ class TokenEndpoint:
         self.proxy_log = os.path.join(d, "token-proxy.jsonl")
         p = procs.start([PY, PROXY, "--port-file", os.path.join(d, "epport"),
                          "--target-port", str(self.port), "--rtt-ms", str(rtt_ms),
-                         "--log", self.proxy_log, "--max-seconds", str(max_seconds)],
+                         "--log", self.proxy_log, "--chunks", "--max-seconds", str(max_seconds)],
                         "token-endpoint-proxy")
         self.proxy_port = wait_port_file(os.path.join(d, "epport"), p, "latency_proxy.py")
         self.ctx = ssl.create_default_context(cafile=certs["ca"])
@@ -530,6 +530,7 @@ class Bench:
                 rec = recs[-1]
                 r["round_trips"] = rec["round_trips"]
                 r["client_flights"] = rec["client_flights"]
+                r["unanswered_tail_bytes"] = rec.get("unanswered_tail_bytes", 0)
         del r["stderr"]
         return r
 

@@ -2,7 +2,8 @@
 """Latency-injecting loopback TCP proxy (asyncio, standard library only).
 
   /usr/bin/python3 tests/bench/latency_proxy.py --port-file PATH --target-port N
-      [--target-host 127.0.0.1] [--rtt-ms 50] [--log FILE] [--max-seconds 600]
+      [--target-host 127.0.0.1] [--rtt-ms 50] [--log FILE] [--chunks]
+      [--max-seconds 600]
 
 Listens on 127.0.0.1:0 and writes its port to --port-file (atomically).  Every
 accepted connection is relayed to the target with one-way delay rtt/2 in each
@@ -19,13 +20,28 @@ client sends early (implicit TLS ClientHello) is forwarded once connected.
 --log FILE gets one JSON line per connection when it closes:
   {"conn": n, "start": t, "end": t, "c2s_bytes": .., "s2c_bytes": ..,
    "c2s_chunks": .., "s2c_chunks": .., "client_flights": k, "server_flights": m,
-   "round_trips": 1 + m}
+   "round_trips": 1 + m, "unanswered_tail_bytes": u}
 Flights are counted on the client's timeline (bytes read from the client vs.
 bytes delivered to the client): a client flight is a run of client data with
 no delivery to the client in between; a server flight likewise.  Every server
 flight (greeting included) ends one wait of the client, so round trips =
 1 (TCP handshake) + server flights.  A client's final close_notify/FIN that the
 server never answers adds no round trip.
+
+Nor does the mirror image: server data that reaches the client after the
+client's last data, when the server sent all of it before that last data
+reached the server.  It cannot be an answer to it, so the client, which has
+nothing left to say, is not waiting for it.  This is the server's own
+close_notify (or FIN) sent some milliseconds after its 221 reply: when the
+client answers the 221 with its close_notify sooner than that, the server's
+alert lands after it, and counting it would add a round trip that depends
+only on how fast the server got to closing.  Its size is reported as
+unanswered_tail_bytes (0 when there is none).
+
+--chunks adds "chunks": a list of [ms, where, bytes] per chunk, ms since the
+client connected, where one of "c>" (read from the client), ">s" (written to
+the server), "s>" (read from the server), ">c" (delivered to the client).
+It shows which side a round trip waited for.
 """
 
 import argparse
@@ -39,14 +55,24 @@ import time
 
 
 class Conn:
-    def __init__(self, n):
+    def __init__(self, n, chunks=False):
         self.n = n
         self.start = time.time()
+        self.t0 = time.monotonic()
+        self.trace = [] if chunks else None
         self.last = None           # "C" or "S": last event on the client timeline
         self.client_flights = 0
         self.server_flights = 0
         self.bytes = {"c2s": 0, "s2c": 0}
         self.chunks = {"c2s": 0, "s2c": 0}
+        self.forwarded = 0         # client chunks written to the server
+        self.last_forward = None   # when the latest of them was written
+        self.flight_sent = None    # latest server send time in the current server flight
+        self.flight_bytes = 0      # bytes in the current server flight
+
+    def note(self, where, nbytes):
+        if self.trace is not None:
+            self.trace.append([round((time.monotonic() - self.t0) * 1000, 1), where, nbytes])
 
     def client_sent(self, nbytes):
         if self.last != "C":
@@ -55,20 +81,44 @@ class Conn:
         self.bytes["c2s"] += nbytes
         self.chunks["c2s"] += 1
 
-    def delivered(self, nbytes):
+    def forwarded_to_server(self, written_at):
+        self.forwarded += 1
+        self.last_forward = written_at
+
+    def delivered(self, nbytes, sent_at):
+        """nbytes reach the client; the server sent them at sent_at."""
         if self.last != "S":
             self.server_flights += 1
             self.last = "S"
+            self.flight_sent = sent_at
+            self.flight_bytes = 0
+        self.flight_sent = max(self.flight_sent, sent_at)
+        self.flight_bytes += nbytes
         self.bytes["s2c"] += nbytes
         self.chunks["s2c"] += 1
 
+    def unanswered_tail(self):
+        """Bytes of a last server flight that answers nothing (see the top)."""
+        if self.last != "S" or self.client_flights == 0:
+            return 0
+        if (self.forwarded == self.chunks["c2s"]
+                and self.flight_sent > self.last_forward):
+            return 0       # sent after the client's last data arrived: an answer
+        return self.flight_bytes
+
     def record(self):
-        return {"conn": self.n, "start": self.start, "end": time.time(),
+        tail = self.unanswered_tail()
+        server_flights = self.server_flights - (1 if tail else 0)
+        rec = {"conn": self.n, "start": self.start, "end": time.time(),
                 "c2s_bytes": self.bytes["c2s"], "s2c_bytes": self.bytes["s2c"],
                 "c2s_chunks": self.chunks["c2s"], "s2c_chunks": self.chunks["s2c"],
                 "client_flights": self.client_flights,
-                "server_flights": self.server_flights,
-                "round_trips": 1 + self.server_flights}
+                "server_flights": server_flights,
+                "round_trips": 1 + server_flights,
+                "unanswered_tail_bytes": tail}
+        if self.trace is not None:
+            rec["chunks"] = self.trace
+        return rec
 
 
 def nodelay(writer):
@@ -97,17 +147,20 @@ class Proxy:
                     break
                 if from_client:
                     conn.client_sent(len(data))
-                queue.put_nowait((time.monotonic() + self.delay, data))
+                conn.note("c>" if from_client else "s>", len(data))
+                now = time.monotonic()
+                queue.put_nowait((now + self.delay, data, now))
         except (ConnectionError, OSError):
             pass
-        queue.put_nowait((time.monotonic() + self.delay, None))
+        now = time.monotonic()
+        queue.put_nowait((now + self.delay, None, now))
 
     async def pump_out(self, queue, writer, conn, to_client, ready=None):
         if ready is not None:
             await ready.wait()
         try:
             while True:
-                due, data = await queue.get()
+                due, data, read_at = await queue.get()
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -116,15 +169,19 @@ class Proxy:
                         writer.write_eof()
                     break
                 if to_client:
-                    conn.delivered(len(data))
+                    conn.delivered(len(data), read_at)
+                conn.note(">c" if to_client else ">s", len(data))
+                written_at = time.monotonic()
                 writer.write(data)
                 await writer.drain()
+                if not to_client:
+                    conn.forwarded_to_server(written_at)
         except (ConnectionError, OSError):
             pass
 
     async def handle(self, creader, cwriter):
         self.count += 1
-        conn = Conn(self.count)
+        conn = Conn(self.count, self.args.chunks)
         task = asyncio.current_task()
         self.tasks.add(task)
         nodelay(cwriter)
@@ -189,6 +246,8 @@ def main(argv=None):
     p.add_argument("--target-host", default="127.0.0.1")
     p.add_argument("--rtt-ms", type=float, default=50.0)
     p.add_argument("--log")
+    p.add_argument("--chunks", action="store_true",
+                   help="log every chunk's time, direction and size")
     p.add_argument("--max-seconds", type=float, default=600.0)
     asyncio.run(main_async(p.parse_args(argv)))
     return 0
