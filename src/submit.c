@@ -484,6 +484,17 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			if (e == ERR_OK) {
 				e = read_line(d, &line, &n, reterr);
 			}
+			if (e == ERR_TIMEOUT &&
+			    smtp_state(s) == SMTP_ST_GREETING &&
+			    d->p->acc->tls && d->p->acc->tls_starttls) {
+				/* a TLS-first port waits for our ClientHello */
+				e = errinfo_set(reterr, ERR_TIMEOUT, "no greeting "
+					"from %s port %d within %d s; if that "
+					"port expects TLS from the start (as 465 "
+					"does), set 'tls_starttls off'",
+					d->p->acc->host, d->p->acc->port,
+					d->p->acc->timeout);
+			}
 			if (e == ERR_OK) {
 				smtp_feed(s, line, n);
 				buf_consume(&d->rbuf, n + 2);

@@ -42,7 +42,7 @@ struct tls_params {
 	const char *host;		/* SNI and name to verify */
 	const char *trust_file;		/* NULL/"system": system store */
 	const char *crl_file;		/* optional */
-	const char *fingerprint;	/* optional SHA-256 (or SHA-1) hex, colons allowed */
+	const char *fingerprint;	/* optional SHA-256 hex, colons allowed */
 	const char *cert_file;		/* optional client certificate */
 	const char *key_file;
 	int certcheck;			/* 0 = do not verify at all (tls_certcheck off) */

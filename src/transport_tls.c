@@ -956,6 +956,14 @@ handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
 			unsigned long le = ERR_peek_last_error();
 			int reason = ERR_GET_REASON(le);
 
+			if (reason == SSL_R_WRONG_VERSION_NUMBER) {
+				/* typically "220 ..." read as a TLS record */
+				return errinfo_set(reterr, ERR_TLS,
+					"TLS handshake with %s failed: the server "
+					"did not answer in TLS; if the port "
+					"expects STARTTLS (as 587 and 25 do), set "
+					"'tls_starttls on'", tt->host);
+			}
 			if (reason == SSL_R_UNSUPPORTED_PROTOCOL
 				|| reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION
 				|| reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {

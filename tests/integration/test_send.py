@@ -449,3 +449,45 @@ def test_failing_passwordeval_does_not_show_the_command(home, tls_rig, certs):
     assert b"passwordeval" in p.stderr and b"exit status 3" in p.stderr
     assert b"s3cr3t-pw" not in p.stderr + p.stdout, describe(p)
     assert tls_rig.messages() == []
+
+
+# -- the TLS mode does not fit the port: say which setting to change ----------
+
+
+def test_implicit_tls_to_a_starttls_port_names_the_fix(home, tmp_path, certs):
+    """tls_starttls off against a server that greets in plain text (a 587
+    style port): the handshake fails at once and the message names the
+    setting, instead of OpenSSL's "wrong version number"."""
+    srv = rig.FaultServer(str(tmp_path / "plain"), caps="PIPELINING",
+                          certs=(certs["cert"], certs["key"]))
+    try:
+        cfg = rig.tls_config(home, srv.port, certs["ca"], "off",
+                             extra=["tls_starttls off"])
+        p = send(home, cfg)
+    finally:
+        srv.stop()
+    assert p.returncode == 75, describe(p)
+    assert b"did not answer in TLS" in p.stderr, describe(p)
+    assert b"'tls_starttls on'" in p.stderr, describe(p)
+    assert b"wrong version number" not in p.stderr, describe(p)
+    assert p.stderr.count(b"\n") == 1, describe(p)
+
+
+def test_starttls_to_an_implicit_tls_port_names_the_fix(home, tmp_path, certs):
+    """tls_starttls on against a TLS-first server (a 465 style port): both
+    sides wait, so it ends at the timeout, and the message says why."""
+    srv = rig.FaultServer(str(tmp_path / "implicit"), implicit_tls=True,
+                          certs=(certs["cert"], certs["key"]))
+    try:
+        cfg = rig.tls_config(home, srv.port, certs["ca"], "off")
+        with open(cfg) as f:
+            text = f.read().replace("timeout 10", "timeout 2")
+        rig.write_config(cfg, text)
+        p = send(home, cfg, timeout=30)
+    finally:
+        srv.stop()
+    assert p.returncode == 75, describe(p)
+    assert b"no greeting from 127.0.0.1 port %d within 2 s" % srv.port \
+        in p.stderr, describe(p)
+    assert b"'tls_starttls off'" in p.stderr, describe(p)
+    assert p.elapsed < 15, "took %.1f s with timeout 2" % p.elapsed
