@@ -530,26 +530,8 @@ parse_args(const char *cmd, int argc, char **argv, int i,
 static enum err
 oasmtp_path(struct buf *ret_path)
 {
-	char self[PATH_MAX];
-	ssize_t n;
-
-	buf_reset(ret_path);
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		char *slash;
-
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			slash[1] = '\0';
-			if (buf_printf(ret_path, "%soasmtp", self) == ERR_OK &&
-			    access(ret_path->data, X_OK) == 0) {
-				return ERR_OK;
-			}
-		}
-	}
-	buf_reset(ret_path);
-	return buf_append_str(ret_path, BINDIR "/oasmtp");
+	return util_find_sibling("oasmtp", BINDIR, NULL, ret_path) < 0 ?
+		ERR_NOMEM : ERR_OK;
 }
 
 /*

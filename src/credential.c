@@ -59,26 +59,7 @@ credential_kind_name(enum credential_kind kind)
 enum err
 credential_helper_path(struct buf *ret_path, struct errinfo *reterr)
 {
-	char self[PATH_MAX];
-	ssize_t n;
-
-	buf_reset(ret_path);
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		char *slash;
-
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			slash[1] = '\0';
-			if (buf_printf(ret_path, "%soasmtp-token", self) ==
-			    ERR_OK && access(ret_path->data, X_OK) == 0) {
-				return ERR_OK;
-			}
-		}
-	}
-	buf_reset(ret_path);
-	if (buf_append_str(ret_path, BINDIR "/oasmtp-token") != ERR_OK) {
+	if (util_find_sibling("oasmtp-token", BINDIR, NULL, ret_path) < 0) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 	return ERR_OK;

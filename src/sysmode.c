@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 const char *
 sysmode_state_dir(void)
@@ -55,26 +56,9 @@ is_drop(const char *path)
 static int
 find_drop(struct buf *out)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int r = util_find_sibling("oasmtp-drop", LIBEXECDIR, is_drop, out);
 
-	if (n > 0) {
-		char *slash;
-
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			buf_reset(out);
-			if (buf_printf(out, "%s/oasmtp-drop", self) == ERR_OK &&
-			    is_drop(buf_cstr(out))) {
-				return 1;
-			}
-		}
-	}
-	buf_reset(out);
-	return buf_printf(out, "%s/oasmtp-drop", LIBEXECDIR) == ERR_OK &&
-	    is_drop(buf_cstr(out));
+	return r == 1 || (r == 0 && is_drop(buf_cstr(out)));
 }
 
 int

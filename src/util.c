@@ -313,3 +313,37 @@ util_no_core_dumps(void)
 
 	(void)setrlimit(RLIMIT_CORE, &rl);
 }
+
+static int
+is_executable(const char *path)
+{
+	return access(path, X_OK) == 0;
+}
+
+int
+util_find_sibling(const char *name, const char *fallback_dir,
+	int (*ok)(const char *path), struct buf *out)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (ok == NULL) {
+		ok = is_executable;
+	}
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			slash[1] = '\0';
+			buf_reset(out);
+			if (buf_printf(out, "%s%s", self, name) == ERR_OK &&
+			    ok(buf_cstr(out))) {
+				return 1;
+			}
+		}
+	}
+	buf_reset(out);
+	return buf_printf(out, "%s/%s", fallback_dir, name) == ERR_OK ? 0 : -1;
+}

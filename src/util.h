@@ -75,4 +75,15 @@ void util_no_core_dumps(void);
 /* Milliseconds from CLOCK_MONOTONIC. */
 int64_t util_now_ms(void);
 
+/*
+ * Find the companion program `name`: first in the directory of this
+ * executable (through /proc/self/exe: the build tree, or the directory
+ * both were installed to), accepted when ok(path) is true (ok NULL: an
+ * executable file); else fallback_dir/name, unchecked.  *out holds the
+ * path either way.  Returns 1 for the one next to us, 0 for the fallback,
+ * -1 when the path does not fit in out (ERR_NOMEM/ERR_LIMIT class).
+ */
+int util_find_sibling(const char *name, const char *fallback_dir,
+	int (*ok)(const char *path), struct buf *out);
+
 #endif
