@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include "account.h"
 #include "buf.h"
 #include "eval.h"
+#include "paths.h"
 #include "provider.h"
 #include "util.h"
 
@@ -1659,20 +1661,26 @@ merge(struct config *cfg, struct parser *ps, struct errinfo *reterr)
 	return ERR_OK;
 }
 
+/* The home directory: the caller's (tests), else paths_home(); may be NULL. */
 static const char *
-resolve_home(const struct config_params *params)
+resolve_home(const struct config_params *params, struct buf *storage)
 {
-	const char *home = params->home;
-
-	if (home == NULL) {
-		home = getenv("HOME");
+	if (params->home != NULL) {
+		return params->home;
 	}
-	if (home == NULL || *home == '\0') {
-		struct passwd *pw = getpwuid(getuid());
+	return paths_home(1, storage) == ERR_OK ? buf_cstr(storage) : NULL;
+}
 
-		home = pw != NULL ? pw->pw_dir : NULL;
+/* The configuration base: the caller's (tests), else paths_config_dir_for(). */
+static const char *
+resolve_xdg(const struct config_params *params, const char *home,
+	struct buf *storage)
+{
+	if (params->xdg_config_home != NULL) {
+		return params->xdg_config_home;
 	}
-	return home;
+	return paths_config_dir_for(home, storage) == ERR_OK ?
+		buf_cstr(storage) : NULL;
 }
 
 /* Parse data as file name into cfg (accounts appended/merged). */
@@ -1682,6 +1690,7 @@ parse_into(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
 {
 	struct parser ps;
+	struct buf home;
 	enum err e;
 
 	if (!table_sorted()) {
@@ -1691,10 +1700,12 @@ parse_into(struct config *cfg, const struct config_params *params,
 	memset(&ps, 0, sizeof(ps));
 	ps.params = params;
 	ps.cfg = cfg;
-	ps.home = resolve_home(params);
+	buf_init(&home, PATH_MAX);
+	ps.home = resolve_home(params, &home);
 	ps.file = name;
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
+		buf_release(&home);
 		return nomem(reterr);
 	}
 	e = parse_text(&ps, data, len, reterr);
@@ -1705,6 +1716,7 @@ parse_into(struct config *cfg, const struct config_params *params,
 		*ret_secret = ps.literal_secret;
 	}
 	parser_release(&ps);
+	buf_release(&home);
 	return e;
 }
 
@@ -2001,39 +2013,32 @@ config_user_file_exists(const struct config_params *params)
 	};
 	static const struct config_params none;
 	const char *home, *xdg;
-	struct buf p;
+	struct buf p, hb, xb;
 	size_t i;
 	int found = 0;
 
 	if (params == NULL) {
 		params = &none;
 	}
-	home = resolve_home(params);
-	xdg = params->xdg_config_home;
-	if (xdg == NULL) {
-		xdg = getenv("XDG_CONFIG_HOME");
-	}
+	buf_init(&hb, PATH_MAX);
+	buf_init(&xb, PATH_MAX);
+	home = resolve_home(params, &hb);
+	xdg = resolve_xdg(params, home, &xb);
 	buf_init(&p, 8192);
 	for (i = 0; i < 4 && !found; i++) {
 		const char *base = i == 1 || i == 2 ? home : xdg;
 
 		buf_reset(&p);
-		if (base == NULL || base[0] != '/') {
-			if (i == 1 || i == 2 || home == NULL) {
-				continue;
-			}
-			/* $XDG_CONFIG_HOME unset: ~/.config */
-			if (buf_printf(&p, "%s/.config/%s", home, rel[i]) !=
-			    ERR_OK) {
-				continue;
-			}
-		} else if (buf_printf(&p, "%s/%s", base, rel[i]) != ERR_OK) {
+		if (base == NULL || base[0] != '/' ||
+		    buf_printf(&p, "%s/%s", base, rel[i]) != ERR_OK) {
 			continue;
 		}
 		/* present counts, readable or not: it is the user's choice */
 		found = access(buf_cstr(&p), F_OK) == 0;
 	}
 	buf_release(&p);
+	buf_release(&hb);
+	buf_release(&xb);
 	return found;
 }
 
@@ -2044,7 +2049,7 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 	static const struct config_params none;
 	struct config *cfg;
 	const char *home, *xdg, *sysdir;
-	char *xdg_alloc = NULL;
+	struct buf hb, xb;
 	char *cands[4] = { NULL, NULL, NULL, NULL };
 	int found = 0;
 	size_t i;
@@ -2053,6 +2058,8 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 	if (params == NULL) {
 		params = &none;
 	}
+	buf_init(&hb, PATH_MAX);
+	buf_init(&xb, PATH_MAX);
 	cfg = config_new();
 	if (cfg == NULL) {
 		return nomem(reterr);
@@ -2070,22 +2077,8 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 		goto out;
 	}
 
-	home = resolve_home(params);
-	xdg = params->xdg_config_home;
-	if (xdg == NULL) {
-		xdg = getenv("XDG_CONFIG_HOME");
-		if (xdg == NULL || xdg[0] != '/') {
-			xdg = NULL;
-			if (home != NULL) {
-				xdg_alloc = join(home, ".config");
-				if (xdg_alloc == NULL) {
-					e = nomem(reterr);
-					goto out;
-				}
-				xdg = xdg_alloc;
-			}
-		}
-	}
+	home = resolve_home(params, &hb);
+	xdg = resolve_xdg(params, home, &xb);
 	sysdir = params->sysconfdir != NULL ? params->sysconfdir : SYSCONFDIR;
 
 	if (*sysdir != '\0') {
@@ -2139,7 +2132,8 @@ out:
 	for (i = 0; i < 4; i++) {
 		free(cands[i]);
 	}
-	free(xdg_alloc);
+	buf_release(&hb);
+	buf_release(&xb);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}

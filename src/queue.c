@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "paths.h"
 #include "util.h"
 
 #define FORMAT_LINE "oasmtp-queue 1"
@@ -191,19 +192,21 @@ queue_backoff(unsigned attempts, uint32_t rnd)
 enum err
 queue_default_dir(struct buf *out, struct errinfo *reterr)
 {
-	const char *data = getenv("XDG_DATA_HOME");
-	const char *home = getenv("HOME");
+	struct buf data;
 	enum err e;
 
-	if (data != NULL && data[0] == '/') {
-		e = buf_printf(out, "%s/oasmtp/queue", data);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(out, "%s/.local/share/oasmtp/queue", home);
-	} else {
+	buf_init(&data, PATH_MAX);
+	e = paths_data_dir(&data);
+	if (e == ERR_CONFIG) {
+		buf_release(&data);
 		return errinfo_set(reterr, ERR_CONFIG, "no queue directory: "
 			"neither XDG_DATA_HOME nor HOME is an absolute path; "
 			"set queue_dir");
 	}
+	if (e == ERR_OK) {
+		e = buf_printf(out, "%s/oasmtp/queue", buf_cstr(&data));
+	}
+	buf_release(&data);
 	return e == ERR_OK ? ERR_OK : errinfo_set(reterr, e,
 		"queue directory name too long");
 }

@@ -15,17 +15,13 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "paths.h"
 #include "util.h"
 
 const char *
 sysmode_state_dir(void)
 {
-	const char *s = getenv("STATE_DIRECTORY");
-
-	if (s != NULL && s[0] == '/' && strchr(s, ':') == NULL) {
-		return s;
-	}
-	return OASMTP_STATEDIR;
+	return paths_service_state_dir(OASMTP_STATEDIR);
 }
 
 enum err

@@ -36,6 +36,7 @@
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
+#include "paths.h"
 #include "provider.h"
 #include "util.h"
 
@@ -78,20 +79,11 @@ token_cache_off(const struct account *acc)
 static enum err
 state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	const char *ch = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
 	int missing;
 	enum err e;
 
-	buf_reset(ret_dir);
-	if (rt != NULL && rt[0] == '/') {
-		e = buf_append_str(ret_dir, rt);
-	} else if (ch != NULL && ch[0] == '/') {
-		e = buf_append_str(ret_dir, ch);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(ret_dir, "%s/.cache", home);
-	} else {
+	e = paths_volatile_dir(ret_dir);
+	if (e == ERR_CONFIG) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"no directory for the token cache (set XDG_RUNTIME_DIR "
 			"or HOME, or oauth2_token_cache)");

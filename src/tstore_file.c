@@ -28,6 +28,7 @@
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
+#include "paths.h"
 #include "util.h"
 
 #define FILE_MAX (64 * 1024)
@@ -357,17 +358,19 @@ tstore_file_new(const struct account *acc, char *arg,
 	struct tstore *ts;
 
 	if (arg[0] == '~' && arg[1] == '/') {
-		const char *home = getenv("HOME");
 		struct buf p;
+		enum err e;
 
-		if (home == NULL || home[0] == '\0') {
+		buf_init(&p, PATH_MAX);
+		e = paths_home(0, &p);
+		if (e == ERR_CONFIG) {
 			free(arg);
+			buf_release(&p);
 			return errinfo_set(reterr, ERR_CONFIG,
 				"oauth2_token_store of account '%s' starts with "
 				"'~/' but HOME is not set", acc->name);
 		}
-		buf_init(&p, PATH_MAX);
-		if (buf_printf(&p, "%s%s", home, arg + 1) != ERR_OK) {
+		if (e != ERR_OK || buf_append_str(&p, arg + 1) != ERR_OK) {
 			free(arg);
 			buf_release(&p);
 			return errinfo_set(reterr, ERR_CONFIG, "token path too long");
