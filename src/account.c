@@ -131,6 +131,12 @@ dup_or_null(const char *s, int *ret_failed)
 	return d;
 }
 
+int
+account_helper_timeout_s(const struct account *acc)
+{
+	return acc->timeout > 0 ? acc->timeout : ACCOUNT_HELPER_TIMEOUT_S;
+}
+
 struct account *
 account_new(void)
 {

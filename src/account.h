@@ -225,6 +225,16 @@ enum account_field {
  */
 struct account *account_new(void);
 
+/* The deadline of a helper command when `timeout` is 0 (none). */
+#define ACCOUNT_HELPER_TIMEOUT_S 60
+
+/*
+ * Seconds a helper of acc may take (passwordeval, notify_command,
+ * oauth2_*_eval, the token endpoint, oasmtp-token): its `timeout`, or
+ * ACCOUNT_HELPER_TIMEOUT_S when that is 0: a helper never runs unbounded.
+ */
+int account_helper_timeout_s(const struct account *acc);
+
 /*
  * A deep copy of src (strings duplicated, set[] copied).  NULL when out of
  * memory.

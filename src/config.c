@@ -648,7 +648,8 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 		return perr(ps, reterr, "'eval' is disabled here");
 	}
 	/* as for passwordeval: "timeout off" still gets 60 s, never forever */
-	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout : 60;
+	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout :
+		ACCOUNT_HELPER_TIMEOUT_S;
 	if (ps->cur != NULL && ps->cur->set[ACCF_TIMEOUT] &&
 	    ps->cur->timeout > 0) {
 		timeout = ps->cur->timeout;

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "notify.h"
 #include "pickup.h"
+#include "proc.h"
 #include "queue.h"
 #include "submit.h"
 
@@ -616,34 +617,16 @@ void
 queue_run_detached(const struct cli_opts *o, const char *dir, const char *id)
 {
 	struct flush_opts fo;
-	pid_t pid;
-	int fd;
 
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
+	switch (proc_detach()) {
+	case -1:
 		log_debug(1, "cannot fork to deliver %s: %s", id,
 			strerror(errno));
 		return;
-	}
-	if (pid > 0) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-		}
+	case 1:
 		return;
-	}
-	setsid();
-	pid = fork();
-	if (pid != 0) {
-		_exit(0);
-	}
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO) {
-			close(fd);
-		}
+	default:
+		break;		/* the detached process */
 	}
 	memset(&fo, 0, sizeof(fo));
 	fo.filter = CLI_QUEUE_ID;
