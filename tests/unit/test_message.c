@@ -74,9 +74,12 @@ static struct message *
 load(const char *text, int ignore_dots)
 {
 	struct errinfo ei;
+	struct message *m;
 	enum err rc;
 
-	return load_ex(text, strlen(text), ignore_dots, 0, &rc, &ei);
+	m = load_ex(text, strlen(text), ignore_dots, 0, &rc, &ei);
+	is_int(rc, ERR_OK, "read '%.20s': status", text);
+	return m;
 }
 
 /* The wire bytes, read back in small pieces to cross the header/body seam. */
@@ -434,11 +437,13 @@ test_read_dots(void)
 	message_free(m);
 
 	/* the reader reports the end and ignores what follows */
-	message_reader_new(0, &r, &ei);
-	message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei);
+	is_int(message_reader_new(0, &r, &ei), ERR_OK, "reader: new");
+	is_int(message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei),
+		ERR_OK, "reader: push up to the dot");
 	ok(done, "reader reports done after the dot line");
-	message_reader_push(r, "more\n", 5, &done, &ei);
-	message_reader_finish(r, &m, &ei);
+	is_int(message_reader_push(r, "more\n", 5, &done, &ei), ERR_OK,
+		"reader: bytes after the dot accepted");
+	is_int(message_reader_finish(r, &m, &ei), ERR_OK, "reader: finish");
 	check_wire(m, "a: b\r\n\r\nx\r\n", "bytes after the dot ignored");
 	message_free(m);
 }
