@@ -1091,109 +1091,104 @@ test_header_rules(void)
 	buf_release(&b);
 }
 
+/*
+ * The envelope sender: the account's from (USE_DEFAULT: me@example.com,
+ * NULL: none), -f, --read-envelope-from and the input, against the error,
+ * the sender ("%U": the user name, then "@host.example") and what the
+ * error message contains.  The first case also checks that a null sender adds no From.
+ */
+#define USE_DEFAULT "me@example.com"
+static const struct sender_case {
+	const char *what;
+	const char *acc_from;
+	int allow_override;
+	const char *envelope_from;
+	int read_envelope_from;
+	const char *in;
+	enum err want;
+	const char *from;
+	const char *msg;
+} sender_cases[] = {
+	{ "null sender", USE_DEFAULT, 1, "<>", 0, "Subject: s\n\nb\n",
+		ERR_OK, "", NULL },
+	{ "-f name-addr reduced", USE_DEFAULT, 1,
+		"Some One <one@example.org>", 0, "Subject: s\n\nb\n", ERR_OK,
+		"one@example.org", NULL },
+	{ "-f <addr> reduced", USE_DEFAULT, 1, "<one@example.org>", 0,
+		"Subject: s\n\nb\n", ERR_OK, "one@example.org", NULL },
+	{ "-f with two addresses", USE_DEFAULT, 1, "a@b, c@d", 0,
+		"Subject: s\n\nb\n", ERR_USAGE, NULL,
+		"invalid envelope sender" },
+	{ "sender from the From header", USE_DEFAULT, 1, NULL, 1,
+		"From: Me <hdr@example.net>\n\nb\n", ERR_OK, "hdr@example.net",
+		NULL },
+	{ "%U and %H expanded", "%U@%H", 1, NULL, 0, "Subject: s\n\nb\n",
+		ERR_OK, "%U", NULL },
+	{ "no sender", NULL, 1, NULL, 0, "Subject: s\n\nb\n", ERR_CONFIG,
+		NULL, "no envelope sender: set 'from' in account test or "
+		"pass -f ADDR" },
+	{ "wildcard from is not a sender", "*@example.com", 1, NULL, 0,
+		"Subject: s\n\nb\n", ERR_CONFIG, NULL, NULL },
+	/* a wildcard account is fine with -f even without override */
+	{ "wildcard from with -f", "*@example.com", 0, "x@example.com", 0,
+		"Subject: s\n\nb\n", ERR_OK, "x@example.com", NULL },
+	{ "from with angle brackets refused", "bad<x>@example.com", 0, NULL,
+		0, "Subject: s\n\nb\n", ERR_CONFIG, NULL, NULL },
+};
+
 static void
 test_sender_rules(void)
 {
-	struct account a;
-	struct message_opts o;
-	struct envelope env;
-	struct errinfo ei;
-	struct message *m;
-	struct buf b, want;
-	char *args[] = { "r@x.org" };
 	const struct passwd *pw = getpwuid(geteuid());
+	char *args[] = { "r@x.org" };
+	struct buf user_at_host;
+	size_t i;
 
-	buf_init(&b, 1 << 20);
-	buf_init(&want, 1 << 20);
-	acc_init(&a);
-	a.set_from_header = HDR_AUTO;
-	opts_init(&o, &a);
-	o.rcpt_args = args;
-	o.n_rcpt_args = 1;
+	buf_init(&user_at_host, 1 << 10);
+	if (buf_printf(&user_at_host, "%s@host.example",
+	    pw != NULL ? pw->pw_name : "") != ERR_OK) {
+		ok(0, "user name");
+	}
+	for (i = 0; i < sizeof(sender_cases) / sizeof(sender_cases[0]); i++) {
+		const struct sender_case *c = &sender_cases[i];
+		struct message_opts o;
+		struct envelope env;
+		struct errinfo ei;
+		struct account a;
+		struct message *m;
+		enum err e;
 
-	/* null sender: no From added */
-	o.envelope_from = "<>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "null: prepare");
-	is_str(env.from, "", "null sender is empty");
-	check_wire(m, "Subject: s\r\n\r\nb\r\n", "null sender: no From added");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "Some One <one@example.org>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "-f name-addr");
-	is_str(env.from, "one@example.org", "-f name-addr reduced");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "<one@example.org>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "-f <addr>");
-	is_str(env.from, "one@example.org", "-f <addr> reduced");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "a@b, c@d";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
-		"-f with two addresses");
-	contains(ei.msg, "invalid envelope sender", "-f message");
-	message_free(m);
-
-	/* --read-envelope-from */
-	o.envelope_from = NULL;
-	o.read_envelope_from = 1;
-	m = load("From: Me <hdr@example.net>\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
-		"read_envelope_from: prepare");
-	is_str(env.from, "hdr@example.net", "sender from the From header");
-	envelope_release(&env);
-	message_free(m);
-	o.read_envelope_from = 0;
-
-	/* templates */
-	a.from = (char *)"%U@%H";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "%%U@%%H");
-	buf_printf(&want, "%s@host.example", pw != NULL ? pw->pw_name : "");
-	is_str(env.from, want.data, "%%U and %%H expanded");
-	envelope_release(&env);
-	message_free(m);
-
-	/* no sender */
-	a.from = NULL;
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"no sender: ERR_CONFIG");
-	is_str(ei.msg, "no envelope sender: set 'from' in account test or "
-	    "pass -f ADDR", "no sender message");
-	message_free(m);
-
-	a.from = (char *)"*@example.com";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"wildcard from is not a sender");
-	message_free(m);
-
-	/* a wildcard account is fine with -f even without override */
-	a.allow_from_override = 0;
-	o.envelope_from = "x@example.com";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
-		"wildcard from with -f");
-	is_str(env.from, "x@example.com", "-f used for a pattern account");
-	envelope_release(&env);
-	message_free(m);
-
-	a.from = (char *)"bad<x>@example.com";
-	o.envelope_from = NULL;
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"from with angle brackets refused");
-	message_free(m);
-	buf_release(&b);
-	buf_release(&want);
+		acc_init(&a);
+		a.set_from_header = HDR_AUTO;
+		a.from = (char *)c->acc_from;
+		a.allow_from_override = c->allow_override;
+		opts_init(&o, &a);
+		o.rcpt_args = args;
+		o.n_rcpt_args = 1;
+		o.envelope_from = c->envelope_from;
+		o.read_envelope_from = c->read_envelope_from;
+		m = load(c->in, 1);
+		errinfo_init(&ei);
+		e = message_prepare(m, &o, &env, &ei);
+		is_int(e, c->want, "%s: prepare", c->what);
+		if (e == ERR_OK && c->from != NULL) {
+			is_str(env.from, strcmp(c->from, "%U") == 0 ?
+				buf_cstr(&user_at_host) : c->from,
+				"%s: sender", c->what);
+		}
+		if (c->msg != NULL) {
+			contains(ei.msg, c->msg, "%s: message", c->what);
+		}
+		if (i == 0) {
+			check_wire(m, "Subject: s\r\n\r\nb\r\n",
+				"null sender: no From added");
+		}
+		if (e == ERR_OK) {
+			envelope_release(&env);
+		}
+		message_free(m);
+	}
+	buf_release(&user_at_host);
 }
 
 static void
