@@ -14,6 +14,7 @@
 #include "account.h"
 #include "buf.h"
 #include "credential.h"
+#include "provider.h"
 #include "err.h"
 #include "tap.h"
 #include "token_cache.h"
@@ -203,7 +204,7 @@ test_oauth_cached(void)
 	errinfo_init(&ei);
 	e = token_cache_file(&a, 1, &path, &ei);
 	is_int(e, ERR_OK, "cache file under XDG_CACHE_HOME (%s)", ei.msg);
-	is_int(token_endpoint(&a, &endpoint, &scope, &ei), ERR_OK,
+	is_int(provider_token_endpoint(&a, &endpoint, &scope, &ei), ERR_OK,
 		"token endpoint");
 	token_grant_key(&a, buf_cstr(&endpoint), buf_cstr(&scope), key);
 	is_int(buf_append_str(&tc.token, "cached-access-token"), ERR_OK,
