@@ -1,0 +1,282 @@
+/* mailq.c - listing and editing the queue; see mailq.h. */
+#include "mailq.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "envelope.h"
+#include "job.h"
+#include "pickup.h"
+#include "log.h"
+#include "util.h"
+#include "queue.h"
+
+/* "45s", "12m", "3h", "2d" */
+static void
+put_duration(struct buf *out, int64_t s)
+{
+	if (s < 0) {
+		s = 0;
+	}
+	if (s < 120) {
+		buf_printf(out, "%llds", (long long)s);
+	} else if (s < 2 * 3600) {
+		buf_printf(out, "%lldm", (long long)(s / 60));
+	} else if (s < 2 * 86400) {
+		buf_printf(out, "%lldh", (long long)(s / 3600));
+	} else {
+		buf_printf(out, "%lldd", (long long)(s / 86400));
+	}
+}
+
+/* Text from a queue file for the terminal: no control characters. */
+static void
+put_clean(struct buf *out, const char *s, size_t max)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		buf_putc(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
+	}
+	if (s[i] != '\0') {
+		buf_append_str(out, "...");
+	}
+}
+
+static void
+list_entry(struct buf *out, const struct queue_entry *qe, int64_t now,
+	int verbose)
+{
+	size_t i;
+
+	buf_printf(out, "%s %9llu ", qe->id, (unsigned long long)qe->size);
+	put_duration(out, now - qe->created);
+	buf_append_str(out, " old  from <");
+	put_clean(out, qe->env.from, 1000);
+	buf_append_str(out, ">\n");
+	for (i = 0; i < qe->env.n_rcpts; i++) {
+		buf_append_str(out, "    to <");
+		put_clean(out, qe->env.rcpts[i], 1000);
+		buf_append_str(out, ">\n");
+	}
+	buf_append_str(out, "    account ");
+	put_clean(out, qe->account, 200);
+	buf_printf(out, ", %u attempt%s", qe->attempts,
+		qe->attempts == 1 ? "" : "s");
+	if (qe->failed) {
+		buf_append_str(out, ", not retried\n");
+	} else if (qe->next_attempt <= now) {
+		buf_append_str(out, ", next attempt: next flush\n");
+	} else {
+		buf_append_str(out, ", next attempt in ");
+		put_duration(out, qe->next_attempt - now);
+		buf_putc(out, '\n');
+	}
+	if (qe->last_error != NULL && qe->last_error[0] != '\0') {
+		const char *p = qe->last_error;
+
+		buf_append_str(out, "    last error: ");
+		if (!verbose) {
+			struct buf line;
+
+			buf_init(&line, 1024);
+			util_first_line(p, 300, &line);
+			put_clean(out, buf_cstr(&line), 400);
+			buf_release(&line);
+		} else {
+			/* the full reply, one indented line per line */
+			for (;;) {
+				size_t n = strcspn(p, "\r\n");
+				char *part = strndup(p, n);
+
+				if (part != NULL) {
+					put_clean(out, part, n);
+					free(part);
+				}
+				p += n;
+				p += strspn(p, "\r\n");
+				if (*p == '\0') {
+					break;
+				}
+				buf_append_str(out, "\n        ");
+			}
+		}
+		buf_putc(out, '\n');
+	}
+	buf_putc(out, '\n');
+}
+
+enum err
+mailq_list(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	char **dirs = NULL;
+	size_t n = 0, i, j;
+	int64_t now = (int64_t)time(NULL);
+	int pass;
+	enum err e;
+
+	e = job_queue_dirs(o, &dirs, &n, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (o->system) {
+		long waiting = pickup_pending();
+
+		if (waiting < 0) {
+			buf_append_str(out, "maildrop: not readable (run as "
+				"the service user or root)\n");
+		} else if (waiting > 0) {
+			buf_printf(out, "maildrop: %ld message%s waiting for "
+				"the system service\n", waiting,
+				waiting == 1 ? "" : "s");
+		}
+	}
+	for (pass = 0; pass < 2 && e == ERR_OK; pass++) {
+		size_t shown = 0;
+
+		for (i = 0; i < n && e == ERR_OK; i++) {
+			struct queue *q = NULL;
+			struct queue_entry *v = NULL;
+			size_t nv = 0;
+			uint64_t bytes = 0;
+
+			e = queue_open(dirs[i], 0, &q, reterr);
+			if (e == ERR_OK) {
+				e = queue_list(q, pass, &v, &nv, NULL, reterr);
+			}
+			if (e == ERR_OK && nv > 0) {
+				if (shown == 0 && pass == 1) {
+					buf_append_str(out, "-- failed "
+						"(not retried: oasmtp "
+						"--queue-retry ID sends one "
+						"again, --queue-drop ID "
+						"deletes it)\n");
+				}
+				if (shown == 0 && pass == 0) {
+					buf_append_str(out, "-Queue ID------- "
+						"---Size -Age- "
+						"-Sender/Recipient------\n");
+				}
+				for (j = 0; j < nv; j++) {
+					list_entry(out, &v[j], now,
+						o->verbose > 0);
+					bytes += v[j].size;
+				}
+				buf_printf(out, "-- %llu KiB in %zu message%s "
+					"in %s%s\n\n",
+					(unsigned long long)(bytes + 1023) /
+					1024, nv, nv == 1 ? "" : "s", dirs[i],
+					pass ? "/failed" : "");
+				shown += nv;
+			}
+			queue_entries_free(v, nv);
+			queue_close(q);
+		}
+		if (pass == 0 && shown == 0) {
+			buf_append_str(out, "queue is empty\n");
+		}
+	}
+	job_free_dirs(dirs, n);
+	return e;
+}
+
+/* Find id in the queue directories: active first, then failed/. */
+static enum err
+find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
+	struct queue_entry *ret_e, struct errinfo *reterr)
+{
+	char **dirs = NULL;
+	size_t n = 0, i;
+	int busy, failed;
+	enum err e;
+
+	if (!queue_id_valid(id)) {
+		return errinfo_set(reterr, ERR_USAGE, "'%s' is not a queue id "
+			"(16 hex digits, as mailq shows them)", id);
+	}
+	e = job_queue_dirs(o, &dirs, &n, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	e = errinfo_set(reterr, ERR_USAGE, "no queue entry '%s' (see mailq)",
+		id);
+	for (i = 0; i < n; i++) {
+		struct queue *q = NULL;
+
+		if (queue_open(dirs[i], 0, &q, reterr) != ERR_OK || q == NULL) {
+			continue;
+		}
+		/* a flush may be sending it: wait for the flusher */
+		if (queue_lock(q, 1, &busy, reterr) != ERR_OK) {
+			queue_close(q);
+			continue;
+		}
+		for (failed = 0; failed < 2; failed++) {
+			if (queue_get(q, id, failed, ret_e, reterr) == ERR_OK) {
+				*ret_q = q;
+				job_free_dirs(dirs, n);
+				return ERR_OK;
+			}
+		}
+		queue_close(q);
+	}
+	job_free_dirs(dirs, n);
+	errinfo_set(reterr, ERR_USAGE, "no queue entry '%s' (see mailq)", id);
+	return e;
+}
+
+enum err
+mailq_drop(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	struct queue *q = NULL;
+	struct queue_entry qe;
+	enum err e;
+
+	queue_entry_init(&qe);
+	e = find_entry(o, o->queue_id, &q, &qe, reterr);
+	if (e == ERR_OK) {
+		e = queue_remove(q, &qe, reterr);
+	}
+	if (e == ERR_OK) {
+		buf_printf(out, "%s: deleted from %s%s (it will not be "
+			"delivered)\n", qe.id, queue_dir(q),
+			qe.failed ? "/failed" : "");
+	}
+	queue_entry_release(&qe);
+	queue_close(q);
+	return e;
+}
+
+enum err
+mailq_retry(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	struct queue *q = NULL;
+	struct queue_entry qe;
+	enum err e;
+
+	queue_entry_init(&qe);
+	e = find_entry(o, o->queue_id, &q, &qe, reterr);
+	if (e == ERR_OK) {
+		if (qe.failed) {
+			e = queue_retry(q, &qe, (int64_t)time(NULL), reterr);
+		} else {
+			qe.next_attempt = (int64_t)time(NULL);
+			e = queue_update(q, &qe, reterr);
+		}
+	}
+	if (e == ERR_OK) {
+		buf_printf(out, "%s: back in the queue, due now (oasmtp -q "
+			"sends it)\n", qe.id);
+	}
+	queue_entry_release(&qe);
+	queue_close(q);
+	return e;
+}

@@ -1,0 +1,551 @@
+/* pickup.c - moving maildrop entries into the system queue; see pickup.h. */
+#include "pickup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "cli.h"
+#include "envelope.h"
+#include "job.h"
+#include "log.h"
+#include "maildrop.h"
+#include "message.h"
+#include "queue.h"
+#include "sysmode.h"
+#include "util.h"
+
+/* What one entry came to. */
+enum outcome {
+	PICKED_UP,		/* queued and removed from the maildrop */
+	REJECTED,		/* can never be sent: moved to rejected/ */
+	KEPT,			/* left for the next run (error returned) */
+};
+
+static enum err
+io_err(struct errinfo *reterr, const char *what, const char *name)
+{
+	int err = errno;
+
+	errinfo_set(reterr, ERR_IO, "maildrop: cannot %s '%s': %s", what,
+		name, strerror(err));
+	reterr->sys_errno = err;
+	return ERR_IO;
+}
+
+/*
+ * Open the maildrop.  It must belong to us: the service user owns it, and
+ * root running a flush by hand would leave root-owned files behind.
+ */
+static enum err
+open_dir(const char *dir, int *ret_dfd, struct errinfo *reterr)
+{
+	struct stat st;
+	int dfd;
+
+	*ret_dfd = -1;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT) {
+		log_debug(1, "no maildrop at %s", dir);
+		return ERR_OK;
+	}
+	if (dfd < 0) {
+		return io_err(reterr, "open", dir);
+	}
+	if (fstat(dfd, &st) != 0) {
+		close(dfd);
+		return io_err(reterr, "stat", dir);
+	}
+	if (st.st_uid != geteuid()) {
+		close(dfd);
+		return errinfo_set(reterr, ERR_CONFIG, "the maildrop '%s' "
+			"belongs to uid %ld: run the system flush as that user "
+			"(systemctl start oasmtp-system.service)", dir,
+			(long)st.st_uid);
+	}
+	*ret_dfd = dfd;
+	return ERR_OK;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The complete entries, oldest first; stale ID.tmp files (a drop that
+ * was killed) are removed on the way.
+ */
+static enum err
+list_entries(int dfd, char ***ret, size_t *ret_n, struct errinfo *reterr)
+{
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	time_t now = time(NULL);
+	DIR *d;
+	int fd = dup(dfd);
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return io_err(reterr, "read", ".");
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		int kind = maildrop_name_kind(de->d_name);
+		struct stat st;
+
+		if (kind == 1) {
+			if (fstatat(dfd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 &&
+			    now - st.st_mtime > MAILDROP_LEFTOVER_AGE) {
+				log_debug(1, "removing the stale maildrop file "
+					"%s", de->d_name);
+				unlinkat(dfd, de->d_name, 0);
+			}
+			continue;
+		}
+		if (kind != 2) {
+			continue;
+		}
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char **nv = realloc(v, nc * sizeof(*nv));
+
+			if (nv == NULL) {
+				goto nomem;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n] = strdup(de->d_name);
+		if (v[n] == NULL) {
+			goto nomem;
+		}
+		n++;
+	}
+	closedir(d);
+	if (n > 1) {
+		qsort(v, n, sizeof(*v), cmp_names);
+	}
+	*ret = v;
+	*ret_n = n;
+	return ERR_OK;
+nomem:
+	closedir(d);
+	while (n > 0) {
+		free(v[--n]);
+	}
+	free(v);
+	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+}
+
+/* 1 when b holds the end of a header record ("\nend\n"). */
+static int
+has_end(const struct buf *b)
+{
+	size_t i;
+
+	for (i = 0; i + 5 <= b->len; i++) {
+		if (memcmp(b->data + i, "\nend\n", 5) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Read the header record of fd into e. */
+static enum err
+read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
+{
+	struct buf b;
+	char chunk[8192];
+	enum err r = ERR_OK;
+	off_t off = 0;
+
+	buf_init(&b, MAILDROP_HEADER_MAX + sizeof(chunk));
+	while (b.len <= MAILDROP_HEADER_MAX) {
+		ssize_t n = pread(fd, chunk, sizeof(chunk), off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			r = errinfo_set(reterr, ERR_IO, "cannot read: %s",
+				strerror(errno));
+			break;
+		}
+		if (n == 0 || buf_append(&b, chunk, (size_t)n) != ERR_OK) {
+			break;
+		}
+		off += n;
+		/* the record ends at the first "\nend\n" */
+		if (has_end(&b)) {
+			break;
+		}
+	}
+	if (r == ERR_OK) {
+		r = maildrop_parse_header(b.data, b.len, e, reterr);
+	}
+	buf_release(&b);
+	return r;
+}
+
+static enum err
+write_message(void *ctx, int fd, struct errinfo *reterr)
+{
+	return message_write_wire(ctx, fd, reterr);
+}
+
+static const char *
+dsn_return_text(enum cli_dsn_return r)
+{
+	switch (r) {
+	case CLI_DSN_RET_HDRS:
+		return "HDRS";
+	case CLI_DSN_RET_FULL:
+		return "FULL";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Prepare the message of fd (an entry by e) with the system configuration
+ * and store it in the account's queue; *ret_id gets the queue id.
+ * ERR_USAGE and ERR_DATA mean the entry can never be sent.
+ */
+static enum err
+queue_entry_of(const struct cli_opts *svc, int fd,
+	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
+{
+	struct cli_opts co;
+	struct job job = { .o = &co };
+	struct message *m = NULL;
+	struct message_opts mo;
+	struct envelope env;
+	struct queue_entry qe;
+	struct queue *q = NULL;
+	struct buf dir;
+	char hostname[256] = "localhost";
+	char *config = NULL;
+	const char *from;
+	int64_t now = (int64_t)time(NULL);
+	enum err x;
+
+	memset(&env, 0, sizeof(env));
+	buf_init(&dir, 4096);
+	x = cli_parse(e->argc, e->argv, &co, reterr);
+	if (x != ERR_OK) {
+		buf_release(&dir);
+		return x;
+	}
+	x = maildrop_check_opts(&co, reterr);
+	if (x != ERR_OK) {
+		goto out;
+	}
+	/* the service's own choices, never the caller's */
+	co.system = 1;
+	co.config_file = svc->config_file;
+	co.verbose = svc->verbose;
+	if (lseek(fd, (off_t)e->body_offset, SEEK_SET) < 0) {
+		x = errinfo_set(reterr, ERR_IO, "cannot seek: %s",
+			strerror(errno));
+		goto out;
+	}
+	/* the "." rule was applied by oasmtp-drop */
+	x = message_read(fd, 1, &m, reterr);
+	if (x != ERR_OK) {
+		goto out;
+	}
+	from = co.has_envelope_from ? co.envelope_from : NULL;
+	if (co.read_envelope_from) {
+		from = message_header_from(m);
+	}
+	x = job_load_account(&job, from, 0, reterr);
+	if (x == ERR_USAGE || x == ERR_DATA) {
+		/* never a reason to reject the caller's message */
+		x = ERR_CONFIG;
+	}
+	if (x != ERR_OK) {
+		goto out;
+	}
+	gethostname(hostname, sizeof(hostname) - 1);
+	memset(&mo, 0, sizeof(mo));
+	mo.acc = job.acc;
+	mo.envelope_from = co.has_envelope_from ? co.envelope_from : NULL;
+	mo.full_name = co.full_name;
+	mo.read_recipients = co.read_recipients;
+	mo.read_envelope_from = co.read_envelope_from;
+	mo.rcpt_args = co.recipients;
+	mo.n_rcpt_args = co.recipient_count;
+	mo.dsn_notify = co.dsn_notify;
+	mo.dsn_return = dsn_return_text(co.dsn_return);
+	mo.dsn_envid = co.dsn_envid;
+	mo.now = (time_t)e->time;
+	mo.hostname = hostname;
+	x = message_prepare(m, &mo, &env, reterr);
+	if (x != ERR_OK) {
+		goto out;
+	}
+	if (co.config_file != NULL) {
+		config = realpath(co.config_file, NULL);
+		if (config == NULL) {
+			x = errinfo_set(reterr, ERR_CONFIG, "cannot resolve "
+				"'%s': %s", co.config_file, strerror(errno));
+			goto out;
+		}
+	}
+	x = queue_configured_dir(job.acc->queue_dir, &dir, reterr);
+	if (x == ERR_OK) {
+		x = queue_open(buf_cstr(&dir), 1, &q, reterr);
+	}
+	if (x == ERR_OK) {
+		queue_entry_init(&qe);
+		/* borrowed for the write */
+		qe.account = job.acc->name;
+		qe.config = config != NULL ? config : "";
+		qe.env = env;
+		qe.created = e->time;
+		qe.queued = now;
+		qe.next_attempt = now;
+		x = queue_add(q, &qe, write_message, m, reterr);
+		if (x == ERR_OK) {
+			memcpy(ret_id, qe.id, sizeof(qe.id));
+			log_debug(1, "queued as %s in %s", qe.id,
+				buf_cstr(&dir));
+		}
+	}
+	if (x == ERR_USAGE || x == ERR_DATA) {
+		/* a queue problem is ours, not the message's */
+		x = ERR_IO;
+	}
+out:
+	queue_close(q);
+	free(config);
+	envelope_release(&env);
+	message_free(m);
+	job_release(&job);
+	buf_release(&dir);
+	cli_opts_release(&co);
+	return x;
+}
+
+/* Move the entry name to STATE/rejected/ (a copy, then the unlink). */
+static enum err
+reject(int dfd, int fd, const char *name, struct errinfo *reterr)
+{
+	struct buf path;
+	char chunk[16384];
+	enum err e = ERR_OK;
+	int out;
+	off_t off = 0;
+
+	buf_init(&path, 8192);
+	if (buf_printf(&path, "%s/rejected", sysmode_state_dir()) != ERR_OK) {
+		buf_release(&path);
+		return errinfo_set(reterr, ERR_LIMIT, "path too long");
+	}
+	if (mkdir(buf_cstr(&path), 0700) != 0 && errno != EEXIST) {
+		e = io_err(reterr, "create", buf_cstr(&path));
+		buf_release(&path);
+		return e;
+	}
+	buf_printf(&path, "/%s", name);
+	out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		O_CLOEXEC, 0600);
+	if (out < 0) {
+		e = io_err(reterr, "create", buf_cstr(&path));
+		buf_release(&path);
+		return e;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, chunk, sizeof(chunk), off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			if (n < 0) {
+				e = io_err(reterr, "read", name);
+			}
+			break;
+		}
+		if (util_write_all(out, chunk, (size_t)n) != 0) {
+			e = io_err(reterr, "write", buf_cstr(&path));
+			break;
+		}
+		off += n;
+	}
+	if (e == ERR_OK && fsync(out) != 0) {
+		e = io_err(reterr, "sync", buf_cstr(&path));
+	}
+	close(out);
+	if (e != ERR_OK) {
+		unlink(buf_cstr(&path));
+	} else if (unlinkat(dfd, name, 0) != 0) {
+		e = io_err(reterr, "remove", name);
+	}
+	buf_release(&path);
+	return e;
+}
+
+/* Handle one entry; see enum outcome. */
+static enum outcome
+pickup_one(const struct cli_opts *o, int dfd, const char *name,
+	struct errinfo *reterr)
+{
+	static struct errinfo why;
+	struct maildrop_entry e;
+	struct stat st;
+	char id[QUEUE_ID_LEN + 1];
+	enum outcome out = KEPT;
+	enum err x;
+	int fd;
+
+	memset(&e, 0, sizeof(e));
+	errinfo_init(&why);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		return PICKED_UP;	/* another run took it */
+	}
+	if (fd < 0 && errno != ELOOP) {
+		io_err(reterr, "open", name);
+		return KEPT;
+	}
+	if (fd >= 0 && fstat(fd, &st) != 0) {
+		io_err(reterr, "stat", name);
+		close(fd);
+		return KEPT;
+	}
+	/*
+	 * Only what oasmtp-drop makes: a regular file with one link.  Anything
+	 * else (a symbolic link, a FIFO, a hard link) is never read; removed.
+	 */
+	if (fd < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_error("maildrop: rejected %s: not a regular file with one "
+			"link; removed", name);
+		if (fd >= 0) {
+			close(fd);
+		}
+		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
+			io_err(reterr, "remove", name);
+			return KEPT;
+		}
+		return REJECTED;
+	}
+	x = read_header(fd, &e, &why);
+	if (x == ERR_OK && (uid_t)e.uid != st.st_uid) {
+		x = errinfo_set(&why, ERR_DATA, "the record names uid %ld but "
+			"the file belongs to uid %ld", e.uid, (long)st.st_uid);
+	}
+	if (x == ERR_OK) {
+		x = queue_entry_of(o, fd, &e, id, &why);
+	}
+	if (x == ERR_OK) {
+		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
+			/* queued; a second copy may go out next time */
+			log_warn("maildrop: cannot remove '%s' after queueing "
+				"it as %s: %s", name, id, strerror(errno));
+		}
+		log_debug(1, "picked up %s from %s (uid %ld) as %s", name,
+			e.user, e.uid, id);
+		out = PICKED_UP;
+	} else if (x == ERR_USAGE || x == ERR_DATA || x == ERR_LIMIT) {
+		log_error("maildrop: rejected %s from %s (uid %ld): %s; kept "
+			"in %s/rejected", name, e.user != NULL ? e.user : "?",
+			(long)st.st_uid, why.msg, sysmode_state_dir());
+		if (reject(dfd, fd, name, reterr) == ERR_OK) {
+			out = REJECTED;
+		}
+	} else {
+		*reterr = why;
+		errinfo_prefix(reterr, "maildrop entry %s: ", name);
+	}
+	maildrop_entry_release(&e);
+	close(fd);
+	return out;
+}
+
+enum err
+pickup_run(const struct cli_opts *o, size_t *ret_moved,
+	struct errinfo *reterr)
+{
+	struct buf dir;
+	char **names = NULL;
+	size_t n = 0, i, moved = 0;
+	enum err e;
+	int dfd = -1;
+
+	buf_init(&dir, 4096);
+	e = sysmode_maildrop_dir(&dir, reterr);
+	if (e == ERR_OK) {
+		e = open_dir(buf_cstr(&dir), &dfd, reterr);
+	}
+	if (e == ERR_OK && dfd >= 0) {
+		e = list_entries(dfd, &names, &n, reterr);
+	}
+	for (i = 0; i < n && e == ERR_OK; i++) {
+		enum outcome oc = pickup_one(o, dfd, names[i], reterr);
+
+		if (oc == KEPT) {
+			e = reterr->code != ERR_OK ? reterr->code : ERR_IO;
+		} else if (oc == PICKED_UP) {
+			moved++;
+		}
+	}
+	if (moved > 0 && fsync(dfd) != 0 && errno != EINVAL) {
+		log_warn("maildrop: cannot sync '%s': %s", buf_cstr(&dir),
+			strerror(errno));
+	}
+	for (i = 0; i < n; i++) {
+		free(names[i]);
+	}
+	free(names);
+	if (dfd >= 0) {
+		close(dfd);
+	}
+	buf_release(&dir);
+	if (ret_moved != NULL) {
+		*ret_moved = moved;
+	}
+	return e;
+}
+
+long
+pickup_pending(void)
+{
+	static struct errinfo scratch;
+	struct buf dir;
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	buf_init(&dir, 4096);
+	if (sysmode_maildrop_dir(&dir, &scratch) != ERR_OK) {
+		buf_release(&dir);
+		return -1;
+	}
+	d = opendir(buf_cstr(&dir));
+	buf_release(&dir);
+	if (d == NULL) {
+		return errno == ENOENT ? 0 : -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		n += maildrop_name_kind(de->d_name) == 2;
+	}
+	closedir(d);
+	return n;
+}

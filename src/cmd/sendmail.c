@@ -1,0 +1,396 @@
+/* sendmail.c - send, --pretend and --serverinfo flows; see sendmail.h. */
+#include "sendmail.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "cli.h"
+#include "config.h"
+#include "credential.h"
+#include "envelope.h"
+#include "job.h"
+#include "report.h"
+#include "log.h"
+#include "util.h"
+#include "message.h"
+#include "notify.h"
+#include "progress.h"
+#include "queue.h"
+#include "queue_run.h"
+#include "submit.h"
+
+static const char *
+dsn_return_text(enum cli_dsn_return r)
+{
+	switch (r) {
+	case CLI_DSN_RET_HDRS:
+		return "HDRS";
+	case CLI_DSN_RET_FULL:
+		return "FULL";
+	default:
+		return NULL;
+	}
+}
+
+/* The body source of a send: the spooled message, counted for progress. */
+struct body_source {
+	struct message *m;
+	struct progress prog;
+};
+
+static enum err
+body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
+	struct errinfo *reterr)
+{
+	struct body_source *src = ctx;
+	enum err e;
+
+	e = message_read_wire(src->m, off, p, cap, ret_n, reterr);
+	if (e == ERR_OK) {
+		progress_update(&src->prog, off + *ret_n);
+	}
+	return e;
+}
+
+
+/*
+ * Send m to env's recipients.  res (initialised by the caller) tells, with
+ * an error, which recipients have the message all the same.
+ */
+static enum err
+send_message(struct job *job, struct message *m, const struct envelope *env,
+	struct submit_result *res, struct errinfo *reterr)
+{
+	struct submit_params sp;
+	struct submit_body body;
+	struct credential cred;
+	struct body_source src;
+	uint64_t size = message_wire_size(m);
+	enum err e;
+
+	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	memset(&sp, 0, sizeof(sp));
+	account_submit_server(job->acc, &sp.srv);
+	body.size = size;
+	body.read = body_read;
+	body.ctx = &src;
+	src.m = m;
+	/* with -v the transcript shares stderr: no line drawn over it */
+	progress_init(&src.prog, job->o->verbose > 0 ? -1 : STDERR_FILENO, size);
+	sp.secret.get = credential_get;
+	sp.secret.ctx = &cred;
+	sp.transcript = report_transcript;
+	e = submit_message(&sp, env, &body, res, reterr);
+	progress_finish(&src.prog);
+	if (cred.warnings.len > 0) {
+		log_warn("%s", buf_cstr(&cred.warnings));
+	}
+	credential_release(&cred);
+	if (e == ERR_REAUTH) {
+		static struct errinfo nerr;
+
+		errinfo_init(&nerr);
+		if (notify_reauth(job->acc, reterr->msg, &nerr) != ERR_OK) {
+			log_warn("%s", nerr.msg);
+		}
+	}
+	report_log_line(job, env, size, res, e, reterr, res->rcpt_delivered);
+	return e;
+}
+
+/* ---- the queue (design.md section 8) ---- */
+
+
+
+
+static enum err
+write_message(void *ctx, int fd, struct errinfo *reterr)
+{
+	return message_write_wire(ctx, fd, reterr);
+}
+
+/*
+ * Store m in acc's queue.  attempts: 0 (queue always) or 1 (a failed
+ * attempt, described by why).  The id goes to ret_id.
+ */
+static enum err
+enqueue(struct job *job, struct message *m, const struct envelope *env,
+	unsigned attempts, const struct errinfo *why, char *ret_id,
+	struct buf *ret_dir, struct errinfo *reterr)
+{
+	struct queue_entry qe;
+	struct queue *q = NULL;
+	char *config = NULL;
+	int64_t now = (int64_t)time(NULL);
+	enum err e;
+
+	e = queue_configured_dir(job->acc->queue_dir, ret_dir, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (job->o->config_file != NULL) {
+		/* the flush may run from another directory */
+		config = realpath(job->o->config_file, NULL);
+		if (config == NULL) {
+			return errinfo_set(reterr, ERR_IO, "cannot resolve "
+				"'%s': %s", job->o->config_file, strerror(errno));
+		}
+	}
+	queue_entry_init(&qe);
+	/* borrowed for the write: cleared again before the release */
+	qe.account = job->acc->name;
+	qe.config = config != NULL ? config : "";
+	qe.env = *env;
+	qe.created = now;
+	qe.queued = now;
+	qe.attempts = attempts;
+	qe.next_attempt = now + queue_backoff(attempts, queue_random());
+	if (why != NULL) {
+		qe.last_error = (char *)why->msg;
+		qe.last_code = why->smtp_code;
+	}
+	e = queue_open(buf_cstr(ret_dir), 1, &q, reterr);
+	if (e == ERR_OK) {
+		e = queue_add(q, &qe, write_message, m, reterr);
+	}
+	if (e == ERR_OK) {
+		memcpy(ret_id, qe.id, sizeof(qe.id));
+	}
+	queue_close(q);
+	free(config);
+	return e;
+}
+
+/*
+ * A 452 split the message and a failure (e, reterr) came after a part was
+ * committed: the recipients flagged in delivered have it and must never
+ * get it again.  With queue on-failure and a temporary failure, the others
+ * are queued and the result is ERR_OK with one warning naming both sides
+ * (design.md section 9: queued counts as sent in queue mode).  Otherwise e
+ * stays, and reterr says who has the message and who has not.
+ */
+static enum err
+partly_delivered(struct job *job, struct message *m, const struct envelope *env,
+	const unsigned char *delivered, enum err e, struct errinfo *reterr)
+{
+	static struct errinfo qerr, last;
+	struct envelope rest;
+	struct buf got, missing, dir, why;
+	char id[QUEUE_ID_LEN + 1];
+
+	if (envelope_rcpt_count(env, delivered, 0) == 0) {
+		/* every part was committed: nothing is missing */
+		errinfo_init(reterr);
+		return ERR_OK;
+	}
+	buf_init(&got, 4096);
+	buf_init(&missing, 4096);
+	buf_init(&dir, 4096);
+	buf_init(&why, 1024);
+	envelope_rcpt_list(env, delivered, 1, &got);
+	envelope_rcpt_list(env, delivered, 0, &missing);
+	errinfo_init(&qerr);
+	rest.rcpts = NULL;
+	if (job->acc->queue == QUEUE_ON_FAILURE && err_is_queueable(e)) {
+		/* the entry's last error says who has it (mailq shows it) */
+		last = *reterr;
+		errinfo_prefix(&last, "already delivered to %s; ",
+			buf_cstr(&got));
+		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
+		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
+		    &qerr) == ERR_OK) {
+			util_first_line(reterr->msg, 300, &why);
+			log_warn("message delivered to %s; queued as %s for %s "
+				"(%s); oasmtp -q retries it, mailq lists the "
+				"queue", buf_cstr(&got), id, buf_cstr(&missing),
+				buf_cstr(&why));
+			e = ERR_OK;
+			errinfo_init(reterr);
+		} else {
+			log_warn("cannot queue the message: %s", qerr.msg);
+		}
+		free(rest.rcpts);
+	}
+	if (e != ERR_OK) {
+		errinfo_prefix(reterr, "the message was delivered to %s, but "
+			"not to %s (send it again to those only, never to all): ",
+			buf_cstr(&got), buf_cstr(&missing));
+	}
+	buf_release(&got);
+	buf_release(&missing);
+	buf_release(&dir);
+	buf_release(&why);
+	return e;
+}
+
+enum err
+sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
+{
+	struct job job = { .o = o };
+	struct message *m = NULL;
+	struct message_opts mo;
+	struct submit_result res;
+	struct envelope env;
+	char hostname[256] = "localhost";
+	const char *from;
+	enum err e;
+
+	memset(&env, 0, sizeof(env));
+	submit_result_init(&res);
+	/* All of the input first: never hold a connection for a slow writer. */
+	e = message_read(fd, o->ignore_dots, &m, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	from = o->has_envelope_from ? o->envelope_from : NULL;
+	if (o->read_envelope_from) {
+		from = message_header_from(m);
+		if (from == NULL) {
+			e = errinfo_set(reterr, ERR_USAGE,
+				"--read-envelope-from: the message has no "
+				"From header");
+			goto out;
+		}
+	}
+	e = job_load_account(&job, from, 0, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	gethostname(hostname, sizeof(hostname) - 1);
+	memset(&mo, 0, sizeof(mo));
+	mo.acc = job.acc;
+	mo.envelope_from = o->has_envelope_from ? o->envelope_from : NULL;
+	mo.full_name = o->full_name;
+	mo.read_recipients = o->read_recipients;
+	mo.read_envelope_from = o->read_envelope_from;
+	mo.rcpt_args = o->recipients;
+	mo.n_rcpt_args = o->recipient_count;
+	mo.dsn_notify = o->dsn_notify;
+	mo.dsn_return = dsn_return_text(o->dsn_return);
+	mo.dsn_envid = o->dsn_envid;
+	mo.now = time(NULL);
+	mo.hostname = hostname;
+	e = message_prepare(m, &mo, &env, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	if (job.acc->queue == QUEUE_ALWAYS) {
+		struct buf dir;
+		char id[QUEUE_ID_LEN + 1];
+
+		buf_init(&dir, 4096);
+		e = enqueue(&job, m, &env, 0, NULL, id, &dir, reterr);
+		if (e == ERR_OK) {
+			log_debug(1, "queued as %s in %s; delivering in the "
+				"background", id, buf_cstr(&dir));
+			queue_run_detached(o, buf_cstr(&dir), id);
+			buf_release(&dir);
+			goto out;
+		}
+		buf_release(&dir);
+		/* better sent now than not at all */
+		log_warn("cannot queue the message (%s); sending it now",
+			reterr->msg);
+		errinfo_init(reterr);
+	}
+	e = send_message(&job, m, &env, &res, reterr);
+	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
+		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
+			reterr);
+	} else if (e != ERR_OK && job.acc->queue == QUEUE_ON_FAILURE &&
+	    err_is_queueable(e)) {
+		static struct errinfo qerr;
+		struct buf dir, why;
+		char id[QUEUE_ID_LEN + 1];
+
+		buf_init(&dir, 4096);
+		errinfo_init(&qerr);
+		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
+			buf_init(&why, 1024);
+			util_first_line(reterr->msg, 300, &why);
+			log_warn("message queued as %s (%s); oasmtp -q retries "
+				"it, mailq lists the queue", id,
+				buf_cstr(&why));
+			buf_release(&why);
+			e = ERR_OK;
+			errinfo_init(reterr);
+		} else {
+			log_warn("cannot queue the message: %s", qerr.msg);
+		}
+		buf_release(&dir);
+	}
+out:
+	submit_result_release(&res);
+	envelope_release(&env);
+	message_free(m);
+	job_release(&job);
+	return e;
+}
+
+enum err
+sendmail_pretend(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	struct job job = { .o = o };
+	enum err e;
+
+	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 1,
+		reterr);
+	if (e == ERR_OK) {
+		if (job.cfg->system_file != NULL) {
+			buf_printf(out, "loaded system configuration file %s\n",
+				job.cfg->system_file);
+		}
+		if (job.cfg->user_file != NULL) {
+			buf_printf(out, "loaded user configuration file %s\n",
+				job.cfg->user_file);
+		}
+		config_print_account(job.acc, out);
+		buf_printf(out, "credentials = %s\n",
+			credential_kind_name(credential_kind_of(job.acc)));
+	}
+	job_release(&job);
+	return e;
+}
+
+enum err
+sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	struct job job = { .o = o };
+	struct submit_params sp;
+	struct submit_result res;
+	enum err e;
+
+	submit_result_init(&res);
+	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 0,
+		reterr);
+	if (e == ERR_OK) {
+		memset(&sp, 0, sizeof(sp));
+		account_submit_server(job.acc, &sp.srv);
+		sp.transcript = report_transcript;
+		e = submit_serverinfo(&sp, &res, reterr);
+		if (e == ERR_OK) {
+			buf_append(out, res.info.data, res.info.len);
+		}
+	}
+	submit_result_release(&res);
+	job_release(&job);
+	return e;
+}
+
+
+
+
+
+
+
+

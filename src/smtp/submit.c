@@ -1,0 +1,770 @@
+/*
+ * submit.c - the submission driver; see submit.h.
+ *
+ * Output is gathered in one write buffer and flushed only before the driver
+ * blocks on a read (or when the buffer is full), so a pipelined flight -
+ * envelope commands, BDAT and the start of the body, QUIT - leaves in one
+ * write and costs one round trip.  Replies already received are handed to
+ * the engine before anything is written, so the transactions that replies
+ * make room for in a batch's pipeline window leave together too.
+ *
+ * Batch: items go to the engine in order (d->next) and are reported in
+ * order (d->cur); those in between are in flight.  An item the engine
+ * cannot take while others are in flight (several recipients, or one it
+ * refuses before sending) waits until they are all reported, so reports
+ * stay in order and the window needs no per-item bookkeeping here.
+ *
+ * Partial delivery (a 452 split): only a message of several recipients can
+ * be split, and such a message runs alone on the session, so the engine's
+ * per-recipient delivery flags always belong to item d->cur.  They are
+ * copied into d->dlv at SMTP_EV_PARTIAL and SMTP_EV_TXN_DONE and go with
+ * the item's report, also when the session fails after a committed part.
+ */
+#include "submit.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "envelope.h"
+#include "paths.h"
+#include "transport.h"
+#include "util.h"
+
+#define READ_CHUNK (16 * 1024)
+#define FLUSH_AT (64 * 1024)
+#define WBUF_MAX (1024 * 1024)
+#define RBUF_MAX (BUF_LINE_MAX + 2 + READ_CHUNK)
+
+enum mode {
+	MODE_MESSAGE,
+	MODE_BATCH,
+	MODE_CHECK,
+	MODE_SERVERINFO,
+};
+
+struct driver {
+	const struct submit_params *p;
+	enum mode mode;
+	const struct submit_batch *batch;	/* MODE_BATCH only */
+	const struct submit_item *items;	/* the batch, or the one message */
+	size_t n_items;
+	size_t cur;		/* first item whose outcome is not reported */
+	size_t next;		/* next item to hand to the engine */
+	struct submit_item single;
+	/*
+	 * Delivery flags of item d->cur (per recipient); the caller's
+	 * ret->rcpt_delivered for a single message, else owned.
+	 */
+	unsigned char *dlv;
+	size_t dlv_n;
+	struct transport *t;
+	struct buf rbuf;	/* received, not yet handed to the engine */
+	struct buf wbuf;	/* queued for one write (secret: AUTH lines) */
+	int64_t timeout_ms;	/* 0: no deadlines */
+	int64_t session_deadline;
+};
+
+void
+submit_result_init(struct submit_result *r)
+{
+	r->smtp_code = 0;
+	buf_init(&r->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&r->tls, 4096);
+	buf_init(&r->info, 256 * 1024);
+	r->rcpt_codes = NULL;
+	r->rcpt_delivered = NULL;
+	r->n_rcpts = 0;
+	r->auth_mech = NULL;
+}
+
+void
+submit_result_release(struct submit_result *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	buf_release(&r->final_reply);
+	buf_release(&r->tls);
+	buf_release(&r->info);
+	free(r->rcpt_codes);
+	free(r->rcpt_delivered);
+	r->rcpt_codes = NULL;
+	r->rcpt_delivered = NULL;
+	r->n_rcpts = 0;
+}
+
+static int64_t
+step_deadline(const struct driver *d)
+{
+	int64_t dl;
+
+	if (d->timeout_ms <= 0) {
+		return 0;
+	}
+	dl = util_now_ms() + d->timeout_ms;
+	return dl < d->session_deadline ? dl : d->session_deadline;
+}
+
+static enum err
+flush(struct driver *d, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (d->wbuf.len == 0) {
+		return ERR_OK;
+	}
+	e = d->t->ops->write(d->t, d->wbuf.data, d->wbuf.len,
+		step_deadline(d), reterr);
+	buf_reset(&d->wbuf);
+	return e;
+}
+
+static enum err
+queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (d->wbuf.len + n > FLUSH_AT) {
+		e = flush(d, reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+	}
+	/*
+	 * A whole body chunk goes out directly: copying it into the (secret,
+	 * so wiped) write buffer would only cost a copy and a wipe.
+	 */
+	if (n >= FLUSH_AT) {
+		return d->t->ops->write(d->t, p, n, step_deadline(d), reterr);
+	}
+	e = buf_append(&d->wbuf, p, n);
+	return e == ERR_OK ? ERR_OK : errinfo_set(reterr, e, "out of memory");
+}
+
+/* A whole reply line is buffered: reading it will not block. */
+static int
+line_buffered(const struct driver *d)
+{
+	return memchr(d->rbuf.data, '\n', d->rbuf.len) != NULL;
+}
+
+/*
+ * One reply line, CRLF removed, borrowed from d->rbuf until the next call;
+ * the caller consumes it (its length + 2).
+ */
+static enum err
+read_line(struct driver *d, const char **ret_line, size_t *ret_len,
+	struct errinfo *reterr)
+{
+	char chunk[READ_CHUNK];
+
+	for (;;) {
+		const char *nl = memchr(d->rbuf.data, '\n', d->rbuf.len);
+		size_t n;
+		enum err e;
+
+		if (nl != NULL) {
+			size_t len = (size_t)(nl - d->rbuf.data);
+
+			if (len == 0 || d->rbuf.data[len - 1] != '\r') {
+				return errinfo_set(reterr, ERR_PROTO, "invalid "
+					"reply from server: line not ended by "
+					"CRLF: '%.*s'", (int)(len > 200 ? 200 :
+					len), d->rbuf.data);
+			}
+			*ret_line = d->rbuf.data;
+			*ret_len = len - 1;
+			return ERR_OK;
+		}
+		if (d->rbuf.len > BUF_LINE_MAX + 1) {
+			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
+				"from server: line longer than %d bytes: '%.*s'",
+				BUF_LINE_MAX, (int)BUF_LINE_MAX, d->rbuf.data);
+		}
+		e = d->t->ops->read(d->t, chunk, sizeof(chunk), &n,
+			step_deadline(d), reterr);
+		if (e != ERR_OK) {
+			return e;
+		}
+		e = buf_append(&d->rbuf, chunk, n);
+		if (e == ERR_LIMIT) {
+			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
+				"from server: line longer than %d bytes: '%.*s'",
+				BUF_LINE_MAX, (int)BUF_LINE_MAX, d->rbuf.data);
+		}
+		if (e != ERR_OK) {
+			return errinfo_set(reterr, e, "out of memory");
+		}
+	}
+}
+
+static enum err
+send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
+{
+	/* the body asked for is always that of the newest transaction */
+	const struct submit_body *body = &d->items[d->next - 1].body;
+	uint64_t size = smtp_body_size(s);
+	uint64_t off = 0;
+	int dot = smtp_body_dotstuff(s);
+	struct smtp_dotstuff ds;
+	char *chunk;
+	enum err e = ERR_OK;
+
+	chunk = malloc(FLUSH_AT);
+	if (chunk == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	smtp_dotstuff_init(&ds);
+	while (off < size && e == ERR_OK) {
+		size_t want = size - off < FLUSH_AT ? (size_t)(size - off) :
+			FLUSH_AT;
+		size_t n = 0;
+
+		e = body->read(body->ctx, off, chunk, want, &n, reterr);
+		if (e != ERR_OK) {
+			break;
+		}
+		if (n == 0 || n > want) {
+			e = errinfo_set(reterr, ERR_IO, "message changed size "
+				"while being sent (%llu of %llu bytes read)",
+				(unsigned long long)off,
+				(unsigned long long)size);
+			break;
+		}
+		off += n;
+		if (!dot) {
+			e = queue(d, chunk, n, reterr);
+			continue;
+		}
+		if (d->wbuf.len + 2 * n > FLUSH_AT) {
+			e = flush(d, reterr);
+		}
+		if (e == ERR_OK) {
+			e = smtp_dotstuff(&ds, chunk, n, &d->wbuf);
+			if (e != ERR_OK) {
+				errinfo_set(reterr, e, "out of memory");
+			}
+		}
+	}
+	free(chunk);
+	if (e == ERR_OK) {
+		smtp_body_done(s, dot ? ds.at_line_start : 1);
+	}
+	return e;
+}
+
+static int
+peer_is_loopback(const struct transport *t)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (t->fd < 0 || getpeername(t->fd, (struct sockaddr *)&ss, &len) !=
+	    0) {
+		return 0;
+	}
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)&ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return ss.ss_family == AF_UNIX;
+}
+
+enum err
+submit_session_cache_path(const char *host, int port, struct buf *out)
+{
+	struct buf dir;
+	const char *h;
+	enum err e;
+
+	/* the runtime directory, else the cache directory: see paths.h */
+	buf_init(&dir, PATH_MAX);
+	e = paths_volatile_dir(&dir);
+	if (e == ERR_OK) {
+		e = buf_printf(out, "%s/oasmtp/tls-session-", buf_cstr(&dir));
+	}
+	buf_release(&dir);
+	/* a host name never contains '/', but do not trust that */
+	for (h = host; e == ERR_OK && *h != '\0'; h++) {
+		e = buf_putc(out, *h == '/' ? '_' : *h);
+	}
+	if (e == ERR_OK) {
+		e = buf_printf(out, "-%d", port);
+	}
+	return e;
+}
+
+static enum err
+start_tls(struct driver *d, struct errinfo *reterr)
+{
+	const struct submit_server *srv = &d->p->srv;
+	struct tls_params tp = srv->tls_params;
+	struct buf cache;
+	enum err e;
+
+	buf_init(&cache, 4096);
+	if (submit_session_cache_path(srv->host, srv->port, &cache) ==
+	    ERR_OK) {
+		tp.session_cache = buf_cstr(&cache);
+	}
+	if (d->p->io.tls_start != NULL) {
+		e = d->p->io.tls_start(d->p->io.ctx, &d->t, &tp,
+			step_deadline(d), reterr);
+	} else {
+		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
+	}
+	buf_release(&cache);
+	return e;
+}
+
+static enum err
+do_auth(struct driver *d, struct smtp_session *s, int fresh,
+	struct errinfo *reterr)
+{
+	struct buf sec;
+	enum err e;
+
+	if (d->p->secret.get == NULL) {
+		return errinfo_set(reterr, ERR_CONFIG, "authentication needs "
+			"a password or token, but none is configured");
+	}
+	buf_init_secret(&sec, BUF_LINE_MAX);
+	e = d->p->secret.get(d->p->secret.ctx, fresh, &sec, reterr);
+	if (e == ERR_OK) {
+		if (smtp_auth_secret(s, sec.data, sec.len) != ERR_OK) {
+			e = smtp_error(s, reterr);
+		}
+	}
+	buf_release(&sec);
+	return e;
+}
+
+/* Copy the engine's delivery flags (of item d->cur) into d->dlv. */
+static void
+note_delivered(struct driver *d, const struct smtp_session *s)
+{
+	size_t i, n;
+
+	if (d->dlv == NULL || d->cur >= d->n_items) {
+		return;
+	}
+	n = d->items[d->cur].env->n_rcpts;
+	for (i = 0; i < n && i < d->dlv_n; i++) {
+		d->dlv[i] = (unsigned char)smtp_rcpt_delivered(s, i);
+	}
+}
+
+/* d->dlv when some recipient of item d->cur has the message, else NULL. */
+static const unsigned char *
+delivered_flags(const struct driver *d)
+{
+	size_t i;
+
+	for (i = 0; d->dlv != NULL && i < d->dlv_n; i++) {
+		if (d->dlv[i]) {
+			return d->dlv;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The outcome of item d->cur is known: record it (single message) or
+ * report it (batch), and move on.
+ */
+static void
+item_done(struct driver *d, struct smtp_session *s, enum err code,
+	int in_txn, struct submit_result *ret, struct errinfo *reterr)
+{
+	const struct submit_batch *b = d->batch;
+	size_t i;
+
+	if (b == NULL) {
+		if (in_txn && s != NULL) {
+			buf_reset(&ret->final_reply);
+			buf_append_str(&ret->final_reply, smtp_final_reply(s));
+			for (i = 0; i < ret->n_rcpts; i++) {
+				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
+			}
+			ret->smtp_code = code == ERR_OK ? 250 :
+				reterr != NULL ? reterr->smtp_code : 0;
+		}
+	} else if (b->done != NULL) {
+		static struct errinfo ok_info;
+
+		errinfo_init(&ok_info);
+		b->done(b->ctx, d->cur, code, in_txn,
+			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
+			in_txn && s != NULL ? smtp_final_reply(s) : "",
+			delivered_flags(d));
+	}
+	if (b != NULL && d->dlv != NULL) {
+		/* the next item starts with nothing delivered */
+		memset(d->dlv, 0, d->dlv_n);
+	}
+	d->cur++;
+}
+
+/*
+ * SMTP_EV_READY: hand item d->next to the engine.  ERR_OK when it was taken
+ * or has to wait for the transactions in flight; else its refusal.
+ */
+static enum err
+next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
+{
+	const struct submit_item *it = &d->items[d->next];
+	enum err e;
+
+	e = smtp_mail(s, it->env, it->body.size, d->next + 1 == d->n_items,
+		reterr);
+	if (e == ERR_OK) {
+		d->next++;
+		return ERR_OK;
+	}
+	if (d->cur < d->next) {
+		/* offered again once the items in flight are reported */
+		smtp_hold(s);
+		return ERR_OK;
+	}
+	return e;
+}
+
+/* The session ended with e: every item not reported yet gets it. */
+static enum err
+session_end(struct driver *d, enum err e, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	while (d->batch != NULL && d->cur < d->n_items) {
+		item_done(d, NULL, e, 0, ret, reterr);
+	}
+	return e;
+}
+
+/*
+ * The session loop.  Single message: returns the outcome of the
+ * transaction.  Batch: ERR_OK or the session error (items reported).
+ */
+static enum err
+run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	const struct submit_params *p = d->p;
+	int txn_done = 0;
+	enum err txn_code = ERR_OK;
+	enum err e = ERR_OK;
+
+	for (;;) {
+		enum smtp_event ev = smtp_next(s);
+		const char *out, *line;
+		size_t n;
+
+		switch (ev) {
+		case SMTP_EV_OUTPUT:
+			smtp_output(s, &out, &n);
+			e = queue(d, out, n, reterr);
+			smtp_output_done(s);
+			break;
+		case SMTP_EV_SEND_BODY:
+			e = send_body(d, s, reterr);
+			break;
+		case SMTP_EV_NEED_INPUT:
+			if (!line_buffered(d)) {
+				e = flush(d, reterr);
+			}
+			if (e == ERR_OK) {
+				e = read_line(d, &line, &n, reterr);
+			}
+			if (e == ERR_TIMEOUT &&
+			    smtp_state(s) == SMTP_ST_GREETING &&
+			    p->srv.tls && p->srv.starttls) {
+				/* a TLS-first port waits for our ClientHello */
+				e = errinfo_set(reterr, ERR_TIMEOUT, "no greeting "
+					"from %s port %d within %d s; if that "
+					"port expects TLS from the start (as 465 "
+					"does), set 'tls_starttls off'",
+					p->srv.host, p->srv.port,
+					p->srv.timeout);
+			}
+			if (e == ERR_OK) {
+				smtp_feed(s, line, n);
+				buf_consume(&d->rbuf, n + 2);
+			}
+			break;
+		case SMTP_EV_NEED_STARTTLS:
+			e = flush(d, reterr);
+			if (e == ERR_OK && (d->rbuf.len > 0 ||
+			    d->t->ops->pending(d->t) > 0)) {
+				e = errinfo_set(reterr, ERR_PROTO, "the server "
+					"sent data after its reply to STARTTLS "
+					"and before the TLS handshake; refusing "
+					"it (command injection, CVE-2011-0411 "
+					"class)");
+			}
+			if (e == ERR_OK) {
+				e = start_tls(d, reterr);
+			}
+			if (e == ERR_OK) {
+				smtp_tls_started(s);
+			}
+			break;
+		case SMTP_EV_NEED_AUTH:
+		case SMTP_EV_AUTH_RETRY:
+			e = do_auth(d, s, ev == SMTP_EV_AUTH_RETRY, reterr);
+			ret->auth_mech = smtp_auth_mech(s);
+			break;
+		case SMTP_EV_READY:
+			if (d->mode == MODE_SERVERINFO) {
+				smtp_describe(s, &ret->info);
+				smtp_quit(s);
+			} else if (d->next >= d->n_items) {
+				smtp_quit(s);
+			} else {
+				e = next_item(d, s, reterr);
+				if (e != ERR_OK) {
+					/* refused before sending: next one */
+					txn_done = 1;
+					txn_code = e;
+					item_done(d, NULL, e, 1, ret, reterr);
+					d->next++;
+					e = ERR_OK;
+				}
+			}
+			break;
+		case SMTP_EV_PARTIAL:
+			note_delivered(d, s);
+			if (d->batch != NULL && d->batch->partial != NULL &&
+			    d->cur < d->n_items) {
+				d->batch->partial(d->batch->ctx, d->cur,
+					d->dlv);
+			}
+			break;
+		case SMTP_EV_TXN_DONE:
+			txn_done = 1;
+			txn_code = smtp_txn_result(s, reterr);
+			note_delivered(d, s);
+			item_done(d, s, txn_code, 1, ret, reterr);
+			break;
+		case SMTP_EV_DONE:
+			if (d->batch != NULL) {
+				return session_end(d, ERR_OK, ret, reterr);
+			}
+			return txn_done ? txn_code : ERR_OK;
+		case SMTP_EV_FAILED:
+			if (d->batch != NULL) {
+				if (d->cur >= d->n_items) {
+					return ERR_OK;
+				}
+				return session_end(d, smtp_error(s, reterr),
+					ret, reterr);
+			}
+			if (txn_done) {
+				return txn_code;
+			}
+			return smtp_error(s, reterr);
+		case SMTP_EV_MAX:
+			return session_end(d, errinfo_set(reterr, ERR_INTERNAL,
+				"bad event"), ret, reterr);
+		}
+		if (e != ERR_OK) {
+			if (d->batch != NULL) {
+				/* every outcome known: a late error changes nothing */
+				return d->cur >= d->n_items ? ERR_OK :
+					session_end(d, e, ret, reterr);
+			}
+			/* the outcome is known: a late I/O error changes nothing */
+			if (txn_done) {
+				smtp_txn_result(s, reterr);
+				return txn_code;
+			}
+			return e;
+		}
+	}
+}
+
+/*
+ * The one session driver behind the four entry points.  env and body are
+ * used with MODE_MESSAGE, batch with MODE_BATCH.
+ */
+static enum err
+session(const struct submit_params *p, enum mode mode,
+	const struct envelope *env, const struct submit_body *body,
+	const struct submit_batch *batch, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	const struct submit_server *srv = &p->srv;
+	const char *name = srv->name != NULL ? srv->name : "default";
+	struct smtp_params sp;
+	struct smtp_session *s = NULL;
+	struct driver d;
+	int64_t start = util_now_ms();
+	uint64_t body_total = 0;
+	size_t i, max_rcpts = 0;
+	enum err e;
+
+	memset(&d, 0, sizeof(d));
+	d.p = p;
+	d.mode = mode;
+	if (mode == MODE_BATCH) {
+		d.batch = batch;
+		d.items = batch->items;
+		d.n_items = batch->n;
+		for (i = 0; i < batch->n; i++) {
+			if (batch->items[i].env == NULL ||
+			    batch->items[i].body.read == NULL) {
+				return errinfo_set(reterr, ERR_INTERNAL,
+					"batch item without envelope or body");
+			}
+			body_total += batch->items[i].body.size;
+			if (batch->items[i].env->n_rcpts > max_rcpts) {
+				max_rcpts = batch->items[i].env->n_rcpts;
+			}
+		}
+	} else if (mode == MODE_MESSAGE) {
+		if (env == NULL || body == NULL || body->read == NULL) {
+			return errinfo_set(reterr, ERR_INTERNAL,
+				"no envelope or body source");
+		}
+		body_total = body->size;
+	}
+	if (srv->host == NULL || srv->host[0] == '\0') {
+		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
+			"configured", name);
+		return session_end(&d, e, ret, reterr);
+	}
+	if (mode == MODE_MESSAGE) {
+		free(ret->rcpt_codes);
+		free(ret->rcpt_delivered);
+		ret->rcpt_codes = calloc(env->n_rcpts ? env->n_rcpts : 1,
+			sizeof(int));
+		ret->rcpt_delivered = calloc(env->n_rcpts ? env->n_rcpts : 1,
+			1);
+		if (ret->rcpt_codes == NULL || ret->rcpt_delivered == NULL) {
+			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		}
+		ret->n_rcpts = env->n_rcpts;
+		d.single.env = env;
+		d.single.body = *body;
+		d.items = &d.single;
+		d.n_items = 1;
+		d.dlv = ret->rcpt_delivered;
+		d.dlv_n = ret->n_rcpts;
+	} else if (mode == MODE_BATCH) {
+		d.dlv_n = max_rcpts;
+		d.dlv = calloc(max_rcpts ? max_rcpts : 1, 1);
+		if (d.dlv == NULL) {
+			e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+			return session_end(&d, e, ret, reterr);
+		}
+	}
+	buf_init(&d.rbuf, RBUF_MAX);
+	buf_init_secret(&d.wbuf, WBUF_MAX);
+	d.timeout_ms = srv->timeout > 0 ? (int64_t)srv->timeout * 1000 : 0;
+	/*
+	 * The whole session: ten steps plus one second per 64 KiB of body,
+	 * plus two steps per further message of a batch.
+	 */
+	d.session_deadline = d.timeout_ms > 0 ? start + 10 * d.timeout_ms +
+		(int64_t)(body_total / 65536) * 1000 + (d.n_items > 1 ?
+		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
+
+	if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, srv->host, srv->port,
+			srv->source_ip, step_deadline(&d), &d.t, reterr);
+	} else {
+		e = transport_tcp_connect(srv->host, srv->port, srv->source_ip,
+			step_deadline(&d), &d.t, reterr);
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	if (srv->tls && !srv->starttls) {
+		e = start_tls(&d, reterr);
+		if (e != ERR_OK) {
+			goto out;
+		}
+	}
+
+	memset(&sp, 0, sizeof(sp));
+	sp.helo = srv->domain;
+	sp.tls_required = srv->tls;
+	sp.starttls = srv->tls && srv->starttls;
+	sp.tls_active = srv->tls && !srv->starttls;
+	sp.peer_loopback = peer_is_loopback(d.t);
+	sp.auth = mode == MODE_SERVERINFO ? AUTH_OFF : srv->auth;
+	sp.oauth = srv->oauth;
+	sp.user = srv->user;
+	sp.host = srv->host;
+	sp.port = srv->port;
+	sp.transcript = p->transcript;
+	sp.transcript_ctx = p->transcript_ctx;
+	if (sp.auth != AUTH_OFF && (srv->user == NULL || srv->user[0] == '\0')) {
+		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': "
+			"authentication is on but no user is set", name);
+		goto out;
+	}
+	s = smtp_new(&sp);
+	if (s == NULL) {
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	e = run(&d, s, ret, reterr);
+	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls) {
+		d.t->ops->describe(d.t, &ret->tls);
+	}
+	if (mode == MODE_SERVERINFO && e == ERR_OK && srv->tls) {
+		transport_tls_info(d.t, &ret->info);
+	}
+
+out:
+	if (e != ERR_OK) {
+		session_end(&d, e, ret, reterr);
+	}
+	smtp_free(s);
+	transport_close(d.t);
+	buf_release(&d.rbuf);
+	buf_release(&d.wbuf);
+	if (mode == MODE_BATCH) {
+		free(d.dlv);
+	}
+	return e;
+}
+
+enum err
+submit_message(const struct submit_params *p, const struct envelope *env,
+	const struct submit_body *body, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_MESSAGE, env, body, NULL, ret, reterr);
+}
+
+enum err
+submit_batch(const struct submit_params *p, const struct submit_batch *batch,
+	struct submit_result *ret, struct errinfo *reterr)
+{
+	return session(p, MODE_BATCH, NULL, NULL, batch, ret, reterr);
+}
+
+enum err
+submit_check(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_CHECK, NULL, NULL, NULL, ret, reterr);
+}
+
+enum err
+submit_serverinfo(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_SERVERINFO, NULL, NULL, NULL, ret, reterr);
+}

@@ -1,0 +1,553 @@
+/*
+ * token.c - the token broker: lock, refresh, rotation; contract in token.h.
+ * The cache format and paths are in token_cache.c.
+ */
+#include "token.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "provider.h"
+#include "buf.h"
+#include "eval.h"
+#include "fileio.h"
+#include "oauth_http.h"
+#include "tstore.h"
+#include "util.h"
+
+#define LOCK_POLL_MS 20
+
+/* --- the lock ---------------------------------------------------------- */
+
+static enum err
+lock_take(const char *path, long wait_ms, int *ret_fd, struct errinfo *reterr)
+{
+	int64_t deadline = util_now_ms() + wait_ms;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+		0600);
+	if (fd < 0) {
+		return errinfo_set(reterr, ERR_IO, "cannot open lock file '%s': %s",
+			path, strerror(errno));
+	}
+	for (;;) {
+		struct timespec ts = { 0, LOCK_POLL_MS * 1000000L };
+
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*ret_fd = fd;
+			return ERR_OK;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			enum err e = errinfo_set(reterr, ERR_IO,
+				"cannot lock '%s': %s", path, strerror(errno));
+
+			close(fd);
+			return e;
+		}
+		if (util_now_ms() >= deadline) {
+			close(fd);
+			return errinfo_set(reterr, ERR_TOKEN_TEMP,
+				"another oasmtp is refreshing the token and did "
+				"not finish within %ld s (lock '%s')",
+				wait_ms / 1000, path);
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+lock_release(int fd)
+{
+	if (fd >= 0) {
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
+}
+
+/* --- the refresh ------------------------------------------------------ */
+
+struct ctx {
+	const struct account *acc;
+	struct buf endpoint;
+	struct buf scope;
+	struct buf client_secret;	/* secret */
+	char key[33];
+	long http_timeout_ms;
+};
+
+static enum err
+client_secret(struct ctx *x, struct errinfo *reterr)
+{
+	const struct account *acc = x->acc;
+	enum err e;
+
+	buf_reset(&x->client_secret);
+	if (acc->oauth2_client_secret != NULL) {
+		e = buf_append_str(&x->client_secret, acc->oauth2_client_secret);
+		return e == ERR_OK ? ERR_OK :
+			errinfo_set(reterr, ERR_CONFIG,
+				"oauth2_client_secret too long");
+	}
+	if (acc->oauth2_client_secret_eval == NULL) {
+		return ERR_OK;
+	}
+	e = eval_run(acc->oauth2_client_secret_eval,
+		account_helper_timeout_s(acc), 4096, &x->client_secret,
+		reterr);
+	if (e != ERR_OK) {
+		if (e == ERR_TIMEOUT) {
+			e = ERR_TOKEN_TEMP;
+		} else if (e != ERR_NOMEM) {
+			e = ERR_CONFIG;
+		}
+		if (reterr != NULL) {
+			errinfo_prefix(reterr, "oauth2_client_secret_eval of "
+				"account '%s': ", acc->name);
+			reterr->code = e;
+		}
+	}
+	return e;
+}
+
+static enum err
+refresh_with(struct ctx *x, const char *rt, struct oauth_tokens *ret,
+	struct errinfo *reterr)
+{
+	struct oauth_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.account = x->acc->name;
+	req.token_endpoint = x->endpoint.data;
+	req.client_id = x->acc->oauth2_client_id;
+	req.client_secret = x->client_secret.data;
+	req.refresh_token = rt;
+	req.scope = x->scope.data;
+	req.ca_file = x->acc->oauth2_ca_file;
+	req.timeout_ms = x->http_timeout_ms;
+	req.connect_timeout_ms = x->http_timeout_ms < 15000 ?
+		x->http_timeout_ms : 15000;
+	return oauth_refresh(&req, ret, reterr);
+}
+
+/* Replace the contents of the secret buf dst with src's. */
+static enum err
+copy_token(struct buf *dst, const struct buf *src, struct errinfo *reterr)
+{
+	buf_reset(dst);
+	if (buf_append(dst, src->data, src->len) != ERR_OK) {
+		return errinfo_set(reterr, ERR_LIMIT,
+			"refresh token too large");
+	}
+	return ERR_OK;
+}
+
+/*
+ * After the stored refresh token got invalid_grant, in this order: re-read
+ * the store (another process may have rotated it meanwhile) and try its
+ * token if it changed; then try the previous refresh token the store kept
+ * from our last rotation, once, unless it is one we already tried (the
+ * provider may not have committed that rotation).  rt is the stored token,
+ * updated by the re-read; prev gets the previous token and *ret_used_prev
+ * is set when it was tried.  Only ever called after invalid_grant: with
+ * reuse detection, presenting an old token while the new one works would
+ * end the grant.
+ */
+static enum err
+refresh_again(struct ctx *x, struct tstore *ts, struct buf *rt,
+	struct buf *prev, int *ret_used_prev, time_t *ret_issued,
+	struct oauth_tokens *tok, struct errinfo *reterr)
+{
+	struct buf first, reread;
+	enum err e = ERR_REAUTH;
+
+	buf_init_secret(&first, OAUTH_BODY_MAX);
+	buf_init_secret(&reread, OAUTH_BODY_MAX);
+	if (copy_token(&first, rt, NULL) != ERR_OK) {
+		goto out;
+	}
+	if (tstore_load(ts, &reread, NULL) == ERR_OK &&
+	    strcmp(reread.data, rt->data) != 0) {
+		if (copy_token(rt, &reread, reterr) != ERR_OK) {
+			e = ERR_LIMIT;
+			goto out;
+		}
+		*ret_issued = time(NULL);
+		e = refresh_with(x, rt->data, tok, reterr);
+		if (e != ERR_REAUTH) {
+			goto out;
+		}
+	}
+	/* a previous token we cannot read is as good as none */
+	if (tstore_load_previous(ts, prev, NULL) != ERR_OK || prev->len == 0 ||
+	    strcmp(prev->data, rt->data) == 0 ||
+	    strcmp(prev->data, first.data) == 0) {
+		buf_reset(prev);
+		goto out;
+	}
+	*ret_used_prev = 1;
+	*ret_issued = time(NULL);
+	e = refresh_with(x, prev->data, tok, reterr);
+out:
+	buf_release(&first);
+	buf_release(&reread);
+	return e;
+}
+
+/*
+ * Persist what the refresh taught us about the refresh token.  used is the
+ * token that worked, stored the one in the store.  A rotated token is
+ * saved with used kept as the previous one; a previous token that worked
+ * unrotated becomes the stored one again; otherwise the stored token has
+ * now worked once, so the previous one is dropped (best effort: keeping it
+ * only costs a try after a later invalid_grant).
+ */
+static enum err
+persist(struct ctx *x, struct tstore *ts, const char *used,
+	const char *stored, const struct oauth_tokens *tok,
+	struct token_info *info, struct errinfo *reterr)
+{
+	enum err e;
+
+	if (!tstore_is_writable(ts)) {
+		if (tok->refresh_token.len > 0 &&
+		    strcmp(tok->refresh_token.data, used) != 0) {
+			snprintf(info->warning, sizeof(info->warning),
+				"the token endpoint rotated the refresh token "
+				"of account '%s' but its %s store is "
+				"read-only: store the new one or the grant "
+				"may expire",
+				x->acc->name, ts->ops->name);
+		}
+		return ERR_OK;
+	}
+	if (tok->refresh_token.len == 0 ||
+	    strcmp(tok->refresh_token.data, used) == 0) {
+		if (strcmp(used, stored) != 0) {
+			(void)tstore_save(ts, used, NULL);
+		} else {
+			(void)tstore_drop_previous(ts, NULL);
+		}
+		return ERR_OK;
+	}
+	e = tstore_save_rotated(ts, tok->refresh_token.data, used, reterr);
+	if (e != ERR_OK) {
+		if (reterr != NULL) {
+			errinfo_prefix(reterr, "cannot save the rotated "
+				"refresh token of account '%s': ",
+				x->acc->name);
+			reterr->code = ERR_TOKEN_TEMP;
+		}
+		return ERR_TOKEN_TEMP;
+	}
+	info->rotated = 1;
+	return ERR_OK;
+}
+
+/*
+ * Holding the lock: load the refresh token, refresh, persist a rotated
+ * refresh token (keeping the one it replaces as the previous token), fill
+ * c.  The new access token is put into c only after the rotated refresh
+ * token was saved.
+ */
+static enum err
+refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
+	struct errinfo *reterr)
+{
+	struct tstore *ts = NULL;
+	struct buf rt, prev;
+	struct oauth_tokens tok;
+	time_t issued;
+	int used_prev = 0;
+	enum err e;
+
+	buf_init_secret(&rt, OAUTH_BODY_MAX);
+	buf_init_secret(&prev, OAUTH_BODY_MAX);
+	oauth_tokens_init(&tok);
+	e = tstore_open(x->acc, &ts, reterr);
+	if (e == ERR_OK) {
+		e = tstore_load(ts, &rt, reterr);
+	}
+	if (e == ERR_OK) {
+		e = client_secret(x, reterr);
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	issued = time(NULL);
+	e = refresh_with(x, rt.data, &tok, reterr);
+	if (e == ERR_REAUTH) {
+		e = refresh_again(x, ts, &rt, &prev, &used_prev, &issued, &tok,
+			reterr);
+	}
+	if (e == ERR_OK) {
+		e = persist(x, ts, used_prev ? prev.data : rt.data, rt.data,
+			&tok, info, reterr);
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	buf_reset(&c->token);
+	e = buf_append(&c->token, tok.access_token.data, tok.access_token.len);
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "access token too large");
+		goto out;
+	}
+	c->lifetime = tok.expires_in;
+	c->expires_at = issued + (time_t)tok.expires_in;
+	info->refreshed = 1;
+out:
+	oauth_tokens_release(&tok);
+	buf_release(&rt);
+	buf_release(&prev);
+	tstore_free(ts);
+	return e;
+}
+
+static enum err
+ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
+{
+	memset(x, 0, sizeof(*x));
+	x->acc = acc;
+	buf_init(&x->endpoint, 4096);
+	buf_init(&x->scope, 4096);
+	buf_init_secret(&x->client_secret, 4096);
+	x->http_timeout_ms = (long)account_helper_timeout_s(acc) * 1000;
+	if (x->http_timeout_ms > 120000) {
+		x->http_timeout_ms = 120000;
+	}
+	if (acc->oauth2_client_id == NULL || acc->oauth2_client_id[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_client_id", acc->name);
+	}
+	return provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+}
+
+static void
+ctx_release(struct ctx *x)
+{
+	buf_release(&x->endpoint);
+	buf_release(&x->scope);
+	buf_release(&x->client_secret);
+}
+
+static enum err
+hand_over(const struct token_cached *c, struct buf *ret_token,
+	struct token_info *info, struct token_info *ret_info,
+	struct errinfo *reterr)
+{
+	buf_reset(ret_token);
+	if (buf_append(ret_token, c->token.data, c->token.len) != ERR_OK) {
+		buf_reset(ret_token);
+		return errinfo_set(reterr, ERR_LIMIT, "access token too large");
+	}
+	info->expires_at = c->expires_at;
+	if (ret_info != NULL) {
+		*ret_info = *info;
+	}
+	return ERR_OK;
+}
+
+/* The fast path only: 1 when a fresh cached token was handed over. */
+static int
+fast_path(struct ctx *x, unsigned flags, struct buf *ret_token,
+	struct token_info *ret_info)
+{
+	struct token_info info;
+	struct token_cached c;
+	struct buf path;
+	int hit = 0;
+
+	if ((flags & TOKEN_FORCE_REFRESH) || token_cache_off(x->acc)) {
+		return 0;
+	}
+	memset(&info, 0, sizeof(info));
+	buf_init(&path, PATH_MAX);
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
+	if (token_cache_file(x->acc, 0, &path, NULL) == ERR_OK &&
+	    token_cache_read(path.data, x->key, &c) &&
+	    token_cache_fresh(&c, token_refresh_margin(x->acc), time(NULL))) {
+		hit = hand_over(&c, ret_token, &info, ret_info, NULL) == ERR_OK;
+	}
+	buf_release(&c.token);
+	buf_release(&path);
+	return hit;
+}
+
+enum err
+token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
+	struct token_info *ret_info, struct errinfo *reterr)
+{
+	struct token_info info;
+	struct ctx x;
+	struct token_cached c;
+	struct buf path, lpath, rejected;
+	int use_cache = !token_cache_off(acc);
+	int lock_fd = -1;
+	enum err e;
+
+	memset(&info, 0, sizeof(info));
+	buf_init(&path, PATH_MAX);
+	buf_init(&lpath, PATH_MAX);
+	buf_init_secret(&rejected, TOKEN_CACHE_MAX);
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
+	c.expires_at = 0;
+	c.lifetime = 0;
+	e = ctx_init(&x, acc, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+	if (fast_path(&x, flags, ret_token, ret_info)) {
+		goto out;
+	}
+
+	if (use_cache) {
+		e = token_cache_file(acc, 1, &path, reterr);
+		if (e != ERR_OK) {
+			goto out;
+		}
+		/* remember what we saw, to tell a sibling's new token apart */
+		if (token_cache_read(path.data, x.key, &c)) {
+			e = buf_append(&rejected, c.token.data, c.token.len);
+			if (e != ERR_OK) {
+				e = errinfo_set(reterr, e, "token too large");
+				goto out;
+			}
+		}
+	}
+	e = token_lock_file(acc, &lpath, reterr);
+	if (e == ERR_OK) {
+		e = lock_take(lpath.data, x.http_timeout_ms * 2 + 10000, &lock_fd,
+			reterr);
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	if (use_cache && token_cache_read(path.data, x.key, &c) &&
+	    token_cache_fresh(&c, token_refresh_margin(acc), time(NULL)) &&
+	    (!(flags & TOKEN_FORCE_REFRESH) ||
+		strcmp(c.token.data, rejected.data) != 0)) {
+		info.adopted = strcmp(c.token.data, rejected.data) != 0;
+		e = hand_over(&c, ret_token, &info, ret_info, reterr);
+		goto out;
+	}
+	e = refresh_locked(&x, &c, &info, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	if (use_cache) {
+		/* best effort: a lost cache only costs another refresh */
+		(void)token_cache_write(path.data, x.key, &c, NULL);
+	}
+	e = hand_over(&c, ret_token, &info, ret_info, reterr);
+out:
+	lock_release(lock_fd);
+	ctx_release(&x);
+	buf_release(&c.token);
+	buf_release(&rejected);
+	buf_release(&path);
+	buf_release(&lpath);
+	return e;
+}
+
+enum err
+token_get(const struct account *acc, unsigned flags, struct buf *ret_token,
+	struct errinfo *reterr)
+{
+	return token_get_ex(acc, flags, ret_token, NULL, reterr);
+}
+
+/* --- prefetch ----------------------------------------------------------- */
+
+struct token_prefetch {
+	const struct account *acc;
+	unsigned flags;
+	pthread_t thread;
+	int threaded;
+	enum err result;
+	struct buf token;	/* secret */
+	struct errinfo ei;
+};
+
+static void *
+prefetch_main(void *arg)
+{
+	struct token_prefetch *pf = arg;
+
+	pf->result = token_get(pf->acc, pf->flags, &pf->token, &pf->ei);
+	return NULL;
+}
+
+enum err
+token_prefetch_start(const struct account *acc, unsigned flags,
+	struct token_prefetch **ret_pf, struct errinfo *reterr)
+{
+	struct token_prefetch *pf = calloc(1, sizeof(*pf));
+	struct ctx x;
+	int rc;
+
+	if (pf == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	pf->acc = acc;
+	pf->flags = flags;
+	buf_init_secret(&pf->token, TOKEN_CACHE_MAX);
+	errinfo_init(&pf->ei);
+	/* a fresh cached token needs no thread */
+	if (ctx_init(&x, acc, NULL) == ERR_OK) {
+		token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+		if (fast_path(&x, flags, &pf->token, NULL)) {
+			ctx_release(&x);
+			pf->result = ERR_OK;
+			*ret_pf = pf;
+			return ERR_OK;
+		}
+	}
+	ctx_release(&x);
+	rc = pthread_create(&pf->thread, NULL, prefetch_main, pf);
+	if (rc != 0) {
+		buf_release(&pf->token);
+		free(pf);
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"cannot start the token thread: %s", strerror(rc));
+	}
+	pf->threaded = 1;
+	*ret_pf = pf;
+	return ERR_OK;
+}
+
+enum err
+token_prefetch_join(struct token_prefetch *pf, struct buf *ret_token,
+	struct errinfo *reterr)
+{
+	enum err e;
+
+	if (pf->threaded) {
+		pthread_join(pf->thread, NULL);
+	}
+	e = pf->result;
+	if (e == ERR_OK) {
+		buf_reset(ret_token);
+		if (buf_append(ret_token, pf->token.data, pf->token.len) !=
+			ERR_OK) {
+			buf_reset(ret_token);
+			e = errinfo_set(reterr, ERR_LIMIT, "access token too large");
+		}
+	} else if (reterr != NULL) {
+		*reterr = pf->ei;
+	}
+	buf_release(&pf->token);
+	free(pf);
+	return e;
+}
