@@ -15,6 +15,8 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -73,6 +75,16 @@ struct tls_transport {
 	X509 *leaf;		/* captured by the verify callback */
 	X509 *failed;		/* certificate at the first verify error */
 	char *session_path;	/* NULL: no session cache */
+	/*
+	 * Trust material is loaded when a chain is first verified, not when
+	 * the context is made: a resumed session verifies no certificate and
+	 * so reads and parses no CA file.  params and reterr are those of
+	 * transport_tls_start(), valid while it runs (the handshake).
+	 */
+	const struct tls_params *params;
+	struct errinfo *reterr;
+	int trust_loaded;
+	enum err trust_err;	/* ERR_OK, or why the trust could not load */
 	char host[256];
 };
 
@@ -792,6 +804,117 @@ load_file_err(const char *key, const char *file, struct errinfo *reterr)
 		file, ssl_reason("bad file"));
 }
 
+/*
+ * Whether dir holds hashed certificate links (NAME.N, NAME eight hex
+ * digits), as c_rehash and update-ca-certificates make them: then a
+ * lookup by issuer finds the one certificate a chain needs.
+ */
+static int
+has_hashed_links(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (d == NULL) {
+		return 0;
+	}
+	while (!found && (de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t i = 0;
+
+		while (i < 8 && isxdigit((unsigned char)n[i])) {
+			i++;
+		}
+		found = i == 8 && n[8] == '.' &&
+			isdigit((unsigned char)n[9]);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * The system trust store.  OpenSSL's default is its CA file and its CA
+ * directory; the file is the whole bundle (some 140 certificates, parsed
+ * in full: about 240 million instructions), the directory is read one
+ * certificate at a time, by issuer.  Where the directory has hashed links
+ * (Debian and derivatives build it from the same certificates as the
+ * bundle) it alone is used; where it has none (Fedora's bundle-only
+ * layout), or SSL_CERT_FILE / SSL_CERT_DIR choose otherwise, OpenSSL's
+ * default paths are.
+ */
+static int
+load_system_trust(X509_STORE *store)
+{
+	const char *dir = X509_get_default_cert_dir();
+	X509_LOOKUP *lu;
+
+	if (getenv(X509_get_default_cert_file_env()) == NULL &&
+	    getenv(X509_get_default_cert_dir_env()) == NULL &&
+	    has_hashed_links(dir)) {
+		lu = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir());
+		return lu != NULL && X509_LOOKUP_add_dir(lu, dir,
+			X509_FILETYPE_PEM) == 1;
+	}
+	return X509_STORE_set_default_paths(store) == 1;
+}
+
+/* Load tls_trust_file (or the system store) and tls_crl_file into store. */
+static enum err
+load_trust(const struct tls_params *params, X509_STORE *store,
+	struct errinfo *reterr)
+{
+	const char *tf = params->trust_file;
+	struct stat st;
+
+	if (tf == NULL || tf[0] == '\0' || strcmp(tf, "system") == 0) {
+		if (!load_system_trust(store)) {
+			return errinfo_set(reterr, ERR_CONFIG,
+				"cannot load the system trust store: %s",
+				ssl_reason("?"));
+		}
+	} else if (stat(tf, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (!X509_STORE_load_locations(store, NULL, tf)) {
+			return load_file_err("tls_trust_file", tf, reterr);
+		}
+	} else if (!X509_STORE_load_locations(store, tf, NULL)) {
+		return load_file_err("tls_trust_file", tf, reterr);
+	}
+	if (params->crl_file != NULL && params->crl_file[0] != '\0') {
+		X509_LOOKUP *lu = X509_STORE_add_lookup(store,
+			X509_LOOKUP_file());
+
+		if (lu == NULL || X509_load_crl_file(lu, params->crl_file,
+			X509_FILETYPE_PEM) <= 0) {
+			return load_file_err("tls_crl_file", params->crl_file,
+				reterr);
+		}
+	}
+	return ERR_OK;
+}
+
+/*
+ * OpenSSL's chain verification, with the trust loaded first (once).  A
+ * trust that cannot load fails the handshake; handshake() reports
+ * tt->trust_err instead of a verification error.
+ */
+static int
+verify_chain(X509_STORE_CTX *xs, void *arg)
+{
+	struct tls_transport *tt = arg;
+
+	if (!tt->trust_loaded) {
+		tt->trust_loaded = 1;
+		tt->trust_err = load_trust(tt->params,
+			SSL_CTX_get_cert_store(tt->ctx), tt->reterr);
+	}
+	if (tt->trust_err != ERR_OK) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	return X509_verify_cert(xs);
+}
+
 static enum err
 setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	struct errinfo *reterr)
@@ -809,34 +932,12 @@ setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 			"cannot require TLS 1.2: %s", ssl_reason("?"));
 	}
 	if (tt->mode == CHECK_CA) {
-		const char *tf = params->trust_file;
-		struct stat st;
-
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
-		if (tf == NULL || tf[0] == '\0' || strcmp(tf, "system") == 0) {
-			if (!SSL_CTX_set_default_verify_paths(ctx)) {
-				return errinfo_set(reterr, ERR_CONFIG,
-					"cannot load the system trust store: %s",
-					ssl_reason("?"));
-			}
-		} else if (stat(tf, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if (!SSL_CTX_load_verify_locations(ctx, NULL, tf)) {
-				return load_file_err("tls_trust_file", tf, reterr);
-			}
-		} else if (!SSL_CTX_load_verify_locations(ctx, tf, NULL)) {
-			return load_file_err("tls_trust_file", tf, reterr);
-		}
+		SSL_CTX_set_cert_verify_callback(ctx, verify_chain, tt);
+		/* the flag now: it is copied when verification starts */
 		if (params->crl_file != NULL && params->crl_file[0] != '\0') {
-			X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-			X509_LOOKUP *lu = X509_STORE_add_lookup(store,
-				X509_LOOKUP_file());
-
-			if (lu == NULL || X509_load_crl_file(lu, params->crl_file,
-				X509_FILETYPE_PEM) <= 0) {
-				return load_file_err("tls_crl_file",
-					params->crl_file, reterr);
-			}
-			X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+			X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx),
+				X509_V_FLAG_CRL_CHECK);
 		}
 	} else {
 		/* Fingerprint: checked after the handshake.  None: nothing. */
@@ -943,6 +1044,9 @@ handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
 			}
 			continue;
 		}
+		if (tt->trust_err != ERR_OK) {
+			return tt->trust_err;
+		}
 		vr = SSL_get_verify_result(tt->ssl);
 		if (tt->mode == CHECK_CA && vr != X509_V_OK) {
 			return verify_error(tt, vr, reterr);
@@ -1001,6 +1105,17 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 		return errinfo_set(reterr, ERR_PROTO,
 			"server sent data before the TLS handshake");
 	}
+	/*
+	 * The system's OpenSSL configuration (crypto policy) is loaded as
+	 * usual; only the clean-up at exit is skipped: the process ends
+	 * anyway, and freeing every table OpenSSL built costs more than a
+	 * million instructions per send.
+	 */
+	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
+		OPENSSL_INIT_NO_ATEXIT, NULL)) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"cannot initialise OpenSSL: %s", ssl_reason("?"));
+	}
 	pthread_once(&sock_method_once, sock_method_init);
 	pthread_once(&tls_ex_once, tls_ex_init);
 	if (sock_method == NULL) {
@@ -1046,6 +1161,8 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 		}
 	}
 
+	tt->params = params;
+	tt->reterr = reterr;
 	e = setup_ctx(tt, params, reterr);
 	if (e == ERR_OK) {
 		e = setup_ssl(tt, reterr);
@@ -1056,6 +1173,8 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 	if (e == ERR_OK && tt->mode == CHECK_FINGERPRINT) {
 		e = check_fingerprint(tt, params->fingerprint, reterr);
 	}
+	tt->params = NULL;
+	tt->reterr = NULL;
 	if (e != ERR_OK) {
 		ERR_clear_error();
 		tls_free(tt);
