@@ -158,6 +158,14 @@ account_new(void)
 	return acc;
 }
 
+void
+account_use_msmtp_defaults(struct account *acc)
+{
+	acc->tls = 0;
+	acc->auth = AUTH_OFF;
+	acc->msmtp_defaults = 1;
+}
+
 struct account *
 account_dup(const struct account *src)
 {

@@ -1524,6 +1524,11 @@ apply_preset_server(struct account *acc)
 		return e;
 	}
 	acc->set[ACCF_HOST] = ACC_SET_PRESET;
+	if (!acc->set[ACCF_TLS] && !acc->tls) {
+		/* msmtp's defaults: the preset's servers all need TLS */
+		acc->tls = 1;
+		acc->set[ACCF_TLS] = ACC_SET_PRESET;
+	}
 	if (!acc->tls) {
 		return ERR_OK;	/* tls off: the user's choice, port 25 */
 	}
@@ -1559,13 +1564,16 @@ resolve_account(struct account *acc, struct expand_ctx *ctx)
 		}
 		buf_release(&b);
 	}
-	if (!acc->set[ACCF_PORT]) {
+	if (!acc->set[ACCF_PORT] && acc->msmtp_defaults) {
+		/* msmtp never picks 587 on its own */
+		acc->port = acc->tls && !acc->tls_starttls ? 465 : 25;
+	} else if (!acc->set[ACCF_PORT]) {
 		acc->port = !acc->tls ? 25 : (acc->tls_starttls ? 587 : 465);
 	}
 	if (!acc->set[ACCF_AUTH]) {
 		if (acc->oauth2_provider != OAUTH2_NONE) {
 			acc->auth = AUTH_XOAUTH2;
-		} else if (acc->user != NULL) {
+		} else if (acc->user != NULL && !acc->msmtp_defaults) {
 			acc->auth = AUTH_ON;
 		}
 	}
@@ -1675,11 +1683,35 @@ resolve_home(const struct config_params *params)
 	return home;
 }
 
-/* Parse data as file name into cfg (accounts appended/merged). */
+/*
+ * 1 when path names one of msmtp's user files: its last component is
+ * ".msmtprc" or "msmtprc", or it ends in "msmtp/config" (as
+ * $XDG_CONFIG_HOME/msmtp/config does).
+ */
+static int
+is_msmtp_file(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n = strlen(path);
+	static const char xdg[] = "msmtp/config";
+
+	base = base != NULL ? base + 1 : path;
+	if (strcmp(base, ".msmtprc") == 0 || strcmp(base, "msmtprc") == 0) {
+		return 1;
+	}
+	return n >= sizeof(xdg) - 1
+		&& strcmp(path + n - (sizeof(xdg) - 1), xdg) == 0
+		&& (n == sizeof(xdg) - 1 || path[n - sizeof(xdg)] == '/');
+}
+
+/*
+ * Parse data as file name into cfg (accounts appended/merged); with
+ * msmtp_defaults, the accounts start from msmtp's defaults.
+ */
 static enum err
 parse_into(struct config *cfg, const struct config_params *params,
-	const char *name, const char *data, size_t len, int *ret_secret,
-	struct errinfo *reterr)
+	const char *name, const char *data, size_t len, int msmtp_defaults,
+	int *ret_secret, struct errinfo *reterr)
 {
 	struct parser ps;
 	enum err e;
@@ -1696,6 +1728,9 @@ parse_into(struct config *cfg, const struct config_params *params,
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
 		return nomem(reterr);
+	}
+	if (msmtp_defaults) {
+		account_use_msmtp_defaults(ps.defaults);
 	}
 	e = parse_text(&ps, data, len, reterr);
 	if (e == ERR_OK) {
@@ -1739,7 +1774,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
 	if (params == NULL) {
 		params = &none;
 	}
-	e = parse_into(cfg, params, name, data, len, NULL, reterr);
+	e = parse_into(cfg, params, name, data, len, 0, NULL, reterr);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -1882,8 +1917,8 @@ load_file(struct config *cfg, const struct config_params *params,
 		return e;
 	}
 	*ret_found = 1;
-	e = parse_into(cfg, params, path, data.data, data.len, &secret,
-		reterr);
+	e = parse_into(cfg, params, path, data.data, data.len,
+		!is_system && is_msmtp_file(path), &secret, reterr);
 	buf_release(&data);
 	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {
 		e = check_private(path, &st, is_system, reterr);
@@ -2363,6 +2398,10 @@ config_print_account(const struct account *a, struct buf *out)
 	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
 	buf_printf(out, "config file = %s:%u\n",
 		a->file != NULL ? a->file : "", a->line);
+	buf_printf(out, "defaults = %s\n", a->msmtp_defaults
+		? "msmtp (the file is at msmtp's place: tls off, port 25, "
+		"auth off unless set)"
+		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)");
 	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
 		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
 	buf_printf(out, "port = %d%s\n", a->port,
@@ -2378,7 +2417,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "user", a->user);
 	put_str(out, "password", a->password != NULL ? "*" : NULL);
 	put_str(out, "passwordeval", a->passwordeval);
-	put_bool(out, "tls", a->tls);
+	buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
+		preset_note(a, ACCF_TLS, note, sizeof(note)));
 	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
 		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
 	put_str(out, "tls_trust_file",

@@ -1401,7 +1401,9 @@ after_ehlo(struct smtp_session *s)
 	if (!s->tls_active && !s->p.peer_loopback) {
 		fail(s, ERR_CONFIG, "refusing to authenticate over an "
 			"unencrypted connection to a host that is not "
-			"loopback (enable tls)");
+			"loopback; add 'tls on' to the account (msmtp's "
+			"default is tls off; add 'tls_starttls off' too for "
+			"port 465)");
 		return;
 	}
 	if (!(s->caps & SMTP_CAP_AUTH)) {

@@ -812,6 +812,106 @@ test_lookup(void)
 	contains(ei.msg, "chmod 600", "user file: chmod fix");
 }
 
+/*
+ * A file found at msmtp's places (or given with -C and named like them) is
+ * read with msmtp's defaults; oasmtp's own files keep the secure ones.
+ */
+static const struct account *
+acct_of(const char *file, const char *name, struct config **cfg)
+{
+	*cfg = NULL;
+	if (load(file, cfg) != ERR_OK) {
+		diag("load: %s", ei.msg);
+		return NULL;
+	}
+	return find_acct(*cfg, name);
+}
+
+static void
+test_msmtp_defaults(void)
+{
+	struct config *cfg = NULL;
+	const struct account *a;
+	struct buf out;
+
+	remove_file("home/.config/oasmtp/config");
+	remove_file("home/.oasmtprc");
+	remove_file("home/.msmtprc");
+	write_file("home/.config/msmtp/config",
+		"account a\nhost relay\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a != NULL && a->msmtp_defaults, "XDG msmtp/config: msmtp defaults");
+	ok(a && a->tls == 0 && a->port == 25 && a->auth == AUTH_OFF,
+		"XDG msmtp/config: tls off, port 25, auth off with a user");
+	config_free(cfg);
+
+	write_file("home/.msmtprc", "defaults\ntls on\naccount a\nhost relay\n"
+		"account b : a\ntls_starttls off\naccount c\nhost c\n"
+		"auth on\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a && a->msmtp_defaults && a->tls == 1 && a->tls_starttls == 1
+		&& a->port == 25, "~/.msmtprc: tls on alone goes to port 25");
+	a = find_acct(cfg, "b");
+	ok(a && a->tls == 1 && a->tls_starttls == 0 && a->port == 465,
+		"~/.msmtprc: tls_starttls off goes to port 465");
+	a = find_acct(cfg, "c");
+	ok(a && a->auth == AUTH_ON && a->timeout == 60,
+		"~/.msmtprc: auth on kept; timeout stays 60");
+	if (a != NULL) {
+		buf_init(&out, 65536);
+		config_print_account(a, &out);
+		contains(buf_cstr(&out), "defaults = msmtp",
+			"--pretend says msmtp's defaults applied");
+		buf_release(&out);
+	}
+	config_free(cfg);
+
+	write_file("home/.oasmtprc", "account a\nhost relay\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1 && a->port == 587
+		&& a->auth == AUTH_ON, "~/.oasmtprc: secure defaults");
+	if (a != NULL) {
+		buf_init(&out, 65536);
+		config_print_account(a, &out);
+		contains(buf_cstr(&out), "defaults = oasmtp",
+			"--pretend says oasmtp's defaults applied");
+		buf_release(&out);
+	}
+	config_free(cfg);
+	remove_file("home/.oasmtprc");
+
+	/* -C: by name */
+	write_file("cdir/.msmtprc", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/.msmtprc", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../.msmtprc");
+	config_free(cfg);
+	write_file("cdir/msmtprc", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/msmtprc", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../msmtprc");
+	config_free(cfg);
+	write_file("cdir/msmtp/config", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/msmtp/config", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../msmtp/config");
+	config_free(cfg);
+	a = acct_of("custom", "c", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1 && a->port == 587,
+		"-C with another name: secure defaults");
+	config_free(cfg);
+
+	/* the system file is oasmtp's own, whatever the user file is */
+	write_file("etc/oasmtprc", "account s\nhost sys\n", 0644);
+	a = acct_of(NULL, "s", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1,
+		"system file beside ~/.msmtprc: secure defaults");
+	config_free(cfg);
+	remove_file("etc/oasmtprc");
+	remove_file("cdir/.msmtprc");
+	remove_file("cdir/msmtprc");
+	remove_file("cdir/msmtp/config");
+	remove_file("home/.msmtprc");
+	remove_file("home/.config/msmtp/config");
+}
+
 static void
 test_select(void)
 {
@@ -1150,7 +1250,7 @@ cleanup(void)
 	};
 	static const char *const dirs[] = {
 		"home/.config/oasmtp", "home/.config/msmtp", "home/.config",
-		"home", "etc", "", NULL,
+		"home", "etc", "cdir/msmtp", "cdir", "", NULL,
 	};
 	char path[512];
 	size_t i;
@@ -1214,6 +1314,7 @@ main(void)
 	test_defaults();
 	test_eval();
 	test_lookup();
+	test_msmtp_defaults();
 	test_select();
 	test_provider_server();
 	test_msmtprc_sample();

@@ -925,6 +925,8 @@ test_auth(void)
 	p.tls_required = 0;
 	auth_run(&h, &p, plain, &env, "secret", NULL);
 	is_int(sess_ei.code, ERR_CONFIG, "cleartext AUTH refused");
+	contains(sess_ei.msg, "add 'tls on' to the account",
+		"cleartext AUTH: the message names the fix");
 	ok(strstr(buf_cstr(&h.tr), "C: AUTH") == NULL, "no AUTH sent");
 	h_free(&h);
 
