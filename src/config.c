@@ -782,12 +782,16 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 		}
 	}
 	if (bytes == 20 || bytes == 16) {
-		return perr(ps, reterr,
-			"SHA-1 and MD5 fingerprints are not supported in "
-			"'tls_fingerprint'; give the SHA-256 fingerprint "
-			"(32 bytes as hex pairs separated by ':')");
-	}
-	if (bytes != 32) {
+		/* msmtp still accepts them, deprecated: so do we */
+		enum err e = pwarn(ps, reterr, "a%s 'tls_fingerprint' is "
+			"deprecated; pin the SHA-256 fingerprint instead "
+			"(openssl x509 -noout -fingerprint -sha256)",
+			bytes == 20 ? " SHA-1" : "n MD5");
+
+		if (e != ERR_OK) {
+			return e;
+		}
+	} else if (bytes != 32) {
 		goto bad;
 	}
 	for (i = 0; i < len; i++) {
@@ -797,7 +801,8 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 	return store_str(ps, ACCF_TLS_FINGERPRINT, norm, reterr);
 bad:
 	return bad_arg(ps, d, arg,
-		"a SHA-256 fingerprint (32 hex pairs separated by ':')", reterr);
+		"a SHA-256 fingerprint (32 hex pairs separated by ':'; SHA-1 "
+		"and MD5 are accepted, deprecated)", reterr);
 }
 
 static enum err

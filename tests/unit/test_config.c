@@ -213,6 +213,20 @@ test_keys_valid(void)
 	ok(a && a->tls_fingerprint && strncmp(a->tls_fingerprint, "00:11:22", 8) == 0
 		&& strstr(a->tls_fingerprint, "AA:BB") != NULL,
 		"tls_fingerprint SHA-256, upper-cased");
+	a = with_line("tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:"
+		"ee:ff:00:11:22:33");
+	ok(a && a->tls_fingerprint && strcmp(a->tls_fingerprint, "00:11:22:33:"
+		"44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33") == 0,
+		"tls_fingerprint SHA-1 accepted");
+	ok(a && one_cfg->n_warnings == 1 && strstr(one_cfg->warnings[0],
+		"test:3: a SHA-1 'tls_fingerprint' is deprecated") != NULL,
+		"tls_fingerprint SHA-1 warns: %s", one_cfg && one_cfg->n_warnings
+		? one_cfg->warnings[0] : "(none)");
+	a = with_line("tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:"
+		"ee:ff");
+	ok(a && a->tls_fingerprint && one_cfg->n_warnings == 1
+		&& strstr(one_cfg->warnings[0], "an MD5 'tls_fingerprint' is "
+		"deprecated") != NULL, "tls_fingerprint MD5 accepted, warns");
 	a = with_line("tls_cert_file ~/c.pem\ntls_key_file ~/k.pem");
 	ok(a && a->tls_cert_file && a->tls_key_file
 		&& strcmp(a->tls_key_file, "/home/t/k.pem") == 0, "tls cert/key");
@@ -342,8 +356,6 @@ test_keys_invalid(void)
 		{ "tls_starttls 1", "for 'tls_starttls'" },
 		{ "tls_certcheck maybe", "for 'tls_certcheck'" },
 		{ "tls_fingerprint 00:11", "for 'tls_fingerprint'" },
-		{ "tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33",
-			"SHA-1 and MD5 fingerprints are not supported" },
 		{ "tls_fingerprint zz:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", "for 'tls_fingerprint'" },
 		{ "tls_nocertcheck off", "'tls_nocertcheck' takes no argument" },
 		{ "tls_force_sslv3", "SSLv3 is broken" },
