@@ -280,6 +280,9 @@ account_auth_name(enum auth_method m)
 		[AUTH_LOGIN] = "login",
 		[AUTH_XOAUTH2] = "xoauth2",
 		[AUTH_OAUTHBEARER] = "oauthbearer",
+		[AUTH_CRAM_MD5] = "cram-md5",
+		[AUTH_SCRAM_SHA_1] = "scram-sha-1",
+		[AUTH_SCRAM_SHA_256] = "scram-sha-256",
 	};
 
 	if ((unsigned)m >= AUTH_MAX) {

@@ -422,20 +422,24 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 		{ "plain", AUTH_PLAIN }, { "login", AUTH_LOGIN },
 		{ "xoauth2", AUTH_XOAUTH2 },
 		{ "oauthbearer", AUTH_OAUTHBEARER },
+		{ "cram-md5", AUTH_CRAM_MD5 },
+		{ "scram-sha-1", AUTH_SCRAM_SHA_1 },
+		{ "scram-sha-256", AUTH_SCRAM_SHA_256 },
 		{ NULL, 0 },
 	};
 	static const char *const unsupported[] = {
-		"cram-md5", "digest-md5", "external", "gssapi", "ntlm",
-		"scram-sha-1", "scram-sha-1-plus", "scram-sha-256",
-		"scram-sha-256-plus", NULL,
+		"digest-md5", "external", "gssapi", "ntlm",
+		"scram-sha-1-plus", "scram-sha-256-plus", NULL,
 	};
-	const char *use = "use on, plain, login, xoauth2 or oauthbearer";
+	const char *use = "use on, scram-sha-256, scram-sha-1, cram-md5, "
+		"plain, login, xoauth2 or oauthbearer";
+	const char *expected = "on, off, scram-sha-256, scram-sha-1, "
+		"cram-md5, plain, login, xoauth2 or oauthbearer";
 	char lower[32];
 	size_t i;
 
 	if (strlen(arg) >= sizeof(lower)) {
-		return bad_arg(ps, d, arg,
-			"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+		return bad_arg(ps, d, arg, expected, reterr);
 	}
 	util_strlcpy(lower, arg, sizeof(lower));
 	ascii_lower(lower);
@@ -452,8 +456,7 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 				use);
 		}
 	}
-	return bad_arg(ps, d, arg,
-		"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+	return bad_arg(ps, d, arg, expected, reterr);
 }
 
 static enum err
@@ -2265,8 +2268,9 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 			"address of the account)", where, acc->line, acc->name,
 			account_auth_name(acc->auth));
 	}
-	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN)
-		&& acc->user == NULL) {
+	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN
+		|| acc->auth == AUTH_CRAM_MD5 || acc->auth == AUTH_SCRAM_SHA_1
+		|| acc->auth == AUTH_SCRAM_SHA_256) && acc->user == NULL) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s': auth %s needs a 'user'", where,
 			acc->line, acc->name, account_auth_name(acc->auth));

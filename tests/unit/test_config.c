@@ -213,6 +213,14 @@ test_keys_valid(void)
 	ok(a && a->tls_fingerprint && strncmp(a->tls_fingerprint, "00:11:22", 8) == 0
 		&& strstr(a->tls_fingerprint, "AA:BB") != NULL,
 		"tls_fingerprint SHA-256, upper-cased");
+	a = with_line("auth CRAM-MD5\nuser u");
+	ok(a && a->auth == AUTH_CRAM_MD5, "auth cram-md5");
+	a = with_line("auth scram-sha-1\nuser u");
+	ok(a && a->auth == AUTH_SCRAM_SHA_1, "auth scram-sha-1");
+	a = with_line("auth scram-sha-256\nuser u");
+	ok(a && a->auth == AUTH_SCRAM_SHA_256
+		&& strcmp(account_auth_name(a->auth), "scram-sha-256") == 0,
+		"auth scram-sha-256");
 	a = with_line("tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:"
 		"ee:ff:00:11:22:33");
 	ok(a && a->tls_fingerprint && strcmp(a->tls_fingerprint, "00:11:22:33:"
@@ -348,9 +356,11 @@ test_keys_invalid(void)
 		{ "timeout", "'timeout' needs an argument" },
 		{ "host", "'host' needs an argument" },
 		{ "auth maybe", "invalid argument 'maybe' for 'auth'" },
-		{ "auth cram-md5", "auth method 'cram-md5' is not supported; "
-			"use on, plain, login, xoauth2 or oauthbearer" },
-		{ "auth scram-sha-256", "auth method 'scram-sha-256' is not supported" },
+		{ "auth digest-md5", "auth method 'digest-md5' is not supported; "
+			"use on, scram-sha-256, scram-sha-1, cram-md5, plain, login, "
+			"xoauth2 or oauthbearer" },
+		{ "auth scram-sha-256-plus", "auth method 'scram-sha-256-plus' is "
+			"not supported" },
 		{ "auth gssapi", "not supported" },
 		{ "tls yes", "invalid argument 'yes' for 'tls': expected on or off" },
 		{ "tls_starttls 1", "for 'tls_starttls'" },

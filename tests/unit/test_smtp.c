@@ -820,6 +820,16 @@ test_auth(void)
 		"250 ok", "221 bye", NULL };
 	static const char *const temp[] = { "220 mx",
 		"250-mx", "250 AUTH PLAIN", "454 4.7.0 try later", NULL };
+	static const char *const cram[] = { "220 mx",
+		"250-mx", "250 AUTH LOGIN PLAIN CRAM-MD5",
+		"334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+",
+		"235 ok", "250 ok", "250 ok", "354 go", "250 ok", "221 bye",
+		NULL };
+	static const char *const scram_unproven[] = { "220 mx",
+		"250-mx", "250 AUTH PLAIN SCRAM-SHA-1 SCRAM-SHA-256",
+		"235 ok", NULL };
+	static const char *const cram_bad_b64[] = { "220 mx",
+		"250-mx", "250 AUTH CRAM-MD5", "334 !!!", NULL };
 	static const char *const noauth[] = { "220 mx", "250 mx", NULL };
 	static const char *const nomech[] = { "220 mx", "250-mx",
 		"250 AUTH PLAIN", NULL };
@@ -893,6 +903,30 @@ test_auth(void)
 	is_str(buf_cstr(&h.fl[1]), "AUTH PLAIN AHVAZXhhbXBsZS5jb20Ac2VjcmV0"
 		"\r\n", "password + auth on: PLAIN preferred");
 	is_int(h.txn, ERR_OK, "delivered");
+	h_free(&h);
+
+	/* auth on: the strongest offered; CRAM-MD5 over PLAIN (RFC 2195) */
+	auth_params(&p, &h, AUTH_ON);
+	auth_run(&h, &p, cram, &env, "secret", NULL);
+	is_str(buf_cstr(&h.fl[1]), "AUTH CRAM-MD5\r\n",
+		"password + auth on: CRAM-MD5 over PLAIN and LOGIN");
+	is_str(buf_cstr(&h.fl[2]), "dUBleGFtcGxlLmNvbSA3MzNiYTg3ZTY0ZWQ3ZTQ0"
+		"MWYwNjJjNGFjNmRiMDEwMw==\r\n", "CRAM-MD5 response");
+	is_int(h.txn, ERR_OK, "delivered after CRAM-MD5");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_ON);
+	auth_run(&h, &p, scram_unproven, &env, "secret", NULL);
+	contains(buf_cstr(&h.fl[1]), "AUTH SCRAM-SHA-256 biwsbj1",
+		"auth on: SCRAM-SHA-256 first, initial response inline");
+	is_int(sess_ei.code, ERR_AUTH, "SCRAM: 235 without the server's "
+		"proof is refused");
+	contains(sess_ei.msg, "without proving", "SCRAM: says why");
+	h_free(&h);
+
+	auth_params(&p, &h, AUTH_CRAM_MD5);
+	auth_run(&h, &p, cram_bad_b64, &env, "secret", NULL);
+	is_int(sess_ei.code, ERR_PROTO, "CRAM-MD5: bad base64 challenge");
 	h_free(&h);
 
 	auth_params(&p, &h, AUTH_LOGIN);
