@@ -159,6 +159,14 @@ account_new(void)
 	return acc;
 }
 
+void
+account_use_msmtp_defaults(struct account *acc)
+{
+	acc->tls = 0;
+	acc->auth = AUTH_OFF;
+	acc->msmtp_defaults = 1;
+}
+
 struct account *
 account_dup(const struct account *src)
 {
@@ -273,6 +281,9 @@ account_auth_name(enum auth_method m)
 		[AUTH_LOGIN] = "login",
 		[AUTH_XOAUTH2] = "xoauth2",
 		[AUTH_OAUTHBEARER] = "oauthbearer",
+		[AUTH_CRAM_MD5] = "cram-md5",
+		[AUTH_SCRAM_SHA_1] = "scram-sha-1",
+		[AUTH_SCRAM_SHA_256] = "scram-sha-256",
 	};
 
 	if ((unsigned)m >= AUTH_MAX) {

@@ -14,6 +14,10 @@
  * off), timeout 60, auth on when a user is set, domain "localhost".  An
  * account with an oauth2_provider preset and no host gets the preset's
  * submission server (config.c) and auth xoauth2.
+ *
+ * msmtp's defaults (account_use_msmtp_defaults), for files read from
+ * msmtp's own places: tls off, port 25 (465 with tls on and tls_starttls
+ * off), auth off even when a user is set; timeout stays 60.
  */
 #ifndef OASMTP_ACCOUNT_H
 #define OASMTP_ACCOUNT_H
@@ -139,6 +143,13 @@ struct account {
 	int system;
 
 	/*
+	 * Not a configuration key: the account was read from a file at
+	 * msmtp's places and so started from msmtp's defaults (see the top
+	 * of this file); --pretend says so.
+	 */
+	int msmtp_defaults;
+
+	/*
 	 * Bookkeeping for config.c: set[ACCF_x] is non-zero when field x was
 	 * given in the file (ACC_SET_EXPLICIT: in the account itself or
 	 * copied from a parent; ACC_SET_DEFAULTS: from a `defaults` section).
@@ -219,6 +230,13 @@ enum account_field {
  * memory.  Free with account_free().
  */
 struct account *account_new(void);
+
+/*
+ * Switch a fresh account (nothing set yet) to msmtp's defaults: tls off,
+ * auth off whatever the user, msmtp_defaults set so that the port and auth
+ * are resolved as msmtp resolves them.
+ */
+void account_use_msmtp_defaults(struct account *acc);
 
 /*
  * A deep copy of src (strings duplicated, set[] copied).  NULL when out of

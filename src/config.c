@@ -422,20 +422,24 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 		{ "plain", AUTH_PLAIN }, { "login", AUTH_LOGIN },
 		{ "xoauth2", AUTH_XOAUTH2 },
 		{ "oauthbearer", AUTH_OAUTHBEARER },
+		{ "cram-md5", AUTH_CRAM_MD5 },
+		{ "scram-sha-1", AUTH_SCRAM_SHA_1 },
+		{ "scram-sha-256", AUTH_SCRAM_SHA_256 },
 		{ NULL, 0 },
 	};
 	static const char *const unsupported[] = {
-		"cram-md5", "digest-md5", "external", "gssapi", "ntlm",
-		"scram-sha-1", "scram-sha-1-plus", "scram-sha-256",
-		"scram-sha-256-plus", NULL,
+		"digest-md5", "external", "gssapi", "ntlm",
+		"scram-sha-1-plus", "scram-sha-256-plus", NULL,
 	};
-	const char *use = "use on, plain, login, xoauth2 or oauthbearer";
+	const char *use = "use on, scram-sha-256, scram-sha-1, cram-md5, "
+		"plain, login, xoauth2 or oauthbearer";
+	const char *expected = "on, off, scram-sha-256, scram-sha-1, "
+		"cram-md5, plain, login, xoauth2 or oauthbearer";
 	char lower[32];
 	size_t i;
 
 	if (strlen(arg) >= sizeof(lower)) {
-		return bad_arg(ps, d, arg,
-			"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+		return bad_arg(ps, d, arg, expected, reterr);
 	}
 	util_strlcpy(lower, arg, sizeof(lower));
 	ascii_lower(lower);
@@ -452,8 +456,7 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 				use);
 		}
 	}
-	return bad_arg(ps, d, arg,
-		"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+	return bad_arg(ps, d, arg, expected, reterr);
 }
 
 static enum err
@@ -782,12 +785,16 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 		}
 	}
 	if (bytes == 20 || bytes == 16) {
-		return perr(ps, reterr,
-			"SHA-1 and MD5 fingerprints are not supported in "
-			"'tls_fingerprint'; give the SHA-256 fingerprint "
-			"(32 bytes as hex pairs separated by ':')");
-	}
-	if (bytes != 32) {
+		/* msmtp still accepts them, deprecated: so do we */
+		enum err e = pwarn(ps, reterr, "a%s 'tls_fingerprint' is "
+			"deprecated; pin the SHA-256 fingerprint instead "
+			"(openssl x509 -noout -fingerprint -sha256)",
+			bytes == 20 ? " SHA-1" : "n MD5");
+
+		if (e != ERR_OK) {
+			return e;
+		}
+	} else if (bytes != 32) {
 		goto bad;
 	}
 	for (i = 0; i < len; i++) {
@@ -797,7 +804,8 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 	return store_str(ps, ACCF_TLS_FINGERPRINT, norm, reterr);
 bad:
 	return bad_arg(ps, d, arg,
-		"a SHA-256 fingerprint (32 hex pairs separated by ':')", reterr);
+		"a SHA-256 fingerprint (32 hex pairs separated by ':'; SHA-1 "
+		"and MD5 are accepted, deprecated)", reterr);
 }
 
 static enum err
@@ -1524,6 +1532,11 @@ apply_preset_server(struct account *acc)
 		return e;
 	}
 	acc->set[ACCF_HOST] = ACC_SET_PRESET;
+	if (!acc->set[ACCF_TLS] && !acc->tls) {
+		/* msmtp's defaults: the preset's servers all need TLS */
+		acc->tls = 1;
+		acc->set[ACCF_TLS] = ACC_SET_PRESET;
+	}
 	if (!acc->tls) {
 		return ERR_OK;	/* tls off: the user's choice, port 25 */
 	}
@@ -1559,13 +1572,16 @@ resolve_account(struct account *acc, struct expand_ctx *ctx)
 		}
 		buf_release(&b);
 	}
-	if (!acc->set[ACCF_PORT]) {
+	if (!acc->set[ACCF_PORT] && acc->msmtp_defaults) {
+		/* msmtp never picks 587 on its own */
+		acc->port = acc->tls && !acc->tls_starttls ? 465 : 25;
+	} else if (!acc->set[ACCF_PORT]) {
 		acc->port = !acc->tls ? 25 : (acc->tls_starttls ? 587 : 465);
 	}
 	if (!acc->set[ACCF_AUTH]) {
 		if (acc->oauth2_provider != OAUTH2_NONE) {
 			acc->auth = AUTH_XOAUTH2;
-		} else if (acc->user != NULL) {
+		} else if (acc->user != NULL && !acc->msmtp_defaults) {
 			acc->auth = AUTH_ON;
 		}
 	}
@@ -1675,11 +1691,35 @@ resolve_home(const struct config_params *params)
 	return home;
 }
 
-/* Parse data as file name into cfg (accounts appended/merged). */
+/*
+ * 1 when path names one of msmtp's user files: its last component is
+ * ".msmtprc" or "msmtprc", or it ends in "msmtp/config" (as
+ * $XDG_CONFIG_HOME/msmtp/config does).
+ */
+static int
+is_msmtp_file(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n = strlen(path);
+	static const char xdg[] = "msmtp/config";
+
+	base = base != NULL ? base + 1 : path;
+	if (strcmp(base, ".msmtprc") == 0 || strcmp(base, "msmtprc") == 0) {
+		return 1;
+	}
+	return n >= sizeof(xdg) - 1
+		&& strcmp(path + n - (sizeof(xdg) - 1), xdg) == 0
+		&& (n == sizeof(xdg) - 1 || path[n - sizeof(xdg)] == '/');
+}
+
+/*
+ * Parse data as file name into cfg (accounts appended/merged); with
+ * msmtp_defaults, the accounts start from msmtp's defaults.
+ */
 static enum err
 parse_into(struct config *cfg, const struct config_params *params,
-	const char *name, const char *data, size_t len, int *ret_secret,
-	struct errinfo *reterr)
+	const char *name, const char *data, size_t len, int msmtp_defaults,
+	int *ret_secret, struct errinfo *reterr)
 {
 	struct parser ps;
 	enum err e;
@@ -1696,6 +1736,9 @@ parse_into(struct config *cfg, const struct config_params *params,
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
 		return nomem(reterr);
+	}
+	if (msmtp_defaults) {
+		account_use_msmtp_defaults(ps.defaults);
 	}
 	e = parse_text(&ps, data, len, reterr);
 	if (e == ERR_OK) {
@@ -1739,7 +1782,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
 	if (params == NULL) {
 		params = &none;
 	}
-	e = parse_into(cfg, params, name, data, len, NULL, reterr);
+	e = parse_into(cfg, params, name, data, len, 0, NULL, reterr);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -1882,8 +1925,8 @@ load_file(struct config *cfg, const struct config_params *params,
 		return e;
 	}
 	*ret_found = 1;
-	e = parse_into(cfg, params, path, data.data, data.len, &secret,
-		reterr);
+	e = parse_into(cfg, params, path, data.data, data.len,
+		!is_system && is_msmtp_file(path), &secret, reterr);
 	buf_release(&data);
 	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {
 		e = check_private(path, &st, is_system, reterr);
@@ -2225,8 +2268,9 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 			"address of the account)", where, acc->line, acc->name,
 			account_auth_name(acc->auth));
 	}
-	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN)
-		&& acc->user == NULL) {
+	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN
+		|| acc->auth == AUTH_CRAM_MD5 || acc->auth == AUTH_SCRAM_SHA_1
+		|| acc->auth == AUTH_SCRAM_SHA_256) && acc->user == NULL) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s': auth %s needs a 'user'", where,
 			acc->line, acc->name, account_auth_name(acc->auth));
@@ -2363,6 +2407,10 @@ config_print_account(const struct account *a, struct buf *out)
 	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
 	buf_printf(out, "config file = %s:%u\n",
 		a->file != NULL ? a->file : "", a->line);
+	buf_printf(out, "defaults = %s\n", a->msmtp_defaults
+		? "msmtp (the file is at msmtp's place: tls off, port 25, "
+		"auth off unless set)"
+		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)");
 	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
 		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
 	buf_printf(out, "port = %d%s\n", a->port,
@@ -2378,7 +2426,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "user", a->user);
 	put_str(out, "password", a->password != NULL ? "*" : NULL);
 	put_str(out, "passwordeval", a->passwordeval);
-	put_bool(out, "tls", a->tls);
+	buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
+		preset_note(a, ACCF_TLS, note, sizeof(note)));
 	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
 		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
 	put_str(out, "tls_trust_file",

@@ -292,8 +292,9 @@ append_cert_names(struct buf *out, X509 *cert)
 }
 
 /*
- * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 32 (SHA-256).  -1
- * for anything else: SHA-1 and MD5 pins are refused, as the config does.
+ * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 32 (SHA-256), or
+ * 20 / 16 for msmtp's deprecated SHA-1 / MD5 pins (the config warns).  -1
+ * for anything else.
  */
 static int
 parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
@@ -329,7 +330,7 @@ parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
 		out[n++] = (unsigned char)(half << 4 | v);
 		half = -1;
 	}
-	if (half >= 0 || n != 32) {
+	if (half >= 0 || (n != 32 && n != 20 && n != 16)) {
 		return -1;
 	}
 	*ret_n = n;
@@ -458,17 +459,22 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 	enum err e;
 	int match;
 
+	const EVP_MD *md;
+
 	if (parse_fingerprint(want_text, want, &want_len) != 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"tls_fingerprint '%s' is not a SHA-256 digest (32 bytes "
-			"as hex pairs separated by ':')", want_text);
+			"as hex pairs separated by ':'; SHA-1 and MD5 are "
+			"accepted, deprecated)", want_text);
 	}
+	md = want_len == 32 ? EVP_sha256() : want_len == 20 ? EVP_sha1()
+		: EVP_md5();
 	cert = peer_certificate(tt->ssl);
 	if (cert == NULL) {
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: %s sent no certificate", tt->host);
 	}
-	if (!X509_digest(cert, EVP_sha256(), got, &got_len)) {
+	if (!X509_digest(cert, md, got, &got_len)) {
 		X509_free(cert);
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: cannot compute the certificate fingerprint: %s",

@@ -152,19 +152,26 @@ write_pem(const char *name, X509 *cert, EVP_PKEY *key)
 }
 
 static void
-fingerprint_of(X509 *cert, int colons, int lower, char *out, size_t size)
+digest_of(X509 *cert, const EVP_MD *md_type, int colons, int lower,
+	char *out, size_t size)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 	size_t pos = 0;
 
-	X509_digest(cert, EVP_sha256(), md, &n);
+	X509_digest(cert, md_type, md, &n);
 	out[0] = '\0';
 	for (unsigned int i = 0; i < n && pos + 4 < size; i++) {
 		pos += (size_t)snprintf(out + pos, size - pos,
 			lower ? "%s%02x" : "%s%02X",
 			colons && i > 0 ? ":" : "", md[i]);
 	}
+}
+
+static void
+fingerprint_of(X509 *cert, int colons, int lower, char *out, size_t size)
+{
+	digest_of(cert, EVP_sha256(), colons, lower, out, size);
 }
 
 struct pki {
@@ -1087,6 +1094,31 @@ test_tls_verify(void)
 		ei.msg);
 	fingerprint_of(pki.foreign, 1, 0, fp, sizeof(fp));
 	contains(ei.msg, fp, "tls: mismatch shows the real fingerprint");
+	transport_close(t);
+	server_stop(&s);
+
+	/* msmtp's deprecated SHA-1 and MD5 pins still work (the config warns) */
+	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	p.fingerprint = fp;
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: SHA-1 fingerprint match (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	digest_of(pki.foreign, EVP_md5(), 0, 1, fp, sizeof(fp));
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: MD5 fingerprint match (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	digest_of(pki.good, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: SHA-1 fingerprint mismatch refused");
+	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	contains(ei.msg, fp, "tls: SHA-1 mismatch shows the SHA-1 of the peer");
+	transport_close(t);
+	server_stop(&s);
+	p.fingerprint = "00:11:22";
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_CONFIG, "tls: 3-byte fingerprint refused");
 	transport_close(t);
 	server_stop(&s);
 
