@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,39 @@ cmp_names(const void *a, const void *b)
 }
 
 /*
+ * An ID.tmp is an entry oasmtp-drop is still writing, or the leftover of
+ * one that was killed.  The writer holds an flock on it until the rename,
+ * however long the caller takes to write the message; the file is removed
+ * only when that lock is free (the writer is gone) and the file has not
+ * changed for MAILDROP_LEFTOVER_AGE seconds either way of the clock.
+ */
+static void
+remove_if_dead(int dfd, const char *name, time_t now)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		O_CLOEXEC);
+
+	if (fd < 0) {
+		return;		/* renamed meanwhile, or not ours to judge */
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (now - st.st_mtime <= MAILDROP_LEFTOVER_AGE &&
+	    st.st_mtime - now <= MAILDROP_LEFTOVER_AGE)) {
+		close(fd);
+		return;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		log_debug(1, "maildrop file %s is still being written", name);
+		close(fd);
+		return;
+	}
+	log_info("maildrop: removing %s, left by a writer that died", name);
+	unlinkat(dfd, name, 0);
+	close(fd);
+}
+
+/*
  * The complete entries, oldest first; stale ID.tmp files (a drop that
  * was killed) are removed on the way.
  */
@@ -104,16 +138,9 @@ list_entries(int dfd, char ***ret, size_t *ret_n, struct errinfo *reterr)
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		int kind = maildrop_name_kind(de->d_name);
-		struct stat st;
 
 		if (kind == 1) {
-			if (fstatat(dfd, de->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0 &&
-			    now - st.st_mtime > MAILDROP_LEFTOVER_AGE) {
-				log_debug(1, "removing the stale maildrop file "
-					"%s", de->d_name);
-				unlinkat(dfd, de->d_name, 0);
-			}
+			remove_if_dead(dfd, de->d_name, now);
 			continue;
 		}
 		if (kind != 2) {

@@ -21,6 +21,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -107,6 +108,40 @@ class System:
         return self.run_as(SVC, [os.path.join(self.bin, "oasmtp")] +
                            list(args) + ["-C", self.config], env=env,
                            extra_groups=[grp.getgrnam(QGROUP).gr_gid])
+
+    def popen_drop(self, name, args):
+        """oasmtp-drop as name, its stdin a pipe the test writes."""
+        pw = self.user(name)
+        return subprocess.Popen(
+            [os.path.join(self.bin, "oasmtp-drop")] + args,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, user=pw.pw_uid, group=pw.pw_gid,
+            env=self.cron_env(name), cwd="/")
+
+    def popen_service(self, *args):
+        env = {"PATH": "/usr/bin:/bin", "HOME": self.state,
+               "STATE_DIRECTORY": self.state, "OASMTP_SPOOL_DIR": self.spool}
+        env.update(asan_env())
+        pw = self.user(SVC)
+        return subprocess.Popen(
+            [os.path.join(self.bin, "oasmtp")] + list(args) +
+            ["-C", self.config], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, user=pw.pw_uid, group=pw.pw_gid,
+            extra_groups=[grp.getgrnam(QGROUP).gr_gid], env=env, cwd="/")
+
+    def tmp_files(self):
+        return sorted(n for n in os.listdir(self.maildrop)
+                      if n.endswith(".tmp"))
+
+    def wait_tmp(self, known=(), seconds=10):
+        """The name of a new ID.tmp (a drop that is writing)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            new = [n for n in self.tmp_files() if n not in known]
+            if new:
+                return new[0]
+            time.sleep(0.02)
+        raise AssertionError("no ID.tmp appeared in the maildrop")
 
     def entries(self):
         return sorted(n for n in os.listdir(self.maildrop)
@@ -490,3 +525,53 @@ def test_drop_links_only_libc():
     # the check can fail: oasmtp itself needs libcrypto
     assert any(l.startswith("libcrypto.") for l in
                needed_libraries(rig.oasmtp_bin()))
+
+
+def age(path, seconds):
+    """Set the mtime of path seconds into the past (negative: future)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_slow_drop_is_never_removed_a_dead_one_is(system):
+    """issue 14 (1): a cron job that prints its first line, then runs for
+    hours, keeps its ID.tmp: the writer's lock says it is alive.  The
+    leftover of a killed writer goes, in the past or the future."""
+    system.clear_maildrop()
+    slow = system.popen_drop(ALICE, ["root"])
+    try:
+        slow.stdin.write(b"Subject: slow job\n\nfirst line\n")
+        slow.stdin.flush()
+        tmp = system.wait_tmp()
+        age(os.path.join(system.maildrop, tmp), 2 * 3600)
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+        assert system.tmp_files() == [tmp], describe(p)
+        slow.stdin.write(b"last line\n")
+        slow.stdin.close()
+        assert slow.wait(timeout=30) == 0, slow.stderr.read()
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+    assert len(system.entries()) == 1 and system.tmp_files() == []
+    system.clear_maildrop()
+    # a writer killed -9 half way: its leftover is cleaned, in either
+    # direction of a clock jump, once it is an hour away from now
+    for offset in (2 * 3600, -2 * 3600, 60):
+        dead = system.popen_drop(BOB, ["root"])
+        dead.stdin.write(b"Subject: killed\n\nhalf")
+        dead.stdin.flush()
+        tmp = system.wait_tmp()
+        dead.kill()
+        dead.wait()
+        age(os.path.join(system.maildrop, tmp), offset)
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+        if offset == 60:
+            assert system.tmp_files() == [tmp], describe(p)
+        else:
+            assert system.tmp_files() == [], describe(p)
+            assert b"left by a writer that died" in p.stderr, describe(p)
+    system.clear_maildrop()
+
