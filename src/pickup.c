@@ -506,6 +506,46 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	return out;
 }
 
+/*
+ * The pickup is exclusive: two runs at once (the timer and the path unit,
+ * or oasmtp-token's flush after a new grant) would both queue an entry
+ * before either removed it.  The lock is STATE/pickup.lock; a second run
+ * waits for the first, then finds what is left.  *ret_fd gets the
+ * descriptor that holds the lock.
+ */
+static enum err
+lock_pickup(int *ret_fd, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e = ERR_OK;
+	int fd;
+
+	*ret_fd = -1;
+	buf_init(&path, 8192);
+	if (buf_printf(&path, "%s/pickup.lock", sysmode_state_dir()) !=
+	    ERR_OK) {
+		buf_release(&path);
+		return errinfo_set(reterr, ERR_LIMIT, "path too long");
+	}
+	fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		0600);
+	if (fd < 0) {
+		e = io_err(reterr, "open", buf_cstr(&path));
+	} else {
+		while (flock(fd, LOCK_EX) != 0) {
+			if (errno != EINTR) {
+				e = io_err(reterr, "lock", buf_cstr(&path));
+				close(fd);
+				fd = -1;
+				break;
+			}
+		}
+	}
+	buf_release(&path);
+	*ret_fd = fd;
+	return e;
+}
+
 enum err
 pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	struct errinfo *reterr)
@@ -514,12 +554,15 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	char **names = NULL;
 	size_t n = 0, i, moved = 0;
 	enum err e;
-	int dfd = -1;
+	int dfd = -1, lockfd = -1;
 
 	buf_init(&dir, 4096);
 	e = sysmode_maildrop_dir(&dir, reterr);
 	if (e == ERR_OK) {
 		e = open_dir(buf_cstr(&dir), &dfd, reterr);
+	}
+	if (e == ERR_OK && dfd >= 0) {
+		e = lock_pickup(&lockfd, reterr);
 	}
 	if (e == ERR_OK && dfd >= 0) {
 		e = list_entries(dfd, &names, &n, reterr);
@@ -543,6 +586,9 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	free(names);
 	if (dfd >= 0) {
 		close(dfd);
+	}
+	if (lockfd >= 0) {
+		close(lockfd);	/* the lock goes with it */
 	}
 	buf_release(&dir);
 	if (ret_moved != NULL) {

@@ -575,3 +575,67 @@ def test_slow_drop_is_never_removed_a_dead_one_is(system):
             assert b"left by a writer that died" in p.stderr, describe(p)
     system.clear_maildrop()
 
+
+def test_two_pickups_at_once_send_each_message_once(system):
+    """issue 14 (2): the pickup is exclusive; two service runs started
+    together (the timer and the path unit, or oasmtp-token's flush) send
+    every message once."""
+    system.clear_maildrop()
+    n = 40
+    for i in range(n):
+        p = system.drop(ALICE, ["ops@example.net"],
+                        b"Subject: dup-%d\n\nbody\n" % i)
+        assert p.returncode == 0, describe(p)
+    runs = [system.popen_service("-q", "--system") for _ in range(2)]
+    for r in runs:
+        out, err = r.communicate(timeout=300)
+        assert r.returncode == 0, err
+    subjects = sorted(header(data, "Subject") for _, data in
+                      delivered(system.server))
+    assert [x for x in subjects if x.startswith("dup-")] == \
+        sorted("dup-%d" % i for i in range(n))
+    assert system.entries() == []
+    # oasmtp-token --system import starts a flush of its own, which picks
+    # up too: it takes the same lock as the service running meanwhile.
+    # (The new grant gets an access token the test server refuses, so the
+    # messages stay queued: each must be queued once.)
+    cache = os.path.join(system.state, "default.token")
+    with open(cache, "rb") as f:
+        saved = f.read()
+    for i in range(n, 2 * n):
+        p = system.drop(BOB, ["ops@example.net"],
+                        b"Subject: dup-%d\n\nbody\n" % i)
+        assert p.returncode == 0, describe(p)
+    env = {"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": system.state,
+           "OASMTP_SPOOL_DIR": system.spool}
+    env.update(asan_env())
+    token = subprocess.Popen(
+        [os.path.join(system.bin, "oasmtp-token"), "--system", "-C",
+         system.config, "import", "default"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    svc = system.popen_service("-q", "--system")
+    out, err = token.communicate(b"rt-system-grant\n", timeout=300)
+    assert token.returncode == 0, err
+    out, err = svc.communicate(timeout=300)
+    assert svc.returncode in (0, 75), err
+    assert system.entries() == []
+    queue = os.path.join(system.state, "queue")
+    subjects = []
+    for name in os.listdir(queue):
+        path = os.path.join(queue, name)
+        if name.endswith(".msg"):
+            with open(path, "rb") as f:
+                m = re.search(rb"(?m)^Subject: (dup-\d+)\r?$", f.read())
+            if m:
+                subjects.append(m.group(1).decode())
+    for _, data in delivered(system.server):
+        if header(data, "Subject").startswith("dup-"):
+            subjects.append(header(data, "Subject"))
+    assert sorted(subjects) == sorted("dup-%d" % i for i in range(2 * n))
+    # back to the access token the test server accepts, nothing queued
+    for name in os.listdir(queue):
+        path = os.path.join(queue, name)
+        if os.path.isfile(path) and not name.startswith("."):
+            os.unlink(path)
+    with open(cache, "wb") as f:
+        f.write(saved)
