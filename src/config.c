@@ -1105,6 +1105,8 @@ static const struct directive directives[] = {
 		"and port" },
 	{ "source_ip", h_string, ACCF_SOURCE_IP, 0, NULL },
 	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
+	{ "system_from_override", h_string, ACCF_SYSTEM_FROM_OVERRIDE, 0,
+		NULL },
 	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "tls", h_bool, ACCF_TLS, 0, NULL },
 	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
@@ -2405,6 +2407,7 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "from_rewrite_header", name_of(from_original_choices,
 		a->from_rewrite_header));
 	put_str(out, "aliases", a->aliases);
+	put_str(out, "system_from_override", a->system_from_override);
 	put_str(out, "logfile", a->logfile);
 	put_str(out, "logfile_time_format", a->logfile_time_format);
 	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");

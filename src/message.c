@@ -1434,8 +1434,9 @@ add_to(struct prep *pp, struct buf *added)
 	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
 }
 
+/* "FIELD: " then the RFC 5322 date of pp's now (local time) and CRLF. */
 static enum err
-add_date(struct prep *pp, struct buf *added)
+put_date(struct prep *pp, struct buf *added, const char *field)
 {
 	static const char *const days[] = {
 		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
@@ -1444,25 +1445,64 @@ add_date(struct prep *pp, struct buf *added)
 		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
 	};
-	enum header_policy pol = pp->o->acc->set_date_header;
 	time_t now = pp->o->now;
 	struct tm tm;
 	long off;
 
-	if (pol == HDR_OFF || (pol != HDR_ON && has_field(pp->m, "Date"))) {
-		return ERR_OK;
-	}
-	remove_fields(pp->m, "Date");
 	if (localtime_r(&now, &tm) == NULL) {
 		return errinfo_set(pp->reterr, ERR_INTERNAL,
 			"cannot convert the time for the Date header");
 	}
 	off = tm.tm_gmtoff / 60;
-	return buf_printf(added, "Date: %s, %02d %s %04d %02d:%02d:%02d "
-		"%c%02ld%02ld\r\n", days[tm.tm_wday % 7], tm.tm_mday,
+	return buf_printf(added, "%s%s, %02d %s %04d %02d:%02d:%02d "
+		"%c%02ld%02ld\r\n", field, days[tm.tm_wday % 7], tm.tm_mday,
 		months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
 		tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
 		(off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+}
+
+static enum err
+add_date(struct prep *pp, struct buf *added)
+{
+	enum header_policy pol = pp->o->acc->set_date_header;
+
+	if (pol == HDR_OFF || (pol != HDR_ON && has_field(pp->m, "Date"))) {
+		return ERR_OK;
+	}
+	remove_fields(pp->m, "Date");
+	return put_date(pp, added, "Date: ");
+}
+
+/*
+ * The trace field of the system pickup (message.h).  The user name comes
+ * from the password database; one that needs quoting in a comment is
+ * left out rather than escaped.
+ */
+static enum err
+add_received(struct prep *pp, struct buf *added, const char *hostname)
+{
+	const char *user = pp->o->trace_user;
+	enum err rc;
+	size_t i;
+
+	if (user == NULL) {
+		return ERR_OK;
+	}
+	for (i = 0; user[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)user[i];
+
+		if (c < 33 || c > 126 || strchr("()\\", c) != NULL) {
+			user = "";
+			break;
+		}
+	}
+	rc = buf_printf(added, "Received: by %s (oasmtp pickup, from userid "
+		"%ld%s%s%s);\r\n\t", hostname, pp->o->trace_uid,
+		user[0] != '\0' ? " (" : "", user, user[0] != '\0' ? ")" : "");
+	if (rc == ERR_OK) {
+		rc = put_date(pp, added, "");
+	}
+	return rc;
 }
 
 static enum err
@@ -1661,6 +1701,9 @@ message_prepare(struct message *m, const struct message_opts *o,
 		rc = decide_sender(&pp, hostname);
 	}
 	/* header edits, in msmtp's order of the added fields */
+	if (rc == ERR_OK) {
+		rc = add_received(&pp, &added, hostname);
+	}
 	if (rc == ERR_OK) {
 		rc = add_from(&pp, &added, hostname);
 	}

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,12 +251,62 @@ dsn_return_text(enum cli_dsn_return r)
 }
 
 /*
+ * 1 when the caller uid is named by list, an account's
+ * system_from_override: user names, %GROUP (primary or supplementary
+ * group), or "*" for everyone, separated by blanks or commas.
+ */
+static int
+may_override(const char *list, long uid)
+{
+	const struct passwd *pw;
+	char name[256];
+	char user[256];
+	gid_t gid;
+	const char *p = list;
+
+	if (list == NULL || (pw = getpwuid((uid_t)uid)) == NULL ||
+	    strlen(pw->pw_name) >= sizeof(user)) {
+		return 0;
+	}
+	util_strlcpy(user, pw->pw_name, sizeof(user));
+	gid = pw->pw_gid;
+	while (*p != '\0') {
+		size_t n = strcspn(p, " \t,");
+
+		if (n > 0 && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (strcmp(name, "*") == 0 || strcmp(name, user) == 0) {
+				return 1;
+			}
+			if (name[0] == '%') {
+				const struct group *gr = getgrnam(name + 1);
+				size_t i;
+
+				if (gr != NULL && gr->gr_gid == gid) {
+					return 1;
+				}
+				for (i = 0; gr != NULL && gr->gr_mem[i] != NULL;
+				    i++) {
+					if (strcmp(gr->gr_mem[i], user) == 0) {
+						return 1;
+					}
+				}
+			}
+		}
+		p += n;
+		p += strspn(p, " \t,");
+	}
+	return 0;
+}
+
+/*
  * Prepare the message of fd (an entry by e) with the system configuration
  * and store it in the account's queue; *ret_id gets the queue id.
  * ERR_USAGE and ERR_DATA mean the entry can never be sent.
  */
 static enum err
-queue_entry_of(const struct cli_opts *svc, int fd,
+queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
 	struct cli_opts co;
@@ -269,6 +321,7 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	char *config = NULL;
 	const char *from;
 	int64_t now = (int64_t)time(NULL);
+	int override = 0;
 	enum err x;
 
 	memset(&env, 0, sizeof(env));
@@ -300,7 +353,23 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	if (co.read_envelope_from) {
 		from = message_header_from(m);
 	}
-	x = flow_load_account(&r, from, 0, reterr);
+	/*
+	 * The system configuration decides the account and the envelope
+	 * sender: the default account and its `from`.  -f (and
+	 * --read-envelope-from) count only for the callers that the
+	 * default account's system_from_override names; for them -f also
+	 * picks the account whose `from` matches, as for a direct send.
+	 */
+	x = flow_load_account(&r, NULL, 0, reterr);
+	if (x == ERR_OK && from != NULL &&
+	    may_override(r.acc->system_from_override, e->uid)) {
+		override = 1;
+		flow_release(&r);
+		x = flow_load_account(&r, from, 0, reterr);
+	} else if (x == ERR_OK && from != NULL) {
+		log_debug(1, "maildrop: uid %ld may not choose the sender; "
+			"'%s' ignored", e->uid, from);
+	}
 	if (x == ERR_USAGE || x == ERR_DATA) {
 		/* never a reason to reject the caller's message */
 		x = ERR_CONFIG;
@@ -311,10 +380,13 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	gethostname(hostname, sizeof(hostname) - 1);
 	memset(&mo, 0, sizeof(mo));
 	mo.acc = r.acc;
-	mo.envelope_from = co.has_envelope_from ? co.envelope_from : NULL;
+	mo.envelope_from = override && co.has_envelope_from ?
+	    co.envelope_from : NULL;
 	mo.full_name = co.full_name;
 	mo.read_recipients = co.read_recipients;
-	mo.read_envelope_from = co.read_envelope_from;
+	mo.read_envelope_from = override && co.read_envelope_from;
+	mo.trace_user = e->user != NULL ? e->user : "";
+	mo.trace_uid = e->uid;
 	mo.rcpt_args = co.recipients;
 	mo.n_rcpt_args = co.recipient_count;
 	mo.dsn_notify = co.dsn_notify;
@@ -350,8 +422,11 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 		x = queue_add(q, &qe, write_message, m, reterr);
 		if (x == ERR_OK) {
 			memcpy(ret_id, qe.id, sizeof(qe.id));
-			log_debug(1, "queued as %s in %s", qe.id,
-				buf_cstr(&dir));
+			log_info("maildrop: %s from %s (uid %ld) queued as %s: "
+				"account %s, sender <%s>, %zu recipient%s",
+				name, e->user, e->uid, qe.id, r.acc->name,
+				env.from != NULL ? env.from : "",
+				env.n_rcpts, env.n_rcpts == 1 ? "" : "s");
 		}
 	}
 	if (x == ERR_USAGE || x == ERR_DATA) {
@@ -479,7 +554,7 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 			"the file belongs to uid %ld", e.uid, (long)st.st_uid);
 	}
 	if (x == ERR_OK) {
-		x = queue_entry_of(o, fd, &e, id, &why);
+		x = queue_entry_of(o, fd, name, &e, id, &why);
 	}
 	if (x == ERR_OK) {
 		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
@@ -487,8 +562,6 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 			log_warn("maildrop: cannot remove '%s' after queueing "
 				"it as %s: %s", name, id, strerror(errno));
 		}
-		log_debug(1, "picked up %s from %s (uid %ld) as %s", name,
-			e.user, e.uid, id);
 		out = PICKED_UP;
 	} else if (x == ERR_USAGE || x == ERR_DATA || x == ERR_LIMIT) {
 		log_error("maildrop: rejected %s from %s (uid %ld): %s; kept "

@@ -639,3 +639,82 @@ def test_two_pickups_at_once_send_each_message_once(system):
             os.unlink(path)
     with open(cache, "wb") as f:
         f.write(saved)
+
+
+class ConfigEdit:
+    """Append lines to the system configuration; restore it on exit."""
+
+    def __init__(self, system, lines, after=None):
+        self.path = system.config
+        self.lines = lines
+        self.after = after  # a line to insert after, else at the end
+
+    def __enter__(self):
+        with open(self.path) as f:
+            self.saved = f.read()
+        add = "\n".join(self.lines) + "\n"
+        if self.after is None:
+            text = self.saved + add
+        else:
+            text = self.saved.replace(self.after + "\n",
+                                      self.after + "\n" + add, 1)
+            assert text != self.saved
+        with open(self.path, "w") as f:
+            f.write(text)
+        return self
+
+    def __exit__(self, *exc):
+        with open(self.path, "w") as f:
+            f.write(self.saved)
+
+
+def received_uid(data):
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    m = re.search(r"(?m)^Received: by \S+ \(oasmtp pickup, from userid "
+                  r"(\d+) \(([^)]*)\)\);\r\n\t\S", head)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def test_local_user_cannot_choose_the_system_sender(system):
+    """issue 14 (3): -f neither sets the envelope sender nor picks another
+    system account; every message names its caller (Received:, journal).
+    An admin may let chosen users or groups set it."""
+    system.clear_maildrop()
+    seen = set(system.server.spooled())
+    alice = pwd.getpwnam(ALICE).pw_uid
+    with ConfigEdit(system, ["account other", "host 127.0.0.1", "port 9",
+                             "from ceo@example.com"]):
+        p = system.sendmail(ALICE, ["-f", "ceo@example.com", "ops@example.net"],
+                            b"From: CEO <ceo@example.com>\nSubject: wire "
+                            b"money\n\nnow\n")
+        assert p.returncode == 0, describe(p)
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+    assert re.search(rb"maildrop: [0-9a-f]+ from %s \(uid %d\) queued as "
+                     rb"[0-9a-f]+: account default, sender <me@example.org>"
+                     % (ALICE.encode(), alice), p.stderr), describe(p)
+    new = [n for n in system.server.spooled() if n not in seen]
+    assert len(new) == 1, describe(p)
+    (meta, data), = [m for m in delivered(system.server)
+                     if header(m[1], "Subject") == "wire money"]
+    assert meta["mail_from"] == "me@example.org", meta
+    assert received_uid(data) == (alice, ALICE), data
+    # the admin lets Bob's group choose: then -f counts (and picks the
+    # account whose from matches, as for a direct send)
+    seen = set(system.server.spooled())
+    with ConfigEdit(system, ["system_from_override nobody, %" + BOB],
+                    after="account default"):
+        for user in (ALICE, BOB):
+            p = system.sendmail(user, ["-f", "boss@example.org",
+                                       "ops@example.net"],
+                                b"Subject: as boss from %s\n\nx\n" %
+                                user.encode())
+            assert p.returncode == 0, describe(p)
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+    got = {header(data, "Subject"): (meta, data) for meta, data in
+           delivered(system.server)}
+    assert got["as boss from " + BOB][0]["mail_from"] == "boss@example.org"
+    assert got["as boss from " + ALICE][0]["mail_from"] == "me@example.org"
+    assert received_uid(got["as boss from " + BOB][1]) == \
+        (pwd.getpwnam(BOB).pw_uid, BOB)
