@@ -451,7 +451,8 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 	struct buf path;
 	char chunk[16384];
 	enum err e = ERR_OK;
-	int out;
+	size_t base;
+	int out = -1, i;
 	off_t off = 0;
 
 	buf_init(&path, 8192);
@@ -464,9 +465,25 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 		buf_release(&path);
 		return e;
 	}
-	buf_printf(&path, "/%s", name);
-	out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		O_CLOEXEC, 0600);
+	/*
+	 * A name already taken (a run that copied the entry but could not
+	 * remove it) must not keep this entry in the maildrop forever: the
+	 * copy gets a suffix instead.
+	 */
+	base = path.len;
+	for (i = 1; i <= 9; i++) {
+		path.len = base;
+		if ((i == 1 ? buf_printf(&path, "/%s", name) :
+		    buf_printf(&path, "/%s.%d", name, i)) != ERR_OK) {
+			buf_release(&path);
+			return errinfo_set(reterr, ERR_LIMIT, "path too long");
+		}
+		out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL |
+			O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (out >= 0 || errno != EEXIST) {
+			break;
+		}
+	}
 	if (out < 0) {
 		e = io_err(reterr, "create", buf_cstr(&path));
 		buf_release(&path);
@@ -626,7 +643,7 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	struct buf dir;
 	char **names = NULL;
 	size_t n = 0, i, moved = 0;
-	enum err e;
+	enum err e, first = ERR_OK;
 	int dfd = -1, lockfd = -1;
 
 	buf_init(&dir, 4096);
@@ -640,14 +657,31 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	if (e == ERR_OK && dfd >= 0) {
 		e = list_entries(dfd, &names, &n, reterr);
 	}
+	/*
+	 * One entry that cannot be handled now (unreadable, a full disk)
+	 * stays for the next run, reported; the others still flow.  The
+	 * first such error is returned.
+	 */
 	for (i = 0; i < n && e == ERR_OK; i++) {
-		enum outcome oc = pickup_one(o, dfd, names[i], reterr);
+		static struct errinfo one;
+		enum outcome oc;
 
+		errinfo_init(&one);
+		oc = pickup_one(o, dfd, names[i], &one);
 		if (oc == KEPT) {
-			e = reterr->code != ERR_OK ? reterr->code : ERR_IO;
+			log_error("maildrop: %s kept for the next run: %s",
+				names[i], one.msg[0] != '\0' ? one.msg :
+				"unknown error");
+			if (first == ERR_OK) {
+				first = one.code != ERR_OK ? one.code : ERR_IO;
+				*reterr = one;
+			}
 		} else if (oc == PICKED_UP) {
 			moved++;
 		}
+	}
+	if (e == ERR_OK) {
+		e = first;
 	}
 	if (moved > 0 && fsync(dfd) != 0 && errno != EINVAL) {
 		log_warn("maildrop: cannot sync '%s': %s", buf_cstr(&dir),

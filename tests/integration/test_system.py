@@ -718,3 +718,40 @@ def test_local_user_cannot_choose_the_system_sender(system):
     assert got["as boss from " + ALICE][0]["mail_from"] == "me@example.org"
     assert received_uid(got["as boss from " + BOB][1]) == \
         (pwd.getpwnam(BOB).pw_uid, BOB)
+
+
+def test_one_bad_entry_does_not_stop_the_others(system):
+    """issue 14 (4): an entry that is rejected under a name rejected/
+    already holds, and one the service cannot read now, do not stop the
+    pickup of the entries after them."""
+    system.clear_maildrop()
+    p = system.drop(ALICE, ["-t"], b"Subject: nobody\n\nx\n")
+    assert p.returncode == 0, describe(p)
+    bad, = system.entries()
+    rejected = os.path.join(system.state, "rejected")
+    os.makedirs(rejected, exist_ok=True)
+    os.chown(rejected, pwd.getpwnam(SVC).pw_uid, -1)
+    rig.write_file(os.path.join(rejected, bad), "an older copy\n", 0o600)
+    p = system.drop(BOB, ["ops@example.net"], b"Subject: unreadable\n\nx\n")
+    assert p.returncode == 0, describe(p)
+    unreadable, = [n for n in system.entries() if n != bad]
+    os.chmod(os.path.join(system.maildrop, unreadable), 0o600)
+    p = system.drop(BOB, ["ops@example.net"], b"Subject: after them\n\nx\n")
+    assert p.returncode == 0, describe(p)
+    p = system.service("-q", "--system")
+    assert p.returncode != 0, describe(p)
+    assert b"%s kept for the next run" % unreadable.encode() in p.stderr, \
+        describe(p)
+    assert b"rejected %s from %s" % (bad.encode(), ALICE.encode()) in \
+        p.stderr, describe(p)
+    assert system.entries() == [unreadable], describe(p)
+    assert sorted(n for n in os.listdir(rejected) if n.startswith(bad)) == \
+        [bad, bad + ".2"]
+    assert "after them" in [header(d, "Subject") for _, d in
+                            delivered(system.server)], describe(p)
+    # readable again: it goes on the next run
+    os.chmod(os.path.join(system.maildrop, unreadable), 0o640)
+    p = system.service("-q", "--system")
+    assert p.returncode == 0 and system.entries() == [], describe(p)
+    assert "unreadable" in [header(d, "Subject") for _, d in
+                            delivered(system.server)], describe(p)
