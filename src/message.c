@@ -833,6 +833,8 @@ struct prep {
 	const struct message_opts *o;
 	struct aliases *aliases;
 	struct addr_list rcpts;		/* final, de-duplicated */
+	size_t *seen;			/* hash set: rcpts index + 1, 0 = free */
+	size_t seen_cap;		/* a power of two, or 0 */
 	char *sender;
 	char *orig_sender;		/* a local -f that from_rewrite replaced */
 	int smtputf8;
@@ -864,24 +866,74 @@ bad_env_addr(const char *addr, int *utf8)
 	return NULL;
 }
 
+/*
+ * The slot of pp->seen that holds addr, or the free one where it goes
+ * (open addressing, linear probing).  Keeps the table at most half full,
+ * so de-duplicating n recipients takes O(n), not O(n^2): a message with
+ * 150 000 addresses costs a fraction of a second.  Returns (size_t)-1
+ * when the table cannot grow.
+ */
+static size_t
+seen_find(struct prep *pp, const char *addr)
+{
+	size_t mask, i;
+
+	if (pp->rcpts.n + 1 > pp->seen_cap / 2) {
+		size_t cap = pp->seen_cap ? pp->seen_cap * 2 : 64, k;
+		size_t *t = calloc(cap, sizeof(*t));
+
+		if (t == NULL) {
+			return (size_t)-1;
+		}
+		for (k = 0; k < pp->rcpts.n; k++) {
+			i = (size_t)addr_hash(pp->rcpts.v[k].addr) & (cap - 1);
+			while (t[i] != 0) {
+				i = (i + 1) & (cap - 1);
+			}
+			t[i] = k + 1;
+		}
+		free(pp->seen);
+		pp->seen = t;
+		pp->seen_cap = cap;
+	}
+	mask = pp->seen_cap - 1;
+	i = (size_t)addr_hash(addr) & mask;
+	while (pp->seen[i] != 0 &&
+	    !addr_equal(pp->rcpts.v[pp->seen[i] - 1].addr, addr)) {
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
 static enum err
 add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 	const char *what)
 {
 	const char *why;
-	size_t i;
+	size_t slot;
+	enum err rc;
 
 	why = bad_env_addr(addr, &pp->smtputf8);
 	if (why != NULL) {
 		return errinfo_set(pp->reterr, badcode,
 			"%s: invalid recipient '%s': %s", what, addr, why);
 	}
-	for (i = 0; i < pp->rcpts.n; i++) {
-		if (addr_equal(pp->rcpts.v[i].addr, addr)) {
-			return ERR_OK;
-		}
+	slot = seen_find(pp, addr);
+	if (slot == (size_t)-1) {
+		return errinfo_set(pp->reterr, ERR_NOMEM, "out of memory");
 	}
-	return addr_list_add(&pp->rcpts, NULL, addr, pp->reterr);
+	if (pp->seen[slot] != 0) {
+		return ERR_OK;		/* a duplicate */
+	}
+	if (pp->o->max_rcpts > 0 && pp->rcpts.n >= pp->o->max_rcpts) {
+		return errinfo_set(pp->reterr, ERR_LIMIT, "too many recipients "
+			"(more than %zu)", pp->o->max_rcpts);
+	}
+	rc = addr_list_add(&pp->rcpts, NULL, addr, pp->reterr);
+	if (rc == ERR_OK) {
+		pp->seen[slot] = pp->rcpts.n;
+	}
+	return rc;
 }
 
 /* Run parsed addresses through the aliases and into the final list. */
@@ -1651,6 +1703,7 @@ prep_release(struct prep *pp)
 {
 	/* fill_envelope may have moved addresses out, leaving NULLs */
 	addr_list_release(&pp->rcpts);
+	free(pp->seen);
 	aliases_free(pp->aliases);
 	free(pp->sender);
 	free(pp->orig_sender);
@@ -1667,6 +1720,7 @@ message_prepare(struct message *m, const struct message_opts *o,
 	enum err rc = ERR_OK;
 
 	memset(ret_env, 0, sizeof(*ret_env));
+	errinfo_init(reterr);
 	if (o->acc == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"message_prepare without an account");
@@ -1716,7 +1770,8 @@ message_prepare(struct message *m, const struct message_opts *o,
 	if (rc == ERR_OK) {
 		rc = add_msgid(&pp, &added, hostname);
 	}
-	if (rc == ERR_LIMIT || rc == ERR_NOMEM) {
+	if ((rc == ERR_LIMIT || rc == ERR_NOMEM) &&
+	    (reterr == NULL || reterr->code != rc)) {
 		/* from the buffer calls, which leave reterr alone */
 		rc = errinfo_set(reterr, rc, "preparing the message: %s",
 			rc == ERR_LIMIT ? "header block too large" :

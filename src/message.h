@@ -125,6 +125,7 @@ struct message_opts {
 	const char *hostname;		/* for %H and as Message-ID domain fallback */
 	const char *trace_user;		/* system pickup: the caller; NULL = none */
 	long trace_uid;			/* ... and their uid */
+	size_t max_rcpts;		/* more recipients: ERR_LIMIT; 0 = no cap */
 };
 
 /*
@@ -141,8 +142,8 @@ struct message_opts {
  * with -t To/Cc/Bcc, or Resent-To/Resent-Cc/Resent-Bcc of the first
  * Resent- block when the message has Resent- fields.  Local names (no '@')
  * go through the account's aliases file.  Duplicates are dropped (domain
- * compared case-insensitively), order kept.  None: ERR_USAGE "no
- * recipients found".
+ * compared case-insensitively; linear time), order kept.  None: ERR_USAGE
+ * "no recipients found"; more than max_rcpts: ERR_LIMIT.
  * Headers (the body is never touched), new fields go first in this order:
  *   Received: with trace_user, "Received: by HOST (oasmtp pickup, from
  *          userid UID (USER)); DATE", as Postfix's pickup does, so that

@@ -26,6 +26,13 @@
 #include "sysmode.h"
 #include "util.h"
 
+/*
+ * The most recipients one message from the system queue may have (as
+ * Postfix's smtpd_recipient_limit): more is rejected, so a local user
+ * cannot make the service do unbounded work for one cheap drop.
+ */
+#define PICKUP_MAX_RCPTS 1000
+
 /* What one entry came to. */
 enum outcome {
 	PICKED_UP,		/* queued and removed from the maildrop */
@@ -387,6 +394,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	mo.read_envelope_from = override && co.read_envelope_from;
 	mo.trace_user = e->user != NULL ? e->user : "";
 	mo.trace_uid = e->uid;
+	mo.max_rcpts = PICKUP_MAX_RCPTS;
 	mo.rcpt_args = co.recipients;
 	mo.n_rcpt_args = co.recipient_count;
 	mo.dsn_notify = co.dsn_notify;

@@ -755,3 +755,19 @@ def test_one_bad_entry_does_not_stop_the_others(system):
     assert p.returncode == 0 and system.entries() == [], describe(p)
     assert "unreadable" in [header(d, "Subject") for _, d in
                             delivered(system.server)], describe(p)
+
+
+def test_recipient_cap_in_system_mode(system):
+    """issue 14 (5): one cheap drop cannot make the service work without
+    bound: more than 1000 recipients are rejected, with the reason."""
+    system.clear_maildrop()
+    to = ", ".join("u%d@example.net" % i for i in range(1001))
+    p = system.drop(ALICE, ["-t"], b"To: %s\nSubject: many\n\nx\n" %
+                    to.encode())
+    assert p.returncode == 0, describe(p)
+    start = time.monotonic()
+    p = system.service("-q", "--system")
+    assert time.monotonic() - start < 30
+    assert p.returncode == 0, describe(p)
+    assert b"too many recipients (more than 1000)" in p.stderr, describe(p)
+    assert system.entries() == []
