@@ -771,3 +771,57 @@ def test_recipient_cap_in_system_mode(system):
     assert p.returncode == 0, describe(p)
     assert b"too many recipients (more than 1000)" in p.stderr, describe(p)
     assert system.entries() == []
+
+
+def test_unreadable_queue_entry_and_root_flush(system):
+    """issue 14 (6): an envelope file the service cannot read (root ran a
+    flush and left it root-owned) is reported and skipped, the others
+    are listed and sent; root is refused before it changes anything."""
+    system.clear_maildrop()
+    for i in (1, 2):
+        p = system.drop(ALICE, ["ops@example.net"],
+                        b"Subject: queued-%d\n\nx\n" % i)
+        assert p.returncode == 0, describe(p)
+    with ConfigEdit(system, ["port 9"]):
+        p = system.service("-q", "--system")
+    queue = os.path.join(system.state, "queue")
+    envs = sorted(n for n in os.listdir(queue) if n.endswith(".env"))
+    assert len(envs) == 2, describe(p)
+    os.chown(os.path.join(queue, envs[0]), 0, 0)
+    os.chmod(os.path.join(queue, envs[0]), 0o600)
+    try:
+        p = system.service("-bp", "--system")
+        assert p.returncode == 0, describe(p)
+        assert b"skipping a queue entry" in p.stderr and \
+            envs[0].encode() in p.stderr, describe(p)
+        assert envs[1][:-4].encode() in p.stdout, describe(p)
+        # root may look, but not flush, retry or drop
+        env = {"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": system.state,
+               "OASMTP_SPOOL_DIR": system.spool}
+        env.update(asan_env())
+        before = {n: os.stat(os.path.join(queue, n)) for n in
+                  os.listdir(queue)}
+        for args in (["-q"], ["--queue-retry", envs[1][:-4]],
+                     ["--queue-drop", envs[1][:-4]]):
+            r = subprocess.run([os.path.join(system.bin, "oasmtp")] + args +
+                               ["--system", "-C", system.config], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=60)
+            assert r.returncode == 78 and b"refusing to change the " \
+                b"system queue as root" in r.stderr, describe(r)
+        after = {n: os.stat(os.path.join(queue, n)) for n in
+                 os.listdir(queue)}
+        assert {n: (s.st_uid, s.st_mtime) for n, s in before.items()} == \
+            {n: (s.st_uid, s.st_mtime) for n, s in after.items()}
+        p = system.service("-qRexample.net", "--system")
+        assert b"skipping a queue entry" in p.stderr, describe(p)
+        assert "queued-2" in [header(d, "Subject") for _, d in
+                              delivered(system.server)] or \
+            "queued-1" in [header(d, "Subject") for _, d in
+                           delivered(system.server)], describe(p)
+        left = sorted(n for n in os.listdir(queue) if n.endswith(".env"))
+        assert left == [envs[0]], describe(p)
+    finally:
+        for n in os.listdir(queue):
+            if n.startswith(envs[0][:-4]):
+                os.unlink(os.path.join(queue, n))
