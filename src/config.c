@@ -50,6 +50,7 @@ struct parser {
 	unsigned line;
 	unsigned defaults_line;		/* first line of a defaults section */
 	int in_eval;			/* the line is the output of eval */
+	const char *unsafe;		/* why the file may not run commands */
 	int literal_secret;
 	struct account *defaults;
 	struct account *cur;		/* NULL before the first section */
@@ -1265,6 +1266,22 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 		}
 		return perr(ps, reterr, "unknown key '%s'", key);
 	}
+	/*
+	 * A key that runs a command (now, or at send time) only from a
+	 * file that nobody but its owner (root or the user) can change:
+	 * otherwise whoever can write it runs commands as the reader,
+	 * root included.
+	 */
+	if (ps->unsafe != NULL && (d->handler == h_eval ||
+	    d->field == ACCF_PASSWORDEVAL ||
+	    d->field == ACCF_OAUTH2_CLIENT_SECRET_EVAL ||
+	    d->field == ACCF_NOTIFY_COMMAND ||
+	    (d->field == ACCF_OAUTH2_TOKEN_STORE &&
+	    strncmp(arg, "command:", 8) == 0))) {
+		return perr(ps, reterr, "refusing '%s': it runs a command, and "
+			"this file %s; run: chmod go-w %s (and chown it to "
+			"yourself or root)", key, ps->unsafe, ps->file);
+	}
 	if (ps->cur == NULL && d->handler != h_account
 		&& d->handler != h_defaults && d->handler != h_eval) {
 		/* msmtp 1.2 compatibility: keys before any section */
@@ -1680,8 +1697,8 @@ resolve_home(const struct config_params *params)
 /* Parse data as file name into cfg (accounts appended/merged). */
 static enum err
 parse_into(struct config *cfg, const struct config_params *params,
-	const char *name, const char *data, size_t len, int *ret_secret,
-	struct errinfo *reterr)
+	const char *name, const char *data, size_t len, const struct stat *st,
+	int *ret_secret, struct errinfo *reterr)
 {
 	struct parser ps;
 	enum err e;
@@ -1695,6 +1712,13 @@ parse_into(struct config *cfg, const struct config_params *params,
 	ps.cfg = cfg;
 	ps.home = resolve_home(params);
 	ps.file = name;
+	if (st != NULL && S_ISREG(st->st_mode)) {
+		if (st->st_uid != geteuid() && st->st_uid != 0) {
+			ps.unsafe = "belongs to another user";
+		} else if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			ps.unsafe = "is writable by group or others";
+		}
+	}
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
 		return nomem(reterr);
@@ -1741,7 +1765,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
 	if (params == NULL) {
 		params = &none;
 	}
-	e = parse_into(cfg, params, name, data, len, NULL, reterr);
+	e = parse_into(cfg, params, name, data, len, NULL, NULL, reterr);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -1884,7 +1908,7 @@ load_file(struct config *cfg, const struct config_params *params,
 		return e;
 	}
 	*ret_found = 1;
-	e = parse_into(cfg, params, path, data.data, data.len, &secret,
+	e = parse_into(cfg, params, path, data.data, data.len, &st, &secret,
 		reterr);
 	buf_release(&data);
 	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {

@@ -825,3 +825,48 @@ def test_unreadable_queue_entry_and_root_flush(system):
         for n in os.listdir(queue):
             if n.startswith(envs[0][:-4]):
                 os.unlink(os.path.join(queue, n))
+
+
+def test_config_that_others_can_change_runs_no_command(system, tmp_path):
+    """issue 14 (7): a configuration file that its group, everyone or
+    another user can change may not run commands as the reader (root
+    here): eval, passwordeval and friends are refused before anything
+    runs."""
+    d = tmp_path / "cfg"
+    d.mkdir()
+    os.chmod(str(d), 0o755)
+    mark = str(tmp_path / "ran")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(d)}
+    env.update(asan_env())
+    cases = (
+        ("eval touch %s; echo from x@example.org" % mark, 0o666, 0),
+        ("passwordeval touch %s" % mark, 0o620, 0),
+        ("notify_command touch %s" % mark, 0o602, 0),
+        ("eval touch %s; echo from x@example.org" % mark, 0o600,
+         pwd.getpwnam(ALICE).pw_uid),
+    )
+    for line, mode, owner in cases:
+        cfg = str(d / "rc")
+        rig.write_config(cfg, ["account default", "host 127.0.0.1",
+                               "port 9", "from me@example.org", line],
+                         mode=mode)
+        os.chown(cfg, owner, -1)
+        os.chmod(cfg, mode)
+        p = subprocess.run([os.path.join(system.bin, "oasmtp"), "-C", cfg,
+                            "--pretend", "x@example.net"], input=b"x\n",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=60)
+        assert p.returncode == 78 and b"it runs a command" in p.stderr, \
+            (line, oct(mode), describe(p))
+        assert not os.path.exists(mark), line
+    # the same file, private to root, runs its eval
+    cfg = str(d / "rc")
+    rig.write_config(cfg, ["account default", "host 127.0.0.1", "port 9",
+                           "from me@example.org",
+                           "eval touch %s; echo auth off" % mark], mode=0o600)
+    os.chown(cfg, 0, 0)
+    p = subprocess.run([os.path.join(system.bin, "oasmtp"), "-C", cfg,
+                        "--pretend", "x@example.net"], input=b"x\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=60)
+    assert p.returncode == 0 and os.path.exists(mark), describe(p)
