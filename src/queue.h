@@ -89,6 +89,14 @@ void queue_entries_free(struct queue_entry *v, size_t n);
 enum err queue_default_dir(struct buf *out, struct errinfo *reterr);
 
 /*
+ * Append the queue directory of an account whose queue_dir setting is
+ * configured (NULL or "": the default directory) to out.  Errors: those
+ * of queue_default_dir().
+ */
+enum err queue_configured_dir(const char *configured, struct buf *out,
+	struct errinfo *reterr);
+
+/*
  * Open the queue in dir.  With create, missing directories (dir, tmp/,
  * failed/, and their parents) are made with mode 0700; without it a missing
  * dir is ERR_OK with *ret = NULL (an empty queue).  *ret is owned by the

@@ -75,7 +75,13 @@ int err_exit_code(enum err code);
 /* A short stable name ("ERR_SMTP_TEMP"), for logs and tests. */
 const char *err_name(enum err code);
 
-/* True for codes that mean "try again later" (exit 75): queueable. */
+/* True for codes that mean "try again later" (exit 75). */
 int err_is_temporary(enum err code);
+
+/*
+ * True for codes after which the queue keeps a message: the temporary ones
+ * and ERR_REAUTH (the mail waits for `oasmtp-token authorize`).
+ */
+int err_is_queueable(enum err code);
 
 #endif

@@ -18,7 +18,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "envelope.h"
-#include "flow.h"
+#include "job.h"
 #include "log.h"
 #include "maildrop.h"
 #include "message.h"
@@ -317,7 +317,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
 	struct cli_opts co;
-	struct flow r = { .o = &co };
+	struct job job = { .o = &co };
 	struct message *m = NULL;
 	struct message_opts mo;
 	struct envelope env;
@@ -367,12 +367,12 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	 * default account's system_from_override names; for them -f also
 	 * picks the account whose `from` matches, as for a direct send.
 	 */
-	x = flow_load_account(&r, NULL, 0, reterr);
+	x = job_load_account(&job, NULL, 0, reterr);
 	if (x == ERR_OK && from != NULL &&
-	    may_override(r.acc->system_from_override, e->uid)) {
+	    may_override(job.acc->system_from_override, e->uid)) {
 		override = 1;
-		flow_release(&r);
-		x = flow_load_account(&r, from, 0, reterr);
+		job_release(&job);
+		x = job_load_account(&job, from, 0, reterr);
 	} else if (x == ERR_OK && from != NULL) {
 		log_debug(1, "maildrop: uid %ld may not choose the sender; "
 			"'%s' ignored", e->uid, from);
@@ -386,7 +386,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	}
 	gethostname(hostname, sizeof(hostname) - 1);
 	memset(&mo, 0, sizeof(mo));
-	mo.acc = r.acc;
+	mo.acc = job.acc;
 	mo.envelope_from = override && co.has_envelope_from ?
 	    co.envelope_from : NULL;
 	mo.full_name = co.full_name;
@@ -414,14 +414,14 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 			goto out;
 		}
 	}
-	x = flow_queue_dir(r.acc, &dir, reterr);
+	x = queue_configured_dir(job.acc->queue_dir, &dir, reterr);
 	if (x == ERR_OK) {
 		x = queue_open(buf_cstr(&dir), 1, &q, reterr);
 	}
 	if (x == ERR_OK) {
 		queue_entry_init(&qe);
 		/* borrowed for the write */
-		qe.account = r.acc->name;
+		qe.account = job.acc->name;
 		qe.config = config != NULL ? config : "";
 		qe.env = env;
 		qe.created = e->time;
@@ -432,7 +432,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 			memcpy(ret_id, qe.id, sizeof(qe.id));
 			log_info("maildrop: %s from %s (uid %ld) queued as %s: "
 				"account %s, sender <%s>, %zu recipient%s",
-				name, e->user, e->uid, qe.id, r.acc->name,
+				name, e->user, e->uid, qe.id, job.acc->name,
 				env.from != NULL ? env.from : "",
 				env.n_rcpts, env.n_rcpts == 1 ? "" : "s");
 		}
@@ -446,7 +446,7 @@ out:
 	free(config);
 	envelope_release(&env);
 	message_free(m);
-	flow_release(&r);
+	job_release(&job);
 	buf_release(&dir);
 	cli_opts_release(&co);
 	return x;
