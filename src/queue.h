@@ -1,5 +1,5 @@
 /*
- * queue.h - the on-disk mail queue (design.md section 8): messages kept
+ * queue.h - the on-disk mail queue (doc/design.md, On-disk state): messages kept
  * after a temporary failure (queue on-failure) or before any attempt
  * (queue always), flushed later by oasmtp -q.
  *

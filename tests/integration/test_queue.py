@@ -1,4 +1,4 @@
-"""The mail queue (design.md §8, issue 6 "Never lose mail"): `queue
+"""The mail queue (oasmtp(1), QUEUE: "never lose mail"): `queue
 on-failure` keeps the message on every temporary failure and exits 0 with one
 warning line; `oasmtp -q` later delivers it byte for byte, exactly once, over
 one connection per account; permanent failures are not queued; failed/
@@ -686,7 +686,7 @@ def test_enqueues_during_a_flush_all_delivered_once(
 
 def test_flush_100_through_50ms_rtt_one_connection(
         home, fault_server, certs, proxies):
-    """Benchmark figure (design.md §11): flush of 100 queued messages
+    """Benchmark figure (tests/bench/README.md): flush of 100 queued messages
     through a 50 ms RTT path."""
     cfg = queue_many(home, certs, 100)
     good = fault_server(user=USER, token=TOKEN,

@@ -1,7 +1,7 @@
 /*
  * test_cli.c - the sendmail command line (cli.c) and logging (log.c).
  *
- * Every caller in design.md section 1 gets a case with its exact argv and
+ * Every caller in oasmtp(1), EXAMPLES gets a case with its exact argv and
  * every field of the result is compared, so a flag that leaks into the
  * wrong field fails too.
  */

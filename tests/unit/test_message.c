@@ -556,7 +556,7 @@ test_header_from(void)
 	message_free(m);
 }
 
-/* ---- message_prepare: the callers of design.md section 1 ---- */
+/* ---- message_prepare: the callers of oasmtp(1), EXAMPLES ---- */
 
 static void
 test_git_send_email(void)
