@@ -92,6 +92,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_QUEUE_MAX_AGE] = SCALAR(queue_max_age),
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
+	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 };
 

@@ -135,6 +135,9 @@ struct account {
 	int auto_from;
 	char *maildomain;
 
+	/* system mode: the callers whose -f counts (oasmtprc(5)) */
+	char *system_from_override;
+
 	/*
 	 * Not a configuration key: set by config_load() for the accounts of
 	 * a system-mode load (config_params.system_state_dir), so helpers
@@ -221,6 +224,7 @@ enum account_field {
 	ACCF_MAILDOMAIN,
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
+	ACCF_SYSTEM_FROM_OVERRIDE,
 	ACCF_MAX
 };
 

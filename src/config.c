@@ -50,6 +50,7 @@ struct parser {
 	unsigned line;
 	unsigned defaults_line;		/* first line of a defaults section */
 	int in_eval;			/* the line is the output of eval */
+	const char *unsafe;		/* why the file may not run commands */
 	int literal_secret;
 	struct account *defaults;
 	struct account *cur;		/* NULL before the first section */
@@ -1113,6 +1114,8 @@ static const struct directive directives[] = {
 		"and port" },
 	{ "source_ip", h_string, ACCF_SOURCE_IP, 0, NULL },
 	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
+	{ "system_from_override", h_string, ACCF_SYSTEM_FROM_OVERRIDE, 0,
+		NULL },
 	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "tls", h_bool, ACCF_TLS, 0, NULL },
 	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
@@ -1270,6 +1273,22 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 				"unknown key '%s'; did you mean '%s'?", key, s);
 		}
 		return perr(ps, reterr, "unknown key '%s'", key);
+	}
+	/*
+	 * A key that runs a command (now, or at send time) only from a
+	 * file that nobody but its owner (root or the user) can change:
+	 * otherwise whoever can write it runs commands as the reader,
+	 * root included.
+	 */
+	if (ps->unsafe != NULL && (d->handler == h_eval ||
+	    d->field == ACCF_PASSWORDEVAL ||
+	    d->field == ACCF_OAUTH2_CLIENT_SECRET_EVAL ||
+	    d->field == ACCF_NOTIFY_COMMAND ||
+	    (d->field == ACCF_OAUTH2_TOKEN_STORE &&
+	    strncmp(arg, "command:", 8) == 0))) {
+		return perr(ps, reterr, "refusing '%s': it runs a command, and "
+			"this file %s; run: chmod go-w %s (and chown it to "
+			"yourself or root)", key, ps->unsafe, ps->file);
 	}
 	if (ps->cur == NULL && d->handler != h_account
 		&& d->handler != h_defaults && d->handler != h_eval) {
@@ -1719,6 +1738,7 @@ is_msmtp_file(const char *path)
 static enum err
 parse_into(struct config *cfg, const struct config_params *params,
 	const char *name, const char *data, size_t len, int msmtp_defaults,
+	const struct stat *st,
 	int *ret_secret, struct errinfo *reterr)
 {
 	struct parser ps;
@@ -1733,6 +1753,13 @@ parse_into(struct config *cfg, const struct config_params *params,
 	ps.cfg = cfg;
 	ps.home = resolve_home(params);
 	ps.file = name;
+	if (st != NULL && S_ISREG(st->st_mode)) {
+		if (st->st_uid != geteuid() && st->st_uid != 0) {
+			ps.unsafe = "belongs to another user";
+		} else if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			ps.unsafe = "is writable by group or others";
+		}
+	}
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
 		return nomem(reterr);
@@ -1782,7 +1809,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
 	if (params == NULL) {
 		params = &none;
 	}
-	e = parse_into(cfg, params, name, data, len, 0, NULL, reterr);
+	e = parse_into(cfg, params, name, data, len, 0, NULL, NULL, reterr);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -1926,7 +1953,7 @@ load_file(struct config *cfg, const struct config_params *params,
 	}
 	*ret_found = 1;
 	e = parse_into(cfg, params, path, data.data, data.len,
-		!is_system && is_msmtp_file(path), &secret, reterr);
+		!is_system && is_msmtp_file(path), &st, &secret, reterr);
 	buf_release(&data);
 	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {
 		e = check_private(path, &st, is_system, reterr);
@@ -2454,6 +2481,7 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "from_rewrite_header", name_of(from_original_choices,
 		a->from_rewrite_header));
 	put_str(out, "aliases", a->aliases);
+	put_str(out, "system_from_override", a->system_from_override);
 	put_str(out, "logfile", a->logfile);
 	put_str(out, "logfile_time_format", a->logfile_time_format);
 	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");

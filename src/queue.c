@@ -76,7 +76,17 @@ struct queue {
 	char *dir;
 	int dfd;		/* DIR */
 	int lockfd;		/* DIR/.lock once locked, else -1 */
+	void (*on_skip)(void *ctx, const char *msg);	/* queue_on_skip */
+	void *skip_ctx;
 };
+
+void
+queue_on_skip(struct queue *q, void (*fn)(void *ctx, const char *msg),
+	void *ctx)
+{
+	q->on_skip = fn;
+	q->skip_ctx = ctx;
+}
 
 void
 queue_entry_init(struct queue_entry *e)
@@ -987,9 +997,19 @@ list_one(void *ctx, const char *id)
 	enum err r;
 
 	r = read_entry(l->q, id, l->failed, &e, &scratch);
-	if (r == ERR_DATA || r == ERR_USAGE) {
-		/* malformed, or removed by someone else meanwhile */
-		l->bad += r == ERR_DATA;
+	if (r == ERR_USAGE) {
+		return ERR_OK;	/* removed by someone else meanwhile */
+	}
+	if (r == ERR_DATA || r == ERR_IO) {
+		/*
+		 * Malformed, or unreadable (another owner, a bad sector): one
+		 * such entry must not hide or stop all the others.  Skipped
+		 * and reported.
+		 */
+		l->bad++;
+		if (l->q->on_skip != NULL) {
+			l->q->on_skip(l->q->skip_ctx, scratch.msg);
+		}
 		return ERR_OK;
 	}
 	if (r != ERR_OK) {

@@ -58,6 +58,7 @@ MESSAGE_FUNCS = {
     "errinfo_prefix": 1,  # context put in front of another message
     "log_warn": 0,
     "log_error": 0,
+    "log_info": 0,
     "perr": 2,  # src/config.c: "FILE:LINE: " + message
     "pwarn": 2,  # src/config.c: a warning with FILE:LINE
     "add_warning": 1,  # src/config.c: a warning without a line
