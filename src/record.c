@@ -263,7 +263,7 @@ first_line(struct reader *r, const char *p, size_t n)
 	}
 	p += nl + 1;
 	n -= nl + 1;
-	if (n == 0 || n >= sizeof(num) || p[0] < '0' || p[0] > '9') {
+	if (n == 0 || n >= sizeof(num) || strspn(p, "0123456789") < n) {
 		return bad(r, "a bad version number", "");
 	}
 	memcpy(num, p, n);
