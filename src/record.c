@@ -158,13 +158,6 @@ struct reader {
 	struct errinfo *reterr;
 };
 
-static enum err
-bad(struct reader *r, const char *why, const char *detail)
-{
-	return errinfo_set(r->reterr, ERR_DATA, "%s, line %u: %s%s",
-		r->spec->what, r->line, why, detail);
-}
-
 /*
  * Unescape p[0..n) into a new heap string (*ret, *ret_len).  ERR_DATA for
  * a bad escape or a raw control byte, ERR_NOMEM.
@@ -215,12 +208,13 @@ unescape(struct reader *r, const char *p, size_t n, char **ret,
 raw:
 	util_wipe(s, n + 1);
 	free(s);
-	return bad(r, "a control character in a value", "");
+	return errinfo_set(r->reterr, ERR_DATA, "%s, line %u: a control "
+		"character in a value", r->spec->what, r->line);
 escape:
 	util_wipe(s, n + 1);
 	free(s);
-	return bad(r, "a bad escape (only \\\\, \\n, \\r, \\t and \\xHH)",
-		"");
+	return errinfo_set(r->reterr, ERR_DATA, "%s, line %u: a bad escape "
+		"(only \\\\, \\n, \\r, \\t and \\xHH)", r->spec->what, r->line);
 }
 
 /* The spec entry for key p[0..n), or NULL. */
@@ -264,7 +258,8 @@ first_line(struct reader *r, const char *p, size_t n)
 	p += nl + 1;
 	n -= nl + 1;
 	if (n == 0 || n >= sizeof(num) || strspn(p, "0123456789") < n) {
-		return bad(r, "a bad version number", "");
+		return errinfo_set(r->reterr, ERR_DATA, "%s, line 1: a bad "
+			"version number", spec->what);
 	}
 	memcpy(num, p, n);
 	num[n] = '\0';
@@ -290,7 +285,8 @@ field_line(struct reader *r, const char *p, size_t n)
 	enum err e;
 
 	if (sp == NULL || !word_ok(p, klen)) {
-		return bad(r, "not a 'key value' line", "");
+		return errinfo_set(r->reterr, ERR_DATA, "%s, line %u: not a "
+			"'key value' line", r->spec->what, r->line);
 	}
 	memcpy(shown, p, klen);
 	shown[klen] = '\0';
