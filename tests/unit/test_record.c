@@ -477,21 +477,20 @@ test_v010_token_files(void)
 static void
 test_v010_maildrop(void)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], data[4096];
 	struct maildrop_entry e;
 	struct buf b;
 	FILE *f;
 	size_t n;
 
-	buf_init(&b, MAILDROP_HEADER_MAX + 4096);
 	if (!ok(fixture("maildrop-entry", "v010.drop", path, sizeof(path)) ==
 		0 && (f = fopen(path, "rb")) != NULL, "0.1.0 maildrop entry")) {
 		return;
 	}
-	n = fread(b.data, 1, 4096, f);
+	n = fread(data, 1, sizeof(data), f);
 	fclose(f);
-	b.len = n;
-	b.data[n] = '\0';
+	buf_init(&b, sizeof(data));
+	ok(buf_append(&b, data, n) == ERR_OK, "read");
 	if (is_int(maildrop_parse_header(b.data, b.len, &e, &ei), ERR_OK,
 		"0.1.0 maildrop entry read (%s)", ei.msg)) {
 		is_int(e.uid, 1000, "uid");
