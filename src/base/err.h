@@ -69,13 +69,19 @@ enum err errinfo_vset(struct errinfo *ei, enum err code, const char *fmt,
 enum err errinfo_prefix(struct errinfo *ei, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* The sysexits(3) value for a code (design.md section 9). */
+/* The sysexits(3) value for a code (doc/design.md, Errors and exit codes). */
 int err_exit_code(enum err code);
 
 /* A short stable name ("ERR_SMTP_TEMP"), for logs and tests. */
 const char *err_name(enum err code);
 
-/* True for codes that mean "try again later" (exit 75): queueable. */
+/* True for codes that mean "try again later" (exit 75). */
 int err_is_temporary(enum err code);
+
+/*
+ * True for codes after which the queue keeps a message: the temporary ones
+ * and ERR_REAUTH (the mail waits for `oasmtp-token authorize`).
+ */
+int err_is_queueable(enum err code);
 
 #endif
