@@ -187,20 +187,6 @@ nomem:
 	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 }
 
-/* 1 when b holds the end of a header record ("\nend\n"). */
-static int
-has_end(const struct buf *b)
-{
-	size_t i;
-
-	for (i = 0; i + 5 <= b->len; i++) {
-		if (memcmp(b->data + i, "\nend\n", 5) == 0) {
-			return 1;
-		}
-	}
-	return 0;
-}
-
 /* Read the header record of fd into e. */
 static enum err
 read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
@@ -226,8 +212,7 @@ read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 			break;
 		}
 		off += n;
-		/* the record ends at the first "\nend\n" */
-		if (has_end(&b)) {
+		if (maildrop_header_end(b.data, b.len) > 0) {
 			break;
 		}
 	}

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "fileio.h"
+#include "record.h"
 #include "util.h"
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -496,79 +499,111 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 
 /* ---- session cache ---- */
 
-/* Create the missing directories above path, mode 0700. */
-static int
-make_parent_dirs(const char *path)
-{
-	char dir[4096];
-	size_t len = util_strlcpy(dir, path, sizeof(dir));
+/*
+ * A session file (mode 0600) is a record (record.h):
+ *
+ *   oasmtp-session 2
+ *   host HOST          the server it is for
+ *   check MODE         ca | fingerprint | none: how the server was checked
+ *   session PEM        the SSL_SESSION in PEM
+ *   end
+ *
+ * A file for another host or check mode is not used.  Version 1 (oasmtp
+ * 0.1.0) was the line "oasmtp-session host=HOST check=MODE" and the PEM.
+ */
+static const struct record_key session_keys[] = {
+	{ "host", RECORD_REQUIRED }, { "check", RECORD_REQUIRED },
+	{ "session", RECORD_REQUIRED }, { NULL, 0 },
+};
 
-	if (len >= sizeof(dir)) {
-		return -1;
-	}
-	for (char *p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/') {
-			continue;
-		}
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
+static const struct record_spec session_spec = {
+	.name = "oasmtp-session", .what = "TLS session file",
+	.min_version = 2, .max_version = 2, .trailer_since = 2,
+	.keys = session_keys,
+};
 
 /* Called by OpenSSL whenever a new session (TLS 1.3: ticket) arrives. */
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_transport *tt = tls_from_ssl(ssl);
-	struct buf tmp;
+	struct buf rec;
 	BIO *m = NULL;
 	char *pem;
 	long pem_len;
-	int fd = -1;
-	int ok = 0;
+	enum err e;
 
 	if (tt == NULL || tt->session_path == NULL
 		|| !SSL_SESSION_is_resumable(sess)) {
 		return 0;
 	}
-	buf_init(&tmp, 4200);
-	if (make_parent_dirs(tt->session_path) != 0
-		|| buf_printf(&tmp, "%s.XXXXXX", tt->session_path) != ERR_OK) {
-		goto out;
-	}
+	buf_init_secret(&rec, SESSION_FILE_MAX - 1);
 	m = BIO_new(BIO_s_mem());
-	if (m == NULL
-		|| BIO_printf(m, "oasmtp-session host=%s check=%s\n", tt->host,
-			check_names[tt->mode]) <= 0
-		|| !PEM_write_bio_SSL_SESSION(m, sess)) {
+	if (m == NULL || !PEM_write_bio_SSL_SESSION(m, sess)
+		|| (pem_len = BIO_get_mem_data(m, &pem)) <= 0) {
 		goto out;
 	}
-	pem_len = BIO_get_mem_data(m, &pem);
-	fd = mkstemp(tmp.data);		/* mode 0600 */
-	if (fd < 0) {
-		goto out;
+	e = record_begin(&rec, session_spec.name, 2);
+	if (e == ERR_OK) {
+		e = record_put_str(&rec, "host", tt->host);
 	}
-	if (fchmod(fd, 0600) == 0 && pem_len > 0
-		&& util_write_all(fd, pem, (size_t)pem_len) == 0
-		&& close(fd) == 0) {
-		fd = -1;
-		ok = rename(tmp.data, tt->session_path) == 0;
+	if (e == ERR_OK) {
+		e = record_put_str(&rec, "check", check_names[tt->mode]);
 	}
-	if (!ok) {
-		unlink(tmp.data);
+	if (e == ERR_OK) {
+		e = record_put(&rec, "session", pem, (size_t)pem_len);
+	}
+	if (e == ERR_OK) {
+		e = record_finish(&rec);
+	}
+	/* a session that cannot be kept only costs a full handshake */
+	if (e == ERR_OK && fileio_secret_dir(tt->session_path, geteuid(), 1,
+		NULL) == ERR_OK) {
+		(void)fileio_write_private(tt->session_path, rec.data,
+			rec.len, 0, NULL);
 	}
 out:
-	if (fd >= 0) {
-		close(fd);
-	}
 	BIO_free(m);
-	buf_release(&tmp);
+	buf_release(&rec);
 	/* 0: we kept no reference to sess. */
 	return 0;
+}
+
+/*
+ * The PEM of a session file in raw for this host and check mode, or NULL;
+ * *ret_rec is released by the caller.
+ */
+static const char *
+session_pem(const struct tls_transport *tt, const struct buf *raw,
+	struct record *ret_rec, size_t *ret_len)
+{
+	char legacy[512];
+	const char *host, *check, *nl;
+	int n;
+
+	memset(ret_rec, 0, sizeof(*ret_rec));
+	if (record_parse(&session_spec, raw->data, raw->len, ret_rec, NULL)
+		== ERR_OK) {
+		host = record_get(ret_rec, "host");
+		check = record_get(ret_rec, "check");
+		if (strcmp(host, tt->host) != 0
+			|| strcmp(check, check_names[tt->mode]) != 0) {
+			return NULL;
+		}
+		nl = record_get(ret_rec, "session");
+		*ret_len = strlen(nl);	/* PEM holds no NUL */
+		return nl;
+	}
+	n = snprintf(legacy, sizeof(legacy), "oasmtp-session host=%s "
+		"check=%s\n", tt->host, check_names[tt->mode]);
+	nl = memchr(raw->data, '\n', raw->len);
+	if (n <= 0 || (size_t)n >= sizeof(legacy) || nl == NULL
+		|| (size_t)(nl + 1 - raw->data) != (size_t)n
+		|| memcmp(raw->data, legacy, (size_t)n) != 0) {
+		return NULL;
+	}
+	*ret_len = raw->len - (size_t)n;
+	return nl + 1;
 }
 
 /*
@@ -578,51 +613,33 @@ out:
 static SSL_SESSION *
 load_session(const struct tls_transport *tt)
 {
-	char data[SESSION_FILE_MAX];
-	char want[512];
+	const struct fileio_private rules = {
+		.what = "TLS session file", .owner = geteuid(),
+		.forbidden = 077, .max = SESSION_FILE_MAX - 1,
+		.refused = ERR_CONFIG,
+	};
 	SSL_SESSION *sess = NULL;
-	struct stat st;
+	struct record rec;
+	struct buf raw;
+	const char *pem = NULL;
 	size_t len = 0;
-	char *nl;
 	BIO *m;
-	int fd;
 
-	fd = open(tt->session_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		return NULL;
+	buf_init_secret(&raw, SESSION_FILE_MAX);
+	memset(&rec, 0, sizeof(rec));
+	if (fileio_read_private(AT_FDCWD, tt->session_path, &rules, &raw,
+		NULL, NULL) == ERR_OK) {
+		pem = session_pem(tt, &raw, &rec, &len);
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
-		|| st.st_uid != geteuid() || st.st_size >= SESSION_FILE_MAX) {
-		close(fd);
-		return NULL;
-	}
-	while (len < sizeof(data) - 1) {
-		ssize_t r = read(fd, data + len, sizeof(data) - 1 - len);
-
-		if (r < 0 && errno == EINTR) {
-			continue;
+	if (pem != NULL && len <= INT_MAX) {
+		m = BIO_new_mem_buf(pem, (int)len);
+		if (m != NULL) {
+			sess = PEM_read_bio_SSL_SESSION(m, NULL, NULL, NULL);
+			BIO_free(m);
 		}
-		if (r <= 0) {
-			break;
-		}
-		len += (size_t)r;
 	}
-	close(fd);
-	data[len] = '\0';
-	snprintf(want, sizeof(want), "oasmtp-session host=%s check=%s",
-		tt->host, check_names[tt->mode]);
-	nl = memchr(data, '\n', len);
-	if (nl == NULL || (size_t)(nl - data) != strlen(want)
-		|| memcmp(data, want, strlen(want)) != 0) {
-		util_wipe(data, sizeof(data));
-		return NULL;
-	}
-	m = BIO_new_mem_buf(nl + 1, (int)(len - (size_t)(nl + 1 - data)));
-	if (m != NULL) {
-		sess = PEM_read_bio_SSL_SESSION(m, NULL, NULL, NULL);
-		BIO_free(m);
-	}
-	util_wipe(data, sizeof(data));
+	record_release(&rec);
+	buf_release(&raw);
 	ERR_clear_error();
 	if (sess == NULL) {
 		return NULL;

@@ -1309,6 +1309,61 @@ file_mode(const char *path)
 	return (int)(st.st_mode & 07777);
 }
 
+/* 1 when the file at path contains needle. */
+static int
+file_has(const char *path, const char *needle)
+{
+	char data[16384];
+	FILE *f = fopen(path, "r");
+	size_t n = f != NULL ? fread(data, 1, sizeof(data) - 1, f) : 0;
+
+	if (f != NULL) {
+		fclose(f);
+	}
+	data[n] = '\0';
+	return strstr(data, needle) != NULL;
+}
+
+/*
+ * Rewrite the session record at path in the layout of oasmtp 0.1.0: the
+ * line "oasmtp-session host=H check=C", then the PEM.
+ */
+static int
+session_to_v010(const char *path)
+{
+	char data[16384], pem[16384];
+	FILE *f = fopen(path, "r");
+	size_t n = f != NULL ? fread(data, 1, sizeof(data) - 1, f) : 0;
+	const char *v, *end;
+	size_t o = 0;
+
+	if (f != NULL) {
+		fclose(f);
+	}
+	data[n] = '\0';
+	v = strstr(data, "\nsession ");
+	end = v != NULL ? strchr(v + 1, '\n') : NULL;
+	if (end == NULL) {
+		return -1;
+	}
+	for (v += strlen("\nsession "); v < end; v++) {
+		if (v[0] == '\\' && v[1] == 'n') {
+			pem[o++] = '\n';
+			v++;
+		} else {
+			pem[o++] = *v;
+		}
+	}
+	f = fopen(path, "w");
+	if (f == NULL) {
+		return -1;
+	}
+	fprintf(f, "oasmtp-session host=localhost check=ca\n%.*s", (int)o,
+		pem);
+	fclose(f);
+	return chmod(path, 0600);
+}
+
 static void
 test_tls_resumption(void)
 {
@@ -1417,9 +1472,27 @@ test_tls_resumption(void)
 		char head[128] = "";
 
 		ok(fgets(head, sizeof(head), f) != NULL, "resume: readable");
-		is_str(head, "oasmtp-session host=localhost check=ca\n",
-			"resume: header records host and check mode");
+		is_str(head, "oasmtp-session 2\n",
+			"resume: a session record");
 		fclose(f);
+	}
+	ok(file_has(cache, "\nhost localhost\ncheck ca\nsession -----BEGIN "
+		"SSL SESSION PARAMETERS-----\\n"), "resume: it records host, "
+		"check mode and the session");
+
+	/* A session file as oasmtp 0.1.0 wrote it is still used. */
+	ok(session_to_v010(cache) == 0, "resume: file in the 0.1.0 layout");
+	if (server_start(&s, good, SRV_GREET, 5)) {
+		e = connect_local(&s, &t);
+		if (e == ERR_OK) {
+			errinfo_init(&ei);
+			e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+		}
+		ok(e == ERR_OK && transport_tls_resumed(t),
+			"resume: a 0.1.0 session file is resumed (%s)", ei.msg);
+		transport_close(t);
+		t = NULL;
+		server_stop(&s);
 	}
 	SSL_CTX_free(good);
 }
