@@ -71,6 +71,14 @@ struct flush_group {
 	size_t sent, deferred, failed;
 };
 
+/* A queue entry queue_list() cannot read or parse: say so, go on. */
+static void
+warn_skipped(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("skipping a queue entry: %s", msg);
+}
+
 static enum err
 file_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
@@ -559,6 +567,7 @@ flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 		log_debug(1, "queue %s: removed %zu leftover file%s of "
 			"interrupted runs", dir, removed, removed == 1 ? "" : "s");
 	}
+	queue_on_skip(q, warn_skipped, NULL);
 	e = queue_list(q, 0, &v, &n, NULL, reterr);
 	if (e != ERR_OK) {
 		goto out;
