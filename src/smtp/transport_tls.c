@@ -12,6 +12,8 @@
  * the captured leaf certificate, a copy of the session-cache path and the
  * wrapped transport; tls_close() releases all of them.
  */
+/* the per-library error-text loaders (ssl_reason()) are deprecated */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "transport.h"
 
 #include <arpa/inet.h>
@@ -183,6 +185,36 @@ sock_method_init(void)
 
 /* ---- helpers ---- */
 
+/*
+ * OpenSSL's error texts.  Loading them all costs about a million
+ * instructions, paid by every send although only a failure needs them:
+ * they are loaded the first time a message needs one, for the libraries
+ * whose errors a TLS set-up or handshake raises.  The per-library loaders
+ * are deprecated in OpenSSL 3; where a build lacks them the texts are
+ * loaded at start-up as usual (STRINGS_AT_START).
+ */
+#ifdef OPENSSL_NO_DEPRECATED_3_0
+#define STRINGS_AT_START 0
+#else
+#define STRINGS_AT_START (OPENSSL_INIT_NO_LOAD_SSL_STRINGS | \
+	OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS)
+
+static void
+load_error_strings(void)
+{
+	ERR_load_SSL_strings();
+	ERR_load_X509_strings();
+	ERR_load_X509V3_strings();
+	ERR_load_PEM_strings();
+	ERR_load_ASN1_strings();
+	ERR_load_EVP_strings();
+	ERR_load_BIO_strings();
+	ERR_load_CRYPTO_strings();
+}
+
+static pthread_once_t strings_once = PTHREAD_ONCE_INIT;
+#endif
+
 /* The reason text of the most relevant queued OpenSSL error, or dflt. */
 static const char *
 ssl_reason(const char *dflt)
@@ -193,6 +225,9 @@ ssl_reason(const char *dflt)
 	if (e == 0) {
 		return dflt;
 	}
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+	pthread_once(&strings_once, load_error_strings);
+#endif
 	r = ERR_reason_error_string(e);
 	return r != NULL ? r : dflt;
 }
@@ -1130,12 +1165,13 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 	}
 	/*
 	 * The system's OpenSSL configuration (crypto policy) is loaded as
-	 * usual; only the clean-up at exit is skipped: the process ends
-	 * anyway, and freeing every table OpenSSL built costs more than a
-	 * million instructions per send.
+	 * usual; skipped are the clean-up at exit (the process ends anyway,
+	 * and freeing every table OpenSSL built costs more than a million
+	 * instructions per send) and, where they can be loaded later, the
+	 * error texts (ssl_reason()).
 	 */
 	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
-		OPENSSL_INIT_NO_ATEXIT, NULL)) {
+		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL)) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"cannot initialise OpenSSL: %s", ssl_reason("?"));
 	}
