@@ -86,9 +86,9 @@ static const char usage[] =
 static int
 fail(enum err e)
 {
-	const char *advice = explain_error(ei.msg);
+	const char *advice = explain_error(errinfo_msg(&ei));
 
-	log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+	log_error("%s", errinfo_msg(&ei)[0] ? errinfo_msg(&ei) : err_name(e));
 	if (advice != NULL) {
 		log_error("hint: %s", advice);
 	}
@@ -115,7 +115,7 @@ usage_error(const char *what)
  * --system as root: become the owner of the state directory (user, its
  * groups), for good, before anything is read or written.
  */
-static enum err
+static MUST_CHECK enum err
 become_service(void)
 {
 	const char *dir = sysmode_state_dir();
@@ -142,7 +142,7 @@ become_service(void)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 load(const char *file, int system, const char *name,
 	struct config **ret_cfg, const struct account **ret_acc)
 {
@@ -256,7 +256,7 @@ cmd_refresh(const struct account *acc, long idle_for)
 static void
 status_one(const struct account *acc)
 {
-	static struct errinfo sei;
+	struct errinfo sei = ERRINFO_INIT;
 	struct buf tok, path;
 	struct tstore *ts = NULL;
 	time_t expires = 0;
@@ -276,12 +276,13 @@ status_one(const struct account *acc)
 		acc->oauth2_token_store : "secret-service (default)");
 	buf_init_secret(&tok, TOKEN_MAX);
 	buf_init(&path, 4096);
-	errinfo_init(&sei);
 	e = tstore_open(acc, &ts, &sei);
 	if (e == ERR_OK) {
 		e = tstore_load(ts, &tok, &sei);
 	}
-	printf("  refresh token: %s\n", e == ERR_OK ? "present" : sei.msg);
+	printf("  refresh token: %s\n", e == ERR_OK ? "present" :
+		errinfo_msg(&sei));
+	errinfo_release(&sei);
 	buf_reset(&tok);
 	if (token_cache_off(acc)) {
 		printf("  access token cache: off\n");
@@ -384,12 +385,11 @@ cmd_import(const struct account *acc)
 static void
 revoke_at_provider(const struct account *acc, struct tstore *ts)
 {
-	static struct errinfo rei;
+	struct errinfo rei = ERRINFO_INIT;
 	struct buf rt;
 	enum err e;
 
 	buf_init_secret(&rt, TOKEN_MAX);
-	errinfo_init(&rei);
 	e = tstore_load(ts, &rt, &rei);
 	if (e == ERR_OK) {
 		e = token_revoke(acc, rt.data, &rei);
@@ -403,8 +403,9 @@ revoke_at_provider(const struct account *acc, struct tstore *ts)
 			"settings to end the grant there too\n", acc->name);
 	} else if (e != ERR_REAUTH) {
 		log_warn("could not revoke the grant at the provider (%s); "
-			"removing it here anyway", rei.msg);
+			"removing it here anyway", errinfo_msg(&rei));
 	}
+	errinfo_release(&rei);
 }
 
 static int
@@ -527,7 +528,7 @@ parse_args(const char *cmd, int argc, char **argv, int i,
  * directory both were installed to), else BINDIR.  The mirror image of
  * credential_helper_path().
  */
-static enum err
+static MUST_CHECK enum err
 oasmtp_path(struct buf *ret_path)
 {
 	return util_find_sibling("oasmtp", BINDIR, NULL, ret_path) < 0 ?

@@ -49,7 +49,7 @@ is_blank(char c)
 }
 
 /* Parse one line (already stripped of its newline); blank lines are fine. */
-static enum err
+static MUST_CHECK enum err
 parse_line(struct aliases *a, char *line, size_t len, unsigned lineno,
 	struct errinfo *reterr)
 {
@@ -201,7 +201,7 @@ find(const struct aliases *a, const char *name)
 	return NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 expand(const struct aliases *a, const char *addr, struct addr_list *out,
 	unsigned depth, int via_default, struct errinfo *reterr)
 {

@@ -58,7 +58,7 @@ buf_reset(struct buf *b)
 	b->len = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 grow(struct buf *b, size_t need)
 {
 	size_t ncap;

@@ -41,12 +41,12 @@ void buf_release(struct buf *b);
 void buf_reset(struct buf *b);
 
 /* Append bytes; ERR_LIMIT past b->max, ERR_NOMEM when allocation fails. */
-enum err buf_append(struct buf *b, const void *p, size_t n);
-enum err buf_append_str(struct buf *b, const char *s);
-enum err buf_putc(struct buf *b, char c);
-enum err buf_printf(struct buf *b, const char *fmt, ...)
+MUST_CHECK enum err buf_append(struct buf *b, const void *p, size_t n);
+MUST_CHECK enum err buf_append_str(struct buf *b, const char *s);
+MUST_CHECK enum err buf_putc(struct buf *b, char c);
+MUST_CHECK enum err buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-enum err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+MUST_CHECK enum err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
 /* Remove the first n bytes (all of them when n >= len). */

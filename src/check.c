@@ -149,16 +149,16 @@ step_hint(enum step s, const struct account *acc, enum err e)
  * The FAIL line of step s with the error's first line, the advice, and
  * "not run" for the steps after it.  Returns e.
  */
-static enum err
+static MUST_CHECK enum err
 fail_step(struct check *c, enum step s, enum err e, struct errinfo *ei)
 {
 	const struct account *acc = c->flow.acc;
-	const char *advice = explain_error(ei->msg);
+	const char *advice = explain_error(errinfo_msg(ei));
 	struct buf first;
 	int i;
 
 	buf_init(&first, DETAIL_MAX + 8);
-	flow_first_line(ei->msg[0] != '\0' ? ei->msg : err_name(e),
+	flow_first_line(errinfo_msg(ei)[0] != '\0' ? errinfo_msg(ei) : err_name(e),
 		DETAIL_MAX, &first);
 	report(c, "FAIL", s, "%s", buf_cstr(&first));
 	buf_release(&first);
@@ -333,7 +333,7 @@ show_status(struct check *c, const struct buf *status)
 	fflush(c->out);
 }
 
-static enum err
+static MUST_CHECK enum err
 step_token(struct check *c, struct errinfo *ei)
 {
 	const struct account *acc = c->flow.acc;
@@ -456,7 +456,7 @@ check_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 check_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -513,7 +513,7 @@ report_tls(struct check *c, const struct submit_result *res)
 		"verified");
 }
 
-static enum err
+static MUST_CHECK enum err
 step_session(struct check *c, struct errinfo *ei)
 {
 	const struct account *acc = c->flow.acc;

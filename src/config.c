@@ -79,11 +79,11 @@ struct directive {
 /* ---------------------------------------------------------------- */
 /* messages */
 
-static enum err
+static MUST_CHECK enum err
 perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static enum err
+static MUST_CHECK enum err
 perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 {
 	va_list ap;
@@ -94,11 +94,11 @@ perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	return errinfo_prefix(reterr, "%s:%u: ", ps->file, ps->line);
 }
 
-static enum err
+static MUST_CHECK enum err
 add_warning(struct config *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 add_warning(struct config *cfg, const char *fmt, ...)
 {
 	struct buf b;
@@ -132,11 +132,11 @@ add_warning(struct config *cfg, const char *fmt, ...)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static enum err
+static MUST_CHECK enum err
 pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 {
 	char text[1024];
@@ -152,13 +152,13 @@ pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 nomem(struct errinfo *reterr)
 {
 	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 }
 
-static enum err
+static MUST_CHECK enum err
 bad_arg(struct parser *ps, const struct directive *d, const char *arg,
 	const char *expected, struct errinfo *reterr)
 {
@@ -208,7 +208,7 @@ set_mark(const struct parser *ps)
 	return ps->cur_is_defaults ? ACC_SET_DEFAULTS : ACC_SET_EXPLICIT;
 }
 
-static enum err
+static MUST_CHECK enum err
 store_num(struct parser *ps, int field, long v, struct errinfo *reterr)
 {
 	if (account_set_num(ps->cur, (enum account_field)field, v) != ERR_OK) {
@@ -219,7 +219,7 @@ store_num(struct parser *ps, int field, long v, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
 {
 	enum err e = account_set_str(ps->cur, (enum account_field)field, v);
@@ -239,7 +239,7 @@ store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
  * Store prefix + arg as a path, expanding a leading "~" or "~/" of arg
  * (prefix is "" for plain paths, "file:" for a token store).
  */
-static enum err
+static MUST_CHECK enum err
 store_path(struct parser *ps, int field, const char *prefix, const char *arg,
 	struct errinfo *reterr)
 {
@@ -268,7 +268,7 @@ store_path(struct parser *ps, int field, const char *prefix, const char *arg,
 /* ---------------------------------------------------------------- */
 /* handlers */
 
-static enum err
+static MUST_CHECK enum err
 h_string(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -288,7 +288,7 @@ h_string(struct parser *ps, const struct directive *d, const char *arg,
 	return store_str(ps, d->field, arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_bool(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -302,7 +302,7 @@ h_bool(struct parser *ps, const struct directive *d, const char *arg,
 
 /* d->aux: a NULL-terminated struct choice list; the expectation text is
  * built from the names. */
-static enum err
+static MUST_CHECK enum err
 h_choice(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -328,7 +328,7 @@ h_choice(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, expected, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_port(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -343,7 +343,7 @@ h_port(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_timeout(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -363,7 +363,7 @@ h_timeout(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: long[2] = { min, max } in seconds */
-static enum err
+static MUST_CHECK enum err
 h_duration(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -381,7 +381,7 @@ h_duration(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: the reason; the key cannot be honoured. */
-static enum err
+static MUST_CHECK enum err
 h_reject(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -390,7 +390,7 @@ h_reject(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: why it is ignored. */
-static enum err
+static MUST_CHECK enum err
 h_ignore(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -398,7 +398,7 @@ h_ignore(struct parser *ps, const struct directive *d, const char *arg,
 		(const char *)d->aux);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_protocol(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -413,7 +413,7 @@ h_protocol(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "smtp", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_auth(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -456,7 +456,7 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 		"on, off, plain, login, xoauth2 or oauthbearer", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_defaults(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -485,7 +485,7 @@ find_in(struct account **accs, size_t n, const char *name)
 }
 
 /* Start a new account named name, from the defaults; it becomes current. */
-static enum err
+static MUST_CHECK enum err
 new_account(struct parser *ps, const char *name, struct errinfo *reterr)
 {
 	struct account *acc;
@@ -539,7 +539,7 @@ trim(char *s)
 	return s;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_account(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -624,10 +624,10 @@ out:
 	return e;
 }
 
-static enum err process_line(struct parser *ps, const char *text, size_t n,
+static MUST_CHECK enum err process_line(struct parser *ps, const char *text, size_t n,
 	struct errinfo *reterr);
 
-static enum err
+static MUST_CHECK enum err
 h_eval(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -669,7 +669,7 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_syslog(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -698,7 +698,7 @@ h_syslog(struct parser *ps, const struct directive *d, const char *arg,
 		reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_dsn_notify(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -743,7 +743,7 @@ h_dsn_notify(struct parser *ps, const struct directive *d, const char *arg,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_dsn_return(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -759,7 +759,7 @@ h_dsn_return(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "off, headers or full", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -800,7 +800,7 @@ bad:
 		"a SHA-256 fingerprint (32 hex pairs separated by ':')", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -818,7 +818,7 @@ h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
 	return store_path(ps, ACCF_TLS_TRUST_FILE, "", arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_certcheck(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -845,7 +845,7 @@ h_certcheck(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* tls_nostarttls (obsolete): tls_starttls off */
-static enum err
+static MUST_CHECK enum err
 h_nostarttls(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -856,7 +856,7 @@ h_nostarttls(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* keepbcc (obsolete): the inverse of remove_bcc_headers */
-static enum err
+static MUST_CHECK enum err
 h_keepbcc(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -870,7 +870,7 @@ h_keepbcc(struct parser *ps, const struct directive *d, const char *arg,
 
 /* undisclosed_recipients, add_missing_*_header: booleans mapped onto the
  * set_*_header policies; d->aux holds { field, value for on, for off }. */
-static enum err
+static MUST_CHECK enum err
 h_bool_policy(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -883,7 +883,7 @@ h_bool_policy(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, (int)map[0], v ? map[1] : map[2], reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_force_sslv3(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -900,7 +900,7 @@ h_force_sslv3(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "off", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_min_dh_bits(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -933,7 +933,7 @@ is_loopback_url(const char *rest)
 	return 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_endpoint(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -951,7 +951,7 @@ h_endpoint(struct parser *ps, const struct directive *d, const char *arg,
 		"an https:// URL (http:// only for a loopback address)", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -973,7 +973,7 @@ h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 		reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_token_cache(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1212,7 +1212,7 @@ suggest(const char *key)
  * Decode the argument text[0..n) (already trimmed) into arg: a quoted
  * argument loses its quotes and its \" and \\ escapes.
  */
-static enum err
+static MUST_CHECK enum err
 decode_arg(struct parser *ps, const char *text, size_t n, struct buf *arg,
 	struct errinfo *reterr)
 {
@@ -1246,7 +1246,7 @@ decode_arg(struct parser *ps, const char *text, size_t n, struct buf *arg,
 	return perr(ps, reterr, "missing closing quote");
 }
 
-static enum err
+static MUST_CHECK enum err
 dispatch(struct parser *ps, const char *key, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1275,7 +1275,7 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 	return d->handler(ps, d, arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 process_line(struct parser *ps, const char *text, size_t n,
 	struct errinfo *reterr)
 {
@@ -1323,7 +1323,7 @@ process_line(struct parser *ps, const char *text, size_t n,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_text(struct parser *ps, const char *data, size_t len,
 	struct errinfo *reterr)
 {
@@ -1455,7 +1455,7 @@ ctx_maildomain(struct expand_ctx *ctx)
 }
 
 /* Replace %U %H %C %M in *field (others, like msmtp's %F, stay). */
-static enum err
+static MUST_CHECK enum err
 expand_field(struct account *acc, enum account_field f, const char *value,
 	struct expand_ctx *ctx)
 {
@@ -1510,7 +1510,7 @@ expand_field(struct account *acc, enum account_field f, const char *value,
  * way the ports are assigned (465 implicit TLS, any other STARTTLS).
  * Fields filled here are marked ACC_SET_PRESET.
  */
-static enum err
+static MUST_CHECK enum err
 apply_preset_server(struct account *acc)
 {
 	struct provider_server sv;
@@ -1540,7 +1540,7 @@ apply_preset_server(struct account *acc)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_account(struct account *acc, struct expand_ctx *ctx)
 {
 	enum err e = apply_preset_server(acc);
@@ -1627,7 +1627,7 @@ parser_release(struct parser *ps)
 }
 
 /* Move the parsed accounts into cfg: a same-named one is replaced. */
-static enum err
+static MUST_CHECK enum err
 merge(struct config *cfg, struct parser *ps, struct errinfo *reterr)
 {
 	size_t i, j;
@@ -1676,7 +1676,7 @@ resolve_home(const struct config_params *params)
 }
 
 /* Parse data as file name into cfg (accounts appended/merged). */
-static enum err
+static MUST_CHECK enum err
 parse_into(struct config *cfg, const struct config_params *params,
 	const char *name, const char *data, size_t len, int *ret_secret,
 	struct errinfo *reterr)
@@ -1708,7 +1708,7 @@ parse_into(struct config *cfg, const struct config_params *params,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_all(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
 {
@@ -1756,7 +1756,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
  * is reported as such so the caller can skip missing files) or
  * ERR_CONFIG for a file that is too large.
  */
-static enum err
+static MUST_CHECK enum err
 read_file(const char *path, struct buf *out, struct stat *ret_st,
 	int *ret_errno, struct errinfo *reterr)
 {
@@ -1822,7 +1822,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 /* is_system for load_file(): the system file, read in system mode. */
 #define SYSTEM_MODE_FILE 2
 
-static enum err
+static MUST_CHECK enum err
 check_private(const char *path, const struct stat *st, int is_system,
 	struct errinfo *reterr)
 {
@@ -1851,7 +1851,7 @@ check_private(const char *path, const struct stat *st, int is_system,
  * Load one file into cfg.  must_exist 0: a missing file sets *ret_found 0
  * and is not an error.
  */
-static enum err
+static MUST_CHECK enum err
 load_file(struct config *cfg, const struct config_params *params,
 	const char *path, int is_system, int must_exist, int *ret_found,
 	struct errinfo *reterr)
@@ -1905,7 +1905,7 @@ join(const char *a, const char *b)
 }
 
 /* Set string field f of acc to "<prefix>DIR/NAME<suffix>" unless set. */
-static enum err
+static MUST_CHECK enum err
 default_state_path(struct account *acc, enum account_field f,
 	const char *prefix, const char *dir, const char *suffix)
 {
@@ -1934,7 +1934,7 @@ default_state_path(struct account *acc, enum account_field f,
  * System mode defaults (config.h): secrets and the queue live in the
  * service's state directory, never under a caller's home.
  */
-static enum err
+static MUST_CHECK enum err
 apply_system_defaults(struct config *cfg, const char *dir,
 	struct errinfo *reterr)
 {
@@ -1968,7 +1968,7 @@ apply_system_defaults(struct config *cfg, const char *dir,
 }
 
 /* System mode: the one system file, which must exist. */
-static enum err
+static MUST_CHECK enum err
 load_system_only(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
 {

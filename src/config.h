@@ -94,7 +94,7 @@ struct config {
  * ("... run: chmod 600 FILE"), or when no file exists at all; ERR_TIMEOUT
  * when an `eval` command timed out; ERR_NOMEM.
  */
-enum err config_load(const struct config_params *params,
+MUST_CHECK enum err config_load(const struct config_params *params,
 	struct config **ret_cfg, struct errinfo *reterr);
 
 /*
@@ -102,7 +102,7 @@ enum err config_load(const struct config_params *params,
  * only (user) file; no permission check.  For tests and the fuzzer.
  * Same errors as config_load() except the lookup ones.
  */
-enum err config_parse_buffer(const struct config_params *params,
+MUST_CHECK enum err config_parse_buffer(const struct config_params *params,
 	const char *name, const char *data, size_t len,
 	struct config **ret_cfg, struct errinfo *reterr);
 
@@ -125,7 +125,7 @@ void config_free(struct config *cfg);
  * Errors: ERR_CONFIG for an unknown name (the message lists the available
  * accounts), for no match and no "default" account, or from the check.
  */
-enum err config_select(const struct config *cfg, const char *account_name,
+MUST_CHECK enum err config_select(const struct config *cfg, const char *account_name,
 	const char *envelope_from, const struct account **ret,
 	struct errinfo *reterr);
 
@@ -135,7 +135,7 @@ enum err config_select(const struct config *cfg, const char *account_name,
  * mechanisms...).
  * ERR_CONFIG with "FILE:LINE: account 'NAME': problem".
  */
-enum err config_check_account(const struct account *acc,
+MUST_CHECK enum err config_check_account(const struct account *acc,
 	struct errinfo *reterr);
 
 /*

@@ -86,7 +86,7 @@ close_fd(int *fd)
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 {
 	struct buf path;
@@ -220,7 +220,7 @@ collect_helper(struct credential *c, struct buf *tok, struct buf *msg)
 }
 
 /* The helper's exit status as our error code. */
-static enum err
+static MUST_CHECK enum err
 status_error(int status)
 {
 	if (status == -1 || !WIFEXITED(status)) {
@@ -259,7 +259,7 @@ helper_message(struct buf *msg)
 	return m;
 }
 
-static enum err
+static MUST_CHECK enum err
 run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -329,7 +329,7 @@ credential_start(struct credential *c, const struct account *acc,
 	return prefetch ? spawn_helper(c, 0, reterr) : ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 run_passwordeval(const struct account *acc, struct buf *out,
 	struct errinfo *reterr)
 {

@@ -76,7 +76,7 @@ spawn(const char *cmd, int devnull, int out_fd)
  * ERR_TIMEOUT at the deadline, ERR_LIMIT when out is full, ERR_IO on a
  * read error.
  */
-static enum err
+static MUST_CHECK enum err
 collect(int fd, int64_t deadline, struct buf *out)
 {
 	char chunk[4096];
@@ -152,7 +152,7 @@ reap(pid_t pid, int64_t deadline, int *status)
  * ERR_TIMEOUT, ERR_CONFIG (output too long), ERR_IO, ERR_NOMEM, each with
  * its message.
  */
-static enum err
+static MUST_CHECK enum err
 run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 	struct errinfo *reterr)
 {
@@ -219,7 +219,7 @@ run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_status,
 }
 
 /* ERR_OK for a normal exit with status 0, else ERR_CONFIG saying why. */
-static enum err
+static MUST_CHECK enum err
 check_status(int status, struct errinfo *reterr)
 {
 	if (WIFSIGNALED(status)) {

@@ -18,7 +18,7 @@
 #include "buf.h"
 #include "util.h"
 
-static enum err
+static MUST_CHECK enum err
 io_error(struct errinfo *reterr, const char *what, const char *path)
 {
 	int saved = errno;
@@ -170,7 +170,7 @@ is_personal_group(gid_t gid, uid_t uid)
  * permission for group or others, unless the sticky bit limits that to
  * the owners of the entries, as on /tmp).
  */
-static enum err
+static MUST_CHECK enum err
 check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
 	const char *file, struct errinfo *reterr)
 {
@@ -206,7 +206,7 @@ check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
  * elsewhere at any time (also in a sticky directory), so it must be ours
  * or root's, like a directory.
  */
-static enum err
+static MUST_CHECK enum err
 check_secret_link(const char *link, const struct stat *lst, uid_t owner,
 	const char *file, struct errinfo *reterr)
 {
@@ -225,7 +225,7 @@ check_secret_link(const char *link, const struct stat *lst, uid_t owner,
  * directories that hold the symbolic links, and the links themselves, and
  * whoever controls either decides where the path leads.
  */
-static enum err
+static MUST_CHECK enum err
 check_given_path(char *dir, uid_t owner, const char *file,
 	struct errinfo *reterr)
 {
@@ -262,7 +262,7 @@ check_given_path(char *dir, uid_t owner, const char *file,
 }
 
 /* Append "/" (unless p ends in one) and the n bytes of name to p. */
-static enum err
+static MUST_CHECK enum err
 add_component(struct buf *p, const char *name, size_t n,
 	struct errinfo *reterr)
 {
@@ -282,7 +282,7 @@ add_component(struct buf *p, const char *name, size_t n,
 }
 
 /* Check every directory of the absolute, resolved path real, from "/". */
-static enum err
+static MUST_CHECK enum err
 check_secret_chain(const char *real, uid_t owner, const char *file,
 	struct errinfo *reterr)
 {
@@ -319,7 +319,7 @@ check_secret_chain(const char *real, uid_t owner, const char *file,
 }
 
 /* The length of the longest leading part of dir that exists (0: none). */
-static enum err
+static MUST_CHECK enum err
 existing_prefix(struct buf *dir, const char *file, size_t *ret_n,
 	struct errinfo *reterr)
 {

@@ -17,7 +17,7 @@
  * costs nothing but time (a cache).
  * Errors: ERR_IO (errno in reterr->sys_errno), ERR_NOMEM.
  */
-enum err fileio_write_atomic(const char *path, const void *data, size_t len,
+MUST_CHECK enum err fileio_write_atomic(const char *path, const void *data, size_t len,
 	int durable, struct errinfo *reterr);
 
 /*
@@ -26,7 +26,7 @@ enum err fileio_write_atomic(const char *path, const void *data, size_t len,
  * Errors: ERR_IO (cannot create), ERR_CONFIG (exists but not ours, or
  * world-writable: the message has the chmod fix).
  */
-enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
+MUST_CHECK enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
 
 /*
  * Make sure the directory that is to hold the secret file `file` exists
@@ -47,7 +47,7 @@ enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
  * component that is not a directory: the message names it and the fix),
  * ERR_IO (cannot create or examine one), ERR_LIMIT (path too long).
  */
-enum err fileio_secret_dir(const char *file, uid_t owner, int create,
+MUST_CHECK enum err fileio_secret_dir(const char *file, uid_t owner, int create,
 	struct errinfo *reterr);
 
 #endif

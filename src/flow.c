@@ -97,7 +97,7 @@ log_one(const struct flow *r, const struct envelope *env, uint64_t size,
 	const struct submit_result *res, enum err e, const struct errinfo *ei)
 {
 	const char *logfile = r->o->logfile ? r->o->logfile : r->acc->logfile;
-	static struct errinfo logerr;
+	struct errinfo logerr = ERRINFO_INIT;
 	struct log_mail_record rec;
 
 	memset(&rec, 0, sizeof(rec));
@@ -112,13 +112,13 @@ log_one(const struct flow *r, const struct envelope *env, uint64_t size,
 	rec.smtp_status = res->smtp_code != 0 ? res->smtp_code :
 		(e != ERR_OK ? ei->smtp_code : 0);
 	rec.smtp_msg = res->final_reply.len ? buf_cstr(&res->final_reply) : NULL;
-	rec.error_msg = e != ERR_OK ? ei->msg : NULL;
+	rec.error_msg = e != ERR_OK ? errinfo_msg(ei) : NULL;
 	rec.exit_code = err_exit_code(e);
-	errinfo_init(&logerr);
 	if (log_mail(&rec, logfile, r->acc->logfile_time_format,
 		r->acc->syslog, &logerr) != ERR_OK) {
-		log_warn("cannot write the log: %s", logerr.msg);
+		log_warn("cannot write the log: %s", errinfo_msg(&logerr));
 	}
+	errinfo_release(&logerr);
 }
 
 void
@@ -126,7 +126,7 @@ flow_log_line(const struct flow *r, const struct envelope *env,
 	uint64_t size, const struct submit_result *res, enum err e,
 	const struct errinfo *ei, const unsigned char *delivered)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct submit_result part;
 	struct envelope got, rest;
 
@@ -139,11 +139,11 @@ flow_log_line(const struct flow *r, const struct envelope *env,
 		log_one(r, env, size, res, e, ei);
 		return;
 	}
-	errinfo_init(&scratch);
 	if (flow_envelope_part(env, delivered, 1, &got, &scratch) != ERR_OK ||
 	    flow_envelope_part(env, delivered, 0, &rest, &scratch) != ERR_OK) {
-		log_warn("cannot write the log: %s", scratch.msg);
+		log_warn("cannot write the log: %s", errinfo_msg(&scratch));
 		free(got.rcpts);
+		errinfo_release(&scratch);
 		return;
 	}
 	/* the delivered ones: what the server said when it took them */
@@ -259,7 +259,7 @@ enum err
 flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	struct errinfo *reterr)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct config_params params;
 	struct config *cfg = NULL;
 	char **dirs;
@@ -267,15 +267,16 @@ flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	enum err e;
 
 	flow_config_params(o, o->config_file, &params);
-	errinfo_init(&scratch);
 	if (config_load(&params, &cfg, &scratch) != ERR_OK) {
 		if (o->system) {
 			/* the system queues are named by the system file */
-			return errinfo_set(reterr, ERR_CONFIG, "%s",
-				scratch.msg);
+			e = errinfo_set(reterr, ERR_CONFIG, "%s",
+				errinfo_msg(&scratch));
+			errinfo_release(&scratch);
+			return e;
 		}
 		log_debug(1, "configuration not loaded (%s); using the "
-			"default queue directory", scratch.msg);
+			"default queue directory", errinfo_msg(&scratch));
 		cfg = NULL;
 	}
 	/* the per-user default queue is no system queue */
@@ -283,6 +284,7 @@ flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	dirs = calloc(cap + 1, sizeof(*dirs));
 	if (dirs == NULL) {
 		config_free(cfg);
+		errinfo_release(&scratch);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 	e = ERR_OK;
@@ -314,8 +316,9 @@ flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	}
 	config_free(cfg);
 	if (e == ERR_OK && n == 0) {
-		e = errinfo_set(reterr, ERR_CONFIG, "%s", scratch.msg);
+		e = errinfo_set(reterr, ERR_CONFIG, "%s", errinfo_msg(&scratch));
 	}
+	errinfo_release(&scratch);
 	if (e != ERR_OK) {
 		for (i = 0; i < n; i++) {
 			free(dirs[i]);

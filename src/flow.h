@@ -44,7 +44,7 @@ void flow_release(struct flow *r);
  * Configuration warnings go to stderr (always with warn_always, else with -v).
  * Errors: those of config_load() and config_select().
  */
-enum err flow_load_account(struct flow *r, const char *from, int warn_always,
+MUST_CHECK enum err flow_load_account(struct flow *r, const char *from, int warn_always,
 	struct errinfo *reterr);
 
 /* The submit transcript callback: -v lines on stderr (already redacted). */
@@ -83,7 +83,7 @@ void flow_rcpt_list(const struct envelope *env, const unsigned char *delivered,
  * and only ret->rcpts is allocated (free() it, never envelope_release()).
  * Errors: ERR_NOMEM.
  */
-enum err flow_envelope_part(const struct envelope *env,
+MUST_CHECK enum err flow_envelope_part(const struct envelope *env,
 	const unsigned char *delivered, int want, struct envelope *ret,
 	struct errinfo *reterr);
 
@@ -91,7 +91,7 @@ enum err flow_envelope_part(const struct envelope *env,
 int flow_queueable(enum err e);
 
 /* acc's queue directory (queue_dir, else the default), appended to out. */
-enum err flow_queue_dir(const struct account *acc, struct buf *out,
+MUST_CHECK enum err flow_queue_dir(const struct account *acc, struct buf *out,
 	struct errinfo *reterr);
 
 /*
@@ -99,7 +99,7 @@ enum err flow_queue_dir(const struct account *acc, struct buf *out,
  * without duplicates; a configuration that cannot be loaded leaves the
  * default directory only.  Free with flow_free_dirs().
  */
-enum err flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
+MUST_CHECK enum err flow_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	struct errinfo *reterr);
 void flow_free_dirs(char **dirs, size_t n);
 

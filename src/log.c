@@ -20,7 +20,7 @@
 #include "util.h"
 
 /* Large enough for a full 64 KiB server reply plus our own words. */
-#define LOG_LINE_MAX (ERRINFO_MSG_MAX + 64 * 1024)
+#define LOG_LINE_MAX (ERRINFO_TEXT_MAX + 64 * 1024)
 #define DEFAULT_TIME_FORMAT "%b %d %H:%M:%S"
 
 static const char *log_progname = "oasmtp";
@@ -264,7 +264,7 @@ log_exit_code_name(int exit_code)
 }
 
 /* A plain field: control characters become '?'. */
-static enum err
+static MUST_CHECK enum err
 append_field(struct buf *out, const char *s)
 {
 	enum err e = ERR_OK;
@@ -284,7 +284,7 @@ append_field(struct buf *out, const char *s)
  * A quoted field: quotes become '?' so the value cannot end early, line
  * breaks (CRLF or LF) a literal "\n", trailing ones dropped.
  */
-static enum err
+static MUST_CHECK enum err
 append_quoted(struct buf *out, const char *s)
 {
 	size_t i, n = strip_eol(s, strlen(s));
@@ -440,7 +440,7 @@ time_prefix(const char *time_format, char *out, size_t size)
 	out[n + 1] = '\0';
 }
 
-static enum err
+static MUST_CHECK enum err
 write_logfile(const char *logfile, const char *time_format,
 	const struct buf *line, struct errinfo *reterr)
 {

@@ -98,7 +98,7 @@ maildrop_check_opts(const struct cli_opts *o, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 put_value(struct buf *out, const char *s)
 {
 	enum err e = ERR_OK;

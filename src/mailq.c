@@ -186,7 +186,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 }
 
 /* Find id in the queue directories: active first, then failed/. */
-static enum err
+static MUST_CHECK enum err
 find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
 	struct queue_entry *ret_e, struct errinfo *reterr)
 {

@@ -114,7 +114,7 @@ classify(const char *s, size_t n, int have_fields, size_t *ret_name_len)
 
 /* ---- spool output ---- */
 
-static enum err
+static MUST_CHECK enum err
 flush_out(struct message_reader *r, struct errinfo *reterr)
 {
 	if (r->out_len == 0) {
@@ -135,7 +135,7 @@ flush_out(struct message_reader *r, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 out_bytes(struct message_reader *r, const char *p, size_t n,
 	struct errinfo *reterr)
 {
@@ -160,7 +160,7 @@ out_bytes(struct message_reader *r, const char *p, size_t n,
 
 /* ---- header fields ---- */
 
-static enum err
+static MUST_CHECK enum err
 add_field(struct message *m, const char *s, size_t n, size_t name_len,
 	struct errinfo *reterr)
 {
@@ -197,7 +197,7 @@ add_field(struct message *m, const char *s, size_t n, size_t name_len,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 continue_field(struct message *m, const char *s, size_t n,
 	struct errinfo *reterr)
 {
@@ -231,7 +231,7 @@ start_body(struct message_reader *r, int bol)
 	r->dot_pending = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 end_line(struct message_reader *r, struct errinfo *reterr)
 {
 	const char *s = r->line.data;
@@ -297,7 +297,7 @@ end_line(struct message_reader *r, struct errinfo *reterr)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 body_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum err rc;
@@ -324,7 +324,7 @@ body_char(struct message_reader *r, char c, struct errinfo *reterr)
 	return out_bytes(r, &c, 1, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 head_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum line_kind kind;
@@ -445,7 +445,7 @@ body_run(struct message_reader *r, const char *s, struct scan *sc,
 	return k + eol;
 }
 
-static enum err
+static MUST_CHECK enum err
 put_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum err rc;
@@ -475,7 +475,7 @@ put_char(struct message_reader *r, char c, struct errinfo *reterr)
 	return body_char(r, c, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 spool_open(int *ret_fd, struct errinfo *reterr)
 {
 	const char *dir = getenv("TMPDIR");
@@ -630,7 +630,7 @@ field_first_addr(const struct message *m, size_t i)
 	return ret;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_head(struct message *m, const struct buf *added, struct errinfo *reterr)
 {
 	size_t i;
@@ -864,7 +864,7 @@ bad_env_addr(const char *addr, int *utf8)
 	return NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 	const char *what)
 {
@@ -885,7 +885,7 @@ add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 }
 
 /* Run parsed addresses through the aliases and into the final list. */
-static enum err
+static MUST_CHECK enum err
 collect(struct prep *pp, const struct addr_list *l, enum err badcode,
 	const char *what)
 {
@@ -911,7 +911,7 @@ collect(struct prep *pp, const struct addr_list *l, enum err badcode,
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 recipients_from_args(struct prep *pp)
 {
 	size_t i;
@@ -938,7 +938,7 @@ recipients_from_args(struct prep *pp)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 recipients_from_headers(struct prep *pp)
 {
 	static const char *const plain[] = { "To", "Cc", "Bcc" };
@@ -997,7 +997,7 @@ has_wildcard(const char *s)
 }
 
 /* The first line of /etc/mailname, else the hostname. */
-static enum err
+static MUST_CHECK enum err
 append_mailname(struct buf *b, const char *hostname)
 {
 	FILE *f = fopen("/etc/mailname", "r");
@@ -1018,7 +1018,7 @@ append_mailname(struct buf *b, const char *hostname)
 	return buf_append_str(b, hostname);
 }
 
-static enum err
+static MUST_CHECK enum err
 expand_from(struct prep *pp, const char *tmpl, const char *hostname,
 	char **ret)
 {
@@ -1074,7 +1074,7 @@ expand_from(struct prep *pp, const char *tmpl, const char *hostname,
 }
 
 /* -f argument: "", "<>", "<a@b>", "a@b" or "Name <a@b>". */
-static enum err
+static MUST_CHECK enum err
 parse_sender_arg(struct prep *pp, const char *arg, char **ret)
 {
 	struct addr_list l;
@@ -1118,7 +1118,7 @@ parse_sender_arg(struct prep *pp, const char *arg, char **ret)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 decide_sender(struct prep *pp, const char *hostname)
 {
 	const struct account *acc = pp->o->acc;
@@ -1214,7 +1214,7 @@ is_ascii(const char *s)
 
 /* Append a display name as a phrase: atoms, a quoted string, or RFC 2047
  * encoded words (UTF-8, base64) when it is not ASCII. */
-static enum err
+static MUST_CHECK enum err
 append_phrase(struct buf *b, const char *name)
 {
 	size_t len = strlen(name), i = 0;
@@ -1261,7 +1261,7 @@ append_phrase(struct buf *b, const char *name)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 append_mailbox(struct buf *b, const char *name, const char *addr)
 {
 	enum err rc;
@@ -1309,7 +1309,7 @@ local_looking(const char *addr, const char *hostname)
  * X-Original-From: or Sender: (not when the message has a Sender: of its
  * own: one is the most a message may have).
  */
-static enum err
+static MUST_CHECK enum err
 add_original(struct prep *pp, struct buf *added, const char *value,
 	size_t len)
 {
@@ -1328,7 +1328,7 @@ add_original(struct prep *pp, struct buf *added, const char *value,
 	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_from(struct prep *pp, struct buf *added, const char *hostname)
 {
 	const struct account *acc = pp->o->acc;
@@ -1397,7 +1397,7 @@ add_from(struct prep *pp, struct buf *added, const char *hostname)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_to(struct prep *pp, struct buf *added)
 {
 	enum header_policy pol = pp->o->acc->set_to_header;
@@ -1434,7 +1434,7 @@ add_to(struct prep *pp, struct buf *added)
 	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_date(struct prep *pp, struct buf *added)
 {
 	static const char *const days[] = {
@@ -1465,7 +1465,7 @@ add_date(struct prep *pp, struct buf *added)
 		(off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
 }
 
-static enum err
+static MUST_CHECK enum err
 add_msgid(struct prep *pp, struct buf *added, const char *hostname)
 {
 	enum header_policy pol = pp->o->acc->set_msgid_header;
@@ -1507,7 +1507,7 @@ add_msgid(struct prep *pp, struct buf *added, const char *hostname)
 }
 
 /* DSN values: checked, upper-cased copies (NULL stays NULL). */
-static enum err
+static MUST_CHECK enum err
 dsn_copy(struct prep *pp, const char *v, int is_notify, char **ret)
 {
 	size_t i;
@@ -1540,7 +1540,7 @@ dsn_copy(struct prep *pp, const char *v, int is_notify, char **ret)
 }
 
 /* ENVID as xtext (RFC 3461): '+', '=' and bytes outside 33..126 as +XX. */
-static enum err
+static MUST_CHECK enum err
 envid_copy(struct prep *pp, const char *v, char **ret)
 {
 	struct buf b;
@@ -1571,7 +1571,7 @@ envid_copy(struct prep *pp, const char *v, char **ret)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 fill_envelope(struct prep *pp, struct envelope *env)
 {
 	const struct message_opts *o = pp->o;

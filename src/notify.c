@@ -18,7 +18,7 @@
 #define REASON_MAX 4096
 
 /* Wait for pid until deadline; kill its process group past it. */
-static enum err
+static MUST_CHECK enum err
 wait_child(pid_t pid, int64_t deadline, int *ret_status)
 {
 	for (;;) {
@@ -39,7 +39,7 @@ wait_child(pid_t pid, int64_t deadline, int *ret_status)
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 run_command(const struct account *acc, const char *reason,
 	struct errinfo *reterr)
 {

@@ -45,7 +45,7 @@ io_err(struct errinfo *reterr, const char *what, const char *name)
  * Open the maildrop.  It must belong to us: the service user owns it, and
  * root running a flush by hand would leave root-owned files behind.
  */
-static enum err
+static MUST_CHECK enum err
 open_dir(const char *dir, int *ret_dfd, struct errinfo *reterr)
 {
 	struct stat st;
@@ -85,7 +85,7 @@ cmp_names(const void *a, const void *b)
  * The complete entries, oldest first; stale ID.tmp files (a drop that
  * was killed) are removed on the way.
  */
-static enum err
+static MUST_CHECK enum err
 list_entries(int dfd, char ***ret, size_t *ret_n, struct errinfo *reterr)
 {
 	struct dirent *de;
@@ -166,7 +166,7 @@ has_end(const struct buf *b)
 }
 
 /* Read the header record of fd into e. */
-static enum err
+static MUST_CHECK enum err
 read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 {
 	struct buf b;
@@ -202,7 +202,7 @@ read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 	return r;
 }
 
-static enum err
+static MUST_CHECK enum err
 write_message(void *ctx, int fd, struct errinfo *reterr)
 {
 	return message_write_wire(ctx, fd, reterr);
@@ -226,7 +226,7 @@ dsn_return_text(enum cli_dsn_return r)
  * and store it in the account's queue; *ret_id gets the queue id.
  * ERR_USAGE and ERR_DATA mean the entry can never be sent.
  */
-static enum err
+static MUST_CHECK enum err
 queue_entry_of(const struct cli_opts *svc, int fd,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
@@ -343,7 +343,7 @@ out:
 }
 
 /* Move the entry name to STATE/rejected/ (a copy, then the unlink). */
-static enum err
+static MUST_CHECK enum err
 reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 {
 	struct buf path;
@@ -406,7 +406,7 @@ static enum outcome
 pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	struct errinfo *reterr)
 {
-	static struct errinfo why;
+	struct errinfo why = ERRINFO_INIT;
 	struct maildrop_entry e;
 	struct stat st;
 	char id[QUEUE_ID_LEN + 1];
@@ -415,7 +415,6 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	int fd;
 
 	memset(&e, 0, sizeof(e));
-	errinfo_init(&why);
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
@@ -466,14 +465,15 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	} else if (x == ERR_USAGE || x == ERR_DATA || x == ERR_LIMIT) {
 		log_error("maildrop: rejected %s from %s (uid %ld): %s; kept "
 			"in %s/rejected", name, e.user != NULL ? e.user : "?",
-			(long)st.st_uid, why.msg, sysmode_state_dir());
+			(long)st.st_uid, errinfo_msg(&why), sysmode_state_dir());
 		if (reject(dfd, fd, name, reterr) == ERR_OK) {
 			out = REJECTED;
 		}
 	} else {
-		*reterr = why;
+		errinfo_copy(reterr, &why);
 		errinfo_prefix(reterr, "maildrop entry %s: ", name);
 	}
+	errinfo_release(&why);
 	maildrop_entry_release(&e);
 	close(fd);
 	return out;
@@ -527,7 +527,7 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 long
 pickup_pending(void)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct buf dir;
 	struct dirent *de;
 	long n = 0;
@@ -536,6 +536,7 @@ pickup_pending(void)
 	buf_init(&dir, 4096);
 	if (sysmode_maildrop_dir(&dir, &scratch) != ERR_OK) {
 		buf_release(&dir);
+		errinfo_release(&scratch);
 		return -1;
 	}
 	d = opendir(buf_cstr(&dir));

@@ -93,7 +93,7 @@ const char *provider_endpoint_key(enum provider_endpoint which);
  * Errors: ERR_CONFIG (oauth2_tenant is not a tenant name or id),
  * ERR_LIMIT / ERR_NOMEM from buf.
  */
-enum err provider_endpoint(const struct account *acc,
+MUST_CHECK enum err provider_endpoint(const struct account *acc,
 	enum provider_endpoint which, struct buf *ret_url,
 	struct errinfo *reterr);
 
@@ -118,7 +118,7 @@ int provider_server(const struct account *acc, struct provider_server *ret);
  * The scope for acc into ret_scope (reset first): oauth2_scope when set,
  * else the preset's, else empty.  ERR_LIMIT / ERR_NOMEM.
  */
-enum err provider_scope(const struct account *acc, struct buf *ret_scope,
+MUST_CHECK enum err provider_scope(const struct account *acc, struct buf *ret_scope,
 	struct errinfo *reterr);
 
 #endif

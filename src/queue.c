@@ -210,7 +210,7 @@ queue_default_dir(struct buf *out, struct errinfo *reterr)
 
 /* ---- the record format ---- */
 
-static enum err
+static MUST_CHECK enum err
 put_escaped(struct buf *out, const char *s)
 {
 	enum err e = ERR_OK;
@@ -243,7 +243,7 @@ put_escaped(struct buf *out, const char *s)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 put_field(struct buf *out, const char *key, const char *value)
 {
 	enum err e = buf_printf(out, "%s ", key);
@@ -556,7 +556,7 @@ bad:
 
 /* ---- files ---- */
 
-static enum err
+static MUST_CHECK enum err
 io_error(struct errinfo *reterr, const struct queue *q, const char *what,
 	const char *name)
 {
@@ -571,7 +571,7 @@ io_error(struct errinfo *reterr, const struct queue *q, const char *what,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 mkdirs(char *path, struct errinfo *reterr)
 {
 	char *p;
@@ -706,7 +706,7 @@ name_of(char *out, size_t cap, int failed, const char *id, const char *ext)
 	snprintf(out, cap, "%s%s.%s", failed ? "failed/" : "", id, ext);
 }
 
-static enum err
+static MUST_CHECK enum err
 sync_dir(struct queue *q, const char *sub, struct errinfo *reterr)
 {
 	int fd = sub != NULL ? openat(q->dfd, sub, O_RDONLY | O_DIRECTORY |
@@ -730,7 +730,7 @@ sync_dir(struct queue *q, const char *sub, struct errinfo *reterr)
  * Write tmp/ID.ext through fill (or data), fsync, rename to dest.  Leaves
  * nothing in tmp/ on failure.
  */
-static enum err
+static MUST_CHECK enum err
 commit_file(struct queue *q, const char *id, const char *ext,
 	const char *dest, const struct buf *data,
 	enum err (*fill)(void *ctx, int fd, struct errinfo *reterr), void *ctx,
@@ -776,7 +776,7 @@ commit_file(struct queue *q, const char *id, const char *ext,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 write_record(struct queue *q, const struct queue_entry *e, int failed,
 	struct errinfo *reterr)
 {
@@ -843,7 +843,7 @@ queue_add(struct queue *q, struct queue_entry *e,
 }
 
 /* Read and parse DIR/[failed/]ID.env. */
-static enum err
+static MUST_CHECK enum err
 read_entry(struct queue *q, const char *id, int failed,
 	struct queue_entry *ret_e, struct errinfo *reterr)
 {
@@ -916,7 +916,7 @@ cmp_id(const void *a, const void *b)
 }
 
 /* The ids of DIR/[failed/]*.ext, via cb. */
-static enum err
+static MUST_CHECK enum err
 scan(struct queue *q, const char *sub, const char *ext,
 	enum err (*cb)(void *ctx, const char *id), void *ctx,
 	struct errinfo *reterr)
@@ -966,22 +966,26 @@ struct lister {
 	struct errinfo *reterr;
 };
 
-static enum err
+static MUST_CHECK enum err
 list_one(void *ctx, const char *id)
 {
 	struct lister *l = ctx;
 	struct queue_entry e;
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	enum err r;
 
 	r = read_entry(l->q, id, l->failed, &e, &scratch);
+	if (r != ERR_OK && r != ERR_DATA && r != ERR_USAGE) {
+		errinfo_set(l->reterr, r, "%s", errinfo_msg(&scratch));
+	}
+	errinfo_release(&scratch);
 	if (r == ERR_DATA || r == ERR_USAGE) {
 		/* malformed, or removed by someone else meanwhile */
 		l->bad += r == ERR_DATA;
 		return ERR_OK;
 	}
 	if (r != ERR_OK) {
-		return errinfo_set(l->reterr, r, "%s", scratch.msg);
+		return r;
 	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
@@ -1052,7 +1056,7 @@ queue_update(struct queue *q, const struct queue_entry *e,
 	return write_record(q, e, e->failed, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 remove_files(struct queue *q, const char *id, int failed,
 	struct errinfo *reterr)
 {
@@ -1077,7 +1081,7 @@ queue_remove(struct queue *q, const struct queue_entry *e,
 }
 
 /* Hard-link the message of id from one side to the other. */
-static enum err
+static MUST_CHECK enum err
 link_message(struct queue *q, const char *id, int to_failed,
 	struct errinfo *reterr)
 {
@@ -1146,7 +1150,7 @@ struct cleaner {
 };
 
 /* Remove sub/name when it is older than the leftover age. */
-static enum err
+static MUST_CHECK enum err
 remove_if_old(struct cleaner *c, const char *name)
 {
 	char path[300];
@@ -1167,7 +1171,7 @@ remove_if_old(struct cleaner *c, const char *name)
 }
 
 /* A message file: an orphan when its envelope is missing. */
-static enum err
+static MUST_CHECK enum err
 clean_msg(void *ctx, const char *id)
 {
 	struct cleaner *c = ctx;
@@ -1184,7 +1188,7 @@ clean_msg(void *ctx, const char *id)
 }
 
 /* An active entry that also exists in failed/: finish the move. */
-static enum err
+static MUST_CHECK enum err
 clean_dup(void *ctx, const char *id)
 {
 	struct cleaner *c = ctx;

@@ -42,7 +42,7 @@ resolve_thread_counts(unsigned long *ret_started, unsigned long *ret_running)
 	*ret_running = atomic_load(&threads_running);
 }
 
-static enum err
+static MUST_CHECK enum err
 lookup_failed(const char *name, int rc, int sys_errno,
 	struct errinfo *reterr)
 {

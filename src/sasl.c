@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "util.h"
 
-static enum err
+static MUST_CHECK enum err
 fail(enum err e, struct errinfo *reterr)
 {
 	if (e == ERR_NOMEM) {
@@ -31,7 +31,7 @@ has_byte(const char *s, size_t n, char c)
 	return memchr(s, c, n) != NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_plain(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -55,7 +55,7 @@ build_plain(const struct sasl_cred *c, unsigned step, struct buf *out,
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 build_login(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -84,7 +84,7 @@ token_ok(const struct sasl_cred *c)
 	return c->secret_len > 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -113,7 +113,7 @@ build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 build_oauthbearer(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {

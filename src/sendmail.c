@@ -41,7 +41,7 @@ struct body_source {
 	struct progress prog;
 };
 
-static enum err
+static MUST_CHECK enum err
 body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
 {
@@ -60,7 +60,7 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
  * Send m to env's recipients.  res (initialised by the caller) tells, with
  * an error, which recipients have the message all the same.
  */
-static enum err
+static MUST_CHECK enum err
 submit_message(struct flow *r, struct message *m, const struct envelope *env,
 	struct submit_result *res, struct errinfo *reterr)
 {
@@ -93,12 +93,13 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 	}
 	credential_release(&cred);
 	if (e == ERR_REAUTH) {
-		static struct errinfo nerr;
+		struct errinfo nerr = ERRINFO_INIT;
 
-		errinfo_init(&nerr);
-		if (notify_reauth(r->acc, reterr->msg, &nerr) != ERR_OK) {
-			log_warn("%s", nerr.msg);
+		if (notify_reauth(r->acc, errinfo_msg(reterr), &nerr) !=
+		    ERR_OK) {
+			log_warn("%s", errinfo_msg(&nerr));
 		}
+		errinfo_release(&nerr);
 	}
 	flow_log_line(r, env, size, res, e, reterr, res->rcpt_delivered);
 	return e;
@@ -109,7 +110,7 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 
 
 
-static enum err
+static MUST_CHECK enum err
 write_message(void *ctx, int fd, struct errinfo *reterr)
 {
 	return message_write_wire(ctx, fd, reterr);
@@ -119,7 +120,7 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  * Store m in acc's queue.  attempts: 0 (queue always) or 1 (a failed
  * attempt, described by why).  The id goes to ret_id.
  */
-static enum err
+static MUST_CHECK enum err
 enqueue(struct flow *r, struct message *m, const struct envelope *env,
 	unsigned attempts, const struct errinfo *why, char *ret_id,
 	struct buf *ret_dir, struct errinfo *reterr)
@@ -152,7 +153,7 @@ enqueue(struct flow *r, struct message *m, const struct envelope *env,
 	qe.attempts = attempts;
 	qe.next_attempt = now + queue_backoff(attempts, queue_random());
 	if (why != NULL) {
-		qe.last_error = (char *)why->msg;
+		qe.last_error = (char *)errinfo_msg(why);
 		qe.last_code = why->smtp_code;
 	}
 	e = queue_open(buf_cstr(ret_dir), 1, &q, reterr);
@@ -175,18 +176,18 @@ enqueue(struct flow *r, struct message *m, const struct envelope *env,
  * (design.md section 9: queued counts as sent in queue mode).  Otherwise e
  * stays, and reterr says who has the message and who has not.
  */
-static enum err
+static MUST_CHECK enum err
 partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	const unsigned char *delivered, enum err e, struct errinfo *reterr)
 {
-	static struct errinfo qerr, last;
+	struct errinfo qerr = ERRINFO_INIT, last = ERRINFO_INIT;
 	struct envelope rest;
 	struct buf got, missing, dir, why;
 	char id[QUEUE_ID_LEN + 1];
 
 	if (flow_rcpt_count(env, delivered, 0) == 0) {
 		/* every part was committed: nothing is missing */
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return ERR_OK;
 	}
 	buf_init(&got, 4096);
@@ -195,25 +196,25 @@ partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	buf_init(&why, 1024);
 	flow_rcpt_list(env, delivered, 1, &got);
 	flow_rcpt_list(env, delivered, 0, &missing);
-	errinfo_init(&qerr);
 	rest.rcpts = NULL;
 	if (r->acc->queue == QUEUE_ON_FAILURE && flow_queueable(e)) {
 		/* the entry's last error says who has it (mailq shows it) */
-		last = *reterr;
+		errinfo_copy(&last, reterr);
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
 		if (flow_envelope_part(env, delivered, 0, &rest, &qerr) ==
 		    ERR_OK && enqueue(r, m, &rest, 1, &last, id, &dir,
 		    &qerr) == ERR_OK) {
-			flow_first_line(reterr->msg, 300, &why);
+			flow_first_line(errinfo_msg(reterr), 300, &why);
 			log_warn("message delivered to %s; queued as %s for %s "
 				"(%s); oasmtp -q retries it, mailq lists the "
 				"queue", buf_cstr(&got), id, buf_cstr(&missing),
 				buf_cstr(&why));
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
 		free(rest.rcpts);
 	}
@@ -226,6 +227,8 @@ partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	buf_release(&missing);
 	buf_release(&dir);
 	buf_release(&why);
+	errinfo_release(&qerr);
+	errinfo_release(&last);
 	return e;
 }
 
@@ -313,8 +316,8 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		buf_release(&dir);
 		/* better sent now than not at all */
 		log_warn("cannot queue the message (%s); sending it now",
-			reterr->msg);
-		errinfo_init(reterr);
+			errinfo_msg(reterr));
+		errinfo_release(reterr);
 	}
 	e = submit_message(&r, m, &env, &res, reterr);
 	if (e != ERR_OK && flow_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
@@ -322,24 +325,25 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			reterr);
 	} else if (e != ERR_OK && r.acc->queue == QUEUE_ON_FAILURE &&
 	    flow_queueable(e)) {
-		static struct errinfo qerr;
+		struct errinfo qerr = ERRINFO_INIT;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		errinfo_init(&qerr);
 		if (enqueue(&r, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
 			buf_init(&why, 1024);
-			flow_first_line(reterr->msg, 300, &why);
+			flow_first_line(errinfo_msg(reterr), 300, &why);
 			log_warn("message queued as %s (%s); oasmtp -q retries "
 				"it, mailq lists the queue", id,
 				buf_cstr(&why));
 			buf_release(&why);
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
+		errinfo_release(&qerr);
 		buf_release(&dir);
 	}
 out:

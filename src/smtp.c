@@ -229,12 +229,11 @@ reply_error(const struct smtp_reply *r, struct errinfo *ei, enum err code,
 {
 	struct buf txt;
 
-	buf_init(&txt, ERRINFO_MSG_MAX);
+	buf_init(&txt, ERRINFO_TEXT_MAX);
 	smtp_reply_format(r, &txt);
 	errinfo_set(ei, code, "%s: %s", step, buf_cstr(&txt));
 	buf_release(&txt);
-	ei->smtp_code = r->code;
-	util_strlcpy(ei->enhanced, r->enhanced, sizeof(ei->enhanced));
+	errinfo_set_status(ei, r->code, r->enhanced);
 	return code;
 }
 
@@ -245,7 +244,7 @@ enum step_class {
 };
 
 /* design.md section 9 */
-static enum err
+static MUST_CHECK enum err
 map_reply(const struct smtp_reply *r, enum step_class cls)
 {
 	if (r->code >= 400 && r->code < 500) {
@@ -272,7 +271,7 @@ fail_reply(struct smtp_session *s, enum step_class cls, const char *step)
 }
 
 /* Queue one command line (CRLF added) and log it, or its redacted form. */
-static enum err
+static MUST_CHECK enum err
 send_line(struct smtp_session *s, const char *line, size_t n,
 	const char *shown)
 {
@@ -294,11 +293,11 @@ send_line(struct smtp_session *s, const char *line, size_t n,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_cmd(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 send_cmd(struct smtp_session *s, const char *fmt, ...)
 {
 	struct buf line;
@@ -318,7 +317,7 @@ send_cmd(struct smtp_session *s, const char *fmt, ...)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 push(struct smtp_session *s, enum expect kind, size_t rcpt)
 {
 	if (s->q_head > 0) {
@@ -434,6 +433,9 @@ smtp_free(struct smtp_session *s)
 	buf_release(&s->payload);
 	buf_release(&s->auth_json);
 	free(s->q);
+	errinfo_release(s->err);
+	errinfo_release(s->txn_err);
+	errinfo_release(s->txn_res);
 	free(s->err);
 	free(s->txn_err);
 	free(s->txn_res);
@@ -577,7 +579,7 @@ rcpts_left(const struct txn *t)
 	return 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_rcpt(struct smtp_session *s, struct txn *t, size_t i)
 {
 	const struct envelope *env = t->env;
@@ -596,7 +598,7 @@ send_rcpt(struct smtp_session *s, struct txn *t, size_t i)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_quit(struct smtp_session *s)
 {
 	enum err e = send_cmd(s, "QUIT");
@@ -609,7 +611,7 @@ send_quit(struct smtp_session *s)
 }
 
 /* RSET; the server holds no transaction once it has read it. */
-static enum err
+static MUST_CHECK enum err
 send_rset(struct smtp_session *s, enum expect kind)
 {
 	enum err e = send_cmd(s, "RSET");
@@ -632,7 +634,7 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 	int first = 1;
 	enum rcpt_state want = t->n_refused > 0 ? RS_REFUSED : RS_DEFERRED;
 
-	buf_init(&msg, ERRINFO_MSG_MAX);
+	buf_init(&msg, ERRINFO_TEXT_MAX);
 	for (i = 0; i < t->n_rcpts; i++) {
 		const struct rcpt *r = &t->rcpts[i];
 
@@ -668,9 +670,8 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		code = ERR_SMTP_PERM;
 	}
 	errinfo_set(ei, code, "%s", buf_cstr(&msg));
-	ei->smtp_code = pick != NULL ? pick->code : 0;
-	util_strlcpy(ei->enhanced, pick != NULL ? pick->enhanced : "",
-		sizeof(ei->enhanced));
+	errinfo_set_status(ei, pick != NULL ? pick->code : 0,
+		pick != NULL ? pick->enhanced : "");
 	buf_release(&msg);
 	return code;
 }
@@ -679,17 +680,15 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 static void
 txn_outcome(struct smtp_session *s, const struct txn *t)
 {
-	errinfo_init(s->txn_res);
+	errinfo_release(s->txn_res);
 	if (!t->failed && t->mail_ok && t->n_refused == 0 && !rcpts_left(t)) {
 		s->txn_code = ERR_OK;
 	} else if (t->failed && !t->mail_ok) {
-		s->txn_code = s->txn_err->code;
-		*s->txn_res = *s->txn_err;
+		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
 	} else if (t->n_refused > 0 || (t->n_ok == 0 && t->n_deferred > 0)) {
 		s->txn_code = rcpt_error(t, s->txn_res);
 	} else if (t->failed) {
-		s->txn_code = s->txn_err->code;
-		*s->txn_res = *s->txn_err;
+		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
 	} else {
 		s->txn_code = errinfo_set(s->txn_res, ERR_PROTO,
 			"transaction ended in an unexpected way");
@@ -765,7 +764,7 @@ batch_can_commit(const struct txn *t)
 }
 
 /* The command that carries the body (after the RCPTs). */
-static enum err
+static MUST_CHECK enum err
 send_body_cmd(struct smtp_session *s, struct txn *t, size_t n_batch)
 {
 	int pipe = (s->caps & SMTP_CAP_PIPELINING) != 0;
@@ -798,7 +797,7 @@ send_body_cmd(struct smtp_session *s, struct txn *t, size_t n_batch)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_mail(struct smtp_session *s, const struct envelope *env, uint64_t size)
 {
 	struct buf line;
@@ -835,7 +834,7 @@ send_mail(struct smtp_session *s, const struct envelope *env, uint64_t size)
 }
 
 /* One MAIL ... end-of-data round for every recipient still to do. */
-static enum err
+static MUST_CHECK enum err
 start_batch(struct smtp_session *s, struct txn *t)
 {
 	size_t i, n_batch = 0;
@@ -893,7 +892,7 @@ bad_param(const char *v)
 }
 
 /* What smtp_mail() refuses before sending anything (session unchanged). */
-static enum err
+static MUST_CHECK enum err
 check_mail(const struct smtp_session *s, const struct envelope *env,
 	uint64_t body_size, struct errinfo *reterr)
 {
@@ -934,11 +933,7 @@ check_mail(const struct smtp_session *s, const struct envelope *env,
 		errinfo_set(reterr, ERR_SMTP_PERM, "message too big: %" PRIu64
 			" bytes, the server accepts at most %" PRIu64
 			" bytes (SIZE)", body_size, s->size_limit);
-		if (reterr != NULL) {
-			reterr->smtp_code = 552;
-			util_strlcpy(reterr->enhanced, "5.3.4",
-				sizeof(reterr->enhanced));
-		}
+		errinfo_set_status(reterr, 552, "5.3.4");
 		return ERR_SMTP_PERM;
 	}
 	return ERR_OK;
@@ -959,9 +954,9 @@ txn_new(const struct envelope *env, uint64_t body_size, int last)
 		return NULL;
 	}
 	for (i = 0; i < env->n_rcpts; i++) {
-		buf_init(&t->rcpts[i].reply, ERRINFO_MSG_MAX);
+		buf_init(&t->rcpts[i].reply, ERRINFO_TEXT_MAX);
 	}
-	buf_init(&t->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&t->final_reply, ERRINFO_TEXT_MAX);
 	t->n_rcpts = env->n_rcpts;
 	t->env = env;
 	t->size = body_size;
@@ -1158,7 +1153,7 @@ data_reply(struct smtp_session *s, struct txn *t)
 			 * recipients.
 			 */
 			if (t->failed && !t->mail_ok) {
-				*s->err = *s->txn_err;
+				errinfo_copy(s->err, s->txn_err);
 			} else {
 				rcpt_error(t, s->err);
 			}
@@ -1442,7 +1437,7 @@ smtp_tls_started(struct smtp_session *s)
 }
 
 /* Base64 of raw into s->payload, then queue it as a line. */
-static enum err
+static MUST_CHECK enum err
 send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 	size_t n, int redact)
 {
@@ -1466,7 +1461,7 @@ send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_step(struct smtp_session *s, unsigned step, struct buf *raw)
 {
 	struct sasl_cred cred;
@@ -1588,7 +1583,7 @@ auth_reply(struct smtp_session *s)
 		}
 		if (s->mech->error_ack == NULL || s->ack_sent) {
 			fail_reply(s, SC_SESSION, step);
-			s->err->code = ERR_PROTO;
+			errinfo_recode(s->err, ERR_PROTO);
 			return;
 		}
 		/* an error challenge: keep the JSON to show it */
@@ -1624,7 +1619,7 @@ auth_reply(struct smtp_session *s)
 		if (s->auth_json.len > 0) {
 			struct buf esc;
 
-			buf_init(&esc, ERRINFO_MSG_MAX);
+			buf_init(&esc, ERRINFO_TEXT_MAX);
 			util_escape_ctl(&esc, s->auth_json.data,
 				s->auth_json.len);
 			errinfo_prefix(s->err, "authentication failed "
@@ -1645,7 +1640,7 @@ auth_reply(struct smtp_session *s)
 		return;
 	}
 	fail_reply(s, SC_SESSION, step);
-	s->err->code = ERR_PROTO;
+	errinfo_recode(s->err, ERR_PROTO);
 }
 
 static void
@@ -1669,7 +1664,7 @@ session_reply(struct smtp_session *s)
 			fail_reply(s, SC_SESSION, "greeting");
 		} else {
 			fail_reply(s, SC_SESSION, "greeting");
-			s->err->code = ERR_PROTO;
+			errinfo_recode(s->err, ERR_PROTO);
 		}
 		break;
 	case SMTP_ST_EHLO:
@@ -1684,7 +1679,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "EHLO");
 			if (r->code < 400) {
-				s->err->code = ERR_PROTO;
+				errinfo_recode(s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1697,7 +1692,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "HELO");
 			if (r->code < 400) {
-				s->err->code = ERR_PROTO;
+				errinfo_recode(s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1707,7 +1702,8 @@ session_reply(struct smtp_session *s)
 		} else {
 			/* the mail must wait rather than go out in clear */
 			fail_reply(s, SC_SESSION, "STARTTLS");
-			s->err->code = r->code < 400 ? ERR_PROTO : ERR_TLS;
+			errinfo_recode(s->err,
+				r->code < 400 ? ERR_PROTO : ERR_TLS);
 		}
 		break;
 	case SMTP_ST_AUTH:
@@ -1715,7 +1711,7 @@ session_reply(struct smtp_session *s)
 		break;
 	default:
 		fail_reply(s, SC_SESSION, "unexpected reply");
-		s->err->code = ERR_PROTO;
+		errinfo_recode(s->err, ERR_PROTO);
 		break;
 	}
 }
@@ -1807,9 +1803,8 @@ void
 smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 {
 	auth_done_wipe(s);
-	*s->err = *ei;
-	if (s->err->code == ERR_OK) {
-		s->err->code = ERR_INTERNAL;
+	if (errinfo_copy(s->err, ei) == ERR_OK) {
+		errinfo_recode(s->err, ERR_INTERNAL);
 	}
 	s->state = SMTP_ST_FAILED;
 }
@@ -1817,9 +1812,7 @@ smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 enum err
 smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr)
 {
-	if (reterr != NULL) {
-		*reterr = *s->txn_res;
-	}
+	errinfo_copy(reterr, s->txn_res);
 	return s->txn_code;
 }
 
@@ -1852,10 +1845,7 @@ smtp_final_reply(const struct smtp_session *s)
 enum err
 smtp_error(const struct smtp_session *s, struct errinfo *reterr)
 {
-	if (reterr != NULL) {
-		*reterr = *s->err;
-	}
-	return s->err->code;
+	return errinfo_copy(reterr, s->err);
 }
 
 unsigned

@@ -50,7 +50,7 @@ smtp_reply_reset(struct smtp_reply *r)
 	r->n_lines = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	struct errinfo *reterr)
 {

@@ -62,7 +62,7 @@ void
 submit_result_init(struct submit_result *r)
 {
 	r->smtp_code = 0;
-	buf_init(&r->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&r->final_reply, ERRINFO_TEXT_MAX);
 	buf_init(&r->tls, 4096);
 	buf_init(&r->info, 256 * 1024);
 	r->rcpt_codes = NULL;
@@ -99,7 +99,7 @@ step_deadline(const struct driver *d)
 	return dl < d->session_deadline ? dl : d->session_deadline;
 }
 
-static enum err
+static MUST_CHECK enum err
 flush(struct driver *d, struct errinfo *reterr)
 {
 	enum err e;
@@ -113,7 +113,7 @@ flush(struct driver *d, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
 {
 	enum err e;
@@ -146,7 +146,7 @@ line_buffered(const struct driver *d)
  * One reply line, CRLF removed, borrowed from d->rbuf until the next call;
  * the caller consumes it (its length + 2).
  */
-static enum err
+static MUST_CHECK enum err
 read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 	struct errinfo *reterr)
 {
@@ -192,7 +192,7 @@ read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
 	/* the body asked for is always that of the newest transaction */
@@ -296,7 +296,7 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
 	const struct account *acc = d->p->acc;
@@ -327,7 +327,7 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 do_auth(struct driver *d, struct smtp_session *s, int fresh,
 	struct errinfo *reterr)
 {
@@ -400,9 +400,8 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 				reterr != NULL ? reterr->smtp_code : 0;
 		}
 	} else if (b->done != NULL) {
-		static struct errinfo ok_info;
+		struct errinfo ok_info = ERRINFO_INIT;
 
-		errinfo_init(&ok_info);
 		b->done(b->ctx, d->cur, code, in_txn,
 			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
 			in_txn && s != NULL ? smtp_final_reply(s) : "",
@@ -419,7 +418,7 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
  * SMTP_EV_READY: hand item d->next to the engine.  ERR_OK when it was taken
  * or has to wait for the transactions in flight; else its refusal.
  */
-static enum err
+static MUST_CHECK enum err
 next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
 	const struct submit_item *it = &d->items[d->next];
@@ -440,7 +439,7 @@ next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 }
 
 /* The session ended with e: every item not reported yet gets it. */
-static enum err
+static MUST_CHECK enum err
 session_end(struct driver *d, enum err e, struct submit_result *ret,
 	struct errinfo *reterr)
 {
@@ -454,7 +453,7 @@ session_end(struct driver *d, enum err e, struct submit_result *ret,
  * The session loop.  Single message: returns the outcome of the
  * transaction.  Batch: ERR_OK or the session error (items reported).
  */
-static enum err
+static MUST_CHECK enum err
 run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 	struct errinfo *reterr)
 {

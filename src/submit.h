@@ -163,14 +163,14 @@ void submit_result_release(struct submit_result *r);
  * ERR_PROTO, ERR_SMTP_TEMP, ERR_SMTP_PERM, ERR_RCPT_UNKNOWN, ERR_AUTH,
  * ERR_NOTSUPP, ERR_CONFIG, errors of the body and secret callbacks.
  */
-enum err submit_send(const struct submit_params *p, struct submit_result *ret,
+MUST_CHECK enum err submit_send(const struct submit_params *p, struct submit_result *ret,
 	struct errinfo *reterr);
 
 /*
  * The TLS session cache path for host:port: $XDG_RUNTIME_DIR/oasmtp/...
  * else ~/.cache/oasmtp/tls-session-HOST-PORT.  Appended to out.
  */
-enum err submit_session_cache_path(const char *host, int port,
+MUST_CHECK enum err submit_session_cache_path(const char *host, int port,
 	struct buf *out);
 
 #endif

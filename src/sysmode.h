@@ -28,7 +28,7 @@ const char *sysmode_state_dir(void);
 
 /* The maildrop directory ($OASMTP_SPOOL_DIR or OASMTP_SPOOLDIR, then
  * "/maildrop") appended to out.  ERR_LIMIT. */
-enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
+MUST_CHECK enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
 
 /*
  * When o is a send for the system queue (see above), run oasmtp-drop with

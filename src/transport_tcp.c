@@ -113,7 +113,7 @@ addr_text(const struct sockaddr *sa, char *out, size_t size)
 
 /* ---- the byte pipe ---- */
 
-static enum err
+static MUST_CHECK enum err
 tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	struct errinfo *reterr)
 {
@@ -153,7 +153,7 @@ tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 tcp_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 	int64_t deadline, struct errinfo *reterr)
 {
@@ -468,7 +468,7 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_source(const char *source_ip, struct addrinfo **ret_ai,
 	struct errinfo *reterr)
 {
@@ -488,7 +488,7 @@ resolve_source(const char *source_ip, struct addrinfo **ret_ai,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 make_transport(int fd, const char *host, int port, struct transport **ret_t,
 	struct errinfo *reterr)
 {

@@ -370,7 +370,7 @@ verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 }
 
 /* Describe a verification failure in words a user can act on. */
-static enum err
+static MUST_CHECK enum err
 verify_error(struct tls_transport *tt, long code, struct errinfo *reterr)
 {
 	struct buf m;
@@ -434,7 +434,7 @@ verify_error(struct tls_transport *tt, long code, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 check_fingerprint(struct tls_transport *tt, const char *want_text,
 	struct errinfo *reterr)
 {
@@ -624,7 +624,7 @@ load_session(const struct tls_transport *tt)
  * Map the outcome of an SSL call: ERR_OK after waiting for what OpenSSL
  * asked for (the caller retries), or the error.
  */
-static enum err
+static MUST_CHECK enum err
 tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 	const char *what, struct errinfo *reterr)
 {
@@ -664,7 +664,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 		ssl_reason("unknown error"));
 }
 
-static enum err
+static MUST_CHECK enum err
 tls_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	struct errinfo *reterr)
 {
@@ -689,7 +689,7 @@ tls_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 tls_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 	int64_t deadline, struct errinfo *reterr)
 {
@@ -776,7 +776,7 @@ static const struct transport_ops tls_ops = {
 
 /* ---- setting up ---- */
 
-static enum err
+static MUST_CHECK enum err
 load_file_err(const char *key, const char *file, struct errinfo *reterr)
 {
 	struct stat st;
@@ -792,7 +792,7 @@ load_file_err(const char *key, const char *file, struct errinfo *reterr)
 		file, ssl_reason("bad file"));
 }
 
-static enum err
+static MUST_CHECK enum err
 setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	struct errinfo *reterr)
 {
@@ -869,7 +869,7 @@ setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 setup_ssl(struct tls_transport *tt, struct errinfo *reterr)
 {
 	BIO *bio;
@@ -920,7 +920,7 @@ setup_ssl(struct tls_transport *tt, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
 {
 	for (;;) {

@@ -13,7 +13,7 @@
 
 #define COMMAND_OUT_MAX (64 * 1024)
 
-static enum err
+static MUST_CHECK enum err
 command_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 {
 	int timeout = ts->acc->timeout > 0 ? ts->acc->timeout : 60;

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct config_params params = {
 		.home = "/home/fuzz",
 		.user_name = "fuzz",

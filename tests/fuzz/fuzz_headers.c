@@ -25,7 +25,7 @@ static void
 fuzz_addr(const uint8_t *data, size_t size)
 {
 	struct addr_list l;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	size_t i;
 
 	addr_list_init(&l);
@@ -48,7 +48,7 @@ fuzz_message(const uint8_t *data, size_t size)
 {
 	struct message_reader *r;
 	struct message *m = NULL;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct account acc;
 	struct message_opts o;
 	struct envelope env;

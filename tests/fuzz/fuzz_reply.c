@@ -69,13 +69,14 @@ drive(struct smtp_session *s, const struct envelope *env, int *txns)
 			break;
 		case SMTP_EV_READY:
 			if (*txns < 2) {
-				struct errinfo *ei = malloc(sizeof(*ei));
+				struct errinfo *ei = calloc(1, sizeof(*ei));
 
 				(*txns)++;
 				if (ei == NULL || smtp_mail(s, env, 4,
 				    *txns == 2, ei) != ERR_OK) {
 					smtp_quit(s);
 				}
+				errinfo_release(ei);
 				free(ei);
 			} else {
 				smtp_quit(s);
@@ -114,7 +115,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	opt = data[0];
-	ei = malloc(sizeof(*ei));
+	ei = calloc(1, sizeof(*ei));
 	if (ei == NULL) {
 		return 0;
 	}
@@ -167,6 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	smtp_free(s);
 	smtp_reply_release(&r);
+	errinfo_release(ei);
 	free(ei);
 	return 0;
 }

@@ -120,7 +120,7 @@ test_callback_parse(void)
 		"state and iss match");
 	is_int(oauth_flow_check_callback(&cb, "S2", ep, 0, &ei), ERR_AUTH,
 		"state mismatch refused");
-	contains(ei.msg, "does not belong", "message says why");
+	contains(errinfo_msg(&ei), "does not belong", "message says why");
 	is_int(oauth_flow_check_callback(&cb, "S1",
 		"https://evil.example/auth", 0, &ei), ERR_AUTH,
 		"iss from another origin refused (RFC 9207)");
@@ -132,7 +132,7 @@ test_callback_parse(void)
 		"error redirect parsed");
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"access_denied -> ERR_AUTH");
-	contains(ei.msg, "access_denied: The user said no", "description kept");
+	contains(errinfo_msg(&ei), "access_denied: The user said no", "description kept");
 	oauth_flow_parse_callback("?state=S1&error=server_error", &cb, &ei);
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"other provider errors -> ERR_AUTH");
@@ -313,7 +313,7 @@ test_listener(void)
 	/* nobody comes */
 	e = oauth_flow_wait_redirect(&l, 300, "good", ep, &cb, &ei);
 	is_int(e, ERR_TIMEOUT, "timeout");
-	contains(ei.msg, "no answer from the browser", "timeout message");
+	contains(errinfo_msg(&ei), "no answer from the browser", "timeout message");
 	oauth_flow_listener_close(&l);
 	oauth_flow_listener_close(&l);
 	ok(l.fd == -1, "close is idempotent");
@@ -503,7 +503,7 @@ test_device(void)
 	script(start_refused, 1);
 	is_int(oauth_flow_device_start(&r, "https://op.example/device", &d,
 		&ei), ERR_CONFIG, "refused device request -> ERR_CONFIG");
-	contains(ei.msg, "invalid_scope: Invalid device flow scope",
+	contains(errinfo_msg(&ei), "invalid_scope: Invalid device flow scope",
 		"provider's reason quoted");
 	oauth_flow_device_release(&d);
 
@@ -525,12 +525,12 @@ test_device(void)
 	is_int(run_device(flow, 4, 900, 0, &tok), ERR_OK, "no interval");
 	is_int(sleeps[0], 5000, "RFC 8628 default interval 5 s");
 	is_int(run_device(denied, 2, 900, 5, &tok), ERR_AUTH, "access_denied");
-	contains(ei.msg, "declined", "denied message");
+	contains(errinfo_msg(&ei), "declined", "denied message");
 	is_int(run_device(declined, 1, 900, 5, &tok), ERR_AUTH,
 		"authorization_declined (Microsoft)");
 	is_int(run_device(expired, 1, 900, 5, &tok), ERR_TIMEOUT,
 		"expired_token");
-	contains(ei.msg, "expired", "expired message");
+	contains(errinfo_msg(&ei), "expired", "expired message");
 	is_int(run_device(badcode, 1, 900, 5, &tok), ERR_TIMEOUT,
 		"bad_verification_code (Microsoft)");
 	is_int(run_device(flaky, 3, 900, 5, &tok), ERR_OK,
@@ -541,7 +541,7 @@ test_device(void)
 		"a fourth failure in a row ends it");
 	is_int(run_device(badclient, 1, 900, 5, &tok), ERR_CONFIG,
 		"invalid_client -> ERR_CONFIG");
-	contains(ei.msg, "AADSTS7000218", "provider text kept for the "
+	contains(errinfo_msg(&ei), "AADSTS7000218", "provider text kept for the "
 		"explainer");
 	is_int(run_device(forever, 5, 12, 5, &tok), ERR_TIMEOUT,
 		"gives up after expires_in");
@@ -588,7 +588,7 @@ test_exchange(void)
 	script(refused, 1);
 	is_int(oauth_exchange_code(&r, &tok, &ei), ERR_AUTH,
 		"refused code -> ERR_AUTH, not 're-authorize'");
-	contains(ei.msg, "code expired", "provider text kept");
+	contains(errinfo_msg(&ei), "code expired", "provider text kept");
 	r.code = "";
 	is_int(oauth_exchange_code(&r, &tok, &ei), ERR_INTERNAL, "no code");
 
@@ -601,7 +601,7 @@ test_exchange(void)
 		ERR_TOKEN_TEMP, "503 -> temporary");
 	is_int(oauth_flow_revoke(&r, "https://op/revoke", "RT", &ei),
 		ERR_CONFIG, "400 -> config");
-	contains(ei.msg, "unsupported_token_type", "reason quoted");
+	contains(errinfo_msg(&ei), "unsupported_token_type", "reason quoted");
 	oauth_tokens_release(&tok);
 	oauth_http_set_post(NULL, NULL);
 }

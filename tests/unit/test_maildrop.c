@@ -114,7 +114,7 @@ options(void)
 	is_int(policy("--system", "root", NULL), ERR_USAGE, "--system");
 	is_int(policy("-q", NULL, NULL), ERR_USAGE, "-q refused");
 	is_int(policy("-bp", NULL, NULL), ERR_USAGE, "-bp refused");
-	contains(ei.msg, "mode", "the mode is named");
+	contains(errinfo_msg(&ei), "mode", "the mode is named");
 }
 
 int

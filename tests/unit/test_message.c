@@ -65,7 +65,7 @@ load_ex(const char *text, size_t len, int ignore_dots, size_t chunk,
 		}
 	}
 	if (*ret_rc != ERR_OK) {
-		diag("load: %s", ei->msg);
+		diag("load: %s", errinfo_msg(ei));
 	}
 	return m;
 }
@@ -73,7 +73,7 @@ load_ex(const char *text, size_t len, int ignore_dots, size_t chunk,
 static struct message *
 load(const char *text, int ignore_dots)
 {
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err rc;
 
 	return load_ex(text, strlen(text), ignore_dots, 0, &rc, &ei);
@@ -86,7 +86,7 @@ wire(struct message *m, struct buf *out)
 	char piece[7];
 	uint64_t off = 0;
 	size_t n;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 
 	buf_reset(out);
 	for (;;) {
@@ -271,7 +271,7 @@ test_read_chunks(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 		enum err rc;
 		struct message *m;
 		char what[64];
@@ -354,7 +354,7 @@ test_read_model(void)
 			int dots = (int)(c % 2);
 			size_t n = 6, i, len = model_rand(300);
 			struct message *m;
-			struct errinfo ei;
+			struct errinfo ei = ERRINFO_INIT;
 			enum err rc;
 			int high;
 
@@ -400,7 +400,7 @@ test_read_dots(void)
 {
 	struct message *m;
 	struct message_reader *r;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	int done = 0;
 
 	m = load("Subject: x\n\na\n.\nb\n", 0);
@@ -447,7 +447,7 @@ static void
 test_read_limits(void)
 {
 	struct buf in;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err rc;
 	struct message *m;
 	size_t i;
@@ -462,7 +462,7 @@ test_read_limits(void)
 	buf_append_str(&in, "\n\nbody\n");
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header line over 64 KiB: ERR_DATA");
-	contains(ei.msg, "longer than 65536", "line limit message");
+	contains(errinfo_msg(&ei), "longer than 65536", "line limit message");
 	ok(m == NULL, "no message on error");
 
 	/* exactly 64 KiB is fine */
@@ -489,7 +489,7 @@ test_read_limits(void)
 	buf_append_str(&in, "\nbody\n");
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header block over 1 MiB: ERR_DATA");
-	contains(ei.msg, "header block larger than 1048576", "block message");
+	contains(errinfo_msg(&ei), "header block larger than 1048576", "block message");
 
 	/* a body line longer than 64 KiB is fine, even with no headers */
 	buf_reset(&in);
@@ -518,7 +518,7 @@ test_read_limits(void)
 
 	m = load_ex("Subject: a\0b\n\nc\n", 15, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "NUL in a header: ERR_DATA");
-	contains(ei.msg, "NUL", "NUL message");
+	contains(errinfo_msg(&ei), "NUL", "NUL message");
 	buf_release(&in);
 }
 
@@ -554,7 +554,7 @@ test_git_send_email(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "list@example.org", "cc@example.org",
@@ -598,7 +598,7 @@ test_cron(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "root" };
@@ -661,7 +661,7 @@ test_cron(void)
 		ok(aliases_load(path, &al, &ei) == ERR_OK, "fan-out file loads");
 		is_int(aliases_expand(al, "l0", &out, &ei), ERR_CONFIG,
 			"8^15 expansion refused");
-		contains(ei.msg, "more than 10000 addresses",
+		contains(errinfo_msg(&ei), "more than 10000 addresses",
 			"fan-out message names the bound");
 		ok(out.n <= ALIASES_EXPAND_MAX, "bound held (%zu)", out.n);
 		addr_list_release(&out);
@@ -676,7 +676,7 @@ test_cron(void)
 	m = load("Subject: x\n\nout\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
 		"bad aliases file: ERR_CONFIG");
-	contains(ei.msg, "badaliases:1:", "bad aliases file: file:line");
+	contains(errinfo_msg(&ei), "badaliases:1:", "bad aliases file: file:line");
 	message_free(m);
 	unlink(a.aliases);
 	unlink(aliases);
@@ -691,7 +691,7 @@ test_cronie(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	static const char in[] = "From: root (Cron Daemon)\nTo: user\n"
@@ -790,7 +790,7 @@ test_mailx_bcc(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	static const char in[] = "To: a@x.org\nCc: \"B, b\" <b@x.org>\n"
@@ -828,7 +828,7 @@ test_php_crlf(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 
@@ -865,7 +865,7 @@ test_mdadm_no_dash_i(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 
 	acc_init(&a);
@@ -889,7 +889,7 @@ test_dedup_and_resent(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "a@X.org, \"A\" <a@x.ORG>", "B@y.org", "b@y.org" };
@@ -959,7 +959,7 @@ test_header_rules(void)
 {
 	struct account a;
 	struct message_opts o;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf b;
 	enum err rc;
 	char *args[] = { "r@x.org", "s@y.org" };
@@ -1087,7 +1087,7 @@ test_sender_rules(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b, want;
 	char *args[] = { "r@x.org" };
@@ -1128,7 +1128,7 @@ test_sender_rules(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
 		"-f with two addresses");
-	contains(ei.msg, "invalid envelope sender", "-f message");
+	contains(errinfo_msg(&ei), "invalid envelope sender", "-f message");
 	message_free(m);
 
 	/* --read-envelope-from */
@@ -1156,7 +1156,7 @@ test_sender_rules(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
 		"no sender: ERR_CONFIG");
-	is_str(ei.msg, "no envelope sender: set 'from' in account test or "
+	is_str(errinfo_msg(&ei), "no envelope sender: set 'from' in account test or "
 	    "pass -f ADDR", "no sender message");
 	message_free(m);
 
@@ -1192,7 +1192,7 @@ test_errors_and_flags(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	char *bad_arg[] = { "\"Doe <j@x>" };
 	char *utf8_arg[] = { "j\xc3\xb6rg@b\xc3\xbc" "cher.de" };
@@ -1204,7 +1204,7 @@ test_errors_and_flags(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
 		"no recipients: ERR_USAGE");
-	is_str(ei.msg, "no recipients found", "no recipients message");
+	is_str(errinfo_msg(&ei), "no recipients found", "no recipients message");
 	message_free(m);
 
 	o.read_recipients = 1;
@@ -1216,7 +1216,7 @@ test_errors_and_flags(void)
 	m = load("To: \"broken <a@b>\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_DATA,
 		"-t with a broken To: ERR_DATA");
-	contains(ei.msg, "header To: unterminated quoted string",
+	contains(errinfo_msg(&ei), "header To: unterminated quoted string",
 		"broken To message");
 	message_free(m);
 	o.read_recipients = 0;
@@ -1226,7 +1226,7 @@ test_errors_and_flags(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
 		"bad recipient argument: ERR_USAGE");
-	contains(ei.msg, "recipient '\"Doe <j@x>': unterminated",
+	contains(errinfo_msg(&ei), "recipient '\"Doe <j@x>': unterminated",
 		"bad recipient message");
 	message_free(m);
 
@@ -1271,7 +1271,7 @@ static void
 test_write_wire(void)
 {
 	struct message *m;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	char path[256];
 	char got[256];
 	int fd;
@@ -1307,7 +1307,7 @@ test_large_rss(void)
 	char *chunk;
 	struct rusage before, after;
 	struct message *m = NULL;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	size_t written = 0, lines = 0, i;
 	int fd;
 	enum err rc;

@@ -79,7 +79,7 @@ test_record_round_trip(void)
 	ok(rec.len > 4 && strcmp(rec.data + rec.len - 4, "end\n") == 0,
 		"end line last");
 	e = queue_parse_record(rec.data, rec.len, &b, &ei);
-	is_int(e, ERR_OK, "parse it back: %s", ei.msg);
+	is_int(e, ERR_OK, "parse it back: %s", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_str(b.account, a.account, "account");
 		is_str(b.config, a.config, "config");
@@ -276,7 +276,7 @@ test_directory(void)
 	is_int(queue_list(NULL, 0, &v, &n, NULL, &ei), ERR_OK, "list nothing");
 	is_int((long long)n, 0, "no entries");
 	is_int(queue_open(dir, 1, &q, &ei), ERR_OK, "create the queue: %s",
-		ei.msg);
+		errinfo_msg(&ei));
 	is_int(mode_of(dir), 0700, "queue dir 0700");
 	snprintf(path, sizeof(path), "%s/tmp", dir);
 	is_int(mode_of(path), 0700, "tmp/ 0700");
@@ -286,7 +286,7 @@ test_directory(void)
 	sample(&e);
 	e.created = e.queued = now;
 	is_int(queue_add(q, &e, write_text, (void *)body, &ei), ERR_OK,
-		"add an entry: %s", ei.msg);
+		"add an entry: %s", errinfo_msg(&ei));
 	ok(queue_id_valid(e.id), "it got an id '%s'", e.id);
 	is_int((long long)e.size, (long long)strlen(body), "size set");
 	memcpy(id, e.id, sizeof(id));
@@ -473,7 +473,7 @@ test_drop_rcpts(void)
 	ok(e.env.rcpts[1] == NULL, "the list stays NULL-terminated");
 	is_int(queue_entry_drop_rcpts(&e, gone_1, &ei), ERR_DATA,
 		"dropping the last one is refused");
-	contains(ei.msg, "no recipient would be left", "  saying why");
+	contains(errinfo_msg(&ei), "no recipient would be left", "  saying why");
 	is_int((long long)e.env.n_rcpts, 1, "  and changes nothing");
 	buf_init(&rec, QUEUE_RECORD_MAX);
 	queue_format_record(&e, &rec, &ei);
@@ -484,7 +484,7 @@ test_drop_rcpts(void)
 
 	snprintf(dir, sizeof(dir), "%s/drop/queue", root);
 	is_int(queue_open(dir, 1, &q, &ei), ERR_OK, "a queue for the drop "
-		"test: %s", ei.msg);
+		"test: %s", errinfo_msg(&ei));
 	sample(&e);
 	e.created = e.queued = time(NULL);
 	is_int(queue_add(q, &e, write_text, (void *)"x\r\n", &ei), ERR_OK,

@@ -65,7 +65,7 @@ main(void)
 	/* strictness */
 	is_int(feed(&r, "250-a", 0, &done), ERR_OK, "start multi-line");
 	is_int(feed(&r, "251 b", 0, &done), ERR_PROTO, "code mismatch");
-	contains(ei.msg, "251 b", "error shows the offending line");
+	contains(errinfo_msg(&ei), "251 b", "error shows the offending line");
 	is_int(feed(&r, "2x0 hi", 0, &done), ERR_PROTO, "non-digit code");
 	is_int(feed(&r, "650 hi", 0, &done), ERR_PROTO, "first digit 6");
 	is_int(feed(&r, "260 hi", 0, &done), ERR_PROTO, "second digit 6");
@@ -73,7 +73,7 @@ main(void)
 	is_int(feed(&r, "250x", 0, &done), ERR_PROTO, "bad separator");
 	is_int(smtp_reply_feed(&r, "250 a\0b", 7, 0, &done, &ei), ERR_PROTO,
 		"NUL refused");
-	contains(ei.msg, "\\x00", "control bytes escaped in the message");
+	contains(errinfo_msg(&ei), "\\x00", "control bytes escaped in the message");
 	is_int(feed(&r, "250 a\rb", 0, &done), ERR_PROTO, "bare CR refused");
 	is_int(feed(&r, "250 tab\there \xc3\xa9", 0, &done), ERR_OK,
 		"tab and UTF-8 accepted");
@@ -89,7 +89,7 @@ main(void)
 		is_int(e, ERR_OK, "up to the cap is fine");
 		is_int(feed(&r, "250 x", 0, &done), ERR_PROTO,
 			"one line too many");
-		contains(ei.msg, "too many lines", "says why");
+		contains(errinfo_msg(&ei), "too many lines", "says why");
 	}
 
 	/* a 70 KiB line is refused and shown */
@@ -98,7 +98,7 @@ main(void)
 	memcpy(big, "554 5.2.252 SendAsDenied; ", 26);
 	big[70 * 1024] = '\0';
 	is_int(feed(&r, big, 1, &done), ERR_PROTO, "70 KiB line refused");
-	contains(ei.msg, "554 5.2.252 SendAsDenied; AAAA",
+	contains(errinfo_msg(&ei), "554 5.2.252 SendAsDenied; AAAA",
 		"error shows the line");
 	/* a 60 KiB line is fine and kept whole */
 	big[60 * 1024] = '\0';

@@ -13,7 +13,7 @@ b64_of(const char *name, const struct sasl_cred *c, unsigned step,
 {
 	const struct sasl_mech *m = sasl_find(name, strlen(name));
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err e;
 
 	if (m == NULL) {
@@ -45,7 +45,7 @@ main(void)
 	struct sasl_cred c;
 	struct buf out;
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	const struct sasl_mech *m;
 
 	buf_init(&out, 65536);

@@ -207,7 +207,7 @@ h_run(struct h *h)
 			/* fall through */
 		case SMTP_EV_NEED_AUTH:
 			if (h->secrets[h->si] == NULL) {
-				struct errinfo ei;
+				struct errinfo ei = ERRINFO_INIT;
 
 				errinfo_set(&ei, ERR_AUTH, "no more tokens");
 				smtp_abort(h->s, &ei);
@@ -246,7 +246,7 @@ h_run(struct h *h)
 				h->done_at[h->txn_done] = h->ri;
 				util_strlcpy(h->final[h->txn_done],
 					h->txn == ERR_OK ? smtp_final_reply(h->s) :
-					txn_ei.msg, sizeof(h->final[0]));
+					errinfo_msg(&txn_ei), sizeof(h->final[0]));
 				flags(h->s, h_nrcpts(h), h->dlv[h->txn_done],
 					sizeof(h->dlv[0]));
 			}
@@ -395,12 +395,12 @@ test_refused(void)
 	env_init(&env, rcpts3, 3);
 	run_simple(&h, r, &env, BODY);
 	is_int(h.txn, ERR_RCPT_UNKNOWN, "5.1.1 refusals -> ERR_RCPT_UNKNOWN");
-	contains(txn_ei.msg, "2 recipients refused", "counts them");
-	contains(txn_ei.msg, "RCPT TO:<b@x.example>: 550 5.1.1 <b@x.example>:"
+	contains(errinfo_msg(&txn_ei), "2 recipients refused", "counts them");
+	contains(errinfo_msg(&txn_ei), "RCPT TO:<b@x.example>: 550 5.1.1 <b@x.example>:"
 		" no such user", "names the first with its reply");
-	contains(txn_ei.msg, "RCPT TO:<d@x.example>: 550-5.1.1 <d@x.example>:"
+	contains(errinfo_msg(&txn_ei), "RCPT TO:<d@x.example>: 550-5.1.1 <d@x.example>:"
 		" gone / 550 5.1.1 really", "names the second, whole reply");
-	ok(strstr(txn_ei.msg, "c@x.example") == NULL, "not the accepted one");
+	ok(strstr(errinfo_msg(&txn_ei), "c@x.example") == NULL, "not the accepted one");
 	is_int(txn_ei.smtp_code, 550, "smtp code");
 	is_str(txn_ei.enhanced, "5.1.1", "enhanced code");
 	is_str(buf_cstr(&h.fl[2]), "RSET\r\nQUIT\r\n", "RSET + QUIT, never "
@@ -414,7 +414,7 @@ test_refused(void)
 	is_int(h.end, SMTP_EV_FAILED, "354 after a refusal: connection "
 		"dropped, no body sent");
 	is_int(sess_ei.code, ERR_SMTP_TEMP, "450 refusal is temporary");
-	contains(sess_ei.msg, "RCPT TO:<b@x.example>: 450 4.2.0 greylisted",
+	contains(errinfo_msg(&sess_ei), "RCPT TO:<b@x.example>: 450 4.2.0 greylisted",
 		"names the refusal");
 	ok(strstr(buf_cstr(&h.fl[1]), "hello") == NULL &&
 		h.nf == 2, "no body bytes written");
@@ -561,8 +561,8 @@ test_refuse_early(void)
 	env_init(&env, rcpts1, 1);
 	run_simple(&h, r, &env, BODY);
 	is_int(h.mail_err, ERR_SMTP_PERM, "larger than SIZE refused");
-	contains(mail_ei.msg, "27 bytes", "names the message size");
-	contains(mail_ei.msg, "at most 10 bytes", "names the server limit");
+	contains(errinfo_msg(&mail_ei), "27 bytes", "names the message size");
+	contains(errinfo_msg(&mail_ei), "at most 10 bytes", "names the server limit");
 	is_int((long long)h.nf, 1, "nothing sent but EHLO");
 	is_int(smtp_state(h.s), SMTP_ST_READY, "session still usable");
 	h_free(&h);
@@ -571,7 +571,7 @@ test_refuse_early(void)
 	env.dsn_notify = "SUCCESS,FAILURE";
 	run_simple(&h, r3, &env, BODY);
 	is_int(h.mail_err, ERR_NOTSUPP, "DSN without server DSN");
-	contains(mail_ei.msg, "DSN", "clear error");
+	contains(errinfo_msg(&mail_ei), "DSN", "clear error");
 	h_free(&h);
 
 	env_init(&env, rcpts1, 1);
@@ -621,7 +621,7 @@ test_bad_helo(void)
 	h_init(&h, &p, r, &env, BODY);
 	is_int(h_run(&h), SMTP_EV_FAILED, "CR in the EHLO domain fails");
 	is_int(sess_ei.code, ERR_CONFIG, "  as a configuration error");
-	contains(sess_ei.msg, "'domain'", "  naming the key");
+	contains(errinfo_msg(&sess_ei), "'domain'", "  naming the key");
 	is_int((long long)h.nf, 0, "  nothing sent");
 	h_free(&h);
 }
@@ -672,10 +672,10 @@ test_errors(void)
 		run_simple(&h, cases[i].r, &env, BODY);
 		if (h.txn_done) {
 			got = h.txn;
-			msg = txn_ei.msg;
+			msg = errinfo_msg(&txn_ei);
 		} else {
 			got = sess_ei.code;
-			msg = sess_ei.msg;
+			msg = errinfo_msg(&sess_ei);
 		}
 		if (cases[i].want == ERR_SMTP_PERM + 100) {
 			is_int(got, ERR_PROTO, "case %zu: 250 to DATA is a "
@@ -717,7 +717,7 @@ test_tls(void)
 	h.s = smtp_new(&p);
 	h_run(&h);
 	is_int(sess_ei.code, ERR_TLS, "STARTTLS missing: ERR_TLS");
-	contains(sess_ei.msg, "stripping", "names the stripping attack");
+	contains(errinfo_msg(&sess_ei), "stripping", "names the stripping attack");
 	ok(strstr(buf_cstr(&h.tr), "MAIL") == NULL, "nothing else sent");
 	h_free(&h);
 
@@ -877,7 +877,7 @@ test_auth(void)
 	is_int(h.end, SMTP_EV_FAILED, "second rejection is final");
 	is_int(sess_ei.code, ERR_AUTH, "ERR_AUTH");
 	is_int(h.n_retry_events, 1, "only one retry");
-	contains(sess_ei.msg, "535 5.7.3 Authentication unsuccessful",
+	contains(errinfo_msg(&sess_ei), "535 5.7.3 Authentication unsuccessful",
 		"server reply quoted");
 	h_free(&h);
 
@@ -916,7 +916,7 @@ test_auth(void)
 	auth_params(&p, &h, AUTH_XOAUTH2);
 	auth_run(&h, &p, nomech, &env, "tok", NULL);
 	is_int(sess_ei.code, ERR_NOTSUPP, "named mechanism not offered");
-	contains(sess_ei.msg, "XOAUTH2", "names it");
+	contains(errinfo_msg(&sess_ei), "XOAUTH2", "names it");
 	h_free(&h);
 
 	/* never AUTH in clear, except to loopback */
@@ -981,9 +981,9 @@ test_long_reply_and_multi(void)
 	env_init(&env, rcpts1, 1);
 	run_simple(&h, r_long, &env, BODY);
 	is_int(sess_ei.code, ERR_PROTO, "70 KiB reply line: ERR_PROTO");
-	contains(sess_ei.msg, "554 5.2.252 SendAsDenied;xxxx",
+	contains(errinfo_msg(&sess_ei), "554 5.2.252 SendAsDenied;xxxx",
 		"error shows the line");
-	ok(strlen(sess_ei.msg) > 60000, "shows it at length");
+	ok(strlen(errinfo_msg(&sess_ei)) > 60000, "shows it at length");
 	h_free(&h);
 	free(big);
 
@@ -1210,7 +1210,7 @@ test_batch_421(void)
 	is_int(h.txn_done, 1, "only the answered transaction has an outcome");
 	is_int(h.res[0], ERR_OK, "  and keeps it");
 	is_int(sess_ei.code, ERR_SMTP_TEMP, "the rest get the 421 (temporary)");
-	contains(sess_ei.msg, "421 4.3.2 shutting down", "  naming it");
+	contains(errinfo_msg(&sess_ei), "421 4.3.2 shutting down", "  naming it");
 	h_free(&h);
 
 	/* the connection drops (the script ends) before any outcome */
@@ -1586,7 +1586,7 @@ test_driver(void)
 	struct sec sec;
 	struct buf got, tr;
 	struct submit_result res;
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err e;
 	int w;
 
@@ -1597,7 +1597,7 @@ test_driver(void)
 	submit_result_init(&res);
 	e = drive(ok_script, &acc, &sec, &got, &tr, &res, &ei);
 	w = fake_writes;
-	is_int(e, ERR_OK, "driver: delivered (%s)", ei.msg);
+	is_int(e, ERR_OK, "driver: delivered (%s)", errinfo_msg(&ei));
 	is_int(sec.calls, 2, "secret asked twice");
 	ok(sec.fresh[0] == 0 && sec.fresh[1] == 1, "second ask forces a "
 		"fresh token");
@@ -1624,7 +1624,7 @@ test_driver(void)
 	submit_result_init(&res);
 	e = drive(inject, &acc, &sec, &got, &tr, &res, &ei);
 	is_int(e, ERR_PROTO, "bytes after the STARTTLS 220: ERR_PROTO");
-	contains(ei.msg, "CVE-2011-0411", "names the attack class");
+	contains(errinfo_msg(&ei), "CVE-2011-0411", "names the attack class");
 	is_int(sec.calls, 0, "no secret fetched");
 	submit_result_release(&res);
 	buf_release(&got);
@@ -1693,7 +1693,7 @@ drive_items(const char *const *script, int hang_up,
 	const struct envelope *const *envs, int n, struct outcome *o,
 	struct buf *got)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct body body = { BODY };
 	struct submit_item items[4];
 	struct submit_batch batch;
@@ -1839,7 +1839,7 @@ test_driver_split(void)
 		"BDAT 0 LAST\r\n", "250 queued 1\r\n",
 		NULL };
 #undef HANDSHAKE
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct envelope env, e2;
 	const struct envelope *envs[2];
 	struct submit_result res;

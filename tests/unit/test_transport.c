@@ -597,7 +597,7 @@ test_tcp_echo(void)
 		return;
 	}
 	e = connect_local(&s, &t);
-	is_int(e, ERR_OK, "tcp: connect to 127.0.0.1 (%s)", ei.msg);
+	is_int(e, ERR_OK, "tcp: connect to 127.0.0.1 (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tcp: read greeting");
@@ -639,7 +639,7 @@ test_tcp_localhost(void)
 	is_int(transport_tcp_connect("localhost", s.port, NULL,
 		deadline_in(3000), &t, &ei), ERR_OK,
 		"localhost: connects with a listener on 127.0.0.1 only (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	t = NULL;
 	server_stop(&s);
@@ -663,7 +663,7 @@ test_tcp_localhost(void)
 	}
 	is_int(transport_tcp_connect("localhost", s.port, NULL,
 		deadline_in(3000), &t, &ei), ERR_OK,
-		"localhost: connects with a listener on ::1 only (%s)", ei.msg);
+		"localhost: connects with a listener on ::1 only (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 }
@@ -697,7 +697,7 @@ test_tcp_race_list(void)
 			deadline_in(3000), &t, &ei);
 		dt = util_now_ms() - t0;
 		is_int(e, ERR_OK, "race: hanging address is overtaken (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 		ok(dt >= 200 && dt < 2000,
 			"race: second attempt after the delay (%lld ms)",
 			(long long)dt);
@@ -719,7 +719,7 @@ test_tcp_race_list(void)
 		is_int(e, ERR_TIMEOUT, "race: hanging connect times out");
 		ok(dt >= 250 && dt < 1500, "race: timeout on time (%lld ms)",
 			(long long)dt);
-		contains(ei.msg, "hang.test", "race: timeout names the host");
+		contains(errinfo_msg(&ei), "hang.test", "race: timeout names the host");
 		ok(t == NULL, "race: no transport on timeout");
 		blackhole_close(&bh);
 	}
@@ -735,7 +735,7 @@ test_tcp_race_list(void)
 	e = transport_tcp_connect_list(ai, "race.test", s.port, NULL,
 		deadline_in(3000), &t, &ei);
 	dt = util_now_ms() - t0;
-	is_int(e, ERR_OK, "race: refused address skipped (%s)", ei.msg);
+	is_int(e, ERR_OK, "race: refused address skipped (%s)", errinfo_msg(&ei));
 	ok(dt < 200, "race: no delay after a refusal (%lld ms)", (long long)dt);
 	transport_close(t);
 	t = NULL;
@@ -751,7 +751,7 @@ test_tcp_race_list(void)
 			deadline_in(3000), &t, &ei);
 		dt = util_now_ms() - t0;
 		is_int(e, ERR_OK, "race: v4 wins after the v6 attempt (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 		ok(dt >= 200, "race: IPv6 was tried first (%lld ms)",
 			(long long)dt);
 		buf_init(&d, 512);
@@ -793,17 +793,17 @@ test_tcp_errors(void)
 	dt = util_now_ms() - t0;
 	is_int(e, ERR_NET, "refused: ERR_NET");
 	ok(dt < 1000, "refused: fails quickly (%lld ms)", (long long)dt);
-	contains(ei.msg, "127.0.0.1", "refused: names the host");
-	contains(ei.msg, portstr, "refused: names the port");
-	contains(ei.msg, "refused", "refused: says why (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "127.0.0.1", "refused: names the host");
+	contains(errinfo_msg(&ei), portstr, "refused: names the port");
+	contains(errinfo_msg(&ei), "refused", "refused: says why (%s)", errinfo_msg(&ei));
 	ok(t == NULL, "refused: no transport");
 	ok(err_is_temporary(e), "refused: temporary");
 
 	/* DNS failure. */
 	e = transport_tcp_connect("no-such-host.invalid", 25, NULL,
 		deadline_in(3000), &t, &ei);
-	is_int(e, ERR_NET, "dns: ERR_NET (%s)", ei.msg);
-	contains(ei.msg, "no-such-host.invalid", "dns: names the host");
+	is_int(e, ERR_NET, "dns: ERR_NET (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "no-such-host.invalid", "dns: names the host");
 
 	/* Bad arguments. */
 	is_int(transport_tcp_connect("127.0.0.1", 0, NULL, 0, &t, &ei),
@@ -812,7 +812,7 @@ test_tcp_errors(void)
 		&ei), ERR_CONFIG, "non-numeric source_ip rejected");
 	is_int(transport_tcp_connect("127.0.0.1", 25, "::1", 0, &t, &ei),
 		ERR_CONFIG, "source_ip of the wrong family rejected (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 }
 
 static void
@@ -827,7 +827,7 @@ test_tcp_source_ip(void)
 	errinfo_init(&ei);
 	is_int(transport_tcp_connect("[127.0.0.1]", s.port, "127.0.0.1",
 		deadline_in(3000), &t, &ei), ERR_OK,
-		"source_ip: bound connect works, bracketed host (%s)", ei.msg);
+		"source_ip: bound connect works, bracketed host (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 }
@@ -883,8 +883,8 @@ test_tcp_peer_close(void)
 	if (e == ERR_OK) {
 		e = t->ops->read(t, b, sizeof(b), &n, deadline_in(3000), &ei);
 		is_int(e, ERR_NET, "close: read reports ERR_NET");
-		contains(ei.msg, "connection closed by server",
-			"close: message (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "connection closed by server",
+			"close: message (%s)", errinfo_msg(&ei));
 		/* Writing into the closed connection: ERR_NET, no SIGPIPE. */
 		memset(big, 'x', sizeof(big));
 		for (i = 0; i < 50; i++) {
@@ -895,7 +895,7 @@ test_tcp_peer_close(void)
 			}
 		}
 		is_int(e, ERR_NET, "close: write fails without SIGPIPE (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 	}
 	transport_close(t);
 	server_stop(&s);
@@ -968,7 +968,7 @@ test_tls_verify(void)
 	/* Good certificate, trust file, host name. */
 	p = params_for("localhost");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: handshake with trust_file (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: handshake with trust_file (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: read greeting");
@@ -1002,14 +1002,14 @@ test_tls_verify(void)
 	/* IP-address host verified against the IP SAN. */
 	p = params_for("127.0.0.1");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: IP host verified as IP (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: IP host verified as IP (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
 	p = params_for("127.0.0.2");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: wrong IP refused");
-	contains(ei.msg, "IP address mismatch", "tls: wrong IP (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "IP address mismatch", "tls: wrong IP (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1017,10 +1017,10 @@ test_tls_verify(void)
 	p = params_for("mail.example.org");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: wrong host refused");
-	contains(ei.msg, "host name mismatch", "tls: host name (%s)", ei.msg);
-	contains(ei.msg, "certificate is for localhost",
+	contains(errinfo_msg(&ei), "host name mismatch", "tls: host name (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "certificate is for localhost",
 		"tls: names the certificate's names");
-	contains(ei.msg, "mail.example.org", "tls: names the wanted host");
+	contains(errinfo_msg(&ei), "mail.example.org", "tls: names the wanted host");
 	transport_close(t);
 	server_stop(&s);
 
@@ -1028,16 +1028,16 @@ test_tls_verify(void)
 	p = params_for("localhost");
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: unknown CA refused");
-	contains(ei.msg, "unknown CA", "tls: unknown CA (%s)", ei.msg);
-	contains(ei.msg, "Untrusted CA", "tls: names the issuer");
+	contains(errinfo_msg(&ei), "unknown CA", "tls: unknown CA (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "Untrusted CA", "tls: names the issuer");
 	transport_close(t);
 	server_stop(&s);
 
 	/* Expired. */
 	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: expired refused");
-	contains(ei.msg, "certificate has expired", "tls: expired (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), "certificate has expired", "tls: expired (%s)",
+		errinfo_msg(&ei));
 	ok(err_is_temporary(e), "tls: TLS failures are temporary (75)");
 	transport_close(t);
 	server_stop(&s);
@@ -1047,13 +1047,13 @@ test_tls_verify(void)
 	p = params_for("localhost");
 	p.crl_file = crl;
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: CRL without the server passes (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: CRL without the server passes (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	path_in_tmp(crl, sizeof(crl), "crl-revoked.pem");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: revoked certificate refused");
-	contains(ei.msg, "revoked", "tls: revoked (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "revoked", "tls: revoked (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1063,7 +1063,7 @@ test_tls_verify(void)
 	p.fingerprint = fp;
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: fingerprint match with unknown CA (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: pinned connection usable");
@@ -1075,7 +1075,7 @@ test_tls_verify(void)
 	p.host = "other.example";	/* the name is not checked when pinned */
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: fingerprint without colons, lower case (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1083,10 +1083,10 @@ test_tls_verify(void)
 	p.host = "localhost";
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: fingerprint mismatch refused");
-	contains(ei.msg, "fingerprint mismatch (got ", "tls: mismatch (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), "fingerprint mismatch (got ", "tls: mismatch (%s)",
+		errinfo_msg(&ei));
 	fingerprint_of(pki.foreign, 1, 0, fp, sizeof(fp));
-	contains(ei.msg, fp, "tls: mismatch shows the real fingerprint");
+	contains(errinfo_msg(&ei), fp, "tls: mismatch shows the real fingerprint");
 	transport_close(t);
 	server_stop(&s);
 
@@ -1095,11 +1095,11 @@ test_tls_verify(void)
 	p.certcheck = 0;
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: certcheck off, unknown CA + wrong name (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: certcheck off, expired (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: certcheck off, expired (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1124,8 +1124,8 @@ test_tls_protocol(void)
 
 	/* A TLS 1.1 server is refused. */
 	e = tls_try(&s, old, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_TLS, "tls: TLS 1.1 server refused (%s)", ei.msg);
-	contains(ei.msg, "TLS 1.2", "tls: says why");
+	is_int(e, ERR_TLS, "tls: TLS 1.1 server refused (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "TLS 1.2", "tls: says why");
 	transport_close(t);
 	server_stop(&s);
 	is_int(s.handshakes, 0, "tls: no TLS 1.1 session was established");
@@ -1134,7 +1134,7 @@ test_tls_protocol(void)
 	t0 = util_now_ms();
 	e = tls_try(&s, good, SRV_SILENT, &p, 300, &t);
 	dt = util_now_ms() - t0;
-	is_int(e, ERR_TIMEOUT, "tls: silent server times out (%s)", ei.msg);
+	is_int(e, ERR_TIMEOUT, "tls: silent server times out (%s)", errinfo_msg(&ei));
 	ok(dt >= 250 && dt < 2000, "tls: handshake timeout on time (%lld ms)",
 		(long long)dt);
 	transport_close(t);
@@ -1143,7 +1143,7 @@ test_tls_protocol(void)
 	/* A server that hangs up before the handshake. */
 	e = tls_try(&s, good, SRV_CLOSE, &p, 3000, &t);
 	ok(e == ERR_NET || e == ERR_TLS, "tls: hang-up during handshake is "
-		"ERR_NET/ERR_TLS (%s: %s)", err_name(e), ei.msg);
+		"ERR_NET/ERR_TLS (%s: %s)", err_name(e), errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1160,8 +1160,8 @@ test_tls_protocol(void)
 		e = t->ops->read(t, line, sizeof(line), &n, deadline_in(2000),
 			&ei);
 		is_int(e, ERR_NET, "tls close: read reports ERR_NET");
-		contains(ei.msg, "connection closed by server",
-			"tls close: message (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "connection closed by server",
+			"tls close: message (%s)", errinfo_msg(&ei));
 		memset(big, 'y', sizeof(big));
 		for (i = 0; i < 50; i++) {
 			e = t->ops->write(t, big, sizeof(big),
@@ -1171,7 +1171,7 @@ test_tls_protocol(void)
 			}
 		}
 		ok(e == ERR_NET || e == ERR_TLS,
-			"tls close: write fails without SIGPIPE (%s)", ei.msg);
+			"tls close: write fails without SIGPIPE (%s)", errinfo_msg(&ei));
 	}
 	transport_close(t);
 	server_stop(&s);
@@ -1182,7 +1182,7 @@ test_tls_protocol(void)
 	p.cert_file = cert;
 	p.key_file = key;
 	e = tls_try(&s, need_cert, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: client certificate handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: client certificate handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: server accepted the client certificate");
@@ -1199,7 +1199,7 @@ test_tls_protocol(void)
 		e = read_line(t, line, sizeof(line), deadline_in(2000));
 	}
 	ok(e == ERR_TLS || e == ERR_NET,
-		"tls: no client certificate refused by server (%s)", ei.msg);
+		"tls: no client certificate refused by server (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	is_int(s.handshakes, 0, "tls: server completed no handshake");
@@ -1223,7 +1223,7 @@ test_tls_config_errors(void)
 	p.trust_file = missing;
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_CONFIG, "tls: missing trust file is ERR_CONFIG");
-	contains(ei.msg, "no-such-ca.pem", "tls: names the file (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "no-such-ca.pem", "tls: names the file (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1231,7 +1231,7 @@ test_tls_config_errors(void)
 	p.fingerprint = "AB:CD:zz";
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_CONFIG, "tls: malformed fingerprint is ERR_CONFIG (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1303,7 +1303,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: first handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: first handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		ok(!transport_tls_resumed(t), "resume: first is not resumed");
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
@@ -1320,7 +1320,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: second handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: second handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		ok(transport_tls_resumed(t), "resume: second is resumed");
 		buf_init(&d, 4096);
@@ -1340,7 +1340,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: other host handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: other host handshake (%s)", errinfo_msg(&ei));
 	ok(e == ERR_OK && !transport_tls_resumed(t),
 		"resume: other host's file not used");
 	transport_close(t);
@@ -1361,7 +1361,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: corrupt cache ignored (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: corrupt cache ignored (%s)", errinfo_msg(&ei));
 	ok(e == ERR_OK && !transport_tls_resumed(t),
 		"resume: corrupt cache not resumed");
 	transport_close(t);
@@ -1432,19 +1432,19 @@ test_resolve_costs(void)
 	resolve_thread_counts(&started0, &running);
 	e = resolve_host("127.0.0.1", "25", &hints, deadline_in(3000), &list,
 		&ei);
-	is_int(e, ERR_OK, "resolve: IPv4 literal (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: IPv4 literal (%s)", errinfo_msg(&ei));
 	ok(list != NULL && list->ai_family == AF_INET,
 		"resolve: IPv4 literal gives an AF_INET address");
 	freeaddrinfo(list);
 	list = NULL;
 	e = resolve_host("::1", "25", &hints, deadline_in(3000), &list, &ei);
-	is_int(e, ERR_OK, "resolve: IPv6 literal (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: IPv6 literal (%s)", errinfo_msg(&ei));
 	ok(list != NULL && list->ai_family == AF_INET6,
 		"resolve: IPv6 literal gives an AF_INET6 address");
 	freeaddrinfo(list);
 	list = NULL;
 	e = resolve_host("localhost", "25", &hints, 0, &list, &ei);
-	is_int(e, ERR_OK, "resolve: a name without a deadline (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: a name without a deadline (%s)", errinfo_msg(&ei));
 	freeaddrinfo(list);
 	list = NULL;
 	resolve_thread_counts(&started, &running);
@@ -1455,7 +1455,7 @@ test_resolve_costs(void)
 	/* A name with a deadline does: the counter can tell. */
 	e = resolve_host("localhost", "25", &hints, deadline_in(3000), &list,
 		&ei);
-	is_int(e, ERR_OK, "resolve: a name with a deadline (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: a name with a deadline (%s)", errinfo_msg(&ei));
 	ok(list != NULL, "resolve: and its addresses");
 	freeaddrinfo(list);
 	list = NULL;
