@@ -6,6 +6,7 @@
  * that adding a key means adding a field, an ACCF_ id and one row here.
  */
 #include "account.h"
+#include "submit.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -299,4 +300,29 @@ account_set_num(struct account *acc, enum account_field f, long v)
 		return ERR_INTERNAL;
 	}
 	return ERR_OK;
+}
+
+void
+account_submit_server(const struct account *acc, struct submit_server *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->name = acc->name;
+	ret->host = acc->host;
+	ret->port = acc->port;
+	ret->source_ip = acc->source_ip;
+	ret->domain = acc->domain;
+	ret->timeout = acc->timeout;
+	ret->tls = acc->tls;
+	ret->starttls = acc->tls_starttls;
+	ret->tls_params.host = acc->tls_host_override != NULL ?
+		acc->tls_host_override : acc->host;
+	ret->tls_params.trust_file = acc->tls_trust_file;
+	ret->tls_params.crl_file = acc->tls_crl_file;
+	ret->tls_params.fingerprint = acc->tls_fingerprint;
+	ret->tls_params.cert_file = acc->tls_cert_file;
+	ret->tls_params.key_file = acc->tls_key_file;
+	ret->tls_params.certcheck = acc->tls_certcheck;
+	ret->auth = acc->auth;
+	ret->oauth = account_is_oauth(acc);
+	ret->user = acc->user;
 }

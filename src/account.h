@@ -3,7 +3,9 @@
  * after `defaults`, parent accounts and built-in defaults were applied.
  *
  * This struct is the contract between config.c (which fills it), and the
- * modules that read it (message, submit, smtp, transport, token, queue).
+ * modules that read it (message, token, queue, the modes in src/cmd/).
+ * The submission layer (src/smtp/) never sees it: account_submit_server()
+ * turns it into plain values.
  * Strings are heap-owned by the account, NULL when unset; account_free()
  * releases them (secrets are wiped first).
  *
@@ -17,16 +19,9 @@
 #define OASMTP_ACCOUNT_H
 
 #include "err.h"
+#include "sasl.h"	/* enum auth_method */
 
-enum auth_method {
-	AUTH_OFF = 0,
-	AUTH_ON,		/* choose the best mechanism the server offers */
-	AUTH_PLAIN,
-	AUTH_LOGIN,
-	AUTH_XOAUTH2,
-	AUTH_OAUTHBEARER,
-	AUTH_MAX
-};
+struct submit_server;
 
 enum header_policy {
 	HDR_AUTO = 0,		/* add when missing */
@@ -259,5 +254,12 @@ int account_is_oauth(const struct account *acc);
 
 /* The name of an auth method as msmtp prints it ("xoauth2", "on", ...). */
 const char *account_auth_name(enum auth_method m);
+
+/*
+ * The server part of acc as the submission layer takes it; strings are
+ * borrowed from acc (which must outlive ret).
+ */
+void account_submit_server(const struct account *acc,
+	struct submit_server *ret);
 
 #endif

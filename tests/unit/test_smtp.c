@@ -1504,6 +1504,7 @@ drive_env(const char *const *script, struct envelope *envp, int hang_up,
 	struct body body = { BODY };
 	struct envelope env;
 	struct submit_params sp;
+	struct submit_body sb;
 	enum err e;
 
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
@@ -1517,11 +1518,10 @@ drive_env(const char *const *script, struct envelope *envp, int hang_up,
 
 	env_init(&env, rcpts1, 1);
 	memset(&sp, 0, sizeof(sp));
-	sp.acc = acc;
-	sp.env = envp != NULL ? envp : &env;
-	sp.body.size = strlen(BODY);
-	sp.body.read = read_body;
-	sp.body.ctx = &body;
+	account_submit_server(acc, &sp.srv);
+	sb.size = strlen(BODY);
+	sb.read = read_body;
+	sb.ctx = &body;
 	sp.secret.get = get_secret;
 	sp.secret.ctx = sec;
 	sp.transcript = transcript;
@@ -1530,7 +1530,7 @@ drive_env(const char *const *script, struct envelope *envp, int hang_up,
 	sp.io.tls_start = io_tls;
 	sp.io.ctx = &io;
 	fake_writes = 0;
-	e = submit_send(&sp, res, ei);
+	e = submit_message(&sp, envp != NULL ? envp : &env, &sb, res, ei);
 	pthread_join(th, NULL);
 	close(sv[1]);
 	buf_append(got, pe.got.data, pe.got.len);
@@ -1687,7 +1687,7 @@ batch_partial(void *ctx, size_t i, const unsigned char *delivered)
 		sizeof(o->partial_dlv));
 }
 
-/* The n (at most 4) messages of envs through submit_send()'s batch API. */
+/* The n (at most 4) messages of envs through submit_batch(). */
 static enum err
 drive_items(const char *const *script, int hang_up,
 	const struct envelope *const *envs, int n, struct outcome *o,
@@ -1732,8 +1732,7 @@ drive_items(const char *const *script, int hang_up,
 	io.tls_started = 0;
 	pthread_create(&th, NULL, peer_main, &pe);
 	memset(&sp, 0, sizeof(sp));
-	sp.acc = &acc;
-	sp.batch = &batch;
+	account_submit_server(&acc, &sp.srv);
 	sp.secret.get = get_secret;
 	sp.secret.ctx = &sec;
 	sp.io.connect = io_connect;
@@ -1741,7 +1740,7 @@ drive_items(const char *const *script, int hang_up,
 	sp.io.ctx = &io;
 	fake_writes = 0;
 	submit_result_init(&res);
-	e = submit_send(&sp, &res, &ei);
+	e = submit_batch(&sp, &batch, &res, &ei);
 	submit_result_release(&res);
 	pthread_join(th, NULL);
 	close(sv[1]);
@@ -1750,7 +1749,7 @@ drive_items(const char *const *script, int hang_up,
 	return e;
 }
 
-/* Three one-recipient messages through submit_send()'s batch API. */
+/* Three one-recipient messages through submit_batch(). */
 static enum err
 drive_batch(const char *const *script, int hang_up, struct outcome *o,
 	struct buf *got)

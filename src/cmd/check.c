@@ -1,7 +1,7 @@
 /*
  * check.c - `oasmtp --check`; see check.h.
  *
- * The network steps are one submit_send() in check mode.  Which of them
+ * The network steps are one submit_check().  Which of them
  * got how far is read from the engine's transcript (greeting received,
  * STARTTLS sent, EHLO sent again after it, AUTH sent), so a failure can be
  * put on the right step without a second code path through the engine.
@@ -524,14 +524,13 @@ step_session(struct check *c, struct errinfo *ei)
 	int i;
 
 	memset(&sp, 0, sizeof(sp));
-	sp.acc = acc;
-	sp.check = 1;
+	account_submit_server(acc, &sp.srv);
 	sp.secret.get = check_secret;
 	sp.secret.ctx = c;
 	sp.transcript = check_transcript;
 	sp.transcript_ctx = c;
 	submit_result_init(&res);
-	e = submit_send(&sp, &res, ei);
+	e = submit_check(&sp, &res, ei);
 	if (e != ERR_OK) {
 		s = failed_step(c, e);
 		for (i = STEP_CONNECT; i < (int)s; i++) {

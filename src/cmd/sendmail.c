@@ -61,10 +61,11 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
  * an error, which recipients have the message all the same.
  */
 static MUST_CHECK enum err
-submit_message(struct flow *r, struct message *m, const struct envelope *env,
+send_message(struct flow *r, struct message *m, const struct envelope *env,
 	struct submit_result *res, struct errinfo *reterr)
 {
 	struct submit_params sp;
+	struct submit_body body;
 	struct credential cred;
 	struct body_source src;
 	uint64_t size = message_wire_size(m);
@@ -75,18 +76,17 @@ submit_message(struct flow *r, struct message *m, const struct envelope *env,
 		return e;
 	}
 	memset(&sp, 0, sizeof(sp));
-	sp.acc = r->acc;
-	sp.env = env;
-	sp.body.size = size;
-	sp.body.read = body_read;
+	account_submit_server(r->acc, &sp.srv);
+	body.size = size;
+	body.read = body_read;
+	body.ctx = &src;
 	src.m = m;
 	/* with -v the transcript shares stderr: no line drawn over it */
 	progress_init(&src.prog, r->o->verbose > 0 ? -1 : STDERR_FILENO, size);
-	sp.body.ctx = &src;
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
 	sp.transcript = flow_transcript;
-	e = submit_send(&sp, res, reterr);
+	e = submit_message(&sp, env, &body, res, reterr);
 	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
@@ -319,7 +319,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
-	e = submit_message(&r, m, &env, &res, reterr);
+	e = send_message(&r, m, &env, &res, reterr);
 	if (e != ERR_OK && flow_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&r, m, &env, res.rcpt_delivered, e,
 			reterr);
@@ -394,10 +394,9 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 		reterr);
 	if (e == ERR_OK) {
 		memset(&sp, 0, sizeof(sp));
-		sp.acc = r.acc;
-		sp.serverinfo = 1;
+		account_submit_server(r.acc, &sp.srv);
 		sp.transcript = flow_transcript;
-		e = submit_send(&sp, &res, reterr);
+		e = submit_serverinfo(&sp, &res, reterr);
 		if (e == ERR_OK) {
 			buf_append(out, res.info.data, res.info.len);
 		}

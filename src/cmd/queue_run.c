@@ -447,13 +447,12 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	batch.partial = item_partial;
 	batch.ctx = &g;
 	memset(&sp, 0, sizeof(sp));
-	sp.acc = r.acc;
-	sp.batch = &batch;
+	account_submit_server(r.acc, &sp.srv);
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
 	sp.transcript = flow_transcript;
 	submit_result_init(&res);
-	submit_send(&sp, &res, &ei);
+	submit_batch(&sp, &batch, &res, &ei);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}

@@ -15,10 +15,20 @@
 
 #include <stddef.h>
 
-#include "account.h"
 #include "err.h"
 
 struct buf;
+
+/* How an account authenticates (the msmtprc `auth` key). */
+enum auth_method {
+	AUTH_OFF = 0,
+	AUTH_ON,		/* choose the best mechanism the server offers */
+	AUTH_PLAIN,
+	AUTH_LOGIN,
+	AUTH_XOAUTH2,
+	AUTH_OAUTHBEARER,
+	AUTH_MAX
+};
 
 /* Credentials and connection facts a builder may use; all borrowed. */
 struct sasl_cred {

@@ -67,8 +67,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "account.h"
 #include "err.h"
+#include "sasl.h"	/* enum auth_method */
 
 struct buf;
 struct envelope;

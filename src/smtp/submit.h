@@ -3,9 +3,9 @@
  * the transport, the message body and the secret (password or access
  * token) meet.
  *
- * submit_send() connects (TCP, implicit TLS or STARTTLS per the account),
- * runs the engine to completion with per-step and whole-session deadlines
- * derived from acc->timeout, and writes each client flight with one
+ * Each entry point connects (TCP, implicit TLS or STARTTLS per the
+ * server description), runs the engine to completion with per-step and
+ * whole-session deadlines derived from the server's timeout, and writes each client flight with one
  * transport write where it can (commands plus the first body chunk).
  *
  * It never prints: the transcript (secrets already redacted) goes to the
@@ -20,11 +20,10 @@
 #include "buf.h"
 #include "err.h"
 #include "smtp.h"
+#include "transport.h"
 
-struct account;
 struct envelope;
 struct transport;
-struct tls_params;
 
 /* The message as it goes on the wire (CRLF line ends, no dot-stuffing). */
 struct submit_body {
@@ -107,29 +106,33 @@ struct submit_batch {
 	void *ctx;
 };
 
+/*
+ * The server and how to reach it, as plain values (strings borrowed).  The
+ * submission layer knows nothing of configuration files: the caller fills
+ * this from its account (account_submit_server()).
+ */
+struct submit_server {
+	const char *name;	/* account name, for messages; NULL = "default" */
+	const char *host;	/* NULL or "": ERR_CONFIG "no host configured" */
+	int port;
+	const char *source_ip;	/* optional */
+	const char *domain;	/* EHLO argument */
+	int timeout;		/* seconds per step; 0 = no deadlines */
+	int tls;		/* TLS required (STARTTLS or implicit) */
+	int starttls;		/* with tls: STARTTLS, else implicit TLS */
+	struct tls_params tls_params;	/* session_cache is filled here */
+	enum auth_method auth;	/* AUTH_OFF: never authenticate */
+	int oauth;		/* with AUTH_ON: use a token mechanism */
+	const char *user;
+};
+
+/* What every kind of session needs. */
 struct submit_params {
-	const struct account *acc;	/* borrowed */
-	const struct envelope *env;	/* borrowed; NULL with serverinfo */
-	struct submit_body body;
-	/*
-	 * Non-NULL: send these messages instead of env/body.  submit_send()
-	 * then reports each outcome through batch->done (ret gets only the
-	 * session facts: tls, auth_mech) and returns ERR_OK when the session
-	 * ran to its end, else the session's error (every item not yet
-	 * reported was reported with it first).
-	 */
-	const struct submit_batch *batch;
+	struct submit_server srv;
 	struct submit_secret secret;
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 		size_t len);
 	void *transcript_ctx;
-	int serverinfo;		/* EHLO (after TLS), describe, QUIT */
-	/*
-	 * --check: connect, STARTTLS, EHLO and AUTH as for a message, then
-	 * QUIT without a transaction; env and body are not used.  ERR_OK
-	 * means every step passed (ret->auth_mech names the mechanism).
-	 */
-	int check;
 	struct submit_io io;
 };
 
@@ -155,16 +158,46 @@ void submit_result_init(struct submit_result *r);
 void submit_result_release(struct submit_result *r);
 
 /*
- * Submit one message (or, with serverinfo, describe the server).  ERR_OK
- * when the server accepted the end of data for every recipient; ret is
- * filled in either case as far as the session got (with an error, check
- * ret->rcpt_delivered: part of the recipients may have the message).
- * Errors: everything in design.md section 9: ERR_NET, ERR_TIMEOUT, ERR_TLS,
- * ERR_PROTO, ERR_SMTP_TEMP, ERR_SMTP_PERM, ERR_RCPT_UNKNOWN, ERR_AUTH,
- * ERR_NOTSUPP, ERR_CONFIG, errors of the body and secret callbacks.
+ * The four kinds of session.  Each connects (TCP, then implicit TLS or
+ * STARTTLS per p->srv), says EHLO, authenticates when p->srv asks for it,
+ * does its work and QUITs; ret is filled as far as the session got.
+ *
+ * Errors (every entry point): ERR_NET, ERR_TIMEOUT, ERR_TLS, ERR_PROTO,
+ * ERR_SMTP_TEMP, ERR_SMTP_PERM, ERR_RCPT_UNKNOWN, ERR_AUTH, ERR_NOTSUPP,
+ * ERR_CONFIG (no host, AUTH without a user), errors of the body and secret
+ * callbacks.
  */
-MUST_CHECK enum err submit_send(const struct submit_params *p, struct submit_result *ret,
+
+/*
+ * One message.  ERR_OK when the server accepted the end of data for every
+ * recipient.  With an error check ret->rcpt_delivered: after a 452 split
+ * part of the recipients may have the message.
+ */
+MUST_CHECK enum err submit_message(const struct submit_params *p,
+	const struct envelope *env, const struct submit_body *body,
+	struct submit_result *ret, struct errinfo *reterr);
+
+/*
+ * Several messages on one session (queue flush).  Each outcome goes to
+ * batch->done; ret gets only the session facts (tls, auth_mech).  ERR_OK
+ * when the session ran to its end, else the session's error (every item not
+ * yet reported was reported with it first).
+ */
+MUST_CHECK enum err submit_batch(const struct submit_params *p,
+	const struct submit_batch *batch, struct submit_result *ret,
 	struct errinfo *reterr);
+
+/*
+ * --check: connect, STARTTLS, EHLO and AUTH as for a message, then QUIT
+ * without a transaction.  ERR_OK means every step passed (ret->auth_mech
+ * names the mechanism).
+ */
+MUST_CHECK enum err submit_check(const struct submit_params *p,
+	struct submit_result *ret, struct errinfo *reterr);
+
+/* --serverinfo: EHLO (after TLS), ret->info describes the server, QUIT. */
+MUST_CHECK enum err submit_serverinfo(const struct submit_params *p,
+	struct submit_result *ret, struct errinfo *reterr);
 
 /*
  * The TLS session cache path for host:port: $XDG_RUNTIME_DIR/oasmtp/...

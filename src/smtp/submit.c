@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "account.h"
 #include "envelope.h"
 #include "transport.h"
 #include "util.h"
@@ -38,8 +37,17 @@
 #define WBUF_MAX (1024 * 1024)
 #define RBUF_MAX (BUF_LINE_MAX + 2 + READ_CHUNK)
 
+enum mode {
+	MODE_MESSAGE,
+	MODE_BATCH,
+	MODE_CHECK,
+	MODE_SERVERINFO,
+};
+
 struct driver {
 	const struct submit_params *p;
+	enum mode mode;
+	const struct submit_batch *batch;	/* MODE_BATCH only */
 	const struct submit_item *items;	/* the batch, or the one message */
 	size_t n_items;
 	size_t cur;		/* first item whose outcome is not reported */
@@ -299,21 +307,13 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
-	const struct account *acc = d->p->acc;
-	struct tls_params tp;
+	const struct submit_server *srv = &d->p->srv;
+	struct tls_params tp = srv->tls_params;
 	struct buf cache;
 	enum err e;
 
-	memset(&tp, 0, sizeof(tp));
-	tp.host = acc->tls_host_override ? acc->tls_host_override : acc->host;
-	tp.trust_file = acc->tls_trust_file;
-	tp.crl_file = acc->tls_crl_file;
-	tp.fingerprint = acc->tls_fingerprint;
-	tp.cert_file = acc->tls_cert_file;
-	tp.key_file = acc->tls_key_file;
-	tp.certcheck = acc->tls_certcheck;
 	buf_init(&cache, 4096);
-	if (submit_session_cache_path(acc->host, acc->port, &cache) ==
+	if (submit_session_cache_path(srv->host, srv->port, &cache) ==
 	    ERR_OK) {
 		tp.session_cache = buf_cstr(&cache);
 	}
@@ -386,7 +386,7 @@ static void
 item_done(struct driver *d, struct smtp_session *s, enum err code,
 	int in_txn, struct submit_result *ret, struct errinfo *reterr)
 {
-	const struct submit_batch *b = d->p->batch;
+	const struct submit_batch *b = d->batch;
 	size_t i;
 
 	if (b == NULL) {
@@ -443,7 +443,7 @@ static MUST_CHECK enum err
 session_end(struct driver *d, enum err e, struct submit_result *ret,
 	struct errinfo *reterr)
 {
-	while (d->p->batch != NULL && d->cur < d->n_items) {
+	while (d->batch != NULL && d->cur < d->n_items) {
 		item_done(d, NULL, e, 0, ret, reterr);
 	}
 	return e;
@@ -485,14 +485,14 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			}
 			if (e == ERR_TIMEOUT &&
 			    smtp_state(s) == SMTP_ST_GREETING &&
-			    d->p->acc->tls && d->p->acc->tls_starttls) {
+			    p->srv.tls && p->srv.starttls) {
 				/* a TLS-first port waits for our ClientHello */
 				e = errinfo_set(reterr, ERR_TIMEOUT, "no greeting "
 					"from %s port %d within %d s; if that "
 					"port expects TLS from the start (as 465 "
 					"does), set 'tls_starttls off'",
-					d->p->acc->host, d->p->acc->port,
-					d->p->acc->timeout);
+					p->srv.host, p->srv.port,
+					p->srv.timeout);
 			}
 			if (e == ERR_OK) {
 				smtp_feed(s, line, n);
@@ -522,7 +522,7 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			ret->auth_mech = smtp_auth_mech(s);
 			break;
 		case SMTP_EV_READY:
-			if (p->serverinfo) {
+			if (d->mode == MODE_SERVERINFO) {
 				smtp_describe(s, &ret->info);
 				smtp_quit(s);
 			} else if (d->next >= d->n_items) {
@@ -541,9 +541,9 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			break;
 		case SMTP_EV_PARTIAL:
 			note_delivered(d, s);
-			if (p->batch != NULL && p->batch->partial != NULL &&
+			if (d->batch != NULL && d->batch->partial != NULL &&
 			    d->cur < d->n_items) {
-				p->batch->partial(p->batch->ctx, d->cur,
+				d->batch->partial(d->batch->ctx, d->cur,
 					d->dlv);
 			}
 			break;
@@ -554,12 +554,12 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			item_done(d, s, txn_code, 1, ret, reterr);
 			break;
 		case SMTP_EV_DONE:
-			if (p->batch != NULL) {
+			if (d->batch != NULL) {
 				return session_end(d, ERR_OK, ret, reterr);
 			}
 			return txn_done ? txn_code : ERR_OK;
 		case SMTP_EV_FAILED:
-			if (p->batch != NULL) {
+			if (d->batch != NULL) {
 				if (d->cur >= d->n_items) {
 					return ERR_OK;
 				}
@@ -575,7 +575,7 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 				"bad event"), ret, reterr);
 		}
 		if (e != ERR_OK) {
-			if (p->batch != NULL) {
+			if (d->batch != NULL) {
 				/* every outcome known: a late error changes nothing */
 				return d->cur >= d->n_items ? ERR_OK :
 					session_end(d, e, ret, reterr);
@@ -590,11 +590,18 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 	}
 }
 
-enum err
-submit_send(const struct submit_params *p, struct submit_result *ret,
+/*
+ * The one session driver behind the four entry points.  env and body are
+ * used with MODE_MESSAGE, batch with MODE_BATCH.
+ */
+static MUST_CHECK enum err
+session(const struct submit_params *p, enum mode mode,
+	const struct envelope *env, const struct submit_body *body,
+	const struct submit_batch *batch, struct submit_result *ret,
 	struct errinfo *reterr)
 {
-	const struct account *acc = p->acc;
+	const struct submit_server *srv = &p->srv;
+	const char *name = srv->name != NULL ? srv->name : "default";
 	struct smtp_params sp;
 	struct smtp_session *s = NULL;
 	struct driver d;
@@ -603,73 +610,64 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	size_t i, max_rcpts = 0;
 	enum err e;
 
-	if (!p->serverinfo && !p->check && p->batch == NULL &&
-	    p->env == NULL) {
-		return errinfo_set(reterr, ERR_INTERNAL, "no envelope");
-	}
-	if (!p->serverinfo && !p->check && p->batch == NULL &&
-	    p->body.read == NULL) {
-		return errinfo_set(reterr, ERR_INTERNAL, "no body source");
-	}
-	if (p->batch != NULL) {
-		for (i = 0; i < p->batch->n; i++) {
-			if (p->batch->items[i].env == NULL ||
-			    p->batch->items[i].body.read == NULL) {
+	memset(&d, 0, sizeof(d));
+	d.p = p;
+	d.mode = mode;
+	if (mode == MODE_BATCH) {
+		d.batch = batch;
+		d.items = batch->items;
+		d.n_items = batch->n;
+		for (i = 0; i < batch->n; i++) {
+			if (batch->items[i].env == NULL ||
+			    batch->items[i].body.read == NULL) {
 				return errinfo_set(reterr, ERR_INTERNAL,
 					"batch item without envelope or body");
 			}
-			body_total += p->batch->items[i].body.size;
-			if (p->batch->items[i].env->n_rcpts > max_rcpts) {
-				max_rcpts = p->batch->items[i].env->n_rcpts;
+			body_total += batch->items[i].body.size;
+			if (batch->items[i].env->n_rcpts > max_rcpts) {
+				max_rcpts = batch->items[i].env->n_rcpts;
 			}
 		}
-	} else if (!p->check) {
-		body_total = p->body.size;
+	} else if (mode == MODE_MESSAGE) {
+		if (env == NULL || body == NULL || body->read == NULL) {
+			return errinfo_set(reterr, ERR_INTERNAL,
+				"no envelope or body source");
+		}
+		body_total = body->size;
 	}
-	if (acc->host == NULL || acc->host[0] == '\0') {
+	if (srv->host == NULL || srv->host[0] == '\0') {
 		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
-			"configured", acc->name ? acc->name : "default");
-		memset(&d, 0, sizeof(d));
-		d.p = p;
-		d.n_items = p->batch != NULL ? p->batch->n : 0;
-		d.items = p->batch != NULL ? p->batch->items : NULL;
+			"configured", name);
 		return session_end(&d, e, ret, reterr);
 	}
-	if (!p->serverinfo && !p->check && p->batch == NULL) {
+	if (mode == MODE_MESSAGE) {
 		free(ret->rcpt_codes);
 		free(ret->rcpt_delivered);
-		ret->rcpt_codes = calloc(p->env->n_rcpts ? p->env->n_rcpts : 1,
+		ret->rcpt_codes = calloc(env->n_rcpts ? env->n_rcpts : 1,
 			sizeof(int));
-		ret->rcpt_delivered = calloc(p->env->n_rcpts ?
-			p->env->n_rcpts : 1, 1);
+		ret->rcpt_delivered = calloc(env->n_rcpts ? env->n_rcpts : 1,
+			1);
 		if (ret->rcpt_codes == NULL || ret->rcpt_delivered == NULL) {
 			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 		}
-		ret->n_rcpts = p->env->n_rcpts;
-	}
-
-	memset(&d, 0, sizeof(d));
-	d.p = p;
-	if (p->batch != NULL) {
-		d.items = p->batch->items;
-		d.n_items = p->batch->n;
+		ret->n_rcpts = env->n_rcpts;
+		d.single.env = env;
+		d.single.body = *body;
+		d.items = &d.single;
+		d.n_items = 1;
+		d.dlv = ret->rcpt_delivered;
+		d.dlv_n = ret->n_rcpts;
+	} else if (mode == MODE_BATCH) {
 		d.dlv_n = max_rcpts;
 		d.dlv = calloc(max_rcpts ? max_rcpts : 1, 1);
 		if (d.dlv == NULL) {
 			e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
 			return session_end(&d, e, ret, reterr);
 		}
-	} else if (!p->serverinfo && !p->check) {
-		d.single.env = p->env;
-		d.single.body = p->body;
-		d.items = &d.single;
-		d.n_items = 1;
-		d.dlv = ret->rcpt_delivered;
-		d.dlv_n = ret->n_rcpts;
 	}
 	buf_init(&d.rbuf, RBUF_MAX);
 	buf_init_secret(&d.wbuf, WBUF_MAX);
-	d.timeout_ms = acc->timeout > 0 ? (int64_t)acc->timeout * 1000 : 0;
+	d.timeout_ms = srv->timeout > 0 ? (int64_t)srv->timeout * 1000 : 0;
 	/*
 	 * The whole session: ten steps plus one second per 64 KiB of body,
 	 * plus two steps per further message of a batch.
@@ -679,16 +677,16 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
 
 	if (p->io.connect != NULL) {
-		e = p->io.connect(p->io.ctx, acc->host, acc->port,
-			acc->source_ip, step_deadline(&d), &d.t, reterr);
+		e = p->io.connect(p->io.ctx, srv->host, srv->port,
+			srv->source_ip, step_deadline(&d), &d.t, reterr);
 	} else {
-		e = transport_tcp_connect(acc->host, acc->port, acc->source_ip,
+		e = transport_tcp_connect(srv->host, srv->port, srv->source_ip,
 			step_deadline(&d), &d.t, reterr);
 	}
 	if (e != ERR_OK) {
 		goto out;
 	}
-	if (acc->tls && !acc->tls_starttls) {
+	if (srv->tls && !srv->starttls) {
 		e = start_tls(&d, reterr);
 		if (e != ERR_OK) {
 			goto out;
@@ -696,22 +694,21 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 	}
 
 	memset(&sp, 0, sizeof(sp));
-	sp.helo = acc->domain;
-	sp.tls_required = acc->tls;
-	sp.starttls = acc->tls && acc->tls_starttls;
-	sp.tls_active = acc->tls && !acc->tls_starttls;
+	sp.helo = srv->domain;
+	sp.tls_required = srv->tls;
+	sp.starttls = srv->tls && srv->starttls;
+	sp.tls_active = srv->tls && !srv->starttls;
 	sp.peer_loopback = peer_is_loopback(d.t);
-	sp.auth = p->serverinfo ? AUTH_OFF : acc->auth;
-	sp.oauth = account_is_oauth(acc);
-	sp.user = acc->user;
-	sp.host = acc->host;
-	sp.port = acc->port;
+	sp.auth = mode == MODE_SERVERINFO ? AUTH_OFF : srv->auth;
+	sp.oauth = srv->oauth;
+	sp.user = srv->user;
+	sp.host = srv->host;
+	sp.port = srv->port;
 	sp.transcript = p->transcript;
 	sp.transcript_ctx = p->transcript_ctx;
-	if (sp.auth != AUTH_OFF && (acc->user == NULL || acc->user[0] == '\0')) {
+	if (sp.auth != AUTH_OFF && (srv->user == NULL || srv->user[0] == '\0')) {
 		e = errinfo_set(reterr, ERR_CONFIG, "account '%s': "
-			"authentication is on but no user is set",
-			acc->name ? acc->name : "default");
+			"authentication is on but no user is set", name);
 		goto out;
 	}
 	s = smtp_new(&sp);
@@ -720,10 +717,10 @@ submit_send(const struct submit_params *p, struct submit_result *ret,
 		goto out;
 	}
 	e = run(&d, s, ret, reterr);
-	if (d.t != NULL && d.t->ops->describe != NULL && (acc->tls)) {
+	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls) {
 		d.t->ops->describe(d.t, &ret->tls);
 	}
-	if (p->serverinfo && e == ERR_OK && acc->tls) {
+	if (mode == MODE_SERVERINFO && e == ERR_OK && srv->tls) {
 		transport_tls_info(d.t, &ret->info);
 	}
 
@@ -735,8 +732,37 @@ out:
 	transport_close(d.t);
 	buf_release(&d.rbuf);
 	buf_release(&d.wbuf);
-	if (p->batch != NULL) {
+	if (mode == MODE_BATCH) {
 		free(d.dlv);
 	}
 	return e;
+}
+
+enum err
+submit_message(const struct submit_params *p, const struct envelope *env,
+	const struct submit_body *body, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_MESSAGE, env, body, NULL, ret, reterr);
+}
+
+enum err
+submit_batch(const struct submit_params *p, const struct submit_batch *batch,
+	struct submit_result *ret, struct errinfo *reterr)
+{
+	return session(p, MODE_BATCH, NULL, NULL, batch, ret, reterr);
+}
+
+enum err
+submit_check(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_CHECK, NULL, NULL, NULL, ret, reterr);
+}
+
+enum err
+submit_serverinfo(const struct submit_params *p, struct submit_result *ret,
+	struct errinfo *reterr)
+{
+	return session(p, MODE_SERVERINFO, NULL, NULL, NULL, ret, reterr);
 }

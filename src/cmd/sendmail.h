@@ -26,7 +26,7 @@ struct cli_opts;
  * both sides); without the queue, or after a permanent failure, the error
  * stays and its message says who has the message and who has not.
  * Errors: every code of message_read/config_load/config_select/
- * message_prepare/submit_send.
+ * message_prepare/submit_message.
  */
 MUST_CHECK enum err sendmail_send(const struct cli_opts *o, int fd,
 	struct errinfo *reterr);
