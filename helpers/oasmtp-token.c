@@ -99,8 +99,9 @@ fail(enum err e)
 static void
 note_refresh(const struct account *acc, const struct token_info *info)
 {
-	if (info->refreshed) {
-		(void)grant_state_note_refreshed(acc, time(NULL), NULL);
+	if (info->refreshed &&
+	    grant_state_note_refreshed(acc, time(NULL), NULL) != ERR_OK) {
+		/* best effort: only the status report's age is off */
 	}
 }
 
@@ -336,6 +337,19 @@ cmd_status(const struct config *cfg, const struct account *only)
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 }
 
+/* After a new grant: the old access token goes, the grant's age starts. */
+static void
+grant_notes(const struct account *acc, const char *how)
+{
+	if (token_cache_drop(acc, NULL) != ERR_OK) {
+		/* best effort: the provider refuses the old token anyway */
+	}
+	if (grant_state_note_authorized(acc, how, time(NULL), NULL) !=
+	    ERR_OK) {
+		/* best effort: only the status report's age is off */
+	}
+}
+
 static int
 cmd_import(const struct account *acc)
 {
@@ -365,9 +379,7 @@ cmd_import(const struct account *acc)
 		e = tstore_save(ts, rt.data, &ei);
 	}
 	if (e == ERR_OK) {
-		(void)token_cache_drop(acc, NULL);
-		(void)grant_state_note_authorized(acc, "import", time(NULL),
-			NULL);
+		grant_notes(acc, "import");
 	}
 	tstore_free(ts);
 	buf_release(&rt);

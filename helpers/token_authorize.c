@@ -568,8 +568,13 @@ store_grant(struct auth_ctx *x, const struct oauth_tokens *tok,
 		return e;
 	}
 	/* the old access token belongs to the old grant */
-	(void)token_cache_drop(x->acc, NULL);
-	(void)grant_state_note_authorized(x->acc, how, time(NULL), NULL);
+	if (token_cache_drop(x->acc, NULL) != ERR_OK) {
+		/* best effort: the provider refuses the old token anyway */
+	}
+	if (grant_state_note_authorized(x->acc, how, time(NULL), NULL) !=
+	    ERR_OK) {
+		/* best effort: only the status report's age is off */
+	}
 	return ERR_OK;
 }
 

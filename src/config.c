@@ -2188,17 +2188,20 @@ from_matches(const char *pattern, const char *addr)
 	return r;
 }
 
-static void
+static MUST_CHECK enum err
 list_accounts(const struct config *cfg, struct buf *b)
 {
+	enum err e = ERR_OK;
 	size_t i;
 
-	for (i = 0; i < cfg->n_accounts; i++) {
-		buf_printf(b, "%s%s", i ? ", " : "", cfg->accounts[i]->name);
+	for (i = 0; i < cfg->n_accounts && e == ERR_OK; i++) {
+		e = buf_printf(b, "%s%s", i ? ", " : "",
+			cfg->accounts[i]->name);
 	}
 	if (cfg->n_accounts == 0) {
-		buf_append_str(b, "(none)");
+		e = buf_append_str(b, "(none)");
 	}
+	return e;
 }
 
 enum err
@@ -2261,7 +2264,7 @@ config_select(const struct config *cfg, const char *account_name,
 		acc = find_account(cfg, account_name);
 		if (acc == NULL) {
 			buf_init(&names, 4096);
-			list_accounts(cfg, &names);
+			buf_cut_ok(list_accounts(cfg, &names));
 			e = errinfo_set(reterr, ERR_CONFIG,
 				"no account named '%s'; available accounts: %s",
 				account_name, buf_cstr(&names));
@@ -2284,7 +2287,7 @@ config_select(const struct config *cfg, const char *account_name,
 	}
 	if (acc == NULL) {
 		buf_init(&names, 4096);
-		list_accounts(cfg, &names);
+		buf_cut_ok(list_accounts(cfg, &names));
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"no account given and none named 'default'; use -a with "
 			"one of: %s", buf_cstr(&names));
@@ -2313,16 +2316,16 @@ name_of(const struct choice *c, long v)
 	return "?";
 }
 
-static void
+static MUST_CHECK enum err
 put_str(struct buf *out, const char *key, const char *v)
 {
-	buf_printf(out, "%s = %s\n", key, v != NULL ? v : "(not set)");
+	return buf_printf(out, "%s = %s\n", key, v != NULL ? v : "(not set)");
 }
 
-static void
+static MUST_CHECK enum err
 put_bool(struct buf *out, const char *key, int v)
 {
-	buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
+	return buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
 }
 
 /* " (from the oauth2_provider NAME preset)" when field f came from it. */
@@ -2338,97 +2341,103 @@ preset_note(const struct account *a, enum account_field f, char *note,
 	return note;
 }
 
-void
+enum err
 config_describe_server(const struct account *a, struct buf *out)
 {
-	buf_printf(out, "%s port %d, %s", a->host != NULL ? a->host :
+	enum err e = ERR_OK;
+
+	err_first(&e, buf_printf(out, "%s port %d, %s", a->host != NULL ? a->host :
 		"(no host)", a->port, !a->tls ? "no TLS" :
-		a->tls_starttls ? "STARTTLS" : "implicit TLS");
+		a->tls_starttls ? "STARTTLS" : "implicit TLS"));
 	if (a->set[ACCF_HOST] == ACC_SET_PRESET) {
-		buf_printf(out, " (%sfrom the oauth2_provider %s preset)",
-			a->set[ACCF_PORT] == ACC_SET_PRESET ? "" : "host ",
-			name_of(provider_choices, a->oauth2_provider));
+		err_first(&e, buf_printf(out, " (%sfrom the oauth2_provider "
+			"%s preset)", a->set[ACCF_PORT] == ACC_SET_PRESET ? "" :
+			"host ", name_of(provider_choices, a->oauth2_provider)));
 	}
+	return e;
 }
 
-void
+enum err
 config_print_account(const struct account *a, struct buf *out)
 {
+	enum err e = ERR_OK;
 	static const struct choice hdr[] = {
 		{ "auto", HDR_AUTO }, { "on", HDR_ON }, { "off", HDR_OFF },
 		{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
 	};
 	char note[128];
 
-	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
-	buf_printf(out, "config file = %s:%u\n",
-		a->file != NULL ? a->file : "", a->line);
-	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
-		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
-	buf_printf(out, "port = %d%s\n", a->port,
-		preset_note(a, ACCF_PORT, note, sizeof(note)));
-	put_str(out, "source_ip", a->source_ip);
-	put_str(out, "domain", a->domain);
+	err_first(&e, buf_printf(out, "account = %s\n", a->name != NULL ? a->name : ""));
+	err_first(&e, buf_printf(out, "config file = %s:%u\n",
+		a->file != NULL ? a->file : "", a->line));
+	err_first(&e, buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
+		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note))));
+	err_first(&e, buf_printf(out, "port = %d%s\n", a->port,
+		preset_note(a, ACCF_PORT, note, sizeof(note))));
+	err_first(&e, put_str(out, "source_ip", a->source_ip));
+	err_first(&e, put_str(out, "domain", a->domain));
 	if (a->timeout == 0) {
-		put_str(out, "timeout", "off");
+		err_first(&e, put_str(out, "timeout", "off"));
 	} else {
-		buf_printf(out, "timeout = %d\n", a->timeout);
+		err_first(&e, buf_printf(out, "timeout = %d\n", a->timeout));
 	}
-	put_str(out, "auth", account_auth_name(a->auth));
-	put_str(out, "user", a->user);
-	put_str(out, "password", a->password != NULL ? "*" : NULL);
-	put_str(out, "passwordeval", a->passwordeval);
-	put_bool(out, "tls", a->tls);
-	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
-		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
-	put_str(out, "tls_trust_file",
-		a->tls_trust_file != NULL ? a->tls_trust_file : "system");
-	put_str(out, "tls_crl_file", a->tls_crl_file);
-	put_str(out, "tls_fingerprint", a->tls_fingerprint);
-	put_str(out, "tls_cert_file", a->tls_cert_file);
-	put_str(out, "tls_key_file", a->tls_key_file);
-	put_bool(out, "tls_certcheck", a->tls_certcheck);
-	put_str(out, "tls_host_override", a->tls_host_override);
-	put_str(out, "from", a->from);
-	put_str(out, "from_full_name", a->from_full_name);
-	put_bool(out, "allow_from_override", a->allow_from_override);
-	put_str(out, "dsn_notify", a->dsn_notify != NULL ? a->dsn_notify
-		: "off");
-	put_str(out, "dsn_return", a->dsn_return != NULL ? a->dsn_return
-		: "off");
-	put_str(out, "set_from_header", name_of(hdr, a->set_from_header));
-	put_str(out, "set_date_header", name_of(hdr, a->set_date_header));
-	put_str(out, "set_msgid_header", name_of(hdr, a->set_msgid_header));
-	put_str(out, "set_to_header", name_of(hdr, a->set_to_header));
-	put_bool(out, "remove_bcc_headers", a->remove_bcc_headers);
-	put_bool(out, "from_rewrite", a->from_rewrite);
-	put_str(out, "from_rewrite_header", name_of(from_original_choices,
-		a->from_rewrite_header));
-	put_str(out, "aliases", a->aliases);
-	put_str(out, "logfile", a->logfile);
-	put_str(out, "logfile_time_format", a->logfile_time_format);
-	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");
-	put_str(out, "oauth2_provider",
-		name_of(provider_choices, a->oauth2_provider));
-	put_str(out, "oauth2_client_id", a->oauth2_client_id);
-	put_str(out, "oauth2_client_secret",
-		a->oauth2_client_secret != NULL ? "*" : NULL);
-	put_str(out, "oauth2_client_secret_eval", a->oauth2_client_secret_eval);
-	put_str(out, "oauth2_tenant", a->oauth2_tenant);
-	put_str(out, "oauth2_auth_endpoint", a->oauth2_auth_endpoint);
-	put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint);
-	put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint);
-	put_str(out, "oauth2_scope", a->oauth2_scope);
-	put_str(out, "oauth2_revocation_endpoint",
-		a->oauth2_revocation_endpoint);
-	put_str(out, "oauth2_token_store", a->oauth2_token_store);
-	put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
-		? a->oauth2_token_cache : "(default)");
-	put_str(out, "oauth2_ca_file", a->oauth2_ca_file);
-	buf_printf(out, "oauth2_refresh_margin = %ld\n",
-		a->oauth2_refresh_margin);
-	put_str(out, "notify_command", a->notify_command);
-	put_str(out, "queue", name_of(queue_choices, a->queue));
-	put_str(out, "queue_dir", a->queue_dir);
-	buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age);
+	err_first(&e, put_str(out, "auth", account_auth_name(a->auth)));
+	err_first(&e, put_str(out, "user", a->user));
+	err_first(&e, put_str(out, "password", a->password != NULL ? "*" : NULL));
+	err_first(&e, put_str(out, "passwordeval", a->passwordeval));
+	err_first(&e, put_bool(out, "tls", a->tls));
+	err_first(&e, buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
+		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note))));
+	err_first(&e, put_str(out, "tls_trust_file",
+		a->tls_trust_file != NULL ? a->tls_trust_file : "system"));
+	err_first(&e, put_str(out, "tls_crl_file", a->tls_crl_file));
+	err_first(&e, put_str(out, "tls_fingerprint", a->tls_fingerprint));
+	err_first(&e, put_str(out, "tls_cert_file", a->tls_cert_file));
+	err_first(&e, put_str(out, "tls_key_file", a->tls_key_file));
+	err_first(&e, put_bool(out, "tls_certcheck", a->tls_certcheck));
+	err_first(&e, put_str(out, "tls_host_override", a->tls_host_override));
+	err_first(&e, put_str(out, "from", a->from));
+	err_first(&e, put_str(out, "from_full_name", a->from_full_name));
+	err_first(&e, put_bool(out, "allow_from_override", a->allow_from_override));
+	err_first(&e, put_str(out, "dsn_notify", a->dsn_notify != NULL ? a->dsn_notify
+		: "off"));
+	err_first(&e, put_str(out, "dsn_return", a->dsn_return != NULL ? a->dsn_return
+		: "off"));
+	err_first(&e, put_str(out, "set_from_header", name_of(hdr, a->set_from_header)));
+	err_first(&e, put_str(out, "set_date_header", name_of(hdr, a->set_date_header)));
+	err_first(&e, put_str(out, "set_msgid_header", name_of(hdr, a->set_msgid_header)));
+	err_first(&e, put_str(out, "set_to_header", name_of(hdr, a->set_to_header)));
+	err_first(&e, put_bool(out, "remove_bcc_headers", a->remove_bcc_headers));
+	err_first(&e, put_bool(out, "from_rewrite", a->from_rewrite));
+	err_first(&e, put_str(out, "from_rewrite_header", name_of(from_original_choices,
+		a->from_rewrite_header)));
+	err_first(&e, put_str(out, "aliases", a->aliases));
+	err_first(&e, put_str(out, "logfile", a->logfile));
+	err_first(&e, put_str(out, "logfile_time_format", a->logfile_time_format));
+	err_first(&e, put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off"));
+	err_first(&e, put_str(out, "oauth2_provider",
+		name_of(provider_choices, a->oauth2_provider)));
+	err_first(&e, put_str(out, "oauth2_client_id", a->oauth2_client_id));
+	err_first(&e, put_str(out, "oauth2_client_secret",
+		a->oauth2_client_secret != NULL ? "*" : NULL));
+	err_first(&e, put_str(out, "oauth2_client_secret_eval", a->oauth2_client_secret_eval));
+	err_first(&e, put_str(out, "oauth2_tenant", a->oauth2_tenant));
+	err_first(&e, put_str(out, "oauth2_auth_endpoint", a->oauth2_auth_endpoint));
+	err_first(&e, put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint));
+	err_first(&e, put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint));
+	err_first(&e, put_str(out, "oauth2_scope", a->oauth2_scope));
+	err_first(&e, put_str(out, "oauth2_revocation_endpoint",
+		a->oauth2_revocation_endpoint));
+	err_first(&e, put_str(out, "oauth2_token_store", a->oauth2_token_store));
+	err_first(&e, put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
+		? a->oauth2_token_cache : "(default)"));
+	err_first(&e, put_str(out, "oauth2_ca_file", a->oauth2_ca_file));
+	err_first(&e, buf_printf(out, "oauth2_refresh_margin = %ld\n",
+		a->oauth2_refresh_margin));
+	err_first(&e, put_str(out, "notify_command", a->notify_command));
+	err_first(&e, put_str(out, "queue", name_of(queue_choices, a->queue)));
+	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
+	err_first(&e, buf_printf(out, "queue_max_age = %ld\n",
+		a->queue_max_age));
+	return e;
 }

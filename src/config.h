@@ -144,17 +144,20 @@ MUST_CHECK enum err config_check_account(const struct account *acc,
  * "*", never their value; commands such as passwordeval are shown.  Host,
  * port and tls_starttls filled from the oauth2_provider preset say so
  * ("host = smtp.gmail.com (from the oauth2_provider google preset)").
- * Output that does not fit out->max is cut short.
+ * ERR_LIMIT when the output does not fit out->max (what fit is kept),
+ * ERR_NOMEM.
  */
-void config_print_account(const struct account *acc, struct buf *out);
+MUST_CHECK enum err config_print_account(const struct account *acc,
+	struct buf *out);
 
 /*
  * Append one phrase naming the server acc submits to, for -v and --check:
  * "smtp.gmail.com port 587, STARTTLS (from the oauth2_provider google
  * preset)"; the remark is there only when the preset gave the host ("host
- * from the ... preset" when the port was the file's).  Cut short like
+ * from the ... preset" when the port was the file's).  Errors like
  * config_print_account().
  */
-void config_describe_server(const struct account *acc, struct buf *out);
+MUST_CHECK enum err config_describe_server(const struct account *acc,
+	struct buf *out);
 
 #endif

@@ -205,8 +205,9 @@ collect_helper(struct credential *c, struct buf *tok, struct buf *msg)
 				close_fd(fd);
 				continue;
 			}
-			/* past the bound the rest is dropped, never grown */
-			(void)buf_append(dst, chunk, (size_t)r);
+			if (buf_append(dst, chunk, (size_t)r) != ERR_OK) {
+				/* past the bound the rest is dropped */
+			}
 		}
 	}
 	util_wipe(chunk, sizeof(chunk));
@@ -287,8 +288,8 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 			e = buf_append(ret_secret, tok.data, n);
 			if (msg.len > 0) {
 				buf_reset(&c->warnings);
-				(void)buf_append_str(&c->warnings,
-					helper_message(&msg));
+				buf_cut_ok(buf_append_str(&c->warnings,
+					helper_message(&msg)));
 			}
 		}
 	} else if (status == -1) {
@@ -380,7 +381,9 @@ credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 			struct buf scratch;
 
 			buf_init_secret(&scratch, SECRET_MAX);
-			(void)run_helper(c, 0, &scratch, NULL);
+			if (run_helper(c, 0, &scratch, NULL) != ERR_OK) {
+				/* only its end mattered: now ours */
+			}
 			buf_release(&scratch);
 		}
 		return run_helper(c, force_fresh, ret_secret, reterr);

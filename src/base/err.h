@@ -16,11 +16,13 @@
 
 /*
  * A result the caller must look at: buffer appends and every function that
- * returns enum err (except errinfo_set() and friends, which return the code
- * they were given for "return errinfo_set(...)").  Discarding one is a
- * build error under -Werror; to ignore a result on purpose, say why.
+ * returns enum err, except those that only hand back the code they record
+ * or copy (errinfo_set() and friends for "return errinfo_set(...)",
+ * smtp_error(), smtp_txn_result()).  Discarding one is a build error under
+ * -Werror (a (void) cast does not silence it): handle it, or name why it
+ * may be dropped (buf_cut_ok() for text that is only shown).
  */
-#define MUST_CHECK /* warn_unused_result: on in the next commit */
+#define MUST_CHECK __attribute__((warn_unused_result))
 
 enum err {
 	ERR_OK = 0,
@@ -118,6 +120,20 @@ enum err errinfo_copy(struct errinfo *dst, const struct errinfo *src);
 
 /* The whole message (borrowed: valid until ei changes). */
 const char *errinfo_msg(const struct errinfo *ei);
+
+/*
+ * Keep the first failure of a series of steps (appends that build one
+ * text), so that the series is checked once at its end:
+ *   err_first(&e, buf_append_str(&b, "a")); err_first(&e, buf_putc(&b, 'b'));
+ *   if (e != ERR_OK) ...
+ */
+static inline void
+err_first(enum err *first, enum err e)
+{
+	if (*first == ERR_OK) {
+		*first = e;
+	}
+}
 
 /* The sysexits(3) value for a code (design.md section 9). */
 int err_exit_code(enum err code);

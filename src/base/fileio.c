@@ -292,7 +292,10 @@ check_secret_chain(const char *real, uid_t owner, const char *file,
 	enum err e = ERR_OK;
 
 	buf_init(&p, PATH_MAX);
-	(void)buf_putc(&p, '/');
+	if (buf_putc(&p, '/') != ERR_OK) {
+		buf_release(&p);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
 	for (;;) {
 		size_t n;
 

@@ -60,7 +60,7 @@ vemit(const char *tag, const char *fmt, va_list ap)
 	buf_init(&line, 4 * LOG_LINE_MAX + 256);
 	if (buf_vprintf(&msg, fmt, ap) != ERR_OK) {
 		buf_reset(&msg);
-		(void)buf_append_str(&msg, "(message too long to show)");
+		buf_cut_ok(buf_append_str(&msg, "(message too long to show)"));
 	}
 	if (buf_printf(&line, "%s: %s", log_progname, tag) != ERR_OK ||
 	    util_escape_ctl(&line, msg.data, msg.len) != ERR_OK ||

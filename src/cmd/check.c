@@ -225,7 +225,8 @@ token_status(struct check *c, struct buf *out)
 
 	buf_init(&path, PATH_MAX);
 	if (credential_helper_path(&path, NULL) != ERR_OK || pipe(fds) != 0) {
-		buf_append_str(out, "cannot run oasmtp-token status\n");
+		buf_cut_ok(buf_append_str(out,
+			"cannot run oasmtp-token status\n"));
 		goto out;
 	}
 	argv[i++] = "oasmtp-token";
@@ -239,7 +240,8 @@ token_status(struct check *c, struct buf *out)
 	argv[i] = NULL;
 	pid = fork();
 	if (pid < 0) {
-		buf_printf(out, "cannot fork: %s\n", strerror(errno));
+		buf_cut_ok(buf_printf(out, "cannot fork: %s\n",
+			strerror(errno)));
 		goto out;
 	}
 	if (pid == 0) {
@@ -263,8 +265,8 @@ token_status(struct check *c, struct buf *out)
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
-			buf_append_str(out, "oasmtp-token status did not finish "
-				"in time\n");
+			buf_cut_ok(buf_append_str(out, "oasmtp-token status "
+				"did not finish in time\n"));
 			break;
 		}
 		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) < 0 &&
@@ -283,7 +285,7 @@ token_status(struct check *c, struct buf *out)
 			break;
 		}
 		/* past the bound the rest is dropped */
-		(void)buf_append(out, chunk, (size_t)r);
+		buf_cut_ok(buf_append(out, chunk, (size_t)r));
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
 	}
@@ -593,7 +595,7 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 		}
 	}
 	buf_init(&server, 1024);
-	config_describe_server(acc, &server);
+	buf_cut_ok(config_describe_server(acc, &server));
 	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s, auth %s)",
 		c.flow.cfg->user_file ? c.flow.cfg->user_file :
 		c.flow.cfg->system_file ? c.flow.cfg->system_file : "?",

@@ -72,7 +72,7 @@ flow_load_account(struct flow *r, const char *from, int warn_always,
 		struct buf server;
 
 		buf_init(&server, 1024);
-		config_describe_server(r->acc, &server);
+		buf_cut_ok(config_describe_server(r->acc, &server));
 		log_debug(1, "using account %s: %s", r->acc->name,
 			buf_cstr(&server));
 		buf_release(&server);
@@ -183,12 +183,12 @@ flow_rcpt_list(const struct envelope *env, const unsigned char *delivered,
 		if ((delivered != NULL && delivered[i]) != (want != 0)) {
 			continue;
 		}
-		buf_printf(out, "%s<%s>", shown > 0 ? ", " : "",
-			env->rcpts[i]);
+		buf_cut_ok(buf_printf(out, "%s<%s>", shown > 0 ? ", " : "",
+			env->rcpts[i]));
 		shown++;
 	}
 	if (n > shown) {
-		buf_printf(out, " and %zu more", n - shown);
+		buf_cut_ok(buf_printf(out, " and %zu more", n - shown));
 	}
 }
 
@@ -240,12 +240,12 @@ flow_first_line(const char *msg, size_t max, struct buf *out)
 	size_t n = strcspn(msg, "\r\n");
 
 	if (n > max) {
-		buf_append(out, msg, max);
-		buf_append_str(out, "...");
+		buf_cut_ok(buf_append(out, msg, max));
+		buf_cut_ok(buf_append_str(out, "..."));
 	} else {
-		buf_append(out, msg, n);
+		buf_cut_ok(buf_append(out, msg, n));
 		if (msg[n] != '\0') {
-			buf_append_str(out, " ...");
+			buf_cut_ok(buf_append_str(out, " ..."));
 		}
 	}
 }

@@ -362,7 +362,10 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 		buf_release(&path);
 		return e;
 	}
-	buf_printf(&path, "/%s", name);
+	if (buf_printf(&path, "/%s", name) != ERR_OK) {
+		buf_release(&path);
+		return errinfo_set(reterr, ERR_LIMIT, "path too long");
+	}
 	out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		O_CLOEXEC, 0600);
 	if (out < 0) {

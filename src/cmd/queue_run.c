@@ -128,9 +128,9 @@ expire_entry(struct flush_group *g, struct queue_entry *qe)
 	struct buf msg;
 
 	buf_init(&msg, ERRINFO_TEXT_MAX);
-	buf_printf(&msg, "gave up after %ld seconds in the queue "
+	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
 		"(queue_max_age); last error: %s", g->r->acc->queue_max_age,
-		qe->last_error != NULL ? qe->last_error : "none");
+		qe->last_error != NULL ? qe->last_error : "none"));
 	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
 	buf_release(&msg);
 }
@@ -150,9 +150,9 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 		queue_random());
 	if (g->now - qe->queued > max_age) {
 		buf_init(&msg, ERRINFO_TEXT_MAX);
-		buf_printf(&msg, "gave up after %ld seconds in the queue "
-			"(queue_max_age); last error: %s", max_age,
-			why != NULL ? why : "none");
+		buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the "
+			"queue (queue_max_age); last error: %s", max_age,
+			why != NULL ? why : "none"));
 		fail_entry(g, qe, buf_cstr(&msg), code);
 		buf_release(&msg);
 		return;
@@ -212,7 +212,7 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 
 	submit_result_init(&res);
 	res.smtp_code = e == ERR_OK ? 250 : ei->smtp_code;
-	buf_append_str(&res.final_reply, final_reply);
+	buf_cut_ok(buf_append_str(&res.final_reply, final_reply));
 	flow_log_line(g->r, &qe->env, qe->size, &res, e, ei, delivered);
 	submit_result_release(&res);
 	if (e == ERR_OK || (delivered != NULL &&
@@ -237,8 +237,9 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 	if (delivered != NULL) {
 		/* a 452 split, then a failure: keep only the others */
 		flow_rcpt_list(&qe->env, delivered, 1, &line);
-		buf_printf(&why, "already delivered to %s; ", buf_cstr(&line));
-		buf_append_str(&line, ", not yet to ");
+		buf_cut_ok(buf_printf(&why, "already delivered to %s; ",
+			buf_cstr(&line)));
+		buf_cut_ok(buf_append_str(&line, ", not yet to "));
 		flow_rcpt_list(&qe->env, delivered, 0, &line);
 		log_warn("%s: delivered to %s", qe->id, buf_cstr(&line));
 		buf_reset(&line);
@@ -247,7 +248,7 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		}
 		errinfo_release(&qerr);
 	}
-	buf_append_str(&why, errinfo_msg(ei));
+	buf_cut_ok(buf_append_str(&why, errinfo_msg(ei)));
 	if (in_txn && !flow_queueable(e)) {
 		fail_entry(g, qe, buf_cstr(&why), ei->smtp_code);
 	} else {
@@ -452,7 +453,9 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	sp.secret.ctx = &cred;
 	sp.transcript = flow_transcript;
 	submit_result_init(&res);
-	submit_batch(&sp, &batch, &res, &ei);
+	if (submit_batch(&sp, &batch, &res, &ei) != ERR_OK) {
+		/* every item got the outcome through item_done() */
+	}
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}

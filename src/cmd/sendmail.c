@@ -365,16 +365,19 @@ sendmail_pretend(const struct cli_opts *o, struct buf *out,
 		reterr);
 	if (e == ERR_OK) {
 		if (r.cfg->system_file != NULL) {
-			buf_printf(out, "loaded system configuration file %s\n",
-				r.cfg->system_file);
+			err_first(&e, buf_printf(out, "loaded system "
+				"configuration file %s\n", r.cfg->system_file));
 		}
 		if (r.cfg->user_file != NULL) {
-			buf_printf(out, "loaded user configuration file %s\n",
-				r.cfg->user_file);
+			err_first(&e, buf_printf(out, "loaded user "
+				"configuration file %s\n", r.cfg->user_file));
 		}
-		config_print_account(r.acc, out);
-		buf_printf(out, "credentials = %s\n",
-			credential_kind_name(credential_kind_of(r.acc)));
+		err_first(&e, config_print_account(r.acc, out));
+		err_first(&e, buf_printf(out, "credentials = %s\n",
+			credential_kind_name(credential_kind_of(r.acc))));
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the --pretend report", reterr);
+		}
 	}
 	flow_release(&r);
 	return e;
@@ -398,7 +401,11 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 		sp.transcript = flow_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
 		if (e == ERR_OK) {
-			buf_append(out, res.info.data, res.info.len);
+			e = buf_append(out, res.info.data, res.info.len);
+			if (e != ERR_OK) {
+				e = buf_fail(out, e, "the server description",
+					reterr);
+			}
 		}
 	}
 	submit_result_release(&res);

@@ -220,6 +220,16 @@ fail(struct smtp_session *s, enum err code, const char *fmt, ...)
 }
 
 /*
+ * For a step whose failure the session has already recorded (state FAILED,
+ * s->err): the caller goes on as the state says.
+ */
+static void
+on_session(enum err e)
+{
+	(void)e;
+}
+
+/*
  * Fill ei with "<step>: <reply>" and the reply's codes.  The reply is shown
  * in full (up to what errinfo holds).
  */
@@ -230,7 +240,7 @@ reply_error(const struct smtp_reply *r, struct errinfo *ei, enum err code,
 	struct buf txt;
 
 	buf_init(&txt, ERRINFO_TEXT_MAX);
-	smtp_reply_format(r, &txt);
+	buf_cut_ok(smtp_reply_format(r, &txt));
 	errinfo_set(ei, code, "%s: %s", step, buf_cstr(&txt));
 	buf_release(&txt);
 	errinfo_set_status(ei, r->code, r->enhanced);
@@ -648,9 +658,9 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		}
 	}
 	if (n_bad == 1) {
-		buf_append_str(&msg, "recipient refused: ");
+		buf_cut_ok(buf_append_str(&msg, "recipient refused: "));
 	} else {
-		buf_printf(&msg, "%zu recipients refused: ", n_bad);
+		buf_cut_ok(buf_printf(&msg, "%zu recipients refused: ", n_bad));
 	}
 	for (i = 0; i < t->n_rcpts; i++) {
 		const struct rcpt *r = &t->rcpts[i];
@@ -658,8 +668,9 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		if (r->st != want) {
 			continue;
 		}
-		buf_printf(&msg, "%sRCPT TO:<%s>: %s", first ? "" : "; ",
-			t->env->rcpts[i], buf_cstr(&r->reply));
+		buf_cut_ok(buf_printf(&msg, "%sRCPT TO:<%s>: %s",
+			first ? "" : "; ", t->env->rcpts[i],
+			buf_cstr(&r->reply)));
 		first = 0;
 	}
 	if (pick == NULL || pick->code < 500) {
@@ -717,7 +728,7 @@ txn_finish(struct smtp_session *s)
 	s->done = t;
 	s->report = t;
 	if (t->last && !s->quit_sent) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 	if (s->state == SMTP_ST_FAILED || s->win_len > 0) {
 		return;
@@ -742,7 +753,7 @@ txn_abort(struct smtp_session *s, struct txn *t)
 		return;
 	}
 	if (t->last && (s->caps & SMTP_CAP_PIPELINING)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 
@@ -1037,7 +1048,7 @@ unpipelined_after_rcpts(struct smtp_session *s, struct txn *t)
 	if (!t->stop_rcpts) {
 		for (i = 0; i < t->n_rcpts; i++) {
 			if (t->rcpts[i].st == RS_TODO) {
-				send_rcpt(s, t, i);
+				on_session(send_rcpt(s, t, i));
 				return;
 			}
 		}
@@ -1051,7 +1062,7 @@ unpipelined_after_rcpts(struct smtp_session *s, struct txn *t)
 			n_batch++;
 		}
 	}
-	send_body_cmd(s, t, n_batch);
+	on_session(send_body_cmd(s, t, n_batch));
 }
 
 static void
@@ -1062,7 +1073,7 @@ store_rcpt_reply(struct smtp_session *s, struct txn *t, size_t i)
 	r->code = s->reply.code;
 	util_strlcpy(r->enhanced, s->reply.enhanced, sizeof(r->enhanced));
 	buf_reset(&r->reply);
-	smtp_reply_format(&s->reply, &r->reply);
+	buf_cut_ok(smtp_reply_format(&s->reply, &r->reply));
 }
 
 /* The batch was committed (250 to the end of data). */
@@ -1076,7 +1087,7 @@ batch_delivered(struct smtp_session *s, struct txn *t)
 		s->stale = 0;
 	}
 	buf_reset(&t->final_reply);
-	smtp_reply_format(&s->reply, &t->final_reply);
+	buf_cut_ok(smtp_reply_format(&s->reply, &t->final_reply));
 	for (i = 0; i < t->n_rcpts; i++) {
 		if (t->rcpts[i].st == RS_OK) {
 			t->rcpts[i].st = RS_DELIVERED;
@@ -1086,7 +1097,7 @@ batch_delivered(struct smtp_session *s, struct txn *t)
 		/* the driver records this part before the next one leaves */
 		s->report = t;
 		s->partial_pending = 1;
-		start_batch(s, t);
+		on_session(start_batch(s, t));
 		return;
 	}
 	txn_finish(s);
@@ -1187,7 +1198,7 @@ bdat_reply(struct smtp_session *s, struct txn *t)
 		return;
 	}
 	if (t->last && !rcpts_left(t)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 
@@ -1240,14 +1251,14 @@ txn_reply(struct smtp_session *s, struct pending pd)
 		break;
 	case EX_RSET:
 		if (t->last && !s->quit_sent) {
-			send_quit(s);
+			on_session(send_quit(s));
 		}
 		txn_finish(s);
 		break;
 	case EX_SEP:
 		/* MAIL's own reply tells whether the session was clean */
 		if (!t->started) {
-			start_batch(s, t);
+			on_session(start_batch(s, t));
 		}
 		break;
 	case EX_QUIT:
@@ -1271,8 +1282,11 @@ parse_ehlo(struct smtp_session *s)
 		const char *l = smtp_reply_line(&s->reply, i, &n);
 		size_t kw = 0;
 
-		buf_append(&s->ehlo, l, n);
-		buf_putc(&s->ehlo, '\n');
+		if (buf_append(&s->ehlo, l, n) != ERR_OK ||
+		    buf_putc(&s->ehlo, '\n') != ERR_OK) {
+			fail_oom(s);
+			return;
+		}
 		while (kw < n && l[kw] != ' ' && l[kw] != '=') {
 			kw++;
 		}
@@ -1575,7 +1589,8 @@ auth_reply(struct smtp_session *s)
 		if (s->steps_sent < s->mech->n_steps) {
 			buf_init_secret(&raw, 4 * BUF_LINE_MAX);
 			if (build_step(s, s->steps_sent, &raw) == ERR_OK) {
-				send_payload(s, "", raw.data, raw.len, 1);
+				on_session(send_payload(s, "", raw.data,
+					raw.len, 1));
 				s->steps_sent++;
 			}
 			buf_release(&raw);
@@ -1590,19 +1605,20 @@ auth_reply(struct smtp_session *s)
 		buf_reset(&s->auth_json);
 		if (util_base64_decode(&s->auth_json, chal, n) != ERR_OK) {
 			buf_reset(&s->auth_json);
-			buf_append(&s->auth_json, chal, n);
+			buf_cut_ok(buf_append(&s->auth_json, chal, n));
 		} else {
 			struct buf shown;
 
 			buf_init(&shown, 4 * BUF_LINE_MAX);
-			buf_append_str(&shown, "decoded challenge: ");
-			util_escape_ctl(&shown, s->auth_json.data,
-				s->auth_json.len);
+			buf_cut_ok(buf_append_str(&shown,
+				"decoded challenge: "));
+			buf_cut_ok(util_escape_ctl(&shown, s->auth_json.data,
+				s->auth_json.len));
 			note(s, SMTP_DIR_NOTE, shown.data, shown.len);
 			buf_release(&shown);
 		}
-		send_payload(s, "", s->mech->error_ack,
-			s->mech->error_ack_len, 0);
+		on_session(send_payload(s, "", s->mech->error_ack,
+			s->mech->error_ack_len, 0));
 		s->ack_sent = 1;
 		return;
 	}
@@ -1620,8 +1636,8 @@ auth_reply(struct smtp_session *s)
 			struct buf esc;
 
 			buf_init(&esc, ERRINFO_TEXT_MAX);
-			util_escape_ctl(&esc, s->auth_json.data,
-				s->auth_json.len);
+			buf_cut_ok(util_escape_ctl(&esc, s->auth_json.data,
+				s->auth_json.len));
 			errinfo_prefix(s->err, "authentication failed "
 				"(server said %s): ", buf_cstr(&esc));
 			buf_release(&esc);
@@ -1652,7 +1668,7 @@ session_reply(struct smtp_session *s)
 	case SMTP_ST_GREETING:
 		if (r->code == 220) {
 			buf_reset(&s->greeting);
-			smtp_reply_format(r, &s->greeting);
+			buf_cut_ok(smtp_reply_format(r, &s->greeting));
 			if (s->p.helo[0] == '\0' || bad_param(s->p.helo)) {
 				fail(s, ERR_CONFIG, "invalid EHLO domain "
 					"(empty, or a space or control "
@@ -1670,7 +1686,9 @@ session_reply(struct smtp_session *s)
 	case SMTP_ST_EHLO:
 		if (r->code == 250) {
 			parse_ehlo(s);
-			after_ehlo(s);
+			if (s->state != SMTP_ST_FAILED) {
+				after_ehlo(s);
+			}
 		} else if ((r->code == 500 || r->code == 502) &&
 		    !s->p.tls_required) {
 			if (send_cmd(s, "HELO %s", s->p.helo) == ERR_OK) {
@@ -1729,7 +1747,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 		struct buf esc;
 
 		buf_init(&esc, 4 * SMTP_REPLY_LINE_MAX + 64);
-		util_escape_ctl(&esc, line, len);
+		buf_cut_ok(util_escape_ctl(&esc, line, len));
 		note(s, SMTP_DIR_RECV, esc.data, esc.len);
 		buf_release(&esc);
 	}
@@ -1795,7 +1813,7 @@ smtp_body_done(struct smtp_session *s, int at_line_start)
 	t = txn_newest(s);
 	if (t != NULL && t->last && (s->caps & SMTP_CAP_PIPELINING) &&
 	    !rcpts_left(t)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 

@@ -233,7 +233,7 @@ void smtp_quit(struct smtp_session *s);
  * accepted and the end of data answered 250.  Else the mapped code; a
  * recipient refusal names every refused recipient with its reply.
  */
-MUST_CHECK enum err smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr);
+enum err smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr);
 
 /*
  * Per-recipient outcome of the last finished transaction: the reply code (0
@@ -260,7 +260,7 @@ int smtp_rcpt_delivered(const struct smtp_session *s, size_t i);
 const char *smtp_final_reply(const struct smtp_session *s);
 
 /* SMTP_EV_FAILED: copy the error; returns its code. */
-MUST_CHECK enum err smtp_error(const struct smtp_session *s, struct errinfo *reterr);
+enum err smtp_error(const struct smtp_session *s, struct errinfo *reterr);
 
 /* Capabilities (enum smtp_cap bits) and SIZE limit (0 = none given). */
 unsigned smtp_caps(const struct smtp_session *s);

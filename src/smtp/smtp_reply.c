@@ -58,7 +58,10 @@ bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	enum err e;
 
 	buf_init(&show, SHOW_MAX * 4 + 16);
-	util_escape_ctl(&show, line, len < SHOW_MAX ? len : SHOW_MAX);
+	if (util_escape_ctl(&show, line, len < SHOW_MAX ? len : SHOW_MAX) !=
+	    ERR_OK) {
+		buf_reset(&show);	/* no memory: the message without it */
+	}
 	e = errinfo_set(reterr, ERR_PROTO, "invalid reply from server (%s): "
 		"'%s%s'", why, buf_cstr(&show), len > SHOW_MAX ? "..." : "");
 	buf_release(&show);

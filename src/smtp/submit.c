@@ -392,7 +392,8 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 	if (b == NULL) {
 		if (in_txn && s != NULL) {
 			buf_reset(&ret->final_reply);
-			buf_append_str(&ret->final_reply, smtp_final_reply(s));
+			buf_cut_ok(buf_append_str(&ret->final_reply,
+				smtp_final_reply(s)));
 			for (i = 0; i < ret->n_rcpts; i++) {
 				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
 			}
@@ -439,7 +440,7 @@ next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 }
 
 /* The session ended with e: every item not reported yet gets it. */
-static MUST_CHECK enum err
+static enum err
 session_end(struct driver *d, enum err e, struct submit_result *ret,
 	struct errinfo *reterr)
 {
@@ -495,7 +496,9 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 					p->srv.timeout);
 			}
 			if (e == ERR_OK) {
-				smtp_feed(s, line, n);
+				if (smtp_feed(s, line, n) != ERR_OK) {
+					/* recorded: SMTP_EV_FAILED comes next */
+				}
 				buf_consume(&d->rbuf, n + 2);
 			}
 			break;
@@ -523,7 +526,13 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			break;
 		case SMTP_EV_READY:
 			if (d->mode == MODE_SERVERINFO) {
-				smtp_describe(s, &ret->info);
+				e = smtp_describe(s, &ret->info);
+				if (e != ERR_OK) {
+					e = buf_fail(&ret->info, e,
+						"the server description",
+						reterr);
+					break;
+				}
 				smtp_quit(s);
 			} else if (d->next >= d->n_items) {
 				smtp_quit(s);
@@ -717,11 +726,17 @@ session(const struct submit_params *p, enum mode mode,
 		goto out;
 	}
 	e = run(&d, s, ret, reterr);
-	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls) {
-		d.t->ops->describe(d.t, &ret->tls);
+	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls &&
+	    d.t->ops->describe(d.t, &ret->tls) != ERR_OK) {
+		/* a description that does not fit is left out, not an error */
+		buf_reset(&ret->tls);
 	}
 	if (mode == MODE_SERVERINFO && e == ERR_OK && srv->tls) {
-		transport_tls_info(d.t, &ret->info);
+		e = transport_tls_info(d.t, &ret->info);
+		if (e != ERR_OK) {
+			e = buf_fail(&ret->info, e, "the server description",
+				reterr);
+		}
 	}
 
 out:

@@ -68,7 +68,7 @@ struct transport_ops {
 	/* Close and free.  NULL-safe through transport_close(). */
 	void (*close)(struct transport *t);
 	/* Append a human description ("TLSv1.3 TLS_AES_256_GCM_SHA384 ..."). */
-	void (*describe)(struct transport *t, struct buf *out);
+	enum err (*describe)(struct transport *t, struct buf *out);
 };
 
 struct transport {
@@ -157,7 +157,7 @@ MUST_CHECK enum err transport_tls_start(struct transport **t,
  * For --serverinfo: append protocol, cipher, peer certificate subject,
  * issuer, validity and SHA-256 fingerprint.  Nothing for a plain transport.
  */
-void transport_tls_info(struct transport *t, struct buf *out);
+MUST_CHECK enum err transport_tls_info(struct transport *t, struct buf *out);
 
 /* 1 when t is a TLS transport whose session was resumed, else 0. */
 int transport_tls_resumed(const struct transport *t);

@@ -214,12 +214,12 @@ tcp_close(struct transport *t)
 	free(t);
 }
 
-static void
+static enum err
 tcp_describe(struct transport *t, struct buf *out)
 {
 	struct tcp_transport *tt = (struct tcp_transport *)t;
 
-	buf_printf(out, "TCP connection to %s port %d (%s)", tt->host,
+	return buf_printf(out, "TCP connection to %s port %d (%s)", tt->host,
 		tt->port, tt->peer);
 }
 
@@ -285,8 +285,10 @@ race_note_failure(struct race *r, const struct addrinfo *ai, int error)
 	addr_text(ai->ai_addr, text, sizeof(text));
 	r->last_errno = error;
 	/* Bounded: a long list of failures is cut, never an error itself. */
-	buf_printf(&r->failures, "%s%s: %s", r->failures.len > 0 ? ", " : "",
-		text, strerror(error));
+	if (buf_printf(&r->failures, "%s%s: %s", r->failures.len > 0 ?
+	    ", " : "", text, strerror(error)) != ERR_OK) {
+		return;
+	}
 }
 
 /*

@@ -230,10 +230,13 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 	}
 	if (tok->refresh_token.len == 0 ||
 	    strcmp(tok->refresh_token.data, used) == 0) {
+		/* best effort, as the token in use is known to work */
 		if (strcmp(used, stored) != 0) {
-			(void)tstore_save(ts, used, NULL);
-		} else {
-			(void)tstore_drop_previous(ts, NULL);
+			if (tstore_save(ts, used, NULL) != ERR_OK) {
+				/* the next refresh tries the stored one */
+			}
+		} else if (tstore_drop_previous(ts, NULL) != ERR_OK) {
+			/* the previous one stays until the next rotation */
 		}
 		return ERR_OK;
 	}
@@ -440,8 +443,9 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 		goto out;
 	}
 	if (use_cache) {
-		/* best effort: a lost cache only costs another refresh */
-		(void)token_cache_write(path.data, x.key, &c, NULL);
+		if (token_cache_write(path.data, x.key, &c, NULL) != ERR_OK) {
+			/* best effort: a lost cache costs another refresh */
+		}
 	}
 	e = hand_over(&c, ret_token, &info, ret_info, reterr);
 out:

@@ -92,7 +92,7 @@ test_previous(struct tstore *ts, struct buf *b)
 	}
 	is_int(tstore_drop_previous(ts, &ei), ERR_OK,
 		"drop_previous without one is fine");
-	tstore_save_rotated(ts, "rt-4", "rt-3", &ei);
+	setup(tstore_save_rotated(ts, "rt-4", "rt-3", &ei));
 	e = tstore_save(ts, "rt-2", &ei);
 	is_int(e, ERR_OK, "plain save (import) (%s)", errinfo_msg(&ei));
 	e = tstore_load_previous(ts, b, &ei);

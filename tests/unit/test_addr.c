@@ -88,8 +88,8 @@ render(const struct addr_list *l, struct buf *b)
 
 	buf_reset(b);
 	for (i = 0; i < l->n; i++) {
-		buf_printf(b, "%s%s|%s", i > 0 ? " ; " : "",
-			l->v[i].name != NULL ? l->v[i].name : "", l->v[i].addr);
+		setup(buf_printf(b, "%s%s|%s", i > 0 ? " ; " : "",
+			l->v[i].name != NULL ? l->v[i].name : "", l->v[i].addr));
 	}
 }
 

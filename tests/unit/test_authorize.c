@@ -53,7 +53,7 @@ test_pkce(void)
 	}
 	ok(clean, "verifier uses the base64url alphabet, no padding");
 	buf_reset(&b);
-	oauth_flow_random(&b, 32, &ei);
+	setup(oauth_flow_random(&b, 32, &ei));
 	ok(strcmp(b.data, v.data) != 0, "two random values differ");
 	is_int(oauth_flow_random(&b, 65, &ei), ERR_INTERNAL,
 		"absurd length refused");
@@ -91,7 +91,7 @@ test_auth_url(void)
 	a.prompt_consent = 0;
 	a.login_hint = NULL;
 	a.code_challenge = NULL;
-	oauth_flow_auth_url(&a, &u, &ei);
+	setup(oauth_flow_auth_url(&a, &u, &ei));
 	contains(u.data, "authorize?tenant=x&response_type=code",
 		"existing query extended with &");
 	ok(strstr(u.data, "prompt") == NULL && strstr(u.data, "access_type") ==
@@ -133,7 +133,7 @@ test_callback_parse(void)
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"access_denied -> ERR_AUTH");
 	contains(errinfo_msg(&ei), "access_denied: The user said no", "description kept");
-	oauth_flow_parse_callback("?state=S1&error=server_error", &cb, &ei);
+	setup(oauth_flow_parse_callback("?state=S1&error=server_error", &cb, &ei));
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"other provider errors -> ERR_AUTH");
 
@@ -406,7 +406,7 @@ run_device(const struct step *steps, int n, long expires, long interval,
 
 	request_init(&r, NULL);
 	oauth_flow_device_init(&d);
-	buf_append_str(&d.device_code, "DEV-CODE");
+	setup(buf_append_str(&d.device_code, "DEV-CODE"));
 	d.expires_in = expires;
 	d.interval = interval;
 	script(steps, n);
@@ -611,9 +611,9 @@ static void
 jwt(const char *payload, struct buf *out)
 {
 	buf_reset(out);
-	buf_append_str(out, "eyJhbGciOiJSUzI1NiJ9.");
-	util_base64url_encode(out, payload, strlen(payload));
-	buf_append_str(out, ".c2ln");
+	setup(buf_append_str(out, "eyJhbGciOiJSUzI1NiJ9."));
+	setup(util_base64url_encode(out, payload, strlen(payload)));
+	setup(buf_append_str(out, ".c2ln"));
 }
 
 static void
@@ -629,10 +629,10 @@ test_identity(void)
 		"google-style token");
 	is_str(who.data, "joe@example.com", "email claim");
 	jwt("{\"preferred_username\":\"ann@contoso.com\",\"oid\":\"x\"}", &t);
-	oauth_flow_id_token_identity(t.data, &who, &ei);
+	setup(oauth_flow_id_token_identity(t.data, &who, &ei));
 	is_str(who.data, "ann@contoso.com", "preferred_username (Microsoft)");
 	jwt("{\"email\":\"not-an-address\",\"upn\":\"u@x.org\"}", &t);
-	oauth_flow_id_token_identity(t.data, &who, &ei);
+	setup(oauth_flow_id_token_identity(t.data, &who, &ei));
 	is_str(who.data, "u@x.org", "a non-address email is skipped");
 	jwt("{\"sub\":\"12345\"}", &t);
 	is_int(oauth_flow_id_token_identity(t.data, &who, &ei), ERR_OK,
@@ -699,7 +699,7 @@ test_presets(void)
 	is_str(u.data, "https://login.microsoftonline.com/common/oauth2/v2.0/"
 		"devicecode", "tenant common by default");
 	acc.oauth2_tenant = (char *)"organizations";
-	provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei));
 	is_str(u.data, "https://login.microsoftonline.com/organizations/"
 		"oauth2/v2.0/authorize", "tenant substituted");
 	acc.oauth2_tenant = (char *)"../x";
@@ -711,20 +711,20 @@ test_presets(void)
 	is_str(u.data, "", "but empty");
 	acc.oauth2_auth_endpoint = (char *)"https://login.microsoftonline.us/"
 		"t/oauth2/v2.0/authorize";
-	provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei));
 	contains(u.data, "microsoftonline.us", "national cloud by override");
 	acc.oauth2_provider = OAUTH2_GOOGLE;
 	acc.oauth2_auth_endpoint = NULL;
-	provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei));
 	is_str(u.data, "https://oauth2.googleapis.com/revoke",
 		"google revocation");
 	acc.oauth2_revocation_endpoint = (char *)"https://own/revoke";
-	provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei));
 	is_str(u.data, "https://own/revoke", "own revocation endpoint wins");
-	provider_scope(&acc, &u, &ei);
+	setup(provider_scope(&acc, &u, &ei));
 	is_str(u.data, "https://mail.google.com/", "preset scope");
 	acc.oauth2_scope = (char *)"x y";
-	provider_scope(&acc, &u, &ei);
+	setup(provider_scope(&acc, &u, &ei));
 	is_str(u.data, "x y", "own scope wins");
 
 	is_int(oauth_flow_choose(g, 1, 0), OAUTH_FLOW_LOOPBACK,

@@ -84,7 +84,7 @@ with_line(const char *line)
 	config_free(one_cfg);
 	one_cfg = NULL;
 	buf_init(&b, 1 << 20);
-	buf_printf(&b, "account a\nhost h\n%s\n", line);
+	setup(buf_printf(&b, "account a\nhost h\n%s\n", line));
 	if (parse(buf_cstr(&b), &one_cfg) == ERR_OK) {
 		a = find_acct(one_cfg, "a");
 	} else {
@@ -141,22 +141,22 @@ test_tokenizer(void)
 
 	/* 60 KiB line is fine, 70 KiB is not */
 	buf_init(&big, 1 << 20);
-	buf_append_str(&big, "account a\nhost h\npassword ");
+	setup(buf_append_str(&big, "account a\nhost h\npassword "));
 	for (i = 0; i < 60 * 1024; i++) {
-		buf_putc(&big, 'x');
+		setup(buf_putc(&big, 'x'));
 	}
-	buf_append_str(&big, "\n");
+	setup(buf_append_str(&big, "\n"));
 	ok(parse(buf_cstr(&big), &cfg) == ERR_OK, "60 KiB line accepted");
 	a = find_acct(cfg, "a");
 	ok(a != NULL && a->password != NULL
 		&& strlen(a->password) == 60 * 1024, "60 KiB value kept whole");
 	config_free(cfg);
 	buf_reset(&big);
-	buf_append_str(&big, "account a\nhost h\npassword ");
+	setup(buf_append_str(&big, "account a\nhost h\npassword "));
 	for (i = 0; i < 70 * 1024; i++) {
-		buf_putc(&big, 'x');
+		setup(buf_putc(&big, 'x'));
 	}
-	buf_append_str(&big, "\n");
+	setup(buf_append_str(&big, "\n"));
 	is_int(parse(buf_cstr(&big), &cfg), ERR_CONFIG, "70 KiB line rejected");
 	contains(errinfo_msg(&ei), "test:3: line too long", "long line message has file:line");
 	buf_release(&big);
@@ -397,7 +397,7 @@ test_keys_invalid(void)
 		struct buf b;
 
 		buf_init(&b, 4096);
-		buf_printf(&b, "account a\nhost h\n%s\n", cases[i].line);
+		setup(buf_printf(&b, "account a\nhost h\n%s\n", cases[i].line));
 		expect_error(buf_cstr(&b), cases[i].want);
 		buf_release(&b);
 	}
@@ -953,8 +953,8 @@ test_provider_server(void)
 	buf_init(&text, 4096);
 	for (i = 0; i < n; i++) {
 		buf_reset(&text);
-		buf_printf(&text, "account p\noauth2_provider %s\n"
-			"user u@example.org\n", t[i].name);
+		setup(buf_printf(&text, "account p\noauth2_provider %s\n"
+			"user u@example.org\n", t[i].name));
 		a = parse_acct(buf_cstr(&text), "p");
 		ok(t[i].smtp_host != NULL && (t[i].smtp_port == 587 ||
 			t[i].smtp_port == 465) && t[i].smtp_starttls ==
@@ -1022,7 +1022,7 @@ test_provider_server(void)
 	a = parse_acct("account g\noauth2_provider google\nuser u@gmail.com\n",
 		"g");
 	if (a != NULL) {
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 	}
 	contains(buf_cstr(&out), "host = smtp.gmail.com (from the "
 		"oauth2_provider google preset)\n", "print: preset host");
@@ -1032,14 +1032,14 @@ test_provider_server(void)
 		"google preset)\n", "print: preset TLS mode");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "smtp.gmail.com port 587, STARTTLS (from the "
 		"oauth2_provider google preset)", "describe: preset server");
 	a = parse_acct("account g\noauth2_provider google\nport 465\n", "g");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "smtp.gmail.com port 465, implicit TLS (host "
 		"from the oauth2_provider google preset)",
@@ -1048,14 +1048,14 @@ test_provider_server(void)
 		"h");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 	}
 	contains(buf_cstr(&out), "host = h.example\nport = 587\n",
 		"print: own host, no remark");
 	ok(strstr(buf_cstr(&out), "preset") == NULL, "print: no preset remark");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "h.example port 587, STARTTLS",
 		"describe: own server");
@@ -1119,7 +1119,7 @@ test_msmtprc_sample(void)
 	/* --pretend output */
 	buf_init(&out, 1 << 16);
 	a = find_acct(cfg, "gmail");
-	config_print_account(a, &out);
+	setup(config_print_account(a, &out));
 	contains(buf_cstr(&out), "host = smtp.gmail.com\n", "print: host");
 	contains(buf_cstr(&out), "passwordeval = gpg --quiet", "print: passwordeval shown");
 	contains(buf_cstr(&out), "port = 587\n", "print: port");
@@ -1129,7 +1129,7 @@ test_msmtprc_sample(void)
 	ok(parse("account s\nhost h\npassword hunter2\noauth2_client_secret cs-value\n",
 		&cfg) == ERR_OK, "print: secrets parse");
 	buf_reset(&out);
-	config_print_account(find_acct(cfg, "s"), &out);
+	setup(config_print_account(find_acct(cfg, "s"), &out));
 	contains(buf_cstr(&out), "password = *\n", "print: password masked");
 	contains(buf_cstr(&out), "oauth2_client_secret = *\n", "print: client secret masked");
 	ok(strstr(buf_cstr(&out), "hunter2") == NULL

@@ -138,7 +138,7 @@ test_buf(void)
 
 	buf_init_secret(&b, 1 << 20);
 	for (int i = 0; i < 1000; i++) {
-		buf_append_str(&b, "secret");
+		setup(buf_append_str(&b, "secret"));
 	}
 	is_int((long long)b.len, 6000, "secret buffer grows");
 	buf_release(&b);
@@ -163,7 +163,7 @@ test_base64(void)
 	buf_init(&b, 1024);
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		buf_reset(&b);
-		util_base64_encode(&b, rows[i].plain, strlen(rows[i].plain));
+		setup(util_base64_encode(&b, rows[i].plain, strlen(rows[i].plain)));
 		is_str(buf_cstr(&b), rows[i].enc, "encode '%s'", rows[i].plain);
 		buf_reset(&b);
 		is_int(util_base64_decode(&b, rows[i].enc, strlen(rows[i].enc)),
@@ -175,7 +175,7 @@ test_base64(void)
 	is_int(util_base64_decode(&b, "Zm9v!", 5), ERR_DATA, "bad character");
 	is_int(util_base64_decode(&b, "Z", 1), ERR_DATA, "bad length");
 	buf_reset(&b);
-	util_base64url_encode(&b, "\xfb\xff", 2);
+	setup(util_base64url_encode(&b, "\xfb\xff", 2));
 	is_str(buf_cstr(&b), "-_8", "base64url, no padding");
 	buf_release(&b);
 }

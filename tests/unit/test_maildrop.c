@@ -28,7 +28,7 @@ round_trip(void)
 	contains(b.data, "arg -FCron\\x09Daemon\n", "TAB escaped");
 	contains(b.data, "arg a\\\\b\n", "backslash escaped");
 	contains(b.data, "arg x\\x01y\n", "control byte escaped");
-	buf_append_str(&b, body);
+	setup(buf_append_str(&b, body));
 	is_int(maildrop_parse_header(b.data, b.len, &e, &ei), ERR_OK, "parse");
 	is_int(e.uid, 1001, "uid");
 	is_str(e.user, "alice", "user");

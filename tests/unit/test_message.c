@@ -94,7 +94,7 @@ wire(struct message *m, struct buf *out)
 		    ERR_OK || n == 0) {
 			break;
 		}
-		buf_append(out, piece, n);
+		setup(buf_append(out, piece, n));
 		off += n;
 	}
 }
@@ -166,7 +166,7 @@ rcpts_str(const struct envelope *env, struct buf *b)
 
 	buf_reset(b);
 	for (i = 0; i < env->n_rcpts; i++) {
-		buf_printf(b, "%s%s", i > 0 ? " " : "", env->rcpts[i]);
+		setup(buf_printf(b, "%s%s", i > 0 ? " " : "", env->rcpts[i]));
 	}
 }
 
@@ -185,7 +185,7 @@ test_read_basic(void)
 	check_wire(m, want, "LF input");
 	is_int((long long)message_header_count(m), 2, "two fields");
 	is_str(message_header_name(m, 0), "Subject", "first field name");
-	message_header_value(m, 1, &v, NULL);
+	setup(message_header_value(m, 1, &v, NULL));
 	is_str(v.data, "a@b", "second field value");
 	ok(!message_is_8bit(m), "ASCII message is not 8-bit");
 	message_free(m);
@@ -222,7 +222,7 @@ test_read_basic(void)
 	check_wire(m, "Subject: a\r\n  folded\r\n\tagain\r\nTo: x@y\r\n\r\n"
 	    "b\r\n", "folding kept on the wire");
 	buf_reset(&v);
-	message_header_value(m, 0, &v, NULL);
+	setup(message_header_value(m, 0, &v, NULL));
 	is_str(v.data, "a  folded\tagain", "unfolded value");
 	is_int((long long)message_header_count(m), 2, "folded: two fields");
 	message_free(m);
@@ -308,7 +308,7 @@ model_wire(const char *s, size_t n, int ignore_dots, struct buf *out)
 	int high = 0;
 
 	buf_reset(out);
-	buf_append(out, "S: x\r\n\r\n", 8);
+	setup(buf_append(out, "S: x\r\n\r\n", 8));
 	while (pos < n) {
 		for (e = pos; e < n && s[e] != '\r' && s[e] != '\n'; e++) {
 			;
@@ -319,8 +319,8 @@ model_wire(const char *s, size_t n, int ignore_dots, struct buf *out)
 		for (i = pos; i < e; i++) {
 			high |= (unsigned char)s[i] >= 0x80;
 		}
-		buf_append(out, s + pos, e - pos);
-		buf_append(out, "\r\n", 2);
+		setup(buf_append(out, s + pos, e - pos));
+		setup(buf_append(out, "\r\n", 2));
 		pos = e == n ? n : e + (s[e] == '\r' && e + 1 < n &&
 		    s[e + 1] == '\n' ? 2 : 1);
 	}
@@ -434,11 +434,11 @@ test_read_dots(void)
 	message_free(m);
 
 	/* the reader reports the end and ignores what follows */
-	message_reader_new(0, &r, &ei);
-	message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei);
+	setup(message_reader_new(0, &r, &ei));
+	setup(message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei));
 	ok(done, "reader reports done after the dot line");
-	message_reader_push(r, "more\n", 5, &done, &ei);
-	message_reader_finish(r, &m, &ei);
+	setup(message_reader_push(r, "more\n", 5, &done, &ei));
+	setup(message_reader_finish(r, &m, &ei));
 	check_wire(m, "a: b\r\n\r\nx\r\n", "bytes after the dot ignored");
 	message_free(m);
 }
@@ -455,11 +455,11 @@ test_read_limits(void)
 	buf_init(&in, 8 << 20);
 
 	/* one header line of 64 KiB + 1 */
-	buf_append_str(&in, "Subject: ");
+	setup(buf_append_str(&in, "Subject: "));
 	for (i = in.len; i < MESSAGE_LINE_MAX + 1; i++) {
-		buf_putc(&in, 'x');
+		setup(buf_putc(&in, 'x'));
 	}
-	buf_append_str(&in, "\n\nbody\n");
+	setup(buf_append_str(&in, "\n\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header line over 64 KiB: ERR_DATA");
 	contains(errinfo_msg(&ei), "longer than 65536", "line limit message");
@@ -467,16 +467,16 @@ test_read_limits(void)
 
 	/* exactly 64 KiB is fine */
 	buf_truncate(&in, MESSAGE_LINE_MAX);
-	buf_append_str(&in, "\n\nbody\n");
+	setup(buf_append_str(&in, "\n\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_OK, "header line of exactly 64 KiB is accepted");
 	message_free(m);
 
 	/* a folded field: long continuation lines are limited too */
 	buf_reset(&in);
-	buf_append_str(&in, "Subject: a\n ");
+	setup(buf_append_str(&in, "Subject: a\n "));
 	for (i = 0; i < MESSAGE_LINE_MAX + 10; i++) {
-		buf_putc(&in, 'y');
+		setup(buf_putc(&in, 'y'));
 	}
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "continuation line over 64 KiB: ERR_DATA");
@@ -484,9 +484,9 @@ test_read_limits(void)
 	/* a header block over 1 MiB made of acceptable lines */
 	buf_reset(&in);
 	for (i = 0; in.len <= MESSAGE_HEADER_MAX; i++) {
-		buf_printf(&in, "X-Filler-%zu: %01000d\n", i, 0);
+		setup(buf_printf(&in, "X-Filler-%zu: %01000d\n", i, 0));
 	}
-	buf_append_str(&in, "\nbody\n");
+	setup(buf_append_str(&in, "\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header block over 1 MiB: ERR_DATA");
 	contains(errinfo_msg(&ei), "header block larger than 1048576", "block message");
@@ -494,7 +494,7 @@ test_read_limits(void)
 	/* a body line longer than 64 KiB is fine, even with no headers */
 	buf_reset(&in);
 	for (i = 0; i < 3 * MESSAGE_LINE_MAX; i++) {
-		buf_putc(&in, 'z');
+		setup(buf_putc(&in, 'z'));
 	}
 	m = load_ex(in.data, in.len, 0, 0, &rc, &ei);
 	is_int(rc, ERR_OK, "long line without headers is body");
@@ -507,11 +507,11 @@ test_read_limits(void)
 
 	/* a long mbox From line is dropped whole */
 	buf_reset(&in);
-	buf_append_str(&in, "From ");
+	setup(buf_append_str(&in, "From "));
 	for (i = 0; i < 2 * MESSAGE_LINE_MAX; i++) {
-		buf_putc(&in, 'f');
+		setup(buf_putc(&in, 'f'));
 	}
-	buf_append_str(&in, "\nSubject: s\n\nb\n");
+	setup(buf_append_str(&in, "\nSubject: s\n\nb\n"));
 	m = load_ex(in.data, in.len, 0, 0, &rc, &ei);
 	check_wire(m, "Subject: s\r\n\r\nb\r\n", "long mbox From line dropped");
 	message_free(m);
@@ -650,11 +650,11 @@ test_cron(void)
 
 		buf_init(&t, 1 << 16);
 		for (lv = 0; lv < 15; lv++) {
-			buf_printf(&t, "l%d: l%d, l%d, l%d, l%d, l%d, l%d, l%d, "
+			setup(buf_printf(&t, "l%d: l%d, l%d, l%d, l%d, l%d, l%d, l%d, "
 				"l%d\n", lv, lv + 1, lv + 1, lv + 1, lv + 1,
-				lv + 1, lv + 1, lv + 1, lv + 1);
+				lv + 1, lv + 1, lv + 1, lv + 1));
 		}
-		buf_append_str(&t, "l15: x@example.com\n");
+		setup(buf_append_str(&t, "l15: x@example.com\n"));
 		path = write_tmp("fanout", buf_cstr(&t));
 		addr_list_init(&out);
 		errinfo_init(&ei);
@@ -1146,7 +1146,7 @@ test_sender_rules(void)
 	a.from = (char *)"%U@%H";
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "%%U@%%H");
-	buf_printf(&want, "%s@host.example", pw != NULL ? pw->pw_name : "");
+	setup(buf_printf(&want, "%s@host.example", pw != NULL ? pw->pw_name : ""));
 	is_str(env.from, want.data, "%%U and %%H expanded");
 	envelope_release(&env);
 	message_free(m);

@@ -39,7 +39,7 @@ main(void)
 	is_mem(l, n, "PIPELINING", 10, "line text without prefix");
 	ok(smtp_reply_line(&r, 3, &n) == NULL, "out of range line");
 	buf_init(&b, 4096);
-	smtp_reply_format(&r, &b);
+	setup(smtp_reply_format(&r, &b));
 	is_str(buf_cstr(&b), "250-mx.example.com hello / 250-PIPELINING / "
 		"250 SIZE 1000", "formatted reply");
 

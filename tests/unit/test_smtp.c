@@ -77,10 +77,10 @@ transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 {
 	struct buf *b = ctx;
 
-	buf_append_str(b, dir == SMTP_DIR_SEND ? "C: " : dir == SMTP_DIR_RECV ?
-		"S: " : "N: ");
-	buf_append(b, line, len);
-	buf_putc(b, '\n');
+	setup(buf_append_str(b, dir == SMTP_DIR_SEND ? "C: " : dir == SMTP_DIR_RECV ?
+		"S: " : "N: "));
+	setup(buf_append(b, line, len));
+	setup(buf_putc(b, '\n'));
 }
 
 static void
@@ -170,7 +170,7 @@ h_run(struct h *h)
 		switch (ev) {
 		case SMTP_EV_OUTPUT:
 			smtp_output(h->s, &p, &n);
-			buf_append(cur(h), p, n);
+			setup(buf_append(cur(h), p, n));
 			smtp_output_done(h->s);
 			break;
 		case SMTP_EV_SEND_BODY:
@@ -178,11 +178,11 @@ h_run(struct h *h)
 				struct smtp_dotstuff d;
 
 				smtp_dotstuff_init(&d);
-				smtp_dotstuff(&d, h->body, strlen(h->body),
-					cur(h));
+				setup(smtp_dotstuff(&d, h->body, strlen(h->body),
+					cur(h)));
 				smtp_body_done(h->s, d.at_line_start);
 			} else {
-				buf_append_str(cur(h), h->body);
+				setup(buf_append_str(cur(h), h->body));
 				smtp_body_done(h->s, 1);
 			}
 			break;
@@ -194,8 +194,10 @@ h_run(struct h *h)
 				h->end = ev;
 				return ev;
 			}
-			smtp_feed(h->s, h->replies[h->ri],
-				strlen(h->replies[h->ri]));
+			if (smtp_feed(h->s, h->replies[h->ri],
+			    strlen(h->replies[h->ri])) != ERR_OK) {
+				/* the engine says so with SMTP_EV_FAILED next */
+			}
 			h->ri++;
 			break;
 		case SMTP_EV_NEED_STARTTLS:
@@ -213,8 +215,8 @@ h_run(struct h *h)
 				smtp_abort(h->s, &ei);
 				break;
 			}
-			smtp_auth_secret(h->s, h->secrets[h->si],
-				strlen(h->secrets[h->si]));
+			setup(smtp_auth_secret(h->s, h->secrets[h->si],
+				strlen(h->secrets[h->si])));
 			h->si++;
 			break;
 		case SMTP_EV_READY:
@@ -949,12 +951,12 @@ test_dotstuff(void)
 	buf_init(&out, 4096);
 	smtp_dotstuff_init(&d);
 	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
-		smtp_dotstuff(&d, chunks[i], strlen(chunks[i]), &out);
+		setup(smtp_dotstuff(&d, chunks[i], strlen(chunks[i]), &out));
 	}
 	is_str(buf_cstr(&out), "..a\r\n...b\r\nx.\r\n\r\n..\r\n",
 		"dots at line starts doubled across chunk boundaries");
 	ok(d.at_line_start, "ends at a line start");
-	smtp_dotstuff(&d, "tail", 4, &out);
+	setup(smtp_dotstuff(&d, "tail", 4, &out));
 	ok(!d.at_line_start, "mid-line after text");
 	buf_release(&out);
 }
@@ -1377,10 +1379,10 @@ fake_close(struct transport *t)
 	free(t);
 }
 
-static void
+static enum err
 fake_describe(struct transport *t, struct buf *out)
 {
-	buf_append_str(out, "FAKE-TLS");
+	return buf_append_str(out, "FAKE-TLS");
 }
 
 static const struct transport_ops fake_ops = {
@@ -1411,7 +1413,7 @@ peer_main(void *arg)
 			if (n <= 0) {
 				return NULL;
 			}
-			buf_append(&pe->got, chunk, (size_t)n);
+			setup(buf_append(&pe->got, chunk, (size_t)n));
 		}
 		pos = (size_t)(hit - pe->got.data) + strlen(want);
 		util_write_all(pe->fd, pe->script[i + 1],
@@ -1426,7 +1428,7 @@ peer_main(void *arg)
 		if (n <= 0) {
 			break;
 		}
-		buf_append(&pe->got, chunk, (size_t)n);
+		setup(buf_append(&pe->got, chunk, (size_t)n));
 	}
 	return NULL;
 }
@@ -1533,7 +1535,7 @@ drive_env(const char *const *script, struct envelope *envp, int hang_up,
 	e = submit_message(&sp, envp != NULL ? envp : &env, &sb, res, ei);
 	pthread_join(th, NULL);
 	close(sv[1]);
-	buf_append(got, pe.got.data, pe.got.len);
+	setup(buf_append(got, pe.got.data, pe.got.len));
 	buf_release(&pe.got);
 	return e;
 }
@@ -1744,7 +1746,7 @@ drive_items(const char *const *script, int hang_up,
 	submit_result_release(&res);
 	pthread_join(th, NULL);
 	close(sv[1]);
-	buf_append(got, pe.got.data, pe.got.len);
+	setup(buf_append(got, pe.got.data, pe.got.len));
 	buf_release(&pe.got);
 	return e;
 }

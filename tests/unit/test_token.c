@@ -565,7 +565,7 @@ test_previous(void)
 		"a plain save (import) drops the previous token");
 	e = tstore_load_previous(ts, &b, &ei);
 	ok(e == ERR_OK && b.len == 0, "no previous: empty, ERR_OK");
-	tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
+	setup(tstore_save_rotated(ts, "rt-b", "rt-a", &ei));
 	e = tstore_erase(ts, &ei);
 	ok(e == ERR_OK && access(store_path, F_OK) != 0 &&
 		access(prev_path, F_OK) != 0, "erase (forget) removes both");

@@ -615,7 +615,7 @@ test_tcp_echo(void)
 		buf_release(&d);
 		d.len = 0;
 		buf_init(&d, 1024);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		is_int(d.len, 0, "tcp: no TLS info for plain TCP");
 		buf_release(&d);
 		ok(!transport_tls_resumed(t), "tcp: not a resumed TLS session");
@@ -981,7 +981,7 @@ test_tls_verify(void)
 		is_int(t->ops->pending(t), 0, "tls: nothing pending");
 		ok(transport_peer_is_loopback(t), "tls: peer is loopback");
 		buf_init(&d, 8192);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		contains(buf_cstr(&d), "TLSv1.3", "tls info: protocol");
 		contains(buf_cstr(&d), "cipher: TLS_", "tls info: cipher");
 		contains(buf_cstr(&d), "CN=localhost", "tls info: subject");
@@ -1324,7 +1324,7 @@ test_tls_resumption(void)
 	if (e == ERR_OK) {
 		ok(transport_tls_resumed(t), "resume: second is resumed");
 		buf_init(&d, 4096);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		contains(buf_cstr(&d), "resumed: yes", "resume: info says so");
 		buf_release(&d);
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
