@@ -70,12 +70,11 @@ load_client_secret(struct auth_ctx *x, struct errinfo *reterr)
 	e = eval_run(acc->oauth2_client_secret_eval,
 		acc->timeout > 0 ? acc->timeout : 60, 4096, &x->client_secret,
 		reterr);
-	if (e != ERR_OK && reterr != NULL) {
+	if (e != ERR_OK) {
 		errinfo_prefix(reterr, "oauth2_client_secret_eval of account "
 			"'%s': ", acc->name);
-		reterr->code = e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
-			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
-		e = reterr->code;
+		e = errinfo_recode(reterr, e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
+			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
 	}
 	return e;
 }

@@ -101,10 +101,7 @@ parse_line(struct aliases *a, char *line, size_t len, unsigned lineno,
 		errinfo_prefix(reterr, "%s:%u: alias '%.*s': ", a->path,
 			lineno, (int)(name_end - i), line + i);
 		/* an address-list error in this file is a config error */
-		if (reterr != NULL) {
-			reterr->code = ERR_CONFIG;
-		}
-		return ERR_CONFIG;
+		return errinfo_recode(reterr, ERR_CONFIG);
 	}
 	al.name = strndup(line + i, name_end - i);
 	if (al.name == NULL) {

@@ -657,10 +657,8 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 		errinfo_prefix(reterr, "%s:%u: eval: ", ps->file, ps->line);
 		buf_release(&out);
 		/* every eval failure is a configuration error, timeouts too */
-		if (e != ERR_NOMEM && reterr != NULL) {
-			reterr->code = ERR_CONFIG;
-		}
-		return e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
+		return errinfo_recode(reterr,
+			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
 	}
 	ps->in_eval = 1;
 	e = process_line(ps, out.data, out.len, reterr);
@@ -1771,9 +1769,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 		*ret_errno = saved;
 		errinfo_set(reterr, ERR_IO, "cannot read %s: %s", path,
 			strerror(saved));
-		if (reterr != NULL) {
-			reterr->sys_errno = saved;
-		}
+		errinfo_set_errno(reterr, saved);
 		return ERR_IO;
 	}
 	if (fstat(fd, ret_st) != 0) {
@@ -1794,9 +1790,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 
 			e = errinfo_set(reterr, ERR_IO, "cannot read %s: %s",
 				path, strerror(saved));
-			if (reterr != NULL) {
-				reterr->sys_errno = saved;
-			}
+			errinfo_set_errno(reterr, saved);
 			break;
 		}
 		if (n == 0) {

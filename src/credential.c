@@ -345,12 +345,8 @@ run_passwordeval(const struct account *acc, struct buf *out,
 	 * A token helper that fails or hangs is most often waiting on a
 	 * network, a keyring or an expired grant: the mail should wait too.
 	 */
-	if (reterr != NULL) {
-		errinfo_prefix(reterr, "account '%s': passwordeval: ",
-			acc->name);
-		reterr->code = ERR_TOKEN_TEMP;
-	}
-	return ERR_TOKEN_TEMP;
+	errinfo_prefix(reterr, "account '%s': passwordeval: ", acc->name);
+	return errinfo_recode(reterr, ERR_TOKEN_TEMP);
 }
 
 enum err

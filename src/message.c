@@ -125,9 +125,7 @@ flush_out(struct message_reader *r, struct errinfo *reterr)
 
 		errinfo_set(reterr, ERR_IO, "writing the spool file: %s",
 			strerror(e));
-		if (reterr != NULL) {
-			reterr->sys_errno = e;
-		}
+		errinfo_set_errno(reterr, e);
 		return ERR_IO;
 	}
 	r->m->body_len += r->out_len;
@@ -496,9 +494,7 @@ spool_open(int *ret_fd, struct errinfo *reterr)
 		errinfo_set(reterr, ERR_IO, "cannot create a spool file in "
 			"%s: %s", dir, strerror(e));
 		buf_release(&path);
-		if (reterr != NULL) {
-			reterr->sys_errno = e;
-		}
+		errinfo_set_errno(reterr, e);
 		return ERR_IO;
 	}
 	unlink(path.data);
@@ -727,9 +723,7 @@ message_read(int fd, int ignore_dots, struct message **ret,
 
 			rc = errinfo_set(reterr, ERR_IO,
 				"reading the message: %s", strerror(e));
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			break;
 		}
 		if (got == 0) {
@@ -925,10 +919,7 @@ recipients_from_args(struct prep *pp)
 		rc = addr_parse_list(arg, strlen(arg), &l, pp->reterr);
 		if (rc == ERR_DATA) {
 			errinfo_prefix(pp->reterr, "recipient '%.200s': ", arg);
-			rc = ERR_USAGE;
-			if (pp->reterr != NULL) {
-				pp->reterr->code = rc;
-			}
+			rc = errinfo_recode(pp->reterr, ERR_USAGE);
 		}
 		if (rc == ERR_OK) {
 			rc = collect(pp, &l, ERR_USAGE, "command line");
@@ -1110,10 +1101,7 @@ parse_sender_arg(struct prep *pp, const char *arg, char **ret)
 	if (rc == ERR_DATA || rc == ERR_USAGE) {
 		errinfo_prefix(pp->reterr, "invalid envelope sender '%.*s': ",
 			(int)(n > 200 ? 200 : n), arg);
-		rc = ERR_USAGE;
-		if (pp->reterr != NULL) {
-			pp->reterr->code = rc;
-		}
+		rc = errinfo_recode(pp->reterr, ERR_USAGE);
 	}
 	return rc;
 }
@@ -1740,9 +1728,7 @@ message_read_wire(struct message *m, uint64_t offset, void *p, size_t cap,
 
 			errinfo_set(reterr, ERR_IO, "reading the spool file: "
 				"%s", got < 0 ? strerror(e) : "truncated");
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			return ERR_IO;
 		}
 		n += (size_t)got;
@@ -1773,9 +1759,7 @@ message_write_wire(struct message *m, int fd, struct errinfo *reterr)
 
 			rc = errinfo_set(reterr, ERR_IO, "writing the message: "
 				"%s", strerror(e));
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			break;
 		}
 		off += n;

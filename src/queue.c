@@ -564,9 +564,7 @@ io_error(struct errinfo *reterr, const struct queue *q, const char *what,
 	enum err e = errinfo_set(reterr, ERR_IO, "queue %s: cannot %s '%s': "
 		"%s", q->dir, what, name, strerror(err));
 
-	if (reterr != NULL) {
-		reterr->sys_errno = err;
-	}
+	errinfo_set_errno(reterr, err);
 	errno = err;
 	return e;
 }

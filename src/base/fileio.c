@@ -25,9 +25,7 @@ io_error(struct errinfo *reterr, const char *what, const char *path)
 	enum err e = errinfo_set(reterr, ERR_IO, "cannot %s '%s': %s", what,
 		path, strerror(saved));
 
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
 }
 

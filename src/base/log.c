@@ -470,9 +470,7 @@ write_logfile(const char *logfile, const char *time_format,
 			e = errinfo_set(reterr, ERR_IO,
 				"cannot write the mail log to stdout: %s",
 				strerror(saved));
-			if (reterr != NULL) {
-				reterr->sys_errno = saved;
-			}
+			errinfo_set_errno(reterr, saved);
 			return e;
 		}
 		buf_release(&all);
@@ -496,9 +494,7 @@ write_logfile(const char *logfile, const char *time_format,
 fail:
 	e = errinfo_set(reterr, ERR_IO, "cannot write log file '%s': %s",
 		logfile, strerror(saved));
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
 }
 

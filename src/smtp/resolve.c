@@ -46,8 +46,8 @@ static MUST_CHECK enum err
 lookup_failed(const char *name, int rc, int sys_errno,
 	struct errinfo *reterr)
 {
-	if (rc == EAI_SYSTEM && reterr != NULL) {
-		reterr->sys_errno = sys_errno;
+	if (rc == EAI_SYSTEM) {
+		errinfo_set_errno(reterr, sys_errno);
 	}
 	if (rc == EAI_AGAIN) {
 		return errinfo_set(reterr, ERR_NET,

@@ -66,9 +66,7 @@ transport_poll(int fd, short events, int64_t deadline, const char *what,
 			if (errno == EINTR) {
 				continue;
 			}
-			if (reterr != NULL) {
-				reterr->sys_errno = errno;
-			}
+			errinfo_set_errno(reterr, errno);
 			return errinfo_set(reterr, ERR_NET, "poll while %s: %s",
 				what, strerror(errno));
 		}
@@ -139,9 +137,7 @@ tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 			}
 			continue;
 		}
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		if (errno == EPIPE || errno == ECONNRESET) {
 			return errinfo_set(reterr, ERR_NET,
 				"connection closed by server (%s)",
@@ -185,9 +181,7 @@ tcp_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 			}
 			continue;
 		}
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		if (errno == ECONNRESET) {
 			return errinfo_set(reterr, ERR_NET,
 				"connection closed by server (%s)",
@@ -407,9 +401,7 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 			continue;
 		}
 		if (r->n_live == 0) {
-			if (reterr != NULL) {
-				reterr->sys_errno = r->last_errno;
-			}
+			errinfo_set_errno(reterr, r->last_errno);
 			errinfo_set(reterr, ERR_NET,
 				"cannot connect to %s port %d: %s", host, port,
 				r->failures.len > 0 ? buf_cstr(&r->failures)

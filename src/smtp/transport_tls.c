@@ -665,9 +665,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 		break;
 	}
 	if (tt->eof) {
-		if (reterr != NULL) {
-			reterr->sys_errno = tt->sys_errno;
-		}
+		errinfo_set_errno(reterr, tt->sys_errno);
 		return errinfo_set(reterr, ERR_NET,
 			"connection closed by server%s%s%s",
 			tt->sys_errno != 0 ? " (" : "",
@@ -675,9 +673,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 			tt->sys_errno != 0 ? ")" : "");
 	}
 	if (code == SSL_ERROR_SYSCALL && tt->sys_errno != 0) {
-		if (reterr != NULL) {
-			reterr->sys_errno = tt->sys_errno;
-		}
+		errinfo_set_errno(reterr, tt->sys_errno);
 		return errinfo_set(reterr, ERR_NET, "%s: %s", what,
 			strerror(tt->sys_errno));
 	}
@@ -804,9 +800,7 @@ load_file_err(const char *key, const char *file, struct errinfo *reterr)
 	struct stat st;
 
 	if (stat(file, &st) != 0) {
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		return errinfo_set(reterr, ERR_CONFIG, "%s %s: %s", key, file,
 			strerror(errno));
 	}

@@ -28,12 +28,9 @@ command_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 		/* a hung password manager is worth retrying later */
 		e = ERR_TOKEN_TEMP;
 	}
-	if (reterr != NULL) {
-		errinfo_prefix(reterr, "token store command of account '%s': ",
-			ts->acc->name);
-		reterr->code = e;
-	}
-	return e;
+	errinfo_prefix(reterr, "token store command of account '%s': ",
+		ts->acc->name);
+	return errinfo_recode(reterr, e);
 }
 
 static const struct tstore_ops command_ops = {
