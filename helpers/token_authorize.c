@@ -156,7 +156,7 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 			"oauth2_client_id: register a client with the provider "
 			"first (see doc/gmail.md, doc/microsoft365.md)", acc->name);
 	}
-	e = token_endpoint(acc, &x->token_ep, &x->scope, reterr);
+	e = provider_token_endpoint(acc, &x->token_ep, &x->scope, reterr);
 	if (e == ERR_OK) {
 		e = provider_endpoint(acc, PROVIDER_EP_AUTH, &x->auth_ep, reterr);
 	}

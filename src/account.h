@@ -9,7 +9,7 @@
  * Strings are heap-owned by the account, NULL when unset; account_free()
  * releases them (secrets are wiped first).
  *
- * Built-in defaults (design.md section 4; deliberately safer than msmtp's):
+ * Built-in defaults (oasmtprc(5); deliberately safer than msmtp's):
  * tls on, tls_starttls on, port 587 (465 with tls_starttls off, 25 with tls
  * off), timeout 60, auth on when a user is set, domain "localhost".  An
  * account with an oauth2_provider preset and no host gets the preset's

@@ -1861,13 +1861,13 @@ load_file(struct config *cfg, const struct config_params *params,
 	e = read_file(path, &data, &st, &err_no, reterr);
 	if (e == ERR_IO && !must_exist && err_no == ENOENT) {
 		buf_release(&data);
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return ERR_OK;
 	}
 	if (e == ERR_IO && is_system && !must_exist && err_no == EACCES) {
 		/* a private system file (root's secrets) is not ours to read */
 		buf_release(&data);
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return add_warning(cfg, "%s: not readable, skipped", path)
 			== ERR_OK ? ERR_OK : nomem(reterr);
 	}

@@ -1,7 +1,7 @@
 /*
  * credential.h - where the secret for AUTH comes from.
  *
- * Per account, first that applies (design.md section 7):
+ * Per account, first that applies (doc/design.md, Tokens):
  *   passwordeval   a command printing the password or access token (msmtp
  *                  compatible; exit status checked, output bounded, killed
  *                  after the account timeout);

@@ -1,7 +1,7 @@
 /*
  * message.h - the message to submit: spooling, headers, envelope.
  *
- * Reading (sendmail semantics, design.md section 5):
+ * Reading (sendmail semantics, doc/design.md, The message):
  *   - all input is read before anything else happens; the header block is
  *     kept in memory (at most MESSAGE_HEADER_MAX bytes, each physical header
  *     line at most MESSAGE_LINE_MAX bytes), the body goes to an unlinked

@@ -356,3 +356,23 @@ provider_scope(const struct account *acc, struct buf *ret_scope,
 	}
 	return ERR_OK;
 }
+
+enum err
+provider_token_endpoint(const struct account *acc, struct buf *ret_endpoint,
+	struct buf *ret_scope, struct errinfo *reterr)
+{
+	enum err e;
+
+	buf_reset(ret_scope);
+	e = provider_endpoint(acc, PROVIDER_EP_TOKEN, ret_endpoint, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (ret_endpoint->len == 0) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_token_endpoint: set it, or "
+			"an oauth2_provider with a preset (see oasmtprc(5))",
+			acc->name);
+	}
+	return provider_scope(acc, ret_scope, reterr);
+}

@@ -115,6 +115,16 @@ struct provider_server {
 int provider_server(const struct account *acc, struct provider_server *ret);
 
 /*
+ * Token endpoint and scope for acc: the account's own values, else the
+ * provider preset (provider.h; microsoft: tenant from oauth2_tenant,
+ * "common" by default).  Results go to ret_endpoint / ret_scope (reset
+ * first; scope may end up empty).  ERR_CONFIG when no endpoint is known.
+ */
+MUST_CHECK enum err provider_token_endpoint(const struct account *acc,
+	struct buf *ret_endpoint, struct buf *ret_scope,
+	struct errinfo *reterr);
+
+/*
  * The scope for acc into ret_scope (reset first): oauth2_scope when set,
  * else the preset's, else empty.  ERR_LIMIT / ERR_NOMEM.
  */

@@ -189,6 +189,18 @@ queue_backoff(unsigned attempts, uint32_t rnd)
 }
 
 enum err
+queue_configured_dir(const char *configured, struct buf *out, struct errinfo *reterr)
+{
+	if (configured == NULL || configured[0] == '\0') {
+		return queue_default_dir(out, reterr);
+	}
+	if (buf_append_str(out, configured) != ERR_OK) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	return ERR_OK;
+}
+
+enum err
 queue_default_dir(struct buf *out, struct errinfo *reterr)
 {
 	const char *data = getenv("XDG_DATA_HOME");

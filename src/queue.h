@@ -1,5 +1,5 @@
 /*
- * queue.h - the on-disk mail queue (design.md section 8): messages kept
+ * queue.h - the on-disk mail queue (doc/design.md, On-disk state): messages kept
  * after a temporary failure (queue on-failure) or before any attempt
  * (queue always), flushed later by oasmtp -q.
  *
@@ -87,6 +87,14 @@ void queue_entries_free(struct queue_entry *v, size_t n);
  * holds an absolute path; ERR_LIMIT, ERR_NOMEM.
  */
 MUST_CHECK enum err queue_default_dir(struct buf *out, struct errinfo *reterr);
+
+/*
+ * Append the queue directory of an account whose queue_dir setting is
+ * configured (NULL or "": the default directory) to out.  Errors: those
+ * of queue_default_dir().
+ */
+MUST_CHECK enum err queue_configured_dir(const char *configured, struct buf *out,
+	struct errinfo *reterr);
 
 /*
  * Open the queue in dir.  With create, missing directories (dir, tmp/,

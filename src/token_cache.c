@@ -41,26 +41,6 @@
 
 #define DEFAULT_MARGIN 600
 
-enum err
-token_endpoint(const struct account *acc, struct buf *ret_endpoint,
-	struct buf *ret_scope, struct errinfo *reterr)
-{
-	enum err e;
-
-	buf_reset(ret_scope);
-	e = provider_endpoint(acc, PROVIDER_EP_TOKEN, ret_endpoint, reterr);
-	if (e != ERR_OK) {
-		return e;
-	}
-	if (ret_endpoint->len == 0) {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint: set it, or "
-			"an oauth2_provider with a preset (see oasmtprc(5))",
-			acc->name);
-	}
-	return provider_scope(acc, ret_scope, reterr);
-}
-
 /* --- paths ------------------------------------------------------------ */
 
 int
@@ -420,7 +400,7 @@ token_cache_lookup(const struct account *acc, struct buf *ret_token,
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;
-	if (token_endpoint(acc, &endpoint, &scope, NULL) == ERR_OK &&
+	if (provider_token_endpoint(acc, &endpoint, &scope, NULL) == ERR_OK &&
 	    token_cache_file(acc, 0, &path, NULL) == ERR_OK) {
 		token_grant_key(acc, endpoint.data, scope.data, key);
 		if (token_cache_read(path.data, key, &c) &&

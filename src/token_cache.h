@@ -33,15 +33,6 @@ struct token_cached {
 };
 
 /*
- * Token endpoint and scope for acc: the account's own values, else the
- * provider preset (provider.h; microsoft: tenant from oauth2_tenant,
- * "common" by default).  Results go to ret_endpoint / ret_scope (reset first; scope may
- * end up empty).  ERR_CONFIG when no endpoint is known.
- */
-MUST_CHECK enum err token_endpoint(const struct account *acc, struct buf *ret_endpoint,
-	struct buf *ret_scope, struct errinfo *reterr);
-
-/*
  * The cache file path for acc into ret_path (reset first).  ERR_CONFIG when
  * the cache is "off" or no directory can be determined.
  */

@@ -54,7 +54,7 @@ MUST_CHECK enum err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
  * ERR_NOMEM "out of memory", else "WHAT is too long (more than N bytes)".
  * Returns e.
  */
-enum err buf_fail(const struct buf *b, enum err e, const char *what,
+MUST_CHECK enum err buf_fail(const struct buf *b, enum err e, const char *what,
 	struct errinfo *reterr);
 
 /*

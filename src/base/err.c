@@ -280,3 +280,9 @@ err_is_temporary(enum err code)
 {
 	return err_exit_code(code) == EX_TEMPFAIL;
 }
+
+int
+err_is_queueable(enum err code)
+{
+	return err_is_temporary(code) || code == ERR_REAUTH;
+}

@@ -135,13 +135,19 @@ err_first(enum err *first, enum err e)
 	}
 }
 
-/* The sysexits(3) value for a code (design.md section 9). */
+/* The sysexits(3) value for a code (doc/design.md, Errors and exit codes). */
 int err_exit_code(enum err code);
 
 /* A short stable name ("ERR_SMTP_TEMP"), for logs and tests. */
 const char *err_name(enum err code);
 
-/* True for codes that mean "try again later" (exit 75): queueable. */
+/* True for codes that mean "try again later" (exit 75). */
 int err_is_temporary(enum err code);
+
+/*
+ * True for codes after which the queue keeps a message: the temporary ones
+ * and ERR_REAUTH (the mail waits for `oasmtp-token authorize`).
+ */
+int err_is_queueable(enum err code);
 
 #endif

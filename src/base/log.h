@@ -2,9 +2,10 @@
  * log.h - diagnostics on stderr, the -v transcript, and the msmtp-style
  * per-mail log line (logfile / syslog).
  *
- * Who may call what: log_warn() and log_error() are for main.c, submit.c
- * and the helpers only (core modules report through struct errinfo);
- * log_debug() and log_transcript() may be called from anywhere.
+ * Who may call what: log_init(), log_warn() and log_error() are for the
+ * modes in src/cmd/ and the programs in helpers/ only (everything else
+ * reports through struct errinfo; src/check_layers.py fails the build
+ * otherwise); log_debug() and log_transcript() may be called from anywhere.
  *
  * The only state is the program name and the verbosity set by log_init(),
  * plus one bit of transcript state (see log_transcript()).  Before

@@ -347,3 +347,20 @@ util_find_sibling(const char *name, const char *fallback_dir,
 	buf_reset(out);
 	return buf_printf(out, "%s/%s", fallback_dir, name) == ERR_OK ? 0 : -1;
 }
+
+enum err
+util_first_line(const char *msg, size_t max, struct buf *out)
+{
+	size_t n = strcspn(msg, "\r\n");
+	enum err e;
+
+	if (n > max) {
+		e = buf_append(out, msg, max);
+		return e != ERR_OK ? e : buf_append_str(out, "...");
+	}
+	e = buf_append(out, msg, n);
+	if (e == ERR_OK && msg[n] != '\0') {
+		e = buf_append_str(out, " ...");
+	}
+	return e;
+}

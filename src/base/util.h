@@ -62,6 +62,13 @@ MUST_CHECK enum err util_append_file_name(struct buf *out, const char *name);
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
+/*
+ * The first line of msg, at most max bytes (then "..."; " ..." when more
+ * lines follow), appended to out: for one-line reports of multi-line
+ * replies.  Errors: those of buf_append().
+ */
+MUST_CHECK enum err util_first_line(const char *msg, size_t max, struct buf *out);
+
 /* ASCII case-insensitive comparisons that do not depend on the locale. */
 int util_strcasecmp(const char *a, const char *b);
 int util_strncasecmp(const char *a, const char *b, size_t n);

@@ -20,12 +20,14 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "provider.h"
 #include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "credential.h"
 #include "explain.h"
-#include "flow.h"
+#include "job.h"
+#include "report.h"
 #include "submit.h"
 #include "token_cache.h"
 #include "util.h"
@@ -65,7 +67,7 @@ struct progress {
 
 struct check {
 	FILE *out;
-	struct flow flow;
+	struct job job;
 	struct credential cred;
 	int cred_started;
 	struct buf secret;	/* fetched by the token step, reused by AUTH */
@@ -152,14 +154,14 @@ step_hint(enum step s, const struct account *acc, enum err e)
 static MUST_CHECK enum err
 fail_step(struct check *c, enum step s, enum err e, struct errinfo *ei)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 	const char *advice = explain_error(errinfo_msg(ei));
 	struct buf first;
 	int i;
 
 	buf_init(&first, DETAIL_MAX + 8);
-	flow_first_line(errinfo_msg(ei)[0] != '\0' ? errinfo_msg(ei) : err_name(e),
-		DETAIL_MAX, &first);
+	buf_cut_ok(util_first_line(errinfo_msg(ei)[0] != '\0' ? errinfo_msg(ei) : err_name(e),
+		DETAIL_MAX, &first));
 	report(c, "FAIL", s, "%s", buf_cstr(&first));
 	buf_release(&first);
 	if (c->status != NULL) {
@@ -214,7 +216,7 @@ format_expiry(time_t at, char *out, size_t n)
 static void
 token_status(struct check *c, struct buf *out)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 	struct buf path;
 	const char *argv[8];
 	int fds[2] = { -1, -1 };
@@ -230,9 +232,9 @@ token_status(struct check *c, struct buf *out)
 		goto out;
 	}
 	argv[i++] = "oasmtp-token";
-	if (c->flow.o->config_file != NULL) {
+	if (c->job.o->config_file != NULL) {
 		argv[i++] = "-C";
-		argv[i++] = c->flow.o->config_file;
+		argv[i++] = c->job.o->config_file;
 	}
 	argv[i++] = "status";
 	argv[i++] = "--";
@@ -338,7 +340,7 @@ show_status(struct check *c, const struct buf *status)
 static MUST_CHECK enum err
 step_token(struct check *c, struct errinfo *ei)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 	enum credential_kind kind = credential_kind_of(acc);
 	char when[128];
 	time_t expires = 0;
@@ -348,7 +350,7 @@ step_token(struct check *c, struct errinfo *ei)
 		report(c, "--", STEP_TOKEN, "not needed (auth off)");
 		return ERR_OK;
 	}
-	e = credential_start(&c->cred, acc, c->flow.o->config_file, 0, ei);
+	e = credential_start(&c->cred, acc, c->job.o->config_file, 0, ei);
 	if (e != ERR_OK) {
 		return fail_step(c, STEP_TOKEN, e, ei);
 	}
@@ -428,7 +430,7 @@ check_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 	struct check *c = ctx;
 	struct progress *pr = &c->pr;
 
-	flow_transcript(NULL, dir, line, len);
+	report_transcript(NULL, dir, line, len);
 	if (dir == SMTP_DIR_RECV) {
 		if (!pr->greeted) {
 			pr->greeted = 1;
@@ -475,7 +477,7 @@ check_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 static enum step
 failed_step(const struct check *c, enum err e)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 	const struct progress *pr = &c->pr;
 
 	if (e == ERR_TLS) {
@@ -493,15 +495,15 @@ failed_step(const struct check *c, enum err e)
 static void
 report_connect(struct check *c)
 {
-	report(c, "ok", STEP_CONNECT, "%s port %d: %s", c->flow.acc->host,
-		c->flow.acc->port, c->pr.greeting[0] != '\0' ?
+	report(c, "ok", STEP_CONNECT, "%s port %d: %s", c->job.acc->host,
+		c->job.acc->port, c->pr.greeting[0] != '\0' ?
 		c->pr.greeting : "connected");
 }
 
 static void
 report_tls(struct check *c, const struct submit_result *res)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 
 	if (!acc->tls) {
 		report(c, "--", STEP_TLS, "off (tls off in the account: "
@@ -518,7 +520,7 @@ report_tls(struct check *c, const struct submit_result *res)
 static MUST_CHECK enum err
 step_session(struct check *c, struct errinfo *ei)
 {
-	const struct account *acc = c->flow.acc;
+	const struct account *acc = c->job.acc;
 	struct submit_params sp;
 	struct submit_result res;
 	enum step s;
@@ -570,23 +572,23 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 
 	memset(&c, 0, sizeof(c));
 	c.out = out;
-	c.flow.o = o;
+	c.job.o = o;
 	buf_init_secret(&c.secret, SECRET_MAX);
 
-	e = flow_load_account(&c.flow, o->has_envelope_from ?
+	e = job_load_account(&c.job, o->has_envelope_from ?
 		o->envelope_from : NULL, 1, reterr);
 	if (e != ERR_OK) {
 		e = fail_step(&c, STEP_CONFIG, e, reterr);
 		goto out;
 	}
-	acc = c.flow.acc;
+	acc = c.job.acc;
 	if (credential_kind_of(acc) == CREDENTIAL_OAUTH &&
 	    acc->auth != AUTH_OFF) {
 		struct buf ep, scope;
 
 		buf_init(&ep, 4096);
 		buf_init(&scope, 4096);
-		e = token_endpoint(acc, &ep, &scope, reterr);
+		e = provider_token_endpoint(acc, &ep, &scope, reterr);
 		buf_release(&ep);
 		buf_release(&scope);
 		if (e != ERR_OK) {
@@ -597,8 +599,8 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 	buf_init(&server, 1024);
 	buf_cut_ok(config_describe_server(acc, &server));
 	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s, auth %s)",
-		c.flow.cfg->user_file ? c.flow.cfg->user_file :
-		c.flow.cfg->system_file ? c.flow.cfg->system_file : "?",
+		c.job.cfg->user_file ? c.job.cfg->user_file :
+		c.job.cfg->system_file ? c.job.cfg->system_file : "?",
 		acc->name, buf_cstr(&server), account_auth_name(acc->auth));
 	buf_release(&server);
 
@@ -615,6 +617,6 @@ out:
 		credential_release(&c.cred);
 	}
 	buf_release(&c.secret);
-	flow_release(&c.flow);
+	job_release(&c.job);
 	return e;
 }

@@ -8,9 +8,10 @@
 #include "buf.h"
 #include "cli.h"
 #include "envelope.h"
-#include "flow.h"
+#include "job.h"
 #include "pickup.h"
 #include "log.h"
+#include "util.h"
 #include "queue.h"
 
 /* "45s", "12m", "3h", "2d" */
@@ -59,7 +60,7 @@ put_last_error(struct buf *out, const char *p, int verbose)
 		struct buf line;
 
 		buf_init(&line, 1024);
-		flow_first_line(p, 300, &line);
+		buf_cut_ok(util_first_line(p, 300, &line));
 		e = put_clean(out, buf_cstr(&line), 400);
 		buf_release(&line);
 	} else {
@@ -185,7 +186,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 	int pass;
 	enum err e;
 
-	e = flow_queue_dirs(o, &dirs, &n, reterr);
+	e = job_queue_dirs(o, &dirs, &n, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
@@ -236,7 +237,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 			}
 		}
 	}
-	flow_free_dirs(dirs, n);
+	job_free_dirs(dirs, n);
 	return e;
 }
 
@@ -254,7 +255,7 @@ find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
 		return errinfo_set(reterr, ERR_USAGE, "'%s' is not a queue id "
 			"(16 hex digits, as mailq shows them)", id);
 	}
-	e = flow_queue_dirs(o, &dirs, &n, reterr);
+	e = job_queue_dirs(o, &dirs, &n, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
@@ -274,13 +275,13 @@ find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
 		for (failed = 0; failed < 2; failed++) {
 			if (queue_get(q, id, failed, ret_e, reterr) == ERR_OK) {
 				*ret_q = q;
-				flow_free_dirs(dirs, n);
+				job_free_dirs(dirs, n);
 				return ERR_OK;
 			}
 		}
 		queue_close(q);
 	}
-	flow_free_dirs(dirs, n);
+	job_free_dirs(dirs, n);
 	errinfo_set(reterr, ERR_USAGE, "no queue entry '%s' (see mailq)", id);
 	return e;
 }

@@ -15,7 +15,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "envelope.h"
-#include "flow.h"
+#include "job.h"
 #include "log.h"
 #include "maildrop.h"
 #include "message.h"
@@ -231,7 +231,7 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
 	struct cli_opts co;
-	struct flow r = { .o = &co };
+	struct job job = { .o = &co };
 	struct message *m = NULL;
 	struct message_opts mo;
 	struct envelope env;
@@ -273,7 +273,7 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	if (co.read_envelope_from) {
 		from = message_header_from(m);
 	}
-	x = flow_load_account(&r, from, 0, reterr);
+	x = job_load_account(&job, from, 0, reterr);
 	if (x == ERR_USAGE || x == ERR_DATA) {
 		/* never a reason to reject the caller's message */
 		x = ERR_CONFIG;
@@ -283,7 +283,7 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	}
 	gethostname(hostname, sizeof(hostname) - 1);
 	memset(&mo, 0, sizeof(mo));
-	mo.acc = r.acc;
+	mo.acc = job.acc;
 	mo.envelope_from = co.has_envelope_from ? co.envelope_from : NULL;
 	mo.full_name = co.full_name;
 	mo.read_recipients = co.read_recipients;
@@ -307,14 +307,14 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 			goto out;
 		}
 	}
-	x = flow_queue_dir(r.acc, &dir, reterr);
+	x = queue_configured_dir(job.acc->queue_dir, &dir, reterr);
 	if (x == ERR_OK) {
 		x = queue_open(buf_cstr(&dir), 1, &q, reterr);
 	}
 	if (x == ERR_OK) {
 		queue_entry_init(&qe);
 		/* borrowed for the write */
-		qe.account = r.acc->name;
+		qe.account = job.acc->name;
 		qe.config = config != NULL ? config : "";
 		qe.env = env;
 		qe.created = e->time;
@@ -336,7 +336,7 @@ out:
 	free(config);
 	envelope_release(&env);
 	message_free(m);
-	flow_release(&r);
+	job_release(&job);
 	buf_release(&dir);
 	cli_opts_release(&co);
 	return x;

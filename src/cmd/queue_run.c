@@ -17,8 +17,10 @@
 #include "config.h"
 #include "credential.h"
 #include "envelope.h"
-#include "flow.h"
+#include "job.h"
+#include "report.h"
 #include "log.h"
+#include "util.h"
 #include "notify.h"
 #include "pickup.h"
 #include "queue.h"
@@ -59,7 +61,7 @@ struct flush_item {
 };
 
 struct flush_group {
-	struct flow *r;
+	struct job *job;
 	struct queue *q;
 	struct flush_item *items;
 	int64_t now;
@@ -108,7 +110,7 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 
 	set_last_error(qe, why, code);
 	buf_init(&line, 512);
-	flow_first_line(why, 300, &line);
+	buf_cut_ok(util_first_line(why, 300, &line));
 	if (queue_fail(g->q, qe, &qerr) != ERR_OK) {
 		log_warn("%s: %s (and it cannot be moved to failed/: %s)",
 			qe->id, buf_cstr(&line), errinfo_msg(&qerr));
@@ -127,9 +129,9 @@ expire_entry(struct flush_group *g, struct queue_entry *qe)
 {
 	struct buf msg;
 
-	buf_init(&msg, ERRINFO_TEXT_MAX);
+	buf_init(&msg, ERRINFO_MSG_MAX);
 	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
-		"(queue_max_age); last error: %s", g->r->acc->queue_max_age,
+		"(queue_max_age); last error: %s", g->job->acc->queue_max_age,
 		qe->last_error != NULL ? qe->last_error : "none"));
 	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
 	buf_release(&msg);
@@ -141,7 +143,7 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
 {
 	struct errinfo qerr = ERRINFO_INIT;
-	const struct account *acc = g->r->acc;
+	const struct account *acc = g->job->acc;
 	long max_age = acc != NULL ? acc->queue_max_age : 5L * 86400;
 	struct buf msg;
 
@@ -181,13 +183,13 @@ item_partial(void *ctx, size_t i, const unsigned char *delivered)
 	struct buf got;
 
 	buf_init(&got, 4096);
-	flow_rcpt_list(&qe->env, delivered, 1, &got);
+	buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &got));
 	log_debug(1, "%s: delivered to %s; %zu recipient%s to go", qe->id,
-		buf_cstr(&got), flow_rcpt_count(&qe->env, delivered, 0),
-		flow_rcpt_count(&qe->env, delivered, 0) == 1 ? "" : "s");
+		buf_cstr(&got), envelope_rcpt_count(&qe->env, delivered, 0),
+		envelope_rcpt_count(&qe->env, delivered, 0) == 1 ? "" : "s");
 	/* the engine still reads qe->env: write a copy of the record */
 	rec = *qe;
-	if (flow_envelope_part(&qe->env, delivered, 0, &rec.env, &qerr) !=
+	if (envelope_part(&qe->env, delivered, 0, &rec.env, &qerr) !=
 	    ERR_OK || queue_update(g->q, &rec, &qerr) != ERR_OK) {
 		log_warn("%s: delivered to %s, but the queue entry cannot be "
 			"updated (they may get the message twice): %s", qe->id,
@@ -213,10 +215,10 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 	submit_result_init(&res);
 	res.smtp_code = e == ERR_OK ? 250 : ei->smtp_code;
 	buf_cut_ok(buf_append_str(&res.final_reply, final_reply));
-	flow_log_line(g->r, &qe->env, qe->size, &res, e, ei, delivered);
+	report_log_line(g->job, &qe->env, qe->size, &res, e, ei, delivered);
 	submit_result_release(&res);
 	if (e == ERR_OK || (delivered != NULL &&
-	    flow_rcpt_count(&qe->env, delivered, 0) == 0)) {
+	    envelope_rcpt_count(&qe->env, delivered, 0) == 0)) {
 		/* every recipient has it, whatever came after */
 		/* only now, after the final 250 */
 		if (queue_remove(g->q, qe, &qerr) != ERR_OK) {
@@ -236,11 +238,10 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 	buf_init(&line, 4096);
 	if (delivered != NULL) {
 		/* a 452 split, then a failure: keep only the others */
-		flow_rcpt_list(&qe->env, delivered, 1, &line);
-		buf_cut_ok(buf_printf(&why, "already delivered to %s; ",
-			buf_cstr(&line)));
+		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &line));
+		buf_cut_ok(buf_printf(&why, "already delivered to %s; ", buf_cstr(&line)));
 		buf_cut_ok(buf_append_str(&line, ", not yet to "));
-		flow_rcpt_list(&qe->env, delivered, 0, &line);
+		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 0, &line));
 		log_warn("%s: delivered to %s", qe->id, buf_cstr(&line));
 		buf_reset(&line);
 		if (queue_entry_drop_rcpts(qe, delivered, &qerr) != ERR_OK) {
@@ -249,16 +250,16 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		errinfo_release(&qerr);
 	}
 	buf_cut_ok(buf_append_str(&why, errinfo_msg(ei)));
-	if (in_txn && !flow_queueable(e)) {
+	if (in_txn && !err_is_queueable(e)) {
 		fail_entry(g, qe, buf_cstr(&why), ei->smtp_code);
 	} else {
 		if (in_txn) {
-			flow_first_line(buf_cstr(&why), 300, &line);
+			buf_cut_ok(util_first_line(buf_cstr(&why), 300, &line));
 			log_warn("%s: deferred: %s", qe->id, buf_cstr(&line));
 		} else if (!g->session_warned) {
-			flow_first_line(errinfo_msg(ei), 300, &line);
+			buf_cut_ok(util_first_line(errinfo_msg(ei), 300, &line));
 			log_warn("account '%s': queued mail deferred: %s",
-				g->r->acc->name, buf_cstr(&line));
+				g->job->acc->name, buf_cstr(&line));
 			g->session_warned = 1;
 		}
 		defer_entry(g, qe, buf_cstr(&why), ei->smtp_code);
@@ -269,17 +270,17 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 
 /* Load the configuration an entry was queued with and its account. */
 static MUST_CHECK enum err
-group_account(struct flow *r, const struct queue_entry *qe,
+group_account(struct job *job, const struct queue_entry *qe,
 	struct errinfo *reterr)
 {
 	struct config_params params;
 	enum err e;
 
-	flow_config_params(r->o, qe->config != NULL && qe->config[0] !=
+	job_config_params(job->o, qe->config != NULL && qe->config[0] !=
 		'\0' ? qe->config : NULL, &params);
-	e = config_load(&params, &r->cfg, reterr);
+	e = config_load(&params, &job->cfg, reterr);
 	if (e == ERR_OK) {
-		e = config_select(r->cfg, qe->account, NULL, &r->acc, reterr);
+		e = config_select(job->cfg, qe->account, NULL, &job->acc, reterr);
 	}
 	return e;
 }
@@ -355,7 +356,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 {
 	struct errinfo ei = ERRINFO_INIT;
 	struct cli_opts go = *o;
-	struct flow r = { .o = &go };
+	struct job job = { .o = &go };
 	struct flush_group g;
 	struct submit_item *items = NULL;
 	struct submit_batch batch;
@@ -367,7 +368,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	enum err e;
 
 	memset(&g, 0, sizeof(g));
-	g.r = &r;
+	g.job = &job;
 	g.q = q;
 	g.now = now;
 	go.config_file = ents[0]->config[0] != '\0' ? ents[0]->config : NULL;
@@ -377,7 +378,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		log_error("out of memory");
 		goto out;
 	}
-	e = group_account(&r, ents[0], &ei);
+	e = group_account(&job, ents[0], &ei);
 	if (e != ERR_OK) {
 		log_warn("cannot flush the mail queued for account '%s': %s",
 			ents[0]->account, errinfo_msg(&ei));
@@ -391,7 +392,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		struct flush_item *it = &g.items[k];
 		struct stat st;
 
-		if (now - qe->queued > r.acc->queue_max_age) {
+		if (now - qe->queued > job.acc->queue_max_age) {
 			expire_entry(&g, qe);
 			continue;
 		}
@@ -421,7 +422,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	if (known != NULL) {
 		/* told once already: no connection, no token request */
 		log_debug(1, "account '%s' needs re-authorization: %zu queued "
-			"message%s deferred", r.acc->name, k, k == 1 ? "" : "s");
+			"message%s deferred", job.acc->name, k, k == 1 ? "" : "s");
 		errinfo_set(&ei, ERR_REAUTH, "%s", known->reason);
 		g.session_warned = 1;
 		for (i = 0; i < k; i++) {
@@ -430,9 +431,9 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		goto close_fds;
 	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
-		"connection", r.acc->name, k, k == 1 ? "" : "s");
+		"connection", job.acc->name, k, k == 1 ? "" : "s");
 	errinfo_release(&ei);
-	e = credential_start(&cred, r.acc, go.config_file, 1, &ei);
+	e = credential_start(&cred, job.acc, go.config_file, 1, &ei);
 	if (e != ERR_OK) {
 		for (i = 0; i < k; i++) {
 			struct errinfo *x = &ei;
@@ -448,10 +449,10 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	batch.partial = item_partial;
 	batch.ctx = &g;
 	memset(&sp, 0, sizeof(sp));
-	account_submit_server(r.acc, &sp.srv);
+	account_submit_server(job.acc, &sp.srv);
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
-	sp.transcript = flow_transcript;
+	sp.transcript = report_transcript;
 	submit_result_init(&res);
 	if (submit_batch(&sp, &batch, &res, &ei) != ERR_OK) {
 		/* every item got the outcome through item_done() */
@@ -462,7 +463,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	credential_release(&cred);
 	submit_result_release(&res);
 	if (g.reauth_reason != NULL) {
-		reauth_found(run, r.acc, ents[0], g.reauth_reason);
+		reauth_found(run, job.acc, ents[0], g.reauth_reason);
 	}
 close_fds:
 	for (i = 0; i < k; i++) {
@@ -475,7 +476,7 @@ out:
 	free(g.reauth_reason);
 	free(items);
 	free(g.items);
-	flow_release(&r);
+	job_release(&job);
 	errinfo_release(&ei);
 }
 
@@ -698,7 +699,7 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 		log_debug(1, "maildrop: %zu message%s picked up", moved,
 			moved == 1 ? "" : "s");
 	}
-	e = flow_queue_dirs(o, &dirs, &n, first == ERR_OK ? reterr : NULL);
+	e = job_queue_dirs(o, &dirs, &n, first == ERR_OK ? reterr : NULL);
 	if (e != ERR_OK) {
 		return first != ERR_OK ? first : e;
 	}
@@ -711,7 +712,7 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 		}
 		errinfo_release(&ei);
 	}
-	flow_free_dirs(dirs, n);
+	job_free_dirs(dirs, n);
 	flush_run_release(&run);
 	return first;
 }

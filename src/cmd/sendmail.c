@@ -13,8 +13,10 @@
 #include "config.h"
 #include "credential.h"
 #include "envelope.h"
-#include "flow.h"
+#include "job.h"
+#include "report.h"
 #include "log.h"
+#include "util.h"
 #include "message.h"
 #include "notify.h"
 #include "progress.h"
@@ -61,7 +63,7 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
  * an error, which recipients have the message all the same.
  */
 static MUST_CHECK enum err
-send_message(struct flow *r, struct message *m, const struct envelope *env,
+send_message(struct job *job, struct message *m, const struct envelope *env,
 	struct submit_result *res, struct errinfo *reterr)
 {
 	struct submit_params sp;
@@ -71,21 +73,21 @@ send_message(struct flow *r, struct message *m, const struct envelope *env,
 	uint64_t size = message_wire_size(m);
 	enum err e;
 
-	e = credential_start(&cred, r->acc, r->o->config_file, 1, reterr);
+	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
 	memset(&sp, 0, sizeof(sp));
-	account_submit_server(r->acc, &sp.srv);
+	account_submit_server(job->acc, &sp.srv);
 	body.size = size;
 	body.read = body_read;
 	body.ctx = &src;
 	src.m = m;
 	/* with -v the transcript shares stderr: no line drawn over it */
-	progress_init(&src.prog, r->o->verbose > 0 ? -1 : STDERR_FILENO, size);
+	progress_init(&src.prog, job->o->verbose > 0 ? -1 : STDERR_FILENO, size);
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
-	sp.transcript = flow_transcript;
+	sp.transcript = report_transcript;
 	e = submit_message(&sp, env, &body, res, reterr);
 	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
@@ -95,17 +97,16 @@ send_message(struct flow *r, struct message *m, const struct envelope *env,
 	if (e == ERR_REAUTH) {
 		struct errinfo nerr = ERRINFO_INIT;
 
-		if (notify_reauth(r->acc, errinfo_msg(reterr), &nerr) !=
-		    ERR_OK) {
+		if (notify_reauth(job->acc, errinfo_msg(reterr), &nerr) != ERR_OK) {
 			log_warn("%s", errinfo_msg(&nerr));
 		}
 		errinfo_release(&nerr);
 	}
-	flow_log_line(r, env, size, res, e, reterr, res->rcpt_delivered);
+	report_log_line(job, env, size, res, e, reterr, res->rcpt_delivered);
 	return e;
 }
 
-/* ---- the queue (design.md section 8) ---- */
+/* ---- the queue (doc/design.md, On-disk state) ---- */
 
 
 
@@ -121,7 +122,7 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  * attempt, described by why).  The id goes to ret_id.
  */
 static MUST_CHECK enum err
-enqueue(struct flow *r, struct message *m, const struct envelope *env,
+enqueue(struct job *job, struct message *m, const struct envelope *env,
 	unsigned attempts, const struct errinfo *why, char *ret_id,
 	struct buf *ret_dir, struct errinfo *reterr)
 {
@@ -131,21 +132,21 @@ enqueue(struct flow *r, struct message *m, const struct envelope *env,
 	int64_t now = (int64_t)time(NULL);
 	enum err e;
 
-	e = flow_queue_dir(r->acc, ret_dir, reterr);
+	e = queue_configured_dir(job->acc->queue_dir, ret_dir, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
-	if (r->o->config_file != NULL) {
+	if (job->o->config_file != NULL) {
 		/* the flush may run from another directory */
-		config = realpath(r->o->config_file, NULL);
+		config = realpath(job->o->config_file, NULL);
 		if (config == NULL) {
 			return errinfo_set(reterr, ERR_IO, "cannot resolve "
-				"'%s': %s", r->o->config_file, strerror(errno));
+				"'%s': %s", job->o->config_file, strerror(errno));
 		}
 	}
 	queue_entry_init(&qe);
 	/* borrowed for the write: cleared again before the release */
-	qe.account = r->acc->name;
+	qe.account = job->acc->name;
 	qe.config = config != NULL ? config : "";
 	qe.env = *env;
 	qe.created = now;
@@ -173,11 +174,11 @@ enqueue(struct flow *r, struct message *m, const struct envelope *env,
  * committed: the recipients flagged in delivered have it and must never
  * get it again.  With queue on-failure and a temporary failure, the others
  * are queued and the result is ERR_OK with one warning naming both sides
- * (design.md section 9: queued counts as sent in queue mode).  Otherwise e
+ * (doc/design.md, Errors and exit codes: queued counts as sent in queue mode).  Otherwise e
  * stays, and reterr says who has the message and who has not.
  */
 static MUST_CHECK enum err
-partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
+partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 	const unsigned char *delivered, enum err e, struct errinfo *reterr)
 {
 	struct errinfo qerr = ERRINFO_INIT, last = ERRINFO_INIT;
@@ -185,7 +186,7 @@ partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	struct buf got, missing, dir, why;
 	char id[QUEUE_ID_LEN + 1];
 
-	if (flow_rcpt_count(env, delivered, 0) == 0) {
+	if (envelope_rcpt_count(env, delivered, 0) == 0) {
 		/* every part was committed: nothing is missing */
 		errinfo_release(reterr);
 		return ERR_OK;
@@ -194,18 +195,18 @@ partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	buf_init(&missing, 4096);
 	buf_init(&dir, 4096);
 	buf_init(&why, 1024);
-	flow_rcpt_list(env, delivered, 1, &got);
-	flow_rcpt_list(env, delivered, 0, &missing);
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 1, &got));
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 0, &missing));
 	rest.rcpts = NULL;
-	if (r->acc->queue == QUEUE_ON_FAILURE && flow_queueable(e)) {
+	if (job->acc->queue == QUEUE_ON_FAILURE && err_is_queueable(e)) {
 		/* the entry's last error says who has it (mailq shows it) */
 		errinfo_copy(&last, reterr);
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
-		if (flow_envelope_part(env, delivered, 0, &rest, &qerr) ==
-		    ERR_OK && enqueue(r, m, &rest, 1, &last, id, &dir,
+		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
+		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
 		    &qerr) == ERR_OK) {
-			flow_first_line(errinfo_msg(reterr), 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message delivered to %s; queued as %s for %s "
 				"(%s); oasmtp -q retries it, mailq lists the "
 				"queue", buf_cstr(&got), id, buf_cstr(&missing),
@@ -232,27 +233,10 @@ partly_delivered(struct flow *r, struct message *m, const struct envelope *env,
 	return e;
 }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 enum err
 sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 {
-	struct flow r = { .o = o };
+	struct job job = { .o = o };
 	struct message *m = NULL;
 	struct message_opts mo;
 	struct submit_result res;
@@ -278,13 +262,13 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			goto out;
 		}
 	}
-	e = flow_load_account(&r, from, 0, reterr);
+	e = job_load_account(&job, from, 0, reterr);
 	if (e != ERR_OK) {
 		goto out;
 	}
 	gethostname(hostname, sizeof(hostname) - 1);
 	memset(&mo, 0, sizeof(mo));
-	mo.acc = r.acc;
+	mo.acc = job.acc;
 	mo.envelope_from = o->has_envelope_from ? o->envelope_from : NULL;
 	mo.full_name = o->full_name;
 	mo.read_recipients = o->read_recipients;
@@ -300,12 +284,12 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	if (e != ERR_OK) {
 		goto out;
 	}
-	if (r.acc->queue == QUEUE_ALWAYS) {
+	if (job.acc->queue == QUEUE_ALWAYS) {
 		struct buf dir;
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		e = enqueue(&r, m, &env, 0, NULL, id, &dir, reterr);
+		e = enqueue(&job, m, &env, 0, NULL, id, &dir, reterr);
 		if (e == ERR_OK) {
 			log_debug(1, "queued as %s in %s; delivering in the "
 				"background", id, buf_cstr(&dir));
@@ -319,20 +303,20 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
-	e = send_message(&r, m, &env, &res, reterr);
-	if (e != ERR_OK && flow_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
-		e = partly_delivered(&r, m, &env, res.rcpt_delivered, e,
+	e = send_message(&job, m, &env, &res, reterr);
+	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
+		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
 			reterr);
-	} else if (e != ERR_OK && r.acc->queue == QUEUE_ON_FAILURE &&
-	    flow_queueable(e)) {
+	} else if (e != ERR_OK && job.acc->queue == QUEUE_ON_FAILURE &&
+	    err_is_queueable(e)) {
 		struct errinfo qerr = ERRINFO_INIT;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		if (enqueue(&r, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
+		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
 			buf_init(&why, 1024);
-			flow_first_line(errinfo_msg(reterr), 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message queued as %s (%s); oasmtp -q retries "
 				"it, mailq lists the queue", id,
 				buf_cstr(&why));
@@ -350,7 +334,7 @@ out:
 	submit_result_release(&res);
 	envelope_release(&env);
 	message_free(m);
-	flow_release(&r);
+	job_release(&job);
 	return e;
 }
 
@@ -358,28 +342,28 @@ enum err
 sendmail_pretend(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr)
 {
-	struct flow r = { .o = o };
+	struct job job = { .o = o };
 	enum err e;
 
-	e = flow_load_account(&r, o->has_envelope_from ? o->envelope_from : NULL, 1,
+	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 1,
 		reterr);
 	if (e == ERR_OK) {
-		if (r.cfg->system_file != NULL) {
+		if (job.cfg->system_file != NULL) {
 			err_first(&e, buf_printf(out, "loaded system "
-				"configuration file %s\n", r.cfg->system_file));
+				"configuration file %s\n", job.cfg->system_file));
 		}
-		if (r.cfg->user_file != NULL) {
+		if (job.cfg->user_file != NULL) {
 			err_first(&e, buf_printf(out, "loaded user "
-				"configuration file %s\n", r.cfg->user_file));
+				"configuration file %s\n", job.cfg->user_file));
 		}
-		err_first(&e, config_print_account(r.acc, out));
+		err_first(&e, config_print_account(job.acc, out));
 		err_first(&e, buf_printf(out, "credentials = %s\n",
-			credential_kind_name(credential_kind_of(r.acc))));
+			credential_kind_name(credential_kind_of(job.acc))));
 		if (e != ERR_OK) {
 			e = buf_fail(out, e, "the --pretend report", reterr);
 		}
 	}
-	flow_release(&r);
+	job_release(&job);
 	return e;
 }
 
@@ -387,18 +371,18 @@ enum err
 sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr)
 {
-	struct flow r = { .o = o };
+	struct job job = { .o = o };
 	struct submit_params sp;
 	struct submit_result res;
 	enum err e;
 
 	submit_result_init(&res);
-	e = flow_load_account(&r, o->has_envelope_from ? o->envelope_from : NULL, 0,
+	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 0,
 		reterr);
 	if (e == ERR_OK) {
 		memset(&sp, 0, sizeof(sp));
-		account_submit_server(r.acc, &sp.srv);
-		sp.transcript = flow_transcript;
+		account_submit_server(job.acc, &sp.srv);
+		sp.transcript = report_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
 		if (e == ERR_OK) {
 			e = buf_append(out, res.info.data, res.info.len);
@@ -409,7 +393,7 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 		}
 	}
 	submit_result_release(&res);
-	flow_release(&r);
+	job_release(&job);
 	return e;
 }
 

@@ -253,7 +253,7 @@ enum step_class {
 	SC_AUTH,
 };
 
-/* design.md section 9 */
+/* doc/design.md, Errors and exit codes */
 static MUST_CHECK enum err
 map_reply(const struct smtp_reply *r, enum step_class cls)
 {

@@ -208,7 +208,7 @@ tcp_close(struct transport *t)
 	free(t);
 }
 
-static enum err
+static MUST_CHECK enum err
 tcp_describe(struct transport *t, struct buf *out)
 {
 	struct tcp_transport *tt = (struct tcp_transport *)t;

@@ -772,7 +772,7 @@ tls_close(struct transport *t)
 	tls_free(tt);
 }
 
-static enum err
+static MUST_CHECK enum err
 tls_describe(struct transport *t, struct buf *out)
 {
 	struct tls_transport *tt = (struct tls_transport *)t;

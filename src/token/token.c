@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "provider.h"
 #include "buf.h"
 #include "eval.h"
 #include "fileio.h"
@@ -326,7 +327,7 @@ ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG,
 			"account '%s' has no oauth2_client_id", acc->name);
 	}
-	return token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	return provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
 }
 
 static void

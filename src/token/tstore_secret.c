@@ -14,7 +14,7 @@
  * Changing data never goes into attributes (that would create duplicate
  * items).
  *
- * Failure modes are told apart (design.md section 7):
+ * Failure modes are told apart (doc/design.md, Tokens):
  *   no session bus / no Secret Service  -> ERR_TOKEN_TEMP
  *   item found but its collection locked -> ERR_TOKEN_TEMP (never unlocked
  *                                           here: that could prompt)
@@ -432,7 +432,7 @@ secret_load_previous(struct tstore *ts, struct buf *ret_token,
 	buf_release(&cur);
 	if (e == ERR_REAUTH) {
 		/* no item, so no previous token either */
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		e = ERR_OK;
 	}
 	return e;
@@ -455,7 +455,7 @@ secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 	buf_init_secret(&prev, SECRET_MAX);
 	e = read_item(ts, &cur, &prev, reterr);
 	if (e == ERR_REAUTH) {
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		e = ERR_OK;
 	} else if (e == ERR_OK && prev.len > 0) {
 		/* rewrite the item with the current token alone */

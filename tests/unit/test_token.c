@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "provider.h"
 #include "buf.h"
 #include "err.h"
 #include "fileio.h"
@@ -809,26 +810,26 @@ test_presets(void)
 	buf_init(&sc, 4096);
 	acc.oauth2_token_endpoint = NULL;
 	acc.oauth2_provider = OAUTH2_GOOGLE;
-	e = token_endpoint(&acc, &ep, &sc, &ei);
+	e = provider_token_endpoint(&acc, &ep, &sc, &ei);
 	is_str(buf_cstr(&ep), "https://oauth2.googleapis.com/token",
 		"google endpoint");
 	is_str(buf_cstr(&sc), "https://mail.google.com/", "google scope");
 	acc.oauth2_provider = OAUTH2_MICROSOFT;
-	e = token_endpoint(&acc, &ep, &sc, &ei);
+	e = provider_token_endpoint(&acc, &ep, &sc, &ei);
 	is_str(buf_cstr(&ep),
 		"https://login.microsoftonline.com/common/oauth2/v2.0/token",
 		"microsoft endpoint, tenant common by default");
 	contains(buf_cstr(&sc), "SMTP.Send", "microsoft scope");
 	acc.oauth2_tenant = (char *)"contoso.onmicrosoft.com";
-	e = token_endpoint(&acc, &ep, &sc, &ei);
+	e = provider_token_endpoint(&acc, &ep, &sc, &ei);
 	contains(buf_cstr(&ep), "/contoso.onmicrosoft.com/oauth2", "tenant used");
 	acc.oauth2_tenant = (char *)"x/../y";
-	e = token_endpoint(&acc, &ep, &sc, &ei);
+	e = provider_token_endpoint(&acc, &ep, &sc, &ei);
 	is_int(e, ERR_CONFIG, "bad tenant -> ERR_CONFIG");
 	acc.oauth2_tenant = NULL;
 	acc.oauth2_token_endpoint = (char *)"https://own/token";
 	acc.oauth2_scope = (char *)"own";
-	e = token_endpoint(&acc, &ep, &sc, &ei);
+	e = provider_token_endpoint(&acc, &ep, &sc, &ei);
 	ok(e == ERR_OK && strcmp(buf_cstr(&ep), "https://own/token") == 0 &&
 		strcmp(buf_cstr(&sc), "own") == 0, "account values win");
 	buf_release(&ep);
