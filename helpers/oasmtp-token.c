@@ -53,7 +53,6 @@
 
 #define TOKEN_MAX (64 * 1024)
 
-static struct errinfo ei;
 
 static const char usage[] =
 	"usage: oasmtp-token [-C FILE] [--system] COMMAND [ARGS]\n"
@@ -84,11 +83,11 @@ static const char usage[] =
 	"  --help, --version\n";
 
 static int
-fail(enum err e)
+fail(enum err e, const struct errinfo *ei)
 {
-	const char *advice = explain_error(errinfo_msg(&ei));
+	const char *advice = explain_error(errinfo_msg(ei));
 
-	log_error("%s", errinfo_msg(&ei)[0] ? errinfo_msg(&ei) : err_name(e));
+	log_error("%s", errinfo_msg(ei)[0] ? errinfo_msg(ei) : err_name(e));
 	if (advice != NULL) {
 		log_error("hint: %s", advice);
 	}
@@ -117,19 +116,19 @@ usage_error(const char *what)
  * groups), for good, before anything is read or written.
  */
 static MUST_CHECK enum err
-become_service(void)
+become_service(struct errinfo *ei)
 {
 	const char *dir = sysmode_state_dir();
 	const struct passwd *pw;
 	struct stat st;
 
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		return errinfo_set(&ei, ERR_CONFIG, "no state directory '%s' "
+		return errinfo_set(ei, ERR_CONFIG, "no state directory '%s' "
 			"for --system (install the system service: "
 			"systemd-tmpfiles --create oasmtp.conf)", dir);
 	}
 	if (st.st_uid == 0) {
-		return errinfo_set(&ei, ERR_CONFIG, "the state directory '%s' "
+		return errinfo_set(ei, ERR_CONFIG, "the state directory '%s' "
 			"belongs to root: it must belong to the service user",
 			dir);
 	}
@@ -137,7 +136,7 @@ become_service(void)
 	if (pw == NULL || initgroups(pw->pw_name, st.st_gid) != 0 ||
 	    setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0 ||
 	    getuid() != st.st_uid || geteuid() != st.st_uid) {
-		return errinfo_set(&ei, ERR_CONFIG, "cannot switch to the "
+		return errinfo_set(ei, ERR_CONFIG, "cannot switch to the "
 			"owner (uid %ld) of '%s'", (long)st.st_uid, dir);
 	}
 	return ERR_OK;
@@ -145,7 +144,8 @@ become_service(void)
 
 static MUST_CHECK enum err
 load(const char *file, int system, const char *name,
-	struct config **ret_cfg, const struct account **ret_acc)
+	struct config **ret_cfg, const struct account **ret_acc,
+	struct errinfo *ei)
 {
 	struct config_params params;
 	enum err e;
@@ -153,19 +153,19 @@ load(const char *file, int system, const char *name,
 	memset(&params, 0, sizeof(params));
 	params.file = file;
 	params.system_state_dir = system ? sysmode_state_dir() : NULL;
-	e = config_load(&params, ret_cfg, &ei);
+	e = config_load(&params, ret_cfg, ei);
 	if (e == ERR_OK && name != NULL) {
-		e = config_select(*ret_cfg, name, NULL, ret_acc, &ei);
+		e = config_select(*ret_cfg, name, NULL, ret_acc, ei);
 	}
 	if (e == ERR_OK && name != NULL && !account_is_oauth(*ret_acc)) {
-		e = errinfo_set(&ei, ERR_CONFIG, "account '%s' has no oauth2 "
+		e = errinfo_set(ei, ERR_CONFIG, "account '%s' has no oauth2 "
 			"settings (oauth2_provider or oauth2_client_id)", name);
 	}
 	return e;
 }
 
 static int
-cmd_print(const struct account *acc, int fresh)
+cmd_print(const struct account *acc, int fresh, struct errinfo *ei)
 {
 	struct token_info info;
 	struct buf tok;
@@ -174,9 +174,9 @@ cmd_print(const struct account *acc, int fresh)
 
 	buf_init_secret(&tok, TOKEN_MAX);
 	e = token_get_ex(acc, fresh ? TOKEN_FORCE_REFRESH : 0, &tok, &info,
-		&ei);
+		ei);
 	if (e != ERR_OK) {
-		rc = fail(e);
+		rc = fail(e, ei);
 	} else {
 		note_refresh(acc, &info);
 		if (info.warning[0] != '\0') {
@@ -225,7 +225,8 @@ print_age(const char *label, time_t t, time_t now)
 }
 
 static int
-cmd_refresh(const struct account *acc, long idle_for)
+cmd_refresh(const struct account *acc, long idle_for,
+	struct errinfo *ei)
 {
 	struct token_info info;
 	struct grant_state gs;
@@ -239,10 +240,10 @@ cmd_refresh(const struct account *acc, long idle_for)
 		return EX_OK;
 	}
 	buf_init_secret(&tok, TOKEN_MAX);
-	e = token_get_ex(acc, TOKEN_FORCE_REFRESH, &tok, &info, &ei);
+	e = token_get_ex(acc, TOKEN_FORCE_REFRESH, &tok, &info, ei);
 	buf_release(&tok);
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	note_refresh(acc, &info);
 	if (info.warning[0] != '\0') {
@@ -351,7 +352,7 @@ grant_notes(const struct account *acc, const char *how)
 }
 
 static int
-cmd_import(const struct account *acc)
+cmd_import(const struct account *acc, struct errinfo *ei)
 {
 	struct tstore *ts = NULL;
 	struct buf rt;
@@ -374,9 +375,9 @@ cmd_import(const struct account *acc)
 		return usage_error("import: expected one refresh token on "
 			"standard input");
 	}
-	e = tstore_open(acc, &ts, &ei);
+	e = tstore_open(acc, &ts, ei);
 	if (e == ERR_OK) {
-		e = tstore_save(ts, rt.data, &ei);
+		e = tstore_save(ts, rt.data, ei);
 	}
 	if (e == ERR_OK) {
 		grant_notes(acc, "import");
@@ -384,7 +385,7 @@ cmd_import(const struct account *acc)
 	tstore_free(ts);
 	buf_release(&rt);
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	printf("account %s: refresh token stored\n", acc->name);
 	return EX_OK;
@@ -421,25 +422,25 @@ revoke_at_provider(const struct account *acc, struct tstore *ts)
 }
 
 static int
-cmd_forget(const struct account *acc)
+cmd_forget(const struct account *acc, struct errinfo *ei)
 {
 	struct tstore *ts = NULL;
 	enum err e;
 
-	e = tstore_open(acc, &ts, &ei);
+	e = tstore_open(acc, &ts, ei);
 	if (e == ERR_OK) {
 		revoke_at_provider(acc, ts);
-		e = tstore_erase(ts, &ei);
+		e = tstore_erase(ts, ei);
 	}
 	tstore_free(ts);
 	if (e == ERR_OK) {
-		e = token_cache_drop(acc, &ei);
+		e = token_cache_drop(acc, ei);
 	}
 	if (e == ERR_OK) {
-		e = grant_state_drop(acc, &ei);
+		e = grant_state_drop(acc, ei);
 	}
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	printf("account %s: refresh token and cached access token removed\n",
 		acc->name);
@@ -689,11 +690,12 @@ flush_account(const struct account *acc, const char *file, int system)
 }
 
 static int
-cmd_authorize(const struct account *acc, const struct authorize_opts *o)
+cmd_authorize(const struct account *acc, const struct authorize_opts *o,
+	struct errinfo *ei)
 {
-	enum err e = token_authorize(acc, o, &ei);
+	enum err e = token_authorize(acc, o, ei);
 
-	return e == ERR_OK ? EX_OK : fail(e);
+	return e == ERR_OK ? EX_OK : fail(e, ei);
 }
 
 int
@@ -703,6 +705,8 @@ main(int argc, char **argv)
 		"authorize", "print", "refresh", "status", "import", "forget",
 		NULL,
 	};
+	struct errinfo err = ERRINFO_INIT;
+	struct errinfo *ei = &err;
 	const struct account *acc = NULL;
 	struct config *cfg = NULL;
 	const char *file = NULL, *cmd;
@@ -712,7 +716,6 @@ main(int argc, char **argv)
 
 	util_no_core_dumps();
 	log_init("oasmtp-token", 0);
-	errinfo_init(&ei);
 	for (int k = 1; k < argc; k++) {
 		if (strcmp(argv[k], "--help") == 0) {
 			fputs(usage, stdout);
@@ -751,26 +754,28 @@ main(int argc, char **argv)
 	if (a.name == NULL && strcmp(cmd, "status") != 0) {
 		return usage_error("an ACCOUNT is required");
 	}
-	e = system && geteuid() == 0 ? become_service() : ERR_OK;
+	e = system && geteuid() == 0 ? become_service(ei) : ERR_OK;
 	if (e == ERR_OK) {
-		e = load(file, system, a.name, &cfg, &acc);
+		e = load(file, system, a.name, &cfg, &acc, ei);
 	}
 	if (e != ERR_OK) {
 		config_free(cfg);
-		return fail(e);
+		rc = fail(e, ei);
+		errinfo_release(ei);
+		return rc;
 	}
 	if (strcmp(cmd, "authorize") == 0) {
-		rc = cmd_authorize(acc, &a.auth);
+		rc = cmd_authorize(acc, &a.auth, ei);
 	} else if (strcmp(cmd, "print") == 0) {
-		rc = cmd_print(acc, a.fresh);
+		rc = cmd_print(acc, a.fresh, ei);
 	} else if (strcmp(cmd, "refresh") == 0) {
-		rc = cmd_refresh(acc, a.idle_for);
+		rc = cmd_refresh(acc, a.idle_for, ei);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = cmd_status(cfg, acc);
 	} else if (strcmp(cmd, "import") == 0) {
-		rc = cmd_import(acc);
+		rc = cmd_import(acc, ei);
 	} else {
-		rc = cmd_forget(acc);
+		rc = cmd_forget(acc, ei);
 	}
 	if (rc == EX_OK && (strcmp(cmd, "authorize") == 0 ||
 	    strcmp(cmd, "import") == 0)) {
@@ -778,5 +783,6 @@ main(int argc, char **argv)
 		flush_account(acc, file, system);
 	}
 	config_free(cfg);
+	errinfo_release(ei);
 	return rc;
 }
