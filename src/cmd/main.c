@@ -105,6 +105,13 @@ main(int argc, char **argv)
 		return rc;
 	}
 	log_init("oasmtp", o.verbose);
+	e = sysmode_check_runner(&o, &ei);
+	if (e != ERR_OK) {
+		cli_opts_release(&o);
+		rc = finish(e, &ei);
+		errinfo_release(&ei);
+		return rc;
+	}
 
 	switch (o.mode) {
 	case CLI_MODE_HELP:

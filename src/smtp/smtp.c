@@ -160,6 +160,7 @@ struct smtp_session {
 
 	/* authentication */
 	const struct sasl_mech *mech;
+	struct sasl_state sasl;		/* wiped with the secret */
 	struct buf secret;
 	struct buf payload;
 	unsigned steps_sent;
@@ -1379,7 +1380,7 @@ choose_mech(struct smtp_session *s)
 	fail(s, ERR_NOTSUPP, "the server offers no %s authentication "
 		"method oasmtp supports (%s)", s->p.oauth ? "OAuth2" :
 		"password", s->p.oauth ? "XOAUTH2, OAUTHBEARER" :
-		"PLAIN, LOGIN");
+		"SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN");
 	return NULL;
 }
 
@@ -1410,7 +1411,9 @@ after_ehlo(struct smtp_session *s)
 	if (!s->tls_active && !s->p.peer_loopback) {
 		fail(s, ERR_CONFIG, "refusing to authenticate over an "
 			"unencrypted connection to a host that is not "
-			"loopback (enable tls)");
+			"loopback; add 'tls on' to the account (msmtp's "
+			"default is tls off; add 'tls_starttls off' too for "
+			"port 465)");
 		return;
 	}
 	if (!(s->caps & SMTP_CAP_AUTH)) {
@@ -1475,8 +1478,10 @@ send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 	return e;
 }
 
+/* Client message number step; chal: the decoded challenge, or NULL. */
 static MUST_CHECK enum err
-build_step(struct smtp_session *s, unsigned step, struct buf *raw)
+build_step(struct smtp_session *s, unsigned step, const char *chal,
+	size_t chal_len, struct buf *raw)
 {
 	struct sasl_cred cred;
 	enum err e;
@@ -1486,7 +1491,12 @@ build_step(struct smtp_session *s, unsigned step, struct buf *raw)
 	cred.secret_len = s->secret.len;
 	cred.host = s->p.host;
 	cred.port = s->p.port;
-	e = s->mech->build(&cred, step, raw, s->err);
+	if (s->mech->respond != NULL) {
+		e = s->mech->respond(&cred, &s->sasl, step, chal, chal_len,
+			raw, s->err);
+	} else {
+		e = s->mech->build(&cred, step, raw, s->err);
+	}
 	if (e != ERR_OK) {
 		s->state = SMTP_ST_FAILED;
 	}
@@ -1512,6 +1522,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 	s->steps_sent = 0;
 	s->ack_sent = 0;
 	s->auth_retry = 0;
+	util_wipe(&s->sasl, sizeof(s->sasl));
 	buf_reset(&s->auth_json);
 	s->state = SMTP_ST_AUTH;
 
@@ -1519,7 +1530,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 		return send_cmd(s, "AUTH %s", s->mech->name);
 	}
 	buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-	e = build_step(s, 0, &raw);
+	e = build_step(s, 0, NULL, 0, &raw);
 	if (e == ERR_OK) {
 		/* RFC 4954 section 4: the line must fit 512 octets */
 		b64len = (raw.len + 2) / 3 * 4;
@@ -1565,6 +1576,7 @@ json_status_is_token_error(const char *json)
 static void
 auth_done_wipe(struct smtp_session *s)
 {
+	util_wipe(&s->sasl, sizeof(s->sasl));
 	buf_release(&s->secret);
 	buf_release(&s->payload);
 }
@@ -1577,7 +1589,16 @@ auth_reply(struct smtp_session *s)
 
 	snprintf(step, sizeof(step), "AUTH %s", s->mech->name);
 	if (r->code == 235) {
+		int unproven = (s->mech->flags & SASL_SERVER_FINAL)
+			&& !s->sasl.verified;
+
 		auth_done_wipe(s);
+		if (unproven) {
+			fail(s, ERR_AUTH, "%s: the server accepted the login "
+				"without proving that it knows the password; "
+				"refusing to go on", s->mech->name);
+			return;
+		}
 		s->state = SMTP_ST_READY;
 		return;
 	}
@@ -1587,12 +1608,24 @@ auth_reply(struct smtp_session *s)
 		const char *chal = smtp_reply_line(r, 0, &n);
 
 		if (s->steps_sent < s->mech->n_steps) {
+			struct buf dec;
+			enum err e = ERR_OK;
+
 			buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-			if (build_step(s, s->steps_sent, &raw) == ERR_OK) {
+			buf_init_secret(&dec, 4 * BUF_LINE_MAX);
+			if (s->mech->respond != NULL &&
+			    util_base64_decode(&dec, chal, n) != ERR_OK) {
+				e = fail(s, ERR_PROTO, "AUTH %s: the server's "
+					"challenge is not base64",
+					s->mech->name);
+			}
+			if (e == ERR_OK && build_step(s, s->steps_sent,
+			    dec.data, dec.len, &raw) == ERR_OK) {
 				on_session(send_payload(s, "", raw.data,
 					raw.len, 1));
 				s->steps_sent++;
 			}
+			buf_release(&dec);
 			buf_release(&raw);
 			return;
 		}
