@@ -127,6 +127,9 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* the network phase runs confined (src/cmd/sandbox.h); default on */
+	int confine;
+
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
@@ -210,6 +213,7 @@ enum account_field {
 	ACCF_MAILDOMAIN,
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
+	ACCF_CONFINE,
 	ACCF_MAX
 };
 

@@ -1039,6 +1039,7 @@ static const struct directive directives[] = {
 	{ "allow_from_override", h_bool, ACCF_ALLOW_FROM_OVERRIDE, 0, NULL },
 	{ "auth", h_auth, ACCF_AUTH, 0, NULL },
 	{ "auto_from", h_bool, ACCF_AUTO_FROM, 0, NULL },
+	{ "confine", h_bool, ACCF_CONFINE, 0, NULL },
 	{ "connect_timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "defaults", h_defaults, -1, 0, NULL },
 	{ "domain", h_string, ACCF_DOMAIN, 0, NULL },
@@ -2431,4 +2432,5 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "queue", name_of(queue_choices, a->queue));
 	put_str(out, "queue_dir", a->queue_dir);
 	buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age);
+	put_str(out, "confine", a->confine ? "on" : "off");
 }
