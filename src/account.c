@@ -92,6 +92,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_QUEUE_MAX_AGE] = SCALAR(queue_max_age),
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
+	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 	[ACCF_CONFINE] = SCALAR(confine),
 };
@@ -133,6 +134,12 @@ dup_or_null(const char *s, int *ret_failed)
 	return d;
 }
 
+int
+account_helper_timeout_s(const struct account *acc)
+{
+	return acc->timeout > 0 ? acc->timeout : ACCOUNT_HELPER_TIMEOUT_S;
+}
+
 struct account *
 account_new(void)
 {
@@ -159,6 +166,14 @@ account_new(void)
 	acc->queue_max_age = 5L * 24 * 3600;
 	acc->confine = 1;
 	return acc;
+}
+
+void
+account_use_msmtp_defaults(struct account *acc)
+{
+	acc->tls = 0;
+	acc->auth = AUTH_OFF;
+	acc->msmtp_defaults = 1;
 }
 
 struct account *
@@ -275,6 +290,9 @@ account_auth_name(enum auth_method m)
 		[AUTH_LOGIN] = "login",
 		[AUTH_XOAUTH2] = "xoauth2",
 		[AUTH_OAUTHBEARER] = "oauthbearer",
+		[AUTH_CRAM_MD5] = "cram-md5",
+		[AUTH_SCRAM_SHA_1] = "scram-sha-1",
+		[AUTH_SCRAM_SHA_256] = "scram-sha-256",
 	};
 
 	if ((unsigned)m >= AUTH_MAX) {

@@ -105,6 +105,11 @@ main(int argc, char **argv)
 		return finish(e);
 	}
 	log_init("oasmtp", o.verbose);
+	e = sysmode_check_runner(&o, &ei);
+	if (e != ERR_OK) {
+		cli_opts_release(&o);
+		return finish(e);
+	}
 
 	switch (o.mode) {
 	case CLI_MODE_HELP:

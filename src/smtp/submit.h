@@ -200,8 +200,9 @@ enum err submit_serverinfo(const struct submit_params *p,
 	struct submit_result *ret, struct errinfo *reterr);
 
 /*
- * The TLS session cache path for host:port: $XDG_RUNTIME_DIR/oasmtp/...
- * else ~/.cache/oasmtp/tls-session-HOST-PORT.  Appended to out.
+ * The TLS session cache path for host:port:
+ * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT ($XDG_RUNTIME_DIR, else
+ * ${XDG_CACHE_HOME:-~/.cache}).  Appended to out; ERR_CONFIG without one.
  */
 enum err submit_session_cache_path(const char *host, int port,
 	struct buf *out);

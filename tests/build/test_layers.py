@@ -85,9 +85,9 @@ def test_comments_and_strings_do_not_count(tree):
 
 
 def test_allowed_exit_is_only_exit(tree):
-    # credential.c may _exit() in a child; printing is still refused there
-    plant(tree, "src/credential.c",
+    # proc.c may _exit() in a child; printing is still refused there
+    plant(tree, "src/base/proc.c",
           'static void k(void) { puts("x"); }\n')
     r = run(str(tree))
     assert r.returncode == 1
-    assert "src/credential.c:" in r.stderr and "puts()" in r.stderr
+    assert "src/base/proc.c:" in r.stderr and "puts()" in r.stderr

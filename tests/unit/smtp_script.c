@@ -184,7 +184,8 @@ static int
 parse_auth(const char *v, enum auth_method *ret)
 {
 	static const char *const names[] = { "off", "on", "plain", "login",
-		"xoauth2", "oauthbearer" };
+		"xoauth2", "oauthbearer", "cram-md5", "scram-sha-1",
+		"scram-sha-256" };
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -79,7 +79,11 @@ test_kind(void)
 	}
 }
 
-/* credential_start + credential_get once; the secret or the error. */
+/*
+ * credential_start + credential_get once; the secret or the error.
+ * *ret_helper: 1 when credential_start started oasmtp-token (running, or
+ * already found not executable), else -1.
+ */
 static enum err
 get_once(const struct account *a, int fresh, struct buf *secret,
 	struct errinfo *ei, pid_t *ret_helper)
@@ -90,7 +94,8 @@ get_once(const struct account *a, int fresh, struct buf *secret,
 	errinfo_init(ei);
 	e = credential_start(&c, a, NULL, 1, ei);
 	if (e == ERR_OK) {
-		*ret_helper = c.helper;
+		*ret_helper = c.helper.pid > 0 ||
+			c.helper.end != PROC_RUNNING ? 1 : -1;
 		e = credential_get(&c, fresh, secret, ei);
 	}
 	credential_release(&c);
@@ -235,7 +240,8 @@ test_oauth_cached(void)
 
 		is_int(credential_start(&c, &a, NULL, 1, &ei), ERR_OK,
 			"auth off: start");
-		ok(c.helper == -1 && c.cached.len == 0, "  no cache read, no "
+		ok(c.helper.pid == -1 && c.helper.end == PROC_RUNNING &&
+			c.cached.len == 0, "  no cache read, no "
 			"helper");
 		credential_release(&c);
 	}

@@ -1354,6 +1354,66 @@ test_large_rss(void)
 	message_free(m);
 }
 
+/*
+ * issue 14 (5): 60 000 recipients, each given twice (the second time with
+ * the domain in capitals), are de-duplicated in linear time: the old
+ * pairwise comparison took minutes for 150 000.  And the cap.
+ */
+static void
+test_many_recipients(void)
+{
+	enum { N = 60000 };
+	struct account a;
+	struct message_opts o;
+	struct envelope env;
+	struct errinfo ei;
+	struct message *m;
+	char **args = calloc(2 * N, sizeof(*args));
+	clock_t start;
+	double cpu;
+	size_t i;
+
+	for (i = 0; i < N; i++) {
+		char one[64];
+
+		snprintf(one, sizeof(one), "u%zu@example.org", i);
+		args[i] = strdup(one);
+		snprintf(one, sizeof(one), "u%zu@EXAMPLE.org", i);
+		args[N + i] = strdup(one);
+	}
+	acc_init(&a);
+	opts_init(&o, &a);
+	o.envelope_from = "dev@example.com";
+	o.rcpt_args = args;
+	o.n_rcpt_args = 2 * N;
+	m = load("Subject: many\n\nx\n", 1);
+	start = clock();
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "many: prepare");
+	cpu = (double)(clock() - start) / CLOCKS_PER_SEC;
+	is_int((long long)env.n_rcpts, N, "many: each recipient once");
+	ok(env.n_rcpts == N && strcmp(env.rcpts[N - 1], "u59999@example.org")
+	    == 0, "many: order kept, first spelling kept");
+	diag("%d recipients (twice each) took %.2f s of CPU", N, cpu);
+	ok(cpu < 5.0, "many: de-duplication is not quadratic");
+	envelope_release(&env);
+	message_free(m);
+	/* the system queue's cap */
+	m = load("Subject: many\n\nx\n", 1);
+	o.max_rcpts = 1000;
+	is_int(message_prepare(m, &o, &env, &ei), ERR_LIMIT, "cap: refused");
+	is_str(ei.msg, "too many recipients (more than 1000)", "cap: says so");
+	message_free(m);
+	m = load("Subject: many\n\nx\n", 1);
+	o.n_rcpt_args = 1000;
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "cap: 1000 pass");
+	envelope_release(&env);
+	message_free(m);
+	for (i = 0; i < 2 * N; i++) {
+		free(args[i]);
+	}
+	free(args);
+}
+
 int
 main(void)
 {
@@ -1383,6 +1443,7 @@ main(void)
 	test_errors_and_flags();
 	test_write_wire();
 	test_large_rss();
+	test_many_recipients();
 	rmdir(tmpl_dir);
 	return tap_done();
 }

@@ -981,6 +981,41 @@ test_driver_split(void)
 	buf_release(&got);
 }
 
+/*
+ * SCRAM: a 235 before the server proved that it knows the password is a
+ * failure.  Not a transcript: the client nonce is random.
+ */
+static void
+test_scram_unproven(void)
+{
+	static const char *const r[] = { "220 mx", "250-mx",
+		"250 AUTH PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256", "235 ok",
+		NULL };
+	struct smtp_params p;
+	struct envelope env;
+	struct h h;
+
+	env_init(&env, rcpts1, 1);
+	params(&p, &h);
+	p.tls_active = 1;
+	p.tls_required = 1;
+	p.auth = AUTH_ON;
+	p.user = "u@example.com";
+	h_init(&h, &p, r, &env, BODY);
+	smtp_free(h.s);
+	p.transcript_ctx = &h.tr;
+	h.s = smtp_new(&p);
+	h.secrets[0] = "secret";
+	h_run(&h);
+	contains(buf_cstr(&h.fl[1]), "AUTH SCRAM-SHA-256 biwsbj1",
+		"auth on: SCRAM-SHA-256 first, client-first inline");
+	is_int(h.end, SMTP_EV_FAILED, "SCRAM: unproven 235 ends the session");
+	is_int(sess_ei.code, ERR_AUTH, "SCRAM: unproven 235 is ERR_AUTH");
+	contains(sess_ei.msg, "without proving", "SCRAM: says why");
+	ok(strstr(buf_cstr(&h.tr), "MAIL FROM") == NULL, "no MAIL sent");
+	h_free(&h);
+}
+
 int
 main(void)
 {
@@ -990,6 +1025,7 @@ main(void)
 	test_driver();
 	test_driver_batch();
 	test_driver_split();
+	test_scram_unproven();
 	is_str(smtp_state_name(SMTP_ST_READY), "READY", "state names");
 	is_str(smtp_event_name(SMTP_EV_NEED_STARTTLS), "NEED_STARTTLS",
 		"event names");
