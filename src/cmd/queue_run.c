@@ -505,6 +505,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		struct sandbox sb;
 
 		sandbox_init(&sb, job.acc, go.config_file, NULL);
+		sb.queue_dir = queue_dir(q);
 		errinfo_init(&ei);
 		if (sandbox_run_child(&sb, flush_session, &fs, &sr, &ei) !=
 		    ERR_OK) {

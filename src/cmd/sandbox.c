@@ -298,6 +298,8 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 		}
 		(void)confine_allow_write(&p, buf_cstr(&queue));
 	}
+	/* the queue a flush delivers from (system mode: the state dir's) */
+	(void)confine_allow_write(&p, sb->queue_dir);
 	/* the TLS session cache (sessions arrive after the handshake) */
 	if (submit_session_cache_path(acc->host != NULL ? acc->host : "",
 	    acc->port, &cache) == ERR_OK) {

@@ -56,6 +56,7 @@ struct account;
 struct sandbox {
 	const struct account *acc;	/* borrowed */
 	const char *config_file;	/* borrowed, may be NULL */
+	const char *queue_dir;	/* a flush's queue (borrowed), or NULL */
 	struct credential *cred;	/* the session's own secret source */
 	int on;			/* the account wants confinement */
 	int confined;		/* applied (this process) */
