@@ -131,6 +131,9 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* the network phase runs confined (src/cmd/sandbox.h); default on */
+	int confine;
+
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
@@ -225,6 +228,7 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_CONFINE,
 	ACCF_MAX
 };
 
