@@ -954,7 +954,7 @@ message_prepare(struct message *m, const struct message_opts *o,
 		rc = add_msgid(&pp, &added, hostname);
 	}
 	if ((rc == ERR_LIMIT || rc == ERR_NOMEM) &&
-	    (reterr == NULL || reterr->code != rc)) {
+	    errinfo_code(reterr) != rc) {
 		/* from the buffer calls, which leave reterr alone */
 		rc = errinfo_set(reterr, rc, "preparing the message: %s",
 			rc == ERR_LIMIT ? "header block too large" :

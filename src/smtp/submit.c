@@ -399,13 +399,13 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
 			}
 			ret->smtp_code = code == ERR_OK ? 250 :
-				reterr != NULL ? reterr->smtp_code : 0;
+				errinfo_smtp_code(reterr);
 		}
 	} else if (b->done != NULL) {
 		struct errinfo ok_info = ERRINFO_INIT;
 
 		b->done(b->ctx, d->cur, code, in_txn,
-			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
+			code == ERR_OK ? &ok_info : reterr,
 			in_txn && s != NULL ? smtp_final_reply(s) : "",
 			delivered_flags(d));
 	}

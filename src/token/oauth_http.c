@@ -762,8 +762,8 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	e = post_grant(req, &form, ret, reterr);
 	if (e == ERR_REAUTH) {
 		/* not a lost grant: this code itself was refused */
-		const char *said = reterr != NULL ?
-			strstr(errinfo_msg(reterr), "(token endpoint said") : NULL;
+		const char *said = strstr(errinfo_msg(reterr),
+			"(token endpoint said");
 		char detail[DESC_MAX + 64];
 
 		util_strlcpy(detail, said != NULL ? said : "", sizeof(detail));
