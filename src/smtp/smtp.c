@@ -29,6 +29,11 @@
 #include "smtp_reply.h"
 #include "util.h"
 
+/* one SASL step, raw or base64-decoded, and its -v rendering */
+#define SASL_STEP_MAX (4 * BUF_LINE_MAX)
+/* one reply line for the -v transcript, control characters escaped */
+#define TRANSCRIPT_LINE_MAX (4 * SMTP_REPLY_LINE_MAX + 64)
+
 #define CMD_LINE_MAX 512	/* RFC 5321 section 4.5.3.1.4, with CRLF */
 #define NO_BODY ((size_t)-1)
 #define OUT_MAX (4 * 1024 * 1024)
@@ -393,7 +398,7 @@ smtp_new(const struct smtp_params *p)
 	buf_init_secret(&s->out, OUT_MAX);
 	s->body_at = NO_BODY;
 	buf_init_secret(&s->secret, BUF_LINE_MAX);
-	buf_init_secret(&s->payload, 4 * BUF_LINE_MAX);
+	buf_init_secret(&s->payload, SASL_STEP_MAX);
 	buf_init(&s->auth_json, BUF_LINE_MAX);
 	return s;
 }
@@ -1516,7 +1521,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 	if (!(s->mech->flags & SASL_INITIAL)) {
 		return send_cmd(s, "AUTH %s", s->mech->name);
 	}
-	buf_init_secret(&raw, 4 * BUF_LINE_MAX);
+	buf_init_secret(&raw, SASL_STEP_MAX);
 	e = build_step(s, 0, NULL, 0, &raw);
 	if (e == ERR_OK) {
 		/* RFC 4954 section 4: the line must fit 512 octets */
@@ -1598,8 +1603,8 @@ auth_reply(struct smtp_session *s)
 			struct buf dec;
 			enum err e = ERR_OK;
 
-			buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-			buf_init_secret(&dec, 4 * BUF_LINE_MAX);
+			buf_init_secret(&raw, SASL_STEP_MAX);
+			buf_init_secret(&dec, SASL_STEP_MAX);
 			if (s->mech->respond != NULL &&
 			    util_base64_decode(&dec, chal, n) != ERR_OK) {
 				e = fail(s, ERR_PROTO, "AUTH %s: the server's "
@@ -1629,7 +1634,7 @@ auth_reply(struct smtp_session *s)
 		} else {
 			struct buf shown;
 
-			buf_init(&shown, 4 * BUF_LINE_MAX);
+			buf_init(&shown, SASL_STEP_MAX);
 			buf_cut_ok(buf_append_str(&shown,
 				"decoded challenge: "));
 			buf_cut_ok(util_escape_ctl(&shown, s->auth_json.data,
@@ -1766,7 +1771,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 	if (s->p.transcript != NULL) {
 		struct buf esc;
 
-		buf_init(&esc, 4 * SMTP_REPLY_LINE_MAX + 64);
+		buf_init(&esc, TRANSCRIPT_LINE_MAX);
 		buf_cut_ok(util_escape_ctl(&esc, line, len));
 		note(s, SMTP_DIR_RECV, esc.data, esc.len);
 		buf_release(&esc);

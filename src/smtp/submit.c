@@ -73,8 +73,8 @@ submit_result_init(struct submit_result *r)
 {
 	r->smtp_code = 0;
 	buf_init(&r->final_reply, ERRINFO_TEXT_MAX);
-	buf_init(&r->tls, 4096);
-	buf_init(&r->info, 256 * 1024);
+	buf_init(&r->tls, SUBMIT_TLS_DESC_MAX);
+	buf_init(&r->info, SUBMIT_INFO_MAX);
 	r->rcpt_codes = NULL;
 	r->rcpt_delivered = NULL;
 	r->n_rcpts = 0;
@@ -313,7 +313,7 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	struct buf cache;
 	enum err e;
 
-	buf_init(&cache, 4096);
+	buf_init(&cache, PATH_MAX);
 	if (submit_session_cache_path(srv->host, srv->port, &cache) ==
 	    ERR_OK) {
 		tp.session_cache = buf_cstr(&cache);

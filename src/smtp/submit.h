@@ -22,6 +22,10 @@
 #include "smtp.h"
 #include "transport.h"
 
+/* struct submit_result: the TLS description and --serverinfo text. */
+#define SUBMIT_TLS_DESC_MAX 4096
+#define SUBMIT_INFO_MAX (256 * 1024)
+
 struct envelope;
 struct transport;
 

@@ -27,6 +27,9 @@
 #include "resolve.h"
 #include "util.h"
 
+/* the failed attempts of one connection race, for the message */
+#define FAILURES_MAX 2048
+
 /* RFC 8305 section 5: the recommended "Connection Attempt Delay". */
 #define ATTEMPT_DELAY_MS 250
 
@@ -523,7 +526,7 @@ transport_tcp_connect_list(const struct addrinfo *list, const char *host,
 	if (r == NULL) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	buf_init(&r->failures, 2048);
+	buf_init(&r->failures, FAILURES_MAX);
 	if (source_ip != NULL && source_ip[0] != '\0') {
 		e = resolve_source(source_ip, &src, reterr);
 		if (e != ERR_OK) {
