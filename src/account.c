@@ -97,6 +97,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_SYSTEM_REJECTED_MAX_COUNT] = SCALAR(system_rejected_max_count),
 	[ACCF_SYSTEM_REJECTED_MAX_SIZE] = SCALAR(system_rejected_max_size),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
+	[ACCF_CONFINE] = SCALAR(confine),
 };
 
 static char **
@@ -169,6 +170,7 @@ account_new(void)
 	acc->system_rejected_max_age = ACCOUNT_REJECTED_MAX_AGE;
 	acc->system_rejected_max_count = ACCOUNT_REJECTED_MAX_COUNT;
 	acc->system_rejected_max_size = ACCOUNT_REJECTED_MAX_SIZE;
+	acc->confine = 1;
 	return acc;
 }
 
