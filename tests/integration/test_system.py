@@ -945,3 +945,48 @@ def test_rejected_is_bounded_and_expired(system):
     total = sum(os.path.getsize(os.path.join(rejected, n))
                 for n in os.listdir(rejected))
     assert total <= 150 * 1024
+
+
+def test_etc_aliases_read_with_aliases5_syntax(system):
+    """issue 14 (7): /etc/aliases in aliases(5) syntax: a continuation
+    line works; a |command target is refused with
+    file:line and never becomes RCPT TO:<|...>; the message that uses it
+    stays in the maildrop and the others flow."""
+    system.clear_maildrop()
+    aliases = os.path.join(system.etc, "aliases")
+    with open(aliases) as f:
+        saved = f.read()
+    rig.write_file(aliases,
+                   "# as on a Debian host\n"
+                   "root: admin@example.org,\n"
+                   "\tops@example.org\n"
+                   "\"webmaster\": web@example.org\n"
+                   "evil: |/usr/local/bin/x\n", 0o644)
+    seen = set(system.server.spooled())
+    try:
+        for rcpt, subject in (("root", b"to root"), ("evil", b"to evil"),
+                              ("webmaster", b"to web")):
+            p = system.sendmail(ALICE, ["-i", rcpt],
+                                b"Subject: " + subject + b"\n\nx\n")
+            assert p.returncode == 0, describe(p)
+        p = system.service("-q", "--system")
+        assert p.returncode != 0, describe(p)
+        assert len(system.entries()) == 1, describe(p)
+        evil = system.entries()[0]
+        assert b"maildrop: %s kept for the next run" % evil.encode() in \
+            p.stderr and b"aliases:5: alias 'evil': '|/usr/local/bin/x' is " \
+            b"a command" in p.stderr, describe(p)
+        assert system.entries() == [evil]
+    finally:
+        rig.write_file(aliases, saved, 0o644)
+        system.clear_maildrop()
+    got = {header(d, "Subject"): m for m, d in delivered(system.server)
+           if m is not None}
+    new = [n for n in system.server.spooled() if n not in seen]
+    assert len(new) == 2, describe(p)
+    assert sorted(got["to root"]["rcpts"]) == ["admin@example.org",
+                                               "ops@example.org"]
+    assert got["to web"]["rcpts"] == ["web@example.org"]
+    for name in new:
+        with open(os.path.join(system.server.spool, name)) as f:
+            assert "|" not in "".join(json.load(f)["rcpts"])
