@@ -847,6 +847,8 @@ def test_config_that_others_can_change_runs_no_command(system, tmp_path):
         ("eval touch %s; echo from x@example.org" % mark, 0o666, 0),
         ("passwordeval touch %s" % mark, 0o620, 0),
         ("notify_command touch %s" % mark, 0o602, 0),
+        ("oauth2_client_secret_eval touch %s" % mark, 0o660, 0),
+        ("oauth2_token_store command:touch %s" % mark, 0o606, 0),
         ("eval touch %s; echo from x@example.org" % mark, 0o600,
          pwd.getpwnam(ALICE).pw_uid),
     )
