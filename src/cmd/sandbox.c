@@ -3,14 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -20,6 +18,7 @@
 #include "confine.h"
 #include "log.h"
 #include "notify.h"
+#include "proc.h"
 #include "queue.h"
 #include "transport.h"
 #include "util.h"
@@ -33,6 +32,9 @@ void (*sandbox_after_confine_hook)(void);
 #define MSG_REAUTH 'R'		/* reason, no answer */
 #define MSG_MAX (80 * 1024)
 
+/* How long a child whose socket we closed may take to end. */
+#define CHILD_EXIT_MS 10000
+
 void
 sandbox_init(struct sandbox *sb, const struct account *acc,
 	const char *config_file, struct credential *cred)
@@ -43,7 +45,7 @@ sandbox_init(struct sandbox *sb, const struct account *acc,
 	sb->cred = cred;
 	sb->on = acc->confine;
 	sb->fd = -1;
-	sb->broker = -1;
+	sb->broker.pid = -1;
 	buf_init_secret(&sb->secret, 64 * 1024);
 }
 
@@ -157,44 +159,94 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	errinfo_release(ei);
 }
 
+/* What a child of ours (the broker, a flush's sending process) runs. */
+struct child_ctx {
+	struct sandbox *sb;
+	int mine, theirs;	/* ends of the socket pair */
+	void (*fn)(void *ctx, struct sandbox *sb);	/* a flush's session */
+	void *ctx;
+};
+
 static void
-reap(pid_t pid)
+broker_main(void *v)
 {
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+	struct child_ctx *c = v;
+
+	close(c->theirs);
+	serve(c->sb, c->mine, NULL);
+}
+
+static void
+session_main(void *v)
+{
+	struct child_ctx *c = v;
+
+	close(c->theirs);
+	c->sb->fd = c->mine;
+	c->fn(c->ctx, c->sb);
+}
+
+/*
+ * Start fn(c) in a child through proc (src/base/proc.h): stdout and
+ * stderr ours, stdin ours (in) or /dev/null.  Errors: ERR_INTERNAL.
+ */
+static MUST_CHECK enum err
+start_child(struct proc *p, const char *name, void (*fn)(void *),
+	struct child_ctx *c, int in, struct errinfo *reterr)
+{
+	int sv[2];
+
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
+			"socket pair of the %s: %s", name, strerror(errno));
+	}
+	c->mine = sv[1];
+	c->theirs = sv[0];
+	p->fn = fn;
+	p->fn_ctx = c;
+	p->name = name;
+	p->in = in ? PROC_IN_INHERIT : PROC_IN_NULL;
+	p->out = PROC_OUT_INHERIT;
+	p->err = PROC_OUT_INHERIT;
+	/* once its socket is closed it has only its exit left to do */
+	p->timeout_ms = CHILD_EXIT_MS;
+	if (proc_start(p, NULL) != ERR_OK || p->pid <= 0) {
+		close(sv[0]);
+		close(sv[1]);
+		p->pid = -1;
+		return errinfo_set(reterr, ERR_INTERNAL, "cannot start the %s: "
+			"%s", name, strerror(errno));
+	}
+	close(sv[1]);
+	return ERR_OK;
+}
+
+/* Wait for a child started above (its socket closed); kill it past the deadline. */
+static void
+finish_child(struct proc *p)
+{
+	if (p->pid > 0 && proc_finish(p, NULL) != ERR_OK) {
+		/* it was killed at the deadline or ended badly: nothing to add */
 	}
 }
 
 enum err
 sandbox_start(struct sandbox *sb, struct errinfo *reterr)
 {
-	int sv[2];
-	pid_t pid;
+	struct child_ctx c = { .sb = sb };
+	enum err e;
 
 	if (!sb->on) {
 		return ERR_OK;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
-			"broker's socket pair: %s", strerror(errno));
+	e = start_child(&sb->broker, "confinement broker", broker_main, &c,
+		0, reterr);
+	if (e == ERR_OK) {
+		sb->fd = c.theirs;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot fork the "
-			"broker: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		/* no stdin; a signal for the caller's group stays its own */
-		serve(sb, sv[1], NULL);
-		_exit(0);
-	}
-	close(sv[1]);
-	sb->fd = sv[0];
-	sb->broker = pid;
-	return ERR_OK;
+	return e;
 }
 
 /* ---- the confined side ---- */
@@ -504,10 +556,7 @@ sandbox_release(struct sandbox *sb)
 		close(sb->fd);
 		sb->fd = -1;
 	}
-	if (sb->broker > 0) {
-		reap(sb->broker);
-		sb->broker = -1;
-	}
+	finish_child(&sb->broker);
 	buf_release(&sb->secret);
 	free(sb->secret_msg);
 	sb->secret_msg = NULL;
@@ -518,38 +567,23 @@ sandbox_run_child(struct sandbox *sb,
 	void (*fn)(void *ctx, struct sandbox *sb), void *ctx,
 	struct sandbox_result *res, struct errinfo *reterr)
 {
-	int sv[2];
-	pid_t pid;
+	struct child_ctx c = { .sb = sb, .fn = fn, .ctx = ctx };
+	struct proc p;
+	enum err e;
 
 	memset(res, 0, sizeof(*res));
 	if (!sb->on) {
 		fn(ctx, sb);
 		return ERR_OK;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
-			"broker's socket pair: %s", strerror(errno));
+	e = start_child(&p, "sending process", session_main, &c, 1, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot fork the "
-			"sending process: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		sb->fd = sv[1];
-		fn(ctx, sb);
-		fflush(NULL);
-		_exit(0);
-	}
-	close(sv[1]);
 	res->forked = 1;
-	serve(sb, sv[0], res);
-	close(sv[0]);
-	reap(pid);
+	serve(sb, c.theirs, res);
+	close(c.theirs);
+	finish_child(&p);
 	return ERR_OK;
 }
 

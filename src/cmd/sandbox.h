@@ -49,6 +49,7 @@
 #include "buf.h"
 #include "credential.h"
 #include "err.h"
+#include "proc.h"
 #include "submit.h"
 
 struct account;
@@ -61,7 +62,7 @@ struct sandbox {
 	int on;			/* the account wants confinement */
 	int confined;		/* applied (this process) */
 	int fd;			/* to the broker, or -1 */
-	pid_t broker;		/* forked broker, or -1 */
+	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
 	int have_secret;	/* secret/secret_err below are set */
 	enum err secret_err;
 	char *secret_msg;	/* error of the prefetch, or NULL */
