@@ -26,7 +26,7 @@
 void (*sandbox_after_confine_hook)(void);
 
 /* Broker messages: one byte of kind, then the payload (SOCK_SEQPACKET). */
-#define MSG_FRESH 'F'		/* -> status byte + secret or error text */
+#define MSG_SECRET 'S'		/* fresh flag -> status byte + secret or error */
 #define MSG_NOTIFY 'N'		/* reason -> status byte + error text */
 #define MSG_COUNTS 'C'		/* three uint64_t, no answer */
 #define MSG_REAUTH 'R'		/* reason, no answer */
@@ -46,7 +46,6 @@ sandbox_init(struct sandbox *sb, const struct account *acc,
 	sb->on = acc->confine;
 	sb->fd = -1;
 	sb->broker.pid = -1;
-	buf_init_secret(&sb->secret, 64 * 1024);
 }
 
 /* ---- the broker side ---- */
@@ -115,7 +114,7 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	}
 	while ((n = recv_msg(fd, m, MSG_MAX)) > 0) {
 		errinfo_release(ei);
-		if (m[0] == MSG_FRESH) {
+		if (m[0] == MSG_SECRET && n == 2) {
 			struct buf secret;
 			enum err e = ERR_OK;
 
@@ -126,7 +125,7 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 				cred_started = e == ERR_OK;
 			}
 			if (e == ERR_OK) {
-				e = credential_get(&cred, 1, &secret, ei);
+				e = credential_get(&cred, m[1] == '1', &secret, ei);
 			}
 			if (e == ERR_OK) {
 				answer(fd, e, secret.data, secret.len);
@@ -396,7 +395,6 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 enum err
 sandbox_enter(struct sandbox *sb, struct errinfo *reterr)
 {
-	const struct account *acc = sb->acc;
 	enum err e;
 
 	if (!sb->on) {
@@ -407,18 +405,6 @@ sandbox_enter(struct sandbox *sb, struct errinfo *reterr)
 	}
 	if (sb->confined) {
 		return ERR_OK;
-	}
-	/* the secret first: oasmtp-token or passwordeval cannot run later */
-	if (acc->auth != AUTH_OFF && credential_kind_of(acc) !=
-	    CREDENTIAL_NONE && sb->cred != NULL) {
-		struct errinfo sei = ERRINFO_INIT;
-
-		sb->secret_err = credential_get(sb->cred, 0, &sb->secret, &sei);
-		if (sb->secret_err != ERR_OK) {
-			sb->secret_msg = strdup(errinfo_msg(&sei));
-		}
-		sb->have_secret = 1;
-		errinfo_release(&sei);
 	}
 	e = apply_policy(sb, reterr);
 	if (e == ERR_OK && sandbox_after_confine_hook != NULL) {
@@ -446,23 +432,25 @@ hooked_connect(void *ctx, const char *host, int port, const char *source_ip,
 	return e;
 }
 
-/* A fresh secret from the broker. */
+/* The secret (fresh: a new token) from the broker. */
 static enum err
-broker_fresh(struct sandbox *sb, struct buf *ret, struct errinfo *reterr)
+broker_secret(struct sandbox *sb, int fresh, struct buf *ret,
+	struct errinfo *reterr)
 {
-	char *m = malloc(MSG_MAX);
+	char *m;
 	enum err e;
 	ssize_t n;
 
+	m = malloc(MSG_MAX);
 	if (m == NULL) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	if (sb->fd < 0 || send_msg(sb->fd, MSG_FRESH, "", 0) != 0 ||
+	if (sb->fd < 0 || send_msg(sb->fd, MSG_SECRET, fresh ? "1" : "0", 1) != 0 ||
 	    (n = recv_msg(sb->fd, m, MSG_MAX)) < 1) {
 		free(m);
 		return errinfo_set(reterr, ERR_TOKEN_TEMP, "account '%s': "
-			"no fresh token: the broker of the confined process "
-			"is gone", sb->acc->name);
+			"no secret: the broker of the confined process is gone",
+			sb->acc->name);
 	}
 	e = (enum err)m[0];
 	if (e == ERR_OK) {
@@ -470,11 +458,33 @@ broker_fresh(struct sandbox *sb, struct buf *ret, struct errinfo *reterr)
 	} else {
 		e = errinfo_set(reterr, e, "%s", m + 1);
 	}
-	util_wipe(m, MSG_MAX);
+	util_wipe(m, (size_t)n);
 	free(m);
 	return e;
 }
 
+/*
+ * 1 when getting the secret would run a program: passwordeval, a fresh
+ * token (oasmtp-token --fresh), or
+ * oasmtp-token when no token was cached and none is being fetched (a
+ * prefetched oasmtp-token, started before the connect, is only read and
+ * waited for; a cached token or a literal password is in memory).
+ */
+static int
+needs_program(const struct credential *c, int fresh)
+{
+	if (fresh) {
+		return c->kind == CREDENTIAL_EVAL || c->kind == CREDENTIAL_OAUTH;
+	}
+	return c->kind == CREDENTIAL_EVAL || (c->kind == CREDENTIAL_OAUTH &&
+		c->cached.len == 0 && c->helper.pid <= 0);
+}
+
+/*
+ * The secret, when AUTH needs it (never before: a server without AUTH, or
+ * a failed TLS handshake, runs no passwordeval).  Confined, what would run
+ * a program is asked of the broker.
+ */
 static enum err
 sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
@@ -485,18 +495,11 @@ sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 		return credential_get(sb->cred, force_fresh, ret_secret, reterr);
 	}
 	buf_reset(ret_secret);
-	if (force_fresh) {
-		return broker_fresh(sb, ret_secret, reterr);
+	if (needs_program(sb->cred, force_fresh)) {
+		return broker_secret(sb, force_fresh, ret_secret, reterr);
 	}
-	if (!sb->have_secret) {
-		/* no secret source: the same answer, without running anything */
-		return credential_get(sb->cred, 0, ret_secret, reterr);
-	}
-	if (sb->secret_err != ERR_OK) {
-		return errinfo_set(reterr, sb->secret_err, "%s",
-			sb->secret_msg != NULL ? sb->secret_msg : "no secret");
-	}
-	return buf_append(ret_secret, sb->secret.data, sb->secret.len);
+	/* a literal password, a cached token, a prefetch, or nothing */
+	return credential_get(sb->cred, force_fresh, ret_secret, reterr);
 }
 
 void
@@ -557,9 +560,6 @@ sandbox_release(struct sandbox *sb)
 		sb->fd = -1;
 	}
 	finish_child(&sb->broker);
-	buf_release(&sb->secret);
-	free(sb->secret_msg);
-	sb->secret_msg = NULL;
 }
 
 enum err

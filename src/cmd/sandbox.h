@@ -4,11 +4,13 @@
  *
  * When: a send (sendmail.c) and each account's session of a flush
  * (queue_run.c) confine the process that talks to the server once the
- * configuration is loaded, the message spooled, the TCP connection up and
- * the secret obtained: sandbox_io() puts a hook behind the TCP connect
- * that first waits for the password or token (a prefetched oasmtp-token,
- * a passwordeval) and then applies the policy.  So the TLS handshake, the
- * server's replies and everything after run confined.
+ * configuration is loaded, the message spooled and the TCP connection up:
+ * sandbox_io() puts a hook behind the TCP connect that applies the policy.
+ * So the TLS handshake, the server's replies and everything after run
+ * confined.  The secret is fetched when AUTH asks for it, as unconfined:
+ * a literal password, a cached token and a prefetched oasmtp-token (a
+ * child started before the connect, only read and waited for) here;
+ * passwordeval and any other oasmtp-token run by the broker.
  *
  * The policy (for the account): read the trust store (OpenSSL's default
  * file and directory, SSL_CERT_FILE/SSL_CERT_DIR, /etc/ssl, /etc/pki,
@@ -21,8 +23,8 @@
  *
  * What needs more than that goes through a broker, a process that stays
  * unconfined and does exactly two things on request over a socketpair:
- *   - a fresh secret after the server refused the cached token
- *     (oasmtp-token --fresh, or passwordeval again);
+ *   - the secret when it needs a program: passwordeval, oasmtp-token
+ *     (--fresh after the server refused the cached token);
  *   - notify_command (and its syslog line) when the grant is gone.
  * A send forks the broker before it connects (sandbox_start()); a flush
  * runs each account's session in a confined child and is itself the
@@ -63,10 +65,6 @@ struct sandbox {
 	int confined;		/* applied (this process) */
 	int fd;			/* to the broker, or -1 */
 	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
-	int have_secret;	/* secret/secret_err below are set */
-	enum err secret_err;
-	char *secret_msg;	/* error of the prefetch, or NULL */
-	struct buf secret;	/* the prefetched secret (wiped) */
 };
 
 /*
