@@ -107,12 +107,16 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	struct errinfo eis = ERRINFO_INIT, *ei = &eis;
 	char *m = malloc(MSG_MAX);
 	int cred_started = 0;
+	size_t used = 0;	/* bytes of m ever written: wiped at the end */
 	ssize_t n;
 
 	if (m == NULL) {
 		return;
 	}
 	while ((n = recv_msg(fd, m, MSG_MAX)) > 0) {
+		if ((size_t)n + 1 > used) {
+			used = (size_t)n + 1;
+		}
 		errinfo_release(ei);
 		if (m[0] == MSG_SECRET && n == 2) {
 			struct buf secret;
@@ -153,7 +157,7 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	if (cred_started) {
 		credential_release(&cred);
 	}
-	util_wipe(m, MSG_MAX);
+	util_wipe(m, used);
 	free(m);
 	errinfo_release(ei);
 }
@@ -231,13 +235,35 @@ finish_child(struct proc *p)
 	}
 }
 
+/*
+ * 1 when the confined process may have to ask for something that runs a
+ * program: passwordeval, oasmtp-token (no cached token, or a fresh one
+ * after the server refused it), notify_command.  A literal password, no
+ * AUTH or no secret at all needs nothing.
+ */
+static int
+broker_needed(const struct account *acc)
+{
+	enum credential_kind k = credential_kind_of(acc);
+
+	if (acc->notify_command != NULL && acc->notify_command[0] != '\0') {
+		return 1;
+	}
+	return acc->auth != AUTH_OFF && (k == CREDENTIAL_EVAL ||
+		k == CREDENTIAL_OAUTH);
+}
+
 enum err
 sandbox_start(struct sandbox *sb, struct errinfo *reterr)
 {
 	struct child_ctx c = { .sb = sb };
 	enum err e;
 
-	if (!sb->on) {
+	if (!sb->on || !broker_needed(sb->acc)) {
+		if (sb->on) {
+			log_debug(1, "no confinement broker: nothing to "
+				"run after the connect");
+		}
 		return ERR_OK;
 	}
 	e = start_child(&sb->broker, "confinement broker", broker_main, &c,
@@ -529,7 +555,8 @@ sandbox_notify(struct sandbox *sb, const char *reason,
 	enum err e;
 	ssize_t n;
 
-	if (!sb->confined) {
+	if (!sb->confined || (sb->fd < 0 && !broker_needed(sb->acc))) {
+		/* no notify_command: only the syslog line (opened before) */
 		return notify_reauth(sb->acc, reason, reterr);
 	}
 	m = malloc(MSG_MAX);

@@ -26,7 +26,9 @@
  *   - the secret when it needs a program: passwordeval, oasmtp-token
  *     (--fresh after the server refused the cached token);
  *   - notify_command (and its syslog line) when the grant is gone.
- * A send forks the broker before it connects (sandbox_start()); a flush
+ * A send forks the broker before it connects (sandbox_start()), only when
+ * the account may need it (passwordeval, oauth2_*, notify_command: not for
+ * a literal password or without AUTH); a flush
  * runs each account's session in a confined child and is itself the
  * broker (sandbox_run_child()) and runs notify_command after it ended.  The broker runs only the account's own
  * configured commands; a confined process can at worst ask for a token

@@ -189,3 +189,45 @@ def test_passwordeval_runs_at_auth_through_the_broker(
     assert err.index("oasmtp: confined: ") < err.index("AUTH XOAUTH2"), err
     assert os.path.exists(marker)
     assert len(srv.spooled()) == 1
+
+
+# -- no broker when nothing can need it ------------------------------------------
+
+NO_BROKER = b"oasmtp: no confinement broker: nothing to run after the connect"
+
+
+def test_literal_password_forks_no_broker(home, fault_server, certs,
+                                          other_listener):
+    """A literal password (no passwordeval, no OAuth, no notify_command):
+    nothing can need an unconfined process, so none is forked; the send is
+    confined all the same.  With notify_command, the broker is back."""
+    srv = fault_server(user=rig.USER, password="s3cret-pw",
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], auth="plain",
+                         extra=["password s3cret-pw"])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert NO_BROKER in p.stderr, describe(p)
+    assert len(srv.spooled()) == 1
+
+    cfg = rig.tls_config(home, srv.port, certs["ca"], auth="plain",
+                         extra=["password s3cret-pw",
+                                "notify_command true"])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert NO_BROKER not in p.stderr, describe(p)
+    assert len(srv.spooled()) == 2
+
+
+def test_passwordeval_needs_the_broker(home, fault_server, certs,
+                                       other_listener):
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], token=TOKEN)
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert NO_BROKER not in p.stderr, describe(p)
