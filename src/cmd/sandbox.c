@@ -511,7 +511,7 @@ needs_program(const struct credential *c, int fresh)
  * a failed TLS handshake, runs no passwordeval).  Confined, what would run
  * a program is asked of the broker.
  */
-static enum err
+enum err
 sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -531,7 +531,8 @@ sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 void
 sandbox_io(struct sandbox *sb, struct submit_params *p)
 {
-	p->secret.get = credential_get;
+	/* no secret source (--serverinfo): AUTH says what is missing */
+	p->secret.get = sb->cred != NULL ? credential_get : NULL;
 	p->secret.ctx = sb->cred;
 	if (!sb->on) {
 		log_debug(1, "not confined (confine off)");
@@ -543,8 +544,10 @@ sandbox_io(struct sandbox *sb, struct submit_params *p)
 	}
 	p->io.connect = hooked_connect;
 	p->io.ctx = sb;
-	p->secret.get = sandbox_secret;
-	p->secret.ctx = sb;
+	if (sb->cred != NULL) {
+		p->secret.get = sandbox_secret;
+		p->secret.ctx = sb;
+	}
 }
 
 enum err

@@ -2,8 +2,8 @@
  * sandbox.h - the confined network phase of a send or a flush (the policy
  * of src/base/confine.h for one account, and its broker).
  *
- * When: a send (sendmail.c) and each account's session of a flush
- * (queue_run.c) confine the process that talks to the server once the
+ * When: a send (sendmail.c), --serverinfo, --check (check.c) and each
+ * account's session of a flush (queue_run.c) confine the process that talks to the server once the
  * configuration is loaded, the message spooled and the TCP connection up:
  * sandbox_io() puts a hook behind the TCP connect that applies the policy.
  * So the TLS handshake, the server's replies and everything after run
@@ -87,10 +87,19 @@ MUST_CHECK enum err sandbox_start(struct sandbox *sb, struct errinfo *reterr);
 
 /*
  * Fill p->io and p->secret so that the connect confines the process and
- * AUTH takes the secret prefetched before; without sb->on, the plain
- * credential source.
+ * AUTH gets the secret from sb->cred (or the broker); without sb->on, the
+ * plain credential source; without sb->cred, none.
  */
 void sandbox_io(struct sandbox *sb, struct submit_params *p);
+
+/*
+ * The secret source sandbox_io() installs (ctx is sb, sb->cred set), for a
+ * caller that puts its own in front (--check reuses the secret of its
+ * token step): from sb->cred, or from the broker when confined and it
+ * would run a program.  Errors as credential_get().
+ */
+MUST_CHECK enum err sandbox_secret(void *ctx, int force_fresh,
+	struct buf *ret_secret, struct errinfo *reterr);
 
 /* The confinement itself (sandbox_io's hook calls it).  ERR_INTERNAL. */
 MUST_CHECK enum err sandbox_enter(struct sandbox *sb, struct errinfo *reterr);

@@ -231,3 +231,23 @@ def test_passwordeval_needs_the_broker(home, fault_server, certs,
                   other_listener, MSG)
     assert p.returncode == 0, describe(p)
     assert NO_BROKER not in p.stderr, describe(p)
+
+
+# -- --serverinfo and --check talk to the server confined too ------------------
+
+def test_serverinfo_and_check_are_confined(home, fault_server, certs,
+                                           other_listener):
+    plant_ssh_key(home)
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], token=TOKEN)
+    p = fault_run(["-C", cfg, "-v", "--serverinfo"], home, other_listener)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert b"oasmtp: confined: " in p.stderr, describe(p)
+    assert b"issuer: CN=oasmtp test CA" in p.stdout, describe(p)
+    p = fault_run(["-C", cfg, "-v", "--check"], home, other_listener)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert b"all checks passed" in p.stdout, describe(p)
+    assert not accepted(other_listener)
