@@ -35,10 +35,28 @@
  * it could use anyway, or run notify_command with a reason of its choice
  * (given in the environment, never to a shell).
  *
- * Hook for a session keeper (issue 15, not there yet): it must be forked
- * and its socket bound before sandbox_enter() (a confined process can
- * neither bind nor connect); passing a descriptor over an already
- * connected UNIX socket (SCM_RIGHTS) still works when confined.
+ * Hook for a session keeper (issue 15, not there yet).  A confined
+ * process can fork (the child is confined too), but can neither exec,
+ * create a socket, bind, listen, accept nor connect, and Landlock (ABI 6)
+ * also refuses connecting to an abstract UNIX socket.  So, in the send
+ * path (sendmail.c, queue_run.c):
+ *   - whatever runs unconfined (the keeper process itself) is started
+ *     through proc.h (proc.fn for our own code, as the broker is) before
+ *     sandbox_io()'s connect hook runs, i.e. before submit_*() is called;
+ *   - every socket the confined process will use (a socketpair to the
+ *     keeper, a connection to its listening socket) is made and connected
+ *     before that too; reusing a kept session means receiving its
+ *     descriptor over such an already connected socket (SCM_RIGHTS with
+ *     recvmsg is allowed), handing one back likewise;
+ *   - a keeper that listens on a path binds it before confining itself,
+ *     and its socket file's directory need not be writable by the
+ *     confined sender (connect happens before, not after);
+ *   - the keeper confines itself as a sender does (sandbox_enter() after
+ *     its own connect, with its own struct sandbox), and needs its own
+ *     broker for a fresh token (sandbox_start() before it connects).
+ * When a send reuses a kept session, it skips the connect and therefore
+ * the hook: it must call sandbox_enter() itself before it reads anything
+ * the server sent.
  *
  * `confine off` in the account (oasmtprc(5)) turns all of this off; a
  * kernel without Landlock gets the seccomp filter only.  -v says which.
