@@ -400,10 +400,17 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 0,
 		reterr);
 	if (e == ERR_OK) {
+		struct sandbox sb;
+
 		memset(&sp, 0, sizeof(sp));
 		account_submit_server(job.acc, &sp.srv);
+		/* confined after the connect; no AUTH, so no broker either */
+		sandbox_init(&sb, job.acc, o->config_file, NULL);
+		sandbox_io(&sb, &sp);
+		sp.secret.get = NULL;
 		sp.transcript = report_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
+		sandbox_release(&sb);
 		if (e == ERR_OK) {
 			e = buf_append(out, res.info.data, res.info.len);
 			if (e != ERR_OK) {
