@@ -94,6 +94,8 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
+	[ACCF_TRANSPORT] = SCALAR(transport),
+	[ACCF_API_URL] = STR(api_url),
 };
 
 static char **
