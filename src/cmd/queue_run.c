@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "route.h"
 #include "log.h"
 #include "util.h"
 #include "notify.h"
@@ -68,6 +69,7 @@ struct flush_group {
 	int64_t now;
 	int session_warned;
 	char *reauth_reason;	/* the group's grant is gone: why */
+	long retry_after;	/* the API's Retry-After for the next defer */
 	size_t sent, deferred, failed;
 };
 
@@ -159,6 +161,9 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	qe->attempts++;
 	qe->next_attempt = g->now + queue_backoff(qe->attempts,
 		queue_random());
+	if (g->retry_after > 0 && g->now + g->retry_after > qe->next_attempt) {
+		qe->next_attempt = g->now + g->retry_after;
+	}
 	if (g->now - qe->queued > max_age) {
 		buf_init(&msg, ERRINFO_MSG_MAX);
 		buf_printf(&msg, "gave up after %ld seconds in the queue "
@@ -372,6 +377,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct submit_result res;
 	struct credential cred;
 	const struct reauth *known;
+	enum api_kind api;
 	size_t i, k = 0;
 	enum err e;
 
@@ -439,6 +445,18 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		}
 		goto close_fds;
 	}
+	api = route_choose(&job);
+	if (api != API_NONE) {
+		/* one HTTPS request per message; each outcome as from SMTP */
+		for (i = 0; i < k; i++) {
+			errinfo_init(&ei);
+			e = route_api_send(&job, api, &items[i].body,
+				items[i].env, &g.retry_after, &ei);
+			item_done(&g, i, e, 1, &ei, "", NULL);
+			g.retry_after = 0;
+		}
+		goto reauth;
+	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
 	errinfo_init(&ei);
@@ -469,6 +487,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	}
 	credential_release(&cred);
 	submit_result_release(&res);
+reauth:
 	if (g.reauth_reason != NULL) {
 		reauth_found(run, job.acc, ents[0], g.reauth_reason);
 	}

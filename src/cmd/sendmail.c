@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "route.h"
 #include "log.h"
 #include "util.h"
 #include "message.h"
@@ -64,36 +65,53 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
  */
 static enum err
 send_message(struct job *job, struct message *m, const struct envelope *env,
-	struct submit_result *res, struct errinfo *reterr)
+	struct submit_result *res, long *ret_retry_after,
+	struct errinfo *reterr)
 {
 	struct submit_params sp;
 	struct submit_body body;
 	struct credential cred;
 	struct body_source src;
+	struct route_probe probe;
 	uint64_t size = message_wire_size(m);
+	enum api_kind api = route_choose(job);
 	enum err e;
 
-	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
-	if (e != ERR_OK) {
-		return e;
-	}
-	memset(&sp, 0, sizeof(sp));
-	account_submit_server(job->acc, &sp.srv);
 	body.size = size;
 	body.read = body_read;
 	body.ctx = &src;
 	src.m = m;
 	/* with -v the transcript shares stderr: no line drawn over it */
 	progress_init(&src.prog, job->o->verbose > 0 ? -1 : STDERR_FILENO, size);
+	*ret_retry_after = 0;
+	if (api != API_NONE) {
+		e = route_api_send(job, api, &body, env, ret_retry_after, reterr);
+		goto report;
+	}
+	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
+	if (e != ERR_OK) {
+		progress_finish(&src.prog);
+		return e;
+	}
+	memset(&sp, 0, sizeof(sp));
+	account_submit_server(job->acc, &sp.srv);
 	sp.secret.get = credential_get;
 	sp.secret.ctx = &cred;
 	sp.transcript = report_transcript;
+	route_probe_install(job, &sp, &probe);
 	e = submit_message(&sp, env, &body, res, reterr);
-	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
 	credential_release(&cred);
+	api = route_fallback(job, e, reterr,  &probe);
+	if (api != API_NONE && envelope_rcpt_count(env, res->rcpt_delivered,
+	    1) == 0) {
+		e = route_api_send(job, api, &body, env, ret_retry_after,
+			reterr);
+	}
+report:
+	progress_finish(&src.prog);
 	if (e == ERR_REAUTH) {
 		static struct errinfo nerr;
 
@@ -123,8 +141,8 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  */
 static enum err
 enqueue(struct job *job, struct message *m, const struct envelope *env,
-	unsigned attempts, const struct errinfo *why, char *ret_id,
-	struct buf *ret_dir, struct errinfo *reterr)
+	unsigned attempts, const struct errinfo *why, long retry_after,
+	char *ret_id, struct buf *ret_dir, struct errinfo *reterr)
 {
 	struct queue_entry qe;
 	struct queue *q = NULL;
@@ -153,6 +171,10 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
 	qe.queued = now;
 	qe.attempts = attempts;
 	qe.next_attempt = now + queue_backoff(attempts, queue_random());
+	if (retry_after > 0 && now + retry_after > qe.next_attempt) {
+		/* the API's Retry-After: not before it said */
+		qe.next_attempt = now + retry_after;
+	}
 	if (why != NULL) {
 		qe.last_error = (char *)why->msg;
 		qe.last_code = why->smtp_code;
@@ -205,7 +227,7 @@ partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
 		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
-		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
+		    ERR_OK && enqueue(job, m, &rest, 1, &last, 0, id, &dir,
 		    &qerr) == ERR_OK) {
 			util_first_line(reterr->msg, 300, &why);
 			log_warn("message delivered to %s; queued as %s for %s "
@@ -241,6 +263,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	struct envelope env;
 	char hostname[256] = "localhost";
 	const char *from;
+	long retry_after = 0;
 	enum err e;
 
 	memset(&env, 0, sizeof(env));
@@ -287,7 +310,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		e = enqueue(&job, m, &env, 0, NULL, id, &dir, reterr);
+		e = enqueue(&job, m, &env, 0, NULL, 0, id, &dir, reterr);
 		if (e == ERR_OK) {
 			log_debug(1, "queued as %s in %s; delivering in the "
 				"background", id, buf_cstr(&dir));
@@ -301,7 +324,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			reterr->msg);
 		errinfo_init(reterr);
 	}
-	e = send_message(&job, m, &env, &res, reterr);
+	e = send_message(&job, m, &env, &res, &retry_after, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
 			reterr);
@@ -313,7 +336,8 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 
 		buf_init(&dir, 4096);
 		errinfo_init(&qerr);
-		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
+		if (enqueue(&job, m, &env, 1, reterr, retry_after, id, &dir,
+		    &qerr) == ERR_OK) {
 			buf_init(&why, 1024);
 			util_first_line(reterr->msg, 300, &why);
 			log_warn("message queued as %s (%s); oasmtp -q retries "
