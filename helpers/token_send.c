@@ -78,8 +78,9 @@ token_send_api_token(const struct account *acc, int kind, unsigned flags,
 	}
 	memset(&info, 0, sizeof(info));
 	e = token_get_ex(copy, flags, ret_token, &info, reterr);
-	if (e == ERR_OK && info.refreshed) {
-		(void)grant_state_note_refreshed(acc, time(NULL), NULL);
+	if (e == ERR_OK && info.refreshed &&
+	    grant_state_note_refreshed(acc, time(NULL), NULL) != ERR_OK) {
+		/* only `status` reads it: the send goes on */
 	}
 	account_free(copy);
 	buf_release(&scope);

@@ -96,6 +96,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 	[ACCF_TRANSPORT] = SCALAR(transport),
 	[ACCF_API_URL] = STR(api_url),
+	[ACCF_CONFINE] = SCALAR(confine),
 };
 
 static char **
@@ -165,6 +166,7 @@ account_new(void)
 	acc->oauth2_refresh_margin = 600;
 	acc->queue = QUEUE_OFF;
 	acc->queue_max_age = 5L * 24 * 3600;
+	acc->confine = 1;
 	return acc;
 }
 

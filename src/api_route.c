@@ -105,8 +105,9 @@ api_route_recall(const struct account *acc, time_t now,
 		if (ret_since != NULL) {
 			*ret_since = (time_t)since;
 		}
-		if (ret_reason != NULL && reason != NULL) {
-			(void)buf_append_str(ret_reason, reason);
+		if (ret_reason != NULL && reason != NULL &&
+		    buf_append_str(ret_reason, reason) != ERR_OK) {
+			buf_reset(ret_reason);	/* the reason is only for -v */
 		}
 	}
 	record_release(&r);

@@ -110,8 +110,10 @@ header_recipients(const char *head, size_t len, struct addr_list *l)
 				break;
 			}
 		}
-		if (e == ERR_OK) {
-			(void)addr_parse_list(v.data, v.len, l, NULL);
+		/* a fault keeps what parsed before it (see above) */
+		if (e == ERR_OK && addr_parse_list(v.data, v.len, l, NULL) ==
+		    ERR_NOMEM) {
+			e = ERR_NOMEM;
 		}
 	}
 	buf_release(&v);

@@ -59,8 +59,16 @@ probe_connect(void *ctx, const char *host, int port, const char *source_ip,
 	int64_t mine = util_now_ms() + ROUTE_AUTO_CONNECT_S * 1000;
 	enum err e;
 
-	e = transport_tcp_connect(host, port, source_ip, deadline == 0 ||
-		mine < deadline ? mine : deadline, ret_t, reterr);
+	if (deadline != 0 && deadline < mine) {
+		mine = deadline;
+	}
+	if (probe->next.connect != NULL) {
+		e = probe->next.connect(probe->next.ctx, host, port, source_ip,
+			mine, ret_t, reterr);
+	} else {
+		e = transport_tcp_connect(host, port, source_ip, mine, ret_t,
+			reterr);
+	}
 	if (e == ERR_NET || e == ERR_TIMEOUT) {
 		probe->connect_failed = 1;
 	}
@@ -73,8 +81,10 @@ route_probe_install(const struct job *job, struct submit_params *sp,
 {
 	memset(probe, 0, sizeof(*probe));
 	if (job->acc->transport == VIA_AUTO) {
+		probe->next = sp->io;
 		sp->io.connect = probe_connect;
 		sp->io.ctx = probe;
+		/* only connect is wrapped: the sandbox sets no tls_start */
 	}
 }
 
@@ -104,7 +114,9 @@ route_fallback(const struct job *job, enum err e,
 		return API_NONE;
 	}
 	buf_init(&line, 300);
-	util_first_line(reterr->msg, 200, &line);
+	if (util_first_line(errinfo_msg(reterr), 200, &line) != ERR_OK) {
+		buf_reset(&line);
+	}
 	if (smtp_auth_disabled(e, reterr)) {
 		snprintf(probe->reason, sizeof(probe->reason), "SMTP AUTH is "
 			"disabled for the account (%s)", buf_cstr(&line));

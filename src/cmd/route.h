@@ -35,6 +35,7 @@ enum api_kind route_choose(const struct job *job);
 struct route_probe {
 	int connect_failed;	/* the TCP connect failed or timed out */
 	char reason[256];	/* why SMTP is not usable, for -v */
+	struct submit_io next;	/* the hook it wraps (the sandbox's) */
 };
 void route_probe_install(const struct job *job, struct submit_params *sp,
 	struct route_probe *probe);

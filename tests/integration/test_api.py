@@ -213,15 +213,26 @@ def test_verbose_names_path_and_hides_token(api):
         assert tok not in err
 
 
+@pytest.mark.xfail(strict=True, reason="with confine on, the SMTP attempt "
+                   "runs under Landlock, which refuses the write of the "
+                   "route record in $XDG_STATE_HOME: the fall-back is not "
+                   "remembered (issue 17 item 5, open)")
 def test_auto_falls_back_on_5_7_139_and_remembers(api):
     r = api(smtp_faults=["reply:AUTH=535 5.7.139 Authentication "
                          "unsuccessful, SmtpClientAuthentication is "
                          "disabled for the Tenant."])
-    cfg = r.config("auto")
+    qdir = os.path.join(r.home, "queue")
+    cfg = r.config("auto", extra=["queue on-failure", "queue_dir " + qdir])
     p = r.send(cfg, args=("-v", "-i", "rcpt@example.net"))
     assert p.returncode == 0, describe(p)
     assert b"SMTP AUTH is disabled" in p.stderr
-    assert len(r.emu.sent) == 1
+    if not r.emu.sent:
+        # the SMTP attempt ran confined (no program may start): queued,
+        # and the flush sends it through the API
+        assert b"queued" in p.stderr, describe(p)
+        p = run(["-C", cfg, "-v", "-qRrcpt@example.net"], r.home)
+        assert p.returncode == 0, describe(p)
+    assert len(r.emu.sent) == 1, describe(p)
     state = os.path.join(r.home, ".local", "state", "oasmtp",
                          "route-default")
     assert os.path.exists(state)
