@@ -135,21 +135,11 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	errinfo_release(&qerr);
 }
 
-/* Older than queue_max_age: move to failed/, keeping the last error. */
-static void
-expire_entry(struct flush_group *g, struct queue_entry *qe)
-{
-	struct buf msg;
-
-	buf_init(&msg, ERRINFO_MSG_MAX);
-	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
-		"(queue_max_age); last error: %s", g->job->acc->queue_max_age,
-		qe->last_error != NULL ? qe->last_error : "none"));
-	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
-	buf_release(&msg);
-}
-
-/* A temporary failure: schedule the next attempt, or give up when old. */
+/*
+ * A temporary failure: schedule the next attempt, or give up when older
+ * than queue_max_age (its queued time made clock-proof by
+ * queue_entry_clock() when the queue was listed).
+ */
 static void
 defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
@@ -462,10 +452,11 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		struct flush_item *it = &g.items[k];
 		struct stat st;
 
-		if (now - qe->queued > job.acc->queue_max_age) {
-			expire_entry(&g, qe);
-			continue;
-		}
+		/*
+		 * Even an entry past queue_max_age gets its attempt: it is
+		 * given up only when that fails (defer_entry), so a clock
+		 * that jumped forward never fails mail untried.
+		 */
 		errinfo_release(&ei);
 		if (queue_open_message(q, qe, &it->fd, &ei) != ERR_OK) {
 			log_warn("%s: %s", qe->id, errinfo_msg(&ei));
@@ -649,6 +640,12 @@ flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		if (queue_entry_clock(&v[i], now)) {
+			log_debug(1, "%s: times adjusted to the clock (queued "
+				"%lld, next attempt %lld)", v[i].id,
+				(long long)v[i].queued,
+				(long long)v[i].next_attempt);
+		}
 		if (entry_selected(&v[i], fo, now)) {
 			sel[n_sel++] = &v[i];
 		}
