@@ -167,6 +167,7 @@ struct account {
 #define ACC_SET_EXPLICIT 1
 #define ACC_SET_DEFAULTS 2
 #define ACC_SET_PRESET 3	/* not in the file: the provider preset's value */
+#define ACC_SET_CMDLINE 4	/* an msmtp option of the command line (--port) */
 
 /* Field ids for account.set[]; one per field, not per msmtprc key. */
 enum account_field {

@@ -32,6 +32,7 @@
 
 #include "account.h"
 #include "buf.h"
+#include "cli.h"
 #include "eval.h"
 #include "paths.h"
 #include "provider.h"
@@ -52,6 +53,8 @@ struct parser {
 	unsigned line;
 	unsigned defaults_line;		/* first line of a defaults section */
 	int in_eval;			/* the line is the output of eval */
+	int cmdline;			/* a command-line option: file is
+					   "option --NAME", line 0 */
 	const char *unsafe;		/* why the file may not run commands */
 	int literal_secret;
 	struct account *defaults;
@@ -94,6 +97,9 @@ perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	va_start(ap, fmt);
 	errinfo_vset(reterr, ERR_CONFIG, fmt, ap);
 	va_end(ap);
+	if (ps->cmdline) {
+		return errinfo_prefix(reterr, "%s: ", ps->file);
+	}
 	return errinfo_prefix(reterr, "%s:%u: ", ps->file, ps->line);
 }
 
@@ -148,7 +154,8 @@ pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (add_warning(ps->cfg, "%s:%u: %s", ps->file, ps->line, text)
+	if ((ps->cmdline ? add_warning(ps->cfg, "%s: %s", ps->file, text) :
+	    add_warning(ps->cfg, "%s:%u: %s", ps->file, ps->line, text))
 		!= ERR_OK) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
@@ -208,6 +215,9 @@ ascii_lower(char *s)
 static unsigned char
 set_mark(const struct parser *ps)
 {
+	if (ps->cmdline) {
+		return ACC_SET_CMDLINE;
+	}
 	return ps->cur_is_defaults ? ACC_SET_DEFAULTS : ACC_SET_EXPLICIT;
 }
 
@@ -1791,6 +1801,88 @@ parse_into(struct config *cfg, const struct config_params *params,
 	return e;
 }
 
+/*
+ * Apply the command-line settings of params to acc, as lines at the end of
+ * its section (config.h).  Messages name the option: "option --port: ...".
+ */
+static enum err
+apply_settings(struct config *cfg, const struct config_params *params,
+	struct account *acc, struct errinfo *reterr)
+{
+	struct parser ps;
+	struct buf home, name;
+	size_t i;
+	enum err e = ERR_OK;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.params = params;
+	ps.cfg = cfg;
+	ps.cmdline = 1;
+	ps.cur = acc;
+	buf_init(&home, PATH_MAX);
+	buf_init(&name, 256);
+	ps.home = resolve_home(params, &home);
+	for (i = 0; i < params->n_settings && e == ERR_OK; i++) {
+		const struct cli_setting *st = &params->settings[i];
+
+		buf_reset(&name);
+		if (buf_printf(&name, "option --%s", st->option) != ERR_OK) {
+			e = nomem(reterr);
+			break;
+		}
+		ps.file = buf_cstr(&name);
+		e = dispatch(&ps, st->key, st->value, reterr);
+	}
+	buf_release(&name);
+	buf_release(&home);
+	return e;
+}
+
+/* 1 when the command line names the server (msmtp's --host). */
+static int
+settings_have_host(const struct config_params *params)
+{
+	size_t i;
+
+	for (i = 0; i < params->n_settings; i++) {
+		if (strcmp(params->settings[i].key, "host") == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * msmtp's --host: one account, "cmdline", from msmtp's defaults and the
+ * command line only; no file is read.
+ */
+static enum err
+load_cmdline_account(struct config *cfg, const struct config_params *params,
+	struct errinfo *reterr)
+{
+	struct account *acc = account_new();
+	struct account **a;
+	enum err e;
+
+	if (acc == NULL) {
+		return nomem(reterr);
+	}
+	account_use_msmtp_defaults(acc);
+	acc->name = strdup("cmdline");
+	acc->file = strdup("(command line)");
+	a = calloc(1, sizeof(*a));
+	if (acc->name == NULL || acc->file == NULL || a == NULL) {
+		free(a);
+		account_free(acc);
+		return nomem(reterr);
+	}
+	a[0] = acc;
+	cfg->accounts = a;
+	cfg->n_accounts = 1;
+	e = apply_settings(cfg, params, acc, reterr);
+	return e;
+}
+
 static enum err
 resolve_all(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
@@ -2139,6 +2231,10 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 		e = load_system_only(cfg, params, reterr);
 		goto out;
 	}
+	if (settings_have_host(params)) {
+		e = load_cmdline_account(cfg, params, reterr);
+		goto resolve;
+	}
 	if (params->file != NULL) {
 		e = load_file(cfg, params, params->file, 0, 1, &found, reterr);
 		if (e == ERR_OK) {
@@ -2200,6 +2296,10 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 			"/oasmtp/config");
 	}
 out:
+	for (i = 0; i < cfg->n_accounts && e == ERR_OK; i++) {
+		e = apply_settings(cfg, params, cfg->accounts[i], reterr);
+	}
+resolve:
 	for (i = 0; i < 4; i++) {
 		free(cands[i]);
 	}
@@ -2397,7 +2497,9 @@ preset_note(const struct account *a, enum account_field f, char *note,
 	size_t size)
 {
 	note[0] = '\0';
-	if (a->set[f] == ACC_SET_PRESET) {
+	if (a->set[f] == ACC_SET_CMDLINE) {
+		snprintf(note, size, " (from the command line)");
+	} else if (a->set[f] == ACC_SET_PRESET) {
 		snprintf(note, size, " (from the oauth2_provider %s preset)",
 			name_of(provider_choices, a->oauth2_provider));
 	}
@@ -2427,12 +2529,18 @@ config_print_account(const struct account *a, struct buf *out)
 	char note[128];
 
 	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
-	buf_printf(out, "config file = %s:%u\n",
-		a->file != NULL ? a->file : "", a->line);
-	buf_printf(out, "defaults = %s\n", a->msmtp_defaults
-		? "msmtp (the file is at msmtp's place: tls off, port 25, "
-		"auth off unless set)"
-		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)");
+	if (a->line == 0 && a->file != NULL && a->file[0] == '(') {
+		buf_printf(out, "config file = %s\n", a->file);
+	} else {
+		buf_printf(out, "config file = %s:%u\n",
+			a->file != NULL ? a->file : "", a->line);
+	}
+	buf_printf(out, "defaults = %s\n", !a->msmtp_defaults
+		? "oasmtp (tls on, STARTTLS, port 587, auth on with a user)"
+		: a->line == 0 ? "msmtp (--host: no file is read; tls off, "
+		"port 25, auth off unless set)"
+		: "msmtp (the file is at msmtp's place: tls off, port 25, "
+		"auth off unless set)");
 	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
 		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
 	buf_printf(out, "port = %d%s\n", a->port,
@@ -2440,12 +2548,16 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "source_ip", a->source_ip);
 	put_str(out, "domain", a->domain);
 	if (a->timeout == 0) {
-		put_str(out, "timeout", "off");
+		buf_printf(out, "timeout = off%s\n",
+			preset_note(a, ACCF_TIMEOUT, note, sizeof(note)));
 	} else {
-		buf_printf(out, "timeout = %d\n", a->timeout);
+		buf_printf(out, "timeout = %d%s\n", a->timeout,
+			preset_note(a, ACCF_TIMEOUT, note, sizeof(note)));
 	}
-	put_str(out, "auth", account_auth_name(a->auth));
-	put_str(out, "user", a->user);
+	buf_printf(out, "auth = %s%s\n", account_auth_name(a->auth),
+		preset_note(a, ACCF_AUTH, note, sizeof(note)));
+	buf_printf(out, "user = %s%s\n", a->user != NULL ? a->user :
+		"(not set)", preset_note(a, ACCF_USER, note, sizeof(note)));
 	put_str(out, "password", a->password != NULL ? "*" : NULL);
 	put_str(out, "passwordeval", a->passwordeval);
 	buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
