@@ -168,10 +168,10 @@ cli_mode_name(enum cli_mode mode)
 	return mode_names[mode];
 }
 
-static enum err usage(struct parser *p, const char *fmt, ...)
+static MUST_CHECK enum err usage(struct parser *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 usage(struct parser *p, const char *fmt, ...)
 {
 	va_list ap;
@@ -195,7 +195,7 @@ basename_of(const char *path)
 	return slash != NULL ? slash + 1 : path;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_mode(struct parser *p, enum cli_mode mode, const char *opt)
 {
 	if (p->mode_opt != NULL && p->o.mode != mode) {
@@ -207,7 +207,7 @@ set_mode(struct parser *p, enum cli_mode mode, const char *opt)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_from(struct parser *p, const char *value, const char *opt)
 {
 	p->o.has_envelope_from = 1;
@@ -221,7 +221,7 @@ set_from(struct parser *p, const char *value, const char *opt)
 }
 
 /* "never" | "off" | comma list of success, failure, delay (any case). */
-static enum err
+static MUST_CHECK enum err
 set_dsn_notify(struct parser *p, const char *value)
 {
 	static const struct {
@@ -282,7 +282,7 @@ bad:
 		"list of success, failure, delay", value);
 }
 
-static enum err
+static MUST_CHECK enum err
 set_dsn_return(struct parser *p, const char *value)
 {
 	if (util_strcasecmp(value, "hdrs") == 0 ||
@@ -299,7 +299,7 @@ set_dsn_return(struct parser *p, const char *value)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_dsn_envid(struct parser *p, const char *value)
 {
 	size_t i, n = strlen(value);
@@ -345,7 +345,7 @@ valid_interval(const char *s)
  * -q with its glued rest: "" flush all, "<interval>", "I<id>", "R<site>",
  * "S<sender>".  A filter letter with nothing glued takes the next argument.
  */
-static enum err
+static MUST_CHECK enum err
 set_queue(struct parser *p, const char *rest)
 {
 	enum cli_queue_filter filter;
@@ -404,7 +404,7 @@ set_queue(struct parser *p, const char *rest)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_b_mode(struct parser *p, const char *value)
 {
 	if (strcmp(value, "m") == 0) {
@@ -441,7 +441,7 @@ set_b_mode(struct parser *p, const char *value)
  * messages ("-f", "--from"); c is its short letter (long options map onto
  * their short equivalent).
  */
-static enum err
+static MUST_CHECK enum err
 apply_valued(struct parser *p, char c, const char *opt, const char *value)
 {
 	switch (c) {
@@ -525,7 +525,7 @@ short_name(char c)
 	return "-?";
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_short(struct parser *p, const char *arg)
 {
 	const char *s = arg + 1;
@@ -618,7 +618,7 @@ find_longopt(const char *name, size_t n)
  * An msmtp configuration option: kept, in command-line order, for
  * config_load() (which checks the value as it checks the file's).
  */
-static enum err
+static MUST_CHECK enum err
 add_setting(struct parser *p, const struct longopt *lo, const char *value)
 {
 	struct cli_setting *s = &p->o.settings[p->o.n_settings++];
@@ -632,7 +632,7 @@ add_setting(struct parser *p, const struct longopt *lo, const char *value)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_long(struct parser *p, const char *arg)
 {
 	const char *name = arg + 2;
@@ -718,7 +718,7 @@ parse_long(struct parser *p, const char *arg)
 		arg);
 }
 
-static enum err
+static MUST_CHECK enum err
 check_arguments(struct parser *p)
 {
 	int i;
@@ -737,7 +737,7 @@ check_arguments(struct parser *p)
  * --check [ACCOUNT]: the account comes from --check=NAME, a single
  * argument, or -a; naming two different ones is an error.
  */
-static enum err
+static MUST_CHECK enum err
 finish_check(struct parser *p)
 {
 	const char *name = p->check_account;
@@ -764,7 +764,7 @@ finish_check(struct parser *p)
 }
 
 /* Cross-option rules, checked once everything has been read. */
-static enum err
+static MUST_CHECK enum err
 finish(struct parser *p)
 {
 	const char *who;

@@ -157,7 +157,7 @@ struct cli_opts {
  *              of the configuration options are checked by config_load()
  *   ERR_NOMEM
  */
-enum err cli_parse(int argc, char **argv, struct cli_opts *ret,
+MUST_CHECK enum err cli_parse(int argc, char **argv, struct cli_opts *ret,
 	struct errinfo *reterr);
 
 /* Free the recipients array and reset *o to zeros.  o may be NULL. */
