@@ -12,6 +12,16 @@
  *                  by credential_start() so the refresh overlaps the SMTP
  *                  connect and handshake, and joined when AUTH needs it.  The
  *                  oasmtp binary itself never loads libcurl or libsecret.
+ *   lookup         no password, passwordeval or oauth2_* key, but a user:
+ *                  msmtp's password lookup for user at host, in msmtp's
+ *                  order: its Secret Service entry (`secret-tool store
+ *                  --label=msmtp host H service smtp user U`), read by
+ *                  `oasmtp-token msmtp-password H U` so this binary never
+ *                  loads GLib; the user's netrc file ($NETRC, else
+ *                  ~/.netrc), then SYSCONFDIR/netrc (netrc.h: must be
+ *                  private); a prompt on the terminal (ttypass.h: only
+ *                  with one, never under cron).  The answer is kept for
+ *                  the rest of the run;
  *   nothing        AUTH that needs a secret fails with ERR_CONFIG.
  *
  * Secrets never travel in argv or the environment: the helper gets the
@@ -31,6 +41,7 @@ enum credential_kind {
 	CREDENTIAL_EVAL,
 	CREDENTIAL_PASSWORD,
 	CREDENTIAL_OAUTH,
+	CREDENTIAL_LOOKUP,
 };
 
 struct credential {
@@ -40,6 +51,8 @@ struct credential {
 	struct buf cached;		/* secret: token read from the cache */
 	struct proc helper;		/* oasmtp-token; running when helper.pid > 0 */
 	struct buf warnings;		/* helper's remarks on success, for main */
+	const char *origin;		/* CREDENTIAL_LOOKUP: where the password
+					   was found (static), NULL before */
 };
 
 /* Which source an account uses (no side effects). */
@@ -62,7 +75,8 @@ MUST_CHECK enum err credential_start(struct credential *c, const struct account 
  * buf owned by the caller).  force_fresh asks for a new token after the
  * server refused the previous one; a literal password cannot change, so it
  * fails with ERR_AUTH then.
- * Errors: ERR_CONFIG (no secret configured; bad oauth2 settings),
+ * Errors: ERR_CONFIG (no secret configured or found; bad oauth2
+ * settings; a netrc file that is not private),
  * ERR_TOKEN_TEMP (passwordeval failed or timed out; token endpoint down;
  * keyring locked), ERR_REAUTH, ERR_AUTH, ERR_NOMEM, ERR_INTERNAL.
  * ctx is a struct credential *.
