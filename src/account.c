@@ -93,6 +93,8 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
+	[ACCF_PROXY_HOST] = STR(proxy_host),
+	[ACCF_PROXY_PORT] = SCALAR(proxy_port),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 };
 
@@ -328,6 +330,8 @@ account_submit_server(const struct account *acc, struct submit_server *ret)
 	ret->host = acc->host;
 	ret->port = acc->port;
 	ret->source_ip = acc->source_ip;
+	ret->proxy_host = acc->proxy_host;
+	ret->proxy_port = acc->proxy_port;
 	ret->domain = acc->domain;
 	ret->timeout = acc->timeout;
 	ret->tls = acc->tls;

@@ -69,6 +69,8 @@ struct account {
 	char *host;
 	int port;		/* resolved: never 0 after config_load */
 	char *source_ip;
+	char *proxy_host;	/* SOCKS5 proxy (msmtp's proxy_host), NULL: none */
+	int proxy_port;		/* 0: 1080 when proxy_host is set */
 	char *domain;		/* EHLO argument and Message-ID domain */
 	int timeout;		/* seconds; 0 = no timeout */
 
@@ -226,6 +228,8 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_PROXY_HOST,
+	ACCF_PROXY_PORT,
 	ACCF_MAX
 };
 

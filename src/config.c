@@ -356,6 +356,17 @@ h_port(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
+/* proxy_port: a port, or empty for the default (msmtp: 0 = 1080) */
+static MUST_CHECK enum err
+h_proxy_port(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		return store_num(ps, d->field, 0, reterr);
+	}
+	return h_port(ps, d, arg, reterr);
+}
+
 static MUST_CHECK enum err
 h_timeout(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
@@ -1107,8 +1118,8 @@ static const struct directive directives[] = {
 	{ "passwordeval", h_string, ACCF_PASSWORDEVAL, 0, NULL },
 	{ "port", h_port, ACCF_PORT, 0, NULL },
 	{ "protocol", h_protocol, -1, 0, NULL },
-	{ "proxy_host", h_reject, -1, 0, "SOCKS proxies are not supported" },
-	{ "proxy_port", h_reject, -1, 0, "SOCKS proxies are not supported" },
+	{ "proxy_host", h_string, ACCF_PROXY_HOST, 0, NULL },
+	{ "proxy_port", h_proxy_port, ACCF_PROXY_PORT, 0, NULL },
 	{ "queue", h_choice, ACCF_QUEUE, 0, queue_choices },
 	{ "queue_dir", h_string, ACCF_QUEUE_DIR, D_PATH, NULL },
 	{ "queue_max_age", h_duration, ACCF_QUEUE_MAX_AGE, 0, max_age_range },
@@ -2516,6 +2527,11 @@ config_describe_server(const struct account *a, struct buf *out)
 			"%s preset)", a->set[ACCF_PORT] == ACC_SET_PRESET ? "" :
 			"host ", name_of(provider_choices, a->oauth2_provider)));
 	}
+	if (a->proxy_host != NULL) {
+		err_first(&e, buf_printf(out, ", through the SOCKS5 proxy %s "
+			"port %d", a->proxy_host, a->proxy_port != 0 ?
+			a->proxy_port : 1080));
+	}
 	return e;
 }
 
@@ -2547,6 +2563,11 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, buf_printf(out, "port = %d%s\n", a->port,
 		preset_note(a, ACCF_PORT, note, sizeof(note))));
 	err_first(&e, put_str(out, "source_ip", a->source_ip));
+	err_first(&e, put_str(out, "proxy_host", a->proxy_host));
+	if (a->proxy_host != NULL) {
+		err_first(&e, buf_printf(out, "proxy_port = %d\n",
+			a->proxy_port != 0 ? a->proxy_port : 1080));
+	}
 	err_first(&e, put_str(out, "domain", a->domain));
 	if (a->timeout == 0) {
 		err_first(&e, buf_printf(out, "timeout = off%s\n",

@@ -233,7 +233,7 @@ def self_check(page, keys, unsupported):
     cases = [
         ("timeout", "Deadline for each network step.",
          ["'timeout': no example", "timeout: no default"]),
-        ("proxy_host", "A SOCKS proxy.",
+        ("socket", "A local socket.",
          ["socket: the entry does not say"]),
         ("host", None, ["key 'host' (src/config.c) has no entry"]),
     ]

@@ -25,12 +25,14 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "envelope.h"
 #include "paths.h"
+#include "socks.h"
 #include "transport.h"
 #include "util.h"
 
@@ -325,6 +327,34 @@ start_tls(struct driver *d, struct errinfo *reterr)
 		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
 	}
 	buf_release(&cache);
+	return e;
+}
+
+/*
+ * Through the SOCKS5 proxy of srv (socks.h): TCP to the proxy, then the
+ * server by name, so that only the proxy resolves it.
+ */
+static MUST_CHECK enum err
+connect_proxied(struct driver *d, const struct submit_server *srv,
+	struct errinfo *reterr)
+{
+	int pport = srv->proxy_port > 0 ? srv->proxy_port : SOCKS_DEFAULT_PORT;
+	char proxy[300];
+	enum err e;
+
+	snprintf(proxy, sizeof(proxy), "%.255s port %d", srv->proxy_host,
+		pport);
+	e = transport_tcp_connect(srv->proxy_host, pport, srv->source_ip,
+		step_deadline(d), &d->t, reterr);
+	if (e != ERR_OK) {
+		return errinfo_prefix(reterr, "SOCKS proxy: ");
+	}
+	e = socks5_connect(d->t, proxy, srv->host, srv->port,
+		step_deadline(d), reterr);
+	if (e != ERR_OK) {
+		transport_close(d->t);
+		d->t = NULL;
+	}
 	return e;
 }
 
@@ -689,6 +719,8 @@ session(const struct submit_params *p, enum mode mode,
 	if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, srv->host, srv->port,
 			srv->source_ip, step_deadline(&d), &d.t, reterr);
+	} else if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&d, srv, reterr);
 	} else {
 		e = transport_tcp_connect(srv->host, srv->port, srv->source_ip,
 			step_deadline(&d), &d.t, reterr);
@@ -708,7 +740,8 @@ session(const struct submit_params *p, enum mode mode,
 	sp.tls_required = srv->tls;
 	sp.starttls = srv->tls && srv->starttls;
 	sp.tls_active = srv->tls && !srv->starttls;
-	sp.peer_loopback = peer_is_loopback(d.t);
+	/* through a proxy the peer is the proxy, not the server */
+	sp.peer_loopback = srv->proxy_host == NULL && peer_is_loopback(d.t);
 	sp.auth = mode == MODE_SERVERINFO ? AUTH_OFF : srv->auth;
 	sp.oauth = srv->oauth;
 	sp.user = srv->user;
