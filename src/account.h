@@ -133,12 +133,19 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* the network phase runs confined (src/cmd/sandbox.h); default on */
+	int confine;
+
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
 
 	/* system mode: the callers whose -f counts (oasmtprc(5)) */
 	char *system_from_override;
+	/* system mode: how much STATE/rejected/ may keep (oasmtprc(5)) */
+	long system_rejected_max_age;	/* seconds, default 30 days */
+	long system_rejected_max_count;	/* entries, default 1000 */
+	long system_rejected_max_size;	/* bytes, default 256 MiB */
 
 	/*
 	 * Not a configuration key: set by config_load() for the accounts of
@@ -230,6 +237,10 @@ enum account_field {
 	ACCF_SYSTEM_FROM_OVERRIDE,
 	ACCF_PROXY_HOST,
 	ACCF_PROXY_PORT,
+	ACCF_SYSTEM_REJECTED_MAX_AGE,
+	ACCF_SYSTEM_REJECTED_MAX_COUNT,
+	ACCF_SYSTEM_REJECTED_MAX_SIZE,
+	ACCF_CONFINE,
 	ACCF_MAX
 };
 
@@ -242,6 +253,11 @@ struct account *account_new(void);
 
 /* The deadline of a helper command when `timeout` is 0 (none). */
 #define ACCOUNT_HELPER_TIMEOUT_S 60
+
+/* Built-in limits of STATE/rejected/ in system mode (oasmtprc(5)). */
+#define ACCOUNT_REJECTED_MAX_AGE (30L * 86400)
+#define ACCOUNT_REJECTED_MAX_COUNT 1000L
+#define ACCOUNT_REJECTED_MAX_SIZE (256L * 1024 * 1024)
 
 /*
  * Seconds a helper of acc may take (passwordeval, notify_command,

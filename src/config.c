@@ -404,6 +404,58 @@ h_duration(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
+/* d->aux: long[2] = { min, max }; a whole number. */
+static enum err
+h_count(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *range = d->aux;
+	char expected[128];
+	long v;
+
+	if (util_parse_long(arg, range[0], range[1], &v) != 0) {
+		snprintf(expected, sizeof(expected), "a number from %ld to %ld",
+			range[0], range[1]);
+		return bad_arg(ps, d, arg, expected, reterr);
+	}
+	return store_num(ps, d->field, v, reterr);
+}
+
+/*
+ * d->aux: long[2] = { min, max } in bytes; a whole number of bytes with
+ * an optional suffix k, M or G (powers of 1024).
+ */
+static enum err
+h_size(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *range = d->aux;
+	char digits[32], expected[160];
+	size_t n = strlen(arg);
+	long v, unit = 1;
+
+	if (n > 0 && strchr("kKmMgG", arg[n - 1]) != NULL) {
+		unit = arg[n - 1] == 'k' || arg[n - 1] == 'K' ? 1024L :
+		    arg[n - 1] == 'm' || arg[n - 1] == 'M' ? 1024L * 1024 :
+		    1024L * 1024 * 1024;
+		n--;
+	}
+	if (n == 0 || n >= sizeof(digits) || arg[0] == '-') {
+		goto bad;
+	}
+	memcpy(digits, arg, n);
+	digits[n] = '\0';
+	if (util_parse_long(digits, 0, range[1] / unit, &v) != 0 ||
+	    v * unit < range[0]) {
+		goto bad;
+	}
+	return store_num(ps, d->field, v * unit, reterr);
+bad:
+	snprintf(expected, sizeof(expected), "a size from %ld to %ld bytes "
+		"(suffixes k, M, G)", range[0], range[1]);
+	return bad_arg(ps, d, arg, expected, reterr);
+}
+
 /* d->aux: the reason; the key cannot be honoured. */
 static MUST_CHECK enum err
 h_reject(struct parser *ps, const struct directive *d, const char *arg,
@@ -1052,6 +1104,16 @@ static const struct choice from_original_choices[] = {
 };
 static const long margin_range[2] = { 0, 86400 };
 static const long max_age_range[2] = { 60, 3650L * 86400 };
+static const long rejected_age_range[2] = { 60, 3650L * 86400 };
+static const long rejected_count_range[2] = { 1, 1000000 };
+/* up to 1 TiB where a long holds it, else up to 1 GiB */
+#if LONG_MAX > 0x7fffffffL
+static const long rejected_size_range[2] = {
+	1024, 1024L * 1024 * 1024 * 1024
+};
+#else
+static const long rejected_size_range[2] = { 1024, 1024L * 1024 * 1024 };
+#endif
 static const long undisclosed_map[3] = {
 	ACCF_SET_TO_HEADER, HDR_UNDISCLOSED, HDR_OFF,
 };
@@ -1070,6 +1132,7 @@ static const struct directive directives[] = {
 	{ "allow_from_override", h_bool, ACCF_ALLOW_FROM_OVERRIDE, 0, NULL },
 	{ "auth", h_auth, ACCF_AUTH, 0, NULL },
 	{ "auto_from", h_bool, ACCF_AUTO_FROM, 0, NULL },
+	{ "confine", h_bool, ACCF_CONFINE, 0, NULL },
 	{ "connect_timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "defaults", h_defaults, -1, 0, NULL },
 	{ "domain", h_string, ACCF_DOMAIN, 0, NULL },
@@ -1138,6 +1201,12 @@ static const struct directive directives[] = {
 	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
 	{ "system_from_override", h_string, ACCF_SYSTEM_FROM_OVERRIDE, 0,
 		NULL },
+	{ "system_rejected_max_age", h_duration, ACCF_SYSTEM_REJECTED_MAX_AGE,
+		0, rejected_age_range },
+	{ "system_rejected_max_count", h_count,
+		ACCF_SYSTEM_REJECTED_MAX_COUNT, 0, rejected_count_range },
+	{ "system_rejected_max_size", h_size, ACCF_SYSTEM_REJECTED_MAX_SIZE,
+		0, rejected_size_range },
 	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "tls", h_bool, ACCF_TLS, 0, NULL },
 	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
@@ -2613,6 +2682,12 @@ config_print_account(const struct account *a, struct buf *out)
 		a->from_rewrite_header)));
 	err_first(&e, put_str(out, "aliases", a->aliases));
 	err_first(&e, put_str(out, "system_from_override", a->system_from_override));
+	err_first(&e, buf_printf(out, "system_rejected_max_age = %ld\n",
+		a->system_rejected_max_age));
+	err_first(&e, buf_printf(out, "system_rejected_max_count = %ld\n",
+		a->system_rejected_max_count));
+	err_first(&e, buf_printf(out, "system_rejected_max_size = %ld\n",
+		a->system_rejected_max_size));
 	err_first(&e, put_str(out, "logfile", a->logfile));
 	err_first(&e, put_str(out, "logfile_time_format", a->logfile_time_format));
 	err_first(&e, put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off"));
@@ -2639,5 +2714,6 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, put_str(out, "queue", name_of(queue_choices, a->queue)));
 	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
 	err_first(&e, buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age));
+	err_first(&e, put_str(out, "confine", a->confine ? "on" : "off"));
 	return e;
 }

@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "sandbox.h"
 #include "log.h"
 #include "util.h"
 #include "notify.h"
@@ -132,21 +133,11 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	errinfo_release(&qerr);
 }
 
-/* Older than queue_max_age: move to failed/, keeping the last error. */
-static void
-expire_entry(struct flush_group *g, struct queue_entry *qe)
-{
-	struct buf msg;
-
-	buf_init(&msg, ERRINFO_MSG_MAX);
-	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
-		"(queue_max_age); last error: %s", g->job->acc->queue_max_age,
-		qe->last_error != NULL ? qe->last_error : "none"));
-	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
-	buf_release(&msg);
-}
-
-/* A temporary failure: schedule the next attempt, or give up when old. */
+/*
+ * A temporary failure: schedule the next attempt, or give up when older
+ * than queue_max_age (its queued time made clock-proof by
+ * queue_entry_clock() when the queue was listed).
+ */
 static void
 defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
@@ -357,6 +348,64 @@ flush_run_release(struct flush_run *run)
 	memset(run, 0, sizeof(*run));
 }
 
+/* The network part of a group's flush (confined in its own process). */
+struct flush_session {
+	struct flush_group *g;
+	struct submit_item *items;
+	size_t k;
+	const char *config_file;
+};
+
+static void
+flush_session(void *ctx, struct sandbox *sb)
+{
+	struct flush_session *fs = ctx;
+	struct flush_group *g = fs->g;
+	const struct account *acc = g->job->acc;
+	struct errinfo eis = ERRINFO_INIT, *ei = &eis;
+	struct submit_batch batch;
+	struct submit_params sp;
+	struct submit_result res;
+	struct credential cred;
+	size_t i, counts[3];
+	enum err e;
+
+	e = credential_start(&cred, acc, fs->config_file, 1, ei);
+	if (e != ERR_OK) {
+		for (i = 0; i < fs->k; i++) {
+			item_done(g, i, e, 0, ei, "", NULL);
+		}
+		goto out;
+	}
+	memset(&batch, 0, sizeof(batch));
+	batch.items = fs->items;
+	batch.n = fs->k;
+	batch.done = item_done;
+	batch.partial = item_partial;
+	batch.ctx = g;
+	memset(&sp, 0, sizeof(sp));
+	account_submit_server(acc, &sp.srv);
+	sb->cred = &cred;
+	sandbox_io(sb, &sp);
+	sp.transcript = report_transcript;
+	submit_result_init(&res);
+	if (submit_batch(&sp, &batch, &res, ei) != ERR_OK) {
+		/* every item got its outcome through item_done() */
+	}
+	if (cred.warnings.len > 0) {
+		log_warn("%s", buf_cstr(&cred.warnings));
+	}
+	credential_release(&cred);
+	sb->cred = NULL;
+	submit_result_release(&res);
+out:
+	counts[0] = g->sent;
+	counts[1] = g->deferred;
+	counts[2] = g->failed;
+	sandbox_report(sb, counts, g->reauth_reason);
+	errinfo_release(ei);
+}
+
 /* Send the n entries of one (configuration, account) over one session. */
 static void
 flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
@@ -368,10 +417,6 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct job job = { .o = &go };
 	struct flush_group g;
 	struct submit_item *items = NULL;
-	struct submit_batch batch;
-	struct submit_params sp;
-	struct submit_result res;
-	struct credential cred;
 	const struct reauth *known;
 	size_t i, k = 0;
 	enum err e;
@@ -401,10 +446,11 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		struct flush_item *it = &g.items[k];
 		struct stat st;
 
-		if (now - qe->queued > job.acc->queue_max_age) {
-			expire_entry(&g, qe);
-			continue;
-		}
+		/*
+		 * Even an entry past queue_max_age gets its attempt: it is
+		 * given up only when that fails (defer_entry), so a clock
+		 * that jumped forward never fails mail untried.
+		 */
 		errinfo_release(&ei);
 		if (queue_open_message(q, qe, &it->fd, &ei) != ERR_OK) {
 			log_warn("%s: %s", qe->id, errinfo_msg(&ei));
@@ -441,36 +487,28 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
-	errinfo_release(&ei);
-	e = credential_start(&cred, job.acc, go.config_file, 1, &ei);
-	if (e != ERR_OK) {
-		for (i = 0; i < k; i++) {
-			struct errinfo *x = &ei;
+	{
+		struct flush_session fs = { &g, items, k, go.config_file };
+		struct sandbox_result sr;
+		struct sandbox sb;
 
-			item_done(&g, i, e, 0, x, "", NULL);
+		sandbox_init(&sb, job.acc, go.config_file, NULL);
+		sb.queue_dir = queue_dir(q);
+		errinfo_release(&ei);
+		if (sandbox_run_child(&sb, flush_session, &fs, &sr, &ei) !=
+		    ERR_OK) {
+			log_warn("account '%s': queued mail not sent: %s",
+				job.acc->name, errinfo_msg(&ei));
+		} else if (sr.forked) {
+			/* what the sending process did (it started from g) */
+			g.sent = sr.counts[0];
+			g.deferred = sr.counts[1];
+			g.failed = sr.counts[2];
+			free(g.reauth_reason);
+			g.reauth_reason = sr.reauth;
 		}
-		goto close_fds;
+		sandbox_release(&sb);
 	}
-	memset(&batch, 0, sizeof(batch));
-	batch.items = items;
-	batch.n = k;
-	batch.done = item_done;
-	batch.partial = item_partial;
-	batch.ctx = &g;
-	memset(&sp, 0, sizeof(sp));
-	account_submit_server(job.acc, &sp.srv);
-	sp.secret.get = credential_get;
-	sp.secret.ctx = &cred;
-	sp.transcript = report_transcript;
-	submit_result_init(&res);
-	if (submit_batch(&sp, &batch, &res, &ei) != ERR_OK) {
-		/* every item got the outcome through item_done() */
-	}
-	if (cred.warnings.len > 0) {
-		log_warn("%s", buf_cstr(&cred.warnings));
-	}
-	credential_release(&cred);
-	submit_result_release(&res);
 	if (g.reauth_reason != NULL) {
 		reauth_found(run, job.acc, ents[0], g.reauth_reason);
 	}
@@ -582,6 +620,12 @@ flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		if (queue_entry_clock(&v[i], now)) {
+			log_debug(1, "%s: times adjusted to the clock (queued "
+				"%lld, next attempt %lld)", v[i].id,
+				(long long)v[i].queued,
+				(long long)v[i].next_attempt);
+		}
 		if (entry_selected(&v[i], fo, now)) {
 			sel[n_sel++] = &v[i];
 		}

@@ -335,17 +335,25 @@ start_tls(struct driver *d, struct errinfo *reterr)
  * server by name, so that only the proxy resolves it.
  */
 static MUST_CHECK enum err
-connect_proxied(struct driver *d, const struct submit_server *srv,
+connect_proxied(struct driver *d, const struct submit_params *p,
 	struct errinfo *reterr)
 {
+	const struct submit_server *srv = &p->srv;
 	int pport = srv->proxy_port > 0 ? srv->proxy_port : SOCKS_DEFAULT_PORT;
 	char proxy[300];
 	enum err e;
 
 	snprintf(proxy, sizeof(proxy), "%.255s port %d", srv->proxy_host,
 		pport);
-	e = transport_tcp_connect(srv->proxy_host, pport, srv->source_ip,
-		step_deadline(d), &d->t, reterr);
+	/* the caller's connect (a hook that confines after it) reaches
+	 * the proxy; the handshake then runs on that connection */
+	if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	} else {
+		e = transport_tcp_connect(srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	}
 	if (e != ERR_OK) {
 		return errinfo_prefix(reterr, "SOCKS proxy: ");
 	}
@@ -716,11 +724,11 @@ session(const struct submit_params *p, enum mode mode,
 		(int64_t)(body_total / 65536) * 1000 + (d.n_items > 1 ?
 		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
 
-	if (p->io.connect != NULL) {
+	if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&d, p, reterr);
+	} else if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, srv->host, srv->port,
 			srv->source_ip, step_deadline(&d), &d.t, reterr);
-	} else if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
-		e = connect_proxied(&d, srv, reterr);
 	} else {
 		e = transport_tcp_connect(srv->host, srv->port, srv->source_ip,
 			step_deadline(&d), &d.t, reterr);
