@@ -210,6 +210,10 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	struct buf tok, msg;
 	enum err e = ERR_OK;
 
+	c->decision = fresh ? "oasmtp-token print --fresh: a refresh "
+		"forced (the server refused the token)" : "oasmtp-token print: "
+		"the helper's token, refreshed with the stored grant when it "
+		"was stale";
 	if (c->helper.pid <= 0) {
 		e = spawn_helper(c, fresh, reterr);
 		if (e != ERR_OK) {
@@ -267,8 +271,13 @@ credential_start(struct credential *c, const struct account *acc,
 		return ERR_OK;
 	}
 	if (token_cache_lookup(acc, &c->cached, NULL)) {
+		c->decision = "access token from the cache (cache hit: still "
+			"valid past the refresh margin)";
 		return ERR_OK;
 	}
+	c->decision = prefetch ? "no fresh access token in the cache (cache "
+		"miss): oasmtp-token print started while connecting" :
+		"no fresh access token in the cache (cache miss)";
 	return prefetch ? spawn_helper(c, 0, reterr) : ERR_OK;
 }
 
@@ -468,6 +477,27 @@ credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 	return errinfo_set(reterr, ERR_CONFIG,
 		"account '%s' has no credentials: set passwordeval, password or "
 		"the oauth2_* keys (see oasmtprc(5))", acc->name);
+}
+
+enum err
+credential_describe(const struct credential *c, struct buf *out)
+{
+	const struct account *acc = c->acc;
+	const char *d = c->decision;
+
+	if (c->kind == CREDENTIAL_LOOKUP) {
+		d = c->origin != NULL ? c->origin : "none found";
+		return buf_printf(out, "credentials: password lookup: %s", d);
+	}
+	if (c->kind != CREDENTIAL_OAUTH) {
+		return buf_printf(out, "credentials: %s",
+			credential_kind_name(c->kind));
+	}
+	return buf_printf(out, "credentials: %s; token store: %s; token "
+		"cache: %s", d != NULL ? d : "not needed",
+		acc->oauth2_token_store != NULL ? acc->oauth2_token_store :
+		"secret-service (default)", acc->oauth2_token_cache != NULL ?
+		acc->oauth2_token_cache : "(default)");
 }
 
 void

@@ -53,7 +53,16 @@ struct credential {
 	struct buf warnings;		/* helper's remarks on success, for main */
 	const char *origin;		/* CREDENTIAL_LOOKUP: where the password
 					   was found (static), NULL before */
+	const char *decision;		/* the last decision, for -vv (static):
+					   cache hit or miss, refresh, source */
 };
+
+/*
+ * Append "credentials: DECISION" and, for OAuth2, the token store the
+ * helper uses, for -vv.  Nothing secret.
+ */
+MUST_CHECK enum err credential_describe(const struct credential *c,
+	struct buf *out);
 
 /* Which source an account uses (no side effects). */
 enum credential_kind credential_kind_of(const struct account *acc);

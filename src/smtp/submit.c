@@ -307,9 +307,52 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	return e;
 }
 
+/* One line per line of text to the transcript, as dir. */
+static void
+transcript_lines(struct driver *d, enum smtp_dir dir, const char *text)
+{
+	while (d->p->transcript != NULL && *text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		d->p->transcript(d->p->transcript_ctx, dir, text, n);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* "<what>: N ms" for -vvv. */
+static void
+transcript_timing(struct driver *d, const char *what, int64_t since)
+{
+	char line[128];
+
+	if (d->p->transcript != NULL) {
+		snprintf(line, sizeof(line), "%s: %lld ms", what,
+			(long long)(util_now_ms() - since));
+		transcript_lines(d, SMTP_DIR_TIMING, line);
+	}
+}
+
+/* -vv: what TLS was negotiated (transport_tls_info). */
+static void
+transcript_tls(struct driver *d)
+{
+	struct buf info;
+
+	if (d->p->transcript == NULL) {
+		return;
+	}
+	buf_init(&info, 8192);
+	/* protocol, cipher, resumed or not, certificate and fingerprint */
+	if (transport_tls_info(d->t, &info) == ERR_OK) {
+		transcript_lines(d, SMTP_DIR_DETAIL, buf_cstr(&info));
+	}
+	buf_release(&info);
+}
+
 static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
+	int64_t t0 = util_now_ms();
 	const struct submit_server *srv = &d->p->srv;
 	struct tls_params tp = srv->tls_params;
 	struct buf cache;
@@ -327,6 +370,10 @@ start_tls(struct driver *d, struct errinfo *reterr)
 		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
 	}
 	buf_release(&cache);
+	if (e == ERR_OK) {
+		transcript_timing(d, "TLS handshake", t0);
+		transcript_tls(d);
+	}
 	return e;
 }
 
@@ -736,6 +783,7 @@ session(const struct submit_params *p, enum mode mode,
 	if (e != ERR_OK) {
 		goto out;
 	}
+	transcript_timing(&d, "connect", start);
 	if (srv->tls && !srv->starttls) {
 		e = start_tls(&d, reterr);
 		if (e != ERR_OK) {
