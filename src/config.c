@@ -38,6 +38,13 @@
 #include "provider.h"
 #include "util.h"
 
+/* one configuration warning */
+#define WARNING_MAX 4096
+/* a directory and a name below it */
+#define JOINED_PATH_MAX (2 * PATH_MAX)
+/* the account names listed in an 'unknown account' message */
+#define ACCOUNT_NAMES_MAX 4096
+
 #define KEY_MAX 64
 
 /* directive flags */
@@ -116,7 +123,7 @@ add_warning(struct config *cfg, const char *fmt, ...)
 	va_list ap;
 	enum err e;
 
-	buf_init(&b, 4096);
+	buf_init(&b, WARNING_MAX);
 	va_start(ap, fmt);
 	e = buf_vprintf(&b, fmt, ap);
 	va_end(ap);
@@ -2145,7 +2152,7 @@ join(const char *a, const char *b)
 {
 	struct buf p;
 
-	buf_init(&p, 8192);
+	buf_init(&p, JOINED_PATH_MAX);
 	if (buf_printf(&p, "%s/%s", a, b) != ERR_OK) {
 		buf_release(&p);
 		return NULL;
@@ -2164,7 +2171,7 @@ default_state_path(struct account *acc, enum account_field f,
 	if (acc->set[f]) {
 		return ERR_OK;
 	}
-	buf_init(&b, 8192);
+	buf_init(&b, JOINED_PATH_MAX);
 	e = buf_printf(&b, "%s%s/", prefix, dir);
 	if (e == ERR_OK && suffix != NULL) {
 		e = util_append_file_name(&b, acc->name);
@@ -2261,7 +2268,7 @@ config_user_file_exists(const struct config_params *params)
 	buf_init(&xb, PATH_MAX);
 	home = resolve_home(params, &hb);
 	xdg = resolve_xdg(params, home, &xb);
-	buf_init(&p, 8192);
+	buf_init(&p, JOINED_PATH_MAX);
 	for (i = 0; i < 4 && !found; i++) {
 		const char *base = i == 1 || i == 2 ? home : xdg;
 
@@ -2503,7 +2510,7 @@ config_select(const struct config *cfg, const char *account_name,
 	if (account_name != NULL) {
 		acc = find_account(cfg, account_name);
 		if (acc == NULL) {
-			buf_init(&names, 4096);
+			buf_init(&names, ACCOUNT_NAMES_MAX);
 			buf_cut_ok(list_accounts(cfg, &names));
 			e = errinfo_set(reterr, ERR_CONFIG,
 				"no account named '%s'; available accounts: %s",
@@ -2526,7 +2533,7 @@ config_select(const struct config *cfg, const char *account_name,
 		acc = find_account(cfg, "default");
 	}
 	if (acc == NULL) {
-		buf_init(&names, 4096);
+		buf_init(&names, ACCOUNT_NAMES_MAX);
 		buf_cut_ok(list_accounts(cfg, &names));
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"no account given and none named 'default'; use -a with "

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 #include "queue.h"
 #include "sysmode.h"
 #include "util.h"
+
+/* a file in the state directory */
+#define STATE_PATH_MAX (2 * PATH_MAX)
 
 /*
  * The most recipients one message from the system queue may have (as
@@ -317,7 +321,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	enum err x;
 
 	memset(&env, 0, sizeof(env));
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	x = cli_parse(e->argc, e->argv, &co, reterr);
 	if (x != ERR_OK) {
 		buf_release(&dir);
@@ -448,7 +452,7 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 	int out = -1, i;
 	off_t off = 0;
 
-	buf_init(&path, 8192);
+	buf_init(&path, STATE_PATH_MAX);
 	if (buf_printf(&path, "%s/rejected", sysmode_state_dir()) != ERR_OK) {
 		buf_release(&path);
 		return errinfo_set(reterr, ERR_LIMIT, "path too long");
@@ -785,7 +789,7 @@ lock_pickup(int *ret_fd, struct errinfo *reterr)
 	int fd;
 
 	*ret_fd = -1;
-	buf_init(&path, 8192);
+	buf_init(&path, STATE_PATH_MAX);
 	if (buf_printf(&path, "%s/pickup.lock", sysmode_state_dir()) !=
 	    ERR_OK) {
 		buf_release(&path);
@@ -820,7 +824,7 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	enum err e, first = ERR_OK;
 	int dfd = -1, lockfd = -1;
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	e = sysmode_maildrop_dir(&dir, reterr);
 	if (e == ERR_OK) {
 		e = open_dir(buf_cstr(&dir), &dfd, reterr);
@@ -890,7 +894,7 @@ pickup_pending(void)
 	long n = 0;
 	DIR *d;
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	if (sysmode_maildrop_dir(&dir, &scratch) != ERR_OK) {
 		buf_release(&dir);
 		errinfo_release(&scratch);

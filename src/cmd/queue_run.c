@@ -28,6 +28,9 @@
 #include "queue.h"
 #include "submit.h"
 
+/* the first line of an error, as kept in the queue entry */
+#define LAST_ERROR_LINE_MAX 512
+
 /* What a flush selects and how. */
 struct flush_opts {
 	enum cli_queue_filter filter;
@@ -119,7 +122,7 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	struct buf line;
 
 	set_last_error(qe, why, code);
-	buf_init(&line, 512);
+	buf_init(&line, LAST_ERROR_LINE_MAX);
 	buf_cut_ok(util_first_line(why, 300, &line));
 	if (queue_fail(g->q, qe, &qerr) != ERR_OK) {
 		log_warn("%s: %s (and it cannot be moved to failed/: %s)",
@@ -182,7 +185,7 @@ item_partial(void *ctx, size_t i, const unsigned char *delivered)
 	struct queue_entry rec;
 	struct buf got;
 
-	buf_init(&got, 4096);
+	buf_init(&got, ENVELOPE_LIST_TEXT_MAX);
 	buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &got));
 	log_debug(1, "%s: delivered to %s; %zu recipient%s to go", qe->id,
 		buf_cstr(&got), envelope_rcpt_count(&qe->env, delivered, 0),
@@ -235,7 +238,7 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		g->reauth_reason = strdup(errinfo_msg(ei));
 	}
 	buf_init(&why, ERRINFO_TEXT_MAX + 4096);
-	buf_init(&line, 4096);
+	buf_init(&line, ENVELOPE_LIST_TEXT_MAX);
 	if (delivered != NULL) {
 		/* a 452 split, then a failure: keep only the others */
 		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &line));

@@ -1020,3 +1020,52 @@ def test_flush_with_revoked_grant_notifies_once_and_keeps_the_mail(
             text = f.read()
         assert "attempts 2\n" in text and "authorize work" in text, text
     assert not os.listdir(os.path.join(qdir(home), "failed"))
+
+
+# -- an entry written by oasmtp 0.1.0 is flushed -------------------------------
+
+FIXTURE_QUEUE = os.path.join(rig.SOURCE_ROOT, "tests", "fixtures", "v0.1.0",
+                             "queue")
+
+
+def test_flush_of_a_v0_1_0_entry(home, fault_server, certs):
+    """The queue entry made by the 0.1.0 writers (tests/fixtures/v0.1.0:
+    two recipients, one with a backslash, DSN fields, a multi-line last
+    error) is sent by `oasmtp -q` with its envelope, byte for byte, and
+    leaves the queue."""
+    os.makedirs(qdir(home), mode=0o700)
+    names = sorted(os.listdir(FIXTURE_QUEUE))
+    assert names == ["6553f100e48abfaa.env", "6553f100e48abfaa.msg"], names
+    for n in names:
+        with open(os.path.join(FIXTURE_QUEUE, n), "rb") as f:
+            data = f.read()
+        fd = os.open(os.path.join(qdir(home), n),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    with open(os.path.join(FIXTURE_QUEUE, "6553f100e48abfaa.msg"), "rb") as f:
+        fixture_msg = f.read()
+    server = fault_server(user=USER, token=TOKEN,
+                          certs=(certs["cert"], certs["key"]))
+    # the entry names no configuration file (0.1.0 ran without -C), so the
+    # default one is used; it was queued in 2023, hence the longest
+    # queue_max_age
+    os.makedirs(os.path.join(home, ".config", "oasmtp"), mode=0o700)
+    rig.tls_config(home, server.port, certs["ca"], "xoauth2", TOKEN,
+                   extra=["queue on-failure", "queue_dir " + qdir(home),
+                          "queue_max_age 3650d", "",
+                          "account fixture : default"],
+                   name=os.path.join(".config", "oasmtp", "config"))
+    m = run(["-bp"], home)
+    assert m.returncode == 0, describe(m)
+    assert b"6553f100e48abfaa" in m.stdout, describe(m)
+    assert b"b@example.org" in m.stdout, describe(m)
+    q = run(["-q"], home)
+    assert q.returncode == 0, describe(q) + server.transcript_text()
+    got = received(server)
+    assert len(got) == 1, describe(q) + server.transcript_text()
+    meta, data = got[0]
+    assert data == fixture_msg, "delivered bytes differ from the 0.1.0 entry"
+    assert meta["mail_from"] == "a@example.org", meta
+    assert meta["rcpts"] == ["b@example.org", "c\\d@example.org"], meta
+    assert entries(home) == [] and entries(home, failed=True) == []
