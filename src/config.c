@@ -2640,10 +2640,8 @@ config_print_account(const struct account *a, struct buf *out)
 		preset_note(a, ACCF_PORT, note, sizeof(note))));
 	err_first(&e, put_str(out, "source_ip", a->source_ip));
 	err_first(&e, put_str(out, "proxy_host", a->proxy_host));
-	if (a->proxy_host != NULL) {
-		err_first(&e, buf_printf(out, "proxy_port = %d\n",
-			a->proxy_port != 0 ? a->proxy_port : 1080));
-	}
+	err_first(&e, buf_printf(out, "proxy_port = %d\n",
+		a->proxy_port != 0 ? a->proxy_port : 1080));
 	err_first(&e, put_str(out, "domain", a->domain));
 	if (a->timeout == 0) {
 		err_first(&e, buf_printf(out, "timeout = off%s\n",
