@@ -362,7 +362,34 @@ struct flush_session {
 	struct submit_item *items;
 	size_t k;
 	const char *config_file;
+	struct route_probe probe;	/* transport auto: why SMTP failed */
+	int any_txn;		/* an item got a transaction (or was sent) */
+	enum api_kind fallback;	/* transport auto: SMTP is closed; the
+				   items go to this API, by the parent */
 };
+
+/*
+ * An item's outcome in the session.  A session failure before any
+ * transaction that transport auto can avoid (route_fallback()) leaves the
+ * items as they are in the queue: the parent sends them through the API.
+ */
+static void
+session_item_done(void *ctx, size_t i, enum err e, int in_txn,
+	const struct errinfo *ei, const char *final_reply,
+	const unsigned char *delivered)
+{
+	struct flush_session *fs = ctx;
+
+	if (e == ERR_OK || in_txn || delivered != NULL) {
+		fs->any_txn = 1;
+	} else if (!fs->any_txn && fs->fallback == API_NONE) {
+		fs->fallback = route_fallback(fs->g->job, e, ei, &fs->probe);
+	}
+	if (fs->fallback != API_NONE && !fs->any_txn) {
+		return;		/* untried: the parent sends it */
+	}
+	item_done(fs->g, i, e, in_txn, ei, final_reply, delivered);
+}
 
 static void
 flush_session(void *ctx, struct sandbox *sb)
@@ -388,13 +415,14 @@ flush_session(void *ctx, struct sandbox *sb)
 	memset(&batch, 0, sizeof(batch));
 	batch.items = fs->items;
 	batch.n = fs->k;
-	batch.done = item_done;
+	batch.done = session_item_done;
 	batch.partial = item_partial;
-	batch.ctx = g;
+	batch.ctx = fs;
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(acc, &sp.srv);
 	sb->cred = &cred;
 	sandbox_io(sb, &sp);
+	route_probe_install(g->job, &sp, &fs->probe);
 	sp.transcript = report_transcript;
 	submit_result_init(&res);
 	if (submit_batch(&sp, &batch, &res, ei) != ERR_OK) {
@@ -411,6 +439,9 @@ out:
 	counts[1] = g->deferred;
 	counts[2] = g->failed;
 	sandbox_report(sb, counts, g->reauth_reason);
+	if (fs->fallback != API_NONE) {
+		sandbox_report_fallback(sb, fs->fallback, fs->probe.reason);
+	}
 	errinfo_release(ei);
 }
 
@@ -510,10 +541,15 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
 	{
-		struct flush_session fs = { &g, items, k, go.config_file };
+		struct flush_session fs;
 		struct sandbox_result sr;
 		struct sandbox sb;
 
+		memset(&fs, 0, sizeof(fs));
+		fs.g = &g;
+		fs.items = items;
+		fs.k = k;
+		fs.config_file = go.config_file;
 		sandbox_init(&sb, job.acc, go.config_file, NULL);
 		sb.queue_dir = queue_dir(q);
 		errinfo_release(&ei);
@@ -528,8 +564,30 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 			g.failed = sr.counts[2];
 			free(g.reauth_reason);
 			g.reauth_reason = sr.reauth;
+			/* the confined child names the account's own API or
+			   nothing else */
+			fs.fallback = sr.fallback == (int)api_kind_of(job.acc)
+				? (enum api_kind)sr.fallback : API_NONE;
+			util_strlcpy(fs.probe.reason, sr.fallback_reason != NULL
+				? sr.fallback_reason : "", sizeof(fs.probe.reason));
+			free(sr.fallback_reason);
 		}
 		sandbox_release(&sb);
+		if (fs.fallback != API_NONE) {
+			/* SMTP took none of them: here, unconfined, the API */
+			for (i = 0; i < k; i++) {
+				errinfo_release(&ei);
+				/* the first remembers the route */
+				e = i == 0 ? route_fallback_send(&job,
+					fs.fallback, fs.probe.reason,
+					&items[i].body, items[i].env,
+					&g.retry_after, &ei) : route_api_send(&job,
+					fs.fallback, &items[i].body, items[i].env,
+					&g.retry_after, &ei);
+				item_done(&g, i, e, 1, &ei, "", NULL);
+				g.retry_after = 0;
+			}
+		}
 	}
 reauth:
 	if (g.reauth_reason != NULL) {

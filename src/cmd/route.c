@@ -110,7 +110,6 @@ route_fallback(const struct job *job, enum err e,
 {
 	const struct account *acc = job->acc;
 	enum api_kind kind = api_kind_of(acc);
-	struct errinfo werr;
 	struct buf line;
 
 	if (acc->transport != VIA_AUTO || e == ERR_OK || kind == API_NONE) {
@@ -132,16 +131,31 @@ route_fallback(const struct job *job, enum err e,
 		return API_NONE;
 	}
 	buf_release(&line);
-	log_debug(1, "transport auto: %s; sending through %s (%s) and "
-		"remembering that for %d h", probe->reason, api_kind_name(kind),
-		api_url_of(acc, kind), API_ROUTE_SECONDS / 3600);
-	errinfo_init(&werr);
-	if (api_route_remember(acc, kind, probe->reason, time(NULL), &werr) !=
-	    ERR_OK) {
-		log_debug(1, "transport auto: cannot remember it: %s",
-			werr.msg);
-	}
+	log_debug(1, "transport auto: %s; sending through %s (%s)",
+		probe->reason, api_kind_name(kind), api_url_of(acc, kind));
 	return kind;
+}
+
+enum err
+route_fallback_send(const struct job *job, enum api_kind kind,
+	const char *reason, const struct submit_body *body,
+	const struct envelope *env, long *ret_retry_after,
+	struct errinfo *reterr)
+{
+	struct errinfo werr = ERRINFO_INIT;
+
+	/* first, so that a crash after the send still skips SMTP next */
+	if (api_route_remember(job->acc, kind, reason, time(NULL), &werr) ==
+	    ERR_OK) {
+		log_debug(1, "transport auto: remembering %s for account '%s' "
+			"for %d h", api_kind_name(kind), job->acc->name,
+			API_ROUTE_SECONDS / 3600);
+	} else {
+		log_debug(1, "transport auto: cannot remember it: %s",
+			errinfo_msg(&werr));
+	}
+	errinfo_release(&werr);
+	return route_api_send(job, kind, body, env, ret_retry_after, reterr);
 }
 
 enum err

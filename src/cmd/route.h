@@ -42,12 +42,25 @@ void route_probe_install(const struct job *job, struct submit_params *sp,
 
 /*
  * After an SMTP failure e (reterr) of a transport auto account: the API to
- * fall back to (and the choice remembered), or API_NONE when the failure
- * is not one that the API can avoid (SMTP AUTH disabled, 5.7.139; the
- * port refused or silent).  Says why with -v.
+ * fall back to (probe->reason says why), or API_NONE when the failure is
+ * not one that the API can avoid (SMTP AUTH disabled, 5.7.139; the port
+ * refused or silent).  Says why with -v.  Only decides: it may run in
+ * the confined process, which can neither start oasmtp-token nor write
+ * the route record; route_fallback_send() does both, unconfined.
  */
 enum api_kind route_fallback(const struct job *job, enum err e,
 	const struct errinfo *reterr, struct route_probe *probe);
+
+/*
+ * The fall-back itself, in a process that is not confined (a send's
+ * broker, a flush's parent, or the sender with confine off): remember
+ * kind for the account (api_route.h: later sends and flushes skip SMTP),
+ * then route_api_send().  Errors of route_api_send().
+ */
+enum err route_fallback_send(const struct job *job, enum api_kind kind,
+	const char *reason, const struct submit_body *body,
+	const struct envelope *env, long *ret_retry_after,
+	struct errinfo *reterr);
 
 /*
  * Send body to env's recipients over kind's API.  *ret_retry_after gets

@@ -34,7 +34,13 @@ void (*sandbox_after_confine_hook)(void);
 #define MSG_NOTIFY 'N'		/* reason -> status byte + error text */
 #define MSG_COUNTS 'C'		/* three uint64_t, no answer */
 #define MSG_REAUTH 'R'		/* reason, no answer */
+#define MSG_API 'A'		/* kind byte, reason -> status byte, int64_t
+				   retry-after, error text */
+#define MSG_FALLBACK 'F'	/* kind byte, reason, no answer */
 #define MSG_MAX (80 * 1024)
+
+/* The error text of a fall-back's answer (the first part of a long one). */
+#define API_ANSWER_TEXT_MAX (16 * 1024)
 
 /* How long a child whose socket we closed may take to end. */
 #define CHILD_EXIT_MS 10000
@@ -100,6 +106,37 @@ answer(int fd, enum err e, const char *p, size_t n)
 }
 
 /*
+ * The HTTPS fall-back of a send, asked by the confined process: run once
+ * at most (a second request is refused, so the message never goes twice).
+ */
+static void
+serve_api(struct sandbox *sb, int fd, int kind, const char *reason,
+	struct errinfo *ei)
+{
+	char a[sizeof(int64_t) + API_ANSWER_TEXT_MAX];
+	const char *msg;
+	int64_t ra;
+	long retry_after = 0;
+	size_t n;
+	enum err e;
+
+	if (sb->fallback.send == NULL || sb->fallback_used) {
+		e = errinfo_set(ei, ERR_INTERNAL, "the broker has no message "
+			"to send through the API (or sent it already)");
+	} else {
+		sb->fallback_used = 1;
+		e = sb->fallback.send(sb->fallback.ctx, kind, reason,
+			&retry_after, ei);
+	}
+	ra = retry_after;
+	memcpy(a, &ra, sizeof(ra));
+	msg = e == ERR_OK ? "" : errinfo_msg(ei);
+	n = strnlen(msg, API_ANSWER_TEXT_MAX);
+	memcpy(a + sizeof(ra), msg, n);
+	answer(fd, e, a, sizeof(ra) + n);
+}
+
+/*
  * Serve the confined process on fd until it closes it.  Fresh secrets come
  * from a credential of our own (its helper started only when asked); the
  * counts and reauth reason of a flush child go to res.
@@ -156,6 +193,12 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 		} else if (m[0] == MSG_REAUTH && res != NULL) {
 			free(res->reauth);
 			res->reauth = strdup(m + 1);
+		} else if (m[0] == MSG_API && n >= 2) {
+			serve_api(sb, fd, m[1] - '0', m + 2, ei);
+		} else if (m[0] == MSG_FALLBACK && res != NULL && n >= 2) {
+			res->fallback = m[1] - '0';
+			free(res->fallback_reason);
+			res->fallback_reason = strdup(m + 2);
 		}
 	}
 	if (cred_started) {
@@ -252,6 +295,9 @@ broker_needed(const struct account *acc)
 
 	if (acc->notify_command != NULL && acc->notify_command[0] != '\0') {
 		return 1;
+	}
+	if (acc->transport == VIA_AUTO) {
+		return 1;	/* the HTTPS fall-back runs oasmtp-token send */
 	}
 	return acc->auth != AUTH_OFF && (k == CREDENTIAL_EVAL ||
 		k == CREDENTIAL_OAUTH || k == CREDENTIAL_LOOKUP);
@@ -589,6 +635,63 @@ sandbox_notify(struct sandbox *sb, const char *reason,
 	return e;
 }
 
+enum err
+sandbox_fallback(struct sandbox *sb, int kind, const char *reason,
+	long *ret_retry_after, struct errinfo *reterr)
+{
+	char req[512];
+	char *m;
+	int64_t ra;
+	size_t rn;
+	ssize_t n;
+	enum err e;
+
+	*ret_retry_after = 0;
+	if (sb->fallback.send == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL, "no message for the "
+			"HTTPS fall-back");
+	}
+	if (!sb->confined) {
+		/* this process may start oasmtp-token and write the route */
+		return sb->fallback.send(sb->fallback.ctx, kind, reason,
+			ret_retry_after, reterr);
+	}
+	req[0] = (char)('0' + kind);
+	rn = 1 + util_strlcpy(req + 1, reason, sizeof(req) - 1);
+	if (rn > sizeof(req) - 1) {
+		rn = sizeof(req) - 1;
+	}
+	if (sb->fd < 0 || send_msg(sb->fd, MSG_API, req, rn) != 0) {
+		return errinfo_set(reterr, ERR_SMTP_TEMP, "transport auto: %s; "
+			"the broker of the confined process cannot send it "
+			"through the API (nothing was sent)", reason);
+	}
+	m = malloc(MSG_MAX);
+	if (m == NULL) {
+		/* the broker sends anyway: its answer cannot be read */
+		return errinfo_set(reterr, ERR_TIMEOUT, "out of memory while "
+			"the API send ran; the API may or may not have the "
+			"message");
+	}
+	n = recv_msg(sb->fd, m, MSG_MAX);
+	if (n < 1 + (ssize_t)sizeof(ra)) {
+		free(m);
+		return errinfo_set(reterr, ERR_TIMEOUT, "the broker of the "
+			"confined process ended during the API send; the API "
+			"may or may not have the message");
+	}
+	e = (enum err)m[0];
+	memcpy(&ra, m + 1, sizeof(ra));
+	*ret_retry_after = (long)ra;
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "%s", m + 1 + sizeof(ra));
+	} else {
+		errinfo_release(reterr);
+	}
+	free(m);
+	return e;
+}
+
 void
 sandbox_release(struct sandbox *sb)
 {
@@ -641,4 +744,19 @@ sandbox_report(struct sandbox *sb, const size_t counts[3],
 		(void)send_msg(sb->fd, MSG_REAUTH, reauth,
 			strnlen(reauth, MSG_MAX - 2));
 	}
+}
+
+void
+sandbox_report_fallback(struct sandbox *sb, int kind, const char *reason)
+{
+	char m[512];
+	size_t n;
+
+	if (sb->fd < 0) {
+		return;
+	}
+	m[0] = (char)('0' + kind);
+	n = 1 + util_strlcpy(m + 1, reason, sizeof(m) - 1);
+	(void)send_msg(sb->fd, MSG_FALLBACK, m, n < sizeof(m) ? n :
+		sizeof(m) - 1);
 }

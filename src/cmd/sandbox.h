@@ -27,10 +27,13 @@
  *     oasmtp-token (--fresh after the server refused the cached token),
  *     msmtp's password lookup (credential.h: Secret Service, netrc,
  *     the terminal);
- *   - notify_command (and its syslog line) when the grant is gone.
+ *   - notify_command (and its syslog line) when the grant is gone;
+ *   - for transport auto, the HTTPS fall-back (route.h): the one message
+ *     of a send, through oasmtp-token send, once SMTP turned out closed
+ *     (sandbox_fallback(); at most once per broker, so never twice).
  * A send forks the broker before it connects (sandbox_start()), only when
  * the account may need it (passwordeval, oauth2_*, msmtp's password lookup,
- * notify_command: not for
+ * notify_command, transport auto: not for
  * a literal password or without AUTH); a flush
  * runs each account's session in a confined child and is itself the
  * broker (sandbox_run_child()) and runs notify_command after it ended.  The broker runs only the account's own
@@ -82,6 +85,18 @@
 
 struct account;
 
+/*
+ * The HTTPS fall-back of a send (transport auto): send(ctx, kind, reason,
+ * ...) sends the send's message through api_kind kind and remembers the
+ * route.  Set before sandbox_start(): the broker, a copy of this process
+ * made then, calls it with its copy of ctx (the message, the envelope).
+ */
+struct sandbox_fallback {
+	enum err (*send)(void *ctx, int kind, const char *reason,
+		long *ret_retry_after, struct errinfo *reterr);
+	void *ctx;
+};
+
 struct sandbox {
 	const struct account *acc;	/* borrowed */
 	const char *config_file;	/* borrowed, may be NULL */
@@ -91,6 +106,8 @@ struct sandbox {
 	int confined;		/* applied (this process) */
 	int fd;			/* to the broker, or -1 */
 	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
+	struct sandbox_fallback fallback;	/* a send's, or none */
+	int fallback_used;	/* the broker ran it (never twice) */
 };
 
 /*
@@ -135,6 +152,18 @@ MUST_CHECK enum err sandbox_enter(struct sandbox *sb, struct errinfo *reterr);
 MUST_CHECK enum err sandbox_notify(struct sandbox *sb, const char *reason,
 	struct errinfo *reterr);
 
+/*
+ * Transport auto found SMTP closed (route_fallback()): send the message
+ * through kind's API with sb->fallback.send, here when this process is not
+ * confined, else by the broker, which runs it once at most.  Errors: those
+ * of the send; ERR_SMTP_TEMP when the request never reached the broker
+ * (nothing was sent); ERR_TIMEOUT when the broker ended without an answer
+ * (the API may or may not have the message, as when oasmtp-token send
+ * runs past its deadline); ERR_INTERNAL with no fall-back set.
+ */
+MUST_CHECK enum err sandbox_fallback(struct sandbox *sb, int kind,
+	const char *reason, long *ret_retry_after, struct errinfo *reterr);
+
 /* End the broker (if any) and wipe the secret.  sb may be unused. */
 void sandbox_release(struct sandbox *sb);
 
@@ -143,6 +172,8 @@ struct sandbox_result {
 	int forked;		/* 0: fn ran here and did its own bookkeeping */
 	size_t counts[3];	/* sandbox_report() of the child */
 	char *reauth;		/* malloc'd reason, or NULL */
+	int fallback;		/* sandbox_report_fallback(): kind, 0 none */
+	char *fallback_reason;	/* malloc'd, or NULL */
 };
 
 /*
@@ -161,5 +192,14 @@ MUST_CHECK enum err sandbox_run_child(struct sandbox *sb,
  */
 void sandbox_report(struct sandbox *sb, const size_t counts[3],
 	const char *reauth);
+
+/*
+ * From fn in the child: SMTP is closed to the account (transport auto)
+ * and the messages it did not try go through API kind, which the parent
+ * does after the child ended (res->fallback, res->fallback_reason).
+ * Nothing when fn runs in the parent.
+ */
+void sandbox_report_fallback(struct sandbox *sb, int kind,
+	const char *reason);
 
 #endif

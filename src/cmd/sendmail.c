@@ -63,6 +63,34 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	return e;
 }
 
+/* What the HTTPS fall-back of a send needs (sandbox.h: the broker's copy). */
+struct fallback_ctx {
+	const struct job *job;
+	struct message *m;
+	const struct envelope *env;
+};
+
+/*
+ * sandbox_fallback's send: the message through kind's API, the route
+ * remembered.  Runs in a process that is not confined (the broker, or the
+ * sender itself when the attempt was not confined).
+ */
+static enum err
+fallback_send(void *ctx, int kind, const char *reason, long *ret_retry_after,
+	struct errinfo *reterr)
+{
+	struct fallback_ctx *fc = ctx;
+	struct body_source src;
+	struct submit_body body;
+
+	src.m = fc->m;
+	progress_init(&src.prog, -1, 0);
+	body.size = message_wire_size(fc->m);
+	body.read = body_read;
+	body.ctx = &src;
+	return route_fallback_send(fc->job, (enum api_kind)kind, reason, &body,
+		fc->env, ret_retry_after, reterr);
+}
 
 /*
  * Send m to env's recipients.  res (initialised by the caller) tells, with
@@ -86,6 +114,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	body.read = body_read;
 	body.ctx = &src;
 	src.m = m;
+	progress_init(&src.prog, -1, 0);
 	*ret_retry_after = 0;
 	if (api != API_NONE) {
 		/* oasmtp-token does the HTTPS; this process is not confined */
@@ -121,16 +150,12 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	credential_release(&cred);
 	sb->cred = NULL;
 	api = route_fallback(job, e, reterr, &probe);
-	if (api != API_NONE && sb->confined) {
-		/* a confined process starts no program: the next send (or
-		   oasmtp -q) goes to the API, as remembered */
-		e = errinfo_set(reterr, ERR_SMTP_TEMP, "transport auto: %s; "
-			"the message goes through %s from the next attempt on "
-			"(oasmtp -q, or queue on-failure)", probe.reason,
-			api_kind_name(api));
-	} else if (api != API_NONE && envelope_rcpt_count(env,
-	    res->rcpt_delivered, 1) == 0) {
-		e = route_api_send(job, api, &body, env, ret_retry_after,
+	if (api != API_NONE && envelope_rcpt_count(env, res->rcpt_delivered,
+	    1) == 0) {
+		/* SMTP took nothing: the API gets it, sent by this process or,
+		   confined, by the broker (at most once; sandbox.h) */
+		errinfo_release(reterr);
+		e = sandbox_fallback(sb, api, probe.reason, ret_retry_after,
 			reterr);
 	}
 report:
@@ -284,6 +309,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 {
 	struct job job = { .o = o };
 	struct sandbox sb;
+	struct fallback_ctx fb;
 	int sb_used = 0;
 	struct message *m = NULL;
 	struct message_opts mo;
@@ -354,6 +380,11 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	}
 	/* the broker first: after the connect, nothing can be started */
 	sandbox_init(&sb, job.acc, o->config_file, NULL);
+	fb.job = &job;
+	fb.m = m;
+	fb.env = &env;
+	sb.fallback.send = fallback_send;
+	sb.fallback.ctx = &fb;
 	sb_used = 1;
 	e = sandbox_start(&sb, reterr);
 	if (e != ERR_OK) {

@@ -213,26 +213,24 @@ def test_verbose_names_path_and_hides_token(api):
         assert tok not in err
 
 
-@pytest.mark.xfail(strict=True, reason="with confine on, the SMTP attempt "
-                   "runs under Landlock, which refuses the write of the "
-                   "route record in $XDG_STATE_HOME: the fall-back is not "
-                   "remembered (issue 17 item 5, open)")
-def test_auto_falls_back_on_5_7_139_and_remembers(api):
-    r = api(smtp_faults=["reply:AUTH=535 5.7.139 Authentication "
-                         "unsuccessful, SmtpClientAuthentication is "
-                         "disabled for the Tenant."])
+AUTH_DISABLED = ["reply:AUTH=535 5.7.139 Authentication unsuccessful, "
+                 "SmtpClientAuthentication is disabled for the Tenant."]
+
+
+@pytest.mark.parametrize("confine", ["on", "off"])
+def test_auto_falls_back_on_5_7_139_and_remembers(api, confine):
+    r = api(smtp_faults=AUTH_DISABLED)
     qdir = os.path.join(r.home, "queue")
-    cfg = r.config("auto", extra=["queue on-failure", "queue_dir " + qdir])
+    cfg = r.config("auto", extra=["queue on-failure", "queue_dir " + qdir,
+                                  "confine " + confine])
     p = r.send(cfg, args=("-v", "-i", "rcpt@example.net"))
     assert p.returncode == 0, describe(p)
     assert b"SMTP AUTH is disabled" in p.stderr
-    if not r.emu.sent:
-        # the SMTP attempt ran confined (no program may start): queued,
-        # and the flush sends it through the API
-        assert b"queued" in p.stderr, describe(p)
-        p = run(["-C", cfg, "-v", "-qRrcpt@example.net"], r.home)
-        assert p.returncode == 0, describe(p)
+    # confined, the SMTP attempt's broker sent the message at once
+    assert (b"confined: " in p.stderr) == (confine == "on"), describe(p)
+    assert b"queued" not in p.stderr, describe(p)
     assert len(r.emu.sent) == 1, describe(p)
+    assert not os.path.isdir(qdir) or queue_files(qdir) == []
     state = os.path.join(r.home, ".local", "state", "oasmtp",
                          "route-default")
     assert os.path.exists(state)
@@ -283,3 +281,49 @@ def test_git_send_email_through_gmail_api(api, tmp_path):
     assert len(r.emu.sent) == 1
     head = header_block(posted(r.emu))
     assert HIDDEN in head and "Subject: [PATCH] one" in head
+
+
+def queue_files(qdir):
+    return sorted(f for f in os.listdir(qdir) if f.endswith(".msg"))
+
+
+def route_file(r):
+    return os.path.join(r.home, ".local", "state", "oasmtp", "route-default")
+
+
+def test_flush_falls_back_and_remembers(api):
+    """-q meets SMTP AUTH disabled in its (confined) session: the parent
+    sends the untried entries through the API, each once, and remembers the
+    route; the next flush goes straight to the API."""
+    r = api(smtp_faults=AUTH_DISABLED)
+    qdir = os.path.join(r.home, "queue")
+    cfg = r.config("auto", extra=["queue on-failure", "queue_dir " + qdir])
+    # two entries queued by a fall-back whose API send failed (503)
+    for _ in range(2):
+        r.emu.fail(503)
+        p = r.send(cfg, args=("-i", "rcpt@example.net"))
+        assert p.returncode == 0 and b"queued" in p.stderr, describe(p)
+    assert len(queue_files(qdir)) == 2
+    assert r.emu.sent == []
+    # forget the route: the flush tries SMTP first
+    os.unlink(route_file(r))
+    auths = r.oauth.smtp.transcript_text().count("CONNECT ")
+    p = run(["-C", cfg, "-v", "-qRrcpt@example.net"], r.home, timeout=120)
+    assert p.returncode == 0, describe(p)
+    assert b"trying SMTP first" in p.stderr, describe(p)
+    assert b"confined: " in p.stderr, describe(p)
+    assert r.oauth.smtp.transcript_text().count("CONNECT ") == auths + 1
+    assert len(r.emu.sent) == 2, describe(p)
+    assert queue_files(qdir) == []
+    assert os.path.exists(route_file(r))
+    # a third entry (the API throttled it) goes straight to the API in -q
+    r.emu.fail(429, retry_after=60)
+    p = r.send(cfg, args=("-i", "rcpt@example.net"))
+    assert p.returncode == 0 and b"queued" in p.stderr, describe(p)
+    auths = r.oauth.smtp.transcript_text().count("CONNECT ")
+    p = run(["-C", cfg, "-v", "-qRrcpt@example.net"], r.home, timeout=120)
+    assert p.returncode == 0, describe(p)
+    assert b"as decided" in p.stderr, describe(p)
+    assert r.oauth.smtp.transcript_text().count("CONNECT ") == auths
+    assert len(r.emu.sent) == 3
+    assert queue_files(qdir) == []
