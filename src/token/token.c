@@ -79,6 +79,7 @@ lock_release(int fd)
 
 struct ctx {
 	const struct account *acc;
+	const char *want_scope;		/* as asked for; NULL: the account's */
 	struct buf endpoint;
 	struct buf scope;
 	struct buf client_secret;	/* secret */
@@ -315,10 +316,14 @@ out:
 }
 
 static enum err
-ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
+ctx_init(struct ctx *x, const struct account *acc, const char *scope,
+	struct errinfo *reterr)
 {
+	enum err e;
+
 	memset(x, 0, sizeof(*x));
 	x->acc = acc;
+	x->want_scope = scope;
 	buf_init(&x->endpoint, 4096);
 	buf_init(&x->scope, 4096);
 	buf_init_secret(&x->client_secret, 4096);
@@ -330,7 +335,17 @@ ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG,
 			"account '%s' has no oauth2_client_id", acc->name);
 	}
-	return provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	e = provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	if (e == ERR_OK && scope != NULL) {
+		buf_reset(&x->scope);
+		if (buf_append_str(&x->scope, scope) != ERR_OK) {
+			e = errinfo_set(reterr, ERR_CONFIG, "scope too long");
+		}
+	}
+	if (e == ERR_OK) {
+		token_grant_key(acc, x->endpoint.data, x->scope.data, x->key);
+	}
+	return e;
 }
 
 static void
@@ -358,35 +373,36 @@ hand_over(const struct token_cached *c, struct buf *ret_token,
 	return ERR_OK;
 }
 
-/* The fast path only: 1 when a fresh cached token was handed over. */
+/*
+ * The fast path only: 1 when a fresh cached token was handed over (a 0.1.0
+ * cache of the account's own scope counts too).
+ */
 static int
 fast_path(struct ctx *x, unsigned flags, struct buf *ret_token,
 	struct token_info *ret_info)
 {
 	struct token_info info;
 	struct token_cached c;
-	struct buf path;
 	int hit = 0;
 
 	if ((flags & TOKEN_FORCE_REFRESH) || token_cache_off(x->acc)) {
 		return 0;
 	}
 	memset(&info, 0, sizeof(info));
-	buf_init(&path, PATH_MAX);
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
-	if (token_cache_file(x->acc, 0, &path, NULL) == ERR_OK &&
-	    token_cache_read(path.data, x->key, &c) &&
-	    token_cache_fresh(&c, token_refresh_margin(x->acc), time(NULL))) {
+	c.lifetime = 0;
+	if (token_cache_lookup_scope(x->acc, x->want_scope, &c.token,
+		&c.expires_at)) {
 		hit = hand_over(&c, ret_token, &info, ret_info, NULL) == ERR_OK;
 	}
 	buf_release(&c.token);
-	buf_release(&path);
 	return hit;
 }
 
 enum err
-token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
-	struct token_info *ret_info, struct errinfo *reterr)
+token_get_scope(const struct account *acc, const char *scope, unsigned flags,
+	struct buf *ret_token, struct token_info *ret_info,
+	struct errinfo *reterr)
 {
 	struct token_info info;
 	struct ctx x;
@@ -403,17 +419,16 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;
-	e = ctx_init(&x, acc, reterr);
+	e = ctx_init(&x, acc, scope, reterr);
 	if (e != ERR_OK) {
 		goto out;
 	}
-	token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
 	if (fast_path(&x, flags, ret_token, ret_info)) {
 		goto out;
 	}
 
 	if (use_cache) {
-		e = token_cache_file(acc, 1, &path, reterr);
+		e = token_cache_file(acc, scope, 1, &path, reterr);
 		if (e != ERR_OK) {
 			goto out;
 		}
@@ -446,9 +461,11 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	if (e != ERR_OK) {
 		goto out;
 	}
-	if (use_cache) {
+	if (use_cache &&
+	    token_cache_write(path.data, x.key, &c, NULL) == ERR_OK &&
+	    scope == NULL) {
 		/* best effort: a lost cache only costs another refresh */
-		(void)token_cache_write(path.data, x.key, &c, NULL);
+		token_cache_drop_legacy(acc);
 	}
 	e = hand_over(&c, ret_token, &info, ret_info, reterr);
 out:
@@ -462,10 +479,17 @@ out:
 }
 
 enum err
+token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
+	struct token_info *ret_info, struct errinfo *reterr)
+{
+	return token_get_scope(acc, NULL, flags, ret_token, ret_info, reterr);
+}
+
+enum err
 token_get(const struct account *acc, unsigned flags, struct buf *ret_token,
 	struct errinfo *reterr)
 {
-	return token_get_ex(acc, flags, ret_token, NULL, reterr);
+	return token_get_scope(acc, NULL, flags, ret_token, NULL, reterr);
 }
 
 /* --- prefetch ----------------------------------------------------------- */
@@ -505,8 +529,7 @@ token_prefetch_start(const struct account *acc, unsigned flags,
 	buf_init_secret(&pf->token, TOKEN_CACHE_MAX);
 	errinfo_init(&pf->ei);
 	/* a fresh cached token needs no thread */
-	if (ctx_init(&x, acc, NULL) == ERR_OK) {
-		token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+	if (ctx_init(&x, acc, NULL, NULL) == ERR_OK) {
 		if (fast_path(&x, flags, &pf->token, NULL)) {
 			ctx_release(&x);
 			pf->result = ERR_OK;

@@ -251,8 +251,8 @@ def test_import_on_fresh_home_makes_directories(tmp_path, endpoint):
     with open(store) as f:
         assert f.read() == "rt-fresh\n"
     assert mode(store) == 0o600
-    for d in (".local", ".local/state", ".local/state/oasmtp", ".cache",
-              ".cache/oasmtp-at", ".cache/oasmtp-at/deeper"):
+    # the grant's record (and lock) live in the state directory
+    for d in (".local", ".local/state", ".local/state/oasmtp"):
         assert mode(os.path.join(home, d)) == 0o700, d
     assert mode(home) == 0o755, "an existing directory keeps its mode"
 
@@ -262,6 +262,8 @@ def test_import_on_fresh_home_makes_directories(tmp_path, endpoint):
     assert p.stdout.startswith(b"at-")
     cache = os.path.join(home, ".cache/oasmtp-at/deeper/work.token")
     assert mode(cache) == 0o600
+    for d in (".cache", ".cache/oasmtp-at", ".cache/oasmtp-at/deeper"):
+        assert mode(os.path.join(home, d)) == 0o700, d
     with open(store) as f:
         saved = f.read()
     assert saved.startswith("rt-") and saved != "rt-fresh\n"
