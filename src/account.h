@@ -131,6 +131,9 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* the network phase runs confined (src/cmd/sandbox.h); default on */
+	int confine;
+
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
@@ -225,6 +228,7 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_CONFINE,
 	ACCF_MAX
 };
 
@@ -263,19 +267,19 @@ struct account *account_dup(const struct account *src);
  * `account a : b` semantics), marking it ACC_SET_EXPLICIT in dst.
  * ERR_NOMEM leaves dst partly updated but consistent (still freeable).
  */
-enum err account_inherit(struct account *dst, const struct account *src);
+MUST_CHECK enum err account_inherit(struct account *dst, const struct account *src);
 
 /*
  * Store a number in a scalar field (int, long or enum); ERR_INTERNAL when
  * f is a string field.
  */
-enum err account_set_num(struct account *acc, enum account_field f, long v);
+MUST_CHECK enum err account_set_num(struct account *acc, enum account_field f, long v);
 
 /*
  * Replace a string field (freeing, and wiping when it is a secret, the old
  * value); value NULL unsets it.  ERR_NOMEM keeps the old value.
  */
-enum err account_set_str(struct account *acc, enum account_field f,
+MUST_CHECK enum err account_set_str(struct account *acc, enum account_field f,
 	const char *value);
 
 /* Release every string (wiping secrets) and the struct itself; NULL is fine. */

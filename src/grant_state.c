@@ -130,7 +130,7 @@ grant_state_read(const struct account *acc, struct grant_state *ret)
 	return ok;
 }
 
-static enum err
+static MUST_CHECK enum err
 write_state(const struct account *acc, const struct grant_state *st,
 	struct errinfo *reterr)
 {

@@ -99,8 +99,10 @@ token_grant_id(const struct account *acc, char out[33])
 
 	buf_init(&endpoint, 4096);
 	buf_init(&scope, 4096);
-	/* a broken configuration has no grant to share: "" will do */
-	(void)provider_token_endpoint(acc, &endpoint, &scope, NULL);
+	if (provider_token_endpoint(acc, &endpoint, &scope, NULL) != ERR_OK) {
+		/* a broken configuration has no grant to share: "" will do */
+		buf_reset(&endpoint);
+	}
 	parts[0] = "oasmtp-grant";
 	parts[1] = buf_cstr(&endpoint);
 	parts[2] = acc->oauth2_client_id != NULL ? acc->oauth2_client_id : "";
@@ -119,7 +121,7 @@ token_grant_id(const struct account *acc, char out[33])
  * missing (a fresh home), it and any missing directory above it are made
  * as for a secret file: mode 0700 under directories nobody else controls.
  */
-static enum err
+static MUST_CHECK enum err
 make_dir(struct buf *dir, struct errinfo *reterr)
 {
 	size_t cut = dir->len;
@@ -171,7 +173,7 @@ token_grant_dir(const struct account *acc, int create, struct buf *ret_dir,
 }
 
 /* dir + "/" + the grant id + tail into ret_path. */
-static enum err
+static MUST_CHECK enum err
 grant_file(const struct account *acc, int create, const char *tail,
 	struct buf *ret_path, struct errinfo *reterr)
 {
@@ -189,7 +191,7 @@ grant_file(const struct account *acc, int create, const char *tail,
 }
 
 /* The scope a cache is for: scope, else the account's own. */
-static enum err
+static MUST_CHECK enum err
 effective_scope(const struct account *acc, const char *scope,
 	struct buf *ret_scope, struct errinfo *reterr)
 {
@@ -474,7 +476,7 @@ token_cache_write(const char *path, const char *key, const struct token_cached *
 }
 
 /* Remove path; missing is fine. */
-static enum err
+static MUST_CHECK enum err
 remove_file(const char *path, struct errinfo *reterr)
 {
 	if (unlink(path) != 0 && errno != ENOENT) {
@@ -493,14 +495,16 @@ token_cache_drop_legacy(const struct account *acc)
 	buf_init(&path, PATH_MAX);
 	for (i = 0; i < 2; i++) {
 		if (token_legacy_file(acc, i, ".token", &path)) {
-			(void)remove_file(path.data, NULL);
+			if (remove_file(path.data, NULL) != ERR_OK) {
+				/* best effort: it is never read again */
+			}
 		}
 	}
 	buf_release(&path);
 }
 
 /* Remove every scope's cache of the grant in the state directory. */
-static enum err
+static MUST_CHECK enum err
 drop_scopes(const struct account *acc, struct errinfo *reterr)
 {
 	struct buf dir, path;

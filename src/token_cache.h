@@ -66,7 +66,7 @@ void token_grant_id(const struct account *acc, char out[33]);
  * The grant directory of acc into ret_dir; with create, made (0700) when
  * missing.  ERR_CONFIG (no home), ERR_IO, ERR_LIMIT.
  */
-enum err token_grant_dir(const struct account *acc, int create,
+MUST_CHECK enum err token_grant_dir(const struct account *acc, int create,
 	struct buf *ret_dir, struct errinfo *reterr);
 
 /*
@@ -77,15 +77,15 @@ enum err token_grant_dir(const struct account *acc, int create,
  * Errors: ERR_CONFIG (cache off, no endpoint, no directory known, directory
  * not ours or writable by others), ERR_IO, ERR_LIMIT.
  */
-enum err token_cache_file(const struct account *acc, const char *scope,
+MUST_CHECK enum err token_cache_file(const struct account *acc, const char *scope,
 	int create, struct buf *ret_path, struct errinfo *reterr);
-enum err token_cache_path(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err token_cache_path(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
 
 /* The grant's lock file and grant record (directories made).  As above. */
-enum err token_lock_file(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err token_lock_file(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
-enum err token_grant_file(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err token_grant_file(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
 
 /*
@@ -101,7 +101,7 @@ int token_legacy_file(const struct account *acc, int which,
  * Remove the cached access tokens of acc's grant, every scope, and those a
  * 0.1.0 left under the account's name (for `oasmtp-token forget`, import).
  */
-enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
+MUST_CHECK enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
 
 /* Remove the 0.1.0 caches of acc (best effort; after a new one is written). */
 void token_cache_drop_legacy(const struct account *acc);
@@ -127,7 +127,7 @@ int token_cache_read(const char *path, const char *key,
 int token_cache_fresh(const struct token_cached *c, long margin, time_t now);
 
 /* Write c to path atomically (0600, no fsync).  ERR_IO, ERR_LIMIT. */
-enum err token_cache_write(const char *path, const char *key,
+MUST_CHECK enum err token_cache_write(const char *path, const char *key,
 	const struct token_cached *c, struct errinfo *reterr);
 
 /* oauth2_refresh_margin, or the default of 600 s. */

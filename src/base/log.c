@@ -20,10 +20,12 @@
 #include "util.h"
 
 /* Large enough for a full 64 KiB server reply plus our own words. */
-#define LOG_LINE_MAX (ERRINFO_MSG_MAX + 64 * 1024)
+#define LOG_LINE_MAX (ERRINFO_TEXT_MAX + 64 * 1024)
 #define DEFAULT_TIME_FORMAT "%b %d %H:%M:%S"
 
 static const char *log_progname = "oasmtp";
+/* log_syslog_open() was called: keep the syslog socket open */
+static int syslog_kept;
 static int log_level;
 /* Set by an incoming 334 reply: our next lines are SASL responses. */
 static int sasl_continuation;
@@ -60,7 +62,7 @@ vemit(const char *tag, const char *fmt, va_list ap)
 	buf_init(&line, 4 * LOG_LINE_MAX + 256);
 	if (buf_vprintf(&msg, fmt, ap) != ERR_OK) {
 		buf_reset(&msg);
-		(void)buf_append_str(&msg, "(message too long to show)");
+		buf_cut_ok(buf_append_str(&msg, "(message too long to show)"));
 	}
 	if (buf_printf(&line, "%s: %s", log_progname, tag) != ERR_OK ||
 	    util_escape_ctl(&line, msg.data, msg.len) != ERR_OK ||
@@ -274,7 +276,7 @@ log_exit_code_name(int exit_code)
 }
 
 /* A plain field: control characters become '?'. */
-static enum err
+static MUST_CHECK enum err
 append_field(struct buf *out, const char *s)
 {
 	enum err e = ERR_OK;
@@ -294,7 +296,7 @@ append_field(struct buf *out, const char *s)
  * A quoted field: quotes become '?' so the value cannot end early, line
  * breaks (CRLF or LF) a literal "\n", trailing ones dropped.
  */
-static enum err
+static MUST_CHECK enum err
 append_quoted(struct buf *out, const char *s)
 {
 	size_t i, n = strip_eol(s, strlen(s));
@@ -450,7 +452,7 @@ time_prefix(const char *time_format, char *out, size_t size)
 	out[n + 1] = '\0';
 }
 
-static enum err
+static MUST_CHECK enum err
 write_logfile(const char *logfile, const char *time_format,
 	const struct buf *line, struct errinfo *reterr)
 {
@@ -480,9 +482,7 @@ write_logfile(const char *logfile, const char *time_format,
 			e = errinfo_set(reterr, ERR_IO,
 				"cannot write the mail log to stdout: %s",
 				strerror(saved));
-			if (reterr != NULL) {
-				reterr->sys_errno = saved;
-			}
+			errinfo_set_errno(reterr, saved);
 			return e;
 		}
 		buf_release(&all);
@@ -506,10 +506,20 @@ write_logfile(const char *logfile, const char *time_format,
 fail:
 	e = errinfo_set(reterr, ERR_IO, "cannot write log file '%s': %s",
 		logfile, strerror(saved));
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
+}
+
+void
+log_syslog_open(const char *syslog_facility)
+{
+	int facility = -1;
+
+	if (syslog_facility != NULL && log_syslog_facility(syslog_facility,
+	    &facility, NULL) == ERR_OK && facility >= 0) {
+		openlog(log_progname, LOG_PID | LOG_NDELAY, facility);
+		syslog_kept = 1;
+	}
 }
 
 enum err
@@ -543,7 +553,9 @@ log_mail(const struct log_mail_record *rec, const char *logfile,
 		openlog(log_progname, LOG_PID, facility);
 		syslog(rec->exit_code == 0 ? LOG_INFO : LOG_ERR, "%s",
 			line.data);
-		closelog();
+		if (!syslog_kept) {
+			closelog();
+		}
 	}
 	buf_release(&line);
 	return first;

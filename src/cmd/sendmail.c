@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "sandbox.h"
 #include "log.h"
 #include "util.h"
 #include "message.h"
@@ -43,7 +44,7 @@ struct body_source {
 	struct progress prog;
 };
 
-static enum err
+static MUST_CHECK enum err
 body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
 {
@@ -62,9 +63,10 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
  * Send m to env's recipients.  res (initialised by the caller) tells, with
  * an error, which recipients have the message all the same.
  */
-static enum err
-send_message(struct job *job, struct message *m, const struct envelope *env,
-	struct submit_result *res, struct errinfo *reterr)
+static MUST_CHECK enum err
+send_message(struct job *job, struct sandbox *sb, struct message *m,
+	const struct envelope *env, struct submit_result *res,
+	struct errinfo *reterr)
 {
 	struct submit_params sp;
 	struct submit_body body;
@@ -85,8 +87,8 @@ send_message(struct job *job, struct message *m, const struct envelope *env,
 	src.m = m;
 	/* with -v the transcript shares stderr: no line drawn over it */
 	progress_init(&src.prog, job->o->verbose > 0 ? -1 : STDERR_FILENO, size);
-	sp.secret.get = credential_get;
-	sp.secret.ctx = &cred;
+	sb->cred = &cred;
+	sandbox_io(sb, &sp);
 	sp.transcript = report_transcript;
 	e = submit_message(&sp, env, &body, res, reterr);
 	progress_finish(&src.prog);
@@ -94,13 +96,15 @@ send_message(struct job *job, struct message *m, const struct envelope *env,
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
 	credential_release(&cred);
+	sb->cred = NULL;
 	if (e == ERR_REAUTH) {
-		static struct errinfo nerr;
+		struct errinfo nerr = ERRINFO_INIT;
 
-		errinfo_init(&nerr);
-		if (notify_reauth(job->acc, reterr->msg, &nerr) != ERR_OK) {
-			log_warn("%s", nerr.msg);
+		/* notify_command runs in the broker: it execs */
+		if (sandbox_notify(sb, errinfo_msg(reterr), &nerr) != ERR_OK) {
+			log_warn("%s", errinfo_msg(&nerr));
 		}
+		errinfo_release(&nerr);
 	}
 	report_log_line(job, env, size, res, e, reterr, res->rcpt_delivered);
 	return e;
@@ -111,7 +115,7 @@ send_message(struct job *job, struct message *m, const struct envelope *env,
 
 
 
-static enum err
+static MUST_CHECK enum err
 write_message(void *ctx, int fd, struct errinfo *reterr)
 {
 	return message_write_wire(ctx, fd, reterr);
@@ -121,7 +125,7 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  * Store m in acc's queue.  attempts: 0 (queue always) or 1 (a failed
  * attempt, described by why).  The id goes to ret_id.
  */
-static enum err
+static MUST_CHECK enum err
 enqueue(struct job *job, struct message *m, const struct envelope *env,
 	unsigned attempts, const struct errinfo *why, char *ret_id,
 	struct buf *ret_dir, struct errinfo *reterr)
@@ -154,7 +158,7 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
 	qe.attempts = attempts;
 	qe.next_attempt = now + queue_backoff(attempts, queue_random());
 	if (why != NULL) {
-		qe.last_error = (char *)why->msg;
+		qe.last_error = (char *)errinfo_msg(why);
 		qe.last_code = why->smtp_code;
 	}
 	e = queue_open(buf_cstr(ret_dir), 1, &q, reterr);
@@ -177,45 +181,45 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
  * (doc/design.md, Errors and exit codes: queued counts as sent in queue mode).  Otherwise e
  * stays, and reterr says who has the message and who has not.
  */
-static enum err
+static MUST_CHECK enum err
 partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 	const unsigned char *delivered, enum err e, struct errinfo *reterr)
 {
-	static struct errinfo qerr, last;
+	struct errinfo qerr = ERRINFO_INIT, last = ERRINFO_INIT;
 	struct envelope rest;
 	struct buf got, missing, dir, why;
 	char id[QUEUE_ID_LEN + 1];
 
 	if (envelope_rcpt_count(env, delivered, 0) == 0) {
 		/* every part was committed: nothing is missing */
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return ERR_OK;
 	}
 	buf_init(&got, 4096);
 	buf_init(&missing, 4096);
 	buf_init(&dir, 4096);
 	buf_init(&why, 1024);
-	envelope_rcpt_list(env, delivered, 1, &got);
-	envelope_rcpt_list(env, delivered, 0, &missing);
-	errinfo_init(&qerr);
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 1, &got));
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 0, &missing));
 	rest.rcpts = NULL;
 	if (job->acc->queue == QUEUE_ON_FAILURE && err_is_queueable(e)) {
 		/* the entry's last error says who has it (mailq shows it) */
-		last = *reterr;
+		errinfo_copy(&last, reterr);
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
 		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
 		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
 		    &qerr) == ERR_OK) {
-			util_first_line(reterr->msg, 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message delivered to %s; queued as %s for %s "
 				"(%s); oasmtp -q retries it, mailq lists the "
 				"queue", buf_cstr(&got), id, buf_cstr(&missing),
 				buf_cstr(&why));
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
 		free(rest.rcpts);
 	}
@@ -228,6 +232,8 @@ partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 	buf_release(&missing);
 	buf_release(&dir);
 	buf_release(&why);
+	errinfo_release(&qerr);
+	errinfo_release(&last);
 	return e;
 }
 
@@ -235,6 +241,8 @@ enum err
 sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 {
 	struct job job = { .o = o };
+	struct sandbox sb;
+	int sb_used = 0;
 	struct message *m = NULL;
 	struct message_opts mo;
 	struct submit_result res;
@@ -298,36 +306,47 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		buf_release(&dir);
 		/* better sent now than not at all */
 		log_warn("cannot queue the message (%s); sending it now",
-			reterr->msg);
-		errinfo_init(reterr);
+			errinfo_msg(reterr));
+		errinfo_release(reterr);
 	}
-	e = send_message(&job, m, &env, &res, reterr);
+	/* the broker first: after the connect, nothing can be started */
+	sandbox_init(&sb, job.acc, o->config_file, NULL);
+	sb_used = 1;
+	e = sandbox_start(&sb, reterr);
+	if (e != ERR_OK) {
+		goto out;
+	}
+	e = send_message(&job, &sb, m, &env, &res, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
 			reterr);
 	} else if (e != ERR_OK && job.acc->queue == QUEUE_ON_FAILURE &&
 	    err_is_queueable(e)) {
-		static struct errinfo qerr;
+		struct errinfo qerr = ERRINFO_INIT;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		errinfo_init(&qerr);
 		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
 			buf_init(&why, 1024);
-			util_first_line(reterr->msg, 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message queued as %s (%s); oasmtp -q retries "
 				"it, mailq lists the queue", id,
 				buf_cstr(&why));
 			buf_release(&why);
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
+		errinfo_release(&qerr);
 		buf_release(&dir);
 	}
 out:
+	if (sb_used) {
+		sandbox_release(&sb);
+	}
 	submit_result_release(&res);
 	envelope_release(&env);
 	message_free(m);
@@ -346,16 +365,19 @@ sendmail_pretend(const struct cli_opts *o, struct buf *out,
 		reterr);
 	if (e == ERR_OK) {
 		if (job.cfg->system_file != NULL) {
-			buf_printf(out, "loaded system configuration file %s\n",
-				job.cfg->system_file);
+			err_first(&e, buf_printf(out, "loaded system "
+				"configuration file %s\n", job.cfg->system_file));
 		}
 		if (job.cfg->user_file != NULL) {
-			buf_printf(out, "loaded user configuration file %s\n",
-				job.cfg->user_file);
+			err_first(&e, buf_printf(out, "loaded user "
+				"configuration file %s\n", job.cfg->user_file));
 		}
-		config_print_account(job.acc, out);
-		buf_printf(out, "credentials = %s\n",
-			credential_kind_name(credential_kind_of(job.acc)));
+		err_first(&e, config_print_account(job.acc, out));
+		err_first(&e, buf_printf(out, "credentials = %s\n",
+			credential_kind_name(credential_kind_of(job.acc))));
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the --pretend report", reterr);
+		}
 	}
 	job_release(&job);
 	return e;
@@ -379,7 +401,11 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 		sp.transcript = report_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
 		if (e == ERR_OK) {
-			buf_append(out, res.info.data, res.info.len);
+			e = buf_append(out, res.info.data, res.info.len);
+			if (e != ERR_OK) {
+				e = buf_fail(out, e, "the server description",
+					reterr);
+			}
 		}
 	}
 	submit_result_release(&res);
