@@ -489,6 +489,133 @@ token_get(const struct account *acc, unsigned flags, struct buf *ret_token,
 	return token_get_scope(acc, NULL, flags, ret_token, NULL, reterr);
 }
 
+/* --- import ----------------------------------------------------------- */
+
+/* Holding the lock: refresh with rt, save what to keep, cache the token. */
+static MUST_CHECK enum err
+import_verified(struct ctx *x, struct tstore *ts, const char *rt,
+	struct token_info *info, struct errinfo *reterr)
+{
+	struct oauth_tokens tok;
+	struct token_cached c;
+	struct buf path;
+	time_t issued = time(NULL);
+	const char *keep;
+	enum err e;
+
+	oauth_tokens_init(&tok);
+	buf_init(&path, PATH_MAX);
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
+	e = client_secret(x, reterr);
+	if (e == ERR_OK) {
+		e = refresh_with(x, rt, &tok, reterr);
+		if (e != ERR_OK) {
+			errinfo_prefix(reterr, "import: the refresh token did not "
+				"work, nothing was stored: ");
+		}
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	info->refreshed = 1;
+	keep = rt;
+	if (tok.refresh_token.len > 0 && strcmp(tok.refresh_token.data, rt) != 0) {
+		keep = tok.refresh_token.data;
+		info->rotated = 1;
+	}
+	e = tstore_save(ts, keep, reterr);
+	if (e != ERR_OK) {
+		if (info->rotated) {
+			errinfo_prefix(reterr, "import: the token endpoint "
+				"rotated the refresh token, and the new one could "
+				"not be saved (authorize again): ");
+		}
+		goto out;
+	}
+	if (token_cache_off(x->acc) ||
+	    buf_append(&c.token, tok.access_token.data,
+		tok.access_token.len) != ERR_OK) {
+		goto out;
+	}
+	c.lifetime = tok.expires_in;
+	c.expires_at = issued + (time_t)tok.expires_in;
+	info->expires_at = c.expires_at;
+	if (token_cache_file(x->acc, NULL, 1, &path, NULL) != ERR_OK ||
+	    token_cache_write(path.data, x->key, &c, NULL) != ERR_OK) {
+		/* best effort: the next send refreshes */
+		if (token_cache_drop(x->acc, NULL) != ERR_OK) {
+			/* a stale cache of another grant is a miss anyway */
+		}
+	}
+out:
+	oauth_tokens_release(&tok);
+	buf_release(&c.token);
+	buf_release(&path);
+	return e;
+}
+
+enum err
+token_import(const struct account *acc, const char *rt, int verify,
+	struct token_info *ret_info, struct errinfo *reterr)
+{
+	struct token_info info;
+	struct tstore *ts = NULL;
+	struct ctx x;
+	struct buf lpath;
+	int lock_fd = -1;
+	enum err e;
+
+	memset(&info, 0, sizeof(info));
+	buf_init(&lpath, PATH_MAX);
+	e = ctx_init(&x, acc, NULL, reterr);
+	if (e == ERR_OK) {
+		e = token_lock_file(acc, &lpath, reterr);
+	}
+	if (e == ERR_OK) {
+		e = lock_take(lpath.data, x.http_timeout_ms * 2 + 10000,
+			&lock_fd, reterr);
+	}
+	if (e == ERR_OK) {
+		e = tstore_open(acc, &ts, reterr);
+	}
+	if (e == ERR_OK && !tstore_is_writable(ts)) {
+		e = errinfo_set(reterr, ERR_CONFIG, "import: the %s token "
+			"store of account '%s' is read-only: store the token "
+			"there yourself", ts->ops->name, acc->name);
+	}
+	if (e == ERR_OK && verify) {
+		struct buf old;
+
+		/*
+		 * A store that cannot take the token must say so before the
+		 * refresh: a rotating provider consumes rt.
+		 */
+		buf_init_secret(&old, OAUTH_BODY_MAX);
+		e = tstore_load(ts, &old, reterr);
+		buf_release(&old);
+		if (e == ERR_REAUTH) {
+			errinfo_release(reterr);
+			e = ERR_OK;
+		}
+		if (e == ERR_OK) {
+			e = import_verified(&x, ts, rt, &info, reterr);
+		}
+	} else if (e == ERR_OK) {
+		e = tstore_save(ts, rt, reterr);
+		if (e == ERR_OK && token_cache_drop(acc, NULL) != ERR_OK) {
+			/* the old grant's token is refused by the server */
+		}
+	}
+	if (e == ERR_OK && ret_info != NULL) {
+		*ret_info = info;
+	}
+	tstore_free(ts);
+	lock_release(lock_fd);
+	ctx_release(&x);
+	buf_release(&lpath);
+	return e;
+}
+
 /* --- prefetch ----------------------------------------------------------- */
 
 struct token_prefetch {

@@ -91,6 +91,19 @@ MUST_CHECK enum err token_get_scope(const struct account *acc, const char *scope
 	struct errinfo *reterr);
 
 /*
+ * `oasmtp-token import`: store the refresh token rt for acc's grant, under
+ * the grant's lock.  With verify, rt is first used for one refresh: if the
+ * token endpoint refuses it (or cannot be reached) nothing is stored and
+ * the error is returned (ERR_REAUTH, ERR_TOKEN_TEMP, ERR_CONFIG ...); if
+ * it rotates it, the new refresh token is what is stored, and the access
+ * token is cached.  Without verify rt is stored as it is and the cached
+ * access token dropped.  A read-only store is ERR_CONFIG.  *ret_info (may
+ * be NULL): refreshed, rotated, expires_at.
+ */
+MUST_CHECK enum err token_import(const struct account *acc, const char *rt,
+	int verify, struct token_info *ret_info, struct errinfo *reterr);
+
+/*
  * Prefetch: start getting a token in a background thread so a refresh
  * overlaps the SMTP connect.  A fresh cached token is picked up at once,
  * without a thread.  acc is borrowed until token_prefetch_join().
