@@ -95,6 +95,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 	[ACCF_CONFINE] = SCALAR(confine),
+	[ACCF_OAUTH2_TOKEN_STORE_WRITE] = STR(oauth2_token_store_write),
 };
 
 static char **

@@ -47,6 +47,9 @@ CONTEXT = {
     "tls_key_file": ["tls_cert_file ~/client.pem"],
     # maildomain only shows through auto_from
     "maildomain": ["auto_from on"],
+    # the write-back of a command: store
+    "oauth2_token_store_write": [
+        "oauth2_token_store command:pass show mail/work-refresh"],
 }
 
 # Keys whose example leaves the account default as it was: a section line,

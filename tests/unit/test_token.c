@@ -399,6 +399,59 @@ test_rotation(void)
 		ok(info.refreshed && !info.rotated, "info: refreshed, not rotated");
 		buf_release(&b);
 	}
+
+	/*
+	 * issue 13 (5): command: with oauth2_token_store_write, as with
+	 * `pass`: the rotated token goes to the write command's stdin, under
+	 * the lock, before the new access token is used; the second cold
+	 * refresh uses it.
+	 */
+	{
+		char rd[PATH_MAX + 64], wr[3 * PATH_MAX + 64], db[PATH_MAX];
+
+		snprintf(db, sizeof(db), "%s/pass-entry", tmpdir);
+		write_file(db, "rt-pass\n", 0600);
+		snprintf(rd, sizeof(rd), "command:cat '%s'", db);
+		snprintf(wr, sizeof(wr), "cat > '%s.new' && mv '%s.new' '%s'",
+			db, db, db);
+		account_setup(&acc, "rotpass");
+		acc.oauth2_token_store = rd;
+		acc.oauth2_token_store_write = wr;
+		/* the store is part of the grant: its own cache */
+		cache_path_of(&acc, cache_file, sizeof(cache_file));
+		fake_reset(M_ROTATE);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_OK, "command store with a write command (%s)",
+			errinfo_msg(&ei));
+		ok(strstr(fake->last_form, "refresh_token=rt-pass&") != NULL,
+			"the read command's token is used");
+		is_str(read_text(db, text, sizeof(text)), "rt-1\n",
+			"the rotated token went through the write command");
+		unlink(cache_file);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_OK, "second cold refresh (%s)", errinfo_msg(&ei));
+		ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
+			"uses the written token");
+		is_str(read_text(db, text, sizeof(text)), "rt-2\n",
+			"and writes the next one");
+
+		/* a write command that stores nothing: caught, token not used */
+		acc.oauth2_token_store_write = (char *)"cat >/dev/null";
+		unlink(cache_file);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_TOKEN_TEMP, "a write that stores nothing fails");
+		contains(errinfo_msg(&ei), "does not print the new refresh token",
+			"and says so (%s)", errinfo_msg(&ei));
+		is_str(tok, "", "no access token handed out");
+		/* a failing write command */
+		acc.oauth2_token_store_write = (char *)"exit 3";
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_TOKEN_TEMP, "a failing write command fails");
+		contains(errinfo_msg(&ei), "oauth2_token_store_write failed "
+			"with exit status 3", "names the key (%s)",
+			errinfo_msg(&ei));
+		unlink(db);
+	}
 }
 
 static int
