@@ -97,8 +97,8 @@ token_grant_id(const struct account *acc, char out[33])
 	struct buf endpoint, scope;
 	const char *parts[5];
 
-	buf_init(&endpoint, 4096);
-	buf_init(&scope, 4096);
+	buf_init(&endpoint, PROVIDER_URL_MAX);
+	buf_init(&scope, PROVIDER_SCOPE_MAX);
 	if (provider_token_endpoint(acc, &endpoint, &scope, NULL) != ERR_OK) {
 		/* a broken configuration has no grant to share: "" will do */
 		buf_reset(&endpoint);
@@ -204,7 +204,7 @@ effective_scope(const struct account *acc, const char *scope,
 		return e == ERR_OK ? ERR_OK :
 			errinfo_set(reterr, e, "scope too long");
 	}
-	buf_init(&endpoint, 4096);
+	buf_init(&endpoint, PROVIDER_URL_MAX);
 	e = provider_token_endpoint(acc, &endpoint, ret_scope, reterr);
 	buf_release(&endpoint);
 	return e;
@@ -225,8 +225,8 @@ token_cache_file(const struct account *acc, const char *scope, int create,
 		return errinfo_set(reterr, ERR_CONFIG,
 			"the token cache of account '%s' is off", acc->name);
 	}
-	buf_init(&own, 4096);
-	buf_init(&want, 4096);
+	buf_init(&own, PROVIDER_SCOPE_MAX);
+	buf_init(&want, PROVIDER_SCOPE_MAX);
 	e = effective_scope(acc, NULL, &own, reterr);
 	if (e == ERR_OK) {
 		e = effective_scope(acc, scope, &want, reterr);
@@ -582,9 +582,9 @@ token_cache_lookup_scope(const struct account *acc, const char *scope,
 		return 0;
 	}
 	buf_init(&path, PATH_MAX);
-	buf_init(&endpoint, 4096);
-	buf_init(&own, 4096);
-	buf_init(&want, 4096);
+	buf_init(&endpoint, PROVIDER_URL_MAX);
+	buf_init(&own, PROVIDER_SCOPE_MAX);
+	buf_init(&want, PROVIDER_SCOPE_MAX);
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;
