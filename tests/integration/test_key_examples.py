@@ -50,6 +50,8 @@ CONTEXT = {
     # the write-back of a command: store
     "oauth2_token_store_write": [
         "oauth2_token_store command:pass show mail/work-refresh"],
+    # an HTTPS transport needs OAuth2
+    "transport": ["oauth2_provider microsoft", USER_LINE],
 }
 
 # Keys whose example leaves the account default as it was: a section line,
