@@ -41,6 +41,7 @@
 #include "oasmtp-config.h"
 
 #include "account.h"
+#include "api.h"
 #include "buf.h"
 #include "config.h"
 #include "err.h"
@@ -266,6 +267,68 @@ cmd_refresh(const struct account *acc, long idle_for,
 	return EX_OK;
 }
 
+/* Is word (n bytes) one of the space-separated words of list? */
+static int
+list_has(const char *list, const char *word, size_t n)
+{
+	while (*list != '\0') {
+		size_t len = strcspn(list, " ");
+
+		if (len == n && memcmp(list, word, n) == 0) {
+			return 1;
+		}
+		list += len;
+		list += strspn(list, " ");
+	}
+	return 0;
+}
+
+/*
+ * The scopes of the grant (asked at authorization, and what the provider
+ * said it granted) and those the account's transport needs
+ * (api_grant_scope()); a warning when one of them was not asked for.
+ */
+static void
+print_scopes(const struct account *acc, const struct grant_state *gs)
+{
+	struct buf need, missing;
+	const char *p;
+
+	buf_init(&need, PROVIDER_SCOPE_MAX);
+	buf_init(&missing, PROVIDER_SCOPE_MAX);
+	if (gs->scope[0] != '\0') {
+		printf("  scopes asked at authorization: %s\n", gs->scope);
+	} else {
+		printf("  scopes asked at authorization: unknown (authorized "
+			"before oasmtp recorded them)\n");
+	}
+	if (gs->granted[0] != '\0') {
+		printf("  scopes the provider reported: %s\n", gs->granted);
+	}
+	if (api_grant_scope(acc, &need, NULL) == ERR_OK && need.len > 0) {
+		printf("  scopes transport %s needs: %s\n",
+			api_transport_name(acc->transport), need.data);
+		for (p = need.data; gs->scope[0] != '\0' && *p != '\0'; ) {
+			size_t n = strcspn(p, " ");
+
+			if (n > 0 && !list_has(gs->scope, p, n) &&
+			    (missing.len == 0 || buf_putc(&missing, ' ') ==
+			    ERR_OK) && buf_append(&missing, p, n) != ERR_OK) {
+				break;
+			}
+			p += n;
+			p += strspn(p, " ");
+		}
+		if (missing.len > 0) {
+			printf("  warning: the grant was not asked for %s; run "
+				"'oasmtp-token authorize %s' again\n",
+				missing.data, acc->name);
+		}
+	}
+	buf_release(&need);
+	buf_release(&missing);
+}
+
 static void
 status_one(const struct account *acc)
 {
@@ -314,6 +377,7 @@ status_one(const struct account *acc)
 			printf("  grant obtained by: %s\n", gs.how);
 		}
 		print_age("  last refresh: ", gs.refreshed, now);
+		print_scopes(acc, &gs);
 		if (grant_state_warning(p, &gs, acc->name, now, warning,
 			sizeof(warning))) {
 			printf("  warning: %s\n", warning);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "api.h"
 #include "buf.h"
 #include "eval.h"
 #include "grant_state.h"
@@ -59,6 +60,10 @@ struct auth_ctx {
 	struct buf auth_ep, token_ep, device_ep;
 	struct buf scope;		/* what is stored and refreshed */
 	struct buf request_scope;	/* scope + identity scopes */
+	struct buf consent_scope;	/* what the transport needs (SMTP, the
+					   API, both for auto) + identity
+					   scopes: asked in the browser or
+					   the device request */
 	struct buf client_secret;	/* secret */
 	struct oauth_request req;
 };
@@ -109,29 +114,58 @@ has_word(const char *list, const char *word, size_t n)
 	return 0;
 }
 
-/* request_scope = scope plus the preset's identity scopes it lacks. */
+/* Append to out each word of list that out lacks. */
 static MUST_CHECK enum err
-make_request_scope(struct auth_ctx *x)
+add_words(struct buf *out, const char *list)
 {
-	const char *id = x->preset != NULL ? x->preset->id_scope : NULL;
-	enum err e = buf_append(&x->request_scope, x->scope.data, x->scope.len);
+	enum err e = ERR_OK;
 
-	while (e == ERR_OK && id != NULL && *id != '\0') {
-		size_t n = strcspn(id, " ");
+	while (e == ERR_OK && list != NULL && *list != '\0') {
+		size_t n = strcspn(list, " ");
 
-		if (!has_word(x->scope.data, id, n)) {
-			if (x->request_scope.len > 0) {
-				e = buf_putc(&x->request_scope, ' ');
+		if (n > 0 && !has_word(buf_cstr(out), list, n)) {
+			if (out->len > 0) {
+				e = buf_putc(out, ' ');
 			}
 			if (e == ERR_OK) {
-				e = buf_append(&x->request_scope, id, n);
+				e = buf_append(out, list, n);
 			}
 		}
-		id += n;
-		while (*id == ' ') {
-			id++;
+		list += n;
+		while (*list == ' ') {
+			list++;
 		}
 	}
+	return e;
+}
+
+/*
+ * request_scope = scope plus the preset's identity scopes it lacks (the
+ * token requests: one resource, as Microsoft requires); consent_scope =
+ * api_grant_scope() plus them (the authorization request may name several
+ * resources, so one consent covers SMTP and the API).
+ */
+static MUST_CHECK enum err
+make_request_scope(struct auth_ctx *x, struct errinfo *reterr)
+{
+	const char *id = x->preset != NULL ? x->preset->id_scope : NULL;
+	struct buf grant;
+	enum err e;
+
+	e = add_words(&x->request_scope, buf_cstr(&x->scope));
+	if (e == ERR_OK) {
+		e = add_words(&x->request_scope, id);
+	}
+	if (e != ERR_OK) {
+		return errinfo_set(reterr, ERR_CONFIG, "oauth2_scope too long");
+	}
+	buf_init(&grant, PROVIDER_SCOPE_MAX);
+	e = api_grant_scope(x->acc, &grant, reterr);
+	if (e == ERR_OK && (add_words(&x->consent_scope, buf_cstr(&grant)) !=
+	    ERR_OK || add_words(&x->consent_scope, id) != ERR_OK)) {
+		e = errinfo_set(reterr, ERR_CONFIG, "oauth2_scope too long");
+	}
+	buf_release(&grant);
 	return e;
 }
 
@@ -143,6 +177,7 @@ ctx_release(struct auth_ctx *x)
 	buf_release(&x->device_ep);
 	buf_release(&x->scope);
 	buf_release(&x->request_scope);
+	buf_release(&x->consent_scope);
 	buf_release(&x->client_secret);
 }
 
@@ -160,6 +195,7 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 	buf_init(&x->device_ep, PROVIDER_URL_MAX);
 	buf_init(&x->scope, PROVIDER_SCOPE_MAX);
 	buf_init(&x->request_scope, PROVIDER_SCOPE_MAX);
+	buf_init(&x->consent_scope, PROVIDER_SCOPE_MAX);
 	buf_init_secret(&x->client_secret, OAUTH_CLIENT_SECRET_MAX);
 	if (acc->oauth2_client_id == NULL || acc->oauth2_client_id[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG, "account '%s' has no "
@@ -174,8 +210,13 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 		e = provider_endpoint(acc, PROVIDER_EP_DEVICE, &x->device_ep,
 			reterr);
 	}
-	if (e == ERR_OK && make_request_scope(x) != ERR_OK) {
-		e = errinfo_set(reterr, ERR_CONFIG, "oauth2_scope too long");
+	if (e == ERR_OK && (acc->transport == VIA_GRAPH ||
+	    acc->transport == VIA_GMAIL_API)) {
+		/* no SMTP: the grant and its tokens are the API's */
+		e = api_scope(acc, api_kind_of(acc), &x->scope, reterr);
+	}
+	if (e == ERR_OK) {
+		e = make_request_scope(x, reterr);
 	}
 	if (e == ERR_OK) {
 		e = load_client_secret(x, reterr);
@@ -303,7 +344,7 @@ code_request_make(struct auth_ctx *x, int port, struct code_request *c,
 	a.auth_endpoint = x->auth_ep.data;
 	a.client_id = x->acc->oauth2_client_id;
 	a.redirect_uri = c->redirect_uri.data;
-	a.scope = x->request_scope.data;
+	a.scope = x->consent_scope.data;
 	a.state = c->state.data;
 	a.code_challenge = c->challenge.data;
 	a.login_hint = x->acc->user;
@@ -317,7 +358,7 @@ code_request_make(struct auth_ctx *x, int port, struct code_request *c,
 	 */
 	a.prompt_consent = a.access_type_offline ||
 		(x->acc->oauth2_provider != OAUTH2_MICROSOFT &&
-		 has_word(x->request_scope.data, "offline_access", 14));
+		 has_word(x->consent_scope.data, "offline_access", 14));
 	return oauth_flow_auth_url(&a, &c->url, reterr);
 }
 
@@ -496,6 +537,7 @@ flow_device(struct auth_ctx *x, struct oauth_tokens *ret,
 	struct errinfo *reterr)
 {
 	struct oauth_flow_device dev;
+	struct oauth_request start = x->req;
 	enum err e;
 
 	if (x->device_ep.len == 0) {
@@ -506,7 +548,9 @@ flow_device(struct auth_ctx *x, struct oauth_tokens *ret,
 			"--flow loopback or paste)" : "");
 	}
 	oauth_flow_device_init(&dev);
-	e = oauth_flow_device_start(&x->req, x->device_ep.data, &dev, reterr);
+	/* the consent covers every scope the transport needs */
+	start.scope = x->consent_scope.data;
+	e = oauth_flow_device_start(&start, x->device_ep.data, &dev, reterr);
 	if (e == ERR_OK) {
 		say("On any device, open\n\n  %s\n\nand enter the code\n\n  %s"
 			"\n\n", dev.verification_uri, dev.user_code);
@@ -576,8 +620,9 @@ store_grant(struct auth_ctx *x, const struct oauth_tokens *tok,
 		/* best effort: the provider refuses the old token anyway */
 	}
 	if (grant_state_note_authorized(x->acc, how, time(NULL), NULL) !=
-	    ERR_OK) {
-		/* best effort: only the status report's age is off */
+	    ERR_OK || grant_state_note_scopes(x->acc, x->consent_scope.data,
+	    tok->scope.data, NULL) != ERR_OK) {
+		/* best effort: only the status report is off */
 	}
 	return ERR_OK;
 }

@@ -24,10 +24,9 @@ int token_send_failed(enum err e, const struct errinfo *ei);
 
 /*
  * An access token for acc valid for kind's API (the scope from
- * api_scope()).  Until the token cache is keyed by grant and scope, this
- * asks the broker for the account with its scope replaced, so the
- * account's one cache and lock are shared with SMTP (no two refreshes of
- * the grant at once; a token of the other scope is a cache miss).
+ * api_scope()): the account's grant, its own cache for that scope
+ * (token_get_scope()), so SMTP and API tokens of one grant never replace
+ * each other, and one lock for both refreshes.
  * flags: token_get() flags.  Errors of token_get().
  */
 enum err token_send_api_token(const struct account *acc, int kind,

@@ -19,7 +19,7 @@
 #include "token_cache.h"
 #include "util.h"
 
-#define STATE_MAX 4096
+#define STATE_MAX 8192	/* two scope lists of GRANT_SCOPE_MAX, escaped */
 #define DAY 86400L
 
 enum err
@@ -47,7 +47,8 @@ drop_legacy(const struct account *acc)
 
 static const struct record_key grant_keys[] = {
 	{ "authorized", RECORD_REQUIRED }, { "refreshed", RECORD_REQUIRED },
-	{ "how", RECORD_REQUIRED }, { NULL, 0 },
+	{ "how", RECORD_REQUIRED }, { "scope", 0 }, { "granted", 0 },
+	{ NULL, 0 },
 };
 
 /* Version 1 (oasmtp 0.1.0) had no trailer. */
@@ -69,6 +70,10 @@ take_state(const struct record *rec, struct grant_state *st)
 
 		if (strcmp(f->key, "how") == 0) {
 			util_strlcpy(st->how, f->value, sizeof(st->how));
+		} else if (strcmp(f->key, "scope") == 0) {
+			util_strlcpy(st->scope, f->value, sizeof(st->scope));
+		} else if (strcmp(f->key, "granted") == 0) {
+			util_strlcpy(st->granted, f->value, sizeof(st->granted));
 		} else if (record_field_long(&grant_spec, f, 0, LONG_MAX, &v,
 			NULL) != ERR_OK) {
 			return 0;
@@ -154,6 +159,12 @@ write_state(const struct account *acc, const struct grant_state *st,
 			e = record_put_str(&data, "how",
 				st->how[0] ? st->how : "-");
 		}
+		if (e == ERR_OK && st->scope[0] != '\0') {
+			e = record_put_str(&data, "scope", st->scope);
+		}
+		if (e == ERR_OK && st->granted[0] != '\0') {
+			e = record_put_str(&data, "granted", st->granted);
+		}
 		if (e == ERR_OK) {
 			e = record_finish(&data);
 		}
@@ -183,6 +194,38 @@ grant_state_note_authorized(const struct account *acc, const char *how,
 	st.authorized = now;
 	st.refreshed = now;
 	util_strlcpy(st.how, how != NULL ? how : "-", sizeof(st.how));
+	return write_state(acc, &st, reterr);
+}
+
+/* src into dst (cap bytes), cut after the last whole word that fits. */
+static void
+copy_words(char *dst, size_t cap, const char *src)
+{
+	size_t n;
+
+	if (src == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	n = util_strlcpy(dst, src, cap);
+	if (n >= cap) {
+		char *sp = strrchr(dst, ' ');
+
+		if (sp != NULL) {
+			*sp = '\0';
+		}
+	}
+}
+
+enum err
+grant_state_note_scopes(const struct account *acc, const char *asked,
+	const char *granted, struct errinfo *reterr)
+{
+	struct grant_state st;
+
+	(void)grant_state_read(acc, &st);
+	copy_words(st.scope, sizeof(st.scope), asked);
+	copy_words(st.granted, sizeof(st.granted), granted);
 	return write_state(acc, &st, reterr);
 }
 

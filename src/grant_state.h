@@ -13,6 +13,10 @@
  *   authorized <unix seconds>     when authorize (or import) stored the grant
  *   refreshed <unix seconds>      last successful refresh (or authorization)
  *   how <word>                    loopback | device | paste | import
+ *   scope <words>                 optional: the scopes authorize asked
+ *                                 consent for (api_grant_scope())
+ *   granted <words>               optional: the scope the token endpoint
+ *                                 reported at authorization
  *   end
  *
  * Version 1 (oasmtp 0.1.0) had no "end" line; it is still read, and so is
@@ -33,10 +37,15 @@ struct account;
 struct buf;
 struct provider_preset;
 
+/* The scopes kept in the record (a longer list is cut at a word). */
+#define GRANT_SCOPE_MAX 1024
+
 struct grant_state {
 	time_t authorized;	/* 0: unknown */
 	time_t refreshed;	/* 0: unknown */
 	char how[16];		/* "" when unknown */
+	char scope[GRANT_SCOPE_MAX];	/* asked at authorization, "" unknown */
+	char granted[GRANT_SCOPE_MAX];	/* reported then, "" when none */
 };
 
 /* The sidecar path of acc into ret_path (directories are created 0700). */
@@ -52,6 +61,14 @@ int grant_state_read(const struct account *acc, struct grant_state *ret);
  */
 MUST_CHECK enum err grant_state_note_authorized(const struct account *acc,
 	const char *how, time_t now, struct errinfo *reterr);
+
+/*
+ * Record the scopes authorize asked for and the provider reported
+ * (either may be NULL or ""), keeping the other fields.  After
+ * grant_state_note_authorized().  Errors as that.
+ */
+MUST_CHECK enum err grant_state_note_scopes(const struct account *acc,
+	const char *asked, const char *granted, struct errinfo *reterr);
 
 /* Record a successful refresh at now (keeps the other fields). */
 MUST_CHECK enum err grant_state_note_refreshed(const struct account *acc, time_t now,

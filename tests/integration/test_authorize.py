@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -735,3 +736,80 @@ def test_refresh_units_verify(tmp_path):
     assert p.returncode == 0, p.stdout.decode()
     assert b"refresh %I --if-idle-for 7d" in open(
         tmp_path / "oasmtp-token-refresh@.service", "rb").read()
+
+
+# -- scopes of the transport (issue 17) ----------------------------------------
+
+
+def auth_url_scope(acct):
+    """The scope the authorization URL of a paste flow asks for (the flow
+    is stopped before the user acts)."""
+    proc = acct.start("authorize", "default", "--flow", "paste",
+                      "--timeout", "60")
+    out = Output(proc)
+    try:
+        url = out.wait_for(AUTH_URL).group(1)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        proc.stdin.close()
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    return q["scope"][0].split()
+
+
+MS_SMTP = "https://outlook.office.com/SMTP.Send"
+MS_GRAPH = "https://graph.microsoft.com/Mail.Send"
+
+
+@pytest.mark.parametrize("transport,want,not_want", [
+    ("smtp", [MS_SMTP], [MS_GRAPH]),
+    ("graph", [MS_GRAPH], [MS_SMTP]),
+    ("auto", [MS_SMTP, MS_GRAPH], []),
+])
+def test_authorize_asks_for_the_transport_scopes(op, home, certs, transport,
+                                                 want, not_want):
+    server = op()
+    acct = Account(home, server, certs, extra=[
+        "oauth2_provider microsoft", "transport " + transport])
+    # the preset's scope, not the custom one of Account
+    with open(acct.cfg, encoding="utf-8") as f:
+        text = f.read().replace("oauth2_scope " + SCOPE + "\n", "")
+    with open(acct.cfg, "w", encoding="utf-8") as f:
+        f.write(text)
+    scope = auth_url_scope(acct)
+    for s in want:
+        assert s in scope, scope
+    for s in not_want:
+        assert s not in scope, scope
+    assert scope.count("offline_access") == 1, scope
+
+
+def test_status_shows_the_grant_scopes(op, home, certs):
+    server = op()
+    acct = Account(home, server, certs)
+    proc = acct.start("authorize", "default", "--flow", "paste",
+                      "--timeout", "60")
+    out = Output(proc)
+    url = out.wait_for(AUTH_URL).group(1)
+    proc.stdin.write((user_until_redirect(server, url) + "\n").encode())
+    proc.stdin.flush()
+    rc, text, err = finish(proc, out)
+    assert rc == 0, (text, err)
+    p = acct.run("status", "default")
+    out = p.stdout.decode()
+    asked = re.search(r"scopes asked at authorization: (.*)", out)
+    assert asked and set(SCOPE.split()) <= set(asked.group(1).split()), out
+    assert "scopes transport smtp needs: " + SCOPE in out, out
+    assert "was not asked for" not in out, out
+    # the same grant, now for an account that also needs another scope
+    with open(acct.cfg, "a", encoding="utf-8") as f:
+        f.write("transport auto\napi_url https://127.0.0.1:9/v1.0/me/"
+                "sendMail\noauth2_scope " + SCOPE + " mail.send\n")
+    p = acct.run("status", "default")
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr
+    assert "scopes transport auto needs: " + SCOPE + " mail.send" in out
+    assert ("warning: the grant was not asked for mail.send; run "
+            "'oasmtp-token authorize default' again") in out, out
