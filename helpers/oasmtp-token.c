@@ -4,7 +4,7 @@
  *   oasmtp-token [-C FILE] authorize ACCOUNT [--flow loopback|device|paste]
  *                          [--no-browser] [--port N] [--timeout SECONDS]
  *                          [--any-identity]
- *   oasmtp-token [-C FILE] print [--fresh] ACCOUNT
+ *   oasmtp-token [-C FILE] print [--fresh] [--api] ACCOUNT
  *   oasmtp-token [-C FILE] refresh ACCOUNT [--if-idle-for DURATION]
  *   oasmtp-token [-C FILE] status [ACCOUNT]
  *   oasmtp-token [-C FILE] import ACCOUNT      (refresh token on stdin)
@@ -66,7 +66,8 @@ static const char usage[] =
 	"usage: oasmtp-token [-C FILE] [--system] COMMAND [ARGS]\n"
 	"\n"
 	"  print [--fresh] ACCOUNT  print a valid access token (refreshing it\n"
-	"                           when needed; --fresh: always refresh)\n"
+	"                           when needed; --fresh: always refresh;\n"
+	"                           --api: for the account's HTTPS API)\n"
 	"  refresh ACCOUNT          refresh the access token now\n"
 	"    --if-idle-for DURATION only when the last refresh is older\n"
 	"                           (30d, 12h, 90m, 3600)\n"
@@ -177,7 +178,8 @@ load(const char *file, int system, const char *name,
 }
 
 static int
-cmd_print(const struct account *acc, int fresh, struct errinfo *ei)
+cmd_print(const struct account *acc, int fresh, int api,
+	struct errinfo *ei)
 {
 	struct token_info info;
 	struct buf tok;
@@ -185,8 +187,15 @@ cmd_print(const struct account *acc, int fresh, struct errinfo *ei)
 	int rc = EX_OK;
 
 	buf_init_secret(&tok, TOKEN_MAX);
-	e = token_get_ex(acc, fresh ? TOKEN_FORCE_REFRESH : 0, &tok, &info,
-		ei);
+	memset(&info, 0, sizeof(info));
+	if (api) {
+		/* the scope of the API transport auto or graph/gmail-api uses */
+		e = token_send_api_token(acc, (int)api_kind_of(acc), fresh ?
+			TOKEN_FORCE_REFRESH : 0, &tok, ei);
+	} else {
+		e = token_get_ex(acc, fresh ? TOKEN_FORCE_REFRESH : 0, &tok,
+			&info, ei);
+	}
 	if (e != ERR_OK) {
 		rc = fail(e, ei);
 	} else {
@@ -516,6 +525,7 @@ cmd_forget(const struct account *acc, struct errinfo *ei)
 struct cmd_args {
 	const char *name;
 	int fresh;
+	int api;		/* print --api: the API's token */
 	int no_verify;
 	long idle_for;
 	struct authorize_opts auth;
@@ -551,6 +561,9 @@ parse_args(const char *cmd, int argc, char **argv, int i,
 			if (strcmp(cmd, "print") == 0 &&
 			    strcmp(arg, "--fresh") == 0) {
 				a->fresh = 1;
+			} else if (strcmp(cmd, "print") == 0 &&
+			    strcmp(arg, "--api") == 0) {
+				a->api = 1;
 			} else if (strcmp(cmd, "import") == 0 &&
 			    strcmp(arg, "--no-verify") == 0) {
 				a->no_verify = 1;
@@ -899,7 +912,7 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "authorize") == 0) {
 		rc = cmd_authorize(acc, &a.auth, ei);
 	} else if (strcmp(cmd, "print") == 0) {
-		rc = cmd_print(acc, a.fresh, ei);
+		rc = cmd_print(acc, a.fresh, a.api, ei);
 	} else if (strcmp(cmd, "refresh") == 0) {
 		rc = cmd_refresh(acc, a.idle_for, ei);
 	} else if (strcmp(cmd, "status") == 0) {

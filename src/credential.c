@@ -121,7 +121,7 @@ spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 		goto out;
 	}
 	credential_helper_argv(argv, c->acc, c->config_file, "print",
-		fresh ? "--fresh" : NULL);
+		c->api ? "--api" : fresh ? "--fresh" : NULL);
 	memset(p, 0, sizeof(*p));
 	p->argv = argv;
 	p->file = path.data;
@@ -256,6 +256,27 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	}
 	buf_release(&tok);
 	buf_release(&msg);
+	return e;
+}
+
+enum err
+credential_api_token(const struct account *acc, const char *config_file,
+	struct buf *ret_secret, struct errinfo *reterr)
+{
+	struct credential c;
+	enum err e;
+
+	memset(&c, 0, sizeof(c));
+	c.acc = acc;
+	c.config_file = config_file;
+	c.kind = CREDENTIAL_OAUTH;
+	c.api = 1;
+	c.helper.pid = -1;
+	buf_init_secret(&c.cached, SECRET_MAX);
+	buf_init(&c.warnings, HELPER_ERR_MAX);
+	buf_reset(ret_secret);
+	e = run_helper(&c, 0, ret_secret, reterr);
+	credential_release(&c);
 	return e;
 }
 

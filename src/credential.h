@@ -58,6 +58,8 @@ struct credential {
 					   was found (static), NULL before */
 	const char *decision;		/* the last decision, for -vv (static):
 					   cache hit or miss, refresh, source */
+	int api;			/* the helper prints the HTTPS API's
+					   token (credential_api_token()) */
 };
 
 /*
@@ -108,6 +110,16 @@ void credential_release(struct credential *c);
  * when it exists, else the installed one.  Into ret_path.
  */
 MUST_CHECK enum err credential_helper_path(struct buf *ret_path, struct errinfo *reterr);
+
+/*
+ * The access token of acc's HTTPS API (transport graph, gmail-api, auto:
+ * api.h), from `oasmtp-token print --api ACCOUNT` (a cached one of that
+ * scope, else refreshed with the account's grant).  For --check.  Errors
+ * as credential_get() for OAuth2.
+ */
+MUST_CHECK enum err credential_api_token(const struct account *acc,
+	const char *config_file, struct buf *ret_secret,
+	struct errinfo *reterr);
 
 /* Room for the longest command line credential_helper_argv() builds. */
 #define CREDENTIAL_ARGV_MAX 10

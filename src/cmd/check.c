@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "account.h"
+#include "api.h"
+#include "api_route.h"
 #include "provider.h"
 #include "buf.h"
 #include "cli.h"
@@ -25,6 +27,7 @@
 #include "job.h"
 #include "proc.h"
 #include "report.h"
+#include "route.h"
 #include "submit.h"
 #include "token_cache.h"
 #include "util.h"
@@ -33,21 +36,26 @@
 #define SECRET_MAX (64 * 1024)
 #define DETAIL_MAX 300
 
+/* route and api only for an account whose transport is not smtp */
 enum step {
 	STEP_CONFIG,
+	STEP_ROUTE,
 	STEP_TOKEN,
 	STEP_CONNECT,
 	STEP_TLS,
 	STEP_AUTH,
+	STEP_API,
 	STEP_MAX
 };
 
 static const char *const step_names[STEP_MAX] = {
 	[STEP_CONFIG] = "config",
+	[STEP_ROUTE] = "route",
 	[STEP_TOKEN] = "token",
 	[STEP_CONNECT] = "connect",
 	[STEP_TLS] = "tls",
 	[STEP_AUTH] = "auth",
+	[STEP_API] = "api",
 };
 
 /* What the transcript showed of the session. */
@@ -71,7 +79,22 @@ struct check {
 	const struct buf *status;	/* oasmtp-token status output, or NULL */
 	struct progress pr;
 	struct sandbox *sb;	/* the session's confinement, or NULL */
+	enum api_kind api;	/* the account's HTTPS API, or API_NONE */
+	int api_only;		/* a send goes to it without SMTP */
+	int fell_back;		/* SMTP failed as auto falls back for */
+	/* the api step, probed before the SMTP session confines us */
+	enum err api_e;
+	struct errinfo api_ei;
+	struct buf api_desc;
+	char api_when[128];
 };
+
+/* The route and api steps exist for this account. */
+static int
+has_api_steps(const struct check *c)
+{
+	return c->job.acc != NULL && c->job.acc->transport != VIA_SMTP;
+}
 
 /* ---- report lines ---- */
 
@@ -139,6 +162,16 @@ step_hint(enum step s, const struct account *acc, enum err e)
 			return "the server refused the user name or password";
 		}
 		return "see the server's reply above; -v shows the dialogue";
+	case STEP_ROUTE:
+		return NULL;
+	case STEP_API:
+		if (e == ERR_TLS) {
+			return "behind a proxy that intercepts TLS, name its CA "
+				"with oauth2_ca_file (oasmtprc(5))";
+		}
+		return "the API's host must be reachable on port 443 (a proxy "
+			"or firewall may block it); api_url overrides the "
+			"address (oasmtprc(5))";
 	case STEP_MAX:
 		break;
 	}
@@ -172,6 +205,9 @@ fail_step(struct check *c, enum step s, enum err e, struct errinfo *ei)
 		detail(c, "advice: ", advice);
 	}
 	for (i = (int)s + 1; i < STEP_MAX; i++) {
+		if ((i == STEP_ROUTE || i == STEP_API) && !has_api_steps(c)) {
+			continue;
+		}
 		report(c, "--", (enum step)i, "not run");
 	}
 	fprintf(c->out, "check failed at the %s step (exit status %d)\n",
@@ -286,6 +322,75 @@ show_status(struct check *c, const struct buf *status)
 	fflush(c->out);
 }
 
+/* ---- route (transport graph, gmail-api, auto) ---- */
+
+/* Which path a send of the account takes, and why. */
+static void
+step_route(struct check *c)
+{
+	const struct account *acc = c->job.acc;
+	struct buf why;
+	time_t since = 0;
+	enum api_kind kind;
+
+	if (!has_api_steps(c)) {
+		return;
+	}
+	c->api = api_kind_of(acc);
+	if (acc->transport != VIA_AUTO) {
+		c->api_only = 1;
+		report(c, "ok", STEP_ROUTE, "%s: %s (transport %s; SMTP is not "
+			"used)", api_kind_name(c->api), api_url_of(acc, c->api),
+			api_transport_name(acc->transport));
+		return;
+	}
+	buf_init(&why, DETAIL_MAX + 8);
+	if (api_route_recall(acc, time(NULL), &kind, &since, &why)) {
+		c->api_only = 1;
+		report(c, "ok", STEP_ROUTE, "%s: %s (transport auto: SMTP "
+			"skipped, found closed %ld min ago; tried again %d h "
+			"after that)", api_kind_name(c->api),
+			api_url_of(acc, c->api), (long)((time(NULL) - since) / 60),
+			API_ROUTE_SECONDS / 3600);
+		if (why.len > 0) {
+			detail(c, "why: ", buf_cstr(&why));
+		}
+	} else {
+		report(c, "ok", STEP_ROUTE, "SMTP first (transport auto): %s "
+			"port %d; %s (%s) if SMTP AUTH is disabled or the port "
+			"cannot be reached", acc->host != NULL ? acc->host : "?",
+			acc->port, api_kind_name(c->api),
+			api_url_of(acc, c->api));
+	}
+	buf_release(&why);
+}
+
+/* The API's token (a send through the API would use it). */
+static MUST_CHECK enum err
+api_token(struct check *c, char *when, size_t cap, struct errinfo *ei)
+{
+	const struct account *acc = c->job.acc;
+	struct buf scope, tok;
+	time_t expires = 0;
+	enum err e;
+
+	e = credential_api_token(acc, c->job.o->config_file, &c->secret, ei);
+	buf_reset(&c->secret);	/* only its existence is checked */
+	if (e != ERR_OK) {
+		return e;
+	}
+	buf_init(&scope, PROVIDER_SCOPE_MAX);
+	buf_init_secret(&tok, SECRET_MAX);
+	util_strlcpy(when, "not cached", cap);
+	if (api_scope(acc, c->api, &scope, NULL) == ERR_OK &&
+	    token_cache_lookup_scope(acc, buf_cstr(&scope), &tok, &expires)) {
+		format_expiry(expires, when, cap);
+	}
+	buf_release(&scope);
+	buf_release(&tok);
+	return ERR_OK;
+}
+
 static MUST_CHECK enum err
 step_token(struct check *c, struct errinfo *ei)
 {
@@ -295,6 +400,15 @@ step_token(struct check *c, struct errinfo *ei)
 	time_t expires = 0;
 	enum err e;
 
+	if (c->api_only) {
+		e = api_token(c, when, sizeof(when), ei);
+		if (e != ERR_OK) {
+			return fail_step(c, STEP_TOKEN, e, ei);
+		}
+		report(c, "ok", STEP_TOKEN, "access token for %s (%s)",
+			api_kind_name(c->api), when);
+		return ERR_OK;
+	}
 	if (acc->auth == AUTH_OFF) {
 		report(c, "--", STEP_TOKEN, "not needed (auth off)");
 		return ERR_OK;
@@ -485,11 +599,19 @@ step_session(struct check *c, struct errinfo *ei)
 	const struct account *acc = c->job.acc;
 	struct submit_params sp;
 	struct submit_result res;
+	struct route_probe probe;
 	struct sandbox sb;
 	enum step s;
 	enum err e;
 	int i;
 
+	if (c->api_only) {
+		for (i = STEP_CONNECT; i <= STEP_AUTH; i++) {
+			report(c, "--", (enum step)i, "not used (sending "
+				"through %s)", api_kind_name(c->api));
+		}
+		return ERR_OK;
+	}
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(acc, &sp.srv);
 	/* the session runs confined, as a send's (doc/system-wide.md) */
@@ -500,6 +622,7 @@ step_session(struct check *c, struct errinfo *ei)
 		return fail_step(c, STEP_CONNECT, e, ei);
 	}
 	sandbox_io(&sb, &sp);
+	route_probe_install(&c->job, &sp, &probe);
 	c->sb = &sb;
 	sp.secret.get = check_secret;
 	sp.secret.ctx = c;
@@ -518,6 +641,26 @@ step_session(struct check *c, struct errinfo *ei)
 				report_tls(c, &res);
 			}
 		}
+		if (route_fallback(&c->job, e, ei, &probe) != API_NONE) {
+			/* a send would go through the API: check that next */
+			struct buf first;
+
+			buf_init(&first, DETAIL_MAX + 8);
+			buf_cut_ok(util_first_line(errinfo_msg(ei), DETAIL_MAX,
+				&first));
+			report(c, "warn", s, "%s", buf_cstr(&first));
+			detail(c, "transport auto: ", probe.reason);
+			detail(c, "", "a send goes through the API instead "
+				"(see the api step)");
+			for (i = (int)s + 1; i <= STEP_AUTH; i++) {
+				report(c, "--", (enum step)i, "not run");
+			}
+			buf_release(&first);
+			errinfo_release(ei);
+			c->fell_back = 1;
+			submit_result_release(&res);
+			return ERR_OK;
+		}
 		e = fail_step(c, s, e, ei);
 		submit_result_release(&res);
 		return e;
@@ -534,6 +677,71 @@ step_session(struct check *c, struct errinfo *ei)
 	return ERR_OK;
 }
 
+/* ---- the HTTPS API ---- */
+
+/*
+ * Can the API be reached (TLS to its host, certificate checked)?  For
+ * transport auto with SMTP working, also the fall-back's token; a failure
+ * there is a warning, since SMTP carries the mail.
+ */
+static void
+probe_api(struct check *c)
+{
+	const struct account *acc = c->job.acc;
+
+	if (!has_api_steps(c)) {
+		return;
+	}
+	c->api_e = route_api_reach(acc, c->api, &c->api_desc, &c->api_ei);
+	if (c->api_e == ERR_OK && !c->api_only) {
+		c->api_e = api_token(c, c->api_when, sizeof(c->api_when),
+			&c->api_ei);
+		if (c->api_e != ERR_OK) {
+			errinfo_prefix(&c->api_ei, "no access token for %s: ",
+				api_kind_name(c->api));
+		}
+	}
+}
+
+static MUST_CHECK enum err
+step_api(struct check *c, struct errinfo *ei)
+{
+	const struct account *acc = c->job.acc;
+	int needed = c->api_only || c->fell_back;
+	const char *advice;
+	struct buf first;
+	enum err e = c->api_e;
+
+	if (!has_api_steps(c)) {
+		return ERR_OK;
+	}
+	if (e != ERR_OK && needed) {
+		errinfo_copy(ei, &c->api_ei);
+		return fail_step(c, STEP_API, e, ei);
+	}
+	if (e != ERR_OK) {
+		buf_init(&first, DETAIL_MAX + 8);
+		buf_cut_ok(util_first_line(errinfo_msg(&c->api_ei), DETAIL_MAX,
+			&first));
+		report(c, "warn", STEP_API, "%s", buf_cstr(&first));
+		detail(c, "", "SMTP works; the fall-back to the API would "
+			"fail");
+		advice = explain_error(errinfo_msg(&c->api_ei));
+		if (advice == NULL) {
+			advice = step_hint(STEP_API, acc, e);
+		}
+		if (advice != NULL) {
+			detail(c, "advice: ", advice);
+		}
+		buf_release(&first);
+		return ERR_OK;
+	}
+	report(c, "ok", STEP_API, "%s, certificate verified%s%s",
+		buf_cstr(&c->api_desc), c->api_only ? "" :
+		"; fall-back token obtained, ", c->api_only ? "" : c->api_when);
+	return ERR_OK;
+}
+
 /* ---- the whole check ---- */
 
 enum err
@@ -545,6 +753,8 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 	enum err e;
 
 	memset(&c, 0, sizeof(c));
+	errinfo_init(&c.api_ei);
+	buf_init(&c.api_desc, DETAIL_MAX + 8);
 	c.out = out;
 	c.job.o = o;
 	buf_init_secret(&c.secret, SECRET_MAX);
@@ -578,9 +788,15 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 		acc->name, buf_cstr(&server), account_auth_name(acc->auth));
 	buf_release(&server);
 
+	step_route(&c);
+	/* before the SMTP session: it confines this process */
+	probe_api(&c);
 	e = step_token(&c, reterr);
 	if (e == ERR_OK) {
 		e = step_session(&c, reterr);
+	}
+	if (e == ERR_OK) {
+		e = step_api(&c, reterr);
 	}
 	if (e == ERR_OK) {
 		fprintf(out, "all checks passed; no mail was sent\n");
@@ -591,6 +807,8 @@ out:
 		credential_release(&c.cred);
 	}
 	buf_release(&c.secret);
+	buf_release(&c.api_desc);
+	errinfo_release(&c.api_ei);
 	job_release(&c.job);
 	return e;
 }

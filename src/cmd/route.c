@@ -176,3 +176,87 @@ route_api_send(const struct job *job, enum api_kind kind,
 	}
 	return e;
 }
+
+/* The host and port of an https URL; 0 when it is not one. */
+static int
+https_host_port(const char *url, char *host, size_t cap, int *ret_port)
+{
+	const char *h, *end, *colon = NULL;
+	long port = 443;
+	size_t n;
+
+	if (url == NULL || util_strncasecmp(url, "https://", 8) != 0) {
+		return 0;
+	}
+	h = url + 8;
+	end = h + strcspn(h, "/?#");
+	if (*h == '[') {
+		/* an IPv6 literal: [addr]:port */
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+
+		if (rb == NULL) {
+			return 0;
+		}
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+		n = (size_t)(rb - h - 1);
+		h++;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		n = (size_t)((colon != NULL ? colon : end) - h);
+	}
+	if (n == 0 || n >= cap) {
+		return 0;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (colon != NULL) {
+		char digits[8];
+		size_t k = (size_t)(end - colon - 1);
+
+		if (k == 0 || k >= sizeof(digits)) {
+			return 0;
+		}
+		memcpy(digits, colon + 1, k);
+		digits[k] = '\0';
+		if (util_parse_long(digits, 1, 65535, &port) != 0) {
+			return 0;
+		}
+	}
+	*ret_port = (int)port;
+	return 1;
+}
+
+enum err
+route_api_reach(const struct account *acc, enum api_kind kind,
+	struct buf *ret_desc, struct errinfo *reterr)
+{
+	const char *url = api_url_of(acc, kind);
+	struct tls_params tp;
+	struct transport *t = NULL;
+	char host[256];
+	int port = 443;
+	int64_t deadline = util_now_ms() + ROUTE_AUTO_CONNECT_S * 1000;
+	enum err e;
+
+	if (!https_host_port(url, host, sizeof(host), &port)) {
+		return errinfo_set(reterr, ERR_CONFIG, "api_url '%s' is not an "
+			"https URL", url != NULL ? url : "");
+	}
+	e = transport_tcp_connect(host, port, acc->source_ip, deadline, &t,
+		reterr);
+	if (e == ERR_OK) {
+		memset(&tp, 0, sizeof(tp));
+		tp.host = host;
+		tp.trust_file = acc->oauth2_ca_file;
+		tp.certcheck = 1;
+		e = transport_tls_start(&t, &tp, deadline, reterr);
+	}
+	if (e == ERR_OK) {
+		if (buf_printf(ret_desc, "%s port %d: ", host, port) != ERR_OK ||
+		    t->ops->describe(t, ret_desc) != ERR_OK) {
+			buf_reset(ret_desc);	/* only a description */
+		}
+	}
+	transport_close(t);
+	return e;
+}

@@ -71,4 +71,15 @@ enum err route_api_send(const struct job *job, enum api_kind kind,
 	const struct submit_body *body, const struct envelope *env,
 	long *ret_retry_after, struct errinfo *reterr);
 
+/*
+ * --check: can kind's API be reached?  A TCP connect to the host and port
+ * of its URL (443 by default) within ROUTE_AUTO_CONNECT_S, and a TLS
+ * handshake that verifies the certificate against oauth2_ca_file (else
+ * the system's trust store), as oasmtp-token send would.  Nothing is sent.
+ * ret_desc gets "HOST port N: <TLS description>".  Errors: ERR_CONFIG (not
+ * an https URL), ERR_NET, ERR_TIMEOUT, ERR_TLS.
+ */
+enum err route_api_reach(const struct account *acc, enum api_kind kind,
+	struct buf *ret_desc, struct errinfo *reterr);
+
 #endif

@@ -327,3 +327,75 @@ def test_flush_falls_back_and_remembers(api):
     assert r.oauth.smtp.transcript_text().count("CONNECT ") == auths
     assert len(r.emu.sent) == 3
     assert queue_files(qdir) == []
+
+
+def check_lines(p):
+    """{step: (mark, text)} of an oasmtp --check report."""
+    out = {}
+    for line in p.stdout.decode().splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0] in ("ok", "FAIL", "--", "warn"):
+            out[parts[1]] = (parts[0], parts[2])
+    return out
+
+
+def test_check_graph_names_the_api_and_reaches_it(api):
+    r = api()
+    cfg = r.config("graph")
+    p = run(["-C", cfg, "--check"], r.home)
+    assert p.returncode == 0, describe(p)
+    rep = check_lines(p)
+    assert rep["route"][0] == "ok" and "transport graph" in rep["route"][1]
+    assert r.emu.url("graph") in rep["route"][1]
+    assert rep["token"][0] == "ok" and "access token for graph" in \
+        rep["token"][1], describe(p)
+    for s in ("connect", "tls", "auth"):
+        assert rep[s] == ("--", "not used (sending through graph)"), rep
+    assert rep["api"][0] == "ok" and "certificate verified" in rep["api"][1]
+    assert r.emu.sent == [] and r.oauth.messages() == []
+    for tok in r.emu.valid_tokens():
+        assert tok not in p.stdout.decode() + p.stderr.decode()
+
+
+def test_check_auto_smtp_first_then_remembered(api):
+    r = api(smtp_faults=AUTH_DISABLED)
+    cfg = r.config("auto")
+    p = run(["-C", cfg, "--check"], r.home)
+    # SMTP AUTH is disabled, the API works: a send would succeed
+    assert p.returncode == 0, describe(p)
+    rep = check_lines(p)
+    assert rep["route"][1].startswith("SMTP first (transport auto)"), rep
+    assert rep["auth"][0] == "warn" and "5.7.139" in rep["auth"][1], rep
+    assert b"SMTP AUTH is disabled" in p.stdout
+    assert rep["api"][0] == "ok" and "fall-back token obtained" in \
+        rep["api"][1], rep
+    # --check only looks: nothing remembered, nothing sent
+    assert not os.path.exists(route_file(r))
+    assert r.emu.sent == []
+    # after a send fell back, --check says SMTP is skipped, and why
+    p = r.send(cfg, args=("-i", "rcpt@example.net"))
+    assert p.returncode == 0, describe(p)
+    connects = r.oauth.smtp.transcript_text().count("CONNECT ")
+    p = run(["-C", cfg, "--check"], r.home)
+    assert p.returncode == 0, describe(p)
+    rep = check_lines(p)
+    assert "SMTP skipped" in rep["route"][1], rep
+    assert b"why: SMTP AUTH is disabled" in p.stdout, describe(p)
+    assert rep["connect"][0] == "--"
+    assert r.oauth.smtp.transcript_text().count("CONNECT ") == connects
+
+
+def test_check_api_unreachable(api):
+    r = api()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()
+    cfg = r.oauth.config(extra=[
+        "transport graph",
+        "api_url https://127.0.0.1:%d/v1.0/me/sendMail" % closed])
+    p = run(["-C", cfg, "--check"], r.home, timeout=60)
+    assert p.returncode == 75, describe(p)
+    rep = check_lines(p)
+    assert rep["api"][0] == "FAIL", describe(p)
+    assert b"check failed at the api step (exit status 75)" in p.stdout
