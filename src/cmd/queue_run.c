@@ -391,6 +391,16 @@ session_item_done(void *ctx, size_t i, enum err e, int in_txn,
 	item_done(fs->g, i, e, in_txn, ei, final_reply, delivered);
 }
 
+/* A 452 split in the session: item_partial() on the group. */
+static void
+session_item_partial(void *ctx, size_t i, const unsigned char *delivered)
+{
+	struct flush_session *fs = ctx;
+
+	fs->any_txn = 1;
+	item_partial(fs->g, i, delivered);
+}
+
 static void
 flush_session(void *ctx, struct sandbox *sb)
 {
@@ -416,7 +426,7 @@ flush_session(void *ctx, struct sandbox *sb)
 	batch.items = fs->items;
 	batch.n = fs->k;
 	batch.done = session_item_done;
-	batch.partial = item_partial;
+	batch.partial = session_item_partial;
 	batch.ctx = fs;
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(acc, &sp.srv);
