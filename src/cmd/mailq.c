@@ -1,12 +1,16 @@
 /* mailq.c - listing and editing the queue; see mailq.h. */
 #include "mailq.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
+#include "api_route.h"
 #include "buf.h"
 #include "cli.h"
+#include "config.h"
 #include "envelope.h"
 #include "job.h"
 #include "pickup.h"
@@ -95,10 +99,65 @@ put_last_error(struct buf *out, const char *p, int verbose)
 	return e != ERR_OK ? e : buf_putc(out, '\n');
 }
 
+/*
+ * The transport of the entries of one (configuration, account): loaded
+ * once for a run of entries that share them.
+ */
+struct via_cache {
+	const struct cli_opts *o;
+	char *config, *account;	/* the pair of name, NULL before */
+	char name[64];		/* "graph", "smtp (auto)", "" unknown */
+};
+
+/* What a flush would send qe through now (oasmtprc(5), transport). */
+static const char *
+entry_via(struct via_cache *vc, const struct queue_entry *qe)
+{
+	struct config_params params;
+	struct config *cfg = NULL;
+	const struct account *acc = NULL;
+	enum api_kind kind = API_NONE;
+
+	if (vc->config != NULL && strcmp(vc->config, qe->config) == 0 &&
+	    strcmp(vc->account, qe->account) == 0) {
+		return vc->name;
+	}
+	free(vc->config);
+	free(vc->account);
+	vc->config = strdup(qe->config);
+	vc->account = strdup(qe->account);
+	vc->name[0] = '\0';
+	if (vc->config == NULL || vc->account == NULL) {
+		free(vc->config);
+		free(vc->account);
+		vc->config = vc->account = NULL;
+		return vc->name;
+	}
+	job_config_params(vc->o, qe->config[0] != '\0' ? qe->config : NULL,
+		&params);
+	if (config_load(&params, &cfg, NULL) == ERR_OK &&
+	    config_select(cfg, qe->account, NULL, &acc, NULL) == ERR_OK) {
+		if (acc->transport != VIA_AUTO) {
+			util_strlcpy(vc->name, api_transport_name(acc->transport),
+				sizeof(vc->name));
+		} else if (api_route_recall(acc, time(NULL), &kind, NULL,
+		    NULL)) {
+			snprintf(vc->name, sizeof(vc->name), "%s (auto: SMTP "
+				"closed)", api_kind_name(kind));
+		} else {
+			util_strlcpy(vc->name, "smtp (auto)", sizeof(vc->name));
+		}
+	}
+	config_free(cfg);
+	return vc->name;
+}
+
 static MUST_CHECK enum err
 list_entry(struct buf *out, const struct queue_entry *qe, int64_t now,
-	int verbose)
+	int verbose, struct via_cache *vc)
 {
+	const char *via = entry_via(vc, qe);
+
 	enum err e;
 	size_t i;
 
@@ -130,6 +189,9 @@ list_entry(struct buf *out, const struct queue_entry *qe, int64_t now,
 	if (e == ERR_OK) {
 		e = put_clean(out, qe->account, 200);
 	}
+	if (e == ERR_OK && via[0] != '\0') {
+		e = buf_printf(out, ", via %s", via);
+	}
 	if (e == ERR_OK) {
 		e = buf_printf(out, ", %u attempt%s", qe->attempts,
 			qe->attempts == 1 ? "" : "s");
@@ -160,7 +222,8 @@ list_entry(struct buf *out, const struct queue_entry *qe, int64_t now,
 /* The nv entries of one directory (pass 1: its failed/). */
 static MUST_CHECK enum err
 list_dir(struct buf *out, const struct queue_entry *v, size_t nv,
-	const char *dir, int pass, int first, int64_t now, int verbose)
+	const char *dir, int pass, int first, int64_t now, int verbose,
+	struct via_cache *vc)
 {
 	uint64_t bytes = 0;
 	enum err e = ERR_OK;
@@ -176,7 +239,7 @@ list_dir(struct buf *out, const struct queue_entry *v, size_t nv,
 			"-Sender/Recipient------\n");
 	}
 	for (j = 0; j < nv && e == ERR_OK; j++) {
-		e = list_entry(out, &v[j], now, verbose);
+		e = list_entry(out, &v[j], now, verbose, vc);
 		bytes += v[j].size;
 	}
 	if (e != ERR_OK) {
@@ -194,6 +257,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 	char **dirs = NULL;
 	size_t n = 0, i;
 	int64_t now = (int64_t)time(NULL);
+	struct via_cache vc = { .o = o };
 	int pass;
 	enum err e;
 
@@ -233,7 +297,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 			}
 			if (e == ERR_OK && nv > 0) {
 				e = list_dir(out, v, nv, dirs[i], pass,
-					shown == 0, now, o->verbose > 0);
+					shown == 0, now, o->verbose > 0, &vc);
 				if (e != ERR_OK) {
 					e = buf_fail(out, e,
 						"the queue listing", reterr);
@@ -252,6 +316,8 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 		}
 	}
 	job_free_dirs(dirs, n);
+	free(vc.config);
+	free(vc.account);
 	return e;
 }
 

@@ -175,6 +175,8 @@ def test_429_queued_with_retry_after(api):
     assert b"queued" in p.stderr and b"7200" in p.stderr
     p = run(["-C", cfg, "-bp"], r.home)
     assert p.returncode == 0 and b"rcpt@example.net" in p.stdout, describe(p)
+    # mailq names the transport a flush will use
+    assert b"account default, via graph, 1 attempt" in p.stdout, describe(p)
     # the next attempt is not before the Retry-After
     recs = [f for f in os.listdir(qdir) if not f.endswith(".eml")
             and os.path.isfile(os.path.join(qdir, f))]
@@ -305,8 +307,12 @@ def test_flush_falls_back_and_remembers(api):
         assert p.returncode == 0 and b"queued" in p.stderr, describe(p)
     assert len(queue_files(qdir)) == 2
     assert r.emu.sent == []
+    p = run(["-C", cfg, "-bp"], r.home)
+    assert p.stdout.count(b"via graph (auto: SMTP closed)") == 2, describe(p)
     # forget the route: the flush tries SMTP first
     os.unlink(route_file(r))
+    p = run(["-C", cfg, "-bp"], r.home)
+    assert p.stdout.count(b"via smtp (auto)") == 2, describe(p)
     auths = r.oauth.smtp.transcript_text().count("CONNECT ")
     p = run(["-C", cfg, "-v", "-qRrcpt@example.net"], r.home, timeout=120)
     assert p.returncode == 0, describe(p)

@@ -235,6 +235,7 @@ def test_temporary_failure_queued_then_delivered_once(
     assert m.returncode == 0, describe(m)
     assert ids[0].encode() in m.stdout and b"rcpt@example.net" in m.stdout
     assert b"last error:" in m.stdout, describe(m)
+    assert b"account default, via smtp, 1 attempt" in m.stdout, describe(m)
 
     # the fault goes away: a clean server, the config fixed
     good = fault_server(user=USER, token=TOKEN,
