@@ -25,12 +25,14 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "envelope.h"
 #include "paths.h"
+#include "socks.h"
 #include "transport.h"
 #include "util.h"
 
@@ -305,9 +307,52 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	return e;
 }
 
+/* One line per line of text to the transcript, as dir. */
+static void
+transcript_lines(struct driver *d, enum smtp_dir dir, const char *text)
+{
+	while (d->p->transcript != NULL && *text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		d->p->transcript(d->p->transcript_ctx, dir, text, n);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* "<what>: N ms" for -vvv. */
+static void
+transcript_timing(struct driver *d, const char *what, int64_t since)
+{
+	char line[128];
+
+	if (d->p->transcript != NULL) {
+		snprintf(line, sizeof(line), "%s: %lld ms", what,
+			(long long)(util_now_ms() - since));
+		transcript_lines(d, SMTP_DIR_TIMING, line);
+	}
+}
+
+/* -vv: what TLS was negotiated (transport_tls_info). */
+static void
+transcript_tls(struct driver *d)
+{
+	struct buf info;
+
+	if (d->p->transcript == NULL) {
+		return;
+	}
+	buf_init(&info, SUBMIT_INFO_MAX);
+	/* protocol, cipher, resumed or not, certificate and fingerprint */
+	if (transport_tls_info(d->t, &info) == ERR_OK) {
+		transcript_lines(d, SMTP_DIR_DETAIL, buf_cstr(&info));
+	}
+	buf_release(&info);
+}
+
 static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
+	int64_t t0 = util_now_ms();
 	const struct submit_server *srv = &d->p->srv;
 	struct tls_params tp = srv->tls_params;
 	struct buf cache;
@@ -325,6 +370,46 @@ start_tls(struct driver *d, struct errinfo *reterr)
 		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
 	}
 	buf_release(&cache);
+	if (e == ERR_OK) {
+		transcript_timing(d, "TLS handshake", t0);
+		transcript_tls(d);
+	}
+	return e;
+}
+
+/*
+ * Through the SOCKS5 proxy of srv (socks.h): TCP to the proxy, then the
+ * server by name, so that only the proxy resolves it.
+ */
+static MUST_CHECK enum err
+connect_proxied(struct driver *d, const struct submit_params *p,
+	struct errinfo *reterr)
+{
+	const struct submit_server *srv = &p->srv;
+	int pport = srv->proxy_port > 0 ? srv->proxy_port : SOCKS_DEFAULT_PORT;
+	char proxy[300];
+	enum err e;
+
+	snprintf(proxy, sizeof(proxy), "%.255s port %d", srv->proxy_host,
+		pport);
+	/* the caller's connect (a hook that confines after it) reaches
+	 * the proxy; the handshake then runs on that connection */
+	if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	} else {
+		e = transport_tcp_connect(srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	}
+	if (e != ERR_OK) {
+		return errinfo_prefix(reterr, "SOCKS proxy: ");
+	}
+	e = socks5_connect(d->t, proxy, srv->host, srv->port,
+		step_deadline(d), reterr);
+	if (e != ERR_OK) {
+		transport_close(d->t);
+		d->t = NULL;
+	}
 	return e;
 }
 
@@ -686,7 +771,9 @@ session(const struct submit_params *p, enum mode mode,
 		(int64_t)(body_total / 65536) * 1000 + (d.n_items > 1 ?
 		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
 
-	if (p->io.connect != NULL) {
+	if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&d, p, reterr);
+	} else if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, srv->host, srv->port,
 			srv->source_ip, step_deadline(&d), &d.t, reterr);
 	} else {
@@ -696,6 +783,7 @@ session(const struct submit_params *p, enum mode mode,
 	if (e != ERR_OK) {
 		goto out;
 	}
+	transcript_timing(&d, "connect", start);
 	if (srv->tls && !srv->starttls) {
 		e = start_tls(&d, reterr);
 		if (e != ERR_OK) {
@@ -708,7 +796,8 @@ session(const struct submit_params *p, enum mode mode,
 	sp.tls_required = srv->tls;
 	sp.starttls = srv->tls && srv->starttls;
 	sp.tls_active = srv->tls && !srv->starttls;
-	sp.peer_loopback = peer_is_loopback(d.t);
+	/* through a proxy the peer is the proxy, not the server */
+	sp.peer_loopback = srv->proxy_host == NULL && peer_is_loopback(d.t);
 	sp.auth = mode == MODE_SERVERINFO ? AUTH_OFF : srv->auth;
 	sp.oauth = srv->oauth;
 	sp.user = srv->user;
