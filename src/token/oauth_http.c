@@ -203,12 +203,7 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	}
 
 	/* the common options first; a failing setopt aborts the request */
-#define SETOPT(opt, val) \
-	do { \
-		if (rc == CURLE_OK) { \
-			rc = curl_easy_setopt(h, opt, val); \
-		} \
-	} while (0)
+#define SETOPT(opt, val) HTTP_SETOPT(rc, h, opt, val)
 	rc = http_curl_secure(h, req->url, cto, to, errbuf, &ca);
 	SETOPT(CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(CURLOPT_POST, 1L);
