@@ -535,10 +535,12 @@ out:
 	return e;
 }
 
-/* What every grant needs: the token endpoint and the client id. */
+/* Empty ret and check what every grant needs: the endpoint, the client id. */
 static MUST_CHECK enum err
-check_client(const struct oauth_request *req, struct errinfo *reterr)
+begin_grant(const struct oauth_request *req, struct oauth_tokens *ret,
+	struct errinfo *reterr)
 {
+	tokens_reset(ret);
 	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"account '%s' has no oauth2_token_endpoint: set it, or "
@@ -550,6 +552,19 @@ check_client(const struct oauth_request *req, struct errinfo *reterr)
 			"account '%s' has no oauth2_client_id", req->account);
 	}
 	return ERR_OK;
+}
+
+/* The client's fields of a grant's form: client_id, client_secret if any. */
+static MUST_CHECK enum err
+client_fields(struct buf *form, const struct oauth_request *req)
+{
+	enum err e = form_field(form, "client_id", req->client_id);
+
+	if (e == ERR_OK && req->client_secret != NULL &&
+	    req->client_secret[0] != '\0') {
+		e = form_field(form, "client_secret", req->client_secret);
+	}
+	return e;
 }
 
 /*
@@ -592,8 +607,7 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct buf form;
 	enum err e;
 
-	tokens_reset(ret);
-	e = check_client(req, reterr);
+	e = begin_grant(req, ret, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
@@ -608,11 +622,7 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 		e = form_field(&form, "refresh_token", req->refresh_token);
 	}
 	if (e == ERR_OK) {
-		e = form_field(&form, "client_id", req->client_id);
-	}
-	if (e == ERR_OK && req->client_secret != NULL &&
-	    req->client_secret[0] != '\0') {
-		e = form_field(&form, "client_secret", req->client_secret);
+		e = client_fields(&form, req);
 	}
 	if (e == ERR_OK && req->scope != NULL && req->scope[0] != '\0') {
 		e = form_field(&form, "scope", req->scope);
@@ -644,8 +654,7 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct buf form;
 	enum err e;
 
-	tokens_reset(ret);
-	e = check_client(req, reterr);
+	e = begin_grant(req, ret, reterr);
 	if (e != ERR_OK) {
 		return e;
 	}
@@ -666,11 +675,7 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 		e = form_field(&form, "code_verifier", req->code_verifier);
 	}
 	if (e == ERR_OK) {
-		e = form_field(&form, "client_id", req->client_id);
-	}
-	if (e == ERR_OK && req->client_secret != NULL &&
-	    req->client_secret[0] != '\0') {
-		e = form_field(&form, "client_secret", req->client_secret);
+		e = client_fields(&form, req);
 	}
 	e = post_grant(req, e, &form, ret, reterr);
 	if (e == ERR_REAUTH) {
