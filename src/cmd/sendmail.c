@@ -30,19 +30,6 @@
 /* the first line of the failure, in the 'queued' warning */
 #define WHY_LINE_MAX 1024
 
-static const char *
-dsn_return_text(enum cli_dsn_return r)
-{
-	switch (r) {
-	case CLI_DSN_RET_HDRS:
-		return "HDRS";
-	case CLI_DSN_RET_FULL:
-		return "FULL";
-	default:
-		return NULL;
-	}
-}
-
 /* The body source of a send: the spooled message, counted for progress. */
 struct body_source {
 	struct message *m;
@@ -325,7 +312,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	mo.rcpt_args = o->recipients;
 	mo.n_rcpt_args = o->recipient_count;
 	mo.dsn_notify = o->dsn_notify;
-	mo.dsn_return = dsn_return_text(o->dsn_return);
+	mo.dsn_return = cli_dsn_return_text(o->dsn_return);
 	mo.dsn_envid = o->dsn_envid;
 	mo.now = time(NULL);
 	mo.hostname = hostname;
