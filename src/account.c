@@ -90,6 +90,10 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_QUEUE] = SCALAR(queue),
 	[ACCF_QUEUE_DIR] = STR(queue_dir),
 	[ACCF_QUEUE_MAX_AGE] = SCALAR(queue_max_age),
+	[ACCF_SESSION_PERSIST] = SCALAR(session_persist),
+	[ACCF_SESSION_MAX_AGE] = SCALAR(session_max_age),
+	[ACCF_SESSION_MAX_MESSAGES] = SCALAR(session_max_messages),
+	[ACCF_MESSAGE_ID_FIX] = SCALAR(message_id_fix),
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
@@ -156,6 +160,10 @@ account_new(void)
 	acc->oauth2_refresh_margin = 600;
 	acc->queue = QUEUE_OFF;
 	acc->queue_max_age = 5L * 24 * 3600;
+	acc->session_persist = 5;
+	acc->session_max_age = 300;
+	acc->session_max_messages = 100;
+	acc->message_id_fix = HDR_AUTO;
 	return acc;
 }
 

@@ -127,6 +127,12 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* sessions kept between invocations (oasmtp extensions) */
+	long session_persist;	/* idle seconds, 0 = off; default 5 */
+	long session_max_age;	/* seconds, default 300 */
+	long session_max_messages;	/* default 100 */
+	enum header_policy message_id_fix;	/* HDR_AUTO or HDR_OFF */
+
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
@@ -210,6 +216,10 @@ enum account_field {
 	ACCF_MAILDOMAIN,
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
+	ACCF_SESSION_PERSIST,
+	ACCF_SESSION_MAX_AGE,
+	ACCF_SESSION_MAX_MESSAGES,
+	ACCF_MESSAGE_ID_FIX,
 	ACCF_MAX
 };
 
