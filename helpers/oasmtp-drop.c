@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -277,14 +278,29 @@ write_entry(int dfd, const struct buf *header, int ignore_dots)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", id);
 	/*
 	 * PRIV: a new file only (O_EXCL), never through a symbolic link
-	 * (O_NOFOLLOW), relative to the checked directory.  Mode 0600 until
-	 * complete, so the service never reads half an entry.
+	 * (O_NOFOLLOW), relative to the checked directory.  Group-readable
+	 * (oasmtp-queue) from the start so that the service can open it to
+	 * test the lock below; it reads only renamed (complete) entries.
 	 */
 	o.fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		O_CLOEXEC, 0600);
+		O_CLOEXEC, 0640);
 	if (o.fd < 0) {
 		return die(EX_TEMPFAIL, "cannot create an entry in the "
 			"maildrop '%s': %s", DROP_MAILDROP_DIR, strerror(errno));
+	}
+	/*
+	 * The liveness lock: held until the entry is renamed (or removed).
+	 * The service removes a leftover ID.tmp only when it can take this
+	 * lock, so a slow writer (a cron job printing for hours) is never
+	 * mistaken for a dead one.
+	 */
+	/* PRIV: group-readable (oasmtp-queue) despite the umask of 077 */
+	if (fchmod(o.fd, 0640) != 0 || flock(o.fd, LOCK_EX) != 0) {
+		rc = die(EX_TEMPFAIL, "cannot lock the entry: %s",
+			strerror(errno));
+		close(o.fd);
+		unlinkat(dfd, tmp, 0);
+		return rc;
 	}
 	put(&o, header->data, header->len);
 	o.total = 0;
@@ -298,15 +314,6 @@ write_entry(int dfd, const struct buf *header, int ignore_dots)
 		rc = die(EX_TEMPFAIL, "cannot sync the entry: %s",
 			strerror(errno));
 	}
-	/* PRIV: group-readable (oasmtp-queue) so the service can read it */
-	if (rc == EX_OK && fchmod(o.fd, 0640) != 0) {
-		rc = die(EX_TEMPFAIL, "cannot chmod the entry: %s",
-			strerror(errno));
-	}
-	if (close(o.fd) != 0 && rc == EX_OK) {
-		rc = die(EX_TEMPFAIL, "cannot write the entry: %s",
-			strerror(errno));
-	}
 	if (rc == EX_OK && renameat(dfd, tmp, dfd, id) != 0) {
 		rc = die(EX_TEMPFAIL, "cannot commit the entry: %s",
 			strerror(errno));
@@ -314,8 +321,15 @@ write_entry(int dfd, const struct buf *header, int ignore_dots)
 	if (rc != EX_OK) {
 		/* PRIV: removes only the file this run created */
 		unlinkat(dfd, tmp, 0);
+		close(o.fd);
 		return rc;
 	}
+	/*
+	 * The lock goes with the descriptor, after the rename.  fsync
+	 * succeeded, so the entry is durable whatever close says; failing
+	 * now would make the caller send it again.
+	 */
+	close(o.fd);
 	if (fsync(dfd) != 0 && errno != EINVAL) {
 		/* the entry exists but may not survive a crash: say so */
 		return die(EX_TEMPFAIL, "cannot sync the maildrop: %s",

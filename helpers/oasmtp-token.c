@@ -44,6 +44,7 @@
 #include "explain.h"
 #include "grant_state.h"
 #include "log.h"
+#include "proc.h"
 #include "provider.h"
 #include "sysmode.h"
 #include "token_authorize.h"
@@ -535,67 +536,6 @@ oasmtp_path(struct buf *ret_path)
 }
 
 /*
- * Start oasmtp [-C FILE] [--system] -a ACCOUNT -q with standard input on
- * /dev/null and our stdout and stderr.  Returns the pid, or -1 with
- * *ret_errno saying why it could not be run (a close-on-exec pipe carries
- * a failed exec's errno back).
- */
-static pid_t
-spawn_flush(const char *path, const char *const *argv, int *ret_errno)
-{
-	int report[2];
-	int code = 0;
-	pid_t pid;
-	ssize_t n;
-
-	if (pipe(report) != 0) {
-		*ret_errno = errno;
-		return -1;
-	}
-	(void)fcntl(report[0], F_SETFD, FD_CLOEXEC);
-	(void)fcntl(report[1], F_SETFD, FD_CLOEXEC);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		*ret_errno = errno;
-		close(report[0]);
-		close(report[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDONLY);
-
-		close(report[0]);
-		if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
-			code = errno;
-		} else {
-			if (fd != STDIN_FILENO) {
-				close(fd);
-			}
-			execv(path, (char *const *)argv);
-			code = errno;
-		}
-		if (write(report[1], &code, sizeof(code)) < 0) {
-			_exit(127);
-		}
-		_exit(127);
-	}
-	close(report[1]);
-	do {
-		n = read(report[0], &code, sizeof(code));
-	} while (n < 0 && errno == EINTR);
-	close(report[0]);
-	if (n == (ssize_t)sizeof(code)) {
-		/* exec failed: the child exits at once */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-		}
-		*ret_errno = code;
-		return -1;
-	}
-	return pid;
-}
-
-/*
  * A new grant was stored: deliver what was queued for the account while it
  * waited for one (issue 6), and say in one line how that went.  The
  * flush's own warnings reach the user on stderr.  Nothing here changes the
@@ -607,9 +547,9 @@ flush_account(const struct account *acc, const char *file, int system)
 {
 	const char *argv[8];
 	struct buf path;
-	int i = 0, status = 0, why = 0;
-	int64_t deadline;
-	pid_t pid, r;
+	struct proc p;
+	int i = 0;
+	enum err e;
 
 	buf_init(&path, PATH_MAX);
 	if (oasmtp_path(&path) != ERR_OK) {
@@ -630,47 +570,40 @@ flush_account(const struct account *acc, const char *file, int system)
 	argv[i++] = acc->name;
 	argv[i++] = "-q";
 	argv[i] = NULL;
-	pid = spawn_flush(path.data, argv, &why);
-	if (pid < 0) {
+	/* stdin on /dev/null; its stdout and stderr are ours */
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	p.file = path.data;
+	p.in = PROC_IN_NULL;
+	p.out = PROC_OUT_INHERIT;
+	p.err = PROC_OUT_INHERIT;
+	p.timeout_ms = (int64_t)FLUSH_WAIT_S * 1000;
+	p.keep_on_timeout = 1;
+	e = proc_start(&p, NULL);
+	if (e != ERR_OK || p.end == PROC_NOTFOUND || p.end == PROC_NOEXEC) {
 		log_warn("account %s: cannot run %s to deliver its queued mail "
 			"(%s); run oasmtp -a %s -q", acc->name, path.data,
-			strerror(why), acc->name);
+			strerror(e != ERR_OK ? errno : p.code), acc->name);
 		buf_release(&path);
 		return;
 	}
-	deadline = util_now_ms() + (int64_t)FLUSH_WAIT_S * 1000;
-	for (;;) {
-		struct timespec pause = { 0, 50 * 1000 * 1000 };
-
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid || (r < 0 && errno != EINTR)) {
-			break;
-		}
-		if (util_now_ms() >= deadline) {
-			r = 0;
-			break;
-		}
-		(void)nanosleep(&pause, NULL);
-	}
-	if (r == 0) {
+	(void)proc_finish(&p, NULL);
+	if (p.end == PROC_RUNNING) {
 		log_warn("account %s: delivering its queued mail takes longer "
 			"than %d s; it goes on in the background (pid %ld)",
-			acc->name, FLUSH_WAIT_S, (long)pid);
-	} else if (r < 0) {
-		log_warn("account %s: lost track of the queue flush: %s",
-			acc->name, strerror(errno));
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			acc->name, FLUSH_WAIT_S, (long)p.pid);
+	} else if (p.end == PROC_EXITED && p.code == 0) {
 		printf("account %s: queued mail flushed (oasmtp -a %s -q)\n",
 			acc->name, acc->name);
 		fflush(stdout);
-	} else if (WIFEXITED(status)) {
+	} else if (p.end == PROC_EXITED) {
 		log_warn("account %s: flushing its queued mail failed (oasmtp "
 			"exit status %d); run oasmtp -a %s -q", acc->name,
-			WEXITSTATUS(status), acc->name);
+			p.code, acc->name);
 	} else {
 		log_warn("account %s: the queue flush was killed by signal %d; "
 			"run oasmtp -a %s -q", acc->name,
-			WIFSIGNALED(status) ? WTERMSIG(status) : 0, acc->name);
+			p.end == PROC_SIGNALED ? p.code : 0, acc->name);
 	}
 	buf_release(&path);
 }

@@ -34,6 +34,7 @@
 #include "eval.h"
 #include "grant_state.h"
 #include "oauth_http.h"
+#include "proc.h"
 #include "provider.h"
 #include "token_cache.h"
 #include "tstore.h"
@@ -68,7 +69,7 @@ load_client_secret(struct auth_ctx *x, struct errinfo *reterr)
 		return ERR_OK;
 	}
 	e = eval_run(acc->oauth2_client_secret_eval,
-		acc->timeout > 0 ? acc->timeout : 60, 4096, &x->client_secret,
+		account_helper_timeout_s(acc), 4096, &x->client_secret,
 		reterr);
 	if (e != ERR_OK && reterr != NULL) {
 		errinfo_prefix(reterr, "oauth2_client_secret_eval of account "
@@ -171,7 +172,7 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 	if (e == ERR_OK) {
 		e = load_client_secret(x, reterr);
 	}
-	t = (acc->timeout > 0 ? (long)acc->timeout : 60) * 1000;
+	t = (long)account_helper_timeout_s(acc) * 1000;
 	x->req.account = acc->name;
 	x->req.token_endpoint = x->token_ep.data;
 	x->req.client_id = acc->oauth2_client_id;
@@ -196,39 +197,32 @@ has_display(void)
 /*
  * Start xdg-open URL without a shell and without waiting for the browser.
  * Its output goes to /dev/null (browsers are chatty); the child is reaped
- * by reap_opener().  Returns the pid or -1.
+ * by reap_opener() if it has ended by then.  p->pid is -1 when it could not
+ * be started.
  */
-static pid_t
-open_browser(const char *url)
+static void
+open_browser(struct proc *p, const char *url)
 {
-	pid_t pid = fork();
+	static const char *argv[3];
 
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-		char *argv[3];
-
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		argv[0] = (char *)"xdg-open";
-		argv[1] = (char *)url;
-		argv[2] = NULL;
-		execvp(argv[0], argv);
-		_exit(127);
+	argv[0] = "xdg-open";
+	argv[1] = url;
+	argv[2] = NULL;
+	memset(p, 0, sizeof(*p));
+	p->argv = argv;
+	p->search_path = 1;
+	p->in = PROC_IN_NULL;
+	p->out = PROC_OUT_NULL;
+	p->err = PROC_OUT_NULL;
+	if (proc_start(p, NULL) != ERR_OK) {
+		p->pid = -1;
 	}
-	return pid;
 }
 
 static void
-reap_opener(pid_t pid)
+reap_opener(struct proc *p)
 {
-	int status;
-
-	if (pid > 0) {
-		(void)waitpid(pid, &status, WNOHANG);
-	}
+	(void)proc_poll(p);
 }
 
 static void
@@ -340,10 +334,12 @@ flow_loopback(struct auth_ctx *x, const struct authorize_opts *o,
 	struct oauth_flow_callback cb;
 	struct code_request c;
 	long timeout_s = o->timeout_s > 0 ? o->timeout_s : DEFAULT_TIMEOUT_S;
-	pid_t opener = -1;
+	struct proc opener;
 	enum err e;
 
 	memset(&c, 0, sizeof(c));
+	memset(&opener, 0, sizeof(opener));
+	opener.pid = -1;
 	oauth_flow_callback_init(&cb);
 	e = oauth_flow_listen(o->port, &l, reterr);
 	if (e == ERR_OK) {
@@ -362,7 +358,7 @@ flow_loopback(struct auth_ctx *x, const struct authorize_opts *o,
 		"machine with the browser, or use --flow paste.)\n",
 		timeout_s, l.port, l.port, l.port);
 	if (has_display() && !o->no_browser) {
-		opener = open_browser(c.url.data);
+		open_browser(&opener, c.url.data);
 	}
 	e = oauth_flow_wait_redirect(&l, timeout_s * 1000, c.state.data,
 		x->auth_ep.data, &cb, reterr);
@@ -371,7 +367,7 @@ flow_loopback(struct auth_ctx *x, const struct authorize_opts *o,
 		e = exchange(x, &c, &cb, ret, reterr);
 	}
 out:
-	reap_opener(opener);
+	reap_opener(&opener);
 	oauth_flow_listener_close(&l);
 	oauth_flow_callback_release(&cb);
 	code_request_release(&c);

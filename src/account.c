@@ -96,6 +96,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_MESSAGE_ID_FIX] = SCALAR(message_id_fix),
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
+	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 };
 
@@ -136,6 +137,12 @@ dup_or_null(const char *s, int *ret_failed)
 	return d;
 }
 
+int
+account_helper_timeout_s(const struct account *acc)
+{
+	return acc->timeout > 0 ? acc->timeout : ACCOUNT_HELPER_TIMEOUT_S;
+}
+
 struct account *
 account_new(void)
 {
@@ -165,6 +172,14 @@ account_new(void)
 	acc->session_max_messages = 100;
 	acc->message_id_fix = HDR_AUTO;
 	return acc;
+}
+
+void
+account_use_msmtp_defaults(struct account *acc)
+{
+	acc->tls = 0;
+	acc->auth = AUTH_OFF;
+	acc->msmtp_defaults = 1;
 }
 
 struct account *
@@ -281,6 +296,9 @@ account_auth_name(enum auth_method m)
 		[AUTH_LOGIN] = "login",
 		[AUTH_XOAUTH2] = "xoauth2",
 		[AUTH_OAUTHBEARER] = "oauthbearer",
+		[AUTH_CRAM_MD5] = "cram-md5",
+		[AUTH_SCRAM_SHA_1] = "scram-sha-1",
+		[AUTH_SCRAM_SHA_256] = "scram-sha-256",
 	};
 
 	if ((unsigned)m >= AUTH_MAX) {

@@ -9,11 +9,15 @@
  * Strings are heap-owned by the account, NULL when unset; account_free()
  * releases them (secrets are wiped first).
  *
- * Built-in defaults (design.md section 4; deliberately safer than msmtp's):
+ * Built-in defaults (oasmtprc(5); deliberately safer than msmtp's):
  * tls on, tls_starttls on, port 587 (465 with tls_starttls off, 25 with tls
  * off), timeout 60, auth on when a user is set, domain "localhost".  An
  * account with an oauth2_provider preset and no host gets the preset's
  * submission server (config.c) and auth xoauth2.
+ *
+ * msmtp's defaults (account_use_msmtp_defaults), for files read from
+ * msmtp's own places: tls off, port 25 (465 with tls on and tls_starttls
+ * off), auth off even when a user is set; timeout stays 60.
  */
 #ifndef OASMTP_ACCOUNT_H
 #define OASMTP_ACCOUNT_H
@@ -137,12 +141,22 @@ struct account {
 	int auto_from;
 	char *maildomain;
 
+	/* system mode: the callers whose -f counts (oasmtprc(5)) */
+	char *system_from_override;
+
 	/*
 	 * Not a configuration key: set by config_load() for the accounts of
 	 * a system-mode load (config_params.system_state_dir), so helpers
 	 * started for the account (oasmtp-token) load it the same way.
 	 */
 	int system;
+
+	/*
+	 * Not a configuration key: the account was read from a file at
+	 * msmtp's places and so started from msmtp's defaults (see the top
+	 * of this file); --pretend says so.
+	 */
+	int msmtp_defaults;
 
 	/*
 	 * Bookkeeping for config.c: set[ACCF_x] is non-zero when field x was
@@ -216,6 +230,7 @@ enum account_field {
 	ACCF_MAILDOMAIN,
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
+	ACCF_SYSTEM_FROM_OVERRIDE,
 	ACCF_SESSION_PERSIST,
 	ACCF_SESSION_MAX_AGE,
 	ACCF_SESSION_MAX_MESSAGES,
@@ -229,6 +244,23 @@ enum account_field {
  * memory.  Free with account_free().
  */
 struct account *account_new(void);
+
+/* The deadline of a helper command when `timeout` is 0 (none). */
+#define ACCOUNT_HELPER_TIMEOUT_S 60
+
+/*
+ * Seconds a helper of acc may take (passwordeval, notify_command,
+ * oauth2_*_eval, the token endpoint, oasmtp-token): its `timeout`, or
+ * ACCOUNT_HELPER_TIMEOUT_S when that is 0: a helper never runs unbounded.
+ */
+int account_helper_timeout_s(const struct account *acc);
+
+/*
+ * Switch a fresh account (nothing set yet) to msmtp's defaults: tls off,
+ * auth off whatever the user, msmtp_defaults set so that the port and auth
+ * are resolved as msmtp resolves them.
+ */
+void account_use_msmtp_defaults(struct account *acc);
 
 /*
  * A deep copy of src (strings duplicated, set[] copied).  NULL when out of

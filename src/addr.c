@@ -647,3 +647,21 @@ addr_equal(const char *a, const char *b)
 	return memcmp(a, b, (size_t)ia) == 0 &&
 	    util_strcasecmp(a + ia + 1, b + ib + 1) == 0;
 }
+
+uint64_t
+addr_hash(const char *a)
+{
+	long at = at_index(a);
+	uint64_t h = 14695981039346656037ULL;	/* FNV-1a */
+	size_t i;
+
+	for (i = 0; a[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)a[i];
+
+		if (at >= 0 && (long)i > at && c >= 'A' && c <= 'Z') {
+			c = (unsigned char)(c - 'A' + 'a');
+		}
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return h;
+}

@@ -28,6 +28,7 @@
 #define OASMTP_ADDR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -75,5 +76,8 @@ const char *addr_domain(const char *addr);
  * domains compared ASCII case-insensitively.
  */
 int addr_equal(const char *a, const char *b);
+
+/* A hash that agrees with addr_equal (equal addresses, equal hashes). */
+uint64_t addr_hash(const char *a);
 
 #endif

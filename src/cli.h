@@ -5,7 +5,7 @@
  * message of a failed parse and exits 64 (EX_USAGE), and prints
  * cli_help_text() for CLI_MODE_HELP.
  *
- * Accepted syntax (design.md section 3):
+ * Accepted syntax (oasmtp(1)):
  *   - short options may be clustered ("-ti", "-toi"); an option that takes a
  *     value takes the rest of its cluster ("-fuser@x", "-FCronDaemon",
  *     "-B8BITMIME") or, when nothing is glued, the next argument ("-f x");

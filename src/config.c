@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include "account.h"
 #include "buf.h"
 #include "eval.h"
+#include "paths.h"
 #include "provider.h"
 #include "util.h"
 
@@ -50,6 +52,7 @@ struct parser {
 	unsigned line;
 	unsigned defaults_line;		/* first line of a defaults section */
 	int in_eval;			/* the line is the output of eval */
+	const char *unsafe;		/* why the file may not run commands */
 	int literal_secret;
 	struct account *defaults;
 	struct account *cur;		/* NULL before the first section */
@@ -460,20 +463,24 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 		{ "plain", AUTH_PLAIN }, { "login", AUTH_LOGIN },
 		{ "xoauth2", AUTH_XOAUTH2 },
 		{ "oauthbearer", AUTH_OAUTHBEARER },
+		{ "cram-md5", AUTH_CRAM_MD5 },
+		{ "scram-sha-1", AUTH_SCRAM_SHA_1 },
+		{ "scram-sha-256", AUTH_SCRAM_SHA_256 },
 		{ NULL, 0 },
 	};
 	static const char *const unsupported[] = {
-		"cram-md5", "digest-md5", "external", "gssapi", "ntlm",
-		"scram-sha-1", "scram-sha-1-plus", "scram-sha-256",
-		"scram-sha-256-plus", NULL,
+		"digest-md5", "external", "gssapi", "ntlm",
+		"scram-sha-1-plus", "scram-sha-256-plus", NULL,
 	};
-	const char *use = "use on, plain, login, xoauth2 or oauthbearer";
+	const char *use = "use on, scram-sha-256, scram-sha-1, cram-md5, "
+		"plain, login, xoauth2 or oauthbearer";
+	const char *expected = "on, off, scram-sha-256, scram-sha-1, "
+		"cram-md5, plain, login, xoauth2 or oauthbearer";
 	char lower[32];
 	size_t i;
 
 	if (strlen(arg) >= sizeof(lower)) {
-		return bad_arg(ps, d, arg,
-			"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+		return bad_arg(ps, d, arg, expected, reterr);
 	}
 	util_strlcpy(lower, arg, sizeof(lower));
 	ascii_lower(lower);
@@ -490,8 +497,7 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 				use);
 		}
 	}
-	return bad_arg(ps, d, arg,
-		"on, off, plain, login, xoauth2 or oauthbearer", reterr);
+	return bad_arg(ps, d, arg, expected, reterr);
 }
 
 static enum err
@@ -684,7 +690,8 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 		return perr(ps, reterr, "'eval' is disabled here");
 	}
 	/* as for passwordeval: "timeout off" still gets 60 s, never forever */
-	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout : 60;
+	timeout = ps->params->eval_timeout > 0 ? ps->params->eval_timeout :
+		ACCOUNT_HELPER_TIMEOUT_S;
 	if (ps->cur != NULL && ps->cur->set[ACCF_TIMEOUT] &&
 	    ps->cur->timeout > 0) {
 		timeout = ps->cur->timeout;
@@ -820,12 +827,16 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 		}
 	}
 	if (bytes == 20 || bytes == 16) {
-		return perr(ps, reterr,
-			"SHA-1 and MD5 fingerprints are not supported in "
-			"'tls_fingerprint'; give the SHA-256 fingerprint "
-			"(32 bytes as hex pairs separated by ':')");
-	}
-	if (bytes != 32) {
+		/* msmtp still accepts them, deprecated: so do we */
+		enum err e = pwarn(ps, reterr, "a%s 'tls_fingerprint' is "
+			"deprecated; pin the SHA-256 fingerprint instead "
+			"(openssl x509 -noout -fingerprint -sha256)",
+			bytes == 20 ? " SHA-1" : "n MD5");
+
+		if (e != ERR_OK) {
+			return e;
+		}
+	} else if (bytes != 32) {
 		goto bad;
 	}
 	for (i = 0; i < len; i++) {
@@ -835,7 +846,8 @@ h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 	return store_str(ps, ACCF_TLS_FINGERPRINT, norm, reterr);
 bad:
 	return bad_arg(ps, d, arg,
-		"a SHA-256 fingerprint (32 hex pairs separated by ':')", reterr);
+		"a SHA-256 fingerprint (32 hex pairs separated by ':'; SHA-1 "
+		"and MD5 are accepted, deprecated)", reterr);
 }
 
 static enum err
@@ -1154,6 +1166,8 @@ static const struct directive directives[] = {
 		"and port" },
 	{ "source_ip", h_string, ACCF_SOURCE_IP, 0, NULL },
 	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
+	{ "system_from_override", h_string, ACCF_SYSTEM_FROM_OVERRIDE, 0,
+		NULL },
 	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "tls", h_bool, ACCF_TLS, 0, NULL },
 	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
@@ -1311,6 +1325,22 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 				"unknown key '%s'; did you mean '%s'?", key, s);
 		}
 		return perr(ps, reterr, "unknown key '%s'", key);
+	}
+	/*
+	 * A key that runs a command (now, or at send time) only from a
+	 * file that nobody but its owner (root or the user) can change:
+	 * otherwise whoever can write it runs commands as the reader,
+	 * root included.
+	 */
+	if (ps->unsafe != NULL && (d->handler == h_eval ||
+	    d->field == ACCF_PASSWORDEVAL ||
+	    d->field == ACCF_OAUTH2_CLIENT_SECRET_EVAL ||
+	    d->field == ACCF_NOTIFY_COMMAND ||
+	    (d->field == ACCF_OAUTH2_TOKEN_STORE &&
+	    strncmp(arg, "command:", 8) == 0))) {
+		return perr(ps, reterr, "refusing '%s': it runs a command, and "
+			"this file %s; run: chmod go-w %s (and chown it to "
+			"yourself or root)", key, ps->unsafe, ps->file);
 	}
 	if (ps->cur == NULL && d->handler != h_account
 		&& d->handler != h_defaults && d->handler != h_eval) {
@@ -1573,6 +1603,11 @@ apply_preset_server(struct account *acc)
 		return e;
 	}
 	acc->set[ACCF_HOST] = ACC_SET_PRESET;
+	if (!acc->set[ACCF_TLS] && !acc->tls) {
+		/* msmtp's defaults: the preset's servers all need TLS */
+		acc->tls = 1;
+		acc->set[ACCF_TLS] = ACC_SET_PRESET;
+	}
 	if (!acc->tls) {
 		return ERR_OK;	/* tls off: the user's choice, port 25 */
 	}
@@ -1608,13 +1643,16 @@ resolve_account(struct account *acc, struct expand_ctx *ctx)
 		}
 		buf_release(&b);
 	}
-	if (!acc->set[ACCF_PORT]) {
+	if (!acc->set[ACCF_PORT] && acc->msmtp_defaults) {
+		/* msmtp never picks 587 on its own */
+		acc->port = acc->tls && !acc->tls_starttls ? 465 : 25;
+	} else if (!acc->set[ACCF_PORT]) {
 		acc->port = !acc->tls ? 25 : (acc->tls_starttls ? 587 : 465);
 	}
 	if (!acc->set[ACCF_AUTH]) {
 		if (acc->oauth2_provider != OAUTH2_NONE) {
 			acc->auth = AUTH_XOAUTH2;
-		} else if (acc->user != NULL) {
+		} else if (acc->user != NULL && !acc->msmtp_defaults) {
 			acc->auth = AUTH_ON;
 		}
 	}
@@ -1708,29 +1746,61 @@ merge(struct config *cfg, struct parser *ps, struct errinfo *reterr)
 	return ERR_OK;
 }
 
+/* The home directory: the caller's (tests), else paths_home(); may be NULL. */
 static const char *
-resolve_home(const struct config_params *params)
+resolve_home(const struct config_params *params, struct buf *storage)
 {
-	const char *home = params->home;
-
-	if (home == NULL) {
-		home = getenv("HOME");
+	if (params->home != NULL) {
+		return params->home;
 	}
-	if (home == NULL || *home == '\0') {
-		struct passwd *pw = getpwuid(getuid());
-
-		home = pw != NULL ? pw->pw_dir : NULL;
-	}
-	return home;
+	return paths_home(1, storage) == ERR_OK ? buf_cstr(storage) : NULL;
 }
 
-/* Parse data as file name into cfg (accounts appended/merged). */
+/* The configuration base: the caller's (tests), else paths_config_dir_for(). */
+static const char *
+resolve_xdg(const struct config_params *params, const char *home,
+	struct buf *storage)
+{
+	if (params->xdg_config_home != NULL) {
+		return params->xdg_config_home;
+	}
+	return paths_config_dir_for(home, storage) == ERR_OK ?
+		buf_cstr(storage) : NULL;
+}
+
+/*
+ * 1 when path names one of msmtp's user files: its last component is
+ * ".msmtprc" or "msmtprc", or it ends in "msmtp/config" (as
+ * $XDG_CONFIG_HOME/msmtp/config does).
+ */
+static int
+is_msmtp_file(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n = strlen(path);
+	static const char xdg[] = "msmtp/config";
+
+	base = base != NULL ? base + 1 : path;
+	if (strcmp(base, ".msmtprc") == 0 || strcmp(base, "msmtprc") == 0) {
+		return 1;
+	}
+	return n >= sizeof(xdg) - 1
+		&& strcmp(path + n - (sizeof(xdg) - 1), xdg) == 0
+		&& (n == sizeof(xdg) - 1 || path[n - sizeof(xdg)] == '/');
+}
+
+/*
+ * Parse data as file name into cfg (accounts appended/merged); with
+ * msmtp_defaults, the accounts start from msmtp's defaults.
+ */
 static enum err
 parse_into(struct config *cfg, const struct config_params *params,
-	const char *name, const char *data, size_t len, int *ret_secret,
-	struct errinfo *reterr)
+	const char *name, const char *data, size_t len, int msmtp_defaults,
+	const struct stat *st,
+	int *ret_secret, struct errinfo *reterr)
 {
 	struct parser ps;
+	struct buf home;
 	enum err e;
 
 	if (!table_sorted()) {
@@ -1740,11 +1810,23 @@ parse_into(struct config *cfg, const struct config_params *params,
 	memset(&ps, 0, sizeof(ps));
 	ps.params = params;
 	ps.cfg = cfg;
-	ps.home = resolve_home(params);
+	buf_init(&home, PATH_MAX);
+	ps.home = resolve_home(params, &home);
 	ps.file = name;
+	if (st != NULL && S_ISREG(st->st_mode)) {
+		if (st->st_uid != geteuid() && st->st_uid != 0) {
+			ps.unsafe = "belongs to another user";
+		} else if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			ps.unsafe = "is writable by group or others";
+		}
+	}
 	ps.defaults = account_new();
 	if (ps.defaults == NULL) {
+		buf_release(&home);
 		return nomem(reterr);
+	}
+	if (msmtp_defaults) {
+		account_use_msmtp_defaults(ps.defaults);
 	}
 	e = parse_text(&ps, data, len, reterr);
 	if (e == ERR_OK) {
@@ -1754,6 +1836,7 @@ parse_into(struct config *cfg, const struct config_params *params,
 		*ret_secret = ps.literal_secret;
 	}
 	parser_release(&ps);
+	buf_release(&home);
 	return e;
 }
 
@@ -1788,7 +1871,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
 	if (params == NULL) {
 		params = &none;
 	}
-	e = parse_into(cfg, params, name, data, len, NULL, reterr);
+	e = parse_into(cfg, params, name, data, len, 0, NULL, NULL, reterr);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -1931,8 +2014,8 @@ load_file(struct config *cfg, const struct config_params *params,
 		return e;
 	}
 	*ret_found = 1;
-	e = parse_into(cfg, params, path, data.data, data.len, &secret,
-		reterr);
+	e = parse_into(cfg, params, path, data.data, data.len,
+		!is_system && is_msmtp_file(path), &st, &secret, reterr);
 	buf_release(&data);
 	if (e == ERR_OK && secret && S_ISREG(st.st_mode)) {
 		e = check_private(path, &st, is_system, reterr);
@@ -2050,39 +2133,32 @@ config_user_file_exists(const struct config_params *params)
 	};
 	static const struct config_params none;
 	const char *home, *xdg;
-	struct buf p;
+	struct buf p, hb, xb;
 	size_t i;
 	int found = 0;
 
 	if (params == NULL) {
 		params = &none;
 	}
-	home = resolve_home(params);
-	xdg = params->xdg_config_home;
-	if (xdg == NULL) {
-		xdg = getenv("XDG_CONFIG_HOME");
-	}
+	buf_init(&hb, PATH_MAX);
+	buf_init(&xb, PATH_MAX);
+	home = resolve_home(params, &hb);
+	xdg = resolve_xdg(params, home, &xb);
 	buf_init(&p, 8192);
 	for (i = 0; i < 4 && !found; i++) {
 		const char *base = i == 1 || i == 2 ? home : xdg;
 
 		buf_reset(&p);
-		if (base == NULL || base[0] != '/') {
-			if (i == 1 || i == 2 || home == NULL) {
-				continue;
-			}
-			/* $XDG_CONFIG_HOME unset: ~/.config */
-			if (buf_printf(&p, "%s/.config/%s", home, rel[i]) !=
-			    ERR_OK) {
-				continue;
-			}
-		} else if (buf_printf(&p, "%s/%s", base, rel[i]) != ERR_OK) {
+		if (base == NULL || base[0] != '/' ||
+		    buf_printf(&p, "%s/%s", base, rel[i]) != ERR_OK) {
 			continue;
 		}
 		/* present counts, readable or not: it is the user's choice */
 		found = access(buf_cstr(&p), F_OK) == 0;
 	}
 	buf_release(&p);
+	buf_release(&hb);
+	buf_release(&xb);
 	return found;
 }
 
@@ -2093,7 +2169,7 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 	static const struct config_params none;
 	struct config *cfg;
 	const char *home, *xdg, *sysdir;
-	char *xdg_alloc = NULL;
+	struct buf hb, xb;
 	char *cands[4] = { NULL, NULL, NULL, NULL };
 	int found = 0;
 	size_t i;
@@ -2102,6 +2178,8 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 	if (params == NULL) {
 		params = &none;
 	}
+	buf_init(&hb, PATH_MAX);
+	buf_init(&xb, PATH_MAX);
 	cfg = config_new();
 	if (cfg == NULL) {
 		return nomem(reterr);
@@ -2119,22 +2197,8 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 		goto out;
 	}
 
-	home = resolve_home(params);
-	xdg = params->xdg_config_home;
-	if (xdg == NULL) {
-		xdg = getenv("XDG_CONFIG_HOME");
-		if (xdg == NULL || xdg[0] != '/') {
-			xdg = NULL;
-			if (home != NULL) {
-				xdg_alloc = join(home, ".config");
-				if (xdg_alloc == NULL) {
-					e = nomem(reterr);
-					goto out;
-				}
-				xdg = xdg_alloc;
-			}
-		}
-	}
+	home = resolve_home(params, &hb);
+	xdg = resolve_xdg(params, home, &xb);
 	sysdir = params->sysconfdir != NULL ? params->sysconfdir : SYSCONFDIR;
 
 	if (*sysdir != '\0') {
@@ -2188,7 +2252,8 @@ out:
 	for (i = 0; i < 4; i++) {
 		free(cands[i]);
 	}
-	free(xdg_alloc);
+	buf_release(&hb);
+	buf_release(&xb);
 	if (e == ERR_OK) {
 		e = resolve_all(cfg, params, reterr);
 	}
@@ -2274,8 +2339,9 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 			"address of the account)", where, acc->line, acc->name,
 			account_auth_name(acc->auth));
 	}
-	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN)
-		&& acc->user == NULL) {
+	if ((acc->auth == AUTH_PLAIN || acc->auth == AUTH_LOGIN
+		|| acc->auth == AUTH_CRAM_MD5 || acc->auth == AUTH_SCRAM_SHA_1
+		|| acc->auth == AUTH_SCRAM_SHA_256) && acc->user == NULL) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s': auth %s needs a 'user'", where,
 			acc->line, acc->name, account_auth_name(acc->auth));
@@ -2412,6 +2478,10 @@ config_print_account(const struct account *a, struct buf *out)
 	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
 	buf_printf(out, "config file = %s:%u\n",
 		a->file != NULL ? a->file : "", a->line);
+	buf_printf(out, "defaults = %s\n", a->msmtp_defaults
+		? "msmtp (the file is at msmtp's place: tls off, port 25, "
+		"auth off unless set)"
+		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)");
 	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
 		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
 	buf_printf(out, "port = %d%s\n", a->port,
@@ -2427,7 +2497,8 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "user", a->user);
 	put_str(out, "password", a->password != NULL ? "*" : NULL);
 	put_str(out, "passwordeval", a->passwordeval);
-	put_bool(out, "tls", a->tls);
+	buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
+		preset_note(a, ACCF_TLS, note, sizeof(note)));
 	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
 		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
 	put_str(out, "tls_trust_file",
@@ -2454,6 +2525,7 @@ config_print_account(const struct account *a, struct buf *out)
 	put_str(out, "from_rewrite_header", name_of(from_original_choices,
 		a->from_rewrite_header));
 	put_str(out, "aliases", a->aliases);
+	put_str(out, "system_from_override", a->system_from_override);
 	put_str(out, "logfile", a->logfile);
 	put_str(out, "logfile_time_format", a->logfile_time_format);
 	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");

@@ -1,6 +1,6 @@
 /*
  * config.h - msmtprc-compatible configuration: lookup, parsing, inheritance,
- * permission checks and account selection (design.md section 4).
+ * permission checks and account selection (oasmtprc(5)).
  *
  * Syntax, as msmtp defines it: one `key argument` per line; blank lines and
  * lines whose first non-blank character is `#` are ignored (a `#` later in
@@ -85,7 +85,7 @@ struct config {
 
 /*
  * Find and read the configuration files (see the lookup order in
- * design.md section 4; `-C FILE` replaces all of it).  On success
+ * oasmtprc(5); `-C FILE` replaces all of it).  On success
  * *ret_cfg is a new config the caller frees with config_free().
  *
  * Errors: ERR_IO "cannot read FILE: reason" when -C FILE (or a user file

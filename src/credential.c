@@ -2,16 +2,11 @@
 #include "credential.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <sysexits.h>
-#include <unistd.h>
 
 #include "account.h"
 #include "eval.h"
@@ -65,35 +60,49 @@ credential_helper_path(struct buf *ret_path, struct errinfo *reterr)
 	return ERR_OK;
 }
 
+void
+credential_helper_argv(const char *argv[CREDENTIAL_ARGV_MAX],
+	const struct account *acc, const char *config_file, const char *verb,
+	const char *option)
+{
+	int i = 0;
+
+	argv[i++] = "oasmtp-token";
+	if (acc->system) {
+		/* the same system-mode load, so the same store and cache */
+		argv[i++] = "--system";
+	}
+	if (config_file != NULL) {
+		argv[i++] = "-C";
+		argv[i++] = config_file;
+	}
+	argv[i++] = verb;
+	if (option != NULL) {
+		argv[i++] = option;
+	}
+	argv[i++] = "--";
+	argv[i++] = acc->name;
+	argv[i] = NULL;
+}
+
 /* Deadline for the helper: its HTTP timeout, lock wait and some slack. */
 static int64_t
-helper_deadline(const struct account *acc)
+helper_timeout_ms(const struct account *acc)
 {
-	int64_t t = acc->timeout > 0 ? acc->timeout : 60;
+	int64_t t = account_helper_timeout_s(acc);
 
 	if (t > 120) {
 		t = 120;
 	}
-	return util_now_ms() + (3 * t + 30) * 1000;
-}
-
-static void
-close_fd(int *fd)
-{
-	if (*fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
+	return (3 * t + 30) * 1000;
 }
 
 static enum err
 spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 {
+	const char *argv[CREDENTIAL_ARGV_MAX];
+	struct proc *p = &c->helper;
 	struct buf path;
-	const char *argv[9];
-	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	int i = 0;
-	pid_t pid;
 	enum err e;
 
 	buf_init(&path, PATH_MAX);
@@ -101,132 +110,57 @@ spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 	if (e != ERR_OK) {
 		goto out;
 	}
-	argv[i++] = "oasmtp-token";
-	if (c->acc->system) {
-		/* the same system-mode load, so the same store and cache */
-		argv[i++] = "--system";
+	credential_helper_argv(argv, c->acc, c->config_file, "print",
+		fresh ? "--fresh" : NULL);
+	memset(p, 0, sizeof(*p));
+	p->argv = argv;
+	p->file = path.data;
+	p->in = PROC_IN_NULL;
+	p->out = PROC_OUT_CAPTURE;
+	p->err = PROC_OUT_CAPTURE;
+	e = proc_start(p, NULL);
+	if (e == ERR_NOMEM) {
+		e = errinfo_set(reterr, e, "out of memory");
+	} else if (e != ERR_OK) {
+		e = errinfo_set(reterr, ERR_INTERNAL, "cannot start oasmtp-token: "
+			"%s", strerror(errno));
 	}
-	if (c->config_file != NULL) {
-		argv[i++] = "-C";
-		argv[i++] = c->config_file;
-	}
-	argv[i++] = "print";
-	if (fresh) {
-		argv[i++] = "--fresh";
-	}
-	argv[i++] = "--";
-	argv[i++] = c->acc->name;
-	argv[i] = NULL;
-	if (pipe(out) != 0 || pipe(err) != 0) {
-		e = errinfo_set(reterr, ERR_INTERNAL, "cannot create a pipe: %s",
-			strerror(errno));
-		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		e = errinfo_set(reterr, ERR_INTERNAL, "cannot fork: %s",
-			strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 ||
-		    dup2(err[1], 2) < 0) {
-			_exit(EX_OSERR);
-		}
-		close(out[0]);
-		close(err[0]);
-		execv(path.data, (char *const *)argv);
-		_exit(EX_UNAVAILABLE);
-	}
-	close_fd(&out[1]);
-	close_fd(&err[1]);
-	c->helper = pid;
-	c->out_fd = out[0];
-	c->err_fd = err[0];
-	out[0] = err[0] = -1;
+	p->argv = NULL;		/* the strings were for the exec only */
+	p->file = NULL;
 out:
-	close_fd(&out[0]);
-	close_fd(&out[1]);
-	close_fd(&err[0]);
-	close_fd(&err[1]);
 	buf_release(&path);
 	return e;
 }
 
 /*
- * Read the helper's stdout into tok and stderr into msg until both close,
- * then reap it.  Returns its wait status, or -1 when it was killed at the
- * deadline.
+ * Collect the helper's stdout into tok and stderr into msg until both
+ * close, then reap it (killed past its deadline, counted from now).
+ * Returns c->helper with end and code set.
  */
-static int
+static const struct proc *
 collect_helper(struct credential *c, struct buf *tok, struct buf *msg)
 {
-	int64_t deadline = helper_deadline(c->acc);
-	int status = -1;
-	char chunk[4096];
+	struct proc *p = &c->helper;
 
-	while (c->out_fd >= 0 || c->err_fd >= 0) {
-		struct pollfd pfd[2];
-		int64_t left = deadline - util_now_ms();
-		int n = 0, k;
-
-		if (left <= 0) {
-			kill(c->helper, SIGKILL);
-			break;
-		}
-		if (c->out_fd >= 0) {
-			pfd[n].fd = c->out_fd;
-			pfd[n++].events = POLLIN;
-		}
-		if (c->err_fd >= 0) {
-			pfd[n].fd = c->err_fd;
-			pfd[n++].events = POLLIN;
-		}
-		k = poll(pfd, (nfds_t)n, (int)(left > 1000 ? 1000 : left));
-		if (k < 0 && errno != EINTR) {
-			kill(c->helper, SIGKILL);
-			break;
-		}
-		for (k = 0; k < n; k++) {
-			int *fd = pfd[k].fd == c->out_fd ? &c->out_fd : &c->err_fd;
-			struct buf *dst = fd == &c->out_fd ? tok : msg;
-			ssize_t r;
-
-			if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR))) {
-				continue;
-			}
-			r = read(*fd, chunk, sizeof(chunk));
-			if (r < 0 && errno == EINTR) {
-				continue;
-			}
-			if (r <= 0) {
-				close_fd(fd);
-				continue;
-			}
-			/* past the bound the rest is dropped, never grown */
-			(void)buf_append(dst, chunk, (size_t)r);
-		}
-	}
-	util_wipe(chunk, sizeof(chunk));
-	close_fd(&c->out_fd);
-	close_fd(&c->err_fd);
-	if (waitpid(c->helper, &status, 0) < 0) {
-		status = -1;
-	}
-	c->helper = -1;
-	return status;
+	/* past the bounds the rest is dropped, never grown */
+	p->out_buf = tok;
+	p->err_buf = msg;
+	p->name = "oasmtp-token";
+	p->timeout_ms = helper_timeout_ms(c->acc);
+	(void)proc_finish(p, NULL);
+	p->out_buf = NULL;
+	p->err_buf = NULL;
+	return p;
 }
 
 /* The helper's exit status as our error code. */
 static enum err
-status_error(int status)
+status_error(const struct proc *p)
 {
-	if (status == -1 || !WIFEXITED(status)) {
+	if (p->end != PROC_EXITED) {
 		return ERR_TOKEN_TEMP;
 	}
-	switch (WEXITSTATUS(status)) {
+	switch (p->code) {
 	case EX_NOPERM:
 		return ERR_REAUTH;
 	case EX_CONFIG:
@@ -263,11 +197,11 @@ static enum err
 run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
+	const struct proc *p;
 	struct buf tok, msg;
 	enum err e = ERR_OK;
-	int status;
 
-	if (c->helper < 0) {
+	if (c->helper.pid <= 0) {
 		e = spawn_helper(c, fresh, reterr);
 		if (e != ERR_OK) {
 			return e;
@@ -275,8 +209,8 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	}
 	buf_init_secret(&tok, SECRET_MAX);
 	buf_init(&msg, HELPER_ERR_MAX);
-	status = collect_helper(c, &tok, &msg);
-	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+	p = collect_helper(c, &tok, &msg);
+	if (p->end == PROC_EXITED && p->code == 0) {
 		size_t n = strcspn(tok.data, "\r\n");
 
 		if (n == 0) {
@@ -291,16 +225,18 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 					helper_message(&msg));
 			}
 		}
-	} else if (status == -1) {
+	} else if (p->end == PROC_TIMEOUT) {
 		e = errinfo_set(reterr, ERR_TOKEN_TEMP, "account '%s': "
 			"oasmtp-token did not finish in time", c->acc->name);
 	} else if (msg.len > 0) {
-		e = errinfo_set(reterr, status_error(status), "%s",
+		e = errinfo_set(reterr, status_error(p), "%s",
 			helper_message(&msg));
 	} else {
-		e = errinfo_set(reterr, status_error(status), "account '%s': "
+		/* not executed: as its exit status EX_UNAVAILABLE always was */
+		e = errinfo_set(reterr, status_error(p), "account '%s': "
 			"oasmtp-token failed (status %d)", c->acc->name,
-			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			p->end == PROC_EXITED ? p->code :
+			p->end == PROC_SIGNALED ? -1 : EX_UNAVAILABLE);
 	}
 	buf_release(&tok);
 	buf_release(&msg);
@@ -315,9 +251,7 @@ credential_start(struct credential *c, const struct account *acc,
 	c->acc = acc;
 	c->config_file = config_file;
 	c->kind = credential_kind_of(acc);
-	c->helper = -1;
-	c->out_fd = -1;
-	c->err_fd = -1;
+	c->helper.pid = -1;
 	buf_init_secret(&c->cached, SECRET_MAX);
 	buf_init(&c->warnings, HELPER_ERR_MAX);
 	if (c->kind != CREDENTIAL_OAUTH || acc->auth == AUTH_OFF) {
@@ -333,10 +267,9 @@ static enum err
 run_passwordeval(const struct account *acc, struct buf *out,
 	struct errinfo *reterr)
 {
-	int timeout = acc->timeout > 0 ? acc->timeout : 60;
 	enum err e;
 
-	e = eval_run(acc->passwordeval, timeout, SECRET_MAX, out, reterr);
+	e = eval_run(acc->passwordeval, account_helper_timeout_s(acc), SECRET_MAX, out, reterr);
 	if (e == ERR_OK || e == ERR_NOMEM) {
 		return e;
 	}
@@ -375,7 +308,7 @@ credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 			return buf_append(ret_secret, c->cached.data,
 				c->cached.len);
 		}
-		if (force_fresh && c->helper >= 0) {
+		if (force_fresh && c->helper.pid > 0) {
 			/* a plain fetch is under way: let it end first */
 			struct buf scratch;
 
@@ -398,7 +331,7 @@ credential_release(struct credential *c)
 	if (c == NULL) {
 		return;
 	}
-	if (c->helper >= 0) {
+	if (c->helper.pid > 0) {
 		struct buf tok, msg;
 
 		buf_init_secret(&tok, SECRET_MAX);

@@ -1,7 +1,7 @@
 /*
  * credential.h - where the secret for AUTH comes from.
  *
- * Per account, first that applies (design.md section 7):
+ * Per account, first that applies (doc/design.md, Tokens):
  *   passwordeval   a command printing the password or access token (msmtp
  *                  compatible; exit status checked, output bounded, killed
  *                  after the account timeout);
@@ -20,10 +20,9 @@
 #ifndef OASMTP_CREDENTIAL_H
 #define OASMTP_CREDENTIAL_H
 
-#include <sys/types.h>
-
 #include "buf.h"
 #include "err.h"
+#include "proc.h"
 
 struct account;
 
@@ -39,9 +38,7 @@ struct credential {
 	const char *config_file;	/* -C FILE given to oasmtp, or NULL */
 	enum credential_kind kind;
 	struct buf cached;		/* secret: token read from the cache */
-	pid_t helper;			/* running oasmtp-token, or -1 */
-	int out_fd;			/* its stdout, or -1 */
-	int err_fd;			/* its stderr, or -1 */
+	struct proc helper;		/* oasmtp-token; running when helper.pid > 0 */
 	struct buf warnings;		/* helper's remarks on success, for main */
 };
 
@@ -85,5 +82,20 @@ void credential_release(struct credential *c);
  * when it exists, else the installed one.  Into ret_path.
  */
 enum err credential_helper_path(struct buf *ret_path, struct errinfo *reterr);
+
+/* Room for the longest command line credential_helper_argv() builds. */
+#define CREDENTIAL_ARGV_MAX 10
+
+/*
+ * The one builder of an oasmtp-token command line:
+ *   oasmtp-token [--system] [-C config_file] verb [option] -- ACCOUNT
+ * --system whenever acc comes from a system-mode load, so the helper loads
+ * the same configuration and uses the same store and cache; config_file
+ * and option may be NULL.  argv (CREDENTIAL_ARGV_MAX entries) is filled
+ * with borrowed pointers and NULL-terminated.
+ */
+void credential_helper_argv(const char *argv[CREDENTIAL_ARGV_MAX],
+	const struct account *acc, const char *config_file, const char *verb,
+	const char *option);
 
 #endif

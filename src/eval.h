@@ -23,7 +23,7 @@ struct buf;
  * be able to hold max_out bytes.
  *
  * timeout_s <= 0 means no deadline.  On timeout the whole process group
- * is killed with SIGKILL and reaped before returning.
+ * is killed (SIGTERM, then SIGKILL) and reaped before returning.
  *
  * Errors (reterr quotes neither the command, which may hold a secret as in
  * `passwordeval "echo PASSWORD"`, nor its output; the caller says which

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "fileio.h"
 #include "provider.h"
+#include "record.h"
 #include "token_cache.h"
 #include "util.h"
 
@@ -37,65 +38,70 @@ grant_state_path(const struct account *acc, struct buf *ret_path,
 		errinfo_set(reterr, e, "grant state path too long");
 }
 
-static void
-parse(char *text, struct grant_state *st)
+static const struct record_key grant_keys[] = {
+	{ "authorized", RECORD_REQUIRED }, { "refreshed", RECORD_REQUIRED },
+	{ "how", RECORD_REQUIRED }, { NULL, 0 },
+};
+
+/* Version 1 (oasmtp 0.1.0) had no trailer. */
+static const struct record_spec grant_spec = {
+	.name = "oasmtp-grant", .what = "grant record",
+	.min_version = 1, .max_version = 2, .trailer_since = 2,
+	.keys = grant_keys,
+};
+
+/* Fill st from a parsed grant record; 0 when a value does not fit. */
+static int
+take_state(const struct record *rec, struct grant_state *st)
 {
-	char *line, *nl;
+	size_t i;
 	long v;
 
-	for (line = text; line != NULL && *line != '\0'; line = nl) {
-		nl = strchr(line, '\n');
-		if (nl != NULL) {
-			*nl++ = '\0';
-		}
-		if (strncmp(line, "authorized ", 11) == 0 &&
-		    util_parse_long(line + 11, 0, LONG_MAX, &v) == 0) {
+	for (i = 0; i < rec->n; i++) {
+		const struct record_field *f = &rec->fields[i];
+
+		if (strcmp(f->key, "how") == 0) {
+			util_strlcpy(st->how, f->value, sizeof(st->how));
+		} else if (record_field_long(&grant_spec, f, 0, LONG_MAX, &v,
+			NULL) != ERR_OK) {
+			return 0;
+		} else if (strcmp(f->key, "authorized") == 0) {
 			st->authorized = (time_t)v;
-		} else if (strncmp(line, "refreshed ", 10) == 0 &&
-		    util_parse_long(line + 10, 0, LONG_MAX, &v) == 0) {
+		} else {
 			st->refreshed = (time_t)v;
-		} else if (strncmp(line, "how ", 4) == 0) {
-			util_strlcpy(st->how, line + 4, sizeof(st->how));
 		}
 	}
+	return 1;
 }
 
 int
 grant_state_read(const struct account *acc, struct grant_state *ret)
 {
-	struct buf path;
-	char text[STATE_MAX];
-	struct stat st;
-	ssize_t n = -1;
-	int fd;
+	const struct fileio_private rules = {
+		.what = "grant record", .owner = geteuid(), .forbidden = 077,
+		.max = STATE_MAX, .refused = ERR_CONFIG,
+	};
+	struct buf path, text;
+	struct record rec;
+	int ok = 0;
 
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&path, PATH_MAX);
-	if (grant_state_path(acc, &path, NULL) != ERR_OK) {
-		buf_release(&path);
-		return 0;
+	buf_init(&text, STATE_MAX);
+	if (grant_state_path(acc, &path, NULL) == ERR_OK &&
+	    fileio_read_private(AT_FDCWD, path.data, &rules, &text, NULL,
+		NULL) == ERR_OK &&
+	    record_parse(&grant_spec, text.data, text.len, &rec, NULL) ==
+		ERR_OK) {
+		ok = take_state(&rec, ret);
+		record_release(&rec);
 	}
-	fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	buf_release(&path);
-	if (fd < 0) {
-		return 0;
+	buf_release(&text);
+	if (!ok) {
+		memset(ret, 0, sizeof(*ret));
 	}
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_uid == geteuid()) {
-		do {
-			n = read(fd, text, sizeof(text) - 1);
-		} while (n < 0 && errno == EINTR);
-	}
-	close(fd);
-	if (n <= 0) {
-		return 0;
-	}
-	text[n] = '\0';
-	if (strncmp(text, "oasmtp-grant 1\n", 15) != 0) {
-		return 0;
-	}
-	parse(text + 15, ret);
-	return ret->authorized != 0 || ret->refreshed != 0;
+	return ok && (ret->authorized != 0 || ret->refreshed != 0);
 }
 
 static enum err
@@ -109,15 +115,28 @@ write_state(const struct account *acc, const struct grant_state *st,
 	buf_init(&data, STATE_MAX);
 	e = grant_state_path(acc, &path, reterr);
 	if (e == ERR_OK) {
-		e = buf_printf(&data, "oasmtp-grant 1\nauthorized %lld\n"
-			"refreshed %lld\nhow %s\n", (long long)st->authorized,
-			(long long)st->refreshed, st->how[0] ? st->how : "-");
+		e = record_begin(&data, grant_spec.name, 2);
+		if (e == ERR_OK) {
+			e = record_put_long(&data, "authorized",
+				(long long)st->authorized);
+		}
+		if (e == ERR_OK) {
+			e = record_put_long(&data, "refreshed",
+				(long long)st->refreshed);
+		}
+		if (e == ERR_OK) {
+			e = record_put_str(&data, "how",
+				st->how[0] ? st->how : "-");
+		}
+		if (e == ERR_OK) {
+			e = record_finish(&data);
+		}
 		if (e != ERR_OK) {
 			e = errinfo_set(reterr, e, "grant state too long");
 		}
 	}
 	if (e == ERR_OK) {
-		e = fileio_write_atomic(path.data, data.data, data.len, 0,
+		e = fileio_write_private(path.data, data.data, data.len, 0,
 			reterr);
 	}
 	buf_release(&path);

@@ -6,13 +6,16 @@
  * `oasmtp-token refresh --if-idle-for` can skip needless refreshes.
  *
  * The file sits next to the refresh lock: the lock path with ".grant"
- * instead of ".lock" (token_cache.h), mode 0600, written atomically:
+ * instead of ".lock" (token_cache.h), mode 0600, written atomically, in
+ * the record format of record.h:
  *
- *   oasmtp-grant 1
+ *   oasmtp-grant 2
  *   authorized <unix seconds>     when authorize (or import) stored the grant
  *   refreshed <unix seconds>      last successful refresh (or authorization)
  *   how <word>                    loopback | device | paste | import
+ *   end
  *
+ * Version 1 (oasmtp 0.1.0) had no "end" line; it is still read.
  * It holds no secret.  A missing or malformed file just means "unknown".
  * Nothing here prints.
  */

@@ -29,6 +29,7 @@
 
 #include "account.h"
 #include "fileio.h"
+#include "paths.h"
 #include "submit.h"
 #include "util.h"
 
@@ -57,9 +58,6 @@ enum err
 handover_paths(const struct account *acc, int create, struct buf *key,
 	struct buf *path, struct errinfo *reterr)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	const char *cache = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	struct buf dir;
@@ -100,18 +98,13 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	}
 
 	buf_init(&dir, 4096);
-	if (rt != NULL && rt[0] == '/') {
-		e = buf_printf(&dir, "%s/oasmtp", rt);
-	} else if (cache != NULL && cache[0] == '/') {
-		e = buf_printf(&dir, "%s/oasmtp", cache);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(&dir, "%s/.cache/oasmtp", home);
-	} else {
+	if (paths_volatile_dir(&dir) != ERR_OK) {
 		buf_release(&dir);
 		return errinfo_set(reterr, ERR_CONFIG, "no directory for the "
 			"session socket (neither XDG_RUNTIME_DIR nor HOME is "
 			"set)");
 	}
+	e = buf_append_str(&dir, "/oasmtp");
 	if (e == ERR_OK) {
 		/* checks (and with create makes) the directories on the way */
 		e = buf_printf(&dir, "/x");

@@ -20,9 +20,9 @@
  *
  * Entry file: a header record, then the message exactly as the caller
  * wrote it (after the sendmail "." rule unless -i/-oi was given).  The
- * record is text, one "key value" per line, LF line ends:
+ * record has the format of record.h (which gives the escape rule):
  *
- *   oasmtp-maildrop 1     format name and version, always first
+ *   oasmtp-maildrop 2     format name and version, always first
  *   uid N                 the caller's real uid (from the kernel)
  *   user NAME             its passwd name ("#N" when it has none)
  *   time T                unix time of the drop
@@ -30,9 +30,8 @@
  *                         (argv[0] excluded); zero or more
  *   end                   always last; the message follows it
  *
- * Values are escaped: "\\" for a backslash and "\xHH" for every byte
- * below 0x20 and 0x7f; nothing else is escaped, so a value never holds a
- * line break.  Unknown keys are an error.
+ * Unknown keys are an error.  Version 1 (oasmtp 0.1.0) differs only in
+ * escaping every control byte as "\xHH"; it is still read.
  */
 #include "maildrop.h"
 
@@ -46,9 +45,7 @@
 
 #include "buf.h"
 #include "cli.h"
-#include "util.h"
-
-#define FORMAT_LINE "oasmtp-maildrop 1"
+#include "record.h"
 
 void
 maildrop_entry_release(struct maildrop_entry *e)
@@ -98,24 +95,17 @@ maildrop_check_opts(const struct cli_opts *o, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
-put_value(struct buf *out, const char *s)
-{
-	enum err e = ERR_OK;
+static const struct record_key maildrop_keys[] = {
+	{ "uid", RECORD_REQUIRED }, { "user", RECORD_REQUIRED },
+	{ "time", RECORD_REQUIRED }, { "arg", RECORD_REPEAT }, { NULL, 0 },
+};
 
-	for (; *s != '\0' && e == ERR_OK; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '\\') {
-			e = buf_append_str(out, "\\\\");
-		} else if (c < 0x20 || c == 0x7f) {
-			e = buf_printf(out, "\\x%02x", c);
-		} else {
-			e = buf_putc(out, (char)c);
-		}
-	}
-	return e;
-}
+/* Version 1 (0.1.0) escaped with "\\" and "\xHH" only: a subset. */
+static const struct record_spec maildrop_spec = {
+	.name = "oasmtp-maildrop", .what = "maildrop record",
+	.min_version = 1, .max_version = 2, .trailer_since = 1,
+	.body_follows = 1, .keys = maildrop_keys,
+};
 
 enum err
 maildrop_format_header(struct buf *out, long uid, const char *user,
@@ -124,24 +114,21 @@ maildrop_format_header(struct buf *out, long uid, const char *user,
 	enum err e;
 	int i;
 
-	e = buf_printf(out, FORMAT_LINE "\nuid %ld\nuser ", uid);
+	e = record_begin(out, maildrop_spec.name, 2);
 	if (e == ERR_OK) {
-		e = put_value(out, user);
+		e = record_put_long(out, "uid", uid);
 	}
 	if (e == ERR_OK) {
-		e = buf_printf(out, "\ntime %" PRId64 "\n", now);
+		e = record_put_str(out, "user", user);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "time", now);
 	}
 	for (i = 0; i < n && e == ERR_OK; i++) {
-		e = buf_append_str(out, "arg ");
-		if (e == ERR_OK) {
-			e = put_value(out, args[i]);
-		}
-		if (e == ERR_OK) {
-			e = buf_putc(out, '\n');
-		}
+		e = record_put_str(out, "arg", args[i]);
 	}
 	if (e == ERR_OK) {
-		e = buf_append_str(out, "end\n");
+		e = record_finish(out);
 	}
 	if (e == ERR_OK && out->len > MAILDROP_HEADER_MAX) {
 		e = ERR_LIMIT;
@@ -154,66 +141,11 @@ maildrop_format_header(struct buf *out, long uid, const char *user,
 }
 
 static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	return -1;
-}
-
-/* Unescape p[0..n) into a new string; NULL (and *ret_bad) on bad input. */
-static char *
-unescape(const char *p, size_t n, int *ret_bad)
-{
-	char *s = malloc(n + 1);
-	size_t i, o = 0;
-
-	*ret_bad = 0;
-	if (s == NULL) {
-		return NULL;
-	}
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		if ((unsigned char)c < 0x20 || c == 0x7f) {
-			goto bad;
-		}
-		if (c == '\\') {
-			if (i + 1 < n && p[i + 1] == '\\') {
-				i++;
-			} else if (i + 3 < n && p[i + 1] == 'x' &&
-			    hexval(p[i + 2]) >= 0 && hexval(p[i + 3]) >= 0) {
-				c = (char)(hexval(p[i + 2]) * 16 +
-					hexval(p[i + 3]));
-				i += 3;
-				if (c == '\0') {
-					goto bad;
-				}
-			} else {
-				goto bad;
-			}
-		}
-		s[o++] = c;
-	}
-	s[o] = '\0';
-	return s;
-bad:
-	free(s);
-	*ret_bad = 1;
-	return NULL;
-}
-
-static int
 add_arg(struct maildrop_entry *e, char *v)
 {
 	char **n = realloc(e->argv, ((size_t)e->argc + 2) * sizeof(char *));
 
 	if (n == NULL) {
-		free(v);
 		return -1;
 	}
 	e->argv = n;
@@ -222,103 +154,83 @@ add_arg(struct maildrop_entry *e, char *v)
 	return 0;
 }
 
+/* Move the value of f into e (the record gives it up). */
+static enum err
+take_field(struct maildrop_entry *e, struct record_field *f,
+	struct errinfo *reterr)
+{
+	const char *v;
+	long n;
+	enum err r;
+
+	if (strcmp(f->key, "uid") == 0 || strcmp(f->key, "time") == 0) {
+		r = record_field_long(&maildrop_spec, f, 0, LONG_MAX, &n,
+			reterr);
+		if (r == ERR_OK && f->key[0] == 'u') {
+			e->uid = n;
+		} else if (r == ERR_OK) {
+			e->time = n;
+		}
+		return r;
+	}
+	r = record_field_str(&maildrop_spec, f, &v, reterr);
+	if (r != ERR_OK) {
+		return r;
+	}
+	if (strcmp(f->key, "user") == 0) {
+		e->user = f->value;
+	} else if (add_arg(e, f->value) != 0) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	f->value = NULL;
+	f->len = 0;
+	return ERR_OK;
+}
+
 enum err
 maildrop_parse_header(const char *data, size_t len,
 	struct maildrop_entry *ret, struct errinfo *reterr)
 {
 	struct maildrop_entry e;
-	const char *p = data, *end = data + len;
-	int line = 0, seen_uid = 0, seen_time = 0, nomem = 0;
+	struct record rec;
 	char *first;
+	enum err r;
+	size_t i;
 
+	r = record_parse(&maildrop_spec, data, len, &rec, reterr);
+	if (r != ERR_OK) {
+		return r;
+	}
 	memset(&e, 0, sizeof(e));
 	first = strdup("sendmail");
 	if (first == NULL || add_arg(&e, first) != 0) {
-		nomem = 1;
-		goto bad;
+		free(first);
+		r = errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	for (;;) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *sp;
-		size_t klen;
-		char *v;
-		int bad = 0;
-		long n;
-
-		if (nl == NULL) {
-			goto bad;
-		}
-		line++;
-		if (line == 1) {
-			if ((size_t)(nl - p) != strlen(FORMAT_LINE) ||
-			    memcmp(p, FORMAT_LINE, strlen(FORMAT_LINE)) != 0) {
-				goto bad;
-			}
-			p = nl + 1;
-			continue;
-		}
-		if (nl - p == 3 && memcmp(p, "end", 3) == 0) {
-			p = nl + 1;
-			break;
-		}
-		sp = memchr(p, ' ', (size_t)(nl - p));
-		if (sp == NULL) {
-			goto bad;
-		}
-		klen = (size_t)(sp - p);
-		v = unescape(sp + 1, (size_t)(nl - sp - 1), &bad);
-		if (v == NULL) {
-			nomem = !bad;
-			goto bad;
-		}
-		if (klen == 3 && memcmp(p, "arg", 3) == 0) {
-			if (add_arg(&e, v) != 0) {
-				nomem = 1;
-				goto bad;
-			}
-		} else if (klen == 4 && memcmp(p, "user", 4) == 0 &&
-		    e.user == NULL) {
-			e.user = v;
-		} else if (klen == 3 && memcmp(p, "uid", 3) == 0 &&
-		    !seen_uid && util_parse_long(v, 0, LONG_MAX, &n) == 0) {
-			e.uid = n;
-			seen_uid = 1;
-			free(v);
-		} else if (klen == 4 && memcmp(p, "time", 4) == 0 &&
-		    !seen_time && util_parse_long(v, 0, LONG_MAX, &n) == 0) {
-			e.time = n;
-			seen_time = 1;
-			free(v);
-		} else {
-			free(v);
-			goto bad;
-		}
-		p = nl + 1;
+	for (i = 0; i < rec.n && r == ERR_OK; i++) {
+		r = take_field(&e, &rec.fields[i], reterr);
 	}
-	if (!seen_uid || !seen_time || e.user == NULL) {
-		goto bad;
+	e.body_offset = rec.length;
+	record_release(&rec);
+	if (r != ERR_OK) {
+		maildrop_entry_release(&e);
+		return r;
 	}
-	e.body_offset = (uint64_t)(p - data);
 	*ret = e;
 	return ERR_OK;
-bad:
-	maildrop_entry_release(&e);
-	if (nomem) {
-		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
-	}
-	return errinfo_set(reterr, ERR_DATA, "malformed maildrop record "
-		"(line %d)", line);
+}
+
+size_t
+maildrop_header_end(const char *data, size_t len)
+{
+	return record_trailer_end(data, len);
 }
 
 int
 maildrop_name_kind(const char *name)
 {
-	size_t i;
-
-	for (i = 0; i < MAILDROP_ID_LEN; i++) {
-		if (hexval(name[i]) < 0) {
-			return 0;
-		}
+	if (strspn(name, "0123456789abcdef") < MAILDROP_ID_LEN) {
+		return 0;
 	}
 	if (name[MAILDROP_ID_LEN] == '\0') {
 		return 2;

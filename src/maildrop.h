@@ -68,6 +68,12 @@ enum err maildrop_parse_header(const char *data, size_t len,
 	struct maildrop_entry *ret, struct errinfo *reterr);
 
 /*
+ * How many bytes of data[0..len) the header record takes, trailer
+ * included, or 0 when its trailer has not been read yet.
+ */
+size_t maildrop_header_end(const char *data, size_t len);
+
+/*
  * Classify a directory entry name: 2 for a complete entry "ID", 1 for
  * one being written "ID.tmp", 0 for anything else.
  */

@@ -1,7 +1,7 @@
 /*
  * message.h - the message to submit: spooling, headers, envelope.
  *
- * Reading (sendmail semantics, design.md section 5):
+ * Reading (sendmail semantics, doc/design.md, The message):
  *   - all input is read before anything else happens; the header block is
  *     kept in memory (at most MESSAGE_HEADER_MAX bytes, each physical header
  *     line at most MESSAGE_LINE_MAX bytes), the body goes to an unlinked
@@ -123,6 +123,9 @@ struct message_opts {
 	const char *dsn_envid;		/* -V; NULL = none */
 	time_t now;			/* for Date: and Message-ID */
 	const char *hostname;		/* for %H and as Message-ID domain fallback */
+	const char *trace_user;		/* system pickup: the caller; NULL = none */
+	long trace_uid;			/* ... and their uid */
+	size_t max_rcpts;		/* more recipients: ERR_LIMIT; 0 = no cap */
 };
 
 /*
@@ -139,9 +142,12 @@ struct message_opts {
  * with -t To/Cc/Bcc, or Resent-To/Resent-Cc/Resent-Bcc of the first
  * Resent- block when the message has Resent- fields.  Local names (no '@')
  * go through the account's aliases file.  Duplicates are dropped (domain
- * compared case-insensitively), order kept.  None: ERR_USAGE "no
- * recipients found".
+ * compared case-insensitively; linear time), order kept.  None: ERR_USAGE
+ * "no recipients found"; more than max_rcpts: ERR_LIMIT.
  * Headers (the body is never touched), new fields go first in this order:
+ *   Received: with trace_user, "Received: by HOST (oasmtp pickup, from
+ *          userid UID (USER)); DATE", as Postfix's pickup does, so that
+ *          a message from the system queue names the local caller.
  *   From:  set_from_header auto adds "Name <sender>" when missing, on
  *          replaces every From:, off leaves it; the name is -F, else
  *          from_full_name, else none.  from_rewrite replaces a From: whose

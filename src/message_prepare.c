@@ -22,6 +22,8 @@ struct prep {
 	const struct message_opts *o;
 	struct aliases *aliases;
 	struct addr_list rcpts;		/* final, de-duplicated */
+	size_t *seen;			/* hash set: rcpts index + 1, 0 = free */
+	size_t seen_cap;		/* a power of two, or 0 */
 	char *sender;
 	char *orig_sender;		/* a local -f that from_rewrite replaced */
 	int smtputf8;
@@ -53,24 +55,74 @@ bad_env_addr(const char *addr, int *utf8)
 	return NULL;
 }
 
+/*
+ * The slot of pp->seen that holds addr, or the free one where it goes
+ * (open addressing, linear probing).  Keeps the table at most half full,
+ * so de-duplicating n recipients takes O(n), not O(n^2): a message with
+ * 150 000 addresses costs a fraction of a second.  Returns (size_t)-1
+ * when the table cannot grow.
+ */
+static size_t
+seen_find(struct prep *pp, const char *addr)
+{
+	size_t mask, i;
+
+	if (pp->rcpts.n + 1 > pp->seen_cap / 2) {
+		size_t cap = pp->seen_cap ? pp->seen_cap * 2 : 64, k;
+		size_t *t = calloc(cap, sizeof(*t));
+
+		if (t == NULL) {
+			return (size_t)-1;
+		}
+		for (k = 0; k < pp->rcpts.n; k++) {
+			i = (size_t)addr_hash(pp->rcpts.v[k].addr) & (cap - 1);
+			while (t[i] != 0) {
+				i = (i + 1) & (cap - 1);
+			}
+			t[i] = k + 1;
+		}
+		free(pp->seen);
+		pp->seen = t;
+		pp->seen_cap = cap;
+	}
+	mask = pp->seen_cap - 1;
+	i = (size_t)addr_hash(addr) & mask;
+	while (pp->seen[i] != 0 &&
+	    !addr_equal(pp->rcpts.v[pp->seen[i] - 1].addr, addr)) {
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
 static enum err
 add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 	const char *what)
 {
 	const char *why;
-	size_t i;
+	size_t slot;
+	enum err rc;
 
 	why = bad_env_addr(addr, &pp->smtputf8);
 	if (why != NULL) {
 		return errinfo_set(pp->reterr, badcode,
 			"%s: invalid recipient '%s': %s", what, addr, why);
 	}
-	for (i = 0; i < pp->rcpts.n; i++) {
-		if (addr_equal(pp->rcpts.v[i].addr, addr)) {
-			return ERR_OK;
-		}
+	slot = seen_find(pp, addr);
+	if (slot == (size_t)-1) {
+		return errinfo_set(pp->reterr, ERR_NOMEM, "out of memory");
 	}
-	return addr_list_add(&pp->rcpts, NULL, addr, pp->reterr);
+	if (pp->seen[slot] != 0) {
+		return ERR_OK;		/* a duplicate */
+	}
+	if (pp->o->max_rcpts > 0 && pp->rcpts.n >= pp->o->max_rcpts) {
+		return errinfo_set(pp->reterr, ERR_LIMIT, "too many recipients "
+			"(more than %zu)", pp->o->max_rcpts);
+	}
+	rc = addr_list_add(&pp->rcpts, NULL, addr, pp->reterr);
+	if (rc == ERR_OK) {
+		pp->seen[slot] = pp->rcpts.n;
+	}
+	return rc;
 }
 
 /* Run parsed addresses through the aliases and into the final list. */
@@ -623,8 +675,9 @@ add_to(struct prep *pp, struct buf *added)
 	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
 }
 
+/* "FIELD: " then the RFC 5322 date of pp's now (local time) and CRLF. */
 static enum err
-add_date(struct prep *pp, struct buf *added)
+put_date(struct prep *pp, struct buf *added, const char *field)
 {
 	static const char *const days[] = {
 		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
@@ -633,25 +686,64 @@ add_date(struct prep *pp, struct buf *added)
 		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
 	};
-	enum header_policy pol = pp->o->acc->set_date_header;
 	time_t now = pp->o->now;
 	struct tm tm;
 	long off;
 
-	if (pol == HDR_OFF || (pol != HDR_ON && has_field(pp->m, "Date"))) {
-		return ERR_OK;
-	}
-	remove_fields(pp->m, "Date");
 	if (localtime_r(&now, &tm) == NULL) {
 		return errinfo_set(pp->reterr, ERR_INTERNAL,
 			"cannot convert the time for the Date header");
 	}
 	off = tm.tm_gmtoff / 60;
-	return buf_printf(added, "Date: %s, %02d %s %04d %02d:%02d:%02d "
-		"%c%02ld%02ld\r\n", days[tm.tm_wday % 7], tm.tm_mday,
+	return buf_printf(added, "%s%s, %02d %s %04d %02d:%02d:%02d "
+		"%c%02ld%02ld\r\n", field, days[tm.tm_wday % 7], tm.tm_mday,
 		months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
 		tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
 		(off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+}
+
+static enum err
+add_date(struct prep *pp, struct buf *added)
+{
+	enum header_policy pol = pp->o->acc->set_date_header;
+
+	if (pol == HDR_OFF || (pol != HDR_ON && has_field(pp->m, "Date"))) {
+		return ERR_OK;
+	}
+	remove_fields(pp->m, "Date");
+	return put_date(pp, added, "Date: ");
+}
+
+/*
+ * The trace field of the system pickup (message.h).  The user name comes
+ * from the password database; one that needs quoting in a comment is
+ * left out rather than escaped.
+ */
+static enum err
+add_received(struct prep *pp, struct buf *added, const char *hostname)
+{
+	const char *user = pp->o->trace_user;
+	enum err rc;
+	size_t i;
+
+	if (user == NULL) {
+		return ERR_OK;
+	}
+	for (i = 0; user[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)user[i];
+
+		if (c < 33 || c > 126 || strchr("()\\", c) != NULL) {
+			user = "";
+			break;
+		}
+	}
+	rc = buf_printf(added, "Received: by %s (oasmtp pickup, from userid "
+		"%ld%s%s%s);\r\n\t", hostname, pp->o->trace_uid,
+		user[0] != '\0' ? " (" : "", user, user[0] != '\0' ? ")" : "");
+	if (rc == ERR_OK) {
+		rc = put_date(pp, added, "");
+	}
+	return rc;
 }
 
 static enum err
@@ -800,6 +892,7 @@ prep_release(struct prep *pp)
 {
 	/* fill_envelope may have moved addresses out, leaving NULLs */
 	addr_list_release(&pp->rcpts);
+	free(pp->seen);
 	aliases_free(pp->aliases);
 	free(pp->sender);
 	free(pp->orig_sender);
@@ -816,6 +909,7 @@ message_prepare(struct message *m, const struct message_opts *o,
 	enum err rc = ERR_OK;
 
 	memset(ret_env, 0, sizeof(*ret_env));
+	errinfo_init(reterr);
 	if (o->acc == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"message_prepare without an account");
@@ -851,6 +945,9 @@ message_prepare(struct message *m, const struct message_opts *o,
 	}
 	/* header edits, in msmtp's order of the added fields */
 	if (rc == ERR_OK) {
+		rc = add_received(&pp, &added, hostname);
+	}
+	if (rc == ERR_OK) {
 		rc = add_from(&pp, &added, hostname);
 	}
 	if (rc == ERR_OK) {
@@ -862,7 +959,8 @@ message_prepare(struct message *m, const struct message_opts *o,
 	if (rc == ERR_OK) {
 		rc = add_msgid(&pp, &added, hostname);
 	}
-	if (rc == ERR_LIMIT || rc == ERR_NOMEM) {
+	if ((rc == ERR_LIMIT || rc == ERR_NOMEM) &&
+	    (reterr == NULL || reterr->code != rc)) {
 		/* from the buffer calls, which leave reterr alone */
 		rc = errinfo_set(reterr, rc, "preparing the message: %s",
 			rc == ERR_LIMIT ? "header block too large" :

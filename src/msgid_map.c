@@ -12,6 +12,7 @@
 
 #include "account.h"
 #include "fileio.h"
+#include "paths.h"
 #include "util.h"
 
 #define MAP_MAX (4 * 1024 * 1024)
@@ -33,8 +34,6 @@ msgid_map_release(struct msgid_map *map)
 static enum err
 map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 {
-	const char *state = getenv("XDG_STATE_HOME");
-	const char *home = getenv("HOME");
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	struct buf who;
@@ -42,12 +41,11 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	enum err e;
 
 	buf_reset(path);
-	if (state != NULL && state[0] == '/') {
-		e = buf_printf(path, "%s/oasmtp/message-ids-", state);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(path, "%s/.local/state/oasmtp/message-ids-",
-			home);
-	} else {
+	e = paths_state_dir(path);
+	if (e == ERR_OK) {
+		e = buf_append_str(path, "/oasmtp/message-ids-");
+	}
+	if (e != ERR_OK) {
 		return errinfo_set(reterr, ERR_CONFIG, "no state directory "
 			"for message IDs (HOME is not set)");
 	}
@@ -223,7 +221,7 @@ msgid_map_record(const struct account *acc, const char *original,
 			buf_cstr(&path));
 	}
 	if (e == ERR_OK) {
-		e = fileio_write_atomic(buf_cstr(&path), data.data, data.len, 0,
+		e = fileio_write_private(buf_cstr(&path), data.data, data.len, 0,
 			reterr);
 	}
 	if (lfd >= 0) {

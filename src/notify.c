@@ -1,89 +1,63 @@
 /* notify.c - re-authorization notices; see notify.h. */
 #include "notify.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "account.h"
 #include "buf.h"
-#include "util.h"
+#include "proc.h"
 
 #define REASON_MAX 4096
-
-/* Wait for pid until deadline; kill its process group past it. */
-static enum err
-wait_child(pid_t pid, int64_t deadline, int *ret_status)
-{
-	for (;;) {
-		pid_t r = waitpid(pid, ret_status, WNOHANG);
-
-		if (r == pid) {
-			return ERR_OK;
-		}
-		if (r < 0 && errno != EINTR) {
-			return ERR_IO;
-		}
-		if (util_now_ms() >= deadline) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, ret_status, 0);
-			return ERR_TIMEOUT;
-		}
-		poll(NULL, 0, 50);
-	}
-}
 
 static enum err
 run_command(const struct account *acc, const char *reason,
 	struct errinfo *reterr)
 {
-	int timeout = acc->timeout > 0 ? acc->timeout : 60;
-	int status = 0;
+	const char *argv[] = { "sh", "-c", acc->notify_command, NULL };
+	const char *env[3];
+	int timeout = account_helper_timeout_s(acc);
+	struct buf account, why;
+	struct proc p;
 	enum err e;
-	pid_t pid;
 
-	pid = fork();
-	if (pid < 0) {
-		return errinfo_set(reterr, ERR_IO, "notify_command: cannot fork: "
-			"%s", strerror(errno));
+	buf_init(&account, 64 + strlen(acc->name));
+	buf_init(&why, 64 + REASON_MAX);
+	if (buf_printf(&account, "OASMTP_ACCOUNT=%s", acc->name) != ERR_OK ||
+	    buf_printf(&why, "OASMTP_REASON=%s", reason) != ERR_OK) {
+		buf_release(&account);
+		buf_release(&why);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		setpgid(0, 0);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-		}
-		if (setenv("OASMTP_ACCOUNT", acc->name, 1) != 0 ||
-		    setenv("OASMTP_REASON", reason, 1) != 0) {
-			_exit(127);
-		}
-		execl("/bin/sh", "sh", "-c", acc->notify_command, (char *)NULL);
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	e = wait_child(pid, util_now_ms() + (int64_t)timeout * 1000, &status);
+	env[0] = buf_cstr(&account);
+	env[1] = buf_cstr(&why);
+	env[2] = NULL;
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	p.file = "/bin/sh";
+	p.name = "notify_command";
+	p.env = env;
+	p.in = PROC_IN_NULL;
+	p.out = PROC_OUT_NULL;
+	p.err = PROC_OUT_INHERIT;
+	p.new_group = 1;
+	p.timeout_ms = (int64_t)timeout * 1000;
+	e = proc_run(&p, reterr);
+	buf_release(&account);
+	buf_release(&why);
 	if (e == ERR_TIMEOUT) {
 		return errinfo_set(reterr, ERR_TIMEOUT, "notify_command of "
 			"account '%s' was killed after %d s", acc->name, timeout);
 	}
-	if (e != ERR_OK) {
-		return errinfo_set(reterr, e, "notify_command of account '%s': "
-			"%s", acc->name, strerror(errno));
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (e == ERR_CONFIG) {
+		/* not run (no /bin/sh) counts as the shell's 127 */
 		return errinfo_set(reterr, ERR_CONFIG, "notify_command of account "
 			"'%s' failed (status %d)", acc->name,
-			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			p.end == PROC_EXITED ? p.code :
+			p.end == PROC_SIGNALED ? -1 : 127);
 	}
-	return ERR_OK;
+	return e;
 }
 
 /*

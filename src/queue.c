@@ -15,8 +15,8 @@
  * ID is 16 lower-case hex digits: 8 of the creation time, 8 random, so a
  * listing sorted by name is sorted by age.
  *
- * Envelope record: UTF-8/ASCII text, one "key value" per line (a single
- * space between them), LF line ends, in this order:
+ * Envelope record (the record format of record.h, which also gives the
+ * escape rule), written in this order:
  *
  *   oasmtp-queue 1          format name and version, always first
  *   account NAME            account name in the configuration
@@ -37,11 +37,8 @@
  *   last-error TEXT         optional: our message for the last failure
  *   end                     always last: a record without it is incomplete
  *
- * Values are escaped: a backslash is written "\\", LF "\n", CR "\r", TAB
- * "\t", and every other byte below 0x20 or 0x7f as "\xHH"; nothing else
- * is escaped, so a value never contains a line break.  Unknown keys are an
- * error (a newer format gets a new version number).  No secret is ever
- * part of a record.
+ * Unknown keys are an error (a newer format gets a new version number).
+ * No secret is ever part of a record.
  *
  * Writing an entry: ID.msg is written in tmp/, fsynced and renamed into
  * DIR, then ID.env likewise, then DIR is fsynced.  A crash before the
@@ -68,15 +65,26 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fileio.h"
+#include "paths.h"
+#include "record.h"
 #include "util.h"
-
-#define FORMAT_LINE "oasmtp-queue 1"
 
 struct queue {
 	char *dir;
 	int dfd;		/* DIR */
 	int lockfd;		/* DIR/.lock once locked, else -1 */
+	void (*on_skip)(void *ctx, const char *msg);	/* queue_on_skip */
+	void *skip_ctx;
 };
+
+void
+queue_on_skip(struct queue *q, void (*fn)(void *ctx, const char *msg),
+	void *ctx)
+{
+	q->on_skip = fn;
+	q->skip_ctx = ctx;
+}
 
 void
 queue_entry_init(struct queue_entry *e)
@@ -203,71 +211,43 @@ queue_configured_dir(const char *configured, struct buf *out, struct errinfo *re
 enum err
 queue_default_dir(struct buf *out, struct errinfo *reterr)
 {
-	const char *data = getenv("XDG_DATA_HOME");
-	const char *home = getenv("HOME");
+	struct buf data;
 	enum err e;
 
-	if (data != NULL && data[0] == '/') {
-		e = buf_printf(out, "%s/oasmtp/queue", data);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(out, "%s/.local/share/oasmtp/queue", home);
-	} else {
+	buf_init(&data, PATH_MAX);
+	e = paths_data_dir(&data);
+	if (e == ERR_CONFIG) {
+		buf_release(&data);
 		return errinfo_set(reterr, ERR_CONFIG, "no queue directory: "
 			"neither XDG_DATA_HOME nor HOME is an absolute path; "
 			"set queue_dir");
 	}
+	if (e == ERR_OK) {
+		e = buf_printf(out, "%s/oasmtp/queue", buf_cstr(&data));
+	}
+	buf_release(&data);
 	return e == ERR_OK ? ERR_OK : errinfo_set(reterr, e,
 		"queue directory name too long");
 }
 
 /* ---- the record format ---- */
 
-static enum err
-put_escaped(struct buf *out, const char *s)
-{
-	enum err e = ERR_OK;
+static const struct record_key queue_keys[] = {
+	{ "account", RECORD_REQUIRED }, { "config", RECORD_REQUIRED },
+	{ "from", RECORD_REQUIRED }, { "rcpt", RECORD_REQUIRED | RECORD_REPEAT },
+	{ "body-8bit", RECORD_REQUIRED }, { "smtputf8", RECORD_REQUIRED },
+	{ "dsn-notify", 0 }, { "dsn-return", 0 }, { "dsn-envid", 0 },
+	{ "size", RECORD_REQUIRED }, { "created", RECORD_REQUIRED },
+	{ "queued", RECORD_REQUIRED }, { "attempts", RECORD_REQUIRED },
+	{ "next-attempt", RECORD_REQUIRED }, { "last-code", RECORD_REQUIRED },
+	{ "last-error", 0 }, { NULL, 0 },
+};
 
-	for (; s != NULL && *s != '\0' && e == ERR_OK; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		switch (c) {
-		case '\\':
-			e = buf_append_str(out, "\\\\");
-			break;
-		case '\n':
-			e = buf_append_str(out, "\\n");
-			break;
-		case '\r':
-			e = buf_append_str(out, "\\r");
-			break;
-		case '\t':
-			e = buf_append_str(out, "\\t");
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				e = buf_printf(out, "\\x%02x", c);
-			} else {
-				e = buf_putc(out, (char)c);
-			}
-			break;
-		}
-	}
-	return e;
-}
-
-static enum err
-put_field(struct buf *out, const char *key, const char *value)
-{
-	enum err e = buf_printf(out, "%s ", key);
-
-	if (e == ERR_OK) {
-		e = put_escaped(out, value);
-	}
-	if (e == ERR_OK) {
-		e = buf_putc(out, '\n');
-	}
-	return e;
-}
+static const struct record_spec queue_spec = {
+	.name = "oasmtp-queue", .what = "queue record",
+	.min_version = 1, .max_version = 1, .trailer_since = 1,
+	.keys = queue_keys,
+};
 
 enum err
 queue_format_record(const struct queue_entry *q, struct buf *out,
@@ -277,43 +257,57 @@ queue_format_record(const struct queue_entry *q, struct buf *out,
 	enum err e;
 	size_t i;
 
-	e = buf_append_str(out, FORMAT_LINE "\n");
+	e = record_begin(out, queue_spec.name, 1);
 	if (e == ERR_OK) {
-		e = put_field(out, "account", q->account);
+		e = record_put_str(out, "account", q->account);
 	}
 	if (e == ERR_OK) {
-		e = put_field(out, "config", q->config);
+		e = record_put_str(out, "config", q->config);
 	}
 	if (e == ERR_OK) {
-		e = put_field(out, "from", env->from);
+		e = record_put_str(out, "from", env->from);
 	}
 	for (i = 0; i < env->n_rcpts && e == ERR_OK; i++) {
-		e = put_field(out, "rcpt", env->rcpts[i]);
+		e = record_put_str(out, "rcpt", env->rcpts[i]);
 	}
 	if (e == ERR_OK) {
-		e = buf_printf(out, "body-8bit %d\nsmtputf8 %d\n",
-			env->body_8bit ? 1 : 0, env->smtputf8 ? 1 : 0);
+		e = record_put_long(out, "body-8bit", env->body_8bit ? 1 : 0);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "smtputf8", env->smtputf8 ? 1 : 0);
 	}
 	if (e == ERR_OK && env->dsn_notify != NULL) {
-		e = put_field(out, "dsn-notify", env->dsn_notify);
+		e = record_put_str(out, "dsn-notify", env->dsn_notify);
 	}
 	if (e == ERR_OK && env->dsn_return != NULL) {
-		e = put_field(out, "dsn-return", env->dsn_return);
+		e = record_put_str(out, "dsn-return", env->dsn_return);
 	}
 	if (e == ERR_OK && env->dsn_envid != NULL) {
-		e = put_field(out, "dsn-envid", env->dsn_envid);
+		e = record_put_str(out, "dsn-envid", env->dsn_envid);
 	}
 	if (e == ERR_OK) {
-		e = buf_printf(out, "size %" PRIu64 "\ncreated %" PRId64 "\n"
-			"queued %" PRId64 "\nattempts %u\nnext-attempt %" PRId64
-			"\nlast-code %d\n", q->size, q->created, q->queued,
-			q->attempts, q->next_attempt, q->last_code);
+		e = record_put_long(out, "size", (long long)q->size);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "created", q->created);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "queued", q->queued);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "attempts", q->attempts);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "next-attempt", q->next_attempt);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(out, "last-code", q->last_code);
 	}
 	if (e == ERR_OK && q->last_error != NULL) {
-		e = put_field(out, "last-error", q->last_error);
+		e = record_put_str(out, "last-error", q->last_error);
 	}
 	if (e == ERR_OK) {
-		e = buf_append_str(out, "end\n");
+		e = record_finish(out);
 	}
 	if (e != ERR_OK) {
 		return errinfo_set(reterr, e == ERR_LIMIT ? ERR_DATA : e,
@@ -322,96 +316,32 @@ queue_format_record(const struct queue_entry *q, struct buf *out,
 	return ERR_OK;
 }
 
-static int
-hexval(char c)
+/* The string fields of an entry, by key (rcpt aside). */
+static char **
+string_field(struct queue_entry *q, const char *key)
 {
-	if (c >= '0' && c <= '9') {
-		return c - '0';
+	if (strcmp(key, "account") == 0) {
+		return &q->account;
 	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
+	if (strcmp(key, "config") == 0) {
+		return &q->config;
 	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
+	if (strcmp(key, "from") == 0) {
+		return &q->env.from;
 	}
-	return -1;
-}
-
-/* Unescape p[0..n) into a new string; NULL on bad escapes or NUL. */
-static char *
-unescape(const char *p, size_t n, int *ret_nomem)
-{
-	char *s = malloc(n + 1);
-	size_t i, o = 0;
-
-	*ret_nomem = s == NULL;
-	if (s == NULL) {
-		return NULL;
+	if (strcmp(key, "dsn-notify") == 0) {
+		return &q->env.dsn_notify;
 	}
-	for (i = 0; i < n; i++) {
-		char c = p[i];
-
-		if (c == '\\') {
-			if (i + 1 >= n) {
-				goto bad;
-			}
-			c = p[++i];
-			if (c == 'n') {
-				c = '\n';
-			} else if (c == 'r') {
-				c = '\r';
-			} else if (c == 't') {
-				c = '\t';
-			} else if (c == 'x') {
-				int hi, lo;
-
-				if (i + 2 >= n) {
-					goto bad;
-				}
-				hi = hexval(p[i + 1]);
-				lo = hexval(p[i + 2]);
-				if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-					goto bad;
-				}
-				c = (char)(hi * 16 + lo);
-				i += 2;
-			} else if (c != '\\') {
-				goto bad;
-			}
-		} else if ((unsigned char)c < 0x20 || c == 0x7f) {
-			goto bad;
-		}
-		s[o++] = c;
+	if (strcmp(key, "dsn-return") == 0) {
+		return &q->env.dsn_return;
 	}
-	s[o] = '\0';
-	return s;
-bad:
-	free(s);
+	if (strcmp(key, "dsn-envid") == 0) {
+		return &q->env.dsn_envid;
+	}
+	if (strcmp(key, "last-error") == 0) {
+		return &q->last_error;
+	}
 	return NULL;
-}
-
-static int
-parse_i64(const char *s, int64_t *ret)
-{
-	long v;
-
-	if (util_parse_long(s, 0, LONG_MAX, &v) != 0) {
-		return -1;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* Set a string field, refusing a repeat. */
-static int
-set_once(char **field, char *v)
-{
-	if (*field != NULL) {
-		free(v);
-		return -1;
-	}
-	*field = v;
-	return 0;
 }
 
 static int
@@ -420,7 +350,6 @@ add_rcpt(struct envelope *env, char *v)
 	char **n = realloc(env->rcpts, (env->n_rcpts + 2) * sizeof(char *));
 
 	if (n == NULL) {
-		free(v);
 		return -1;
 	}
 	env->rcpts = n;
@@ -429,55 +358,70 @@ add_rcpt(struct envelope *env, char *v)
 	return 0;
 }
 
-/* Which of the scalar fields were seen (all are mandatory). */
-enum {
-	SEEN_8BIT = 1 << 0, SEEN_UTF8 = 1 << 1, SEEN_SIZE = 1 << 2,
-	SEEN_CREATED = 1 << 3, SEEN_QUEUED = 1 << 4, SEEN_ATTEMPTS = 1 << 5,
-	SEEN_NEXT = 1 << 6, SEEN_CODE = 1 << 7, SEEN_ALL = (1 << 8) - 1,
-};
-
-static int
-parse_scalar(struct queue_entry *q, const char *key, const char *v,
-	unsigned *seen)
+/* A numeric field of an entry: its key, upper bound and place. */
+static enum err
+number_field(struct queue_entry *q, const struct record_field *f,
+	struct errinfo *reterr)
 {
-	int64_t n;
-	unsigned bit;
+	long max = strcmp(f->key, "body-8bit") == 0 ||
+		strcmp(f->key, "smtputf8") == 0 ? 1 :
+		strcmp(f->key, "attempts") == 0 ? 1000000 :
+		strcmp(f->key, "last-code") == 0 ? 999 : LONG_MAX;
+	long n;
+	enum err e = record_field_long(&queue_spec, f, 0, max, &n, reterr);
 
-	if (parse_i64(v, &n) != 0) {
-		return -1;
+	if (e != ERR_OK) {
+		return e;
 	}
-	if (strcmp(key, "body-8bit") == 0 && n <= 1) {
-		bit = SEEN_8BIT;
+	if (strcmp(f->key, "body-8bit") == 0) {
 		q->env.body_8bit = (int)n;
-	} else if (strcmp(key, "smtputf8") == 0 && n <= 1) {
-		bit = SEEN_UTF8;
+	} else if (strcmp(f->key, "smtputf8") == 0) {
 		q->env.smtputf8 = (int)n;
-	} else if (strcmp(key, "size") == 0) {
-		bit = SEEN_SIZE;
+	} else if (strcmp(f->key, "size") == 0) {
 		q->size = (uint64_t)n;
-	} else if (strcmp(key, "created") == 0) {
-		bit = SEEN_CREATED;
+	} else if (strcmp(f->key, "created") == 0) {
 		q->created = n;
-	} else if (strcmp(key, "queued") == 0) {
-		bit = SEEN_QUEUED;
+	} else if (strcmp(f->key, "queued") == 0) {
 		q->queued = n;
-	} else if (strcmp(key, "attempts") == 0 && n <= 1000000) {
-		bit = SEEN_ATTEMPTS;
+	} else if (strcmp(f->key, "attempts") == 0) {
 		q->attempts = (unsigned)n;
-	} else if (strcmp(key, "next-attempt") == 0) {
-		bit = SEEN_NEXT;
+	} else if (strcmp(f->key, "next-attempt") == 0) {
 		q->next_attempt = n;
-	} else if (strcmp(key, "last-code") == 0 && n <= 999) {
-		bit = SEEN_CODE;
-		q->last_code = (int)n;
 	} else {
-		return -1;
+		q->last_code = (int)n;
 	}
-	if (*seen & bit) {
-		return -1;
+	return ERR_OK;
+}
+
+/* Move the value of f into q (the record gives it up). */
+static enum err
+take_field(struct queue_entry *q, struct record_field *f,
+	struct errinfo *reterr)
+{
+	char **place = string_field(q, f->key);
+	const char *v;
+	enum err e;
+
+	if (place == NULL && strcmp(f->key, "rcpt") != 0) {
+		return number_field(q, f, reterr);
 	}
-	*seen |= bit;
-	return 0;
+	e = record_field_str(&queue_spec, f, &v, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (place == NULL && v[0] == '\0') {
+		return errinfo_set(reterr, ERR_DATA, "queue record, line %u: "
+			"empty recipient", f->line);
+	}
+	if (place == NULL && add_rcpt(&q->env, f->value) != 0) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	if (place != NULL) {
+		*place = f->value;
+	}
+	f->value = NULL;
+	f->len = 0;
+	return ERR_OK;
 }
 
 enum err
@@ -485,85 +429,25 @@ queue_parse_record(const char *data, size_t len, struct queue_entry *ret_e,
 	struct errinfo *reterr)
 {
 	struct queue_entry q;
-	const char *p = data, *end = data + len;
-	unsigned seen = 0;
-	int line = 0, done = 0, nomem = 0;
+	struct record rec;
+	enum err e;
+	size_t i;
 
-	queue_entry_init(&q);
-	while (p < end && !done) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *sp;
-		char key[16];
-		size_t klen;
-		char *v;
-		int bad = 0;
-
-		if (nl == NULL) {
-			goto bad;
-		}
-		line++;
-		if (line == 1) {
-			if ((size_t)(nl - p) != strlen(FORMAT_LINE) ||
-			    memcmp(p, FORMAT_LINE, strlen(FORMAT_LINE)) != 0) {
-				goto bad;
-			}
-			p = nl + 1;
-			continue;
-		}
-		if (nl - p == 3 && memcmp(p, "end", 3) == 0) {
-			done = 1;
-			p = nl + 1;
-			break;
-		}
-		sp = memchr(p, ' ', (size_t)(nl - p));
-		if (sp == NULL || (size_t)(sp - p) >= sizeof(key)) {
-			goto bad;
-		}
-		klen = (size_t)(sp - p);
-		memcpy(key, p, klen);
-		key[klen] = '\0';
-		v = unescape(sp + 1, (size_t)(nl - sp - 1), &nomem);
-		if (v == NULL) {
-			goto bad;
-		}
-		if (strcmp(key, "account") == 0) {
-			bad = set_once(&q.account, v);
-		} else if (strcmp(key, "config") == 0) {
-			bad = set_once(&q.config, v);
-		} else if (strcmp(key, "from") == 0) {
-			bad = set_once(&q.env.from, v);
-		} else if (strcmp(key, "rcpt") == 0) {
-			bad = v[0] == '\0' ? (free(v), -1) : add_rcpt(&q.env, v);
-		} else if (strcmp(key, "dsn-notify") == 0) {
-			bad = set_once(&q.env.dsn_notify, v);
-		} else if (strcmp(key, "dsn-return") == 0) {
-			bad = set_once(&q.env.dsn_return, v);
-		} else if (strcmp(key, "dsn-envid") == 0) {
-			bad = set_once(&q.env.dsn_envid, v);
-		} else if (strcmp(key, "last-error") == 0) {
-			bad = set_once(&q.last_error, v);
-		} else {
-			bad = parse_scalar(&q, key, v, &seen);
-			free(v);
-		}
-		if (bad) {
-			goto bad;
-		}
-		p = nl + 1;
+	e = record_parse(&queue_spec, data, len, &rec, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
-	if (!done || p != end || seen != SEEN_ALL || q.account == NULL ||
-	    q.config == NULL || q.env.from == NULL || q.env.n_rcpts == 0) {
-		goto bad;
+	queue_entry_init(&q);
+	for (i = 0; i < rec.n && e == ERR_OK; i++) {
+		e = take_field(&q, &rec.fields[i], reterr);
+	}
+	record_release(&rec);
+	if (e != ERR_OK) {
+		queue_entry_release(&q);
+		return e;
 	}
 	*ret_e = q;
 	return ERR_OK;
-bad:
-	queue_entry_release(&q);
-	if (nomem) {
-		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
-	}
-	return errinfo_set(reterr, ERR_DATA, "malformed queue record "
-		"(line %d)", line);
 }
 
 /* ---- files ---- */
@@ -859,47 +743,26 @@ static enum err
 read_entry(struct queue *q, const char *id, int failed,
 	struct queue_entry *ret_e, struct errinfo *reterr)
 {
+	static const struct fileio_private rules = {
+		.what = "queue record", .owner = FILEIO_ANY_OWNER,
+		.max = QUEUE_RECORD_MAX, .refused = ERR_DATA,
+	};
 	char name[64];
 	struct buf data;
-	char chunk[8192];
-	enum err e = ERR_OK;
-	int fd;
+	enum err e;
+	int exists;
 
 	name_of(name, sizeof(name), failed, id, "env");
-	fd = openat(q->dfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			return errinfo_set(reterr, ERR_USAGE, "no queue entry "
-				"'%s'%s", id, failed ? " in failed/" : "");
-		}
-		return io_error(reterr, q, "open", name);
-	}
 	buf_init(&data, QUEUE_RECORD_MAX);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			e = io_error(reterr, q, "read", name);
-			break;
-		}
-		if (n == 0) {
-			break;
-		}
-		if (buf_append(&data, chunk, (size_t)n) != ERR_OK) {
-			e = errinfo_set(reterr, ERR_DATA, "queue record '%s' "
-				"is too large", name);
-			break;
-		}
-	}
-	close(fd);
-	if (e == ERR_OK) {
+	e = fileio_read_private(q->dfd, name, &rules, &data, &exists, reterr);
+	if (e == ERR_OK && !exists) {
+		e = errinfo_set(reterr, ERR_USAGE, "no queue entry '%s'%s", id,
+			failed ? " in failed/" : "");
+	} else if (e == ERR_OK) {
 		e = queue_parse_record(data.data, data.len, ret_e, reterr);
-		if (e == ERR_DATA) {
-			errinfo_prefix(reterr, "%s/%s: ", q->dir, name);
-		}
+	}
+	if (e == ERR_DATA || (e == ERR_IO && exists)) {
+		errinfo_prefix(reterr, "%s/%s: ", q->dir, name);
 	}
 	buf_release(&data);
 	if (e == ERR_OK) {
@@ -987,9 +850,19 @@ list_one(void *ctx, const char *id)
 	enum err r;
 
 	r = read_entry(l->q, id, l->failed, &e, &scratch);
-	if (r == ERR_DATA || r == ERR_USAGE) {
-		/* malformed, or removed by someone else meanwhile */
-		l->bad += r == ERR_DATA;
+	if (r == ERR_USAGE) {
+		return ERR_OK;	/* removed by someone else meanwhile */
+	}
+	if (r == ERR_DATA || r == ERR_IO) {
+		/*
+		 * Malformed, or unreadable (another owner, a bad sector): one
+		 * such entry must not hide or stop all the others.  Skipped
+		 * and reported.
+		 */
+		l->bad++;
+		if (l->q->on_skip != NULL) {
+			l->q->on_skip(l->q->skip_ctx, scratch.msg);
+		}
 		return ERR_OK;
 	}
 	if (r != ERR_OK) {

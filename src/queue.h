@@ -1,5 +1,5 @@
 /*
- * queue.h - the on-disk mail queue (design.md section 8): messages kept
+ * queue.h - the on-disk mail queue (doc/design.md, On-disk state): messages kept
  * after a temporary failure (queue on-failure) or before any attempt
  * (queue always), flushed later by oasmtp -q.
  *
@@ -133,10 +133,18 @@ enum err queue_add(struct queue *q, struct queue_entry *e,
 /*
  * All complete entries of the active queue (failed = 0) or of failed/
  * (failed = 1), oldest first.  The array is the caller's
- * (queue_entries_free).  An envelope file that cannot be parsed is skipped
- * and counted in *ret_bad (may be NULL).  q NULL: no entries.
+ * (queue_entries_free).  An envelope file that cannot be read or parsed is
+ * skipped, counted in *ret_bad (may be NULL) and passed to the
+ * queue_on_skip() function.  q NULL: no entries.
  * Errors: ERR_IO, ERR_NOMEM.
  */
+/*
+ * fn(ctx, message) is called for every entry queue_list() skips (the
+ * message says which file and why); NULL: skipped silently.
+ */
+void queue_on_skip(struct queue *q, void (*fn)(void *ctx, const char *msg),
+	void *ctx);
+
 enum err queue_list(struct queue *q, int failed, struct queue_entry **ret,
 	size_t *ret_n, size_t *ret_bad, struct errinfo *reterr);
 

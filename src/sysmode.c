@@ -15,17 +15,13 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "paths.h"
 #include "util.h"
 
 const char *
 sysmode_state_dir(void)
 {
-	const char *s = getenv("STATE_DIRECTORY");
-
-	if (s != NULL && s[0] == '/' && strchr(s, ':') == NULL) {
-		return s;
-	}
-	return OASMTP_STATEDIR;
+	return paths_service_state_dir(OASMTP_STATEDIR);
 }
 
 enum err
@@ -86,4 +82,18 @@ sysmode_handoff(const struct cli_opts *o, char **argv, enum err *ret_e,
 		"system queue: %s", buf_cstr(&drop), strerror(err));
 	buf_release(&drop);
 	return 1;
+}
+
+enum err
+sysmode_check_runner(const struct cli_opts *o, struct errinfo *reterr)
+{
+	if (!o->system || geteuid() != 0 ||
+	    (o->mode != CLI_MODE_FLUSH_QUEUE && o->mode != CLI_MODE_QUEUE_DROP &&
+	    o->mode != CLI_MODE_QUEUE_RETRY)) {
+		return ERR_OK;
+	}
+	return errinfo_set(reterr, ERR_CONFIG, "refusing to change the system "
+		"queue as root: its files must stay the service user's; run "
+		"systemctl start oasmtp-system.service, or runuser -u %s -- "
+		"oasmtp --system ...", OASMTP_SERVICE_USER);
 }

@@ -31,6 +31,15 @@ const char *sysmode_state_dir(void);
 enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
 
 /*
+ * Whether this process may run o: root may look at the system queue
+ * (mailq --system) but not change it (-q, --queue-retry, --queue-drop
+ * with --system), which would leave root-owned files the service can no
+ * longer update.  ERR_CONFIG naming the way to run it as the service user.
+ */
+enum err sysmode_check_runner(const struct cli_opts *o,
+	struct errinfo *reterr);
+
+/*
  * When o is a send for the system queue (see above), run oasmtp-drop with
  * argv in place of this process: returns 1 only if that failed, with the
  * error in *ret_e and reterr.  Returns 0, doing nothing, for every other

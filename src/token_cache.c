@@ -6,16 +6,18 @@
  * oasmtp-token.
  *
  * Cache file format (one per account, mode 0600, written atomically without
- * fsync: losing it only costs one refresh):
+ * fsync: losing it only costs one refresh; the record format of record.h):
  *
- *   oasmtp-token-cache 1
+ *   oasmtp-token-cache 2
  *   key <32 hex digits>        SHA-256 prefix of endpoint, client id, scope,
  *                              user and store: a cache written for another
  *                              grant is ignored
  *   expires <unix seconds>
  *   lifetime <seconds>         expires_in as issued
  *   token <access token>
+ *   end
  *
+ * Version 1 (oasmtp 0.1.0) had no "end" line; it is still read.
  * A cache file that is not ours (wrong owner, group/other bits, bad format)
  * is treated as a miss and replaced at the next refresh.
  */
@@ -36,7 +38,9 @@
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
+#include "paths.h"
 #include "provider.h"
+#include "record.h"
 #include "util.h"
 
 #define DEFAULT_MARGIN 600
@@ -58,20 +62,11 @@ token_cache_off(const struct account *acc)
 static enum err
 state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	const char *ch = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
 	int missing;
 	enum err e;
 
-	buf_reset(ret_dir);
-	if (rt != NULL && rt[0] == '/') {
-		e = buf_append_str(ret_dir, rt);
-	} else if (ch != NULL && ch[0] == '/') {
-		e = buf_append_str(ret_dir, ch);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(ret_dir, "%s/.cache", home);
-	} else {
+	e = paths_volatile_dir(ret_dir);
+	if (e == ERR_CONFIG) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"no directory for the token cache (set XDG_RUNTIME_DIR "
 			"or HOME, or oauth2_token_cache)");
@@ -206,15 +201,47 @@ token_grant_key(const struct account *acc, const char *endpoint, const char *sco
 	out[32] = '\0';
 }
 
-static const char *
-line_value(const char *p, const char *key)
-{
-	size_t n = strlen(key);
+static const struct record_key cache_keys[] = {
+	{ "key", RECORD_REQUIRED }, { "expires", RECORD_REQUIRED },
+	{ "lifetime", 0 }, { "token", RECORD_REQUIRED }, { NULL, 0 },
+};
 
-	if (strncmp(p, key, n) == 0 && p[n] == ' ') {
-		return p + n + 1;
+/* Version 1 (oasmtp 0.1.0) had no trailer and no escapes. */
+static const struct record_spec cache_spec = {
+	.name = "oasmtp-token-cache", .what = "token cache",
+	.min_version = 1, .max_version = 2, .trailer_since = 2,
+	.keys = cache_keys,
+};
+
+/* Fill c from a parsed cache record of grant key; 1 when it fits. */
+static int
+take_cache(const struct record *rec, const char *key, struct token_cached *c)
+{
+	size_t i;
+	long n;
+
+	for (i = 0; i < rec->n; i++) {
+		const struct record_field *f = &rec->fields[i];
+
+		if (strcmp(f->key, "key") == 0) {
+			if (f->len != strlen(key) || strcmp(f->value, key) != 0) {
+				return 0;
+			}
+		} else if (strcmp(f->key, "token") == 0) {
+			if (f->len == 0 || buf_append(&c->token, f->value,
+				f->len) != ERR_OK) {
+				return 0;
+			}
+		} else if (record_field_long(&cache_spec, f, 0, LONG_MAX, &n,
+			NULL) != ERR_OK) {
+			return 0;
+		} else if (strcmp(f->key, "expires") == 0) {
+			c->expires_at = (time_t)n;
+		} else {
+			c->lifetime = n;
+		}
 	}
-	return NULL;
+	return 1;
 }
 
 /*
@@ -224,81 +251,23 @@ line_value(const char *p, const char *key)
 int
 token_cache_read(const char *path, const char *key, struct token_cached *c)
 {
+	const struct fileio_private rules = {
+		.what = "token cache", .owner = geteuid(), .forbidden = 077,
+		.max = TOKEN_CACHE_MAX, .refused = ERR_CONFIG,
+	};
+	struct record rec;
 	struct buf raw;
-	struct stat st;
-	char chunk[2048];
-	char *p, *nl;
-	int have_key = 0, have_exp = 0, have_tok = 0, lineno = 0;
-	int fd, ok = 0;
+	int ok = 0;
 
 	buf_reset(&c->token);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0) {
-		return 0;
-	}
 	buf_init_secret(&raw, TOKEN_CACHE_MAX);
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-		goto out;
+	if (fileio_read_private(AT_FDCWD, path, &rules, &raw, NULL, NULL) ==
+		ERR_OK && record_parse(&cache_spec, raw.data, raw.len, &rec,
+		NULL) == ERR_OK) {
+		ok = take_cache(&rec, key, c);
+		record_release(&rec);
 	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0 || (n > 0 && buf_append(&raw, chunk, (size_t)n) !=
-				ERR_OK)) {
-			goto out;
-		}
-		if (n == 0) {
-			break;
-		}
-	}
-	if (memchr(raw.data, '\0', raw.len) != NULL) {
-		goto out;
-	}
-	for (p = raw.data; *p != '\0'; p = nl + 1) {
-		const char *v;
-		long n;
-
-		nl = strchr(p, '\n');
-		if (nl == NULL) {
-			goto out;	/* every line ends in LF: else truncated */
-		}
-		*nl = '\0';
-		lineno++;
-		if (lineno == 1) {
-			if (strcmp(p, "oasmtp-token-cache 1") != 0) {
-				goto out;
-			}
-		} else if ((v = line_value(p, "key")) != NULL) {
-			have_key = strcmp(v, key) == 0;
-		} else if ((v = line_value(p, "expires")) != NULL) {
-			if (util_parse_long(v, 0, LONG_MAX, &n) != 0) {
-				goto out;
-			}
-			c->expires_at = (time_t)n;
-			have_exp = 1;
-		} else if ((v = line_value(p, "lifetime")) != NULL) {
-			if (util_parse_long(v, 0, LONG_MAX, &n) != 0) {
-				goto out;
-			}
-			c->lifetime = n;
-		} else if ((v = line_value(p, "token")) != NULL) {
-			buf_reset(&c->token);
-			if (v[0] == '\0' ||
-			    buf_append_str(&c->token, v) != ERR_OK) {
-				goto out;
-			}
-			have_tok = 1;
-		}
-	}
-	ok = have_key && have_exp && have_tok;
-out:
-	util_wipe(chunk, sizeof(chunk));
 	buf_release(&raw);
-	close(fd);
 	if (!ok) {
 		buf_reset(&c->token);
 	}
@@ -337,20 +306,27 @@ token_cache_write(const char *path, const char *key, const struct token_cached *
 		}
 	}
 	buf_init_secret(&data, TOKEN_CACHE_MAX);
-	e = buf_printf(&data, "oasmtp-token-cache 1\nkey %s\nexpires %lld\n"
-		"lifetime %ld\ntoken ", key, (long long)c->expires_at,
-		c->lifetime);
+	e = record_begin(&data, cache_spec.name, 2);
 	if (e == ERR_OK) {
-		e = buf_append(&data, c->token.data, c->token.len);
+		e = record_put_str(&data, "key", key);
 	}
 	if (e == ERR_OK) {
-		e = buf_putc(&data, '\n');
+		e = record_put_long(&data, "expires", (long long)c->expires_at);
+	}
+	if (e == ERR_OK) {
+		e = record_put_long(&data, "lifetime", c->lifetime);
+	}
+	if (e == ERR_OK) {
+		e = record_put(&data, "token", c->token.data, c->token.len);
+	}
+	if (e == ERR_OK) {
+		e = record_finish(&data);
 	}
 	if (e != ERR_OK) {
 		buf_release(&data);
 		return errinfo_set(reterr, e, "access token too large to cache");
 	}
-	e = fileio_write_atomic(path, data.data, data.len, 0, reterr);
+	e = fileio_write_private(path, data.data, data.len, 0, reterr);
 	buf_release(&data);
 	return e;
 }

@@ -58,6 +58,7 @@ MESSAGE_FUNCS = {
     "errinfo_prefix": 1,  # context put in front of another message
     "log_warn": 0,
     "log_error": 0,
+    "log_info": 0,
     "perr": 2,  # src/config.c: "FILE:LINE: " + message
     "pwarn": 2,  # src/config.c: a warning with FILE:LINE
     "add_warning": 1,  # src/config.c: a warning without a line
@@ -115,6 +116,7 @@ ALLOWED = {
         "batch item without envelope or body",
         "transport read with no room",  # src/transport_*.c
         "TLS start without a connection",
+        "cannot initialise OpenSSL: %s",  # src/smtp/transport_tls.c: library failure
         "the token cache of account '%s' is off",  # src/token_cache.c
     ],
     "not shown: the caller waits and tries again": [

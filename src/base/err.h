@@ -69,7 +69,7 @@ enum err errinfo_vset(struct errinfo *ei, enum err code, const char *fmt,
 enum err errinfo_prefix(struct errinfo *ei, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* The sysexits(3) value for a code (design.md section 9). */
+/* The sysexits(3) value for a code (doc/design.md, Errors and exit codes). */
 int err_exit_code(enum err code);
 
 /* A short stable name ("ERR_SMTP_TEMP"), for logs and tests. */

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ io_error(struct errinfo *reterr, const char *what, const char *path)
 }
 
 enum err
-fileio_write_atomic(const char *path, const void *data, size_t len,
+fileio_write_private(const char *path, const void *data, size_t len,
 	int durable, struct errinfo *reterr)
 {
 	struct buf tmp, dir;
@@ -105,6 +106,110 @@ out:
 	return e;
 }
 
+
+/* "cannot read token file 'x': ..." */
+static enum err
+private_io_error(struct errinfo *reterr, const char *verb,
+	const struct fileio_private *p, const char *name)
+{
+	int saved = errno;
+	enum err e = errinfo_set(reterr, ERR_IO, "cannot %s %s '%s': %s", verb,
+		p->what, name, strerror(saved));
+
+	if (reterr != NULL) {
+		reterr->sys_errno = saved;
+	}
+	return e;
+}
+
+static enum err
+too_large(const char *name, const struct fileio_private *p,
+	struct errinfo *reterr)
+{
+	return errinfo_set(reterr, p->refused, "%s '%s' is larger than %zu "
+		"bytes", p->what, name, p->max);
+}
+
+/* The checks of fileio_read_private() on the open file fd. */
+static enum err
+check_private(int fd, const char *name, const struct fileio_private *p,
+	struct errinfo *reterr)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0) {
+		return private_io_error(reterr, "stat", p, name);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		return errinfo_set(reterr, p->refused,
+			"%s '%s' is not a regular file", p->what, name);
+	}
+	if (p->owner != FILEIO_ANY_OWNER && st.st_uid != p->owner) {
+		return errinfo_set(reterr, p->refused,
+			"%s '%s' is not owned by you (uid %ld): run `chown %ld "
+			"'%s'` and `chmod 600 '%s'`", p->what, name,
+			(long)st.st_uid, (long)p->owner, name, name);
+	}
+	if ((st.st_mode & p->forbidden) != 0) {
+		return errinfo_set(reterr, p->refused,
+			"%s '%s' is accessible by others (mode %03o): run "
+			"`chmod 600 '%s'`", p->what, name,
+			(unsigned)(st.st_mode & 0777), name);
+	}
+	if ((uintmax_t)st.st_size > (uintmax_t)p->max) {
+		return too_large(name, p, reterr);
+	}
+	return ERR_OK;
+}
+
+enum err
+fileio_read_private(int dirfd, const char *name,
+	const struct fileio_private *p, struct buf *out, int *ret_exists,
+	struct errinfo *reterr)
+{
+	char chunk[4096];
+	size_t total = 0;
+	enum err e;
+	int fd;
+
+	if (ret_exists != NULL) {
+		*ret_exists = 1;
+	}
+	/* O_NONBLOCK: a FIFO planted at name must not hang us in open() */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+		(p->follow ? 0 : O_NOFOLLOW));
+	if (fd < 0 && errno == ENOENT && ret_exists != NULL) {
+		*ret_exists = 0;
+		return ERR_OK;
+	}
+	if (fd < 0 && errno == ELOOP && !p->follow) {
+		return errinfo_set(reterr, p->refused, "%s '%s' is a symbolic "
+			"link; it must be the file itself", p->what, name);
+	}
+	if (fd < 0) {
+		return private_io_error(reterr, "open", p, name);
+	}
+	e = check_private(fd, name, p, reterr);
+	while (e == ERR_OK) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			e = private_io_error(reterr, "read", p, name);
+		} else if (n == 0) {
+			break;
+		} else if ((total += (size_t)n) > p->max) {
+			e = too_large(name, p, reterr);	/* it grew meanwhile */
+		} else if (buf_append(out, chunk, (size_t)n) != ERR_OK) {
+			e = too_large(name, p, reterr);	/* out is smaller */
+		}
+	}
+	util_wipe(chunk, sizeof(chunk));
+	close(fd);
+	return e;
+}
 
 enum err
 fileio_mkdir_private(const char *dir, struct errinfo *reterr)

@@ -10,15 +10,49 @@
 
 #include "err.h"
 
+struct buf;
+
 /*
  * Replace the file at path atomically with data (mode 0600): write a
  * temporary file in the same directory, fsync it, rename it over path and
  * fsync the directory.  durable == 0 skips both fsyncs, for data whose loss
- * costs nothing but time (a cache).
+ * costs nothing but time (a cache).  A link at path is replaced, not
+ * followed.
  * Errors: ERR_IO (errno in reterr->sys_errno), ERR_NOMEM.
  */
-enum err fileio_write_atomic(const char *path, const void *data, size_t len,
+enum err fileio_write_private(const char *path, const void *data, size_t len,
 	int durable, struct errinfo *reterr);
+
+/* fileio_read_private(): the owner that any uid passes. */
+#define FILEIO_ANY_OWNER ((uid_t)-1)
+
+/* What a private file must be for fileio_read_private() to read it. */
+struct fileio_private {
+	const char *what;	/* "token file": names it in messages */
+	uid_t owner;		/* its owner, or FILEIO_ANY_OWNER */
+	mode_t forbidden;	/* mode bits it must not have (077) */
+	int follow;		/* 1: a symbolic link is followed */
+	size_t max;		/* the largest size read */
+	enum err refused;	/* the code when a check fails: ERR_CONFIG
+				   for a file the user keeps, ERR_DATA for
+				   one of oasmtp's own */
+};
+
+/*
+ * Read the file name (relative to dirfd, or AT_FDCWD) into out (appended)
+ * after checking it against p: opened without following a symbolic link
+ * (unless p->follow) and without blocking on a FIFO, it must be a regular
+ * file, owned by p->owner, without any of the mode bits p->forbidden, and
+ * at most p->max bytes.  Nothing is read from a file that fails a check.
+ * A missing file is ERR_OK with *ret_exists = 0 when ret_exists is given,
+ * else ERR_IO.  out may be a secret buffer: the read chunks are wiped.
+ * Errors: p->refused (not a regular file, a link, wrong owner or mode: the
+ * message has the fix; larger than p->max), ERR_IO (errno in
+ * reterr->sys_errno), ERR_NOMEM.
+ */
+enum err fileio_read_private(int dirfd, const char *name,
+	const struct fileio_private *p, struct buf *out, int *ret_exists,
+	struct errinfo *reterr);
 
 /*
  * Create dir with mode 0700 unless it exists; then check it is a directory

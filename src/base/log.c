@@ -99,6 +99,16 @@ log_warn(const char *fmt, ...)
 }
 
 void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vemit("", fmt, ap);
+	va_end(ap);
+}
+
+void
 log_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -45,6 +45,10 @@ void log_debug(int level, const char *fmt, ...)
 /* "progname: warning: message" on stderr, always. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* "progname: message" on stderr, always: an event worth a line in the
+ * service's journal (a message picked up), not a problem. */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* "progname: message" on stderr, always. */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

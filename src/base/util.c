@@ -235,6 +235,21 @@ util_append_file_name(struct buf *out, const char *name)
 	return e;
 }
 
+int
+util_hexval(int c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t size)
 {

@@ -59,6 +59,9 @@ int util_parse_duration(const char *s, long min, long max, long *ret_seconds);
  */
 enum err util_append_file_name(struct buf *out, const char *name);
 
+/* The value of the hex digit c (either case), or -1. */
+int util_hexval(int c);
+
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

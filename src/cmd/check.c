@@ -9,15 +9,10 @@
 #include "check.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "account.h"
 #include "provider.h"
@@ -27,6 +22,7 @@
 #include "credential.h"
 #include "explain.h"
 #include "job.h"
+#include "proc.h"
 #include "report.h"
 #include "submit.h"
 #include "token_cache.h"
@@ -209,93 +205,43 @@ format_expiry(time_t at, char *out, size_t n)
 }
 
 /*
- * Run `oasmtp-token [-C FILE] status -- ACCOUNT` and keep its output
- * (stdout and stderr together, bounded) in out.  Best effort: a helper
- * that cannot run or does not finish leaves a note in out instead.
+ * Run `oasmtp-token [--system] [-C FILE] status -- ACCOUNT` and keep its
+ * output (stdout and stderr together, bounded) in out.  Best effort: a
+ * helper that cannot run or does not finish leaves a note in out instead.
  */
 static void
 token_status(struct check *c, struct buf *out)
 {
-	const struct account *acc = c->job.acc;
+	const char *argv[CREDENTIAL_ARGV_MAX];
 	struct buf path;
-	const char *argv[8];
-	int fds[2] = { -1, -1 };
-	int64_t deadline = util_now_ms() + 30 * 1000;
-	int i = 0, status;
-	char chunk[4096];
-	pid_t pid;
+	struct proc p;
 
 	buf_init(&path, PATH_MAX);
-	if (credential_helper_path(&path, NULL) != ERR_OK || pipe(fds) != 0) {
-		buf_append_str(out, "cannot run oasmtp-token status\n");
+	credential_helper_argv(argv, c->job.acc, c->job.o->config_file,
+		"status", NULL);
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	p.in = PROC_IN_NULL;
+	p.out = PROC_OUT_CAPTURE;
+	p.out_buf = out;		/* past the bound the rest is dropped */
+	p.err = PROC_OUT_TO_STDOUT;
+	p.timeout_ms = 30 * 1000;
+	if (credential_helper_path(&path, NULL) != ERR_OK) {
+		(void)buf_append_str(out, "cannot run oasmtp-token status\n");
 		goto out;
 	}
-	argv[i++] = "oasmtp-token";
-	if (c->job.o->config_file != NULL) {
-		argv[i++] = "-C";
-		argv[i++] = c->job.o->config_file;
-	}
-	argv[i++] = "status";
-	argv[i++] = "--";
-	argv[i++] = acc->name;
-	argv[i] = NULL;
-	pid = fork();
-	if (pid < 0) {
-		buf_printf(out, "cannot fork: %s\n", strerror(errno));
+	p.file = path.data;
+	if (proc_start(&p, NULL) != ERR_OK) {
+		(void)buf_printf(out, "cannot run oasmtp-token status: %s\n",
+			strerror(errno));
 		goto out;
 	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
-		if (devnull < 0 || dup2(devnull, 0) < 0 ||
-		    dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0) {
-			_exit(71);
-		}
-		close(fds[0]);
-		close(fds[1]);
-		execv(path.data, (char *const *)argv);
-		_exit(69);
-	}
-	close(fds[1]);
-	fds[1] = -1;
-	for (;;) {
-		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
-		int64_t left = deadline - util_now_ms();
-		ssize_t r;
-
-		if (left <= 0) {
-			kill(pid, SIGKILL);
-			buf_append_str(out, "oasmtp-token status did not finish "
-				"in time\n");
-			break;
-		}
-		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) < 0 &&
-		    errno != EINTR) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-			continue;
-		}
-		r = read(fds[0], chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR) {
-			continue;
-		}
-		if (r <= 0) {
-			break;
-		}
-		/* past the bound the rest is dropped */
-		(void)buf_append(out, chunk, (size_t)r);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+	(void)proc_finish(&p, NULL);
+	if (p.end == PROC_TIMEOUT) {
+		(void)buf_append_str(out, "oasmtp-token status did not finish "
+			"in time\n");
 	}
 out:
-	if (fds[0] >= 0) {
-		close(fds[0]);
-	}
-	if (fds[1] >= 0) {
-		close(fds[1]);
-	}
 	buf_release(&path);
 }
 

@@ -14,6 +14,14 @@
 #include "util.h"
 #include "queue.h"
 
+/* A queue entry queue_list() cannot read or parse: say so, go on. */
+static void
+warn_skipped(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("skipping a queue entry: %s", msg);
+}
+
 /* "45s", "12m", "3h", "2d" */
 static void
 put_duration(struct buf *out, int64_t s)
@@ -147,6 +155,9 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 			uint64_t bytes = 0;
 
 			e = queue_open(dirs[i], 0, &q, reterr);
+			if (e == ERR_OK && q != NULL) {
+				queue_on_skip(q, warn_skipped, NULL);
+			}
 			if (e == ERR_OK) {
 				e = queue_list(q, pass, &v, &nv, NULL, reterr);
 			}

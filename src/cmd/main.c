@@ -4,7 +4,7 @@
  * Called as sendmail or oasmtp it sends (unless an option picks another
  * mode), as mailq it lists the queue, as newaliases it does nothing.  Every
  * failure ends in exactly one "oasmtp: message" line on stderr and the
- * sysexits(3) status of its error code (design.md section 9).
+ * sysexits(3) status of its error code (doc/design.md, Errors and exit codes).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -105,6 +105,11 @@ main(int argc, char **argv)
 		return finish(e);
 	}
 	log_init("oasmtp", o.verbose);
+	e = sysmode_check_runner(&o, &ei);
+	if (e != ERR_OK) {
+		cli_opts_release(&o);
+		return finish(e);
+	}
 
 	switch (o.mode) {
 	case CLI_MODE_HELP:

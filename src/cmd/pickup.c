@@ -4,9 +4,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +25,13 @@
 #include "queue.h"
 #include "sysmode.h"
 #include "util.h"
+
+/*
+ * The most recipients one message from the system queue may have (as
+ * Postfix's smtpd_recipient_limit): more is rejected, so a local user
+ * cannot make the service do unbounded work for one cheap drop.
+ */
+#define PICKUP_MAX_RCPTS 1000
 
 /* What one entry came to. */
 enum outcome {
@@ -82,6 +92,39 @@ cmp_names(const void *a, const void *b)
 }
 
 /*
+ * An ID.tmp is an entry oasmtp-drop is still writing, or the leftover of
+ * one that was killed.  The writer holds an flock on it until the rename,
+ * however long the caller takes to write the message; the file is removed
+ * only when that lock is free (the writer is gone) and the file has not
+ * changed for MAILDROP_LEFTOVER_AGE seconds either way of the clock.
+ */
+static void
+remove_if_dead(int dfd, const char *name, time_t now)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		O_CLOEXEC);
+
+	if (fd < 0) {
+		return;		/* renamed meanwhile, or not ours to judge */
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (now - st.st_mtime <= MAILDROP_LEFTOVER_AGE &&
+	    st.st_mtime - now <= MAILDROP_LEFTOVER_AGE)) {
+		close(fd);
+		return;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		log_debug(1, "maildrop file %s is still being written", name);
+		close(fd);
+		return;
+	}
+	log_info("maildrop: removing %s, left by a writer that died", name);
+	unlinkat(dfd, name, 0);
+	close(fd);
+}
+
+/*
  * The complete entries, oldest first; stale ID.tmp files (a drop that
  * was killed) are removed on the way.
  */
@@ -104,16 +147,9 @@ list_entries(int dfd, char ***ret, size_t *ret_n, struct errinfo *reterr)
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		int kind = maildrop_name_kind(de->d_name);
-		struct stat st;
 
 		if (kind == 1) {
-			if (fstatat(dfd, de->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0 &&
-			    now - st.st_mtime > MAILDROP_LEFTOVER_AGE) {
-				log_debug(1, "removing the stale maildrop file "
-					"%s", de->d_name);
-				unlinkat(dfd, de->d_name, 0);
-			}
+			remove_if_dead(dfd, de->d_name, now);
 			continue;
 		}
 		if (kind != 2) {
@@ -151,20 +187,6 @@ nomem:
 	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 }
 
-/* 1 when b holds the end of a header record ("\nend\n"). */
-static int
-has_end(const struct buf *b)
-{
-	size_t i;
-
-	for (i = 0; i + 5 <= b->len; i++) {
-		if (memcmp(b->data + i, "\nend\n", 5) == 0) {
-			return 1;
-		}
-	}
-	return 0;
-}
-
 /* Read the header record of fd into e. */
 static enum err
 read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
@@ -190,8 +212,7 @@ read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 			break;
 		}
 		off += n;
-		/* the record ends at the first "\nend\n" */
-		if (has_end(&b)) {
+		if (maildrop_header_end(b.data, b.len) > 0) {
 			break;
 		}
 	}
@@ -222,12 +243,62 @@ dsn_return_text(enum cli_dsn_return r)
 }
 
 /*
+ * 1 when the caller uid is named by list, an account's
+ * system_from_override: user names, %GROUP (primary or supplementary
+ * group), or "*" for everyone, separated by blanks or commas.
+ */
+static int
+may_override(const char *list, long uid)
+{
+	const struct passwd *pw;
+	char name[256];
+	char user[256];
+	gid_t gid;
+	const char *p = list;
+
+	if (list == NULL || (pw = getpwuid((uid_t)uid)) == NULL ||
+	    strlen(pw->pw_name) >= sizeof(user)) {
+		return 0;
+	}
+	util_strlcpy(user, pw->pw_name, sizeof(user));
+	gid = pw->pw_gid;
+	while (*p != '\0') {
+		size_t n = strcspn(p, " \t,");
+
+		if (n > 0 && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (strcmp(name, "*") == 0 || strcmp(name, user) == 0) {
+				return 1;
+			}
+			if (name[0] == '%') {
+				const struct group *gr = getgrnam(name + 1);
+				size_t i;
+
+				if (gr != NULL && gr->gr_gid == gid) {
+					return 1;
+				}
+				for (i = 0; gr != NULL && gr->gr_mem[i] != NULL;
+				    i++) {
+					if (strcmp(gr->gr_mem[i], user) == 0) {
+						return 1;
+					}
+				}
+			}
+		}
+		p += n;
+		p += strspn(p, " \t,");
+	}
+	return 0;
+}
+
+/*
  * Prepare the message of fd (an entry by e) with the system configuration
  * and store it in the account's queue; *ret_id gets the queue id.
  * ERR_USAGE and ERR_DATA mean the entry can never be sent.
  */
 static enum err
-queue_entry_of(const struct cli_opts *svc, int fd,
+queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
 	struct cli_opts co;
@@ -242,6 +313,7 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	char *config = NULL;
 	const char *from;
 	int64_t now = (int64_t)time(NULL);
+	int override = 0;
 	enum err x;
 
 	memset(&env, 0, sizeof(env));
@@ -273,7 +345,23 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	if (co.read_envelope_from) {
 		from = message_header_from(m);
 	}
-	x = job_load_account(&job, from, 0, reterr);
+	/*
+	 * The system configuration decides the account and the envelope
+	 * sender: the default account and its `from`.  -f (and
+	 * --read-envelope-from) count only for the callers that the
+	 * default account's system_from_override names; for them -f also
+	 * picks the account whose `from` matches, as for a direct send.
+	 */
+	x = job_load_account(&job, NULL, 0, reterr);
+	if (x == ERR_OK && from != NULL &&
+	    may_override(job.acc->system_from_override, e->uid)) {
+		override = 1;
+		job_release(&job);
+		x = job_load_account(&job, from, 0, reterr);
+	} else if (x == ERR_OK && from != NULL) {
+		log_debug(1, "maildrop: uid %ld may not choose the sender; "
+			"'%s' ignored", e->uid, from);
+	}
 	if (x == ERR_USAGE || x == ERR_DATA) {
 		/* never a reason to reject the caller's message */
 		x = ERR_CONFIG;
@@ -284,10 +372,14 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 	gethostname(hostname, sizeof(hostname) - 1);
 	memset(&mo, 0, sizeof(mo));
 	mo.acc = job.acc;
-	mo.envelope_from = co.has_envelope_from ? co.envelope_from : NULL;
+	mo.envelope_from = override && co.has_envelope_from ?
+	    co.envelope_from : NULL;
 	mo.full_name = co.full_name;
 	mo.read_recipients = co.read_recipients;
-	mo.read_envelope_from = co.read_envelope_from;
+	mo.read_envelope_from = override && co.read_envelope_from;
+	mo.trace_user = e->user != NULL ? e->user : "";
+	mo.trace_uid = e->uid;
+	mo.max_rcpts = PICKUP_MAX_RCPTS;
 	mo.rcpt_args = co.recipients;
 	mo.n_rcpt_args = co.recipient_count;
 	mo.dsn_notify = co.dsn_notify;
@@ -323,8 +415,11 @@ queue_entry_of(const struct cli_opts *svc, int fd,
 		x = queue_add(q, &qe, write_message, m, reterr);
 		if (x == ERR_OK) {
 			memcpy(ret_id, qe.id, sizeof(qe.id));
-			log_debug(1, "queued as %s in %s", qe.id,
-				buf_cstr(&dir));
+			log_info("maildrop: %s from %s (uid %ld) queued as %s: "
+				"account %s, sender <%s>, %zu recipient%s",
+				name, e->user, e->uid, qe.id, job.acc->name,
+				env.from != NULL ? env.from : "",
+				env.n_rcpts, env.n_rcpts == 1 ? "" : "s");
 		}
 	}
 	if (x == ERR_USAGE || x == ERR_DATA) {
@@ -349,7 +444,8 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 	struct buf path;
 	char chunk[16384];
 	enum err e = ERR_OK;
-	int out;
+	size_t base;
+	int out = -1, i;
 	off_t off = 0;
 
 	buf_init(&path, 8192);
@@ -362,9 +458,25 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 		buf_release(&path);
 		return e;
 	}
-	buf_printf(&path, "/%s", name);
-	out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		O_CLOEXEC, 0600);
+	/*
+	 * A name already taken (a run that copied the entry but could not
+	 * remove it) must not keep this entry in the maildrop forever: the
+	 * copy gets a suffix instead.
+	 */
+	base = path.len;
+	for (i = 1; i <= 9; i++) {
+		path.len = base;
+		if ((i == 1 ? buf_printf(&path, "/%s", name) :
+		    buf_printf(&path, "/%s.%d", name, i)) != ERR_OK) {
+			buf_release(&path);
+			return errinfo_set(reterr, ERR_LIMIT, "path too long");
+		}
+		out = open(buf_cstr(&path), O_WRONLY | O_CREAT | O_EXCL |
+			O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (out >= 0 || errno != EEXIST) {
+			break;
+		}
+	}
 	if (out < 0) {
 		e = io_err(reterr, "create", buf_cstr(&path));
 		buf_release(&path);
@@ -452,7 +564,7 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 			"the file belongs to uid %ld", e.uid, (long)st.st_uid);
 	}
 	if (x == ERR_OK) {
-		x = queue_entry_of(o, fd, &e, id, &why);
+		x = queue_entry_of(o, fd, name, &e, id, &why);
 	}
 	if (x == ERR_OK) {
 		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT) {
@@ -460,8 +572,6 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 			log_warn("maildrop: cannot remove '%s' after queueing "
 				"it as %s: %s", name, id, strerror(errno));
 		}
-		log_debug(1, "picked up %s from %s (uid %ld) as %s", name,
-			e.user, e.uid, id);
 		out = PICKED_UP;
 	} else if (x == ERR_USAGE || x == ERR_DATA || x == ERR_LIMIT) {
 		log_error("maildrop: rejected %s from %s (uid %ld): %s; kept "
@@ -479,6 +589,46 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	return out;
 }
 
+/*
+ * The pickup is exclusive: two runs at once (the timer and the path unit,
+ * or oasmtp-token's flush after a new grant) would both queue an entry
+ * before either removed it.  The lock is STATE/pickup.lock; a second run
+ * waits for the first, then finds what is left.  *ret_fd gets the
+ * descriptor that holds the lock.
+ */
+static enum err
+lock_pickup(int *ret_fd, struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e = ERR_OK;
+	int fd;
+
+	*ret_fd = -1;
+	buf_init(&path, 8192);
+	if (buf_printf(&path, "%s/pickup.lock", sysmode_state_dir()) !=
+	    ERR_OK) {
+		buf_release(&path);
+		return errinfo_set(reterr, ERR_LIMIT, "path too long");
+	}
+	fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		0600);
+	if (fd < 0) {
+		e = io_err(reterr, "open", buf_cstr(&path));
+	} else {
+		while (flock(fd, LOCK_EX) != 0) {
+			if (errno != EINTR) {
+				e = io_err(reterr, "lock", buf_cstr(&path));
+				close(fd);
+				fd = -1;
+				break;
+			}
+		}
+	}
+	buf_release(&path);
+	*ret_fd = fd;
+	return e;
+}
+
 enum err
 pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	struct errinfo *reterr)
@@ -486,8 +636,8 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	struct buf dir;
 	char **names = NULL;
 	size_t n = 0, i, moved = 0;
-	enum err e;
-	int dfd = -1;
+	enum err e, first = ERR_OK;
+	int dfd = -1, lockfd = -1;
 
 	buf_init(&dir, 4096);
 	e = sysmode_maildrop_dir(&dir, reterr);
@@ -495,16 +645,36 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 		e = open_dir(buf_cstr(&dir), &dfd, reterr);
 	}
 	if (e == ERR_OK && dfd >= 0) {
+		e = lock_pickup(&lockfd, reterr);
+	}
+	if (e == ERR_OK && dfd >= 0) {
 		e = list_entries(dfd, &names, &n, reterr);
 	}
+	/*
+	 * One entry that cannot be handled now (unreadable, a full disk)
+	 * stays for the next run, reported; the others still flow.  The
+	 * first such error is returned.
+	 */
 	for (i = 0; i < n && e == ERR_OK; i++) {
-		enum outcome oc = pickup_one(o, dfd, names[i], reterr);
+		static struct errinfo one;
+		enum outcome oc;
 
+		errinfo_init(&one);
+		oc = pickup_one(o, dfd, names[i], &one);
 		if (oc == KEPT) {
-			e = reterr->code != ERR_OK ? reterr->code : ERR_IO;
+			log_error("maildrop: %s kept for the next run: %s",
+				names[i], one.msg[0] != '\0' ? one.msg :
+				"unknown error");
+			if (first == ERR_OK) {
+				first = one.code != ERR_OK ? one.code : ERR_IO;
+				*reterr = one;
+			}
 		} else if (oc == PICKED_UP) {
 			moved++;
 		}
+	}
+	if (e == ERR_OK) {
+		e = first;
 	}
 	if (moved > 0 && fsync(dfd) != 0 && errno != EINVAL) {
 		log_warn("maildrop: cannot sync '%s': %s", buf_cstr(&dir),
@@ -516,6 +686,9 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	free(names);
 	if (dfd >= 0) {
 		close(dfd);
+	}
+	if (lockfd >= 0) {
+		close(lockfd);	/* the lock goes with it */
 	}
 	buf_release(&dir);
 	if (ret_moved != NULL) {

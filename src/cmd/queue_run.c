@@ -23,6 +23,7 @@
 #include "util.h"
 #include "notify.h"
 #include "pickup.h"
+#include "proc.h"
 #include "queue.h"
 #include "submit.h"
 
@@ -69,6 +70,14 @@ struct flush_group {
 	char *reauth_reason;	/* the group's grant is gone: why */
 	size_t sent, deferred, failed;
 };
+
+/* A queue entry queue_list() cannot read or parse: say so, go on. */
+static void
+warn_skipped(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("skipping a queue entry: %s", msg);
+}
 
 static enum err
 file_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
@@ -558,6 +567,7 @@ flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 		log_debug(1, "queue %s: removed %zu leftover file%s of "
 			"interrupted runs", dir, removed, removed == 1 ? "" : "s");
 	}
+	queue_on_skip(q, warn_skipped, NULL);
 	e = queue_list(q, 0, &v, &n, NULL, reterr);
 	if (e != ERR_OK) {
 		goto out;
@@ -617,34 +627,16 @@ void
 queue_run_detached(const struct cli_opts *o, const char *dir, const char *id)
 {
 	struct flush_opts fo;
-	pid_t pid;
-	int fd;
 
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
+	switch (proc_detach()) {
+	case -1:
 		log_debug(1, "cannot fork to deliver %s: %s", id,
 			strerror(errno));
 		return;
-	}
-	if (pid > 0) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-		}
+	case 1:
 		return;
-	}
-	setsid();
-	pid = fork();
-	if (pid != 0) {
-		_exit(0);
-	}
-	fd = open("/dev/null", O_RDWR);
-	if (fd >= 0) {
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		if (fd > STDERR_FILENO) {
-			close(fd);
-		}
+	default:
+		break;		/* the detached process */
 	}
 	memset(&fo, 0, sizeof(fo));
 	fo.filter = CLI_QUEUE_ID;

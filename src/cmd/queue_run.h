@@ -1,6 +1,6 @@
 /*
  * queue_run.h - delivering the queue: `oasmtp -q` and the detached
- * delivery of `queue always` (design.md section 8).
+ * delivery of `queue always` (doc/design.md, On-disk state).
  *
  * Entries are grouped by (configuration, account) and each group is sent
  * over ONE connection, transactions back to back, the credential fetched

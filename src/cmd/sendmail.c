@@ -266,7 +266,7 @@ done:
 	return e;
 }
 
-/* ---- the queue (design.md section 8) ---- */
+/* ---- the queue (doc/design.md, On-disk state) ---- */
 
 
 
@@ -334,7 +334,7 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
  * committed: the recipients flagged in delivered have it and must never
  * get it again.  With queue on-failure and a temporary failure, the others
  * are queued and the result is ERR_OK with one warning naming both sides
- * (design.md section 9: queued counts as sent in queue mode).  Otherwise e
+ * (doc/design.md, Errors and exit codes: queued counts as sent in queue mode).  Otherwise e
  * stays, and reterr says who has the message and who has not.
  */
 static enum err

@@ -160,6 +160,7 @@ struct smtp_session {
 
 	/* authentication */
 	const struct sasl_mech *mech;
+	struct sasl_state sasl;		/* wiped with the secret */
 	struct buf secret;
 	struct buf payload;
 	unsigned steps_sent;
@@ -244,7 +245,7 @@ enum step_class {
 	SC_AUTH,
 };
 
-/* design.md section 9 */
+/* doc/design.md, Errors and exit codes */
 static enum err
 map_reply(const struct smtp_reply *r, enum step_class cls)
 {
@@ -1370,7 +1371,7 @@ choose_mech(struct smtp_session *s)
 	fail(s, ERR_NOTSUPP, "the server offers no %s authentication "
 		"method oasmtp supports (%s)", s->p.oauth ? "OAuth2" :
 		"password", s->p.oauth ? "XOAUTH2, OAUTHBEARER" :
-		"PLAIN, LOGIN");
+		"SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN");
 	return NULL;
 }
 
@@ -1401,7 +1402,9 @@ after_ehlo(struct smtp_session *s)
 	if (!s->tls_active && !s->p.peer_loopback) {
 		fail(s, ERR_CONFIG, "refusing to authenticate over an "
 			"unencrypted connection to a host that is not "
-			"loopback (enable tls)");
+			"loopback; add 'tls on' to the account (msmtp's "
+			"default is tls off; add 'tls_starttls off' too for "
+			"port 465)");
 		return;
 	}
 	if (!(s->caps & SMTP_CAP_AUTH)) {
@@ -1466,8 +1469,10 @@ send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 	return e;
 }
 
+/* Client message number step; chal: the decoded challenge, or NULL. */
 static enum err
-build_step(struct smtp_session *s, unsigned step, struct buf *raw)
+build_step(struct smtp_session *s, unsigned step, const char *chal,
+	size_t chal_len, struct buf *raw)
 {
 	struct sasl_cred cred;
 	enum err e;
@@ -1477,7 +1482,12 @@ build_step(struct smtp_session *s, unsigned step, struct buf *raw)
 	cred.secret_len = s->secret.len;
 	cred.host = s->p.host;
 	cred.port = s->p.port;
-	e = s->mech->build(&cred, step, raw, s->err);
+	if (s->mech->respond != NULL) {
+		e = s->mech->respond(&cred, &s->sasl, step, chal, chal_len,
+			raw, s->err);
+	} else {
+		e = s->mech->build(&cred, step, raw, s->err);
+	}
 	if (e != ERR_OK) {
 		s->state = SMTP_ST_FAILED;
 	}
@@ -1503,6 +1513,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 	s->steps_sent = 0;
 	s->ack_sent = 0;
 	s->auth_retry = 0;
+	util_wipe(&s->sasl, sizeof(s->sasl));
 	buf_reset(&s->auth_json);
 	s->state = SMTP_ST_AUTH;
 
@@ -1510,7 +1521,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 		return send_cmd(s, "AUTH %s", s->mech->name);
 	}
 	buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-	e = build_step(s, 0, &raw);
+	e = build_step(s, 0, NULL, 0, &raw);
 	if (e == ERR_OK) {
 		/* RFC 4954 section 4: the line must fit 512 octets */
 		b64len = (raw.len + 2) / 3 * 4;
@@ -1556,6 +1567,7 @@ json_status_is_token_error(const char *json)
 static void
 auth_done_wipe(struct smtp_session *s)
 {
+	util_wipe(&s->sasl, sizeof(s->sasl));
 	buf_release(&s->secret);
 	buf_release(&s->payload);
 }
@@ -1568,7 +1580,16 @@ auth_reply(struct smtp_session *s)
 
 	snprintf(step, sizeof(step), "AUTH %s", s->mech->name);
 	if (r->code == 235) {
+		int unproven = (s->mech->flags & SASL_SERVER_FINAL)
+			&& !s->sasl.verified;
+
 		auth_done_wipe(s);
+		if (unproven) {
+			fail(s, ERR_AUTH, "%s: the server accepted the login "
+				"without proving that it knows the password; "
+				"refusing to go on", s->mech->name);
+			return;
+		}
 		s->state = SMTP_ST_READY;
 		return;
 	}
@@ -1578,11 +1599,23 @@ auth_reply(struct smtp_session *s)
 		const char *chal = smtp_reply_line(r, 0, &n);
 
 		if (s->steps_sent < s->mech->n_steps) {
+			struct buf dec;
+			enum err e = ERR_OK;
+
 			buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-			if (build_step(s, s->steps_sent, &raw) == ERR_OK) {
+			buf_init_secret(&dec, 4 * BUF_LINE_MAX);
+			if (s->mech->respond != NULL &&
+			    util_base64_decode(&dec, chal, n) != ERR_OK) {
+				e = fail(s, ERR_PROTO, "AUTH %s: the server's "
+					"challenge is not base64",
+					s->mech->name);
+			}
+			if (e == ERR_OK && build_step(s, s->steps_sent,
+			    dec.data, dec.len, &raw) == ERR_OK) {
 				send_payload(s, "", raw.data, raw.len, 1);
 				s->steps_sent++;
 			}
+			buf_release(&dec);
 			buf_release(&raw);
 			return;
 		}

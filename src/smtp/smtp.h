@@ -179,7 +179,7 @@ void smtp_body_done(struct smtp_session *s, int at_line_start);
  * Feed one received line, without its CRLF.  Returns ERR_OK or the error
  * that moved the session to SMTP_ST_FAILED (also given by smtp_error()):
  * ERR_PROTO for a malformed or unexpected reply, the mapped code
- * (design.md section 9) for a refusal of a session step.
+ * (doc/design.md, Errors and exit codes) for a refusal of a session step.
  */
 enum err smtp_feed(struct smtp_session *s, const char *line, size_t len);
 

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "paths.h"
 #include "transport.h"
 #include "util.h"
 
@@ -287,18 +289,17 @@ peer_is_loopback(const struct transport *t)
 enum err
 submit_session_cache_path(const char *host, int port, struct buf *out)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	const char *home = getenv("HOME");
+	struct buf dir;
 	const char *h;
 	enum err e;
 
-	if (rt != NULL && rt[0] == '/') {
-		e = buf_printf(out, "%s/oasmtp/tls-session-", rt);
-	} else if (home != NULL && home[0] == '/') {
-		e = buf_printf(out, "%s/.cache/oasmtp/tls-session-", home);
-	} else {
-		return ERR_CONFIG;
+	/* the runtime directory, else the cache directory: see paths.h */
+	buf_init(&dir, PATH_MAX);
+	e = paths_volatile_dir(&dir);
+	if (e == ERR_OK) {
+		e = buf_printf(out, "%s/oasmtp/tls-session-", buf_cstr(&dir));
 	}
+	buf_release(&dir);
 	/* a host name never contains '/', but do not trust that */
 	for (h = host; e == ERR_OK && *h != '\0'; h++) {
 		e = buf_putc(out, *h == '/' ? '_' : *h);

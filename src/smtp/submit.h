@@ -253,8 +253,9 @@ void submit_conn_close(struct submit_conn *c);
 void submit_conn_forget(struct submit_conn *c);
 
 /*
- * The TLS session cache path for host:port: $XDG_RUNTIME_DIR/oasmtp/...
- * else ~/.cache/oasmtp/tls-session-HOST-PORT.  Appended to out.
+ * The TLS session cache path for host:port:
+ * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT ($XDG_RUNTIME_DIR, else
+ * ${XDG_CACHE_HOME:-~/.cache}).  Appended to out; ERR_CONFIG without one.
  */
 enum err submit_session_cache_path(const char *host, int port,
 	struct buf *out);

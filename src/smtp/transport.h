@@ -132,8 +132,8 @@ int transport_peer_is_loopback(const struct transport *t);
  * fingerprint, the chain is checked against trust_file (a PEM bundle) or
  * the system store, plus crl_file when given, and params->host is checked
  * against the certificate (as an IP address when it is an IP literal; SNI
- * is sent only for names).  A fingerprint (SHA-256, or legacy SHA-1, hex
- * with or without colons) replaces CA and name checks: the leaf must match
+ * is sent only for names).  A fingerprint (SHA-256, or msmtp's deprecated
+ * SHA-1 or MD5, chosen by its length; hex with or without colons) replaces CA and name checks: the leaf must match
  * it exactly.  certcheck 0 disables every check.
  *
  * Session cache: when session_cache is set, a previous session saved there

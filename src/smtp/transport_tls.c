@@ -15,8 +15,11 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +39,8 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "fileio.h"
+#include "record.h"
 #include "util.h"
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -73,6 +78,16 @@ struct tls_transport {
 	X509 *leaf;		/* captured by the verify callback */
 	X509 *failed;		/* certificate at the first verify error */
 	char *session_path;	/* NULL: no session cache */
+	/*
+	 * Trust material is loaded when a chain is first verified, not when
+	 * the context is made: a resumed session verifies no certificate and
+	 * so reads and parses no CA file.  params and reterr are those of
+	 * transport_tls_start(), valid while it runs (the handshake).
+	 */
+	const struct tls_params *params;
+	struct errinfo *reterr;
+	int trust_loaded;
+	enum err trust_err;	/* ERR_OK, or why the trust could not load */
 	char host[256];
 };
 
@@ -280,8 +295,9 @@ append_cert_names(struct buf *out, X509 *cert)
 }
 
 /*
- * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 32 (SHA-256).  -1
- * for anything else: SHA-1 and MD5 pins are refused, as the config does.
+ * Parse "AB:CD:..." or "abcd..." into bytes; *ret_n is 32 (SHA-256), or
+ * 20 / 16 for msmtp's deprecated SHA-1 / MD5 pins (the config warns).  -1
+ * for anything else.
  */
 static int
 parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
@@ -317,7 +333,7 @@ parse_fingerprint(const char *s, unsigned char *out, size_t *ret_n)
 		out[n++] = (unsigned char)(half << 4 | v);
 		half = -1;
 	}
-	if (half >= 0 || n != 32) {
+	if (half >= 0 || (n != 32 && n != 20 && n != 16)) {
 		return -1;
 	}
 	*ret_n = n;
@@ -446,17 +462,22 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 	enum err e;
 	int match;
 
+	const EVP_MD *md;
+
 	if (parse_fingerprint(want_text, want, &want_len) != 0) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"tls_fingerprint '%s' is not a SHA-256 digest (32 bytes "
-			"as hex pairs separated by ':')", want_text);
+			"as hex pairs separated by ':'; SHA-1 and MD5 are "
+			"accepted, deprecated)", want_text);
 	}
+	md = want_len == 32 ? EVP_sha256() : want_len == 20 ? EVP_sha1()
+		: EVP_md5();
 	cert = peer_certificate(tt->ssl);
 	if (cert == NULL) {
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: %s sent no certificate", tt->host);
 	}
-	if (!X509_digest(cert, EVP_sha256(), got, &got_len)) {
+	if (!X509_digest(cert, md, got, &got_len)) {
 		X509_free(cert);
 		return errinfo_set(reterr, ERR_TLS,
 			"TLS: cannot compute the certificate fingerprint: %s",
@@ -478,79 +499,111 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 
 /* ---- session cache ---- */
 
-/* Create the missing directories above path, mode 0700. */
-static int
-make_parent_dirs(const char *path)
-{
-	char dir[4096];
-	size_t len = util_strlcpy(dir, path, sizeof(dir));
+/*
+ * A session file (mode 0600) is a record (record.h):
+ *
+ *   oasmtp-session 2
+ *   host HOST          the server it is for
+ *   check MODE         ca | fingerprint | none: how the server was checked
+ *   session PEM        the SSL_SESSION in PEM
+ *   end
+ *
+ * A file for another host or check mode is not used.  Version 1 (oasmtp
+ * 0.1.0) was the line "oasmtp-session host=HOST check=MODE" and the PEM.
+ */
+static const struct record_key session_keys[] = {
+	{ "host", RECORD_REQUIRED }, { "check", RECORD_REQUIRED },
+	{ "session", RECORD_REQUIRED }, { NULL, 0 },
+};
 
-	if (len >= sizeof(dir)) {
-		return -1;
-	}
-	for (char *p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/') {
-			continue;
-		}
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
+static const struct record_spec session_spec = {
+	.name = "oasmtp-session", .what = "TLS session file",
+	.min_version = 2, .max_version = 2, .trailer_since = 2,
+	.keys = session_keys,
+};
 
 /* Called by OpenSSL whenever a new session (TLS 1.3: ticket) arrives. */
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_transport *tt = tls_from_ssl(ssl);
-	struct buf tmp;
+	struct buf rec;
 	BIO *m = NULL;
 	char *pem;
 	long pem_len;
-	int fd = -1;
-	int ok = 0;
+	enum err e;
 
 	if (tt == NULL || tt->session_path == NULL
 		|| !SSL_SESSION_is_resumable(sess)) {
 		return 0;
 	}
-	buf_init(&tmp, 4200);
-	if (make_parent_dirs(tt->session_path) != 0
-		|| buf_printf(&tmp, "%s.XXXXXX", tt->session_path) != ERR_OK) {
-		goto out;
-	}
+	buf_init_secret(&rec, SESSION_FILE_MAX - 1);
 	m = BIO_new(BIO_s_mem());
-	if (m == NULL
-		|| BIO_printf(m, "oasmtp-session host=%s check=%s\n", tt->host,
-			check_names[tt->mode]) <= 0
-		|| !PEM_write_bio_SSL_SESSION(m, sess)) {
+	if (m == NULL || !PEM_write_bio_SSL_SESSION(m, sess)
+		|| (pem_len = BIO_get_mem_data(m, &pem)) <= 0) {
 		goto out;
 	}
-	pem_len = BIO_get_mem_data(m, &pem);
-	fd = mkstemp(tmp.data);		/* mode 0600 */
-	if (fd < 0) {
-		goto out;
+	e = record_begin(&rec, session_spec.name, 2);
+	if (e == ERR_OK) {
+		e = record_put_str(&rec, "host", tt->host);
 	}
-	if (fchmod(fd, 0600) == 0 && pem_len > 0
-		&& util_write_all(fd, pem, (size_t)pem_len) == 0
-		&& close(fd) == 0) {
-		fd = -1;
-		ok = rename(tmp.data, tt->session_path) == 0;
+	if (e == ERR_OK) {
+		e = record_put_str(&rec, "check", check_names[tt->mode]);
 	}
-	if (!ok) {
-		unlink(tmp.data);
+	if (e == ERR_OK) {
+		e = record_put(&rec, "session", pem, (size_t)pem_len);
+	}
+	if (e == ERR_OK) {
+		e = record_finish(&rec);
+	}
+	/* a session that cannot be kept only costs a full handshake */
+	if (e == ERR_OK && fileio_secret_dir(tt->session_path, geteuid(), 1,
+		NULL) == ERR_OK) {
+		(void)fileio_write_private(tt->session_path, rec.data,
+			rec.len, 0, NULL);
 	}
 out:
-	if (fd >= 0) {
-		close(fd);
-	}
 	BIO_free(m);
-	buf_release(&tmp);
+	buf_release(&rec);
 	/* 0: we kept no reference to sess. */
 	return 0;
+}
+
+/*
+ * The PEM of a session file in raw for this host and check mode, or NULL;
+ * *ret_rec is released by the caller.
+ */
+static const char *
+session_pem(const struct tls_transport *tt, const struct buf *raw,
+	struct record *ret_rec, size_t *ret_len)
+{
+	char legacy[512];
+	const char *host, *check, *nl;
+	int n;
+
+	memset(ret_rec, 0, sizeof(*ret_rec));
+	if (record_parse(&session_spec, raw->data, raw->len, ret_rec, NULL)
+		== ERR_OK) {
+		host = record_get(ret_rec, "host");
+		check = record_get(ret_rec, "check");
+		if (strcmp(host, tt->host) != 0
+			|| strcmp(check, check_names[tt->mode]) != 0) {
+			return NULL;
+		}
+		nl = record_get(ret_rec, "session");
+		*ret_len = strlen(nl);	/* PEM holds no NUL */
+		return nl;
+	}
+	n = snprintf(legacy, sizeof(legacy), "oasmtp-session host=%s "
+		"check=%s\n", tt->host, check_names[tt->mode]);
+	nl = memchr(raw->data, '\n', raw->len);
+	if (n <= 0 || (size_t)n >= sizeof(legacy) || nl == NULL
+		|| (size_t)(nl + 1 - raw->data) != (size_t)n
+		|| memcmp(raw->data, legacy, (size_t)n) != 0) {
+		return NULL;
+	}
+	*ret_len = raw->len - (size_t)n;
+	return nl + 1;
 }
 
 /*
@@ -560,51 +613,33 @@ out:
 static SSL_SESSION *
 load_session(const struct tls_transport *tt)
 {
-	char data[SESSION_FILE_MAX];
-	char want[512];
+	const struct fileio_private rules = {
+		.what = "TLS session file", .owner = geteuid(),
+		.forbidden = 077, .max = SESSION_FILE_MAX - 1,
+		.refused = ERR_CONFIG,
+	};
 	SSL_SESSION *sess = NULL;
-	struct stat st;
+	struct record rec;
+	struct buf raw;
+	const char *pem = NULL;
 	size_t len = 0;
-	char *nl;
 	BIO *m;
-	int fd;
 
-	fd = open(tt->session_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		return NULL;
+	buf_init_secret(&raw, SESSION_FILE_MAX);
+	memset(&rec, 0, sizeof(rec));
+	if (fileio_read_private(AT_FDCWD, tt->session_path, &rules, &raw,
+		NULL, NULL) == ERR_OK) {
+		pem = session_pem(tt, &raw, &rec, &len);
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
-		|| st.st_uid != geteuid() || st.st_size >= SESSION_FILE_MAX) {
-		close(fd);
-		return NULL;
-	}
-	while (len < sizeof(data) - 1) {
-		ssize_t r = read(fd, data + len, sizeof(data) - 1 - len);
-
-		if (r < 0 && errno == EINTR) {
-			continue;
+	if (pem != NULL && len <= INT_MAX) {
+		m = BIO_new_mem_buf(pem, (int)len);
+		if (m != NULL) {
+			sess = PEM_read_bio_SSL_SESSION(m, NULL, NULL, NULL);
+			BIO_free(m);
 		}
-		if (r <= 0) {
-			break;
-		}
-		len += (size_t)r;
 	}
-	close(fd);
-	data[len] = '\0';
-	snprintf(want, sizeof(want), "oasmtp-session host=%s check=%s",
-		tt->host, check_names[tt->mode]);
-	nl = memchr(data, '\n', len);
-	if (nl == NULL || (size_t)(nl - data) != strlen(want)
-		|| memcmp(data, want, strlen(want)) != 0) {
-		util_wipe(data, sizeof(data));
-		return NULL;
-	}
-	m = BIO_new_mem_buf(nl + 1, (int)(len - (size_t)(nl + 1 - data)));
-	if (m != NULL) {
-		sess = PEM_read_bio_SSL_SESSION(m, NULL, NULL, NULL);
-		BIO_free(m);
-	}
-	util_wipe(data, sizeof(data));
+	record_release(&rec);
+	buf_release(&raw);
 	ERR_clear_error();
 	if (sess == NULL) {
 		return NULL;
@@ -792,6 +827,117 @@ load_file_err(const char *key, const char *file, struct errinfo *reterr)
 		file, ssl_reason("bad file"));
 }
 
+/*
+ * Whether dir holds hashed certificate links (NAME.N, NAME eight hex
+ * digits), as c_rehash and update-ca-certificates make them: then a
+ * lookup by issuer finds the one certificate a chain needs.
+ */
+static int
+has_hashed_links(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (d == NULL) {
+		return 0;
+	}
+	while (!found && (de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t i = 0;
+
+		while (i < 8 && isxdigit((unsigned char)n[i])) {
+			i++;
+		}
+		found = i == 8 && n[8] == '.' &&
+			isdigit((unsigned char)n[9]);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * The system trust store.  OpenSSL's default is its CA file and its CA
+ * directory; the file is the whole bundle (some 140 certificates, parsed
+ * in full: about 240 million instructions), the directory is read one
+ * certificate at a time, by issuer.  Where the directory has hashed links
+ * (Debian and derivatives build it from the same certificates as the
+ * bundle) it alone is used; where it has none (Fedora's bundle-only
+ * layout), or SSL_CERT_FILE / SSL_CERT_DIR choose otherwise, OpenSSL's
+ * default paths are.
+ */
+static int
+load_system_trust(X509_STORE *store)
+{
+	const char *dir = X509_get_default_cert_dir();
+	X509_LOOKUP *lu;
+
+	if (getenv(X509_get_default_cert_file_env()) == NULL &&
+	    getenv(X509_get_default_cert_dir_env()) == NULL &&
+	    has_hashed_links(dir)) {
+		lu = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir());
+		return lu != NULL && X509_LOOKUP_add_dir(lu, dir,
+			X509_FILETYPE_PEM) == 1;
+	}
+	return X509_STORE_set_default_paths(store) == 1;
+}
+
+/* Load tls_trust_file (or the system store) and tls_crl_file into store. */
+static enum err
+load_trust(const struct tls_params *params, X509_STORE *store,
+	struct errinfo *reterr)
+{
+	const char *tf = params->trust_file;
+	struct stat st;
+
+	if (tf == NULL || tf[0] == '\0' || strcmp(tf, "system") == 0) {
+		if (!load_system_trust(store)) {
+			return errinfo_set(reterr, ERR_CONFIG,
+				"cannot load the system trust store: %s",
+				ssl_reason("?"));
+		}
+	} else if (stat(tf, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (!X509_STORE_load_locations(store, NULL, tf)) {
+			return load_file_err("tls_trust_file", tf, reterr);
+		}
+	} else if (!X509_STORE_load_locations(store, tf, NULL)) {
+		return load_file_err("tls_trust_file", tf, reterr);
+	}
+	if (params->crl_file != NULL && params->crl_file[0] != '\0') {
+		X509_LOOKUP *lu = X509_STORE_add_lookup(store,
+			X509_LOOKUP_file());
+
+		if (lu == NULL || X509_load_crl_file(lu, params->crl_file,
+			X509_FILETYPE_PEM) <= 0) {
+			return load_file_err("tls_crl_file", params->crl_file,
+				reterr);
+		}
+	}
+	return ERR_OK;
+}
+
+/*
+ * OpenSSL's chain verification, with the trust loaded first (once).  A
+ * trust that cannot load fails the handshake; handshake() reports
+ * tt->trust_err instead of a verification error.
+ */
+static int
+verify_chain(X509_STORE_CTX *xs, void *arg)
+{
+	struct tls_transport *tt = arg;
+
+	if (!tt->trust_loaded) {
+		tt->trust_loaded = 1;
+		tt->trust_err = load_trust(tt->params,
+			SSL_CTX_get_cert_store(tt->ctx), tt->reterr);
+	}
+	if (tt->trust_err != ERR_OK) {
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	return X509_verify_cert(xs);
+}
+
 static enum err
 setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	struct errinfo *reterr)
@@ -809,34 +955,12 @@ setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 			"cannot require TLS 1.2: %s", ssl_reason("?"));
 	}
 	if (tt->mode == CHECK_CA) {
-		const char *tf = params->trust_file;
-		struct stat st;
-
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
-		if (tf == NULL || tf[0] == '\0' || strcmp(tf, "system") == 0) {
-			if (!SSL_CTX_set_default_verify_paths(ctx)) {
-				return errinfo_set(reterr, ERR_CONFIG,
-					"cannot load the system trust store: %s",
-					ssl_reason("?"));
-			}
-		} else if (stat(tf, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if (!SSL_CTX_load_verify_locations(ctx, NULL, tf)) {
-				return load_file_err("tls_trust_file", tf, reterr);
-			}
-		} else if (!SSL_CTX_load_verify_locations(ctx, tf, NULL)) {
-			return load_file_err("tls_trust_file", tf, reterr);
-		}
+		SSL_CTX_set_cert_verify_callback(ctx, verify_chain, tt);
+		/* the flag now: it is copied when verification starts */
 		if (params->crl_file != NULL && params->crl_file[0] != '\0') {
-			X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-			X509_LOOKUP *lu = X509_STORE_add_lookup(store,
-				X509_LOOKUP_file());
-
-			if (lu == NULL || X509_load_crl_file(lu, params->crl_file,
-				X509_FILETYPE_PEM) <= 0) {
-				return load_file_err("tls_crl_file",
-					params->crl_file, reterr);
-			}
-			X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+			X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx),
+				X509_V_FLAG_CRL_CHECK);
 		}
 	} else {
 		/* Fingerprint: checked after the handshake.  None: nothing. */
@@ -943,6 +1067,9 @@ handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
 			}
 			continue;
 		}
+		if (tt->trust_err != ERR_OK) {
+			return tt->trust_err;
+		}
 		vr = SSL_get_verify_result(tt->ssl);
 		if (tt->mode == CHECK_CA && vr != X509_V_OK) {
 			return verify_error(tt, vr, reterr);
@@ -1001,6 +1128,17 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 		return errinfo_set(reterr, ERR_PROTO,
 			"server sent data before the TLS handshake");
 	}
+	/*
+	 * The system's OpenSSL configuration (crypto policy) is loaded as
+	 * usual; only the clean-up at exit is skipped: the process ends
+	 * anyway, and freeing every table OpenSSL built costs more than a
+	 * million instructions per send.
+	 */
+	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
+		OPENSSL_INIT_NO_ATEXIT, NULL)) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"cannot initialise OpenSSL: %s", ssl_reason("?"));
+	}
 	pthread_once(&sock_method_once, sock_method_init);
 	pthread_once(&tls_ex_once, tls_ex_init);
 	if (sock_method == NULL) {
@@ -1046,6 +1184,8 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 		}
 	}
 
+	tt->params = params;
+	tt->reterr = reterr;
 	e = setup_ctx(tt, params, reterr);
 	if (e == ERR_OK) {
 		e = setup_ssl(tt, reterr);
@@ -1056,6 +1196,8 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 	if (e == ERR_OK && tt->mode == CHECK_FINGERPRINT) {
 		e = check_fingerprint(tt, params->fingerprint, reterr);
 	}
+	tt->params = NULL;
+	tt->reterr = NULL;
 	if (e != ERR_OK) {
 		ERR_clear_error();
 		tls_free(tt);

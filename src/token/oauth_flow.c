@@ -172,21 +172,6 @@ callback_reset(struct oauth_flow_callback *cb)
 	cb->bare_code = 0;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /*
  * Percent-decode s[0..n) ("+" is a space, as in forms) into out.  Control
  * characters (decoded or not) are refused: no legitimate code, state or
@@ -207,8 +192,8 @@ decode(struct buf *out, const char *s, size_t n)
 			if (i + 2 >= n) {
 				return ERR_DATA;
 			}
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
+			hi = util_hexval(s[i + 1]);
+			lo = util_hexval(s[i + 2]);
 			if (hi < 0 || lo < 0) {
 				return ERR_DATA;
 			}

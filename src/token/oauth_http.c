@@ -466,7 +466,7 @@ error_answer(const char *account, long status, const char *code,
 			"token endpoint failed temporarily (%s%s%s)", c, sep, desc);
 	}
 	return errinfo_set(reterr, ERR_CONFIG,
-		"token endpoint refused the refresh (HTTP %ld, %s%s%s): check "
+		"token endpoint refused the request (HTTP %ld, %s%s%s): check "
 		"oauth2_token_endpoint and oauth2_client_id of account '%s'",
 		status, c, sep, desc, account);
 }

@@ -8,7 +8,7 @@
  * a secret buf too, because it carries the new tokens.  Nothing here logs or
  * prints; error messages never contain a token.
  *
- * Error classification (design.md section 7):
+ * Error classification (doc/design.md, Tokens):
  *   ERR_TOKEN_TEMP  network, DNS, TLS, timeout, HTTP 408/429/5xx, a body that
  *                   is not JSON (proxies), a malformed success answer, an
  *                   oversized (> 64 KiB) body, "temporarily_unavailable"

@@ -103,7 +103,7 @@ client_secret(struct ctx *x, struct errinfo *reterr)
 		return ERR_OK;
 	}
 	e = eval_run(acc->oauth2_client_secret_eval,
-		acc->timeout > 0 ? acc->timeout : 60, 4096, &x->client_secret,
+		account_helper_timeout_s(acc), 4096, &x->client_secret,
 		reterr);
 	if (e != ERR_OK) {
 		if (e == ERR_TIMEOUT) {
@@ -322,7 +322,7 @@ ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 	buf_init(&x->endpoint, 4096);
 	buf_init(&x->scope, 4096);
 	buf_init_secret(&x->client_secret, 4096);
-	x->http_timeout_ms = (acc->timeout > 0 ? (long)acc->timeout : 60) * 1000;
+	x->http_timeout_ms = (long)account_helper_timeout_s(acc) * 1000;
 	if (x->http_timeout_ms > 120000) {
 		x->http_timeout_ms = 120000;
 	}

@@ -1,7 +1,7 @@
 /*
  * token.h - the token broker: a valid OAuth2 access token for an account.
  *
- * Policy (design.md section 7):
+ * Policy (doc/design.md, Tokens):
  *  - An access-token cache file (0600; default
  *    $XDG_RUNTIME_DIR/oasmtp/<account>.token, else
  *    ${XDG_CACHE_HOME:-~/.cache}/oasmtp/<account>.token, directory 0700;

@@ -16,7 +16,7 @@
 static enum err
 command_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 {
-	int timeout = ts->acc->timeout > 0 ? ts->acc->timeout : 60;
+	int timeout = account_helper_timeout_s(ts->acc);
 	enum err e;
 
 	e = eval_run(ts->arg, timeout, COMMAND_OUT_MAX, ret_token, reterr);

@@ -28,6 +28,7 @@
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
+#include "paths.h"
 #include "util.h"
 
 #define FILE_MAX (64 * 1024)
@@ -47,73 +48,24 @@ static enum err
 read_token(struct tstore *ts, const char *path, int optional,
 	struct buf *ret_token, struct errinfo *reterr)
 {
-	struct stat st;
-	char chunk[4096];
+	const struct fileio_private rules = {
+		.what = "token file", .owner = geteuid(), .forbidden = 077,
+		.follow = 1, .max = FILE_MAX, .refused = ERR_CONFIG,
+	};
 	size_t start, end;
-	int fd;
-	enum err e = ERR_OK;
+	int exists;
+	enum err e;
 
-	/* O_NONBLOCK: a FIFO planted at path must not hang us in open() */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT && optional) {
-			return ERR_OK;
-		}
-		if (errno == ENOENT) {
-			return errinfo_set(reterr, ERR_REAUTH,
-				"re-authorization needed: run `oasmtp-token "
-				"authorize %s` (token file '%s' does not exist)",
-				ts->acc->name, path);
-		}
-		e = errinfo_set(reterr, ERR_IO, "cannot open token file '%s': %s",
-			path, strerror(errno));
-		return e;
-	}
-	if (fstat(fd, &st) != 0) {
-		e = errinfo_set(reterr, ERR_IO, "cannot stat token file '%s': %s",
-			path, strerror(errno));
+	e = fileio_read_private(AT_FDCWD, path, &rules, ret_token, &exists,
+		reterr);
+	if (e != ERR_OK || (!exists && optional)) {
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		e = errinfo_set(reterr, ERR_CONFIG,
-			"token file '%s' is not a regular file", path);
-		goto out;
-	}
-	if (st.st_uid != geteuid()) {
-		e = errinfo_set(reterr, ERR_CONFIG,
-			"token file '%s' is not owned by you (uid %ld): "
-			"run `chown %ld '%s'` and `chmod 600 '%s'`", path,
-			(long)st.st_uid, (long)geteuid(), path, path);
-		goto out;
-	}
-	if ((st.st_mode & 077) != 0) {
-		e = errinfo_set(reterr, ERR_CONFIG,
-			"token file '%s' is accessible by others (mode %03o): "
-			"run `chmod 600 '%s'`", path,
-			(unsigned)(st.st_mode & 0777), path);
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			e = errinfo_set(reterr, ERR_IO,
-				"cannot read token file '%s': %s", path,
-				strerror(errno));
-			goto out;
-		}
-		if (n == 0) {
-			break;
-		}
-		if (buf_append(ret_token, chunk, (size_t)n) != ERR_OK) {
-			e = errinfo_set(reterr, ERR_CONFIG,
-				"token file '%s' is larger than %d bytes", path,
-				FILE_MAX);
-			goto out;
-		}
+	if (!exists) {
+		return errinfo_set(reterr, ERR_REAUTH,
+			"re-authorization needed: run `oasmtp-token "
+			"authorize %s` (token file '%s' does not exist)",
+			ts->acc->name, path);
 	}
 	start = 0;
 	end = ret_token->len;
@@ -140,11 +92,9 @@ read_token(struct tstore *ts, const char *path, int optional,
 			"token file '%s' must hold the refresh token alone", path);
 	}
 out:
-	util_wipe(chunk, sizeof(chunk));
 	if (e != ERR_OK) {
 		buf_reset(ret_token);
 	}
-	close(fd);
 	return e;
 }
 
@@ -223,7 +173,7 @@ write_token(const char *path, const char *token, struct errinfo *reterr)
 		buf_release(&data);
 		return errinfo_set(reterr, e, "refresh token too large");
 	}
-	e = fileio_write_atomic(path, data.data, data.len, 1, reterr);
+	e = fileio_write_private(path, data.data, data.len, 1, reterr);
 	buf_release(&data);
 	return e;
 }
@@ -357,17 +307,19 @@ tstore_file_new(const struct account *acc, char *arg,
 	struct tstore *ts;
 
 	if (arg[0] == '~' && arg[1] == '/') {
-		const char *home = getenv("HOME");
 		struct buf p;
+		enum err e;
 
-		if (home == NULL || home[0] == '\0') {
+		buf_init(&p, PATH_MAX);
+		e = paths_home(0, &p);
+		if (e == ERR_CONFIG) {
 			free(arg);
+			buf_release(&p);
 			return errinfo_set(reterr, ERR_CONFIG,
 				"oauth2_token_store of account '%s' starts with "
 				"'~/' but HOME is not set", acc->name);
 		}
-		buf_init(&p, PATH_MAX);
-		if (buf_printf(&p, "%s%s", home, arg + 1) != ERR_OK) {
+		if (e != ERR_OK || buf_append_str(&p, arg + 1) != ERR_OK) {
 			free(arg);
 			buf_release(&p);
 			return errinfo_set(reterr, ERR_CONFIG, "token path too long");

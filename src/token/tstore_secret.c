@@ -14,7 +14,7 @@
  * Changing data never goes into attributes (that would create duplicate
  * items).
  *
- * Failure modes are told apart (design.md section 7):
+ * Failure modes are told apart (doc/design.md, Tokens):
  *   no session bus / no Secret Service  -> ERR_TOKEN_TEMP
  *   item found but its collection locked -> ERR_TOKEN_TEMP (never unlocked
  *                                           here: that could prompt)

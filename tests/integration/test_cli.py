@@ -1,4 +1,4 @@
-"""Command line, config errors and the argv of real callers (design.md §1, §3,
+"""Command line, config errors and the argv of real callers (oasmtp(1): callers, options,
 §4, §9), against a plaintext aiosmtpd sink on 127.0.0.1 (tls off, auth off)."""
 
 import os
@@ -214,7 +214,7 @@ def test_world_readable_config_with_password_exit_78(home, sink):
     assert sink.messages() == []
 
 
-# -- the callers of design.md §1, byte for byte --------------------------------
+# -- the callers of oasmtp(1), byte for byte --------------------------------
 
 GIT_MSG = (b"From: Dev Eloper <dev@example.com>\n"
            b"To: list@example.org\n"

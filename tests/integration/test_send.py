@@ -1,4 +1,4 @@
-"""Sending through STARTTLS + AUTH to aiosmtpd, the exit codes of design.md §9
+"""Sending through STARTTLS + AUTH to aiosmtpd, the exit codes of oasmtp(1)
 against the scripted fault server (tests/servers/smtpd.py), the redacted -v
 transcript, and git send-email driving the built binary."""
 
@@ -114,7 +114,7 @@ def test_verbose_transcript_never_shows_the_token(home, tls_rig, certs):
 
 
 def test_missing_from_picks_account_by_f(home, tls_rig, certs):
-    """-f selects the account whose from matches (design.md §3)."""
+    """-f selects the account whose from matches (oasmtp(1))."""
     cfg = rig.write_config(os.path.join(home, "multi.rc"), [
         "defaults",
         "tls on",
@@ -441,7 +441,7 @@ def test_hanging_passwordeval_is_killed_exit_75(home, tls_rig, certs):
 
 def test_failing_passwordeval_does_not_show_the_command(home, tls_rig, certs):
     """A password written into the command itself must not reach stderr
-    when the command fails (design.md §10)."""
+    when the command fails (doc/design.md, Secrets)."""
     cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "plain",
                          extra=['passwordeval "printf s3cr3t-pw; exit 3"'])
     p = send(home, cfg)

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int count;
 static int failed;
@@ -128,4 +130,33 @@ tap_done(void)
 		return 1;
 	}
 	return failed ? 1 : 0;
+}
+
+int
+tap_survives(void (*fn)(void *), void *arg, const char *fmt, ...)
+{
+	va_list ap;
+	pid_t pid;
+	int status = -1, cond;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		fn(arg);
+		_exit(0);
+	}
+	if (pid > 0 && waitpid(pid, &status, 0) != pid) {
+		status = -1;
+	}
+	cond = pid > 0 && status != -1 && WIFEXITED(status) &&
+		WEXITSTATUS(status) == 0;
+	if (!cond) {
+		tap_diag("child %s (status %d)", pid < 0 ? "not started" :
+			"did not return normally", status);
+	}
+	va_start(ap, fmt);
+	report(cond, fmt, ap);
+	va_end(ap);
+	return cond;
 }

@@ -22,6 +22,13 @@ int tap_is_mem(const void *got, size_t got_len, const void *want,
 /* true when needle occurs in hay (both may be NULL: then false) */
 int tap_contains(const char *hay, const char *needle, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Run fn(arg) in a child process: passes when the child returns normally
+ * (a crash, abort or sanitizer report fails it).  For "this call must be
+ * harmless" checks that have no other observable result.
+ */
+int tap_survives(void (*fn)(void *), void *arg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
 
@@ -30,6 +37,7 @@ int tap_done(void);
 #define is_str(...) tap_is_str(__VA_ARGS__)
 #define is_mem(...) tap_is_mem(__VA_ARGS__)
 #define contains(...) tap_contains(__VA_ARGS__)
+#define survives(...) tap_survives(__VA_ARGS__)
 #define diag(...) tap_diag(__VA_ARGS__)
 
 #endif

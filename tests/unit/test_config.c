@@ -213,6 +213,28 @@ test_keys_valid(void)
 	ok(a && a->tls_fingerprint && strncmp(a->tls_fingerprint, "00:11:22", 8) == 0
 		&& strstr(a->tls_fingerprint, "AA:BB") != NULL,
 		"tls_fingerprint SHA-256, upper-cased");
+	a = with_line("auth CRAM-MD5\nuser u");
+	ok(a && a->auth == AUTH_CRAM_MD5, "auth cram-md5");
+	a = with_line("auth scram-sha-1\nuser u");
+	ok(a && a->auth == AUTH_SCRAM_SHA_1, "auth scram-sha-1");
+	a = with_line("auth scram-sha-256\nuser u");
+	ok(a && a->auth == AUTH_SCRAM_SHA_256
+		&& strcmp(account_auth_name(a->auth), "scram-sha-256") == 0,
+		"auth scram-sha-256");
+	a = with_line("tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:"
+		"ee:ff:00:11:22:33");
+	ok(a && a->tls_fingerprint && strcmp(a->tls_fingerprint, "00:11:22:33:"
+		"44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33") == 0,
+		"tls_fingerprint SHA-1 accepted");
+	ok(a && one_cfg->n_warnings == 1 && strstr(one_cfg->warnings[0],
+		"test:3: a SHA-1 'tls_fingerprint' is deprecated") != NULL,
+		"tls_fingerprint SHA-1 warns: %s", one_cfg && one_cfg->n_warnings
+		? one_cfg->warnings[0] : "(none)");
+	a = with_line("tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:"
+		"ee:ff");
+	ok(a && a->tls_fingerprint && one_cfg->n_warnings == 1
+		&& strstr(one_cfg->warnings[0], "an MD5 'tls_fingerprint' is "
+		"deprecated") != NULL, "tls_fingerprint MD5 accepted, warns");
 	a = with_line("tls_cert_file ~/c.pem\ntls_key_file ~/k.pem");
 	ok(a && a->tls_cert_file && a->tls_key_file
 		&& strcmp(a->tls_key_file, "/home/t/k.pem") == 0, "tls cert/key");
@@ -334,16 +356,16 @@ test_keys_invalid(void)
 		{ "timeout", "'timeout' needs an argument" },
 		{ "host", "'host' needs an argument" },
 		{ "auth maybe", "invalid argument 'maybe' for 'auth'" },
-		{ "auth cram-md5", "auth method 'cram-md5' is not supported; "
-			"use on, plain, login, xoauth2 or oauthbearer" },
-		{ "auth scram-sha-256", "auth method 'scram-sha-256' is not supported" },
+		{ "auth digest-md5", "auth method 'digest-md5' is not supported; "
+			"use on, scram-sha-256, scram-sha-1, cram-md5, plain, login, "
+			"xoauth2 or oauthbearer" },
+		{ "auth scram-sha-256-plus", "auth method 'scram-sha-256-plus' is "
+			"not supported" },
 		{ "auth gssapi", "not supported" },
 		{ "tls yes", "invalid argument 'yes' for 'tls': expected on or off" },
 		{ "tls_starttls 1", "for 'tls_starttls'" },
 		{ "tls_certcheck maybe", "for 'tls_certcheck'" },
 		{ "tls_fingerprint 00:11", "for 'tls_fingerprint'" },
-		{ "tls_fingerprint 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33",
-			"SHA-1 and MD5 fingerprints are not supported" },
 		{ "tls_fingerprint zz:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", "for 'tls_fingerprint'" },
 		{ "tls_nocertcheck off", "'tls_nocertcheck' takes no argument" },
 		{ "tls_force_sslv3", "SSLv3 is broken" },
@@ -812,6 +834,106 @@ test_lookup(void)
 	contains(ei.msg, "chmod 600", "user file: chmod fix");
 }
 
+/*
+ * A file found at msmtp's places (or given with -C and named like them) is
+ * read with msmtp's defaults; oasmtp's own files keep the secure ones.
+ */
+static const struct account *
+acct_of(const char *file, const char *name, struct config **cfg)
+{
+	*cfg = NULL;
+	if (load(file, cfg) != ERR_OK) {
+		diag("load: %s", ei.msg);
+		return NULL;
+	}
+	return find_acct(*cfg, name);
+}
+
+static void
+test_msmtp_defaults(void)
+{
+	struct config *cfg = NULL;
+	const struct account *a;
+	struct buf out;
+
+	remove_file("home/.config/oasmtp/config");
+	remove_file("home/.oasmtprc");
+	remove_file("home/.msmtprc");
+	write_file("home/.config/msmtp/config",
+		"account a\nhost relay\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a != NULL && a->msmtp_defaults, "XDG msmtp/config: msmtp defaults");
+	ok(a && a->tls == 0 && a->port == 25 && a->auth == AUTH_OFF,
+		"XDG msmtp/config: tls off, port 25, auth off with a user");
+	config_free(cfg);
+
+	write_file("home/.msmtprc", "defaults\ntls on\naccount a\nhost relay\n"
+		"account b : a\ntls_starttls off\naccount c\nhost c\n"
+		"auth on\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a && a->msmtp_defaults && a->tls == 1 && a->tls_starttls == 1
+		&& a->port == 25, "~/.msmtprc: tls on alone goes to port 25");
+	a = find_acct(cfg, "b");
+	ok(a && a->tls == 1 && a->tls_starttls == 0 && a->port == 465,
+		"~/.msmtprc: tls_starttls off goes to port 465");
+	a = find_acct(cfg, "c");
+	ok(a && a->auth == AUTH_ON && a->timeout == 60,
+		"~/.msmtprc: auth on kept; timeout stays 60");
+	if (a != NULL) {
+		buf_init(&out, 65536);
+		config_print_account(a, &out);
+		contains(buf_cstr(&out), "defaults = msmtp",
+			"--pretend says msmtp's defaults applied");
+		buf_release(&out);
+	}
+	config_free(cfg);
+
+	write_file("home/.oasmtprc", "account a\nhost relay\nuser u\n", 0600);
+	a = acct_of(NULL, "a", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1 && a->port == 587
+		&& a->auth == AUTH_ON, "~/.oasmtprc: secure defaults");
+	if (a != NULL) {
+		buf_init(&out, 65536);
+		config_print_account(a, &out);
+		contains(buf_cstr(&out), "defaults = oasmtp",
+			"--pretend says oasmtp's defaults applied");
+		buf_release(&out);
+	}
+	config_free(cfg);
+	remove_file("home/.oasmtprc");
+
+	/* -C: by name */
+	write_file("cdir/.msmtprc", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/.msmtprc", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../.msmtprc");
+	config_free(cfg);
+	write_file("cdir/msmtprc", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/msmtprc", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../msmtprc");
+	config_free(cfg);
+	write_file("cdir/msmtp/config", "account a\nhost relay\n", 0600);
+	a = acct_of("cdir/msmtp/config", "a", &cfg);
+	ok(a && a->msmtp_defaults && a->port == 25, "-C .../msmtp/config");
+	config_free(cfg);
+	a = acct_of("custom", "c", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1 && a->port == 587,
+		"-C with another name: secure defaults");
+	config_free(cfg);
+
+	/* the system file is oasmtp's own, whatever the user file is */
+	write_file("etc/oasmtprc", "account s\nhost sys\n", 0644);
+	a = acct_of(NULL, "s", &cfg);
+	ok(a && !a->msmtp_defaults && a->tls == 1,
+		"system file beside ~/.msmtprc: secure defaults");
+	config_free(cfg);
+	remove_file("etc/oasmtprc");
+	remove_file("cdir/.msmtprc");
+	remove_file("cdir/msmtprc");
+	remove_file("cdir/msmtp/config");
+	remove_file("home/.msmtprc");
+	remove_file("home/.config/msmtp/config");
+}
+
 static void
 test_select(void)
 {
@@ -1150,7 +1272,7 @@ cleanup(void)
 	};
 	static const char *const dirs[] = {
 		"home/.config/oasmtp", "home/.config/msmtp", "home/.config",
-		"home", "etc", "", NULL,
+		"home", "etc", "cdir/msmtp", "cdir", "", NULL,
 	};
 	char path[512];
 	size_t i;
@@ -1214,6 +1336,7 @@ main(void)
 	test_defaults();
 	test_eval();
 	test_lookup();
+	test_msmtp_defaults();
 	test_select();
 	test_provider_server();
 	test_msmtprc_sample();

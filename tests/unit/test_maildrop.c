@@ -25,7 +25,8 @@ round_trip(void)
 	buf_init(&b, MAILDROP_HEADER_MAX + 1);
 	is_int(maildrop_format_header(&b, 1001, "alice", 1700000000, 5, args,
 		&ei), ERR_OK, "format");
-	contains(b.data, "arg -FCron\\x09Daemon\n", "TAB escaped");
+	contains(b.data, "oasmtp-maildrop 2\n", "version 2");
+	contains(b.data, "arg -FCron\\tDaemon\n", "TAB escaped");
 	contains(b.data, "arg a\\\\b\n", "backslash escaped");
 	contains(b.data, "arg x\\x01y\n", "control byte escaped");
 	buf_append_str(&b, body);
@@ -49,7 +50,7 @@ malformed(void)
 {
 	static const char *const bad[] = {
 		"",
-		"oasmtp-maildrop 2\nuid 1\nuser a\ntime 1\nend\n",
+		"oasmtp-maildrop 3\nuid 1\nuser a\ntime 1\nend\n",
 		"oasmtp-maildrop 1\nuser a\ntime 1\nend\n",	/* no uid */
 		"oasmtp-maildrop 1\nuid 1\nuid 2\nuser a\ntime 1\nend\n",
 		"oasmtp-maildrop 1\nuid -1\nuser a\ntime 1\nend\n",

@@ -74,9 +74,19 @@ static struct message *
 load(const char *text, int ignore_dots)
 {
 	struct errinfo ei;
+	struct message *m;
 	enum err rc;
+	char name[24];
+	size_t i;
 
-	return load_ex(text, strlen(text), ignore_dots, 0, &rc, &ei);
+	/* the first bytes of the input, printable, to name the check */
+	for (i = 0; i + 1 < sizeof(name) && text[i] != '\0'; i++) {
+		name[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '.';
+	}
+	name[i] = '\0';
+	m = load_ex(text, strlen(text), ignore_dots, 0, &rc, &ei);
+	is_int(rc, ERR_OK, "read '%s': status", name);
+	return m;
 }
 
 /* The wire bytes, read back in small pieces to cross the header/body seam. */
@@ -172,90 +182,118 @@ rcpts_str(const struct envelope *env, struct buf *b)
 
 /* ---- reading ---- */
 
+/*
+ * Input read through message_read() (with -i or not): the wire form, the
+ * number of header fields (-1: not checked) and the 8-bit flag (-1: not
+ * checked).
+ */
+static const struct read_case {
+	const char *what;
+	const char *in;
+	int ignore_dots;
+	const char *wire;
+	int n_fields;
+	int is_8bit;
+} read_cases[] = {
+#define WANT "Subject: hi\r\nTo: a@b\r\n\r\nline 1\r\nline 2\r\n"
+	{ "LF input", "Subject: hi\nTo: a@b\n\nline 1\nline 2\n", 1, WANT,
+		2, 0 },
+	{ "CRLF input", "Subject: hi\r\nTo: a@b\r\n\r\nline 1\r\n"
+		"line 2\r\n", 1, WANT, 2, 0 },
+	{ "mixed input", "Subject: hi\r\nTo: a@b\n\r\nline 1\nline 2\r\n",
+		1, WANT, 2, 0 },
+	{ "no final newline", "Subject: hi\nTo: a@b\n\nline 1\nline 2", 1,
+		WANT, 2, 0 },
+	{ "mbox From line stripped", "From someone@example.com Tue Nov 14 "
+		"22:13:20 2023\nSubject: hi\nTo: a@b\n\nline 1\nline 2\n",
+		1, WANT, 2, 0 },
+#undef WANT
+	{ "From in the body kept", "Subject: hi\nTo: a@b\n\nFrom here\n"
+		"line 2\n", 1, "Subject: hi\r\nTo: a@b\r\n\r\nFrom here\r\n"
+		"line 2\r\n", 2, 0 },
+	{ "obsolete 'From :' field is a field, not mbox", "From : x@y\n\nb\n",
+		1, "From : x@y\r\n\r\nb\r\n", 1, 0 },
+	{ "folding kept on the wire", "Subject: a\n  folded\n\tagain\n"
+		"To: x@y\n\nb\n", 1, "Subject: a\r\n  folded\r\n\tagain\r\n"
+		"To: x@y\r\n\r\nb\r\n", 2, 0 },
+	{ "empty input", "", 1, "\r\n", 0, 0 },
+	{ "no headers: all body", "hello world\nsecond\n", 1,
+		"\r\nhello world\r\nsecond\r\n", 0, 0 },
+	{ "a non-header line starts the body", "Subject: x\nnot a header "
+		"line\nTo: y\n", 1, "Subject: x\r\n\r\nnot a header line\r\n"
+		"To: y\r\n", 1, 0 },
+	{ "headers only, no newline", "Subject: x", 1, "Subject: x\r\n\r\n",
+		1, 0 },
+	{ "lone CR becomes CRLF", "Subject: x\n\na\rb\r\rc\r", 1,
+		"Subject: x\r\n\r\na\r\nb\r\n\r\nc\r\n", 1, 0 },
+	{ "8-bit header detected", "Subject: \xc3\xa9\n\nb\n", 1,
+		"Subject: \xc3\xa9\r\n\r\nb\r\n", 1, 1 },
+	{ "8-bit body detected", "Subject: x\n\n\xff\n", 1,
+		"Subject: x\r\n\r\n\xff\r\n", 1, 1 },
+	/* without -i a lone dot ends the input */
+	{ "lone dot ends input", "Subject: x\n\na\n.\nb\n", 0,
+		"Subject: x\r\n\r\na\r\n", 1, 0 },
+	{ "with -i a lone dot is content", "Subject: x\n\na\n.\nb\n", 1,
+		"Subject: x\r\n\r\na\r\n.\r\nb\r\n", 1, 0 },
+	{ "lone dot with CRLF", "Subject: x\n\na\r\n.\r\nb\r\n", 0,
+		"Subject: x\r\n\r\na\r\n", 1, 0 },
+	{ "other dot lines are content, not unstuffed", "Subject: x\n\n..\n"
+		".a\n a\n", 0, "Subject: x\r\n\r\n..\r\n.a\r\n a\r\n", 1,
+		0 },
+	{ "lone dot in the header block", "Subject: x\n.\nTo: y\n", 0,
+		"Subject: x\r\n\r\n", 1, 0 },
+	{ "lone dot at EOF", "Subject: x\n\na\n.", 0,
+		"Subject: x\r\n\r\na\r\n", 1, 0 },
+	{ "lone dot first", ".\n", 0, "\r\n", 0, 0 },
+};
+
 static void
-test_read_basic(void)
+test_read_table(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(read_cases) / sizeof(read_cases[0]); i++) {
+		const struct read_case *c = &read_cases[i];
+		struct message *m = load(c->in, c->ignore_dots);
+
+		check_wire(m, c->wire, c->what);
+		if (m == NULL) {
+			continue;
+		}
+		if (c->n_fields >= 0) {
+			is_int((long long)message_header_count(m), c->n_fields,
+				"%s: header fields", c->what);
+		}
+		if (c->is_8bit >= 0) {
+			is_int(message_is_8bit(m), c->is_8bit, "%s: 8-bit",
+				c->what);
+		}
+		message_free(m);
+	}
+}
+
+/* What the table does not say: field names, values, unfolding. */
+static void
+test_read_fields(void)
 {
 	struct message *m;
 	struct buf v;
-	static const char want[] = "Subject: hi\r\nTo: a@b\r\n\r\n"
-	    "line 1\r\nline 2\r\n";
 
 	buf_init(&v, 1 << 20);
 	m = load("Subject: hi\nTo: a@b\n\nline 1\nline 2\n", 1);
-	check_wire(m, want, "LF input");
-	is_int((long long)message_header_count(m), 2, "two fields");
 	is_str(message_header_name(m, 0), "Subject", "first field name");
-	message_header_value(m, 1, &v, NULL);
+	is_int(message_header_value(m, 1, &v, NULL), ERR_OK, "value read");
 	is_str(v.data, "a@b", "second field value");
-	ok(!message_is_8bit(m), "ASCII message is not 8-bit");
-	message_free(m);
-
-	m = load("Subject: hi\r\nTo: a@b\r\n\r\nline 1\r\nline 2\r\n", 1);
-	check_wire(m, want, "CRLF input");
-	message_free(m);
-
-	m = load("Subject: hi\r\nTo: a@b\n\r\nline 1\nline 2\r\n", 1);
-	check_wire(m, want, "mixed input");
-	message_free(m);
-
-	m = load("Subject: hi\nTo: a@b\n\nline 1\nline 2", 1);
-	check_wire(m, want, "no final newline");
-	message_free(m);
-
-	m = load("From someone@example.com Tue Nov 14 22:13:20 2023\n"
-	    "Subject: hi\nTo: a@b\n\nline 1\nline 2\n", 1);
-	check_wire(m, want, "mbox From line stripped");
-	message_free(m);
-
-	m = load("Subject: hi\nTo: a@b\n\nFrom here\nline 2\n", 1);
-	check_wire(m, "Subject: hi\r\nTo: a@b\r\n\r\nFrom here\r\n"
-	    "line 2\r\n", "From in the body kept");
 	message_free(m);
 
 	m = load("From : x@y\n\nb\n", 1);
-	check_wire(m, "From : x@y\r\n\r\nb\r\n",
-		"obsolete 'From :' field is a field, not mbox");
 	is_str(message_header_from(m), "x@y", "obsolete From : is parsed");
 	message_free(m);
 
 	m = load("Subject: a\n  folded\n\tagain\nTo: x@y\n\nb\n", 1);
-	check_wire(m, "Subject: a\r\n  folded\r\n\tagain\r\nTo: x@y\r\n\r\n"
-	    "b\r\n", "folding kept on the wire");
 	buf_reset(&v);
-	message_header_value(m, 0, &v, NULL);
+	is_int(message_header_value(m, 0, &v, NULL), ERR_OK, "value read");
 	is_str(v.data, "a  folded\tagain", "unfolded value");
-	is_int((long long)message_header_count(m), 2, "folded: two fields");
-	message_free(m);
-
-	m = load("", 1);
-	check_wire(m, "\r\n", "empty input");
-	message_free(m);
-
-	m = load("hello world\nsecond\n", 1);
-	check_wire(m, "\r\nhello world\r\nsecond\r\n",
-		"no headers: all body");
-	is_int((long long)message_header_count(m), 0, "no fields");
-	message_free(m);
-
-	m = load("Subject: x\nnot a header line\nTo: y\n", 1);
-	check_wire(m, "Subject: x\r\n\r\nnot a header line\r\nTo: y\r\n",
-		"a non-header line starts the body");
-	message_free(m);
-
-	m = load("Subject: x", 1);
-	check_wire(m, "Subject: x\r\n\r\n", "headers only, no newline");
-	message_free(m);
-
-	m = load("Subject: x\n\na\rb\r\rc\r", 1);
-	check_wire(m, "Subject: x\r\n\r\na\r\nb\r\n\r\nc\r\n",
-		"lone CR becomes CRLF");
-	message_free(m);
-
-	m = load("Subject: \xc3\xa9\n\nb\n", 1);
-	ok(message_is_8bit(m), "8-bit header detected");
-	message_free(m);
-	m = load("Subject: x\n\n\xff\n", 1);
-	ok(message_is_8bit(m), "8-bit body detected");
 	message_free(m);
 	buf_release(&v);
 }
@@ -403,42 +441,14 @@ test_read_dots(void)
 	struct errinfo ei;
 	int done = 0;
 
-	m = load("Subject: x\n\na\n.\nb\n", 0);
-	check_wire(m, "Subject: x\r\n\r\na\r\n", "lone dot ends input");
-	message_free(m);
-
-	m = load("Subject: x\n\na\n.\nb\n", 1);
-	check_wire(m, "Subject: x\r\n\r\na\r\n.\r\nb\r\n",
-		"with -i a lone dot is content");
-	message_free(m);
-
-	m = load("Subject: x\n\na\r\n.\r\nb\r\n", 0);
-	check_wire(m, "Subject: x\r\n\r\na\r\n", "lone dot with CRLF");
-	message_free(m);
-
-	m = load("Subject: x\n\n..\n.a\n a\n", 0);
-	check_wire(m, "Subject: x\r\n\r\n..\r\n.a\r\n a\r\n",
-		"other dot lines are content, not unstuffed");
-	message_free(m);
-
-	m = load("Subject: x\n.\nTo: y\n", 0);
-	check_wire(m, "Subject: x\r\n\r\n", "lone dot in the header block");
-	message_free(m);
-
-	m = load("Subject: x\n\na\n.", 0);
-	check_wire(m, "Subject: x\r\n\r\na\r\n", "lone dot at EOF");
-	message_free(m);
-
-	m = load(".\n", 0);
-	check_wire(m, "\r\n", "lone dot first");
-	message_free(m);
-
 	/* the reader reports the end and ignores what follows */
-	message_reader_new(0, &r, &ei);
-	message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei);
+	is_int(message_reader_new(0, &r, &ei), ERR_OK, "reader: new");
+	is_int(message_reader_push(r, "a: b\n\nx\n.\n", 10, &done, &ei),
+		ERR_OK, "reader: push up to the dot");
 	ok(done, "reader reports done after the dot line");
-	message_reader_push(r, "more\n", 5, &done, &ei);
-	message_reader_finish(r, &m, &ei);
+	is_int(message_reader_push(r, "more\n", 5, &done, &ei), ERR_OK,
+		"reader: bytes after the dot accepted");
+	is_int(message_reader_finish(r, &m, &ei), ERR_OK, "reader: finish");
 	check_wire(m, "a: b\r\n\r\nx\r\n", "bytes after the dot ignored");
 	message_free(m);
 }
@@ -546,7 +556,7 @@ test_header_from(void)
 	message_free(m);
 }
 
-/* ---- message_prepare: the callers of design.md section 1 ---- */
+/* ---- message_prepare: the callers of oasmtp(1), EXAMPLES ---- */
 
 static void
 test_git_send_email(void)
@@ -1081,109 +1091,104 @@ test_header_rules(void)
 	buf_release(&b);
 }
 
+/*
+ * The envelope sender: the account's from (USE_DEFAULT: me@example.com,
+ * NULL: none), -f, --read-envelope-from and the input, against the error,
+ * the sender ("%U": the user name, then "@host.example") and what the
+ * error message contains.  The first case also checks that a null sender adds no From.
+ */
+#define USE_DEFAULT "me@example.com"
+static const struct sender_case {
+	const char *what;
+	const char *acc_from;
+	int allow_override;
+	const char *envelope_from;
+	int read_envelope_from;
+	const char *in;
+	enum err want;
+	const char *from;
+	const char *msg;
+} sender_cases[] = {
+	{ "null sender", USE_DEFAULT, 1, "<>", 0, "Subject: s\n\nb\n",
+		ERR_OK, "", NULL },
+	{ "-f name-addr reduced", USE_DEFAULT, 1,
+		"Some One <one@example.org>", 0, "Subject: s\n\nb\n", ERR_OK,
+		"one@example.org", NULL },
+	{ "-f <addr> reduced", USE_DEFAULT, 1, "<one@example.org>", 0,
+		"Subject: s\n\nb\n", ERR_OK, "one@example.org", NULL },
+	{ "-f with two addresses", USE_DEFAULT, 1, "a@b, c@d", 0,
+		"Subject: s\n\nb\n", ERR_USAGE, NULL,
+		"invalid envelope sender" },
+	{ "sender from the From header", USE_DEFAULT, 1, NULL, 1,
+		"From: Me <hdr@example.net>\n\nb\n", ERR_OK, "hdr@example.net",
+		NULL },
+	{ "%U and %H expanded", "%U@%H", 1, NULL, 0, "Subject: s\n\nb\n",
+		ERR_OK, "%U", NULL },
+	{ "no sender", NULL, 1, NULL, 0, "Subject: s\n\nb\n", ERR_CONFIG,
+		NULL, "no envelope sender: set 'from' in account test or "
+		"pass -f ADDR" },
+	{ "wildcard from is not a sender", "*@example.com", 1, NULL, 0,
+		"Subject: s\n\nb\n", ERR_CONFIG, NULL, NULL },
+	/* a wildcard account is fine with -f even without override */
+	{ "wildcard from with -f", "*@example.com", 0, "x@example.com", 0,
+		"Subject: s\n\nb\n", ERR_OK, "x@example.com", NULL },
+	{ "from with angle brackets refused", "bad<x>@example.com", 0, NULL,
+		0, "Subject: s\n\nb\n", ERR_CONFIG, NULL, NULL },
+};
+
 static void
 test_sender_rules(void)
 {
-	struct account a;
-	struct message_opts o;
-	struct envelope env;
-	struct errinfo ei;
-	struct message *m;
-	struct buf b, want;
-	char *args[] = { "r@x.org" };
 	const struct passwd *pw = getpwuid(geteuid());
+	char *args[] = { "r@x.org" };
+	struct buf user_at_host;
+	size_t i;
 
-	buf_init(&b, 1 << 20);
-	buf_init(&want, 1 << 20);
-	acc_init(&a);
-	a.set_from_header = HDR_AUTO;
-	opts_init(&o, &a);
-	o.rcpt_args = args;
-	o.n_rcpt_args = 1;
+	buf_init(&user_at_host, 1 << 10);
+	if (buf_printf(&user_at_host, "%s@host.example",
+	    pw != NULL ? pw->pw_name : "") != ERR_OK) {
+		ok(0, "user name");
+	}
+	for (i = 0; i < sizeof(sender_cases) / sizeof(sender_cases[0]); i++) {
+		const struct sender_case *c = &sender_cases[i];
+		struct message_opts o;
+		struct envelope env;
+		struct errinfo ei;
+		struct account a;
+		struct message *m;
+		enum err e;
 
-	/* null sender: no From added */
-	o.envelope_from = "<>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "null: prepare");
-	is_str(env.from, "", "null sender is empty");
-	check_wire(m, "Subject: s\r\n\r\nb\r\n", "null sender: no From added");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "Some One <one@example.org>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "-f name-addr");
-	is_str(env.from, "one@example.org", "-f name-addr reduced");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "<one@example.org>";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "-f <addr>");
-	is_str(env.from, "one@example.org", "-f <addr> reduced");
-	envelope_release(&env);
-	message_free(m);
-
-	o.envelope_from = "a@b, c@d";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
-		"-f with two addresses");
-	contains(ei.msg, "invalid envelope sender", "-f message");
-	message_free(m);
-
-	/* --read-envelope-from */
-	o.envelope_from = NULL;
-	o.read_envelope_from = 1;
-	m = load("From: Me <hdr@example.net>\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
-		"read_envelope_from: prepare");
-	is_str(env.from, "hdr@example.net", "sender from the From header");
-	envelope_release(&env);
-	message_free(m);
-	o.read_envelope_from = 0;
-
-	/* templates */
-	a.from = (char *)"%U@%H";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "%%U@%%H");
-	buf_printf(&want, "%s@host.example", pw != NULL ? pw->pw_name : "");
-	is_str(env.from, want.data, "%%U and %%H expanded");
-	envelope_release(&env);
-	message_free(m);
-
-	/* no sender */
-	a.from = NULL;
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"no sender: ERR_CONFIG");
-	is_str(ei.msg, "no envelope sender: set 'from' in account test or "
-	    "pass -f ADDR", "no sender message");
-	message_free(m);
-
-	a.from = (char *)"*@example.com";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"wildcard from is not a sender");
-	message_free(m);
-
-	/* a wildcard account is fine with -f even without override */
-	a.allow_from_override = 0;
-	o.envelope_from = "x@example.com";
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_OK,
-		"wildcard from with -f");
-	is_str(env.from, "x@example.com", "-f used for a pattern account");
-	envelope_release(&env);
-	message_free(m);
-
-	a.from = (char *)"bad<x>@example.com";
-	o.envelope_from = NULL;
-	m = load("Subject: s\n\nb\n", 1);
-	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
-		"from with angle brackets refused");
-	message_free(m);
-	buf_release(&b);
-	buf_release(&want);
+		acc_init(&a);
+		a.set_from_header = HDR_AUTO;
+		a.from = (char *)c->acc_from;
+		a.allow_from_override = c->allow_override;
+		opts_init(&o, &a);
+		o.rcpt_args = args;
+		o.n_rcpt_args = 1;
+		o.envelope_from = c->envelope_from;
+		o.read_envelope_from = c->read_envelope_from;
+		m = load(c->in, 1);
+		errinfo_init(&ei);
+		e = message_prepare(m, &o, &env, &ei);
+		is_int(e, c->want, "%s: prepare", c->what);
+		if (e == ERR_OK && c->from != NULL) {
+			is_str(env.from, strcmp(c->from, "%U") == 0 ?
+				buf_cstr(&user_at_host) : c->from,
+				"%s: sender", c->what);
+		}
+		if (c->msg != NULL) {
+			contains(ei.msg, c->msg, "%s: message", c->what);
+		}
+		if (i == 0) {
+			check_wire(m, "Subject: s\r\n\r\nb\r\n",
+				"null sender: no From added");
+		}
+		if (e == ERR_OK) {
+			envelope_release(&env);
+		}
+		message_free(m);
+	}
+	buf_release(&user_at_host);
 }
 
 static void
@@ -1349,6 +1354,66 @@ test_large_rss(void)
 	message_free(m);
 }
 
+/*
+ * issue 14 (5): 60 000 recipients, each given twice (the second time with
+ * the domain in capitals), are de-duplicated in linear time: the old
+ * pairwise comparison took minutes for 150 000.  And the cap.
+ */
+static void
+test_many_recipients(void)
+{
+	enum { N = 60000 };
+	struct account a;
+	struct message_opts o;
+	struct envelope env;
+	struct errinfo ei;
+	struct message *m;
+	char **args = calloc(2 * N, sizeof(*args));
+	clock_t start;
+	double cpu;
+	size_t i;
+
+	for (i = 0; i < N; i++) {
+		char one[64];
+
+		snprintf(one, sizeof(one), "u%zu@example.org", i);
+		args[i] = strdup(one);
+		snprintf(one, sizeof(one), "u%zu@EXAMPLE.org", i);
+		args[N + i] = strdup(one);
+	}
+	acc_init(&a);
+	opts_init(&o, &a);
+	o.envelope_from = "dev@example.com";
+	o.rcpt_args = args;
+	o.n_rcpt_args = 2 * N;
+	m = load("Subject: many\n\nx\n", 1);
+	start = clock();
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "many: prepare");
+	cpu = (double)(clock() - start) / CLOCKS_PER_SEC;
+	is_int((long long)env.n_rcpts, N, "many: each recipient once");
+	ok(env.n_rcpts == N && strcmp(env.rcpts[N - 1], "u59999@example.org")
+	    == 0, "many: order kept, first spelling kept");
+	diag("%d recipients (twice each) took %.2f s of CPU", N, cpu);
+	ok(cpu < 5.0, "many: de-duplication is not quadratic");
+	envelope_release(&env);
+	message_free(m);
+	/* the system queue's cap */
+	m = load("Subject: many\n\nx\n", 1);
+	o.max_rcpts = 1000;
+	is_int(message_prepare(m, &o, &env, &ei), ERR_LIMIT, "cap: refused");
+	is_str(ei.msg, "too many recipients (more than 1000)", "cap: says so");
+	message_free(m);
+	m = load("Subject: many\n\nx\n", 1);
+	o.n_rcpt_args = 1000;
+	is_int(message_prepare(m, &o, &env, &ei), ERR_OK, "cap: 1000 pass");
+	envelope_release(&env);
+	message_free(m);
+	for (i = 0; i < 2 * N; i++) {
+		free(args[i]);
+	}
+	free(args);
+}
+
 int
 main(void)
 {
@@ -1359,7 +1424,8 @@ main(void)
 	setenv("TMPDIR", tmpl_dir, 1);
 	setenv("TZ", "UTC0", 1);
 	tzset();
-	test_read_basic();
+	test_read_table();
+	test_read_fields();
 	test_read_chunks();
 	test_read_model();
 	test_read_dots();
@@ -1377,6 +1443,7 @@ main(void)
 	test_errors_and_flags();
 	test_write_wire();
 	test_large_rss();
+	test_many_recipients();
 	rmdir(tmpl_dir);
 	return tap_done();
 }

@@ -1,4 +1,5 @@
 /* test_sasl.c - SASL payload builders against published example vectors. */
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -37,6 +38,160 @@ cred(struct sasl_cred *c, const char *user, const char *secret,
 	c->secret_len = strlen(secret);
 	c->host = host;
 	c->port = port;
+}
+
+/* One step of a challenge-driven mechanism; raw text (not base64) in out. */
+static enum err
+respond(const char *name, const struct sasl_cred *c, struct sasl_state *st,
+	unsigned step, const char *chal, struct buf *out, struct errinfo *ei)
+{
+	const struct sasl_mech *m = sasl_find(name, strlen(name));
+
+	buf_reset(out);
+	if (m == NULL || m->respond == NULL) {
+		return ERR_INTERNAL;
+	}
+	return m->respond(c, st, step, chal, chal != NULL ? strlen(chal) : 0,
+		out, ei);
+}
+
+/* A SCRAM exchange with a preset client nonce (RFC 5802 / RFC 7677). */
+static void
+scram_vector(const char *mech, const char *cnonce, const char *server_first,
+	const char *client_final, const char *server_final)
+{
+	struct sasl_cred c;
+	struct sasl_state st;
+	struct buf raw;
+	struct errinfo ei;
+	char want[256];
+
+	cred(&c, "user", "pencil", NULL, 0);
+	memset(&st, 0, sizeof(st));
+	util_strlcpy(st.nonce, cnonce, sizeof(st.nonce));
+	buf_init_secret(&raw, 4096);
+	is_int(respond(mech, &c, &st, 0, NULL, &raw, &ei), ERR_OK,
+		"%s client-first", mech);
+	snprintf(want, sizeof(want), "n,,n=user,r=%s", cnonce);
+	is_str(buf_cstr(&raw), want, "%s client-first matches the RFC", mech);
+	is_int(respond(mech, &c, &st, 1, server_first, &raw, &ei), ERR_OK,
+		"%s client-final (%s)", mech, ei.msg);
+	is_str(buf_cstr(&raw), client_final, "%s proof matches the RFC", mech);
+	ok(!st.verified, "%s: not verified before server-final", mech);
+	is_int(respond(mech, &c, &st, 2, server_final, &raw, &ei), ERR_OK,
+		"%s server-final verified (%s)", mech, ei.msg);
+	is_int((int)raw.len, 0, "%s answers server-final with nothing", mech);
+	ok(st.verified, "%s: server signature verified", mech);
+
+	/* a server that does not know the password is caught */
+	memset(&st, 0, sizeof(st));
+	util_strlcpy(st.nonce, cnonce, sizeof(st.nonce));
+	respond(mech, &c, &st, 0, NULL, &raw, &ei);
+	respond(mech, &c, &st, 1, server_first, &raw, &ei);
+	is_int(respond(mech, &c, &st, 2, "v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		&raw, &ei), ERR_AUTH, "%s: a wrong server signature is refused",
+		mech);
+	contains(ei.msg, "server signature", "%s: says why", mech);
+	ok(!st.verified, "%s: not verified", mech);
+
+	/* the server must extend our nonce */
+	memset(&st, 0, sizeof(st));
+	util_strlcpy(st.nonce, "other-nonce", sizeof(st.nonce));
+	respond(mech, &c, &st, 0, NULL, &raw, &ei);
+	is_int(respond(mech, &c, &st, 1, server_first, &raw, &ei), ERR_PROTO,
+		"%s: a server nonce not starting with ours is refused", mech);
+	memset(&st, 0, sizeof(st));
+	util_strlcpy(st.nonce, cnonce, sizeof(st.nonce));
+	respond(mech, &c, &st, 0, NULL, &raw, &ei);
+	respond(mech, &c, &st, 1, server_first, &raw, &ei);
+	is_int(respond(mech, &c, &st, 2, "e=invalid-proof", &raw, &ei),
+		ERR_AUTH, "%s: server error e= refused", mech);
+	contains(ei.msg, "invalid-proof", "%s: shows the server's error", mech);
+	buf_release(&raw);
+}
+
+static void
+test_challenge_mechs(void)
+{
+	struct sasl_cred c;
+	struct sasl_state st;
+	struct buf raw;
+	struct errinfo ei;
+	const struct sasl_mech *m;
+	size_t i;
+
+	/* RFC 2195 section 2 example */
+	buf_init_secret(&raw, 4096);
+	cred(&c, "tim", "tanstaaftanstaaf", NULL, 0);
+	memset(&st, 0, sizeof(st));
+	is_int(respond("CRAM-MD5", &c, &st, 0,
+		"<1896.697170952@postoffice.reston.mci.net>", &raw, &ei), ERR_OK,
+		"cram-md5 responds");
+	is_str(buf_cstr(&raw), "tim b913a602c7eda7a495b4e6e7334d3890",
+		"cram-md5 matches RFC 2195");
+	is_int(respond("CRAM-MD5", &c, &st, 0, "", &raw, &ei), ERR_PROTO,
+		"cram-md5: an empty challenge is refused");
+	m = sasl_find("cram-md5", 8);
+	ok(m && !(m->flags & SASL_INITIAL) && m->n_steps == 1
+		&& m->method == AUTH_CRAM_MD5, "cram-md5 table entry");
+	buf_release(&raw);
+
+	/* RFC 5802 section 5 */
+	scram_vector("SCRAM-SHA-1", "fyko+d2lbbFgONRv9qkxdawL",
+		"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
+		"s=QSXCR+Q6sek8bf92,i=4096",
+		"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
+		"p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+		"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
+	/* RFC 7677 section 3 */
+	scram_vector("SCRAM-SHA-256", "rOprNGfwEbeRWgbNEkqO",
+		"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+		"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+		"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+		"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+
+	/* a fresh nonce each time, and names escaped (RFC 5802 5.1) */
+	buf_init_secret(&raw, 4096);
+	cred(&c, "a,b=c", "pw", NULL, 0);
+	memset(&st, 0, sizeof(st));
+	is_int(respond("SCRAM-SHA-256", &c, &st, 0, NULL, &raw, &ei), ERR_OK,
+		"scram: random nonce");
+	ok(strncmp(buf_cstr(&raw), "n,,n=a=2Cb=3Dc,r=", 17) == 0
+		&& raw.len >= 17 + 24, "scram: escaped name, long nonce: %s",
+		buf_cstr(&raw));
+	is_int(respond("SCRAM-SHA-256", &c, &st, 1,
+		"r=x,s=QSXCR+Q6sek8bf92,i=4096", &raw, &ei), ERR_PROTO,
+		"scram: nonce not extended");
+	memset(&st, 0, sizeof(st));
+	util_strlcpy(st.nonce, "abc", sizeof(st.nonce));
+	respond("SCRAM-SHA-1", &c, &st, 0, NULL, &raw, &ei);
+	is_int(respond("SCRAM-SHA-1", &c, &st, 1, "r=abcd,s=QSXCR+Q6sek8bf92,"
+		"i=0", &raw, &ei), ERR_PROTO, "scram: iteration count 0");
+	is_int(respond("SCRAM-SHA-1", &c, &st, 1, "m=ext,r=abcd,s=QQ==,i=1",
+		&raw, &ei), ERR_PROTO, "scram: mandatory extension refused");
+	buf_release(&raw);
+
+	/* `auth on` prefers the strongest: SCRAM-SHA-256 first */
+	static const char *const order[] = {
+		"SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN",
+	};
+	size_t at[5];
+	for (i = 0; i < 5; i++) {
+		size_t j;
+
+		at[i] = (size_t)-1;
+		for (j = 0; j < sasl_count(); j++) {
+			if (sasl_at(j) == sasl_find(order[i], strlen(order[i]))) {
+				at[i] = j;
+			}
+		}
+	}
+	ok(at[0] < at[1] && at[1] < at[2] && at[2] < at[3] && at[3] < at[4],
+		"preference: SCRAM-SHA-256 > SCRAM-SHA-1 > CRAM-MD5 > PLAIN > "
+		"LOGIN");
+	ok(sasl_find("SCRAM-SHA-256", 13)->flags & SASL_SERVER_FINAL,
+		"scram needs the server's proof");
 }
 
 int
@@ -105,7 +260,7 @@ main(void)
 	ok(sasl_by_method(AUTH_LOGIN) == sasl_find("LOGIN", 5),
 		"by method");
 	ok(sasl_by_method(AUTH_ON) == NULL, "AUTH_ON has no mechanism");
-	ok(sasl_find("CRAM-MD5", 8) == NULL, "unknown mechanism");
+	ok(sasl_find("DIGEST-MD5", 10) == NULL, "unknown mechanism");
 	ok(sasl_find("PLAINX", 5) == sasl_find("PLAIN", 5) &&
 		sasl_find("PLAINX", 6) == NULL, "length-bounded lookup");
 	ok(!(sasl_find("LOGIN", 5)->flags & SASL_INITIAL),
@@ -126,5 +281,6 @@ main(void)
 		"PLAIN refuses a NUL in the password");
 	buf_release(&raw);
 	buf_release(&out);
+	test_challenge_mechs();
 	return tap_done();
 }

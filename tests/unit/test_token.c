@@ -675,6 +675,20 @@ test_errors(void)
 	}
 	contains(ei.msg, "AADSTS700082: expired?",
 		"provider description quoted, control characters replaced");
+	{
+		/* the parser also judges the code exchange of authorize */
+		static const char body[] = "{\"error\":\"invalid_request\"}";
+		struct oauth_tokens t;
+
+		oauth_tokens_init(&t);
+		e = oauth_parse_response("code", 400, body, sizeof(body) - 1,
+			&t, &ei);
+		is_int(e, ERR_CONFIG, "refused request: ERR_CONFIG");
+		ok(strstr(ei.msg, "refresh") == NULL, "a refused request is "
+			"not called a refresh (it may be the code exchange): %s",
+			ei.msg);
+		oauth_tokens_release(&t);
+	}
 	ok(atomic_load(&fake->calls) == 1,
 		"invalid_grant with an unchanged store is not retried");
 

@@ -152,19 +152,26 @@ write_pem(const char *name, X509 *cert, EVP_PKEY *key)
 }
 
 static void
-fingerprint_of(X509 *cert, int colons, int lower, char *out, size_t size)
+digest_of(X509 *cert, const EVP_MD *md_type, int colons, int lower,
+	char *out, size_t size)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 	size_t pos = 0;
 
-	X509_digest(cert, EVP_sha256(), md, &n);
+	X509_digest(cert, md_type, md, &n);
 	out[0] = '\0';
 	for (unsigned int i = 0; i < n && pos + 4 < size; i++) {
 		pos += (size_t)snprintf(out + pos, size - pos,
 			lower ? "%s%02x" : "%s%02X",
 			colons && i > 0 ? ":" : "", md[i]);
 	}
+}
+
+static void
+fingerprint_of(X509 *cert, int colons, int lower, char *out, size_t size)
+{
+	digest_of(cert, EVP_sha256(), colons, lower, out, size);
 }
 
 struct pki {
@@ -1090,6 +1097,31 @@ test_tls_verify(void)
 	transport_close(t);
 	server_stop(&s);
 
+	/* msmtp's deprecated SHA-1 and MD5 pins still work (the config warns) */
+	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	p.fingerprint = fp;
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: SHA-1 fingerprint match (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	digest_of(pki.foreign, EVP_md5(), 0, 1, fp, sizeof(fp));
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_OK, "tls: MD5 fingerprint match (%s)", ei.msg);
+	transport_close(t);
+	server_stop(&s);
+	digest_of(pki.good, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_TLS, "tls: SHA-1 fingerprint mismatch refused");
+	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
+	contains(ei.msg, fp, "tls: SHA-1 mismatch shows the SHA-1 of the peer");
+	transport_close(t);
+	server_stop(&s);
+	p.fingerprint = "00:11:22";
+	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
+	is_int(e, ERR_CONFIG, "tls: 3-byte fingerprint refused");
+	transport_close(t);
+	server_stop(&s);
+
 	/* certcheck off accepts anything. */
 	p = params_for("wrong.example");
 	p.certcheck = 0;
@@ -1277,6 +1309,61 @@ file_mode(const char *path)
 	return (int)(st.st_mode & 07777);
 }
 
+/* 1 when the file at path contains needle. */
+static int
+file_has(const char *path, const char *needle)
+{
+	char data[16384];
+	FILE *f = fopen(path, "r");
+	size_t n = f != NULL ? fread(data, 1, sizeof(data) - 1, f) : 0;
+
+	if (f != NULL) {
+		fclose(f);
+	}
+	data[n] = '\0';
+	return strstr(data, needle) != NULL;
+}
+
+/*
+ * Rewrite the session record at path in the layout of oasmtp 0.1.0: the
+ * line "oasmtp-session host=H check=C", then the PEM.
+ */
+static int
+session_to_v010(const char *path)
+{
+	char data[16384], pem[16384];
+	FILE *f = fopen(path, "r");
+	size_t n = f != NULL ? fread(data, 1, sizeof(data) - 1, f) : 0;
+	const char *v, *end;
+	size_t o = 0;
+
+	if (f != NULL) {
+		fclose(f);
+	}
+	data[n] = '\0';
+	v = strstr(data, "\nsession ");
+	end = v != NULL ? strchr(v + 1, '\n') : NULL;
+	if (end == NULL) {
+		return -1;
+	}
+	for (v += strlen("\nsession "); v < end; v++) {
+		if (v[0] == '\\' && v[1] == 'n') {
+			pem[o++] = '\n';
+			v++;
+		} else {
+			pem[o++] = *v;
+		}
+	}
+	f = fopen(path, "w");
+	if (f == NULL) {
+		return -1;
+	}
+	fprintf(f, "oasmtp-session host=localhost check=ca\n%.*s", (int)o,
+		pem);
+	fclose(f);
+	return chmod(path, 0600);
+}
+
 static void
 test_tls_resumption(void)
 {
@@ -1385,9 +1472,27 @@ test_tls_resumption(void)
 		char head[128] = "";
 
 		ok(fgets(head, sizeof(head), f) != NULL, "resume: readable");
-		is_str(head, "oasmtp-session host=localhost check=ca\n",
-			"resume: header records host and check mode");
+		is_str(head, "oasmtp-session 2\n",
+			"resume: a session record");
 		fclose(f);
+	}
+	ok(file_has(cache, "\nhost localhost\ncheck ca\nsession -----BEGIN "
+		"SSL SESSION PARAMETERS-----\\n"), "resume: it records host, "
+		"check mode and the session");
+
+	/* A session file as oasmtp 0.1.0 wrote it is still used. */
+	ok(session_to_v010(cache) == 0, "resume: file in the 0.1.0 layout");
+	if (server_start(&s, good, SRV_GREET, 5)) {
+		e = connect_local(&s, &t);
+		if (e == ERR_OK) {
+			errinfo_init(&ei);
+			e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
+		}
+		ok(e == ERR_OK && transport_tls_resumed(t),
+			"resume: a 0.1.0 session file is resumed (%s)", ei.msg);
+		transport_close(t);
+		t = NULL;
+		server_stop(&s);
 	}
 	SSL_CTX_free(good);
 }

@@ -1,0 +1,278 @@
+/*
+ * test_credential.c - where the AUTH secret comes from (credential.h):
+ * the choice of source, a literal password, passwordeval (output, failure,
+ * timeout), no credentials at all, and the OAuth fast path that reads a
+ * fresh cached token without starting oasmtp-token.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "credential.h"
+#include "provider.h"
+#include "err.h"
+#include "tap.h"
+#include "token_cache.h"
+#include "util.h"
+
+static char tmp_dir[] = "/tmp/test_credential_XXXXXX";
+
+static void
+acc_init(struct account *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->name = (char *)"test";
+	a->host = (char *)"smtp.example.com";
+	a->user = (char *)"u@example.com";
+	a->auth = AUTH_ON;
+	a->timeout = 10;
+}
+
+static void
+test_kind(void)
+{
+	static const struct {
+		const char *password, *eval, *client_id, *endpoint;
+		enum oauth2_provider provider;
+		enum credential_kind want;
+		const char *name;
+	} cases[] = {
+		{ NULL, NULL, NULL, NULL, OAUTH2_NONE, CREDENTIAL_NONE,
+			"none" },
+		{ "pw", NULL, NULL, NULL, OAUTH2_NONE, CREDENTIAL_PASSWORD,
+			"password" },
+		{ NULL, "echo pw", NULL, NULL, OAUTH2_NONE, CREDENTIAL_EVAL,
+			"passwordeval" },
+		/* passwordeval first, then password, then oauth2_* */
+		{ "pw", "echo pw", "id", NULL, OAUTH2_NONE, CREDENTIAL_EVAL,
+			"passwordeval" },
+		{ "pw", NULL, "id", NULL, OAUTH2_NONE, CREDENTIAL_PASSWORD,
+			"password" },
+		{ NULL, NULL, "id", NULL, OAUTH2_NONE, CREDENTIAL_OAUTH,
+			"oauth2 (built-in refresh)" },
+		{ NULL, NULL, NULL, "https://e.example/token", OAUTH2_NONE,
+			CREDENTIAL_OAUTH, "oauth2 (built-in refresh)" },
+		{ NULL, NULL, NULL, NULL, OAUTH2_GOOGLE, CREDENTIAL_OAUTH,
+			"oauth2 (built-in refresh)" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct account a;
+		enum credential_kind k;
+
+		acc_init(&a);
+		a.password = (char *)cases[i].password;
+		a.passwordeval = (char *)cases[i].eval;
+		a.oauth2_client_id = (char *)cases[i].client_id;
+		a.oauth2_token_endpoint = (char *)cases[i].endpoint;
+		a.oauth2_provider = cases[i].provider;
+		k = credential_kind_of(&a);
+		is_int(k, cases[i].want, "kind case %zu", i);
+		is_str(credential_kind_name(k), cases[i].name,
+			"kind case %zu: name", i);
+	}
+}
+
+/*
+ * credential_start + credential_get once; the secret or the error.
+ * *ret_helper: 1 when credential_start started oasmtp-token (running, or
+ * already found not executable), else -1.
+ */
+static enum err
+get_once(const struct account *a, int fresh, struct buf *secret,
+	struct errinfo *ei, pid_t *ret_helper)
+{
+	struct credential c;
+	enum err e;
+
+	errinfo_init(ei);
+	e = credential_start(&c, a, NULL, 1, ei);
+	if (e == ERR_OK) {
+		*ret_helper = c.helper.pid > 0 ||
+			c.helper.end != PROC_RUNNING ? 1 : -1;
+		e = credential_get(&c, fresh, secret, ei);
+	}
+	credential_release(&c);
+	return e;
+}
+
+static void
+test_password_and_none(void)
+{
+	struct account a;
+	struct errinfo ei;
+	struct buf s;
+	pid_t helper = 0;
+
+	buf_init_secret(&s, 4096);
+	acc_init(&a);
+	a.password = (char *)"hunter2";
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_OK, "password: ok");
+	is_str(buf_cstr(&s), "hunter2", "  the literal secret");
+	is_int(helper, -1, "  no helper started");
+	is_int(get_once(&a, 1, &s, &ei, &helper), ERR_AUTH,
+		"password refused by the server: a fresh one cannot exist");
+	contains(ei.msg, "refused the password", "  says so");
+	is_int((long long)s.len, 0, "  nothing handed out");
+
+	acc_init(&a);
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_CONFIG,
+		"no credentials: configuration error");
+	contains(ei.msg, "account 'test' has no credentials", "  names the "
+		"account");
+	contains(ei.msg, "passwordeval, password or the oauth2_* keys",
+		"  and the fix");
+	buf_release(&s);
+}
+
+static void
+test_passwordeval(void)
+{
+	struct account a;
+	struct errinfo ei;
+	struct buf s;
+	pid_t helper = 0;
+	int64_t t0;
+
+	buf_init_secret(&s, 1 << 20);
+	acc_init(&a);
+	a.passwordeval = (char *)"printf 's3cret\\n'";
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_OK, "passwordeval: ok");
+	is_str(buf_cstr(&s), "s3cret", "  its output, without the newline");
+	is_int(helper, -1, "  no helper");
+	is_int(get_once(&a, 1, &s, &ei, &helper), ERR_OK,
+		"  asked again for a fresh one: runs the command again");
+	is_str(buf_cstr(&s), "s3cret", "  same output");
+
+	a.passwordeval = (char *)"echo oops >&2; exit 3";
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_TOKEN_TEMP,
+		"failing passwordeval: temporary (the mail waits)");
+	contains(ei.msg, "account 'test': passwordeval: ", "  names account "
+		"and source");
+	is_int((long long)s.len, 0, "  no secret");
+
+	a.passwordeval = (char *)"exec sleep 30";
+	a.timeout = 1;
+	t0 = util_now_ms();
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_TOKEN_TEMP,
+		"hanging passwordeval: temporary");
+	ok(util_now_ms() - t0 < 10000, "  killed after the account timeout "
+		"(%lld ms)", (long long)(util_now_ms() - t0));
+	contains(ei.msg, "passwordeval", "  says which source");
+	buf_release(&s);
+}
+
+static void
+test_helper_path(void)
+{
+	struct buf p;
+	struct errinfo ei;
+	const char *base;
+
+	buf_init(&p, 4096);
+	is_int(credential_helper_path(&p, &ei), ERR_OK, "helper path");
+	base = strrchr(buf_cstr(&p), '/');
+	ok(buf_cstr(&p)[0] == '/' && base != NULL &&
+		strcmp(base, "/oasmtp-token") == 0,
+		"  an absolute path to oasmtp-token (%s)", buf_cstr(&p));
+	buf_release(&p);
+}
+
+/* The fast path: a fresh cached token, no helper process. */
+static void
+test_oauth_cached(void)
+{
+	struct account a;
+	struct errinfo ei;
+	struct buf path, endpoint, scope, s;
+	struct token_cached tc;
+	char key[33];
+	pid_t helper = 0;
+	enum err e;
+
+	acc_init(&a);
+	a.auth = AUTH_XOAUTH2;
+	a.oauth2_client_id = (char *)"client-1";
+	a.oauth2_token_endpoint = (char *)"https://idp.example/token";
+	a.oauth2_scope = (char *)"https://mail.example/";
+	buf_init(&path, 4096);
+	buf_init(&endpoint, 4096);
+	buf_init(&scope, 4096);
+	buf_init_secret(&s, 1 << 16);
+	buf_init_secret(&tc.token, 1 << 16);
+	errinfo_init(&ei);
+	e = token_cache_file(&a, 1, &path, &ei);
+	is_int(e, ERR_OK, "cache file under XDG_CACHE_HOME (%s)", ei.msg);
+	is_int(provider_token_endpoint(&a, &endpoint, &scope, &ei), ERR_OK,
+		"token endpoint");
+	token_grant_key(&a, buf_cstr(&endpoint), buf_cstr(&scope), key);
+	is_int(buf_append_str(&tc.token, "cached-access-token"), ERR_OK,
+		"token text");
+	tc.expires_at = time(NULL) + 3600;
+	tc.lifetime = 3600;
+	is_int(token_cache_write(buf_cstr(&path), key, &tc, &ei), ERR_OK,
+		"cache written");
+
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_OK,
+		"oauth, fresh cache: ok");
+	is_str(buf_cstr(&s), "cached-access-token", "  the cached token");
+	is_int(helper, -1, "  oasmtp-token not started");
+
+	/* no cached token: the helper runs (prefetch starts it early) */
+	is_int(unlink(buf_cstr(&path)), 0, "cache removed");
+	e = get_once(&a, 0, &s, &ei, &helper);
+	ok(helper > 0, "oauth, no cache: oasmtp-token started at once");
+	diag("without the helper: %s: %s", err_name(e), ei.msg);
+	ok(e != ERR_OK && s.len == 0, "  its failure is the error, no "
+		"secret");
+	contains(ei.msg, "oasmtp-token", "  naming the helper");
+
+	/* auth off: nothing is read or started */
+	a.auth = AUTH_OFF;
+	{
+		struct credential c;
+
+		is_int(credential_start(&c, &a, NULL, 1, &ei), ERR_OK,
+			"auth off: start");
+		ok(c.helper.pid == -1 && c.helper.end == PROC_RUNNING &&
+			c.cached.len == 0, "  no cache read, no "
+			"helper");
+		credential_release(&c);
+	}
+	buf_release(&tc.token);
+	buf_release(&path);
+	buf_release(&endpoint);
+	buf_release(&scope);
+	buf_release(&s);
+}
+
+int
+main(void)
+{
+	char cmd[128];
+
+	if (mkdtemp(tmp_dir) == NULL) {
+		ok(0, "mkdtemp");
+		return tap_done();
+	}
+	/* an installed oasmtp-token finds no configuration here */
+	setenv("HOME", tmp_dir, 1);
+	setenv("XDG_CONFIG_HOME", tmp_dir, 1);
+	setenv("XDG_CACHE_HOME", tmp_dir, 1);
+	setenv("XDG_STATE_HOME", tmp_dir, 1);
+	setenv("XDG_RUNTIME_DIR", tmp_dir, 1);
+	test_kind();
+	test_password_and_none();
+	test_passwordeval();
+	test_helper_path();
+	test_oauth_cached();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
+	is_int(system(cmd), 0, "temporary directory removed");
+	return tap_done();
+}
