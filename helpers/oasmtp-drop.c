@@ -61,8 +61,6 @@
 
 extern char **environ;
 
-static struct errinfo ei;
-
 static int
 die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -341,6 +339,7 @@ write_entry(int dfd, const struct buf *header, int ignore_dots)
 int
 main(int argc, char **argv)
 {
+	struct errinfo ei = ERRINFO_INIT;
 	const struct passwd *pw;
 	struct cli_opts o;
 	struct buf header;
@@ -351,7 +350,6 @@ main(int argc, char **argv)
 	if (sanitize() != 0) {
 		return EX_OSERR;
 	}
-	errinfo_init(&ei);
 	/*
 	 * The arguments are parsed by the same parser oasmtp uses, then
 	 * every option that would choose a configuration, account, log file
@@ -359,7 +357,7 @@ main(int argc, char **argv)
 	 * same check again.
 	 */
 	if (cli_parse(argc, argv, &o, &ei) != ERR_OK) {
-		return die(EX_USAGE, "%s", ei.msg);
+		return die(EX_USAGE, "%s", errinfo_msg(&ei));
 	}
 	if (o.mode == CLI_MODE_HELP || o.mode == CLI_MODE_VERSION) {
 		cli_opts_release(&o);
@@ -369,7 +367,7 @@ main(int argc, char **argv)
 	}
 	if (maildrop_check_opts(&o, &ei) != ERR_OK) {
 		cli_opts_release(&o);
-		return die(EX_USAGE, "%s", ei.msg);
+		return die(EX_USAGE, "%s", errinfo_msg(&ei));
 	}
 	/*
 	 * PRIV: the caller is who the kernel says (the real uid), never
@@ -385,7 +383,7 @@ main(int argc, char **argv)
 	buf_init(&header, MAILDROP_HEADER_MAX + 1);
 	if (maildrop_format_header(&header, (long)uid, user,
 	    (int64_t)time(NULL), argc - 1, argv + 1, &ei) != ERR_OK) {
-		rc = die(EX_USAGE, "%s", ei.msg);
+		rc = die(EX_USAGE, "%s", errinfo_msg(&ei));
 		goto out;
 	}
 	rc = open_maildrop(&dfd);
@@ -398,5 +396,6 @@ out:
 	}
 	buf_release(&header);
 	cli_opts_release(&o);
+	errinfo_release(&ei);
 	return rc;
 }

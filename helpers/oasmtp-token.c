@@ -54,7 +54,6 @@
 
 #define TOKEN_MAX (64 * 1024)
 
-static struct errinfo ei;
 
 static const char usage[] =
 	"usage: oasmtp-token [-C FILE] [--system] COMMAND [ARGS]\n"
@@ -85,11 +84,11 @@ static const char usage[] =
 	"  --help, --version\n";
 
 static int
-fail(enum err e)
+fail(enum err e, const struct errinfo *ei)
 {
-	const char *advice = explain_error(ei.msg);
+	const char *advice = explain_error(errinfo_msg(ei));
 
-	log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+	log_error("%s", errinfo_msg(ei)[0] ? errinfo_msg(ei) : err_name(e));
 	if (advice != NULL) {
 		log_error("hint: %s", advice);
 	}
@@ -100,8 +99,9 @@ fail(enum err e)
 static void
 note_refresh(const struct account *acc, const struct token_info *info)
 {
-	if (info->refreshed) {
-		(void)grant_state_note_refreshed(acc, time(NULL), NULL);
+	if (info->refreshed &&
+	    grant_state_note_refreshed(acc, time(NULL), NULL) != ERR_OK) {
+		/* best effort: only the status report's age is off */
 	}
 }
 
@@ -116,20 +116,20 @@ usage_error(const char *what)
  * --system as root: become the owner of the state directory (user, its
  * groups), for good, before anything is read or written.
  */
-static enum err
-become_service(void)
+static MUST_CHECK enum err
+become_service(struct errinfo *ei)
 {
 	const char *dir = sysmode_state_dir();
 	const struct passwd *pw;
 	struct stat st;
 
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		return errinfo_set(&ei, ERR_CONFIG, "no state directory '%s' "
+		return errinfo_set(ei, ERR_CONFIG, "no state directory '%s' "
 			"for --system (install the system service: "
 			"systemd-tmpfiles --create oasmtp.conf)", dir);
 	}
 	if (st.st_uid == 0) {
-		return errinfo_set(&ei, ERR_CONFIG, "the state directory '%s' "
+		return errinfo_set(ei, ERR_CONFIG, "the state directory '%s' "
 			"belongs to root: it must belong to the service user",
 			dir);
 	}
@@ -137,15 +137,16 @@ become_service(void)
 	if (pw == NULL || initgroups(pw->pw_name, st.st_gid) != 0 ||
 	    setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0 ||
 	    getuid() != st.st_uid || geteuid() != st.st_uid) {
-		return errinfo_set(&ei, ERR_CONFIG, "cannot switch to the "
+		return errinfo_set(ei, ERR_CONFIG, "cannot switch to the "
 			"owner (uid %ld) of '%s'", (long)st.st_uid, dir);
 	}
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 load(const char *file, int system, const char *name,
-	struct config **ret_cfg, const struct account **ret_acc)
+	struct config **ret_cfg, const struct account **ret_acc,
+	struct errinfo *ei)
 {
 	struct config_params params;
 	enum err e;
@@ -153,19 +154,19 @@ load(const char *file, int system, const char *name,
 	memset(&params, 0, sizeof(params));
 	params.file = file;
 	params.system_state_dir = system ? sysmode_state_dir() : NULL;
-	e = config_load(&params, ret_cfg, &ei);
+	e = config_load(&params, ret_cfg, ei);
 	if (e == ERR_OK && name != NULL) {
-		e = config_select(*ret_cfg, name, NULL, ret_acc, &ei);
+		e = config_select(*ret_cfg, name, NULL, ret_acc, ei);
 	}
 	if (e == ERR_OK && name != NULL && !account_is_oauth(*ret_acc)) {
-		e = errinfo_set(&ei, ERR_CONFIG, "account '%s' has no oauth2 "
+		e = errinfo_set(ei, ERR_CONFIG, "account '%s' has no oauth2 "
 			"settings (oauth2_provider or oauth2_client_id)", name);
 	}
 	return e;
 }
 
 static int
-cmd_print(const struct account *acc, int fresh)
+cmd_print(const struct account *acc, int fresh, struct errinfo *ei)
 {
 	struct token_info info;
 	struct buf tok;
@@ -174,9 +175,9 @@ cmd_print(const struct account *acc, int fresh)
 
 	buf_init_secret(&tok, TOKEN_MAX);
 	e = token_get_ex(acc, fresh ? TOKEN_FORCE_REFRESH : 0, &tok, &info,
-		&ei);
+		ei);
 	if (e != ERR_OK) {
-		rc = fail(e);
+		rc = fail(e, ei);
 	} else {
 		note_refresh(acc, &info);
 		if (info.warning[0] != '\0') {
@@ -225,7 +226,8 @@ print_age(const char *label, time_t t, time_t now)
 }
 
 static int
-cmd_refresh(const struct account *acc, long idle_for)
+cmd_refresh(const struct account *acc, long idle_for,
+	struct errinfo *ei)
 {
 	struct token_info info;
 	struct grant_state gs;
@@ -239,10 +241,10 @@ cmd_refresh(const struct account *acc, long idle_for)
 		return EX_OK;
 	}
 	buf_init_secret(&tok, TOKEN_MAX);
-	e = token_get_ex(acc, TOKEN_FORCE_REFRESH, &tok, &info, &ei);
+	e = token_get_ex(acc, TOKEN_FORCE_REFRESH, &tok, &info, ei);
 	buf_release(&tok);
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	note_refresh(acc, &info);
 	if (info.warning[0] != '\0') {
@@ -257,7 +259,7 @@ cmd_refresh(const struct account *acc, long idle_for)
 static void
 status_one(const struct account *acc)
 {
-	static struct errinfo sei;
+	struct errinfo sei = ERRINFO_INIT;
 	struct buf tok, path;
 	struct tstore *ts = NULL;
 	time_t expires = 0;
@@ -277,12 +279,13 @@ status_one(const struct account *acc)
 		acc->oauth2_token_store : "secret-service (default)");
 	buf_init_secret(&tok, TOKEN_MAX);
 	buf_init(&path, 4096);
-	errinfo_init(&sei);
 	e = tstore_open(acc, &ts, &sei);
 	if (e == ERR_OK) {
 		e = tstore_load(ts, &tok, &sei);
 	}
-	printf("  refresh token: %s\n", e == ERR_OK ? "present" : sei.msg);
+	printf("  refresh token: %s\n", e == ERR_OK ? "present" :
+		errinfo_msg(&sei));
+	errinfo_release(&sei);
 	buf_reset(&tok);
 	if (token_cache_off(acc)) {
 		printf("  access token cache: off\n");
@@ -336,8 +339,21 @@ cmd_status(const struct config *cfg, const struct account *only)
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 }
 
+/* After a new grant: the old access token goes, the grant's age starts. */
+static void
+grant_notes(const struct account *acc, const char *how)
+{
+	if (token_cache_drop(acc, NULL) != ERR_OK) {
+		/* best effort: the provider refuses the old token anyway */
+	}
+	if (grant_state_note_authorized(acc, how, time(NULL), NULL) !=
+	    ERR_OK) {
+		/* best effort: only the status report's age is off */
+	}
+}
+
 static int
-cmd_import(const struct account *acc)
+cmd_import(const struct account *acc, struct errinfo *ei)
 {
 	struct tstore *ts = NULL;
 	struct buf rt;
@@ -360,19 +376,17 @@ cmd_import(const struct account *acc)
 		return usage_error("import: expected one refresh token on "
 			"standard input");
 	}
-	e = tstore_open(acc, &ts, &ei);
+	e = tstore_open(acc, &ts, ei);
 	if (e == ERR_OK) {
-		e = tstore_save(ts, rt.data, &ei);
+		e = tstore_save(ts, rt.data, ei);
 	}
 	if (e == ERR_OK) {
-		(void)token_cache_drop(acc, NULL);
-		(void)grant_state_note_authorized(acc, "import", time(NULL),
-			NULL);
+		grant_notes(acc, "import");
 	}
 	tstore_free(ts);
 	buf_release(&rt);
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	printf("account %s: refresh token stored\n", acc->name);
 	return EX_OK;
@@ -385,12 +399,11 @@ cmd_import(const struct account *acc)
 static void
 revoke_at_provider(const struct account *acc, struct tstore *ts)
 {
-	static struct errinfo rei;
+	struct errinfo rei = ERRINFO_INIT;
 	struct buf rt;
 	enum err e;
 
 	buf_init_secret(&rt, TOKEN_MAX);
-	errinfo_init(&rei);
 	e = tstore_load(ts, &rt, &rei);
 	if (e == ERR_OK) {
 		e = token_revoke(acc, rt.data, &rei);
@@ -404,30 +417,31 @@ revoke_at_provider(const struct account *acc, struct tstore *ts)
 			"settings to end the grant there too\n", acc->name);
 	} else if (e != ERR_REAUTH) {
 		log_warn("could not revoke the grant at the provider (%s); "
-			"removing it here anyway", rei.msg);
+			"removing it here anyway", errinfo_msg(&rei));
 	}
+	errinfo_release(&rei);
 }
 
 static int
-cmd_forget(const struct account *acc)
+cmd_forget(const struct account *acc, struct errinfo *ei)
 {
 	struct tstore *ts = NULL;
 	enum err e;
 
-	e = tstore_open(acc, &ts, &ei);
+	e = tstore_open(acc, &ts, ei);
 	if (e == ERR_OK) {
 		revoke_at_provider(acc, ts);
-		e = tstore_erase(ts, &ei);
+		e = tstore_erase(ts, ei);
 	}
 	tstore_free(ts);
 	if (e == ERR_OK) {
-		e = token_cache_drop(acc, &ei);
+		e = token_cache_drop(acc, ei);
 	}
 	if (e == ERR_OK) {
-		e = grant_state_drop(acc, &ei);
+		e = grant_state_drop(acc, ei);
 	}
 	if (e != ERR_OK) {
-		return fail(e);
+		return fail(e, ei);
 	}
 	printf("account %s: refresh token and cached access token removed\n",
 		acc->name);
@@ -528,7 +542,7 @@ parse_args(const char *cmd, int argc, char **argv, int i,
  * directory both were installed to), else BINDIR.  The mirror image of
  * credential_helper_path().
  */
-static enum err
+static MUST_CHECK enum err
 oasmtp_path(struct buf *ret_path)
 {
 	return util_find_sibling("oasmtp", BINDIR, NULL, ret_path) < 0 ?
@@ -587,7 +601,9 @@ flush_account(const struct account *acc, const char *file, int system)
 		buf_release(&path);
 		return;
 	}
-	(void)proc_finish(&p, NULL);
+	if (proc_finish(&p, NULL) != ERR_OK) {
+		/* p.end says how it ended; a flush still running is fine */
+	}
 	if (p.end == PROC_RUNNING) {
 		log_warn("account %s: delivering its queued mail takes longer "
 			"than %d s; it goes on in the background (pid %ld)",
@@ -609,11 +625,12 @@ flush_account(const struct account *acc, const char *file, int system)
 }
 
 static int
-cmd_authorize(const struct account *acc, const struct authorize_opts *o)
+cmd_authorize(const struct account *acc, const struct authorize_opts *o,
+	struct errinfo *ei)
 {
-	enum err e = token_authorize(acc, o, &ei);
+	enum err e = token_authorize(acc, o, ei);
 
-	return e == ERR_OK ? EX_OK : fail(e);
+	return e == ERR_OK ? EX_OK : fail(e, ei);
 }
 
 int
@@ -623,6 +640,8 @@ main(int argc, char **argv)
 		"authorize", "print", "refresh", "status", "import", "forget",
 		NULL,
 	};
+	struct errinfo err = ERRINFO_INIT;
+	struct errinfo *ei = &err;
 	const struct account *acc = NULL;
 	struct config *cfg = NULL;
 	const char *file = NULL, *cmd;
@@ -632,7 +651,6 @@ main(int argc, char **argv)
 
 	util_no_core_dumps();
 	log_init("oasmtp-token", 0);
-	errinfo_init(&ei);
 	for (int k = 1; k < argc; k++) {
 		if (strcmp(argv[k], "--help") == 0) {
 			fputs(usage, stdout);
@@ -671,26 +689,28 @@ main(int argc, char **argv)
 	if (a.name == NULL && strcmp(cmd, "status") != 0) {
 		return usage_error("an ACCOUNT is required");
 	}
-	e = system && geteuid() == 0 ? become_service() : ERR_OK;
+	e = system && geteuid() == 0 ? become_service(ei) : ERR_OK;
 	if (e == ERR_OK) {
-		e = load(file, system, a.name, &cfg, &acc);
+		e = load(file, system, a.name, &cfg, &acc, ei);
 	}
 	if (e != ERR_OK) {
 		config_free(cfg);
-		return fail(e);
+		rc = fail(e, ei);
+		errinfo_release(ei);
+		return rc;
 	}
 	if (strcmp(cmd, "authorize") == 0) {
-		rc = cmd_authorize(acc, &a.auth);
+		rc = cmd_authorize(acc, &a.auth, ei);
 	} else if (strcmp(cmd, "print") == 0) {
-		rc = cmd_print(acc, a.fresh);
+		rc = cmd_print(acc, a.fresh, ei);
 	} else if (strcmp(cmd, "refresh") == 0) {
-		rc = cmd_refresh(acc, a.idle_for);
+		rc = cmd_refresh(acc, a.idle_for, ei);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = cmd_status(cfg, acc);
 	} else if (strcmp(cmd, "import") == 0) {
-		rc = cmd_import(acc);
+		rc = cmd_import(acc, ei);
 	} else {
-		rc = cmd_forget(acc);
+		rc = cmd_forget(acc, ei);
 	}
 	if (rc == EX_OK && (strcmp(cmd, "authorize") == 0 ||
 	    strcmp(cmd, "import") == 0)) {
@@ -698,5 +718,6 @@ main(int argc, char **argv)
 		flush_account(acc, file, system);
 	}
 	config_free(cfg);
+	errinfo_release(ei);
 	return rc;
 }

@@ -54,7 +54,7 @@ struct auth_ctx {
 	struct oauth_request req;
 };
 
-static enum err
+static MUST_CHECK enum err
 load_client_secret(struct auth_ctx *x, struct errinfo *reterr)
 {
 	const struct account *acc = x->acc;
@@ -71,12 +71,11 @@ load_client_secret(struct auth_ctx *x, struct errinfo *reterr)
 	e = eval_run(acc->oauth2_client_secret_eval,
 		account_helper_timeout_s(acc), 4096, &x->client_secret,
 		reterr);
-	if (e != ERR_OK && reterr != NULL) {
+	if (e != ERR_OK) {
 		errinfo_prefix(reterr, "oauth2_client_secret_eval of account "
 			"'%s': ", acc->name);
-		reterr->code = e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
-			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
-		e = reterr->code;
+		e = errinfo_recode(reterr, e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
+			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
 	}
 	return e;
 }
@@ -102,7 +101,7 @@ has_word(const char *list, const char *word, size_t n)
 }
 
 /* request_scope = scope plus the preset's identity scopes it lacks. */
-static enum err
+static MUST_CHECK enum err
 make_request_scope(struct auth_ctx *x)
 {
 	const char *id = x->preset != NULL ? x->preset->id_scope : NULL;
@@ -138,7 +137,7 @@ ctx_release(struct auth_ctx *x)
 	buf_release(&x->client_secret);
 }
 
-static enum err
+static MUST_CHECK enum err
 ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 {
 	enum err e;
@@ -258,7 +257,7 @@ code_request_release(struct code_request *c)
 	buf_release(&c->url);
 }
 
-static enum err
+static MUST_CHECK enum err
 code_request_make(struct auth_ctx *x, int port, struct code_request *c,
 	struct errinfo *reterr)
 {
@@ -313,7 +312,7 @@ code_request_make(struct auth_ctx *x, int port, struct code_request *c,
 	return oauth_flow_auth_url(&a, &c->url, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 exchange(struct auth_ctx *x, struct code_request *c,
 	const struct oauth_flow_callback *cb, struct oauth_tokens *ret,
 	struct errinfo *reterr)
@@ -326,7 +325,7 @@ exchange(struct auth_ctx *x, struct code_request *c,
 	return oauth_exchange_code(&req, ret, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 flow_loopback(struct auth_ctx *x, const struct authorize_opts *o,
 	struct oauth_tokens *ret, struct errinfo *reterr)
 {
@@ -378,7 +377,7 @@ out:
  * One line from stdin into a secret buf, at most PASTE_MAX bytes, giving up
  * after timeout_s.  ERR_TIMEOUT, ERR_DATA (end of input), ERR_LIMIT.
  */
-static enum err
+static MUST_CHECK enum err
 read_paste(struct buf *line, long timeout_s, struct errinfo *reterr)
 {
 	int64_t deadline = util_now_ms() + timeout_s * 1000;
@@ -441,7 +440,7 @@ paste_port(int wanted)
 	return port;
 }
 
-static enum err
+static MUST_CHECK enum err
 flow_paste(struct auth_ctx *x, const struct authorize_opts *o,
 	struct oauth_tokens *ret, struct errinfo *reterr)
 {
@@ -483,7 +482,7 @@ out:
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 flow_device(struct auth_ctx *x, struct oauth_tokens *ret,
 	struct errinfo *reterr)
 {
@@ -517,7 +516,7 @@ flow_device(struct auth_ctx *x, struct oauth_tokens *ret,
 }
 
 /* Refuse a grant for someone else; ret_who gets the signed-in address. */
-static enum err
+static MUST_CHECK enum err
 check_identity(struct auth_ctx *x, const struct authorize_opts *o,
 	const struct oauth_tokens *tok, struct buf *ret_who,
 	struct errinfo *reterr)
@@ -542,7 +541,7 @@ check_identity(struct auth_ctx *x, const struct authorize_opts *o,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 store_grant(struct auth_ctx *x, const struct oauth_tokens *tok,
 	const char *how, struct errinfo *reterr)
 {
@@ -564,8 +563,13 @@ store_grant(struct auth_ctx *x, const struct oauth_tokens *tok,
 		return e;
 	}
 	/* the old access token belongs to the old grant */
-	(void)token_cache_drop(x->acc, NULL);
-	(void)grant_state_note_authorized(x->acc, how, time(NULL), NULL);
+	if (token_cache_drop(x->acc, NULL) != ERR_OK) {
+		/* best effort: the provider refuses the old token anyway */
+	}
+	if (grant_state_note_authorized(x->acc, how, time(NULL), NULL) !=
+	    ERR_OK) {
+		/* best effort: only the status report's age is off */
+	}
 	return ERR_OK;
 }
 

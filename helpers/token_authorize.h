@@ -31,7 +31,7 @@ struct authorize_opts {
  * refused), ERR_TIMEOUT, ERR_TOKEN_TEMP, ERR_DATA (bad paste), ERR_NET,
  * ERR_IO and the token store's errors.
  */
-enum err token_authorize(const struct account *acc,
+MUST_CHECK enum err token_authorize(const struct account *acc,
 	const struct authorize_opts *o, struct errinfo *reterr);
 
 /*
@@ -39,7 +39,7 @@ enum err token_authorize(const struct account *acc,
  * ERR_NOTSUPP when the provider has none; other errors as
  * oauth_flow_revoke().
  */
-enum err token_revoke(const struct account *acc, const char *refresh_token,
+MUST_CHECK enum err token_revoke(const struct account *acc, const char *refresh_token,
 	struct errinfo *reterr);
 
 #endif

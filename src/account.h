@@ -273,19 +273,19 @@ struct account *account_dup(const struct account *src);
  * `account a : b` semantics), marking it ACC_SET_EXPLICIT in dst.
  * ERR_NOMEM leaves dst partly updated but consistent (still freeable).
  */
-enum err account_inherit(struct account *dst, const struct account *src);
+MUST_CHECK enum err account_inherit(struct account *dst, const struct account *src);
 
 /*
  * Store a number in a scalar field (int, long or enum); ERR_INTERNAL when
  * f is a string field.
  */
-enum err account_set_num(struct account *acc, enum account_field f, long v);
+MUST_CHECK enum err account_set_num(struct account *acc, enum account_field f, long v);
 
 /*
  * Replace a string field (freeing, and wiping when it is a secret, the old
  * value); value NULL unsets it.  ERR_NOMEM keeps the old value.
  */
-enum err account_set_str(struct account *acc, enum account_field f,
+MUST_CHECK enum err account_set_str(struct account *acc, enum account_field f,
 	const char *value);
 
 /* Release every string (wiping secrets) and the struct itself; NULL is fine. */

@@ -137,7 +137,7 @@ skip_quoted(const char *s, size_t len, size_t i, char close)
 	return len;
 }
 
-static enum err
+static MUST_CHECK enum err
 push_tok(struct tok **v, size_t *n, size_t *cap, const struct tok *t,
 	struct errinfo *reterr)
 {
@@ -155,7 +155,7 @@ push_tok(struct tok **v, size_t *n, size_t *cap, const struct tok *t,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 lex(const char *s, size_t len, struct tok **ret_v, size_t *ret_n,
 	struct errinfo *reterr)
 {
@@ -284,7 +284,7 @@ is_phrase_tok(const struct tok *t)
 }
 
 /* Append the contents of a quoted string (without quotes, unescaped). */
-static enum err
+static MUST_CHECK enum err
 append_unquoted(struct buf *b, const struct tok *t)
 {
 	size_t i;
@@ -300,7 +300,7 @@ append_unquoted(struct buf *b, const struct tok *t)
 }
 
 /* Decode the display-name tokens [from, to) into *ret (NULL when empty). */
-static enum err
+static MUST_CHECK enum err
 decode_phrase(struct parser *ps, size_t from, size_t to, char **ret)
 {
 	struct buf b;
@@ -340,7 +340,7 @@ decode_phrase(struct parser *ps, size_t from, size_t to, char **ret)
 }
 
 /* domain = atom *("." atom) / domain-literal; appended to b when not NULL */
-static enum err
+static MUST_CHECK enum err
 parse_domain(struct parser *ps, struct buf *b)
 {
 	char tmp[SHOW_MAX + 3];
@@ -378,7 +378,7 @@ parse_domain(struct parser *ps, struct buf *b)
 }
 
 /* addr-spec, or a bare local name; the address goes to *ret (heap). */
-static enum err
+static MUST_CHECK enum err
 parse_addr_spec(struct parser *ps, char **ret)
 {
 	struct buf b;
@@ -445,7 +445,7 @@ phrase_end(const struct parser *ps)
 	return j;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_mailbox(struct parser *ps)
 {
 	size_t start = ps->i, j = phrase_end(ps);
@@ -518,7 +518,7 @@ parse_mailbox(struct parser *ps)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_element(struct parser *ps)
 {
 	size_t j = phrase_end(ps);

@@ -50,7 +50,7 @@ void addr_list_init(struct addr_list *l);
 void addr_list_release(struct addr_list *l);
 
 /* Append copies of name (may be NULL) and addr.  ERR_NOMEM. */
-enum err addr_list_add(struct addr_list *l, const char *name,
+MUST_CHECK enum err addr_list_add(struct addr_list *l, const char *name,
 	const char *addr, struct errinfo *reterr);
 
 /*
@@ -59,7 +59,7 @@ enum err addr_list_add(struct addr_list *l, const char *name,
  * An empty list (only whitespace, commas or empty groups) is valid and
  * appends nothing.
  */
-enum err addr_parse_list(const char *s, size_t len, struct addr_list *out,
+MUST_CHECK enum err addr_parse_list(const char *s, size_t len, struct addr_list *out,
 	struct errinfo *reterr);
 
 /* True when addr has no '@' outside a quoted local part ("root"). */

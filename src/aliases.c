@@ -49,7 +49,7 @@ is_blank(char c)
 }
 
 /* Parse one line (already stripped of its newline); blank lines are fine. */
-static enum err
+static MUST_CHECK enum err
 parse_line(struct aliases *a, char *line, size_t len, unsigned lineno,
 	struct errinfo *reterr)
 {
@@ -101,10 +101,7 @@ parse_line(struct aliases *a, char *line, size_t len, unsigned lineno,
 		errinfo_prefix(reterr, "%s:%u: alias '%.*s': ", a->path,
 			lineno, (int)(name_end - i), line + i);
 		/* an address-list error in this file is a config error */
-		if (reterr != NULL) {
-			reterr->code = ERR_CONFIG;
-		}
-		return ERR_CONFIG;
+		return errinfo_recode(reterr, ERR_CONFIG);
 	}
 	al.name = strndup(line + i, name_end - i);
 	if (al.name == NULL) {
@@ -201,7 +198,7 @@ find(const struct aliases *a, const char *name)
 	return NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 expand(const struct aliases *a, const char *addr, struct addr_list *out,
 	unsigned depth, int via_default, struct errinfo *reterr)
 {

@@ -30,7 +30,7 @@ struct aliases;
  * Read the file at path.  Errors: ERR_CONFIG ("FILE: cannot open: ..." or
  * "FILE:LINE: problem"), ERR_NOMEM.  *ret is owned by the caller.
  */
-enum err aliases_load(const char *path, struct aliases **ret,
+MUST_CHECK enum err aliases_load(const char *path, struct aliases **ret,
 	struct errinfo *reterr);
 
 /*
@@ -40,7 +40,7 @@ enum err aliases_load(const char *path, struct aliases **ret,
  * ALIASES_DEPTH_MAX (a loop) or yields more than ALIASES_EXPAND_MAX
  * addresses, ERR_NOMEM.
  */
-enum err aliases_expand(const struct aliases *a, const char *addr,
+MUST_CHECK enum err aliases_expand(const struct aliases *a, const char *addr,
 	struct addr_list *out, struct errinfo *reterr);
 
 /* NULL is fine. */

@@ -105,10 +105,10 @@ cli_mode_name(enum cli_mode mode)
 	return mode_names[mode];
 }
 
-static enum err usage(struct parser *p, const char *fmt, ...)
+static MUST_CHECK enum err usage(struct parser *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 usage(struct parser *p, const char *fmt, ...)
 {
 	va_list ap;
@@ -132,7 +132,7 @@ basename_of(const char *path)
 	return slash != NULL ? slash + 1 : path;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_mode(struct parser *p, enum cli_mode mode, const char *opt)
 {
 	if (p->mode_opt != NULL && p->o.mode != mode) {
@@ -144,7 +144,7 @@ set_mode(struct parser *p, enum cli_mode mode, const char *opt)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_from(struct parser *p, const char *value, const char *opt)
 {
 	p->o.has_envelope_from = 1;
@@ -158,7 +158,7 @@ set_from(struct parser *p, const char *value, const char *opt)
 }
 
 /* "never" | "off" | comma list of success, failure, delay (any case). */
-static enum err
+static MUST_CHECK enum err
 set_dsn_notify(struct parser *p, const char *value)
 {
 	static const struct {
@@ -219,7 +219,7 @@ bad:
 		"list of success, failure, delay", value);
 }
 
-static enum err
+static MUST_CHECK enum err
 set_dsn_return(struct parser *p, const char *value)
 {
 	if (util_strcasecmp(value, "hdrs") == 0 ||
@@ -236,7 +236,7 @@ set_dsn_return(struct parser *p, const char *value)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_dsn_envid(struct parser *p, const char *value)
 {
 	size_t i, n = strlen(value);
@@ -282,7 +282,7 @@ valid_interval(const char *s)
  * -q with its glued rest: "" flush all, "<interval>", "I<id>", "R<site>",
  * "S<sender>".  A filter letter with nothing glued takes the next argument.
  */
-static enum err
+static MUST_CHECK enum err
 set_queue(struct parser *p, const char *rest)
 {
 	enum cli_queue_filter filter;
@@ -341,7 +341,7 @@ set_queue(struct parser *p, const char *rest)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_b_mode(struct parser *p, const char *value)
 {
 	if (strcmp(value, "m") == 0) {
@@ -378,7 +378,7 @@ set_b_mode(struct parser *p, const char *value)
  * messages ("-f", "--from"); c is its short letter (long options map onto
  * their short equivalent).
  */
-static enum err
+static MUST_CHECK enum err
 apply_valued(struct parser *p, char c, const char *opt, const char *value)
 {
 	switch (c) {
@@ -462,7 +462,7 @@ short_name(char c)
 	return "-?";
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_short(struct parser *p, const char *arg)
 {
 	const char *s = arg + 1;
@@ -551,7 +551,7 @@ find_longopt(const char *name, size_t n)
 	return NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_long(struct parser *p, const char *arg)
 {
 	const char *name = arg + 2;
@@ -632,7 +632,7 @@ parse_long(struct parser *p, const char *arg)
 		arg);
 }
 
-static enum err
+static MUST_CHECK enum err
 check_arguments(struct parser *p)
 {
 	int i;
@@ -651,7 +651,7 @@ check_arguments(struct parser *p)
  * --check [ACCOUNT]: the account comes from --check=NAME, a single
  * argument, or -a; naming two different ones is an error.
  */
-static enum err
+static MUST_CHECK enum err
 finish_check(struct parser *p)
 {
 	const char *name = p->check_account;
@@ -678,7 +678,7 @@ finish_check(struct parser *p)
 }
 
 /* Cross-option rules, checked once everything has been read. */
-static enum err
+static MUST_CHECK enum err
 finish(struct parser *p)
 {
 	const char *who;

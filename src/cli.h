@@ -133,7 +133,7 @@ struct cli_opts {
  *              with one that differs from -a
  *   ERR_NOMEM
  */
-enum err cli_parse(int argc, char **argv, struct cli_opts *ret,
+MUST_CHECK enum err cli_parse(int argc, char **argv, struct cli_opts *ret,
 	struct errinfo *reterr);
 
 /* Free the recipients array and reset *o to zeros.  o may be NULL. */

@@ -82,11 +82,11 @@ struct directive {
 /* ---------------------------------------------------------------- */
 /* messages */
 
-static enum err
+static MUST_CHECK enum err
 perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static enum err
+static MUST_CHECK enum err
 perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 {
 	va_list ap;
@@ -97,11 +97,11 @@ perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	return errinfo_prefix(reterr, "%s:%u: ", ps->file, ps->line);
 }
 
-static enum err
+static MUST_CHECK enum err
 add_warning(struct config *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 add_warning(struct config *cfg, const char *fmt, ...)
 {
 	struct buf b;
@@ -135,11 +135,11 @@ add_warning(struct config *cfg, const char *fmt, ...)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static enum err
+static MUST_CHECK enum err
 pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 {
 	char text[1024];
@@ -155,13 +155,13 @@ pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 nomem(struct errinfo *reterr)
 {
 	return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 }
 
-static enum err
+static MUST_CHECK enum err
 bad_arg(struct parser *ps, const struct directive *d, const char *arg,
 	const char *expected, struct errinfo *reterr)
 {
@@ -211,7 +211,7 @@ set_mark(const struct parser *ps)
 	return ps->cur_is_defaults ? ACC_SET_DEFAULTS : ACC_SET_EXPLICIT;
 }
 
-static enum err
+static MUST_CHECK enum err
 store_num(struct parser *ps, int field, long v, struct errinfo *reterr)
 {
 	if (account_set_num(ps->cur, (enum account_field)field, v) != ERR_OK) {
@@ -222,7 +222,7 @@ store_num(struct parser *ps, int field, long v, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
 {
 	enum err e = account_set_str(ps->cur, (enum account_field)field, v);
@@ -242,7 +242,7 @@ store_str(struct parser *ps, int field, const char *v, struct errinfo *reterr)
  * Store prefix + arg as a path, expanding a leading "~" or "~/" of arg
  * (prefix is "" for plain paths, "file:" for a token store).
  */
-static enum err
+static MUST_CHECK enum err
 store_path(struct parser *ps, int field, const char *prefix, const char *arg,
 	struct errinfo *reterr)
 {
@@ -271,7 +271,7 @@ store_path(struct parser *ps, int field, const char *prefix, const char *arg,
 /* ---------------------------------------------------------------- */
 /* handlers */
 
-static enum err
+static MUST_CHECK enum err
 h_string(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -291,7 +291,7 @@ h_string(struct parser *ps, const struct directive *d, const char *arg,
 	return store_str(ps, d->field, arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_bool(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -305,7 +305,7 @@ h_bool(struct parser *ps, const struct directive *d, const char *arg,
 
 /* d->aux: a NULL-terminated struct choice list; the expectation text is
  * built from the names. */
-static enum err
+static MUST_CHECK enum err
 h_choice(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -331,7 +331,7 @@ h_choice(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, expected, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_port(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -346,7 +346,7 @@ h_port(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_timeout(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -366,7 +366,7 @@ h_timeout(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: long[2] = { min, max } in seconds */
-static enum err
+static MUST_CHECK enum err
 h_duration(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -422,7 +422,7 @@ h_count(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: the reason; the key cannot be honoured. */
-static enum err
+static MUST_CHECK enum err
 h_reject(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -431,7 +431,7 @@ h_reject(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* d->aux: why it is ignored. */
-static enum err
+static MUST_CHECK enum err
 h_ignore(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -439,7 +439,7 @@ h_ignore(struct parser *ps, const struct directive *d, const char *arg,
 		(const char *)d->aux);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_protocol(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -454,7 +454,7 @@ h_protocol(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "smtp", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_auth(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -500,7 +500,7 @@ h_auth(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, expected, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_defaults(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -529,7 +529,7 @@ find_in(struct account **accs, size_t n, const char *name)
 }
 
 /* Start a new account named name, from the defaults; it becomes current. */
-static enum err
+static MUST_CHECK enum err
 new_account(struct parser *ps, const char *name, struct errinfo *reterr)
 {
 	struct account *acc;
@@ -583,7 +583,7 @@ trim(char *s)
 	return s;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_account(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -668,10 +668,10 @@ out:
 	return e;
 }
 
-static enum err process_line(struct parser *ps, const char *text, size_t n,
+static MUST_CHECK enum err process_line(struct parser *ps, const char *text, size_t n,
 	struct errinfo *reterr);
 
-static enum err
+static MUST_CHECK enum err
 h_eval(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -702,10 +702,8 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 		errinfo_prefix(reterr, "%s:%u: eval: ", ps->file, ps->line);
 		buf_release(&out);
 		/* every eval failure is a configuration error, timeouts too */
-		if (e != ERR_NOMEM && reterr != NULL) {
-			reterr->code = ERR_CONFIG;
-		}
-		return e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;
+		return errinfo_recode(reterr,
+			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
 	}
 	ps->in_eval = 1;
 	e = process_line(ps, out.data, out.len, reterr);
@@ -714,7 +712,7 @@ h_eval(struct parser *ps, const struct directive *d, const char *arg,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_syslog(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -743,7 +741,7 @@ h_syslog(struct parser *ps, const struct directive *d, const char *arg,
 		reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_dsn_notify(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -788,7 +786,7 @@ h_dsn_notify(struct parser *ps, const struct directive *d, const char *arg,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_dsn_return(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -804,7 +802,7 @@ h_dsn_return(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "off, headers or full", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_fingerprint(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -850,7 +848,7 @@ bad:
 		"and MD5 are accepted, deprecated)", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -868,7 +866,7 @@ h_trust_file(struct parser *ps, const struct directive *d, const char *arg,
 	return store_path(ps, ACCF_TLS_TRUST_FILE, "", arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_certcheck(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -895,7 +893,7 @@ h_certcheck(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* tls_nostarttls (obsolete): tls_starttls off */
-static enum err
+static MUST_CHECK enum err
 h_nostarttls(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -906,7 +904,7 @@ h_nostarttls(struct parser *ps, const struct directive *d, const char *arg,
 }
 
 /* keepbcc (obsolete): the inverse of remove_bcc_headers */
-static enum err
+static MUST_CHECK enum err
 h_keepbcc(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -920,7 +918,7 @@ h_keepbcc(struct parser *ps, const struct directive *d, const char *arg,
 
 /* undisclosed_recipients, add_missing_*_header: booleans mapped onto the
  * set_*_header policies; d->aux holds { field, value for on, for off }. */
-static enum err
+static MUST_CHECK enum err
 h_bool_policy(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -933,7 +931,7 @@ h_bool_policy(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, (int)map[0], v ? map[1] : map[2], reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_force_sslv3(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -950,7 +948,7 @@ h_force_sslv3(struct parser *ps, const struct directive *d, const char *arg,
 	return bad_arg(ps, d, arg, "off", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_min_dh_bits(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -983,7 +981,7 @@ is_loopback_url(const char *rest)
 	return 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 h_endpoint(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1001,7 +999,7 @@ h_endpoint(struct parser *ps, const struct directive *d, const char *arg,
 		"an https:// URL (http:// only for a loopback address)", reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1023,7 +1021,7 @@ h_token_store(struct parser *ps, const struct directive *d, const char *arg,
 		reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 h_token_cache(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1275,7 +1273,7 @@ suggest(const char *key)
  * Decode the argument text[0..n) (already trimmed) into arg: a quoted
  * argument loses its quotes and its \" and \\ escapes.
  */
-static enum err
+static MUST_CHECK enum err
 decode_arg(struct parser *ps, const char *text, size_t n, struct buf *arg,
 	struct errinfo *reterr)
 {
@@ -1309,7 +1307,7 @@ decode_arg(struct parser *ps, const char *text, size_t n, struct buf *arg,
 	return perr(ps, reterr, "missing closing quote");
 }
 
-static enum err
+static MUST_CHECK enum err
 dispatch(struct parser *ps, const char *key, const char *arg,
 	struct errinfo *reterr)
 {
@@ -1354,7 +1352,7 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 	return d->handler(ps, d, arg, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 process_line(struct parser *ps, const char *text, size_t n,
 	struct errinfo *reterr)
 {
@@ -1402,7 +1400,7 @@ process_line(struct parser *ps, const char *text, size_t n,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_text(struct parser *ps, const char *data, size_t len,
 	struct errinfo *reterr)
 {
@@ -1534,7 +1532,7 @@ ctx_maildomain(struct expand_ctx *ctx)
 }
 
 /* Replace %U %H %C %M in *field (others, like msmtp's %F, stay). */
-static enum err
+static MUST_CHECK enum err
 expand_field(struct account *acc, enum account_field f, const char *value,
 	struct expand_ctx *ctx)
 {
@@ -1589,7 +1587,7 @@ expand_field(struct account *acc, enum account_field f, const char *value,
  * way the ports are assigned (465 implicit TLS, any other STARTTLS).
  * Fields filled here are marked ACC_SET_PRESET.
  */
-static enum err
+static MUST_CHECK enum err
 apply_preset_server(struct account *acc)
 {
 	struct provider_server sv;
@@ -1624,7 +1622,7 @@ apply_preset_server(struct account *acc)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_account(struct account *acc, struct expand_ctx *ctx)
 {
 	enum err e = apply_preset_server(acc);
@@ -1714,7 +1712,7 @@ parser_release(struct parser *ps)
 }
 
 /* Move the parsed accounts into cfg: a same-named one is replaced. */
-static enum err
+static MUST_CHECK enum err
 merge(struct config *cfg, struct parser *ps, struct errinfo *reterr)
 {
 	size_t i, j;
@@ -1793,7 +1791,7 @@ is_msmtp_file(const char *path)
  * Parse data as file name into cfg (accounts appended/merged); with
  * msmtp_defaults, the accounts start from msmtp's defaults.
  */
-static enum err
+static MUST_CHECK enum err
 parse_into(struct config *cfg, const struct config_params *params,
 	const char *name, const char *data, size_t len, int msmtp_defaults,
 	const struct stat *st,
@@ -1840,7 +1838,7 @@ parse_into(struct config *cfg, const struct config_params *params,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_all(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
 {
@@ -1888,7 +1886,7 @@ config_parse_buffer(const struct config_params *params, const char *name,
  * is reported as such so the caller can skip missing files) or
  * ERR_CONFIG for a file that is too large.
  */
-static enum err
+static MUST_CHECK enum err
 read_file(const char *path, struct buf *out, struct stat *ret_st,
 	int *ret_errno, struct errinfo *reterr)
 {
@@ -1903,9 +1901,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 		*ret_errno = saved;
 		errinfo_set(reterr, ERR_IO, "cannot read %s: %s", path,
 			strerror(saved));
-		if (reterr != NULL) {
-			reterr->sys_errno = saved;
-		}
+		errinfo_set_errno(reterr, saved);
 		return ERR_IO;
 	}
 	if (fstat(fd, ret_st) != 0) {
@@ -1926,9 +1922,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 
 			e = errinfo_set(reterr, ERR_IO, "cannot read %s: %s",
 				path, strerror(saved));
-			if (reterr != NULL) {
-				reterr->sys_errno = saved;
-			}
+			errinfo_set_errno(reterr, saved);
 			break;
 		}
 		if (n == 0) {
@@ -1954,7 +1948,7 @@ read_file(const char *path, struct buf *out, struct stat *ret_st,
 /* is_system for load_file(): the system file, read in system mode. */
 #define SYSTEM_MODE_FILE 2
 
-static enum err
+static MUST_CHECK enum err
 check_private(const char *path, const struct stat *st, int is_system,
 	struct errinfo *reterr)
 {
@@ -1983,7 +1977,7 @@ check_private(const char *path, const struct stat *st, int is_system,
  * Load one file into cfg.  must_exist 0: a missing file sets *ret_found 0
  * and is not an error.
  */
-static enum err
+static MUST_CHECK enum err
 load_file(struct config *cfg, const struct config_params *params,
 	const char *path, int is_system, int must_exist, int *ret_found,
 	struct errinfo *reterr)
@@ -1999,13 +1993,13 @@ load_file(struct config *cfg, const struct config_params *params,
 	e = read_file(path, &data, &st, &err_no, reterr);
 	if (e == ERR_IO && !must_exist && err_no == ENOENT) {
 		buf_release(&data);
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return ERR_OK;
 	}
 	if (e == ERR_IO && is_system && !must_exist && err_no == EACCES) {
 		/* a private system file (root's secrets) is not ours to read */
 		buf_release(&data);
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return add_warning(cfg, "%s: not readable, skipped", path)
 			== ERR_OK ? ERR_OK : nomem(reterr);
 	}
@@ -2037,7 +2031,7 @@ join(const char *a, const char *b)
 }
 
 /* Set string field f of acc to "<prefix>DIR/NAME<suffix>" unless set. */
-static enum err
+static MUST_CHECK enum err
 default_state_path(struct account *acc, enum account_field f,
 	const char *prefix, const char *dir, const char *suffix)
 {
@@ -2066,7 +2060,7 @@ default_state_path(struct account *acc, enum account_field f,
  * System mode defaults (config.h): secrets and the queue live in the
  * service's state directory, never under a caller's home.
  */
-static enum err
+static MUST_CHECK enum err
 apply_system_defaults(struct config *cfg, const char *dir,
 	struct errinfo *reterr)
 {
@@ -2100,7 +2094,7 @@ apply_system_defaults(struct config *cfg, const char *dir,
 }
 
 /* System mode: the one system file, which must exist. */
-static enum err
+static MUST_CHECK enum err
 load_system_only(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
 {
@@ -2302,17 +2296,20 @@ from_matches(const char *pattern, const char *addr)
 	return r;
 }
 
-static void
+static MUST_CHECK enum err
 list_accounts(const struct config *cfg, struct buf *b)
 {
+	enum err e = ERR_OK;
 	size_t i;
 
-	for (i = 0; i < cfg->n_accounts; i++) {
-		buf_printf(b, "%s%s", i ? ", " : "", cfg->accounts[i]->name);
+	for (i = 0; i < cfg->n_accounts && e == ERR_OK; i++) {
+		e = buf_printf(b, "%s%s", i ? ", " : "",
+			cfg->accounts[i]->name);
 	}
 	if (cfg->n_accounts == 0) {
-		buf_append_str(b, "(none)");
+		e = buf_append_str(b, "(none)");
 	}
+	return e;
 }
 
 enum err
@@ -2376,7 +2373,7 @@ config_select(const struct config *cfg, const char *account_name,
 		acc = find_account(cfg, account_name);
 		if (acc == NULL) {
 			buf_init(&names, 4096);
-			list_accounts(cfg, &names);
+			buf_cut_ok(list_accounts(cfg, &names));
 			e = errinfo_set(reterr, ERR_CONFIG,
 				"no account named '%s'; available accounts: %s",
 				account_name, buf_cstr(&names));
@@ -2399,7 +2396,7 @@ config_select(const struct config *cfg, const char *account_name,
 	}
 	if (acc == NULL) {
 		buf_init(&names, 4096);
-		list_accounts(cfg, &names);
+		buf_cut_ok(list_accounts(cfg, &names));
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"no account given and none named 'default'; use -a with "
 			"one of: %s", buf_cstr(&names));
@@ -2428,16 +2425,16 @@ name_of(const struct choice *c, long v)
 	return "?";
 }
 
-static void
+static MUST_CHECK enum err
 put_str(struct buf *out, const char *key, const char *v)
 {
-	buf_printf(out, "%s = %s\n", key, v != NULL ? v : "(not set)");
+	return buf_printf(out, "%s = %s\n", key, v != NULL ? v : "(not set)");
 }
 
-static void
+static MUST_CHECK enum err
 put_bool(struct buf *out, const char *key, int v)
 {
-	buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
+	return buf_printf(out, "%s = %s\n", key, v ? "on" : "off");
 }
 
 /* " (from the oauth2_provider NAME preset)" when field f came from it. */
@@ -2453,113 +2450,120 @@ preset_note(const struct account *a, enum account_field f, char *note,
 	return note;
 }
 
-void
+enum err
 config_describe_server(const struct account *a, struct buf *out)
 {
-	buf_printf(out, "%s port %d, %s", a->host != NULL ? a->host :
+	enum err e = ERR_OK;
+
+	err_first(&e, buf_printf(out, "%s port %d, %s", a->host != NULL ? a->host :
 		"(no host)", a->port, !a->tls ? "no TLS" :
-		a->tls_starttls ? "STARTTLS" : "implicit TLS");
+		a->tls_starttls ? "STARTTLS" : "implicit TLS"));
 	if (a->set[ACCF_HOST] == ACC_SET_PRESET) {
-		buf_printf(out, " (%sfrom the oauth2_provider %s preset)",
-			a->set[ACCF_PORT] == ACC_SET_PRESET ? "" : "host ",
-			name_of(provider_choices, a->oauth2_provider));
+		err_first(&e, buf_printf(out, " (%sfrom the oauth2_provider "
+			"%s preset)", a->set[ACCF_PORT] == ACC_SET_PRESET ? "" :
+			"host ", name_of(provider_choices, a->oauth2_provider)));
 	}
+	return e;
 }
 
-void
+enum err
 config_print_account(const struct account *a, struct buf *out)
 {
+	enum err e = ERR_OK;
 	static const struct choice hdr[] = {
 		{ "auto", HDR_AUTO }, { "on", HDR_ON }, { "off", HDR_OFF },
 		{ "undisclosed_recipients", HDR_UNDISCLOSED }, { NULL, 0 },
 	};
 	char note[128];
 
-	buf_printf(out, "account = %s\n", a->name != NULL ? a->name : "");
-	buf_printf(out, "config file = %s:%u\n",
-		a->file != NULL ? a->file : "", a->line);
-	buf_printf(out, "defaults = %s\n", a->msmtp_defaults
+	err_first(&e, buf_printf(out, "account = %s\n", a->name != NULL ? a->name : ""));
+	err_first(&e, buf_printf(out, "config file = %s:%u\n",
+		a->file != NULL ? a->file : "", a->line));
+	err_first(&e, buf_printf(out, "defaults = %s\n", a->msmtp_defaults
 		? "msmtp (the file is at msmtp's place: tls off, port 25, "
 		"auth off unless set)"
-		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)");
-	buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
-		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note)));
-	buf_printf(out, "port = %d%s\n", a->port,
-		preset_note(a, ACCF_PORT, note, sizeof(note)));
-	put_str(out, "source_ip", a->source_ip);
-	put_str(out, "domain", a->domain);
+		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)"));
+	err_first(&e, buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
+		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note))));
+	err_first(&e, buf_printf(out, "port = %d%s\n", a->port,
+		preset_note(a, ACCF_PORT, note, sizeof(note))));
+	err_first(&e, put_str(out, "source_ip", a->source_ip));
+	err_first(&e, put_str(out, "domain", a->domain));
 	if (a->timeout == 0) {
-		put_str(out, "timeout", "off");
+		err_first(&e, put_str(out, "timeout", "off"));
 	} else {
-		buf_printf(out, "timeout = %d\n", a->timeout);
+		err_first(&e, buf_printf(out, "timeout = %d\n", a->timeout));
 	}
-	put_str(out, "auth", account_auth_name(a->auth));
-	put_str(out, "user", a->user);
-	put_str(out, "password", a->password != NULL ? "*" : NULL);
-	put_str(out, "passwordeval", a->passwordeval);
-	buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
-		preset_note(a, ACCF_TLS, note, sizeof(note)));
-	buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
-		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note)));
-	put_str(out, "tls_trust_file",
-		a->tls_trust_file != NULL ? a->tls_trust_file : "system");
-	put_str(out, "tls_crl_file", a->tls_crl_file);
-	put_str(out, "tls_fingerprint", a->tls_fingerprint);
-	put_str(out, "tls_cert_file", a->tls_cert_file);
-	put_str(out, "tls_key_file", a->tls_key_file);
-	put_bool(out, "tls_certcheck", a->tls_certcheck);
-	put_str(out, "tls_host_override", a->tls_host_override);
-	put_str(out, "from", a->from);
-	put_str(out, "from_full_name", a->from_full_name);
-	put_bool(out, "allow_from_override", a->allow_from_override);
-	put_str(out, "dsn_notify", a->dsn_notify != NULL ? a->dsn_notify
-		: "off");
-	put_str(out, "dsn_return", a->dsn_return != NULL ? a->dsn_return
-		: "off");
-	put_str(out, "set_from_header", name_of(hdr, a->set_from_header));
-	put_str(out, "set_date_header", name_of(hdr, a->set_date_header));
-	put_str(out, "set_msgid_header", name_of(hdr, a->set_msgid_header));
-	put_str(out, "set_to_header", name_of(hdr, a->set_to_header));
-	put_bool(out, "remove_bcc_headers", a->remove_bcc_headers);
-	put_bool(out, "from_rewrite", a->from_rewrite);
-	put_str(out, "from_rewrite_header", name_of(from_original_choices,
-		a->from_rewrite_header));
-	put_str(out, "aliases", a->aliases);
-	put_str(out, "system_from_override", a->system_from_override);
-	put_str(out, "logfile", a->logfile);
-	put_str(out, "logfile_time_format", a->logfile_time_format);
-	put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off");
-	put_str(out, "oauth2_provider",
-		name_of(provider_choices, a->oauth2_provider));
-	put_str(out, "oauth2_client_id", a->oauth2_client_id);
-	put_str(out, "oauth2_client_secret",
-		a->oauth2_client_secret != NULL ? "*" : NULL);
-	put_str(out, "oauth2_client_secret_eval", a->oauth2_client_secret_eval);
-	put_str(out, "oauth2_tenant", a->oauth2_tenant);
-	put_str(out, "oauth2_auth_endpoint", a->oauth2_auth_endpoint);
-	put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint);
-	put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint);
-	put_str(out, "oauth2_scope", a->oauth2_scope);
-	put_str(out, "oauth2_revocation_endpoint",
-		a->oauth2_revocation_endpoint);
-	put_str(out, "oauth2_token_store", a->oauth2_token_store);
-	put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
-		? a->oauth2_token_cache : "(default)");
-	put_str(out, "oauth2_ca_file", a->oauth2_ca_file);
-	buf_printf(out, "oauth2_refresh_margin = %ld\n",
-		a->oauth2_refresh_margin);
-	put_str(out, "notify_command", a->notify_command);
-	put_str(out, "queue", name_of(queue_choices, a->queue));
-	put_str(out, "queue_dir", a->queue_dir);
-	buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age);
+	err_first(&e, put_str(out, "auth", account_auth_name(a->auth)));
+	err_first(&e, put_str(out, "user", a->user));
+	err_first(&e, put_str(out, "password", a->password != NULL ? "*" : NULL));
+	err_first(&e, put_str(out, "passwordeval", a->passwordeval));
+	err_first(&e, buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",
+		preset_note(a, ACCF_TLS, note, sizeof(note))));
+	err_first(&e, buf_printf(out, "tls_starttls = %s%s\n", a->tls_starttls ? "on" : "off",
+		preset_note(a, ACCF_TLS_STARTTLS, note, sizeof(note))));
+	err_first(&e, put_str(out, "tls_trust_file",
+		a->tls_trust_file != NULL ? a->tls_trust_file : "system"));
+	err_first(&e, put_str(out, "tls_crl_file", a->tls_crl_file));
+	err_first(&e, put_str(out, "tls_fingerprint", a->tls_fingerprint));
+	err_first(&e, put_str(out, "tls_cert_file", a->tls_cert_file));
+	err_first(&e, put_str(out, "tls_key_file", a->tls_key_file));
+	err_first(&e, put_bool(out, "tls_certcheck", a->tls_certcheck));
+	err_first(&e, put_str(out, "tls_host_override", a->tls_host_override));
+	err_first(&e, put_str(out, "from", a->from));
+	err_first(&e, put_str(out, "from_full_name", a->from_full_name));
+	err_first(&e, put_bool(out, "allow_from_override", a->allow_from_override));
+	err_first(&e, put_str(out, "dsn_notify", a->dsn_notify != NULL ? a->dsn_notify
+		: "off"));
+	err_first(&e, put_str(out, "dsn_return", a->dsn_return != NULL ? a->dsn_return
+		: "off"));
+	err_first(&e, put_str(out, "set_from_header", name_of(hdr, a->set_from_header)));
+	err_first(&e, put_str(out, "set_date_header", name_of(hdr, a->set_date_header)));
+	err_first(&e, put_str(out, "set_msgid_header", name_of(hdr, a->set_msgid_header)));
+	err_first(&e, put_str(out, "set_to_header", name_of(hdr, a->set_to_header)));
+	err_first(&e, put_bool(out, "remove_bcc_headers", a->remove_bcc_headers));
+	err_first(&e, put_bool(out, "from_rewrite", a->from_rewrite));
+	err_first(&e, put_str(out, "from_rewrite_header", name_of(from_original_choices,
+		a->from_rewrite_header)));
+	err_first(&e, put_str(out, "aliases", a->aliases));
+	err_first(&e, put_str(out, "system_from_override", a->system_from_override));
+	err_first(&e, put_str(out, "logfile", a->logfile));
+	err_first(&e, put_str(out, "logfile_time_format", a->logfile_time_format));
+	err_first(&e, put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off"));
+	err_first(&e, put_str(out, "oauth2_provider",
+		name_of(provider_choices, a->oauth2_provider)));
+	err_first(&e, put_str(out, "oauth2_client_id", a->oauth2_client_id));
+	err_first(&e, put_str(out, "oauth2_client_secret",
+		a->oauth2_client_secret != NULL ? "*" : NULL));
+	err_first(&e, put_str(out, "oauth2_client_secret_eval", a->oauth2_client_secret_eval));
+	err_first(&e, put_str(out, "oauth2_tenant", a->oauth2_tenant));
+	err_first(&e, put_str(out, "oauth2_auth_endpoint", a->oauth2_auth_endpoint));
+	err_first(&e, put_str(out, "oauth2_token_endpoint", a->oauth2_token_endpoint));
+	err_first(&e, put_str(out, "oauth2_device_endpoint", a->oauth2_device_endpoint));
+	err_first(&e, put_str(out, "oauth2_scope", a->oauth2_scope));
+	err_first(&e, put_str(out, "oauth2_revocation_endpoint",
+		a->oauth2_revocation_endpoint));
+	err_first(&e, put_str(out, "oauth2_token_store", a->oauth2_token_store));
+	err_first(&e, put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
+		? a->oauth2_token_cache : "(default)"));
+	err_first(&e, put_str(out, "oauth2_ca_file", a->oauth2_ca_file));
+	err_first(&e, buf_printf(out, "oauth2_refresh_margin = %ld\n",
+		a->oauth2_refresh_margin));
+	err_first(&e, put_str(out, "notify_command", a->notify_command));
+	err_first(&e, put_str(out, "queue", name_of(queue_choices, a->queue)));
+	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
+	err_first(&e, buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age));
 	if (a->session_persist > 0) {
-		buf_printf(out, "session_persist = %ld\n", a->session_persist);
+		err_first(&e, buf_printf(out, "session_persist = %ld\n",
+			a->session_persist));
 	} else {
-		put_str(out, "session_persist", "off");
+		err_first(&e, put_str(out, "session_persist", "off"));
 	}
-	buf_printf(out, "session_max_age = %ld\n", a->session_max_age);
-	buf_printf(out, "session_max_messages = %ld\n",
-		a->session_max_messages);
-	put_str(out, "message_id_fix", name_of(auto_off_choices,
-		a->message_id_fix));
+	err_first(&e, buf_printf(out, "session_max_age = %ld\n",
+		a->session_max_age));
+	err_first(&e, buf_printf(out, "session_max_messages = %ld\n",
+		a->session_max_messages));
+	err_first(&e, put_str(out, "message_id_fix", name_of(auto_off_choices,
+		a->message_id_fix)));
+	return e;
 }

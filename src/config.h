@@ -94,7 +94,7 @@ struct config {
  * ("... run: chmod 600 FILE"), or when no file exists at all; ERR_TIMEOUT
  * when an `eval` command timed out; ERR_NOMEM.
  */
-enum err config_load(const struct config_params *params,
+MUST_CHECK enum err config_load(const struct config_params *params,
 	struct config **ret_cfg, struct errinfo *reterr);
 
 /*
@@ -102,7 +102,7 @@ enum err config_load(const struct config_params *params,
  * only (user) file; no permission check.  For tests and the fuzzer.
  * Same errors as config_load() except the lookup ones.
  */
-enum err config_parse_buffer(const struct config_params *params,
+MUST_CHECK enum err config_parse_buffer(const struct config_params *params,
 	const char *name, const char *data, size_t len,
 	struct config **ret_cfg, struct errinfo *reterr);
 
@@ -125,7 +125,7 @@ void config_free(struct config *cfg);
  * Errors: ERR_CONFIG for an unknown name (the message lists the available
  * accounts), for no match and no "default" account, or from the check.
  */
-enum err config_select(const struct config *cfg, const char *account_name,
+MUST_CHECK enum err config_select(const struct config *cfg, const char *account_name,
 	const char *envelope_from, const struct account **ret,
 	struct errinfo *reterr);
 
@@ -135,7 +135,7 @@ enum err config_select(const struct config *cfg, const char *account_name,
  * mechanisms...).
  * ERR_CONFIG with "FILE:LINE: account 'NAME': problem".
  */
-enum err config_check_account(const struct account *acc,
+MUST_CHECK enum err config_check_account(const struct account *acc,
 	struct errinfo *reterr);
 
 /*
@@ -144,17 +144,20 @@ enum err config_check_account(const struct account *acc,
  * "*", never their value; commands such as passwordeval are shown.  Host,
  * port and tls_starttls filled from the oauth2_provider preset say so
  * ("host = smtp.gmail.com (from the oauth2_provider google preset)").
- * Output that does not fit out->max is cut short.
+ * ERR_LIMIT when the output does not fit out->max (what fit is kept),
+ * ERR_NOMEM.
  */
-void config_print_account(const struct account *acc, struct buf *out);
+MUST_CHECK enum err config_print_account(const struct account *acc,
+	struct buf *out);
 
 /*
  * Append one phrase naming the server acc submits to, for -v and --check:
  * "smtp.gmail.com port 587, STARTTLS (from the oauth2_provider google
  * preset)"; the remark is there only when the preset gave the host ("host
- * from the ... preset" when the port was the file's).  Cut short like
+ * from the ... preset" when the port was the file's).  Errors like
  * config_print_account().
  */
-void config_describe_server(const struct account *acc, struct buf *out);
+MUST_CHECK enum err config_describe_server(const struct account *acc,
+	struct buf *out);
 
 #endif

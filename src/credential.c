@@ -97,7 +97,7 @@ helper_timeout_ms(const struct account *acc)
 	return (3 * t + 30) * 1000;
 }
 
-static enum err
+static MUST_CHECK enum err
 spawn_helper(struct credential *c, int fresh, struct errinfo *reterr)
 {
 	const char *argv[CREDENTIAL_ARGV_MAX];
@@ -147,14 +147,16 @@ collect_helper(struct credential *c, struct buf *tok, struct buf *msg)
 	p->err_buf = msg;
 	p->name = "oasmtp-token";
 	p->timeout_ms = helper_timeout_ms(c->acc);
-	(void)proc_finish(p, NULL);
+	if (proc_finish(p, NULL) != ERR_OK) {
+		/* the caller reads p->end and p->code */
+	}
 	p->out_buf = NULL;
 	p->err_buf = NULL;
 	return p;
 }
 
 /* The helper's exit status as our error code. */
-static enum err
+static MUST_CHECK enum err
 status_error(const struct proc *p)
 {
 	if (p->end != PROC_EXITED) {
@@ -193,7 +195,7 @@ helper_message(struct buf *msg)
 	return m;
 }
 
-static enum err
+static MUST_CHECK enum err
 run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -221,8 +223,8 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 			e = buf_append(ret_secret, tok.data, n);
 			if (msg.len > 0) {
 				buf_reset(&c->warnings);
-				(void)buf_append_str(&c->warnings,
-					helper_message(&msg));
+				buf_cut_ok(buf_append_str(&c->warnings,
+					helper_message(&msg)));
 			}
 		}
 	} else if (p->end == PROC_TIMEOUT) {
@@ -263,7 +265,7 @@ credential_start(struct credential *c, const struct account *acc,
 	return prefetch ? spawn_helper(c, 0, reterr) : ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 run_passwordeval(const struct account *acc, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -277,12 +279,8 @@ run_passwordeval(const struct account *acc, struct buf *out,
 	 * A token helper that fails or hangs is most often waiting on a
 	 * network, a keyring or an expired grant: the mail should wait too.
 	 */
-	if (reterr != NULL) {
-		errinfo_prefix(reterr, "account '%s': passwordeval: ",
-			acc->name);
-		reterr->code = ERR_TOKEN_TEMP;
-	}
-	return ERR_TOKEN_TEMP;
+	errinfo_prefix(reterr, "account '%s': passwordeval: ", acc->name);
+	return errinfo_recode(reterr, ERR_TOKEN_TEMP);
 }
 
 enum err
@@ -313,7 +311,9 @@ credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 			struct buf scratch;
 
 			buf_init_secret(&scratch, SECRET_MAX);
-			(void)run_helper(c, 0, &scratch, NULL);
+			if (run_helper(c, 0, &scratch, NULL) != ERR_OK) {
+				/* only its end mattered: now ours */
+			}
 			buf_release(&scratch);
 		}
 		return run_helper(c, force_fresh, ret_secret, reterr);

@@ -54,7 +54,7 @@ const char *credential_kind_name(enum credential_kind kind);
  * config_file is passed on to the helper (borrowed).  Errors: ERR_INTERNAL
  * (cannot start the helper), ERR_NOMEM.
  */
-enum err credential_start(struct credential *c, const struct account *acc,
+MUST_CHECK enum err credential_start(struct credential *c, const struct account *acc,
 	const char *config_file, int prefetch, struct errinfo *reterr);
 
 /*
@@ -67,7 +67,7 @@ enum err credential_start(struct credential *c, const struct account *acc,
  * keyring locked), ERR_REAUTH, ERR_AUTH, ERR_NOMEM, ERR_INTERNAL.
  * ctx is a struct credential *.
  */
-enum err credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
+MUST_CHECK enum err credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr);
 
 /*
@@ -81,7 +81,7 @@ void credential_release(struct credential *c);
  * The oasmtp-token program to run: the one next to the running executable
  * when it exists, else the installed one.  Into ret_path.
  */
-enum err credential_helper_path(struct buf *ret_path, struct errinfo *reterr);
+MUST_CHECK enum err credential_helper_path(struct buf *ret_path, struct errinfo *reterr);
 
 /* Room for the longest command line credential_helper_argv() builds. */
 #define CREDENTIAL_ARGV_MAX 10

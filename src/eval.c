@@ -19,7 +19,7 @@
  * ERR_CONFIG (output too long; failed), ERR_IO, ERR_NOMEM, each with its
  * message.
  */
-static enum err
+static MUST_CHECK enum err
 run_child(const char *cmd, int timeout_s, struct buf *out,
 	struct errinfo *reterr)
 {

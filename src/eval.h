@@ -38,7 +38,7 @@ struct buf;
  * The caller must not have SIGCHLD set to SIG_IGN (the status would be
  * lost).  Not thread-safe with respect to other fork() users.
  */
-enum err eval_run(const char *cmd, int timeout_s, size_t max_out,
+MUST_CHECK enum err eval_run(const char *cmd, int timeout_s, size_t max_out,
 	struct buf *ret_line, struct errinfo *reterr);
 
 #endif

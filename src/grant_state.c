@@ -104,7 +104,7 @@ grant_state_read(const struct account *acc, struct grant_state *ret)
 	return ok && (ret->authorized != 0 || ret->refreshed != 0);
 }
 
-static enum err
+static MUST_CHECK enum err
 write_state(const struct account *acc, const struct grant_state *st,
 	struct errinfo *reterr)
 {

@@ -38,7 +38,7 @@ struct grant_state {
 };
 
 /* The sidecar path of acc into ret_path (directories are created 0700). */
-enum err grant_state_path(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err grant_state_path(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
 
 /* 1 and *ret filled when acc has a readable sidecar, else 0 (*ret zeroed). */
@@ -48,15 +48,15 @@ int grant_state_read(const struct account *acc, struct grant_state *ret);
  * Record a new grant obtained by how at now (authorized = refreshed = now).
  * Errors: ERR_IO, ERR_CONFIG (no state directory), ERR_LIMIT.
  */
-enum err grant_state_note_authorized(const struct account *acc,
+MUST_CHECK enum err grant_state_note_authorized(const struct account *acc,
 	const char *how, time_t now, struct errinfo *reterr);
 
 /* Record a successful refresh at now (keeps the other fields). */
-enum err grant_state_note_refreshed(const struct account *acc, time_t now,
+MUST_CHECK enum err grant_state_note_refreshed(const struct account *acc, time_t now,
 	struct errinfo *reterr);
 
 /* Remove the sidecar (missing is fine).  ERR_IO. */
-enum err grant_state_drop(const struct account *acc, struct errinfo *reterr);
+MUST_CHECK enum err grant_state_drop(const struct account *acc, struct errinfo *reterr);
 
 /*
  * A warning about an approaching provider limit into out (size bytes,

@@ -46,11 +46,11 @@ enum frame_type {
 
 /* ---- paths and the session key ---- */
 
-static void
+static enum err
 key_field(struct buf *key, const char *name, const char *value)
 {
 	/* length-prefixed, so no value can imitate another field */
-	buf_printf(key, "%s=%zu:%s\n", name, value != NULL ?
+	return buf_printf(key, "%s=%zu:%s\n", name, value != NULL ?
 		strlen(value) : (size_t)0, value != NULL ? value : "");
 }
 
@@ -66,34 +66,34 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	size_t i;
 	enum err e = ERR_OK;
 
-	key_field(key, "version", "1");
-	key_field(key, "host", acc->host);
+	err_first(&e, key_field(key, "version", "1"));
+	err_first(&e, key_field(key, "host", acc->host));
 	snprintf(num, sizeof(num), "%d", acc->port);
-	key_field(key, "port", num);
-	key_field(key, "source_ip", acc->source_ip);
-	key_field(key, "domain", acc->domain);
+	err_first(&e, key_field(key, "port", num));
+	err_first(&e, key_field(key, "source_ip", acc->source_ip));
+	err_first(&e, key_field(key, "domain", acc->domain));
 	snprintf(num, sizeof(num), "%d/%d/%d", acc->tls, acc->tls_starttls,
 		acc->tls_certcheck);
-	key_field(key, "tls", num);
-	key_field(key, "tls_trust_file", acc->tls_trust_file);
-	key_field(key, "tls_crl_file", acc->tls_crl_file);
-	key_field(key, "tls_fingerprint", acc->tls_fingerprint);
-	key_field(key, "tls_cert_file", acc->tls_cert_file);
-	key_field(key, "tls_key_file", acc->tls_key_file);
-	key_field(key, "tls_host_override", acc->tls_host_override);
+	err_first(&e, key_field(key, "tls", num));
+	err_first(&e, key_field(key, "tls_trust_file", acc->tls_trust_file));
+	err_first(&e, key_field(key, "tls_crl_file", acc->tls_crl_file));
+	err_first(&e, key_field(key, "tls_fingerprint", acc->tls_fingerprint));
+	err_first(&e, key_field(key, "tls_cert_file", acc->tls_cert_file));
+	err_first(&e, key_field(key, "tls_key_file", acc->tls_key_file));
+	err_first(&e, key_field(key, "tls_host_override", acc->tls_host_override));
 	snprintf(num, sizeof(num), "%d/%d", (int)acc->auth,
 		account_is_oauth(acc));
-	key_field(key, "auth", num);
-	key_field(key, "user", acc->user);
+	err_first(&e, key_field(key, "auth", num));
+	err_first(&e, key_field(key, "user", acc->user));
 	/* the grant: one refresh token (endpoint, client, store) */
 	snprintf(num, sizeof(num), "%d", (int)acc->oauth2_provider);
-	key_field(key, "oauth2_provider", num);
-	key_field(key, "oauth2_tenant", acc->oauth2_tenant);
-	key_field(key, "oauth2_token_endpoint", acc->oauth2_token_endpoint);
-	key_field(key, "oauth2_client_id", acc->oauth2_client_id);
-	key_field(key, "oauth2_token_store", acc->oauth2_token_store);
-	key_field(key, "passwordeval", acc->passwordeval);
-	if (buf_cstr(key)[0] == '\0') {
+	err_first(&e, key_field(key, "oauth2_provider", num));
+	err_first(&e, key_field(key, "oauth2_tenant", acc->oauth2_tenant));
+	err_first(&e, key_field(key, "oauth2_token_endpoint", acc->oauth2_token_endpoint));
+	err_first(&e, key_field(key, "oauth2_client_id", acc->oauth2_client_id));
+	err_first(&e, key_field(key, "oauth2_token_store", acc->oauth2_token_store));
+	err_first(&e, key_field(key, "passwordeval", acc->passwordeval));
+	if (e != ERR_OK) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 
@@ -591,9 +591,11 @@ decode_result(struct buf *payload, size_t n_rcpts,
 		out->known = known != 0;
 		ret->smtp_code = (int)smtp_code;
 		buf_reset(&ret->final_reply);
-		buf_append_str(&ret->final_reply, final);
 		buf_reset(&ret->tls);
-		buf_append_str(&ret->tls, tls);
+		if (buf_append_str(&ret->final_reply, final) != ERR_OK ||
+		    buf_append_str(&ret->tls, tls) != ERR_OK) {
+			r.bad = 1;
+		}
 		/* the engine's mechanism names are static strings */
 		ret->auth_mech = mech == NULL ? NULL :
 			strcmp(mech, "XOAUTH2") == 0 ? "XOAUTH2" :
@@ -813,10 +815,10 @@ handover_recv_request(int fd, int64_t timeout_ms,
 	r.off = 0;
 	r.bad = 0;
 	key = get_str(&r, 0);
-	if (key != NULL) {
-		buf_append_str(&ret->key, key);
-		free(key);
+	if (key != NULL && buf_append_str(&ret->key, key) != ERR_OK) {
+		r.bad = 1;
 	}
+	free(key);
 	ret->env.from = get_str(&r, 0);
 	n = get_u32(&r);
 	if (!r.bad && (n == 0 || n > 100000)) {
@@ -923,7 +925,7 @@ handover_send_result(int fd, enum err e, int known, const struct errinfo *ei,
 	if (pe == ERR_OK) pe = put_u32(&b, (uint32_t)(e == ERR_OK ? 250 :
 		ei->smtp_code));
 	if (pe == ERR_OK) pe = put_str(&b, e == ERR_OK ? "" : ei->enhanced);
-	if (pe == ERR_OK) pe = put_str(&b, e == ERR_OK ? "" : ei->msg);
+	if (pe == ERR_OK) pe = put_str(&b, e == ERR_OK ? "" : errinfo_msg(ei));
 	if (pe == ERR_OK) pe = put_str(&b, buf_cstr(&res->final_reply));
 	if (pe == ERR_OK) pe = put_str(&b, res->auth_mech);
 	if (pe == ERR_OK) pe = put_str(&b, buf_cstr(&res->tls));

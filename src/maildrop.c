@@ -155,7 +155,7 @@ add_arg(struct maildrop_entry *e, char *v)
 }
 
 /* Move the value of f into e (the record gives it up). */
-static enum err
+static MUST_CHECK enum err
 take_field(struct maildrop_entry *e, struct record_field *f,
 	struct errinfo *reterr)
 {

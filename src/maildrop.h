@@ -46,7 +46,7 @@ void maildrop_entry_release(struct maildrop_entry *e);
  * -a, -X, -oQ, --pretend or --system.  ERR_USAGE with a message naming
  * the refused option; ERR_OK when o may be stored or delivered.
  */
-enum err maildrop_check_opts(const struct cli_opts *o,
+MUST_CHECK enum err maildrop_check_opts(const struct cli_opts *o,
 	struct errinfo *reterr);
 
 /*
@@ -55,7 +55,7 @@ enum err maildrop_check_opts(const struct cli_opts *o,
  * Errors: ERR_USAGE (too large: the arguments exceed
  * MAILDROP_HEADER_MAX), ERR_NOMEM.
  */
-enum err maildrop_format_header(struct buf *out, long uid, const char *user,
+MUST_CHECK enum err maildrop_format_header(struct buf *out, long uid, const char *user,
 	int64_t now, int n, char *const *args, struct errinfo *reterr);
 
 /*
@@ -64,7 +64,7 @@ enum err maildrop_format_header(struct buf *out, long uid, const char *user,
  * length of the record.  ERR_DATA for anything malformed or incomplete,
  * ERR_NOMEM.
  */
-enum err maildrop_parse_header(const char *data, size_t len,
+MUST_CHECK enum err maildrop_parse_header(const char *data, size_t len,
 	struct maildrop_entry *ret, struct errinfo *reterr);
 
 /*

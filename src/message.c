@@ -94,7 +94,7 @@ classify(const char *s, size_t n, int have_fields, size_t *ret_name_len)
 
 /* ---- spool output ---- */
 
-static enum err
+static MUST_CHECK enum err
 flush_out(struct message_reader *r, struct errinfo *reterr)
 {
 	if (r->out_len == 0) {
@@ -105,9 +105,7 @@ flush_out(struct message_reader *r, struct errinfo *reterr)
 
 		errinfo_set(reterr, ERR_IO, "writing the spool file: %s",
 			strerror(e));
-		if (reterr != NULL) {
-			reterr->sys_errno = e;
-		}
+		errinfo_set_errno(reterr, e);
 		return ERR_IO;
 	}
 	r->m->body_len += r->out_len;
@@ -115,7 +113,7 @@ flush_out(struct message_reader *r, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 out_bytes(struct message_reader *r, const char *p, size_t n,
 	struct errinfo *reterr)
 {
@@ -140,7 +138,7 @@ out_bytes(struct message_reader *r, const char *p, size_t n,
 
 /* ---- header fields ---- */
 
-static enum err
+static MUST_CHECK enum err
 add_field(struct message *m, const char *s, size_t n, size_t name_len,
 	struct errinfo *reterr)
 {
@@ -177,7 +175,7 @@ add_field(struct message *m, const char *s, size_t n, size_t name_len,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 continue_field(struct message *m, const char *s, size_t n,
 	struct errinfo *reterr)
 {
@@ -211,7 +209,7 @@ start_body(struct message_reader *r, int bol)
 	r->dot_pending = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 end_line(struct message_reader *r, struct errinfo *reterr)
 {
 	const char *s = r->line.data;
@@ -277,7 +275,7 @@ end_line(struct message_reader *r, struct errinfo *reterr)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 body_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum err rc;
@@ -304,7 +302,7 @@ body_char(struct message_reader *r, char c, struct errinfo *reterr)
 	return out_bytes(r, &c, 1, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 head_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum line_kind kind;
@@ -425,7 +423,7 @@ body_run(struct message_reader *r, const char *s, struct scan *sc,
 	return k + eol;
 }
 
-static enum err
+static MUST_CHECK enum err
 put_char(struct message_reader *r, char c, struct errinfo *reterr)
 {
 	enum err rc;
@@ -455,7 +453,7 @@ put_char(struct message_reader *r, char c, struct errinfo *reterr)
 	return body_char(r, c, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 spool_open(int *ret_fd, struct errinfo *reterr)
 {
 	const char *dir = getenv("TMPDIR");
@@ -476,9 +474,7 @@ spool_open(int *ret_fd, struct errinfo *reterr)
 		errinfo_set(reterr, ERR_IO, "cannot create a spool file in "
 			"%s: %s", dir, strerror(e));
 		buf_release(&path);
-		if (reterr != NULL) {
-			reterr->sys_errno = e;
-		}
+		errinfo_set_errno(reterr, e);
 		return ERR_IO;
 	}
 	unlink(path.data);
@@ -707,9 +703,7 @@ message_read(int fd, int ignore_dots, struct message **ret,
 
 			rc = errinfo_set(reterr, ERR_IO,
 				"reading the message: %s", strerror(e));
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			break;
 		}
 		if (got == 0) {
@@ -849,9 +843,7 @@ message_read_wire(struct message *m, uint64_t offset, void *p, size_t cap,
 
 			errinfo_set(reterr, ERR_IO, "reading the spool file: "
 				"%s", got < 0 ? strerror(e) : "truncated");
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			return ERR_IO;
 		}
 		n += (size_t)got;
@@ -882,9 +874,7 @@ message_write_wire(struct message *m, int fd, struct errinfo *reterr)
 
 			rc = errinfo_set(reterr, ERR_IO, "writing the message: "
 				"%s", strerror(e));
-			if (reterr != NULL) {
-				reterr->sys_errno = e;
-			}
+			errinfo_set_errno(reterr, e);
 			break;
 		}
 		off += n;

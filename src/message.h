@@ -51,7 +51,7 @@ struct message_reader;
  * Start reading a message; creates the unlinked spool file.
  * Errors: ERR_IO (cannot create the temporary file), ERR_NOMEM.
  */
-enum err message_reader_new(int ignore_dots, struct message_reader **ret,
+MUST_CHECK enum err message_reader_new(int ignore_dots, struct message_reader **ret,
 	struct errinfo *reterr);
 
 /*
@@ -61,14 +61,14 @@ enum err message_reader_new(int ignore_dots, struct message_reader **ret,
  * ERR_IO (writing the spool file), ERR_NOMEM.  After an error only
  * message_reader_free() may be called.
  */
-enum err message_reader_push(struct message_reader *r, const void *p,
+MUST_CHECK enum err message_reader_push(struct message_reader *r, const void *p,
 	size_t n, int *ret_done, struct errinfo *reterr);
 
 /*
  * End of input: finish the last line and hand over the message, which the
  * caller owns (message_free).  The reader is freed in every case.
  */
-enum err message_reader_finish(struct message_reader *r,
+MUST_CHECK enum err message_reader_finish(struct message_reader *r,
 	struct message **ret, struct errinfo *reterr);
 
 /* NULL is fine. */
@@ -78,7 +78,7 @@ void message_reader_free(struct message_reader *r);
  * Read fd to its end (or to the "." line without ignore_dots) into a new
  * message.  Errors as above, plus ERR_IO for a read error.
  */
-enum err message_read(int fd, int ignore_dots, struct message **ret,
+MUST_CHECK enum err message_read(int fd, int ignore_dots, struct message **ret,
 	struct errinfo *reterr);
 
 /* NULL is fine.  Closes the spool file. */
@@ -96,7 +96,7 @@ const char *message_header_name(const struct message *m, size_t i);
  * continuation lines removed, leading and trailing blanks trimmed.
  * ERR_LIMIT / ERR_NOMEM from the buffer.
  */
-enum err message_header_value(const struct message *m, size_t i,
+MUST_CHECK enum err message_header_value(const struct message *m, size_t i,
 	struct buf *out, struct errinfo *reterr);
 
 /*
@@ -169,7 +169,7 @@ struct message_opts {
  * (envelope_release).  Errors: ERR_USAGE, ERR_DATA, ERR_CONFIG (no sender,
  * aliases file), ERR_NOMEM, ERR_INTERNAL (acc NULL).
  */
-enum err message_prepare(struct message *m, const struct message_opts *o,
+MUST_CHECK enum err message_prepare(struct message *m, const struct message_opts *o,
 	struct envelope *ret_env, struct errinfo *reterr);
 
 /* Exact byte count of the wire form (headers as rewritten by
@@ -180,7 +180,7 @@ uint64_t message_wire_size(const struct message *m);
  * Copy up to cap bytes of the wire form starting at offset into p;
  * *ret_n = 0 means offset is at (or past) the end.  Errors: ERR_IO.
  */
-enum err message_read_wire(struct message *m, uint64_t offset, void *p,
+MUST_CHECK enum err message_read_wire(struct message *m, uint64_t offset, void *p,
 	size_t cap, size_t *ret_n, struct errinfo *reterr);
 
 /*
@@ -202,7 +202,7 @@ enum err message_rewrite_refs(struct message *m,
 	void *ctx, int *ret_changed, struct errinfo *reterr);
 
 /* Write the whole wire form to fd.  Errors: ERR_IO. */
-enum err message_write_wire(struct message *m, int fd,
+MUST_CHECK enum err message_write_wire(struct message *m, int fd,
 	struct errinfo *reterr);
 
 #endif

@@ -55,7 +55,7 @@ char *msg_field_first_addr(const struct message *m, size_t i);
  * Rebuild m->head: the added fields (may be NULL), the fields not removed,
  * and the empty line.  Errors: ERR_LIMIT, ERR_NOMEM.
  */
-enum err msg_build_head(struct message *m, const struct buf *added,
+MUST_CHECK enum err msg_build_head(struct message *m, const struct buf *added,
 	struct errinfo *reterr);
 
 #endif

@@ -94,7 +94,7 @@ seen_find(struct prep *pp, const char *addr)
 	return i;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 	const char *what)
 {
@@ -126,7 +126,7 @@ add_rcpt(struct prep *pp, const char *addr, enum err badcode,
 }
 
 /* Run parsed addresses through the aliases and into the final list. */
-static enum err
+static MUST_CHECK enum err
 collect(struct prep *pp, const struct addr_list *l, enum err badcode,
 	const char *what)
 {
@@ -152,7 +152,7 @@ collect(struct prep *pp, const struct addr_list *l, enum err badcode,
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 recipients_from_args(struct prep *pp)
 {
 	size_t i;
@@ -166,10 +166,7 @@ recipients_from_args(struct prep *pp)
 		rc = addr_parse_list(arg, strlen(arg), &l, pp->reterr);
 		if (rc == ERR_DATA) {
 			errinfo_prefix(pp->reterr, "recipient '%.200s': ", arg);
-			rc = ERR_USAGE;
-			if (pp->reterr != NULL) {
-				pp->reterr->code = rc;
-			}
+			rc = errinfo_recode(pp->reterr, ERR_USAGE);
 		}
 		if (rc == ERR_OK) {
 			rc = collect(pp, &l, ERR_USAGE, "command line");
@@ -179,7 +176,7 @@ recipients_from_args(struct prep *pp)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 recipients_from_headers(struct prep *pp)
 {
 	static const char *const plain[] = { "To", "Cc", "Bcc" };
@@ -238,7 +235,7 @@ has_wildcard(const char *s)
 }
 
 /* The first line of /etc/mailname, else the hostname. */
-static enum err
+static MUST_CHECK enum err
 append_mailname(struct buf *b, const char *hostname)
 {
 	FILE *f = fopen("/etc/mailname", "r");
@@ -259,7 +256,7 @@ append_mailname(struct buf *b, const char *hostname)
 	return buf_append_str(b, hostname);
 }
 
-static enum err
+static MUST_CHECK enum err
 expand_from(struct prep *pp, const char *tmpl, const char *hostname,
 	char **ret)
 {
@@ -315,7 +312,7 @@ expand_from(struct prep *pp, const char *tmpl, const char *hostname,
 }
 
 /* -f argument: "", "<>", "<a@b>", "a@b" or "Name <a@b>". */
-static enum err
+static MUST_CHECK enum err
 parse_sender_arg(struct prep *pp, const char *arg, char **ret)
 {
 	struct addr_list l;
@@ -351,15 +348,12 @@ parse_sender_arg(struct prep *pp, const char *arg, char **ret)
 	if (rc == ERR_DATA || rc == ERR_USAGE) {
 		errinfo_prefix(pp->reterr, "invalid envelope sender '%.*s': ",
 			(int)(n > 200 ? 200 : n), arg);
-		rc = ERR_USAGE;
-		if (pp->reterr != NULL) {
-			pp->reterr->code = rc;
-		}
+		rc = errinfo_recode(pp->reterr, ERR_USAGE);
 	}
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 decide_sender(struct prep *pp, const char *hostname)
 {
 	const struct account *acc = pp->o->acc;
@@ -455,7 +449,7 @@ is_ascii(const char *s)
 
 /* Append a display name as a phrase: atoms, a quoted string, or RFC 2047
  * encoded words (UTF-8, base64) when it is not ASCII. */
-static enum err
+static MUST_CHECK enum err
 append_phrase(struct buf *b, const char *name)
 {
 	size_t len = strlen(name), i = 0;
@@ -502,7 +496,7 @@ append_phrase(struct buf *b, const char *name)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 append_mailbox(struct buf *b, const char *name, const char *addr)
 {
 	enum err rc;
@@ -550,7 +544,7 @@ local_looking(const char *addr, const char *hostname)
  * X-Original-From: or Sender: (not when the message has a Sender: of its
  * own: one is the most a message may have).
  */
-static enum err
+static MUST_CHECK enum err
 add_original(struct prep *pp, struct buf *added, const char *value,
 	size_t len)
 {
@@ -569,7 +563,7 @@ add_original(struct prep *pp, struct buf *added, const char *value,
 	return rc == ERR_OK ? buf_append_str(added, "\r\n") : rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_from(struct prep *pp, struct buf *added, const char *hostname)
 {
 	const struct account *acc = pp->o->acc;
@@ -638,7 +632,7 @@ add_from(struct prep *pp, struct buf *added, const char *hostname)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_to(struct prep *pp, struct buf *added)
 {
 	enum header_policy pol = pp->o->acc->set_to_header;
@@ -676,7 +670,7 @@ add_to(struct prep *pp, struct buf *added)
 }
 
 /* "FIELD: " then the RFC 5322 date of pp's now (local time) and CRLF. */
-static enum err
+static MUST_CHECK enum err
 put_date(struct prep *pp, struct buf *added, const char *field)
 {
 	static const char *const days[] = {
@@ -702,7 +696,7 @@ put_date(struct prep *pp, struct buf *added, const char *field)
 		(off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
 }
 
-static enum err
+static MUST_CHECK enum err
 add_date(struct prep *pp, struct buf *added)
 {
 	enum header_policy pol = pp->o->acc->set_date_header;
@@ -719,7 +713,7 @@ add_date(struct prep *pp, struct buf *added)
  * from the password database; one that needs quoting in a comment is
  * left out rather than escaped.
  */
-static enum err
+static MUST_CHECK enum err
 add_received(struct prep *pp, struct buf *added, const char *hostname)
 {
 	const char *user = pp->o->trace_user;
@@ -746,7 +740,7 @@ add_received(struct prep *pp, struct buf *added, const char *hostname)
 	return rc;
 }
 
-static enum err
+static MUST_CHECK enum err
 add_msgid(struct prep *pp, struct buf *added, const char *hostname)
 {
 	enum header_policy pol = pp->o->acc->set_msgid_header;
@@ -788,7 +782,7 @@ add_msgid(struct prep *pp, struct buf *added, const char *hostname)
 }
 
 /* DSN values: checked, upper-cased copies (NULL stays NULL). */
-static enum err
+static MUST_CHECK enum err
 dsn_copy(struct prep *pp, const char *v, int is_notify, char **ret)
 {
 	size_t i;
@@ -821,7 +815,7 @@ dsn_copy(struct prep *pp, const char *v, int is_notify, char **ret)
 }
 
 /* ENVID as xtext (RFC 3461): '+', '=' and bytes outside 33..126 as +XX. */
-static enum err
+static MUST_CHECK enum err
 envid_copy(struct prep *pp, const char *v, char **ret)
 {
 	struct buf b;
@@ -852,7 +846,7 @@ envid_copy(struct prep *pp, const char *v, char **ret)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 fill_envelope(struct prep *pp, struct envelope *env)
 {
 	const struct message_opts *o = pp->o;
@@ -909,7 +903,7 @@ message_prepare(struct message *m, const struct message_opts *o,
 	enum err rc = ERR_OK;
 
 	memset(ret_env, 0, sizeof(*ret_env));
-	errinfo_init(reterr);
+	errinfo_release(reterr);
 	if (o->acc == NULL) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"message_prepare without an account");

@@ -50,11 +50,11 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 			"for message IDs (HOME is not set)");
 	}
 	buf_init(&who, 4096);
-	buf_printf(&who, "%s\n%s\n%d\n%s\n", acc->name != NULL ? acc->name :
+	e = buf_printf(&who, "%s\n%s\n%d\n%s\n", acc->name != NULL ? acc->name :
 		"", acc->host != NULL ? acc->host : "", acc->port,
 		acc->user != NULL ? acc->user : "");
-	if (EVP_Digest(who.data, who.len, md, &md_len, EVP_sha256(), NULL) !=
-	    1) {
+	if (e != ERR_OK || EVP_Digest(who.data, who.len, md, &md_len,
+	    EVP_sha256(), NULL) != 1) {
 		buf_release(&who);
 		return errinfo_set(reterr, ERR_INTERNAL, "SHA-256 failed");
 	}

@@ -11,7 +11,7 @@
 
 #define REASON_MAX 4096
 
-static enum err
+static MUST_CHECK enum err
 run_command(const struct account *acc, const char *reason,
 	struct errinfo *reterr)
 {

@@ -26,7 +26,7 @@ struct account;
  * ERR_TIMEOUT / ERR_CONFIG / ERR_IO from running notify_command (see
  * eval_run), with the detail in reterr.
  */
-enum err notify_reauth(const struct account *acc, const char *reason,
+MUST_CHECK enum err notify_reauth(const struct account *acc, const char *reason,
 	struct errinfo *reterr);
 
 #endif

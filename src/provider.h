@@ -93,7 +93,7 @@ const char *provider_endpoint_key(enum provider_endpoint which);
  * Errors: ERR_CONFIG (oauth2_tenant is not a tenant name or id),
  * ERR_LIMIT / ERR_NOMEM from buf.
  */
-enum err provider_endpoint(const struct account *acc,
+MUST_CHECK enum err provider_endpoint(const struct account *acc,
 	enum provider_endpoint which, struct buf *ret_url,
 	struct errinfo *reterr);
 
@@ -120,7 +120,7 @@ int provider_server(const struct account *acc, struct provider_server *ret);
  * "common" by default).  Results go to ret_endpoint / ret_scope (reset
  * first; scope may end up empty).  ERR_CONFIG when no endpoint is known.
  */
-enum err provider_token_endpoint(const struct account *acc,
+MUST_CHECK enum err provider_token_endpoint(const struct account *acc,
 	struct buf *ret_endpoint, struct buf *ret_scope,
 	struct errinfo *reterr);
 
@@ -128,7 +128,7 @@ enum err provider_token_endpoint(const struct account *acc,
  * The scope for acc into ret_scope (reset first): oauth2_scope when set,
  * else the preset's, else empty.  ERR_LIMIT / ERR_NOMEM.
  */
-enum err provider_scope(const struct account *acc, struct buf *ret_scope,
+MUST_CHECK enum err provider_scope(const struct account *acc, struct buf *ret_scope,
 	struct errinfo *reterr);
 
 #endif

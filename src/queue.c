@@ -359,7 +359,7 @@ add_rcpt(struct envelope *env, char *v)
 }
 
 /* A numeric field of an entry: its key, upper bound and place. */
-static enum err
+static MUST_CHECK enum err
 number_field(struct queue_entry *q, const struct record_field *f,
 	struct errinfo *reterr)
 {
@@ -394,7 +394,7 @@ number_field(struct queue_entry *q, const struct record_field *f,
 }
 
 /* Move the value of f into q (the record gives it up). */
-static enum err
+static MUST_CHECK enum err
 take_field(struct queue_entry *q, struct record_field *f,
 	struct errinfo *reterr)
 {
@@ -452,7 +452,7 @@ queue_parse_record(const char *data, size_t len, struct queue_entry *ret_e,
 
 /* ---- files ---- */
 
-static enum err
+static MUST_CHECK enum err
 io_error(struct errinfo *reterr, const struct queue *q, const char *what,
 	const char *name)
 {
@@ -460,14 +460,12 @@ io_error(struct errinfo *reterr, const struct queue *q, const char *what,
 	enum err e = errinfo_set(reterr, ERR_IO, "queue %s: cannot %s '%s': "
 		"%s", q->dir, what, name, strerror(err));
 
-	if (reterr != NULL) {
-		reterr->sys_errno = err;
-	}
+	errinfo_set_errno(reterr, err);
 	errno = err;
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 mkdirs(char *path, struct errinfo *reterr)
 {
 	char *p;
@@ -602,7 +600,7 @@ name_of(char *out, size_t cap, int failed, const char *id, const char *ext)
 	snprintf(out, cap, "%s%s.%s", failed ? "failed/" : "", id, ext);
 }
 
-static enum err
+static MUST_CHECK enum err
 sync_dir(struct queue *q, const char *sub, struct errinfo *reterr)
 {
 	int fd = sub != NULL ? openat(q->dfd, sub, O_RDONLY | O_DIRECTORY |
@@ -626,7 +624,7 @@ sync_dir(struct queue *q, const char *sub, struct errinfo *reterr)
  * Write tmp/ID.ext through fill (or data), fsync, rename to dest.  Leaves
  * nothing in tmp/ on failure.
  */
-static enum err
+static MUST_CHECK enum err
 commit_file(struct queue *q, const char *id, const char *ext,
 	const char *dest, const struct buf *data,
 	enum err (*fill)(void *ctx, int fd, struct errinfo *reterr), void *ctx,
@@ -672,7 +670,7 @@ commit_file(struct queue *q, const char *id, const char *ext,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 write_record(struct queue *q, const struct queue_entry *e, int failed,
 	struct errinfo *reterr)
 {
@@ -739,7 +737,7 @@ queue_add(struct queue *q, struct queue_entry *e,
 }
 
 /* Read and parse DIR/[failed/]ID.env. */
-static enum err
+static MUST_CHECK enum err
 read_entry(struct queue *q, const char *id, int failed,
 	struct queue_entry *ret_e, struct errinfo *reterr)
 {
@@ -791,7 +789,7 @@ cmp_id(const void *a, const void *b)
 }
 
 /* The ids of DIR/[failed/]*.ext, via cb. */
-static enum err
+static MUST_CHECK enum err
 scan(struct queue *q, const char *sub, const char *ext,
 	enum err (*cb)(void *ctx, const char *id), void *ctx,
 	struct errinfo *reterr)
@@ -841,12 +839,12 @@ struct lister {
 	struct errinfo *reterr;
 };
 
-static enum err
+static MUST_CHECK enum err
 list_one(void *ctx, const char *id)
 {
 	struct lister *l = ctx;
 	struct queue_entry e;
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	enum err r;
 
 	r = read_entry(l->q, id, l->failed, &e, &scratch);
@@ -861,12 +859,12 @@ list_one(void *ctx, const char *id)
 		 */
 		l->bad++;
 		if (l->q->on_skip != NULL) {
-			l->q->on_skip(l->q->skip_ctx, scratch.msg);
+			l->q->on_skip(l->q->skip_ctx, errinfo_msg(&scratch));
 		}
 		return ERR_OK;
 	}
 	if (r != ERR_OK) {
-		return errinfo_set(l->reterr, r, "%s", scratch.msg);
+		return r;
 	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
@@ -937,7 +935,7 @@ queue_update(struct queue *q, const struct queue_entry *e,
 	return write_record(q, e, e->failed, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 remove_files(struct queue *q, const char *id, int failed,
 	struct errinfo *reterr)
 {
@@ -962,7 +960,7 @@ queue_remove(struct queue *q, const struct queue_entry *e,
 }
 
 /* Hard-link the message of id from one side to the other. */
-static enum err
+static MUST_CHECK enum err
 link_message(struct queue *q, const char *id, int to_failed,
 	struct errinfo *reterr)
 {
@@ -1031,7 +1029,7 @@ struct cleaner {
 };
 
 /* Remove sub/name when it is older than the leftover age. */
-static enum err
+static MUST_CHECK enum err
 remove_if_old(struct cleaner *c, const char *name)
 {
 	char path[300];
@@ -1052,7 +1050,7 @@ remove_if_old(struct cleaner *c, const char *name)
 }
 
 /* A message file: an orphan when its envelope is missing. */
-static enum err
+static MUST_CHECK enum err
 clean_msg(void *ctx, const char *id)
 {
 	struct cleaner *c = ctx;
@@ -1069,7 +1067,7 @@ clean_msg(void *ctx, const char *id)
 }
 
 /* An active entry that also exists in failed/: finish the move. */
-static enum err
+static MUST_CHECK enum err
 clean_dup(void *ctx, const char *id)
 {
 	struct cleaner *c = ctx;

@@ -75,7 +75,7 @@ void queue_entry_release(struct queue_entry *e);
  * (or queue_fail()) then makes it durable.  ERR_DATA when no recipient
  * would be left (an entry always has one; e is unchanged then).
  */
-enum err queue_entry_drop_rcpts(struct queue_entry *e,
+MUST_CHECK enum err queue_entry_drop_rcpts(struct queue_entry *e,
 	const unsigned char *gone, struct errinfo *reterr);
 
 /* Release n entries and free the array.  v may be NULL. */
@@ -86,14 +86,14 @@ void queue_entries_free(struct queue_entry *v, size_t n);
  * else $HOME/.local/share/oasmtp/queue.  ERR_CONFIG when neither variable
  * holds an absolute path; ERR_LIMIT, ERR_NOMEM.
  */
-enum err queue_default_dir(struct buf *out, struct errinfo *reterr);
+MUST_CHECK enum err queue_default_dir(struct buf *out, struct errinfo *reterr);
 
 /*
  * Append the queue directory of an account whose queue_dir setting is
  * configured (NULL or "": the default directory) to out.  Errors: those
  * of queue_default_dir().
  */
-enum err queue_configured_dir(const char *configured, struct buf *out,
+MUST_CHECK enum err queue_configured_dir(const char *configured, struct buf *out,
 	struct errinfo *reterr);
 
 /*
@@ -102,7 +102,7 @@ enum err queue_configured_dir(const char *configured, struct buf *out,
  * dir is ERR_OK with *ret = NULL (an empty queue).  *ret is owned by the
  * caller (queue_close).  Errors: ERR_IO (with errno), ERR_NOMEM.
  */
-enum err queue_open(const char *dir, int create, struct queue **ret,
+MUST_CHECK enum err queue_open(const char *dir, int create, struct queue **ret,
 	struct errinfo *reterr);
 
 /* Release the lock, close everything.  NULL is fine. */
@@ -116,7 +116,7 @@ const char *queue_dir(const struct queue *q);
  * it is free; else *ret_busy = 1 and ERR_OK when another process holds it.
  * Held until queue_close().  Errors: ERR_IO.
  */
-enum err queue_lock(struct queue *q, int wait, int *ret_busy,
+MUST_CHECK enum err queue_lock(struct queue *q, int wait, int *ret_busy,
 	struct errinfo *reterr);
 
 /*
@@ -126,7 +126,7 @@ enum err queue_lock(struct queue *q, int wait, int *ret_busy,
  * durable.  On failure nothing is left behind.  Errors: ERR_IO, ERR_NOMEM,
  * ERR_DATA (an envelope that cannot be stored), errors of write_body.
  */
-enum err queue_add(struct queue *q, struct queue_entry *e,
+MUST_CHECK enum err queue_add(struct queue *q, struct queue_entry *e,
 	enum err (*write_body)(void *ctx, int fd, struct errinfo *reterr),
 	void *ctx, struct errinfo *reterr);
 
@@ -145,29 +145,29 @@ enum err queue_add(struct queue *q, struct queue_entry *e,
 void queue_on_skip(struct queue *q, void (*fn)(void *ctx, const char *msg),
 	void *ctx);
 
-enum err queue_list(struct queue *q, int failed, struct queue_entry **ret,
+MUST_CHECK enum err queue_list(struct queue *q, int failed, struct queue_entry **ret,
 	size_t *ret_n, size_t *ret_bad, struct errinfo *reterr);
 
 /*
  * Read entry id from the active queue or failed/ (*ret_e filled; release it
  * with queue_entry_release).  ERR_USAGE "no queue entry 'ID'" when absent.
  */
-enum err queue_get(struct queue *q, const char *id, int failed,
+MUST_CHECK enum err queue_get(struct queue *q, const char *id, int failed,
 	struct queue_entry *ret_e, struct errinfo *reterr);
 
 /* Open the message file of e read-only.  Errors: ERR_IO. */
-enum err queue_open_message(struct queue *q, const struct queue_entry *e,
+MUST_CHECK enum err queue_open_message(struct queue *q, const struct queue_entry *e,
 	int *ret_fd, struct errinfo *reterr);
 
 /* Rewrite e's envelope file atomically (attempts, errors...).  ERR_IO. */
-enum err queue_update(struct queue *q, const struct queue_entry *e,
+MUST_CHECK enum err queue_update(struct queue *q, const struct queue_entry *e,
 	struct errinfo *reterr);
 
 /*
  * Delete entry e (envelope first, so a crash leaves only an orphan message
  * file).  Errors: ERR_IO.
  */
-enum err queue_remove(struct queue *q, const struct queue_entry *e,
+MUST_CHECK enum err queue_remove(struct queue *q, const struct queue_entry *e,
 	struct errinfo *reterr);
 
 /*
@@ -176,7 +176,7 @@ enum err queue_remove(struct queue *q, const struct queue_entry *e,
  * in neither; queue_cleanup() completes a move that was interrupted.
  * Sets e->failed.  Errors: ERR_IO.
  */
-enum err queue_fail(struct queue *q, struct queue_entry *e,
+MUST_CHECK enum err queue_fail(struct queue *q, struct queue_entry *e,
 	struct errinfo *reterr);
 
 /*
@@ -184,7 +184,7 @@ enum err queue_fail(struct queue *q, struct queue_entry *e,
  * attempt count reset and queued = now (so queue_max_age counts again).
  * Sets e->failed = 0.  Errors: ERR_IO.
  */
-enum err queue_retry(struct queue *q, struct queue_entry *e, int64_t now,
+MUST_CHECK enum err queue_retry(struct queue *q, struct queue_entry *e, int64_t now,
 	struct errinfo *reterr);
 
 /*
@@ -193,7 +193,7 @@ enum err queue_retry(struct queue *q, struct queue_entry *e, int64_t now,
  * to failed/ that a crash interrupted.  *ret_removed (may be NULL) counts
  * the files deleted.  Errors: ERR_IO.
  */
-enum err queue_cleanup(struct queue *q, int64_t now, size_t *ret_removed,
+MUST_CHECK enum err queue_cleanup(struct queue *q, int64_t now, size_t *ret_removed,
 	struct errinfo *reterr);
 
 /*
@@ -207,14 +207,14 @@ int64_t queue_backoff(unsigned attempts, uint32_t rnd);
 uint32_t queue_random(void);
 
 /* Serialise e as an envelope record (the format in queue.c) into out. */
-enum err queue_format_record(const struct queue_entry *e, struct buf *out,
+MUST_CHECK enum err queue_format_record(const struct queue_entry *e, struct buf *out,
 	struct errinfo *reterr);
 
 /*
  * Parse an envelope record.  ret_e is filled (caller releases) only on
  * success.  ERR_DATA for anything malformed or incomplete, ERR_NOMEM.
  */
-enum err queue_parse_record(const char *data, size_t len,
+MUST_CHECK enum err queue_parse_record(const char *data, size_t len,
 	struct queue_entry *ret_e, struct errinfo *reterr);
 
 /* 1 when s is a well-formed queue id (QUEUE_ID_LEN lower-case hex). */

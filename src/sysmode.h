@@ -28,7 +28,7 @@ const char *sysmode_state_dir(void);
 
 /* The maildrop directory ($OASMTP_SPOOL_DIR or OASMTP_SPOOLDIR, then
  * "/maildrop") appended to out.  ERR_LIMIT. */
-enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
+MUST_CHECK enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
 
 /*
  * Whether this process may run o: root may look at the system queue
@@ -36,7 +36,7 @@ enum err sysmode_maildrop_dir(struct buf *out, struct errinfo *reterr);
  * with --system), which would leave root-owned files the service can no
  * longer update.  ERR_CONFIG naming the way to run it as the service user.
  */
-enum err sysmode_check_runner(const struct cli_opts *o,
+MUST_CHECK enum err sysmode_check_runner(const struct cli_opts *o,
 	struct errinfo *reterr);
 
 /*

@@ -59,7 +59,7 @@ token_cache_off(const struct account *acc)
  * ${XDG_CACHE_HOME:-$HOME/.cache}/oasmtp.  With create, missing directories
  * (the parent too, and any above it) are made with mode 0700.
  */
-static enum err
+static MUST_CHECK enum err
 state_dir(int create, struct buf *ret_dir, struct errinfo *reterr)
 {
 	int missing;

@@ -36,11 +36,11 @@ struct token_cached {
  * The cache file path for acc into ret_path (reset first).  ERR_CONFIG when
  * the cache is "off" or no directory can be determined.
  */
-enum err token_cache_path(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err token_cache_path(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
 
 /* Remove acc's cached access token (for `oasmtp-token forget`). */
-enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
+MUST_CHECK enum err token_cache_drop(const struct account *acc, struct errinfo *reterr);
 
 /* 1 when the account has oauth2_token_cache off. */
 int token_cache_off(const struct account *acc);
@@ -52,9 +52,9 @@ int token_cache_off(const struct account *acc);
  * Errors: ERR_CONFIG (cache off for token_cache_file, no directory known,
  * directory not ours or writable by others), ERR_IO, ERR_LIMIT.
  */
-enum err token_cache_file(const struct account *acc, int create,
+MUST_CHECK enum err token_cache_file(const struct account *acc, int create,
 	struct buf *ret_path, struct errinfo *reterr);
-enum err token_lock_file(const struct account *acc, struct buf *ret_path,
+MUST_CHECK enum err token_lock_file(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr);
 
 /* The grant fingerprint stored in the cache (32 hex digits + NUL). */
@@ -72,7 +72,7 @@ int token_cache_read(const char *path, const char *key,
 int token_cache_fresh(const struct token_cached *c, long margin, time_t now);
 
 /* Write c to path atomically (0600, no fsync).  ERR_IO, ERR_LIMIT. */
-enum err token_cache_write(const char *path, const char *key,
+MUST_CHECK enum err token_cache_write(const char *path, const char *key,
 	const struct token_cached *c, struct errinfo *reterr);
 
 /* oauth2_refresh_margin, or the default of 600 s. */

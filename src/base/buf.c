@@ -58,7 +58,7 @@ buf_reset(struct buf *b)
 	b->len = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 grow(struct buf *b, size_t need)
 {
 	size_t ncap;
@@ -212,4 +212,15 @@ buf_take(struct buf *b)
 	}
 	init(b, b->max, b->secret);
 	return p;
+}
+
+enum err
+buf_fail(const struct buf *b, enum err e, const char *what,
+	struct errinfo *reterr)
+{
+	if (e == ERR_NOMEM) {
+		return errinfo_set(reterr, e, "out of memory");
+	}
+	return errinfo_set(reterr, e, "%s is too long (more than %zu bytes)",
+		what, b->max);
 }

@@ -41,13 +41,32 @@ void buf_release(struct buf *b);
 void buf_reset(struct buf *b);
 
 /* Append bytes; ERR_LIMIT past b->max, ERR_NOMEM when allocation fails. */
-enum err buf_append(struct buf *b, const void *p, size_t n);
-enum err buf_append_str(struct buf *b, const char *s);
-enum err buf_putc(struct buf *b, char c);
-enum err buf_printf(struct buf *b, const char *fmt, ...)
+MUST_CHECK enum err buf_append(struct buf *b, const void *p, size_t n);
+MUST_CHECK enum err buf_append_str(struct buf *b, const char *s);
+MUST_CHECK enum err buf_putc(struct buf *b, char c);
+MUST_CHECK enum err buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-enum err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+MUST_CHECK enum err buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+
+/*
+ * The error for a failed append to b (e is what the append returned):
+ * ERR_NOMEM "out of memory", else "WHAT is too long (more than N bytes)".
+ * Returns e.
+ */
+MUST_CHECK enum err buf_fail(const struct buf *b, enum err e, const char *what,
+	struct errinfo *reterr);
+
+/*
+ * For text that is only shown (part of an error message, a transcript or
+ * log note): an append that fails leaves the text cut where it stopped,
+ * which is the wanted outcome there.  Names that choice at the call.
+ */
+static inline void
+buf_cut_ok(enum err e)
+{
+	(void)e;
+}
 
 /* Remove the first n bytes (all of them when n >= len). */
 void buf_consume(struct buf *b, size_t n);

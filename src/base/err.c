@@ -2,6 +2,7 @@
 #include "err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -41,30 +42,103 @@ errinfo_init(struct errinfo *ei)
 	ei->enhanced[0] = '\0';
 	ei->sys_errno = 0;
 	ei->msg[0] = '\0';
+	ei->full = NULL;
 }
 
-static void
-mark_truncated(char *buf, size_t size, int n)
+void
+errinfo_release(struct errinfo *ei)
 {
-	if (n >= 0 && (size_t)n >= size && size > 4) {
+	if (ei == NULL) {
+		return;
+	}
+	free(ei->full);
+	errinfo_init(ei);
+}
+
+/* End a cut string of size bytes (n wanted) with "...". */
+static void
+mark_truncated(char *buf, size_t size, size_t n)
+{
+	if (n >= size && size > 4) {
 		memcpy(buf + size - 4, "...", 4);
 	}
+}
+
+/*
+ * Make text (n bytes, NUL-terminated) the message: msg gets it cut to
+ * ERRINFO_MSG_MAX, full a whole copy when it does not fit (cut to
+ * ERRINFO_TEXT_MAX).  Without memory only the cut msg is kept.
+ */
+static void
+set_text(struct errinfo *ei, const char *text, size_t n)
+{
+	size_t keep = n < sizeof(ei->msg) ? n : sizeof(ei->msg) - 1;
+
+	free(ei->full);
+	ei->full = NULL;
+	memcpy(ei->msg, text, keep);
+	ei->msg[keep] = '\0';
+	mark_truncated(ei->msg, sizeof(ei->msg), n);
+	if (n < sizeof(ei->msg)) {
+		return;
+	}
+	keep = n < ERRINFO_TEXT_MAX ? n : ERRINFO_TEXT_MAX - 1;
+	ei->full = malloc(keep + 1);
+	if (ei->full == NULL) {
+		return;
+	}
+	memcpy(ei->full, text, keep);
+	ei->full[keep] = '\0';
+	mark_truncated(ei->full, ERRINFO_TEXT_MAX, n);
+}
+
+/* Format into a heap string of at most ERRINFO_TEXT_MAX bytes. */
+static char *
+format_text(size_t *ret_n, const char *fmt, va_list ap)
+{
+	char *text = malloc(ERRINFO_TEXT_MAX);
+	int n;
+
+	if (text == NULL) {
+		return NULL;
+	}
+	n = vsnprintf(text, ERRINFO_TEXT_MAX, fmt, ap);
+	if (n < 0) {
+		n = 0;
+		text[0] = '\0';
+	}
+	*ret_n = (size_t)n;
+	return text;
 }
 
 enum err
 errinfo_vset(struct errinfo *ei, enum err code, const char *fmt, va_list ap)
 {
-	int n;
+	char small[ERRINFO_MSG_MAX];
+	char *text;
+	size_t n = 0;
+	va_list again;
+	int len;
 
 	if (ei == NULL) {
 		return code;
 	}
 	ei->code = code;
-	n = vsnprintf(ei->msg, sizeof(ei->msg), fmt, ap);
-	if (n < 0) {
-		ei->msg[0] = '\0';
+	va_copy(again, ap);
+	len = vsnprintf(small, sizeof(small), fmt, ap);
+	if (len < 0) {
+		len = 0;
+		small[0] = '\0';
 	}
-	mark_truncated(ei->msg, sizeof(ei->msg), n);
+	if ((size_t)len < sizeof(small)) {
+		set_text(ei, small, (size_t)len);
+	} else if ((text = format_text(&n, fmt, again)) != NULL) {
+		set_text(ei, text, n);
+		free(text);
+	} else {
+		set_text(ei, small, (size_t)len);
+	}
+	va_end(again);
 	return code;
 }
 
@@ -83,6 +157,8 @@ enum err
 errinfo_prefix(struct errinfo *ei, const char *fmt, ...)
 {
 	char head[1024];
+	const char *old;
+	char *text;
 	size_t hl, ml;
 	va_list ap;
 	int n;
@@ -97,14 +173,88 @@ errinfo_prefix(struct errinfo *ei, const char *fmt, ...)
 		return ei->code;
 	}
 	hl = strlen(head);
-	ml = strlen(ei->msg);
-	if (hl + ml + 1 > sizeof(ei->msg)) {
-		ml = sizeof(ei->msg) - hl - 1;
+	old = errinfo_msg(ei);
+	ml = strlen(old);
+	if (hl + ml >= ERRINFO_TEXT_MAX) {
+		ml = ERRINFO_TEXT_MAX - 1 - hl;
 	}
-	memmove(ei->msg + hl, ei->msg, ml);
-	memcpy(ei->msg, head, hl);
-	ei->msg[hl + ml] = '\0';
+	text = malloc(hl + ml + 1);
+	if (text == NULL) {
+		/* keep what fits in msg */
+		ml = strlen(ei->msg);
+		if (hl + ml + 1 > sizeof(ei->msg)) {
+			ml = sizeof(ei->msg) - hl - 1;
+		}
+		free(ei->full);
+		ei->full = NULL;
+		memmove(ei->msg + hl, ei->msg, ml);
+		memcpy(ei->msg, head, hl);
+		ei->msg[hl + ml] = '\0';
+		return ei->code;
+	}
+	memcpy(text, head, hl);
+	memcpy(text + hl, old, ml);
+	text[hl + ml] = '\0';
+	set_text(ei, text, hl + ml);
+	free(text);
 	return ei->code;
+}
+
+enum err
+errinfo_recode(struct errinfo *ei, enum err code)
+{
+	if (ei != NULL) {
+		ei->code = code;
+	}
+	return code;
+}
+
+void
+errinfo_set_status(struct errinfo *ei, int smtp_code, const char *enhanced)
+{
+	size_t n;
+
+	if (ei == NULL) {
+		return;
+	}
+	ei->smtp_code = smtp_code;
+	n = strlen(enhanced);
+	if (n >= sizeof(ei->enhanced)) {
+		n = sizeof(ei->enhanced) - 1;
+	}
+	memcpy(ei->enhanced, enhanced, n);
+	ei->enhanced[n] = '\0';
+}
+
+void
+errinfo_set_errno(struct errinfo *ei, int sys_errno)
+{
+	if (ei != NULL) {
+		ei->sys_errno = sys_errno;
+	}
+}
+
+enum err
+errinfo_copy(struct errinfo *dst, const struct errinfo *src)
+{
+	const char *text;
+
+	if (dst == NULL || dst == src) {
+		return src->code;
+	}
+	text = errinfo_msg(src);
+	set_text(dst, text, strlen(text));
+	dst->code = src->code;
+	dst->smtp_code = src->smtp_code;
+	memcpy(dst->enhanced, src->enhanced, sizeof(dst->enhanced));
+	dst->sys_errno = src->sys_errno;
+	return src->code;
+}
+
+const char *
+errinfo_msg(const struct errinfo *ei)
+{
+	return ei->full != NULL ? ei->full : ei->msg;
 }
 
 int

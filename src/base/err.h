@@ -14,6 +14,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/*
+ * A result the caller must look at: buffer appends and every function that
+ * returns enum err, except those that only hand back the code they record
+ * or copy (errinfo_set() and friends for "return errinfo_set(...)",
+ * smtp_error(), smtp_txn_result()).  Discarding one is a build error under
+ * -Werror (a (void) cast does not silence it): handle it, or name why it
+ * may be dropped (buf_cut_ok() for text that is only shown).
+ */
+#define MUST_CHECK __attribute__((warn_unused_result))
+
 enum err {
 	ERR_OK = 0,
 	ERR_NOMEM = 1,		/* allocation failed                       -> 70 */
@@ -37,25 +47,48 @@ enum err {
 	ERR_MAX
 };
 
-/* Sizes of the detail buffers.  The message holds a full 64 KiB server reply. */
-#define ERRINFO_MSG_MAX (72 * 1024)
+/*
+ * The message: one line saying what failed and where, cut to
+ * ERRINFO_MSG_MAX with "..." at the end.  A longer message (in practice one
+ * quoting a server reply: Microsoft 365 sends replies over 1 KiB) is also
+ * kept whole on the heap, up to ERRINFO_TEXT_MAX, so that it can be shown
+ * in full; errinfo_msg() returns whichever is whole.
+ */
+#define ERRINFO_MSG_MAX 1024
+#define ERRINFO_TEXT_MAX (72 * 1024)
 
+/*
+ * Caller-owned: declare it on the stack, errinfo_init() it (or use
+ * ERRINFO_INIT), pass it as reterr, and errinfo_release() it when done.
+ * Copy it with errinfo_copy(), never with "=" (full is owned).
+ */
 struct errinfo {
 	enum err code;
 	int smtp_code;		/* last SMTP reply code, 0 if none */
 	char enhanced[16];	/* last enhanced status code ("5.7.8"), or "" */
 	int sys_errno;		/* errno for ERR_IO/ERR_NET, 0 if none */
 	char msg[ERRINFO_MSG_MAX];
+	char *full;		/* owned: the whole message when msg is cut */
 };
 
-/* Reset to ERR_OK with an empty message.  ei may be NULL. */
+#define ERRINFO_INIT { .code = ERR_OK }
+
+/* Initialise fresh storage: ERR_OK, empty message, nothing owned. */
 void errinfo_init(struct errinfo *ei);
+
+/* Free what ei owns and reset it to ERR_OK (ei stays usable). */
+void errinfo_release(struct errinfo *ei);
 
 /*
  * Record a failure and return code, so callers can write
  *   return errinfo_set(reterr, ERR_CONFIG, "%s:%u: unknown key '%s'", ...);
- * ei may be NULL (the code is still returned).  A message longer than the
- * buffer is truncated and ends in "...".
+ * smtp_code, enhanced and sys_errno are left as they were (see
+ * errinfo_set_status() and errinfo_set_errno()).  A message longer than
+ * ERRINFO_TEXT_MAX is cut and ends in "...".
+ *
+ * Every errinfo_* function accepts ei == NULL (a caller that does not want
+ * the detail passes NULL) and then only returns the code: callers never
+ * test reterr themselves.
  */
 enum err errinfo_set(struct errinfo *ei, enum err code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -63,11 +96,44 @@ enum err errinfo_vset(struct errinfo *ei, enum err code, const char *fmt,
 	va_list ap) __attribute__((format(printf, 3, 0)));
 
 /*
- * Put context in front of an existing message ("sending to 'x': " + msg) and
- * return ei->code.  Does nothing but return the code when ei is NULL.
+ * Put context in front of the existing message ("sending to 'x': " + msg)
+ * and return ei->code.
  */
 enum err errinfo_prefix(struct errinfo *ei, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Keep the message and codes but classify the failure as code instead (a
+ * caller knows better than the callee what it means): returns code.
+ */
+enum err errinfo_recode(struct errinfo *ei, enum err code);
+
+/* Record the SMTP reply code and enhanced status ("" for none). */
+void errinfo_set_status(struct errinfo *ei, int smtp_code,
+	const char *enhanced);
+
+/* Record errno for ERR_IO / ERR_NET. */
+void errinfo_set_errno(struct errinfo *ei, int sys_errno);
+
+/* Make dst a deep copy of src (dst initialised); returns src->code. */
+enum err errinfo_copy(struct errinfo *dst, const struct errinfo *src);
+
+/* The whole message (borrowed: valid until ei changes). */
+const char *errinfo_msg(const struct errinfo *ei);
+
+/*
+ * Keep the first failure of a series of steps (appends that build one
+ * text), so that the series is checked once at its end:
+ *   err_first(&e, buf_append_str(&b, "a")); err_first(&e, buf_putc(&b, 'b'));
+ *   if (e != ERR_OK) ...
+ */
+static inline void
+err_first(enum err *first, enum err e)
+{
+	if (*first == ERR_OK) {
+		*first = e;
+	}
+}
 
 /* The sysexits(3) value for a code (doc/design.md, Errors and exit codes). */
 int err_exit_code(enum err code);

@@ -19,16 +19,14 @@
 #include "buf.h"
 #include "util.h"
 
-static enum err
+static MUST_CHECK enum err
 io_error(struct errinfo *reterr, const char *what, const char *path)
 {
 	int saved = errno;
 	enum err e = errinfo_set(reterr, ERR_IO, "cannot %s '%s': %s", what,
 		path, strerror(saved));
 
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
 }
 
@@ -108,7 +106,7 @@ out:
 
 
 /* "cannot read token file 'x': ..." */
-static enum err
+static MUST_CHECK enum err
 private_io_error(struct errinfo *reterr, const char *verb,
 	const struct fileio_private *p, const char *name)
 {
@@ -116,13 +114,11 @@ private_io_error(struct errinfo *reterr, const char *verb,
 	enum err e = errinfo_set(reterr, ERR_IO, "cannot %s %s '%s': %s", verb,
 		p->what, name, strerror(saved));
 
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 too_large(const char *name, const struct fileio_private *p,
 	struct errinfo *reterr)
 {
@@ -131,7 +127,7 @@ too_large(const char *name, const struct fileio_private *p,
 }
 
 /* The checks of fileio_read_private() on the open file fd. */
-static enum err
+static MUST_CHECK enum err
 check_private(int fd, const char *name, const struct fileio_private *p,
 	struct errinfo *reterr)
 {
@@ -275,7 +271,7 @@ is_personal_group(gid_t gid, uid_t uid)
  * permission for group or others, unless the sticky bit limits that to
  * the owners of the entries, as on /tmp).
  */
-static enum err
+static MUST_CHECK enum err
 check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
 	const char *file, struct errinfo *reterr)
 {
@@ -311,7 +307,7 @@ check_secret_dir(const char *dir, const struct stat *st, uid_t owner,
  * elsewhere at any time (also in a sticky directory), so it must be ours
  * or root's, like a directory.
  */
-static enum err
+static MUST_CHECK enum err
 check_secret_link(const char *link, const struct stat *lst, uid_t owner,
 	const char *file, struct errinfo *reterr)
 {
@@ -330,7 +326,7 @@ check_secret_link(const char *link, const struct stat *lst, uid_t owner,
  * directories that hold the symbolic links, and the links themselves, and
  * whoever controls either decides where the path leads.
  */
-static enum err
+static MUST_CHECK enum err
 check_given_path(char *dir, uid_t owner, const char *file,
 	struct errinfo *reterr)
 {
@@ -367,7 +363,7 @@ check_given_path(char *dir, uid_t owner, const char *file,
 }
 
 /* Append "/" (unless p ends in one) and the n bytes of name to p. */
-static enum err
+static MUST_CHECK enum err
 add_component(struct buf *p, const char *name, size_t n,
 	struct errinfo *reterr)
 {
@@ -387,7 +383,7 @@ add_component(struct buf *p, const char *name, size_t n,
 }
 
 /* Check every directory of the absolute, resolved path real, from "/". */
-static enum err
+static MUST_CHECK enum err
 check_secret_chain(const char *real, uid_t owner, const char *file,
 	struct errinfo *reterr)
 {
@@ -397,7 +393,10 @@ check_secret_chain(const char *real, uid_t owner, const char *file,
 	enum err e = ERR_OK;
 
 	buf_init(&p, PATH_MAX);
-	(void)buf_putc(&p, '/');
+	if (buf_putc(&p, '/') != ERR_OK) {
+		buf_release(&p);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
 	for (;;) {
 		size_t n;
 
@@ -424,7 +423,7 @@ check_secret_chain(const char *real, uid_t owner, const char *file,
 }
 
 /* The length of the longest leading part of dir that exists (0: none). */
-static enum err
+static MUST_CHECK enum err
 existing_prefix(struct buf *dir, const char *file, size_t *ret_n,
 	struct errinfo *reterr)
 {

@@ -20,7 +20,7 @@ struct buf;
  * followed.
  * Errors: ERR_IO (errno in reterr->sys_errno), ERR_NOMEM.
  */
-enum err fileio_write_private(const char *path, const void *data, size_t len,
+MUST_CHECK enum err fileio_write_private(const char *path, const void *data, size_t len,
 	int durable, struct errinfo *reterr);
 
 /* fileio_read_private(): the owner that any uid passes. */
@@ -50,7 +50,7 @@ struct fileio_private {
  * message has the fix; larger than p->max), ERR_IO (errno in
  * reterr->sys_errno), ERR_NOMEM.
  */
-enum err fileio_read_private(int dirfd, const char *name,
+MUST_CHECK enum err fileio_read_private(int dirfd, const char *name,
 	const struct fileio_private *p, struct buf *out, int *ret_exists,
 	struct errinfo *reterr);
 
@@ -60,7 +60,7 @@ enum err fileio_read_private(int dirfd, const char *name,
  * Errors: ERR_IO (cannot create), ERR_CONFIG (exists but not ours, or
  * world-writable: the message has the chmod fix).
  */
-enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
+MUST_CHECK enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
 
 /*
  * Make sure the directory that is to hold the secret file `file` exists
@@ -81,7 +81,7 @@ enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
  * component that is not a directory: the message names it and the fix),
  * ERR_IO (cannot create or examine one), ERR_LIMIT (path too long).
  */
-enum err fileio_secret_dir(const char *file, uid_t owner, int create,
+MUST_CHECK enum err fileio_secret_dir(const char *file, uid_t owner, int create,
 	struct errinfo *reterr);
 
 #endif

@@ -20,7 +20,7 @@
 #include "util.h"
 
 /* Large enough for a full 64 KiB server reply plus our own words. */
-#define LOG_LINE_MAX (ERRINFO_MSG_MAX + 64 * 1024)
+#define LOG_LINE_MAX (ERRINFO_TEXT_MAX + 64 * 1024)
 #define DEFAULT_TIME_FORMAT "%b %d %H:%M:%S"
 
 static const char *log_progname = "oasmtp";
@@ -60,7 +60,7 @@ vemit(const char *tag, const char *fmt, va_list ap)
 	buf_init(&line, 4 * LOG_LINE_MAX + 256);
 	if (buf_vprintf(&msg, fmt, ap) != ERR_OK) {
 		buf_reset(&msg);
-		(void)buf_append_str(&msg, "(message too long to show)");
+		buf_cut_ok(buf_append_str(&msg, "(message too long to show)"));
 	}
 	if (buf_printf(&line, "%s: %s", log_progname, tag) != ERR_OK ||
 	    util_escape_ctl(&line, msg.data, msg.len) != ERR_OK ||
@@ -274,7 +274,7 @@ log_exit_code_name(int exit_code)
 }
 
 /* A plain field: control characters become '?'. */
-static enum err
+static MUST_CHECK enum err
 append_field(struct buf *out, const char *s)
 {
 	enum err e = ERR_OK;
@@ -294,7 +294,7 @@ append_field(struct buf *out, const char *s)
  * A quoted field: quotes become '?' so the value cannot end early, line
  * breaks (CRLF or LF) a literal "\n", trailing ones dropped.
  */
-static enum err
+static MUST_CHECK enum err
 append_quoted(struct buf *out, const char *s)
 {
 	size_t i, n = strip_eol(s, strlen(s));
@@ -450,7 +450,7 @@ time_prefix(const char *time_format, char *out, size_t size)
 	out[n + 1] = '\0';
 }
 
-static enum err
+static MUST_CHECK enum err
 write_logfile(const char *logfile, const char *time_format,
 	const struct buf *line, struct errinfo *reterr)
 {
@@ -480,9 +480,7 @@ write_logfile(const char *logfile, const char *time_format,
 			e = errinfo_set(reterr, ERR_IO,
 				"cannot write the mail log to stdout: %s",
 				strerror(saved));
-			if (reterr != NULL) {
-				reterr->sys_errno = saved;
-			}
+			errinfo_set_errno(reterr, saved);
 			return e;
 		}
 		buf_release(&all);
@@ -506,9 +504,7 @@ write_logfile(const char *logfile, const char *time_format,
 fail:
 	e = errinfo_set(reterr, ERR_IO, "cannot write log file '%s': %s",
 		logfile, strerror(saved));
-	if (reterr != NULL) {
-		reterr->sys_errno = saved;
-	}
+	errinfo_set_errno(reterr, saved);
 	return e;
 }
 

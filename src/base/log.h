@@ -111,7 +111,7 @@ struct log_mail_record {
  * Append the log line (without time prefix or newline) to out.
  * ERR_LIMIT or ERR_NOMEM from the buffer; out may then hold part of it.
  */
-enum err log_format_mail(const struct log_mail_record *rec, struct buf *out,
+MUST_CHECK enum err log_format_mail(const struct log_mail_record *rec, struct buf *out,
 	struct errinfo *reterr);
 
 /*
@@ -129,7 +129,7 @@ enum err log_format_mail(const struct log_mail_record *rec, struct buf *out,
  *   ERR_IO      the log file cannot be opened or written (sys_errno set)
  *   ERR_LIMIT, ERR_NOMEM
  */
-enum err log_mail(const struct log_mail_record *rec, const char *logfile,
+MUST_CHECK enum err log_mail(const struct log_mail_record *rec, const char *logfile,
 	const char *time_format, const char *syslog_facility,
 	struct errinfo *reterr);
 
@@ -137,7 +137,7 @@ enum err log_mail(const struct log_mail_record *rec, const char *logfile,
  * Map a syslog setting as log_mail() accepts it to a facility value.
  * *ret_facility is -1 for "off".  ERR_CONFIG for anything else.
  */
-enum err log_syslog_facility(const char *name, int *ret_facility,
+MUST_CHECK enum err log_syslog_facility(const char *name, int *ret_facility,
 	struct errinfo *reterr);
 
 /* "EX_OK", "EX_TEMPFAIL", ... for a sysexits value; "EX_UNKNOWN" if none. */

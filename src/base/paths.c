@@ -16,7 +16,7 @@ absolute_env(const char *name)
 }
 
 /* out = dir + tail; ERR_CONFIG when dir is NULL; out empty on failure. */
-static enum err
+static MUST_CHECK enum err
 put(struct buf *out, const char *dir, const char *tail)
 {
 	enum err e;
@@ -51,7 +51,7 @@ paths_home(int passwd, struct buf *out)
 }
 
 /* $var when absolute, else home (with or without passwd) + tail. */
-static enum err
+static MUST_CHECK enum err
 xdg_dir(const char *var, int passwd, const char *tail, struct buf *out)
 {
 	const char *v = absolute_env(var);

@@ -37,37 +37,37 @@
  * data, cache and state directories do not fall back (a service without
  * HOME is told to set the path it needs instead).
  */
-enum err paths_home(int passwd, struct buf *out);
+MUST_CHECK enum err paths_home(int passwd, struct buf *out);
 
 /*
  * The configuration base: $XDG_CONFIG_HOME, else ~/.config (home with the
  * password fallback).  The oasmtp files are oasmtp/config below it.
  */
-enum err paths_config_dir(struct buf *out);
+MUST_CHECK enum err paths_config_dir(struct buf *out);
 
 /* The same with another home directory for the default (NULL: as above). */
-enum err paths_config_dir_for(const char *home, struct buf *out);
+MUST_CHECK enum err paths_config_dir_for(const char *home, struct buf *out);
 
 /*
  * The data base: $XDG_DATA_HOME, else $HOME/.local/share.  The personal
  * queue is oasmtp/queue below it.
  */
-enum err paths_data_dir(struct buf *out);
+MUST_CHECK enum err paths_data_dir(struct buf *out);
 
 /* The cache base: $XDG_CACHE_HOME, else $HOME/.cache. */
-enum err paths_cache_dir(struct buf *out);
+MUST_CHECK enum err paths_cache_dir(struct buf *out);
 
 /*
  * The runtime base: $XDG_RUNTIME_DIR (per login, private, memory-backed,
  * removed at logout); there is no default: ERR_CONFIG when it is not set.
  */
-enum err paths_runtime_dir(struct buf *out);
+MUST_CHECK enum err paths_runtime_dir(struct buf *out);
 
 /*
  * The state base: $XDG_STATE_HOME, else $HOME/.local/state (data that
  * should outlive a reboot but is not worth a backup).  Nothing uses it yet.
  */
-enum err paths_state_dir(struct buf *out);
+MUST_CHECK enum err paths_state_dir(struct buf *out);
 
 /*
  * Where oasmtp keeps per-user state that may be lost (the access token
@@ -79,7 +79,7 @@ enum err paths_state_dir(struct buf *out);
  * rule like the token cache.  A session saved at the old place is not
  * read: the only effect is one full TLS handshake.
  */
-enum err paths_volatile_dir(struct buf *out);
+MUST_CHECK enum err paths_volatile_dir(struct buf *out);
 
 /*
  * The system service's state directory: $STATE_DIRECTORY (set by systemd

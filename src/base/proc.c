@@ -354,7 +354,7 @@ proc_kill(struct proc *p)
 }
 
 /* Append what fits of data to b; 1 when some was dropped. */
-static enum err
+static MUST_CHECK enum err
 capture(struct proc *p, struct buf *b, const char *data, size_t n)
 {
 	size_t room = b->max - b->len;
@@ -372,7 +372,7 @@ capture(struct proc *p, struct buf *b, const char *data, size_t n)
 }
 
 /* Read once from *fd into b; closes *fd at end of file or error. */
-static enum err
+static MUST_CHECK enum err
 drain(struct proc *p, int *fd, struct buf *b, char *chunk)
 {
 	ssize_t r = read(*fd, chunk, CHUNK);
@@ -410,7 +410,7 @@ feed(struct proc *p, size_t *done)
  * Move data until every pipe is closed.  ERR_OK, ERR_TIMEOUT (deadline),
  * ERR_LIMIT, ERR_NOMEM, ERR_IO.
  */
-static enum err
+static MUST_CHECK enum err
 pump(struct proc *p, int64_t deadline)
 {
 	char chunk[CHUNK];
@@ -463,7 +463,7 @@ pump(struct proc *p, int64_t deadline)
 }
 
 /* Wait for the child until deadline; ERR_TIMEOUT past it. */
-static enum err
+static MUST_CHECK enum err
 wait_until(struct proc *p, int64_t deadline)
 {
 	while (!has_exited(p->pid)) {
@@ -509,7 +509,7 @@ pipe_guard(int on, sigset_t *old, int *was_pending)
 	(void)sigprocmask(SIG_SETMASK, old, NULL);
 }
 
-static enum err
+static MUST_CHECK enum err
 outcome(const struct proc *p, enum err e, int64_t timeout_ms,
 	struct errinfo *reterr)
 {

@@ -99,7 +99,7 @@ struct proc {
  * reports it).  Errors (nothing is left running): ERR_IO (pipe, fork or
  * /dev/null failed; errno is left set), ERR_NOMEM.
  */
-enum err proc_start(struct proc *p, struct errinfo *reterr);
+MUST_CHECK enum err proc_start(struct proc *p, struct errinfo *reterr);
 
 /*
  * Feed stdin, collect the captures until the child closes them, and reap
@@ -116,10 +116,10 @@ enum err proc_start(struct proc *p, struct errinfo *reterr);
  *   ERR_NOMEM    a capture could not grow (killed)
  * Callers that word their own messages look at p->end and p->code.
  */
-enum err proc_finish(struct proc *p, struct errinfo *reterr);
+MUST_CHECK enum err proc_finish(struct proc *p, struct errinfo *reterr);
 
 /* proc_start() then proc_finish(). */
-enum err proc_run(struct proc *p, struct errinfo *reterr);
+MUST_CHECK enum err proc_run(struct proc *p, struct errinfo *reterr);
 
 /*
  * Non-blocking: 1 when a started child has ended (reaped, p->end set), 0

@@ -35,7 +35,7 @@ word_ok(const char *p, size_t n)
 
 /* ---- the writer ---- */
 
-static enum err
+static MUST_CHECK enum err
 put_escaped(struct buf *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -162,7 +162,7 @@ struct reader {
  * Unescape p[0..n) into a new heap string (*ret, *ret_len).  ERR_DATA for
  * a bad escape or a raw control byte, ERR_NOMEM.
  */
-static enum err
+static MUST_CHECK enum err
 unescape(struct reader *r, const char *p, size_t n, char **ret,
 	size_t *ret_len)
 {
@@ -243,7 +243,7 @@ count_of(const struct record *rec, const char *key)
 }
 
 /* The first line: "NAME VERSION". */
-static enum err
+static MUST_CHECK enum err
 first_line(struct reader *r, const char *p, size_t n)
 {
 	const struct record_spec *spec = r->spec;
@@ -274,7 +274,7 @@ first_line(struct reader *r, const char *p, size_t n)
 }
 
 /* One "KEY VALUE" line, p[0..n) without its LF. */
-static enum err
+static MUST_CHECK enum err
 field_line(struct reader *r, const char *p, size_t n)
 {
 	const char *sp = memchr(p, ' ', n);
@@ -316,7 +316,7 @@ field_line(struct reader *r, const char *p, size_t n)
 }
 
 /* After the last line: the trailer, the body rule, required keys. */
-static enum err
+static MUST_CHECK enum err
 finish(struct reader *r, int trailer, size_t rest)
 {
 	const struct record_spec *spec = r->spec;

@@ -80,7 +80,7 @@ struct record {
  * caller releases it); ret->length tells where a body starts.
  * Errors: ERR_DATA (what is wrong, and the line), ERR_NOMEM.
  */
-enum err record_parse(const struct record_spec *spec, const char *data,
+MUST_CHECK enum err record_parse(const struct record_spec *spec, const char *data,
 	size_t len, struct record *ret, struct errinfo *reterr);
 
 /* Wipe and free what r owns and zero it.  NULL is fine. */
@@ -94,9 +94,9 @@ const char *record_get(const struct record *r, const char *key);
  * whole number in [min, max] (ERR_DATA otherwise).  The message names the
  * key and the line; spec gives the format's name for it.
  */
-enum err record_field_str(const struct record_spec *spec,
+MUST_CHECK enum err record_field_str(const struct record_spec *spec,
 	const struct record_field *f, const char **ret, struct errinfo *reterr);
-enum err record_field_long(const struct record_spec *spec,
+MUST_CHECK enum err record_field_long(const struct record_spec *spec,
 	const struct record_field *f, long min, long max, long *ret,
 	struct errinfo *reterr);
 
@@ -114,11 +114,11 @@ size_t record_trailer_end(const char *data, size_t len);
  * to out and returns the buffer's error (ERR_LIMIT when out is full,
  * ERR_NOMEM); a name or key outside the rule above is ERR_INTERNAL.
  */
-enum err record_begin(struct buf *out, const char *name, unsigned version);
-enum err record_put(struct buf *out, const char *key, const char *value,
+MUST_CHECK enum err record_begin(struct buf *out, const char *name, unsigned version);
+MUST_CHECK enum err record_put(struct buf *out, const char *key, const char *value,
 	size_t len);
-enum err record_put_str(struct buf *out, const char *key, const char *value);
-enum err record_put_long(struct buf *out, const char *key, long long value);
-enum err record_finish(struct buf *out);
+MUST_CHECK enum err record_put_str(struct buf *out, const char *key, const char *value);
+MUST_CHECK enum err record_put_long(struct buf *out, const char *key, long long value);
+MUST_CHECK enum err record_finish(struct buf *out);
 
 #endif

@@ -28,7 +28,7 @@ static const char b64std[] =
 static const char b64url[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static enum err
+static MUST_CHECK enum err
 encode(struct buf *out, const unsigned char *in, size_t n, const char *alpha,
 	int pad)
 {

@@ -19,17 +19,17 @@ struct buf;
 void util_wipe(void *p, size_t n);
 
 /* Append the standard padded base64 (RFC 4648 section 4) of p[0..n) to out. */
-enum err util_base64_encode(struct buf *out, const void *p, size_t n);
+MUST_CHECK enum err util_base64_encode(struct buf *out, const void *p, size_t n);
 
 /* Append base64url without padding (RFC 4648 section 5), as PKCE wants. */
-enum err util_base64url_encode(struct buf *out, const void *p, size_t n);
+MUST_CHECK enum err util_base64url_encode(struct buf *out, const void *p, size_t n);
 
 /*
  * Decode standard base64 (padding optional, no whitespace) and append the
  * bytes to out.  ERR_DATA for a character outside the alphabet or a bad
  * length; out is then unchanged.
  */
-enum err util_base64_decode(struct buf *out, const char *s, size_t n);
+MUST_CHECK enum err util_base64_decode(struct buf *out, const char *s, size_t n);
 
 /*
  * Parse a whole decimal string into [min, max].  Returns 0 and writes
@@ -43,7 +43,7 @@ int util_parse_long(const char *s, long min, long max, long *ret_val);
  * provider message) cannot drive a terminal or forge a log line.
  * ERR_LIMIT / ERR_NOMEM from the buffer.
  */
-enum err util_escape_ctl(struct buf *out, const char *p, size_t n);
+MUST_CHECK enum err util_escape_ctl(struct buf *out, const char *p, size_t n);
 
 /*
  * Parse a duration: a whole number of seconds with an optional suffix s, m,
@@ -57,7 +57,7 @@ int util_parse_duration(const char *s, long min, long max, long *ret_seconds);
  * are kept (a leading dot is not), every other byte becomes %XX.  Used for
  * account names in cache, lock and state file names.
  */
-enum err util_append_file_name(struct buf *out, const char *name);
+MUST_CHECK enum err util_append_file_name(struct buf *out, const char *name);
 
 /* The value of the hex digit c (either case), or -1. */
 int util_hexval(int c);
@@ -70,7 +70,7 @@ size_t util_strlcpy(char *dst, const char *src, size_t size);
  * lines follow), appended to out: for one-line reports of multi-line
  * replies.  Errors: those of buf_append().
  */
-enum err util_first_line(const char *msg, size_t max, struct buf *out);
+MUST_CHECK enum err util_first_line(const char *msg, size_t max, struct buf *out);
 
 /* ASCII case-insensitive comparisons that do not depend on the locale. */
 int util_strcasecmp(const char *a, const char *b);

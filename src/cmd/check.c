@@ -147,17 +147,17 @@ step_hint(enum step s, const struct account *acc, enum err e)
  * The FAIL line of step s with the error's first line, the advice, and
  * "not run" for the steps after it.  Returns e.
  */
-static enum err
+static MUST_CHECK enum err
 fail_step(struct check *c, enum step s, enum err e, struct errinfo *ei)
 {
 	const struct account *acc = c->job.acc;
-	const char *advice = explain_error(ei->msg);
+	const char *advice = explain_error(errinfo_msg(ei));
 	struct buf first;
 	int i;
 
 	buf_init(&first, DETAIL_MAX + 8);
-	util_first_line(ei->msg[0] != '\0' ? ei->msg : err_name(e),
-		DETAIL_MAX, &first);
+	buf_cut_ok(util_first_line(errinfo_msg(ei)[0] != '\0' ? errinfo_msg(ei) : err_name(e),
+		DETAIL_MAX, &first));
 	report(c, "FAIL", s, "%s", buf_cstr(&first));
 	buf_release(&first);
 	if (c->status != NULL) {
@@ -227,19 +227,22 @@ token_status(struct check *c, struct buf *out)
 	p.err = PROC_OUT_TO_STDOUT;
 	p.timeout_ms = 30 * 1000;
 	if (credential_helper_path(&path, NULL) != ERR_OK) {
-		(void)buf_append_str(out, "cannot run oasmtp-token status\n");
+		buf_cut_ok(buf_append_str(out,
+			"cannot run oasmtp-token status\n"));
 		goto out;
 	}
 	p.file = path.data;
 	if (proc_start(&p, NULL) != ERR_OK) {
-		(void)buf_printf(out, "cannot run oasmtp-token status: %s\n",
-			strerror(errno));
+		buf_cut_ok(buf_printf(out, "cannot run oasmtp-token status: "
+			"%s\n", strerror(errno)));
 		goto out;
 	}
-	(void)proc_finish(&p, NULL);
+	if (proc_finish(&p, NULL) != ERR_OK) {
+		/* p.end says how it ended: a timeout is reported below */
+	}
 	if (p.end == PROC_TIMEOUT) {
-		(void)buf_append_str(out, "oasmtp-token status did not finish "
-			"in time\n");
+		buf_cut_ok(buf_append_str(out, "oasmtp-token status did not "
+			"finish in time\n"));
 	}
 out:
 	buf_release(&path);
@@ -281,7 +284,7 @@ show_status(struct check *c, const struct buf *status)
 	fflush(c->out);
 }
 
-static enum err
+static MUST_CHECK enum err
 step_token(struct check *c, struct errinfo *ei)
 {
 	const struct account *acc = c->job.acc;
@@ -404,7 +407,7 @@ check_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 check_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -461,7 +464,7 @@ report_tls(struct check *c, const struct submit_result *res)
 		"verified");
 }
 
-static enum err
+static MUST_CHECK enum err
 step_session(struct check *c, struct errinfo *ei)
 {
 	const struct account *acc = c->job.acc;
@@ -541,7 +544,7 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 		}
 	}
 	buf_init(&server, 1024);
-	config_describe_server(acc, &server);
+	buf_cut_ok(config_describe_server(acc, &server));
 	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s, auth %s)",
 		c.job.cfg->user_file ? c.job.cfg->user_file :
 		c.job.cfg->system_file ? c.job.cfg->system_file : "?",

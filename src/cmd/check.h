@@ -37,7 +37,7 @@
 
 struct cli_opts;
 
-enum err check_run(const struct cli_opts *o, FILE *out,
+MUST_CHECK enum err check_run(const struct cli_opts *o, FILE *out,
 	struct errinfo *reterr);
 
 #endif

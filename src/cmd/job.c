@@ -70,7 +70,7 @@ job_load_account(struct job *job, const char *from, int warn_always,
 		struct buf server;
 
 		buf_init(&server, 1024);
-		config_describe_server(job->acc, &server);
+		buf_cut_ok(config_describe_server(job->acc, &server));
 		log_debug(1, "using account %s: %s", job->acc->name,
 			buf_cstr(&server));
 		buf_release(&server);
@@ -87,7 +87,7 @@ enum err
 job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	struct errinfo *reterr)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct config_params params;
 	struct config *cfg = NULL;
 	char **dirs;
@@ -95,15 +95,16 @@ job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	enum err e;
 
 	job_config_params(o, o->config_file, &params);
-	errinfo_init(&scratch);
 	if (config_load(&params, &cfg, &scratch) != ERR_OK) {
 		if (o->system) {
 			/* the system queues are named by the system file */
-			return errinfo_set(reterr, ERR_CONFIG, "%s",
-				scratch.msg);
+			e = errinfo_set(reterr, ERR_CONFIG, "%s",
+				errinfo_msg(&scratch));
+			errinfo_release(&scratch);
+			return e;
 		}
 		log_debug(1, "configuration not loaded (%s); using the "
-			"default queue directory", scratch.msg);
+			"default queue directory", errinfo_msg(&scratch));
 		cfg = NULL;
 	}
 	/* the per-user default queue is no system queue */
@@ -111,6 +112,7 @@ job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	dirs = calloc(cap + 1, sizeof(*dirs));
 	if (dirs == NULL) {
 		config_free(cfg);
+		errinfo_release(&scratch);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 	e = ERR_OK;
@@ -143,8 +145,9 @@ job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	}
 	config_free(cfg);
 	if (e == ERR_OK && n == 0) {
-		e = errinfo_set(reterr, ERR_CONFIG, "%s", scratch.msg);
+		e = errinfo_set(reterr, ERR_CONFIG, "%s", errinfo_msg(&scratch));
 	}
+	errinfo_release(&scratch);
 	if (e != ERR_OK) {
 		for (i = 0; i < n; i++) {
 			free(dirs[i]);

@@ -37,7 +37,7 @@ void job_config_params(const struct cli_opts *o, const char *file,
  * account (-a, else the one whose from matches from, else default).
  * Errors: those of config_load() and config_select().
  */
-enum err job_load_account(struct job *job, const char *from, int warn_always,
+MUST_CHECK enum err job_load_account(struct job *job, const char *from, int warn_always,
 	struct errinfo *reterr);
 
 /* Free the configuration; the job can be loaded again. */
@@ -50,7 +50,7 @@ void job_release(struct job *job);
  * Free with job_free_dirs().  Errors: ERR_NOMEM; ERR_CONFIG when no
  * directory is left.
  */
-enum err job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
+MUST_CHECK enum err job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 	struct errinfo *reterr);
 void job_free_dirs(char **dirs, size_t n);
 

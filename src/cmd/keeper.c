@@ -129,7 +129,7 @@ keeper_body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 static int
 serve(struct keeper *k, int fd)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct handover_request req;
 	struct submit_result res;
 	struct buf transcript;
@@ -187,6 +187,7 @@ serve(struct keeper *k, int fd)
 	buf_release(&transcript);
 	submit_result_release(&res);
 	handover_request_release(&req);
+	errinfo_release(&ei);
 	/* used up: give the place to the next session at once */
 	return submit_conn_usable(k->c) &&
 		submit_conn_transactions(k->c) < k->max_messages &&
@@ -197,7 +198,7 @@ serve(struct keeper *k, int fd)
 static void
 run_keeper(struct keeper *k, int lfd, int lockfd)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	int sfd = submit_conn_fd(k->c);
 	int64_t idle_until = util_now_ms() + k->idle_ms;
 
@@ -259,7 +260,7 @@ void
 keeper_start(struct job *job, struct submit_conn *c)
 {
 	const struct account *acc = job->acc;
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct keeper k;
 	struct buf key, path;
 	const char *stop = getenv("OASMTP_TEST_KEEPER_STOP");

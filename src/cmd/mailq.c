@@ -23,100 +23,165 @@ warn_skipped(void *ctx, const char *msg)
 }
 
 /* "45s", "12m", "3h", "2d" */
-static void
+static MUST_CHECK enum err
 put_duration(struct buf *out, int64_t s)
 {
 	if (s < 0) {
 		s = 0;
 	}
 	if (s < 120) {
-		buf_printf(out, "%llds", (long long)s);
+		return buf_printf(out, "%llds", (long long)s);
 	} else if (s < 2 * 3600) {
-		buf_printf(out, "%lldm", (long long)(s / 60));
+		return buf_printf(out, "%lldm", (long long)(s / 60));
 	} else if (s < 2 * 86400) {
-		buf_printf(out, "%lldh", (long long)(s / 3600));
-	} else {
-		buf_printf(out, "%lldd", (long long)(s / 86400));
+		return buf_printf(out, "%lldh", (long long)(s / 3600));
 	}
+	return buf_printf(out, "%lldd", (long long)(s / 86400));
 }
 
 /* Text from a queue file for the terminal: no control characters. */
-static void
+static MUST_CHECK enum err
 put_clean(struct buf *out, const char *s, size_t max)
 {
+	enum err e = ERR_OK;
 	size_t i;
 
-	for (i = 0; s[i] != '\0' && i < max; i++) {
+	for (i = 0; s[i] != '\0' && i < max && e == ERR_OK; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		buf_putc(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
+		e = buf_putc(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
 	}
-	if (s[i] != '\0') {
-		buf_append_str(out, "...");
+	if (e == ERR_OK && s[i] != '\0') {
+		e = buf_append_str(out, "...");
 	}
+	return e;
 }
 
-static void
+/* The last error: its first line, or (verbose) every line indented. */
+static MUST_CHECK enum err
+put_last_error(struct buf *out, const char *p, int verbose)
+{
+	enum err e;
+
+	e = buf_append_str(out, "    last error: ");
+	if (e == ERR_OK && !verbose) {
+		struct buf line;
+
+		buf_init(&line, 1024);
+		buf_cut_ok(util_first_line(p, 300, &line));
+		e = put_clean(out, buf_cstr(&line), 400);
+		buf_release(&line);
+	} else {
+		/* the full reply, one indented line per line */
+		while (e == ERR_OK) {
+			size_t n = strcspn(p, "\r\n");
+			char *part = strndup(p, n);
+
+			if (part != NULL) {
+				e = put_clean(out, part, n);
+				free(part);
+			}
+			p += n;
+			p += strspn(p, "\r\n");
+			if (*p == '\0' || e != ERR_OK) {
+				break;
+			}
+			e = buf_append_str(out, "\n        ");
+		}
+	}
+	return e != ERR_OK ? e : buf_putc(out, '\n');
+}
+
+static MUST_CHECK enum err
 list_entry(struct buf *out, const struct queue_entry *qe, int64_t now,
 	int verbose)
 {
+	enum err e;
 	size_t i;
 
-	buf_printf(out, "%s %9llu ", qe->id, (unsigned long long)qe->size);
-	put_duration(out, now - qe->created);
-	buf_append_str(out, " old  from <");
-	put_clean(out, qe->env.from, 1000);
-	buf_append_str(out, ">\n");
-	for (i = 0; i < qe->env.n_rcpts; i++) {
-		buf_append_str(out, "    to <");
-		put_clean(out, qe->env.rcpts[i], 1000);
-		buf_append_str(out, ">\n");
+	e = buf_printf(out, "%s %9llu ", qe->id, (unsigned long long)qe->size);
+	if (e == ERR_OK) {
+		e = put_duration(out, now - qe->created);
 	}
-	buf_append_str(out, "    account ");
-	put_clean(out, qe->account, 200);
-	buf_printf(out, ", %u attempt%s", qe->attempts,
-		qe->attempts == 1 ? "" : "s");
-	if (qe->failed) {
-		buf_append_str(out, ", not retried\n");
-	} else if (qe->next_attempt <= now) {
-		buf_append_str(out, ", next attempt: next flush\n");
-	} else {
-		buf_append_str(out, ", next attempt in ");
-		put_duration(out, qe->next_attempt - now);
-		buf_putc(out, '\n');
+	if (e == ERR_OK) {
+		e = buf_append_str(out, " old  from <");
 	}
-	if (qe->last_error != NULL && qe->last_error[0] != '\0') {
-		const char *p = qe->last_error;
-
-		buf_append_str(out, "    last error: ");
-		if (!verbose) {
-			struct buf line;
-
-			buf_init(&line, 1024);
-			util_first_line(p, 300, &line);
-			put_clean(out, buf_cstr(&line), 400);
-			buf_release(&line);
-		} else {
-			/* the full reply, one indented line per line */
-			for (;;) {
-				size_t n = strcspn(p, "\r\n");
-				char *part = strndup(p, n);
-
-				if (part != NULL) {
-					put_clean(out, part, n);
-					free(part);
-				}
-				p += n;
-				p += strspn(p, "\r\n");
-				if (*p == '\0') {
-					break;
-				}
-				buf_append_str(out, "\n        ");
-			}
+	if (e == ERR_OK) {
+		e = put_clean(out, qe->env.from, 1000);
+	}
+	if (e == ERR_OK) {
+		e = buf_append_str(out, ">\n");
+	}
+	for (i = 0; i < qe->env.n_rcpts && e == ERR_OK; i++) {
+		e = buf_append_str(out, "    to <");
+		if (e == ERR_OK) {
+			e = put_clean(out, qe->env.rcpts[i], 1000);
 		}
-		buf_putc(out, '\n');
+		if (e == ERR_OK) {
+			e = buf_append_str(out, ">\n");
+		}
 	}
-	buf_putc(out, '\n');
+	if (e == ERR_OK) {
+		e = buf_append_str(out, "    account ");
+	}
+	if (e == ERR_OK) {
+		e = put_clean(out, qe->account, 200);
+	}
+	if (e == ERR_OK) {
+		e = buf_printf(out, ", %u attempt%s", qe->attempts,
+			qe->attempts == 1 ? "" : "s");
+	}
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (qe->failed) {
+		e = buf_append_str(out, ", not retried\n");
+	} else if (qe->next_attempt <= now) {
+		e = buf_append_str(out, ", next attempt: next flush\n");
+	} else {
+		e = buf_append_str(out, ", next attempt in ");
+		if (e == ERR_OK) {
+			e = put_duration(out, qe->next_attempt - now);
+		}
+		if (e == ERR_OK) {
+			e = buf_putc(out, '\n');
+		}
+	}
+	if (e == ERR_OK && qe->last_error != NULL &&
+	    qe->last_error[0] != '\0') {
+		e = put_last_error(out, qe->last_error, verbose);
+	}
+	return e != ERR_OK ? e : buf_putc(out, '\n');
+}
+
+/* The nv entries of one directory (pass 1: its failed/). */
+static MUST_CHECK enum err
+list_dir(struct buf *out, const struct queue_entry *v, size_t nv,
+	const char *dir, int pass, int first, int64_t now, int verbose)
+{
+	uint64_t bytes = 0;
+	enum err e = ERR_OK;
+	size_t j;
+
+	if (first && pass == 1) {
+		e = buf_append_str(out, "-- failed (not retried: oasmtp "
+			"--queue-retry ID sends one again, --queue-drop ID "
+			"deletes it)\n");
+	}
+	if (first && pass == 0) {
+		e = buf_append_str(out, "-Queue ID------- ---Size -Age- "
+			"-Sender/Recipient------\n");
+	}
+	for (j = 0; j < nv && e == ERR_OK; j++) {
+		e = list_entry(out, &v[j], now, verbose);
+		bytes += v[j].size;
+	}
+	if (e != ERR_OK) {
+		return e;
+	}
+	return buf_printf(out, "-- %llu KiB in %zu message%s in %s%s\n\n",
+		(unsigned long long)(bytes + 1023) / 1024, nv,
+		nv == 1 ? "" : "s", dir, pass ? "/failed" : "");
 }
 
 enum err
@@ -124,7 +189,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr)
 {
 	char **dirs = NULL;
-	size_t n = 0, i, j;
+	size_t n = 0, i;
 	int64_t now = (int64_t)time(NULL);
 	int pass;
 	enum err e;
@@ -137,12 +202,15 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 		long waiting = pickup_pending();
 
 		if (waiting < 0) {
-			buf_append_str(out, "maildrop: not readable (run as "
-				"the service user or root)\n");
+			e = buf_append_str(out, "maildrop: not readable (run "
+				"as the service user or root)\n");
 		} else if (waiting > 0) {
-			buf_printf(out, "maildrop: %ld message%s waiting for "
-				"the system service\n", waiting,
+			e = buf_printf(out, "maildrop: %ld message%s waiting "
+				"for the system service\n", waiting,
 				waiting == 1 ? "" : "s");
+		}
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the queue listing", reterr);
 		}
 	}
 	for (pass = 0; pass < 2 && e == ERR_OK; pass++) {
@@ -152,7 +220,6 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 			struct queue *q = NULL;
 			struct queue_entry *v = NULL;
 			size_t nv = 0;
-			uint64_t bytes = 0;
 
 			e = queue_open(dirs[i], 0, &q, reterr);
 			if (e == ERR_OK && q != NULL) {
@@ -162,35 +229,23 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 				e = queue_list(q, pass, &v, &nv, NULL, reterr);
 			}
 			if (e == ERR_OK && nv > 0) {
-				if (shown == 0 && pass == 1) {
-					buf_append_str(out, "-- failed "
-						"(not retried: oasmtp "
-						"--queue-retry ID sends one "
-						"again, --queue-drop ID "
-						"deletes it)\n");
+				e = list_dir(out, v, nv, dirs[i], pass,
+					shown == 0, now, o->verbose > 0);
+				if (e != ERR_OK) {
+					e = buf_fail(out, e,
+						"the queue listing", reterr);
 				}
-				if (shown == 0 && pass == 0) {
-					buf_append_str(out, "-Queue ID------- "
-						"---Size -Age- "
-						"-Sender/Recipient------\n");
-				}
-				for (j = 0; j < nv; j++) {
-					list_entry(out, &v[j], now,
-						o->verbose > 0);
-					bytes += v[j].size;
-				}
-				buf_printf(out, "-- %llu KiB in %zu message%s "
-					"in %s%s\n\n",
-					(unsigned long long)(bytes + 1023) /
-					1024, nv, nv == 1 ? "" : "s", dirs[i],
-					pass ? "/failed" : "");
 				shown += nv;
 			}
 			queue_entries_free(v, nv);
 			queue_close(q);
 		}
-		if (pass == 0 && shown == 0) {
-			buf_append_str(out, "queue is empty\n");
+		if (e == ERR_OK && pass == 0 && shown == 0) {
+			e = buf_append_str(out, "queue is empty\n");
+			if (e != ERR_OK) {
+				e = buf_fail(out, e, "the queue listing",
+					reterr);
+			}
 		}
 	}
 	job_free_dirs(dirs, n);
@@ -198,7 +253,7 @@ mailq_list(const struct cli_opts *o, struct buf *out,
 }
 
 /* Find id in the queue directories: active first, then failed/. */
-static enum err
+static MUST_CHECK enum err
 find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
 	struct queue_entry *ret_e, struct errinfo *reterr)
 {
@@ -256,9 +311,12 @@ mailq_drop(const struct cli_opts *o, struct buf *out,
 		e = queue_remove(q, &qe, reterr);
 	}
 	if (e == ERR_OK) {
-		buf_printf(out, "%s: deleted from %s%s (it will not be "
+		e = buf_printf(out, "%s: deleted from %s%s (it will not be "
 			"delivered)\n", qe.id, queue_dir(q),
 			qe.failed ? "/failed" : "");
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the report", reterr);
+		}
 	}
 	queue_entry_release(&qe);
 	queue_close(q);
@@ -284,8 +342,11 @@ mailq_retry(const struct cli_opts *o, struct buf *out,
 		}
 	}
 	if (e == ERR_OK) {
-		buf_printf(out, "%s: back in the queue, due now (oasmtp -q "
+		e = buf_printf(out, "%s: back in the queue, due now (oasmtp -q "
 			"sends it)\n", qe.id);
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the report", reterr);
+		}
 	}
 	queue_entry_release(&qe);
 	queue_close(q);

@@ -11,7 +11,7 @@ struct buf;
 struct cli_opts;
 
 /* -bp / mailq: the queue, then failed/, as text into out. */
-enum err mailq_list(const struct cli_opts *o, struct buf *out,
+MUST_CHECK enum err mailq_list(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);
 
 /*
@@ -19,9 +19,9 @@ enum err mailq_list(const struct cli_opts *o, struct buf *out,
  * decision.  --queue-retry ID: move it back from failed/ (or make an active
  * one due now).  Both wait for a running flush.  ERR_USAGE for an unknown id.
  */
-enum err mailq_drop(const struct cli_opts *o, struct buf *out,
+MUST_CHECK enum err mailq_drop(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);
-enum err mailq_retry(const struct cli_opts *o, struct buf *out,
+MUST_CHECK enum err mailq_retry(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);
 
 #endif

@@ -30,16 +30,14 @@
 
 #define OUTPUT_MAX (1024 * 1024)
 
-/* Large (it holds a whole server reply), so not on the stack. */
-static struct errinfo ei;
-
 static int
-finish(enum err e)
+finish(enum err e, const struct errinfo *ei)
 {
 	if (e != ERR_OK) {
-		const char *advice = explain_error(ei.msg);
+		const char *msg = errinfo_msg(ei);
+		const char *advice = explain_error(msg);
 
-		log_error("%s", ei.msg[0] ? ei.msg : err_name(e));
+		log_error("%s", msg[0] ? msg : err_name(e));
 		if (advice != NULL) {
 			log_error("hint: %s", advice);
 		}
@@ -75,15 +73,15 @@ print_version(void)
 
 static int
 run_output(enum err (*flow)(const struct cli_opts *, struct buf *,
-	struct errinfo *), const struct cli_opts *o)
+	struct errinfo *), const struct cli_opts *o, struct errinfo *ei)
 {
 	struct buf out;
 	enum err e;
 	int rc;
 
 	buf_init(&out, OUTPUT_MAX);
-	e = flow(o, &out, &ei);
-	rc = e == ERR_OK ? print_buf(&out) : finish(e);
+	e = flow(o, &out, ei);
+	rc = e == ERR_OK ? print_buf(&out) : finish(e, ei);
 	buf_release(&out);
 	return rc;
 }
@@ -91,6 +89,7 @@ run_output(enum err (*flow)(const struct cli_opts *, struct buf *,
 int
 main(int argc, char **argv)
 {
+	struct errinfo ei = ERRINFO_INIT;
 	struct cli_opts o;
 	enum err e;
 	int rc = EX_OK;
@@ -99,16 +98,19 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	util_no_core_dumps();
 	log_init("oasmtp", 0);
-	errinfo_init(&ei);
 	e = cli_parse(argc, argv, &o, &ei);
 	if (e != ERR_OK) {
-		return finish(e);
+		rc = finish(e, &ei);
+		errinfo_release(&ei);
+		return rc;
 	}
 	log_init("oasmtp", o.verbose);
 	e = sysmode_check_runner(&o, &ei);
 	if (e != ERR_OK) {
 		cli_opts_release(&o);
-		return finish(e);
+		rc = finish(e, &ei);
+		errinfo_release(&ei);
+		return rc;
 	}
 
 	switch (o.mode) {
@@ -122,42 +124,44 @@ main(int argc, char **argv)
 		/* aliases are read at send time; nothing to rebuild */
 		break;
 	case CLI_MODE_LIST_QUEUE:
-		rc = run_output(mailq_list, &o);
+		rc = run_output(mailq_list, &o, &ei);
 		break;
 	case CLI_MODE_FLUSH_QUEUE:
-		rc = finish(queue_run_flush(&o, &ei));
+		rc = finish(queue_run_flush(&o, &ei), &ei);
 		break;
 	case CLI_MODE_QUEUE_DROP:
-		rc = run_output(mailq_drop, &o);
+		rc = run_output(mailq_drop, &o, &ei);
 		break;
 	case CLI_MODE_QUEUE_RETRY:
-		rc = run_output(mailq_retry, &o);
+		rc = run_output(mailq_retry, &o, &ei);
 		break;
 	case CLI_MODE_SERVERINFO:
-		rc = run_output(sendmail_serverinfo, &o);
+		rc = run_output(sendmail_serverinfo, &o, &ei);
 		break;
 	case CLI_MODE_CHECK:
 		/* the report (with advice) is on stdout; one line on stderr */
 		e = check_run(&o, stdout, &ei);
 		if (e != ERR_OK) {
-			log_error("%s", ei.msg);
+			log_error("%s", errinfo_msg(&ei));
 		}
 		rc = err_exit_code(e);
 		break;
 	case CLI_MODE_SEND:
 		if (o.pretend) {
-			rc = run_output(sendmail_pretend, &o);
+			rc = run_output(sendmail_pretend, &o, &ei);
 		} else if (sysmode_handoff(&o, argv, &e, &ei)) {
 			/* returns only when oasmtp-drop could not be run */
-			rc = finish(e);
+			rc = finish(e, &ei);
 		} else {
-			rc = finish(sendmail_send(&o, STDIN_FILENO, &ei));
+			rc = finish(sendmail_send(&o, STDIN_FILENO, &ei), &ei);
 		}
 		break;
 	default:
-		rc = finish(errinfo_set(&ei, ERR_INTERNAL, "unknown mode"));
+		rc = finish(errinfo_set(&ei, ERR_INTERNAL, "unknown mode"),
+			&ei);
 		break;
 	}
 	cli_opts_release(&o);
+	errinfo_release(&ei);
 	return rc;
 }

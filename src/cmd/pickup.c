@@ -55,7 +55,7 @@ io_err(struct errinfo *reterr, const char *what, const char *name)
  * Open the maildrop.  It must belong to us: the service user owns it, and
  * root running a flush by hand would leave root-owned files behind.
  */
-static enum err
+static MUST_CHECK enum err
 open_dir(const char *dir, int *ret_dfd, struct errinfo *reterr)
 {
 	struct stat st;
@@ -128,7 +128,7 @@ remove_if_dead(int dfd, const char *name, time_t now)
  * The complete entries, oldest first; stale ID.tmp files (a drop that
  * was killed) are removed on the way.
  */
-static enum err
+static MUST_CHECK enum err
 list_entries(int dfd, char ***ret, size_t *ret_n, struct errinfo *reterr)
 {
 	struct dirent *de;
@@ -188,7 +188,7 @@ nomem:
 }
 
 /* Read the header record of fd into e. */
-static enum err
+static MUST_CHECK enum err
 read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 {
 	struct buf b;
@@ -223,7 +223,7 @@ read_header(int fd, struct maildrop_entry *e, struct errinfo *reterr)
 	return r;
 }
 
-static enum err
+static MUST_CHECK enum err
 write_message(void *ctx, int fd, struct errinfo *reterr)
 {
 	return message_write_wire(ctx, fd, reterr);
@@ -297,7 +297,7 @@ may_override(const char *list, long uid)
  * and store it in the account's queue; *ret_id gets the queue id.
  * ERR_USAGE and ERR_DATA mean the entry can never be sent.
  */
-static enum err
+static MUST_CHECK enum err
 queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	const struct maildrop_entry *e, char *ret_id, struct errinfo *reterr)
 {
@@ -438,7 +438,7 @@ out:
 }
 
 /* Move the entry name to STATE/rejected/ (a copy, then the unlink). */
-static enum err
+static MUST_CHECK enum err
 reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 {
 	struct buf path;
@@ -518,7 +518,7 @@ static enum outcome
 pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	struct errinfo *reterr)
 {
-	static struct errinfo why;
+	struct errinfo why = ERRINFO_INIT;
 	struct maildrop_entry e;
 	struct stat st;
 	char id[QUEUE_ID_LEN + 1];
@@ -527,7 +527,6 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	int fd;
 
 	memset(&e, 0, sizeof(e));
-	errinfo_init(&why);
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
@@ -576,14 +575,15 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	} else if (x == ERR_USAGE || x == ERR_DATA || x == ERR_LIMIT) {
 		log_error("maildrop: rejected %s from %s (uid %ld): %s; kept "
 			"in %s/rejected", name, e.user != NULL ? e.user : "?",
-			(long)st.st_uid, why.msg, sysmode_state_dir());
+			(long)st.st_uid, errinfo_msg(&why), sysmode_state_dir());
 		if (reject(dfd, fd, name, reterr) == ERR_OK) {
 			out = REJECTED;
 		}
 	} else {
-		*reterr = why;
+		errinfo_copy(reterr, &why);
 		errinfo_prefix(reterr, "maildrop entry %s: ", name);
 	}
+	errinfo_release(&why);
 	maildrop_entry_release(&e);
 	close(fd);
 	return out;
@@ -596,7 +596,7 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
  * waits for the first, then finds what is left.  *ret_fd gets the
  * descriptor that holds the lock.
  */
-static enum err
+static MUST_CHECK enum err
 lock_pickup(int *ret_fd, struct errinfo *reterr)
 {
 	struct buf path;
@@ -656,22 +656,22 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	 * first such error is returned.
 	 */
 	for (i = 0; i < n && e == ERR_OK; i++) {
-		static struct errinfo one;
+		struct errinfo one = ERRINFO_INIT;
 		enum outcome oc;
 
-		errinfo_init(&one);
 		oc = pickup_one(o, dfd, names[i], &one);
 		if (oc == KEPT) {
 			log_error("maildrop: %s kept for the next run: %s",
-				names[i], one.msg[0] != '\0' ? one.msg :
-				"unknown error");
+				names[i], errinfo_msg(&one)[0] != '\0' ?
+				errinfo_msg(&one) : "unknown error");
 			if (first == ERR_OK) {
 				first = one.code != ERR_OK ? one.code : ERR_IO;
-				*reterr = one;
+				errinfo_copy(reterr, &one);
 			}
 		} else if (oc == PICKED_UP) {
 			moved++;
 		}
+		errinfo_release(&one);
 	}
 	if (e == ERR_OK) {
 		e = first;
@@ -700,7 +700,7 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 long
 pickup_pending(void)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct buf dir;
 	struct dirent *de;
 	long n = 0;
@@ -709,6 +709,7 @@ pickup_pending(void)
 	buf_init(&dir, 4096);
 	if (sysmode_maildrop_dir(&dir, &scratch) != ERR_OK) {
 		buf_release(&dir);
+		errinfo_release(&scratch);
 		return -1;
 	}
 	d = opendir(buf_cstr(&dir));

@@ -32,7 +32,7 @@ struct cli_opts;
  * the system configuration cannot be loaded), ERR_IO, ERR_NOMEM.  Entries
  * not handled because of an error stay for the next run.
  */
-enum err pickup_run(const struct cli_opts *o, size_t *ret_moved,
+MUST_CHECK enum err pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	struct errinfo *reterr);
 
 /* The number of complete entries waiting in the maildrop (for mailq);

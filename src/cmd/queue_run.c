@@ -79,7 +79,7 @@ warn_skipped(void *ctx, const char *msg)
 	log_warn("skipping a queue entry: %s", msg);
 }
 
-static enum err
+static MUST_CHECK enum err
 file_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
 {
@@ -114,22 +114,22 @@ static void
 fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
 {
-	static struct errinfo qerr;
+	struct errinfo qerr = ERRINFO_INIT;
 	struct buf line;
 
 	set_last_error(qe, why, code);
-	errinfo_init(&qerr);
 	buf_init(&line, 512);
-	util_first_line(why, 300, &line);
+	buf_cut_ok(util_first_line(why, 300, &line));
 	if (queue_fail(g->q, qe, &qerr) != ERR_OK) {
 		log_warn("%s: %s (and it cannot be moved to failed/: %s)",
-			qe->id, buf_cstr(&line), qerr.msg);
+			qe->id, buf_cstr(&line), errinfo_msg(&qerr));
 	} else {
 		log_warn("%s: not delivered, moved to failed/: %s", qe->id,
 			buf_cstr(&line));
 		g->failed++;
 	}
 	buf_release(&line);
+	errinfo_release(&qerr);
 }
 
 /* Older than queue_max_age: move to failed/, keeping the last error. */
@@ -139,9 +139,9 @@ expire_entry(struct flush_group *g, struct queue_entry *qe)
 	struct buf msg;
 
 	buf_init(&msg, ERRINFO_MSG_MAX);
-	buf_printf(&msg, "gave up after %ld seconds in the queue "
+	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
 		"(queue_max_age); last error: %s", g->job->acc->queue_max_age,
-		qe->last_error != NULL ? qe->last_error : "none");
+		qe->last_error != NULL ? qe->last_error : "none"));
 	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
 	buf_release(&msg);
 }
@@ -151,7 +151,7 @@ static void
 defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
 {
-	static struct errinfo qerr;
+	struct errinfo qerr = ERRINFO_INIT;
 	const struct account *acc = g->job->acc;
 	long max_age = acc != NULL ? acc->queue_max_age : 5L * 86400;
 	struct buf msg;
@@ -160,19 +160,20 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	qe->next_attempt = g->now + queue_backoff(qe->attempts,
 		queue_random());
 	if (g->now - qe->queued > max_age) {
-		buf_init(&msg, ERRINFO_MSG_MAX);
-		buf_printf(&msg, "gave up after %ld seconds in the queue "
-			"(queue_max_age); last error: %s", max_age,
-			why != NULL ? why : "none");
+		buf_init(&msg, ERRINFO_TEXT_MAX);
+		buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the "
+			"queue (queue_max_age); last error: %s", max_age,
+			why != NULL ? why : "none"));
 		fail_entry(g, qe, buf_cstr(&msg), code);
 		buf_release(&msg);
 		return;
 	}
 	set_last_error(qe, why, code);
-	errinfo_init(&qerr);
 	if (queue_update(g->q, qe, &qerr) != ERR_OK) {
-		log_warn("%s: cannot record the attempt: %s", qe->id, qerr.msg);
+		log_warn("%s: cannot record the attempt: %s", qe->id,
+			errinfo_msg(&qerr));
 	}
+	errinfo_release(&qerr);
 	g->deferred++;
 }
 
@@ -186,26 +187,26 @@ item_partial(void *ctx, size_t i, const unsigned char *delivered)
 {
 	struct flush_group *g = ctx;
 	const struct queue_entry *qe = g->items[i].qe;
-	static struct errinfo qerr;
+	struct errinfo qerr = ERRINFO_INIT;
 	struct queue_entry rec;
 	struct buf got;
 
 	buf_init(&got, 4096);
-	envelope_rcpt_list(&qe->env, delivered, 1, &got);
+	buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &got));
 	log_debug(1, "%s: delivered to %s; %zu recipient%s to go", qe->id,
 		buf_cstr(&got), envelope_rcpt_count(&qe->env, delivered, 0),
 		envelope_rcpt_count(&qe->env, delivered, 0) == 1 ? "" : "s");
-	errinfo_init(&qerr);
 	/* the engine still reads qe->env: write a copy of the record */
 	rec = *qe;
 	if (envelope_part(&qe->env, delivered, 0, &rec.env, &qerr) !=
 	    ERR_OK || queue_update(g->q, &rec, &qerr) != ERR_OK) {
 		log_warn("%s: delivered to %s, but the queue entry cannot be "
 			"updated (they may get the message twice): %s", qe->id,
-			buf_cstr(&got), qerr.msg);
+			buf_cstr(&got), errinfo_msg(&qerr));
 	}
 	free(rec.env.rcpts);
 	buf_release(&got);
+	errinfo_release(&qerr);
 }
 
 static void
@@ -216,56 +217,56 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 	struct flush_group *g = ctx;
 	struct flush_item *it = &g->items[i];
 	struct queue_entry *qe = it->qe;
-	static struct errinfo qerr;
+	struct errinfo qerr = ERRINFO_INIT;
 	struct submit_result res;
 	struct buf why, line;
 
 	submit_result_init(&res);
 	res.smtp_code = e == ERR_OK ? 250 : ei->smtp_code;
-	buf_append_str(&res.final_reply, final_reply);
+	buf_cut_ok(buf_append_str(&res.final_reply, final_reply));
 	report_log_line(g->job, &qe->env, qe->size, &res, e, ei, delivered);
 	submit_result_release(&res);
 	if (e == ERR_OK || (delivered != NULL &&
 	    envelope_rcpt_count(&qe->env, delivered, 0) == 0)) {
 		/* every recipient has it, whatever came after */
-		errinfo_init(&qerr);
 		/* only now, after the final 250 */
 		if (queue_remove(g->q, qe, &qerr) != ERR_OK) {
 			log_warn("%s: delivered, but cannot be removed from "
 				"the queue (it may be sent again): %s", qe->id,
-				qerr.msg);
+				errinfo_msg(&qerr));
 		}
+		errinfo_release(&qerr);
 		log_debug(1, "%s: delivered", qe->id);
 		g->sent++;
 		return;
 	}
 	if (e == ERR_REAUTH && g->reauth_reason == NULL) {
-		g->reauth_reason = strdup(ei->msg);
+		g->reauth_reason = strdup(errinfo_msg(ei));
 	}
-	buf_init(&why, ERRINFO_MSG_MAX + 4096);
+	buf_init(&why, ERRINFO_TEXT_MAX + 4096);
 	buf_init(&line, 4096);
 	if (delivered != NULL) {
 		/* a 452 split, then a failure: keep only the others */
-		envelope_rcpt_list(&qe->env, delivered, 1, &line);
-		buf_printf(&why, "already delivered to %s; ", buf_cstr(&line));
-		buf_append_str(&line, ", not yet to ");
-		envelope_rcpt_list(&qe->env, delivered, 0, &line);
+		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &line));
+		buf_cut_ok(buf_printf(&why, "already delivered to %s; ", buf_cstr(&line)));
+		buf_cut_ok(buf_append_str(&line, ", not yet to "));
+		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 0, &line));
 		log_warn("%s: delivered to %s", qe->id, buf_cstr(&line));
 		buf_reset(&line);
-		errinfo_init(&qerr);
 		if (queue_entry_drop_rcpts(qe, delivered, &qerr) != ERR_OK) {
-			log_warn("%s: %s", qe->id, qerr.msg);
+			log_warn("%s: %s", qe->id, errinfo_msg(&qerr));
 		}
+		errinfo_release(&qerr);
 	}
-	buf_append_str(&why, ei->msg);
+	buf_cut_ok(buf_append_str(&why, errinfo_msg(ei)));
 	if (in_txn && !err_is_queueable(e)) {
 		fail_entry(g, qe, buf_cstr(&why), ei->smtp_code);
 	} else {
 		if (in_txn) {
-			util_first_line(buf_cstr(&why), 300, &line);
+			buf_cut_ok(util_first_line(buf_cstr(&why), 300, &line));
 			log_warn("%s: deferred: %s", qe->id, buf_cstr(&line));
 		} else if (!g->session_warned) {
-			util_first_line(ei->msg, 300, &line);
+			buf_cut_ok(util_first_line(errinfo_msg(ei), 300, &line));
 			log_warn("account '%s': queued mail deferred: %s",
 				g->job->acc->name, buf_cstr(&line));
 			g->session_warned = 1;
@@ -277,7 +278,7 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 }
 
 /* Load the configuration an entry was queued with and its account. */
-static enum err
+static MUST_CHECK enum err
 group_account(struct job *job, const struct queue_entry *qe,
 	struct errinfo *reterr)
 {
@@ -317,13 +318,13 @@ static void
 reauth_found(struct flush_run *run, const struct account *acc,
 	const struct queue_entry *ent, const char *reason)
 {
-	static struct errinfo nerr;
+	struct errinfo nerr = ERRINFO_INIT;
 	struct reauth *v, *ra;
 
-	errinfo_init(&nerr);
 	if (notify_reauth(acc, reason, &nerr) != ERR_OK) {
-		log_warn("%s", nerr.msg);
+		log_warn("%s", errinfo_msg(&nerr));
 	}
+	errinfo_release(&nerr);
 	v = realloc(run->reauth, (run->n_reauth + 1) * sizeof(*v));
 	if (v == NULL) {
 		return;
@@ -362,7 +363,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct queue_entry **ents, size_t n, int64_t now,
 	size_t *sent, size_t *deferred, size_t *failed)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct cli_opts go = *o;
 	struct job job = { .o = &go };
 	struct flush_group g;
@@ -380,7 +381,6 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	g.q = q;
 	g.now = now;
 	go.config_file = ents[0]->config[0] != '\0' ? ents[0]->config : NULL;
-	errinfo_init(&ei);
 	g.items = calloc(n, sizeof(*g.items));
 	items = calloc(n, sizeof(*items));
 	if (g.items == NULL || items == NULL) {
@@ -390,9 +390,9 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	e = group_account(&job, ents[0], &ei);
 	if (e != ERR_OK) {
 		log_warn("cannot flush the mail queued for account '%s': %s",
-			ents[0]->account, ei.msg);
+			ents[0]->account, errinfo_msg(&ei));
 		for (i = 0; i < n; i++) {
-			defer_entry(&g, ents[i], ei.msg, 0);
+			defer_entry(&g, ents[i], errinfo_msg(&ei), 0);
 		}
 		goto out;
 	}
@@ -405,9 +405,9 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 			expire_entry(&g, qe);
 			continue;
 		}
-		errinfo_init(&ei);
+		errinfo_release(&ei);
 		if (queue_open_message(q, qe, &it->fd, &ei) != ERR_OK) {
-			log_warn("%s: %s", qe->id, ei.msg);
+			log_warn("%s: %s", qe->id, errinfo_msg(&ei));
 			continue;
 		}
 		if (fstat(it->fd, &st) != 0 || (uint64_t)st.st_size !=
@@ -441,7 +441,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
-	errinfo_init(&ei);
+	errinfo_release(&ei);
 	e = credential_start(&cred, job.acc, go.config_file, 1, &ei);
 	if (e != ERR_OK) {
 		for (i = 0; i < k; i++) {
@@ -463,7 +463,9 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	sp.secret.ctx = &cred;
 	sp.transcript = report_transcript;
 	submit_result_init(&res);
-	submit_batch(&sp, &batch, &res, &ei);
+	if (submit_batch(&sp, &batch, &res, &ei) != ERR_OK) {
+		/* every item got the outcome through item_done() */
+	}
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
@@ -484,6 +486,7 @@ out:
 	free(items);
 	free(g.items);
 	job_release(&job);
+	errinfo_release(&ei);
 }
 
 static int
@@ -534,7 +537,7 @@ same_group(const struct queue_entry *a, const struct queue_entry *b)
 }
 
 /* Flush one queue directory.  A missing directory is an empty queue. */
-static enum err
+static MUST_CHECK enum err
 flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 	const struct flush_opts *fo, struct errinfo *reterr)
 {
@@ -645,13 +648,15 @@ queue_run_detached(const struct cli_opts *o, const char *dir, const char *id)
 	fo.force = 1;
 	fo.wait = 1;
 	{
-		static struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 		struct flush_run run;
 
 		memset(&run, 0, sizeof(run));
-		errinfo_init(&ei);
-		flush_dir(o, &run, dir, &fo, &ei);
+		if (flush_dir(o, &run, dir, &fo, &ei) != ERR_OK) {
+			/* the entries record their outcome; exit 0 */
+		}
 		flush_run_release(&run);
+		errinfo_release(&ei);
 	}
 	_exit(0);
 }
@@ -691,14 +696,13 @@ queue_run_flush(const struct cli_opts *o, struct errinfo *reterr)
 		return first != ERR_OK ? first : e;
 	}
 	for (i = 0; i < n; i++) {
-		static struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 
-		errinfo_init(&ei);
 		e = flush_dir(o, &run, dirs[i], &fo, &ei);
 		if (e != ERR_OK && first == ERR_OK) {
-			first = e;
-			*reterr = ei;
+			first = errinfo_copy(reterr, &ei);
 		}
+		errinfo_release(&ei);
 	}
 	job_free_dirs(dirs, n);
 	flush_run_release(&run);

@@ -36,7 +36,7 @@ struct cli_opts;
  * cannot be read (ERR_IO, ERR_NOMEM) or no queue directory is known
  * (ERR_CONFIG).
  */
-enum err queue_run_flush(const struct cli_opts *o, struct errinfo *reterr);
+MUST_CHECK enum err queue_run_flush(const struct cli_opts *o, struct errinfo *reterr);
 
 /*
  * queue always: deliver entry id of dir (and whatever else is due there)

@@ -29,7 +29,7 @@ log_one(const struct job *job, const struct envelope *env, uint64_t size,
 	const struct submit_result *res, enum err e, const struct errinfo *ei)
 {
 	const char *logfile = job->o->logfile ? job->o->logfile : job->acc->logfile;
-	static struct errinfo logerr;
+	struct errinfo logerr = ERRINFO_INIT;
 	struct log_mail_record rec;
 
 	memset(&rec, 0, sizeof(rec));
@@ -44,13 +44,13 @@ log_one(const struct job *job, const struct envelope *env, uint64_t size,
 	rec.smtp_status = res->smtp_code != 0 ? res->smtp_code :
 		(e != ERR_OK ? ei->smtp_code : 0);
 	rec.smtp_msg = res->final_reply.len ? buf_cstr(&res->final_reply) : NULL;
-	rec.error_msg = e != ERR_OK ? ei->msg : NULL;
+	rec.error_msg = e != ERR_OK ? errinfo_msg(ei) : NULL;
 	rec.exit_code = err_exit_code(e);
-	errinfo_init(&logerr);
 	if (log_mail(&rec, logfile, job->acc->logfile_time_format,
 		job->acc->syslog, &logerr) != ERR_OK) {
-		log_warn("cannot write the log: %s", logerr.msg);
+		log_warn("cannot write the log: %s", errinfo_msg(&logerr));
 	}
+	errinfo_release(&logerr);
 }
 
 void
@@ -58,7 +58,7 @@ report_log_line(const struct job *job, const struct envelope *env,
 	uint64_t size, const struct submit_result *res, enum err e,
 	const struct errinfo *ei, const unsigned char *delivered)
 {
-	static struct errinfo scratch;
+	struct errinfo scratch = ERRINFO_INIT;
 	struct submit_result part;
 	struct envelope got, rest;
 
@@ -71,11 +71,11 @@ report_log_line(const struct job *job, const struct envelope *env,
 		log_one(job, env, size, res, e, ei);
 		return;
 	}
-	errinfo_init(&scratch);
 	if (envelope_part(env, delivered, 1, &got, &scratch) != ERR_OK ||
 	    envelope_part(env, delivered, 0, &rest, &scratch) != ERR_OK) {
-		log_warn("cannot write the log: %s", scratch.msg);
+		log_warn("cannot write the log: %s", errinfo_msg(&scratch));
 		free(got.rcpts);
+		errinfo_release(&scratch);
 		return;
 	}
 	/* the delivered ones: what the server said when it took them */

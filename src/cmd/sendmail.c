@@ -46,7 +46,7 @@ struct body_source {
 	struct progress prog;
 };
 
-static enum err
+static MUST_CHECK enum err
 body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	struct errinfo *reterr)
 {
@@ -84,7 +84,7 @@ static int
 try_keeper(struct job *job, struct message *m, const struct envelope *env,
 	struct submit_result *res, enum err *ret_e, struct errinfo *reterr)
 {
-	static struct errinfo ign;
+	struct errinfo ign = ERRINFO_INIT;
 	struct handover_outcome out = { ERR_OK, 0 };
 	struct buf key, path;
 	int fd = -1, handed = 0;
@@ -144,7 +144,7 @@ send_own_persistent(struct job *job, const struct submit_params *sp,
 static void
 fix_references(struct job *job, struct message *m)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct msgid_map map;
 	int changed = 0;
 
@@ -170,7 +170,7 @@ static void
 note_assigned_id(struct job *job, struct message *m,
 	const struct submit_result *res)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf own, assigned;
 
 	if (job->acc->message_id_fix == HDR_OFF) {
@@ -199,7 +199,7 @@ note_assigned_id(struct job *job, struct message *m,
  * Send m to env's recipients.  res (initialised by the caller) tells, with
  * an error, which recipients have the message all the same.
  */
-static enum err
+static MUST_CHECK enum err
 send_message(struct job *job, struct message *m, const struct envelope *env,
 	struct submit_result *res, struct errinfo *reterr)
 {
@@ -252,12 +252,12 @@ send_message(struct job *job, struct message *m, const struct envelope *env,
 	}
 done:
 	if (e == ERR_REAUTH) {
-		static struct errinfo nerr;
+		struct errinfo nerr = ERRINFO_INIT;
 
-		errinfo_init(&nerr);
-		if (notify_reauth(job->acc, reterr->msg, &nerr) != ERR_OK) {
-			log_warn("%s", nerr.msg);
+		if (notify_reauth(job->acc, errinfo_msg(reterr), &nerr) != ERR_OK) {
+			log_warn("%s", errinfo_msg(&nerr));
 		}
+		errinfo_release(&nerr);
 	}
 	if (e == ERR_OK) {
 		note_assigned_id(job, m, res);
@@ -271,7 +271,7 @@ done:
 
 
 
-static enum err
+static MUST_CHECK enum err
 write_message(void *ctx, int fd, struct errinfo *reterr)
 {
 	return message_write_wire(ctx, fd, reterr);
@@ -281,7 +281,7 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  * Store m in acc's queue.  attempts: 0 (queue always) or 1 (a failed
  * attempt, described by why).  The id goes to ret_id.
  */
-static enum err
+static MUST_CHECK enum err
 enqueue(struct job *job, struct message *m, const struct envelope *env,
 	unsigned attempts, const struct errinfo *why, char *ret_id,
 	struct buf *ret_dir, struct errinfo *reterr)
@@ -314,7 +314,7 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
 	qe.attempts = attempts;
 	qe.next_attempt = now + queue_backoff(attempts, queue_random());
 	if (why != NULL) {
-		qe.last_error = (char *)why->msg;
+		qe.last_error = (char *)errinfo_msg(why);
 		qe.last_code = why->smtp_code;
 	}
 	e = queue_open(buf_cstr(ret_dir), 1, &q, reterr);
@@ -337,45 +337,45 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
  * (doc/design.md, Errors and exit codes: queued counts as sent in queue mode).  Otherwise e
  * stays, and reterr says who has the message and who has not.
  */
-static enum err
+static MUST_CHECK enum err
 partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 	const unsigned char *delivered, enum err e, struct errinfo *reterr)
 {
-	static struct errinfo qerr, last;
+	struct errinfo qerr = ERRINFO_INIT, last = ERRINFO_INIT;
 	struct envelope rest;
 	struct buf got, missing, dir, why;
 	char id[QUEUE_ID_LEN + 1];
 
 	if (envelope_rcpt_count(env, delivered, 0) == 0) {
 		/* every part was committed: nothing is missing */
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		return ERR_OK;
 	}
 	buf_init(&got, 4096);
 	buf_init(&missing, 4096);
 	buf_init(&dir, 4096);
 	buf_init(&why, 1024);
-	envelope_rcpt_list(env, delivered, 1, &got);
-	envelope_rcpt_list(env, delivered, 0, &missing);
-	errinfo_init(&qerr);
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 1, &got));
+	buf_cut_ok(envelope_rcpt_list(env, delivered, 0, &missing));
 	rest.rcpts = NULL;
 	if (job->acc->queue == QUEUE_ON_FAILURE && err_is_queueable(e)) {
 		/* the entry's last error says who has it (mailq shows it) */
-		last = *reterr;
+		errinfo_copy(&last, reterr);
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
 		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
 		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
 		    &qerr) == ERR_OK) {
-			util_first_line(reterr->msg, 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message delivered to %s; queued as %s for %s "
 				"(%s); oasmtp -q retries it, mailq lists the "
 				"queue", buf_cstr(&got), id, buf_cstr(&missing),
 				buf_cstr(&why));
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
 		free(rest.rcpts);
 	}
@@ -388,6 +388,8 @@ partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 	buf_release(&missing);
 	buf_release(&dir);
 	buf_release(&why);
+	errinfo_release(&qerr);
+	errinfo_release(&last);
 	return e;
 }
 
@@ -458,8 +460,8 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		buf_release(&dir);
 		/* better sent now than not at all */
 		log_warn("cannot queue the message (%s); sending it now",
-			reterr->msg);
-		errinfo_init(reterr);
+			errinfo_msg(reterr));
+		errinfo_release(reterr);
 	}
 	e = send_message(&job, m, &env, &res, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
@@ -467,24 +469,25 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			reterr);
 	} else if (e != ERR_OK && job.acc->queue == QUEUE_ON_FAILURE &&
 	    err_is_queueable(e)) {
-		static struct errinfo qerr;
+		struct errinfo qerr = ERRINFO_INIT;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, 4096);
-		errinfo_init(&qerr);
 		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
 			buf_init(&why, 1024);
-			util_first_line(reterr->msg, 300, &why);
+			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message queued as %s (%s); oasmtp -q retries "
 				"it, mailq lists the queue", id,
 				buf_cstr(&why));
 			buf_release(&why);
 			e = ERR_OK;
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		} else {
-			log_warn("cannot queue the message: %s", qerr.msg);
+			log_warn("cannot queue the message: %s",
+				errinfo_msg(&qerr));
 		}
+		errinfo_release(&qerr);
 		buf_release(&dir);
 	}
 out:
@@ -506,16 +509,19 @@ sendmail_pretend(const struct cli_opts *o, struct buf *out,
 		reterr);
 	if (e == ERR_OK) {
 		if (job.cfg->system_file != NULL) {
-			buf_printf(out, "loaded system configuration file %s\n",
-				job.cfg->system_file);
+			err_first(&e, buf_printf(out, "loaded system "
+				"configuration file %s\n", job.cfg->system_file));
 		}
 		if (job.cfg->user_file != NULL) {
-			buf_printf(out, "loaded user configuration file %s\n",
-				job.cfg->user_file);
+			err_first(&e, buf_printf(out, "loaded user "
+				"configuration file %s\n", job.cfg->user_file));
 		}
-		config_print_account(job.acc, out);
-		buf_printf(out, "credentials = %s\n",
-			credential_kind_name(credential_kind_of(job.acc)));
+		err_first(&e, config_print_account(job.acc, out));
+		err_first(&e, buf_printf(out, "credentials = %s\n",
+			credential_kind_name(credential_kind_of(job.acc))));
+		if (e != ERR_OK) {
+			e = buf_fail(out, e, "the --pretend report", reterr);
+		}
 	}
 	job_release(&job);
 	return e;
@@ -539,7 +545,11 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 		sp.transcript = report_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
 		if (e == ERR_OK) {
-			buf_append(out, res.info.data, res.info.len);
+			e = buf_append(out, res.info.data, res.info.len);
+			if (e != ERR_OK) {
+				e = buf_fail(out, e, "the server description",
+					reterr);
+			}
 		}
 	}
 	submit_result_release(&res);

@@ -28,15 +28,15 @@ struct cli_opts;
  * Errors: every code of message_read/config_load/config_select/
  * message_prepare/submit_message.
  */
-enum err sendmail_send(const struct cli_opts *o, int fd,
+MUST_CHECK enum err sendmail_send(const struct cli_opts *o, int fd,
 	struct errinfo *reterr);
 
 /* --pretend: the effective account settings, secrets masked, into out. */
-enum err sendmail_pretend(const struct cli_opts *o, struct buf *out,
+MUST_CHECK enum err sendmail_pretend(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);
 
 /* --serverinfo: connect, STARTTLS, EHLO, describe the server into out. */
-enum err sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
+MUST_CHECK enum err sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr);
 
 #endif

@@ -42,7 +42,7 @@ size_t envelope_rcpt_count(const struct envelope *env,
  * "<a@x>, <b@y>" for those recipients, appended to out; after
  * ENVELOPE_LIST_MAX of them "and N more".  Errors: those of buf_printf().
  */
-enum err envelope_rcpt_list(const struct envelope *env,
+MUST_CHECK enum err envelope_rcpt_list(const struct envelope *env,
 	const unsigned char *delivered, int want, struct buf *out);
 
 /*
@@ -50,7 +50,7 @@ enum err envelope_rcpt_list(const struct envelope *env,
  * and only ret->rcpts is allocated (free() it, never envelope_release()).
  * Errors: ERR_NOMEM.
  */
-enum err envelope_part(const struct envelope *env,
+MUST_CHECK enum err envelope_part(const struct envelope *env,
 	const unsigned char *delivered, int want, struct envelope *ret,
 	struct errinfo *reterr);
 

@@ -42,12 +42,12 @@ resolve_thread_counts(unsigned long *ret_started, unsigned long *ret_running)
 	*ret_running = atomic_load(&threads_running);
 }
 
-static enum err
+static MUST_CHECK enum err
 lookup_failed(const char *name, int rc, int sys_errno,
 	struct errinfo *reterr)
 {
-	if (rc == EAI_SYSTEM && reterr != NULL) {
-		reterr->sys_errno = sys_errno;
+	if (rc == EAI_SYSTEM) {
+		errinfo_set_errno(reterr, sys_errno);
 	}
 	if (rc == EAI_AGAIN) {
 		return errinfo_set(reterr, ERR_NET,

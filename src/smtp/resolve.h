@@ -51,7 +51,7 @@ struct addrinfo;
  * fails (the message says whether the failure is temporary); ERR_CONFIG
  * for a name longer than NI_MAXHOST; ERR_NOMEM.
  */
-enum err resolve_host(const char *name, const char *service,
+MUST_CHECK enum err resolve_host(const char *name, const char *service,
 	const struct addrinfo *hints, int64_t deadline,
 	struct addrinfo **ret_list, struct errinfo *reterr);
 

@@ -27,7 +27,7 @@
 #include "buf.h"
 #include "util.h"
 
-static enum err
+static MUST_CHECK enum err
 fail(enum err e, struct errinfo *reterr)
 {
 	if (e == ERR_NOMEM) {
@@ -42,7 +42,7 @@ has_byte(const char *s, size_t n, char c)
 	return memchr(s, c, n) != NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_plain(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -66,7 +66,7 @@ build_plain(const struct sasl_cred *c, unsigned step, struct buf *out,
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 build_login(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -95,7 +95,7 @@ token_ok(const struct sasl_cred *c)
 	return c->secret_len > 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -124,7 +124,7 @@ build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 build_oauthbearer(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
 {
@@ -173,7 +173,7 @@ build_oauthbearer(const struct sasl_cred *c, unsigned step, struct buf *out,
 
 /* ---- challenge-driven mechanisms ---- */
 
-static enum err
+static MUST_CHECK enum err
 hmac_of(const EVP_MD *md, const void *key, size_t key_len, const void *data,
 	size_t n, unsigned char *out, unsigned *ret_len)
 {
@@ -183,7 +183,7 @@ hmac_of(const EVP_MD *md, const void *key, size_t key_len, const void *data,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 respond_cram_md5(const struct sasl_cred *c, struct sasl_state *st,
 	unsigned step, const char *chal, size_t chal_len, struct buf *out,
 	struct errinfo *reterr)
@@ -212,7 +212,7 @@ respond_cram_md5(const struct sasl_cred *c, struct sasl_state *st,
 }
 
 /* Append U with "," as "=2C" and "=" as "=3D" (RFC 5802 saslname). */
-static enum err
+static MUST_CHECK enum err
 append_saslname(struct buf *out, const char *u)
 {
 	enum err e = ERR_OK;
@@ -229,7 +229,7 @@ append_saslname(struct buf *out, const char *u)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 scram_client_first_bare(const struct sasl_cred *c,
 	const struct sasl_state *st, struct buf *out)
 {
@@ -263,7 +263,7 @@ scram_attr(const char *msg, char name, size_t *ret_len)
 	return NULL;
 }
 
-static enum err
+static MUST_CHECK enum err
 scram_step0(const struct sasl_cred *c, struct sasl_state *st,
 	struct buf *out, struct errinfo *reterr)
 {
@@ -313,7 +313,7 @@ shown(const char *chal, size_t n, char *tmp, size_t size)
 	return tmp;
 }
 
-static enum err
+static MUST_CHECK enum err
 scram_step1(const struct sasl_mech *m, const EVP_MD *md,
 	const struct sasl_cred *c, struct sasl_state *st, const char *chal,
 	size_t chal_len, struct buf *out, struct errinfo *reterr)
@@ -428,7 +428,7 @@ scram_step1(const struct sasl_mech *m, const EVP_MD *md,
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 scram_step2(const struct sasl_mech *m, struct sasl_state *st,
 	const char *chal, size_t chal_len, struct errinfo *reterr)
 {
@@ -460,7 +460,7 @@ scram_step2(const struct sasl_mech *m, struct sasl_state *st,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 respond_scram(const struct sasl_mech *m, const EVP_MD *md,
 	const struct sasl_cred *c, struct sasl_state *st, unsigned step,
 	const char *chal, size_t chal_len, struct buf *out,
@@ -480,7 +480,7 @@ respond_scram(const struct sasl_mech *m, const EVP_MD *md,
 }
 
 
-static enum err
+static MUST_CHECK enum err
 respond_scram_sha1(const struct sasl_cred *c, struct sasl_state *st,
 	unsigned step, const char *chal, size_t chal_len, struct buf *out,
 	struct errinfo *reterr)
@@ -489,7 +489,7 @@ respond_scram_sha1(const struct sasl_cred *c, struct sasl_state *st,
 		st, step, chal, chal_len, out, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 respond_scram_sha256(const struct sasl_cred *c, struct sasl_state *st,
 	unsigned step, const char *chal, size_t chal_len, struct buf *out,
 	struct errinfo *reterr)

@@ -221,6 +221,16 @@ fail(struct smtp_session *s, enum err code, const char *fmt, ...)
 }
 
 /*
+ * For a step whose failure the session has already recorded (state FAILED,
+ * s->err): the caller goes on as the state says.
+ */
+static void
+on_session(enum err e)
+{
+	(void)e;
+}
+
+/*
  * Fill ei with "<step>: <reply>" and the reply's codes.  The reply is shown
  * in full (up to what errinfo holds).
  */
@@ -230,12 +240,11 @@ reply_error(const struct smtp_reply *r, struct errinfo *ei, enum err code,
 {
 	struct buf txt;
 
-	buf_init(&txt, ERRINFO_MSG_MAX);
-	smtp_reply_format(r, &txt);
+	buf_init(&txt, ERRINFO_TEXT_MAX);
+	buf_cut_ok(smtp_reply_format(r, &txt));
 	errinfo_set(ei, code, "%s: %s", step, buf_cstr(&txt));
 	buf_release(&txt);
-	ei->smtp_code = r->code;
-	util_strlcpy(ei->enhanced, r->enhanced, sizeof(ei->enhanced));
+	errinfo_set_status(ei, r->code, r->enhanced);
 	return code;
 }
 
@@ -246,7 +255,7 @@ enum step_class {
 };
 
 /* doc/design.md, Errors and exit codes */
-static enum err
+static MUST_CHECK enum err
 map_reply(const struct smtp_reply *r, enum step_class cls)
 {
 	if (r->code >= 400 && r->code < 500) {
@@ -273,7 +282,7 @@ fail_reply(struct smtp_session *s, enum step_class cls, const char *step)
 }
 
 /* Queue one command line (CRLF added) and log it, or its redacted form. */
-static enum err
+static MUST_CHECK enum err
 send_line(struct smtp_session *s, const char *line, size_t n,
 	const char *shown)
 {
@@ -295,11 +304,11 @@ send_line(struct smtp_session *s, const char *line, size_t n,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_cmd(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static enum err
+static MUST_CHECK enum err
 send_cmd(struct smtp_session *s, const char *fmt, ...)
 {
 	struct buf line;
@@ -319,7 +328,7 @@ send_cmd(struct smtp_session *s, const char *fmt, ...)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 push(struct smtp_session *s, enum expect kind, size_t rcpt)
 {
 	if (s->q_head > 0) {
@@ -435,6 +444,9 @@ smtp_free(struct smtp_session *s)
 	buf_release(&s->payload);
 	buf_release(&s->auth_json);
 	free(s->q);
+	errinfo_release(s->err);
+	errinfo_release(s->txn_err);
+	errinfo_release(s->txn_res);
 	free(s->err);
 	free(s->txn_err);
 	free(s->txn_res);
@@ -578,7 +590,7 @@ rcpts_left(const struct txn *t)
 	return 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_rcpt(struct smtp_session *s, struct txn *t, size_t i)
 {
 	const struct envelope *env = t->env;
@@ -597,7 +609,7 @@ send_rcpt(struct smtp_session *s, struct txn *t, size_t i)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_quit(struct smtp_session *s)
 {
 	enum err e = send_cmd(s, "QUIT");
@@ -610,7 +622,7 @@ send_quit(struct smtp_session *s)
 }
 
 /* RSET; the server holds no transaction once it has read it. */
-static enum err
+static MUST_CHECK enum err
 send_rset(struct smtp_session *s, enum expect kind)
 {
 	enum err e = send_cmd(s, "RSET");
@@ -633,7 +645,7 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 	int first = 1;
 	enum rcpt_state want = t->n_refused > 0 ? RS_REFUSED : RS_DEFERRED;
 
-	buf_init(&msg, ERRINFO_MSG_MAX);
+	buf_init(&msg, ERRINFO_TEXT_MAX);
 	for (i = 0; i < t->n_rcpts; i++) {
 		const struct rcpt *r = &t->rcpts[i];
 
@@ -647,9 +659,9 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		}
 	}
 	if (n_bad == 1) {
-		buf_append_str(&msg, "recipient refused: ");
+		buf_cut_ok(buf_append_str(&msg, "recipient refused: "));
 	} else {
-		buf_printf(&msg, "%zu recipients refused: ", n_bad);
+		buf_cut_ok(buf_printf(&msg, "%zu recipients refused: ", n_bad));
 	}
 	for (i = 0; i < t->n_rcpts; i++) {
 		const struct rcpt *r = &t->rcpts[i];
@@ -657,8 +669,9 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		if (r->st != want) {
 			continue;
 		}
-		buf_printf(&msg, "%sRCPT TO:<%s>: %s", first ? "" : "; ",
-			t->env->rcpts[i], buf_cstr(&r->reply));
+		buf_cut_ok(buf_printf(&msg, "%sRCPT TO:<%s>: %s",
+			first ? "" : "; ", t->env->rcpts[i],
+			buf_cstr(&r->reply)));
 		first = 0;
 	}
 	if (pick == NULL || pick->code < 500) {
@@ -669,9 +682,8 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 		code = ERR_SMTP_PERM;
 	}
 	errinfo_set(ei, code, "%s", buf_cstr(&msg));
-	ei->smtp_code = pick != NULL ? pick->code : 0;
-	util_strlcpy(ei->enhanced, pick != NULL ? pick->enhanced : "",
-		sizeof(ei->enhanced));
+	errinfo_set_status(ei, pick != NULL ? pick->code : 0,
+		pick != NULL ? pick->enhanced : "");
 	buf_release(&msg);
 	return code;
 }
@@ -680,17 +692,15 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 static void
 txn_outcome(struct smtp_session *s, const struct txn *t)
 {
-	errinfo_init(s->txn_res);
+	errinfo_release(s->txn_res);
 	if (!t->failed && t->mail_ok && t->n_refused == 0 && !rcpts_left(t)) {
 		s->txn_code = ERR_OK;
 	} else if (t->failed && !t->mail_ok) {
-		s->txn_code = s->txn_err->code;
-		*s->txn_res = *s->txn_err;
+		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
 	} else if (t->n_refused > 0 || (t->n_ok == 0 && t->n_deferred > 0)) {
 		s->txn_code = rcpt_error(t, s->txn_res);
 	} else if (t->failed) {
-		s->txn_code = s->txn_err->code;
-		*s->txn_res = *s->txn_err;
+		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
 	} else {
 		s->txn_code = errinfo_set(s->txn_res, ERR_PROTO,
 			"transaction ended in an unexpected way");
@@ -719,7 +729,7 @@ txn_finish(struct smtp_session *s)
 	s->done = t;
 	s->report = t;
 	if (t->last && !s->quit_sent) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 	if (s->state == SMTP_ST_FAILED || s->win_len > 0) {
 		return;
@@ -744,7 +754,7 @@ txn_abort(struct smtp_session *s, struct txn *t)
 		return;
 	}
 	if (t->last && (s->caps & SMTP_CAP_PIPELINING)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 
@@ -766,7 +776,7 @@ batch_can_commit(const struct txn *t)
 }
 
 /* The command that carries the body (after the RCPTs). */
-static enum err
+static MUST_CHECK enum err
 send_body_cmd(struct smtp_session *s, struct txn *t, size_t n_batch)
 {
 	int pipe = (s->caps & SMTP_CAP_PIPELINING) != 0;
@@ -799,7 +809,7 @@ send_body_cmd(struct smtp_session *s, struct txn *t, size_t n_batch)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 send_mail(struct smtp_session *s, const struct envelope *env, uint64_t size)
 {
 	struct buf line;
@@ -836,7 +846,7 @@ send_mail(struct smtp_session *s, const struct envelope *env, uint64_t size)
 }
 
 /* One MAIL ... end-of-data round for every recipient still to do. */
-static enum err
+static MUST_CHECK enum err
 start_batch(struct smtp_session *s, struct txn *t)
 {
 	size_t i, n_batch = 0;
@@ -894,7 +904,7 @@ bad_param(const char *v)
 }
 
 /* What smtp_mail() refuses before sending anything (session unchanged). */
-static enum err
+static MUST_CHECK enum err
 check_mail(const struct smtp_session *s, const struct envelope *env,
 	uint64_t body_size, struct errinfo *reterr)
 {
@@ -935,11 +945,7 @@ check_mail(const struct smtp_session *s, const struct envelope *env,
 		errinfo_set(reterr, ERR_SMTP_PERM, "message too big: %" PRIu64
 			" bytes, the server accepts at most %" PRIu64
 			" bytes (SIZE)", body_size, s->size_limit);
-		if (reterr != NULL) {
-			reterr->smtp_code = 552;
-			util_strlcpy(reterr->enhanced, "5.3.4",
-				sizeof(reterr->enhanced));
-		}
+		errinfo_set_status(reterr, 552, "5.3.4");
 		return ERR_SMTP_PERM;
 	}
 	return ERR_OK;
@@ -960,9 +966,9 @@ txn_new(const struct envelope *env, uint64_t body_size, int last)
 		return NULL;
 	}
 	for (i = 0; i < env->n_rcpts; i++) {
-		buf_init(&t->rcpts[i].reply, ERRINFO_MSG_MAX);
+		buf_init(&t->rcpts[i].reply, ERRINFO_TEXT_MAX);
 	}
-	buf_init(&t->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&t->final_reply, ERRINFO_TEXT_MAX);
 	t->n_rcpts = env->n_rcpts;
 	t->env = env;
 	t->size = body_size;
@@ -1043,7 +1049,7 @@ unpipelined_after_rcpts(struct smtp_session *s, struct txn *t)
 	if (!t->stop_rcpts) {
 		for (i = 0; i < t->n_rcpts; i++) {
 			if (t->rcpts[i].st == RS_TODO) {
-				send_rcpt(s, t, i);
+				on_session(send_rcpt(s, t, i));
 				return;
 			}
 		}
@@ -1057,7 +1063,7 @@ unpipelined_after_rcpts(struct smtp_session *s, struct txn *t)
 			n_batch++;
 		}
 	}
-	send_body_cmd(s, t, n_batch);
+	on_session(send_body_cmd(s, t, n_batch));
 }
 
 static void
@@ -1068,7 +1074,7 @@ store_rcpt_reply(struct smtp_session *s, struct txn *t, size_t i)
 	r->code = s->reply.code;
 	util_strlcpy(r->enhanced, s->reply.enhanced, sizeof(r->enhanced));
 	buf_reset(&r->reply);
-	smtp_reply_format(&s->reply, &r->reply);
+	buf_cut_ok(smtp_reply_format(&s->reply, &r->reply));
 }
 
 /* The batch was committed (250 to the end of data). */
@@ -1082,7 +1088,7 @@ batch_delivered(struct smtp_session *s, struct txn *t)
 		s->stale = 0;
 	}
 	buf_reset(&t->final_reply);
-	smtp_reply_format(&s->reply, &t->final_reply);
+	buf_cut_ok(smtp_reply_format(&s->reply, &t->final_reply));
 	for (i = 0; i < t->n_rcpts; i++) {
 		if (t->rcpts[i].st == RS_OK) {
 			t->rcpts[i].st = RS_DELIVERED;
@@ -1092,7 +1098,7 @@ batch_delivered(struct smtp_session *s, struct txn *t)
 		/* the driver records this part before the next one leaves */
 		s->report = t;
 		s->partial_pending = 1;
-		start_batch(s, t);
+		on_session(start_batch(s, t));
 		return;
 	}
 	txn_finish(s);
@@ -1159,7 +1165,7 @@ data_reply(struct smtp_session *s, struct txn *t)
 			 * recipients.
 			 */
 			if (t->failed && !t->mail_ok) {
-				*s->err = *s->txn_err;
+				errinfo_copy(s->err, s->txn_err);
 			} else {
 				rcpt_error(t, s->err);
 			}
@@ -1193,7 +1199,7 @@ bdat_reply(struct smtp_session *s, struct txn *t)
 		return;
 	}
 	if (t->last && !rcpts_left(t)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 
@@ -1246,14 +1252,14 @@ txn_reply(struct smtp_session *s, struct pending pd)
 		break;
 	case EX_RSET:
 		if (t->last && !s->quit_sent) {
-			send_quit(s);
+			on_session(send_quit(s));
 		}
 		txn_finish(s);
 		break;
 	case EX_SEP:
 		/* MAIL's own reply tells whether the session was clean */
 		if (!t->started) {
-			start_batch(s, t);
+			on_session(start_batch(s, t));
 		}
 		break;
 	case EX_QUIT:
@@ -1277,8 +1283,11 @@ parse_ehlo(struct smtp_session *s)
 		const char *l = smtp_reply_line(&s->reply, i, &n);
 		size_t kw = 0;
 
-		buf_append(&s->ehlo, l, n);
-		buf_putc(&s->ehlo, '\n');
+		if (buf_append(&s->ehlo, l, n) != ERR_OK ||
+		    buf_putc(&s->ehlo, '\n') != ERR_OK) {
+			fail_oom(s);
+			return;
+		}
 		while (kw < n && l[kw] != ' ' && l[kw] != '=') {
 			kw++;
 		}
@@ -1445,7 +1454,7 @@ smtp_tls_started(struct smtp_session *s)
 }
 
 /* Base64 of raw into s->payload, then queue it as a line. */
-static enum err
+static MUST_CHECK enum err
 send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 	size_t n, int redact)
 {
@@ -1470,7 +1479,7 @@ send_payload(struct smtp_session *s, const char *prefix, const void *raw,
 }
 
 /* Client message number step; chal: the decoded challenge, or NULL. */
-static enum err
+static MUST_CHECK enum err
 build_step(struct smtp_session *s, unsigned step, const char *chal,
 	size_t chal_len, struct buf *raw)
 {
@@ -1612,7 +1621,8 @@ auth_reply(struct smtp_session *s)
 			}
 			if (e == ERR_OK && build_step(s, s->steps_sent,
 			    dec.data, dec.len, &raw) == ERR_OK) {
-				send_payload(s, "", raw.data, raw.len, 1);
+				on_session(send_payload(s, "", raw.data,
+					raw.len, 1));
 				s->steps_sent++;
 			}
 			buf_release(&dec);
@@ -1621,26 +1631,27 @@ auth_reply(struct smtp_session *s)
 		}
 		if (s->mech->error_ack == NULL || s->ack_sent) {
 			fail_reply(s, SC_SESSION, step);
-			s->err->code = ERR_PROTO;
+			errinfo_recode(s->err, ERR_PROTO);
 			return;
 		}
 		/* an error challenge: keep the JSON to show it */
 		buf_reset(&s->auth_json);
 		if (util_base64_decode(&s->auth_json, chal, n) != ERR_OK) {
 			buf_reset(&s->auth_json);
-			buf_append(&s->auth_json, chal, n);
+			buf_cut_ok(buf_append(&s->auth_json, chal, n));
 		} else {
 			struct buf shown;
 
 			buf_init(&shown, 4 * BUF_LINE_MAX);
-			buf_append_str(&shown, "decoded challenge: ");
-			util_escape_ctl(&shown, s->auth_json.data,
-				s->auth_json.len);
+			buf_cut_ok(buf_append_str(&shown,
+				"decoded challenge: "));
+			buf_cut_ok(util_escape_ctl(&shown, s->auth_json.data,
+				s->auth_json.len));
 			note(s, SMTP_DIR_NOTE, shown.data, shown.len);
 			buf_release(&shown);
 		}
-		send_payload(s, "", s->mech->error_ack,
-			s->mech->error_ack_len, 0);
+		on_session(send_payload(s, "", s->mech->error_ack,
+			s->mech->error_ack_len, 0));
 		s->ack_sent = 1;
 		return;
 	}
@@ -1657,9 +1668,9 @@ auth_reply(struct smtp_session *s)
 		if (s->auth_json.len > 0) {
 			struct buf esc;
 
-			buf_init(&esc, ERRINFO_MSG_MAX);
-			util_escape_ctl(&esc, s->auth_json.data,
-				s->auth_json.len);
+			buf_init(&esc, ERRINFO_TEXT_MAX);
+			buf_cut_ok(util_escape_ctl(&esc, s->auth_json.data,
+				s->auth_json.len));
 			errinfo_prefix(s->err, "authentication failed "
 				"(server said %s): ", buf_cstr(&esc));
 			buf_release(&esc);
@@ -1678,7 +1689,7 @@ auth_reply(struct smtp_session *s)
 		return;
 	}
 	fail_reply(s, SC_SESSION, step);
-	s->err->code = ERR_PROTO;
+	errinfo_recode(s->err, ERR_PROTO);
 }
 
 static void
@@ -1690,7 +1701,7 @@ session_reply(struct smtp_session *s)
 	case SMTP_ST_GREETING:
 		if (r->code == 220) {
 			buf_reset(&s->greeting);
-			smtp_reply_format(r, &s->greeting);
+			buf_cut_ok(smtp_reply_format(r, &s->greeting));
 			if (s->p.helo[0] == '\0' || bad_param(s->p.helo)) {
 				fail(s, ERR_CONFIG, "invalid EHLO domain "
 					"(empty, or a space or control "
@@ -1702,13 +1713,15 @@ session_reply(struct smtp_session *s)
 			fail_reply(s, SC_SESSION, "greeting");
 		} else {
 			fail_reply(s, SC_SESSION, "greeting");
-			s->err->code = ERR_PROTO;
+			errinfo_recode(s->err, ERR_PROTO);
 		}
 		break;
 	case SMTP_ST_EHLO:
 		if (r->code == 250) {
 			parse_ehlo(s);
-			after_ehlo(s);
+			if (s->state != SMTP_ST_FAILED) {
+				after_ehlo(s);
+			}
 		} else if ((r->code == 500 || r->code == 502) &&
 		    !s->p.tls_required) {
 			if (send_cmd(s, "HELO %s", s->p.helo) == ERR_OK) {
@@ -1717,7 +1730,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "EHLO");
 			if (r->code < 400) {
-				s->err->code = ERR_PROTO;
+				errinfo_recode(s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1730,7 +1743,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "HELO");
 			if (r->code < 400) {
-				s->err->code = ERR_PROTO;
+				errinfo_recode(s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1740,7 +1753,8 @@ session_reply(struct smtp_session *s)
 		} else {
 			/* the mail must wait rather than go out in clear */
 			fail_reply(s, SC_SESSION, "STARTTLS");
-			s->err->code = r->code < 400 ? ERR_PROTO : ERR_TLS;
+			errinfo_recode(s->err,
+				r->code < 400 ? ERR_PROTO : ERR_TLS);
 		}
 		break;
 	case SMTP_ST_AUTH:
@@ -1748,7 +1762,7 @@ session_reply(struct smtp_session *s)
 		break;
 	default:
 		fail_reply(s, SC_SESSION, "unexpected reply");
-		s->err->code = ERR_PROTO;
+		errinfo_recode(s->err, ERR_PROTO);
 		break;
 	}
 }
@@ -1766,7 +1780,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 		struct buf esc;
 
 		buf_init(&esc, 4 * SMTP_REPLY_LINE_MAX + 64);
-		util_escape_ctl(&esc, line, len);
+		buf_cut_ok(util_escape_ctl(&esc, line, len));
 		note(s, SMTP_DIR_RECV, esc.data, esc.len);
 		buf_release(&esc);
 	}
@@ -1832,7 +1846,7 @@ smtp_body_done(struct smtp_session *s, int at_line_start)
 	t = txn_newest(s);
 	if (t != NULL && t->last && (s->caps & SMTP_CAP_PIPELINING) &&
 	    !rcpts_left(t)) {
-		send_quit(s);
+		on_session(send_quit(s));
 	}
 }
 
@@ -1840,9 +1854,8 @@ void
 smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 {
 	auth_done_wipe(s);
-	*s->err = *ei;
-	if (s->err->code == ERR_OK) {
-		s->err->code = ERR_INTERNAL;
+	if (errinfo_copy(s->err, ei) == ERR_OK) {
+		errinfo_recode(s->err, ERR_INTERNAL);
 	}
 	s->state = SMTP_ST_FAILED;
 }
@@ -1850,9 +1863,7 @@ smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 enum err
 smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr)
 {
-	if (reterr != NULL) {
-		*reterr = *s->txn_res;
-	}
+	errinfo_copy(reterr, s->txn_res);
 	return s->txn_code;
 }
 
@@ -1885,10 +1896,7 @@ smtp_final_reply(const struct smtp_session *s)
 enum err
 smtp_error(const struct smtp_session *s, struct errinfo *reterr)
 {
-	if (reterr != NULL) {
-		*reterr = *s->err;
-	}
-	return s->err->code;
+	return errinfo_copy(reterr, s->err);
 }
 
 unsigned

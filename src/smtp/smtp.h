@@ -181,7 +181,7 @@ void smtp_body_done(struct smtp_session *s, int at_line_start);
  * ERR_PROTO for a malformed or unexpected reply, the mapped code
  * (doc/design.md, Errors and exit codes) for a refusal of a session step.
  */
-enum err smtp_feed(struct smtp_session *s, const char *line, size_t len);
+MUST_CHECK enum err smtp_feed(struct smtp_session *s, const char *line, size_t len);
 
 /* SMTP_EV_NEED_STARTTLS: the handshake succeeded; caps are forgotten. */
 void smtp_tls_started(struct smtp_session *s);
@@ -192,7 +192,7 @@ void smtp_tls_started(struct smtp_session *s);
  * (session failed too): ERR_DATA for a secret the mechanism cannot carry,
  * ERR_NOMEM.
  */
-enum err smtp_auth_secret(struct smtp_session *s, const char *secret,
+MUST_CHECK enum err smtp_auth_secret(struct smtp_session *s, const char *secret,
 	size_t len);
 
 /* Name of the mechanism chosen for AUTH ("XOAUTH2"), NULL before. */
@@ -213,7 +213,7 @@ void smtp_abort(struct smtp_session *s, const struct errinfo *ei);
  * (several recipients); call smtp_hold() and offer it again at the next
  * SMTP_EV_READY, which comes once the window has drained.
  */
-enum err smtp_mail(struct smtp_session *s, const struct envelope *env,
+MUST_CHECK enum err smtp_mail(struct smtp_session *s, const struct envelope *env,
 	uint64_t body_size, int last, struct errinfo *reterr);
 
 /*
@@ -267,7 +267,7 @@ unsigned smtp_caps(const struct smtp_session *s);
 uint64_t smtp_size_limit(const struct smtp_session *s);
 
 /* Append a human description of the EHLO reply for --serverinfo. */
-enum err smtp_describe(const struct smtp_session *s, struct buf *out);
+MUST_CHECK enum err smtp_describe(const struct smtp_session *s, struct buf *out);
 
 /*
  * Dot-stuffing filter for DATA (RFC 5321 section 4.5.2), fed the body in
@@ -281,7 +281,7 @@ struct smtp_dotstuff {
 void smtp_dotstuff_init(struct smtp_dotstuff *d);
 
 /* Append the stuffed form of p[0..n) to out (ERR_LIMIT, ERR_NOMEM). */
-enum err smtp_dotstuff(struct smtp_dotstuff *d, const void *p, size_t n,
+MUST_CHECK enum err smtp_dotstuff(struct smtp_dotstuff *d, const void *p, size_t n,
 	struct buf *out);
 
 #endif

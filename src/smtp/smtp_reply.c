@@ -50,7 +50,7 @@ smtp_reply_reset(struct smtp_reply *r)
 	r->n_lines = 0;
 }
 
-static enum err
+static MUST_CHECK enum err
 bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	struct errinfo *reterr)
 {
@@ -58,7 +58,10 @@ bad_line(struct smtp_reply *r, const char *why, const char *line, size_t len,
 	enum err e;
 
 	buf_init(&show, SHOW_MAX * 4 + 16);
-	util_escape_ctl(&show, line, len < SHOW_MAX ? len : SHOW_MAX);
+	if (util_escape_ctl(&show, line, len < SHOW_MAX ? len : SHOW_MAX) !=
+	    ERR_OK) {
+		buf_reset(&show);	/* no memory: the message without it */
+	}
 	e = errinfo_set(reterr, ERR_PROTO, "invalid reply from server (%s): "
 		"'%s%s'", why, buf_cstr(&show), len > SHOW_MAX ? "..." : "");
 	buf_release(&show);

@@ -51,7 +51,7 @@ void smtp_reply_reset(struct smtp_reply *r);
  * this line ends the reply.  Errors: ERR_PROTO (syntax, code mismatch, too
  * long, too many lines), ERR_NOMEM.  After an error r is reset.
  */
-enum err smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
+MUST_CHECK enum err smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 	int parse_enhanced, int *ret_complete, struct errinfo *reterr);
 
 /*
@@ -65,6 +65,6 @@ const char *smtp_reply_line(const struct smtp_reply *r, size_t i,
  * Append the reply for an error message or a log: the lines as received,
  * joined by " / ", control bytes escaped.
  */
-enum err smtp_reply_format(const struct smtp_reply *r, struct buf *out);
+MUST_CHECK enum err smtp_reply_format(const struct smtp_reply *r, struct buf *out);
 
 #endif

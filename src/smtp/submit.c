@@ -77,7 +77,7 @@ void
 submit_result_init(struct submit_result *r)
 {
 	r->smtp_code = 0;
-	buf_init(&r->final_reply, ERRINFO_MSG_MAX);
+	buf_init(&r->final_reply, ERRINFO_TEXT_MAX);
 	buf_init(&r->tls, 4096);
 	buf_init(&r->info, 256 * 1024);
 	r->rcpt_codes = NULL;
@@ -114,7 +114,7 @@ step_deadline(const struct driver *d)
 	return dl < d->session_deadline ? dl : d->session_deadline;
 }
 
-static enum err
+static MUST_CHECK enum err
 flush(struct driver *d, struct errinfo *reterr)
 {
 	enum err e;
@@ -128,7 +128,7 @@ flush(struct driver *d, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 queue(struct driver *d, const void *p, size_t n, struct errinfo *reterr)
 {
 	enum err e;
@@ -161,7 +161,7 @@ line_buffered(const struct driver *d)
  * One reply line, CRLF removed, borrowed from d->rbuf until the next call;
  * the caller consumes it (its length + 2).
  */
-static enum err
+static MUST_CHECK enum err
 read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 	struct errinfo *reterr)
 {
@@ -207,7 +207,7 @@ read_line(struct driver *d, const char **ret_line, size_t *ret_len,
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 send_body(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
 	/* the body asked for is always that of the newest transaction */
@@ -310,7 +310,7 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
 	const struct submit_server *srv = &d->p->srv;
@@ -333,7 +333,7 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 do_auth(struct driver *d, struct smtp_session *s, int fresh,
 	struct errinfo *reterr)
 {
@@ -398,7 +398,8 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 	if (b == NULL) {
 		if (in_txn && s != NULL) {
 			buf_reset(&ret->final_reply);
-			buf_append_str(&ret->final_reply, smtp_final_reply(s));
+			buf_cut_ok(buf_append_str(&ret->final_reply,
+				smtp_final_reply(s)));
 			for (i = 0; i < ret->n_rcpts; i++) {
 				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
 			}
@@ -406,9 +407,8 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 				reterr != NULL ? reterr->smtp_code : 0;
 		}
 	} else if (b->done != NULL) {
-		static struct errinfo ok_info;
+		struct errinfo ok_info = ERRINFO_INIT;
 
-		errinfo_init(&ok_info);
 		b->done(b->ctx, d->cur, code, in_txn,
 			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
 			in_txn && s != NULL ? smtp_final_reply(s) : "",
@@ -425,7 +425,7 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
  * SMTP_EV_READY: hand item d->next to the engine.  ERR_OK when it was taken
  * or has to wait for the transactions in flight; else its refusal.
  */
-static enum err
+static MUST_CHECK enum err
 next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 {
 	const struct submit_item *it = &d->items[d->next];
@@ -460,7 +460,7 @@ session_end(struct driver *d, enum err e, struct submit_result *ret,
  * The session loop.  Single message: returns the outcome of the
  * transaction.  Batch: ERR_OK or the session error (items reported).
  */
-static enum err
+static MUST_CHECK enum err
 run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 	struct errinfo *reterr)
 {
@@ -502,7 +502,9 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 					p->srv.timeout);
 			}
 			if (e == ERR_OK) {
-				smtp_feed(s, line, n);
+				if (smtp_feed(s, line, n) != ERR_OK) {
+					/* recorded: SMTP_EV_FAILED comes next */
+				}
 				buf_consume(&d->rbuf, n + 2);
 			}
 			break;
@@ -539,7 +541,13 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 				return txn_done ? txn_code : ERR_OK;
 			}
 			if (d->mode == MODE_SERVERINFO) {
-				smtp_describe(s, &ret->info);
+				e = smtp_describe(s, &ret->info);
+				if (e != ERR_OK) {
+					e = buf_fail(&ret->info, e,
+						"the server description",
+						reterr);
+					break;
+				}
 				smtp_quit(s);
 			} else if (d->next >= d->n_items) {
 				smtp_quit(s);
@@ -611,7 +619,7 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
  * The one session driver behind the four entry points.  env and body are
  * used with MODE_MESSAGE, batch with MODE_BATCH.
  */
-static enum err
+static MUST_CHECK enum err
 session(const struct submit_params *p, enum mode mode,
 	const struct envelope *env, const struct submit_body *body,
 	const struct submit_batch *batch, struct submit_result *ret,
@@ -734,11 +742,17 @@ session(const struct submit_params *p, enum mode mode,
 		goto out;
 	}
 	e = run(&d, s, ret, reterr);
-	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls) {
-		d.t->ops->describe(d.t, &ret->tls);
+	if (d.t != NULL && d.t->ops->describe != NULL && srv->tls &&
+	    d.t->ops->describe(d.t, &ret->tls) != ERR_OK) {
+		/* a description that does not fit is left out, not an error */
+		buf_reset(&ret->tls);
 	}
 	if (mode == MODE_SERVERINFO && e == ERR_OK && srv->tls) {
-		transport_tls_info(d.t, &ret->info);
+		e = transport_tls_info(d.t, &ret->info);
+		if (e != ERR_OK) {
+			e = buf_fail(&ret->info, e, "the server description",
+				reterr);
+		}
 	}
 
 out:
@@ -1040,7 +1054,7 @@ submit_conn_message(struct submit_conn *c, const struct envelope *env,
 void
 submit_conn_close(struct submit_conn *c)
 {
-	static struct errinfo ignored;
+	struct errinfo ignored = ERRINFO_INIT;
 
 	if (c == NULL) {
 		return;
@@ -1054,8 +1068,10 @@ submit_conn_close(struct submit_conn *c)
 		c->d.session_deadline = c->d.timeout_ms > 0 ?
 			util_now_ms() + c->d.timeout_ms : 0;
 		smtp_quit(c->s);
-		errinfo_init(&ignored);
-		(void)run(&c->d, c->s, &r, &ignored);
+		if (run(&c->d, c->s, &r, &ignored) != ERR_OK) {
+			/* closing anyway: a lost 221 changes nothing */
+		}
+		errinfo_release(&ignored);
 		submit_result_release(&r);
 	}
 	conn_free(c);

@@ -173,7 +173,7 @@ void submit_result_release(struct submit_result *r);
  * recipient.  With an error check ret->rcpt_delivered: after a 452 split
  * part of the recipients may have the message.
  */
-enum err submit_message(const struct submit_params *p,
+MUST_CHECK enum err submit_message(const struct submit_params *p,
 	const struct envelope *env, const struct submit_body *body,
 	struct submit_result *ret, struct errinfo *reterr);
 
@@ -183,7 +183,7 @@ enum err submit_message(const struct submit_params *p,
  * when the session ran to its end, else the session's error (every item not
  * yet reported was reported with it first).
  */
-enum err submit_batch(const struct submit_params *p,
+MUST_CHECK enum err submit_batch(const struct submit_params *p,
 	const struct submit_batch *batch, struct submit_result *ret,
 	struct errinfo *reterr);
 
@@ -192,11 +192,11 @@ enum err submit_batch(const struct submit_params *p,
  * without a transaction.  ERR_OK means every step passed (ret->auth_mech
  * names the mechanism).
  */
-enum err submit_check(const struct submit_params *p,
+MUST_CHECK enum err submit_check(const struct submit_params *p,
 	struct submit_result *ret, struct errinfo *reterr);
 
 /* --serverinfo: EHLO (after TLS), ret->info describes the server, QUIT. */
-enum err submit_serverinfo(const struct submit_params *p,
+MUST_CHECK enum err submit_serverinfo(const struct submit_params *p,
 	struct submit_result *ret, struct errinfo *reterr);
 
 /*
@@ -257,7 +257,7 @@ void submit_conn_forget(struct submit_conn *c);
  * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT ($XDG_RUNTIME_DIR, else
  * ${XDG_CACHE_HOME:-~/.cache}).  Appended to out; ERR_CONFIG without one.
  */
-enum err submit_session_cache_path(const char *host, int port,
+MUST_CHECK enum err submit_session_cache_path(const char *host, int port,
 	struct buf *out);
 
 #endif

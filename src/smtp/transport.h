@@ -68,7 +68,7 @@ struct transport_ops {
 	/* Close and free.  NULL-safe through transport_close(). */
 	void (*close)(struct transport *t);
 	/* Append a human description ("TLSv1.3 TLS_AES_256_GCM_SHA384 ..."). */
-	void (*describe)(struct transport *t, struct buf *out);
+	enum err (*describe)(struct transport *t, struct buf *out);
 };
 
 struct transport {
@@ -92,7 +92,7 @@ struct transport {
  * or with attempts still in flight; ERR_CONFIG for a source_ip that is not
  * a numeric address or shares no address family with host.
  */
-enum err transport_tcp_connect(const char *host, int port,
+MUST_CHECK enum err transport_tcp_connect(const char *host, int port,
 	const char *source_ip, int64_t deadline, struct transport **ret_t,
 	struct errinfo *reterr);
 
@@ -102,7 +102,7 @@ enum err transport_tcp_connect(const char *host, int port,
  * messages.  Exposed for callers that resolved themselves and for tests.
  */
 struct addrinfo;
-enum err transport_tcp_connect_list(const struct addrinfo *list,
+MUST_CHECK enum err transport_tcp_connect_list(const struct addrinfo *list,
 	const char *host, int port, const char *source_ip, int64_t deadline,
 	struct transport **ret_t, struct errinfo *reterr);
 
@@ -112,7 +112,7 @@ enum err transport_tcp_connect_list(const struct addrinfo *list,
  * includes errors and hang-ups: the next I/O call reports them.  Shared by
  * the implementations and by test transports.
  */
-enum err transport_poll(int fd, short events, int64_t deadline,
+MUST_CHECK enum err transport_poll(int fd, short events, int64_t deadline,
 	const char *what, struct errinfo *reterr);
 
 /*
@@ -149,7 +149,7 @@ int transport_peer_is_loopback(const struct transport *t);
  * ERR_TIMEOUT, ERR_NET when the server closes the connection, ERR_PROTO when
  * the wrapped transport holds unread bytes, ERR_CONFIG for unusable files.
  */
-enum err transport_tls_start(struct transport **t,
+MUST_CHECK enum err transport_tls_start(struct transport **t,
 	const struct tls_params *params, int64_t deadline,
 	struct errinfo *reterr);
 
@@ -157,7 +157,7 @@ enum err transport_tls_start(struct transport **t,
  * For --serverinfo: append protocol, cipher, peer certificate subject,
  * issuer, validity and SHA-256 fingerprint.  Nothing for a plain transport.
  */
-void transport_tls_info(struct transport *t, struct buf *out);
+MUST_CHECK enum err transport_tls_info(struct transport *t, struct buf *out);
 
 /* 1 when t is a TLS transport whose session was resumed, else 0. */
 int transport_tls_resumed(const struct transport *t);

@@ -66,9 +66,7 @@ transport_poll(int fd, short events, int64_t deadline, const char *what,
 			if (errno == EINTR) {
 				continue;
 			}
-			if (reterr != NULL) {
-				reterr->sys_errno = errno;
-			}
+			errinfo_set_errno(reterr, errno);
 			return errinfo_set(reterr, ERR_NET, "poll while %s: %s",
 				what, strerror(errno));
 		}
@@ -113,7 +111,7 @@ addr_text(const struct sockaddr *sa, char *out, size_t size)
 
 /* ---- the byte pipe ---- */
 
-static enum err
+static MUST_CHECK enum err
 tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	struct errinfo *reterr)
 {
@@ -139,9 +137,7 @@ tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 			}
 			continue;
 		}
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		if (errno == EPIPE || errno == ECONNRESET) {
 			return errinfo_set(reterr, ERR_NET,
 				"connection closed by server (%s)",
@@ -153,7 +149,7 @@ tcp_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 tcp_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 	int64_t deadline, struct errinfo *reterr)
 {
@@ -185,9 +181,7 @@ tcp_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 			}
 			continue;
 		}
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		if (errno == ECONNRESET) {
 			return errinfo_set(reterr, ERR_NET,
 				"connection closed by server (%s)",
@@ -214,12 +208,12 @@ tcp_close(struct transport *t)
 	free(t);
 }
 
-static void
+static MUST_CHECK enum err
 tcp_describe(struct transport *t, struct buf *out)
 {
 	struct tcp_transport *tt = (struct tcp_transport *)t;
 
-	buf_printf(out, "TCP connection to %s port %d (%s)", tt->host,
+	return buf_printf(out, "TCP connection to %s port %d (%s)", tt->host,
 		tt->port, tt->peer);
 }
 
@@ -285,8 +279,10 @@ race_note_failure(struct race *r, const struct addrinfo *ai, int error)
 	addr_text(ai->ai_addr, text, sizeof(text));
 	r->last_errno = error;
 	/* Bounded: a long list of failures is cut, never an error itself. */
-	buf_printf(&r->failures, "%s%s: %s", r->failures.len > 0 ? ", " : "",
-		text, strerror(error));
+	if (buf_printf(&r->failures, "%s%s: %s", r->failures.len > 0 ?
+	    ", " : "", text, strerror(error)) != ERR_OK) {
+		return;
+	}
 }
 
 /*
@@ -405,9 +401,7 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 			continue;
 		}
 		if (r->n_live == 0) {
-			if (reterr != NULL) {
-				reterr->sys_errno = r->last_errno;
-			}
+			errinfo_set_errno(reterr, r->last_errno);
 			errinfo_set(reterr, ERR_NET,
 				"cannot connect to %s port %d: %s", host, port,
 				r->failures.len > 0 ? buf_cstr(&r->failures)
@@ -468,7 +462,7 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 	}
 }
 
-static enum err
+static MUST_CHECK enum err
 resolve_source(const char *source_ip, struct addrinfo **ret_ai,
 	struct errinfo *reterr)
 {
@@ -488,7 +482,7 @@ resolve_source(const char *source_ip, struct addrinfo **ret_ai,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 make_transport(int fd, const char *host, int port, struct transport **ret_t,
 	struct errinfo *reterr)
 {

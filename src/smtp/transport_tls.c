@@ -12,6 +12,8 @@
  * the captured leaf certificate, a copy of the session-cache path and the
  * wrapped transport; tls_close() releases all of them.
  */
+/* the per-library error-text loaders (ssl_reason()) are deprecated */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "transport.h"
 
 #include <arpa/inet.h>
@@ -54,6 +56,9 @@
 
 /* Longest fingerprint digest we accept (SHA-256). */
 #define FP_MAX 32
+
+/* The words describing a certificate verification failure. */
+#define TLS_VERIFY_TEXT_MAX 4096
 
 enum check_mode {
 	CHECK_CA,		/* chain + host name */
@@ -183,6 +188,36 @@ sock_method_init(void)
 
 /* ---- helpers ---- */
 
+/*
+ * OpenSSL's error texts.  Loading them all costs about a million
+ * instructions, paid by every send although only a failure needs them:
+ * they are loaded the first time a message needs one, for the libraries
+ * whose errors a TLS set-up or handshake raises.  The per-library loaders
+ * are deprecated in OpenSSL 3; where a build lacks them the texts are
+ * loaded at start-up as usual (STRINGS_AT_START).
+ */
+#ifdef OPENSSL_NO_DEPRECATED_3_0
+#define STRINGS_AT_START 0
+#else
+#define STRINGS_AT_START (OPENSSL_INIT_NO_LOAD_SSL_STRINGS | \
+	OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS)
+
+static void
+load_error_strings(void)
+{
+	ERR_load_SSL_strings();
+	ERR_load_X509_strings();
+	ERR_load_X509V3_strings();
+	ERR_load_PEM_strings();
+	ERR_load_ASN1_strings();
+	ERR_load_EVP_strings();
+	ERR_load_BIO_strings();
+	ERR_load_CRYPTO_strings();
+}
+
+static pthread_once_t strings_once = PTHREAD_ONCE_INIT;
+#endif
+
 /* The reason text of the most relevant queued OpenSSL error, or dflt. */
 static const char *
 ssl_reason(const char *dflt)
@@ -193,6 +228,9 @@ ssl_reason(const char *dflt)
 	if (e == 0) {
 		return dflt;
 	}
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+	pthread_once(&strings_once, load_error_strings);
+#endif
 	r = ERR_reason_error_string(e);
 	return r != NULL ? r : dflt;
 }
@@ -206,57 +244,67 @@ host_is_ip(const char *host)
 		|| inet_pton(AF_INET6, host, a) == 1;
 }
 
-static void
+static MUST_CHECK enum err
 append_hex(struct buf *out, const unsigned char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		buf_printf(out, "%s%02X", i > 0 ? ":" : "", p[i]);
+	enum err be = ERR_OK;
+
+	for (size_t i = 0; i < n && be == ERR_OK; i++) {
+		be = buf_printf(out, "%s%02X", i > 0 ? ":" : "", p[i]);
 	}
+	return be;
 }
 
-static void
+static MUST_CHECK enum err
 append_name(struct buf *out, const X509_NAME *name)
 {
 	BIO *m = BIO_new(BIO_s_mem());
 	char *p;
 	long n;
 
+	enum err be = ERR_OK;
+
 	if (m == NULL) {
-		return;
+		return ERR_NOMEM;
 	}
 	X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
 	n = BIO_get_mem_data(m, &p);
 	if (n > 0) {
-		buf_append(out, p, (size_t)n);
+		be = buf_append(out, p, (size_t)n);
 	}
 	BIO_free(m);
+	return be;
 }
 
-static void
+static MUST_CHECK enum err
 append_time(struct buf *out, const ASN1_TIME *t)
 {
 	BIO *m = BIO_new(BIO_s_mem());
 	char *p;
 	long n;
 
+	enum err be = ERR_OK;
+
 	if (m == NULL) {
-		return;
+		return ERR_NOMEM;
 	}
 	if (t != NULL && ASN1_TIME_print(m, t)) {
 		n = BIO_get_mem_data(m, &p);
 		if (n > 0) {
-			buf_append(out, p, (size_t)n);
+			be = buf_append(out, p, (size_t)n);
 		}
 	}
 	BIO_free(m);
+	return be;
 }
 
 /* The names a certificate is valid for: DNS and IP SANs, else the CN. */
-static void
+static MUST_CHECK enum err
 append_cert_names(struct buf *out, X509 *cert)
 {
 	GENERAL_NAMES *names;
 	size_t before = out->len;
+	enum err be = ERR_OK;
 
 	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names)
@@ -267,8 +315,8 @@ append_cert_names(struct buf *out, X509 *cert)
 		if (gn->type == GEN_DNS) {
 			const ASN1_IA5STRING *s = gn->d.dNSName;
 
-			buf_printf(out, "%s%.*s", sep, ASN1_STRING_length(s),
-				(const char *)ASN1_STRING_get0_data(s));
+			err_first(&be, buf_printf(out, "%s%.*s", sep, ASN1_STRING_length(s),
+				(const char *)ASN1_STRING_get0_data(s)));
 		} else if (gn->type == GEN_IPADD) {
 			const ASN1_OCTET_STRING *s = gn->d.iPAddress;
 			char text[64];
@@ -277,7 +325,7 @@ append_cert_names(struct buf *out, X509 *cert)
 
 			if (af != 0 && inet_ntop(af, ASN1_STRING_get0_data(s),
 				text, sizeof(text)) != NULL) {
-				buf_printf(out, "%s%s", sep, text);
+				err_first(&be, buf_printf(out, "%s%s", sep, text));
 			}
 		}
 	}
@@ -287,11 +335,12 @@ append_cert_names(struct buf *out, X509 *cert)
 
 		if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
 			NID_commonName, cn, sizeof(cn)) > 0) {
-			buf_append_str(out, cn);
+			err_first(&be, buf_append_str(out, cn));
 		} else {
-			buf_append_str(out, "no name");
+			err_first(&be, buf_append_str(out, "no name"));
 		}
 	}
+	return be;
 }
 
 /*
@@ -386,63 +435,68 @@ verify_cb(int preverify_ok, X509_STORE_CTX *xs)
 }
 
 /* Describe a verification failure in words a user can act on. */
-static enum err
+static MUST_CHECK enum err
 verify_error(struct tls_transport *tt, long code, struct errinfo *reterr)
 {
 	struct buf m;
 	X509 *cert = tt->failed != NULL ? tt->failed : tt->leaf;
-	enum err e;
+	enum err e, be = ERR_OK;
 
-	buf_init(&m, 4096);
+	buf_init(&m, TLS_VERIFY_TEXT_MAX);
 	switch (code) {
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		buf_append_str(&m, "certificate has expired");
+		err_first(&be, buf_append_str(&m, "certificate has expired"));
 		if (cert != NULL) {
-			buf_append_str(&m, " (not valid after ");
-			append_time(&m, X509_get0_notAfter(cert));
-			buf_putc(&m, ')');
+			err_first(&be, buf_append_str(&m, " (not valid after "));
+			err_first(&be, append_time(&m, X509_get0_notAfter(cert)));
+			err_first(&be, buf_putc(&m, ')'));
 		}
 		break;
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		buf_append_str(&m, "certificate is not yet valid");
+		err_first(&be, buf_append_str(&m, "certificate is not yet valid"));
 		if (cert != NULL) {
-			buf_append_str(&m, " (not valid before ");
-			append_time(&m, X509_get0_notBefore(cert));
-			buf_putc(&m, ')');
+			err_first(&be, buf_append_str(&m, " (not valid before "));
+			err_first(&be, append_time(&m, X509_get0_notBefore(cert)));
+			err_first(&be, buf_putc(&m, ')'));
 		}
 		break;
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-		buf_printf(&m, "%s mismatch (certificate is for ",
+		err_first(&be, buf_printf(&m, "%s mismatch (certificate is for ",
 			code == X509_V_ERR_HOSTNAME_MISMATCH ? "host name"
-			: "IP address");
+			: "IP address"));
 		if (tt->leaf != NULL) {
-			append_cert_names(&m, tt->leaf);
+			err_first(&be, append_cert_names(&m, tt->leaf));
 		} else {
-			buf_append_str(&m, "unknown names");
+			err_first(&be, buf_append_str(&m, "unknown names"));
 		}
-		buf_putc(&m, ')');
+		err_first(&be, buf_putc(&m, ')'));
 		break;
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-		buf_append_str(&m, "unknown CA / self-signed certificate");
+		err_first(&be, buf_append_str(&m, "unknown CA / self-signed certificate"));
 		if (cert != NULL) {
-			buf_append_str(&m, " (issuer: ");
-			append_name(&m, X509_get_issuer_name(cert));
-			buf_append_str(&m, "); set tls_trust_file or "
-				"tls_fingerprint if this server is trusted");
+			err_first(&be, buf_append_str(&m, " (issuer: "));
+			err_first(&be, append_name(&m, X509_get_issuer_name(cert)));
+			err_first(&be, buf_append_str(&m, "); set tls_trust_file or "
+				"tls_fingerprint if this server is trusted"));
 		}
 		break;
 	case X509_V_ERR_CERT_REVOKED:
-		buf_append_str(&m, "certificate has been revoked");
+		err_first(&be, buf_append_str(&m, "certificate has been revoked"));
 		break;
 	default:
-		buf_printf(&m, "%s", X509_verify_cert_error_string(code));
+		err_first(&be, buf_printf(&m, "%s", X509_verify_cert_error_string(code)));
 		break;
 	}
+	/*
+	 * A description that did not fit (be != ERR_OK) is shown as far as
+	 * it got: the failure to report is still this one.
+	 */
+	(void)be;
 	e = errinfo_set(reterr, ERR_TLS,
 		"TLS certificate verification failed for %s: %s", tt->host,
 		buf_cstr(&m));
@@ -450,7 +504,7 @@ verify_error(struct tls_transport *tt, long code, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 check_fingerprint(struct tls_transport *tt, const char *want_text,
 	struct errinfo *reterr)
 {
@@ -488,8 +542,10 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 	if (match) {
 		return ERR_OK;
 	}
-	buf_init(&m, 256);
-	append_hex(&m, got, got_len);
+	buf_init(&m, 3 * EVP_MAX_MD_SIZE);
+	if (append_hex(&m, got, got_len) != ERR_OK) {
+		buf_reset(&m);	/* no memory: the mismatch without the digest */
+	}
 	e = errinfo_set(reterr, ERR_TLS,
 		"TLS certificate check failed for %s: fingerprint mismatch "
 		"(got %s)", tt->host, buf_cstr(&m));
@@ -559,8 +615,10 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	/* a session that cannot be kept only costs a full handshake */
 	if (e == ERR_OK && fileio_secret_dir(tt->session_path, geteuid(), 1,
 		NULL) == ERR_OK) {
-		(void)fileio_write_private(tt->session_path, rec.data,
-			rec.len, 0, NULL);
+		if (fileio_write_private(tt->session_path, rec.data,
+		    rec.len, 0, NULL) != ERR_OK) {
+			/* best effort, as above */
+		}
 	}
 out:
 	BIO_free(m);
@@ -659,7 +717,7 @@ load_session(const struct tls_transport *tt)
  * Map the outcome of an SSL call: ERR_OK after waiting for what OpenSSL
  * asked for (the caller retries), or the error.
  */
-static enum err
+static MUST_CHECK enum err
 tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 	const char *what, struct errinfo *reterr)
 {
@@ -679,9 +737,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 		break;
 	}
 	if (tt->eof) {
-		if (reterr != NULL) {
-			reterr->sys_errno = tt->sys_errno;
-		}
+		errinfo_set_errno(reterr, tt->sys_errno);
 		return errinfo_set(reterr, ERR_NET,
 			"connection closed by server%s%s%s",
 			tt->sys_errno != 0 ? " (" : "",
@@ -689,9 +745,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 			tt->sys_errno != 0 ? ")" : "");
 	}
 	if (code == SSL_ERROR_SYSCALL && tt->sys_errno != 0) {
-		if (reterr != NULL) {
-			reterr->sys_errno = tt->sys_errno;
-		}
+		errinfo_set_errno(reterr, tt->sys_errno);
 		return errinfo_set(reterr, ERR_NET, "%s: %s", what,
 			strerror(tt->sys_errno));
 	}
@@ -699,7 +753,7 @@ tls_step(struct tls_transport *tt, int ret, int64_t deadline,
 		ssl_reason("unknown error"));
 }
 
-static enum err
+static MUST_CHECK enum err
 tls_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	struct errinfo *reterr)
 {
@@ -724,7 +778,7 @@ tls_write(struct transport *t, const void *p, size_t n, int64_t deadline,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 tls_read(struct transport *t, void *p, size_t cap, size_t *ret_n,
 	int64_t deadline, struct errinfo *reterr)
 {
@@ -790,15 +844,16 @@ tls_close(struct transport *t)
 	tls_free(tt);
 }
 
-static void
+static MUST_CHECK enum err
 tls_describe(struct transport *t, struct buf *out)
 {
 	struct tls_transport *tt = (struct tls_transport *)t;
+	enum err e;
 
-	buf_printf(out, "%s %s%s over ", SSL_get_version(tt->ssl),
+	e = buf_printf(out, "%s %s%s over ", SSL_get_version(tt->ssl),
 		SSL_get_cipher_name(tt->ssl),
 		SSL_session_reused(tt->ssl) ? " (resumed)" : "");
-	tt->inner->ops->describe(tt->inner, out);
+	return e != ERR_OK ? e : tt->inner->ops->describe(tt->inner, out);
 }
 
 static const struct transport_ops tls_ops = {
@@ -811,15 +866,13 @@ static const struct transport_ops tls_ops = {
 
 /* ---- setting up ---- */
 
-static enum err
+static MUST_CHECK enum err
 load_file_err(const char *key, const char *file, struct errinfo *reterr)
 {
 	struct stat st;
 
 	if (stat(file, &st) != 0) {
-		if (reterr != NULL) {
-			reterr->sys_errno = errno;
-		}
+		errinfo_set_errno(reterr, errno);
 		return errinfo_set(reterr, ERR_CONFIG, "%s %s: %s", key, file,
 			strerror(errno));
 	}
@@ -883,7 +936,7 @@ load_system_trust(X509_STORE *store)
 }
 
 /* Load tls_trust_file (or the system store) and tls_crl_file into store. */
-static enum err
+static MUST_CHECK enum err
 load_trust(const struct tls_params *params, X509_STORE *store,
 	struct errinfo *reterr)
 {
@@ -938,7 +991,7 @@ verify_chain(X509_STORE_CTX *xs, void *arg)
 	return X509_verify_cert(xs);
 }
 
-static enum err
+static MUST_CHECK enum err
 setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	struct errinfo *reterr)
 {
@@ -993,7 +1046,7 @@ setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 setup_ssl(struct tls_transport *tt, struct errinfo *reterr)
 {
 	BIO *bio;
@@ -1044,7 +1097,7 @@ setup_ssl(struct tls_transport *tt, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 handshake(struct tls_transport *tt, int64_t deadline, struct errinfo *reterr)
 {
 	for (;;) {
@@ -1130,12 +1183,13 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 	}
 	/*
 	 * The system's OpenSSL configuration (crypto policy) is loaded as
-	 * usual; only the clean-up at exit is skipped: the process ends
-	 * anyway, and freeing every table OpenSSL built costs more than a
-	 * million instructions per send.
+	 * usual; skipped are the clean-up at exit (the process ends anyway,
+	 * and freeing every table OpenSSL built costs more than a million
+	 * instructions per send) and, where they can be loaded later, the
+	 * error texts (ssl_reason()).
 	 */
 	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
-		OPENSSL_INIT_NO_ATEXIT, NULL)) {
+		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL)) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"cannot initialise OpenSSL: %s", ssl_reason("?"));
 	}
@@ -1219,38 +1273,39 @@ transport_tls_resumed(const struct transport *t)
 	return SSL_session_reused(tt->ssl) == 1;
 }
 
-void
+enum err
 transport_tls_info(struct transport *t, struct buf *out)
 {
 	struct tls_transport *tt = (struct tls_transport *)t;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
+	enum err be = ERR_OK;
 	X509 *cert;
 
 	if (t == NULL || t->ops != &tls_ops) {
-		return;
+		return ERR_OK;
 	}
-	buf_printf(out, "TLS session:\n    protocol: %s\n    cipher: %s\n"
+	err_first(&be, buf_printf(out, "TLS session:\n    protocol: %s\n    cipher: %s\n"
 		"    resumed: %s\n", SSL_get_version(tt->ssl),
 		SSL_get_cipher_name(tt->ssl),
-		SSL_session_reused(tt->ssl) ? "yes" : "no");
+		SSL_session_reused(tt->ssl) ? "yes" : "no"));
 	cert = peer_certificate(tt->ssl);
 	if (cert == NULL) {
-		buf_append_str(out, "TLS certificate: none\n");
-		return;
+		return buf_append_str(out, "TLS certificate: none\n");
 	}
-	buf_append_str(out, "TLS certificate:\n    subject: ");
-	append_name(out, X509_get_subject_name(cert));
-	buf_append_str(out, "\n    issuer: ");
-	append_name(out, X509_get_issuer_name(cert));
-	buf_append_str(out, "\n    valid from: ");
-	append_time(out, X509_get0_notBefore(cert));
-	buf_append_str(out, "\n    valid until: ");
-	append_time(out, X509_get0_notAfter(cert));
-	buf_append_str(out, "\n    SHA-256 fingerprint: ");
+	err_first(&be, buf_append_str(out, "TLS certificate:\n    subject: "));
+	err_first(&be, append_name(out, X509_get_subject_name(cert)));
+	err_first(&be, buf_append_str(out, "\n    issuer: "));
+	err_first(&be, append_name(out, X509_get_issuer_name(cert)));
+	err_first(&be, buf_append_str(out, "\n    valid from: "));
+	err_first(&be, append_time(out, X509_get0_notBefore(cert)));
+	err_first(&be, buf_append_str(out, "\n    valid until: "));
+	err_first(&be, append_time(out, X509_get0_notAfter(cert)));
+	err_first(&be, buf_append_str(out, "\n    SHA-256 fingerprint: "));
 	if (X509_digest(cert, EVP_sha256(), md, &md_len)) {
-		append_hex(out, md, md_len);
+		err_first(&be, append_hex(out, md, md_len));
 	}
-	buf_putc(out, '\n');
+	err_first(&be, buf_putc(out, '\n'));
 	X509_free(cert);
+	return be;
 }

@@ -74,7 +74,7 @@ oauth_flow_pkce_challenge(const char *verifier, struct buf *ret,
 
 /* --- the authorization request --------------------------------------------- */
 
-static enum err
+static MUST_CHECK enum err
 query_param(struct buf *url, int *first, const char *name, const char *value)
 {
 	enum err e = buf_putc(url, *first ? '?' : '&');
@@ -177,7 +177,7 @@ callback_reset(struct oauth_flow_callback *cb)
  * characters (decoded or not) are refused: no legitimate code, state or
  * issuer has them, and they must never reach a terminal or a file.
  */
-static enum err
+static MUST_CHECK enum err
 decode(struct buf *out, const char *s, size_t n)
 {
 	size_t i;
@@ -210,7 +210,7 @@ decode(struct buf *out, const char *s, size_t n)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 set_field(char *dst, size_t size, int *have, const char *v, size_t n,
 	const char *name, struct errinfo *reterr)
 {
@@ -241,7 +241,7 @@ set_field(char *dst, size_t size, int *have, const char *v, size_t n,
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 parse_query(const char *q, size_t qlen, struct oauth_flow_callback *cb,
 	struct errinfo *reterr)
 {
@@ -670,7 +670,7 @@ oauth_flow_wait_redirect(struct oauth_flow_listener *l, long timeout_ms,
 		    !target_is_root(target.data)) {
 			answer(cfd, 404, "Not found", "Nothing here.");
 		} else if (r == OAUTH_FLOW_REQ_DONE) {
-			struct errinfo pei;
+			struct errinfo pei = ERRINFO_INIT;
 
 			errinfo_init(&pei);
 			e = oauth_flow_parse_callback(target.data, cb, &pei);
@@ -783,7 +783,7 @@ copy_text(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
-static enum err
+static MUST_CHECK enum err
 client_form(struct buf *form, const struct oauth_request *req)
 {
 	enum err e = oauth_form_field(form, "client_id", req->client_id);

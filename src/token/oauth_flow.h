@@ -37,14 +37,14 @@ struct provider_preset;
  * 43-character PKCE verifier.  ERR_INTERNAL (no randomness), ERR_LIMIT,
  * ERR_NOMEM.
  */
-enum err oauth_flow_random(struct buf *ret, size_t nbytes,
+MUST_CHECK enum err oauth_flow_random(struct buf *ret, size_t nbytes,
 	struct errinfo *reterr);
 
 /*
  * The S256 code challenge of verifier (BASE64URL(SHA256(verifier)), no
  * padding) appended to ret.  ERR_INTERNAL, ERR_LIMIT, ERR_NOMEM.
  */
-enum err oauth_flow_pkce_challenge(const char *verifier, struct buf *ret,
+MUST_CHECK enum err oauth_flow_pkce_challenge(const char *verifier, struct buf *ret,
 	struct errinfo *reterr);
 
 /* --- the authorization request --------------------------------------------- */
@@ -62,7 +62,7 @@ struct oauth_flow_auth {
 };
 
 /* The authorization URL for a into ret_url (reset first).  ERR_LIMIT, ERR_NOMEM. */
-enum err oauth_flow_auth_url(const struct oauth_flow_auth *a,
+MUST_CHECK enum err oauth_flow_auth_url(const struct oauth_flow_auth *a,
 	struct buf *ret_url, struct errinfo *reterr);
 
 /* --- the redirect --------------------------------------------------------- */
@@ -91,7 +91,7 @@ void oauth_flow_callback_release(struct oauth_flow_callback *cb);
  * Errors: ERR_DATA (empty, bad escape, control characters, duplicate
  * parameter), ERR_LIMIT (a value too long).
  */
-enum err oauth_flow_parse_callback(const char *input,
+MUST_CHECK enum err oauth_flow_parse_callback(const char *input,
 	struct oauth_flow_callback *cb, struct errinfo *reterr);
 
 /*
@@ -101,7 +101,7 @@ enum err oauth_flow_parse_callback(const char *input,
  * parameter (RFC 9207), when present, must have the origin of
  * auth_endpoint; a code must be present.  Errors: ERR_AUTH, ERR_DATA.
  */
-enum err oauth_flow_check_callback(const struct oauth_flow_callback *cb,
+MUST_CHECK enum err oauth_flow_check_callback(const struct oauth_flow_callback *cb,
 	const char *state, const char *auth_endpoint, int allow_bare,
 	struct errinfo *reterr);
 
@@ -133,7 +133,7 @@ struct oauth_flow_listener {
  * Listen on 127.0.0.1:port (0: an ephemeral port); l->port is the real
  * port.  ERR_NET (in use, no loopback) with errno in the message.
  */
-enum err oauth_flow_listen(int port, struct oauth_flow_listener *l,
+MUST_CHECK enum err oauth_flow_listen(int port, struct oauth_flow_listener *l,
 	struct errinfo *reterr);
 
 /* Close the listener (idempotent). */
@@ -150,7 +150,7 @@ void oauth_flow_listener_close(struct oauth_flow_listener *l);
  * Errors: ERR_TIMEOUT, ERR_AUTH (denied or provider error), ERR_DATA,
  * ERR_NET.
  */
-enum err oauth_flow_wait_redirect(struct oauth_flow_listener *l,
+MUST_CHECK enum err oauth_flow_wait_redirect(struct oauth_flow_listener *l,
 	long timeout_ms, const char *state, const char *auth_endpoint,
 	struct oauth_flow_callback *cb, struct errinfo *reterr);
 
@@ -176,7 +176,7 @@ void oauth_flow_device_release(struct oauth_flow_device *d);
  * 5xx), ERR_CONFIG (the provider refused the client or scope, with its
  * error text), ERR_NOMEM.
  */
-enum err oauth_flow_device_start(const struct oauth_request *req,
+MUST_CHECK enum err oauth_flow_device_start(const struct oauth_request *req,
 	const char *device_endpoint, struct oauth_flow_device *ret,
 	struct errinfo *reterr);
 
@@ -193,7 +193,7 @@ typedef void (*oauth_flow_sleep_fn)(void *ctx, long ms);
  * ERR_TIMEOUT (expired_token, bad_verification_code, time is up), the
  * oauth_refresh() classes for everything else.
  */
-enum err oauth_flow_device_wait(const struct oauth_request *req,
+MUST_CHECK enum err oauth_flow_device_wait(const struct oauth_request *req,
 	const struct oauth_flow_device *dev, oauth_flow_sleep_fn sleep_fn,
 	void *sleep_ctx, struct oauth_tokens *ret, struct errinfo *reterr);
 
@@ -204,7 +204,7 @@ enum err oauth_flow_device_wait(const struct oauth_request *req,
  * client req->client_id (+ secret when set).  ERR_OK on HTTP 200.
  * Errors: ERR_TOKEN_TEMP (network, 5xx), ERR_CONFIG (other answers).
  */
-enum err oauth_flow_revoke(const struct oauth_request *req,
+MUST_CHECK enum err oauth_flow_revoke(const struct oauth_request *req,
 	const char *endpoint, const char *token, struct errinfo *reterr);
 
 /*
@@ -214,7 +214,7 @@ enum err oauth_flow_revoke(const struct oauth_request *req,
  * is NOT checked: only call this on an ID token that came straight from the
  * token endpoint over verified TLS.  ERR_DATA for a malformed token.
  */
-enum err oauth_flow_id_token_identity(const char *jwt, struct buf *ret,
+MUST_CHECK enum err oauth_flow_id_token_identity(const char *jwt, struct buf *ret,
 	struct errinfo *reterr);
 
 /* --- choosing a flow -------------------------------------------------------- */

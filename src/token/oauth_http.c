@@ -103,7 +103,7 @@ oauth_form_escape(struct buf *out, const char *s)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 form_field(struct buf *form, const char *name, const char *value)
 {
 	enum err e;
@@ -429,7 +429,7 @@ get_expires(struct json_object *root)
 	return -1;
 }
 
-static enum err
+static MUST_CHECK enum err
 error_answer(const char *account, long status, const char *code,
 	const char *desc_raw, struct errinfo *reterr)
 {
@@ -625,7 +625,7 @@ out:
 }
 
 /* POST a grant's form to req's token endpoint and parse the answer. */
-static enum err
+static MUST_CHECK enum err
 post_grant(const struct oauth_request *req, const struct buf *form,
 	struct oauth_tokens *ret, struct errinfo *reterr)
 {
@@ -763,7 +763,7 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	if (e == ERR_REAUTH) {
 		/* not a lost grant: this code itself was refused */
 		const char *said = reterr != NULL ?
-			strstr(reterr->msg, "(token endpoint said") : NULL;
+			strstr(errinfo_msg(reterr), "(token endpoint said") : NULL;
 		char detail[DESC_MAX + 64];
 
 		util_strlcpy(detail, said != NULL ? said : "", sizeof(detail));

@@ -108,7 +108,7 @@ void oauth_http_set_post(oauth_post_fn fn, void *ctx);
  * the system trust store plus req->ca_file when set.  Proxy environment
  * variables are honoured as libcurl does by default.
  */
-enum err oauth_http_curl_post(void *ctx, const struct oauth_post *req,
+MUST_CHECK enum err oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	long *ret_status, struct buf *ret_body, struct errinfo *reterr);
 
 /*
@@ -116,7 +116,7 @@ enum err oauth_http_curl_post(void *ctx, const struct oauth_post *req,
  * initialised; it is reset first and left empty on failure).  Error codes:
  * see the top of this file.
  */
-enum err oauth_refresh(const struct oauth_request *req,
+MUST_CHECK enum err oauth_refresh(const struct oauth_request *req,
 	struct oauth_tokens *ret, struct errinfo *reterr);
 
 /*
@@ -128,7 +128,7 @@ enum err oauth_refresh(const struct oauth_request *req,
  * Errors as oauth_refresh(), except that invalid_grant (the code expired,
  * was used, or verifier / redirect URI mismatch) is ERR_AUTH.
  */
-enum err oauth_exchange_code(const struct oauth_request *req,
+MUST_CHECK enum err oauth_exchange_code(const struct oauth_request *req,
 	struct oauth_tokens *ret, struct errinfo *reterr);
 
 /*
@@ -136,14 +136,14 @@ enum err oauth_exchange_code(const struct oauth_request *req,
  * for the other grants of an interactive authorization (device, revocation)
  * that parse their answers themselves.  Same contract as oauth_post_fn.
  */
-enum err oauth_http_post_form(const struct oauth_post *req, long *ret_status,
+MUST_CHECK enum err oauth_http_post_form(const struct oauth_post *req, long *ret_status,
 	struct buf *ret_body, struct errinfo *reterr);
 
 /*
  * Append "name=value" (value form-escaped, "&" first unless form is empty)
  * to form.  ERR_LIMIT / ERR_NOMEM.
  */
-enum err oauth_form_field(struct buf *form, const char *name,
+MUST_CHECK enum err oauth_form_field(struct buf *form, const char *name,
 	const char *value);
 
 /*
@@ -151,7 +151,7 @@ enum err oauth_form_field(struct buf *form, const char *name,
  * fuzzer).  body need not be NUL-terminated.  account is used in messages.
  * Same errors as oauth_refresh().
  */
-enum err oauth_parse_response(const char *account, long status,
+MUST_CHECK enum err oauth_parse_response(const char *account, long status,
 	const char *body, size_t len, struct oauth_tokens *ret,
 	struct errinfo *reterr);
 
@@ -159,6 +159,6 @@ enum err oauth_parse_response(const char *account, long status,
  * Append s to out, percent-encoded for a form body (RFC 3986 unreserved
  * characters kept, everything else %XX).  ERR_LIMIT/ERR_NOMEM from buf.
  */
-enum err oauth_form_escape(struct buf *out, const char *s);
+MUST_CHECK enum err oauth_form_escape(struct buf *out, const char *s);
 
 #endif

@@ -29,7 +29,7 @@
 
 /* --- the lock ---------------------------------------------------------- */
 
-static enum err
+static MUST_CHECK enum err
 lock_take(const char *path, long wait_ms, int *ret_fd, struct errinfo *reterr)
 {
 	int64_t deadline = util_now_ms() + wait_ms;
@@ -86,7 +86,7 @@ struct ctx {
 	long http_timeout_ms;
 };
 
-static enum err
+static MUST_CHECK enum err
 client_secret(struct ctx *x, struct errinfo *reterr)
 {
 	const struct account *acc = x->acc;
@@ -111,16 +111,14 @@ client_secret(struct ctx *x, struct errinfo *reterr)
 		} else if (e != ERR_NOMEM) {
 			e = ERR_CONFIG;
 		}
-		if (reterr != NULL) {
-			errinfo_prefix(reterr, "oauth2_client_secret_eval of "
-				"account '%s': ", acc->name);
-			reterr->code = e;
-		}
+		errinfo_prefix(reterr, "oauth2_client_secret_eval of "
+			"account '%s': ", acc->name);
+		errinfo_recode(reterr, e);
 	}
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 refresh_with(struct ctx *x, const char *rt, struct oauth_tokens *ret,
 	struct errinfo *reterr)
 {
@@ -141,7 +139,7 @@ refresh_with(struct ctx *x, const char *rt, struct oauth_tokens *ret,
 }
 
 /* Replace the contents of the secret buf dst with src's. */
-static enum err
+static MUST_CHECK enum err
 copy_token(struct buf *dst, const struct buf *src, struct errinfo *reterr)
 {
 	buf_reset(dst);
@@ -163,7 +161,7 @@ copy_token(struct buf *dst, const struct buf *src, struct errinfo *reterr)
  * reuse detection, presenting an old token while the new one works would
  * end the grant.
  */
-static enum err
+static MUST_CHECK enum err
 refresh_again(struct ctx *x, struct tstore *ts, struct buf *rt,
 	struct buf *prev, int *ret_used_prev, time_t *ret_issued,
 	struct oauth_tokens *tok, struct errinfo *reterr)
@@ -212,7 +210,7 @@ out:
  * now worked once, so the previous one is dropped (best effort: keeping it
  * only costs a try after a later invalid_grant).
  */
-static enum err
+static MUST_CHECK enum err
 persist(struct ctx *x, struct tstore *ts, const char *used,
 	const char *stored, const struct oauth_tokens *tok,
 	struct token_info *info, struct errinfo *reterr)
@@ -233,22 +231,21 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 	}
 	if (tok->refresh_token.len == 0 ||
 	    strcmp(tok->refresh_token.data, used) == 0) {
+		/* best effort, as the token in use is known to work */
 		if (strcmp(used, stored) != 0) {
-			(void)tstore_save(ts, used, NULL);
-		} else {
-			(void)tstore_drop_previous(ts, NULL);
+			if (tstore_save(ts, used, NULL) != ERR_OK) {
+				/* the next refresh tries the stored one */
+			}
+		} else if (tstore_drop_previous(ts, NULL) != ERR_OK) {
+			/* the previous one stays until the next rotation */
 		}
 		return ERR_OK;
 	}
 	e = tstore_save_rotated(ts, tok->refresh_token.data, used, reterr);
 	if (e != ERR_OK) {
-		if (reterr != NULL) {
-			errinfo_prefix(reterr, "cannot save the rotated "
-				"refresh token of account '%s': ",
-				x->acc->name);
-			reterr->code = ERR_TOKEN_TEMP;
-		}
-		return ERR_TOKEN_TEMP;
+		errinfo_prefix(reterr, "cannot save the rotated refresh token "
+			"of account '%s': ", x->acc->name);
+		return errinfo_recode(reterr, ERR_TOKEN_TEMP);
 	}
 	info->rotated = 1;
 	return ERR_OK;
@@ -260,7 +257,7 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
  * c.  The new access token is put into c only after the rotated refresh
  * token was saved.
  */
-static enum err
+static MUST_CHECK enum err
 refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	struct errinfo *reterr)
 {
@@ -314,7 +311,7 @@ out:
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 {
 	memset(x, 0, sizeof(*x));
@@ -341,7 +338,7 @@ ctx_release(struct ctx *x)
 	buf_release(&x->client_secret);
 }
 
-static enum err
+static MUST_CHECK enum err
 hand_over(const struct token_cached *c, struct buf *ret_token,
 	struct token_info *info, struct token_info *ret_info,
 	struct errinfo *reterr)
@@ -447,8 +444,9 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 		goto out;
 	}
 	if (use_cache) {
-		/* best effort: a lost cache only costs another refresh */
-		(void)token_cache_write(path.data, x.key, &c, NULL);
+		if (token_cache_write(path.data, x.key, &c, NULL) != ERR_OK) {
+			/* best effort: a lost cache costs another refresh */
+		}
 	}
 	e = hand_over(&c, ret_token, &info, ret_info, reterr);
 out:
@@ -544,9 +542,10 @@ token_prefetch_join(struct token_prefetch *pf, struct buf *ret_token,
 			buf_reset(ret_token);
 			e = errinfo_set(reterr, ERR_LIMIT, "access token too large");
 		}
-	} else if (reterr != NULL) {
-		*reterr = pf->ei;
+	} else {
+		errinfo_copy(reterr, &pf->ei);
 	}
+	errinfo_release(&pf->ei);
 	buf_release(&pf->token);
 	free(pf);
 	return e;

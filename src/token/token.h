@@ -65,11 +65,11 @@ struct token_info {
  * TOKEN_FORCE_REFRESH.  A TOKEN_FORCE_REFRESH call still adopts a token
  * that another process refreshed while this one waited for the lock.
  */
-enum err token_get(const struct account *acc, unsigned flags,
+MUST_CHECK enum err token_get(const struct account *acc, unsigned flags,
 	struct buf *ret_token, struct errinfo *reterr);
 
 /* Same, and fill *ret_info (may be NULL) on success. */
-enum err token_get_ex(const struct account *acc, unsigned flags,
+MUST_CHECK enum err token_get_ex(const struct account *acc, unsigned flags,
 	struct buf *ret_token, struct token_info *ret_info,
 	struct errinfo *reterr);
 
@@ -80,14 +80,14 @@ enum err token_get_ex(const struct account *acc, unsigned flags,
  * *ret_pf is set on success; ERR_NOMEM / ERR_INTERNAL (thread creation).
  */
 struct token_prefetch;
-enum err token_prefetch_start(const struct account *acc, unsigned flags,
+MUST_CHECK enum err token_prefetch_start(const struct account *acc, unsigned flags,
 	struct token_prefetch **ret_pf, struct errinfo *reterr);
 
 /*
  * Wait for the prefetch, hand over its result exactly as token_get() would
  * have, and free pf.  Must be called once for every successful start.
  */
-enum err token_prefetch_join(struct token_prefetch *pf, struct buf *ret_token,
+MUST_CHECK enum err token_prefetch_join(struct token_prefetch *pf, struct buf *ret_token,
 	struct errinfo *reterr);
 
 #endif

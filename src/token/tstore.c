@@ -74,7 +74,7 @@ storable(const char *token)
 	return token[0] != '\0' && *p == '\0';
 }
 
-static enum err
+static MUST_CHECK enum err
 not_storable(struct tstore *ts, struct errinfo *reterr)
 {
 	return errinfo_set(reterr, ERR_DATA, "refusing to store a refresh "
@@ -82,7 +82,7 @@ not_storable(struct tstore *ts, struct errinfo *reterr)
 		"or non-ASCII bytes", ts->acc->name);
 }
 
-static enum err
+static MUST_CHECK enum err
 read_only(struct tstore *ts, struct errinfo *reterr)
 {
 	return errinfo_set(reterr, ERR_NOTSUPP,

@@ -97,15 +97,15 @@ struct tstore {
  * borrowed for the lifetime of the store.  *ret_store is set on success.
  * Errors: ERR_CONFIG (unknown or unavailable backend), ERR_NOMEM.
  */
-enum err tstore_open(const struct account *acc, struct tstore **ret_store,
+MUST_CHECK enum err tstore_open(const struct account *acc, struct tstore **ret_store,
 	struct errinfo *reterr);
 
 /* Convenience wrappers; see struct tstore_ops. */
-enum err tstore_load(struct tstore *ts, struct buf *ret_token,
+MUST_CHECK enum err tstore_load(struct tstore *ts, struct buf *ret_token,
 	struct errinfo *reterr);
-enum err tstore_save(struct tstore *ts, const char *token,
+MUST_CHECK enum err tstore_save(struct tstore *ts, const char *token,
 	struct errinfo *reterr);
-enum err tstore_erase(struct tstore *ts, struct errinfo *reterr);
+MUST_CHECK enum err tstore_erase(struct tstore *ts, struct errinfo *reterr);
 int tstore_is_writable(const struct tstore *ts);
 
 /*
@@ -115,21 +115,21 @@ int tstore_is_writable(const struct tstore *ts);
  * on a store that keeps no previous token, is a plain tstore_save.
  * tstore_drop_previous is ERR_OK on such a store.
  */
-enum err tstore_load_previous(struct tstore *ts, struct buf *ret_token,
+MUST_CHECK enum err tstore_load_previous(struct tstore *ts, struct buf *ret_token,
 	struct errinfo *reterr);
-enum err tstore_save_rotated(struct tstore *ts, const char *token,
+MUST_CHECK enum err tstore_save_rotated(struct tstore *ts, const char *token,
 	const char *prev, struct errinfo *reterr);
-enum err tstore_drop_previous(struct tstore *ts, struct errinfo *reterr);
+MUST_CHECK enum err tstore_drop_previous(struct tstore *ts, struct errinfo *reterr);
 
 /* Release the store (NULL is fine). */
 void tstore_free(struct tstore *ts);
 
 /* Backend constructors used by tstore_open() (arg is taken over). */
-enum err tstore_file_new(const struct account *acc, char *arg,
+MUST_CHECK enum err tstore_file_new(const struct account *acc, char *arg,
 	struct tstore **ret_store, struct errinfo *reterr);
-enum err tstore_command_new(const struct account *acc, char *arg,
+MUST_CHECK enum err tstore_command_new(const struct account *acc, char *arg,
 	struct tstore **ret_store, struct errinfo *reterr);
-enum err tstore_secret_new(const struct account *acc,
+MUST_CHECK enum err tstore_secret_new(const struct account *acc,
 	struct tstore **ret_store, struct errinfo *reterr);
 
 #endif

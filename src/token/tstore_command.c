@@ -13,7 +13,7 @@
 
 #define COMMAND_OUT_MAX (64 * 1024)
 
-static enum err
+static MUST_CHECK enum err
 command_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 {
 	int timeout = account_helper_timeout_s(ts->acc);
@@ -28,12 +28,9 @@ command_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 		/* a hung password manager is worth retrying later */
 		e = ERR_TOKEN_TEMP;
 	}
-	if (reterr != NULL) {
-		errinfo_prefix(reterr, "token store command of account '%s': ",
-			ts->acc->name);
-		reterr->code = e;
-	}
-	return e;
+	errinfo_prefix(reterr, "token store command of account '%s': ",
+		ts->acc->name);
+	return errinfo_recode(reterr, e);
 }
 
 static const struct tstore_ops command_ops = {

@@ -44,7 +44,7 @@ is_space(char c)
  * Read the token file at path into ret_token.  A missing or empty file is
  * ERR_REAUTH unless optional, where it leaves ret_token empty (ERR_OK).
  */
-static enum err
+static MUST_CHECK enum err
 read_token(struct tstore *ts, const char *path, int optional,
 	struct buf *ret_token, struct errinfo *reterr)
 {
@@ -102,7 +102,7 @@ out:
  * The file a save replaces (the target of a symbolic link) into ret_path;
  * with previous != 0 its sidecar PATH.previous instead.
  */
-static enum err
+static MUST_CHECK enum err
 target_path(struct tstore *ts, int previous, struct buf *ret_path,
 	struct errinfo *reterr)
 {
@@ -128,7 +128,7 @@ target_path(struct tstore *ts, int previous, struct buf *ret_path,
  * and, when the path as given differs (links on the way), those of that
  * path too, which reads and saves go through.
  */
-static enum err
+static MUST_CHECK enum err
 check_dirs(struct tstore *ts, int create, struct errinfo *reterr)
 {
 	struct buf path;
@@ -146,7 +146,7 @@ check_dirs(struct tstore *ts, int create, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 {
 	enum err e = check_dirs(ts, 0, reterr);
@@ -158,7 +158,7 @@ file_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 }
 
 /* Write token and a newline to path, atomically and durably. */
-static enum err
+static MUST_CHECK enum err
 write_token(const char *path, const char *token, struct errinfo *reterr)
 {
 	struct buf data;
@@ -178,7 +178,7 @@ write_token(const char *path, const char *token, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 remove_file(const char *path, struct errinfo *reterr)
 {
 	if (unlink(path) != 0 && errno != ENOENT) {
@@ -188,7 +188,7 @@ remove_file(const char *path, struct errinfo *reterr)
 	return ERR_OK;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_load_previous(struct tstore *ts, struct buf *ret_token,
 	struct errinfo *reterr)
 {
@@ -204,7 +204,7 @@ file_load_previous(struct tstore *ts, struct buf *ret_token,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_drop_previous(struct tstore *ts, struct errinfo *reterr)
 {
 	struct buf path;
@@ -219,7 +219,7 @@ file_drop_previous(struct tstore *ts, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
 	struct buf path;
@@ -243,7 +243,7 @@ file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_save_rotated(struct tstore *ts, const char *token, const char *prev,
 	struct errinfo *reterr)
 {
@@ -270,7 +270,7 @@ file_save_rotated(struct tstore *ts, const char *token, const char *prev,
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 file_erase(struct tstore *ts, struct errinfo *reterr)
 {
 	struct buf path;

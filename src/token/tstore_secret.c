@@ -61,7 +61,7 @@ attributes(const struct account *acc)
 	return h;
 }
 
-static enum err
+static MUST_CHECK enum err
 no_service(const struct account *acc, GError *gerr, struct errinfo *reterr)
 {
 	enum err e = errinfo_set(reterr, ERR_TOKEN_TEMP,
@@ -77,7 +77,7 @@ no_service(const struct account *acc, GError *gerr, struct errinfo *reterr)
  * Find the item.  *ret_item is the first unlocked match (a new reference)
  * or NULL; *ret_locked is set when only locked matches exist.
  */
-static enum err
+static MUST_CHECK enum err
 find(const struct account *acc, SecretService **ret_service,
 	SecretItem **ret_item, int *ret_locked, struct errinfo *reterr)
 {
@@ -118,7 +118,7 @@ find(const struct account *acc, SecretService **ret_service,
 }
 
 /* Append the non-empty string member key of root to ret (absent is ERR_OK). */
-static enum err
+static MUST_CHECK enum err
 json_member(struct json_object *root, const char *key, int required,
 	struct buf *ret)
 {
@@ -145,7 +145,7 @@ json_member(struct json_object *root, const char *key, int required,
  * bare token such as "6oFH..." or "-x..." must not be taken for a JSON
  * number.  ret_prev (may be NULL) gets the previous refresh token, if any.
  */
-static enum err
+static MUST_CHECK enum err
 parse_secret(const char *p, size_t n, struct buf *ret_token,
 	struct buf *ret_prev)
 {
@@ -185,7 +185,7 @@ parse_secret(const char *p, size_t n, struct buf *ret_token,
 }
 
 /* Read the item: the refresh token and (ret_prev may be NULL) the previous. */
-static enum err
+static MUST_CHECK enum err
 read_item(struct tstore *ts, struct buf *ret_token, struct buf *ret_prev,
 	struct errinfo *reterr)
 {
@@ -248,7 +248,7 @@ out:
 }
 
 /* A JSON string with escaping, appended to out. */
-static enum err
+static MUST_CHECK enum err
 encode_string(struct buf *out, const char *s)
 {
 	enum err e = buf_putc(out, '"');
@@ -277,7 +277,7 @@ encode_string(struct buf *out, const char *s)
  * {"refresh_token":"..."} into a secret buf, with "previous_refresh_token"
  * when prev is not NULL.
  */
-static enum err
+static MUST_CHECK enum err
 encode_secret(struct buf *out, const char *token, const char *prev)
 {
 	enum err e = buf_append_str(out, "{\"refresh_token\":");
@@ -303,7 +303,7 @@ encode_secret(struct buf *out, const char *token, const char *prev)
  * deleted, so a later load cannot pick a consumed token.  *ret_done is 0
  * when there was no unlocked item to update.
  */
-static enum err
+static MUST_CHECK enum err
 update_items(const struct account *acc, SecretService *service,
 	const struct buf *data, int *ret_done, struct errinfo *reterr)
 {
@@ -348,7 +348,7 @@ update_items(const struct account *acc, SecretService *service,
 }
 
 /* Store token, and prev as the previous token unless NULL: one update. */
-static enum err
+static MUST_CHECK enum err
 write_item(struct tstore *ts, const char *token, const char *prev,
 	struct errinfo *reterr)
 {
@@ -408,19 +408,19 @@ out:
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 {
 	return read_item(ts, ret_token, NULL, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
 	return write_item(ts, token, NULL, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_load_previous(struct tstore *ts, struct buf *ret_token,
 	struct errinfo *reterr)
 {
@@ -432,20 +432,20 @@ secret_load_previous(struct tstore *ts, struct buf *ret_token,
 	buf_release(&cur);
 	if (e == ERR_REAUTH) {
 		/* no item, so no previous token either */
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		e = ERR_OK;
 	}
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_save_rotated(struct tstore *ts, const char *token, const char *prev,
 	struct errinfo *reterr)
 {
 	return write_item(ts, token, prev, reterr);
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 {
 	struct buf cur, prev;
@@ -455,7 +455,7 @@ secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 	buf_init_secret(&prev, SECRET_MAX);
 	e = read_item(ts, &cur, &prev, reterr);
 	if (e == ERR_REAUTH) {
-		errinfo_init(reterr);
+		errinfo_release(reterr);
 		e = ERR_OK;
 	} else if (e == ERR_OK && prev.len > 0) {
 		/* rewrite the item with the current token alone */
@@ -466,7 +466,7 @@ secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 	return e;
 }
 
-static enum err
+static MUST_CHECK enum err
 secret_erase(struct tstore *ts, struct errinfo *reterr)
 {
 	GHashTable *attrs = attributes(ts->acc);

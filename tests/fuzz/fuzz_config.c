@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fuzz.h"
 #include "account.h"
 #include "buf.h"
 #include "config.h"
@@ -18,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct config_params params = {
 		.home = "/home/fuzz",
 		.user_name = "fuzz",
@@ -38,13 +39,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	buf_init(&out, 1 << 20);
 	for (i = 0; i < cfg->n_accounts; i++) {
-		config_print_account(cfg->accounts[i], &out);
+		fuzz_any(config_print_account(cfg->accounts[i], &out));
 		buf_reset(&out);
 		(void)account_is_oauth(cfg->accounts[i]);
-		(void)config_check_account(cfg->accounts[i], &ei);
+		fuzz_any(config_check_account(cfg->accounts[i], &ei));
 	}
-	(void)config_select(cfg, NULL, "user@example.com", &acc, &ei);
-	(void)config_select(cfg, "default", NULL, &acc, &ei);
+	fuzz_any(config_select(cfg, NULL, "user@example.com", &acc, &ei));
+	fuzz_any(config_select(cfg, "default", NULL, &acc, &ei));
 	buf_release(&out);
 	config_free(cfg);
 	return 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fuzz.h"
 #include "account.h"
 #include "addr.h"
 #include "buf.h"
@@ -25,7 +26,7 @@ static void
 fuzz_addr(const uint8_t *data, size_t size)
 {
 	struct addr_list l;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	size_t i;
 
 	addr_list_init(&l);
@@ -48,7 +49,7 @@ fuzz_message(const uint8_t *data, size_t size)
 {
 	struct message_reader *r;
 	struct message *m = NULL;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct account acc;
 	struct message_opts o;
 	struct envelope env;
@@ -84,7 +85,7 @@ fuzz_message(const uint8_t *data, size_t size)
 	buf_init(&v, 4 * MESSAGE_HEADER_MAX);
 	for (i = 0; i < message_header_count(m); i++) {
 		buf_reset(&v);
-		(void)message_header_value(m, i, &v, &ei);
+		fuzz_any(message_header_value(m, i, &v, &ei));
 	}
 	buf_release(&v);
 	(void)message_header_from(m);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "buf.h"
 #include "envelope.h"
 #include "smtp.h"
@@ -56,7 +57,7 @@ drive(struct smtp_session *s, const struct envelope *env, int *txns)
 		case SMTP_EV_SEND_BODY:
 			buf_init(&tmp, 1024);
 			smtp_dotstuff_init(&d);
-			smtp_dotstuff(&d, ".x\r\n", 4, &tmp);
+			fuzz_any(smtp_dotstuff(&d, ".x\r\n", 4, &tmp));
 			buf_release(&tmp);
 			smtp_body_done(s, d.at_line_start);
 			break;
@@ -65,17 +66,18 @@ drive(struct smtp_session *s, const struct envelope *env, int *txns)
 			break;
 		case SMTP_EV_NEED_AUTH:
 		case SMTP_EV_AUTH_RETRY:
-			smtp_auth_secret(s, "token", 5);
+			fuzz_any(smtp_auth_secret(s, "token", 5));
 			break;
 		case SMTP_EV_READY:
 			if (*txns < 2) {
-				struct errinfo *ei = malloc(sizeof(*ei));
+				struct errinfo *ei = calloc(1, sizeof(*ei));
 
 				(*txns)++;
 				if (ei == NULL || smtp_mail(s, env, 4,
 				    *txns == 2, ei) != ERR_OK) {
 					smtp_quit(s);
 				}
+				errinfo_release(ei);
 				free(ei);
 			} else {
 				smtp_quit(s);
@@ -114,7 +116,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	opt = data[0];
-	ei = malloc(sizeof(*ei));
+	ei = calloc(1, sizeof(*ei));
 	if (ei == NULL) {
 		return 0;
 	}
@@ -146,8 +148,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len > 0 && data[pos + len - 1] == '\r') {
 			len--;
 		}
-		smtp_reply_feed(&r, (const char *)data + pos, len, opt & 1,
-			&done, ei);
+		fuzz_any(smtp_reply_feed(&r, (const char *)data + pos, len, opt & 1,
+			&done, ei));
 		if (r.complete) {
 			for (i = 0; i < r.n_lines; i++) {
 				size_t n;
@@ -156,17 +158,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		}
 		drive(s, &env, &txns);
-		smtp_feed(s, (const char *)data + pos, len);
+		fuzz_any(smtp_feed(s, (const char *)data + pos, len));
 		drive(s, &env, &txns);
 		pos = end + 1;
 	}
 	if (s != NULL) {
 		buf_init(&desc, 1 << 20);
-		smtp_describe(s, &desc);
+		fuzz_any(smtp_describe(s, &desc));
 		buf_release(&desc);
 	}
 	smtp_free(s);
 	smtp_reply_release(&r);
+	errinfo_release(ei);
 	free(ei);
 	return 0;
 }

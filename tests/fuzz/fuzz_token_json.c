@@ -64,10 +64,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 	} else if (t.access_token.len != 0 || t.refresh_token.len != 0 ||
-	    ei->msg[0] == '\0') {
+	    errinfo_msg(ei)[0] == '\0') {
 		abort();
 	}
 	oauth_tokens_release(&t);
+	errinfo_release(ei);
 	free(ei);
 	return 0;
 }

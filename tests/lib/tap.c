@@ -25,6 +25,16 @@ report(int cond, const char *fmt, va_list ap)
 }
 
 int
+tap_setup(int rc, const char *what, const char *file, int line)
+{
+	if (rc != 0) {
+		tap_ok(0, "%s:%d: setup step failed (%d): %s", file, line, rc,
+			what);
+	}
+	return rc == 0;
+}
+
+int
 tap_ok(int cond, const char *fmt, ...)
 {
 	va_list ap;

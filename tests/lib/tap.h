@@ -31,6 +31,12 @@ int tap_survives(void (*fn)(void *), void *arg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
+/*
+ * A step a test needs but does not test (building input, a buffer append):
+ * silent when it returns 0 (ERR_OK), a failed test point naming it when
+ * not.  Returns true on success.
+ */
+int tap_setup(int rc, const char *what, const char *file, int line);
 
 #define ok(...) tap_ok(__VA_ARGS__)
 #define is_int(...) tap_is_int(__VA_ARGS__)
@@ -39,5 +45,6 @@ int tap_done(void);
 #define contains(...) tap_contains(__VA_ARGS__)
 #define survives(...) tap_survives(__VA_ARGS__)
 #define diag(...) tap_diag(__VA_ARGS__)
+#define setup(expr) tap_setup((int)(expr), #expr, __FILE__, __LINE__)
 
 #endif

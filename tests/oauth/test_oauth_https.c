@@ -168,13 +168,13 @@ test_modes(void)
 	buf_init(&stats, 65536);
 
 	e = refresh("ok", ca, 5000, NULL, &t, &ei);
-	is_int(e, ERR_OK, "ok over HTTPS with the extra CA (%s)", ei.msg);
+	is_int(e, ERR_OK, "ok over HTTPS with the extra CA (%s)", errinfo_msg(&ei));
 	is_str(buf_cstr(&t.access_token), "at-1", "access token");
 	is_int(t.expires_in, 3600, "expires_in");
 	is_int((long long)t.refresh_token.len, 0, "no rotation");
 
 	e = refresh("rotate", ca, 5000, NULL, &t, &ei);
-	is_int(e, ERR_OK, "rotate (%s)", ei.msg);
+	is_int(e, ERR_OK, "rotate (%s)", errinfo_msg(&ei));
 	is_str(buf_cstr(&t.refresh_token), "rt-2", "rotated refresh token");
 	is_int(t.expires_in, 3600, "expires_in given as a string");
 
@@ -194,21 +194,21 @@ test_modes(void)
 	is_int(e, ERR_TOKEN_TEMP, "malformed JSON -> ERR_TOKEN_TEMP");
 	e = refresh("invalid_grant", ca, 5000, NULL, &t, &ei);
 	is_int(e, ERR_REAUTH, "invalid_grant -> ERR_REAUTH");
-	contains(ei.msg, "run `oasmtp-token authorize acct`", "names the command");
-	contains(ei.msg, "AADSTS700082", "quotes the provider's description");
+	contains(errinfo_msg(&ei), "run `oasmtp-token authorize acct`", "names the command");
+	contains(errinfo_msg(&ei), "AADSTS700082", "quotes the provider's description");
 	e = refresh("invalid_client", ca, 5000, NULL, &t, &ei);
 	is_int(e, ERR_CONFIG, "invalid_client -> ERR_CONFIG");
-	contains(ei.msg, "oauth2_client_id", "names the key");
+	contains(errinfo_msg(&ei), "oauth2_client_id", "names the key");
 
 	t0 = util_now_ms();
 	e = refresh("slow", ca, 1000, NULL, &t, &ei);
-	is_int(e, ERR_TOKEN_TEMP, "slow endpoint -> ERR_TOKEN_TEMP (%s)", ei.msg);
+	is_int(e, ERR_TOKEN_TEMP, "slow endpoint -> ERR_TOKEN_TEMP (%s)", errinfo_msg(&ei));
 	ok(util_now_ms() - t0 < 4000, "the timeout bounds the wait (%lld ms)",
 		(long long)(util_now_ms() - t0));
 
 	e = refresh("ok", NULL, 5000, NULL, &t, &ei);
 	is_int(e, ERR_TOKEN_TEMP, "unknown CA -> verification fails, temporary");
-	contains(ei.msg, "unreachable", "message says why (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "unreachable", "message says why (%s)", errinfo_msg(&ei));
 
 	{
 		char path[PATH_MAX];
@@ -228,7 +228,7 @@ test_modes(void)
 		req.refresh_token = "r";
 		e = oauth_refresh(&req, &t, &ei);
 		is_int(e, ERR_CONFIG, "http:// endpoint refused -> ERR_CONFIG");
-		contains(ei.msg, "not an https URL", "message says https only");
+		contains(errinfo_msg(&ei), "not an https URL", "message says https only");
 	}
 
 	get_stats(&stats);
@@ -267,7 +267,7 @@ test_broker(void)
 	buf_init(&stats, 65536);
 
 	e = token_get(&acc, 0, &tok, &ei);
-	is_int(e, ERR_OK, "token_get over HTTPS (%s)", ei.msg);
+	is_int(e, ERR_OK, "token_get over HTTPS (%s)", errinfo_msg(&ei));
 	ok(strncmp(buf_cstr(&tok), "at-", 3) == 0, "got an access token");
 	f = fopen(store, "r");
 	text[0] = '\0';

@@ -44,8 +44,8 @@ test_nobus(struct tstore *ts, struct buf *b)
 	enum err e = tstore_load(ts, b, &ei);
 
 	is_int(e, ERR_TOKEN_TEMP, "no session bus -> ERR_TOKEN_TEMP");
-	contains(ei.msg, "no Secret Service reachable", "message says why (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), "no Secret Service reachable", "message says why (%s)",
+		errinfo_msg(&ei));
 }
 
 /* The previous refresh token, as "previous_refresh_token" in the JSON. */
@@ -55,13 +55,13 @@ test_previous(struct tstore *ts, struct buf *b)
 	enum err e;
 
 	e = tstore_load_previous(ts, b, &ei);
-	ok(e == ERR_OK && b->len == 0, "no previous token yet (%s)", ei.msg);
+	ok(e == ERR_OK && b->len == 0, "no previous token yet (%s)", errinfo_msg(&ei));
 	e = tstore_save_rotated(ts, "rt-3", "rt-\"2\"", &ei);
-	is_int(e, ERR_OK, "save_rotated (%s)", ei.msg);
+	is_int(e, ERR_OK, "save_rotated (%s)", errinfo_msg(&ei));
 	e = tstore_load(ts, b, &ei);
 	is_str(buf_cstr(b), "rt-3", "load gives the new token");
 	e = tstore_load_previous(ts, b, &ei);
-	is_int(e, ERR_OK, "load_previous (%s)", ei.msg);
+	is_int(e, ERR_OK, "load_previous (%s)", errinfo_msg(&ei));
 	is_str(buf_cstr(b), "rt-\"2\"", "previous token round trip");
 	{
 		/* one item holding both fields */
@@ -77,7 +77,7 @@ test_previous(struct tstore *ts, struct buf *b)
 			"one item, JSON with previous_refresh_token");
 	}
 	e = tstore_drop_previous(ts, &ei);
-	is_int(e, ERR_OK, "drop_previous (%s)", ei.msg);
+	is_int(e, ERR_OK, "drop_previous (%s)", errinfo_msg(&ei));
 	e = tstore_load_previous(ts, b, &ei);
 	ok(e == ERR_OK && b->len == 0, "previous token gone");
 	e = tstore_load(ts, b, &ei);
@@ -92,9 +92,9 @@ test_previous(struct tstore *ts, struct buf *b)
 	}
 	is_int(tstore_drop_previous(ts, &ei), ERR_OK,
 		"drop_previous without one is fine");
-	tstore_save_rotated(ts, "rt-4", "rt-3", &ei);
+	setup(tstore_save_rotated(ts, "rt-4", "rt-3", &ei));
 	e = tstore_save(ts, "rt-2", &ei);
-	is_int(e, ERR_OK, "plain save (import) (%s)", ei.msg);
+	is_int(e, ERR_OK, "plain save (import) (%s)", errinfo_msg(&ei));
 	e = tstore_load_previous(ts, b, &ei);
 	ok(e == ERR_OK && b->len == 0, "plain save drops the previous token");
 }
@@ -106,13 +106,13 @@ test_keyring(struct tstore *ts, struct buf *b)
 
 	errinfo_init(&ei);
 	e = tstore_load(ts, b, &ei);
-	is_int(e, ERR_REAUTH, "absent item -> ERR_REAUTH (%s)", ei.msg);
-	contains(ei.msg, "oasmtp-token authorize kr", "names the command");
+	is_int(e, ERR_REAUTH, "absent item -> ERR_REAUTH (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "oasmtp-token authorize kr", "names the command");
 
 	e = tstore_save(ts, "rt-\"quoted\"\\1", &ei);
-	is_int(e, ERR_OK, "save (%s)", ei.msg);
+	is_int(e, ERR_OK, "save (%s)", errinfo_msg(&ei));
 	e = tstore_load(ts, b, &ei);
-	is_int(e, ERR_OK, "load after save (%s)", ei.msg);
+	is_int(e, ERR_OK, "load after save (%s)", errinfo_msg(&ei));
 	is_str(buf_cstr(b), "rt-\"quoted\"\\1", "round trip through JSON");
 	e = tstore_save(ts, "rt-2", &ei);
 	e = tstore_load(ts, b, &ei);
@@ -152,7 +152,7 @@ test_keyring(struct tstore *ts, struct buf *b)
 		errinfo_init(&ei);
 		e = tstore_load(ts, b, &ei);
 		is_int(e, ERR_TOKEN_TEMP, "locked keyring -> ERR_TOKEN_TEMP");
-		contains(ei.msg, "is locked", "message says locked (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "is locked", "message says locked (%s)", errinfo_msg(&ei));
 		e = tstore_save(ts, "rt-3", &ei);
 		is_int(e, ERR_TOKEN_TEMP, "save into a locked keyring refused");
 	}
@@ -167,9 +167,9 @@ test_keyring(struct tstore *ts, struct buf *b)
 		is_str(buf_cstr(b), "rt-bare", "readable again once unlocked");
 		e = tstore_save_rotated(ts, "rt-5", "rt-bare", &ei);
 		is_int(e, ERR_OK, "save_rotated over a bare secret (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 		e = tstore_erase(ts, &ei);
-		is_int(e, ERR_OK, "erase (%s)", ei.msg);
+		is_int(e, ERR_OK, "erase (%s)", errinfo_msg(&ei));
 		e = tstore_load(ts, b, &ei);
 		is_int(e, ERR_REAUTH, "absent after erase");
 		e = tstore_load_previous(ts, b, &ei);

@@ -548,7 +548,7 @@ count(const char *hay, const char *needle)
 static void
 check(struct run *r, const struct line *l)
 {
-	const char *msg = r->ei != NULL ? r->ei->msg : "";
+	const char *msg = r->ei != NULL ? errinfo_msg(r->ei) : "";
 	char *rest = l->text;
 	const char *what;
 	char got[RCPTS_MAX + 1];
@@ -670,9 +670,12 @@ on_auth(struct run *r, const char *name)
 		putchar('\n');
 	}
 	if (strncmp(l->text, "secret ", 7) == 0) {
-		smtp_auth_secret(r->s, l->text + 7, l->len - 7);
+		if (smtp_auth_secret(r->s, l->text + 7, l->len - 7) !=
+		    ERR_OK) {
+			/* the script's next event line says what follows */
+		}
 	} else if (strcmp(l->text, "abort") == 0) {
-		struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 
 		errinfo_set(&ei, ERR_AUTH, "no more tokens");
 		smtp_abort(r->s, &ei);
@@ -770,7 +773,9 @@ drive(struct run *r)
 				put_escaped(l->text, l->len);
 				putchar('\n');
 			}
-			smtp_feed(r->s, l->text, l->len);
+			if (smtp_feed(r->s, l->text, l->len) != ERR_OK) {
+				/* the engine says so with SMTP_EV_FAILED next */
+			}
 			break;
 		case SMTP_EV_NEED_STARTTLS:
 			event(r, "NEED_STARTTLS", -1);

@@ -88,8 +88,8 @@ render(const struct addr_list *l, struct buf *b)
 
 	buf_reset(b);
 	for (i = 0; i < l->n; i++) {
-		buf_printf(b, "%s%s|%s", i > 0 ? " ; " : "",
-			l->v[i].name != NULL ? l->v[i].name : "", l->v[i].addr);
+		setup(buf_printf(b, "%s%s|%s", i > 0 ? " ; " : "",
+			l->v[i].name != NULL ? l->v[i].name : "", l->v[i].addr));
 	}
 }
 
@@ -97,7 +97,7 @@ static void
 test_parse(void)
 {
 	struct buf b;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	size_t i;
 
 	buf_init(&b, 1 << 20);
@@ -110,7 +110,7 @@ test_parse(void)
 		rc = addr_parse_list(goods[i].in, strlen(goods[i].in), &l, &ei);
 		is_int(rc, ERR_OK, "parse [%s] succeeds", goods[i].in);
 		if (rc != ERR_OK) {
-			diag("error: %s", ei.msg);
+			diag("error: %s", errinfo_msg(&ei));
 		}
 		render(&l, &b);
 		is_str(b.data, goods[i].want, "parse [%s]", goods[i].in);
@@ -125,7 +125,7 @@ test_parse(void)
 		rc = addr_parse_list(bads[i].in, strlen(bads[i].in), &l, &ei);
 		is_int(rc, ERR_DATA, "parse [%s] fails with ERR_DATA",
 			bads[i].in);
-		contains(ei.msg, bads[i].msg, "error for [%s] names the problem",
+		contains(errinfo_msg(&ei), bads[i].msg, "error for [%s] names the problem",
 			bads[i].in);
 		addr_list_release(&l);
 	}
@@ -136,7 +136,7 @@ static void
 test_embedded_controls(void)
 {
 	struct addr_list l;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	static const char nul[] = "a@b\0c@d";
 	static const char crlf[] = "a@b\r\nRCPT TO:<x@y>";
 
@@ -144,7 +144,7 @@ test_embedded_controls(void)
 	errinfo_init(&ei);
 	is_int(addr_parse_list(nul, sizeof(nul) - 1, &l, &ei), ERR_DATA,
 		"NUL inside the value is rejected");
-	contains(ei.msg, "0x00", "NUL is named");
+	contains(errinfo_msg(&ei), "0x00", "NUL is named");
 	is_int(addr_parse_list(crlf, sizeof(crlf) - 1, &l, &ei), ERR_DATA,
 		"CRLF inside the value is rejected");
 	is_int(l.n, 0, "nothing was added");
@@ -199,7 +199,7 @@ test_aliases(void)
 {
 	char *path;
 	struct aliases *a = NULL;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf b;
 	enum err rc;
 
@@ -218,7 +218,7 @@ test_aliases(void)
 	rc = aliases_load(path, &a, &ei);
 	is_int(rc, ERR_OK, "aliases file loads");
 	if (rc != ERR_OK) {
-		diag("%s", ei.msg);
+		diag("%s", errinfo_msg(&ei));
 	}
 	expand_to(a, "root", &b, &rc, &ei);
 	is_str(b.data, "|admin@example.com", "root maps to admin");
@@ -239,33 +239,33 @@ test_aliases(void)
 		"an alias naming itself stops there");
 	expand_to(a, "loop1", &b, &rc, &ei);
 	is_int(rc, ERR_CONFIG, "a loop is an error");
-	contains(ei.msg, "deeper than", "loop message");
+	contains(errinfo_msg(&ei), "deeper than", "loop message");
 	aliases_free(a);
 	unlink(path);
 	free(path);
 
 	path = write_file("root admin@example.com\n");
 	is_int(aliases_load(path, &a, &ei), ERR_CONFIG, "missing colon");
-	contains(ei.msg, ":1: missing ':'", "error has file:line");
+	contains(errinfo_msg(&ei), ":1: missing ':'", "error has file:line");
 	unlink(path);
 	free(path);
 
 	path = write_file("# c\nroot: \"unterminated\n");
 	is_int(aliases_load(path, &a, &ei), ERR_CONFIG, "bad address list");
-	contains(ei.msg, ":2: alias 'root': unterminated quoted string",
+	contains(errinfo_msg(&ei), ":2: alias 'root': unterminated quoted string",
 		"bad address message has file:line and the alias");
 	unlink(path);
 	free(path);
 
 	path = write_file("root:\n");
 	is_int(aliases_load(path, &a, &ei), ERR_CONFIG, "empty target");
-	contains(ei.msg, "no address", "empty target message");
+	contains(errinfo_msg(&ei), "no address", "empty target message");
 	unlink(path);
 	free(path);
 
 	is_int(aliases_load("/nonexistent/aliases", &a, &ei), ERR_CONFIG,
 		"missing file");
-	contains(ei.msg, "/nonexistent/aliases", "missing file is named");
+	contains(errinfo_msg(&ei), "/nonexistent/aliases", "missing file is named");
 
 	/* no default: unknown names stay as they are */
 	path = write_file("root: a@b\n");

@@ -53,7 +53,7 @@ test_pkce(void)
 	}
 	ok(clean, "verifier uses the base64url alphabet, no padding");
 	buf_reset(&b);
-	oauth_flow_random(&b, 32, &ei);
+	setup(oauth_flow_random(&b, 32, &ei));
 	ok(strcmp(b.data, v.data) != 0, "two random values differ");
 	is_int(oauth_flow_random(&b, 65, &ei), ERR_INTERNAL,
 		"absurd length refused");
@@ -91,7 +91,7 @@ test_auth_url(void)
 	a.prompt_consent = 0;
 	a.login_hint = NULL;
 	a.code_challenge = NULL;
-	oauth_flow_auth_url(&a, &u, &ei);
+	setup(oauth_flow_auth_url(&a, &u, &ei));
 	contains(u.data, "authorize?tenant=x&response_type=code",
 		"existing query extended with &");
 	ok(strstr(u.data, "prompt") == NULL && strstr(u.data, "access_type") ==
@@ -120,7 +120,7 @@ test_callback_parse(void)
 		"state and iss match");
 	is_int(oauth_flow_check_callback(&cb, "S2", ep, 0, &ei), ERR_AUTH,
 		"state mismatch refused");
-	contains(ei.msg, "does not belong", "message says why");
+	contains(errinfo_msg(&ei), "does not belong", "message says why");
 	is_int(oauth_flow_check_callback(&cb, "S1",
 		"https://evil.example/auth", 0, &ei), ERR_AUTH,
 		"iss from another origin refused (RFC 9207)");
@@ -132,8 +132,8 @@ test_callback_parse(void)
 		"error redirect parsed");
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"access_denied -> ERR_AUTH");
-	contains(ei.msg, "access_denied: The user said no", "description kept");
-	oauth_flow_parse_callback("?state=S1&error=server_error", &cb, &ei);
+	contains(errinfo_msg(&ei), "access_denied: The user said no", "description kept");
+	setup(oauth_flow_parse_callback("?state=S1&error=server_error", &cb, &ei));
 	is_int(oauth_flow_check_callback(&cb, "S1", ep, 0, &ei), ERR_AUTH,
 		"other provider errors -> ERR_AUTH");
 
@@ -313,7 +313,7 @@ test_listener(void)
 	/* nobody comes */
 	e = oauth_flow_wait_redirect(&l, 300, "good", ep, &cb, &ei);
 	is_int(e, ERR_TIMEOUT, "timeout");
-	contains(ei.msg, "no answer from the browser", "timeout message");
+	contains(errinfo_msg(&ei), "no answer from the browser", "timeout message");
 	oauth_flow_listener_close(&l);
 	oauth_flow_listener_close(&l);
 	ok(l.fd == -1, "close is idempotent");
@@ -406,7 +406,7 @@ run_device(const struct step *steps, int n, long expires, long interval,
 
 	request_init(&r, NULL);
 	oauth_flow_device_init(&d);
-	buf_append_str(&d.device_code, "DEV-CODE");
+	setup(buf_append_str(&d.device_code, "DEV-CODE"));
 	d.expires_in = expires;
 	d.interval = interval;
 	script(steps, n);
@@ -503,7 +503,7 @@ test_device(void)
 	script(start_refused, 1);
 	is_int(oauth_flow_device_start(&r, "https://op.example/device", &d,
 		&ei), ERR_CONFIG, "refused device request -> ERR_CONFIG");
-	contains(ei.msg, "invalid_scope: Invalid device flow scope",
+	contains(errinfo_msg(&ei), "invalid_scope: Invalid device flow scope",
 		"provider's reason quoted");
 	oauth_flow_device_release(&d);
 
@@ -525,12 +525,12 @@ test_device(void)
 	is_int(run_device(flow, 4, 900, 0, &tok), ERR_OK, "no interval");
 	is_int(sleeps[0], 5000, "RFC 8628 default interval 5 s");
 	is_int(run_device(denied, 2, 900, 5, &tok), ERR_AUTH, "access_denied");
-	contains(ei.msg, "declined", "denied message");
+	contains(errinfo_msg(&ei), "declined", "denied message");
 	is_int(run_device(declined, 1, 900, 5, &tok), ERR_AUTH,
 		"authorization_declined (Microsoft)");
 	is_int(run_device(expired, 1, 900, 5, &tok), ERR_TIMEOUT,
 		"expired_token");
-	contains(ei.msg, "expired", "expired message");
+	contains(errinfo_msg(&ei), "expired", "expired message");
 	is_int(run_device(badcode, 1, 900, 5, &tok), ERR_TIMEOUT,
 		"bad_verification_code (Microsoft)");
 	is_int(run_device(flaky, 3, 900, 5, &tok), ERR_OK,
@@ -541,7 +541,7 @@ test_device(void)
 		"a fourth failure in a row ends it");
 	is_int(run_device(badclient, 1, 900, 5, &tok), ERR_CONFIG,
 		"invalid_client -> ERR_CONFIG");
-	contains(ei.msg, "AADSTS7000218", "provider text kept for the "
+	contains(errinfo_msg(&ei), "AADSTS7000218", "provider text kept for the "
 		"explainer");
 	is_int(run_device(forever, 5, 12, 5, &tok), ERR_TIMEOUT,
 		"gives up after expires_in");
@@ -588,7 +588,7 @@ test_exchange(void)
 	script(refused, 1);
 	is_int(oauth_exchange_code(&r, &tok, &ei), ERR_AUTH,
 		"refused code -> ERR_AUTH, not 're-authorize'");
-	contains(ei.msg, "code expired", "provider text kept");
+	contains(errinfo_msg(&ei), "code expired", "provider text kept");
 	r.code = "";
 	is_int(oauth_exchange_code(&r, &tok, &ei), ERR_INTERNAL, "no code");
 
@@ -601,7 +601,7 @@ test_exchange(void)
 		ERR_TOKEN_TEMP, "503 -> temporary");
 	is_int(oauth_flow_revoke(&r, "https://op/revoke", "RT", &ei),
 		ERR_CONFIG, "400 -> config");
-	contains(ei.msg, "unsupported_token_type", "reason quoted");
+	contains(errinfo_msg(&ei), "unsupported_token_type", "reason quoted");
 	oauth_tokens_release(&tok);
 	oauth_http_set_post(NULL, NULL);
 }
@@ -611,9 +611,9 @@ static void
 jwt(const char *payload, struct buf *out)
 {
 	buf_reset(out);
-	buf_append_str(out, "eyJhbGciOiJSUzI1NiJ9.");
-	util_base64url_encode(out, payload, strlen(payload));
-	buf_append_str(out, ".c2ln");
+	setup(buf_append_str(out, "eyJhbGciOiJSUzI1NiJ9."));
+	setup(util_base64url_encode(out, payload, strlen(payload)));
+	setup(buf_append_str(out, ".c2ln"));
 }
 
 static void
@@ -629,10 +629,10 @@ test_identity(void)
 		"google-style token");
 	is_str(who.data, "joe@example.com", "email claim");
 	jwt("{\"preferred_username\":\"ann@contoso.com\",\"oid\":\"x\"}", &t);
-	oauth_flow_id_token_identity(t.data, &who, &ei);
+	setup(oauth_flow_id_token_identity(t.data, &who, &ei));
 	is_str(who.data, "ann@contoso.com", "preferred_username (Microsoft)");
 	jwt("{\"email\":\"not-an-address\",\"upn\":\"u@x.org\"}", &t);
-	oauth_flow_id_token_identity(t.data, &who, &ei);
+	setup(oauth_flow_id_token_identity(t.data, &who, &ei));
 	is_str(who.data, "u@x.org", "a non-address email is skipped");
 	jwt("{\"sub\":\"12345\"}", &t);
 	is_int(oauth_flow_id_token_identity(t.data, &who, &ei), ERR_OK,
@@ -699,7 +699,7 @@ test_presets(void)
 	is_str(u.data, "https://login.microsoftonline.com/common/oauth2/v2.0/"
 		"devicecode", "tenant common by default");
 	acc.oauth2_tenant = (char *)"organizations";
-	provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei));
 	is_str(u.data, "https://login.microsoftonline.com/organizations/"
 		"oauth2/v2.0/authorize", "tenant substituted");
 	acc.oauth2_tenant = (char *)"../x";
@@ -711,20 +711,20 @@ test_presets(void)
 	is_str(u.data, "", "but empty");
 	acc.oauth2_auth_endpoint = (char *)"https://login.microsoftonline.us/"
 		"t/oauth2/v2.0/authorize";
-	provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_AUTH, &u, &ei));
 	contains(u.data, "microsoftonline.us", "national cloud by override");
 	acc.oauth2_provider = OAUTH2_GOOGLE;
 	acc.oauth2_auth_endpoint = NULL;
-	provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei));
 	is_str(u.data, "https://oauth2.googleapis.com/revoke",
 		"google revocation");
 	acc.oauth2_revocation_endpoint = (char *)"https://own/revoke";
-	provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei);
+	setup(provider_endpoint(&acc, PROVIDER_EP_REVOKE, &u, &ei));
 	is_str(u.data, "https://own/revoke", "own revocation endpoint wins");
-	provider_scope(&acc, &u, &ei);
+	setup(provider_scope(&acc, &u, &ei));
 	is_str(u.data, "https://mail.google.com/", "preset scope");
 	acc.oauth2_scope = (char *)"x y";
-	provider_scope(&acc, &u, &ei);
+	setup(provider_scope(&acc, &u, &ei));
 	is_str(u.data, "x y", "own scope wins");
 
 	is_int(oauth_flow_choose(g, 1, 0), OAUTH_FLOW_LOOPBACK,

@@ -77,7 +77,7 @@ expect(const char *name, const char *const *args, const struct want *w)
 
 	e = parse(args, &o);
 	if (!is_int(e, ERR_OK, "%s: parses", name)) {
-		diag("error: %s", ei.msg);
+		diag("error: %s", errinfo_msg(&ei));
 		return;
 	}
 	is_str(cli_mode_name(o.mode), cli_mode_name(w->mode), "%s: mode", name);
@@ -130,7 +130,7 @@ expect_error(const char *name, const char *const *args, const char *needle)
 	e = parse(args, &o);
 	is_int(e, ERR_USAGE, "%s: usage error", name);
 	is_int(ei.code, ERR_USAGE, "%s: errinfo code", name);
-	contains(ei.msg, needle, "%s: message", name);
+	contains(errinfo_msg(&ei), needle, "%s: message", name);
 	ok(memcmp(before, &o, sizeof(o)) == 0, "%s: result untouched", name);
 }
 
@@ -799,7 +799,7 @@ test_log_mail(void)
 
 	is_int(log_mail(&rec, path, "none", "LOG_NEWS", &ei), ERR_CONFIG,
 		"unknown syslog facility is a config error");
-	contains(ei.msg, "invalid syslog setting 'LOG_NEWS'",
+	contains(errinfo_msg(&ei), "invalid syslog setting 'LOG_NEWS'",
 		"facility message");
 	ok(access(path, F_OK) != 0, "nothing written when facility is bad");
 
@@ -808,7 +808,7 @@ test_log_mail(void)
 	is_int(log_mail(&rec, bad, "none", NULL, &ei), ERR_IO,
 		"unwritable log file is ERR_IO");
 	is_int(ei.sys_errno, ENOENT, "errno recorded");
-	contains(ei.msg, "cannot write log file", "I/O message");
+	contains(errinfo_msg(&ei), "cannot write log file", "I/O message");
 
 	is_int(log_mail(&rec, NULL, NULL, NULL, &ei), ERR_OK,
 		"nothing configured: nothing to do");

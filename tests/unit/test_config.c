@@ -66,7 +66,7 @@ expect_error(const char *text, const char *want)
 		}
 	}
 	is_int(e, ERR_CONFIG, "error for: %s", name);
-	contains(ei.msg, want, "message for: %s", name);
+	contains(errinfo_msg(&ei), want, "message for: %s", name);
 	if (e == ERR_OK) {
 		config_free(cfg);
 	}
@@ -84,11 +84,11 @@ with_line(const char *line)
 	config_free(one_cfg);
 	one_cfg = NULL;
 	buf_init(&b, 1 << 20);
-	buf_printf(&b, "account a\nhost h\n%s\n", line);
+	setup(buf_printf(&b, "account a\nhost h\n%s\n", line));
 	if (parse(buf_cstr(&b), &one_cfg) == ERR_OK) {
 		a = find_acct(one_cfg, "a");
 	} else {
-		diag("unexpected error: %s", ei.msg);
+		diag("unexpected error: %s", errinfo_msg(&ei));
 	}
 	buf_release(&b);
 	return a;
@@ -130,7 +130,7 @@ test_tokenizer(void)
 		errinfo_init(&ei);
 		is_int(config_parse_buffer(&test_params, "test", nul,
 			sizeof(nul) - 1, &cfg, &ei), ERR_CONFIG, "NUL byte");
-		contains(ei.msg, "test:2: line contains a NUL byte", "NUL message");
+		contains(errinfo_msg(&ei), "test:2: line contains a NUL byte", "NUL message");
 	}
 
 	/* a CR inside a line would reach the wire (EHLO domain) */
@@ -141,24 +141,24 @@ test_tokenizer(void)
 
 	/* 60 KiB line is fine, 70 KiB is not */
 	buf_init(&big, 1 << 20);
-	buf_append_str(&big, "account a\nhost h\npassword ");
+	setup(buf_append_str(&big, "account a\nhost h\npassword "));
 	for (i = 0; i < 60 * 1024; i++) {
-		buf_putc(&big, 'x');
+		setup(buf_putc(&big, 'x'));
 	}
-	buf_append_str(&big, "\n");
+	setup(buf_append_str(&big, "\n"));
 	ok(parse(buf_cstr(&big), &cfg) == ERR_OK, "60 KiB line accepted");
 	a = find_acct(cfg, "a");
 	ok(a != NULL && a->password != NULL
 		&& strlen(a->password) == 60 * 1024, "60 KiB value kept whole");
 	config_free(cfg);
 	buf_reset(&big);
-	buf_append_str(&big, "account a\nhost h\npassword ");
+	setup(buf_append_str(&big, "account a\nhost h\npassword "));
 	for (i = 0; i < 70 * 1024; i++) {
-		buf_putc(&big, 'x');
+		setup(buf_putc(&big, 'x'));
 	}
-	buf_append_str(&big, "\n");
+	setup(buf_append_str(&big, "\n"));
 	is_int(parse(buf_cstr(&big), &cfg), ERR_CONFIG, "70 KiB line rejected");
-	contains(ei.msg, "test:3: line too long", "long line message has file:line");
+	contains(errinfo_msg(&ei), "test:3: line too long", "long line message has file:line");
 	buf_release(&big);
 }
 
@@ -419,7 +419,7 @@ test_keys_invalid(void)
 		struct buf b;
 
 		buf_init(&b, 4096);
-		buf_printf(&b, "account a\nhost h\n%s\n", cases[i].line);
+		setup(buf_printf(&b, "account a\nhost h\n%s\n", cases[i].line));
 		expect_error(buf_cstr(&b), cases[i].want);
 		buf_release(&b);
 	}
@@ -427,7 +427,7 @@ test_keys_invalid(void)
 		struct config *cfg = NULL;
 
 		parse("account a\nhost h\nfrobnicate yes\n", &cfg);
-		ok(strstr(ei.msg, "did you mean") == NULL,
+		ok(strstr(errinfo_msg(&ei), "did you mean") == NULL,
 			"no suggestion for a far-off key");
 	}
 }
@@ -578,23 +578,23 @@ test_eval(void)
 		"eval: last line without LF");
 	e = eval_run("cat", 5, 1024, &line, &ei);
 	is_int(e, ERR_CONFIG, "eval: stdin is /dev/null (empty output)");
-	contains(ei.msg, "printed nothing", "eval: empty output message");
+	contains(errinfo_msg(&ei), "printed nothing", "eval: empty output message");
 	e = eval_run("echo secret; exit 3", 5, 1024, &line, &ei);
 	is_int(e, ERR_CONFIG, "eval: non-zero exit is an error");
-	contains(ei.msg, "exit status 3", "eval: exit status named");
-	ok(strstr(ei.msg, "secret\n") == NULL, "eval: output not in message");
+	contains(errinfo_msg(&ei), "exit status 3", "eval: exit status named");
+	ok(strstr(errinfo_msg(&ei), "secret\n") == NULL, "eval: output not in message");
 	e = eval_run("kill -TERM $$", 5, 1024, &line, &ei);
 	is_int(e, ERR_CONFIG, "eval: death by signal");
-	contains(ei.msg, "signal 15", "eval: signal named");
+	contains(errinfo_msg(&ei), "signal 15", "eval: signal named");
 	e = eval_run("head -c 200000 /dev/zero | tr '\\0' x", 5, 1000, &line, &ei);
 	is_int(e, ERR_CONFIG, "eval: huge output rejected");
-	contains(ei.msg, "longer than 1000 bytes", "eval: bound named");
+	contains(errinfo_msg(&ei), "longer than 1000 bytes", "eval: bound named");
 
 	t0 = util_now_ms();
 	e = eval_run("sleep 30", 1, 1024, &line, &ei);
 	is_int(e, ERR_TIMEOUT, "eval: timeout");
 	ok(util_now_ms() - t0 < 5000, "eval: killed within the bound");
-	contains(ei.msg, "timed out", "eval: timeout message");
+	contains(errinfo_msg(&ei), "timed out", "eval: timeout message");
 
 	/* a background child holding stdout open is killed with the group */
 	{
@@ -670,7 +670,7 @@ test_eval(void)
 		errinfo_init(&ei);
 		is_int(config_parse_buffer(&p, "t", text, sizeof(text) - 1,
 			&cfg, &ei), ERR_CONFIG, "timeout off: eval still bounded");
-		contains(ei.msg, "t:4: eval: the command timed out",
+		contains(errinfo_msg(&ei), "t:4: eval: the command timed out",
 			"timeout off: eval timed out");
 		ok(util_now_ms() - began < 10000, "timeout off: within the "
 			"fallback (%lld ms)", (long long)(util_now_ms() - began));
@@ -743,7 +743,7 @@ host_of(const char *file, const char *name)
 
 	host[0] = '\0';
 	if (load(file, &cfg) != ERR_OK) {
-		util_strlcpy(host, ei.msg, sizeof(host));
+		util_strlcpy(host, errinfo_msg(&ei), sizeof(host));
 		return host;
 	}
 	a = find_acct(cfg, name);
@@ -764,8 +764,8 @@ test_lookup(void)
 	}
 
 	is_int(load(NULL, &cfg), ERR_CONFIG, "no file at all: ERR_CONFIG");
-	contains(ei.msg, "no configuration file found; create", "no file: message");
-	contains(ei.msg, "home/.config/oasmtp/config", "no file: names the path");
+	contains(errinfo_msg(&ei), "no configuration file found; create", "no file: message");
+	contains(errinfo_msg(&ei), "home/.config/oasmtp/config", "no file: names the path");
 
 	write_file("home/.config/msmtp/config", "account a\nhost xdg-msmtp\n", 0600);
 	is_str(host_of(NULL, "a"), "xdg-msmtp", "XDG msmtp config used last");
@@ -793,7 +793,7 @@ test_lookup(void)
 	}
 	write_file("etc/oasmtprc", "account s\nhots x\n", 0644);
 	is_int(load(NULL, &cfg), ERR_CONFIG, "syntax error in system file");
-	contains(ei.msg, "etc/oasmtprc:2: unknown key 'hots'", "system file error has file:line");
+	contains(errinfo_msg(&ei), "etc/oasmtprc:2: unknown key 'hots'", "system file error has file:line");
 	remove_file("etc/oasmtprc");
 
 	/* -C */
@@ -801,16 +801,16 @@ test_lookup(void)
 	is_str(host_of("custom", "c"), "custom", "-C FILE used");
 	is_str(host_of("custom", "a"), "(none)", "-C FILE replaces the other files");
 	is_int(load("missing", &cfg), ERR_IO, "-C missing file: ERR_IO");
-	contains(ei.msg, "cannot read", "-C missing: message");
-	contains(ei.msg, "missing: No such file", "-C missing: reason");
+	contains(errinfo_msg(&ei), "cannot read", "-C missing: message");
+	contains(errinfo_msg(&ei), "missing: No such file", "-C missing: reason");
 
 	/* permission check */
 	write_file("perm", "account p\nhost h\npassword hunter2\n", 0644);
 	is_int(load("perm", &cfg), ERR_CONFIG, "0644 with password: ERR_CONFIG");
-	contains(ei.msg, "contains secrets and is readable by others; run: chmod 600 ",
+	contains(errinfo_msg(&ei), "contains secrets and is readable by others; run: chmod 600 ",
 		"permission message");
-	contains(ei.msg, "/perm", "permission message names the file");
-	ok(strstr(ei.msg, "hunter2") == NULL, "secret not in the message");
+	contains(errinfo_msg(&ei), "/perm", "permission message names the file");
+	ok(strstr(errinfo_msg(&ei), "hunter2") == NULL, "secret not in the message");
 	write_file("perm", "account p\nhost h\npassword hunter2\n", 0600);
 	ok(load("perm", &cfg) == ERR_OK, "0600 with password: ok");
 	config_free(cfg);
@@ -831,7 +831,7 @@ test_lookup(void)
 	cfg = NULL;
 	write_file("home/.config/oasmtp/config", "account a\nhost h\npassword x\n", 0604);
 	is_int(load(NULL, &cfg), ERR_CONFIG, "user file world-readable with password");
-	contains(ei.msg, "chmod 600", "user file: chmod fix");
+	contains(errinfo_msg(&ei), "chmod 600", "user file: chmod fix");
 }
 
 /*
@@ -843,7 +843,7 @@ acct_of(const char *file, const char *name, struct config **cfg)
 {
 	*cfg = NULL;
 	if (load(file, cfg) != ERR_OK) {
-		diag("load: %s", ei.msg);
+		diag("load: %s", errinfo_msg(&ei));
 		return NULL;
 	}
 	return find_acct(*cfg, name);
@@ -881,7 +881,7 @@ test_msmtp_defaults(void)
 		"~/.msmtprc: auth on kept; timeout stays 60");
 	if (a != NULL) {
 		buf_init(&out, 65536);
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 		contains(buf_cstr(&out), "defaults = msmtp",
 			"--pretend says msmtp's defaults applied");
 		buf_release(&out);
@@ -894,7 +894,7 @@ test_msmtp_defaults(void)
 		&& a->auth == AUTH_ON, "~/.oasmtprc: secure defaults");
 	if (a != NULL) {
 		buf_init(&out, 65536);
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 		contains(buf_cstr(&out), "defaults = oasmtp",
 			"--pretend says oasmtp's defaults applied");
 		buf_release(&out);
@@ -955,28 +955,28 @@ test_select(void)
 	ok(config_select(cfg, NULL, NULL, &a, &ei) == ERR_OK
 		&& a && strcmp(a->name, "default") == 0, "nothing given: default");
 	is_int(config_select(cfg, "nope", NULL, &a, &ei), ERR_CONFIG, "unknown -a");
-	contains(ei.msg, "no account named 'nope'; available accounts: work, home, default",
+	contains(errinfo_msg(&ei), "no account named 'nope'; available accounts: work, home, default",
 		"unknown -a lists accounts");
 	config_free(cfg);
 
 	ok(parse("account x\nhost h\n", &cfg) == ERR_OK, "select: no default");
 	is_int(config_select(cfg, NULL, "a@b", &a, &ei), ERR_CONFIG, "no default: error");
-	contains(ei.msg, "no account given and none named 'default'", "no default message");
+	contains(errinfo_msg(&ei), "no account given and none named 'default'", "no default message");
 	config_free(cfg);
 
 	ok(parse("# top\naccount nohost\nfrom a@b\n", &cfg) == ERR_OK, "select: no host");
 	is_int(config_select(cfg, "nohost", NULL, &a, &ei), ERR_CONFIG, "no host: error");
-	contains(ei.msg, "test:2: account 'nohost' has no host", "no host: file:line");
+	contains(errinfo_msg(&ei), "test:2: account 'nohost' has no host", "no host: file:line");
 	config_free(cfg);
 
 	ok(parse("account k\nhost h\ntls_cert_file /c\n", &cfg) == ERR_OK, "select: cert only");
 	is_int(config_select(cfg, "k", NULL, &a, &ei), ERR_CONFIG, "cert without key");
-	contains(ei.msg, "tls_cert_file and tls_key_file", "cert/key message");
+	contains(errinfo_msg(&ei), "tls_cert_file and tls_key_file", "cert/key message");
 	config_free(cfg);
 
 	ok(parse("account o\nhost h\nauth xoauth2\n", &cfg) == ERR_OK, "select: xoauth2 no user");
 	is_int(config_select(cfg, "o", NULL, &a, &ei), ERR_CONFIG, "xoauth2 without user");
-	contains(ei.msg, "auth xoauth2 needs a 'user'", "xoauth2 user message");
+	contains(errinfo_msg(&ei), "auth xoauth2 needs a 'user'", "xoauth2 user message");
 	config_free(cfg);
 }
 
@@ -987,7 +987,7 @@ parse_acct(const char *text, const char *name)
 	config_free(one_cfg);
 	one_cfg = NULL;
 	if (parse(text, &one_cfg) != ERR_OK) {
-		diag("unexpected error: %s", ei.msg);
+		diag("unexpected error: %s", errinfo_msg(&ei));
 		return NULL;
 	}
 	return find_acct(one_cfg, name);
@@ -1075,8 +1075,8 @@ test_provider_server(void)
 	buf_init(&text, 4096);
 	for (i = 0; i < n; i++) {
 		buf_reset(&text);
-		buf_printf(&text, "account p\noauth2_provider %s\n"
-			"user u@example.org\n", t[i].name);
+		setup(buf_printf(&text, "account p\noauth2_provider %s\n"
+			"user u@example.org\n", t[i].name));
 		a = parse_acct(buf_cstr(&text), "p");
 		ok(t[i].smtp_host != NULL && (t[i].smtp_port == 587 ||
 			t[i].smtp_port == 465) && t[i].smtp_starttls ==
@@ -1094,7 +1094,7 @@ test_provider_server(void)
 		errinfo_init(&ei);
 		ok(a && config_check_account(a, &ei) == ERR_OK,
 			"preset %s: the account is usable %s", t[i].name,
-			ei.msg);
+			errinfo_msg(&ei));
 	}
 	buf_release(&text);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1128,14 +1128,14 @@ test_provider_server(void)
 	ok(a && a->host == NULL, "custom provider: no host");
 	is_int(a ? config_check_account(a, &ei) : ERR_OK, ERR_CONFIG,
 		"custom provider: no host is an error");
-	contains(ei.msg, "test:3: account 'c' has no host; add a line "
+	contains(errinfo_msg(&ei), "test:3: account 'c' has no host; add a line "
 		"'host smtp.example.com'", "no host: file:line and advice");
-	contains(ei.msg, "oauth2_provider", "no host: the preset is mentioned");
+	contains(errinfo_msg(&ei), "oauth2_provider", "no host: the preset is mentioned");
 	a = parse_acct("account n\nuser u\n", "n");
 	errinfo_init(&ei);
 	is_int(a ? config_check_account(a, &ei) : ERR_OK, ERR_CONFIG,
 		"no provider, no host: error");
-	contains(ei.msg, "test:1: account 'n' has no host", "no provider: line");
+	contains(errinfo_msg(&ei), "test:1: account 'n' has no host", "no provider: line");
 	expect_error("account a\noauth2_provider google\n\nhots x\n",
 		"test:4: unknown key 'hots'; did you mean 'host'?");
 
@@ -1144,7 +1144,7 @@ test_provider_server(void)
 	a = parse_acct("account g\noauth2_provider google\nuser u@gmail.com\n",
 		"g");
 	if (a != NULL) {
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 	}
 	contains(buf_cstr(&out), "host = smtp.gmail.com (from the "
 		"oauth2_provider google preset)\n", "print: preset host");
@@ -1154,14 +1154,14 @@ test_provider_server(void)
 		"google preset)\n", "print: preset TLS mode");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "smtp.gmail.com port 587, STARTTLS (from the "
 		"oauth2_provider google preset)", "describe: preset server");
 	a = parse_acct("account g\noauth2_provider google\nport 465\n", "g");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "smtp.gmail.com port 465, implicit TLS (host "
 		"from the oauth2_provider google preset)",
@@ -1170,14 +1170,14 @@ test_provider_server(void)
 		"h");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_print_account(a, &out);
+		setup(config_print_account(a, &out));
 	}
 	contains(buf_cstr(&out), "host = h.example\nport = 587\n",
 		"print: own host, no remark");
 	ok(strstr(buf_cstr(&out), "preset") == NULL, "print: no preset remark");
 	buf_reset(&out);
 	if (a != NULL) {
-		config_describe_server(a, &out);
+		setup(config_describe_server(a, &out));
 	}
 	is_str(buf_cstr(&out), "h.example port 587, STARTTLS",
 		"describe: own server");
@@ -1218,7 +1218,7 @@ test_msmtprc_sample(void)
 
 	ok(parse(sample, &cfg) == ERR_OK, "msmtprc sample parses unchanged");
 	if (cfg == NULL) {
-		diag("%s", ei.msg);
+		diag("%s", errinfo_msg(&ei));
 		return;
 	}
 	is_int(cfg->n_accounts, 3, "sample: three accounts");
@@ -1241,7 +1241,7 @@ test_msmtprc_sample(void)
 	/* --pretend output */
 	buf_init(&out, 1 << 16);
 	a = find_acct(cfg, "gmail");
-	config_print_account(a, &out);
+	setup(config_print_account(a, &out));
 	contains(buf_cstr(&out), "host = smtp.gmail.com\n", "print: host");
 	contains(buf_cstr(&out), "passwordeval = gpg --quiet", "print: passwordeval shown");
 	contains(buf_cstr(&out), "port = 587\n", "print: port");
@@ -1251,7 +1251,7 @@ test_msmtprc_sample(void)
 	ok(parse("account s\nhost h\npassword hunter2\noauth2_client_secret cs-value\n",
 		&cfg) == ERR_OK, "print: secrets parse");
 	buf_reset(&out);
-	config_print_account(find_acct(cfg, "s"), &out);
+	setup(config_print_account(find_acct(cfg, "s"), &out));
 	contains(buf_cstr(&out), "password = *\n", "print: password masked");
 	contains(buf_cstr(&out), "oauth2_client_secret = *\n", "print: client secret masked");
 	ok(strstr(buf_cstr(&out), "hunter2") == NULL
@@ -1307,7 +1307,7 @@ test_example_file(void)
 	errinfo_init(&ei);
 	ok(config_load(&p, &cfg, &ei) == ERR_OK, "msmtprc.example loads");
 	if (cfg == NULL) {
-		diag("%s", ei.msg);
+		diag("%s", errinfo_msg(&ei));
 		return;
 	}
 	is_int(cfg->n_accounts, 4, "example: four accounts");
@@ -1316,7 +1316,7 @@ test_example_file(void)
 		errinfo_init(&ei);
 		ok(config_check_account(cfg->accounts[i], &ei) == ERR_OK,
 			"example: account '%s' is usable %s",
-			cfg->accounts[i]->name, ei.msg);
+			cfg->accounts[i]->name, errinfo_msg(&ei));
 	}
 	ok(find_acct(cfg, "isp") && find_acct(cfg, "isp")->domain
 		&& strcmp(find_acct(cfg, "isp")->domain, "mail.isp.example") == 0,

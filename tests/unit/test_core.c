@@ -41,23 +41,76 @@ test_exit_codes(void)
 static void
 test_errinfo(void)
 {
-	static struct errinfo ei;
-	char big[100000];
+	struct errinfo ei = ERRINFO_INIT;
+	struct errinfo cp = ERRINFO_INIT;
+	static char big[100000];
+	char reply[3000];
 
-	errinfo_init(&ei);
+	ok(sizeof(struct errinfo) < 2 * ERRINFO_MSG_MAX,
+		"errinfo is small enough for the stack");
 	is_int(errinfo_set(&ei, ERR_CONFIG, "%s:%d: bad", "f", 3), ERR_CONFIG,
 		"errinfo_set returns the code");
 	is_str(ei.msg, "f:3: bad", "message formatted");
+	ok(ei.full == NULL, "a short message owns no heap text");
 	errinfo_prefix(&ei, "loading '%s': ", "x");
-	is_str(ei.msg, "loading 'x': f:3: bad", "prefix added");
+	is_str(errinfo_msg(&ei), "loading 'x': f:3: bad", "prefix added");
+
+	/* a Microsoft-sized reply: cut in msg, whole in errinfo_msg() */
+	memset(reply, 'r', sizeof(reply) - 1);
+	reply[sizeof(reply) - 1] = '\0';
+	errinfo_set(&ei, ERR_AUTH, "AUTH: 535 5.7.139 %s", reply);
+	errinfo_set_status(&ei, 535, "5.7.139");
+	is_int((long long)strlen(ei.msg), ERRINFO_MSG_MAX - 1,
+		"msg is cut to ERRINFO_MSG_MAX");
+	ok(strcmp(ei.msg + strlen(ei.msg) - 3, "...") == 0,
+		"the cut is marked");
+	ok(ei.full != NULL, "a long message is kept on the heap");
+	is_int((long long)strlen(errinfo_msg(&ei)),
+		(long long)(strlen("AUTH: 535 5.7.139 ") + strlen(reply)),
+		"errinfo_msg() shows the whole reply");
+	errinfo_prefix(&ei, "authentication failed: ");
+	ok(strncmp(errinfo_msg(&ei), "authentication failed: AUTH: 535 ",
+		33) == 0, "prefix keeps the long message");
+	is_int((long long)strlen(errinfo_msg(&ei)),
+		(long long)(strlen("authentication failed: AUTH: 535 5.7.139 ")
+		+ strlen(reply)), "nothing lost by the prefix");
+
+	/* copies are deep */
+	errinfo_init(&cp);
+	is_int(errinfo_copy(&cp, &ei), ERR_AUTH, "copy returns the code");
+	ok(cp.full != NULL && cp.full != ei.full, "copy owns its own text");
+	is_str(errinfo_msg(&cp), errinfo_msg(&ei), "copy has the same text");
+	is_int(cp.smtp_code, 535, "copy keeps the SMTP code");
+	is_str(cp.enhanced, "5.7.139", "copy keeps the enhanced code");
+
+	/* recode keeps the message and codes */
+	is_int(errinfo_recode(&cp, ERR_PROTO), ERR_PROTO,
+		"recode returns the new code");
+	is_int(cp.code, ERR_PROTO, "recode changes the code");
+	is_int(cp.smtp_code, 535, "recode keeps the SMTP code");
+	is_str(errinfo_msg(&cp), errinfo_msg(&ei), "recode keeps the text");
+
+	/* a new error replaces the long one */
+	errinfo_set(&cp, ERR_IO, "short");
+	ok(cp.full == NULL, "a short message frees the long one");
+	is_str(errinfo_msg(&cp), "short", "and is the message");
+	errinfo_release(&cp);
+	is_int(cp.code, ERR_OK, "release resets the code");
+	is_str(errinfo_msg(&cp), "", "release empties the message");
+
+	/* the total is bounded */
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	errinfo_set(&ei, ERR_PROTO, "%s", big);
-	is_int((long long)strlen(ei.msg), ERRINFO_MSG_MAX - 1,
-		"long message truncated to the buffer");
-	ok(strcmp(ei.msg + strlen(ei.msg) - 3, "...") == 0,
+	is_int((long long)strlen(errinfo_msg(&ei)), ERRINFO_TEXT_MAX - 1,
+		"long message truncated at ERRINFO_TEXT_MAX");
+	ok(strcmp(errinfo_msg(&ei) + strlen(errinfo_msg(&ei)) - 3, "...") == 0,
 		"truncation is marked");
+	errinfo_release(&ei);
+	ok(ei.full == NULL, "release frees the heap text");
+
 	is_int(errinfo_set(NULL, ERR_IO, "x"), ERR_IO, "NULL errinfo tolerated");
+	is_int(errinfo_recode(NULL, ERR_NET), ERR_NET, "NULL recode tolerated");
 }
 
 /* A buffer with content, released twice (run in a child). */
@@ -100,7 +153,7 @@ test_buf(void)
 
 	buf_init_secret(&b, 1 << 20);
 	for (int i = 0; i < 1000; i++) {
-		buf_append_str(&b, "secret");
+		setup(buf_append_str(&b, "secret"));
 	}
 	is_int((long long)b.len, 6000, "secret buffer grows");
 	buf_release(&b);
@@ -126,7 +179,7 @@ test_base64(void)
 	buf_init(&b, 1024);
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		buf_reset(&b);
-		util_base64_encode(&b, rows[i].plain, strlen(rows[i].plain));
+		setup(util_base64_encode(&b, rows[i].plain, strlen(rows[i].plain)));
 		is_str(buf_cstr(&b), rows[i].enc, "encode '%s'", rows[i].plain);
 		buf_reset(&b);
 		is_int(util_base64_decode(&b, rows[i].enc, strlen(rows[i].enc)),
@@ -138,7 +191,7 @@ test_base64(void)
 	is_int(util_base64_decode(&b, "Zm9v!", 5), ERR_DATA, "bad character");
 	is_int(util_base64_decode(&b, "Z", 1), ERR_DATA, "bad length");
 	buf_reset(&b);
-	util_base64url_encode(&b, "\xfb\xff", 2);
+	setup(util_base64url_encode(&b, "\xfb\xff", 2));
 	is_str(buf_cstr(&b), "-_8", "base64url, no padding");
 	buf_release(&b);
 }
@@ -182,7 +235,7 @@ test_util(void)
 	{
 		char tmpl[] = "/tmp/oasmtp-core.XXXXXX";
 		char sub[64], link[64];
-		struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 		struct stat st;
 
 		if (mkdtemp(tmpl) == NULL) {

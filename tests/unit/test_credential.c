@@ -106,7 +106,7 @@ static void
 test_password_and_none(void)
 {
 	struct account a;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf s;
 	pid_t helper = 0;
 
@@ -118,15 +118,15 @@ test_password_and_none(void)
 	is_int(helper, -1, "  no helper started");
 	is_int(get_once(&a, 1, &s, &ei, &helper), ERR_AUTH,
 		"password refused by the server: a fresh one cannot exist");
-	contains(ei.msg, "refused the password", "  says so");
+	contains(errinfo_msg(&ei), "refused the password", "  says so");
 	is_int((long long)s.len, 0, "  nothing handed out");
 
 	acc_init(&a);
 	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_CONFIG,
 		"no credentials: configuration error");
-	contains(ei.msg, "account 'test' has no credentials", "  names the "
+	contains(errinfo_msg(&ei), "account 'test' has no credentials", "  names the "
 		"account");
-	contains(ei.msg, "passwordeval, password or the oauth2_* keys",
+	contains(errinfo_msg(&ei), "passwordeval, password or the oauth2_* keys",
 		"  and the fix");
 	buf_release(&s);
 }
@@ -135,7 +135,7 @@ static void
 test_passwordeval(void)
 {
 	struct account a;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf s;
 	pid_t helper = 0;
 	int64_t t0;
@@ -153,7 +153,7 @@ test_passwordeval(void)
 	a.passwordeval = (char *)"echo oops >&2; exit 3";
 	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_TOKEN_TEMP,
 		"failing passwordeval: temporary (the mail waits)");
-	contains(ei.msg, "account 'test': passwordeval: ", "  names account "
+	contains(errinfo_msg(&ei), "account 'test': passwordeval: ", "  names account "
 		"and source");
 	is_int((long long)s.len, 0, "  no secret");
 
@@ -164,7 +164,7 @@ test_passwordeval(void)
 		"hanging passwordeval: temporary");
 	ok(util_now_ms() - t0 < 10000, "  killed after the account timeout "
 		"(%lld ms)", (long long)(util_now_ms() - t0));
-	contains(ei.msg, "passwordeval", "  says which source");
+	contains(errinfo_msg(&ei), "passwordeval", "  says which source");
 	buf_release(&s);
 }
 
@@ -172,7 +172,7 @@ static void
 test_helper_path(void)
 {
 	struct buf p;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	const char *base;
 
 	buf_init(&p, 4096);
@@ -189,7 +189,7 @@ static void
 test_oauth_cached(void)
 {
 	struct account a;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf path, endpoint, scope, s;
 	struct token_cached tc;
 	char key[33];
@@ -208,7 +208,7 @@ test_oauth_cached(void)
 	buf_init_secret(&tc.token, 1 << 16);
 	errinfo_init(&ei);
 	e = token_cache_file(&a, 1, &path, &ei);
-	is_int(e, ERR_OK, "cache file under XDG_CACHE_HOME (%s)", ei.msg);
+	is_int(e, ERR_OK, "cache file under XDG_CACHE_HOME (%s)", errinfo_msg(&ei));
 	is_int(provider_token_endpoint(&a, &endpoint, &scope, &ei), ERR_OK,
 		"token endpoint");
 	token_grant_key(&a, buf_cstr(&endpoint), buf_cstr(&scope), key);
@@ -228,10 +228,10 @@ test_oauth_cached(void)
 	is_int(unlink(buf_cstr(&path)), 0, "cache removed");
 	e = get_once(&a, 0, &s, &ei, &helper);
 	ok(helper > 0, "oauth, no cache: oasmtp-token started at once");
-	diag("without the helper: %s: %s", err_name(e), ei.msg);
+	diag("without the helper: %s: %s", err_name(e), errinfo_msg(&ei));
 	ok(e != ERR_OK && s.len == 0, "  its failure is the error, no "
 		"secret");
-	contains(ei.msg, "oasmtp-token", "  naming the helper");
+	contains(errinfo_msg(&ei), "oasmtp-token", "  naming the helper");
 
 	/* auth off: nothing is read or started */
 	a.auth = AUTH_OFF;

@@ -29,7 +29,7 @@ round_trip(void)
 	contains(b.data, "arg -FCron\\tDaemon\n", "TAB escaped");
 	contains(b.data, "arg a\\\\b\n", "backslash escaped");
 	contains(b.data, "arg x\\x01y\n", "control byte escaped");
-	buf_append_str(&b, body);
+	setup(buf_append_str(&b, body));
 	is_int(maildrop_parse_header(b.data, b.len, &e, &ei), ERR_OK, "parse");
 	is_int(e.uid, 1001, "uid");
 	is_str(e.user, "alice", "user");
@@ -115,7 +115,7 @@ options(void)
 	is_int(policy("--system", "root", NULL), ERR_USAGE, "--system");
 	is_int(policy("-q", NULL, NULL), ERR_USAGE, "-q refused");
 	is_int(policy("-bp", NULL, NULL), ERR_USAGE, "-bp refused");
-	contains(ei.msg, "mode", "the mode is named");
+	contains(errinfo_msg(&ei), "mode", "the mode is named");
 }
 
 int

@@ -65,7 +65,7 @@ load_ex(const char *text, size_t len, int ignore_dots, size_t chunk,
 		}
 	}
 	if (*ret_rc != ERR_OK) {
-		diag("load: %s", ei->msg);
+		diag("load: %s", errinfo_msg(ei));
 	}
 	return m;
 }
@@ -73,7 +73,7 @@ load_ex(const char *text, size_t len, int ignore_dots, size_t chunk,
 static struct message *
 load(const char *text, int ignore_dots)
 {
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	enum err rc;
 	char name[24];
@@ -96,7 +96,7 @@ wire(struct message *m, struct buf *out)
 	char piece[7];
 	uint64_t off = 0;
 	size_t n;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 
 	buf_reset(out);
 	for (;;) {
@@ -104,7 +104,7 @@ wire(struct message *m, struct buf *out)
 		    ERR_OK || n == 0) {
 			break;
 		}
-		buf_append(out, piece, n);
+		setup(buf_append(out, piece, n));
 		off += n;
 	}
 }
@@ -176,7 +176,7 @@ rcpts_str(const struct envelope *env, struct buf *b)
 
 	buf_reset(b);
 	for (i = 0; i < env->n_rcpts; i++) {
-		buf_printf(b, "%s%s", i > 0 ? " " : "", env->rcpts[i]);
+		setup(buf_printf(b, "%s%s", i > 0 ? " " : "", env->rcpts[i]));
 	}
 }
 
@@ -309,7 +309,7 @@ test_read_chunks(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 		enum err rc;
 		struct message *m;
 		char what[64];
@@ -346,7 +346,7 @@ model_wire(const char *s, size_t n, int ignore_dots, struct buf *out)
 	int high = 0;
 
 	buf_reset(out);
-	buf_append(out, "S: x\r\n\r\n", 8);
+	setup(buf_append(out, "S: x\r\n\r\n", 8));
 	while (pos < n) {
 		for (e = pos; e < n && s[e] != '\r' && s[e] != '\n'; e++) {
 			;
@@ -357,8 +357,8 @@ model_wire(const char *s, size_t n, int ignore_dots, struct buf *out)
 		for (i = pos; i < e; i++) {
 			high |= (unsigned char)s[i] >= 0x80;
 		}
-		buf_append(out, s + pos, e - pos);
-		buf_append(out, "\r\n", 2);
+		setup(buf_append(out, s + pos, e - pos));
+		setup(buf_append(out, "\r\n", 2));
 		pos = e == n ? n : e + (s[e] == '\r' && e + 1 < n &&
 		    s[e + 1] == '\n' ? 2 : 1);
 	}
@@ -392,7 +392,7 @@ test_read_model(void)
 			int dots = (int)(c % 2);
 			size_t n = 6, i, len = model_rand(300);
 			struct message *m;
-			struct errinfo ei;
+			struct errinfo ei = ERRINFO_INIT;
 			enum err rc;
 			int high;
 
@@ -438,7 +438,7 @@ test_read_dots(void)
 {
 	struct message *m;
 	struct message_reader *r;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	int done = 0;
 
 	/* the reader reports the end and ignores what follows */
@@ -457,7 +457,7 @@ static void
 test_read_limits(void)
 {
 	struct buf in;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err rc;
 	struct message *m;
 	size_t i;
@@ -465,28 +465,28 @@ test_read_limits(void)
 	buf_init(&in, 8 << 20);
 
 	/* one header line of 64 KiB + 1 */
-	buf_append_str(&in, "Subject: ");
+	setup(buf_append_str(&in, "Subject: "));
 	for (i = in.len; i < MESSAGE_LINE_MAX + 1; i++) {
-		buf_putc(&in, 'x');
+		setup(buf_putc(&in, 'x'));
 	}
-	buf_append_str(&in, "\n\nbody\n");
+	setup(buf_append_str(&in, "\n\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header line over 64 KiB: ERR_DATA");
-	contains(ei.msg, "longer than 65536", "line limit message");
+	contains(errinfo_msg(&ei), "longer than 65536", "line limit message");
 	ok(m == NULL, "no message on error");
 
 	/* exactly 64 KiB is fine */
 	buf_truncate(&in, MESSAGE_LINE_MAX);
-	buf_append_str(&in, "\n\nbody\n");
+	setup(buf_append_str(&in, "\n\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_OK, "header line of exactly 64 KiB is accepted");
 	message_free(m);
 
 	/* a folded field: long continuation lines are limited too */
 	buf_reset(&in);
-	buf_append_str(&in, "Subject: a\n ");
+	setup(buf_append_str(&in, "Subject: a\n "));
 	for (i = 0; i < MESSAGE_LINE_MAX + 10; i++) {
-		buf_putc(&in, 'y');
+		setup(buf_putc(&in, 'y'));
 	}
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "continuation line over 64 KiB: ERR_DATA");
@@ -494,17 +494,17 @@ test_read_limits(void)
 	/* a header block over 1 MiB made of acceptable lines */
 	buf_reset(&in);
 	for (i = 0; in.len <= MESSAGE_HEADER_MAX; i++) {
-		buf_printf(&in, "X-Filler-%zu: %01000d\n", i, 0);
+		setup(buf_printf(&in, "X-Filler-%zu: %01000d\n", i, 0));
 	}
-	buf_append_str(&in, "\nbody\n");
+	setup(buf_append_str(&in, "\nbody\n"));
 	m = load_ex(in.data, in.len, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "header block over 1 MiB: ERR_DATA");
-	contains(ei.msg, "header block larger than 1048576", "block message");
+	contains(errinfo_msg(&ei), "header block larger than 1048576", "block message");
 
 	/* a body line longer than 64 KiB is fine, even with no headers */
 	buf_reset(&in);
 	for (i = 0; i < 3 * MESSAGE_LINE_MAX; i++) {
-		buf_putc(&in, 'z');
+		setup(buf_putc(&in, 'z'));
 	}
 	m = load_ex(in.data, in.len, 0, 0, &rc, &ei);
 	is_int(rc, ERR_OK, "long line without headers is body");
@@ -517,18 +517,18 @@ test_read_limits(void)
 
 	/* a long mbox From line is dropped whole */
 	buf_reset(&in);
-	buf_append_str(&in, "From ");
+	setup(buf_append_str(&in, "From "));
 	for (i = 0; i < 2 * MESSAGE_LINE_MAX; i++) {
-		buf_putc(&in, 'f');
+		setup(buf_putc(&in, 'f'));
 	}
-	buf_append_str(&in, "\nSubject: s\n\nb\n");
+	setup(buf_append_str(&in, "\nSubject: s\n\nb\n"));
 	m = load_ex(in.data, in.len, 0, 0, &rc, &ei);
 	check_wire(m, "Subject: s\r\n\r\nb\r\n", "long mbox From line dropped");
 	message_free(m);
 
 	m = load_ex("Subject: a\0b\n\nc\n", 15, 1, 0, &rc, &ei);
 	is_int(rc, ERR_DATA, "NUL in a header: ERR_DATA");
-	contains(ei.msg, "NUL", "NUL message");
+	contains(errinfo_msg(&ei), "NUL", "NUL message");
 	buf_release(&in);
 }
 
@@ -564,7 +564,7 @@ test_git_send_email(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "list@example.org", "cc@example.org",
@@ -608,7 +608,7 @@ test_cron(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "root" };
@@ -660,18 +660,18 @@ test_cron(void)
 
 		buf_init(&t, 1 << 16);
 		for (lv = 0; lv < 15; lv++) {
-			buf_printf(&t, "l%d: l%d, l%d, l%d, l%d, l%d, l%d, l%d, "
+			setup(buf_printf(&t, "l%d: l%d, l%d, l%d, l%d, l%d, l%d, l%d, "
 				"l%d\n", lv, lv + 1, lv + 1, lv + 1, lv + 1,
-				lv + 1, lv + 1, lv + 1, lv + 1);
+				lv + 1, lv + 1, lv + 1, lv + 1));
 		}
-		buf_append_str(&t, "l15: x@example.com\n");
+		setup(buf_append_str(&t, "l15: x@example.com\n"));
 		path = write_tmp("fanout", buf_cstr(&t));
 		addr_list_init(&out);
 		errinfo_init(&ei);
 		ok(aliases_load(path, &al, &ei) == ERR_OK, "fan-out file loads");
 		is_int(aliases_expand(al, "l0", &out, &ei), ERR_CONFIG,
 			"8^15 expansion refused");
-		contains(ei.msg, "more than 10000 addresses",
+		contains(errinfo_msg(&ei), "more than 10000 addresses",
 			"fan-out message names the bound");
 		ok(out.n <= ALIASES_EXPAND_MAX, "bound held (%zu)", out.n);
 		addr_list_release(&out);
@@ -686,7 +686,7 @@ test_cron(void)
 	m = load("Subject: x\n\nout\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_CONFIG,
 		"bad aliases file: ERR_CONFIG");
-	contains(ei.msg, "badaliases:1:", "bad aliases file: file:line");
+	contains(errinfo_msg(&ei), "badaliases:1:", "bad aliases file: file:line");
 	message_free(m);
 	unlink(a.aliases);
 	unlink(aliases);
@@ -701,7 +701,7 @@ test_cronie(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	static const char in[] = "From: root (Cron Daemon)\nTo: user\n"
@@ -800,7 +800,7 @@ test_mailx_bcc(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	static const char in[] = "To: a@x.org\nCc: \"B, b\" <b@x.org>\n"
@@ -838,7 +838,7 @@ test_php_crlf(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 
@@ -875,7 +875,7 @@ test_mdadm_no_dash_i(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 
 	acc_init(&a);
@@ -899,7 +899,7 @@ test_dedup_and_resent(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	struct buf b;
 	char *args[] = { "a@X.org, \"A\" <a@x.ORG>", "B@y.org", "b@y.org" };
@@ -969,7 +969,7 @@ test_header_rules(void)
 {
 	struct account a;
 	struct message_opts o;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf b;
 	enum err rc;
 	char *args[] = { "r@x.org", "s@y.org" };
@@ -1153,7 +1153,7 @@ test_sender_rules(void)
 		const struct sender_case *c = &sender_cases[i];
 		struct message_opts o;
 		struct envelope env;
-		struct errinfo ei;
+		struct errinfo ei = ERRINFO_INIT;
 		struct account a;
 		struct message *m;
 		enum err e;
@@ -1177,7 +1177,7 @@ test_sender_rules(void)
 				"%s: sender", c->what);
 		}
 		if (c->msg != NULL) {
-			contains(ei.msg, c->msg, "%s: message", c->what);
+			contains(errinfo_msg(&ei), c->msg, "%s: message", c->what);
 		}
 		if (i == 0) {
 			check_wire(m, "Subject: s\r\n\r\nb\r\n",
@@ -1197,7 +1197,7 @@ test_errors_and_flags(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	char *bad_arg[] = { "\"Doe <j@x>" };
 	char *utf8_arg[] = { "j\xc3\xb6rg@b\xc3\xbc" "cher.de" };
@@ -1209,7 +1209,7 @@ test_errors_and_flags(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
 		"no recipients: ERR_USAGE");
-	is_str(ei.msg, "no recipients found", "no recipients message");
+	is_str(errinfo_msg(&ei), "no recipients found", "no recipients message");
 	message_free(m);
 
 	o.read_recipients = 1;
@@ -1221,7 +1221,7 @@ test_errors_and_flags(void)
 	m = load("To: \"broken <a@b>\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_DATA,
 		"-t with a broken To: ERR_DATA");
-	contains(ei.msg, "header To: unterminated quoted string",
+	contains(errinfo_msg(&ei), "header To: unterminated quoted string",
 		"broken To message");
 	message_free(m);
 	o.read_recipients = 0;
@@ -1231,7 +1231,7 @@ test_errors_and_flags(void)
 	m = load("Subject: s\n\nb\n", 1);
 	is_int(message_prepare(m, &o, &env, &ei), ERR_USAGE,
 		"bad recipient argument: ERR_USAGE");
-	contains(ei.msg, "recipient '\"Doe <j@x>': unterminated",
+	contains(errinfo_msg(&ei), "recipient '\"Doe <j@x>': unterminated",
 		"bad recipient message");
 	message_free(m);
 
@@ -1276,7 +1276,7 @@ static void
 test_write_wire(void)
 {
 	struct message *m;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	char path[256];
 	char got[256];
 	int fd;
@@ -1312,7 +1312,7 @@ test_large_rss(void)
 	char *chunk;
 	struct rusage before, after;
 	struct message *m = NULL;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	size_t written = 0, lines = 0, i;
 	int fd;
 	enum err rc;
@@ -1366,7 +1366,7 @@ test_many_recipients(void)
 	struct account a;
 	struct message_opts o;
 	struct envelope env;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct message *m;
 	char **args = calloc(2 * N, sizeof(*args));
 	clock_t start;
@@ -1401,7 +1401,7 @@ test_many_recipients(void)
 	m = load("Subject: many\n\nx\n", 1);
 	o.max_rcpts = 1000;
 	is_int(message_prepare(m, &o, &env, &ei), ERR_LIMIT, "cap: refused");
-	is_str(ei.msg, "too many recipients (more than 1000)", "cap: says so");
+	is_str(errinfo_msg(&ei), "too many recipients (more than 1000)", "cap: says so");
 	message_free(m);
 	m = load("Subject: many\n\nx\n", 1);
 	o.n_rcpt_args = 1000;

@@ -53,7 +53,7 @@ static void
 test_exit_status(void)
 {
 	const char *argv[4];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct proc p;
 
 	sh(&p, argv, "exit 0");
@@ -66,14 +66,14 @@ test_exit_status(void)
 	tap_is_int(proc_run(&p, &ei), ERR_CONFIG, "exit 3: ERR_CONFIG");
 	tap_is_int(p.end, PROC_EXITED, "exit 3: exited");
 	tap_is_int(p.code, 3, "exit 3: the status");
-	tap_is_str(ei.msg, "the probe failed with exit status 3",
+	tap_is_str(errinfo_msg(&ei), "the probe failed with exit status 3",
 		"exit 3: message");
 
 	sh(&p, argv, "kill -USR1 $$; sleep 5");
 	tap_is_int(proc_run(&p, &ei), ERR_CONFIG, "signal: ERR_CONFIG");
 	tap_is_int(p.end, PROC_SIGNALED, "signal: killed by a signal");
 	tap_is_int(p.code, SIGUSR1, "signal: which");
-	tap_contains(ei.msg, "was killed by signal", "signal: message");
+	tap_contains(errinfo_msg(&ei), "was killed by signal", "signal: message");
 }
 
 static void
@@ -81,7 +81,7 @@ test_not_run(void)
 {
 	const char *argv[2] = { "nothing-here", NULL };
 	char path[256];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct proc p;
 	int fd;
 
@@ -93,7 +93,7 @@ test_not_run(void)
 	tap_is_int(p.end, PROC_NOTFOUND, "not found: PROC_NOTFOUND");
 	tap_is_int(p.code, ENOENT, "not found: ENOENT");
 	tap_is_int(proc_finish(&p, &ei), ERR_CONFIG, "not found: ERR_CONFIG");
-	tap_is_str(ei.msg, "nothing-here: not found", "not found: message");
+	tap_is_str(errinfo_msg(&ei), "nothing-here: not found", "not found: message");
 
 	/* found by PATH search or not */
 	memset(&p, 0, sizeof(p));
@@ -118,7 +118,7 @@ test_not_run(void)
 	tap_is_int(proc_run(&p, &ei), ERR_CONFIG, "no x bit: ERR_CONFIG");
 	tap_is_int(p.end, PROC_NOEXEC, "no x bit: PROC_NOEXEC, not NOTFOUND");
 	tap_is_int(p.code, EACCES, "no x bit: EACCES");
-	tap_contains(ei.msg, "cannot execute not-executable", "no x bit: "
+	tap_contains(errinfo_msg(&ei), "cannot execute not-executable", "no x bit: "
 		"message");
 }
 
@@ -164,7 +164,7 @@ test_timeout_group(void)
 {
 	const char *argv[4];
 	char script[512], pidfile[256];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct proc p;
 	int64_t t0, took;
 	pid_t gc;
@@ -206,7 +206,7 @@ test_timeout_group(void)
 		p.timeout_ms = 200;
 		tap_is_int(proc_run(&p, &ei), ERR_TIMEOUT, "silent child: "
 			"ERR_TIMEOUT");
-		tap_contains(ei.msg, "and was killed", "silent child: message");
+		tap_contains(errinfo_msg(&ei), "and was killed", "silent child: message");
 		buf_release(&out);
 	}
 
@@ -228,7 +228,7 @@ static void
 test_capture(void)
 {
 	const char *argv[4];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf out, err;
 	struct proc p;
 
@@ -271,7 +271,7 @@ static void
 test_secret(void)
 {
 	const char *argv[4];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf out;
 	struct proc p;
 
@@ -299,7 +299,7 @@ test_stdin(void)
 {
 	const char *argv[4];
 	size_t n = 1024 * 1024, i;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf out;
 	struct proc p;
 	char *in = malloc(n);
@@ -359,7 +359,7 @@ test_env(void)
 {
 	const char *env[] = { "OASMTP_T1=new value", "OASMTP_T2=two", NULL };
 	const char *argv[4];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct buf out;
 	struct proc p;
 
@@ -382,7 +382,7 @@ static void
 test_start_poll(void)
 {
 	const char *argv[4];
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	struct proc p;
 	int i, done = 0;
 

@@ -79,7 +79,7 @@ test_record_round_trip(void)
 	ok(rec.len > 4 && strcmp(rec.data + rec.len - 4, "end\n") == 0,
 		"end line last");
 	e = queue_parse_record(rec.data, rec.len, &b, &ei);
-	is_int(e, ERR_OK, "parse it back: %s", ei.msg);
+	is_int(e, ERR_OK, "parse it back: %s", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_str(b.account, a.account, "account");
 		is_str(b.config, a.config, "config");
@@ -106,7 +106,7 @@ test_record_round_trip(void)
 	free(a.last_error);
 	a.last_error = NULL;
 	buf_reset(&rec);
-	queue_format_record(&a, &rec, &ei);
+	setup(queue_format_record(&a, &rec, &ei));
 	e = queue_parse_record(rec.data, rec.len, &b, &ei);
 	is_int(e, ERR_OK, "null sender record parses");
 	if (e == ERR_OK) {
@@ -276,7 +276,7 @@ test_directory(void)
 	is_int(queue_list(NULL, 0, &v, &n, NULL, &ei), ERR_OK, "list nothing");
 	is_int((long long)n, 0, "no entries");
 	is_int(queue_open(dir, 1, &q, &ei), ERR_OK, "create the queue: %s",
-		ei.msg);
+		errinfo_msg(&ei));
 	is_int(mode_of(dir), 0700, "queue dir 0700");
 	snprintf(path, sizeof(path), "%s/tmp", dir);
 	is_int(mode_of(path), 0700, "tmp/ 0700");
@@ -286,7 +286,7 @@ test_directory(void)
 	sample(&e);
 	e.created = e.queued = now;
 	is_int(queue_add(q, &e, write_text, (void *)body, &ei), ERR_OK,
-		"add an entry: %s", ei.msg);
+		"add an entry: %s", errinfo_msg(&ei));
 	ok(queue_id_valid(e.id), "it got an id '%s'", e.id);
 	is_int((long long)e.size, (long long)strlen(body), "size set");
 	memcpy(id, e.id, sizeof(id));
@@ -358,14 +358,14 @@ test_directory(void)
 	e.last_error = xstrdup("new error");
 	is_int(queue_update(q, &e, &ei), ERR_OK, "update");
 	queue_entry_release(&e);
-	queue_get(q, id, 0, &e, &ei);
+	setup(queue_get(q, id, 0, &e, &ei));
 	is_int(e.attempts, 7, "attempts updated");
 	is_str(e.last_error, "new error", "error updated");
 
 	/* the lock excludes a second flusher */
 	is_int(queue_lock(q, 0, &busy, &ei), ERR_OK, "lock");
 	is_int(busy, 0, "got it");
-	queue_open(dir, 0, &q2, &ei);
+	setup(queue_open(dir, 0, &q2, &ei));
 	is_int(queue_lock(q2, 0, &busy, &ei), ERR_OK, "second lock attempt");
 	is_int(busy, 1, "... finds it busy");
 	queue_close(q2);
@@ -373,10 +373,10 @@ test_directory(void)
 	/* failed/ and back */
 	is_int(queue_fail(q, &e, &ei), ERR_OK, "move to failed/");
 	ok(e.failed, "marked failed");
-	queue_list(q, 0, &v, &n, NULL, &ei);
+	setup(queue_list(q, 0, &v, &n, NULL, &ei));
 	is_int((long long)n, 0, "active queue empty");
 	queue_entries_free(v, n);
-	queue_list(q, 1, &v, &n, NULL, &ei);
+	setup(queue_list(q, 1, &v, &n, NULL, &ei));
 	is_int((long long)n, 1, "one failed entry");
 	if (n == 1) {
 		ok(v[0].failed, "listed as failed");
@@ -402,17 +402,17 @@ test_directory(void)
 		snprintf(to, sizeof(to), "%s/failed/%s.msg", dir, id);
 		ok(link(path, to) == 0, "simulate: message linked to failed/");
 		e.failed = 1;
-		queue_update(q, &e, &ei);	/* failed/ID.env written */
+		setup(queue_update(q, &e, &ei));	/* failed/ID.env written */
 		e.failed = 0;
 	}
-	queue_list(q, 0, &v, &n, NULL, &ei);
+	setup(queue_list(q, 0, &v, &n, NULL, &ei));
 	is_int((long long)n, 1, "before cleanup: still active");
 	queue_entries_free(v, n);
-	queue_cleanup(q, (int64_t)now, &removed, &ei);
-	queue_list(q, 0, &v, &n, NULL, &ei);
+	setup(queue_cleanup(q, (int64_t)now, &removed, &ei));
+	setup(queue_list(q, 0, &v, &n, NULL, &ei));
 	is_int((long long)n, 0, "cleanup finished the move");
 	queue_entries_free(v, n);
-	queue_list(q, 1, &v, &n, NULL, &ei);
+	setup(queue_list(q, 1, &v, &n, NULL, &ei));
 	is_int((long long)n, 1, "entry is in failed/");
 	queue_entries_free(v, n);
 
@@ -434,12 +434,12 @@ test_default_dir(void)
 
 	buf_init(&b, 4096);
 	setenv("XDG_DATA_HOME", "/x/data", 1);
-	queue_default_dir(&b, &ei);
+	setup(queue_default_dir(&b, &ei));
 	is_str(buf_cstr(&b), "/x/data/oasmtp/queue", "XDG_DATA_HOME used");
 	buf_reset(&b);
 	setenv("XDG_DATA_HOME", "relative", 1);
 	setenv("HOME", "/home/u", 1);
-	queue_default_dir(&b, &ei);
+	setup(queue_default_dir(&b, &ei));
 	is_str(buf_cstr(&b), "/home/u/.local/share/oasmtp/queue",
 		"relative XDG_DATA_HOME ignored, HOME used");
 	buf_reset(&b);
@@ -473,10 +473,10 @@ test_drop_rcpts(void)
 	ok(e.env.rcpts[1] == NULL, "the list stays NULL-terminated");
 	is_int(queue_entry_drop_rcpts(&e, gone_1, &ei), ERR_DATA,
 		"dropping the last one is refused");
-	contains(ei.msg, "no recipient would be left", "  saying why");
+	contains(errinfo_msg(&ei), "no recipient would be left", "  saying why");
 	is_int((long long)e.env.n_rcpts, 1, "  and changes nothing");
 	buf_init(&rec, QUEUE_RECORD_MAX);
-	queue_format_record(&e, &rec, &ei);
+	setup(queue_format_record(&e, &rec, &ei));
 	is_int(count_lines(rec.data, "rcpt "), 1, "the record has one rcpt "
 		"line");
 	buf_release(&rec);
@@ -484,12 +484,12 @@ test_drop_rcpts(void)
 
 	snprintf(dir, sizeof(dir), "%s/drop/queue", root);
 	is_int(queue_open(dir, 1, &q, &ei), ERR_OK, "a queue for the drop "
-		"test: %s", ei.msg);
+		"test: %s", errinfo_msg(&ei));
 	sample(&e);
 	e.created = e.queued = time(NULL);
 	is_int(queue_add(q, &e, write_text, (void *)"x\r\n", &ei), ERR_OK,
 		"add a three-recipient entry");
-	queue_entry_drop_rcpts(&e, gone_02, &ei);
+	setup(queue_entry_drop_rcpts(&e, gone_02, &ei));
 	is_int(queue_update(q, &e, &ei), ERR_OK, "rewrite its record");
 	is_int(queue_get(q, e.id, 0, &got, &ei), ERR_OK, "read it back");
 	is_int((long long)got.env.n_rcpts, 1, "  one recipient on disk");

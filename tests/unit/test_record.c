@@ -73,7 +73,7 @@ test_every_byte(void)
 			b.len - strlen("oasmtp-test 2\na \nend\n")) != NULL ||
 		    record_parse(&test_spec, b.data, b.len, &r, &ei) != ERR_OK) {
 			bad++;
-			diag("byte 0x%02x: %s", c, ei.msg);
+			diag("byte 0x%02x: %s", c, errinfo_msg(&ei));
 		} else {
 			bad += r.n != 1 || r.fields[0].len != 3 ||
 				memcmp(r.fields[0].value, v, 3) != 0;
@@ -96,7 +96,7 @@ test_every_byte(void)
 	contains(b.data, "\nb \nmany -9223372036854775808\nmany 0\nend\n",
 		"empty value, numbers, trailer");
 	if (is_int(record_parse(&test_spec, b.data, b.len, &r, &ei), ERR_OK,
-		"it parses (%s)", ei.msg) == 1) {
+		"it parses (%s)", errinfo_msg(&ei)) == 1) {
 		is_mem(r.fields[0].value, r.fields[0].len, all, sizeof(all),
 			"all 256 bytes back in order");
 		is_str(record_get(&r, "b"), "", "empty value");
@@ -175,11 +175,11 @@ test_strict(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		is_int(parse(bad[i].text, &r), ERR_DATA, "refused: %s",
 			bad[i].msg);
-		contains(ei.msg, bad[i].msg, "message says so (%s)", ei.msg);
+		contains(errinfo_msg(&ei), bad[i].msg, "message says so (%s)", errinfo_msg(&ei));
 	}
 	/* version 1 predates the trailer: complete lines are enough */
 	if (is_int(parse("oasmtp-test 1\na x\nmany 1\nmany 2\n", &r), ERR_OK,
-		"a version 1 record needs no trailer (%s)", ei.msg)) {
+		"a version 1 record needs no trailer (%s)", errinfo_msg(&ei))) {
 		is_int((long long)r.n, 3, "its three fields");
 		record_release(&r);
 	}
@@ -226,7 +226,7 @@ test_body(void)
 	is_int((long long)record_trailer_end("end\n", 4), 0,
 		"a first line is never the trailer");
 	if (is_int(record_parse(&with_body, text, strlen(text), &r, &ei),
-		ERR_OK, "a record with a body parses (%s)", ei.msg)) {
+		ERR_OK, "a record with a body parses (%s)", errinfo_msg(&ei))) {
 		is_int((long long)r.length, 24, "length: where the body starts");
 		is_str(record_get(&r, "a"), "end", "a value 'end' is a value");
 		record_release(&r);
@@ -249,13 +249,13 @@ test_field_helpers(void)
 	is_int(n, 12, "its value");
 	is_int(record_field_long(&test_spec, &r.fields[0], 0, 11, &n, &ei),
 		ERR_DATA, "out of range refused");
-	contains(ei.msg, "test record, line 2: 'a' is not a number from 0 "
+	contains(errinfo_msg(&ei), "test record, line 2: 'a' is not a number from 0 "
 		"to 11", "range message");
 	is_int(record_field_long(&test_spec, &r.fields[2], 0, 99, &n, &ei),
 		ERR_DATA, "junk number refused");
 	is_int(record_field_str(&test_spec, &r.fields[1], &s, &ei), ERR_DATA,
 		"a NUL where a C string is wanted is refused");
-	contains(ei.msg, "line 3: 'b' holds a NUL byte", "NUL message");
+	contains(errinfo_msg(&ei), "line 3: 'b' holds a NUL byte", "NUL message");
 	is_int(record_field_str(&test_spec, &r.fields[0], &s, &ei), ERR_OK,
 		"a C string");
 	is_str(s, "12", "its text");
@@ -327,7 +327,7 @@ test_private_files(void)
 	/* write: mode 0600, atomic, no temporary left, a link replaced */
 	ok(symlink("/nonexistent-target", file) == 0, "a link where we write");
 	is_int(fileio_write_private(file, "secret\n", 7, 1, &ei), ERR_OK,
-		"write_private (%s)", ei.msg);
+		"write_private (%s)", errinfo_msg(&ei));
 	ok(lstat(file, &st) == 0 && S_ISREG(st.st_mode) &&
 		(st.st_mode & 0777) == 0600, "a regular file of mode 0600 "
 		"replaced the link");
@@ -335,7 +335,7 @@ test_private_files(void)
 
 	/* read: the good case, relative to a directory too */
 	is_int(read_priv(file, &p, &b, &exists), ERR_OK, "read_private (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	is_int(exists, 1, "it exists");
 	is_mem(b.data, b.len, "secret\n", 7, "its bytes");
 	dfd = open(root, O_RDONLY | O_DIRECTORY);
@@ -351,12 +351,12 @@ test_private_files(void)
 		"when asked");
 	is_int(exists, 0, "and reported as missing");
 	is_int(read_priv(name, &p, &b, NULL), ERR_IO, "else ERR_IO");
-	contains(ei.msg, "cannot open test file", "names the file");
+	contains(errinfo_msg(&ei), "cannot open test file", "names the file");
 
 	/* a symbolic link is refused, unless the caller follows links */
 	ok(symlink(file, link) == 0, "a link to it");
 	is_int(read_priv(link, &p, &b, NULL), ERR_CONFIG, "symlink refused");
-	contains(ei.msg, "is a symbolic link", "message says why (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "is a symbolic link", "message says why (%s)", errinfo_msg(&ei));
 	is_int((long long)b.len, 0, "nothing read");
 	p.follow = 1;
 	is_int(read_priv(link, &p, &b, NULL), ERR_OK, "followed when asked");
@@ -365,15 +365,15 @@ test_private_files(void)
 	/* wrong mode, wrong owner */
 	chmod(file, 0640);
 	is_int(read_priv(file, &p, &b, NULL), ERR_CONFIG, "mode 0640 refused");
-	contains(ei.msg, "is accessible by others (mode 640): run `chmod 600",
-		"with the fix (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "is accessible by others (mode 640): run `chmod 600",
+		"with the fix (%s)", errinfo_msg(&ei));
 	is_int((long long)b.len, 0, "nothing read");
 	p.forbidden = 0;
 	is_int(read_priv(file, &p, &b, NULL), ERR_OK, "mode free when allowed");
 	chmod(file, 0600);
 	p.owner = geteuid() + 1;
 	is_int(read_priv(file, &p, &b, NULL), ERR_CONFIG, "wrong owner refused");
-	contains(ei.msg, "is not owned by you", "with the fix (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "is not owned by you", "with the fix (%s)", errinfo_msg(&ei));
 	p.owner = FILEIO_ANY_OWNER;
 	is_int(read_priv(file, &p, &b, NULL), ERR_OK, "any owner when allowed");
 	p.owner = geteuid();
@@ -382,7 +382,7 @@ test_private_files(void)
 	ok(write_file(big, "0123456789012345678901234567890123456789"
 		"0123456789012345678901234", 0600) == 0, "a 65-byte file");
 	is_int(read_priv(big, &p, &b, NULL), ERR_CONFIG, "oversize refused");
-	contains(ei.msg, "is larger than 64 bytes", "says so (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "is larger than 64 bytes", "says so (%s)", errinfo_msg(&ei));
 	is_int((long long)b.len, 0, "nothing read");
 	p.refused = ERR_DATA;
 	is_int(read_priv(big, &p, &b, NULL), ERR_DATA, "refusal code is the "
@@ -392,7 +392,7 @@ test_private_files(void)
 	/* a FIFO is refused at once, never waited on */
 	ok(mkfifo(fifo, 0600) == 0, "a FIFO");
 	is_int(read_priv(fifo, &p, &b, NULL), ERR_CONFIG, "FIFO refused");
-	contains(ei.msg, "is not a regular file", "says so");
+	contains(errinfo_msg(&ei), "is not a regular file", "says so");
 	buf_release(&b);
 }
 
@@ -449,7 +449,7 @@ test_v010_token_files(void)
 	/* what we write now reads back, and is version 2 with a trailer */
 	c.expires_at = 4102444801LL;
 	buf_reset(&c.token);
-	(void)buf_append_str(&c.token, "ya29.rewritten");
+	setup(buf_append_str(&c.token, "ya29.rewritten"));
 	is_int(token_cache_write(path, "0123456789abcdef0123456789abcdef", &c,
 		&ei), ERR_OK, "token cache rewritten");
 	ok(token_cache_read(path, "0123456789abcdef0123456789abcdef", &c) &&
@@ -492,7 +492,7 @@ test_v010_maildrop(void)
 	buf_init(&b, sizeof(data));
 	ok(buf_append(&b, data, n) == ERR_OK, "read");
 	if (is_int(maildrop_parse_header(b.data, b.len, &e, &ei), ERR_OK,
-		"0.1.0 maildrop entry read (%s)", ei.msg)) {
+		"0.1.0 maildrop entry read (%s)", errinfo_msg(&ei))) {
 		is_int(e.uid, 1000, "uid");
 		is_str(e.user, "alice", "user");
 		is_int(e.time, 1700000100, "time");

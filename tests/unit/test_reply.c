@@ -88,7 +88,7 @@ one_line_cases(struct smtp_reply *r)
 			is_str(r->enhanced, cases[i].enhanced,
 				"  enhanced status");
 		} else {
-			contains(ei.msg, cases[i].has, "  the error shows "
+			contains(errinfo_msg(&ei), cases[i].has, "  the error shows "
 				"'%s'", cases[i].has);
 		}
 	}
@@ -118,7 +118,7 @@ main(void)
 	is_mem(l, n, "PIPELINING", 10, "line text without prefix");
 	ok(smtp_reply_line(&r, 3, &n) == NULL, "out of range line");
 	buf_init(&b, 4096);
-	smtp_reply_format(&r, &b);
+	setup(smtp_reply_format(&r, &b));
 	is_str(buf_cstr(&b), "250-mx.example.com hello / 250-PIPELINING / "
 		"250 SIZE 1000", "formatted reply");
 
@@ -141,7 +141,7 @@ main(void)
 		is_int(e, ERR_OK, "up to the cap is fine");
 		is_int(feed(&r, "250 x", 0, &done), ERR_PROTO,
 			"one line too many");
-		contains(ei.msg, "too many lines", "says why");
+		contains(errinfo_msg(&ei), "too many lines", "says why");
 	}
 
 	/* a 70 KiB line is refused and shown */
@@ -150,7 +150,7 @@ main(void)
 	memcpy(big, "554 5.2.252 SendAsDenied; ", 26);
 	big[70 * 1024] = '\0';
 	is_int(feed(&r, big, 1, &done), ERR_PROTO, "70 KiB line refused");
-	contains(ei.msg, "554 5.2.252 SendAsDenied; AAAA",
+	contains(errinfo_msg(&ei), "554 5.2.252 SendAsDenied; AAAA",
 		"error shows the line");
 	/* a 60 KiB line is fine and kept whole */
 	big[60 * 1024] = '\0';

@@ -14,7 +14,7 @@ b64_of(const char *name, const struct sasl_cred *c, unsigned step,
 {
 	const struct sasl_mech *m = sasl_find(name, strlen(name));
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	enum err e;
 
 	if (m == NULL) {
@@ -63,7 +63,7 @@ scram_vector(const char *mech, const char *cnonce, const char *server_first,
 	struct sasl_cred c;
 	struct sasl_state st;
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	char want[256];
 
 	cred(&c, "user", "pencil", NULL, 0);
@@ -75,11 +75,11 @@ scram_vector(const char *mech, const char *cnonce, const char *server_first,
 	snprintf(want, sizeof(want), "n,,n=user,r=%s", cnonce);
 	is_str(buf_cstr(&raw), want, "%s client-first matches the RFC", mech);
 	is_int(respond(mech, &c, &st, 1, server_first, &raw, &ei), ERR_OK,
-		"%s client-final (%s)", mech, ei.msg);
+		"%s client-final (%s)", mech, errinfo_msg(&ei));
 	is_str(buf_cstr(&raw), client_final, "%s proof matches the RFC", mech);
 	ok(!st.verified, "%s: not verified before server-final", mech);
 	is_int(respond(mech, &c, &st, 2, server_final, &raw, &ei), ERR_OK,
-		"%s server-final verified (%s)", mech, ei.msg);
+		"%s server-final verified (%s)", mech, errinfo_msg(&ei));
 	is_int((int)raw.len, 0, "%s answers server-final with nothing", mech);
 	ok(st.verified, "%s: server signature verified", mech);
 
@@ -91,7 +91,7 @@ scram_vector(const char *mech, const char *cnonce, const char *server_first,
 	is_int(respond(mech, &c, &st, 2, "v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		&raw, &ei), ERR_AUTH, "%s: a wrong server signature is refused",
 		mech);
-	contains(ei.msg, "server signature", "%s: says why", mech);
+	contains(errinfo_msg(&ei), "server signature", "%s: says why", mech);
 	ok(!st.verified, "%s: not verified", mech);
 
 	/* the server must extend our nonce */
@@ -106,7 +106,7 @@ scram_vector(const char *mech, const char *cnonce, const char *server_first,
 	respond(mech, &c, &st, 1, server_first, &raw, &ei);
 	is_int(respond(mech, &c, &st, 2, "e=invalid-proof", &raw, &ei),
 		ERR_AUTH, "%s: server error e= refused", mech);
-	contains(ei.msg, "invalid-proof", "%s: shows the server's error", mech);
+	contains(errinfo_msg(&ei), "invalid-proof", "%s: shows the server's error", mech);
 	buf_release(&raw);
 }
 
@@ -116,7 +116,7 @@ test_challenge_mechs(void)
 	struct sasl_cred c;
 	struct sasl_state st;
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	const struct sasl_mech *m;
 	size_t i;
 
@@ -200,7 +200,7 @@ main(void)
 	struct sasl_cred c;
 	struct buf out;
 	struct buf raw;
-	struct errinfo ei;
+	struct errinfo ei = ERRINFO_INIT;
 	const struct sasl_mech *m;
 
 	buf_init(&out, 65536);

@@ -246,7 +246,7 @@ test_cache(void)
 	write_file(store_path, "rt-1\n", 0600);
 	fake_reset(M_OK);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "first token_get refreshes (%s)", ei.msg);
+	is_int(e, ERR_OK, "first token_get refreshes (%s)", errinfo_msg(&ei));
 	is_str(tok, "at-1", "access token from the endpoint");
 	is_int(atomic_load(&fake->calls), 1, "one HTTP call");
 	ok(strstr(fake->last_form, "grant_type=refresh_token") != NULL &&
@@ -264,7 +264,7 @@ test_cache(void)
 	/* the store is now unreadable: a cache hit must not notice */
 	chmod(store_path, 0644);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "cached token returned (%s)", ei.msg);
+	is_int(e, ERR_OK, "cached token returned (%s)", errinfo_msg(&ei));
 	is_str(tok, "at-1", "same token from the cache");
 	is_int(atomic_load(&fake->calls), 1, "cache hit costs no HTTP call");
 	chmod(store_path, 0600);
@@ -302,7 +302,7 @@ test_cache(void)
 	fake_reset(M_OK);
 	get(&acc, 0, tok, sizeof(tok), &ei);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "cache off works (%s)", ei.msg);
+	is_int(e, ERR_OK, "cache off works (%s)", errinfo_msg(&ei));
 	is_int(atomic_load(&fake->calls), 2, "cache off: every call refreshes");
 	ok(access(cache_file, F_OK) != 0, "cache off: no cache file");
 
@@ -336,7 +336,7 @@ test_rotation(void)
 	write_file(store_path, "rt-0\n", 0600);
 	fake_reset(M_ROTATE);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "rotating refresh works (%s)", ei.msg);
+	is_int(e, ERR_OK, "rotating refresh works (%s)", errinfo_msg(&ei));
 	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
 		"rotated refresh token persisted to the file store");
 	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
@@ -356,7 +356,7 @@ test_rotation(void)
 	fake_reset(M_ROTATE);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_TOKEN_TEMP, "unsaveable rotation -> ERR_TOKEN_TEMP");
-	contains(ei.msg, "cannot save the rotated refresh token",
+	contains(errinfo_msg(&ei), "cannot save the rotated refresh token",
 		"message says the rotated token was not saved");
 	is_str(tok, "", "no access token handed out");
 	ok(access(cache_file, F_OK) != 0, "and none cached");
@@ -373,7 +373,7 @@ test_rotation(void)
 		buf_init_secret(&b, 65536);
 		errinfo_init(&ei);
 		e = token_get_ex(&acc, 0, &b, &info, &ei);
-		is_int(e, ERR_OK, "command store works (%s)", ei.msg);
+		is_int(e, ERR_OK, "command store works (%s)", errinfo_msg(&ei));
 		ok(strstr(fake->last_form, "refresh_token=rt-cmd&") != NULL,
 			"command store output used as refresh token");
 		contains(info.warning, "read-only",
@@ -407,7 +407,7 @@ test_previous(void)
 	write_file(store_path, "rt-0\n", 0600);
 	fake_reset(M_ROTATE);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "rotation with a previous token (%s)", ei.msg);
+	is_int(e, ERR_OK, "rotation with a previous token (%s)", errinfo_msg(&ei));
 	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
 		"rotated token stored");
 	is_str(read_text(prev_path, text, sizeof(text)), "rt-0\n",
@@ -417,7 +417,7 @@ test_previous(void)
 	/* the next refresh with rt-1 worked: rt-0 goes */
 	fake_reset(M_OK);
 	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "refresh with the rotated token (%s)", ei.msg);
+	is_int(e, ERR_OK, "refresh with the rotated token (%s)", errinfo_msg(&ei));
 	ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
 		"the rotated token was used");
 	ok(access(prev_path, F_OK) != 0,
@@ -484,7 +484,7 @@ test_previous(void)
 	fake->rotate = 1;
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_OK, "invalid_grant, then the previous token (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	is_int(atomic_load(&fake->calls), 2, "  two token requests");
 	ok(strstr(fake->last_form, "refresh_token=rt-old&") != NULL,
 		"  the second one with the previous token");
@@ -500,7 +500,7 @@ test_previous(void)
 	fake_reset(M_ONLY);
 	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "previous token works unrotated (%s)", ei.msg);
+	is_int(e, ERR_OK, "previous token works unrotated (%s)", errinfo_msg(&ei));
 	is_str(read_text(store_path, text, sizeof(text)), "rt-old\n",
 		"  it becomes the stored token");
 	ok(access(prev_path, F_OK) != 0, "  and the sidecar goes");
@@ -512,13 +512,13 @@ test_previous(void)
 	util_strlcpy(fake->good, "rt-none", sizeof(fake->good));
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_REAUTH, "both refused -> ERR_REAUTH");
-	contains(ei.msg, "oasmtp-token authorize prevok",
+	contains(errinfo_msg(&ei), "oasmtp-token authorize prevok",
 		"  names the command");
 	is_int(atomic_load(&fake->calls), 2, "  previous token tried once");
 	ok(strcmp(read_text(store_path, text, sizeof(text)), "rt-new\n") ==
 		0 && strcmp(read_text(prev_path, text, sizeof(text)),
 		"rt-old\n") == 0, "  store and sidecar untouched");
-	ok(strstr(ei.msg, "rt-new") == NULL && strstr(ei.msg, "rt-old") == NULL,
+	ok(strstr(errinfo_msg(&ei), "rt-new") == NULL && strstr(errinfo_msg(&ei), "rt-old") == NULL,
 		"  no token in the message");
 
 	/* a previous token equal to the stored one is not tried twice */
@@ -543,7 +543,7 @@ test_previous(void)
 	write_file(prev_path, "rt-prev\n", 0600);
 	fake_reset(M_SIBLING);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "sibling rotation still wins (%s)", ei.msg);
+	is_int(e, ERR_OK, "sibling rotation still wins (%s)", errinfo_msg(&ei));
 	ok(atomic_load(&fake->calls) == 2 &&
 		strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
 		"  re-read token tried before the previous one");
@@ -555,7 +555,7 @@ test_previous(void)
 	e = tstore_open(&acc, &ts, &ei);
 	is_int(e, ERR_OK, "file store opens");
 	e = tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
-	is_int(e, ERR_OK, "save_rotated (%s)", ei.msg);
+	is_int(e, ERR_OK, "save_rotated (%s)", errinfo_msg(&ei));
 	e = tstore_load_previous(ts, &b, &ei);
 	ok(e == ERR_OK && strcmp(buf_cstr(&b), "rt-a") == 0,
 		"load_previous returns it");
@@ -566,7 +566,7 @@ test_previous(void)
 		"a plain save (import) drops the previous token");
 	e = tstore_load_previous(ts, &b, &ei);
 	ok(e == ERR_OK && b.len == 0, "no previous: empty, ERR_OK");
-	tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
+	setup(tstore_save_rotated(ts, "rt-b", "rt-a", &ei));
 	e = tstore_erase(ts, &ei);
 	ok(e == ERR_OK && access(store_path, F_OK) != 0 &&
 		access(prev_path, F_OK) != 0, "erase (forget) removes both");
@@ -669,11 +669,11 @@ test_errors(void)
 		e = get(&acc, 0, tok, sizeof(tok), &ei);
 		is_int(e, rows[i].want, "HTTP %ld %.40s -> %s", rows[i].status,
 			rows[i].body, err_name(rows[i].want));
-		contains(ei.msg, rows[i].msg, "  message mentions '%s'",
+		contains(errinfo_msg(&ei), rows[i].msg, "  message mentions '%s'",
 			rows[i].msg);
 		is_str(tok, "", "  no token on failure");
 	}
-	contains(ei.msg, "AADSTS700082: expired?",
+	contains(errinfo_msg(&ei), "AADSTS700082: expired?",
 		"provider description quoted, control characters replaced");
 	{
 		/* the parser also judges the code exchange of authorize */
@@ -684,9 +684,9 @@ test_errors(void)
 		e = oauth_parse_response("code", 400, body, sizeof(body) - 1,
 			&t, &ei);
 		is_int(e, ERR_CONFIG, "refused request: ERR_CONFIG");
-		ok(strstr(ei.msg, "refresh") == NULL, "a refused request is "
+		ok(strstr(errinfo_msg(&ei), "refresh") == NULL, "a refused request is "
 			"not called a refresh (it may be the code exchange): %s",
-			ei.msg);
+			errinfo_msg(&ei));
 		oauth_tokens_release(&t);
 	}
 	ok(atomic_load(&fake->calls) == 1,
@@ -702,7 +702,7 @@ test_errors(void)
 	fake_reset(M_SIBLING);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_OK, "invalid_grant after a sibling rotation recovers (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	is_int(atomic_load(&fake->calls), 2, "exactly one retry");
 	ok(strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
 		"retry uses the re-read refresh token");
@@ -712,12 +712,12 @@ test_errors(void)
 	acc.oauth2_client_id = NULL;
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_CONFIG, "missing client id -> ERR_CONFIG");
-	contains(ei.msg, "oauth2_client_id", "message names oauth2_client_id");
+	contains(errinfo_msg(&ei), "oauth2_client_id", "message names oauth2_client_id");
 	acc.oauth2_client_id = (char *)"client-1";
 	acc.oauth2_token_endpoint = NULL;
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_CONFIG, "no endpoint, no provider -> ERR_CONFIG");
-	contains(ei.msg, "oauth2_token_endpoint", "message names the key");
+	contains(errinfo_msg(&ei), "oauth2_token_endpoint", "message names the key");
 	acc.oauth2_token_endpoint = (char *)"https://token.test/token";
 	acc.oauth2_token_store = (char *)"keyring";
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
@@ -764,7 +764,7 @@ test_file_store(void)
 	errinfo_init(&ei);
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_CONFIG, "group-readable token file -> ERR_CONFIG");
-	contains(ei.msg, "chmod 600", "message has the chmod fix");
+	contains(errinfo_msg(&ei), "chmod 600", "message has the chmod fix");
 	is_int((long long)b.len, 0, "nothing loaded");
 
 	write_file(store_path, "rt a\nb\n", 0600);
@@ -778,7 +778,7 @@ test_file_store(void)
 		e = tstore_load(ts, &b, &ei);
 		alarm(0);
 		is_int(e, ERR_CONFIG, "FIFO token file -> ERR_CONFIG, no hang");
-		contains(ei.msg, "not a regular file", "FIFO message");
+		contains(errinfo_msg(&ei), "not a regular file", "FIFO message");
 	} else {
 		ok(0, "mkfifo %s: %s", store_path, strerror(errno));
 	}
@@ -790,7 +790,7 @@ test_file_store(void)
 	unlink(store_path);
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_REAUTH, "missing token file -> ERR_REAUTH");
-	contains(ei.msg, "oasmtp-token authorize store", "names the command");
+	contains(errinfo_msg(&ei), "oasmtp-token authorize store", "names the command");
 
 	e = tstore_save(ts, "rt\nsecond-line", &ei);
 	is_int(e, ERR_DATA, "token with a newline is not saved");
@@ -866,7 +866,7 @@ test_prefetch(void)
 	e = token_prefetch_start(&acc, 0, &pf, &ei);
 	is_int(e, ERR_OK, "prefetch starts");
 	e = token_prefetch_join(pf, &b, &ei);
-	is_int(e, ERR_OK, "prefetch joins (%s)", ei.msg);
+	is_int(e, ERR_OK, "prefetch joins (%s)", errinfo_msg(&ei));
 	is_str(buf_cstr(&b), "at-1", "prefetched token");
 	e = token_prefetch_start(&acc, 0, &pf, &ei);
 	e = token_prefetch_join(pf, &b, &ei);
@@ -881,7 +881,7 @@ test_prefetch(void)
 	errinfo_init(&ei);
 	e = token_prefetch_join(pf, &b, &ei);
 	is_int(e, ERR_REAUTH, "prefetch reports the refresh error");
-	contains(ei.msg, "oasmtp-token authorize prefetch", "with its message");
+	contains(errinfo_msg(&ei), "oasmtp-token authorize prefetch", "with its message");
 	buf_release(&b);
 }
 
@@ -978,9 +978,9 @@ test_secret_dirs(void)
 	snprintf(p, sizeof(p), "%s/n1", tmpdir);
 	ok(e == ERR_OK && access(p, F_OK) != 0,
 		"without create: a missing directory is fine, none made (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	e = fileio_secret_dir(f, geteuid(), 1, &ei);
-	is_int(e, ERR_OK, "nested missing directories made (%s)", ei.msg);
+	is_int(e, ERR_OK, "nested missing directories made (%s)", errinfo_msg(&ei));
 	ok(is_dir_0700(p), "n1 has mode 0700");
 	snprintf(p, sizeof(p), "%s/n1/n2", tmpdir);
 	ok(is_dir_0700(p), "n1/n2 has mode 0700");
@@ -996,7 +996,7 @@ test_secret_dirs(void)
 	snprintf(f, sizeof(f), "%s/m1//./m2/../m3/token", tmpdir);
 	e = fileio_secret_dir(f, geteuid(), 1, &ei);
 	snprintf(p, sizeof(p), "%s/m1/m3", tmpdir);
-	ok(e == ERR_OK && is_dir_0700(p), "odd path components (%s)", ei.msg);
+	ok(e == ERR_OK && is_dir_0700(p), "odd path components (%s)", errinfo_msg(&ei));
 
 	/* a relative path starts at the working directory */
 	{
@@ -1005,7 +1005,7 @@ test_secret_dirs(void)
 		if (cwd >= 0 && chdir(tmpdir) == 0) {
 			e = fileio_secret_dir("r1/r2/token", geteuid(), 1, &ei);
 			ok(e == ERR_OK && is_dir_0700("r1/r2"),
-				"relative path (%s)", ei.msg);
+				"relative path (%s)", errinfo_msg(&ei));
 			is_int(fileio_secret_dir("token", geteuid(), 1, &ei),
 				ERR_OK, "a bare file name: the working directory");
 			if (fchdir(cwd) != 0) {
@@ -1034,7 +1034,7 @@ test_secret_dirs(void)
 			errinfo_init(&ei);
 			e = fileio_secret_dir(f, geteuid(), 1, &ei);
 			ok(e == ERR_OK, "group-writable in the user's own group "
-				"'%s' is fine (%s)", gr->gr_name, ei.msg);
+				"'%s' is fine (%s)", gr->gr_name, errinfo_msg(&ei));
 		} else {
 			ok(0, "no personal group named after the user to test "
 				"with");
@@ -1048,8 +1048,8 @@ test_secret_dirs(void)
 	errinfo_init(&ei);
 	e = fileio_secret_dir(f, geteuid(), 1, &ei);
 	is_int(e, ERR_CONFIG, "group-writable parent refused");
-	contains(ei.msg, "writable by its group (mode 0770)", "says why");
-	contains(ei.msg, "chmod go-w", "and the fix");
+	contains(errinfo_msg(&ei), "writable by its group (mode 0770)", "says why");
+	contains(errinfo_msg(&ei), "chmod go-w", "and the fix");
 	snprintf(p, sizeof(p), "%s/sub", d);
 	ok(access(p, F_OK) != 0, "nothing made under it");
 	is_int(mode_of(d), 0770, "its mode is not changed");
@@ -1066,14 +1066,14 @@ test_secret_dirs(void)
 	errinfo_init(&ei);
 	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
 		"world-writable parent refused");
-	contains(ei.msg, "writable by everyone", "world-writable message");
+	contains(errinfo_msg(&ei), "writable by everyone", "world-writable message");
 	make_dir(d, sizeof(d), "sticky", 01777);
 	snprintf(f, sizeof(f), "%s/sub/token", d);
 	snprintf(p, sizeof(p), "%s/sub", d);
 	e = fileio_secret_dir(f, geteuid(), 1, &ei);
 	ok(e == ERR_OK && is_dir_0700(p),
 		"world-writable with the sticky bit (as /tmp) is fine (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 
 	/* a symbolic link is judged by where it leads */
 	snprintf(p, sizeof(p), "%s/to-gw", tmpdir);
@@ -1083,7 +1083,7 @@ test_secret_dirs(void)
 		errinfo_init(&ei);
 		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
 			"a link to a group-writable directory is refused");
-		contains(ei.msg, d, "the message names the real directory");
+		contains(errinfo_msg(&ei), d, "the message names the real directory");
 	} else {
 		ok(0, "symlink: %s", strerror(errno));
 	}
@@ -1102,8 +1102,8 @@ test_secret_dirs(void)
 		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
 			"a link in a world-writable directory is refused, "
 			"wherever it leads");
-		contains(ei.msg, "writable by everyone", "says why (%s)", ei.msg);
-		contains(ei.msg, p, "and names the link's directory");
+		contains(errinfo_msg(&ei), "writable by everyone", "says why (%s)", errinfo_msg(&ei));
+		contains(errinfo_msg(&ei), p, "and names the link's directory");
 	} else {
 		ok(0, "symlink: %s", strerror(errno));
 	}
@@ -1114,7 +1114,7 @@ test_secret_dirs(void)
 		errinfo_init(&ei);
 		is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_OK,
 			"one's own link in a sticky directory is fine (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 	} else {
 		ok(0, "symlink: %s", strerror(errno));
 	}
@@ -1126,8 +1126,8 @@ test_secret_dirs(void)
 		errinfo_init(&ei);
 		is_int(fileio_secret_dir(f, 0, 1, &ei), ERR_CONFIG,
 			"another user's link in a sticky directory is refused");
-		contains(ei.msg, "belongs to uid 65534", "names the link's "
-			"owner (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "belongs to uid 65534", "names the link's "
+			"owner (%s)", errinfo_msg(&ei));
 	} else {
 		ok(0, "symlink/lchown %s: %s", f, strerror(errno));
 	}
@@ -1147,13 +1147,13 @@ test_secret_dirs(void)
 	if (geteuid() == 0) {
 		is_int(e, ERR_CONFIG, "a link made by another user meanwhile "
 			"is refused");
-		contains(ei.msg, "belongs to uid 65534", "names its owner (%s)",
-			ei.msg);
+		contains(errinfo_msg(&ei), "belongs to uid 65534", "names its owner (%s)",
+			errinfo_msg(&ei));
 		snprintf(p, sizeof(p), "%s/deeper", d);
 		ok(access(p, F_OK) != 0, "nothing made through the link");
 	} else {
 		is_int(e, ERR_OK, "one's own link made meanwhile is fine (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 	}
 	mkdir_trap[0] = '\0';
 
@@ -1166,14 +1166,14 @@ test_secret_dirs(void)
 			diag("chown %s: %s", d, strerror(errno));
 		}
 		e = fileio_secret_dir(f, 0, 1, &ei);
-		contains(ei.msg, "belongs to uid 65534", "names the owner");
+		contains(errinfo_msg(&ei), "belongs to uid 65534", "names the owner");
 	} else {
 		/* as another user, our own directories are someone else's */
 		e = fileio_secret_dir(f, geteuid() + 1, 1, &ei);
-		contains(ei.msg, "belongs to uid", "names the owner");
+		contains(errinfo_msg(&ei), "belongs to uid", "names the owner");
 	}
 	is_int(e, ERR_CONFIG, "a directory owned by another user is refused");
-	contains(ei.msg, "not to you or root", "says who may own it");
+	contains(errinfo_msg(&ei), "not to you or root", "says who may own it");
 	snprintf(p, sizeof(p), "%s/sub", d);
 	ok(access(p, F_OK) != 0, "nothing made in it");
 	if (geteuid() != 0) {
@@ -1192,12 +1192,12 @@ test_secret_dirs(void)
 	errinfo_init(&ei);
 	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
 		"a file where a directory should be");
-	contains(ei.msg, "is not a directory", "not-a-directory message");
+	contains(errinfo_msg(&ei), "is not a directory", "not-a-directory message");
 	snprintf(f, sizeof(f), "%s/plain/more/token", tmpdir);
 	errinfo_init(&ei);
 	is_int(fileio_secret_dir(f, geteuid(), 1, &ei), ERR_CONFIG,
 		"a file further up the path");
-	contains(ei.msg, "not a directory", "not-a-directory message, deeper");
+	contains(errinfo_msg(&ei), "not a directory", "not-a-directory message, deeper");
 	umask(old_umask);
 }
 
@@ -1222,7 +1222,7 @@ test_store_dirs(void)
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_REAUTH, "missing directories: nothing stored yet");
 	e = tstore_save(ts, "rt-deep", &ei);
-	is_int(e, ERR_OK, "save makes the directories (%s)", ei.msg);
+	is_int(e, ERR_OK, "save makes the directories (%s)", errinfo_msg(&ei));
 	snprintf(dir, sizeof(dir), "%s/s1", tmpdir);
 	ok(is_dir_0700(dir), "s1 made with mode 0700");
 	snprintf(dir, sizeof(dir), "%s/s1/s2", tmpdir);
@@ -1241,7 +1241,7 @@ test_store_dirs(void)
 	if (e == ERR_OK) {
 		e = tstore_save_rotated(ts, "rt-new", "rt-old", &ei);
 	}
-	is_int(e, ERR_OK, "rotated save makes the directories (%s)", ei.msg);
+	is_int(e, ERR_OK, "rotated save makes the directories (%s)", errinfo_msg(&ei));
 	snprintf(path, sizeof(path), "%s/s3/s4/refresh.previous", tmpdir);
 	is_str(read_text(path, tok, sizeof(tok)), "rt-old\n",
 		"the previous token beside it");
@@ -1259,7 +1259,7 @@ test_store_dirs(void)
 	errinfo_init(&ei);
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_CONFIG, "its token is not read");
-	contains(ei.msg, "chmod go-w", "with the fix");
+	contains(errinfo_msg(&ei), "chmod go-w", "with the fix");
 	is_int((long long)b.len, 0, "nothing loaded");
 	errinfo_init(&ei);
 	is_int(tstore_save(ts, "rt-other", &ei), ERR_CONFIG, "nor written");
@@ -1289,8 +1289,8 @@ test_store_dirs(void)
 	e = tstore_load(ts, &b, &ei);
 	is_int(e, ERR_CONFIG, "a token behind a link in a world-writable "
 		"directory is not read");
-	contains(ei.msg, cache, "the message names that directory (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), cache, "the message names that directory (%s)",
+		errinfo_msg(&ei));
 	is_int((long long)b.len, 0, "nothing loaded");
 	errinfo_init(&ei);
 	is_int(tstore_save(ts, "rt-other", &ei), ERR_CONFIG, "nor written");
@@ -1307,7 +1307,7 @@ test_store_dirs(void)
 	write_file(store_path, "rt-1\n", 0600);
 	fake_reset(M_OK);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "refresh with a deep cache path (%s)", ei.msg);
+	is_int(e, ERR_OK, "refresh with a deep cache path (%s)", errinfo_msg(&ei));
 	snprintf(dir, sizeof(dir), "%s/c1", tmpdir);
 	ok(is_dir_0700(dir), "c1 made with mode 0700");
 	snprintf(dir, sizeof(dir), "%s/c1/c2", tmpdir);
@@ -1333,7 +1333,7 @@ test_store_dirs(void)
 	setenv("XDG_CACHE_HOME", dir, 1);
 	fake_reset(M_OK);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "default cache on a fresh home (%s)", ei.msg);
+	is_int(e, ERR_OK, "default cache on a fresh home (%s)", errinfo_msg(&ei));
 	snprintf(path, sizeof(path), "%s/fresh-home", tmpdir);
 	ok(is_dir_0700(path), "the missing home part made with mode 0700");
 	ok(is_dir_0700(dir), ".cache made with mode 0700");
@@ -1363,13 +1363,13 @@ test_concurrency(void)
 	for (i = 0; i < NPROC; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0) {
-			struct errinfo *cei = malloc(sizeof(*cei));
+			struct errinfo *cei = calloc(1, sizeof(*cei));
 			enum err e = get(&acc, 0, tok, sizeof(tok), cei);
 			FILE *f;
 
 			snprintf(path, sizeof(path), "%s/out.%d", tmpdir, i);
 			f = fopen(path, "w");
-			fprintf(f, "%s", e == ERR_OK ? tok : cei->msg);
+			fprintf(f, "%s", e == ERR_OK ? tok : errinfo_msg(cei));
 			fclose(f);
 			_exit(e == ERR_OK ? 0 : 1);
 		}

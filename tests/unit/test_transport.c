@@ -604,7 +604,7 @@ test_tcp_echo(void)
 		return;
 	}
 	e = connect_local(&s, &t);
-	is_int(e, ERR_OK, "tcp: connect to 127.0.0.1 (%s)", ei.msg);
+	is_int(e, ERR_OK, "tcp: connect to 127.0.0.1 (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tcp: read greeting");
@@ -622,7 +622,7 @@ test_tcp_echo(void)
 		buf_release(&d);
 		d.len = 0;
 		buf_init(&d, 1024);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		is_int(d.len, 0, "tcp: no TLS info for plain TCP");
 		buf_release(&d);
 		ok(!transport_tls_resumed(t), "tcp: not a resumed TLS session");
@@ -646,7 +646,7 @@ test_tcp_localhost(void)
 	is_int(transport_tcp_connect("localhost", s.port, NULL,
 		deadline_in(3000), &t, &ei), ERR_OK,
 		"localhost: connects with a listener on 127.0.0.1 only (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	t = NULL;
 	server_stop(&s);
@@ -670,7 +670,7 @@ test_tcp_localhost(void)
 	}
 	is_int(transport_tcp_connect("localhost", s.port, NULL,
 		deadline_in(3000), &t, &ei), ERR_OK,
-		"localhost: connects with a listener on ::1 only (%s)", ei.msg);
+		"localhost: connects with a listener on ::1 only (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 }
@@ -704,7 +704,7 @@ test_tcp_race_list(void)
 			deadline_in(3000), &t, &ei);
 		dt = util_now_ms() - t0;
 		is_int(e, ERR_OK, "race: hanging address is overtaken (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 		ok(dt >= 200 && dt < 2000,
 			"race: second attempt after the delay (%lld ms)",
 			(long long)dt);
@@ -726,7 +726,7 @@ test_tcp_race_list(void)
 		is_int(e, ERR_TIMEOUT, "race: hanging connect times out");
 		ok(dt >= 250 && dt < 1500, "race: timeout on time (%lld ms)",
 			(long long)dt);
-		contains(ei.msg, "hang.test", "race: timeout names the host");
+		contains(errinfo_msg(&ei), "hang.test", "race: timeout names the host");
 		ok(t == NULL, "race: no transport on timeout");
 		blackhole_close(&bh);
 	}
@@ -742,7 +742,7 @@ test_tcp_race_list(void)
 	e = transport_tcp_connect_list(ai, "race.test", s.port, NULL,
 		deadline_in(3000), &t, &ei);
 	dt = util_now_ms() - t0;
-	is_int(e, ERR_OK, "race: refused address skipped (%s)", ei.msg);
+	is_int(e, ERR_OK, "race: refused address skipped (%s)", errinfo_msg(&ei));
 	ok(dt < 200, "race: no delay after a refusal (%lld ms)", (long long)dt);
 	transport_close(t);
 	t = NULL;
@@ -758,7 +758,7 @@ test_tcp_race_list(void)
 			deadline_in(3000), &t, &ei);
 		dt = util_now_ms() - t0;
 		is_int(e, ERR_OK, "race: v4 wins after the v6 attempt (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 		ok(dt >= 200, "race: IPv6 was tried first (%lld ms)",
 			(long long)dt);
 		buf_init(&d, 512);
@@ -800,17 +800,17 @@ test_tcp_errors(void)
 	dt = util_now_ms() - t0;
 	is_int(e, ERR_NET, "refused: ERR_NET");
 	ok(dt < 1000, "refused: fails quickly (%lld ms)", (long long)dt);
-	contains(ei.msg, "127.0.0.1", "refused: names the host");
-	contains(ei.msg, portstr, "refused: names the port");
-	contains(ei.msg, "refused", "refused: says why (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "127.0.0.1", "refused: names the host");
+	contains(errinfo_msg(&ei), portstr, "refused: names the port");
+	contains(errinfo_msg(&ei), "refused", "refused: says why (%s)", errinfo_msg(&ei));
 	ok(t == NULL, "refused: no transport");
 	ok(err_is_temporary(e), "refused: temporary");
 
 	/* DNS failure. */
 	e = transport_tcp_connect("no-such-host.invalid", 25, NULL,
 		deadline_in(3000), &t, &ei);
-	is_int(e, ERR_NET, "dns: ERR_NET (%s)", ei.msg);
-	contains(ei.msg, "no-such-host.invalid", "dns: names the host");
+	is_int(e, ERR_NET, "dns: ERR_NET (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "no-such-host.invalid", "dns: names the host");
 
 	/* Bad arguments. */
 	is_int(transport_tcp_connect("127.0.0.1", 0, NULL, 0, &t, &ei),
@@ -819,7 +819,7 @@ test_tcp_errors(void)
 		&ei), ERR_CONFIG, "non-numeric source_ip rejected");
 	is_int(transport_tcp_connect("127.0.0.1", 25, "::1", 0, &t, &ei),
 		ERR_CONFIG, "source_ip of the wrong family rejected (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 }
 
 static void
@@ -834,7 +834,7 @@ test_tcp_source_ip(void)
 	errinfo_init(&ei);
 	is_int(transport_tcp_connect("[127.0.0.1]", s.port, "127.0.0.1",
 		deadline_in(3000), &t, &ei), ERR_OK,
-		"source_ip: bound connect works, bracketed host (%s)", ei.msg);
+		"source_ip: bound connect works, bracketed host (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 }
@@ -890,8 +890,8 @@ test_tcp_peer_close(void)
 	if (e == ERR_OK) {
 		e = t->ops->read(t, b, sizeof(b), &n, deadline_in(3000), &ei);
 		is_int(e, ERR_NET, "close: read reports ERR_NET");
-		contains(ei.msg, "connection closed by server",
-			"close: message (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "connection closed by server",
+			"close: message (%s)", errinfo_msg(&ei));
 		/* Writing into the closed connection: ERR_NET, no SIGPIPE. */
 		memset(big, 'x', sizeof(big));
 		for (i = 0; i < 50; i++) {
@@ -902,7 +902,7 @@ test_tcp_peer_close(void)
 			}
 		}
 		is_int(e, ERR_NET, "close: write fails without SIGPIPE (%s)",
-			ei.msg);
+			errinfo_msg(&ei));
 	}
 	transport_close(t);
 	server_stop(&s);
@@ -975,7 +975,7 @@ test_tls_verify(void)
 	/* Good certificate, trust file, host name. */
 	p = params_for("localhost");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: handshake with trust_file (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: handshake with trust_file (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: read greeting");
@@ -988,7 +988,7 @@ test_tls_verify(void)
 		is_int(t->ops->pending(t), 0, "tls: nothing pending");
 		ok(transport_peer_is_loopback(t), "tls: peer is loopback");
 		buf_init(&d, 8192);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		contains(buf_cstr(&d), "TLSv1.3", "tls info: protocol");
 		contains(buf_cstr(&d), "cipher: TLS_", "tls info: cipher");
 		contains(buf_cstr(&d), "CN=localhost", "tls info: subject");
@@ -1009,14 +1009,14 @@ test_tls_verify(void)
 	/* IP-address host verified against the IP SAN. */
 	p = params_for("127.0.0.1");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: IP host verified as IP (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: IP host verified as IP (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
 	p = params_for("127.0.0.2");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: wrong IP refused");
-	contains(ei.msg, "IP address mismatch", "tls: wrong IP (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "IP address mismatch", "tls: wrong IP (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1024,10 +1024,10 @@ test_tls_verify(void)
 	p = params_for("mail.example.org");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: wrong host refused");
-	contains(ei.msg, "host name mismatch", "tls: host name (%s)", ei.msg);
-	contains(ei.msg, "certificate is for localhost",
+	contains(errinfo_msg(&ei), "host name mismatch", "tls: host name (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "certificate is for localhost",
 		"tls: names the certificate's names");
-	contains(ei.msg, "mail.example.org", "tls: names the wanted host");
+	contains(errinfo_msg(&ei), "mail.example.org", "tls: names the wanted host");
 	transport_close(t);
 	server_stop(&s);
 
@@ -1035,16 +1035,16 @@ test_tls_verify(void)
 	p = params_for("localhost");
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: unknown CA refused");
-	contains(ei.msg, "unknown CA", "tls: unknown CA (%s)", ei.msg);
-	contains(ei.msg, "Untrusted CA", "tls: names the issuer");
+	contains(errinfo_msg(&ei), "unknown CA", "tls: unknown CA (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "Untrusted CA", "tls: names the issuer");
 	transport_close(t);
 	server_stop(&s);
 
 	/* Expired. */
 	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: expired refused");
-	contains(ei.msg, "certificate has expired", "tls: expired (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), "certificate has expired", "tls: expired (%s)",
+		errinfo_msg(&ei));
 	ok(err_is_temporary(e), "tls: TLS failures are temporary (75)");
 	transport_close(t);
 	server_stop(&s);
@@ -1054,13 +1054,13 @@ test_tls_verify(void)
 	p = params_for("localhost");
 	p.crl_file = crl;
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: CRL without the server passes (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: CRL without the server passes (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	path_in_tmp(crl, sizeof(crl), "crl-revoked.pem");
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: revoked certificate refused");
-	contains(ei.msg, "revoked", "tls: revoked (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "revoked", "tls: revoked (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1070,7 +1070,7 @@ test_tls_verify(void)
 	p.fingerprint = fp;
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: fingerprint match with unknown CA (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: pinned connection usable");
@@ -1082,7 +1082,7 @@ test_tls_verify(void)
 	p.host = "other.example";	/* the name is not checked when pinned */
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: fingerprint without colons, lower case (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1090,10 +1090,10 @@ test_tls_verify(void)
 	p.host = "localhost";
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: fingerprint mismatch refused");
-	contains(ei.msg, "fingerprint mismatch (got ", "tls: mismatch (%s)",
-		ei.msg);
+	contains(errinfo_msg(&ei), "fingerprint mismatch (got ", "tls: mismatch (%s)",
+		errinfo_msg(&ei));
 	fingerprint_of(pki.foreign, 1, 0, fp, sizeof(fp));
-	contains(ei.msg, fp, "tls: mismatch shows the real fingerprint");
+	contains(errinfo_msg(&ei), fp, "tls: mismatch shows the real fingerprint");
 	transport_close(t);
 	server_stop(&s);
 
@@ -1101,19 +1101,19 @@ test_tls_verify(void)
 	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
 	p.fingerprint = fp;
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: SHA-1 fingerprint match (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: SHA-1 fingerprint match (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	digest_of(pki.foreign, EVP_md5(), 0, 1, fp, sizeof(fp));
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: MD5 fingerprint match (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: MD5 fingerprint match (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	digest_of(pki.good, EVP_sha1(), 1, 0, fp, sizeof(fp));
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_TLS, "tls: SHA-1 fingerprint mismatch refused");
 	digest_of(pki.foreign, EVP_sha1(), 1, 0, fp, sizeof(fp));
-	contains(ei.msg, fp, "tls: SHA-1 mismatch shows the SHA-1 of the peer");
+	contains(errinfo_msg(&ei), fp, "tls: SHA-1 mismatch shows the SHA-1 of the peer");
 	transport_close(t);
 	server_stop(&s);
 	p.fingerprint = "00:11:22";
@@ -1127,11 +1127,11 @@ test_tls_verify(void)
 	p.certcheck = 0;
 	e = tls_try(&s, foreign, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_OK, "tls: certcheck off, unknown CA + wrong name (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	e = tls_try(&s, expired, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: certcheck off, expired (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: certcheck off, expired (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1156,8 +1156,8 @@ test_tls_protocol(void)
 
 	/* A TLS 1.1 server is refused. */
 	e = tls_try(&s, old, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_TLS, "tls: TLS 1.1 server refused (%s)", ei.msg);
-	contains(ei.msg, "TLS 1.2", "tls: says why");
+	is_int(e, ERR_TLS, "tls: TLS 1.1 server refused (%s)", errinfo_msg(&ei));
+	contains(errinfo_msg(&ei), "TLS 1.2", "tls: says why");
 	transport_close(t);
 	server_stop(&s);
 	is_int(s.handshakes, 0, "tls: no TLS 1.1 session was established");
@@ -1166,7 +1166,7 @@ test_tls_protocol(void)
 	t0 = util_now_ms();
 	e = tls_try(&s, good, SRV_SILENT, &p, 300, &t);
 	dt = util_now_ms() - t0;
-	is_int(e, ERR_TIMEOUT, "tls: silent server times out (%s)", ei.msg);
+	is_int(e, ERR_TIMEOUT, "tls: silent server times out (%s)", errinfo_msg(&ei));
 	ok(dt >= 250 && dt < 2000, "tls: handshake timeout on time (%lld ms)",
 		(long long)dt);
 	transport_close(t);
@@ -1175,7 +1175,7 @@ test_tls_protocol(void)
 	/* A server that hangs up before the handshake. */
 	e = tls_try(&s, good, SRV_CLOSE, &p, 3000, &t);
 	ok(e == ERR_NET || e == ERR_TLS, "tls: hang-up during handshake is "
-		"ERR_NET/ERR_TLS (%s: %s)", err_name(e), ei.msg);
+		"ERR_NET/ERR_TLS (%s: %s)", err_name(e), errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1192,8 +1192,8 @@ test_tls_protocol(void)
 		e = t->ops->read(t, line, sizeof(line), &n, deadline_in(2000),
 			&ei);
 		is_int(e, ERR_NET, "tls close: read reports ERR_NET");
-		contains(ei.msg, "connection closed by server",
-			"tls close: message (%s)", ei.msg);
+		contains(errinfo_msg(&ei), "connection closed by server",
+			"tls close: message (%s)", errinfo_msg(&ei));
 		memset(big, 'y', sizeof(big));
 		for (i = 0; i < 50; i++) {
 			e = t->ops->write(t, big, sizeof(big),
@@ -1203,7 +1203,7 @@ test_tls_protocol(void)
 			}
 		}
 		ok(e == ERR_NET || e == ERR_TLS,
-			"tls close: write fails without SIGPIPE (%s)", ei.msg);
+			"tls close: write fails without SIGPIPE (%s)", errinfo_msg(&ei));
 	}
 	transport_close(t);
 	server_stop(&s);
@@ -1214,7 +1214,7 @@ test_tls_protocol(void)
 	p.cert_file = cert;
 	p.key_file = key;
 	e = tls_try(&s, need_cert, SRV_GREET, &p, 3000, &t);
-	is_int(e, ERR_OK, "tls: client certificate handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "tls: client certificate handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "tls: server accepted the client certificate");
@@ -1231,7 +1231,7 @@ test_tls_protocol(void)
 		e = read_line(t, line, sizeof(line), deadline_in(2000));
 	}
 	ok(e == ERR_TLS || e == ERR_NET,
-		"tls: no client certificate refused by server (%s)", ei.msg);
+		"tls: no client certificate refused by server (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 	is_int(s.handshakes, 0, "tls: server completed no handshake");
@@ -1255,7 +1255,7 @@ test_tls_config_errors(void)
 	p.trust_file = missing;
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_CONFIG, "tls: missing trust file is ERR_CONFIG");
-	contains(ei.msg, "no-such-ca.pem", "tls: names the file (%s)", ei.msg);
+	contains(errinfo_msg(&ei), "no-such-ca.pem", "tls: names the file (%s)", errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1263,7 +1263,7 @@ test_tls_config_errors(void)
 	p.fingerprint = "AB:CD:zz";
 	e = tls_try(&s, good, SRV_GREET, &p, 3000, &t);
 	is_int(e, ERR_CONFIG, "tls: malformed fingerprint is ERR_CONFIG (%s)",
-		ei.msg);
+		errinfo_msg(&ei));
 	transport_close(t);
 	server_stop(&s);
 
@@ -1390,7 +1390,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: first handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: first handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		ok(!transport_tls_resumed(t), "resume: first is not resumed");
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
@@ -1407,11 +1407,11 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: second handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: second handshake (%s)", errinfo_msg(&ei));
 	if (e == ERR_OK) {
 		ok(transport_tls_resumed(t), "resume: second is resumed");
 		buf_init(&d, 4096);
-		transport_tls_info(t, &d);
+		setup(transport_tls_info(t, &d));
 		contains(buf_cstr(&d), "resumed: yes", "resume: info says so");
 		buf_release(&d);
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
@@ -1427,7 +1427,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: other host handshake (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: other host handshake (%s)", errinfo_msg(&ei));
 	ok(e == ERR_OK && !transport_tls_resumed(t),
 		"resume: other host's file not used");
 	transport_close(t);
@@ -1448,7 +1448,7 @@ test_tls_resumption(void)
 		errinfo_init(&ei);
 		e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 	}
-	is_int(e, ERR_OK, "resume: corrupt cache ignored (%s)", ei.msg);
+	is_int(e, ERR_OK, "resume: corrupt cache ignored (%s)", errinfo_msg(&ei));
 	ok(e == ERR_OK && !transport_tls_resumed(t),
 		"resume: corrupt cache not resumed");
 	transport_close(t);
@@ -1489,7 +1489,7 @@ test_tls_resumption(void)
 			e = transport_tls_start(&t, &p, deadline_in(3000), &ei);
 		}
 		ok(e == ERR_OK && transport_tls_resumed(t),
-			"resume: a 0.1.0 session file is resumed (%s)", ei.msg);
+			"resume: a 0.1.0 session file is resumed (%s)", errinfo_msg(&ei));
 		transport_close(t);
 		t = NULL;
 		server_stop(&s);
@@ -1537,19 +1537,19 @@ test_resolve_costs(void)
 	resolve_thread_counts(&started0, &running);
 	e = resolve_host("127.0.0.1", "25", &hints, deadline_in(3000), &list,
 		&ei);
-	is_int(e, ERR_OK, "resolve: IPv4 literal (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: IPv4 literal (%s)", errinfo_msg(&ei));
 	ok(list != NULL && list->ai_family == AF_INET,
 		"resolve: IPv4 literal gives an AF_INET address");
 	freeaddrinfo(list);
 	list = NULL;
 	e = resolve_host("::1", "25", &hints, deadline_in(3000), &list, &ei);
-	is_int(e, ERR_OK, "resolve: IPv6 literal (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: IPv6 literal (%s)", errinfo_msg(&ei));
 	ok(list != NULL && list->ai_family == AF_INET6,
 		"resolve: IPv6 literal gives an AF_INET6 address");
 	freeaddrinfo(list);
 	list = NULL;
 	e = resolve_host("localhost", "25", &hints, 0, &list, &ei);
-	is_int(e, ERR_OK, "resolve: a name without a deadline (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: a name without a deadline (%s)", errinfo_msg(&ei));
 	freeaddrinfo(list);
 	list = NULL;
 	resolve_thread_counts(&started, &running);
@@ -1560,7 +1560,7 @@ test_resolve_costs(void)
 	/* A name with a deadline does: the counter can tell. */
 	e = resolve_host("localhost", "25", &hints, deadline_in(3000), &list,
 		&ei);
-	is_int(e, ERR_OK, "resolve: a name with a deadline (%s)", ei.msg);
+	is_int(e, ERR_OK, "resolve: a name with a deadline (%s)", errinfo_msg(&ei));
 	ok(list != NULL, "resolve: and its addresses");
 	freeaddrinfo(list);
 	list = NULL;
