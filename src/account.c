@@ -98,6 +98,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
+	[ACCF_CONFINE] = SCALAR(confine),
 };
 
 static char **
@@ -167,6 +168,7 @@ account_new(void)
 	acc->oauth2_refresh_margin = 600;
 	acc->queue = QUEUE_OFF;
 	acc->queue_max_age = 5L * 24 * 3600;
+	acc->confine = 1;
 	acc->session_persist = 5;
 	acc->session_max_age = 300;
 	acc->session_max_messages = 100;

@@ -131,6 +131,8 @@ struct account {
 	char *queue_dir;
 	long queue_max_age;	/* seconds, default 5 days */
 
+	/* the network phase runs confined (src/cmd/sandbox.h); default on */
+	int confine;
 	/* sessions kept between invocations (oasmtp extensions) */
 	long session_persist;	/* idle seconds, 0 = off; default 5 */
 	long session_max_age;	/* seconds, default 300 */
@@ -231,6 +233,7 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_CONFINE,
 	ACCF_SESSION_PERSIST,
 	ACCF_SESSION_MAX_AGE,
 	ACCF_SESSION_MAX_MESSAGES,

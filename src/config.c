@@ -1090,6 +1090,7 @@ static const struct directive directives[] = {
 	{ "allow_from_override", h_bool, ACCF_ALLOW_FROM_OVERRIDE, 0, NULL },
 	{ "auth", h_auth, ACCF_AUTH, 0, NULL },
 	{ "auto_from", h_bool, ACCF_AUTO_FROM, 0, NULL },
+	{ "confine", h_bool, ACCF_CONFINE, 0, NULL },
 	{ "connect_timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "defaults", h_defaults, -1, 0, NULL },
 	{ "domain", h_string, ACCF_DOMAIN, 0, NULL },
@@ -2553,6 +2554,7 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, put_str(out, "queue", name_of(queue_choices, a->queue)));
 	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
 	err_first(&e, buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age));
+	err_first(&e, put_str(out, "confine", a->confine ? "on" : "off"));
 	if (a->session_persist > 0) {
 		err_first(&e, buf_printf(out, "session_persist = %ld\n",
 			a->session_persist));

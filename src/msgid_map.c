@@ -68,6 +68,23 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	return fileio_secret_dir(buf_cstr(path), geteuid(), 1, reterr);
 }
 
+enum err
+msgid_map_dir(struct buf *ret)
+{
+	enum err e = paths_state_dir(ret);
+
+	if (e == ERR_OK) {
+		e = buf_append_str(ret, "/oasmtp/x");
+	}
+	if (e == ERR_OK) {
+		e = fileio_secret_dir(buf_cstr(ret), geteuid(), 1, NULL);
+	}
+	if (e == ERR_OK) {
+		buf_truncate(ret, ret->len - 2);
+	}
+	return e;
+}
+
 /* Keep the lines of in recorded since cutoff (and well-formed). */
 static enum err
 read_pairs(const char *path, time_t cutoff, struct buf *out,

@@ -52,6 +52,13 @@ int msgid_map_assigned(const char *final_reply, const char *own,
 	struct buf *ret);
 
 /*
+ * The state directory (created, checked private) appended to ret, for a
+ * confined process that must be allowed to write there.  Errors as for
+ * msgid_map_load().
+ */
+enum err msgid_map_dir(struct buf *ret);
+
+/*
  * Record original -> assigned for acc (under a lock, with the pairs other
  * processes wrote meanwhile; old pairs dropped).  Errors: ERR_IO,
  * ERR_CONFIG, ERR_NOMEM.

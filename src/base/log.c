@@ -24,6 +24,8 @@
 #define DEFAULT_TIME_FORMAT "%b %d %H:%M:%S"
 
 static const char *log_progname = "oasmtp";
+/* log_syslog_open() was called: keep the syslog socket open */
+static int syslog_kept;
 static int log_level;
 /* Set by an incoming 334 reply: our next lines are SASL responses. */
 static int sasl_continuation;
@@ -508,6 +510,18 @@ fail:
 	return e;
 }
 
+void
+log_syslog_open(const char *syslog_facility)
+{
+	int facility = -1;
+
+	if (syslog_facility != NULL && log_syslog_facility(syslog_facility,
+	    &facility, NULL) == ERR_OK && facility >= 0) {
+		openlog(log_progname, LOG_PID | LOG_NDELAY, facility);
+		syslog_kept = 1;
+	}
+}
+
 enum err
 log_mail(const struct log_mail_record *rec, const char *logfile,
 	const char *time_format, const char *syslog_facility,
@@ -539,7 +553,9 @@ log_mail(const struct log_mail_record *rec, const char *logfile,
 		openlog(log_progname, LOG_PID, facility);
 		syslog(rec->exit_code == 0 ? LOG_INFO : LOG_ERR, "%s",
 			line.data);
-		closelog();
+		if (!syslog_kept) {
+			closelog();
+		}
 	}
 	buf_release(&line);
 	return first;

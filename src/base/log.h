@@ -134,6 +134,13 @@ MUST_CHECK enum err log_mail(const struct log_mail_record *rec, const char *logf
 	struct errinfo *reterr);
 
 /*
+ * Open the syslog connection for log_mail() now and keep it open (a
+ * confined process cannot make a new socket; src/cmd/sandbox.h).  An
+ * invalid or "off" setting does nothing.
+ */
+void log_syslog_open(const char *syslog_facility);
+
+/*
  * Map a syslog setting as log_mail() accepts it to a facility value.
  * *ret_facility is -1 for "off".  ERR_CONFIG for anything else.
  */

@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "sandbox.h"
 #include "log.h"
 #include "util.h"
 #include "notify.h"
@@ -357,6 +358,64 @@ flush_run_release(struct flush_run *run)
 	memset(run, 0, sizeof(*run));
 }
 
+/* The network part of a group's flush (confined in its own process). */
+struct flush_session {
+	struct flush_group *g;
+	struct submit_item *items;
+	size_t k;
+	const char *config_file;
+};
+
+static void
+flush_session(void *ctx, struct sandbox *sb)
+{
+	struct flush_session *fs = ctx;
+	struct flush_group *g = fs->g;
+	const struct account *acc = g->job->acc;
+	struct errinfo eis = ERRINFO_INIT, *ei = &eis;
+	struct submit_batch batch;
+	struct submit_params sp;
+	struct submit_result res;
+	struct credential cred;
+	size_t i, counts[3];
+	enum err e;
+
+	e = credential_start(&cred, acc, fs->config_file, 1, ei);
+	if (e != ERR_OK) {
+		for (i = 0; i < fs->k; i++) {
+			item_done(g, i, e, 0, ei, "", NULL);
+		}
+		goto out;
+	}
+	memset(&batch, 0, sizeof(batch));
+	batch.items = fs->items;
+	batch.n = fs->k;
+	batch.done = item_done;
+	batch.partial = item_partial;
+	batch.ctx = g;
+	memset(&sp, 0, sizeof(sp));
+	account_submit_server(acc, &sp.srv);
+	sb->cred = &cred;
+	sandbox_io(sb, &sp);
+	sp.transcript = report_transcript;
+	submit_result_init(&res);
+	if (submit_batch(&sp, &batch, &res, ei) != ERR_OK) {
+		/* every item got its outcome through item_done() */
+	}
+	if (cred.warnings.len > 0) {
+		log_warn("%s", buf_cstr(&cred.warnings));
+	}
+	credential_release(&cred);
+	sb->cred = NULL;
+	submit_result_release(&res);
+out:
+	counts[0] = g->sent;
+	counts[1] = g->deferred;
+	counts[2] = g->failed;
+	sandbox_report(sb, counts, g->reauth_reason);
+	errinfo_release(ei);
+}
+
 /* Send the n entries of one (configuration, account) over one session. */
 static void
 flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
@@ -368,10 +427,6 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct job job = { .o = &go };
 	struct flush_group g;
 	struct submit_item *items = NULL;
-	struct submit_batch batch;
-	struct submit_params sp;
-	struct submit_result res;
-	struct credential cred;
 	const struct reauth *known;
 	size_t i, k = 0;
 	enum err e;
@@ -441,36 +496,28 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
-	errinfo_release(&ei);
-	e = credential_start(&cred, job.acc, go.config_file, 1, &ei);
-	if (e != ERR_OK) {
-		for (i = 0; i < k; i++) {
-			struct errinfo *x = &ei;
+	{
+		struct flush_session fs = { &g, items, k, go.config_file };
+		struct sandbox_result sr;
+		struct sandbox sb;
 
-			item_done(&g, i, e, 0, x, "", NULL);
+		sandbox_init(&sb, job.acc, go.config_file, NULL);
+		sb.queue_dir = queue_dir(q);
+		errinfo_release(&ei);
+		if (sandbox_run_child(&sb, flush_session, &fs, &sr, &ei) !=
+		    ERR_OK) {
+			log_warn("account '%s': queued mail not sent: %s",
+				job.acc->name, errinfo_msg(&ei));
+		} else if (sr.forked) {
+			/* what the sending process did (it started from g) */
+			g.sent = sr.counts[0];
+			g.deferred = sr.counts[1];
+			g.failed = sr.counts[2];
+			free(g.reauth_reason);
+			g.reauth_reason = sr.reauth;
 		}
-		goto close_fds;
+		sandbox_release(&sb);
 	}
-	memset(&batch, 0, sizeof(batch));
-	batch.items = items;
-	batch.n = k;
-	batch.done = item_done;
-	batch.partial = item_partial;
-	batch.ctx = &g;
-	memset(&sp, 0, sizeof(sp));
-	account_submit_server(job.acc, &sp.srv);
-	sp.secret.get = credential_get;
-	sp.secret.ctx = &cred;
-	sp.transcript = report_transcript;
-	submit_result_init(&res);
-	if (submit_batch(&sp, &batch, &res, &ei) != ERR_OK) {
-		/* every item got the outcome through item_done() */
-	}
-	if (cred.warnings.len > 0) {
-		log_warn("%s", buf_cstr(&cred.warnings));
-	}
-	credential_release(&cred);
-	submit_result_release(&res);
 	if (g.reauth_reason != NULL) {
 		reauth_found(run, job.acc, ents[0], g.reauth_reason);
 	}

@@ -82,8 +82,9 @@ def khome(home):
 
 
 def cfg_for(home, server, extra=(), name="oasmtprc"):
-    path = rig.sink_config(home, server, ["session_persist 30s"] +
-                           list(extra))
+    # a confined send cannot start a keeper yet (accept() is filtered)
+    path = rig.sink_config(home, server, ["session_persist 30s",
+                                          "confine off"] + list(extra))
     if name != "oasmtprc":
         os.rename(path, os.path.join(home, name))
         path = os.path.join(home, name)
@@ -124,6 +125,23 @@ def test_verbose_shows_the_kept_transaction(khome, sink):
     assert "MAIL FROM:<sender@example.org>" in err, err
     assert "EHLO" not in err, err      # the session was not set up again
     assert sink.connections == 1
+
+
+def test_confined_send_starts_no_keeper_but_uses_one(khome, sink):
+    """confine on (the default): no keeper is started by a confined send
+    (it could not accept); a keeper that exists is used all the same."""
+    confined = os.path.join(khome, "rc-confined")
+    os.rename(rig.sink_config(khome, sink, ["session_persist 30s"]),
+              confined)
+    assert send(khome, confined, 1).returncode == 0
+    assert keepers(khome) == []
+    free = cfg_for(khome, sink, name="rc-free")
+    assert send(khome, free, 2).returncode == 0
+    assert len(keepers(khome)) == 1
+    p = send(khome, confined, 3)
+    assert p.returncode == 0, describe(p)
+    assert len(sink.messages()) == 3
+    assert sink.connections == 2
 
 
 def test_session_persist_off_leaves_nothing(khome, sink):
@@ -470,7 +488,8 @@ def test_git_send_email_series_of_20(khome, tls_rig, certs, tmp_path,
                                      outlook):
     tls_rig.handler.rename_ids = outlook
     cfg = rig.tls_config(khome, tls_rig.port, certs["ca"], "xoauth2",
-                         tls_rig.token, extra=["session_persist 30s"])
+                         tls_rig.token,
+                         extra=["session_persist 30s", "confine off"])
     patches = git_series(khome, tmp_path, cfg, 19)
     got = tls_rig.messages()
     assert len(got) == 20, len(got)

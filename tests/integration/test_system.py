@@ -478,7 +478,9 @@ def test_unit_files_pass_systemd_analyze_verify(tmp_path):
                  "oasmtp-system.timer"):
         with open(os.path.join(build, "helpers", "systemd", name)) as f:
             text = f.read()
-        assert "@" not in text.replace("%S", ""), name
+        # every @VAR@ of configure_file substituted (a syscall group such
+        # as @system-service is not one)
+        assert re.search(r"@[A-Z_]+@", text) is None, name
         # point ExecStart at the built binary (verify checks it exists)
         text = re.sub(r"(?m)^ExecStart=\S+", "ExecStart=" + rig.oasmtp_bin(),
                       text)
