@@ -357,7 +357,9 @@ main(int argc, char **argv)
 	 * same check again.
 	 */
 	if (cli_parse(argc, argv, &o, &ei) != ERR_OK) {
-		return die(EX_USAGE, "%s", errinfo_msg(&ei));
+		rc = die(EX_USAGE, "%s", errinfo_msg(&ei));
+		errinfo_release(&ei);
+		return rc;
 	}
 	if (o.mode == CLI_MODE_HELP || o.mode == CLI_MODE_VERSION) {
 		cli_opts_release(&o);
@@ -367,7 +369,9 @@ main(int argc, char **argv)
 	}
 	if (maildrop_check_opts(&o, &ei) != ERR_OK) {
 		cli_opts_release(&o);
-		return die(EX_USAGE, "%s", errinfo_msg(&ei));
+		rc = die(EX_USAGE, "%s", errinfo_msg(&ei));
+		errinfo_release(&ei);
+		return rc;
 	}
 	/*
 	 * PRIV: the caller is who the kernel says (the real uid), never

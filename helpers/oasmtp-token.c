@@ -278,7 +278,7 @@ status_one(const struct account *acc)
 	printf("  token store: %s\n", acc->oauth2_token_store ?
 		acc->oauth2_token_store : "secret-service (default)");
 	buf_init_secret(&tok, TOKEN_MAX);
-	buf_init(&path, 4096);
+	buf_init(&path, PATH_MAX);
 	e = tstore_open(acc, &ts, &sei);
 	if (e == ERR_OK) {
 		e = tstore_load(ts, &tok, &sei);

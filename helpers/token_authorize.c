@@ -40,6 +40,15 @@
 #include "tstore.h"
 #include "util.h"
 
+/* PKCE verifier, challenge and state (RFC 7636 allows 128 characters) */
+#define PKCE_PARAM_MAX 128
+/* http://127.0.0.1:PORT/ of the loopback listener */
+#define REDIRECT_URI_MAX 128
+/* the authorization URL shown and opened */
+#define AUTH_URL_MAX (16 * 1024)
+/* "user@example.com (account 'x')" for messages */
+#define WHO_MAX 1024
+
 #define DEFAULT_TIMEOUT_S 300
 #define PASTE_MAX (16 * 1024)
 
@@ -146,12 +155,12 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 	memset(x, 0, sizeof(*x));
 	x->acc = acc;
 	x->preset = provider_get(acc->oauth2_provider);
-	buf_init(&x->auth_ep, 4096);
-	buf_init(&x->token_ep, 4096);
-	buf_init(&x->device_ep, 4096);
-	buf_init(&x->scope, 4096);
-	buf_init(&x->request_scope, 4096);
-	buf_init_secret(&x->client_secret, 4096);
+	buf_init(&x->auth_ep, PROVIDER_URL_MAX);
+	buf_init(&x->token_ep, PROVIDER_URL_MAX);
+	buf_init(&x->device_ep, PROVIDER_URL_MAX);
+	buf_init(&x->scope, PROVIDER_SCOPE_MAX);
+	buf_init(&x->request_scope, PROVIDER_SCOPE_MAX);
+	buf_init_secret(&x->client_secret, OAUTH_CLIENT_SECRET_MAX);
 	if (acc->oauth2_client_id == NULL || acc->oauth2_client_id[0] == '\0') {
 		return errinfo_set(reterr, ERR_CONFIG, "account '%s' has no "
 			"oauth2_client_id: register a client with the provider "
@@ -265,11 +274,11 @@ code_request_make(struct auth_ctx *x, int port, struct code_request *c,
 	const struct provider_preset *p = x->preset;
 	enum err e;
 
-	buf_init_secret(&c->verifier, 128);
-	buf_init(&c->challenge, 128);
-	buf_init(&c->state, 128);
-	buf_init(&c->redirect_uri, 128);
-	buf_init(&c->url, 16 * 1024);
+	buf_init_secret(&c->verifier, PKCE_PARAM_MAX);
+	buf_init(&c->challenge, PKCE_PARAM_MAX);
+	buf_init(&c->state, PKCE_PARAM_MAX);
+	buf_init(&c->redirect_uri, REDIRECT_URI_MAX);
+	buf_init(&c->url, AUTH_URL_MAX);
 	if (x->auth_ep.len == 0) {
 		return errinfo_set(reterr, ERR_CONFIG, "account '%s' has no "
 			"oauth2_auth_endpoint (needed for the loopback and paste "
@@ -584,7 +593,7 @@ token_authorize(const struct account *acc, const struct authorize_opts *o,
 	enum err e;
 
 	oauth_tokens_init(&tok);
-	buf_init(&who, 1024);
+	buf_init(&who, WHO_MAX);
 	e = ctx_init(&x, acc, reterr);
 	if (e != ERR_OK) {
 		goto out;
@@ -651,7 +660,7 @@ token_revoke(const struct account *acc, const char *refresh_token,
 	struct buf ep;
 	enum err e;
 
-	buf_init(&ep, 4096);
+	buf_init(&ep, PROVIDER_URL_MAX);
 	e = ctx_init(&x, acc, reterr);
 	if (e == ERR_OK) {
 		e = provider_endpoint(acc, PROVIDER_EP_REVOKE, &ep, reterr);

@@ -97,6 +97,9 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
+	[ACCF_SYSTEM_REJECTED_MAX_AGE] = SCALAR(system_rejected_max_age),
+	[ACCF_SYSTEM_REJECTED_MAX_COUNT] = SCALAR(system_rejected_max_count),
+	[ACCF_SYSTEM_REJECTED_MAX_SIZE] = SCALAR(system_rejected_max_size),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
 	[ACCF_CONFINE] = SCALAR(confine),
 };
@@ -168,6 +171,9 @@ account_new(void)
 	acc->oauth2_refresh_margin = 600;
 	acc->queue = QUEUE_OFF;
 	acc->queue_max_age = 5L * 24 * 3600;
+	acc->system_rejected_max_age = ACCOUNT_REJECTED_MAX_AGE;
+	acc->system_rejected_max_count = ACCOUNT_REJECTED_MAX_COUNT;
+	acc->system_rejected_max_size = ACCOUNT_REJECTED_MAX_SIZE;
 	acc->confine = 1;
 	acc->session_persist = 5;
 	acc->session_max_age = 300;

@@ -145,6 +145,10 @@ struct account {
 
 	/* system mode: the callers whose -f counts (oasmtprc(5)) */
 	char *system_from_override;
+	/* system mode: how much STATE/rejected/ may keep (oasmtprc(5)) */
+	long system_rejected_max_age;	/* seconds, default 30 days */
+	long system_rejected_max_count;	/* entries, default 1000 */
+	long system_rejected_max_size;	/* bytes, default 256 MiB */
 
 	/*
 	 * Not a configuration key: set by config_load() for the accounts of
@@ -233,6 +237,9 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_SYSTEM_REJECTED_MAX_AGE,
+	ACCF_SYSTEM_REJECTED_MAX_COUNT,
+	ACCF_SYSTEM_REJECTED_MAX_SIZE,
 	ACCF_CONFINE,
 	ACCF_SESSION_PERSIST,
 	ACCF_SESSION_MAX_AGE,
@@ -250,6 +257,11 @@ struct account *account_new(void);
 
 /* The deadline of a helper command when `timeout` is 0 (none). */
 #define ACCOUNT_HELPER_TIMEOUT_S 60
+
+/* Built-in limits of STATE/rejected/ in system mode (oasmtprc(5)). */
+#define ACCOUNT_REJECTED_MAX_AGE (30L * 86400)
+#define ACCOUNT_REJECTED_MAX_COUNT 1000L
+#define ACCOUNT_REJECTED_MAX_SIZE (256L * 1024 * 1024)
 
 /*
  * Seconds a helper of acc may take (passwordeval, notify_command,

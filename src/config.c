@@ -37,6 +37,13 @@
 #include "provider.h"
 #include "util.h"
 
+/* one configuration warning */
+#define WARNING_MAX 4096
+/* a directory and a name below it */
+#define JOINED_PATH_MAX (2 * PATH_MAX)
+/* the account names listed in an 'unknown account' message */
+#define ACCOUNT_NAMES_MAX 4096
+
 #define KEY_MAX 64
 
 /* directive flags */
@@ -110,7 +117,7 @@ add_warning(struct config *cfg, const char *fmt, ...)
 	va_list ap;
 	enum err e;
 
-	buf_init(&b, 4096);
+	buf_init(&b, WARNING_MAX);
 	va_start(ap, fmt);
 	e = buf_vprintf(&b, fmt, ap);
 	va_end(ap);
@@ -404,7 +411,7 @@ h_duration_off(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
-/* d->aux: long[2] = { min, max } */
+/* d->aux: long[2] = { min, max }; a whole number. */
 static enum err
 h_count(struct parser *ps, const struct directive *d, const char *arg,
 	struct errinfo *reterr)
@@ -419,6 +426,41 @@ h_count(struct parser *ps, const struct directive *d, const char *arg,
 		return bad_arg(ps, d, arg, expected, reterr);
 	}
 	return store_num(ps, d->field, v, reterr);
+}
+
+/*
+ * d->aux: long[2] = { min, max } in bytes; a whole number of bytes with
+ * an optional suffix k, M or G (powers of 1024).
+ */
+static enum err
+h_size(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *range = d->aux;
+	char digits[32], expected[160];
+	size_t n = strlen(arg);
+	long v, unit = 1;
+
+	if (n > 0 && strchr("kKmMgG", arg[n - 1]) != NULL) {
+		unit = arg[n - 1] == 'k' || arg[n - 1] == 'K' ? 1024L :
+		    arg[n - 1] == 'm' || arg[n - 1] == 'M' ? 1024L * 1024 :
+		    1024L * 1024 * 1024;
+		n--;
+	}
+	if (n == 0 || n >= sizeof(digits) || arg[0] == '-') {
+		goto bad;
+	}
+	memcpy(digits, arg, n);
+	digits[n] = '\0';
+	if (util_parse_long(digits, 0, range[1] / unit, &v) != 0 ||
+	    v * unit < range[0]) {
+		goto bad;
+	}
+	return store_num(ps, d->field, v * unit, reterr);
+bad:
+	snprintf(expected, sizeof(expected), "a size from %ld to %ld bytes "
+		"(suffixes k, M, G)", range[0], range[1]);
+	return bad_arg(ps, d, arg, expected, reterr);
 }
 
 /* d->aux: the reason; the key cannot be honoured. */
@@ -1069,6 +1111,16 @@ static const struct choice from_original_choices[] = {
 };
 static const long margin_range[2] = { 0, 86400 };
 static const long max_age_range[2] = { 60, 3650L * 86400 };
+static const long rejected_age_range[2] = { 60, 3650L * 86400 };
+static const long rejected_count_range[2] = { 1, 1000000 };
+/* up to 1 TiB where a long holds it, else up to 1 GiB */
+#if LONG_MAX > 0x7fffffffL
+static const long rejected_size_range[2] = {
+	1024, 1024L * 1024 * 1024 * 1024
+};
+#else
+static const long rejected_size_range[2] = { 1024, 1024L * 1024 * 1024 };
+#endif
 static const long persist_range[2] = { 1, 3600 };
 static const long session_age_range[2] = { 1, 86400 };
 static const long session_msgs_range[2] = { 1, 100000 };
@@ -1167,6 +1219,12 @@ static const struct directive directives[] = {
 	{ "syslog", h_syslog, ACCF_SYSLOG, 0, NULL },
 	{ "system_from_override", h_string, ACCF_SYSTEM_FROM_OVERRIDE, 0,
 		NULL },
+	{ "system_rejected_max_age", h_duration, ACCF_SYSTEM_REJECTED_MAX_AGE,
+		0, rejected_age_range },
+	{ "system_rejected_max_count", h_count,
+		ACCF_SYSTEM_REJECTED_MAX_COUNT, 0, rejected_count_range },
+	{ "system_rejected_max_size", h_size, ACCF_SYSTEM_REJECTED_MAX_SIZE,
+		0, rejected_size_range },
 	{ "timeout", h_timeout, ACCF_TIMEOUT, 0, NULL },
 	{ "tls", h_bool, ACCF_TLS, 0, NULL },
 	{ "tls_cert_file", h_string, ACCF_TLS_CERT_FILE, D_PATH, NULL },
@@ -2023,7 +2081,7 @@ join(const char *a, const char *b)
 {
 	struct buf p;
 
-	buf_init(&p, 8192);
+	buf_init(&p, JOINED_PATH_MAX);
 	if (buf_printf(&p, "%s/%s", a, b) != ERR_OK) {
 		buf_release(&p);
 		return NULL;
@@ -2042,7 +2100,7 @@ default_state_path(struct account *acc, enum account_field f,
 	if (acc->set[f]) {
 		return ERR_OK;
 	}
-	buf_init(&b, 8192);
+	buf_init(&b, JOINED_PATH_MAX);
 	e = buf_printf(&b, "%s%s/", prefix, dir);
 	if (e == ERR_OK && suffix != NULL) {
 		e = util_append_file_name(&b, acc->name);
@@ -2139,7 +2197,7 @@ config_user_file_exists(const struct config_params *params)
 	buf_init(&xb, PATH_MAX);
 	home = resolve_home(params, &hb);
 	xdg = resolve_xdg(params, home, &xb);
-	buf_init(&p, 8192);
+	buf_init(&p, JOINED_PATH_MAX);
 	for (i = 0; i < 4 && !found; i++) {
 		const char *base = i == 1 || i == 2 ? home : xdg;
 
@@ -2373,7 +2431,7 @@ config_select(const struct config *cfg, const char *account_name,
 	if (account_name != NULL) {
 		acc = find_account(cfg, account_name);
 		if (acc == NULL) {
-			buf_init(&names, 4096);
+			buf_init(&names, ACCOUNT_NAMES_MAX);
 			buf_cut_ok(list_accounts(cfg, &names));
 			e = errinfo_set(reterr, ERR_CONFIG,
 				"no account named '%s'; available accounts: %s",
@@ -2396,7 +2454,7 @@ config_select(const struct config *cfg, const char *account_name,
 		acc = find_account(cfg, "default");
 	}
 	if (acc == NULL) {
-		buf_init(&names, 4096);
+		buf_init(&names, ACCOUNT_NAMES_MAX);
 		buf_cut_ok(list_accounts(cfg, &names));
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"no account given and none named 'default'; use -a with "
@@ -2528,6 +2586,12 @@ config_print_account(const struct account *a, struct buf *out)
 		a->from_rewrite_header)));
 	err_first(&e, put_str(out, "aliases", a->aliases));
 	err_first(&e, put_str(out, "system_from_override", a->system_from_override));
+	err_first(&e, buf_printf(out, "system_rejected_max_age = %ld\n",
+		a->system_rejected_max_age));
+	err_first(&e, buf_printf(out, "system_rejected_max_count = %ld\n",
+		a->system_rejected_max_count));
+	err_first(&e, buf_printf(out, "system_rejected_max_size = %ld\n",
+		a->system_rejected_max_size));
 	err_first(&e, put_str(out, "logfile", a->logfile));
 	err_first(&e, put_str(out, "logfile_time_format", a->logfile_time_format));
 	err_first(&e, put_str(out, "syslog", a->syslog != NULL ? a->syslog : "off"));

@@ -30,6 +30,7 @@ struct buf;
 #define CONFIG_LINE_MAX (64 * 1024)	/* bytes per line, without the LF */
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
 #define CONFIG_EVAL_OUTPUT_MAX (64 * 1024)
+#define CONFIG_SERVER_DESC_MAX 1024	/* config_describe_server() */
 
 /* The aliases file system-mode accounts use when it exists. */
 #define CONFIG_SYSTEM_ALIASES "/etc/aliases"

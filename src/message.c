@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,7 +464,7 @@ spool_open(int *ret_fd, struct errinfo *reterr)
 	if (dir == NULL || dir[0] == '\0') {
 		dir = "/tmp";
 	}
-	buf_init(&path, 4096);
+	buf_init(&path, PATH_MAX);
 	if (buf_printf(&path, "%s/oasmtp-XXXXXX", dir) != ERR_OK) {
 		buf_release(&path);
 		return errinfo_set(reterr, ERR_IO, "TMPDIR path too long");

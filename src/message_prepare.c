@@ -17,6 +17,11 @@
 #include "message_int.h"
 #include "util.h"
 
+/* the From address made from a from template (%U, %H, ...) */
+#define FROM_TEMPLATE_MAX 4096
+/* a DSN envelope id (at most 100 characters) as xtext, 3 bytes per character */
+#define ENVID_XTEXT_MAX 512
+
 struct prep {
 	struct message *m;
 	const struct message_opts *o;
@@ -264,7 +269,7 @@ expand_from(struct prep *pp, const char *tmpl, const char *hostname,
 	const char *p;
 	enum err rc = ERR_OK;
 
-	buf_init(&b, 4096);
+	buf_init(&b, FROM_TEMPLATE_MAX);
 	for (p = tmpl; *p != '\0' && rc == ERR_OK; p++) {
 		if (*p != '%' || p[1] == '\0') {
 			rc = buf_putc(&b, *p);
@@ -830,7 +835,7 @@ envid_copy(struct prep *pp, const char *v, char **ret)
 		return errinfo_set(pp->reterr, ERR_USAGE,
 			"DSN envelope id longer than 100 characters");
 	}
-	buf_init(&b, 512);
+	buf_init(&b, ENVID_XTEXT_MAX);
 	for (p = (const unsigned char *)v; *p != '\0' && rc == ERR_OK; p++) {
 		if (*p < 33 || *p > 126 || *p == '+' || *p == '=') {
 			rc = buf_printf(&b, "+%02X", *p);
@@ -954,7 +959,7 @@ message_prepare(struct message *m, const struct message_opts *o,
 		rc = add_msgid(&pp, &added, hostname);
 	}
 	if ((rc == ERR_LIMIT || rc == ERR_NOMEM) &&
-	    (reterr == NULL || reterr->code != rc)) {
+	    errinfo_code(reterr) != rc) {
 		/* from the buffer calls, which leave reterr alone */
 		rc = errinfo_set(reterr, rc, "preparing the message: %s",
 			rc == ERR_LIMIT ? "header block too large" :

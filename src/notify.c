@@ -9,6 +9,9 @@
 #include "buf.h"
 #include "proc.h"
 
+/* room for a variable name and "=" in the child's environment */
+#define ENV_NAME_ROOM 64
+
 #define REASON_MAX 4096
 
 static MUST_CHECK enum err
@@ -22,8 +25,8 @@ run_command(const struct account *acc, const char *reason,
 	struct proc p;
 	enum err e;
 
-	buf_init(&account, 64 + strlen(acc->name));
-	buf_init(&why, 64 + REASON_MAX);
+	buf_init(&account, ENV_NAME_ROOM + strlen(acc->name));
+	buf_init(&why, ENV_NAME_ROOM + REASON_MAX);
 	if (buf_printf(&account, "OASMTP_ACCOUNT=%s", acc->name) != ERR_OK ||
 	    buf_printf(&why, "OASMTP_REASON=%s", reason) != ERR_OK) {
 		buf_release(&account);

@@ -25,6 +25,11 @@
 
 struct buf;
 
+/* An endpoint URL and a scope list, as provider_endpoint() and
+ * provider_token_endpoint() write them. */
+#define PROVIDER_URL_MAX 4096
+#define PROVIDER_SCOPE_MAX 4096
+
 /* Preset flags. */
 #define PROVIDER_DEVICE_FLOW	0x01u	/* device grant allowed for the mail scope */
 #define PROVIDER_TENANT		0x02u	/* endpoints contain "{tenant}" */

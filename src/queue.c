@@ -196,6 +196,32 @@ queue_backoff(unsigned attempts, uint32_t rnd)
 	return base - base / 8 + (int64_t)(rnd % (uint32_t)(base / 4 + 1));
 }
 
+int
+queue_entry_clock(struct queue_entry *e, int64_t now)
+{
+	/* the latest next attempt this code ever sets: see queue_backoff() */
+	const int64_t horizon = QUEUE_BACKOFF_MAX + QUEUE_BACKOFF_MAX / 8;
+	int changed = 0;
+
+	/* differences only: the stored times come from a file */
+	if (e->next_attempt > now && e->next_attempt - now > horizon) {
+		e->next_attempt = now;
+		changed = 1;
+	}
+	if (e->queued > now) {
+		e->queued = now;
+		changed = 1;
+	}
+	if (e->next_attempt < now && now - e->next_attempt > QUEUE_LATE_MAX) {
+		int64_t skip = now - e->next_attempt - QUEUE_LATE_MAX;
+
+		e->queued = skip > now - e->queued ? now : e->queued + skip;
+		e->next_attempt = now - QUEUE_LATE_MAX;
+		changed = 1;
+	}
+	return changed;
+}
+
 enum err
 queue_configured_dir(const char *configured, struct buf *out, struct errinfo *reterr)
 {

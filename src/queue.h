@@ -197,6 +197,25 @@ MUST_CHECK enum err queue_cleanup(struct queue *q, int64_t now, size_t *ret_remo
 	struct errinfo *reterr);
 
 /*
+ * How late a flush may come for an entry before the rest of the delay
+ * stops counting towards queue_max_age (see queue_entry_clock()).
+ */
+#define QUEUE_LATE_MAX 86400
+
+/*
+ * Make e's times usable after the wall clock jumped, as of now (in memory;
+ * queue_update() makes it durable).  A next attempt later than the longest
+ * back-off from now (set while the clock ran ahead) becomes now, and a
+ * queued time in the future becomes now, so the entry neither waits for a
+ * time the clock showed by mistake nor looks younger than it is.  When the
+ * entry was due more than QUEUE_LATE_MAX seconds ago (the clock jumped
+ * forward, or no flush ran: a machine switched off), the delay beyond
+ * that does not count as time in the queue: queued moves forward by it.
+ * Returns 1 when e changed.
+ */
+int queue_entry_clock(struct queue_entry *e, int64_t now);
+
+/*
  * Seconds to wait after the attempts-th failed attempt (attempts >= 1):
  * QUEUE_BACKOFF_MIN doubling per attempt up to QUEUE_BACKOFF_MAX, then
  * jittered by rnd into [base - base/8, base + base/8].  0 for attempts 0.

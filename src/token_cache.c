@@ -371,8 +371,8 @@ token_cache_lookup(const struct account *acc, struct buf *ret_token,
 		return 0;
 	}
 	buf_init(&path, PATH_MAX);
-	buf_init(&endpoint, 4096);
-	buf_init(&scope, 4096);
+	buf_init(&endpoint, PROVIDER_URL_MAX);
+	buf_init(&scope, PROVIDER_SCOPE_MAX);
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;

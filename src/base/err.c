@@ -254,7 +254,22 @@ errinfo_copy(struct errinfo *dst, const struct errinfo *src)
 const char *
 errinfo_msg(const struct errinfo *ei)
 {
+	if (ei == NULL) {
+		return "";
+	}
 	return ei->full != NULL ? ei->full : ei->msg;
+}
+
+enum err
+errinfo_code(const struct errinfo *ei)
+{
+	return ei != NULL ? ei->code : ERR_OK;
+}
+
+int
+errinfo_smtp_code(const struct errinfo *ei)
+{
+	return ei != NULL ? ei->smtp_code : 0;
 }
 
 int

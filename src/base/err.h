@@ -58,6 +58,14 @@ enum err {
 #define ERRINFO_TEXT_MAX (72 * 1024)
 
 /*
+ * reterr may be NULL: every function that returns enum err takes a caller
+ * that does not want the detail, unless its header says otherwise
+ * (submit_batch(), which hands the detail on to a callback).  So no code
+ * tests or dereferences a reterr it was given: it writes it with the
+ * errinfo_* setters and reads it with errinfo_code(), errinfo_smtp_code()
+ * and errinfo_msg(), which all accept NULL.  A caller that wants to read
+ * what a callee recorded declares its own errinfo and passes that.
+ *
  * Caller-owned: declare it on the stack, errinfo_init() it (or use
  * ERRINFO_INIT), pass it as reterr, and errinfo_release() it when done.
  * Copy it with errinfo_copy(), never with "=" (full is owned).
@@ -86,9 +94,8 @@ void errinfo_release(struct errinfo *ei);
  * errinfo_set_status() and errinfo_set_errno()).  A message longer than
  * ERRINFO_TEXT_MAX is cut and ends in "...".
  *
- * Every errinfo_* function accepts ei == NULL (a caller that does not want
- * the detail passes NULL) and then only returns the code: callers never
- * test reterr themselves.
+ * Every errinfo_* function accepts ei == NULL and then only returns the
+ * code (see "reterr may be NULL" below).
  */
 enum err errinfo_set(struct errinfo *ei, enum err code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -118,8 +125,14 @@ void errinfo_set_errno(struct errinfo *ei, int sys_errno);
 /* Make dst a deep copy of src (dst initialised); returns src->code. */
 enum err errinfo_copy(struct errinfo *dst, const struct errinfo *src);
 
-/* The whole message (borrowed: valid until ei changes). */
+/* The whole message (borrowed: valid until ei changes); "" for NULL. */
 const char *errinfo_msg(const struct errinfo *ei);
+
+/* The recorded code; ERR_OK for NULL. */
+enum err errinfo_code(const struct errinfo *ei);
+
+/* The recorded SMTP reply code; 0 for NULL or none. */
+int errinfo_smtp_code(const struct errinfo *ei);
 
 /*
  * Keep the first failure of a series of steps (appends that build one

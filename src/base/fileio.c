@@ -19,6 +19,9 @@
 #include "buf.h"
 #include "util.h"
 
+/* the temporary file beside a target, and its directory */
+#define TEMP_PATH_MAX (2 * PATH_MAX)
+
 static MUST_CHECK enum err
 io_error(struct errinfo *reterr, const char *what, const char *path)
 {
@@ -40,8 +43,8 @@ fileio_write_private(const char *path, const void *data, size_t len,
 	int created = 0;
 	enum err e = ERR_OK;
 
-	buf_init(&tmp, 8192);
-	buf_init(&dir, 8192);
+	buf_init(&tmp, TEMP_PATH_MAX);
+	buf_init(&dir, TEMP_PATH_MAX);
 	if (buf_printf(&tmp, "%s.XXXXXX", path) != ERR_OK) {
 		e = errinfo_set(reterr, ERR_IO, "path too long: '%s'", path);
 		goto out;

@@ -21,6 +21,8 @@
 
 /* Large enough for a full 64 KiB server reply plus our own words. */
 #define LOG_LINE_MAX (ERRINFO_TEXT_MAX + 64 * 1024)
+/* one log line with control characters escaped (4 bytes each) and a prefix */
+#define LOG_ESCAPED_MAX (4 * LOG_LINE_MAX + 256)
 #define DEFAULT_TIME_FORMAT "%b %d %H:%M:%S"
 
 static const char *log_progname = "oasmtp";
@@ -59,7 +61,7 @@ vemit(const char *tag, const char *fmt, va_list ap)
 	int saved = errno;
 
 	buf_init(&msg, LOG_LINE_MAX);
-	buf_init(&line, 4 * LOG_LINE_MAX + 256);
+	buf_init(&line, LOG_ESCAPED_MAX);
 	if (buf_vprintf(&msg, fmt, ap) != ERR_OK) {
 		buf_reset(&msg);
 		buf_cut_ok(buf_append_str(&msg, "(message too long to show)"));
@@ -213,7 +215,7 @@ log_transcript(int outgoing, const char *line, size_t len)
 		errno = saved;
 		return;
 	}
-	buf_init(&out, 4 * LOG_LINE_MAX + 32);
+	buf_init(&out, LOG_ESCAPED_MAX);
 	e = buf_append_str(&out, outgoing ? "--> " : "<-- ");
 	if (e == ERR_OK && outgoing && log_line_is_secret(line, len)) {
 		if (!sasl_continuation && auth_argument(line, len, &arg)) {

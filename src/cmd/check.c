@@ -533,8 +533,8 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 	    acc->auth != AUTH_OFF) {
 		struct buf ep, scope;
 
-		buf_init(&ep, 4096);
-		buf_init(&scope, 4096);
+		buf_init(&ep, PROVIDER_URL_MAX);
+		buf_init(&scope, PROVIDER_SCOPE_MAX);
 		e = provider_token_endpoint(acc, &ep, &scope, reterr);
 		buf_release(&ep);
 		buf_release(&scope);
@@ -543,7 +543,7 @@ check_run(const struct cli_opts *o, FILE *out, struct errinfo *reterr)
 			goto out;
 		}
 	}
-	buf_init(&server, 1024);
+	buf_init(&server, CONFIG_SERVER_DESC_MAX);
 	buf_cut_ok(config_describe_server(acc, &server));
 	report(&c, "ok", STEP_CONFIG, "%s: account '%s' (%s, auth %s)",
 		c.job.cfg->user_file ? c.job.cfg->user_file :

@@ -1,6 +1,7 @@
 /* job.c - loading the configuration and account of a mode; see job.h. */
 #include "job.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +70,7 @@ job_load_account(struct job *job, const char *from, int warn_always,
 	if (e == ERR_OK) {
 		struct buf server;
 
-		buf_init(&server, 1024);
+		buf_init(&server, CONFIG_SERVER_DESC_MAX);
 		buf_cut_ok(config_describe_server(job->acc, &server));
 		log_debug(1, "using account %s: %s", job->acc->name,
 			buf_cstr(&server));
@@ -121,7 +122,7 @@ job_queue_dirs(const struct cli_opts *o, char ***ret, size_t *ret_n,
 			cfg->accounts[i] : NULL;
 		struct buf b;
 
-		buf_init(&b, 4096);
+		buf_init(&b, PATH_MAX);
 		if (queue_configured_dir(acc != NULL ? acc->queue_dir : NULL, &b,
 		    &scratch) != ERR_OK) {
 			buf_release(&b);

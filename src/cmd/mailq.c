@@ -14,6 +14,9 @@
 #include "util.h"
 #include "queue.h"
 
+/* the first line of an entry's last error (without -v) */
+#define LAST_ERROR_LINE_MAX 1024
+
 /* A queue entry queue_list() cannot read or parse: say so, go on. */
 static void
 warn_skipped(void *ctx, const char *msg)
@@ -67,7 +70,7 @@ put_last_error(struct buf *out, const char *p, int verbose)
 	if (e == ERR_OK && !verbose) {
 		struct buf line;
 
-		buf_init(&line, 1024);
+		buf_init(&line, LAST_ERROR_LINE_MAX);
 		buf_cut_ok(util_first_line(p, 300, &line));
 		e = put_clean(out, buf_cstr(&line), 400);
 		buf_release(&line);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 #include "queue.h"
 #include "sysmode.h"
 #include "util.h"
+
+/* a file in the state directory */
+#define STATE_PATH_MAX (2 * PATH_MAX)
 
 /*
  * The most recipients one message from the system queue may have (as
@@ -317,7 +321,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	enum err x;
 
 	memset(&env, 0, sizeof(env));
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	x = cli_parse(e->argc, e->argv, &co, reterr);
 	if (x != ERR_OK) {
 		buf_release(&dir);
@@ -448,7 +452,7 @@ reject(int dfd, int fd, const char *name, struct errinfo *reterr)
 	int out = -1, i;
 	off_t off = 0;
 
-	buf_init(&path, 8192);
+	buf_init(&path, STATE_PATH_MAX);
 	if (buf_printf(&path, "%s/rejected", sysmode_state_dir()) != ERR_OK) {
 		buf_release(&path);
 		return errinfo_set(reterr, ERR_LIMIT, "path too long");
@@ -589,6 +593,187 @@ pickup_one(const struct cli_opts *o, int dfd, const char *name,
 	return out;
 }
 
+/* One file of STATE/rejected/. */
+struct rejected_file {
+	char *name;
+	struct timespec mtime;
+	long long size;
+	int gone;
+};
+
+/* Oldest first; the name breaks a tie (entry names grow with time). */
+static int
+cmp_rejected(const void *a, const void *b)
+{
+	const struct rejected_file *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec) {
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	}
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec) {
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	}
+	return strcmp(x->name, y->name);
+}
+
+/* Remove f from rfd (STATE/rejected) and say why in the journal. */
+static int
+drop_rejected(int rfd, struct rejected_file *f, const char *why, long limit)
+{
+	if (unlinkat(rfd, f->name, 0) != 0 && errno != ENOENT) {
+		log_warn("maildrop: cannot remove rejected/%s: %s", f->name,
+			strerror(errno));
+		return -1;
+	}
+	f->gone = 1;
+	if (strcmp(why, "age") == 0) {
+		log_info("maildrop: removed rejected/%s (%lld bytes): older "
+			"than system_rejected_max_age (%ld s)", f->name,
+			f->size, limit);
+	} else if (strcmp(why, "count") == 0) {
+		log_info("maildrop: removed rejected/%s (%lld bytes): more "
+			"than system_rejected_max_count (%ld) entries", f->name,
+			f->size, limit);
+	} else {
+		log_info("maildrop: removed rejected/%s (%lld bytes): "
+			"rejected/ over system_rejected_max_size (%ld bytes)",
+			f->name, f->size, limit);
+	}
+	return 0;
+}
+
+/*
+ * Keep STATE/rejected/ bounded, so that a local user cannot fill the
+ * service's disk with messages that are never sent: entries older than
+ * max_age go, then the oldest until at most max_count entries and
+ * max_size bytes are left.  An entry dated in the future (the clock was
+ * set back) is not expired by age, but counts for both limits.  Problems
+ * are warnings: they never stop the pickup.
+ */
+static void
+prune_rejected(long max_age, long max_count, long max_size, time_t now)
+{
+	struct rejected_file *v = NULL;
+	struct dirent *de;
+	struct buf path;
+	size_t n = 0, cap = 0, i, left;
+	long long bytes = 0;
+	DIR *d = NULL;
+	int rfd, fd;
+
+	buf_init(&path, 8192);
+	if (buf_printf(&path, "%s/rejected", sysmode_state_dir()) != ERR_OK) {
+		buf_release(&path);
+		return;
+	}
+	rfd = open(buf_cstr(&path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		O_CLOEXEC);
+	if (rfd < 0) {
+		if (errno != ENOENT) {
+			log_warn("maildrop: cannot open '%s': %s",
+				buf_cstr(&path), strerror(errno));
+		}
+		buf_release(&path);
+		return;
+	}
+	buf_release(&path);
+	fd = dup(rfd);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		log_warn("maildrop: cannot read rejected/: %s", strerror(errno));
+		close(rfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (fstatat(rfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode)) {
+			continue;	/* ".", "..", gone meanwhile: not ours */
+		}
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct rejected_file *nv = realloc(v, nc * sizeof(*nv));
+
+			if (nv == NULL) {
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].name = strdup(de->d_name);
+		if (v[n].name == NULL) {
+			break;
+		}
+		v[n].mtime = st.st_mtim;
+		v[n].size = (long long)st.st_size;
+		v[n].gone = 0;
+		bytes += v[n].size;
+		n++;
+	}
+	closedir(d);
+	if (n > 1) {
+		qsort(v, n, sizeof(*v), cmp_rejected);
+	}
+	left = n;
+	for (i = 0; i < n; i++) {
+		/* a difference, so no overflow near the ends of time_t */
+		if (now - v[i].mtime.tv_sec > max_age &&
+		    drop_rejected(rfd, &v[i], "age", max_age) == 0) {
+			bytes -= v[i].size;
+			left--;
+		}
+	}
+	for (i = 0; i < n && (left > (size_t)max_count || bytes > max_size);
+	    i++) {
+		if (v[i].gone) {
+			continue;
+		}
+		if (drop_rejected(rfd, &v[i], left > (size_t)max_count ?
+		    "count" : "size", left > (size_t)max_count ? max_count :
+		    max_size) == 0) {
+			bytes -= v[i].size;
+			left--;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		free(v[i].name);
+	}
+	free(v);
+	close(rfd);
+}
+
+/*
+ * The limits of rejected/ are those of the system configuration's default
+ * account; the built-in ones when it cannot be loaded now.
+ */
+static void
+prune_rejected_of(const struct cli_opts *o)
+{
+	struct errinfo ei;
+	struct cli_opts co = *o;	/* shallow: only read by the job */
+	struct job job = { .o = &co };
+	long age = ACCOUNT_REJECTED_MAX_AGE;
+	long count = ACCOUNT_REJECTED_MAX_COUNT;
+	long size = ACCOUNT_REJECTED_MAX_SIZE;
+
+	co.account = NULL;
+	errinfo_init(&ei);
+	if (job_load_account(&job, NULL, 0, &ei) == ERR_OK) {
+		age = job.acc->system_rejected_max_age;
+		count = job.acc->system_rejected_max_count;
+		size = job.acc->system_rejected_max_size;
+	} else {
+		log_debug(1, "rejected/: the built-in limits (%s)",
+			errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	job_release(&job);
+	prune_rejected(age, count, size, time(NULL));
+}
+
 /*
  * The pickup is exclusive: two runs at once (the timer and the path unit,
  * or oasmtp-token's flush after a new grant) would both queue an entry
@@ -604,7 +789,7 @@ lock_pickup(int *ret_fd, struct errinfo *reterr)
 	int fd;
 
 	*ret_fd = -1;
-	buf_init(&path, 8192);
+	buf_init(&path, STATE_PATH_MAX);
 	if (buf_printf(&path, "%s/pickup.lock", sysmode_state_dir()) !=
 	    ERR_OK) {
 		buf_release(&path);
@@ -639,7 +824,7 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 	enum err e, first = ERR_OK;
 	int dfd = -1, lockfd = -1;
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	e = sysmode_maildrop_dir(&dir, reterr);
 	if (e == ERR_OK) {
 		e = open_dir(buf_cstr(&dir), &dfd, reterr);
@@ -672,6 +857,9 @@ pickup_run(const struct cli_opts *o, size_t *ret_moved,
 			moved++;
 		}
 		errinfo_release(&one);
+	}
+	if (lockfd >= 0) {
+		prune_rejected_of(o);
 	}
 	if (e == ERR_OK) {
 		e = first;
@@ -706,7 +894,7 @@ pickup_pending(void)
 	long n = 0;
 	DIR *d;
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, PATH_MAX);
 	if (sysmode_maildrop_dir(&dir, &scratch) != ERR_OK) {
 		buf_release(&dir);
 		errinfo_release(&scratch);

@@ -28,6 +28,9 @@
 #include "queue.h"
 #include "submit.h"
 
+/* the first line of an error, as kept in the queue entry */
+#define LAST_ERROR_LINE_MAX 512
+
 /* What a flush selects and how. */
 struct flush_opts {
 	enum cli_queue_filter filter;
@@ -119,7 +122,7 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	struct buf line;
 
 	set_last_error(qe, why, code);
-	buf_init(&line, 512);
+	buf_init(&line, LAST_ERROR_LINE_MAX);
 	buf_cut_ok(util_first_line(why, 300, &line));
 	if (queue_fail(g->q, qe, &qerr) != ERR_OK) {
 		log_warn("%s: %s (and it cannot be moved to failed/: %s)",
@@ -133,21 +136,11 @@ fail_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	errinfo_release(&qerr);
 }
 
-/* Older than queue_max_age: move to failed/, keeping the last error. */
-static void
-expire_entry(struct flush_group *g, struct queue_entry *qe)
-{
-	struct buf msg;
-
-	buf_init(&msg, ERRINFO_MSG_MAX);
-	buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the queue "
-		"(queue_max_age); last error: %s", g->job->acc->queue_max_age,
-		qe->last_error != NULL ? qe->last_error : "none"));
-	fail_entry(g, qe, buf_cstr(&msg), qe->last_code);
-	buf_release(&msg);
-}
-
-/* A temporary failure: schedule the next attempt, or give up when old. */
+/*
+ * A temporary failure: schedule the next attempt, or give up when older
+ * than queue_max_age (its queued time made clock-proof by
+ * queue_entry_clock() when the queue was listed).
+ */
 static void
 defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	int code)
@@ -192,7 +185,7 @@ item_partial(void *ctx, size_t i, const unsigned char *delivered)
 	struct queue_entry rec;
 	struct buf got;
 
-	buf_init(&got, 4096);
+	buf_init(&got, ENVELOPE_LIST_TEXT_MAX);
 	buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &got));
 	log_debug(1, "%s: delivered to %s; %zu recipient%s to go", qe->id,
 		buf_cstr(&got), envelope_rcpt_count(&qe->env, delivered, 0),
@@ -245,7 +238,7 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		g->reauth_reason = strdup(errinfo_msg(ei));
 	}
 	buf_init(&why, ERRINFO_TEXT_MAX + 4096);
-	buf_init(&line, 4096);
+	buf_init(&line, ENVELOPE_LIST_TEXT_MAX);
 	if (delivered != NULL) {
 		/* a 452 split, then a failure: keep only the others */
 		buf_cut_ok(envelope_rcpt_list(&qe->env, delivered, 1, &line));
@@ -456,10 +449,11 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		struct flush_item *it = &g.items[k];
 		struct stat st;
 
-		if (now - qe->queued > job.acc->queue_max_age) {
-			expire_entry(&g, qe);
-			continue;
-		}
+		/*
+		 * Even an entry past queue_max_age gets its attempt: it is
+		 * given up only when that fails (defer_entry), so a clock
+		 * that jumped forward never fails mail untried.
+		 */
 		errinfo_release(&ei);
 		if (queue_open_message(q, qe, &it->fd, &ei) != ERR_OK) {
 			log_warn("%s: %s", qe->id, errinfo_msg(&ei));
@@ -629,6 +623,12 @@ flush_dir(const struct cli_opts *o, struct flush_run *run, const char *dir,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		if (queue_entry_clock(&v[i], now)) {
+			log_debug(1, "%s: times adjusted to the clock (queued "
+				"%lld, next attempt %lld)", v[i].id,
+				(long long)v[i].queued,
+				(long long)v[i].next_attempt);
+		}
 		if (entry_selected(&v[i], fo, now)) {
 			sel[n_sel++] = &v[i];
 		}

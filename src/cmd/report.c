@@ -12,6 +12,9 @@
 #include "log.h"
 #include "submit.h"
 
+/* the log line of the delivered part quotes no reply */
+#define NO_REPLY_MAX 1
+
 void
 report_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 {
@@ -84,7 +87,7 @@ report_log_line(const struct job *job, const struct envelope *env,
 	log_one(job, &got, size, &part, ERR_OK, ei);
 	if (rest.n_rcpts > 0) {
 		part.smtp_code = res->smtp_code;
-		buf_init(&part.final_reply, 1);
+		buf_init(&part.final_reply, NO_REPLY_MAX);
 		log_one(job, &rest, size, &part, e, ei);
 	}
 	free(got.rcpts);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,9 @@
 #include "transport.h"
 #include "util.h"
 
+/* what confine_apply() says it confined, for -v */
+#define CONFINED_DESC_MAX 512
+
 void (*sandbox_after_confine_hook)(void);
 
 /* Broker messages: one byte of kind, then the payload (SOCK_SEQPACKET). */
@@ -45,7 +49,7 @@ sandbox_init(struct sandbox *sb, const struct account *acc,
 	sb->on = acc->confine;
 	sb->fd = -1;
 	sb->broker = -1;
-	buf_init_secret(&sb->secret, 64 * 1024);
+	buf_init_secret(&sb->secret, SANDBOX_SECRET_MAX);
 }
 
 /* ---- the broker side ---- */
@@ -118,7 +122,7 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 			struct buf secret;
 			enum err e = ERR_OK;
 
-			buf_init_secret(&secret, 64 * 1024);
+			buf_init_secret(&secret, SANDBOX_SECRET_MAX);
 			if (!cred_started) {
 				e = credential_start(&cred, sb->acc,
 					sb->config_file, 0, ei);
@@ -260,13 +264,13 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	enum err e = ERR_OK;
 	int fd;
 
-	buf_init(&queue, 4096);
-	buf_init(&cache, 4096);
-	buf_init(&cachedir, 4096);
-	buf_init(&statedir, 4096);
-	buf_init(&ossldir, 4096);
-	buf_init(&moddir, 4096);
-	buf_init(&what, 512);
+	buf_init(&queue, PATH_MAX);
+	buf_init(&cache, PATH_MAX);
+	buf_init(&cachedir, PATH_MAX);
+	buf_init(&statedir, PATH_MAX);
+	buf_init(&ossldir, PATH_MAX);
+	buf_init(&moddir, PATH_MAX);
+	buf_init(&what, CONFINED_DESC_MAX);
 	confine_policy_init(&p);
 	/* the trust store, wherever this system keeps it */
 	err_first(&e, confine_allow_read(&p, X509_get_default_cert_file()));

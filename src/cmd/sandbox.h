@@ -51,6 +51,9 @@
 #include "err.h"
 #include "submit.h"
 
+/* The secret the broker hands to the confined process. */
+#define SANDBOX_SECRET_MAX (64 * 1024)
+
 struct account;
 
 struct sandbox {

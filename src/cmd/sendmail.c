@@ -2,6 +2,7 @@
 #include "sendmail.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,9 @@
 #include "queue.h"
 #include "queue_run.h"
 #include "submit.h"
+
+/* the first line of the failure, in the 'queued' warning */
+#define WHY_LINE_MAX 1024
 
 static const char *
 dsn_return_text(enum cli_dsn_return r)
@@ -366,10 +370,10 @@ partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 		errinfo_release(reterr);
 		return ERR_OK;
 	}
-	buf_init(&got, 4096);
-	buf_init(&missing, 4096);
-	buf_init(&dir, 4096);
-	buf_init(&why, 1024);
+	buf_init(&got, ENVELOPE_LIST_TEXT_MAX);
+	buf_init(&missing, ENVELOPE_LIST_TEXT_MAX);
+	buf_init(&dir, PATH_MAX);
+	buf_init(&why, WHY_LINE_MAX);
 	buf_cut_ok(envelope_rcpt_list(env, delivered, 1, &got));
 	buf_cut_ok(envelope_rcpt_list(env, delivered, 0, &missing));
 	rest.rcpts = NULL;
@@ -465,7 +469,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		struct buf dir;
 		char id[QUEUE_ID_LEN + 1];
 
-		buf_init(&dir, 4096);
+		buf_init(&dir, PATH_MAX);
 		e = enqueue(&job, m, &env, 0, NULL, id, &dir, reterr);
 		if (e == ERR_OK) {
 			log_debug(1, "queued as %s in %s; delivering in the "
@@ -497,9 +501,9 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
 
-		buf_init(&dir, 4096);
+		buf_init(&dir, PATH_MAX);
 		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
-			buf_init(&why, 1024);
+			buf_init(&why, WHY_LINE_MAX);
 			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message queued as %s (%s); oasmtp -q retries "
 				"it, mailq lists the queue", id,

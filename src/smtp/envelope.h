@@ -20,6 +20,8 @@ struct buf;
 
 /* envelope_rcpt_list() names at most this many recipients. */
 #define ENVELOPE_LIST_MAX 10
+/* Room for what envelope_rcpt_list() writes. */
+#define ENVELOPE_LIST_TEXT_MAX 4096
 
 struct envelope {
 	char *from;		/* reverse-path without brackets; "" = null sender */

@@ -27,6 +27,11 @@
 #include "buf.h"
 #include "util.h"
 
+/* SCRAM: the decoded salt, the AuthMessage and client-final, the server signature */
+#define SCRAM_SALT_MAX 1024
+#define SCRAM_MSG_MAX 8192
+#define SCRAM_SIG_MAX 256
+
 static MUST_CHECK enum err
 fail(enum err e, struct errinfo *reterr)
 {
@@ -361,7 +366,7 @@ scram_step1(const struct sasl_mech *m, const EVP_MD *md,
 		return errinfo_set(reterr, ERR_PROTO, "%s: bad iteration count "
 			"'%s'", m->name, num);
 	}
-	buf_init(&salt, 1024);
+	buf_init(&salt, SCRAM_SALT_MAX);
 	if (util_base64_decode(&salt, salt_b64, salt_len) != ERR_OK
 		|| salt.len == 0) {
 		buf_release(&salt);
@@ -376,8 +381,8 @@ scram_step1(const struct sasl_mech *m, const EVP_MD *md,
 	}
 	buf_release(&salt);
 
-	buf_init_secret(&auth_msg, 8192);
-	buf_init_secret(&final, 8192);
+	buf_init_secret(&auth_msg, SCRAM_MSG_MAX);
+	buf_init_secret(&final, SCRAM_MSG_MAX);
 	e = scram_client_first_bare(c, st, &auth_msg);
 	if (e == ERR_OK) {
 		e = buf_printf(&auth_msg, ",%s,", server_first);
@@ -446,7 +451,7 @@ scram_step2(const struct sasl_mech *m, struct sasl_state *st,
 		return errinfo_set(reterr, ERR_PROTO, "%s: unexpected server "
 			"final message", m->name);
 	}
-	buf_init(&sig, 256);
+	buf_init(&sig, SCRAM_SIG_MAX);
 	match = util_base64_decode(&sig, chal + 2, chal_len - 2) == ERR_OK
 		&& sig.len == st->server_sig_len
 		&& CRYPTO_memcmp(sig.data, st->server_sig, sig.len) == 0;

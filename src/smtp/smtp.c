@@ -29,6 +29,11 @@
 #include "smtp_reply.h"
 #include "util.h"
 
+/* one SASL step, raw or base64-decoded, and its -v rendering */
+#define SASL_STEP_MAX (4 * BUF_LINE_MAX)
+/* one reply line for the -v transcript, control characters escaped */
+#define TRANSCRIPT_LINE_MAX (4 * SMTP_REPLY_LINE_MAX + 64)
+
 #define CMD_LINE_MAX 512	/* RFC 5321 section 4.5.3.1.4, with CRLF */
 #define NO_BODY ((size_t)-1)
 #define OUT_MAX (4 * 1024 * 1024)
@@ -136,9 +141,9 @@ struct smtp_session {
 	struct smtp_params p;
 	enum smtp_state state;
 	struct smtp_reply reply;
-	struct errinfo *err;		/* session failure */
-	struct errinfo *txn_err;	/* oldest transaction: first error */
-	struct errinfo *txn_res;	/* transaction outcome */
+	struct errinfo err;		/* session failure */
+	struct errinfo txn_err;		/* oldest transaction: first error */
+	struct errinfo txn_res;		/* transaction outcome */
 	enum err txn_code;
 	int txn_done_pending;
 	int partial_pending;		/* SMTP_EV_PARTIAL is due */
@@ -200,7 +205,7 @@ note(struct smtp_session *s, enum smtp_dir dir, const char *line, size_t n)
 static void
 fail_oom(struct smtp_session *s)
 {
-	errinfo_set(s->err, ERR_NOMEM, "out of memory");
+	errinfo_set(&s->err, ERR_NOMEM, "out of memory");
 	s->state = SMTP_ST_FAILED;
 }
 
@@ -214,7 +219,7 @@ fail(struct smtp_session *s, enum err code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	errinfo_vset(s->err, code, fmt, ap);
+	errinfo_vset(&s->err, code, fmt, ap);
 	va_end(ap);
 	s->state = SMTP_ST_FAILED;
 	return code;
@@ -222,7 +227,7 @@ fail(struct smtp_session *s, enum err code, const char *fmt, ...)
 
 /*
  * For a step whose failure the session has already recorded (state FAILED,
- * s->err): the caller goes on as the state says.
+ * &s->err): the caller goes on as the state says.
  */
 static void
 on_session(enum err e)
@@ -276,9 +281,9 @@ map_reply(const struct smtp_reply *r, enum step_class cls)
 static enum err
 fail_reply(struct smtp_session *s, enum step_class cls, const char *step)
 {
-	reply_error(&s->reply, s->err, map_reply(&s->reply, cls), step);
+	reply_error(&s->reply, &s->err, map_reply(&s->reply, cls), step);
 	s->state = SMTP_ST_FAILED;
-	return s->err->code;
+	return s->err.code;
 }
 
 /* Queue one command line (CRLF added) and log it, or its redacted form. */
@@ -375,19 +380,9 @@ smtp_new(const struct smtp_params *p)
 	if (s == NULL) {
 		return NULL;
 	}
-	s->err = malloc(sizeof(*s->err));
-	s->txn_err = malloc(sizeof(*s->txn_err));
-	s->txn_res = malloc(sizeof(*s->txn_res));
-	if (s->err == NULL || s->txn_err == NULL || s->txn_res == NULL) {
-		free(s->err);
-		free(s->txn_err);
-		free(s->txn_res);
-		free(s);
-		return NULL;
-	}
-	errinfo_init(s->err);
-	errinfo_init(s->txn_err);
-	errinfo_init(s->txn_res);
+	errinfo_init(&s->err);
+	errinfo_init(&s->txn_err);
+	errinfo_init(&s->txn_res);
 	s->p = *p;
 	if (s->p.helo == NULL) {
 		s->p.helo = "localhost";
@@ -403,7 +398,7 @@ smtp_new(const struct smtp_params *p)
 	buf_init_secret(&s->out, OUT_MAX);
 	s->body_at = NO_BODY;
 	buf_init_secret(&s->secret, BUF_LINE_MAX);
-	buf_init_secret(&s->payload, 4 * BUF_LINE_MAX);
+	buf_init_secret(&s->payload, SASL_STEP_MAX);
 	buf_init(&s->auth_json, BUF_LINE_MAX);
 	return s;
 }
@@ -444,12 +439,9 @@ smtp_free(struct smtp_session *s)
 	buf_release(&s->payload);
 	buf_release(&s->auth_json);
 	free(s->q);
-	errinfo_release(s->err);
-	errinfo_release(s->txn_err);
-	errinfo_release(s->txn_res);
-	free(s->err);
-	free(s->txn_err);
-	free(s->txn_res);
+	errinfo_release(&s->err);
+	errinfo_release(&s->txn_err);
+	errinfo_release(&s->txn_res);
 	free(s);
 }
 
@@ -688,21 +680,21 @@ rcpt_error(const struct txn *t, struct errinfo *ei)
 	return code;
 }
 
-/* The outcome of t into s->txn_res and s->txn_code. */
+/* The outcome of t into &s->txn_res and s->txn_code. */
 static void
 txn_outcome(struct smtp_session *s, const struct txn *t)
 {
-	errinfo_release(s->txn_res);
+	errinfo_release(&s->txn_res);
 	if (!t->failed && t->mail_ok && t->n_refused == 0 && !rcpts_left(t)) {
 		s->txn_code = ERR_OK;
 	} else if (t->failed && !t->mail_ok) {
-		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
+		s->txn_code = errinfo_copy(&s->txn_res, &s->txn_err);
 	} else if (t->n_refused > 0 || (t->n_ok == 0 && t->n_deferred > 0)) {
-		s->txn_code = rcpt_error(t, s->txn_res);
+		s->txn_code = rcpt_error(t, &s->txn_res);
 	} else if (t->failed) {
-		s->txn_code = errinfo_copy(s->txn_res, s->txn_err);
+		s->txn_code = errinfo_copy(&s->txn_res, &s->txn_err);
 	} else {
-		s->txn_code = errinfo_set(s->txn_res, ERR_PROTO,
+		s->txn_code = errinfo_set(&s->txn_res, ERR_PROTO,
 			"transaction ended in an unexpected way");
 	}
 }
@@ -763,7 +755,7 @@ txn_set_error(struct smtp_session *s, struct txn *t, enum step_class cls,
 	const char *step)
 {
 	if (!t->failed) {
-		reply_error(&s->reply, s->txn_err, map_reply(&s->reply, cls),
+		reply_error(&s->reply, &s->txn_err, map_reply(&s->reply, cls),
 			step);
 		t->failed = 1;
 	}
@@ -1165,9 +1157,9 @@ data_reply(struct smtp_session *s, struct txn *t)
 			 * recipients.
 			 */
 			if (t->failed && !t->mail_ok) {
-				errinfo_copy(s->err, s->txn_err);
+				errinfo_copy(&s->err, &s->txn_err);
 			} else {
-				rcpt_error(t, s->err);
+				rcpt_error(t, &s->err);
 			}
 			s->state = SMTP_ST_FAILED;
 			return;
@@ -1493,9 +1485,9 @@ build_step(struct smtp_session *s, unsigned step, const char *chal,
 	cred.port = s->p.port;
 	if (s->mech->respond != NULL) {
 		e = s->mech->respond(&cred, &s->sasl, step, chal, chal_len,
-			raw, s->err);
+			raw, &s->err);
 	} else {
-		e = s->mech->build(&cred, step, raw, s->err);
+		e = s->mech->build(&cred, step, raw, &s->err);
 	}
 	if (e != ERR_OK) {
 		s->state = SMTP_ST_FAILED;
@@ -1529,7 +1521,7 @@ smtp_auth_secret(struct smtp_session *s, const char *secret, size_t len)
 	if (!(s->mech->flags & SASL_INITIAL)) {
 		return send_cmd(s, "AUTH %s", s->mech->name);
 	}
-	buf_init_secret(&raw, 4 * BUF_LINE_MAX);
+	buf_init_secret(&raw, SASL_STEP_MAX);
 	e = build_step(s, 0, NULL, 0, &raw);
 	if (e == ERR_OK) {
 		/* RFC 4954 section 4: the line must fit 512 octets */
@@ -1611,8 +1603,8 @@ auth_reply(struct smtp_session *s)
 			struct buf dec;
 			enum err e = ERR_OK;
 
-			buf_init_secret(&raw, 4 * BUF_LINE_MAX);
-			buf_init_secret(&dec, 4 * BUF_LINE_MAX);
+			buf_init_secret(&raw, SASL_STEP_MAX);
+			buf_init_secret(&dec, SASL_STEP_MAX);
 			if (s->mech->respond != NULL &&
 			    util_base64_decode(&dec, chal, n) != ERR_OK) {
 				e = fail(s, ERR_PROTO, "AUTH %s: the server's "
@@ -1631,7 +1623,7 @@ auth_reply(struct smtp_session *s)
 		}
 		if (s->mech->error_ack == NULL || s->ack_sent) {
 			fail_reply(s, SC_SESSION, step);
-			errinfo_recode(s->err, ERR_PROTO);
+			errinfo_recode(&s->err, ERR_PROTO);
 			return;
 		}
 		/* an error challenge: keep the JSON to show it */
@@ -1642,7 +1634,7 @@ auth_reply(struct smtp_session *s)
 		} else {
 			struct buf shown;
 
-			buf_init(&shown, 4 * BUF_LINE_MAX);
+			buf_init(&shown, SASL_STEP_MAX);
 			buf_cut_ok(buf_append_str(&shown,
 				"decoded challenge: "));
 			buf_cut_ok(util_escape_ctl(&shown, s->auth_json.data,
@@ -1664,18 +1656,18 @@ auth_reply(struct smtp_session *s)
 		int token_rejected = r->code == 535 ||
 			json_status_is_token_error(buf_cstr(&s->auth_json));
 
-		reply_error(r, s->err, ERR_AUTH, step);
+		reply_error(r, &s->err, ERR_AUTH, step);
 		if (s->auth_json.len > 0) {
 			struct buf esc;
 
 			buf_init(&esc, ERRINFO_TEXT_MAX);
 			buf_cut_ok(util_escape_ctl(&esc, s->auth_json.data,
 				s->auth_json.len));
-			errinfo_prefix(s->err, "authentication failed "
+			errinfo_prefix(&s->err, "authentication failed "
 				"(server said %s): ", buf_cstr(&esc));
 			buf_release(&esc);
 		} else {
-			errinfo_prefix(s->err, "authentication failed: ");
+			errinfo_prefix(&s->err, "authentication failed: ");
 		}
 		if ((s->mech->flags & SASL_TOKEN) && token_rejected &&
 		    s->attempts == 1) {
@@ -1689,7 +1681,7 @@ auth_reply(struct smtp_session *s)
 		return;
 	}
 	fail_reply(s, SC_SESSION, step);
-	errinfo_recode(s->err, ERR_PROTO);
+	errinfo_recode(&s->err, ERR_PROTO);
 }
 
 static void
@@ -1713,7 +1705,7 @@ session_reply(struct smtp_session *s)
 			fail_reply(s, SC_SESSION, "greeting");
 		} else {
 			fail_reply(s, SC_SESSION, "greeting");
-			errinfo_recode(s->err, ERR_PROTO);
+			errinfo_recode(&s->err, ERR_PROTO);
 		}
 		break;
 	case SMTP_ST_EHLO:
@@ -1730,7 +1722,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "EHLO");
 			if (r->code < 400) {
-				errinfo_recode(s->err, ERR_PROTO);
+				errinfo_recode(&s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1743,7 +1735,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			fail_reply(s, SC_SESSION, "HELO");
 			if (r->code < 400) {
-				errinfo_recode(s->err, ERR_PROTO);
+				errinfo_recode(&s->err, ERR_PROTO);
 			}
 		}
 		break;
@@ -1753,7 +1745,7 @@ session_reply(struct smtp_session *s)
 		} else {
 			/* the mail must wait rather than go out in clear */
 			fail_reply(s, SC_SESSION, "STARTTLS");
-			errinfo_recode(s->err,
+			errinfo_recode(&s->err,
 				r->code < 400 ? ERR_PROTO : ERR_TLS);
 		}
 		break;
@@ -1762,7 +1754,7 @@ session_reply(struct smtp_session *s)
 		break;
 	default:
 		fail_reply(s, SC_SESSION, "unexpected reply");
-		errinfo_recode(s->err, ERR_PROTO);
+		errinfo_recode(&s->err, ERR_PROTO);
 		break;
 	}
 }
@@ -1774,12 +1766,12 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 	enum err e;
 
 	if (s->state == SMTP_ST_FAILED) {
-		return s->err->code;
+		return s->err.code;
 	}
 	if (s->p.transcript != NULL) {
 		struct buf esc;
 
-		buf_init(&esc, 4 * SMTP_REPLY_LINE_MAX + 64);
+		buf_init(&esc, TRANSCRIPT_LINE_MAX);
 		buf_cut_ok(util_escape_ctl(&esc, line, len));
 		note(s, SMTP_DIR_RECV, esc.data, esc.len);
 		buf_release(&esc);
@@ -1799,7 +1791,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 			smtp_state_name(s->state));
 	}
 	e = smtp_reply_feed(&s->reply, line, len,
-		(s->caps & SMTP_CAP_ENHANCED) != 0, &complete, s->err);
+		(s->caps & SMTP_CAP_ENHANCED) != 0, &complete, &s->err);
 	if (e != ERR_OK) {
 		s->state = SMTP_ST_FAILED;
 		return e;
@@ -1821,7 +1813,7 @@ smtp_feed(struct smtp_session *s, const char *line, size_t len)
 	} else {
 		session_reply(s);
 	}
-	return s->state == SMTP_ST_FAILED ? s->err->code : ERR_OK;
+	return s->state == SMTP_ST_FAILED ? s->err.code : ERR_OK;
 }
 
 void
@@ -1854,8 +1846,8 @@ void
 smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 {
 	auth_done_wipe(s);
-	if (errinfo_copy(s->err, ei) == ERR_OK) {
-		errinfo_recode(s->err, ERR_INTERNAL);
+	if (errinfo_copy(&s->err, ei) == ERR_OK) {
+		errinfo_recode(&s->err, ERR_INTERNAL);
 	}
 	s->state = SMTP_ST_FAILED;
 }
@@ -1863,7 +1855,7 @@ smtp_abort(struct smtp_session *s, const struct errinfo *ei)
 enum err
 smtp_txn_result(const struct smtp_session *s, struct errinfo *reterr)
 {
-	errinfo_copy(reterr, s->txn_res);
+	errinfo_copy(reterr, &s->txn_res);
 	return s->txn_code;
 }
 
@@ -1896,7 +1888,7 @@ smtp_final_reply(const struct smtp_session *s)
 enum err
 smtp_error(const struct smtp_session *s, struct errinfo *reterr)
 {
-	return errinfo_copy(reterr, s->err);
+	return errinfo_copy(reterr, &s->err);
 }
 
 unsigned

@@ -78,8 +78,8 @@ submit_result_init(struct submit_result *r)
 {
 	r->smtp_code = 0;
 	buf_init(&r->final_reply, ERRINFO_TEXT_MAX);
-	buf_init(&r->tls, 4096);
-	buf_init(&r->info, 256 * 1024);
+	buf_init(&r->tls, SUBMIT_TLS_DESC_MAX);
+	buf_init(&r->info, SUBMIT_INFO_MAX);
 	r->rcpt_codes = NULL;
 	r->rcpt_delivered = NULL;
 	r->n_rcpts = 0;
@@ -318,7 +318,7 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	struct buf cache;
 	enum err e;
 
-	buf_init(&cache, 4096);
+	buf_init(&cache, PATH_MAX);
 	if (submit_session_cache_path(srv->host, srv->port, &cache) ==
 	    ERR_OK) {
 		tp.session_cache = buf_cstr(&cache);
@@ -404,13 +404,13 @@ item_done(struct driver *d, struct smtp_session *s, enum err code,
 				smtp_rcpt_status(s, i, &ret->rcpt_codes[i]);
 			}
 			ret->smtp_code = code == ERR_OK ? 250 :
-				reterr != NULL ? reterr->smtp_code : 0;
+				errinfo_smtp_code(reterr);
 		}
 	} else if (b->done != NULL) {
 		struct errinfo ok_info = ERRINFO_INIT;
 
 		b->done(b->ctx, d->cur, code, in_txn,
-			code == ERR_OK || reterr == NULL ? &ok_info : reterr,
+			code == ERR_OK ? &ok_info : reterr,
 			in_txn && s != NULL ? smtp_final_reply(s) : "",
 			delivered_flags(d));
 	}

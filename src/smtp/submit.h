@@ -22,6 +22,10 @@
 #include "smtp.h"
 #include "transport.h"
 
+/* struct submit_result: the TLS description and --serverinfo text. */
+#define SUBMIT_TLS_DESC_MAX 4096
+#define SUBMIT_INFO_MAX (256 * 1024)
+
 struct envelope;
 struct transport;
 
@@ -181,7 +185,8 @@ MUST_CHECK enum err submit_message(const struct submit_params *p,
  * Several messages on one session (queue flush).  Each outcome goes to
  * batch->done; ret gets only the session facts (tls, auth_mech).  ERR_OK
  * when the session ran to its end, else the session's error (every item not
- * yet reported was reported with it first).
+ * yet reported was reported with it first).  reterr must not be NULL: an
+ * item's failure reaches batch->done through it.
  */
 MUST_CHECK enum err submit_batch(const struct submit_params *p,
 	const struct submit_batch *batch, struct submit_result *ret,

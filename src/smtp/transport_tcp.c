@@ -27,6 +27,9 @@
 #include "resolve.h"
 #include "util.h"
 
+/* the failed attempts of one connection race, for the message */
+#define FAILURES_MAX 2048
+
 /* RFC 8305 section 5: the recommended "Connection Attempt Delay". */
 #define ATTEMPT_DELAY_MS 250
 
@@ -366,12 +369,12 @@ race_order(struct race *r, const struct addrinfo *list, int family)
 }
 
 /*
- * Run the race until one socket connects (returned), or every attempt
- * failed or the deadline passed (-1 with reterr filled).
+ * Run the race until one socket connects (ERR_OK, *ret_fd), or every
+ * attempt failed (ERR_NET) or the deadline passed (ERR_TIMEOUT).
  */
-static int
+static MUST_CHECK enum err
 race_run(struct race *r, const char *host, int port, int64_t deadline,
-	struct errinfo *reterr)
+	int *ret_fd, struct errinfo *reterr)
 {
 	int64_t next_start = util_now_ms();
 
@@ -385,28 +388,27 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 		if (deadline != 0 && now >= deadline) {
 			int failed = r->failures.len > 0;
 
-			errinfo_set(reterr, ERR_TIMEOUT,
+			return errinfo_set(reterr, ERR_TIMEOUT,
 				"timed out connecting to %s port %d%s%s%s",
 				host, port, failed ? " (" : "",
 				buf_cstr(&r->failures), failed ? ")" : "");
-			return -1;
 		}
 		if (r->next < r->count && (r->n_live == 0 || now >= next_start)) {
 			int fd = race_start(r);
 
 			if (fd >= 0) {
-				return fd;
+				*ret_fd = fd;
+				return ERR_OK;
 			}
 			next_start = util_now_ms() + ATTEMPT_DELAY_MS;
 			continue;
 		}
 		if (r->n_live == 0) {
 			errinfo_set_errno(reterr, r->last_errno);
-			errinfo_set(reterr, ERR_NET,
+			return errinfo_set(reterr, ERR_NET,
 				"cannot connect to %s port %d: %s", host, port,
 				r->failures.len > 0 ? buf_cstr(&r->failures)
 				: "no usable address");
-			return -1;
 		}
 		if (r->next < r->count) {
 			wake = next_start;
@@ -431,9 +433,8 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 			if (errno == EINTR) {
 				continue;
 			}
-			errinfo_set(reterr, ERR_NET, "poll: %s",
+			return errinfo_set(reterr, ERR_NET, "poll: %s",
 				strerror(errno));
-			return -1;
 		}
 		/* Walk backwards so race_drop() keeps unvisited slots intact. */
 		for (size_t i = r->n_live; n > 0 && i-- > 0;) {
@@ -448,11 +449,10 @@ race_run(struct race *r, const char *host, int port, int64_t deadline,
 				soerr = errno;
 			}
 			if (soerr == 0) {
-				int fd = r->live[i].fd;
-
+				*ret_fd = r->live[i].fd;
 				r->live[i] = r->live[r->n_live - 1];
 				r->n_live--;
-				return fd;
+				return ERR_OK;
 			}
 			race_note_failure(r, r->live[i].ai, soerr);
 			race_drop(r, i);
@@ -519,14 +519,14 @@ transport_tcp_connect_list(const struct addrinfo *list, const char *host,
 	struct addrinfo *src = NULL;
 	struct race *r;
 	enum err e;
-	int fd;
+	int fd = -1;
 
 	*ret_t = NULL;
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	buf_init(&r->failures, 2048);
+	buf_init(&r->failures, FAILURES_MAX);
 	if (source_ip != NULL && source_ip[0] != '\0') {
 		e = resolve_source(source_ip, &src, reterr);
 		if (e != ERR_OK) {
@@ -548,12 +548,11 @@ transport_tcp_connect_list(const struct addrinfo *list, const char *host,
 		}
 		goto out;
 	}
-	fd = race_run(r, host, port, deadline, reterr);
+	e = race_run(r, host, port, deadline, &fd, reterr);
 	while (r->n_live > 0) {
 		race_drop(r, r->n_live - 1);
 	}
-	if (fd < 0) {
-		e = reterr != NULL ? reterr->code : ERR_NET;
+	if (e != ERR_OK) {
 		goto out;
 	}
 	e = make_transport(fd, host, port, ret_t, reterr);

@@ -45,6 +45,9 @@
 #include "record.h"
 #include "util.h"
 
+/* a certificate fingerprint in hex with colons */
+#define FINGERPRINT_HEX_MAX (3 * EVP_MAX_MD_SIZE)
+
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #define peer_certificate(ssl) SSL_get1_peer_certificate(ssl)
 #else
@@ -542,7 +545,7 @@ check_fingerprint(struct tls_transport *tt, const char *want_text,
 	if (match) {
 		return ERR_OK;
 	}
-	buf_init(&m, 3 * EVP_MAX_MD_SIZE);
+	buf_init(&m, FINGERPRINT_HEX_MAX);
 	if (append_hex(&m, got, got_len) != ERR_OK) {
 		buf_reset(&m);	/* no memory: the mismatch without the digest */
 	}

@@ -670,10 +670,11 @@ oauth_flow_wait_redirect(struct oauth_flow_listener *l, long timeout_ms,
 		    !target_is_root(target.data)) {
 			answer(cfd, 404, "Not found", "Nothing here.");
 		} else if (r == OAUTH_FLOW_REQ_DONE) {
+			/* a request that is not ours is ignored, and so is why */
 			struct errinfo pei = ERRINFO_INIT;
 
-			errinfo_init(&pei);
 			e = oauth_flow_parse_callback(target.data, cb, &pei);
+			errinfo_release(&pei);
 			if (e == ERR_OK && !cb->bare_code && cb->have_state &&
 			    same_secret(cb->state, state)) {
 				e = oauth_flow_check_callback(cb, state,

@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "provider.h"
 #include "util.h"
 
 /* A token answer is a flat object; anything deeper is not one of ours. */
@@ -49,7 +50,7 @@ oauth_tokens_init(struct oauth_tokens *t)
 {
 	buf_init_secret(&t->access_token, OAUTH_BODY_MAX);
 	buf_init_secret(&t->refresh_token, OAUTH_BODY_MAX);
-	buf_init(&t->scope, 4096);
+	buf_init(&t->scope, PROVIDER_SCOPE_MAX);
 	buf_init_secret(&t->id_token, OAUTH_BODY_MAX);
 	t->expires_in = 0;
 }
@@ -762,8 +763,8 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	e = post_grant(req, &form, ret, reterr);
 	if (e == ERR_REAUTH) {
 		/* not a lost grant: this code itself was refused */
-		const char *said = reterr != NULL ?
-			strstr(errinfo_msg(reterr), "(token endpoint said") : NULL;
+		const char *said = strstr(errinfo_msg(reterr),
+			"(token endpoint said");
 		char detail[DESC_MAX + 64];
 
 		util_strlcpy(detail, said != NULL ? said : "", sizeof(detail));

@@ -36,6 +36,9 @@
 /* Largest token endpoint answer we accept. */
 #define OAUTH_BODY_MAX (64 * 1024)
 
+/* An account's oauth2_client_secret. */
+#define OAUTH_CLIENT_SECRET_MAX 4096
+
 /* What one refresh needs.  All strings are borrowed for the call. */
 struct oauth_request {
 	const char *account;		/* for messages ("oasmtp-token authorize X") */

@@ -316,9 +316,9 @@ ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 {
 	memset(x, 0, sizeof(*x));
 	x->acc = acc;
-	buf_init(&x->endpoint, 4096);
-	buf_init(&x->scope, 4096);
-	buf_init_secret(&x->client_secret, 4096);
+	buf_init(&x->endpoint, PROVIDER_URL_MAX);
+	buf_init(&x->scope, PROVIDER_SCOPE_MAX);
+	buf_init_secret(&x->client_secret, OAUTH_CLIENT_SECRET_MAX);
 	x->http_timeout_ms = (long)account_helper_timeout_s(acc) * 1000;
 	if (x->http_timeout_ms > 120000) {
 		x->http_timeout_ms = 120000;

@@ -426,3 +426,17 @@ def test_cronie_stdin_is_read_before_connecting(home, sink):
     assert meta["connected_at"] >= closed_at - 0.05, (
         "connected %.2f s before stdin was complete"
         % (closed_at - meta["connected_at"]))
+
+
+def test_drop_usage_error_long_argument():
+    """oasmtp-drop refuses a bad option with 64 and one line, and frees the
+    message it printed (an option over 1 KiB makes it a heap one; the
+    sanitizer build's leak check fails the exit status if it is lost)."""
+    drop = os.path.join(os.environ["OASMTP_BUILD"], "src", "oasmtp-drop")
+    assert os.access(drop, os.X_OK), drop
+    bad = "--" + "x" * 2000
+    r = subprocess.run([drop, bad], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 64, r.stderr[-2000:]
+    assert "x" * 1500 in r.stderr
+    assert "LeakSanitizer" not in r.stderr

@@ -397,25 +397,113 @@ def test_5xx_at_flush_moves_to_failed_and_retry_and_drop(
     assert entries(home) == []
 
 
-def test_older_than_queue_max_age_moves_to_failed(home, fault_server, certs):
-    cfg = queue_one_refused(home, certs)
-    (qid,) = entries(home)
+def set_times(home, qid, queued, next_attempt):
     path = os.path.join(qdir(home), qid + ".env")
     with open(path, encoding="utf-8") as f:
         env = f.read()
-    env = re.sub(r"\nqueued \d+\n", "\nqueued %d\n" % (time.time() - 86400 * 6),
-                 env)
+    env = re.sub(r"\nqueued \d+\n", "\nqueued %d\n" % queued, env)
+    env = re.sub(r"\nnext-attempt \d+\n", "\nnext-attempt %d\n" %
+                 next_attempt, env)
     with open(path, "w", encoding="utf-8") as f:
         f.write(env)
+
+
+def test_older_than_queue_max_age_moves_to_failed(home, fault_server, certs):
+    """An entry past queue_max_age gets one more attempt (as Postfix's
+    maximal_queue_lifetime): delivered when it goes, moved to failed/
+    with the last error when that attempt fails too."""
+    cfg = queue_one_refused(home, certs)
+    (qid,) = entries(home)
+    now = time.time()
+    set_times(home, qid, now - 86400 * 6, now - 60)
     good = fault_server(user=USER, token=TOKEN,
                         certs=(certs["cert"], certs["key"]))
     qconfig(home, good.port, certs)
-    q = flush(home, cfg)
+    q = flush(home, cfg, due=False)
     assert q.returncode == 0, describe(q)
-    assert received(good) == [], "an expired entry must not be sent"
-    assert entries(home, failed=True) == [qid]
+    assert len(received(good)) == 1, "an old entry gets its attempt"
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+    cfg = queue_one_refused(home, certs)
+    (qid,) = entries(home)
+    set_times(home, qid, now - 86400 * 6, now - 60)
+    q = flush(home, cfg, due=False)
+    assert q.returncode == 0, describe(q)
+    assert entries(home, failed=True) == [qid], describe(q)
     env, _ = entry_files(home, qid, failed=True)
     assert "queue_max_age" in env and "Connection refused" in env, env
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faked(offset):
+    """Environment for a process whose clock is off by offset (libfaketime,
+    Debian's faketime package: .ci/install-deps)."""
+    assert os.path.exists(FAKETIME), "install faketime (.ci/install-deps)"
+    return {"LD_PRELOAD": FAKETIME, "FAKETIME": offset,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            # a sanitizer runtime must otherwise be first in the list
+            "ASAN_OPTIONS": ":".join(filter(None, [
+                os.environ.get("ASAN_OPTIONS", ""),
+                "verify_asan_link_order=0"]))}
+
+
+def test_clock_jump_forward_past_max_age_fails_nothing_unattempted(
+        home, fault_server, certs):
+    """issue 14 (7): with the clock set 10 days ahead (queue_max_age is
+    5), a flush still tries every queued message: one goes, one that
+    meets a temporary failure stays queued for the next run."""
+    cfg = queue_one_refused(home, certs)
+    (first,) = entries(home)
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = run(["-C", cfg, "-q"], home, env_extra=faked("+10d"))
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 1, describe(q)
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+    cfg = queue_one_refused(home, certs)
+    (second,) = entries(home)
+    later = fault_server(faults=["reply:MAIL=451 4.3.0 try later"], user=USER,
+                         token=TOKEN, certs=(certs["cert"], certs["key"]))
+    qconfig(home, later.port, certs)
+    q = run(["-C", cfg, "-q"], home, env_extra=faked("+10d"))
+    assert q.returncode == 0, describe(q)
+    assert entries(home) == [second], describe(q)
+    assert entries(home, failed=True) == [], describe(q)
+    env, _ = entry_files(home, second)
+    assert "\nattempts 2\n" in env and "try later" in env, env
+    # back on time: the attempt the clock dated 10 days ahead does not
+    # hold the entry until then
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg, due=False)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 2, describe(q)
+    assert entries(home) == [] and entries(home, failed=True) == []
+
+
+def test_mail_queued_while_the_clock_ran_ahead_is_not_held(
+        home, fault_server, certs):
+    """issue 14 (7): a message queued while the clock was 30 days ahead
+    goes with the next flush once the clock is right again; it does not
+    wait until that future time."""
+    cfg = qconfig(home, free_port(), certs)
+    p = run(["-C", cfg, "-i", "rcpt@example.net"], home, input=MSG,
+            env_extra=faked("+30d"))
+    assert_queued_once(p)
+    (qid,) = entries(home)
+    env, _ = entry_files(home, qid)
+    queued = int(re.search(r"\nqueued (\d+)\n", env).group(1))
+    assert queued > time.time() + 29 * 86400, env
+    good = fault_server(user=USER, token=TOKEN,
+                        certs=(certs["cert"], certs["key"]))
+    qconfig(home, good.port, certs)
+    q = flush(home, cfg, due=False)
+    assert q.returncode == 0, describe(q)
+    assert len(received(good)) == 1, describe(q)
+    assert entries(home) == [] and entries(home, failed=True) == []
 
 
 # -- queue always ------------------------------------------------------------
@@ -932,3 +1020,52 @@ def test_flush_with_revoked_grant_notifies_once_and_keeps_the_mail(
             text = f.read()
         assert "attempts 2\n" in text and "authorize work" in text, text
     assert not os.listdir(os.path.join(qdir(home), "failed"))
+
+
+# -- an entry written by oasmtp 0.1.0 is flushed -------------------------------
+
+FIXTURE_QUEUE = os.path.join(rig.SOURCE_ROOT, "tests", "fixtures", "v0.1.0",
+                             "queue")
+
+
+def test_flush_of_a_v0_1_0_entry(home, fault_server, certs):
+    """The queue entry made by the 0.1.0 writers (tests/fixtures/v0.1.0:
+    two recipients, one with a backslash, DSN fields, a multi-line last
+    error) is sent by `oasmtp -q` with its envelope, byte for byte, and
+    leaves the queue."""
+    os.makedirs(qdir(home), mode=0o700)
+    names = sorted(os.listdir(FIXTURE_QUEUE))
+    assert names == ["6553f100e48abfaa.env", "6553f100e48abfaa.msg"], names
+    for n in names:
+        with open(os.path.join(FIXTURE_QUEUE, n), "rb") as f:
+            data = f.read()
+        fd = os.open(os.path.join(qdir(home), n),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    with open(os.path.join(FIXTURE_QUEUE, "6553f100e48abfaa.msg"), "rb") as f:
+        fixture_msg = f.read()
+    server = fault_server(user=USER, token=TOKEN,
+                          certs=(certs["cert"], certs["key"]))
+    # the entry names no configuration file (0.1.0 ran without -C), so the
+    # default one is used; it was queued in 2023, hence the longest
+    # queue_max_age
+    os.makedirs(os.path.join(home, ".config", "oasmtp"), mode=0o700)
+    rig.tls_config(home, server.port, certs["ca"], "xoauth2", TOKEN,
+                   extra=["queue on-failure", "queue_dir " + qdir(home),
+                          "queue_max_age 3650d", "",
+                          "account fixture : default"],
+                   name=os.path.join(".config", "oasmtp", "config"))
+    m = run(["-bp"], home)
+    assert m.returncode == 0, describe(m)
+    assert b"6553f100e48abfaa" in m.stdout, describe(m)
+    assert b"b@example.org" in m.stdout, describe(m)
+    q = run(["-q"], home)
+    assert q.returncode == 0, describe(q) + server.transcript_text()
+    got = received(server)
+    assert len(got) == 1, describe(q) + server.transcript_text()
+    meta, data = got[0]
+    assert data == fixture_msg, "delivered bytes differ from the 0.1.0 entry"
+    assert meta["mail_from"] == "a@example.org", meta
+    assert meta["rcpts"] == ["b@example.org", "c\\d@example.org"], meta
+    assert entries(home) == [] and entries(home, failed=True) == []

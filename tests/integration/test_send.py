@@ -491,3 +491,23 @@ def test_starttls_to_an_implicit_tls_port_names_the_fix(home, tmp_path, certs):
         in p.stderr, describe(p)
     assert b"'tls_starttls off'" in p.stderr, describe(p)
     assert p.elapsed < 15, "took %.1f s with timeout 2" % p.elapsed
+
+
+def test_envid_goes_as_xtext_and_hostile_ones_are_refused(
+        home, fault_server, certs):
+    """issue 14 (7): -V ENVID goes out xtext-encoded (RFC 3461: '+' and
+    '=' as +2B and +3D); an ENVID with a space, a non-ASCII or a control
+    character is refused with 64 before anything is sent."""
+    server, p = fault_send(home, fault_server, certs, [],
+                           args=["-V", "a+b=c/d", "rcpt@example.net"])
+    assert p.returncode == 0, describe(p) + server.transcript_text()
+    text = server.transcript_text()
+    assert re.search(r"MAIL FROM:<[^>]*>[^\r\n]* ENVID=a\+2Bb\+3Dc/d(\s|$)",
+                     text), text
+    cfg = rig.tls_config(home, server.port, certs["ca"], "xoauth2", TOKEN)
+    for bad in ("a b", "caf\u00e9", "x\r\nRCPT TO:<e@example.net>", "x" * 101):
+        p = send(home, cfg, ["-V", bad, "rcpt@example.net"])
+        assert p.returncode == 64 and (b"invalid -V value" in p.stderr or
+                                       b"line break" in p.stderr), \
+            (bad, describe(p))
+    assert len(server.spooled()) == 1

@@ -847,6 +847,8 @@ def test_config_that_others_can_change_runs_no_command(system, tmp_path):
         ("eval touch %s; echo from x@example.org" % mark, 0o666, 0),
         ("passwordeval touch %s" % mark, 0o620, 0),
         ("notify_command touch %s" % mark, 0o602, 0),
+        ("oauth2_client_secret_eval touch %s" % mark, 0o660, 0),
+        ("oauth2_token_store command:touch %s" % mark, 0o606, 0),
         ("eval touch %s; echo from x@example.org" % mark, 0o600,
          pwd.getpwnam(ALICE).pw_uid),
     )
@@ -875,3 +877,118 @@ def test_config_that_others_can_change_runs_no_command(system, tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        env=env, timeout=60)
     assert p.returncode == 0 and os.path.exists(mark), describe(p)
+
+
+def rejected_dir(system):
+    """STATE/rejected, empty, as the service makes it."""
+    svc = pwd.getpwnam(SVC)
+    d = os.path.join(system.state, "rejected")
+    os.makedirs(d, exist_ok=True)
+    os.chown(d, svc.pw_uid, svc.pw_gid)
+    os.chmod(d, 0o700)
+    for n in os.listdir(d):
+        os.unlink(os.path.join(d, n))
+    return d
+
+
+def test_rejected_is_bounded_and_expired(system):
+    """issue 14 (7): a local user cannot fill the service's disk through
+    rejected entries.  Entries older than system_rejected_max_age go;
+    past system_rejected_max_count entries or system_rejected_max_size
+    bytes the oldest go first; the journal names each one removed."""
+    system.clear_maildrop()
+    rejected = rejected_dir(system)
+    svc = pwd.getpwnam(SVC)
+    # the default age limit is 30 days
+    for name, days in (("old-45d", 45), ("old-31d", 31), ("young-29d", 29)):
+        path = os.path.join(rejected, name)
+        rig.write_file(path, "x\n", 0o600)
+        os.chown(path, svc.pw_uid, svc.pw_gid)
+        age(path, days * 86400)
+    p = system.service("-q", "--system")
+    assert p.returncode == 0, describe(p)
+    assert sorted(os.listdir(rejected)) == ["young-29d"], describe(p)
+    for name in ("old-45d", "old-31d"):
+        assert re.search(rb"maildrop: removed rejected/%s \(2 bytes\): "
+                         rb"older than system_rejected_max_age "
+                         rb"\(2592000 s\)" % name.encode(), p.stderr), \
+            describe(p)
+    os.unlink(os.path.join(rejected, "young-29d"))
+
+    # a count and a byte limit: the oldest go first, small or not
+    with ConfigEdit(system, ["system_rejected_max_count 3",
+                             "system_rejected_max_size 150k"]):
+        for i in range(5):
+            p = system.drop(ALICE, ["-t"], b"Subject: small %d\n\nx\n" % i)
+            assert p.returncode == 0, describe(p)
+        order = system.entries()
+        assert len(order) == 5
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+        assert sorted(os.listdir(rejected)) == order[2:], describe(p)
+        for name in order[:2]:
+            assert b"maildrop: removed rejected/%s (" % name.encode() in \
+                p.stderr and b"more than system_rejected_max_count (3)" \
+                in p.stderr, describe(p)
+    with ConfigEdit(system, ["system_rejected_max_count 10",
+                             "system_rejected_max_size 150k"]):
+        big = b"y" * 60 * 1024 + b"\n"
+        for i in range(3):
+            p = system.drop(BOB, ["-t"], b"Subject: big %d\n\n" % i + big)
+            assert p.returncode == 0, describe(p)
+        bigs = system.entries()
+        p = system.service("-q", "--system")
+        assert p.returncode == 0, describe(p)
+        # 3 small + 3 * 60 KiB > 150 KiB: the small ones (older) go
+        # first, then the oldest big one
+        assert sorted(os.listdir(rejected)) == bigs[1:], describe(p)
+        assert p.stderr.count(b"over system_rejected_max_size "
+                              b"(153600 bytes)") == 4, describe(p)
+    total = sum(os.path.getsize(os.path.join(rejected, n))
+                for n in os.listdir(rejected))
+    assert total <= 150 * 1024
+
+
+def test_etc_aliases_read_with_aliases5_syntax(system):
+    """issue 14 (7): /etc/aliases in aliases(5) syntax: a continuation
+    line works; a |command target is refused with
+    file:line and never becomes RCPT TO:<|...>; the message that uses it
+    stays in the maildrop and the others flow."""
+    system.clear_maildrop()
+    aliases = os.path.join(system.etc, "aliases")
+    with open(aliases) as f:
+        saved = f.read()
+    rig.write_file(aliases,
+                   "# as on a Debian host\n"
+                   "root: admin@example.org,\n"
+                   "\tops@example.org\n"
+                   "\"webmaster\": web@example.org\n"
+                   "evil: |/usr/local/bin/x\n", 0o644)
+    seen = set(system.server.spooled())
+    try:
+        for rcpt, subject in (("root", b"to root"), ("evil", b"to evil"),
+                              ("webmaster", b"to web")):
+            p = system.sendmail(ALICE, ["-i", rcpt],
+                                b"Subject: " + subject + b"\n\nx\n")
+            assert p.returncode == 0, describe(p)
+        p = system.service("-q", "--system")
+        assert p.returncode != 0, describe(p)
+        assert len(system.entries()) == 1, describe(p)
+        evil = system.entries()[0]
+        assert b"maildrop: %s kept for the next run" % evil.encode() in \
+            p.stderr and b"aliases:5: alias 'evil': '|/usr/local/bin/x' is " \
+            b"a command" in p.stderr, describe(p)
+        assert system.entries() == [evil]
+    finally:
+        rig.write_file(aliases, saved, 0o644)
+        system.clear_maildrop()
+    got = {header(d, "Subject"): m for m, d in delivered(system.server)
+           if m is not None}
+    new = [n for n in system.server.spooled() if n not in seen]
+    assert len(new) == 2, describe(p)
+    assert sorted(got["to root"]["rcpts"]) == ["admin@example.org",
+                                               "ops@example.org"]
+    assert got["to web"]["rcpts"] == ["web@example.org"]
+    for name in new:
+        with open(os.path.join(system.server.spool, name)) as f:
+            assert "|" not in "".join(json.load(f)["rcpts"])

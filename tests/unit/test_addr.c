@@ -267,6 +267,78 @@ test_aliases(void)
 		"missing file");
 	contains(errinfo_msg(&ei), "/nonexistent/aliases", "missing file is named");
 
+	/* aliases(5): continuation lines, comments, quoted names */
+	path = write_file(
+		"root: a@example.com,\n"
+		"  b@example.com,\n"
+		"# a comment between continuation lines\n"
+		"\t\"C\" <c@example.com>\n"
+		"\"john smith\": js@example.com\n"
+		"  indented: i@example.com\n"
+		"pipe: ok@example.com, |/usr/local/bin/x\n"
+		"quotedpipe: \"|/bin/sh -c x\"\n"
+		"file: /var/mail/x\n"
+		"lists: :include:/etc/mail/lists\n"
+		"after: z@example.com\n");
+	rc = aliases_load(path, &a, &ei);
+	is_int(rc, ERR_OK, "aliases(5) file loads");
+	if (rc != ERR_OK) {
+		diag("%s", errinfo_msg(&ei));
+	}
+	expand_to(a, "root", &b, &rc, &ei);
+	is_str(b.data, "|a@example.com ; |b@example.com ; |c@example.com",
+		"continuation lines join the alias");
+	expand_to(a, "john smith", &b, &rc, &ei);
+	is_str(b.data, "|js@example.com", "quoted name");
+	expand_to(a, "indented", &b, &rc, &ei);
+	is_str(b.data, "|i@example.com",
+		"an indented NAME: line is an alias (msmtp files)");
+	expand_to(a, "after", &b, &rc, &ei);
+	is_str(b.data, "|z@example.com", "refused aliases do not stop the rest");
+	expand_to(a, "pipe", &b, &rc, &ei);
+	is_int(rc, ERR_CONFIG, "a |command target is refused");
+	is_str(b.data, "", "nothing of it is expanded");
+	contains(errinfo_msg(&ei), ":7: alias 'pipe': '|/usr/local/bin/x' is a "
+		"command", "pipe message names file:line");
+	expand_to(a, "quotedpipe", &b, &rc, &ei);
+	is_int(rc, ERR_CONFIG, "a quoted |command target is refused");
+	contains(errinfo_msg(&ei), ":8: alias 'quotedpipe'", "quoted pipe line");
+	expand_to(a, "file", &b, &rc, &ei);
+	is_int(rc, ERR_CONFIG, "a /file target is refused");
+	contains(errinfo_msg(&ei), ":9: alias 'file': '/var/mail/x' is a file",
+		"file message");
+	expand_to(a, "lists", &b, &rc, &ei);
+	is_int(rc, ERR_CONFIG, ":include: is refused");
+	contains(errinfo_msg(&ei), ":10: alias 'lists': ':include:' is not "
+		"supported", "include message names file:line");
+	aliases_free(a);
+	unlink(path);
+	free(path);
+
+	path = write_file("root: a@example.com,\n  |/bin/x\n");
+	is_int(aliases_load(path, &a, &ei), ERR_OK, "pipe on a continuation");
+	expand_to(a, "root", &b, &rc, &ei);
+	is_int(rc, ERR_CONFIG, "pipe on a continuation refused");
+	contains(errinfo_msg(&ei), ":1: alias 'root'", "the alias's first line");
+	aliases_free(a);
+	unlink(path);
+	free(path);
+
+	path = write_file("\"open: a@example.com\n");
+	is_int(aliases_load(path, &a, &ei), ERR_CONFIG, "unterminated name");
+	contains(errinfo_msg(&ei), ":1: unterminated quoted alias name",
+		"unterminated name message");
+	unlink(path);
+	free(path);
+
+	path = write_file("  b@example.com\nroot: a@example.com\n");
+	is_int(aliases_load(path, &a, &ei), ERR_CONFIG,
+		"a continuation without an alias before it");
+	contains(errinfo_msg(&ei), ":1: a continuation line without an alias",
+		"stray continuation message");
+	unlink(path);
+	free(path);
+
 	/* no default: unknown names stay as they are */
 	path = write_file("root: a@b\n");
 	is_int(aliases_load(path, &a, &ei), ERR_OK, "small file loads");

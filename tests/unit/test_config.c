@@ -340,6 +340,18 @@ test_keys_valid(void)
 		&& a->queue_max_age == 2 * 86400, "queue keys");
 	a = with_line("queue always\nqueue_max_age 90");
 	ok(a && a->queue == QUEUE_ALWAYS && a->queue_max_age == 90, "queue always, plain seconds");
+	a = with_line("system_rejected_max_age 7d\nsystem_rejected_max_count 5\n"
+		"system_rejected_max_size 64M");
+	ok(a && a->system_rejected_max_age == 7 * 86400 &&
+		a->system_rejected_max_count == 5 &&
+		a->system_rejected_max_size == 64L * 1024 * 1024,
+		"rejected/ limits");
+	a = with_line("system_rejected_max_size 150k");
+	ok(a && a->system_rejected_max_size == 150 * 1024, "size in k");
+	a = with_line("system_rejected_max_size 1G");
+	ok(a && a->system_rejected_max_size == 1024L * 1024 * 1024, "size in G");
+	a = with_line("system_rejected_max_size 2048");
+	ok(a && a->system_rejected_max_size == 2048, "size in bytes");
 }
 
 static void
@@ -405,6 +417,14 @@ test_keys_invalid(void)
 		{ "queue on", "expected off, on-failure or always" },
 		{ "queue_max_age 5x", "for 'queue_max_age'" },
 		{ "queue_max_age 10", "for 'queue_max_age'" },
+		{ "system_rejected_max_size 1000", "a size from 1024 to" },
+		{ "system_rejected_max_size 5T", "for 'system_rejected_max_size'" },
+		{ "system_rejected_max_size -5k", "for 'system_rejected_max_size'" },
+		{ "system_rejected_max_size k", "for 'system_rejected_max_size'" },
+		{ "system_rejected_max_size 99999999999999G",
+			"for 'system_rejected_max_size'" },
+		{ "system_rejected_max_count 0", "a number from 1 to 1000000" },
+		{ "system_rejected_max_age 30", "for 'system_rejected_max_age'" },
 		{ "from_rewrite 2", "for 'from_rewrite'" },
 		{ "defaults now", "'defaults' takes no argument" },
 		{ "eval", "'eval' needs a command" },
@@ -528,6 +548,11 @@ test_defaults(void)
 		is_int(a->oauth2_refresh_margin, 600, "refresh margin 600");
 		is_int(a->queue, QUEUE_OFF, "queue off");
 		is_int(a->queue_max_age, 5 * 86400, "queue_max_age 5 days");
+		is_int(a->system_rejected_max_age, 30 * 86400,
+			"rejected/ kept 30 days");
+		is_int(a->system_rejected_max_count, 1000, "rejected/ 1000 entries");
+		ok(a->system_rejected_max_size == 256L * 1024 * 1024,
+			"rejected/ 256 MiB");
 		ok(a->oauth2_token_cache == NULL, "token cache NULL = default path");
 		ok(a->tls_trust_file == NULL, "trust file NULL = system");
 		is_int(account_is_oauth(a), 0, "not oauth");

@@ -187,6 +187,53 @@ test_backoff(void)
 	}
 }
 
+/* queue_entry_clock(): stored times against a clock that jumped. */
+static void
+test_clock(void)
+{
+	static const struct {
+		const char *what;
+		int64_t queued, next, now;
+		int64_t want_queued, want_next;
+		int changed;
+	} cases[] = {
+		{ "on time", 1000000, 1000060, 1000100, 1000000, 1000060, 0 },
+		{ "not due yet", 1000000, 1003600, 1000100, 1000000, 1003600,
+			0 },
+		{ "the longest back-off ahead", 1000000, 1000000 + 4050,
+			1000000, 1000000, 1000000 + 4050, 0 },
+		{ "queued while the clock ran 30 days ahead", 1000000 + 2592000,
+			1000000 + 2592000, 1000000, 1000000, 1000000, 1 },
+		{ "next attempt 10 days ahead", 1000000, 1000000 + 864000,
+			1000100, 1000000, 1000100, 1 },
+		{ "late by less than a day", 1000000, 1000060,
+			1000060 + 86000, 1000000, 1000060, 0 },
+		{ "clock 10 days ahead: only a day counts", 1000000, 1000060,
+			1000060 + 864000, 1000000 + 864000 - 86400,
+			1000060 + 864000 - 86400, 1 },
+		{ "due at 0 (edited): counts from now", 1000000, 0, 2000000,
+			2000000, 2000000 - 86400, 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct queue_entry e;
+		int changed;
+
+		queue_entry_init(&e);
+		e.queued = cases[i].queued;
+		e.next_attempt = cases[i].next;
+		changed = queue_entry_clock(&e, cases[i].now);
+		is_int(changed, cases[i].changed, "%s: changed", cases[i].what);
+		ok(e.queued == cases[i].want_queued, "%s: queued %lld",
+			cases[i].what, (long long)e.queued);
+		ok(e.next_attempt == cases[i].want_next, "%s: next %lld",
+			cases[i].what, (long long)e.next_attempt);
+		ok(queue_entry_clock(&e, cases[i].now) == 0,
+			"%s: a second pass changes nothing", cases[i].what);
+	}
+}
+
 static enum err
 write_text(void *ctx, int fd, struct errinfo *reterr)
 {
@@ -525,6 +572,7 @@ main(void)
 	test_record_round_trip();
 	test_record_malformed();
 	test_backoff();
+	test_clock();
 	test_directory();
 	test_drop_rcpts();
 	test_default_dir();

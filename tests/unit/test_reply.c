@@ -11,7 +11,7 @@ static struct errinfo ei;
 static enum err
 feed(struct smtp_reply *r, const char *line, int enh, int *done)
 {
-	errinfo_init(&ei);
+	errinfo_release(&ei);
 	return smtp_reply_feed(r, line, strlen(line), enh, done, &ei);
 }
 
