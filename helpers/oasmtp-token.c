@@ -9,6 +9,9 @@
  *   oasmtp-token [-C FILE] status [ACCOUNT]
  *   oasmtp-token [-C FILE] import ACCOUNT      (refresh token on stdin)
  *   oasmtp-token [-C FILE] forget ACCOUNT
+ *   oasmtp-token [-C FILE] send ACCOUNT        (run by oasmtp: the message
+ *                                              on stdin goes out over the
+ *                                              account's HTTPS API)
  *
  * --system before the command (oasmtp-token --system authorize ACCOUNT)
  * works on an account of the system configuration, whose grant lives in
@@ -48,6 +51,7 @@
 #include "provider.h"
 #include "sysmode.h"
 #include "token_authorize.h"
+#include "token_send.h"
 #include "token.h"
 #include "tstore.h"
 #include "util.h"
@@ -65,6 +69,8 @@ static const char usage[] =
 	"                           (30d, 12h, 90m, 3600)\n"
 	"  status [ACCOUNT]         show token store, cache and grant age\n"
 	"  import ACCOUNT           store a refresh token read from stdin\n"
+	"  send ACCOUNT             (run by oasmtp) send the message on stdin\n"
+	"                           through the account's HTTPS API\n"
 	"  forget ACCOUNT           revoke the grant at the provider (when it\n"
 	"                           can) and remove it here\n"
 	"  authorize ACCOUNT        sign in and store a new grant\n"
@@ -638,7 +644,7 @@ main(int argc, char **argv)
 {
 	static const char *const commands[] = {
 		"authorize", "print", "refresh", "status", "import", "forget",
-		NULL,
+		"send", NULL,
 	};
 	struct errinfo err = ERRINFO_INIT;
 	struct errinfo *ei = &err;
@@ -693,13 +699,20 @@ main(int argc, char **argv)
 	if (e == ERR_OK) {
 		e = load(file, system, a.name, &cfg, &acc, ei);
 	}
+	if (e != ERR_OK && strcmp(cmd, "send") == 0) {
+		/* oasmtp reads the outcome from the record, not stderr */
+		config_free(cfg);
+		return token_send_failed(e, ei);
+	}
 	if (e != ERR_OK) {
 		config_free(cfg);
 		rc = fail(e, ei);
 		errinfo_release(ei);
 		return rc;
 	}
-	if (strcmp(cmd, "authorize") == 0) {
+	if (strcmp(cmd, "send") == 0) {
+		rc = token_send(acc);
+	} else if (strcmp(cmd, "authorize") == 0) {
 		rc = cmd_authorize(acc, &a.auth, ei);
 	} else if (strcmp(cmd, "print") == 0) {
 		rc = cmd_print(acc, a.fresh, ei);

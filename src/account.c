@@ -20,6 +20,7 @@ _Static_assert(sizeof(enum auth_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum header_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum oauth2_provider) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum queue_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum send_via) == sizeof(int), "enum size");
 
 enum field_kind {
 	FK_STR,			/* char *, heap-owned */
@@ -101,6 +102,8 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_SYSTEM_REJECTED_MAX_COUNT] = SCALAR(system_rejected_max_count),
 	[ACCF_SYSTEM_REJECTED_MAX_SIZE] = SCALAR(system_rejected_max_size),
 	[ACCF_OAUTH2_REVOCATION_ENDPOINT] = STR(oauth2_revocation_endpoint),
+	[ACCF_TRANSPORT] = SCALAR(transport),
+	[ACCF_API_URL] = STR(api_url),
 	[ACCF_CONFINE] = SCALAR(confine),
 };
 

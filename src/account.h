@@ -54,6 +54,14 @@ enum from_original {
 	FROM_ORIG_OFF,			/* dropped */
 };
 
+/* transport: how a message leaves (oasmtprc(5), TRANSPORTS). */
+enum send_via {
+	VIA_SMTP = 0,		/* SMTP submission (default) */
+	VIA_GRAPH,		/* Microsoft Graph sendMail over HTTPS */
+	VIA_GMAIL_API,		/* Gmail API messages.send over HTTPS */
+	VIA_AUTO,		/* SMTP, else the provider's API */
+};
+
 enum queue_mode {
 	QUEUE_OFF = 0,
 	QUEUE_ON_FAILURE,
@@ -142,6 +150,10 @@ struct account {
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
 	char *maildomain;
+
+	/* HTTPS submission (oasmtp extensions) */
+	enum send_via transport;
+	char *api_url;		/* NULL: the API's documented endpoint */
 
 	/* system mode: the callers whose -f counts (oasmtprc(5)) */
 	char *system_from_override;
@@ -237,6 +249,8 @@ enum account_field {
 	ACCF_OAUTH2_REVOCATION_ENDPOINT,
 	ACCF_FROM_REWRITE_HEADER,
 	ACCF_SYSTEM_FROM_OVERRIDE,
+	ACCF_TRANSPORT,
+	ACCF_API_URL,
 	ACCF_SYSTEM_REJECTED_MAX_AGE,
 	ACCF_SYSTEM_REJECTED_MAX_COUNT,
 	ACCF_SYSTEM_REJECTED_MAX_SIZE,

@@ -63,6 +63,11 @@ PRINT_ALLOWED = {
 
 PRINTING_FOLDERS = {"cmd", "helpers", "drop"}
 
+# Making a process: only src/base/proc.c (a program, or a function of ours
+# in a child with proc.fn: doc/design.md, "Child processes").
+FORK_RE = re.compile(r"\b(fork|vfork|clone|clone3|posix_spawnp?|daemon)\s*\(")
+FORK_ALLOWED = {"src/base/proc.c"}
+
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 
@@ -128,6 +133,13 @@ def check_file(root, rel, headers, problems):
                 if name.startswith(prefix) and folder not in folders:
                     problems.append("%s:%d: %s/ may not include <%s>" % (
                         rel, lineno, folder, name))
+    if rel.endswith(".c") and rel not in FORK_ALLOWED:
+        for lineno, line in enumerate(strip_comments(text).splitlines(), 1):
+            m = FORK_RE.search(line)
+            if m:
+                problems.append("%s:%d: %s() outside src/base/proc.c: start "
+                                "children through proc.h" % (rel, lineno,
+                                                              m.group(1)))
     if folder in PRINTING_FOLDERS or rel.endswith(".h"):
         return
     allowed = PRINT_ALLOWED.get(rel, set())

@@ -31,6 +31,7 @@
 #include "oasmtp-config.h"
 
 #include "account.h"
+#include "api.h"
 #include "buf.h"
 #include "eval.h"
 #include "paths.h"
@@ -1109,6 +1110,10 @@ static const struct choice from_original_choices[] = {
 	{ "sender", FROM_ORIG_SENDER }, { "off", FROM_ORIG_OFF },
 	{ NULL, 0 },
 };
+static const struct choice transport_choices[] = {
+	{ "smtp", VIA_SMTP }, { "graph", VIA_GRAPH },
+	{ "gmail-api", VIA_GMAIL_API }, { "auto", VIA_AUTO }, { NULL, 0 },
+};
 static const long margin_range[2] = { 0, 86400 };
 static const long max_age_range[2] = { 60, 3650L * 86400 };
 static const long rejected_age_range[2] = { 60, 3650L * 86400 };
@@ -1140,6 +1145,7 @@ static const struct directive directives[] = {
 	{ "add_missing_from_header", h_bool_policy, -1, 0, missing_from_map },
 	{ "aliases", h_string, ACCF_ALIASES, D_PATH, NULL },
 	{ "allow_from_override", h_bool, ACCF_ALLOW_FROM_OVERRIDE, 0, NULL },
+	{ "api_url", h_endpoint, ACCF_API_URL, 0, NULL },
 	{ "auth", h_auth, ACCF_AUTH, 0, NULL },
 	{ "auto_from", h_bool, ACCF_AUTO_FROM, 0, NULL },
 	{ "confine", h_bool, ACCF_CONFINE, 0, NULL },
@@ -1242,6 +1248,7 @@ static const struct directive directives[] = {
 		"TLS 1.2 or later" },
 	{ "tls_starttls", h_bool, ACCF_TLS_STARTTLS, 0, NULL },
 	{ "tls_trust_file", h_trust_file, ACCF_TLS_TRUST_FILE, 0, NULL },
+	{ "transport", h_choice, ACCF_TRANSPORT, 0, transport_choices },
 	{ "undisclosed_recipients", h_bool_policy, -1, 0, undisclosed_map },
 	{ "user", h_string, ACCF_USER, 0, NULL },
 };
@@ -2376,7 +2383,8 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 {
 	const char *where = acc->file != NULL ? acc->file : "(config)";
 
-	if (acc->host == NULL) {
+	if (acc->host == NULL && (acc->transport == VIA_SMTP ||
+	    acc->transport == VIA_AUTO)) {
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s' has no host; add a line "
 			"'host smtp.example.com' (or 'oauth2_provider NAME' for "
@@ -2407,6 +2415,9 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG,
 			"%s:%u: account '%s': oauth2_provider custom needs "
 			"oauth2_token_endpoint", where, acc->line, acc->name);
+	}
+	if (api_check_account(acc, reterr) != ERR_OK) {
+		return ERR_CONFIG;
 	}
 	if (acc->oauth2_client_secret != NULL
 		&& acc->oauth2_client_secret_eval != NULL) {
@@ -2615,6 +2626,9 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, buf_printf(out, "oauth2_refresh_margin = %ld\n",
 		a->oauth2_refresh_margin));
 	err_first(&e, put_str(out, "notify_command", a->notify_command));
+	err_first(&e, put_str(out, "transport",
+		name_of(transport_choices, a->transport)));
+	err_first(&e, put_str(out, "api_url", a->api_url));
 	err_first(&e, put_str(out, "queue", name_of(queue_choices, a->queue)));
 	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
 	err_first(&e, buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age));

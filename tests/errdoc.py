@@ -82,6 +82,7 @@ OTHER_FUNCS = {
     "send_cmd": "SMTP commands sent to the server",
     "report": "the step lines of the --check report on stdout",
     "say": "oasmtp-token's instructions to the user on stdout",
+    "api_trace": "the -v HTTP transcript of oasmtp-token send",
 }
 
 # Templates (the format string exactly as in the code) that need no

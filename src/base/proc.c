@@ -143,7 +143,7 @@ move_fd(int fd, int target)
 static void __attribute__((noreturn))
 child(const struct proc *p, int fds[3], int report, char **envp)
 {
-	const char *file = p->file != NULL ? p->file : p->argv[0];
+	const char *file;
 	int code, i;
 
 	if (p->new_group) {
@@ -163,9 +163,16 @@ child(const struct proc *p, int fds[3], int report, char **envp)
 	    move_fd(fds[2], 2) < 0) {
 		goto fail;
 	}
+	if (p->fn != NULL) {
+		close(report);		/* nothing will be executed */
+		p->fn(p->fn_ctx);
+		fflush(NULL);
+		_exit(0);
+	}
 	if (envp != NULL) {
 		environ = envp;
 	}
+	file = p->file != NULL ? p->file : p->argv[0];
 	if (p->search_path) {
 		execvp(file, (char *const *)p->argv);
 	} else {
@@ -226,7 +233,7 @@ proc_start(struct proc *p, struct errinfo *reterr)
 	p->code = 0;
 	p->overflow = 0;
 	p->fd_in = p->fd_out = p->fd_err = -1;
-	if (build_env(p, &envp) < 0) {
+	if (p->fn == NULL && build_env(p, &envp) < 0) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 	if (p->in == PROC_IN_NULL || p->out == PROC_OUT_NULL ||

@@ -1,5 +1,6 @@
 /*
- * proc.h - child processes: the one place that forks and execs a program.
+ * proc.h - child processes: the one place that forks, and execs a program
+ * or runs a function of ours in the child (proc.fn).
  *
  * Modelled on git's run-command.h: the caller fills a struct proc (argv,
  * optional environment additions, where stdin comes from, where stdout and
@@ -68,6 +69,8 @@ enum proc_end {
 struct proc {
 	/* set by the caller; zero means the default */
 	const char *const *argv;	/* argv[0] names it in messages */
+	void (*fn)(void *ctx);		/* instead of argv: see below */
+	void *fn_ctx;
 	const char *file;		/* the program; NULL: argv[0] */
 	int search_path;		/* file without '/' is looked up in PATH */
 	const char *const *env;		/* "NAME=VALUE" set in the child; NULL-ended */
@@ -92,6 +95,20 @@ struct proc {
 	int overflow;			/* a capture reached its bound */
 	int fd_in, fd_out, fd_err;	/* our ends of the pipes, or -1 */
 };
+
+/*
+ * A function in a child (p->fn set, argv unused, name it with p->name):
+ * a fork without exec that runs our own code, for a process that must
+ * differ from its parent in what it may do (the confinement broker, a
+ * confined sending process: src/cmd/sandbox.h).  The child gets the same
+ * set-up as a program (stdin, stdout, stderr, process group, SIGPIPE
+ * default; env is ignored), runs fn(fn_ctx), flushes stdio and ends with
+ * _exit(0): no atexit handler runs twice.  Nothing is closed for it:
+ * descriptors that a program would lose at exec stay open, so fn closes
+ * the ones it must not hold (the caller's end of a socket pair).  The
+ * parent waits for it with proc_finish() (deadline, TERM then KILL) or
+ * ends it with proc_kill() like any other child.
+ */
 
 /*
  * Start p.  On ERR_OK the child runs (p->pid), or it could not be executed

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "credential.h"
+#include "sandbox.h"
 #include "explain.h"
 #include "job.h"
 #include "proc.h"
@@ -69,6 +70,7 @@ struct check {
 	struct buf secret;	/* fetched by the token step, reused by AUTH */
 	const struct buf *status;	/* oasmtp-token status output, or NULL */
 	struct progress pr;
+	struct sandbox *sb;	/* the session's confinement, or NULL */
 };
 
 /* ---- report lines ---- */
@@ -417,6 +419,10 @@ check_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 		buf_reset(ret_secret);
 		return buf_append(ret_secret, c->secret.data, c->secret.len);
 	}
+	if (c->sb != NULL && c->cred_started) {
+		/* confined: a fresh token comes from the broker */
+		return sandbox_secret(c->sb, force_fresh, ret_secret, reterr);
+	}
 	return credential_get(&c->cred, force_fresh, ret_secret, reterr);
 }
 
@@ -470,18 +476,30 @@ step_session(struct check *c, struct errinfo *ei)
 	const struct account *acc = c->job.acc;
 	struct submit_params sp;
 	struct submit_result res;
+	struct sandbox sb;
 	enum step s;
 	enum err e;
 	int i;
 
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(acc, &sp.srv);
+	/* the session runs confined, as a send's (doc/system-wide.md) */
+	sandbox_init(&sb, acc, c->job.o->config_file, c->cred_started ?
+		&c->cred : NULL);
+	e = sandbox_start(&sb, ei);
+	if (e != ERR_OK) {
+		return fail_step(c, STEP_CONNECT, e, ei);
+	}
+	sandbox_io(&sb, &sp);
+	c->sb = &sb;
 	sp.secret.get = check_secret;
 	sp.secret.ctx = c;
 	sp.transcript = check_transcript;
 	sp.transcript_ctx = c;
 	submit_result_init(&res);
 	e = submit_check(&sp, &res, ei);
+	c->sb = NULL;
+	sandbox_release(&sb);
 	if (e != ERR_OK) {
 		s = failed_step(c, e);
 		for (i = STEP_CONNECT; i < (int)s; i++) {

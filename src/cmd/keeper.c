@@ -16,6 +16,7 @@
 #include "handover.h"
 #include "job.h"
 #include "log.h"
+#include "proc.h"
 #include "submit.h"
 #include "util.h"
 
@@ -253,6 +254,7 @@ run_keeper(struct keeper *k, int lfd, int lockfd)
 	unlink(k->path);
 	close(lfd);
 	close(lockfd);
+	errinfo_release(&ei);
 	submit_conn_close(k->c);
 }
 
@@ -265,13 +267,14 @@ keeper_start(struct job *job, struct submit_conn *c)
 	struct buf key, path;
 	const char *stop = getenv("OASMTP_TEST_KEEPER_STOP");
 	int lfd, lockfd;
-	pid_t pid;
+	int pid;
 
 	errinfo_init(&ei);
 	buf_init(&key, 64 * 1024);
 	buf_init(&path, 4096);
 	if (handover_paths(acc, 1, &key, &path, &ei) != ERR_OK) {
-		log_debug(1, "no session keeper: %s", ei.msg);
+		log_debug(1, "no session keeper: %s", errinfo_msg(&ei));
+		errinfo_release(&ei);
 		buf_release(&key);
 		buf_release(&path);
 		submit_conn_close(c);
@@ -292,7 +295,9 @@ keeper_start(struct job *job, struct submit_conn *c)
 	if (handover_listen(buf_cstr(&path), 0, &lfd, &lockfd, &ei) != ERR_OK) {
 		lfd = lockfd = -1;
 	}
-	pid = fork();
+	errinfo_release(&ei);
+	/* detached: its own session, stdio on /dev/null, nobody reaps it */
+	pid = proc_detach();
 	if (pid < 0) {
 		if (lfd >= 0) {
 			unlink(buf_cstr(&path));
@@ -310,15 +315,14 @@ keeper_start(struct job *job, struct submit_conn *c)
 			close(lfd);
 			close(lockfd);
 		}
-		log_debug(1, "session kept by process %ld for %lds",
-			(long)pid, acc->session_persist);
+		log_debug(1, "session kept for %lds by a detached process",
+			acc->session_persist);
 		buf_release(&key);
 		buf_release(&path);
 		submit_conn_forget(c);
 		return;
 	}
 	/* the keeper */
-	setsid();
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	detach_fds(submit_conn_fd(c), lfd, lockfd);

@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "job.h"
 #include "report.h"
+#include "route.h"
 #include "sandbox.h"
 #include "log.h"
 #include "util.h"
@@ -72,6 +73,7 @@ struct flush_group {
 	int64_t now;
 	int session_warned;
 	char *reauth_reason;	/* the group's grant is gone: why */
+	long retry_after;	/* the API's Retry-After for the next defer */
 	size_t sent, deferred, failed;
 };
 
@@ -153,6 +155,9 @@ defer_entry(struct flush_group *g, struct queue_entry *qe, const char *why,
 	qe->attempts++;
 	qe->next_attempt = g->now + queue_backoff(qe->attempts,
 		queue_random());
+	if (g->retry_after > 0 && g->now + g->retry_after > qe->next_attempt) {
+		qe->next_attempt = g->now + g->retry_after;
+	}
 	if (g->now - qe->queued > max_age) {
 		buf_init(&msg, ERRINFO_TEXT_MAX);
 		buf_cut_ok(buf_printf(&msg, "gave up after %ld seconds in the "
@@ -421,6 +426,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 	struct flush_group g;
 	struct submit_item *items = NULL;
 	const struct reauth *known;
+	enum api_kind api;
 	size_t i, k = 0;
 	enum err e;
 
@@ -488,6 +494,19 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		}
 		goto close_fds;
 	}
+	api = route_choose(&job);
+	if (api != API_NONE) {
+		/* one HTTPS request per message, by oasmtp-token (not confined
+		   here: this process only starts it) */
+		for (i = 0; i < k; i++) {
+			errinfo_release(&ei);
+			e = route_api_send(&job, api, &items[i].body,
+				items[i].env, &g.retry_after, &ei);
+			item_done(&g, i, e, 1, &ei, "", NULL);
+			g.retry_after = 0;
+		}
+		goto reauth;
+	}
 	log_debug(1, "account '%s': sending %zu queued message%s over one "
 		"connection", job.acc->name, k, k == 1 ? "" : "s");
 	{
@@ -512,6 +531,7 @@ flush_group(const struct cli_opts *o, struct flush_run *run, struct queue *q,
 		}
 		sandbox_release(&sb);
 	}
+reauth:
 	if (g.reauth_reason != NULL) {
 		reauth_found(run, job.acc, ents[0], g.reauth_reason);
 	}

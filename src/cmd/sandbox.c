@@ -4,14 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -22,6 +20,7 @@
 #include "log.h"
 #include "msgid_map.h"
 #include "notify.h"
+#include "proc.h"
 #include "queue.h"
 #include "transport.h"
 #include "util.h"
@@ -32,11 +31,14 @@
 void (*sandbox_after_confine_hook)(void);
 
 /* Broker messages: one byte of kind, then the payload (SOCK_SEQPACKET). */
-#define MSG_FRESH 'F'		/* -> status byte + secret or error text */
+#define MSG_SECRET 'S'		/* fresh flag -> status byte + secret or error */
 #define MSG_NOTIFY 'N'		/* reason -> status byte + error text */
 #define MSG_COUNTS 'C'		/* three uint64_t, no answer */
 #define MSG_REAUTH 'R'		/* reason, no answer */
 #define MSG_MAX (80 * 1024)
+
+/* How long a child whose socket we closed may take to end. */
+#define CHILD_EXIT_MS 10000
 
 void
 sandbox_init(struct sandbox *sb, const struct account *acc,
@@ -48,8 +50,7 @@ sandbox_init(struct sandbox *sb, const struct account *acc,
 	sb->cred = cred;
 	sb->on = acc->confine;
 	sb->fd = -1;
-	sb->broker = -1;
-	buf_init_secret(&sb->secret, SANDBOX_SECRET_MAX);
+	sb->broker.pid = -1;
 }
 
 /* ---- the broker side ---- */
@@ -111,14 +112,18 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	struct errinfo eis = ERRINFO_INIT, *ei = &eis;
 	char *m = malloc(MSG_MAX);
 	int cred_started = 0;
+	size_t used = 0;	/* bytes of m ever written: wiped at the end */
 	ssize_t n;
 
 	if (m == NULL) {
 		return;
 	}
 	while ((n = recv_msg(fd, m, MSG_MAX)) > 0) {
+		if ((size_t)n + 1 > used) {
+			used = (size_t)n + 1;
+		}
 		errinfo_release(ei);
-		if (m[0] == MSG_FRESH) {
+		if (m[0] == MSG_SECRET && n == 2) {
 			struct buf secret;
 			enum err e = ERR_OK;
 
@@ -129,7 +134,7 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 				cred_started = e == ERR_OK;
 			}
 			if (e == ERR_OK) {
-				e = credential_get(&cred, 1, &secret, ei);
+				e = credential_get(&cred, m[1] == '1', &secret, ei);
 			}
 			if (e == ERR_OK) {
 				answer(fd, e, secret.data, secret.len);
@@ -157,49 +162,121 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 	if (cred_started) {
 		credential_release(&cred);
 	}
-	util_wipe(m, MSG_MAX);
+	util_wipe(m, used);
 	free(m);
 	errinfo_release(ei);
 }
 
+/* What a child of ours (the broker, a flush's sending process) runs. */
+struct child_ctx {
+	struct sandbox *sb;
+	int mine, theirs;	/* ends of the socket pair */
+	void (*fn)(void *ctx, struct sandbox *sb);	/* a flush's session */
+	void *ctx;
+};
+
 static void
-reap(pid_t pid)
+broker_main(void *v)
 {
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+	struct child_ctx *c = v;
+
+	close(c->theirs);
+	serve(c->sb, c->mine, NULL);
+}
+
+static void
+session_main(void *v)
+{
+	struct child_ctx *c = v;
+
+	close(c->theirs);
+	c->sb->fd = c->mine;
+	c->fn(c->ctx, c->sb);
+}
+
+/*
+ * Start fn(c) in a child through proc (src/base/proc.h): stdout and
+ * stderr ours, stdin ours (in) or /dev/null.  Errors: ERR_INTERNAL.
+ */
+static MUST_CHECK enum err
+start_child(struct proc *p, const char *name, void (*fn)(void *),
+	struct child_ctx *c, int in, struct errinfo *reterr)
+{
+	int sv[2];
+
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
+			"socket pair of the %s: %s", name, strerror(errno));
 	}
+	c->mine = sv[1];
+	c->theirs = sv[0];
+	p->fn = fn;
+	p->fn_ctx = c;
+	p->name = name;
+	p->in = in ? PROC_IN_INHERIT : PROC_IN_NULL;
+	p->out = PROC_OUT_INHERIT;
+	p->err = PROC_OUT_INHERIT;
+	/* once its socket is closed it has only its exit left to do */
+	p->timeout_ms = CHILD_EXIT_MS;
+	if (proc_start(p, NULL) != ERR_OK || p->pid <= 0) {
+		close(sv[0]);
+		close(sv[1]);
+		p->pid = -1;
+		return errinfo_set(reterr, ERR_INTERNAL, "cannot start the %s: "
+			"%s", name, strerror(errno));
+	}
+	close(sv[1]);
+	return ERR_OK;
+}
+
+/* Wait for a child started above (its socket closed); kill it past the deadline. */
+static void
+finish_child(struct proc *p)
+{
+	if (p->pid > 0 && proc_finish(p, NULL) != ERR_OK) {
+		/* it was killed at the deadline or ended badly: nothing to add */
+	}
+}
+
+/*
+ * 1 when the confined process may have to ask for something that runs a
+ * program: passwordeval, oasmtp-token (no cached token, or a fresh one
+ * after the server refused it), notify_command.  A literal password, no
+ * AUTH or no secret at all needs nothing.
+ */
+static int
+broker_needed(const struct account *acc)
+{
+	enum credential_kind k = credential_kind_of(acc);
+
+	if (acc->notify_command != NULL && acc->notify_command[0] != '\0') {
+		return 1;
+	}
+	return acc->auth != AUTH_OFF && (k == CREDENTIAL_EVAL ||
+		k == CREDENTIAL_OAUTH);
 }
 
 enum err
 sandbox_start(struct sandbox *sb, struct errinfo *reterr)
 {
-	int sv[2];
-	pid_t pid;
+	struct child_ctx c = { .sb = sb };
+	enum err e;
 
-	if (!sb->on) {
+	if (!sb->on || !broker_needed(sb->acc)) {
+		if (sb->on) {
+			log_debug(1, "no confinement broker: nothing to "
+				"run after the connect");
+		}
 		return ERR_OK;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
-			"broker's socket pair: %s", strerror(errno));
+	e = start_child(&sb->broker, "confinement broker", broker_main, &c,
+		0, reterr);
+	if (e == ERR_OK) {
+		sb->fd = c.theirs;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot fork the "
-			"broker: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		/* no stdin; a signal for the caller's group stays its own */
-		serve(sb, sv[1], NULL);
-		_exit(0);
-	}
-	close(sv[1]);
-	sb->fd = sv[0];
-	sb->broker = pid;
-	return ERR_OK;
+	return e;
 }
 
 /* ---- the confined side ---- */
@@ -208,7 +285,7 @@ sandbox_start(struct sandbox *sb, struct errinfo *reterr)
 static void
 mkdirs(const char *path)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	size_t len = util_strlcpy(dir, path, sizeof(dir));
 
 	if (len >= sizeof(dir)) {
@@ -356,7 +433,6 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 enum err
 sandbox_enter(struct sandbox *sb, struct errinfo *reterr)
 {
-	const struct account *acc = sb->acc;
 	enum err e;
 
 	if (!sb->on) {
@@ -367,18 +443,6 @@ sandbox_enter(struct sandbox *sb, struct errinfo *reterr)
 	}
 	if (sb->confined) {
 		return ERR_OK;
-	}
-	/* the secret first: oasmtp-token or passwordeval cannot run later */
-	if (acc->auth != AUTH_OFF && credential_kind_of(acc) !=
-	    CREDENTIAL_NONE && sb->cred != NULL) {
-		struct errinfo sei = ERRINFO_INIT;
-
-		sb->secret_err = credential_get(sb->cred, 0, &sb->secret, &sei);
-		if (sb->secret_err != ERR_OK) {
-			sb->secret_msg = strdup(errinfo_msg(&sei));
-		}
-		sb->have_secret = 1;
-		errinfo_release(&sei);
 	}
 	e = apply_policy(sb, reterr);
 	if (e == ERR_OK && sandbox_after_confine_hook != NULL) {
@@ -406,23 +470,25 @@ hooked_connect(void *ctx, const char *host, int port, const char *source_ip,
 	return e;
 }
 
-/* A fresh secret from the broker. */
+/* The secret (fresh: a new token) from the broker. */
 static enum err
-broker_fresh(struct sandbox *sb, struct buf *ret, struct errinfo *reterr)
+broker_secret(struct sandbox *sb, int fresh, struct buf *ret,
+	struct errinfo *reterr)
 {
-	char *m = malloc(MSG_MAX);
+	char *m;
 	enum err e;
 	ssize_t n;
 
+	m = malloc(MSG_MAX);
 	if (m == NULL) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	if (sb->fd < 0 || send_msg(sb->fd, MSG_FRESH, "", 0) != 0 ||
+	if (sb->fd < 0 || send_msg(sb->fd, MSG_SECRET, fresh ? "1" : "0", 1) != 0 ||
 	    (n = recv_msg(sb->fd, m, MSG_MAX)) < 1) {
 		free(m);
 		return errinfo_set(reterr, ERR_TOKEN_TEMP, "account '%s': "
-			"no fresh token: the broker of the confined process "
-			"is gone", sb->acc->name);
+			"no secret: the broker of the confined process is gone",
+			sb->acc->name);
 	}
 	e = (enum err)m[0];
 	if (e == ERR_OK) {
@@ -430,12 +496,34 @@ broker_fresh(struct sandbox *sb, struct buf *ret, struct errinfo *reterr)
 	} else {
 		e = errinfo_set(reterr, e, "%s", m + 1);
 	}
-	util_wipe(m, MSG_MAX);
+	util_wipe(m, (size_t)n);
 	free(m);
 	return e;
 }
 
-static enum err
+/*
+ * 1 when getting the secret would run a program: passwordeval, a fresh
+ * token (oasmtp-token --fresh), or
+ * oasmtp-token when no token was cached and none is being fetched (a
+ * prefetched oasmtp-token, started before the connect, is only read and
+ * waited for; a cached token or a literal password is in memory).
+ */
+static int
+needs_program(const struct credential *c, int fresh)
+{
+	if (fresh) {
+		return c->kind == CREDENTIAL_EVAL || c->kind == CREDENTIAL_OAUTH;
+	}
+	return c->kind == CREDENTIAL_EVAL || (c->kind == CREDENTIAL_OAUTH &&
+		c->cached.len == 0 && c->helper.pid <= 0);
+}
+
+/*
+ * The secret, when AUTH needs it (never before: a server without AUTH, or
+ * a failed TLS handshake, runs no passwordeval).  Confined, what would run
+ * a program is asked of the broker.
+ */
+enum err
 sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 	struct errinfo *reterr)
 {
@@ -445,24 +533,18 @@ sandbox_secret(void *ctx, int force_fresh, struct buf *ret_secret,
 		return credential_get(sb->cred, force_fresh, ret_secret, reterr);
 	}
 	buf_reset(ret_secret);
-	if (force_fresh) {
-		return broker_fresh(sb, ret_secret, reterr);
+	if (needs_program(sb->cred, force_fresh)) {
+		return broker_secret(sb, force_fresh, ret_secret, reterr);
 	}
-	if (!sb->have_secret) {
-		/* no secret source: the same answer, without running anything */
-		return credential_get(sb->cred, 0, ret_secret, reterr);
-	}
-	if (sb->secret_err != ERR_OK) {
-		return errinfo_set(reterr, sb->secret_err, "%s",
-			sb->secret_msg != NULL ? sb->secret_msg : "no secret");
-	}
-	return buf_append(ret_secret, sb->secret.data, sb->secret.len);
+	/* a literal password, a cached token, a prefetch, or nothing */
+	return credential_get(sb->cred, force_fresh, ret_secret, reterr);
 }
 
 void
 sandbox_io(struct sandbox *sb, struct submit_params *p)
 {
-	p->secret.get = credential_get;
+	/* no secret source (--serverinfo): AUTH says what is missing */
+	p->secret.get = sb->cred != NULL ? credential_get : NULL;
 	p->secret.ctx = sb->cred;
 	if (!sb->on) {
 		log_debug(1, "not confined (confine off)");
@@ -474,8 +556,10 @@ sandbox_io(struct sandbox *sb, struct submit_params *p)
 	}
 	p->io.connect = hooked_connect;
 	p->io.ctx = sb;
-	p->secret.get = sandbox_secret;
-	p->secret.ctx = sb;
+	if (sb->cred != NULL) {
+		p->secret.get = sandbox_secret;
+		p->secret.ctx = sb;
+	}
 }
 
 enum err
@@ -486,7 +570,8 @@ sandbox_notify(struct sandbox *sb, const char *reason,
 	enum err e;
 	ssize_t n;
 
-	if (!sb->confined) {
+	if (!sb->confined || (sb->fd < 0 && !broker_needed(sb->acc))) {
+		/* no notify_command: only the syslog line (opened before) */
 		return notify_reauth(sb->acc, reason, reterr);
 	}
 	m = malloc(MSG_MAX);
@@ -516,13 +601,7 @@ sandbox_release(struct sandbox *sb)
 		close(sb->fd);
 		sb->fd = -1;
 	}
-	if (sb->broker > 0) {
-		reap(sb->broker);
-		sb->broker = -1;
-	}
-	buf_release(&sb->secret);
-	free(sb->secret_msg);
-	sb->secret_msg = NULL;
+	finish_child(&sb->broker);
 }
 
 enum err
@@ -530,38 +609,23 @@ sandbox_run_child(struct sandbox *sb,
 	void (*fn)(void *ctx, struct sandbox *sb), void *ctx,
 	struct sandbox_result *res, struct errinfo *reterr)
 {
-	int sv[2];
-	pid_t pid;
+	struct child_ctx c = { .sb = sb, .fn = fn, .ctx = ctx };
+	struct proc p;
+	enum err e;
 
 	memset(res, 0, sizeof(*res));
 	if (!sb->on) {
 		fn(ctx, sb);
 		return ERR_OK;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot make the "
-			"broker's socket pair: %s", strerror(errno));
+	e = start_child(&p, "sending process", session_main, &c, 1, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return errinfo_set(reterr, ERR_INTERNAL, "cannot fork the "
-			"sending process: %s", strerror(errno));
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		sb->fd = sv[1];
-		fn(ctx, sb);
-		fflush(NULL);
-		_exit(0);
-	}
-	close(sv[1]);
 	res->forked = 1;
-	serve(sb, sv[0], res);
-	close(sv[0]);
-	reap(pid);
+	serve(sb, c.theirs, res);
+	close(c.theirs);
+	finish_child(&p);
 	return ERR_OK;
 }
 

@@ -2,13 +2,15 @@
  * sandbox.h - the confined network phase of a send or a flush (the policy
  * of src/base/confine.h for one account, and its broker).
  *
- * When: a send (sendmail.c) and each account's session of a flush
- * (queue_run.c) confine the process that talks to the server once the
- * configuration is loaded, the message spooled, the TCP connection up and
- * the secret obtained: sandbox_io() puts a hook behind the TCP connect
- * that first waits for the password or token (a prefetched oasmtp-token,
- * a passwordeval) and then applies the policy.  So the TLS handshake, the
- * server's replies and everything after run confined.
+ * When: a send (sendmail.c), --serverinfo, --check (check.c) and each
+ * account's session of a flush (queue_run.c) confine the process that talks to the server once the
+ * configuration is loaded, the message spooled and the TCP connection up:
+ * sandbox_io() puts a hook behind the TCP connect that applies the policy.
+ * So the TLS handshake, the server's replies and everything after run
+ * confined.  The secret is fetched when AUTH asks for it, as unconfined:
+ * a literal password, a cached token and a prefetched oasmtp-token (a
+ * child started before the connect, only read and waited for) here;
+ * passwordeval and any other oasmtp-token run by the broker.
  *
  * The policy (for the account): read the trust store (OpenSSL's default
  * file and directory, SSL_CERT_FILE/SSL_CERT_DIR, /etc/ssl, /etc/pki,
@@ -21,20 +23,40 @@
  *
  * What needs more than that goes through a broker, a process that stays
  * unconfined and does exactly two things on request over a socketpair:
- *   - a fresh secret after the server refused the cached token
- *     (oasmtp-token --fresh, or passwordeval again);
+ *   - the secret when it needs a program: passwordeval, oasmtp-token
+ *     (--fresh after the server refused the cached token);
  *   - notify_command (and its syslog line) when the grant is gone.
- * A send forks the broker before it connects (sandbox_start()); a flush
+ * A send forks the broker before it connects (sandbox_start()), only when
+ * the account may need it (passwordeval, oauth2_*, notify_command: not for
+ * a literal password or without AUTH); a flush
  * runs each account's session in a confined child and is itself the
  * broker (sandbox_run_child()) and runs notify_command after it ended.  The broker runs only the account's own
  * configured commands; a confined process can at worst ask for a token
  * it could use anyway, or run notify_command with a reason of its choice
  * (given in the environment, never to a shell).
  *
- * Hook for a session keeper (issue 15, not there yet): it must be forked
- * and its socket bound before sandbox_enter() (a confined process can
- * neither bind nor connect); passing a descriptor over an already
- * connected UNIX socket (SCM_RIGHTS) still works when confined.
+ * Hook for a session keeper (issue 15, not there yet).  A confined
+ * process can fork (the child is confined too), but can neither exec,
+ * create a socket, bind, listen, accept nor connect, and Landlock (ABI 6)
+ * also refuses connecting to an abstract UNIX socket.  So, in the send
+ * path (sendmail.c, queue_run.c):
+ *   - whatever runs unconfined (the keeper process itself) is started
+ *     through proc.h (proc.fn for our own code, as the broker is) before
+ *     sandbox_io()'s connect hook runs, i.e. before submit_*() is called;
+ *   - every socket the confined process will use (a socketpair to the
+ *     keeper, a connection to its listening socket) is made and connected
+ *     before that too; reusing a kept session means receiving its
+ *     descriptor over such an already connected socket (SCM_RIGHTS with
+ *     recvmsg is allowed), handing one back likewise;
+ *   - a keeper that listens on a path binds it before confining itself,
+ *     and its socket file's directory need not be writable by the
+ *     confined sender (connect happens before, not after);
+ *   - the keeper confines itself as a sender does (sandbox_enter() after
+ *     its own connect, with its own struct sandbox), and needs its own
+ *     broker for a fresh token (sandbox_start() before it connects).
+ * When a send reuses a kept session, it skips the connect and therefore
+ * the hook: it must call sandbox_enter() itself before it reads anything
+ * the server sent.
  *
  * `confine off` in the account (oasmtprc(5)) turns all of this off; a
  * kernel without Landlock gets the seccomp filter only.  -v says which.
@@ -49,6 +71,7 @@
 #include "buf.h"
 #include "credential.h"
 #include "err.h"
+#include "proc.h"
 #include "submit.h"
 
 /* The secret the broker hands to the confined process. */
@@ -64,11 +87,7 @@ struct sandbox {
 	int on;			/* the account wants confinement */
 	int confined;		/* applied (this process) */
 	int fd;			/* to the broker, or -1 */
-	pid_t broker;		/* forked broker, or -1 */
-	int have_secret;	/* secret/secret_err below are set */
-	enum err secret_err;
-	char *secret_msg;	/* error of the prefetch, or NULL */
-	struct buf secret;	/* the prefetched secret (wiped) */
+	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
 };
 
 /*
@@ -89,10 +108,19 @@ MUST_CHECK enum err sandbox_start(struct sandbox *sb, struct errinfo *reterr);
 
 /*
  * Fill p->io and p->secret so that the connect confines the process and
- * AUTH takes the secret prefetched before; without sb->on, the plain
- * credential source.
+ * AUTH gets the secret from sb->cred (or the broker); without sb->on, the
+ * plain credential source; without sb->cred, none.
  */
 void sandbox_io(struct sandbox *sb, struct submit_params *p);
+
+/*
+ * The secret source sandbox_io() installs (ctx is sb, sb->cred set), for a
+ * caller that puts its own in front (--check reuses the secret of its
+ * token step): from sb->cred, or from the broker when confined and it
+ * would run a program.  Errors as credential_get().
+ */
+MUST_CHECK enum err sandbox_secret(void *ctx, int force_fresh,
+	struct buf *ret_secret, struct errinfo *reterr);
 
 /* The confinement itself (sandbox_io's hook calls it).  ERR_INTERNAL. */
 MUST_CHECK enum err sandbox_enter(struct sandbox *sb, struct errinfo *reterr);

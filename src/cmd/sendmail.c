@@ -18,6 +18,7 @@
 #include "keeper.h"
 #include "job.h"
 #include "report.h"
+#include "route.h"
 #include "sandbox.h"
 #include "log.h"
 #include "util.h"
@@ -121,12 +122,13 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 			*ret_e = out.e;
 		} else {
 			/* whatever a refusing keeper said is not ours */
-			errinfo_init(reterr);
+			errinfo_release(reterr);
 		}
 	}
 	if (fd >= 0) {
 		close(fd);
 	}
+	errinfo_release(&ign);
 	buf_release(&key);
 	buf_release(&path);
 	return handed;
@@ -176,8 +178,9 @@ fix_references(struct job *job, struct message *m)
 			"the server assigned");
 	}
 	if (ei.msg[0] != '\0') {
-		log_debug(1, "message_id_fix: %s", ei.msg);
+		log_debug(1, "message_id_fix: %s", errinfo_msg(&ei));
 	}
+	errinfo_release(&ei);
 	msgid_map_release(&map);
 }
 
@@ -204,9 +207,10 @@ note_assigned_id(struct job *job, struct message *m,
 		    buf_cstr(&assigned), time(NULL), &ei) != ERR_OK) {
 			log_warn("cannot record the Message-ID the server "
 				"assigned (replies may not thread): %s",
-				ei.msg);
+				errinfo_msg(&ei));
 		}
 	}
+	errinfo_release(&ei);
 	buf_release(&own);
 	buf_release(&assigned);
 }
@@ -218,8 +222,10 @@ note_assigned_id(struct job *job, struct message *m,
 static MUST_CHECK enum err
 send_message(struct job *job, struct sandbox *sb, struct message *m,
 	const struct envelope *env, struct submit_result *res,
-	struct errinfo *reterr)
+	long *ret_retry_after, struct errinfo *reterr)
 {
+	struct route_probe probe;
+	enum api_kind api = route_choose(job);
 	struct submit_params sp;
 	struct submit_body body;
 	struct credential cred;
@@ -231,8 +237,18 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 
 	fix_references(job, m);
 	size = message_wire_size(m);
+	body.size = size;
+	body.read = body_read;
+	body.ctx = &src;
+	src.m = m;
+	*ret_retry_after = 0;
+	if (api != API_NONE) {
+		/* oasmtp-token does the HTTPS; this process is not confined */
+		e = route_api_send(job, api, &body, env, ret_retry_after, reterr);
+		goto report;
+	}
 	if (persist && try_keeper(job, m, env, res, &e, reterr)) {
-		goto done;
+		goto report;
 	}
 	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
 	if (e != ERR_OK) {
@@ -240,14 +256,11 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	}
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(job->acc, &sp.srv);
-	body.size = size;
-	body.read = body_read;
-	body.ctx = &src;
-	src.m = m;
 	/* with -v the transcript shares stderr: no line drawn over it */
 	progress_init(&src.prog, job->o->verbose > 0 ? -1 : STDERR_FILENO, size);
 	sb->cred = &cred;
 	sandbox_io(sb, &sp);
+	route_probe_install(job, &sp, &probe);
 	sp.transcript = report_transcript;
 	if (persist && keep_own_session(job, sb)) {
 		e = send_own_persistent(job, &sp, env, &body, res, reterr, &c);
@@ -268,7 +281,20 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 			submit_conn_close(c);
 		}
 	}
-done:
+	api = route_fallback(job, e, reterr, &probe);
+	if (api != API_NONE && sb->confined) {
+		/* a confined process starts no program: the next send (or
+		   oasmtp -q) goes to the API, as remembered */
+		e = errinfo_set(reterr, ERR_SMTP_TEMP, "transport auto: %s; "
+			"the message goes through %s from the next attempt on "
+			"(oasmtp -q, or queue on-failure)", probe.reason,
+			api_kind_name(api));
+	} else if (api != API_NONE && envelope_rcpt_count(env,
+	    res->rcpt_delivered, 1) == 0) {
+		e = route_api_send(job, api, &body, env, ret_retry_after,
+			reterr);
+	}
+report:
 	if (e == ERR_REAUTH) {
 		struct errinfo nerr = ERRINFO_INIT;
 
@@ -302,7 +328,8 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
  */
 static MUST_CHECK enum err
 enqueue(struct job *job, struct message *m, const struct envelope *env,
-	unsigned attempts, const struct errinfo *why, char *ret_id,
+	unsigned attempts, const struct errinfo *why, long retry_after,
+	char *ret_id,
 	struct buf *ret_dir, struct errinfo *reterr)
 {
 	struct queue_entry qe;
@@ -332,6 +359,10 @@ enqueue(struct job *job, struct message *m, const struct envelope *env,
 	qe.queued = now;
 	qe.attempts = attempts;
 	qe.next_attempt = now + queue_backoff(attempts, queue_random());
+	if (retry_after > 0 && now + retry_after > qe.next_attempt) {
+		/* the API's Retry-After: not before it said */
+		qe.next_attempt = now + retry_after;
+	}
 	if (why != NULL) {
 		qe.last_error = (char *)errinfo_msg(why);
 		qe.last_code = why->smtp_code;
@@ -383,7 +414,7 @@ partly_delivered(struct job *job, struct message *m, const struct envelope *env,
 		errinfo_prefix(&last, "already delivered to %s; ",
 			buf_cstr(&got));
 		if (envelope_part(env, delivered, 0, &rest, &qerr) ==
-		    ERR_OK && enqueue(job, m, &rest, 1, &last, id, &dir,
+		    ERR_OK && enqueue(job, m, &rest, 1, &last, 0, id, &dir,
 		    &qerr) == ERR_OK) {
 			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message delivered to %s; queued as %s for %s "
@@ -424,6 +455,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	struct envelope env;
 	char hostname[256] = "localhost";
 	const char *from;
+	long retry_after = 0;
 	enum err e;
 
 	memset(&env, 0, sizeof(env));
@@ -470,7 +502,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, PATH_MAX);
-		e = enqueue(&job, m, &env, 0, NULL, id, &dir, reterr);
+		e = enqueue(&job, m, &env, 0, NULL, 0, id, &dir, reterr);
 		if (e == ERR_OK) {
 			log_debug(1, "queued as %s in %s; delivering in the "
 				"background", id, buf_cstr(&dir));
@@ -491,7 +523,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	if (e != ERR_OK) {
 		goto out;
 	}
-	e = send_message(&job, &sb, m, &env, &res, reterr);
+	e = send_message(&job, &sb, m, &env, &res, &retry_after, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
 			reterr);
@@ -502,7 +534,8 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		char id[QUEUE_ID_LEN + 1];
 
 		buf_init(&dir, PATH_MAX);
-		if (enqueue(&job, m, &env, 1, reterr, id, &dir, &qerr) == ERR_OK) {
+		if (enqueue(&job, m, &env, 1, reterr, retry_after, id, &dir,
+		    &qerr) == ERR_OK) {
 			buf_init(&why, WHY_LINE_MAX);
 			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
 			log_warn("message queued as %s (%s); oasmtp -q retries "
@@ -571,10 +604,17 @@ sendmail_serverinfo(const struct cli_opts *o, struct buf *out,
 	e = job_load_account(&job, o->has_envelope_from ? o->envelope_from : NULL, 0,
 		reterr);
 	if (e == ERR_OK) {
+		struct sandbox sb;
+
 		memset(&sp, 0, sizeof(sp));
 		account_submit_server(job.acc, &sp.srv);
+		/* confined after the connect; no AUTH, so no broker either */
+		sandbox_init(&sb, job.acc, o->config_file, NULL);
+		sandbox_io(&sb, &sp);
+		sp.secret.get = NULL;
 		sp.transcript = report_transcript;
 		e = submit_serverinfo(&sp, &res, reterr);
+		sandbox_release(&sb);
 		if (e == ERR_OK) {
 			e = buf_append(out, res.info.data, res.info.len);
 			if (e != ERR_OK) {

@@ -17,16 +17,14 @@
  */
 #include "oauth_http.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
+#include "http_curl.h"
 #include "provider.h"
 #include "util.h"
 
@@ -146,15 +144,6 @@ sanitize(char *dst, size_t size, const char *src)
 
 /* --- the libcurl transport ------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void
-curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 struct sink {
 	struct buf *body;
 	int overflow;
@@ -173,49 +162,6 @@ on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* The extra CA file, and whether a CA load error is that file's fault. */
-struct extra_ca {
-	const char *file;
-	int blame_file;
-};
-
-/* Add the configured CA file to the store libcurl already set up. */
-static CURLcode
-on_ssl_ctx(CURL *curl, void *ssl_ctx, void *ud)
-{
-	struct extra_ca *ca = ud;
-	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
-
-	(void)curl;
-	if (store == NULL ||
-	    X509_STORE_load_locations(store, ca->file, NULL) != 1) {
-		ca->blame_file = 1;
-		return CURLE_SSL_CACERT_BADFILE;
-	}
-	return CURLE_OK;
-}
-
-/*
- * Whether libcurl's own CA bundle can be read.  When it cannot (a host
- * without ca-certificates), libcurl fails before the extra CA file is
- * added, so that file is then given to it as the only bundle instead.
- */
-static int
-default_ca_bundle_readable(CURL *h)
-{
-#if LIBCURL_VERSION_NUM >= 0x075400
-	char *path = NULL;
-
-	if (curl_easy_getinfo(h, CURLINFO_CAINFO, &path) != CURLE_OK) {
-		return 1;	/* unknown: let libcurl decide */
-	}
-	return path != NULL && access(path, R_OK) == 0;
-#else
-	(void)h;
-	return 1;
-#endif
-}
-
 enum err
 oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	long *ret_status, struct buf *ret_body, struct errinfo *reterr)
@@ -223,7 +169,7 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = NULL;
 	struct sink sink = { ret_body, 0 };
-	struct extra_ca ca = { req->ca_file, 0 };
+	struct http_ca ca = { req->ca_file, 0 };
 	CURL *h = NULL;
 	CURLcode rc;
 	long status = 0;
@@ -232,11 +178,8 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	enum err e = ERR_OK;
 
 	(void)ctx;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK) {
-		return errinfo_set(reterr, ERR_INTERNAL,
-			"cannot initialise libcurl: %s",
-			curl_easy_strerror(curl_init_rc));
+	if (http_curl_init(reterr) != ERR_OK) {
+		return ERR_INTERNAL;
 	}
 	h = curl_easy_init();
 	if (h == NULL) {
@@ -259,27 +202,14 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 		goto out;
 	}
 
-	/*
-	 * Every setopt below either cannot fail on this libcurl or would make
-	 * the request less safe if ignored, so failures abort the request.
-	 */
-	rc = CURLE_OK;
+	/* the common options first; a failing setopt aborts the request */
 #define SETOPT(opt, val) \
 	do { \
 		if (rc == CURLE_OK) { \
 			rc = curl_easy_setopt(h, opt, val); \
 		} \
 	} while (0)
-	SETOPT(CURLOPT_URL, req->url);
-	SETOPT(CURLOPT_PROTOCOLS_STR, "https");
-	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-	SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	SETOPT(CURLOPT_NOSIGNAL, 1L);
-	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cto);
-	SETOPT(CURLOPT_TIMEOUT_MS, to);
+	rc = http_curl_secure(h, req->url, cto, to, errbuf, &ca);
 	SETOPT(CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(CURLOPT_POST, 1L);
 	/* libcurl reads the body from our (wiped) buffer; no copy is made */
@@ -287,21 +217,6 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	SETOPT(CURLOPT_POSTFIELDSIZE, (long)req->form->len);
 	SETOPT(CURLOPT_WRITEFUNCTION, on_write);
 	SETOPT(CURLOPT_WRITEDATA, &sink);
-	SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-	SETOPT(CURLOPT_USERAGENT, "oasmtp");
-	if (req->ca_file != NULL && req->ca_file[0] != '\0' &&
-	    !default_ca_bundle_readable(h)) {
-		/* the only bundle: whatever libcurl cannot load is this file */
-		SETOPT(CURLOPT_CAINFO, req->ca_file);
-		ca.blame_file = 1;
-	} else if (req->ca_file != NULL && req->ca_file[0] != '\0') {
-#if LIBCURL_VERSION_NUM >= 0x075700
-		/* the store is modified below: do not share a cached one */
-		SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 0L);
-#endif
-		SETOPT(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-		SETOPT(CURLOPT_SSL_CTX_DATA, (void *)&ca);
-	}
 #undef SETOPT
 	if (rc != CURLE_OK) {
 		e = errinfo_set(reterr, ERR_INTERNAL,

@@ -4,6 +4,7 @@
   /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
       [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
       [--scenarios a,b,c,d,e,f] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
+      [--oasmtp-secret passwordeval|password]
       [--sink BUILD/tests/bench/oasmtp-bench-sink]
 
 Scenarios (each client runs each scenario, interleaved, against the same servers):
@@ -952,7 +953,12 @@ class Bench:
                                          ("direct-starttls", starttls, starttls.port, False),
                                          ("direct-implicit", implicit, implicit.port, True)):
                 path = os.path.join(work, "%s-%s.rc" % (client, name))
-                write_rc(path, port, imp, certs)
+                if client == "oasmtp" and a.oasmtp_secret == "password":
+                    # the token as a literal password: nothing to run
+                    write_rc(path, port, imp, certs, passwordeval=None,
+                             extra=["password " + TOKEN])
+                else:
+                    write_rc(path, port, imp, certs)
                 rcfiles[client, name] = path
         report = {"rtt_ms": a.rtt_ms, "runs": a.runs, "big_runs": a.big_runs, "big_mib": a.big_mib,
                   "queue_msgs": a.queue_msgs,
@@ -1195,6 +1201,10 @@ def main(argv=None):
     p.add_argument("--scenarios", default="a,b,c,d,e,f")
     p.add_argument("--queue-msgs", type=int, default=100, help="messages to flush in scenario e")
     p.add_argument("--no-callgrind", action="store_true")
+    p.add_argument("--oasmtp-secret", choices=("passwordeval", "password"),
+                   default="passwordeval",
+                   help="scenarios a-c: oasmtp gets the token from passwordeval (as msmtp) "
+                        "or as a literal password (no process to run, no confinement broker)")
     p.add_argument("--json", help="also write the results as JSON here")
     p.add_argument("--keep", help="work in this directory and keep it (configs, logs, spool)")
     a = p.parse_args(argv)

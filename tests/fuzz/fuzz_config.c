@@ -35,6 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (config_parse_buffer(&params, "fuzz", (const char *)data, size,
 		&cfg, &ei) != ERR_OK) {
+		errinfo_release(&ei);
 		return 0;
 	}
 	buf_init(&out, 1 << 20);
@@ -48,5 +49,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_any(config_select(cfg, "default", NULL, &acc, &ei));
 	buf_release(&out);
 	config_free(cfg);
+	errinfo_release(&ei);
 	return 0;
 }

@@ -42,14 +42,15 @@ fuzz_addr(const uint8_t *data, size_t size)
 		}
 	}
 	addr_list_release(&l);
+	errinfo_release(&ei);
 }
 
+/* One message through the reader and message_prepare(); errors go to ei. */
 static void
-fuzz_message(const uint8_t *data, size_t size)
+fuzz_message_with(const uint8_t *data, size_t size, struct errinfo *ei)
 {
 	struct message_reader *r;
 	struct message *m = NULL;
-	struct errinfo ei = ERRINFO_INIT;
 	struct account acc;
 	struct message_opts o;
 	struct envelope env;
@@ -67,25 +68,25 @@ fuzz_message(const uint8_t *data, size_t size)
 	ignore_dots = data[0] >> 7;
 	data++;
 	size--;
-	if (message_reader_new(ignore_dots, &r, &ei) != ERR_OK) {
+	if (message_reader_new(ignore_dots, &r, ei) != ERR_OK) {
 		return;
 	}
 	for (off = 0; off < size; off += piece) {
 		size_t n = size - off < piece ? size - off : piece;
 
-		if (message_reader_push(r, data + off, n, NULL, &ei) !=
+		if (message_reader_push(r, data + off, n, NULL, ei) !=
 		    ERR_OK) {
 			message_reader_free(r);
 			return;
 		}
 	}
-	if (message_reader_finish(r, &m, &ei) != ERR_OK) {
+	if (message_reader_finish(r, &m, ei) != ERR_OK) {
 		return;
 	}
 	buf_init(&v, 4 * MESSAGE_HEADER_MAX);
 	for (i = 0; i < message_header_count(m); i++) {
 		buf_reset(&v);
-		fuzz_any(message_header_value(m, i, &v, &ei));
+		fuzz_any(message_header_value(m, i, &v, ei));
 	}
 	buf_release(&v);
 	(void)message_header_from(m);
@@ -102,7 +103,7 @@ fuzz_message(const uint8_t *data, size_t size)
 	o.read_envelope_from = 1;
 	o.now = 1700000000;
 	o.hostname = "fuzz.example";
-	if (message_prepare(m, &o, &env, &ei) == ERR_OK) {
+	if (message_prepare(m, &o, &env, ei) == ERR_OK) {
 		/* every envelope address is safe for an SMTP command */
 		for (i = 0; i < env.n_rcpts; i++) {
 			if (strpbrk(env.rcpts[i], "\r\n<>") != NULL) {
@@ -115,7 +116,7 @@ fuzz_message(const uint8_t *data, size_t size)
 	for (;;) {
 		size_t n;
 
-		if (message_read_wire(m, total, out, sizeof(out), &n, &ei) !=
+		if (message_read_wire(m, total, out, sizeof(out), &n, ei) !=
 		    ERR_OK || n == 0) {
 			break;
 		}
@@ -131,6 +132,15 @@ fuzz_message(const uint8_t *data, size_t size)
 		abort();
 	}
 	message_free(m);
+}
+
+static void
+fuzz_message(const uint8_t *data, size_t size)
+{
+	struct errinfo ei = ERRINFO_INIT;
+
+	fuzz_message_with(data, size, &ei);
+	errinfo_release(&ei);
 }
 
 int

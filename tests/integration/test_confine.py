@@ -124,3 +124,130 @@ def test_confined_send_queues_on_failure_and_the_flush_is_confined(
     assert glob.glob(os.path.join(qdir, "*.env")) == [], os.listdir(qdir)
     assert len(good.spooled()) == 1
     assert not accepted(other_listener)
+
+
+# -- the secret is fetched when AUTH needs it, not at the connect --------------
+
+def marker_eval(home, token):
+    """A passwordeval that leaves a marker file when it runs."""
+    marker = os.path.join(home, "passwordeval-ran")
+    return marker, "passwordeval touch %s && %s" % (
+        marker, rig.token_command(home, token))
+
+
+def test_no_auth_offered_runs_no_passwordeval(home, fault_server, certs,
+                                              other_listener):
+    """TLS up, but no AUTH after the second EHLO: the send fails, and
+    passwordeval (which may prompt for a pass phrase) never ran."""
+    marker, line = marker_eval(home, TOKEN)
+    srv = fault_server(certs=(certs["cert"], certs["key"]),
+                       caps="PIPELINING 8BITMIME STARTTLS")
+    cfg = rig.tls_config(home, srv.port, certs["ca"], extra=[line])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode != 0, describe(p)
+    assert b"oasmtp: confined: " in p.stderr, describe(p)
+    assert b"no AUTH in its EHLO reply" in p.stderr, describe(p)
+    assert not os.path.exists(marker), "passwordeval ran for nothing"
+
+
+def test_failed_tls_runs_no_passwordeval(home, fault_server, certs, sink,
+                                         other_listener):
+    """STARTTLS not offered, then a certificate that does not verify:
+    neither run passwordeval."""
+    marker, line = marker_eval(home, TOKEN)
+    cfg = rig.tls_config(home, sink.port, certs["ca"], extra=[line])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode != 0, describe(p)
+    assert b"STARTTLS" in p.stderr, describe(p)
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    # the server's own certificate is no trust anchor: the handshake fails
+    cfg = rig.tls_config(home, srv.port, certs["cert"], extra=[line])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode != 0, describe(p)
+    assert b"oasmtp: confined: " in p.stderr, describe(p)
+    assert srv.spooled() == [], describe(p)
+    assert not os.path.exists(marker), "passwordeval ran for nothing"
+
+
+def test_passwordeval_runs_at_auth_through_the_broker(
+        home, fault_server, certs, other_listener):
+    """The control: with AUTH, passwordeval runs (in the unconfined
+    broker) after the process confined itself, and the mail goes out."""
+    marker, line = marker_eval(home, TOKEN)
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], extra=[line])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    err = p.stderr.decode("utf-8", "replace")
+    assert err.index("oasmtp: confined: ") < err.index("AUTH XOAUTH2"), err
+    assert os.path.exists(marker)
+    assert len(srv.spooled()) == 1
+
+
+# -- no broker when nothing can need it ------------------------------------------
+
+NO_BROKER = b"oasmtp: no confinement broker: nothing to run after the connect"
+
+
+def test_literal_password_forks_no_broker(home, fault_server, certs,
+                                          other_listener):
+    """A literal password (no passwordeval, no OAuth, no notify_command):
+    nothing can need an unconfined process, so none is forked; the send is
+    confined all the same.  With notify_command, the broker is back."""
+    srv = fault_server(user=rig.USER, password="s3cret-pw",
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], auth="plain",
+                         extra=["password s3cret-pw"])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert NO_BROKER in p.stderr, describe(p)
+    assert len(srv.spooled()) == 1
+
+    cfg = rig.tls_config(home, srv.port, certs["ca"], auth="plain",
+                         extra=["password s3cret-pw",
+                                "notify_command true"])
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert NO_BROKER not in p.stderr, describe(p)
+    assert len(srv.spooled()) == 2
+
+
+def test_passwordeval_needs_the_broker(home, fault_server, certs,
+                                       other_listener):
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], token=TOKEN)
+    p = fault_run(["-C", cfg, "-v", "rcpt@example.net"], home,
+                  other_listener, MSG)
+    assert p.returncode == 0, describe(p)
+    assert NO_BROKER not in p.stderr, describe(p)
+
+
+# -- --serverinfo and --check talk to the server confined too ------------------
+
+def test_serverinfo_and_check_are_confined(home, fault_server, certs,
+                                           other_listener):
+    plant_ssh_key(home)
+    srv = fault_server(user=rig.USER, token=TOKEN,
+                       certs=(certs["cert"], certs["key"]))
+    cfg = rig.tls_config(home, srv.port, certs["ca"], token=TOKEN)
+    p = fault_run(["-C", cfg, "-v", "--serverinfo"], home, other_listener)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert b"oasmtp: confined: " in p.stderr, describe(p)
+    assert b"issuer: CN=oasmtp test CA" in p.stdout, describe(p)
+    p = fault_run(["-C", cfg, "-v", "--check"], home, other_listener)
+    assert p.returncode == 0, describe(p)
+    assert DENIED in p.stderr, describe(p)
+    assert b"all checks passed" in p.stdout, describe(p)
+    assert not accepted(other_listener)

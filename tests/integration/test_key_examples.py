@@ -47,6 +47,8 @@ CONTEXT = {
     "tls_key_file": ["tls_cert_file ~/client.pem"],
     # maildomain only shows through auto_from
     "maildomain": ["auto_from on"],
+    # an HTTPS transport needs OAuth2
+    "transport": ["oauth2_provider microsoft", USER_LINE],
 }
 
 # Keys whose example leaves the account default as it was: a section line,

@@ -14,6 +14,7 @@
 #include "account.h"
 #include "buf.h"
 #include "config.h"
+#include "api.h"
 #include "eval.h"
 #include "provider.h"
 #include "tap.h"
@@ -1148,7 +1149,7 @@ test_provider_server(void)
 
 	/* no preset: still the no-host error, at the account's line */
 	a = parse_acct("# mine\n\naccount c\noauth2_provider custom\n"
-		"oauth2_token_endpoint https://t.example/token\n", "c");
+		"oauth2_token_endpoint https://t.example/token\nuser u@x\n", "c");
 	errinfo_init(&ei);
 	ok(a && a->host == NULL, "custom provider: no host");
 	is_int(a ? config_check_account(a, &ei) : ERR_OK, ERR_CONFIG,
@@ -1351,10 +1352,90 @@ test_example_file(void)
 	config_free(cfg);
 }
 
+/* transport and api_url (oasmtprc(5), TRANSPORTS). */
+static void
+test_transport(void)
+{
+	struct config *cfg = NULL;
+	const struct account *a;
+	struct buf scope;
+
+	buf_init(&scope, 4096);
+	ok(parse("account g\noauth2_provider google\ntransport gmail-api\n"
+		"user u@example.com\n", &cfg) == ERR_OK, "transport gmail-api");
+	ok(config_select(cfg, "g", NULL, &a, &ei) == ERR_OK &&
+		a->transport == VIA_GMAIL_API, "gmail-api selected");
+	is_int(api_kind_of(a), API_GMAIL, "gmail-api: the Gmail API");
+	is_str(api_url_of(a, API_GMAIL), API_GMAIL_URL, "gmail default URL");
+	ok(api_grant_scope(a, &scope, &ei) == ERR_OK && strcmp(scope.data,
+		"https://www.googleapis.com/auth/gmail.send") == 0,
+		"gmail-api grant: gmail.send alone (got %s)", scope.data);
+	config_free(cfg);
+
+	/* no host needed with an API transport and no preset server */
+	ok(parse("account m\noauth2_provider custom\n"
+		"oauth2_token_endpoint https://t.example/token\nuser u@x\n"
+		"transport graph\napi_url https://graph.microsoft.us/v1.0/me/"
+		"sendMail\n", &cfg) == ERR_OK, "transport graph, custom");
+	ok(config_select(cfg, "m", NULL, &a, &ei) == ERR_OK && a->host == NULL,
+		"graph without host accepted (%s)", ei.msg);
+	is_int(api_kind_of(a), API_GRAPH, "graph kind");
+	config_free(cfg);
+
+	ok(parse("account m\noauth2_provider microsoft\ntransport auto\n"
+		"user u@example.com\napi_url https://graph.microsoft.us/v1.0/me/"
+		"sendMail\n", &cfg) == ERR_OK, "transport auto, microsoft");
+	ok(config_select(cfg, "m", NULL, &a, &ei) == ERR_OK, "auto selected");
+	ok(api_grant_scope(a, &scope, &ei) == ERR_OK && strcmp(scope.data,
+		"https://outlook.office.com/SMTP.Send offline_access "
+		"https://graph.microsoft.us/Mail.Send offline_access") == 0,
+		"auto grant: SMTP and Graph of the cloud (got %s)", scope.data);
+	config_free(cfg);
+
+	/* auto with custom: the API is the one api_url names */
+	ok(parse("account c\nhost h\noauth2_provider custom\n"
+		"oauth2_token_endpoint https://t.example/token\nuser u@x\n"
+		"transport auto\napi_url https://x.example/gmail/v1/send\n",
+		&cfg) == ERR_OK, "auto custom gmail url");
+	ok(config_select(cfg, "c", NULL, &a, &ei) == ERR_OK &&
+		api_kind_of(a) == API_GMAIL, "custom api_url with /gmail/");
+	config_free(cfg);
+	ok(parse("account c\nhost h\noauth2_provider custom\n"
+		"oauth2_token_endpoint https://t.example/token\nuser u@x\n"
+		"transport auto\n", &cfg) == ERR_OK, "auto custom no url");
+	is_int(config_select(cfg, "c", NULL, &a, &ei), ERR_CONFIG,
+		"auto custom without api_url refused");
+	contains(ei.msg, "transport auto has no API to fall back to",
+		"auto custom message");
+	config_free(cfg);
+
+	ok(parse("account p\nhost h\ntransport graph\n", &cfg) == ERR_OK,
+		"graph without oauth");
+	is_int(config_select(cfg, "p", NULL, &a, &ei), ERR_CONFIG,
+		"graph without oauth refused");
+	contains(ei.msg, "transport graph needs OAuth2", "no oauth message");
+	config_free(cfg);
+	ok(parse("account p\nhost h\n", &cfg) == ERR_OK, "default smtp");
+	ok(config_select(cfg, "p", NULL, &a, &ei) == ERR_OK &&
+		a->transport == VIA_SMTP, "transport defaults to smtp");
+	config_free(cfg);
+	cfg = NULL;
+	is_int(parse("account p\ntransport pigeon\n", &cfg), ERR_CONFIG,
+		"unknown transport refused");
+	contains(ei.msg, "smtp, graph, gmail-api or auto", "transport choices");
+	config_free(cfg);
+	cfg = NULL;
+	is_int(parse("account p\napi_url http://example.com/x\n", &cfg),
+		ERR_CONFIG, "api_url over http refused");
+	config_free(cfg);
+	buf_release(&scope);
+}
+
 int
 main(void)
 {
 	test_tokenizer();
+	test_transport();
 	test_keys_valid();
 	test_keys_invalid();
 	test_inheritance();

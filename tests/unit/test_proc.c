@@ -413,6 +413,57 @@ test_start_poll(void)
 	}
 }
 
+/* proc.fn: writes "fn ran" on stdout and, with a ctx, hangs. */
+static void
+child_fn(void *ctx)
+{
+	if (write(1, "fn ran", 6) != 6) {
+		_exit(3);
+	}
+	if (ctx != NULL) {
+		for (;;) {
+			pause();
+		}
+	}
+}
+
+static void
+test_function(void)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf out;
+	struct proc p;
+	int64_t t0, took;
+	int hang = 1;
+
+	buf_init(&out, 64);
+	memset(&p, 0, sizeof(p));
+	p.fn = child_fn;
+	p.name = "fn child";
+	p.out = PROC_OUT_CAPTURE;
+	p.out_buf = &out;
+	tap_is_int(proc_run(&p, &ei), ERR_OK, "fn: ERR_OK");
+	tap_ok(p.end == PROC_EXITED && p.code == 0, "fn: exited with 0");
+	tap_is_str(buf_cstr(&out), "fn ran", "fn: ran in the child, "
+		"stdout captured");
+
+	/* the same deadline discipline as a program */
+	memset(&p, 0, sizeof(p));
+	p.fn = child_fn;
+	p.fn_ctx = &hang;
+	p.name = "fn child";
+	p.out = PROC_OUT_NULL;
+	p.timeout_ms = 200;
+	t0 = util_now_ms();
+	tap_is_int(proc_run(&p, &ei), ERR_TIMEOUT, "fn: hung: ERR_TIMEOUT");
+	took = util_now_ms() - t0;
+	tap_is_int(p.end, PROC_TIMEOUT, "fn: hung: killed at the deadline");
+	tap_ok(took >= 200 && took < 200 + PROC_KILL_GRACE_MS + 2000,
+		"fn: returned after %lld ms", (long long)took);
+	tap_contains(errinfo_msg(&ei), "fn child", "fn: named in the message");
+	buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -431,6 +482,7 @@ main(void)
 	test_stdin();
 	test_env();
 	test_start_poll();
+	test_function();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0) {
 		tap_diag("could not remove %s", tmpdir);
