@@ -193,7 +193,8 @@ def test_cron_style_caller_with_pipes_returns_at_once(khome, sink):
     pids = keepers(khome)
     assert len(pids) == 1
     # detached: its own session, stdio on /dev/null
-    assert os.getsid(pids[0]) == pids[0]
+    assert os.getsid(pids[0]) != os.getsid(0)
+    assert os.getpgid(pids[0]) != os.getpgid(0)
     for fd in (0, 1, 2):
         assert os.readlink("/proc/%d/fd/%d" % (pids[0], fd)) == "/dev/null"
 
