@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "grant_state.h"
 #include "log.h"
+#include "provider.h"
 #include "record.h"
 #include "token.h"
 #include "util.h"
@@ -32,7 +33,7 @@ write_result(enum err e, const struct errinfo *ei,
 	struct buf out;
 	int rc = 0;
 
-	buf_init(&out, 8192);
+	buf_init(&out, API_SEND_RESULT_MAX);
 	if (record_begin(&out, api_send_result_spec.name, 1) != ERR_OK ||
 	    record_put_long(&out, "err", (long long)e) != ERR_OK ||
 	    record_put_long(&out, "status", ans != NULL ? ans->status : 0) !=
@@ -63,7 +64,7 @@ token_send_api_token(const struct account *acc, int kind, unsigned flags,
 	struct token_info info;
 	enum err e;
 
-	buf_init(&scope, 4096);
+	buf_init(&scope, PROVIDER_SCOPE_MAX);
 	e = api_scope(acc, (enum api_kind)kind, &scope, reterr);
 	if (e != ERR_OK) {
 		buf_release(&scope);

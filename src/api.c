@@ -152,7 +152,7 @@ api_grant_scope(const struct account *acc, struct buf *ret_scope,
 	    api_kind_of(acc) == API_NONE) {
 		return e;
 	}
-	buf_init(&api, 4096);
+	buf_init(&api, PROVIDER_SCOPE_MAX);
 	e = api_scope(acc, api_kind_of(acc), &api, reterr);
 	/* custom: oauth2_scope is both, already there */
 	if (e == ERR_OK && api.len > 0 &&

@@ -13,6 +13,9 @@
 #include "sysmode.h"
 #include "util.h"
 
+/* a route file: which API and why, one short record */
+#define ROUTE_RECORD_MAX 8192
+
 static const struct record_key route_keys[] = {
 	{ "api", RECORD_REQUIRED },
 	{ "since", RECORD_REQUIRED },
@@ -83,7 +86,7 @@ api_route_recall(const struct account *acc, time_t now,
 	int exists = 0, found = 0;
 
 	buf_init(&path, PATH_MAX);
-	buf_init(&data, 8192);
+	buf_init(&data, ROUTE_RECORD_MAX);
 	if (acc->transport != VIA_AUTO ||
 	    route_path(acc, 0, &path, NULL) != ERR_OK ||
 	    fileio_read_private(AT_FDCWD, path.data, &fp, &data, &exists,
@@ -125,7 +128,7 @@ api_route_remember(const struct account *acc, enum api_kind kind,
 	enum err e;
 
 	buf_init(&path, PATH_MAX);
-	buf_init(&rec, 8192);
+	buf_init(&rec, ROUTE_RECORD_MAX);
 	e = route_path(acc, 1, &path, reterr);
 	if (e == ERR_OK && (record_begin(&rec, route_spec.name, 1) != ERR_OK ||
 	    record_put_str(&rec, "api", api_kind_name(kind)) != ERR_OK ||

@@ -20,7 +20,8 @@
 #include "util.h"
 
 /* The outcome record is small; more is a broken helper. */
-#define RESULT_MAX 8192
+/* the request record before the message: account, file, recipients */
+#define REQUEST_HEAD_MAX 4096
 
 static const struct record_key request_keys[] = {
 	{ "api", RECORD_REQUIRED },
@@ -81,7 +82,7 @@ header_recipients(const char *head, size_t len, struct addr_list *l)
 	size_t i = 0, start, colon;
 	enum err e = ERR_OK;
 
-	buf_init(&v, 1024 * 1024 + 1);
+	buf_init(&v, MESSAGE_HEADER_MAX + 1);
 	while (i < len && e != ERR_NOMEM) {
 		int wanted;
 
@@ -284,7 +285,7 @@ write_request(int fd, enum api_kind kind, const struct submit_body *body,
 		size_t bcc = rec.len;
 		struct buf hdr;
 
-		buf_init(&hdr, 4096);
+		buf_init(&hdr, REQUEST_HEAD_MAX);
 		if (record_begin(&hdr, api_send_request_spec.name, 1) != ERR_OK
 		    || record_put_str(&hdr, "api", api_kind_name(kind)) !=
 		    ERR_OK || record_put_long(&hdr, "size", (long long)(bcc +
@@ -395,8 +396,8 @@ api_send_message(const struct account *acc, const char *config_file,
 
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&path, PATH_MAX);
-	buf_init(&out, RESULT_MAX);
-	buf_init(&err, RESULT_MAX);
+	buf_init(&out, API_SEND_RESULT_MAX);
+	buf_init(&err, API_SEND_RESULT_MAX);
 	e = temp_file(&fd, reterr);
 	if (e == ERR_OK) {
 		e = write_request(fd, kind, body, env, verbose, reterr);

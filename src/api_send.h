@@ -35,6 +35,9 @@
 #include "api.h"
 #include "err.h"
 
+/* The result record oasmtp-token send writes (outcome, reply, error). */
+#define API_SEND_RESULT_MAX 8192
+
 struct buf;
 struct envelope;
 struct record_spec;

@@ -661,7 +661,7 @@ prune_rejected(long max_age, long max_count, long max_size, time_t now)
 	DIR *d = NULL;
 	int rfd, fd;
 
-	buf_init(&path, 8192);
+	buf_init(&path, PATH_MAX);
 	if (buf_printf(&path, "%s/rejected", sysmode_state_dir()) != ERR_OK) {
 		buf_release(&path);
 		return;

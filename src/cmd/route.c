@@ -13,6 +13,9 @@
 #include "buf.h"
 #include "cli.h"
 #include "job.h"
+
+/* why a route was taken, one line for -v and the route file */
+#define ROUTE_WHY_MAX 2048
 #include "log.h"
 #include "transport.h"
 #include "util.h"
@@ -35,7 +38,7 @@ route_choose(const struct job *job)
 	if (acc->transport != VIA_AUTO) {
 		return API_NONE;
 	}
-	buf_init(&why, 2048);
+	buf_init(&why, ROUTE_WHY_MAX);
 	if (api_route_recall(acc, time(NULL), &kind, &since, &why)) {
 		log_debug(1, "transport auto: sending through %s (%s), as "
 			"decided %ld min ago: %s", api_kind_name(kind),
@@ -113,7 +116,7 @@ route_fallback(const struct job *job, enum err e,
 	if (acc->transport != VIA_AUTO || e == ERR_OK || kind == API_NONE) {
 		return API_NONE;
 	}
-	buf_init(&line, 300);
+	buf_init(&line, ROUTE_WHY_MAX);
 	if (util_first_line(errinfo_msg(reterr), 200, &line) != ERR_OK) {
 		buf_reset(&line);
 	}

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "http_curl.h"
+#include "provider.h"
 #include "util.h"
 
 #define DETAIL_MAX 300
@@ -400,7 +401,7 @@ send_gmail(const struct api_http_request *rq, const char *token,
 	memset(&x, 0, sizeof(x));
 	x.rq = rq;
 	x.ans = ans;
-	buf_init(&url, 8192);
+	buf_init(&url, PROVIDER_URL_MAX * 2);
 	if (rq->size <= (uint64_t)API_GMAIL_SIMPLE_MAX) {
 		e = with_query(rq->url, "uploadType=media", &url, reterr);
 		x.len = rq->size;
