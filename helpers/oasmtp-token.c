@@ -630,6 +630,39 @@ flush_account(const struct account *acc, const char *file, int system)
 	buf_release(&path);
 }
 
+/*
+ * Hidden: `oasmtp-token msmtp-password HOST USER`, run by oasmtp (its
+ * credential lookup, credential.h) so that the oasmtp binary never loads
+ * GLib: msmtp's Secret Service entry for USER at HOST on stdout.  Exit 0
+ * found, EX_UNAVAILABLE not found (silently), else the error's status.
+ */
+static int
+cmd_msmtp_password(int argc, char **argv, int i)
+{
+	struct errinfo err = ERRINFO_INIT;
+	struct buf pw;
+	int found = 0, rc = EX_UNAVAILABLE;
+	enum err e;
+
+	if (argc - i != 2) {
+		return usage_error("msmtp-password takes HOST and USER");
+	}
+	buf_init_secret(&pw, TOKEN_MAX);
+	e = tstore_msmtp_password(argv[i], argv[i + 1], &pw, &found, &err);
+	if (e != ERR_OK) {
+		rc = fail(e, &err);
+	} else if (found) {
+		rc = EX_OK;
+		if (fwrite(pw.data, 1, pw.len, stdout) != pw.len ||
+		    fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+			rc = EX_IOERR;
+		}
+	}
+	buf_release(&pw);
+	errinfo_release(&err);
+	return rc;
+}
+
 static int
 cmd_authorize(const struct account *acc, const struct authorize_opts *o,
 	struct errinfo *ei)
@@ -682,6 +715,9 @@ main(int argc, char **argv)
 		return usage_error("no command given");
 	}
 	cmd = argv[i++];
+	if (strcmp(cmd, "msmtp-password") == 0 && !system && file == NULL) {
+		return cmd_msmtp_password(argc, argv, i);
+	}
 	for (int k = 0; commands[k] != NULL; k++) {
 		known |= strcmp(cmd, commands[k]) == 0;
 	}

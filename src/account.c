@@ -98,6 +98,8 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
+	[ACCF_PROXY_HOST] = STR(proxy_host),
+	[ACCF_PROXY_PORT] = SCALAR(proxy_port),
 	[ACCF_SYSTEM_REJECTED_MAX_AGE] = SCALAR(system_rejected_max_age),
 	[ACCF_SYSTEM_REJECTED_MAX_COUNT] = SCALAR(system_rejected_max_count),
 	[ACCF_SYSTEM_REJECTED_MAX_SIZE] = SCALAR(system_rejected_max_size),
@@ -347,6 +349,8 @@ account_submit_server(const struct account *acc, struct submit_server *ret)
 	ret->host = acc->host;
 	ret->port = acc->port;
 	ret->source_ip = acc->source_ip;
+	ret->proxy_host = acc->proxy_host;
+	ret->proxy_port = acc->proxy_port;
 	ret->domain = acc->domain;
 	ret->timeout = acc->timeout;
 	ret->tls = acc->tls;

@@ -77,6 +77,8 @@ struct account {
 	char *host;
 	int port;		/* resolved: never 0 after config_load */
 	char *source_ip;
+	char *proxy_host;	/* SOCKS5 proxy (msmtp's proxy_host), NULL: none */
+	int proxy_port;		/* 0: 1080 when proxy_host is set */
 	char *domain;		/* EHLO argument and Message-ID domain */
 	int timeout;		/* seconds; 0 = no timeout */
 
@@ -191,6 +193,7 @@ struct account {
 #define ACC_SET_EXPLICIT 1
 #define ACC_SET_DEFAULTS 2
 #define ACC_SET_PRESET 3	/* not in the file: the provider preset's value */
+#define ACC_SET_CMDLINE 4	/* an msmtp option of the command line (--port) */
 
 /* Field ids for account.set[]; one per field, not per msmtprc key. */
 enum account_field {
@@ -251,6 +254,8 @@ enum account_field {
 	ACCF_SYSTEM_FROM_OVERRIDE,
 	ACCF_TRANSPORT,
 	ACCF_API_URL,
+	ACCF_PROXY_HOST,
+	ACCF_PROXY_PORT,
 	ACCF_SYSTEM_REJECTED_MAX_AGE,
 	ACCF_SYSTEM_REJECTED_MAX_COUNT,
 	ACCF_SYSTEM_REJECTED_MAX_SIZE,

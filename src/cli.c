@@ -33,7 +33,9 @@ enum longopt_id {
 	LO_READ_ENVELOPE_FROM,
 	LO_READ_RECIPIENTS,
 	LO_SERVERINFO,
+	LO_SETTING,		/* an msmtp configuration option: see key */
 	LO_SYSTEM,
+	LO_UNSUPPORTED,		/* an msmtp mode oasmtp does not have */
 	LO_VERSION,
 };
 
@@ -43,31 +45,92 @@ enum arg_kind {
 	ARG_OPTIONAL,		/* only as --name=value */
 };
 
+/*
+ * key: for LO_SETTING, the configuration key the option sets (msmtp's
+ * command-line configuration options, oasmtp(1)); for LO_UNSUPPORTED, why
+ * the option is refused.  dflt: the value of an ARG_OPTIONAL setting given
+ * without one ("" means on, as an empty argument does in the file).
+ */
 struct longopt {
 	const char *name;
 	enum arg_kind arg;
 	enum longopt_id id;
+	const char *key;
+	const char *dflt;
 };
+
+#define SETTING(name, arg, key) { name, arg, LO_SETTING, key, "" }
 
 /* Sorted by name. */
 static const struct longopt longopts[] = {
-	{ "account", ARG_REQUIRED, LO_ACCOUNT },
-	{ "check", ARG_OPTIONAL, LO_CHECK },
-	{ "debug", ARG_OPTIONAL, LO_DEBUG },
-	{ "dsn-notify", ARG_REQUIRED, LO_DSN_NOTIFY },
-	{ "dsn-return", ARG_REQUIRED, LO_DSN_RETURN },
-	{ "file", ARG_REQUIRED, LO_FILE },
-	{ "from", ARG_REQUIRED, LO_FROM },
-	{ "help", ARG_NONE, LO_HELP },
-	{ "logfile", ARG_REQUIRED, LO_LOGFILE },
-	{ "pretend", ARG_NONE, LO_PRETEND },
-	{ "queue-drop", ARG_REQUIRED, LO_QUEUE_DROP },
-	{ "queue-retry", ARG_REQUIRED, LO_QUEUE_RETRY },
-	{ "read-envelope-from", ARG_NONE, LO_READ_ENVELOPE_FROM },
-	{ "read-recipients", ARG_NONE, LO_READ_RECIPIENTS },
-	{ "serverinfo", ARG_NONE, LO_SERVERINFO },
-	{ "system", ARG_NONE, LO_SYSTEM },
-	{ "version", ARG_NONE, LO_VERSION },
+	{ "account", ARG_REQUIRED, LO_ACCOUNT, NULL, NULL },
+	SETTING("add-missing-date-header", ARG_OPTIONAL,
+		"add_missing_date_header"),
+	SETTING("add-missing-from-header", ARG_OPTIONAL,
+		"add_missing_from_header"),
+	SETTING("aliases", ARG_REQUIRED, "aliases"),
+	SETTING("auth", ARG_OPTIONAL, "auth"),
+	SETTING("auto-from", ARG_OPTIONAL, "auto_from"),
+	{ "check", ARG_OPTIONAL, LO_CHECK, NULL, NULL },
+	{ "configure", ARG_REQUIRED, LO_UNSUPPORTED,
+		"generating a configuration from DNS SRV records is not "
+		"supported; see msmtprc.example and oasmtprc(5)", NULL },
+	SETTING("connect-timeout", ARG_REQUIRED, "timeout"),
+	{ "debug", ARG_OPTIONAL, LO_DEBUG, NULL, NULL },
+	SETTING("domain", ARG_REQUIRED, "domain"),
+	{ "dsn-notify", ARG_REQUIRED, LO_DSN_NOTIFY, NULL, NULL },
+	{ "dsn-return", ARG_REQUIRED, LO_DSN_RETURN, NULL, NULL },
+	{ "file", ARG_REQUIRED, LO_FILE, NULL, NULL },
+	{ "from", ARG_REQUIRED, LO_FROM, NULL, NULL },
+	{ "help", ARG_NONE, LO_HELP, NULL, NULL },
+	SETTING("host", ARG_REQUIRED, "host"),
+	SETTING("keepbcc", ARG_OPTIONAL, "keepbcc"),
+	{ "logfile", ARG_REQUIRED, LO_LOGFILE, NULL, NULL },
+	SETTING("logfile-time-format", ARG_REQUIRED, "logfile_time_format"),
+	SETTING("maildomain", ARG_REQUIRED, "maildomain"),
+	SETTING("passwordeval", ARG_REQUIRED, "passwordeval"),
+	SETTING("port", ARG_REQUIRED, "port"),
+	{ "pretend", ARG_NONE, LO_PRETEND, NULL, NULL },
+	SETTING("protocol", ARG_REQUIRED, "protocol"),
+	SETTING("proxy-host", ARG_REQUIRED, "proxy_host"),
+	SETTING("proxy-port", ARG_REQUIRED, "proxy_port"),
+	{ "queue-drop", ARG_REQUIRED, LO_QUEUE_DROP, NULL, NULL },
+	{ "queue-retry", ARG_REQUIRED, LO_QUEUE_RETRY, NULL, NULL },
+	{ "read-envelope-from", ARG_NONE, LO_READ_ENVELOPE_FROM, NULL, NULL },
+	{ "read-recipients", ARG_NONE, LO_READ_RECIPIENTS, NULL, NULL },
+	SETTING("remove-bcc-headers", ARG_OPTIONAL, "remove_bcc_headers"),
+	{ "rmqs", ARG_REQUIRED, LO_UNSUPPORTED,
+		"remote message queue starting (ETRN) is not supported", NULL },
+	{ "serverinfo", ARG_NONE, LO_SERVERINFO, NULL, NULL },
+	{ "set-date-header", ARG_OPTIONAL, LO_SETTING, "set_date_header",
+		"auto" },
+	{ "set-from-header", ARG_OPTIONAL, LO_SETTING, "set_from_header",
+		"auto" },
+	{ "set-msgid-header", ARG_OPTIONAL, LO_SETTING, "set_msgid_header",
+		"auto" },
+	{ "set-to-header", ARG_OPTIONAL, LO_SETTING, "set_to_header", "on" },
+	SETTING("socket", ARG_REQUIRED, "socket"),
+	SETTING("source-ip", ARG_REQUIRED, "source_ip"),
+	SETTING("syslog", ARG_OPTIONAL, "syslog"),
+	{ "system", ARG_NONE, LO_SYSTEM, NULL, NULL },
+	SETTING("timeout", ARG_REQUIRED, "timeout"),
+	SETTING("tls", ARG_OPTIONAL, "tls"),
+	SETTING("tls-cert-file", ARG_REQUIRED, "tls_cert_file"),
+	SETTING("tls-certcheck", ARG_OPTIONAL, "tls_certcheck"),
+	SETTING("tls-crl-file", ARG_REQUIRED, "tls_crl_file"),
+	SETTING("tls-fingerprint", ARG_REQUIRED, "tls_fingerprint"),
+	SETTING("tls-force-sslv3", ARG_OPTIONAL, "tls_force_sslv3"),
+	SETTING("tls-host-override", ARG_REQUIRED, "tls_host_override"),
+	SETTING("tls-key-file", ARG_REQUIRED, "tls_key_file"),
+	SETTING("tls-min-dh-prime-bits", ARG_REQUIRED,
+		"tls_min_dh_prime_bits"),
+	SETTING("tls-priorities", ARG_REQUIRED, "tls_priorities"),
+	SETTING("tls-starttls", ARG_OPTIONAL, "tls_starttls"),
+	SETTING("tls-trust-file", ARG_REQUIRED, "tls_trust_file"),
+	SETTING("undisclosed-recipients", ARG_OPTIONAL,
+		"undisclosed_recipients"),
+	SETTING("user", ARG_REQUIRED, "user"),
+	{ "version", ARG_NONE, LO_VERSION, NULL, NULL },
 };
 
 struct parser {
@@ -551,6 +614,24 @@ find_longopt(const char *name, size_t n)
 	return NULL;
 }
 
+/*
+ * An msmtp configuration option: kept, in command-line order, for
+ * config_load() (which checks the value as it checks the file's).
+ */
+static MUST_CHECK enum err
+add_setting(struct parser *p, const struct longopt *lo, const char *value)
+{
+	struct cli_setting *s = &p->o.settings[p->o.n_settings++];
+
+	s->option = lo->name;
+	s->key = lo->key;
+	s->value = value != NULL ? value : lo->dflt;
+	if (strcmp(lo->key, "host") == 0) {
+		p->o.host = s->value;
+	}
+	return ERR_OK;
+}
+
 static MUST_CHECK enum err
 parse_long(struct parser *p, const char *arg)
 {
@@ -621,9 +702,14 @@ parse_long(struct parser *p, const char *arg)
 		return ERR_OK;
 	case LO_SERVERINFO:
 		return set_mode(p, CLI_MODE_SERVERINFO, "--serverinfo");
+	case LO_SETTING:
+		return add_setting(p, lo, value);
 	case LO_SYSTEM:
 		p->o.system = 1;
 		return ERR_OK;
+	case LO_UNSUPPORTED:
+		return usage(p, "'--%s' is not supported: %s", lo->name,
+			lo->key);
 	case LO_VERSION:
 		p->want_version = 1;
 		return ERR_OK;
@@ -688,6 +774,15 @@ finish(struct parser *p)
 			"'%s' and '--read-envelope-from' cannot be combined",
 			p->from_opt);
 	}
+	if (p->o.n_settings > 0 && p->o.system) {
+		return usage(p, "'--%s' cannot be combined with '--system': "
+			"the system accounts are set in the system "
+			"configuration file only", p->o.settings[0].option);
+	}
+	if (p->o.host != NULL && p->o.account != NULL) {
+		return usage(p, "'--host' and '-a' cannot be combined: --host "
+			"names a server without a configuration file");
+	}
 	if (p->want_help) {
 		p->o.mode = CLI_MODE_HELP;
 		return ERR_OK;
@@ -740,7 +835,10 @@ cli_parse(int argc, char **argv, struct cli_opts *ret, struct errinfo *reterr)
 		return e;
 	}
 	p.o.recipients = calloc((size_t)p.argc + 1, sizeof(char *));
-	if (p.o.recipients == NULL) {
+	p.o.settings = calloc((size_t)p.argc + 1, sizeof(p.o.settings[0]));
+	if (p.o.recipients == NULL || p.o.settings == NULL) {
+		free(p.o.recipients);
+		free(p.o.settings);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 
@@ -768,6 +866,7 @@ cli_parse(int argc, char **argv, struct cli_opts *ret, struct errinfo *reterr)
 	return ERR_OK;
 fail:
 	free(p.o.recipients);
+	free(p.o.settings);
 	return e;
 }
 
@@ -778,6 +877,7 @@ cli_opts_release(struct cli_opts *o)
 		return;
 	}
 	free(o->recipients);
+	free(o->settings);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -822,6 +922,9 @@ cli_help_text(void)
 	"                         append a line per mail to FILE ('-' = stdout)\n"
 	"  -P, --pretend          print the effective configuration and exit\n"
 	"  -S, --serverinfo       print what the server offers and exit\n"
+	"  --host=H, --port=N, --tls[=on|off], --auth[=M], --user=U, ...\n"
+	"                         msmtp's configuration options: set the key of\n"
+	"                         the same name; --host reads no file (oasmtp(1))\n"
 	"  --system               use the system configuration, queue and\n"
 	"                         token state (the system service, root)\n"
 	"  -bm                    deliver (the default)\n"

@@ -64,6 +64,19 @@ enum cli_dsn_return {
 };
 
 /*
+ * One of msmtp's command-line configuration options (--host=H, --tls,
+ * --auth=plain ...; oasmtp(1)): the configuration key it sets and the
+ * value, exactly as a line "key value" of the file would.  option is the
+ * long option's name without "--" (static storage); value borrows from
+ * argv or is static.
+ */
+struct cli_setting {
+	const char *option;
+	const char *key;
+	const char *value;
+};
+
+/*
  * The parsed command line.  Every string borrows from the argv given to
  * cli_parse() (never copied), so it lives as long as that argv does.
  * recipients is a heap array owned by the struct: release it with
@@ -110,6 +123,15 @@ struct cli_opts {
 	/* CLI_MODE_QUEUE_DROP / CLI_MODE_QUEUE_RETRY: the queue id. */
 	const char *queue_id;
 
+	/*
+	 * msmtp's configuration options in command-line order (owned array,
+	 * borrowed strings).  host is the value of the last --host: the
+	 * account then comes from the command line alone (no file is read).
+	 */
+	struct cli_setting *settings;
+	size_t n_settings;
+	const char *host;
+
 	/* Recipient arguments in command-line order, each an address list. */
 	char **recipients;		/* NULL-terminated, never NULL on success */
 	size_t recipient_count;
@@ -130,7 +152,9 @@ struct cli_opts {
  *              with --read-envelope-from, recipients given to a mode that
  *              takes none, or no recipients at all in send mode without -t
  *              or --pretend; --check with more than one account name, or
- *              with one that differs from -a
+ *              with one that differs from -a; --host together with -a;
+ *              msmtp's --configure and --rmqs (not supported).  The values
+ *              of the configuration options are checked by config_load()
  *   ERR_NOMEM
  */
 MUST_CHECK enum err cli_parse(int argc, char **argv, struct cli_opts *ret,

@@ -33,10 +33,14 @@
 #include "account.h"
 #include "api.h"
 #include "buf.h"
+#include "cli.h"
 #include "eval.h"
 #include "paths.h"
 #include "provider.h"
 #include "util.h"
+
+/* The account name a command-line configuration gets ("cmdline"). */
+#define CMDLINE_NAME_MAX 256
 
 /* one configuration warning */
 #define WARNING_MAX 4096
@@ -60,6 +64,8 @@ struct parser {
 	unsigned line;
 	unsigned defaults_line;		/* first line of a defaults section */
 	int in_eval;			/* the line is the output of eval */
+	int cmdline;			/* a command-line option: file is
+					   "option --NAME", line 0 */
 	const char *unsafe;		/* why the file may not run commands */
 	int literal_secret;
 	struct account *defaults;
@@ -102,6 +108,9 @@ perr(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	va_start(ap, fmt);
 	errinfo_vset(reterr, ERR_CONFIG, fmt, ap);
 	va_end(ap);
+	if (ps->cmdline) {
+		return errinfo_prefix(reterr, "%s: ", ps->file);
+	}
 	return errinfo_prefix(reterr, "%s:%u: ", ps->file, ps->line);
 }
 
@@ -156,7 +165,8 @@ pwarn(struct parser *ps, struct errinfo *reterr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (add_warning(ps->cfg, "%s:%u: %s", ps->file, ps->line, text)
+	if ((ps->cmdline ? add_warning(ps->cfg, "%s: %s", ps->file, text) :
+	    add_warning(ps->cfg, "%s:%u: %s", ps->file, ps->line, text))
 		!= ERR_OK) {
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
@@ -216,6 +226,9 @@ ascii_lower(char *s)
 static unsigned char
 set_mark(const struct parser *ps)
 {
+	if (ps->cmdline) {
+		return ACC_SET_CMDLINE;
+	}
 	return ps->cur_is_defaults ? ACC_SET_DEFAULTS : ACC_SET_EXPLICIT;
 }
 
@@ -352,6 +365,17 @@ h_port(struct parser *ps, const struct directive *d, const char *arg,
 		return bad_arg(ps, d, arg, "a number from 1 to 65535", reterr);
 	}
 	return store_num(ps, d->field, v, reterr);
+}
+
+/* proxy_port: a port, or empty for the default (msmtp: 0 = 1080) */
+static MUST_CHECK enum err
+h_proxy_port(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	if (*arg == '\0') {
+		return store_num(ps, d->field, 0, reterr);
+	}
+	return h_port(ps, d, arg, reterr);
 }
 
 static MUST_CHECK enum err
@@ -1199,8 +1223,8 @@ static const struct directive directives[] = {
 	{ "passwordeval", h_string, ACCF_PASSWORDEVAL, 0, NULL },
 	{ "port", h_port, ACCF_PORT, 0, NULL },
 	{ "protocol", h_protocol, -1, 0, NULL },
-	{ "proxy_host", h_reject, -1, 0, "SOCKS proxies are not supported" },
-	{ "proxy_port", h_reject, -1, 0, "SOCKS proxies are not supported" },
+	{ "proxy_host", h_string, ACCF_PROXY_HOST, 0, NULL },
+	{ "proxy_port", h_proxy_port, ACCF_PROXY_PORT, 0, NULL },
 	{ "queue", h_choice, ACCF_QUEUE, 0, queue_choices },
 	{ "queue_dir", h_string, ACCF_QUEUE_DIR, D_PATH, NULL },
 	{ "queue_max_age", h_duration, ACCF_QUEUE_MAX_AGE, 0, max_age_range },
@@ -1904,6 +1928,88 @@ parse_into(struct config *cfg, const struct config_params *params,
 	return e;
 }
 
+/*
+ * Apply the command-line settings of params to acc, as lines at the end of
+ * its section (config.h).  Messages name the option: "option --port: ...".
+ */
+static MUST_CHECK enum err
+apply_settings(struct config *cfg, const struct config_params *params,
+	struct account *acc, struct errinfo *reterr)
+{
+	struct parser ps;
+	struct buf home, name;
+	size_t i;
+	enum err e = ERR_OK;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.params = params;
+	ps.cfg = cfg;
+	ps.cmdline = 1;
+	ps.cur = acc;
+	buf_init(&home, PATH_MAX);
+	buf_init(&name, CMDLINE_NAME_MAX);
+	ps.home = resolve_home(params, &home);
+	for (i = 0; i < params->n_settings && e == ERR_OK; i++) {
+		const struct cli_setting *st = &params->settings[i];
+
+		buf_reset(&name);
+		if (buf_printf(&name, "option --%s", st->option) != ERR_OK) {
+			e = nomem(reterr);
+			break;
+		}
+		ps.file = buf_cstr(&name);
+		e = dispatch(&ps, st->key, st->value, reterr);
+	}
+	buf_release(&name);
+	buf_release(&home);
+	return e;
+}
+
+/* 1 when the command line names the server (msmtp's --host). */
+static int
+settings_have_host(const struct config_params *params)
+{
+	size_t i;
+
+	for (i = 0; i < params->n_settings; i++) {
+		if (strcmp(params->settings[i].key, "host") == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * msmtp's --host: one account, "cmdline", from msmtp's defaults and the
+ * command line only; no file is read.
+ */
+static MUST_CHECK enum err
+load_cmdline_account(struct config *cfg, const struct config_params *params,
+	struct errinfo *reterr)
+{
+	struct account *acc = account_new();
+	struct account **a;
+	enum err e;
+
+	if (acc == NULL) {
+		return nomem(reterr);
+	}
+	account_use_msmtp_defaults(acc);
+	acc->name = strdup("cmdline");
+	acc->file = strdup("(command line)");
+	a = calloc(1, sizeof(*a));
+	if (acc->name == NULL || acc->file == NULL || a == NULL) {
+		free(a);
+		account_free(acc);
+		return nomem(reterr);
+	}
+	a[0] = acc;
+	cfg->accounts = a;
+	cfg->n_accounts = 1;
+	e = apply_settings(cfg, params, acc, reterr);
+	return e;
+}
+
 static MUST_CHECK enum err
 resolve_all(struct config *cfg, const struct config_params *params,
 	struct errinfo *reterr)
@@ -2248,6 +2354,10 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 		e = load_system_only(cfg, params, reterr);
 		goto out;
 	}
+	if (settings_have_host(params)) {
+		e = load_cmdline_account(cfg, params, reterr);
+		goto resolve;
+	}
 	if (params->file != NULL) {
 		e = load_file(cfg, params, params->file, 0, 1, &found, reterr);
 		if (e == ERR_OK) {
@@ -2309,6 +2419,10 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 			"/oasmtp/config");
 	}
 out:
+	for (i = 0; i < cfg->n_accounts && e == ERR_OK; i++) {
+		e = apply_settings(cfg, params, cfg->accounts[i], reterr);
+	}
+resolve:
 	for (i = 0; i < 4; i++) {
 		free(cands[i]);
 	}
@@ -2513,7 +2627,9 @@ preset_note(const struct account *a, enum account_field f, char *note,
 	size_t size)
 {
 	note[0] = '\0';
-	if (a->set[f] == ACC_SET_PRESET) {
+	if (a->set[f] == ACC_SET_CMDLINE) {
+		snprintf(note, size, " (from the command line)");
+	} else if (a->set[f] == ACC_SET_PRESET) {
 		snprintf(note, size, " (from the oauth2_provider %s preset)",
 			name_of(provider_choices, a->oauth2_provider));
 	}
@@ -2533,6 +2649,11 @@ config_describe_server(const struct account *a, struct buf *out)
 			"%s preset)", a->set[ACCF_PORT] == ACC_SET_PRESET ? "" :
 			"host ", name_of(provider_choices, a->oauth2_provider)));
 	}
+	if (a->proxy_host != NULL) {
+		err_first(&e, buf_printf(out, ", through the SOCKS5 proxy %s "
+			"port %d", a->proxy_host, a->proxy_port != 0 ?
+			a->proxy_port : 1080));
+	}
 	return e;
 }
 
@@ -2547,25 +2668,40 @@ config_print_account(const struct account *a, struct buf *out)
 	char note[128];
 
 	err_first(&e, buf_printf(out, "account = %s\n", a->name != NULL ? a->name : ""));
-	err_first(&e, buf_printf(out, "config file = %s:%u\n",
-		a->file != NULL ? a->file : "", a->line));
-	err_first(&e, buf_printf(out, "defaults = %s\n", a->msmtp_defaults
-		? "msmtp (the file is at msmtp's place: tls off, port 25, "
-		"auth off unless set)"
-		: "oasmtp (tls on, STARTTLS, port 587, auth on with a user)"));
+	if (a->line == 0 && a->file != NULL && a->file[0] == '(') {
+		err_first(&e, buf_printf(out, "config file = %s\n", a->file));
+	} else {
+		err_first(&e, buf_printf(out, "config file = %s:%u\n",
+			a->file != NULL ? a->file : "", a->line));
+	}
+	err_first(&e, buf_printf(out, "defaults = %s\n", !a->msmtp_defaults
+		? "oasmtp (tls on, STARTTLS, port 587, auth on with a user)"
+		: a->line == 0 ? "msmtp (--host: no file is read; tls off, "
+		"port 25, auth off unless set)"
+		: "msmtp (the file is at msmtp's place: tls off, port 25, "
+		"auth off unless set)"));
 	err_first(&e, buf_printf(out, "host = %s%s\n", a->host != NULL ? a->host :
 		"(not set)", preset_note(a, ACCF_HOST, note, sizeof(note))));
 	err_first(&e, buf_printf(out, "port = %d%s\n", a->port,
 		preset_note(a, ACCF_PORT, note, sizeof(note))));
 	err_first(&e, put_str(out, "source_ip", a->source_ip));
+	err_first(&e, put_str(out, "proxy_host", a->proxy_host));
+	err_first(&e, buf_printf(out, "proxy_port = %d\n",
+		a->proxy_port != 0 ? a->proxy_port : 1080));
 	err_first(&e, put_str(out, "domain", a->domain));
 	if (a->timeout == 0) {
-		err_first(&e, put_str(out, "timeout", "off"));
+		err_first(&e, buf_printf(out, "timeout = off%s\n",
+			preset_note(a, ACCF_TIMEOUT, note, sizeof(note))));
 	} else {
-		err_first(&e, buf_printf(out, "timeout = %d\n", a->timeout));
+		err_first(&e, buf_printf(out, "timeout = %d%s\n", a->timeout,
+			preset_note(a, ACCF_TIMEOUT, note, sizeof(note))));
 	}
-	err_first(&e, put_str(out, "auth", account_auth_name(a->auth)));
-	err_first(&e, put_str(out, "user", a->user));
+	err_first(&e, buf_printf(out, "auth = %s%s\n",
+		account_auth_name(a->auth),
+		preset_note(a, ACCF_AUTH, note, sizeof(note))));
+	err_first(&e, buf_printf(out, "user = %s%s\n", a->user != NULL ?
+		a->user : "(not set)",
+		preset_note(a, ACCF_USER, note, sizeof(note))));
 	err_first(&e, put_str(out, "password", a->password != NULL ? "*" : NULL));
 	err_first(&e, put_str(out, "passwordeval", a->passwordeval));
 	err_first(&e, buf_printf(out, "tls = %s%s\n", a->tls ? "on" : "off",

@@ -26,6 +26,7 @@
 
 struct account;
 struct buf;
+struct cli_setting;
 
 #define CONFIG_LINE_MAX (64 * 1024)	/* bytes per line, without the LF */
 #define CONFIG_FILE_MAX (4 * 1024 * 1024)
@@ -61,6 +62,17 @@ struct config_params {
 	 * /etc/aliases when that file exists.  NULL: the normal lookup.
 	 */
 	const char *system_state_dir;
+	/*
+	 * msmtp's command-line configuration options (cli.h), applied in
+	 * order, after the files, to every account as if the account's
+	 * section ended with those lines; their values are checked as the
+	 * file's are ("option --port: invalid argument ...").  When one of
+	 * them is `host`, no file is read: the one account, "cmdline",
+	 * starts from msmtp's defaults and has only these settings (msmtp's
+	 * --host).  Borrowed.
+	 */
+	const struct cli_setting *settings;
+	size_t n_settings;
 	int no_eval;			/* refuse `eval` lines (fuzzing) */
 	int eval_timeout;		/* seconds for `eval` lines when the
 					   section sets no timeout; 0: 60 */

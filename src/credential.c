@@ -10,9 +10,14 @@
 
 #include "account.h"
 #include "eval.h"
+#include "netrc.h"
 #include "oasmtp-config.h"
 #include "token_cache.h"
+#include "ttypass.h"
 #include "util.h"
+
+/* "password for USER at HOST: " */
+#define PROMPT_MAX 1024
 
 /* An access token from Microsoft is ~2 KiB; leave a lot of room. */
 #define SECRET_MAX (64 * 1024)
@@ -32,6 +37,9 @@ credential_kind_of(const struct account *acc)
 	    acc->oauth2_token_endpoint != NULL) {
 		return CREDENTIAL_OAUTH;
 	}
+	if (acc->user != NULL && acc->host != NULL) {
+		return CREDENTIAL_LOOKUP;
+	}
 	return CREDENTIAL_NONE;
 }
 
@@ -45,6 +53,8 @@ credential_kind_name(enum credential_kind kind)
 		return "password";
 	case CREDENTIAL_OAUTH:
 		return "oauth2 (built-in refresh)";
+	case CREDENTIAL_LOOKUP:
+		return "lookup (Secret Service, netrc, terminal prompt)";
 	case CREDENTIAL_NONE:
 		break;
 	}
@@ -203,6 +213,10 @@ run_helper(struct credential *c, int fresh, struct buf *ret_secret,
 	struct buf tok, msg;
 	enum err e = ERR_OK;
 
+	c->decision = fresh ? "oasmtp-token print --fresh: a refresh "
+		"forced (the server refused the token)" : "oasmtp-token print: "
+		"the helper's token, refreshed with the stored grant when it "
+		"was stale";
 	if (c->helper.pid <= 0) {
 		e = spawn_helper(c, fresh, reterr);
 		if (e != ERR_OK) {
@@ -260,8 +274,13 @@ credential_start(struct credential *c, const struct account *acc,
 		return ERR_OK;
 	}
 	if (token_cache_lookup(acc, &c->cached, NULL)) {
+		c->decision = "access token from the cache (cache hit: still "
+			"valid past the refresh margin)";
 		return ERR_OK;
 	}
+	c->decision = prefetch ? "no fresh access token in the cache (cache "
+		"miss): oasmtp-token print started while connecting" :
+		"no fresh access token in the cache (cache miss)";
 	return prefetch ? spawn_helper(c, 0, reterr) : ERR_OK;
 }
 
@@ -281,6 +300,136 @@ run_passwordeval(const struct account *acc, struct buf *out,
 	 */
 	errinfo_prefix(reterr, "account '%s': passwordeval: ", acc->name);
 	return errinfo_recode(reterr, ERR_TOKEN_TEMP);
+}
+
+/*
+ * msmtp's Secret Service entry through oasmtp-token (credential.h).
+ * *ret_found 0 when there is none or no Secret Service to ask: msmtp
+ * then goes on to netrc quietly, and so do we.
+ */
+static MUST_CHECK enum err
+lookup_keyring(struct credential *c, struct buf *out, int *ret_found,
+	struct errinfo *reterr)
+{
+	const char *argv[] = { "oasmtp-token", "msmtp-password", c->acc->host,
+		c->acc->user, NULL };
+	struct proc p;
+	struct buf path, pw, msg;
+	enum err e;
+
+	*ret_found = 0;
+	buf_init(&path, PATH_MAX);
+	buf_init_secret(&pw, SECRET_MAX);
+	buf_init(&msg, HELPER_ERR_MAX);
+	e = credential_helper_path(&path, reterr);
+	if (e == ERR_OK) {
+		memset(&p, 0, sizeof(p));
+		p.argv = argv;
+		p.file = path.data;
+		p.name = "oasmtp-token";
+		p.in = PROC_IN_NULL;
+		p.out = PROC_OUT_CAPTURE;
+		p.err = PROC_OUT_CAPTURE;
+		p.out_buf = &pw;
+		p.err_buf = &msg;
+		p.timeout_ms = 1000LL * account_helper_timeout_s(c->acc);
+		if (proc_run(&p, NULL) == ERR_OK && p.end == PROC_EXITED &&
+		    p.code == 0) {
+			size_t n = strcspn(pw.data, "\r\n");
+
+			if (n > 0) {
+				e = buf_append(out, pw.data, n);
+				*ret_found = e == ERR_OK;
+			}
+		}
+	}
+	buf_release(&path);
+	buf_release(&pw);
+	buf_release(&msg);
+	return e;
+}
+
+/* The user's netrc file, then the system's. */
+static MUST_CHECK enum err
+lookup_netrc(struct credential *c, struct buf *out, int *ret_found,
+	struct errinfo *reterr)
+{
+	struct buf path;
+	enum err e;
+
+	*ret_found = 0;
+	buf_init(&path, PATH_MAX);
+	if (netrc_user_file(&path) == ERR_OK) {
+		e = netrc_lookup(path.data, 0, c->acc->host, c->acc->user, out,
+			ret_found, reterr);
+		if (e != ERR_OK || *ret_found) {
+			c->origin = "the netrc file";
+			goto out;
+		}
+	}
+	buf_reset(&path);
+	e = buf_printf(&path, "%s/netrc", SYSCONFDIR);
+	if (e == ERR_OK) {
+		e = netrc_lookup(path.data, 1, c->acc->host, c->acc->user,
+			out, ret_found, reterr);
+		c->origin = "the system netrc file";
+	}
+out:
+	buf_release(&path);
+	return e;
+}
+
+/* msmtp's password lookup (credential.h); the answer is kept. */
+static MUST_CHECK enum err
+run_lookup(struct credential *c, struct buf *ret_secret,
+	struct errinfo *reterr)
+{
+	const struct account *acc = c->acc;
+	struct buf prompt;
+	int found = 0;
+	enum err e;
+
+	if (c->cached.len > 0) {
+		return buf_append(ret_secret, c->cached.data, c->cached.len);
+	}
+	e = lookup_keyring(c, &c->cached, &found, reterr);
+	if (e == ERR_OK && found) {
+		c->origin = "the Secret Service";
+	}
+	if (e == ERR_OK && !found) {
+		e = lookup_netrc(c, &c->cached, &found, reterr);
+	}
+	if (e == ERR_OK && !found) {
+		buf_init(&prompt, PROMPT_MAX);
+		e = buf_printf(&prompt, "password for %s at %s: ", acc->user,
+			acc->host);
+		if (e == ERR_OK) {
+			e = ttypass_ask(prompt.data, 0, &c->cached, &found,
+				reterr);
+		}
+		buf_release(&prompt);
+		if (e != ERR_OK && e != ERR_NOMEM) {
+			errinfo_prefix(reterr, "account '%s': ", acc->name);
+		}
+		c->origin = "the terminal";
+	}
+	if (e == ERR_OK && !found) {
+		c->origin = NULL;
+		return errinfo_set(reterr, ERR_CONFIG, "account '%s' has no "
+			"password for %s at %s: set passwordeval or password, "
+			"or store it with `secret-tool store --label=msmtp "
+			"host %s service smtp user %s`, or in ~/.netrc "
+			"(machine %s login %s password ...; chmod 600), or "
+			"run oasmtp on a terminal to be asked", acc->name,
+			acc->user, acc->host, acc->host, acc->user, acc->host,
+			acc->user);
+	}
+	if (e != ERR_OK) {
+		buf_reset(&c->cached);
+		c->origin = NULL;
+		return e;
+	}
+	return buf_append(ret_secret, c->cached.data, c->cached.len);
 }
 
 enum err
@@ -317,12 +466,41 @@ credential_get(void *ctx, int force_fresh, struct buf *ret_secret,
 			buf_release(&scratch);
 		}
 		return run_helper(c, force_fresh, ret_secret, reterr);
+	case CREDENTIAL_LOOKUP:
+		if (force_fresh) {
+			return errinfo_set(reterr, ERR_AUTH,
+				"account '%s': the server refused the password "
+				"from %s", acc->name, c->origin != NULL ?
+				c->origin : "the lookup");
+		}
+		return run_lookup(c, ret_secret, reterr);
 	case CREDENTIAL_NONE:
 		break;
 	}
 	return errinfo_set(reterr, ERR_CONFIG,
 		"account '%s' has no credentials: set passwordeval, password or "
 		"the oauth2_* keys (see oasmtprc(5))", acc->name);
+}
+
+enum err
+credential_describe(const struct credential *c, struct buf *out)
+{
+	const struct account *acc = c->acc;
+	const char *d = c->decision;
+
+	if (c->kind == CREDENTIAL_LOOKUP) {
+		d = c->origin != NULL ? c->origin : "none found";
+		return buf_printf(out, "credentials: password lookup: %s", d);
+	}
+	if (c->kind != CREDENTIAL_OAUTH) {
+		return buf_printf(out, "credentials: %s",
+			credential_kind_name(c->kind));
+	}
+	return buf_printf(out, "credentials: %s; token store: %s; token "
+		"cache: %s", d != NULL ? d : "not needed",
+		acc->oauth2_token_store != NULL ? acc->oauth2_token_store :
+		"secret-service (default)", acc->oauth2_token_cache != NULL ?
+		acc->oauth2_token_cache : "(default)");
 }
 
 void

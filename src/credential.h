@@ -12,6 +12,16 @@
  *                  by credential_start() so the refresh overlaps the SMTP
  *                  connect and handshake, and joined when AUTH needs it.  The
  *                  oasmtp binary itself never loads libcurl or libsecret.
+ *   lookup         no password, passwordeval or oauth2_* key, but a user:
+ *                  msmtp's password lookup for user at host, in msmtp's
+ *                  order: its Secret Service entry (`secret-tool store
+ *                  --label=msmtp host H service smtp user U`), read by
+ *                  `oasmtp-token msmtp-password H U` so this binary never
+ *                  loads GLib; the user's netrc file ($NETRC, else
+ *                  ~/.netrc), then SYSCONFDIR/netrc (netrc.h: must be
+ *                  private); a prompt on the terminal (ttypass.h: only
+ *                  with one, never under cron).  The answer is kept for
+ *                  the rest of the run;
  *   nothing        AUTH that needs a secret fails with ERR_CONFIG.
  *
  * Secrets never travel in argv or the environment: the helper gets the
@@ -22,6 +32,9 @@
 
 #include "buf.h"
 #include "err.h"
+
+/* credential_describe()'s line for -vv. */
+#define CREDENTIAL_DESC_MAX 2048
 #include "proc.h"
 
 struct account;
@@ -31,6 +44,7 @@ enum credential_kind {
 	CREDENTIAL_EVAL,
 	CREDENTIAL_PASSWORD,
 	CREDENTIAL_OAUTH,
+	CREDENTIAL_LOOKUP,
 };
 
 struct credential {
@@ -40,7 +54,18 @@ struct credential {
 	struct buf cached;		/* secret: token read from the cache */
 	struct proc helper;		/* oasmtp-token; running when helper.pid > 0 */
 	struct buf warnings;		/* helper's remarks on success, for main */
+	const char *origin;		/* CREDENTIAL_LOOKUP: where the password
+					   was found (static), NULL before */
+	const char *decision;		/* the last decision, for -vv (static):
+					   cache hit or miss, refresh, source */
 };
+
+/*
+ * Append "credentials: DECISION" and, for OAuth2, the token store the
+ * helper uses, for -vv.  Nothing secret.
+ */
+MUST_CHECK enum err credential_describe(const struct credential *c,
+	struct buf *out);
 
 /* Which source an account uses (no side effects). */
 enum credential_kind credential_kind_of(const struct account *acc);
@@ -62,7 +87,8 @@ MUST_CHECK enum err credential_start(struct credential *c, const struct account 
  * buf owned by the caller).  force_fresh asks for a new token after the
  * server refused the previous one; a literal password cannot change, so it
  * fails with ERR_AUTH then.
- * Errors: ERR_CONFIG (no secret configured; bad oauth2 settings),
+ * Errors: ERR_CONFIG (no secret configured or found; bad oauth2
+ * settings; a netrc file that is not private),
  * ERR_TOKEN_TEMP (passwordeval failed or timed out; token endpoint down;
  * keyring locked), ERR_REAUTH, ERR_AUTH, ERR_NOMEM, ERR_INTERNAL.
  * ctx is a struct credential *.

@@ -71,6 +71,9 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	snprintf(num, sizeof(num), "%d", acc->port);
 	err_first(&e, key_field(key, "port", num));
 	err_first(&e, key_field(key, "source_ip", acc->source_ip));
+	err_first(&e, key_field(key, "proxy_host", acc->proxy_host));
+	snprintf(num, sizeof(num), "%d", acc->proxy_port);
+	err_first(&e, key_field(key, "proxy_port", num));
 	err_first(&e, key_field(key, "domain", acc->domain));
 	snprintf(num, sizeof(num), "%d/%d/%d", acc->tls, acc->tls_starttls,
 		acc->tls_certcheck);

@@ -65,7 +65,8 @@ sysmode_handoff(const struct cli_opts *o, char **argv, enum err *ret_e,
 	int err;
 
 	if (o->mode != CLI_MODE_SEND || o->pretend || o->system ||
-	    o->config_file != NULL || config_user_file_exists(NULL)) {
+	    o->config_file != NULL || o->n_settings > 0 ||
+	    config_user_file_exists(NULL)) {
 		return 0;
 	}
 	buf_init(&drop, PATH_MAX);

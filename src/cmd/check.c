@@ -319,6 +319,15 @@ step_token(struct check *c, struct errinfo *ei)
 		return ERR_OK;
 	case CREDENTIAL_OAUTH:
 		break;
+	case CREDENTIAL_LOOKUP:
+		e = credential_get(&c->cred, 0, &c->secret, ei);
+		if (e != ERR_OK) {
+			return fail_step(c, STEP_TOKEN, e, ei);
+		}
+		report(c, "ok", STEP_TOKEN, "password for %s at %s from %s",
+			acc->user, acc->host, c->cred.origin != NULL ?
+			c->cred.origin : "the lookup");
+		return ERR_OK;
 	case CREDENTIAL_NONE:
 		e = credential_get(&c->cred, 0, &c->secret, ei);
 		return fail_step(c, STEP_TOKEN, e == ERR_OK ? ERR_CONFIG : e,

@@ -41,6 +41,8 @@ job_config_params(const struct cli_opts *o, const char *file,
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->file = file;
+	ret->settings = o->settings;
+	ret->n_settings = o->n_settings;
 	ret->system_state_dir = o->system ? sysmode_state_dir() : NULL;
 }
 
@@ -66,7 +68,9 @@ job_load_account(struct job *job, const char *from, int warn_always,
 			job->cfg->user_file);
 	}
 	show_warnings(job->cfg, warn_always);
-	e = config_select(job->cfg, job->o->account, from, &job->acc, reterr);
+	/* --host: the one account the command line made (config.h) */
+	e = config_select(job->cfg, job->o->host != NULL ? "cmdline" :
+		job->o->account, from, &job->acc, reterr);
 	if (e == ERR_OK) {
 		struct buf server;
 

@@ -11,6 +11,7 @@
 #include "job.h"
 #include "log.h"
 #include "submit.h"
+#include "util.h"
 
 /* the log line of the delivered part quotes no reply */
 #define NO_REPLY_MAX 1
@@ -18,11 +19,30 @@
 void
 report_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
 {
+	static int64_t last;
+	int64_t now;
+
 	(void)ctx;
-	if (dir == SMTP_DIR_NOTE) {
+	switch (dir) {
+	case SMTP_DIR_NOTE:
 		log_debug(1, "%.*s", (int)len, line);
 		return;
+	case SMTP_DIR_DETAIL:
+		log_debug(2, "%.*s", (int)len, line);
+		return;
+	case SMTP_DIR_TIMING:
+		log_debug(3, "time: %.*s", (int)len, line);
+		return;
+	case SMTP_DIR_SEND:
+	case SMTP_DIR_RECV:
+		break;
 	}
+	/* -vvv: the time since the previous line of the dialogue */
+	now = util_now_ms();
+	if (last != 0) {
+		log_debug(3, "time: +%lld ms", (long long)(now - last));
+	}
+	last = now;
 	log_transcript(dir == SMTP_DIR_SEND, line, len);
 }
 

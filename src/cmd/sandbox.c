@@ -255,7 +255,7 @@ broker_needed(const struct account *acc)
 		return 1;
 	}
 	return acc->auth != AUTH_OFF && (k == CREDENTIAL_EVAL ||
-		k == CREDENTIAL_OAUTH);
+		k == CREDENTIAL_OAUTH || k == CREDENTIAL_LOOKUP);
 }
 
 enum err
@@ -514,8 +514,11 @@ needs_program(const struct credential *c, int fresh)
 	if (fresh) {
 		return c->kind == CREDENTIAL_EVAL || c->kind == CREDENTIAL_OAUTH;
 	}
-	return c->kind == CREDENTIAL_EVAL || (c->kind == CREDENTIAL_OAUTH &&
-		c->cached.len == 0 && c->helper.pid <= 0);
+	/* msmtp's lookup runs oasmtp-token, reads netrc files and may
+	 * open the terminal: all outside the confinement */
+	return c->kind == CREDENTIAL_EVAL || c->kind == CREDENTIAL_LOOKUP ||
+		(c->kind == CREDENTIAL_OAUTH && c->cached.len == 0 &&
+		c->helper.pid <= 0);
 }
 
 /*

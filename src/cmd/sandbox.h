@@ -23,11 +23,14 @@
  *
  * What needs more than that goes through a broker, a process that stays
  * unconfined and does exactly two things on request over a socketpair:
- *   - the secret when it needs a program: passwordeval, oasmtp-token
- *     (--fresh after the server refused the cached token);
+ *   - the secret when it needs a program or a file: passwordeval,
+ *     oasmtp-token (--fresh after the server refused the cached token),
+ *     msmtp's password lookup (credential.h: Secret Service, netrc,
+ *     the terminal);
  *   - notify_command (and its syslog line) when the grant is gone.
  * A send forks the broker before it connects (sandbox_start()), only when
- * the account may need it (passwordeval, oauth2_*, notify_command: not for
+ * the account may need it (passwordeval, oauth2_*, msmtp's password lookup,
+ * notify_command: not for
  * a literal password or without AUTH); a flush
  * runs each account's session in a confined child and is itself the
  * broker (sandbox_run_child()) and runs notify_command after it ended.  The broker runs only the account's own

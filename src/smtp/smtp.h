@@ -110,6 +110,8 @@ enum smtp_dir {
 	SMTP_DIR_SEND = 0,	/* client to server */
 	SMTP_DIR_RECV,		/* server to client */
 	SMTP_DIR_NOTE,		/* engine remark (decoded error JSON, body) */
+	SMTP_DIR_DETAIL,	/* -vv: TLS parameters (submit.c) */
+	SMTP_DIR_TIMING,	/* -vvv: how long a step took (submit.c) */
 };
 
 /* Capabilities from the last EHLO (all zero after HELO or TLS start). */

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,6 +35,7 @@
 
 #include "envelope.h"
 #include "paths.h"
+#include "socks.h"
 #include "transport.h"
 #include "util.h"
 
@@ -310,9 +312,52 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	return e;
 }
 
+/* One line per line of text to the transcript, as dir. */
+static void
+transcript_lines(struct driver *d, enum smtp_dir dir, const char *text)
+{
+	while (d->p->transcript != NULL && *text != '\0') {
+		size_t n = strcspn(text, "\n");
+
+		d->p->transcript(d->p->transcript_ctx, dir, text, n);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* "<what>: N ms" for -vvv. */
+static void
+transcript_timing(struct driver *d, const char *what, int64_t since)
+{
+	char line[128];
+
+	if (d->p->transcript != NULL) {
+		snprintf(line, sizeof(line), "%s: %lld ms", what,
+			(long long)(util_now_ms() - since));
+		transcript_lines(d, SMTP_DIR_TIMING, line);
+	}
+}
+
+/* -vv: what TLS was negotiated (transport_tls_info). */
+static void
+transcript_tls(struct driver *d)
+{
+	struct buf info;
+
+	if (d->p->transcript == NULL) {
+		return;
+	}
+	buf_init(&info, SUBMIT_INFO_MAX);
+	/* protocol, cipher, resumed or not, certificate and fingerprint */
+	if (transport_tls_info(d->t, &info) == ERR_OK) {
+		transcript_lines(d, SMTP_DIR_DETAIL, buf_cstr(&info));
+	}
+	buf_release(&info);
+}
+
 static MUST_CHECK enum err
 start_tls(struct driver *d, struct errinfo *reterr)
 {
+	int64_t t0 = util_now_ms();
 	const struct submit_server *srv = &d->p->srv;
 	struct tls_params tp = srv->tls_params;
 	struct buf cache;
@@ -330,6 +375,46 @@ start_tls(struct driver *d, struct errinfo *reterr)
 		e = transport_tls_start(&d->t, &tp, step_deadline(d), reterr);
 	}
 	buf_release(&cache);
+	if (e == ERR_OK) {
+		transcript_timing(d, "TLS handshake", t0);
+		transcript_tls(d);
+	}
+	return e;
+}
+
+/*
+ * Through the SOCKS5 proxy of srv (socks.h): TCP to the proxy, then the
+ * server by name, so that only the proxy resolves it.
+ */
+static MUST_CHECK enum err
+connect_proxied(struct driver *d, const struct submit_params *p,
+	struct errinfo *reterr)
+{
+	const struct submit_server *srv = &p->srv;
+	int pport = srv->proxy_port > 0 ? srv->proxy_port : SOCKS_DEFAULT_PORT;
+	char proxy[300];
+	enum err e;
+
+	snprintf(proxy, sizeof(proxy), "%.255s port %d", srv->proxy_host,
+		pport);
+	/* the caller's connect (a hook that confines after it) reaches
+	 * the proxy; the handshake then runs on that connection */
+	if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	} else {
+		e = transport_tcp_connect(srv->proxy_host, pport,
+			srv->source_ip, step_deadline(d), &d->t, reterr);
+	}
+	if (e != ERR_OK) {
+		return errinfo_prefix(reterr, "SOCKS proxy: ");
+	}
+	e = socks5_connect(d->t, proxy, srv->host, srv->port,
+		step_deadline(d), reterr);
+	if (e != ERR_OK) {
+		transport_close(d->t);
+		d->t = NULL;
+	}
 	return e;
 }
 
@@ -701,7 +786,9 @@ session(const struct submit_params *p, enum mode mode,
 		(int64_t)(body_total / 65536) * 1000 + (d.n_items > 1 ?
 		(int64_t)(d.n_items - 1) * 2 * d.timeout_ms : 0) : 0;
 
-	if (p->io.connect != NULL) {
+	if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&d, p, reterr);
+	} else if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, srv->host, srv->port,
 			srv->source_ip, step_deadline(&d), &d.t, reterr);
 	} else {
@@ -711,6 +798,7 @@ session(const struct submit_params *p, enum mode mode,
 	if (e != ERR_OK) {
 		goto out;
 	}
+	transcript_timing(&d, "connect", start);
 	if (srv->tls && !srv->starttls) {
 		e = start_tls(&d, reterr);
 		if (e != ERR_OK) {
@@ -723,7 +811,8 @@ session(const struct submit_params *p, enum mode mode,
 	sp.tls_required = srv->tls;
 	sp.starttls = srv->tls && srv->starttls;
 	sp.tls_active = srv->tls && !srv->starttls;
-	sp.peer_loopback = peer_is_loopback(d.t);
+	/* through a proxy the peer is the proxy, not the server */
+	sp.peer_loopback = srv->proxy_host == NULL && peer_is_loopback(d.t);
 	sp.auth = mode == MODE_SERVERINFO ? AUTH_OFF : srv->auth;
 	sp.oauth = srv->oauth;
 	sp.user = srv->user;
@@ -802,7 +891,7 @@ submit_serverinfo(const struct submit_params *p, struct submit_result *ret,
 
 struct submit_conn {
 	struct submit_params p;	/* the caller's, with the strings below */
-	char *name, *host, *source_ip, *domain, *user;
+	char *name, *host, *source_ip, *domain, *user, *proxy_host;
 	struct smtp_session *s;
 	struct driver d;
 	/* where the engine's transcript goes now (changes per transaction) */
@@ -848,6 +937,7 @@ conn_free(struct submit_conn *c)
 	free(c->source_ip);
 	free(c->domain);
 	free(c->user);
+	free(c->proxy_host);
 	free(c);
 }
 
@@ -892,7 +982,8 @@ submit_open(const struct submit_params *p, struct submit_conn **ret_c,
 	    dup_opt(srv->host, &c->host) != 0 ||
 	    dup_opt(srv->source_ip, &c->source_ip) != 0 ||
 	    dup_opt(srv->domain, &c->domain) != 0 ||
-	    dup_opt(srv->user, &c->user) != 0) {
+	    dup_opt(srv->user, &c->user) != 0 ||
+	    dup_opt(srv->proxy_host, &c->proxy_host) != 0) {
 		conn_free(c);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
@@ -901,6 +992,7 @@ submit_open(const struct submit_params *p, struct submit_conn **ret_c,
 	c->p.srv.source_ip = c->source_ip;
 	c->p.srv.domain = c->domain;
 	c->p.srv.user = c->user;
+	c->p.srv.proxy_host = c->proxy_host;
 	c->transcript = p->transcript;
 	c->transcript_ctx = p->transcript_ctx;
 	c->d.p = &c->p;
@@ -908,7 +1000,9 @@ submit_open(const struct submit_params *p, struct submit_conn **ret_c,
 	c->d.timeout_ms = srv->timeout > 0 ? (int64_t)srv->timeout * 1000 : 0;
 	conn_deadlines(c, 0);
 
-	if (p->io.connect != NULL) {
+	if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&c->d, &c->p, reterr);
+	} else if (p->io.connect != NULL) {
 		e = p->io.connect(p->io.ctx, srv->host, srv->port,
 			srv->source_ip, step_deadline(&c->d), &c->d.t, reterr);
 	} else {
@@ -927,7 +1021,9 @@ submit_open(const struct submit_params *p, struct submit_conn **ret_c,
 	sp.tls_required = srv->tls;
 	sp.starttls = srv->tls && srv->starttls;
 	sp.tls_active = srv->tls && !srv->starttls;
-	sp.peer_loopback = peer_is_loopback(c->d.t);
+	/* through a proxy the peer is the proxy, not the server */
+	sp.peer_loopback = srv->proxy_host == NULL &&
+		peer_is_loopback(c->d.t);
 	sp.auth = srv->auth;
 	sp.oauth = srv->oauth;
 	sp.user = c->user;

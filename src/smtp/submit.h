@@ -120,6 +120,9 @@ struct submit_server {
 	const char *host;	/* NULL or "": ERR_CONFIG "no host configured" */
 	int port;
 	const char *source_ip;	/* optional */
+	const char *proxy_host;	/* optional SOCKS5 proxy (socks.h): host is
+				   then resolved and reached by the proxy */
+	int proxy_port;		/* 0: SOCKS_DEFAULT_PORT */
 	const char *domain;	/* EHLO argument */
 	int timeout;		/* seconds per step; 0 = no deadlines */
 	int tls;		/* TLS required (STARTTLS or implicit) */

@@ -165,6 +165,18 @@ tstore_free(struct tstore *ts)
 
 #if !HAVE_LIBSECRET
 enum err
+tstore_msmtp_password(const char *host, const char *user, struct buf *out,
+	int *ret_found, struct errinfo *reterr)
+{
+	(void)host;
+	(void)user;
+	(void)out;
+	*ret_found = 0;
+	return errinfo_set(reterr, ERR_CONFIG, "this build has no Secret "
+		"Service support (built without libsecret)");
+}
+
+enum err
 tstore_secret_new(const struct account *acc, struct tstore **ret_store,
 	struct errinfo *reterr)
 {

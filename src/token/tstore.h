@@ -124,6 +124,18 @@ MUST_CHECK enum err tstore_drop_previous(struct tstore *ts, struct errinfo *rete
 /* Release the store (NULL is fine). */
 void tstore_free(struct tstore *ts);
 
+/*
+ * msmtp's Secret Service entry for user at host (as `secret-tool store
+ * --label=msmtp host HOST service smtp user USER` makes it; also the old
+ * network-password schema msmtp reads): its secret appended to out (a
+ * secret buf) and *ret_found set.  Not found is ERR_OK with *ret_found 0.
+ * Errors: ERR_TOKEN_TEMP (no Secret Service, or the entry is in a locked
+ * collection: never unlocked here), ERR_CONFIG (built without libsecret),
+ * ERR_NOMEM.
+ */
+MUST_CHECK enum err tstore_msmtp_password(const char *host, const char *user,
+	struct buf *out, int *ret_found, struct errinfo *reterr);
+
 /* Backend constructors used by tstore_open() (arg is taken over). */
 MUST_CHECK enum err tstore_file_new(const struct account *acc, char *arg,
 	struct tstore **ret_store, struct errinfo *reterr);

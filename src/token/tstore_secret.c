@@ -508,3 +508,113 @@ tstore_secret_new(const struct account *acc, struct tstore **ret_store,
 	*ret_store = ts;
 	return ERR_OK;
 }
+
+/*
+ * msmtp's Secret Service entries (tstore.h: tstore_msmtp_password): its
+ * schema first, then the old network-password schema, as msmtp reads them.
+ * Only unlocked items are read: nothing here unlocks (that could prompt).
+ */
+static const SecretSchema msmtp_schema = {
+	"de.marlam.msmtp.password", SECRET_SCHEMA_DONT_MATCH_NAME,
+	{
+		{ "host", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "service", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "user", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ NULL, 0 },
+	},
+	0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
+/* The first unlocked item of schema with attrs, its secret into out. */
+static MUST_CHECK enum err
+msmtp_search(SecretService *service, const SecretSchema *sch,
+	GHashTable *attrs, struct buf *out, int *ret_found, int *ret_locked,
+	GError **gerr)
+{
+	GList *items, *l;
+	enum err e = ERR_OK;
+
+	items = secret_service_search_sync(service, sch, attrs,
+		SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, NULL, gerr);
+	for (l = items; l != NULL && !*ret_found && e == ERR_OK; l = l->next) {
+		SecretItem *it = l->data;
+		SecretValue *v;
+		const gchar *text;
+		gsize n = 0;
+
+		if (secret_item_get_locked(it)) {
+			*ret_locked = 1;
+			continue;
+		}
+		v = secret_item_get_secret(it);
+		if (v == NULL) {
+			continue;
+		}
+		text = secret_value_get(v, &n);
+		if (text != NULL && n > 0) {
+			e = buf_append(out, text, n);
+			*ret_found = e == ERR_OK;
+		}
+		secret_value_unref(v);
+	}
+	g_list_free_full(items, g_object_unref);
+	return e;
+}
+
+enum err
+tstore_msmtp_password(const char *host, const char *user, struct buf *out,
+	int *ret_found, struct errinfo *reterr)
+{
+	SecretService *service;
+	GHashTable *attrs;
+	GError *gerr = NULL;
+	int locked = 0;
+	enum err e;
+
+	*ret_found = 0;
+	service = secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, NULL,
+		&gerr);
+	if (service == NULL) {
+		secret_service_disconnect();
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP, "no Secret Service "
+			"reachable (no D-Bus session?): %s", gerr != NULL ?
+			gerr->message : "unknown error");
+		g_clear_error(&gerr);
+		return e;
+	}
+	attrs = g_hash_table_new(g_str_hash, g_str_equal);
+	g_hash_table_insert(attrs, (gpointer)"host", (gpointer)host);
+	g_hash_table_insert(attrs, (gpointer)"service", (gpointer)"smtp");
+	g_hash_table_insert(attrs, (gpointer)"user", (gpointer)user);
+	e = msmtp_search(service, &msmtp_schema, attrs, out, ret_found,
+		&locked, &gerr);
+	g_hash_table_unref(attrs);
+	if (e == ERR_OK && !*ret_found && gerr == NULL) {
+		attrs = g_hash_table_new(g_str_hash, g_str_equal);
+		g_hash_table_insert(attrs, (gpointer)"user", (gpointer)user);
+		g_hash_table_insert(attrs, (gpointer)"server", (gpointer)host);
+		g_hash_table_insert(attrs, (gpointer)"protocol",
+			(gpointer)"smtp");
+		e = msmtp_search(service, SECRET_SCHEMA_COMPAT_NETWORK, attrs,
+			out, ret_found, &locked, &gerr);
+		g_hash_table_unref(attrs);
+	}
+	g_object_unref(service);
+	secret_service_disconnect();
+	if (e != ERR_OK) {
+		g_clear_error(&gerr);
+		return errinfo_set(reterr, e, "out of memory");
+	}
+	if (gerr != NULL) {
+		e = errinfo_set(reterr, ERR_TOKEN_TEMP, "the Secret Service "
+			"failed: %s", gerr->message);
+		g_clear_error(&gerr);
+		return e;
+	}
+	if (!*ret_found && locked) {
+		return errinfo_set(reterr, ERR_TOKEN_TEMP, "the password for "
+			"%s at %s is in a locked keyring; unlock it (log in to "
+			"the desktop session) and try again", user, host);
+	}
+	return ERR_OK;
+}

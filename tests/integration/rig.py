@@ -63,10 +63,12 @@ def run(args, home, input=b"", argv0=None, timeout=60, env_extra=None):
             os.symlink(exe, link)
         exe = link
     t0 = time.monotonic()
+    # start_new_session: no controlling terminal, as under cron, so that
+    # a password lookup never prompts on the terminal running the tests
     p = subprocess.run([exe] + list(args), input=input,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        env=clean_env(home, env_extra), cwd=home,
-                       timeout=timeout)
+                       timeout=timeout, start_new_session=True)
     p.elapsed = time.monotonic() - t0
     return p
 

@@ -134,6 +134,61 @@ expect_error(const char *name, const char *const *args, const char *needle)
 	ok(memcmp(before, &o, sizeof(o)) == 0, "%s: result untouched", name);
 }
 
+/* msmtp's configuration options: key and value as a file line would. */
+static void
+test_settings(void)
+{
+	static const struct {
+		const char *arg;
+		const char *option, *key, *value;
+	} cases[] = {
+		{ "--host=h.example", "host", "host", "h.example" },
+		{ "--port=2525", "port", "port", "2525" },
+		{ "--tls", "tls", "tls", "" },
+		{ "--tls=off", "tls", "tls", "off" },
+		{ "--auth", "auth", "auth", "" },
+		{ "--auth=plain", "auth", "auth", "plain" },
+		{ "--tls-starttls=off", "tls-starttls", "tls_starttls", "off" },
+		{ "--connect-timeout=9", "connect-timeout", "timeout", "9" },
+		{ "--set-from-header", "set-from-header", "set_from_header",
+			"auto" },
+		{ "--set-to-header", "set-to-header", "set_to_header", "on" },
+		{ "--user=", "user", "user", "" },
+	};
+	struct cli_opts o;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!is_int(parse(ARGV("oasmtp", cases[i].arg, "a@x"), &o),
+		    ERR_OK, "%s parses", cases[i].arg)) {
+			continue;
+		}
+		if (is_int((long long)o.n_settings, 1, "%s: one setting",
+		    cases[i].arg)) {
+			is_str(o.settings[0].option, cases[i].option,
+				"%s: option", cases[i].arg);
+			is_str(o.settings[0].key, cases[i].key, "%s: key",
+				cases[i].arg);
+			is_str(o.settings[0].value, cases[i].value,
+				"%s: value", cases[i].arg);
+		}
+		is_int((long long)o.recipient_count, 1, "%s: recipient",
+			cases[i].arg);
+		cli_opts_release(&o);
+	}
+	/* separate value, order kept, --host remembered */
+	if (is_int(parse(ARGV("oasmtp", "--user", "u", "a@x", "--host",
+	    "h", "--port", "25"), &o), ERR_OK, "separate values parse")) {
+		is_int((long long)o.n_settings, 3, "three settings");
+		is_str(o.settings[0].value, "u", "first: user");
+		is_str(o.settings[1].key, "host", "second: host");
+		is_str(o.settings[2].value, "25", "third: port");
+		is_str(o.host, "h", "host remembered");
+		is_int((long long)o.recipient_count, 1, "one recipient");
+		cli_opts_release(&o);
+	}
+}
+
 static void
 test_callers(void)
 {
@@ -438,8 +493,17 @@ test_errors(void)
 		"unknown option '-Z'; see oasmtp --help");
 	expect_error("unknown option in cluster", ARGV("sendmail", "-tiK"),
 		"unknown option '-K'");
-	expect_error("unknown long option", ARGV("oasmtp", "--host=x", "a@x"),
-		"unknown option '--host'; see oasmtp --help");
+	expect_error("unknown long option", ARGV("oasmtp", "--hots=x", "a@x"),
+		"unknown option '--hots'; see oasmtp --help");
+	expect_error("--host with -a", ARGV("oasmtp", "--host=x", "-a", "w",
+		"a@x"), "'--host' and '-a' cannot be combined");
+	expect_error("settings with --system", ARGV("oasmtp", "--system",
+		"--tls=off", "a@x"), "'--tls' cannot be combined with "
+		"'--system'");
+	expect_error("--rmqs", ARGV("oasmtp", "--rmqs=h"),
+		"'--rmqs' is not supported");
+	expect_error("--port without value", ARGV("oasmtp", "a@x", "--port"),
+		"option '--port' requires an argument");
 	expect_error("long option without value", ARGV("oasmtp", "--help=x"),
 		"option '--help' takes no argument");
 	expect_error("missing -f value", ARGV("sendmail", "a@x", "-f"),
@@ -831,6 +895,7 @@ int
 main(void)
 {
 	test_callers();
+	test_settings();
 	test_argv0();
 	test_modes();
 	test_options();

@@ -176,6 +176,11 @@ test_keys_valid(void)
 	ok(a && a->timeout == 30, "timeout 30");
 	a = with_line("connect_timeout 12");
 	ok(a && a->timeout == 12, "connect_timeout is timeout");
+	a = with_line("proxy_host 127.0.0.1\nproxy_port 9050");
+	ok(a && a->proxy_host && strcmp(a->proxy_host, "127.0.0.1") == 0 &&
+		a->proxy_port == 9050, "proxy_host and proxy_port (SOCKS5)");
+	a = with_line("proxy_host tor.lan\nproxy_port");
+	ok(a && a->proxy_port == 0, "proxy_port empty: the default (1080)");
 	a = with_line("source_ip 192.0.2.1");
 	ok(a && a->source_ip && strcmp(a->source_ip, "192.0.2.1") == 0, "source_ip");
 	a = with_line("domain %H.example");
@@ -396,9 +401,8 @@ test_keys_invalid(void)
 		{ "syslog LOG_KERN", "for 'syslog'" },
 		{ "protocol lmtp", "'protocol lmtp' is not supported" },
 		{ "protocol http", "for 'protocol'" },
-		{ "proxy_host localhost",
-			"test:3: 'proxy_host' is not supported: SOCKS proxies are not supported" },
-		{ "proxy_port 1080", "SOCKS proxies are not supported" },
+		{ "proxy_port 0", "invalid argument '0' for 'proxy_port'" },
+		{ "proxy_port x", "for 'proxy_port'" },
 		{ "socket /run/smtp.sock", "'socket' is not supported" },
 		{ "ntlmdomain CORP", "NTLM authentication is not supported" },
 		{ "keepbcc perhaps", "for 'keepbcc'" },

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,8 +43,9 @@ test_kind(void)
 		enum credential_kind want;
 		const char *name;
 	} cases[] = {
-		{ NULL, NULL, NULL, NULL, OAUTH2_NONE, CREDENTIAL_NONE,
-			"none" },
+		/* a user and nothing else: msmtp's lookup */
+		{ NULL, NULL, NULL, NULL, OAUTH2_NONE, CREDENTIAL_LOOKUP,
+			"lookup (Secret Service, netrc, terminal prompt)" },
 		{ "pw", NULL, NULL, NULL, OAUTH2_NONE, CREDENTIAL_PASSWORD,
 			"password" },
 		{ NULL, "echo pw", NULL, NULL, OAUTH2_NONE, CREDENTIAL_EVAL,
@@ -76,6 +78,16 @@ test_kind(void)
 		is_int(k, cases[i].want, "kind case %zu", i);
 		is_str(credential_kind_name(k), cases[i].name,
 			"kind case %zu: name", i);
+	}
+	{
+		struct account a;
+
+		acc_init(&a);
+		a.user = NULL;
+		is_int(credential_kind_of(&a), CREDENTIAL_NONE,
+			"no user, no secret: none");
+		is_str(credential_kind_name(CREDENTIAL_NONE), "none",
+			"  named none");
 	}
 }
 
@@ -122,6 +134,7 @@ test_password_and_none(void)
 	is_int((long long)s.len, 0, "  nothing handed out");
 
 	acc_init(&a);
+	a.user = NULL;
 	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_CONFIG,
 		"no credentials: configuration error");
 	contains(errinfo_msg(&ei), "account 'test' has no credentials", "  names the "
@@ -129,6 +142,45 @@ test_password_and_none(void)
 	contains(errinfo_msg(&ei), "passwordeval, password or the oauth2_* keys",
 		"  and the fix");
 	buf_release(&s);
+}
+
+/* msmtp's lookup: the netrc file ($NETRC here; no terminal is asked). */
+static void
+test_lookup_netrc(void)
+{
+	struct account a;
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf s;
+	char path[256];
+	pid_t helper = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/netrc", tmp_dir);
+	f = fopen(path, "w");
+	if (!ok(f != NULL, "netrc written")) {
+		return;
+	}
+	fputs("machine smtp.example.com login u@example.com password "
+		"from-netrc\n", f);
+	fclose(f);
+	chmod(path, 0600);
+	setenv("NETRC", path, 1);
+	buf_init_secret(&s, 4096);
+	acc_init(&a);
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_OK, "lookup: netrc");
+	is_str(buf_cstr(&s), "from-netrc", "  its password");
+	is_int(get_once(&a, 1, &s, &ei, &helper), ERR_AUTH,
+		"refused by the server: no other password is tried");
+	contains(errinfo_msg(&ei), "refused the password from", "  says so");
+	chmod(path, 0644);
+	is_int(get_once(&a, 0, &s, &ei, &helper), ERR_CONFIG,
+		"a netrc file readable by others is refused");
+	contains(errinfo_msg(&ei), "chmod 600", "  with the fix");
+	is_int((long long)s.len, 0, "  nothing handed out");
+	unsetenv("NETRC");
+	unlink(path);
+	buf_release(&s);
+	errinfo_release(&ei);
 }
 
 static void
@@ -269,6 +321,7 @@ main(void)
 	setenv("XDG_RUNTIME_DIR", tmp_dir, 1);
 	test_kind();
 	test_password_and_none();
+	test_lookup_netrc();
 	test_passwordeval();
 	test_helper_path();
 	test_oauth_cached();

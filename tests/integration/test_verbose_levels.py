@@ -1,0 +1,59 @@
+"""-v, -vv, -vvv (oasmtp(1)): -v the SMTP dialogue; -vv adds the TLS
+parameters (protocol, cipher, resumed, certificate subject, issuer,
+validity, SHA-256 fingerprint) and the token decisions (cache hit or miss,
+refresh, store); -vvv adds the time of each step.  No secret at any level,
+in clear or in base64."""
+
+import os
+
+import pytest
+
+import rig
+from rig import describe, run
+
+MSG = (b"From: " + rig.USER.encode() + b"\nTo: rcpt@example.net\n"
+       b"Subject: verbose\n\nbody\n")
+
+
+def send(home, tls_rig, certs, level, auth="xoauth2", secret=None):
+    secret = secret or tls_rig.token
+    rig.tls_config(home, tls_rig.port, certs["ca"], auth=auth, token=secret)
+    p = run([level, "-C", os.path.join(home, "oasmtprc"), "-i",
+             "rcpt@example.net"], home, input=MSG)
+    assert p.returncode == 0, describe(p)
+    return p.stderr.decode("utf-8", "replace")
+
+
+def assert_no_secret(text, secret):
+    assert secret not in text
+    for frag in rig.b64_fragments(secret):
+        assert frag.decode() not in text
+
+
+@pytest.mark.parametrize("level", ["-v", "-vv", "-vvv"])
+def test_levels(home, tls_rig, certs, level):
+    err = send(home, tls_rig, certs, level)
+    assert "EHLO" in err and "STARTTLS" in err, err
+    detail = [w in err for w in (
+        "protocol: TLSv1.", "cipher: ", "resumed: ", "subject: ",
+        "issuer: ", "valid from: ", "SHA-256 fingerprint")]
+    assert detail == [level != "-v"] * len(detail), err
+    assert ("credentials:" in err) == (level != "-v"), err
+    assert ("time: connect:" in err) == (level == "-vvv"), err
+    assert ("time: TLS handshake:" in err) == (level == "-vvv"), err
+    assert ("time: +" in err) == (level == "-vvv"), err
+    assert_no_secret(err, tls_rig.token)
+
+
+def test_token_decision_named(home, tls_rig, certs):
+    err = send(home, tls_rig, certs, "-vv")
+    # passwordeval gives the token here: the decision says so
+    assert "credentials: passwordeval" in err, err
+
+
+def test_password_redacted_at_vvv(home, tls_rig, certs):
+    err = send(home, tls_rig, certs, "-vvv", auth="plain",
+               secret=tls_rig.password)
+    assert "AUTH PLAIN" in err, err
+    assert_no_secret(err, tls_rig.password)
+    assert_no_secret(err, "\0" + rig.USER + "\0" + tls_rig.password)
