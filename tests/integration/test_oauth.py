@@ -650,8 +650,10 @@ KEYRING_MAIN = r"""
 secret-tool store --label='oasmtp test' service oasmtp account default \
 	user "$USER_ADDR" <"$T/rt-default"
 # the documented JSON form
+# (another user: another grant, so another item; accounts that share
+# endpoint, client id, user and store share one item, see issue 13)
 secret-tool store --label='oasmtp test 2' service oasmtp account second \
-	user "$USER_ADDR" <"$T/rt-second.json"
+	user other@example.org <"$T/rt-second.json"
 "$OASMTP" -C "$T/cfg" -a default -i rcpt@example.net <"$T/msg" \
 	>"$T/out1" 2>&1; echo $? >"$T/rc1"
 # once the access token is due again, a second refresh must use the
@@ -706,7 +708,9 @@ class KeyringSession:
             "oauth2_scope smtp",
             "oauth2_token_store secret-service",
             "oauth2_ca_file " + r.certs["ca"],
-            "account default", "account second", "account third",
+            "account default",
+            "account second", "user other@example.org",
+            "account third", "user third@example.org",
         ]
         rig.write_config(os.path.join(kdir, "cfg"), lines)
 
