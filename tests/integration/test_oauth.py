@@ -541,12 +541,14 @@ def test_secrets_never_leak(oauth, tmp_path, certs):
                        extra=["logfile " + logfile])
         canary = "canary-" + os.urandom(8).hex()
         with ProcScanner() as scan:
-            # proves the scanner sees argv and environment of short-lived
-            # processes started next to oasmtp
-            subprocess.run(["sleep", "0.3"], env={"X": canary})
-            # (sh stays alive for the whole sleep; `sleep 0.3 CANARY` itself
+            # proves the scanner sees argv and environment of processes
+            # started next to oasmtp (1 s: one pass over /proc takes long
+            # on a loaded machine; the helper it must also see lives at
+            # least the proxy's 300 ms round trip, checked below)
+            subprocess.run(["sleep", "1"], env={"X": canary})
+            # (sh stays alive for the whole sleep; `sleep 1 CANARY` itself
             # would exit at once on the bad argument, too fast to sample)
-            subprocess.run(["sh", "-c", "sleep 0.3; true", canary])
+            subprocess.run(["sh", "-c", "sleep 1; true", canary])
             p = r.send(cfg, msg=MSG)
         assert p.returncode == 0, describe(p)
         rt1 = r.stored_token()
