@@ -48,11 +48,13 @@
 #include "grant_state.h"
 #include "log.h"
 #include "proc.h"
+#include "queue.h"
 #include "provider.h"
 #include "sysmode.h"
 #include "token_authorize.h"
 #include "token_send.h"
 #include "token.h"
+#include "token_import.h"
 #include "tstore.h"
 #include "util.h"
 
@@ -68,7 +70,9 @@ static const char usage[] =
 	"    --if-idle-for DURATION only when the last refresh is older\n"
 	"                           (30d, 12h, 90m, 3600)\n"
 	"  status [ACCOUNT]         show token store, cache and grant age\n"
-	"  import ACCOUNT           store a refresh token read from stdin\n"
+	"  import ACCOUNT [--no-verify]\n"
+	"                           store a refresh token (bare, or a JSON token\n"
+	"                           file) read from stdin, checked by one refresh\n"
 	"  send ACCOUNT             (run by oasmtp) send the message on stdin\n"
 	"                           through the account's HTTPS API\n"
 	"  forget ACCOUNT           revoke the grant at the provider (when it\n"
@@ -345,56 +349,46 @@ cmd_status(const struct config *cfg, const struct account *only)
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 }
 
-/* After a new grant: the old access token goes, the grant's age starts. */
-static void
-grant_notes(const struct account *acc, const char *how)
-{
-	if (token_cache_drop(acc, NULL) != ERR_OK) {
-		/* best effort: the provider refuses the old token anyway */
-	}
-	if (grant_state_note_authorized(acc, how, time(NULL), NULL) !=
-	    ERR_OK) {
-		/* best effort: only the status report's age is off */
-	}
-}
-
 static int
-cmd_import(const struct account *acc, struct errinfo *ei)
+cmd_import(const struct account *acc, int no_verify, struct errinfo *ei)
 {
-	struct tstore *ts = NULL;
-	struct buf rt;
+	struct token_info info;
+	struct buf in, rt;
+	const char *form = "bare";
 	char chunk[4096];
 	size_t n;
 	enum err e = ERR_OK;
 
-	buf_init_secret(&rt, TOKEN_MAX);
+	buf_init_secret(&in, TOKEN_IMPORT_MAX + 1);
+	buf_init_secret(&rt, TOKEN_IMPORT_MAX);
 	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0 && e == ERR_OK) {
-		e = buf_append(&rt, chunk, n);
+		e = buf_append(&in, chunk, n);
 	}
-	memset(chunk, 0, sizeof(chunk));
-	/* surrounding white space is not part of the token */
-	while (rt.len > 0 && strchr(" \t\r\n", rt.data[rt.len - 1]) != NULL) {
-		buf_truncate(&rt, rt.len - 1);
+	util_wipe(chunk, sizeof(chunk));
+	if (e != ERR_OK) {
+		e = errinfo_set(ei, ERR_DATA, "import: the input is larger "
+			"than %d bytes; expected one refresh token, or a JSON "
+			"token file with a \"refresh_token\" member; nothing "
+			"was stored", TOKEN_IMPORT_MAX);
+	} else {
+		e = token_import_parse(in.data, in.len, &rt, &form, ei);
 	}
-	buf_consume(&rt, strspn(rt.data, " \t\r\n"));
-	if (e != ERR_OK || rt.len == 0 || strpbrk(rt.data, " \t\r\n") != NULL) {
-		buf_release(&rt);
-		return usage_error("import: expected one refresh token on "
-			"standard input");
-	}
-	e = tstore_open(acc, &ts, ei);
+	buf_release(&in);
 	if (e == ERR_OK) {
-		e = tstore_save(ts, rt.data, ei);
+		e = token_import(acc, rt.data, !no_verify, &info, ei);
 	}
-	if (e == ERR_OK) {
-		grant_notes(acc, "import");
-	}
-	tstore_free(ts);
 	buf_release(&rt);
 	if (e != ERR_OK) {
 		return fail(e, ei);
 	}
-	printf("account %s: refresh token stored\n", acc->name);
+	if (grant_state_note_authorized(acc, "import", time(NULL), NULL) !=
+	    ERR_OK) {
+		/* best effort: only the status report's age is off */
+	}
+	printf("account %s: refresh token stored (%s input, %s)\n", acc->name,
+		form, no_verify ? "not verified: --no-verify" :
+		info.rotated ? "verified by one refresh, which rotated it: "
+		"the new one is stored" : "verified by one refresh");
 	return EX_OK;
 }
 
@@ -458,6 +452,7 @@ cmd_forget(const struct account *acc, struct errinfo *ei)
 struct cmd_args {
 	const char *name;
 	int fresh;
+	int no_verify;
 	long idle_for;
 	struct authorize_opts auth;
 };
@@ -492,6 +487,9 @@ parse_args(const char *cmd, int argc, char **argv, int i,
 			if (strcmp(cmd, "print") == 0 &&
 			    strcmp(arg, "--fresh") == 0) {
 				a->fresh = 1;
+			} else if (strcmp(cmd, "import") == 0 &&
+			    strcmp(arg, "--no-verify") == 0) {
+				a->no_verify = 1;
 			} else if (strcmp(cmd, "refresh") == 0 &&
 			    strcmp(arg, "--if-idle-for") == 0) {
 				if (option_value(argc, argv, &i, &v) != 0 ||
@@ -562,15 +560,101 @@ oasmtp_path(struct buf *ret_path)
  * exit status: the grant is stored either way, and the next oasmtp -q (the
  * timer) delivers what this one did not.
  */
+/* How many of acc's messages wait in its queue, and in failed/. */
+struct queue_count {
+	int known;
+	size_t active, failed;
+};
+
+static void
+count_queued(const struct account *acc, struct queue_count *ret)
+{
+	struct queue *q = NULL;
+	struct queue_entry *v = NULL;
+	struct buf dir;
+	size_t n = 0, bad = 0, i;
+	int failed;
+
+	memset(ret, 0, sizeof(*ret));
+	buf_init(&dir, PATH_MAX);
+	if (queue_configured_dir(acc->queue_dir, &dir, NULL) != ERR_OK ||
+	    queue_open(dir.data, 0, &q, NULL) != ERR_OK) {
+		buf_release(&dir);
+		return;
+	}
+	ret->known = 1;
+	for (failed = 0; q != NULL && failed < 2; failed++) {
+		if (queue_list(q, failed, &v, &n, &bad, NULL) != ERR_OK) {
+			ret->known = 0;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			if (v[i].account != NULL &&
+			    strcmp(v[i].account, acc->name) == 0) {
+				*(failed ? &ret->failed : &ret->active) += 1;
+			}
+		}
+		queue_entries_free(v, n);
+		v = NULL;
+	}
+	queue_close(q);
+	buf_release(&dir);
+}
+
+/*
+ * Say what the flush after a new grant really did: compare the account's
+ * queue before and after (the flush's own warnings went to stderr).
+ */
+static void
+flush_report(const struct account *acc, const struct queue_count *before,
+	const struct queue_count *after)
+{
+	size_t refused, sent;
+
+	if (!before->known || !after->known) {
+		printf("account %s: queue flushed (oasmtp -a %s -q)\n",
+			acc->name, acc->name);
+		return;
+	}
+	if (before->active == 0) {
+		printf("account %s: no mail was queued for it\n", acc->name);
+		return;
+	}
+	refused = after->failed > before->failed ?
+		after->failed - before->failed : 0;
+	sent = before->active > after->active + refused ?
+		before->active - after->active - refused : 0;
+	if (after->active == 0 && refused == 0) {
+		printf("account %s: queued mail flushed (%zu sent)\n",
+			acc->name, sent);
+		return;
+	}
+	printf("account %s: queue flush: %zu sent, %zu still queued, %zu "
+		"refused\n", acc->name, sent, after->active, refused);
+	if (after->active > 0) {
+		log_warn("account %s: %zu queued message%s could not be sent "
+			"yet (see oasmtp -bp); the queue timer retries, or run "
+			"oasmtp -a %s -q", acc->name, after->active,
+			after->active == 1 ? "" : "s", acc->name);
+	}
+	if (refused > 0) {
+		log_warn("account %s: %zu queued message%s refused for good "
+			"and moved to failed/ (see oasmtp -bp --failed)",
+			acc->name, refused, refused == 1 ? "" : "s");
+	}
+}
+
 static void
 flush_account(const struct account *acc, const char *file, int system)
 {
 	const char *argv[8];
+	struct queue_count before, after;
 	struct buf path;
 	struct proc p;
 	int i = 0;
 	enum err e;
 
+	count_queued(acc, &before);
 	buf_init(&path, PATH_MAX);
 	if (oasmtp_path(&path) != ERR_OK) {
 		log_warn("account %s: out of memory; deliver its queued mail "
@@ -615,8 +699,8 @@ flush_account(const struct account *acc, const char *file, int system)
 			"than %d s; it goes on in the background (pid %ld)",
 			acc->name, FLUSH_WAIT_S, (long)p.pid);
 	} else if (p.end == PROC_EXITED && p.code == 0) {
-		printf("account %s: queued mail flushed (oasmtp -a %s -q)\n",
-			acc->name, acc->name);
+		count_queued(acc, &after);
+		flush_report(acc, &before, &after);
 		fflush(stdout);
 	} else if (p.end == PROC_EXITED) {
 		log_warn("account %s: flushing its queued mail failed (oasmtp "
@@ -757,7 +841,7 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = cmd_status(cfg, acc);
 	} else if (strcmp(cmd, "import") == 0) {
-		rc = cmd_import(acc, ei);
+		rc = cmd_import(acc, a.no_verify, ei);
 	} else {
 		rc = cmd_forget(acc, ei);
 	}

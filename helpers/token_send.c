@@ -59,7 +59,6 @@ enum err
 token_send_api_token(const struct account *acc, int kind, unsigned flags,
 	struct buf *ret_token, struct errinfo *reterr)
 {
-	struct account *copy;
 	struct buf scope;
 	struct token_info info;
 	enum err e;
@@ -70,20 +69,17 @@ token_send_api_token(const struct account *acc, int kind, unsigned flags,
 		buf_release(&scope);
 		return e;
 	}
-	copy = account_dup(acc);
-	if (copy == NULL || account_set_str(copy, ACCF_OAUTH2_SCOPE,
-	    buf_cstr(&scope)) != ERR_OK) {
-		account_free(copy);
-		buf_release(&scope);
-		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
-	}
+	/*
+	 * The same grant as SMTP (one lock, one refresh token), its own
+	 * access token and cache for the API's scope (token.h).
+	 */
 	memset(&info, 0, sizeof(info));
-	e = token_get_ex(copy, flags, ret_token, &info, reterr);
+	e = token_get_scope(acc, buf_cstr(&scope), flags, ret_token, &info,
+		reterr);
 	if (e == ERR_OK && info.refreshed &&
 	    grant_state_note_refreshed(acc, time(NULL), NULL) != ERR_OK) {
 		/* only `status` reads it: the send goes on */
 	}
-	account_free(copy);
 	buf_release(&scope);
 	return e;
 }

@@ -103,6 +103,7 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_TRANSPORT] = SCALAR(transport),
 	[ACCF_API_URL] = STR(api_url),
 	[ACCF_CONFINE] = SCALAR(confine),
+	[ACCF_OAUTH2_TOKEN_STORE_WRITE] = STR(oauth2_token_store_write),
 };
 
 static char **

@@ -131,6 +131,7 @@ struct account {
 	char *oauth2_scope;
 	char *oauth2_revocation_endpoint;	/* RFC 7009, for forget */
 	char *oauth2_token_store;	/* "secret-service", "file:PATH", "command:CMD" */
+	char *oauth2_token_store_write;	/* command:CMD write-back, or NULL */
 	char *oauth2_token_cache;	/* path, or "off" */
 	char *oauth2_ca_file;
 	long oauth2_refresh_margin;	/* seconds, default 600 */
@@ -255,6 +256,7 @@ enum account_field {
 	ACCF_SYSTEM_REJECTED_MAX_COUNT,
 	ACCF_SYSTEM_REJECTED_MAX_SIZE,
 	ACCF_CONFINE,
+	ACCF_OAUTH2_TOKEN_STORE_WRITE,
 	ACCF_MAX
 };
 

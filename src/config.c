@@ -1193,6 +1193,8 @@ static const struct directive directives[] = {
 		NULL },
 	{ "oauth2_token_store", h_token_store, ACCF_OAUTH2_TOKEN_STORE, 0,
 		NULL },
+	{ "oauth2_token_store_write", h_string, ACCF_OAUTH2_TOKEN_STORE_WRITE,
+		0, NULL },
 	{ "password", h_string, ACCF_PASSWORD, D_SECRET, NULL },
 	{ "passwordeval", h_string, ACCF_PASSWORDEVAL, 0, NULL },
 	{ "port", h_port, ACCF_PORT, 0, NULL },
@@ -1392,6 +1394,7 @@ dispatch(struct parser *ps, const char *key, const char *arg,
 	    d->field == ACCF_PASSWORDEVAL ||
 	    d->field == ACCF_OAUTH2_CLIENT_SECRET_EVAL ||
 	    d->field == ACCF_NOTIFY_COMMAND ||
+	    d->field == ACCF_OAUTH2_TOKEN_STORE_WRITE ||
 	    (d->field == ACCF_OAUTH2_TOKEN_STORE &&
 	    strncmp(arg, "command:", 8) == 0))) {
 		return perr(ps, reterr, "refusing '%s': it runs a command, and "
@@ -2510,6 +2513,14 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 			"oauth2_client_secret_eval, not both", where, acc->line,
 			acc->name);
 	}
+	if (acc->oauth2_token_store_write != NULL &&
+	    (acc->oauth2_token_store == NULL ||
+		strncmp(acc->oauth2_token_store, "command:", 8) != 0)) {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"%s:%u: account '%s': oauth2_token_store_write goes with "
+			"oauth2_token_store command:READ_CMD only", where,
+			acc->line, acc->name);
+	}
 	return ERR_OK;
 }
 
@@ -2733,6 +2744,8 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, put_str(out, "oauth2_revocation_endpoint",
 		a->oauth2_revocation_endpoint));
 	err_first(&e, put_str(out, "oauth2_token_store", a->oauth2_token_store));
+	err_first(&e, put_str(out, "oauth2_token_store_write",
+		a->oauth2_token_store_write));
 	err_first(&e, put_str(out, "oauth2_token_cache", a->oauth2_token_cache != NULL
 		? a->oauth2_token_cache : "(default)"));
 	err_first(&e, put_str(out, "oauth2_ca_file", a->oauth2_ca_file));

@@ -26,16 +26,23 @@ enum err
 grant_state_path(const struct account *acc, struct buf *ret_path,
 	struct errinfo *reterr)
 {
-	enum err e = token_lock_file(acc, ret_path, reterr);
+	return token_grant_file(acc, ret_path, reterr);
+}
 
-	if (e != ERR_OK) {
-		return e;
+/* Remove the records 0.1.0 kept under the account's name (best effort). */
+static void
+drop_legacy(const struct account *acc)
+{
+	struct buf path;
+	int i;
+
+	buf_init(&path, PATH_MAX);
+	for (i = 0; i < 2; i++) {
+		if (token_legacy_file(acc, i, ".grant", &path)) {
+			(void)unlink(path.data);
+		}
 	}
-	/* token_lock_file() always ends in ".lock" */
-	buf_truncate(ret_path, ret_path->len - strlen(".lock"));
-	e = buf_append_str(ret_path, ".grant");
-	return e == ERR_OK ? ERR_OK :
-		errinfo_set(reterr, e, "grant state path too long");
+	buf_release(&path);
 }
 
 static const struct record_key grant_keys[] = {
@@ -74,34 +81,53 @@ take_state(const struct record *rec, struct grant_state *st)
 	return 1;
 }
 
-int
-grant_state_read(const struct account *acc, struct grant_state *ret)
+/* Read the record at path into *ret; 1 when it is well-formed. */
+static int
+read_at(const char *path, struct grant_state *ret)
 {
 	const struct fileio_private rules = {
 		.what = "grant record", .owner = geteuid(), .forbidden = 077,
 		.max = STATE_MAX, .refused = ERR_CONFIG,
 	};
-	struct buf path, text;
+	struct buf text;
 	struct record rec;
 	int ok = 0;
 
 	memset(ret, 0, sizeof(*ret));
-	buf_init(&path, PATH_MAX);
 	buf_init(&text, STATE_MAX);
-	if (grant_state_path(acc, &path, NULL) == ERR_OK &&
-	    fileio_read_private(AT_FDCWD, path.data, &rules, &text, NULL,
-		NULL) == ERR_OK &&
+	if (fileio_read_private(AT_FDCWD, path, &rules, &text, NULL, NULL) ==
+		ERR_OK &&
 	    record_parse(&grant_spec, text.data, text.len, &rec, NULL) ==
 		ERR_OK) {
 		ok = take_state(&rec, ret);
 		record_release(&rec);
 	}
-	buf_release(&path);
 	buf_release(&text);
 	if (!ok) {
 		memset(ret, 0, sizeof(*ret));
 	}
 	return ok && (ret->authorized != 0 || ret->refreshed != 0);
+}
+
+int
+grant_state_read(const struct account *acc, struct grant_state *ret)
+{
+	struct buf path;
+	int ok, i;
+
+	buf_init(&path, PATH_MAX);
+	ok = grant_state_path(acc, &path, NULL) == ERR_OK &&
+		read_at(path.data, ret);
+	/* a record 0.1.0 wrote under the account's name */
+	for (i = 0; !ok && i < 2; i++) {
+		ok = token_legacy_file(acc, i, ".grant", &path) &&
+			read_at(path.data, ret);
+	}
+	buf_release(&path);
+	if (!ok) {
+		memset(ret, 0, sizeof(*ret));
+	}
+	return ok;
 }
 
 static MUST_CHECK enum err
@@ -138,6 +164,9 @@ write_state(const struct account *acc, const struct grant_state *st,
 	if (e == ERR_OK) {
 		e = fileio_write_private(path.data, data.data, data.len, 0,
 			reterr);
+	}
+	if (e == ERR_OK) {
+		drop_legacy(acc);
 	}
 	buf_release(&path);
 	buf_release(&data);
@@ -179,6 +208,9 @@ grant_state_drop(const struct account *acc, struct errinfo *reterr)
 	if (e == ERR_OK && unlink(path.data) != 0 && errno != ENOENT) {
 		e = errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
 			path.data, strerror(errno));
+	}
+	if (e == ERR_OK) {
+		drop_legacy(acc);
 	}
 	buf_release(&path);
 	return e;

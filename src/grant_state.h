@@ -5,9 +5,9 @@
  * after authorization; Microsoft: 90 days without a refresh), and
  * `oasmtp-token refresh --if-idle-for` can skip needless refreshes.
  *
- * The file sits next to the refresh lock: the lock path with ".grant"
- * instead of ".lock" (token_cache.h), mode 0600, written atomically, in
- * the record format of record.h:
+ * The file belongs to the grant, not to an account name: <grant id>.grant
+ * in the grant directory, beside the refresh lock (token_cache.h), mode
+ * 0600, written atomically, in the record format of record.h:
  *
  *   oasmtp-grant 2
  *   authorized <unix seconds>     when authorize (or import) stored the grant
@@ -15,7 +15,9 @@
  *   how <word>                    loopback | device | paste | import
  *   end
  *
- * Version 1 (oasmtp 0.1.0) had no "end" line; it is still read.
+ * Version 1 (oasmtp 0.1.0) had no "end" line; it is still read, and so is
+ * a record 0.1.0 kept under the account's name (token_legacy_file()),
+ * which the next write replaces.
  * It holds no secret.  A missing or malformed file just means "unknown".
  * Nothing here prints.
  */

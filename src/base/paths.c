@@ -96,7 +96,7 @@ paths_data_dir(struct buf *out)
 enum err
 paths_state_dir(struct buf *out)
 {
-	return xdg_dir("XDG_STATE_HOME", 0, "/.local/state", out);
+	return xdg_dir("XDG_STATE_HOME", 1, "/.local/state", out);
 }
 
 enum err

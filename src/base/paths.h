@@ -64,8 +64,12 @@ MUST_CHECK enum err paths_cache_dir(struct buf *out);
 MUST_CHECK enum err paths_runtime_dir(struct buf *out);
 
 /*
- * The state base: $XDG_STATE_HOME, else $HOME/.local/state (data that
- * should outlive a reboot but is not worth a backup).  Nothing uses it yet.
+ * The state base: $XDG_STATE_HOME, else ~/.local/state (data that should
+ * outlive a reboot but is not worth a backup), with the home directory's
+ * password fallback: every context of one user (a desktop session, cron,
+ * `env -i`, a systemd timer, `sudo -u`) must reach the same directory,
+ * since the OAuth2 grants' refresh locks and token caches live there
+ * (token_cache.h).
  */
 MUST_CHECK enum err paths_state_dir(struct buf *out);
 

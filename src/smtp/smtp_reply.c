@@ -10,6 +10,7 @@
 #include "smtp_reply.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -24,6 +25,8 @@ smtp_reply_init(struct smtp_reply *r)
 	r->enhanced[0] = '\0';
 	r->complete = 0;
 	r->n_lines = 0;
+	r->starts = NULL;
+	r->n_cap = 0;
 	buf_init(&r->text, SMTP_REPLY_TEXT_MAX);
 }
 
@@ -34,6 +37,9 @@ smtp_reply_release(struct smtp_reply *r)
 		return;
 	}
 	buf_release(&r->text);
+	free(r->starts);
+	r->starts = NULL;
+	r->n_cap = 0;
 	r->code = 0;
 	r->enhanced[0] = '\0';
 	r->complete = 0;
@@ -48,6 +54,19 @@ smtp_reply_reset(struct smtp_reply *r)
 	r->enhanced[0] = '\0';
 	r->complete = 0;
 	r->n_lines = 0;
+}
+
+/* The whole reply is over SMTP_REPLY_TEXT_MAX: the server is broken. */
+static MUST_CHECK enum err
+too_long(struct smtp_reply *r, struct errinfo *reterr)
+{
+	size_t lines = r->n_lines;
+	int code = r->code;
+
+	smtp_reply_reset(r);
+	return errinfo_set(reterr, ERR_PROTO, "invalid reply from server: "
+		"%d reply longer than %d bytes in total (%zu lines read)",
+		code, SMTP_REPLY_TEXT_MAX, lines);
 }
 
 static MUST_CHECK enum err
@@ -140,8 +159,24 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 		return bad_line(r, "code differs from the previous line", line,
 			len, reterr);
 	}
-	if (r->n_lines >= SMTP_REPLY_MAX_LINES) {
-		return bad_line(r, "too many lines", line, len, reterr);
+	if (r->n_lines >= r->n_cap) {
+		/* every line takes 4 bytes of text at least: bounded by it */
+		size_t cap = r->n_cap == 0 ? 16 : r->n_cap * 2;
+		size_t *p;
+
+		if (cap > SMTP_REPLY_TEXT_MAX / 4 + 1) {
+			cap = SMTP_REPLY_TEXT_MAX / 4 + 1;
+		}
+		if (r->n_lines >= cap) {
+			return too_long(r, reterr);
+		}
+		p = realloc(r->starts, cap * sizeof(*p));
+		if (p == NULL) {
+			smtp_reply_reset(r);
+			return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+		}
+		r->starts = p;
+		r->n_cap = cap;
 	}
 	last = len == 3 || line[3] == ' ';
 
@@ -154,12 +189,10 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 		e = buf_append(&r->text, line, len);
 	}
 	if (e != ERR_OK) {
-		smtp_reply_reset(r);
 		if (e == ERR_LIMIT) {
-			return errinfo_set(reterr, ERR_PROTO, "invalid reply "
-				"from server (longer than %d bytes)",
-				SMTP_REPLY_TEXT_MAX);
+			return too_long(r, reterr);
 		}
+		smtp_reply_reset(r);
 		return errinfo_set(reterr, e, "out of memory");
 	}
 	if (r->n_lines == 0) {

@@ -9,8 +9,10 @@
  * Validation is strict: three digits, first 2-5 and second 0-5, then SP,
  * '-' or end of line; every line of a reply carries the same code; no
  * control characters except TAB; at most SMTP_REPLY_LINE_MAX bytes per line
- * and SMTP_REPLY_MAX_LINES lines.  A violation is ERR_PROTO and the message
- * shows the offending line (control bytes escaped as \xNN).
+ * and SMTP_REPLY_TEXT_MAX bytes for the whole reply, in any number of lines
+ * (a 200-line EHLO reply is fine; the size is what is bounded, and the
+ * line offsets grow with the text).  A violation is ERR_PROTO and the
+ * message shows the offending line (control bytes escaped as \xNN).
  *
  * The struct is embedded by its owner (the SMTP engine); read its fields,
  * never write them.  smtp_reply_release() frees the memory.
@@ -24,7 +26,6 @@
 #include "err.h"
 
 #define SMTP_REPLY_LINE_MAX BUF_LINE_MAX	/* 64 KiB per line */
-#define SMTP_REPLY_MAX_LINES 128
 #define SMTP_REPLY_TEXT_MAX (256 * 1024)	/* all lines together */
 
 struct smtp_reply {
@@ -34,7 +35,8 @@ struct smtp_reply {
 	size_t n_lines;
 	/* the lines as received (code included), separated by '\n' */
 	struct buf text;
-	size_t starts[SMTP_REPLY_MAX_LINES];	/* offset of each line */
+	size_t *starts;		/* offset of each line (heap, n_cap of them) */
+	size_t n_cap;
 };
 
 void smtp_reply_init(struct smtp_reply *r);
@@ -48,8 +50,8 @@ void smtp_reply_reset(struct smtp_reply *r);
  * With parse_enhanced set (the server advertised ENHANCEDSTATUSCODES) an
  * enhanced code at the start of the first line's text is recorded; its class
  * must match the reply code's first digit.  *ret_complete is set to 1 when
- * this line ends the reply.  Errors: ERR_PROTO (syntax, code mismatch, too
- * long, too many lines), ERR_NOMEM.  After an error r is reset.
+ * this line ends the reply.  Errors: ERR_PROTO (syntax, code mismatch, a
+ * line or the whole reply too long), ERR_NOMEM.  After an error r is reset.
  */
 MUST_CHECK enum err smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 	int parse_enhanced, int *ret_complete, struct errinfo *reterr);

@@ -79,6 +79,7 @@ lock_release(int fd)
 
 struct ctx {
 	const struct account *acc;
+	const char *want_scope;		/* as asked for; NULL: the account's */
 	struct buf endpoint;
 	struct buf scope;
 	struct buf client_secret;	/* secret */
@@ -312,10 +313,14 @@ out:
 }
 
 static MUST_CHECK enum err
-ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
+ctx_init(struct ctx *x, const struct account *acc, const char *scope,
+	struct errinfo *reterr)
 {
+	enum err e;
+
 	memset(x, 0, sizeof(*x));
 	x->acc = acc;
+	x->want_scope = scope;
 	buf_init(&x->endpoint, PROVIDER_URL_MAX);
 	buf_init(&x->scope, PROVIDER_SCOPE_MAX);
 	buf_init_secret(&x->client_secret, OAUTH_CLIENT_SECRET_MAX);
@@ -327,7 +332,17 @@ ctx_init(struct ctx *x, const struct account *acc, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG,
 			"account '%s' has no oauth2_client_id", acc->name);
 	}
-	return provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	e = provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	if (e == ERR_OK && scope != NULL) {
+		buf_reset(&x->scope);
+		if (buf_append_str(&x->scope, scope) != ERR_OK) {
+			e = errinfo_set(reterr, ERR_CONFIG, "scope too long");
+		}
+	}
+	if (e == ERR_OK) {
+		token_grant_key(acc, x->endpoint.data, x->scope.data, x->key);
+	}
+	return e;
 }
 
 static void
@@ -355,35 +370,36 @@ hand_over(const struct token_cached *c, struct buf *ret_token,
 	return ERR_OK;
 }
 
-/* The fast path only: 1 when a fresh cached token was handed over. */
+/*
+ * The fast path only: 1 when a fresh cached token was handed over (a 0.1.0
+ * cache of the account's own scope counts too).
+ */
 static int
 fast_path(struct ctx *x, unsigned flags, struct buf *ret_token,
 	struct token_info *ret_info)
 {
 	struct token_info info;
 	struct token_cached c;
-	struct buf path;
 	int hit = 0;
 
 	if ((flags & TOKEN_FORCE_REFRESH) || token_cache_off(x->acc)) {
 		return 0;
 	}
 	memset(&info, 0, sizeof(info));
-	buf_init(&path, PATH_MAX);
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
-	if (token_cache_file(x->acc, 0, &path, NULL) == ERR_OK &&
-	    token_cache_read(path.data, x->key, &c) &&
-	    token_cache_fresh(&c, token_refresh_margin(x->acc), time(NULL))) {
+	c.lifetime = 0;
+	if (token_cache_lookup_scope(x->acc, x->want_scope, &c.token,
+		&c.expires_at)) {
 		hit = hand_over(&c, ret_token, &info, ret_info, NULL) == ERR_OK;
 	}
 	buf_release(&c.token);
-	buf_release(&path);
 	return hit;
 }
 
 enum err
-token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
-	struct token_info *ret_info, struct errinfo *reterr)
+token_get_scope(const struct account *acc, const char *scope, unsigned flags,
+	struct buf *ret_token, struct token_info *ret_info,
+	struct errinfo *reterr)
 {
 	struct token_info info;
 	struct ctx x;
@@ -400,17 +416,16 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
 	c.expires_at = 0;
 	c.lifetime = 0;
-	e = ctx_init(&x, acc, reterr);
+	e = ctx_init(&x, acc, scope, reterr);
 	if (e != ERR_OK) {
 		goto out;
 	}
-	token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
 	if (fast_path(&x, flags, ret_token, ret_info)) {
 		goto out;
 	}
 
 	if (use_cache) {
-		e = token_cache_file(acc, 1, &path, reterr);
+		e = token_cache_file(acc, scope, 1, &path, reterr);
 		if (e != ERR_OK) {
 			goto out;
 		}
@@ -443,10 +458,11 @@ token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
 	if (e != ERR_OK) {
 		goto out;
 	}
-	if (use_cache) {
-		if (token_cache_write(path.data, x.key, &c, NULL) != ERR_OK) {
-			/* best effort: a lost cache costs another refresh */
-		}
+	if (use_cache &&
+	    token_cache_write(path.data, x.key, &c, NULL) == ERR_OK &&
+	    scope == NULL) {
+		/* best effort: a lost cache only costs another refresh */
+		token_cache_drop_legacy(acc);
 	}
 	e = hand_over(&c, ret_token, &info, ret_info, reterr);
 out:
@@ -460,10 +476,144 @@ out:
 }
 
 enum err
+token_get_ex(const struct account *acc, unsigned flags, struct buf *ret_token,
+	struct token_info *ret_info, struct errinfo *reterr)
+{
+	return token_get_scope(acc, NULL, flags, ret_token, ret_info, reterr);
+}
+
+enum err
 token_get(const struct account *acc, unsigned flags, struct buf *ret_token,
 	struct errinfo *reterr)
 {
-	return token_get_ex(acc, flags, ret_token, NULL, reterr);
+	return token_get_scope(acc, NULL, flags, ret_token, NULL, reterr);
+}
+
+/* --- import ----------------------------------------------------------- */
+
+/* Holding the lock: refresh with rt, save what to keep, cache the token. */
+static MUST_CHECK enum err
+import_verified(struct ctx *x, struct tstore *ts, const char *rt,
+	struct token_info *info, struct errinfo *reterr)
+{
+	struct oauth_tokens tok;
+	struct token_cached c;
+	struct buf path;
+	time_t issued = time(NULL);
+	const char *keep;
+	enum err e;
+
+	oauth_tokens_init(&tok);
+	buf_init(&path, PATH_MAX);
+	buf_init_secret(&c.token, TOKEN_CACHE_MAX);
+	e = client_secret(x, reterr);
+	if (e == ERR_OK) {
+		e = refresh_with(x, rt, &tok, reterr);
+		if (e != ERR_OK) {
+			errinfo_prefix(reterr, "import: the refresh token did not "
+				"work, nothing was stored: ");
+		}
+	}
+	if (e != ERR_OK) {
+		goto out;
+	}
+	info->refreshed = 1;
+	keep = rt;
+	if (tok.refresh_token.len > 0 && strcmp(tok.refresh_token.data, rt) != 0) {
+		keep = tok.refresh_token.data;
+		info->rotated = 1;
+	}
+	e = tstore_save(ts, keep, reterr);
+	if (e != ERR_OK) {
+		if (info->rotated) {
+			errinfo_prefix(reterr, "import: the token endpoint "
+				"rotated the refresh token, and the new one could "
+				"not be saved (authorize again): ");
+		}
+		goto out;
+	}
+	if (token_cache_off(x->acc) ||
+	    buf_append(&c.token, tok.access_token.data,
+		tok.access_token.len) != ERR_OK) {
+		goto out;
+	}
+	c.lifetime = tok.expires_in;
+	c.expires_at = issued + (time_t)tok.expires_in;
+	info->expires_at = c.expires_at;
+	if (token_cache_file(x->acc, NULL, 1, &path, NULL) != ERR_OK ||
+	    token_cache_write(path.data, x->key, &c, NULL) != ERR_OK) {
+		/* best effort: the next send refreshes */
+		if (token_cache_drop(x->acc, NULL) != ERR_OK) {
+			/* a stale cache of another grant is a miss anyway */
+		}
+	}
+out:
+	oauth_tokens_release(&tok);
+	buf_release(&c.token);
+	buf_release(&path);
+	return e;
+}
+
+enum err
+token_import(const struct account *acc, const char *rt, int verify,
+	struct token_info *ret_info, struct errinfo *reterr)
+{
+	struct token_info info;
+	struct tstore *ts = NULL;
+	struct ctx x;
+	struct buf lpath;
+	int lock_fd = -1;
+	enum err e;
+
+	memset(&info, 0, sizeof(info));
+	buf_init(&lpath, PATH_MAX);
+	e = ctx_init(&x, acc, NULL, reterr);
+	if (e == ERR_OK) {
+		e = token_lock_file(acc, &lpath, reterr);
+	}
+	if (e == ERR_OK) {
+		e = lock_take(lpath.data, x.http_timeout_ms * 2 + 10000,
+			&lock_fd, reterr);
+	}
+	if (e == ERR_OK) {
+		e = tstore_open(acc, &ts, reterr);
+	}
+	if (e == ERR_OK && !tstore_is_writable(ts)) {
+		e = errinfo_set(reterr, ERR_CONFIG, "import: the %s token "
+			"store of account '%s' is read-only: store the token "
+			"there yourself", ts->ops->name, acc->name);
+	}
+	if (e == ERR_OK && verify) {
+		struct buf old;
+
+		/*
+		 * A store that cannot take the token must say so before the
+		 * refresh: a rotating provider consumes rt.
+		 */
+		buf_init_secret(&old, OAUTH_BODY_MAX);
+		e = tstore_load(ts, &old, reterr);
+		buf_release(&old);
+		if (e == ERR_REAUTH) {
+			errinfo_release(reterr);
+			e = ERR_OK;
+		}
+		if (e == ERR_OK) {
+			e = import_verified(&x, ts, rt, &info, reterr);
+		}
+	} else if (e == ERR_OK) {
+		e = tstore_save(ts, rt, reterr);
+		if (e == ERR_OK && token_cache_drop(acc, NULL) != ERR_OK) {
+			/* the old grant's token is refused by the server */
+		}
+	}
+	if (e == ERR_OK && ret_info != NULL) {
+		*ret_info = info;
+	}
+	tstore_free(ts);
+	lock_release(lock_fd);
+	ctx_release(&x);
+	buf_release(&lpath);
+	return e;
 }
 
 /* --- prefetch ----------------------------------------------------------- */
@@ -503,8 +653,7 @@ token_prefetch_start(const struct account *acc, unsigned flags,
 	buf_init_secret(&pf->token, TOKEN_CACHE_MAX);
 	errinfo_init(&pf->ei);
 	/* a fresh cached token needs no thread */
-	if (ctx_init(&x, acc, NULL) == ERR_OK) {
-		token_grant_key(acc, x.endpoint.data, x.scope.data, x.key);
+	if (ctx_init(&x, acc, NULL, NULL) == ERR_OK) {
 		if (fast_path(&x, flags, &pf->token, NULL)) {
 			ctx_release(&x);
 			pf->result = ERR_OK;

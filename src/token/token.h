@@ -2,18 +2,22 @@
  * token.h - the token broker: a valid OAuth2 access token for an account.
  *
  * Policy (doc/design.md, Tokens):
- *  - An access-token cache file (0600; default
- *    $XDG_RUNTIME_DIR/oasmtp/<account>.token, else
- *    ${XDG_CACHE_HOME:-~/.cache}/oasmtp/<account>.token, directory 0700;
- *    oauth2_token_cache PATH overrides, "off" disables) holds the token and
- *    its expiry (token_cache.h; that part is linked into the main binary).
- *    A cached token valid for longer than oauth2_refresh_margin (capped at
- *    half the token's lifetime) is returned without any network, token
- *    store, libcurl or libsecret access.
- *  - Otherwise a per-account lock file (<cache dir>/<account>.lock, flock)
+ *  - The grant (token endpoint, client id, user, store) is the unit, not
+ *    the account name: accounts inheriting one grant and every context of
+ *    the user share its lock and caches (paths in token_cache.h).
+ *  - An access-token cache file per grant and scope (0600, in the grant
+ *    directory $XDG_STATE_HOME/oasmtp, default ~/.local/state/oasmtp;
+ *    oauth2_token_cache PATH moves the account's own scope's cache,
+ *    "off" disables caching) holds the token and its expiry
+ *    (token_cache.h; that part is linked into the main binary).  A cached
+ *    token valid for longer than oauth2_refresh_margin (capped at half the
+ *    token's lifetime) is returned without any network, token store,
+ *    libcurl or libsecret access.
+ *  - Otherwise the grant's lock file (<grant dir>/<grant id>.lock, flock)
  *    serialises read -> decide -> refresh -> write across processes and
  *    threads.  After taking the lock the cache is read again and a token
- *    another process wrote meanwhile is adopted.  The wait is bounded.
+ *    another process wrote meanwhile is adopted; the refresh token is read
+ *    from the store only under the lock.  The wait is bounded.
  *  - A rotated refresh token is saved (atomically) before the new access
  *    token is cached or returned.
  *  - invalid_grant: the store is read again once; if it now holds a
@@ -72,6 +76,32 @@ MUST_CHECK enum err token_get(const struct account *acc, unsigned flags,
 MUST_CHECK enum err token_get_ex(const struct account *acc, unsigned flags,
 	struct buf *ret_token, struct token_info *ret_info,
 	struct errinfo *reterr);
+
+/*
+ * An access token of acc's grant for another scope or audience, e.g. the
+ * Microsoft Graph or Gmail API through the grant made for SMTP: the refresh
+ * request asks for scope (space-separated, as the provider spells it), and
+ * the token is cached apart from the other scopes' (one cache file per
+ * grant and scope, token_cache.h), under the same grant lock.  scope NULL
+ * is the account's own scope: token_get_ex().  The provider must have
+ * granted the scope at authorization (else ERR_CONFIG, invalid_scope).
+ */
+MUST_CHECK enum err token_get_scope(const struct account *acc, const char *scope,
+	unsigned flags, struct buf *ret_token, struct token_info *ret_info,
+	struct errinfo *reterr);
+
+/*
+ * `oasmtp-token import`: store the refresh token rt for acc's grant, under
+ * the grant's lock.  With verify, rt is first used for one refresh: if the
+ * token endpoint refuses it (or cannot be reached) nothing is stored and
+ * the error is returned (ERR_REAUTH, ERR_TOKEN_TEMP, ERR_CONFIG ...); if
+ * it rotates it, the new refresh token is what is stored, and the access
+ * token is cached.  Without verify rt is stored as it is and the cached
+ * access token dropped.  A read-only store is ERR_CONFIG.  *ret_info (may
+ * be NULL): refreshed, rotated, expires_at.
+ */
+MUST_CHECK enum err token_import(const struct account *acc, const char *rt,
+	int verify, struct token_info *ret_info, struct errinfo *reterr);
 
 /*
  * Prefetch: start getting a token in a background thread so a refresh

@@ -2,17 +2,26 @@
  * tstore_secret.c - the secret-service token store (libsecret); built only
  * when libsecret was found.
  *
- * Item: schema "org.oasmtp.RefreshToken" (matched loosely, so items made
- * with `secret-tool store service oasmtp account A user U` are found), with
- * fixed, non-secret attributes service=oasmtp, account=<account name>,
- * user=<account user or "">.  Everything that changes lives in the secret,
- * as JSON: {"refresh_token": "..."}, with "previous_refresh_token": "..."
- * added while a previous token is kept (tstore.h), so that a rotation is one
- * atomic update of one item; a secret that does not start with '{' is
- * taken as a bare refresh token (with no previous one).  Saving updates the
- * existing item in place (and removes duplicates) rather than adding one.
- * Changing data never goes into attributes (that would create duplicate
- * items).
+ * Item: schema "org.oasmtp.RefreshToken" (matched loosely), with fixed,
+ * non-secret attributes service=oasmtp, grant=<grant id> (token_cache.h:
+ * token endpoint, client id, user and store, never the account name, so
+ * `account default : gmail` and `-a gmail` find one item), user=<account
+ * user or "">, and account=<name of the account that stored it>, for
+ * people browsing the keyring only: it is not searched for.  Everything
+ * that changes lives in the secret, as JSON: {"refresh_token": "..."},
+ * with "previous_refresh_token": "..." added while a previous token is
+ * kept (tstore.h), so that a rotation is one atomic update of one item; a
+ * secret that does not start with '{' is taken as a bare refresh token
+ * (with no previous one).  Saving updates the existing item in place (and
+ * removes duplicates) rather than adding one.  Changing data never goes
+ * into attributes (that would create duplicate items).
+ *
+ * Items without a grant attribute (oasmtp 0.1.0: service, account, user;
+ * or made with `secret-tool store service oasmtp account A user U`) are
+ * still found when the grant has no item: first by the account's name and
+ * user, else the one such item of the user (the name may be an alias of
+ * the one that stored it).  Such an item is migrated in place: it gets the
+ * grant's attributes, so it is never found twice.
  *
  * Failure modes are told apart (doc/design.md, Tokens):
  *   no session bus / no Secret Service  -> ERR_TOKEN_TEMP
@@ -33,6 +42,7 @@
 
 #include "account.h"
 #include "buf.h"
+#include "token_cache.h"
 #include "util.h"
 
 #define SECRET_MAX (64 * 1024)
@@ -41,6 +51,7 @@ static const SecretSchema schema = {
 	"org.oasmtp.RefreshToken", SECRET_SCHEMA_DONT_MATCH_NAME,
 	{
 		{ "service", SECRET_SCHEMA_ATTRIBUTE_STRING },
+		{ "grant", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ "account", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ "user", SECRET_SCHEMA_ATTRIBUTE_STRING },
 		{ NULL, 0 },
@@ -48,17 +59,45 @@ static const SecretSchema schema = {
 	0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 
+/* The attributes a search needs: names point into acc or into id. */
+enum attrs_kind {
+	ATTRS_GRANT,		/* search for the grant's item */
+	ATTRS_STORE,		/* store: the grant's, plus user and account */
+	ATTRS_LEGACY_NAME,	/* 0.1.0: account name and user */
+	ATTRS_LEGACY_USER,	/* 0.1.0 under another name: the user */
+};
+
 static GHashTable *
-attributes(const struct account *acc)
+attributes(const struct account *acc, const char *id, enum attrs_kind kind)
 {
 	GHashTable *h = g_hash_table_new(g_str_hash, g_str_equal);
+	const char *user = acc->user != NULL ? acc->user : "";
+	const char *name = acc->name != NULL ? acc->name : "";
 
 	g_hash_table_insert(h, (gpointer)"service", (gpointer)"oasmtp");
-	g_hash_table_insert(h, (gpointer)"account",
-		(gpointer)(acc->name != NULL ? acc->name : ""));
-	g_hash_table_insert(h, (gpointer)"user",
-		(gpointer)(acc->user != NULL ? acc->user : ""));
+	if (kind == ATTRS_GRANT || kind == ATTRS_STORE) {
+		g_hash_table_insert(h, (gpointer)"grant", (gpointer)id);
+	}
+	if (kind != ATTRS_GRANT) {
+		g_hash_table_insert(h, (gpointer)"user", (gpointer)user);
+	}
+	if (kind == ATTRS_STORE || kind == ATTRS_LEGACY_NAME) {
+		g_hash_table_insert(h, (gpointer)"account", (gpointer)name);
+	}
 	return h;
+}
+
+/* 1 when the item has no grant attribute (written by 0.1.0 or by hand). */
+static int
+is_legacy(SecretItem *it)
+{
+	GHashTable *a = secret_item_get_attributes(it);
+	int legacy = a == NULL || g_hash_table_lookup(a, "grant") == NULL;
+
+	if (a != NULL) {
+		g_hash_table_unref(a);
+	}
+	return legacy;
 }
 
 static MUST_CHECK enum err
@@ -74,31 +113,72 @@ no_service(const struct account *acc, GError *gerr, struct errinfo *reterr)
 }
 
 /*
+ * Search with attrs; with legacy, only items without a grant attribute
+ * count.  Returns the matches (a new list) and their number in *ret_n.
+ */
+static GList *
+search(SecretService *service, GHashTable *attrs, int legacy, size_t *ret_n,
+	GError **gerr)
+{
+	GList *items, *l, *keep = NULL;
+
+	*ret_n = 0;
+	items = secret_service_search_sync(service, &schema, attrs,
+		SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, NULL, gerr);
+	g_hash_table_unref(attrs);
+	for (l = items; l != NULL; l = l->next) {
+		if (!legacy || is_legacy(l->data)) {
+			keep = g_list_prepend(keep, g_object_ref(l->data));
+			(*ret_n)++;
+		}
+	}
+	g_list_free_full(items, g_object_unref);
+	return g_list_reverse(keep);
+}
+
+/*
  * Find the item.  *ret_item is the first unlocked match (a new reference)
- * or NULL; *ret_locked is set when only locked matches exist.
+ * or NULL; *ret_locked is set when only locked matches exist.  The grant's
+ * own item first; else a 0.1.0 item (see the top), migrated in place.
  */
 static MUST_CHECK enum err
 find(const struct account *acc, SecretService **ret_service,
 	SecretItem **ret_item, int *ret_locked, struct errinfo *reterr)
 {
 	SecretService *service;
-	GHashTable *attrs;
 	GError *gerr = NULL;
 	GList *items, *l;
+	char id[33];
+	size_t n = 0;
+	int legacy = 0;
 
 	*ret_item = NULL;
 	*ret_locked = 0;
+	token_grant_id(acc, id);
 	service = secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, NULL,
 		&gerr);
 	if (service == NULL) {
 		secret_service_disconnect();
 		return no_service(acc, gerr, reterr);
 	}
-	attrs = attributes(acc);
-	items = secret_service_search_sync(service, &schema, attrs,
-		SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, NULL, &gerr);
-	g_hash_table_unref(attrs);
+	items = search(service, attributes(acc, id, ATTRS_GRANT), 0, &n,
+		&gerr);
+	if (gerr == NULL && n == 0) {
+		legacy = 1;
+		items = search(service, attributes(acc, id, ATTRS_LEGACY_NAME),
+			1, &n, &gerr);
+	}
+	if (gerr == NULL && n == 0) {
+		items = search(service, attributes(acc, id, ATTRS_LEGACY_USER),
+			1, &n, &gerr);
+		if (n > 1) {
+			/* several accounts' items: not ours to pick */
+			g_list_free_full(items, g_object_unref);
+			items = NULL;
+		}
+	}
 	if (gerr != NULL) {
+		g_list_free_full(items, g_object_unref);
 		g_object_unref(service);
 		secret_service_disconnect();
 		return no_service(acc, gerr, reterr);
@@ -113,6 +193,14 @@ find(const struct account *acc, SecretService **ret_service,
 		}
 	}
 	g_list_free_full(items, g_object_unref);
+	if (legacy && *ret_item != NULL) {
+		GHashTable *attrs = attributes(acc, id, ATTRS_STORE);
+
+		/* best effort: unmigrated, it is found the same way next time */
+		(void)secret_item_set_attributes_sync(*ret_item, &schema, attrs,
+			NULL, NULL);
+		g_hash_table_unref(attrs);
+	}
 	*ret_service = service;
 	return ERR_OK;
 }
@@ -307,12 +395,15 @@ static MUST_CHECK enum err
 update_items(const struct account *acc, SecretService *service,
 	const struct buf *data, int *ret_done, struct errinfo *reterr)
 {
-	GHashTable *attrs = attributes(acc);
+	char id[33];
+	GHashTable *attrs;
 	GError *gerr = NULL;
 	GList *items, *l;
 	enum err e = ERR_OK;
 
 	*ret_done = 0;
+	token_grant_id(acc, id);
+	attrs = attributes(acc, id, ATTRS_GRANT);
 	items = secret_service_search_sync(service, &schema, attrs,
 		SECRET_SEARCH_ALL, NULL, &gerr);
 	g_hash_table_unref(attrs);
@@ -357,7 +448,7 @@ write_item(struct tstore *ts, const char *token, const char *prev,
 	GHashTable *attrs;
 	GError *gerr = NULL;
 	struct buf data;
-	char label[256];
+	char label[256], id[33];
 	int locked = 0, done = 0;
 	enum err e;
 
@@ -388,7 +479,8 @@ write_item(struct tstore *ts, const char *token, const char *prev,
 	}
 	snprintf(label, sizeof(label), "oasmtp OAuth2 refresh token (%s)",
 		ts->acc->name);
-	attrs = attributes(ts->acc);
+	token_grant_id(ts->acc, id);
+	attrs = attributes(ts->acc, id, ATTRS_STORE);
 	if (!secret_password_storev_sync(&schema, attrs, SECRET_COLLECTION_DEFAULT,
 		    label, buf_cstr(&data), NULL, &gerr)) {
 		e = errinfo_set(reterr, ERR_TOKEN_TEMP,
@@ -469,10 +561,25 @@ secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 static MUST_CHECK enum err
 secret_erase(struct tstore *ts, struct errinfo *reterr)
 {
-	GHashTable *attrs = attributes(ts->acc);
+	SecretService *service = NULL;
+	SecretItem *item = NULL;
+	GHashTable *attrs;
 	GError *gerr = NULL;
-	enum err e = ERR_OK;
+	char id[33];
+	int locked = 0;
+	enum err e;
 
+	/* find() migrates a 0.1.0 item first, so it goes too */
+	e = find(ts->acc, &service, &item, &locked, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	if (item != NULL) {
+		g_object_unref(item);
+	}
+	g_object_unref(service);
+	token_grant_id(ts->acc, id);
+	attrs = attributes(ts->acc, id, ATTRS_GRANT);
 	secret_password_clearv_sync(&schema, attrs, NULL, &gerr);
 	if (gerr != NULL) {
 		e = no_service(ts->acc, gerr, reterr);

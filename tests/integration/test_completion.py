@@ -116,6 +116,8 @@ def test_oasmtp_token_commands_and_options(home):
                                       ["oasmtp-token", "print", "--"]))
     offered |= set(complete(home, "_oasmtp_token",
                             ["oasmtp-token", "refresh", "--"]))
+    offered |= set(complete(home, "_oasmtp_token",
+                            ["oasmtp-token", "import", "--"]))
     offered |= set(complete(home, "_oasmtp_token", ["oasmtp-token", "--"]))
     assert set(doccheck.token_options(rig.SOURCE_ROOT)) <= offered
 

@@ -47,6 +47,9 @@ CONTEXT = {
     "tls_key_file": ["tls_cert_file ~/client.pem"],
     # maildomain only shows through auto_from
     "maildomain": ["auto_from on"],
+    # the write-back of a command: store
+    "oauth2_token_store_write": [
+        "oauth2_token_store command:pass show mail/work-refresh"],
     # an HTTPS transport needs OAuth2
     "transport": ["oauth2_provider microsoft", USER_LINE],
 }

@@ -539,12 +539,14 @@ def test_secrets_never_leak(oauth, tmp_path, certs):
                        extra=["logfile " + logfile])
         canary = "canary-" + os.urandom(8).hex()
         with ProcScanner() as scan:
-            # proves the scanner sees argv and environment of short-lived
-            # processes started next to oasmtp
-            subprocess.run(["sleep", "0.3"], env={"X": canary})
-            # (sh stays alive for the whole sleep; `sleep 0.3 CANARY` itself
+            # proves the scanner sees argv and environment of processes
+            # started next to oasmtp (1 s: one pass over /proc takes long
+            # on a loaded machine; the helper it must also see lives at
+            # least the proxy's 300 ms round trip, checked below)
+            subprocess.run(["sleep", "1"], env={"X": canary})
+            # (sh stays alive for the whole sleep; `sleep 1 CANARY` itself
             # would exit at once on the bad argument, too fast to sample)
-            subprocess.run(["sh", "-c", "sleep 0.3; true", canary])
+            subprocess.run(["sh", "-c", "sleep 1; true", canary])
             p = r.send(cfg, msg=MSG)
         assert p.returncode == 0, describe(p)
         rt1 = r.stored_token()
@@ -648,8 +650,10 @@ KEYRING_MAIN = r"""
 secret-tool store --label='oasmtp test' service oasmtp account default \
 	user "$USER_ADDR" <"$T/rt-default"
 # the documented JSON form
+# (another user: another grant, so another item; accounts that share
+# endpoint, client id, user and store share one item, see issue 13)
 secret-tool store --label='oasmtp test 2' service oasmtp account second \
-	user "$USER_ADDR" <"$T/rt-second.json"
+	user other@example.org <"$T/rt-second.json"
 "$OASMTP" -C "$T/cfg" -a default -i rcpt@example.net <"$T/msg" \
 	>"$T/out1" 2>&1; echo $? >"$T/rc1"
 # once the access token is due again, a second refresh must use the
@@ -703,7 +707,9 @@ class KeyringSession:
             "oauth2_scope smtp",
             "oauth2_token_store secret-service",
             "oauth2_ca_file " + r.certs["ca"],
-            "account default", "account second", "account third",
+            "account default",
+            "account second", "user other@example.org",
+            "account third", "user third@example.org",
         ]
         rig.write_config(os.path.join(kdir, "cfg"), lines)
 

@@ -110,8 +110,11 @@ def test_oasmtp_does_not_load_oauth_libraries(home):
 
 def test_import_status_print_cache_forget(home, endpoint):
     cfg, store = oauth_config(home, endpoint)
-    p = token(["-C", cfg, "import", "work"], home, b"  rt-start \n")
+    p = token(["-C", cfg, "import", "--no-verify", "work"], home,
+              b"  rt-start \n")
     assert p.returncode == 0, rig.describe(p)
+    assert b"not verified" in p.stdout, rig.describe(p)
+    assert endpoint.requests() == 0, "--no-verify: no token request"
     with open(store) as f:
         assert f.read().strip() == "rt-start"
     assert os.stat(store).st_mode & 0o777 == 0o600
@@ -147,12 +150,72 @@ def test_import_status_print_cache_forget(home, endpoint):
     assert b"oasmtp-token authorize work" in p.stderr
 
 
-def test_import_needs_one_token_on_stdin(home, endpoint):
+def test_import_refuses_what_is_not_a_refresh_token(home, endpoint):
+    """issue 13 (4): anything but a bare token or a JSON token file is
+    refused with 65, a message saying what was expected, and the store as
+    it was (here: a token already stored stays)."""
     cfg, store = oauth_config(home, endpoint)
-    for data in (b"", b"\n \n", b"two tokens\n"):
+    rig.write_file(store, "rt-kept\n")
+    os.chmod(store, 0o600)
+    for data in (b"", b"\n \n", b"two tokens\n", b'{"refresh_token":""}',
+                 b'{"access_token":"at-1"}', b'{"refresh_token":"abc"',
+                 b'["rt"]', b'{"refresh_token": 5}', b'"rt-quoted"',
+                 b"line1\nline2\n", b"rt\x01ctl", b"x" * 70000):
         p = token(["-C", cfg, "import", "work"], home, data)
-        assert p.returncode == 64, rig.describe(p)
-        assert not os.path.exists(store)
+        assert p.returncode == 65, (data[:40], rig.describe(p))
+        assert b"expected one refresh token, or a JSON token file" in \
+            p.stderr, rig.describe(p)
+        assert b"nothing was stored" in p.stderr
+        with open(store) as f:
+            assert f.read() == "rt-kept\n", data[:40]
+    assert endpoint.requests() == 0
+
+
+@pytest.mark.parametrize("tool,text", [
+    ("bare", "rt-bare-1\n"),
+    # mutt_oauth2.py's token file (decrypted)
+    ("mutt_oauth2.py", json.dumps({
+        "registration": "google", "authflow": "localhostauthcode",
+        "email": rig.USER, "access_token": "ya29.old",
+        "access_token_expiration": 1700000000,
+        "refresh_token": "rt-mutt-1"}, indent=4)),
+    # oama's auth record (decrypted, or `secret-tool lookup oama EMAIL`)
+    ("oama", json.dumps({
+        "access_token": "ya29.old", "expires_in": 3599,
+        "refresh_token": "rt-oama-1", "scope": "https://mail.google.com/",
+        "token_type": "Bearer", "exp_date": "2025-01-01 00:00:00 UTC"})),
+    # sasl-xoauth2's token file
+    ("sasl-xoauth2", json.dumps({
+        "access_token": "ya29.old", "refresh_token": "rt-sasl-1",
+        "expiry": "1700000000"})),
+])
+def test_import_formats_verified_by_one_refresh(home, endpoint, tool, text):
+    cfg, store = oauth_config(home, endpoint)
+    want = "rt-" + text.split('"rt-')[1].split('"')[0] if '"rt-' in text \
+        else text.strip()
+    p = token(["-C", cfg, "import", "work"], home, text.encode())
+    assert p.returncode == 0, rig.describe(p)
+    assert b"verified by one refresh" in p.stdout, rig.describe(p)
+    assert endpoint.requests() == 1
+    # the endpoint rotates: what is stored is the new token, not want
+    with open(store) as f:
+        stored = f.read().strip()
+    assert stored.startswith("rt-") and stored != want, (tool, stored)
+    # and the access token of the verifying refresh is cached
+    p = token(["-C", cfg, "print", "work"], home)
+    assert p.returncode == 0 and p.stdout.startswith(b"at-")
+    assert endpoint.requests() == 1, "the verifying refresh's token is used"
+
+
+def test_import_refused_token_stores_nothing(home, endpoint):
+    cfg, store = oauth_config(home, endpoint, mode="invalid_grant")
+    rig.write_file(store, "rt-kept\n")
+    os.chmod(store, 0o600)
+    p = token(["-C", cfg, "import", "work"], home, b"rt-revoked\n")
+    assert p.returncode == 77, rig.describe(p)
+    assert b"did not work, nothing was stored" in p.stderr, rig.describe(p)
+    with open(store) as f:
+        assert f.read() == "rt-kept\n"
 
 
 def smtp_server(fault_server, certs):
@@ -245,14 +308,14 @@ def test_import_on_fresh_home_makes_directories(tmp_path, endpoint):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=env, cwd=home, timeout=60)
 
-    p = run_token(["import", "work"], b"rt-fresh\n")
+    p = run_token(["import", "--no-verify", "work"], b"rt-fresh\n")
     assert p.returncode == 0, rig.describe(p)
     store = os.path.join(home, ".local/state/oasmtp/work.refresh")
     with open(store) as f:
         assert f.read() == "rt-fresh\n"
     assert mode(store) == 0o600
-    for d in (".local", ".local/state", ".local/state/oasmtp", ".cache",
-              ".cache/oasmtp-at", ".cache/oasmtp-at/deeper"):
+    # the grant's record (and lock) live in the state directory
+    for d in (".local", ".local/state", ".local/state/oasmtp"):
         assert mode(os.path.join(home, d)) == 0o700, d
     assert mode(home) == 0o755, "an existing directory keeps its mode"
 
@@ -262,6 +325,8 @@ def test_import_on_fresh_home_makes_directories(tmp_path, endpoint):
     assert p.stdout.startswith(b"at-")
     cache = os.path.join(home, ".cache/oasmtp-at/deeper/work.token")
     assert mode(cache) == 0o600
+    for d in (".cache", ".cache/oasmtp-at", ".cache/oasmtp-at/deeper"):
+        assert mode(os.path.join(home, d)) == 0o700, d
     with open(store) as f:
         saved = f.read()
     assert saved.startswith("rt-") and saved != "rt-fresh\n"

@@ -127,17 +127,57 @@ test_keyring(struct tstore *ts, struct buf *b)
 		is_int(run(argv), 0, "no duplicate items");
 	}
 	{
-		/* a bare token stored by hand with secret-tool is accepted */
+		/*
+		 * A bare token stored by hand with secret-tool, the way 0.1.0
+		 * items look (no grant attribute), is accepted when the grant
+		 * has no item of its own, and migrated: it gets the grant's
+		 * attributes.
+		 */
 		char *argv[] = { (char *)"sh", (char *)"-c",
 			(char *)"printf 'rt-bare\\n' | secret-tool store "
 			"--label=x service oasmtp account kr user joe@example.com",
 			NULL };
+		char *migrated[] = { (char *)"sh", (char *)"-c",
+			(char *)"secret-tool search --all service oasmtp account "
+			"kr 2>&1 | grep -c '^attribute.grant = [0-9a-f]\\{32\\}$'",
+			NULL };
 
+		is_int(tstore_erase(ts, &ei), ERR_OK, "erase (%s)", errinfo_msg(&ei));
 		is_int(run(argv), 0, "secret-tool store");
 		e = tstore_load(ts, b, &ei);
 		is_str(buf_cstr(b), "rt-bare", "bare secret taken as the token");
+		is_int(run(migrated), 0, "and migrated to the grant's attributes");
 		e = tstore_load_previous(ts, b, &ei);
 		ok(e == ERR_OK && b->len == 0, "a bare secret has no previous");
+	}
+	{
+		/*
+		 * `account default : kr`: a 0.1.0 item stored under kr is the
+		 * alias's too (issue 13: no second grant for one mailbox); it
+		 * is found by the user and migrated once, for both names.
+		 */
+		char *argv[] = { (char *)"sh", (char *)"-c",
+			(char *)"printf 'rt-alias\\n' | secret-tool store "
+			"--label=x service oasmtp account kr user joe@example.com",
+			NULL };
+		struct account alias = *ts->acc;
+		struct tstore *as = NULL;
+
+		is_int(tstore_erase(ts, &ei), ERR_OK, "erase (%s)", errinfo_msg(&ei));
+		is_int(run(argv), 0, "a 0.1.0 item of account kr");
+		alias.name = (char *)"default";
+		is_int(tstore_open(&alias, &as, &ei), ERR_OK, "alias store");
+		errinfo_init(&ei);
+		e = tstore_load(as, b, &ei);
+		is_int(e, ERR_OK, "the alias finds it (%s)", errinfo_msg(&ei));
+		is_str(buf_cstr(b), "rt-alias", "kr's token");
+		e = tstore_save(as, "rt-alias-2", &ei);
+		is_int(e, ERR_OK, "the alias saves (%s)", errinfo_msg(&ei));
+		e = tstore_load(ts, b, &ei);
+		is_str(buf_cstr(b), "rt-alias-2", "kr reads what the alias saved: "
+			"one item for the grant");
+		tstore_free(as);
+		is_int(tstore_save(ts, "rt-bare", &ei), ERR_OK, "restore");
 	}
 	{
 		char *argv[] = { (char *)"gdbus", (char *)"call", (char *)"--session",

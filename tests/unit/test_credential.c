@@ -259,7 +259,7 @@ test_oauth_cached(void)
 	buf_init_secret(&s, 1 << 16);
 	buf_init_secret(&tc.token, 1 << 16);
 	errinfo_init(&ei);
-	e = token_cache_file(&a, 1, &path, &ei);
+	e = token_cache_file(&a, NULL, 1, &path, &ei);
 	is_int(e, ERR_OK, "cache file under XDG_CACHE_HOME (%s)", errinfo_msg(&ei));
 	is_int(provider_token_endpoint(&a, &endpoint, &scope, &ei), ERR_OK,
 		"token endpoint");

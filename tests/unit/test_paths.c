@@ -154,6 +154,11 @@ test_no_home(void)
 			snprintf(want, sizeof(want), "%s/.config", pw->pw_dir);
 			expect(paths_config_dir, want, "no HOME: config from "
 				"the password entry");
+			snprintf(want, sizeof(want), "%s/.local/state",
+				pw->pw_dir);
+			expect(paths_state_dir, want, "no HOME: state from the "
+				"password entry (cron with env -i finds the "
+				"grant locks)");
 		} else {
 			expect(home_pw, NULL, "no HOME, no password entry");
 		}

@@ -24,6 +24,7 @@
 #include "record.h"
 #include "tap.h"
 #include "token_cache.h"
+#include "util.h"
 
 static struct errinfo ei;
 static char root[] = "/tmp/oasmtp-test-record-XXXXXX";
@@ -431,7 +432,7 @@ test_v010_token_files(void)
 	struct token_cached c;
 	struct grant_state gs;
 	struct account *acc = account_new();
-	char path[PATH_MAX], grant[PATH_MAX];
+	char path[PATH_MAX], grant[PATH_MAX], state[PATH_MAX];
 
 	ok(fixture("token-cache", "v010.token", path, sizeof(path)) == 0 &&
 		fixture("token-cache.grant", "v010.token.grant", grant,
@@ -458,6 +459,9 @@ test_v010_token_files(void)
 		"and read back");
 	buf_release(&c.token);
 
+	/* 0.1.0 kept the grant record beside an oauth2_token_cache PATH */
+	path_in(state, sizeof(state), "state");
+	setenv("XDG_STATE_HOME", state, 1);
 	acc->name = strdup("fixture");
 	acc->oauth2_token_cache = strdup(path);
 	ok(grant_state_read(acc, &gs), "0.1.0 grant record read");
@@ -465,7 +469,19 @@ test_v010_token_files(void)
 	is_int((long long)gs.refreshed, 1700000300LL, "refreshed");
 	is_str(gs.how, "loopback", "how");
 	is_int(grant_state_note_refreshed(acc, 1700000400, &ei), ERR_OK,
-		"grant record rewritten");
+		"grant record rewritten (%s)", errinfo_msg(&ei));
+	ok(access(grant, F_OK) != 0, "the 0.1.0 record is migrated: gone");
+	{
+		struct buf b;
+
+		buf_init(&b, PATH_MAX);
+		ok(grant_state_path(acc, &b, &ei) == ERR_OK &&
+			strncmp(buf_cstr(&b), state, strlen(state)) == 0 &&
+			access(buf_cstr(&b), F_OK) == 0,
+			"to the grant's record in the state directory");
+		util_strlcpy(grant, buf_cstr(&b), sizeof(grant));
+		buf_release(&b);
+	}
 	ok(grant_state_read(acc, &gs) && gs.refreshed == 1700000400 &&
 		gs.authorized == 1700000200, "and read back");
 	chmod(grant, 0644);

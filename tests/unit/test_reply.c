@@ -130,18 +130,47 @@ main(void)
 
 	one_line_cases(&r);
 
-	/* line count cap */
+	/*
+	 * issue 13 (8): any number of lines within the size bound (an EHLO
+	 * of 200 lines), and a reply over the total bound is a protocol
+	 * error that says so
+	 */
 	{
 		int i;
 		enum err e = ERR_OK;
+		char *line = malloc(60 * 1024 + 1);
 
-		for (i = 0; i < SMTP_REPLY_MAX_LINES && e == ERR_OK; i++) {
+		for (i = 0; i < 199 && e == ERR_OK; i++) {
+			e = feed(&r, "250-X-EXTENSION-NUMBER-MANY", 0, &done);
+		}
+		is_int(e, ERR_OK, "199 continuation lines are fine");
+		is_int(feed(&r, "250 SIZE 1000", 0, &done), ERR_OK,
+			"the 200th line ends the reply");
+		ok(done && r.n_lines == 200, "200 lines read");
+		l = smtp_reply_line(&r, 199, &n);
+		ok(l != NULL && n == 9 && memcmp(l, "SIZE 1000", 9) == 0,
+			"the last line is there");
+		for (i = 0; i < 20000 && e == ERR_OK; i++) {
 			e = feed(&r, "250-x", 0, &done);
 		}
-		is_int(e, ERR_OK, "up to the cap is fine");
-		is_int(feed(&r, "250 x", 0, &done), ERR_PROTO,
-			"one line too many");
-		contains(errinfo_msg(&ei), "too many lines", "says why");
+		is_int(e, ERR_OK, "20000 short lines are fine too");
+		feed(&r, "250 x", 0, &done);
+		/* 60 KiB lines: the fifth passes 256 KiB */
+		memset(line, 'y', 60 * 1024);
+		memcpy(line, "250-", 4);
+		line[60 * 1024] = '\0';
+		for (i = 0; i < 4; i++) {
+			e = feed(&r, line, 0, &done);
+		}
+		is_int(e, ERR_OK, "four 60 KiB lines fit");
+		is_int(feed(&r, line, 0, &done), ERR_PROTO,
+			"the fifth goes over the total bound");
+		contains(errinfo_msg(&ei), "longer than 262144 bytes in total",
+			"says why (%s)", errinfo_msg(&ei));
+		contains(errinfo_msg(&ei), "(4 lines read)", "and how far");
+		is_int(feed(&r, "250 ok", 0, &done), ERR_OK,
+			"the parser is usable again");
+		free(line);
 	}
 
 	/* a 70 KiB line is refused and shown */

@@ -176,6 +176,20 @@ read_text(const char *path, char *out, size_t size)
 	return out;
 }
 
+/* The default cache file of acc's grant and scope. */
+static void
+cache_path_of(const struct account *acc, char *out, size_t size)
+{
+	struct buf b;
+
+	buf_init(&b, PATH_MAX);
+	out[0] = '\0';
+	if (token_cache_path(acc, &b, NULL) == ERR_OK) {
+		util_strlcpy(out, buf_cstr(&b), size);
+	}
+	buf_release(&b);
+}
+
 static void
 account_setup(struct account *acc, const char *name)
 {
@@ -188,10 +202,14 @@ account_setup(struct account *acc, const char *name)
 	acc->oauth2_token_endpoint = (char *)"https://token.test/token";
 	acc->oauth2_token_store = store_spec;
 	acc->oauth2_refresh_margin = 600;
-	snprintf(cache_file, sizeof(cache_file), "%s/oasmtp/%s.token", tmpdir,
-		name);
-	/* every account starts without a previous refresh token */
+	/*
+	 * The accounts share one grant (same endpoint, client, user, store):
+	 * one cache file, named by the grant, not by the account.
+	 */
+	cache_path_of(acc, cache_file, sizeof(cache_file));
+	/* every account starts without a previous refresh token or a cache */
 	unlink(prev_path);
+	unlink(cache_file);
 }
 
 static enum err
@@ -380,6 +398,59 @@ test_rotation(void)
 			"rotation with a read-only store warns");
 		ok(info.refreshed && !info.rotated, "info: refreshed, not rotated");
 		buf_release(&b);
+	}
+
+	/*
+	 * issue 13 (5): command: with oauth2_token_store_write, as with
+	 * `pass`: the rotated token goes to the write command's stdin, under
+	 * the lock, before the new access token is used; the second cold
+	 * refresh uses it.
+	 */
+	{
+		char rd[PATH_MAX + 64], wr[3 * PATH_MAX + 64], db[PATH_MAX];
+
+		snprintf(db, sizeof(db), "%s/pass-entry", tmpdir);
+		write_file(db, "rt-pass\n", 0600);
+		snprintf(rd, sizeof(rd), "command:cat '%s'", db);
+		snprintf(wr, sizeof(wr), "cat > '%s.new' && mv '%s.new' '%s'",
+			db, db, db);
+		account_setup(&acc, "rotpass");
+		acc.oauth2_token_store = rd;
+		acc.oauth2_token_store_write = wr;
+		/* the store is part of the grant: its own cache */
+		cache_path_of(&acc, cache_file, sizeof(cache_file));
+		fake_reset(M_ROTATE);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_OK, "command store with a write command (%s)",
+			errinfo_msg(&ei));
+		ok(strstr(fake->last_form, "refresh_token=rt-pass&") != NULL,
+			"the read command's token is used");
+		is_str(read_text(db, text, sizeof(text)), "rt-1\n",
+			"the rotated token went through the write command");
+		unlink(cache_file);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_OK, "second cold refresh (%s)", errinfo_msg(&ei));
+		ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
+			"uses the written token");
+		is_str(read_text(db, text, sizeof(text)), "rt-2\n",
+			"and writes the next one");
+
+		/* a write command that stores nothing: caught, token not used */
+		acc.oauth2_token_store_write = (char *)"cat >/dev/null";
+		unlink(cache_file);
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_TOKEN_TEMP, "a write that stores nothing fails");
+		contains(errinfo_msg(&ei), "does not print the new refresh token",
+			"and says so (%s)", errinfo_msg(&ei));
+		is_str(tok, "", "no access token handed out");
+		/* a failing write command */
+		acc.oauth2_token_store_write = (char *)"exit 3";
+		e = get(&acc, 0, tok, sizeof(tok), &ei);
+		is_int(e, ERR_TOKEN_TEMP, "a failing write command fails");
+		contains(errinfo_msg(&ei), "oauth2_token_store_write failed "
+			"with exit status 3", "names the key (%s)",
+			errinfo_msg(&ei));
+		unlink(db);
 	}
 }
 
@@ -1314,7 +1385,16 @@ test_store_dirs(void)
 	ok(is_dir_0700(dir), "c1/c2 made with mode 0700");
 	is_int(mode_of(cache), 0600, "the cache file is there, mode 0600");
 	snprintf(path, sizeof(path), "%s.lock", cache);
-	ok(access(path, F_OK) == 0, "the lock beside it");
+	ok(access(path, F_OK) != 0, "no lock beside it: the lock is the "
+		"grant's, not the cache path's");
+	{
+		char id[33];
+
+		token_grant_id(&acc, id);
+		snprintf(path, sizeof(path), "%s/oasmtp/%s.lock", tmpdir, id);
+		ok(access(path, F_OK) == 0, "the grant's lock in the state "
+			"directory");
+	}
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(atomic_load(&fake->calls), 1, "then a cache hit");
 
@@ -1328,21 +1408,123 @@ test_store_dirs(void)
 
 	/* the default cache on a fresh home: every directory made */
 	account_setup(&acc, "fresh");
-	snprintf(dir, sizeof(dir), "%s/fresh-home/.cache", tmpdir);
-	unsetenv("XDG_RUNTIME_DIR");
-	setenv("XDG_CACHE_HOME", dir, 1);
+	snprintf(dir, sizeof(dir), "%s/fresh-home/.local/state", tmpdir);
+	setenv("XDG_STATE_HOME", dir, 1);
+	cache_path_of(&acc, path, sizeof(path));
 	fake_reset(M_OK);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
 	is_int(e, ERR_OK, "default cache on a fresh home (%s)", errinfo_msg(&ei));
-	snprintf(path, sizeof(path), "%s/fresh-home", tmpdir);
-	ok(is_dir_0700(path), "the missing home part made with mode 0700");
-	ok(is_dir_0700(dir), ".cache made with mode 0700");
-	snprintf(path, sizeof(path), "%s/oasmtp", dir);
-	ok(is_dir_0700(path), ".cache/oasmtp made with mode 0700");
-	snprintf(path, sizeof(path), "%s/oasmtp/fresh.token", dir);
+	snprintf(cache, sizeof(cache), "%s/fresh-home", tmpdir);
+	ok(is_dir_0700(cache), "the missing home part made with mode 0700");
+	ok(is_dir_0700(dir), ".local/state made with mode 0700");
+	snprintf(cache, sizeof(cache), "%s/oasmtp", dir);
+	ok(is_dir_0700(cache), ".local/state/oasmtp made with mode 0700");
+	ok(strncmp(path, cache, strlen(cache)) == 0, "the cache is there "
+		"(%s)", path);
 	is_int(mode_of(path), 0600, "the cache file is there");
+	setenv("XDG_STATE_HOME", tmpdir, 1);
+}
+
+
+/*
+ * The grant is the unit (issue 13): an alias of an account, another
+ * environment (XDG_RUNTIME_DIR, XDG_CACHE_HOME) and another scope, and
+ * the caches oasmtp 0.1.0 left under the account's name.
+ */
+static void
+test_grant_unit(void)
+{
+	struct account gmail, alias;
+	char p1[PATH_MAX], p2[PATH_MAX], l1[PATH_MAX], l2[PATH_MAX];
+	char tok[256], legacy[PATH_MAX], text[1024];
+	struct buf b;
+	char key[33];
+	enum err e;
+
+	account_setup(&gmail, "gmail");
+	account_setup(&alias, "default");
+	cache_path_of(&gmail, p1, sizeof(p1));
+	cache_path_of(&alias, p2, sizeof(p2));
+	ok(p1[0] != '\0' && strcmp(p1, p2) == 0, "an alias has the same cache "
+		"(%s, %s)", p1, p2);
+	buf_init(&b, PATH_MAX);
+	l1[0] = l2[0] = '\0';
+	if (token_lock_file(&gmail, &b, NULL) == ERR_OK) {
+		util_strlcpy(l1, buf_cstr(&b), sizeof(l1));
+	}
+	setenv("XDG_RUNTIME_DIR", "/run/user/oasmtp-test-nowhere", 1);
+	setenv("XDG_CACHE_HOME", "/nonexistent/cache", 1);
+	if (token_lock_file(&alias, &b, NULL) == ERR_OK) {
+		util_strlcpy(l2, buf_cstr(&b), sizeof(l2));
+	}
+	cache_path_of(&alias, p2, sizeof(p2));
+	unsetenv("XDG_RUNTIME_DIR");
 	unsetenv("XDG_CACHE_HOME");
-	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	ok(l1[0] != '\0' && strcmp(l1, l2) == 0, "and the same lock, whatever "
+		"XDG_RUNTIME_DIR says (%s, %s)", l1, l2);
+	is_str(p2, p1, "and the same cache");
+	snprintf(text, sizeof(text), "%s/oasmtp/", tmpdir);
+	ok(strncmp(l1, text, strlen(text)) == 0, "in the state directory");
+
+	/* one refresh for both names */
+	write_file(store_path, "rt-1\n", 0600);
+	fake_reset(M_OK);
+	e = get(&gmail, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "gmail refreshes (%s)", errinfo_msg(&ei));
+	e = get(&alias, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-1", "the alias uses gmail's token");
+	is_int(atomic_load(&fake->calls), 1, "one token request for both");
+
+	/* another scope of the same grant: its own cache, its own request */
+	{
+		struct buf t;
+
+		buf_init_secret(&t, 65536);
+		e = token_get_scope(&alias, "https://graph.test/.default", 0,
+			&t, NULL, &ei);
+		is_int(e, ERR_OK, "another scope (%s)", errinfo_msg(&ei));
+		is_str(buf_cstr(&t), "at-2", "gets a token of its own");
+		ok(strstr(fake->last_form,
+			"scope=https%3A%2F%2Fgraph.test%2F.default") != NULL,
+			"asked for that scope (%s)", fake->last_form);
+		e = token_get_scope(&gmail, "https://graph.test/.default", 0,
+			&t, NULL, &ei);
+		is_str(buf_cstr(&t), "at-2", "cached per scope");
+		e = get(&gmail, 0, tok, sizeof(tok), &ei);
+		is_str(tok, "at-1", "the SMTP token is still cached apart");
+		is_int(atomic_load(&fake->calls), 2, "no more requests");
+		ok(token_cache_lookup_scope(&gmail,
+			"https://graph.test/.default", &t, NULL) &&
+			strcmp(buf_cstr(&t), "at-2") == 0,
+			"the fast path finds the scope's token too");
+		buf_release(&t);
+	}
+	unlink(p1);
+
+	/* a fresh 0.1.0 cache under the account's name is used, then moved */
+	token_grant_key(&gmail, "https://token.test/token", "", key);
+	snprintf(text, sizeof(text), "oasmtp-token-cache 2\nkey %s\nexpires "
+		"%lld\nlifetime 3600\ntoken at-legacy\nend\n", key,
+		(long long)time(NULL) + 3000);
+	snprintf(legacy, sizeof(legacy), "%s/legacy-run", tmpdir);
+	mkdir(legacy, 0700);
+	snprintf(legacy, sizeof(legacy), "%s/legacy-run/oasmtp", tmpdir);
+	mkdir(legacy, 0700);
+	snprintf(legacy, sizeof(legacy), "%s/legacy-run/oasmtp/gmail.token",
+		tmpdir);
+	write_file(legacy, text, 0600);
+	snprintf(text, sizeof(text), "%s/legacy-run", tmpdir);
+	setenv("XDG_RUNTIME_DIR", text, 1);
+	fake_reset(M_OK);
+	e = get(&gmail, 0, tok, sizeof(tok), &ei);
+	is_str(tok, "at-legacy", "a 0.1.0 cache is still used");
+	is_int(atomic_load(&fake->calls), 0, "without a request");
+	e = get(&gmail, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+	is_str(tok, "at-1", "a refresh");
+	ok(access(legacy, F_OK) != 0, "replaces the 0.1.0 cache");
+	ok(access(p1, F_OK) == 0, "by the grant's");
+	unsetenv("XDG_RUNTIME_DIR");
+	buf_release(&b);
 }
 
 #define NPROC 20
@@ -1427,10 +1609,12 @@ main(void)
 	snprintf(store_path, sizeof(store_path), "%s/refresh", tmpdir);
 	snprintf(store_spec, sizeof(store_spec), "file:%s", store_path);
 	snprintf(prev_path, sizeof(prev_path), "%s.previous", store_path);
-	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	setenv("XDG_STATE_HOME", tmpdir, 1);
+	unsetenv("XDG_RUNTIME_DIR");
 	oauth_http_set_post(fake_post, NULL);
 
 	test_cache();
+	test_grant_unit();
 	test_rotation();
 	test_previous();
 	test_errors();
