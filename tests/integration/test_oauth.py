@@ -93,6 +93,8 @@ class OAuthRig:
     def config(self, extra=(), endpoint=None, secret=None, name="oasmtprc",
                store=None, port=None):
         lines = [
+            # every send fetches its token and logs in (what these tests watch)
+            "session_persist off",
             "oauth2_provider custom",
             "oauth2_client_id " + self.op.client_id,
             "oauth2_client_secret " + (secret or self.op.client_secret),
@@ -699,6 +701,7 @@ class KeyringSession:
             "defaults",
             "tls on", "tls_starttls on", "tls_trust_file " + r.certs["ca"],
             "timeout 10", "from " + USER, "user " + USER, "auth xoauth2",
+            "session_persist off",      # each send refreshes and logs in
             "host 127.0.0.1", "port %d" % r.smtp.port,
             "oauth2_provider custom",
             "oauth2_client_id " + r.op.client_id,
