@@ -26,11 +26,18 @@
 enum credential_kind
 credential_kind_of(const struct account *acc)
 {
+	/*
+	 * Both given: msmtp uses the literal password and never runs
+	 * passwordeval, wherever the lines are; a file read with msmtp's
+	 * defaults gets that order, oasmtp's own files the documented
+	 * opposite (oasmtprc(5), password).
+	 */
+	if (acc->password != NULL &&
+	    (acc->passwordeval == NULL || acc->msmtp_defaults)) {
+		return CREDENTIAL_PASSWORD;
+	}
 	if (acc->passwordeval != NULL) {
 		return CREDENTIAL_EVAL;
-	}
-	if (acc->password != NULL) {
-		return CREDENTIAL_PASSWORD;
 	}
 	if (acc->oauth2_provider != OAUTH2_NONE ||
 	    acc->oauth2_client_id != NULL ||
