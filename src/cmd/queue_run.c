@@ -403,6 +403,7 @@ flush_session(void *ctx, struct sandbox *sb)
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
+	sandbox_log_credentials(sb, acc);
 	credential_release(&cred);
 	sb->cred = NULL;
 	submit_result_release(&res);

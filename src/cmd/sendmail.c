@@ -258,15 +258,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
-	if (job->acc->auth != AUTH_OFF) {
-		struct buf how;
-
-		buf_init(&how, CREDENTIAL_DESC_MAX);
-		if (credential_describe(&cred, &how) == ERR_OK) {
-			log_debug(2, "%s", buf_cstr(&how));
-		}
-		buf_release(&how);
-	}
+	sandbox_log_credentials(sb, job->acc);
 	credential_release(&cred);
 	sb->cred = NULL;
 	if (c != NULL) {
