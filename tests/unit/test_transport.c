@@ -1364,6 +1364,61 @@ session_to_v010(const char *path)
 	return chmod(path, 0600);
 }
 
+/* The session key: stable for the same settings, new for any change. */
+static void
+test_tls_session_key(void)
+{
+	struct tls_params p = params_for("localhost"), q;
+	char base[64] = "", key[64], other[512], trust[512];
+	struct buf b;
+	FILE *f;
+
+	buf_init(&b, 64);
+	is_int(transport_tls_session_key(&p, &b), ERR_OK, "key: computed");
+	is_int((int)b.len, 32, "key: 32 hex digits");
+	snprintf(base, sizeof(base), "%s", buf_cstr(&b));
+	b.len = 0;
+	setup(transport_tls_session_key(&p, &b));
+	is_str(buf_cstr(&b), base, "key: same settings, same key");
+
+#define KEY_DIFFERS(what) do { \
+		b.len = 0; \
+		setup(transport_tls_session_key(&q, &b)); \
+		snprintf(key, sizeof(key), "%s", buf_cstr(&b)); \
+		ok(strcmp(key, base) != 0, "key: %s changes it", what); \
+	} while (0)
+	q = p; q.host = "127.0.0.1"; KEY_DIFFERS("the server name");
+	q = p; q.trust_file = NULL; KEY_DIFFERS("the system store");
+	path_in_tmp(other, sizeof(other), "ca2.pem");
+	q = p; q.trust_file = other; KEY_DIFFERS("another trust file");
+	q = p; q.fingerprint = "AB:CD"; KEY_DIFFERS("a pin");
+	q = p; q.certcheck = 0; KEY_DIFFERS("tls_certcheck off");
+	q = p; q.crl_file = other; KEY_DIFFERS("a CRL file");
+	q = p; q.cert_file = other; KEY_DIFFERS("a client certificate");
+	q = p; q.key_file = other; KEY_DIFFERS("a client key");
+	/* the same trust file path rewritten: another file */
+	path_in_tmp(trust, sizeof(trust), "keyed-ca.pem");
+	f = fopen(trust, "w");
+	if (f != NULL) {
+		fputs("one\n", f);
+		fclose(f);
+	}
+	q = p; q.trust_file = trust;
+	b.len = 0;
+	setup(transport_tls_session_key(&q, &b));
+	snprintf(base, sizeof(base), "%s", buf_cstr(&b));
+	/* another size: two writes may share a timestamp tick */
+	f = fopen(trust, "w");
+	if (f != NULL) {
+		fputs("two, longer\n", f);
+		fclose(f);
+	}
+	KEY_DIFFERS("a rewritten trust file");
+#undef KEY_DIFFERS
+	unlink(trust);
+	buf_release(&b);
+}
+
 static void
 test_tls_resumption(void)
 {
@@ -2085,6 +2140,7 @@ main(int argc, char **argv)
 		test_tls_config_errors();
 		test_tls_refuses_buffered();
 		test_tls_resumption();
+		test_tls_session_key();
 	}
 	test_resolve_costs();
 	test_resolve_hung_dns(argv[0]);
