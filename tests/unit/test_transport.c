@@ -809,8 +809,12 @@ test_tcp_errors(void)
 	/* DNS failure. */
 	e = transport_tcp_connect("no-such-host.invalid", 25, NULL,
 		deadline_in(3000), &t, &ei);
-	is_int(e, ERR_NET, "dns: ERR_NET (%s)", errinfo_msg(&ei));
+	/* a name that does not exist (RFC 6761: .invalid never does) */
+	is_int(e, ERR_NOHOST, "dns: ERR_NOHOST (%s)", errinfo_msg(&ei));
+	ok(err_exit_code(e) == 68 && !err_is_queueable(e) && err_is_config(e),
+		"dns: exit 68, a configuration problem, not temporary");
 	contains(errinfo_msg(&ei), "no-such-host.invalid", "dns: names the host");
+	contains(errinfo_msg(&ei), "does not exist", "dns: says so");
 
 	/* Bad arguments. */
 	is_int(transport_tcp_connect("127.0.0.1", 0, NULL, 0, &t, &ei),
@@ -1909,6 +1913,14 @@ resolve_child(const char *dir, int out, int dns)
 	dprintf(out, "lib_running_later %lu\n", resolve_threads_drain(8000));
 	dprintf(out, "lib_drain_ms %lld\n", (long long)(util_now_ms() - t0));
 	dprintf(out, "lib_queries %d\n", silent_dns_count(dns));
+	/* the resolver gives up by itself (EAI_AGAIN): temporary, never 68 */
+	e = transport_tcp_connect(HUNG_NAME, 25, NULL, deadline_in(8000), &t,
+		&ei);
+	transport_close(t);
+	t = NULL;
+	one_line(ei.msg);
+	dprintf(out, "again_code %d\nagain_msg %s\n", (int)e, ei.msg);
+	(void)silent_dns_count(dns);
 
 	child_run_binary(dir, out);
 	dprintf(out, "bin_queries %d\n", silent_dns_count(dns));
@@ -2059,6 +2071,11 @@ test_resolve_hung_dns(const char *self)
 	contains(v, "cannot resolve " HUNG_NAME " within 1 s",
 		"hung dns: the message names host and time");
 	contains(v, "resolv.conf", "hung dns: the message gives advice");
+	field(text, "again_msg", v, sizeof(v));
+	is_int(field_num(text, "again_code"), ERR_NET,
+		"hung dns: the resolver's own timeout is ERR_NET, exit 75, "
+		"not 68 (%s)", v);
+	field(text, "lib_msg", v, sizeof(v));
 	ok(field_num(text, "lib_queries") >= 1,
 		"hung dns: the lookup really asked the silent server (%lld "
 		"queries)", field_num(text, "lib_queries"));
