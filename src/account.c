@@ -91,6 +91,10 @@ static const struct field fields[ACCF_MAX] = {
 	[ACCF_QUEUE] = SCALAR(queue),
 	[ACCF_QUEUE_DIR] = STR(queue_dir),
 	[ACCF_QUEUE_MAX_AGE] = SCALAR(queue_max_age),
+	[ACCF_SESSION_PERSIST] = SCALAR(session_persist),
+	[ACCF_SESSION_MAX_AGE] = SCALAR(session_max_age),
+	[ACCF_SESSION_MAX_MESSAGES] = SCALAR(session_max_messages),
+	[ACCF_MESSAGE_ID_FIX] = SCALAR(message_id_fix),
 	[ACCF_AUTO_FROM] = SCALAR(auto_from),
 	[ACCF_MAILDOMAIN] = STR(maildomain),
 	[ACCF_SYSTEM_FROM_OVERRIDE] = STR(system_from_override),
@@ -177,6 +181,10 @@ account_new(void)
 	acc->system_rejected_max_count = ACCOUNT_REJECTED_MAX_COUNT;
 	acc->system_rejected_max_size = ACCOUNT_REJECTED_MAX_SIZE;
 	acc->confine = 1;
+	acc->session_persist = 5;
+	acc->session_max_age = 300;
+	acc->session_max_messages = 100;
+	acc->message_id_fix = HDR_AUTO;
 	return acc;
 }
 

@@ -144,6 +144,11 @@ struct account {
 
 	/* the network phase runs confined (src/cmd/sandbox.h); default on */
 	int confine;
+	/* sessions kept between invocations (oasmtp extensions) */
+	long session_persist;	/* idle seconds, 0 = off; default 5 */
+	long session_max_age;	/* seconds, default 300 */
+	long session_max_messages;	/* default 100 */
+	enum header_policy message_id_fix;	/* HDR_AUTO or HDR_OFF */
 
 	/* obsolete msmtp keys, folded into `from` when the account is resolved */
 	int auto_from;
@@ -257,6 +262,10 @@ enum account_field {
 	ACCF_SYSTEM_REJECTED_MAX_SIZE,
 	ACCF_CONFINE,
 	ACCF_OAUTH2_TOKEN_STORE_WRITE,
+	ACCF_SESSION_PERSIST,
+	ACCF_SESSION_MAX_AGE,
+	ACCF_SESSION_MAX_MESSAGES,
+	ACCF_MESSAGE_ID_FIX,
 	ACCF_MAX
 };
 

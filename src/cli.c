@@ -168,6 +168,19 @@ cli_mode_name(enum cli_mode mode)
 	return mode_names[mode];
 }
 
+const char *
+cli_dsn_return_text(enum cli_dsn_return r)
+{
+	switch (r) {
+	case CLI_DSN_RET_HDRS:
+		return "HDRS";
+	case CLI_DSN_RET_FULL:
+		return "FULL";
+	default:
+		return NULL;
+	}
+}
+
 static MUST_CHECK enum err usage(struct parser *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

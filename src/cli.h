@@ -169,4 +169,7 @@ const char *cli_help_text(void);
 /* Stable name of a mode ("send", "list-queue", ...), for debug output. */
 const char *cli_mode_name(enum cli_mode mode);
 
+/* -R as the RET parameter of MAIL FROM ("HDRS", "FULL"); NULL when unset. */
+const char *cli_dsn_return_text(enum cli_dsn_return r);
+
 #endif

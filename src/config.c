@@ -415,6 +415,27 @@ h_duration(struct parser *ps, const struct directive *d, const char *arg,
 	return store_num(ps, d->field, v, reterr);
 }
 
+/* d->aux: long[2] as for h_duration; "off" stores 0. */
+static enum err
+h_duration_off(struct parser *ps, const struct directive *d, const char *arg,
+	struct errinfo *reterr)
+{
+	const long *range = d->aux;
+	char expected[128];
+	long v;
+
+	if (strcmp(arg, "off") == 0) {
+		return store_num(ps, d->field, 0, reterr);
+	}
+	if (util_parse_duration(arg, range[0], range[1], &v) != 0) {
+		snprintf(expected, sizeof(expected),
+			"off or a duration from %lds to %lds (suffixes s, m, h, "
+			"d)", range[0], range[1]);
+		return bad_arg(ps, d, arg, expected, reterr);
+	}
+	return store_num(ps, d->field, v, reterr);
+}
+
 /* d->aux: long[2] = { min, max }; a whole number. */
 static enum err
 h_count(struct parser *ps, const struct directive *d, const char *arg,
@@ -1129,6 +1150,9 @@ static const long rejected_size_range[2] = {
 #else
 static const long rejected_size_range[2] = { 1024, 1024L * 1024 * 1024 };
 #endif
+static const long persist_range[2] = { 1, 3600 };
+static const long session_age_range[2] = { 1, 86400 };
+static const long session_msgs_range[2] = { 1, 100000 };
 static const long undisclosed_map[3] = {
 	ACCF_SET_TO_HEADER, HDR_UNDISCLOSED, HDR_OFF,
 };
@@ -1166,6 +1190,8 @@ static const struct directive directives[] = {
 	{ "logfile_time_format", h_string, ACCF_LOGFILE_TIME_FORMAT, 0,
 		NULL },
 	{ "maildomain", h_string, ACCF_MAILDOMAIN, 0, NULL },
+	{ "message_id_fix", h_choice, ACCF_MESSAGE_ID_FIX, 0,
+		auto_off_choices },
 	{ "notify_command", h_string, ACCF_NOTIFY_COMMAND, 0, NULL },
 	{ "ntlmdomain", h_reject, -1, 0,
 		"NTLM authentication is not supported" },
@@ -1205,6 +1231,12 @@ static const struct directive directives[] = {
 	{ "queue_dir", h_string, ACCF_QUEUE_DIR, D_PATH, NULL },
 	{ "queue_max_age", h_duration, ACCF_QUEUE_MAX_AGE, 0, max_age_range },
 	{ "remove_bcc_headers", h_bool, ACCF_REMOVE_BCC_HEADERS, 0, NULL },
+	{ "session_max_age", h_duration, ACCF_SESSION_MAX_AGE, 0,
+		session_age_range },
+	{ "session_max_messages", h_count, ACCF_SESSION_MAX_MESSAGES, 0,
+		session_msgs_range },
+	{ "session_persist", h_duration_off, ACCF_SESSION_PERSIST, 0,
+		persist_range },
 	{ "set_date_header", h_choice, ACCF_SET_DATE_HEADER, 0,
 		auto_off_choices },
 	{ "set_from_header", h_choice, ACCF_SET_FROM_HEADER, 0,
@@ -2750,5 +2782,17 @@ config_print_account(const struct account *a, struct buf *out)
 	err_first(&e, put_str(out, "queue_dir", a->queue_dir));
 	err_first(&e, buf_printf(out, "queue_max_age = %ld\n", a->queue_max_age));
 	err_first(&e, put_str(out, "confine", a->confine ? "on" : "off"));
+	if (a->session_persist > 0) {
+		err_first(&e, buf_printf(out, "session_persist = %ld\n",
+			a->session_persist));
+	} else {
+		err_first(&e, put_str(out, "session_persist", "off"));
+	}
+	err_first(&e, buf_printf(out, "session_max_age = %ld\n",
+		a->session_max_age));
+	err_first(&e, buf_printf(out, "session_max_messages = %ld\n",
+		a->session_max_messages));
+	err_first(&e, put_str(out, "message_id_fix", name_of(auto_off_choices,
+		a->message_id_fix)));
 	return e;
 }

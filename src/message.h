@@ -183,6 +183,24 @@ uint64_t message_wire_size(const struct message *m);
 MUST_CHECK enum err message_read_wire(struct message *m, uint64_t offset, void *p,
 	size_t cap, size_t *ret_n, struct errinfo *reterr);
 
+/*
+ * The message's own Message-ID as it goes on the wire (after
+ * message_prepare), without the angle brackets, appended to out; nothing
+ * when it has none.  Errors: those of the buffer.
+ */
+enum err message_own_id(const struct message *m, struct buf *out);
+
+/*
+ * Threading repair (oasmtprc(5) message_id_fix): every <id> cited in
+ * In-Reply-To: and References: is offered to lookup, which appends the
+ * replacement (without brackets) to ret and returns 1, or returns 0 to
+ * keep it.  *ret_changed: whether anything was replaced.  The body is
+ * never touched.  Errors: ERR_LIMIT (header block too large), ERR_NOMEM.
+ */
+enum err message_rewrite_refs(struct message *m,
+	int (*lookup)(void *ctx, const char *id, size_t len, struct buf *ret),
+	void *ctx, int *ret_changed, struct errinfo *reterr);
+
 /* Write the whole wire form to fd.  Errors: ERR_IO. */
 MUST_CHECK enum err message_write_wire(struct message *m, int fd,
 	struct errinfo *reterr);

@@ -35,8 +35,9 @@ put(struct buf *out, const char *dir, const char *tail)
 	return e;
 }
 
-enum err
-paths_home(int passwd, struct buf *out)
+/* $HOME when absolute, else (with passwd) the passwd entry's; or NULL. */
+static const char *
+home_dir(int passwd)
 {
 	const char *home = absolute_env("HOME");
 
@@ -47,7 +48,13 @@ paths_home(int passwd, struct buf *out)
 			home = pw->pw_dir;
 		}
 	}
-	return put(out, home, "");
+	return home;
+}
+
+enum err
+paths_home(int passwd, struct buf *out)
+{
+	return put(out, home_dir(passwd), "");
 }
 
 /* $var when absolute, else home (with or without passwd) + tail. */
@@ -55,19 +62,8 @@ static MUST_CHECK enum err
 xdg_dir(const char *var, int passwd, const char *tail, struct buf *out)
 {
 	const char *v = absolute_env(var);
-	enum err e;
 
-	if (v != NULL) {
-		return put(out, v, "");
-	}
-	e = paths_home(passwd, out);
-	if (e == ERR_OK) {
-		e = buf_append_str(out, tail);
-		if (e != ERR_OK) {
-			buf_reset(out);
-		}
-	}
-	return e;
+	return v != NULL ? put(out, v, "") : put(out, home_dir(passwd), tail);
 }
 
 enum err

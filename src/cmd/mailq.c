@@ -300,8 +300,12 @@ find_entry(const struct cli_opts *o, const char *id, struct queue **ret_q,
 	return e;
 }
 
-enum err
-mailq_drop(const struct cli_opts *o, struct buf *out,
+/*
+ * The entry o->queue_id, wherever it is: removed (retry 0) or made due now
+ * (retry 1), with a line saying so in out.
+ */
+static MUST_CHECK enum err
+act_on_entry(const struct cli_opts *o, int retry, struct buf *out,
 	struct errinfo *reterr)
 {
 	struct queue *q = NULL;
@@ -310,13 +314,20 @@ mailq_drop(const struct cli_opts *o, struct buf *out,
 
 	queue_entry_init(&qe);
 	e = find_entry(o, o->queue_id, &q, &qe, reterr);
-	if (e == ERR_OK) {
+	if (e == ERR_OK && !retry) {
 		e = queue_remove(q, &qe, reterr);
+	} else if (e == ERR_OK && qe.failed) {
+		e = queue_retry(q, &qe, (int64_t)time(NULL), reterr);
+	} else if (e == ERR_OK) {
+		qe.next_attempt = (int64_t)time(NULL);
+		e = queue_update(q, &qe, reterr);
 	}
 	if (e == ERR_OK) {
-		e = buf_printf(out, "%s: deleted from %s%s (it will not be "
-			"delivered)\n", qe.id, queue_dir(q),
-			qe.failed ? "/failed" : "");
+		e = retry ? buf_printf(out, "%s: back in the queue, due now "
+		    "(oasmtp -q sends it)\n", qe.id) :
+		    buf_printf(out, "%s: deleted from %s%s (it will not be "
+		    "delivered)\n", qe.id, queue_dir(q),
+		    qe.failed ? "/failed" : "");
 		if (e != ERR_OK) {
 			e = buf_fail(out, e, "the report", reterr);
 		}
@@ -327,31 +338,15 @@ mailq_drop(const struct cli_opts *o, struct buf *out,
 }
 
 enum err
+mailq_drop(const struct cli_opts *o, struct buf *out,
+	struct errinfo *reterr)
+{
+	return act_on_entry(o, 0, out, reterr);
+}
+
+enum err
 mailq_retry(const struct cli_opts *o, struct buf *out,
 	struct errinfo *reterr)
 {
-	struct queue *q = NULL;
-	struct queue_entry qe;
-	enum err e;
-
-	queue_entry_init(&qe);
-	e = find_entry(o, o->queue_id, &q, &qe, reterr);
-	if (e == ERR_OK) {
-		if (qe.failed) {
-			e = queue_retry(q, &qe, (int64_t)time(NULL), reterr);
-		} else {
-			qe.next_attempt = (int64_t)time(NULL);
-			e = queue_update(q, &qe, reterr);
-		}
-	}
-	if (e == ERR_OK) {
-		e = buf_printf(out, "%s: back in the queue, due now (oasmtp -q "
-			"sends it)\n", qe.id);
-		if (e != ERR_OK) {
-			e = buf_fail(out, e, "the report", reterr);
-		}
-	}
-	queue_entry_release(&qe);
-	queue_close(q);
-	return e;
+	return act_on_entry(o, 1, out, reterr);
 }

@@ -233,19 +233,6 @@ write_message(void *ctx, int fd, struct errinfo *reterr)
 	return message_write_wire(ctx, fd, reterr);
 }
 
-static const char *
-dsn_return_text(enum cli_dsn_return r)
-{
-	switch (r) {
-	case CLI_DSN_RET_HDRS:
-		return "HDRS";
-	case CLI_DSN_RET_FULL:
-		return "FULL";
-	default:
-		return NULL;
-	}
-}
-
 /*
  * 1 when the caller uid is named by list, an account's
  * system_from_override: user names, %GROUP (primary or supplementary
@@ -387,7 +374,7 @@ queue_entry_of(const struct cli_opts *svc, int fd, const char *name,
 	mo.rcpt_args = co.recipients;
 	mo.n_rcpt_args = co.recipient_count;
 	mo.dsn_notify = co.dsn_notify;
-	mo.dsn_return = dsn_return_text(co.dsn_return);
+	mo.dsn_return = cli_dsn_return_text(co.dsn_return);
 	mo.dsn_envid = co.dsn_envid;
 	mo.now = (time_t)e->time;
 	mo.hostname = hostname;

@@ -18,6 +18,7 @@
 #include "account.h"
 #include "confine.h"
 #include "log.h"
+#include "msgid_map.h"
 #include "notify.h"
 #include "proc.h"
 #include "queue.h"
@@ -336,7 +337,7 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 {
 	const struct account *acc = sb->acc;
 	struct confine_policy p;
-	struct buf queue, cache, cachedir, ossldir, moddir, what;
+	struct buf queue, cache, cachedir, statedir, ossldir, moddir, what;
 	struct submit_server srv;
 	enum err e = ERR_OK;
 	int fd;
@@ -344,6 +345,7 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	buf_init(&queue, PATH_MAX);
 	buf_init(&cache, PATH_MAX);
 	buf_init(&cachedir, PATH_MAX);
+	buf_init(&statedir, PATH_MAX);
 	buf_init(&ossldir, PATH_MAX);
 	buf_init(&moddir, PATH_MAX);
 	buf_init(&what, CONFINED_DESC_MAX);
@@ -391,6 +393,11 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 			err_first(&e, confine_allow_write(&p, buf_cstr(&cachedir)));
 		}
 	}
+	/* threading repair records the server's Message-IDs after a send */
+	if (acc->message_id_fix != HDR_OFF && msgid_map_dir(&statedir) ==
+	    ERR_OK) {
+		err_first(&e, confine_allow_write(&p, buf_cstr(&statedir)));
+	}
 	if (acc->logfile != NULL && strcmp(acc->logfile, "-") != 0) {
 		fd = open(acc->logfile, O_WRONLY | O_APPEND | O_CREAT |
 			O_CLOEXEC, 0600);
@@ -417,6 +424,7 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	buf_release(&queue);
 	buf_release(&cache);
 	buf_release(&cachedir);
+	buf_release(&statedir);
 	buf_release(&ossldir);
 	buf_release(&moddir);
 	buf_release(&what);

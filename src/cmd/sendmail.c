@@ -14,6 +14,8 @@
 #include "config.h"
 #include "credential.h"
 #include "envelope.h"
+#include "handover.h"
+#include "keeper.h"
 #include "job.h"
 #include "report.h"
 #include "route.h"
@@ -21,6 +23,7 @@
 #include "log.h"
 #include "util.h"
 #include "message.h"
+#include "msgid_map.h"
 #include "notify.h"
 #include "progress.h"
 #include "queue.h"
@@ -29,19 +32,6 @@
 
 /* the first line of the failure, in the 'queued' warning */
 #define WHY_LINE_MAX 1024
-
-static const char *
-dsn_return_text(enum cli_dsn_return r)
-{
-	switch (r) {
-	case CLI_DSN_RET_HDRS:
-		return "HDRS";
-	case CLI_DSN_RET_FULL:
-		return "FULL";
-	default:
-		return NULL;
-	}
-}
 
 /* The body source of a send: the spooled message, counted for progress. */
 struct body_source {
@@ -65,6 +55,154 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 
 
 /*
+ * Sessions kept between invocations: not in system mode.  Not yet for a
+ * confined send either: the keeper must accept() on its socket, which the
+ * seccomp filter forbids (src/cmd/sandbox.h); an existing keeper is still
+ * used (the hand-over happens before the confinement).
+ */
+static int
+persist_on(const struct job *job)
+{
+	return job->acc->session_persist > 0 && !job->acc->system &&
+		!job->o->system;
+}
+
+static int
+keep_own_session(const struct job *job, const struct sandbox *sb)
+{
+	return persist_on(job) && !sb->on;
+}
+
+static enum err
+write_wire(void *ctx, int fd, struct errinfo *reterr)
+{
+	return message_write_wire(ctx, fd, reterr);
+}
+
+/*
+ * Offer the message to a session keeper.  Returns 1 when the keeper owned
+ * the attempt (*ret_e, res and reterr hold its outcome), 0 when the caller
+ * sends by itself (nothing was sent).
+ */
+static int
+try_keeper(struct job *job, struct message *m, const struct envelope *env,
+	struct submit_result *res, enum err *ret_e, struct errinfo *reterr)
+{
+	struct errinfo ign = ERRINFO_INIT;
+	struct handover_outcome out = { ERR_OK, 0 };
+	struct buf key, path;
+	int fd = -1, handed = 0;
+
+	errinfo_init(&ign);
+	buf_init(&key, 64 * 1024);
+	buf_init(&path, 4096);
+	if (handover_paths(job->acc, 0, &key, &path, &ign) == ERR_OK &&
+	    access(buf_cstr(&path), F_OK) == 0 &&
+	    handover_body_fd(write_wire, m, &fd, &ign) == ERR_OK) {
+		handed = handover_send(buf_cstr(&path), buf_cstr(&key), env, fd,
+			message_wire_size(m), job->acc->timeout > 0 ?
+			(int64_t)job->acc->timeout * 1000 : 60000,
+			report_transcript, NULL, res, &out, reterr);
+		if (handed) {
+			log_debug(1, "sent through the session kept at %s",
+				buf_cstr(&path));
+			*ret_e = out.e;
+		} else {
+			/* whatever a refusing keeper said is not ours */
+			errinfo_release(reterr);
+		}
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	errinfo_release(&ign);
+	buf_release(&key);
+	buf_release(&path);
+	return handed;
+}
+
+/*
+ * Own connection, kept open after the transaction: a keeper carries it on
+ * when the message went out.
+ */
+static enum err
+send_own_persistent(struct job *job, const struct submit_params *sp,
+	const struct envelope *env, const struct submit_body *body,
+	struct submit_result *res, struct errinfo *reterr,
+	struct submit_conn **ret_c)
+{
+	int known = 0;
+	enum err e;
+
+	e = submit_open(sp, ret_c, res, reterr);
+	if (e == ERR_OK) {
+		e = submit_conn_message(*ret_c, env, body, res, &known,
+			reterr);
+	}
+	return e;
+}
+
+/*
+ * Threading repair (oasmtprc(5) message_id_fix): before sending, cite the
+ * IDs the server assigned instead of the originals.
+ */
+static void
+fix_references(struct job *job, struct message *m)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct msgid_map map;
+	int changed = 0;
+
+	if (job->acc->message_id_fix == HDR_OFF) {
+		return;
+	}
+	errinfo_init(&ei);
+	msgid_map_init(&map);
+	if (msgid_map_load(&map, job->acc, time(NULL), &ei) == ERR_OK &&
+	    map.data.len > 0 && message_rewrite_refs(m, msgid_map_lookup, &map,
+	    &changed, &ei) == ERR_OK && changed) {
+		log_debug(1, "In-Reply-To/References: cite the Message-IDs "
+			"the server assigned");
+	}
+	if (ei.msg[0] != '\0') {
+		log_debug(1, "message_id_fix: %s", errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	msgid_map_release(&map);
+}
+
+/* After a send: the server renamed the message?  Remember it. */
+static void
+note_assigned_id(struct job *job, struct message *m,
+	const struct submit_result *res)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf own, assigned;
+
+	if (job->acc->message_id_fix == HDR_OFF) {
+		return;
+	}
+	buf_init(&own, 4096);
+	buf_init(&assigned, 4096);
+	errinfo_init(&ei);
+	if (message_own_id(m, &own) == ERR_OK && own.len > 0 &&
+	    msgid_map_assigned(buf_cstr(&res->final_reply), buf_cstr(&own),
+	    &assigned)) {
+		log_debug(1, "the server renamed <%s> to <%s>", buf_cstr(&own),
+			buf_cstr(&assigned));
+		if (msgid_map_record(job->acc, buf_cstr(&own),
+		    buf_cstr(&assigned), time(NULL), &ei) != ERR_OK) {
+			log_warn("cannot record the Message-ID the server "
+				"assigned (replies may not thread): %s",
+				errinfo_msg(&ei));
+		}
+	}
+	errinfo_release(&ei);
+	buf_release(&own);
+	buf_release(&assigned);
+}
+
+/*
  * Send m to env's recipients.  res (initialised by the caller) tells, with
  * an error, which recipients have the message all the same.
  */
@@ -79,9 +217,13 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	struct submit_body body;
 	struct credential cred;
 	struct body_source src;
-	uint64_t size = message_wire_size(m);
+	struct submit_conn *c = NULL;
+	uint64_t size;
+	int persist = persist_on(job);
 	enum err e;
 
+	fix_references(job, m);
+	size = message_wire_size(m);
 	body.size = size;
 	body.read = body_read;
 	body.ctx = &src;
@@ -90,6 +232,9 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (api != API_NONE) {
 		/* oasmtp-token does the HTTPS; this process is not confined */
 		e = route_api_send(job, api, &body, env, ret_retry_after, reterr);
+		goto report;
+	}
+	if (persist && try_keeper(job, m, env, res, &e, reterr)) {
 		goto report;
 	}
 	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
@@ -104,7 +249,11 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	sandbox_io(sb, &sp);
 	route_probe_install(job, &sp, &probe);
 	sp.transcript = report_transcript;
-	e = submit_message(&sp, env, &body, res, reterr);
+	if (persist && keep_own_session(job, sb)) {
+		e = send_own_persistent(job, &sp, env, &body, res, reterr, &c);
+	} else {
+		e = submit_message(&sp, env, &body, res, reterr);
+	}
 	progress_finish(&src.prog);
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
@@ -120,6 +269,14 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	}
 	credential_release(&cred);
 	sb->cred = NULL;
+	if (c != NULL) {
+		if (e == ERR_OK && submit_conn_usable(c)) {
+			/* returns at once here; the child never returns */
+			keeper_start(job, c);
+		} else {
+			submit_conn_close(c);
+		}
+	}
 	api = route_fallback(job, e, reterr, &probe);
 	if (api != API_NONE && sb->confined) {
 		/* a confined process starts no program: the next send (or
@@ -149,6 +306,9 @@ report:
 			log_warn("%s", errinfo_msg(&nerr));
 		}
 		errinfo_release(&nerr);
+	}
+	if (e == ERR_OK) {
+		note_assigned_id(job, m, res);
 	}
 	report_log_line(job, env, size, res, e, reterr, res->rcpt_delivered);
 	return e;
@@ -332,7 +492,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	mo.rcpt_args = o->recipients;
 	mo.n_rcpt_args = o->recipient_count;
 	mo.dsn_notify = o->dsn_notify;
-	mo.dsn_return = dsn_return_text(o->dsn_return);
+	mo.dsn_return = cli_dsn_return_text(o->dsn_return);
 	mo.dsn_envid = o->dsn_envid;
 	mo.now = time(NULL);
 	mo.hostname = hostname;

@@ -100,6 +100,21 @@ token_ok(const struct sasl_cred *c)
 	return c->secret_len > 0;
 }
 
+/* The end both bearer mechanisms share: "auth=Bearer TOKEN^A^A". */
+static MUST_CHECK enum err
+append_bearer(const struct sasl_cred *c, struct buf *out)
+{
+	enum err e = buf_append_str(out, "auth=Bearer ");
+
+	if (e == ERR_OK) {
+		e = buf_append(out, c->secret, c->secret_len);
+	}
+	if (e == ERR_OK) {
+		e = buf_append_str(out, "\x01\x01");
+	}
+	return e;
+}
+
 static MUST_CHECK enum err
 build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 	struct errinfo *reterr)
@@ -118,13 +133,10 @@ build_xoauth2(const struct sasl_cred *c, unsigned step, struct buf *out,
 		e = buf_append_str(out, c->user);
 	}
 	if (e == ERR_OK) {
-		e = buf_append_str(out, "\x01" "auth=Bearer ");
+		e = buf_putc(out, '\x01');
 	}
 	if (e == ERR_OK) {
-		e = buf_append(out, c->secret, c->secret_len);
-	}
-	if (e == ERR_OK) {
-		e = buf_append_str(out, "\x01\x01");
+		e = append_bearer(c, out);
 	}
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
@@ -165,13 +177,7 @@ build_oauthbearer(const struct sasl_cred *c, unsigned step, struct buf *out,
 		e = buf_printf(out, "port=%d\x01", c->port);
 	}
 	if (e == ERR_OK) {
-		e = buf_append_str(out, "auth=Bearer ");
-	}
-	if (e == ERR_OK) {
-		e = buf_append(out, c->secret, c->secret_len);
-	}
-	if (e == ERR_OK) {
-		e = buf_append_str(out, "\x01\x01");
+		e = append_bearer(c, out);
 	}
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }

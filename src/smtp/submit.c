@@ -23,12 +23,15 @@
 #include "submit.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "envelope.h"
 #include "paths.h"
@@ -46,6 +49,7 @@ enum mode {
 	MODE_BATCH,
 	MODE_CHECK,
 	MODE_SERVERINFO,
+	MODE_CONN,	/* struct submit_conn: pause at each idle READY */
 };
 
 struct driver {
@@ -68,6 +72,7 @@ struct driver {
 	struct buf wbuf;	/* queued for one write (secret: AUTH lines) */
 	int64_t timeout_ms;	/* 0: no deadlines */
 	int64_t session_deadline;
+	int broken;		/* an I/O error: the session cannot go on */
 };
 
 void
@@ -515,8 +520,8 @@ next_item(struct driver *d, struct smtp_session *s, struct errinfo *reterr)
 	const struct submit_item *it = &d->items[d->next];
 	enum err e;
 
-	e = smtp_mail(s, it->env, it->body.size, d->next + 1 == d->n_items,
-		reterr);
+	e = smtp_mail(s, it->env, it->body.size, d->mode != MODE_CONN &&
+		d->next + 1 == d->n_items, reterr);
 	if (e == ERR_OK) {
 		d->next++;
 		return ERR_OK;
@@ -615,6 +620,15 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 			ret->auth_mech = smtp_auth_mech(s);
 			break;
 		case SMTP_EV_READY:
+			if (d->mode == MODE_CONN && d->next >= d->n_items) {
+				if (d->cur < d->next) {
+					/* our transaction is in flight */
+					smtp_hold(s);
+					break;
+				}
+				/* idle: back to the owner of the session */
+				return txn_done ? txn_code : ERR_OK;
+			}
 			if (d->mode == MODE_SERVERINFO) {
 				e = smtp_describe(s, &ret->info);
 				if (e != ERR_OK) {
@@ -674,6 +688,7 @@ run(struct driver *d, struct smtp_session *s, struct submit_result *ret,
 				"bad event"), ret, reterr);
 		}
 		if (e != ERR_OK) {
+			d->broken = 1;
 			if (d->batch != NULL) {
 				/* every outcome known: a late error changes nothing */
 				return d->cur >= d->n_items ? ERR_OK :
@@ -874,4 +889,313 @@ submit_serverinfo(const struct submit_params *p, struct submit_result *ret,
 	struct errinfo *reterr)
 {
 	return session(p, MODE_SERVERINFO, NULL, NULL, NULL, ret, reterr);
+}
+
+/* ---- a session kept open between transactions (struct submit_conn) ---- */
+
+struct submit_conn {
+	struct submit_params p;	/* the caller's, with the strings below */
+	char *name, *host, *source_ip, *domain, *user, *proxy_host;
+	struct smtp_session *s;
+	struct driver d;
+	/* where the engine's transcript goes now (changes per transaction) */
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+		size_t len);
+	void *transcript_ctx;
+	unsigned n_txn;
+};
+
+static void
+conn_transcript(void *ctx, enum smtp_dir dir, const char *line, size_t len)
+{
+	struct submit_conn *c = ctx;
+
+	if (c->transcript != NULL) {
+		c->transcript(c->transcript_ctx, dir, line, len);
+	}
+}
+
+static int
+dup_opt(const char *src, char **ret)
+{
+	*ret = NULL;
+	if (src == NULL) {
+		return 0;
+	}
+	*ret = strdup(src);
+	return *ret == NULL ? -1 : 0;
+}
+
+static void
+conn_free(struct submit_conn *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	smtp_free(c->s);
+	transport_close(c->d.t);
+	buf_release(&c->d.rbuf);
+	buf_release(&c->d.wbuf);
+	free(c->name);
+	free(c->host);
+	free(c->source_ip);
+	free(c->domain);
+	free(c->user);
+	free(c->proxy_host);
+	free(c);
+}
+
+/* Deadlines for one more piece of work on the session. */
+static void
+conn_deadlines(struct submit_conn *c, uint64_t body_size)
+{
+	int64_t now = util_now_ms();
+
+	c->d.session_deadline = c->d.timeout_ms > 0 ? now + 10 *
+		c->d.timeout_ms + (int64_t)(body_size / 65536) * 1000 : 0;
+}
+
+enum err
+submit_open(const struct submit_params *p, struct submit_conn **ret_c,
+	struct submit_result *ret, struct errinfo *reterr)
+{
+	const struct submit_server *srv = &p->srv;
+	const char *name = srv->name != NULL ? srv->name : "default";
+	struct submit_conn *c;
+	struct smtp_params sp;
+	enum err e;
+
+	*ret_c = NULL;
+	if (srv->host == NULL || srv->host[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG, "account '%s': no host "
+			"configured", name);
+	}
+	if (srv->auth != AUTH_OFF && (srv->user == NULL ||
+	    srv->user[0] == '\0')) {
+		return errinfo_set(reterr, ERR_CONFIG, "account '%s': "
+			"authentication is on but no user is set", name);
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	c->p = *p;
+	buf_init(&c->d.rbuf, RBUF_MAX);
+	buf_init_secret(&c->d.wbuf, WBUF_MAX);
+	if (dup_opt(srv->name, &c->name) != 0 ||
+	    dup_opt(srv->host, &c->host) != 0 ||
+	    dup_opt(srv->source_ip, &c->source_ip) != 0 ||
+	    dup_opt(srv->domain, &c->domain) != 0 ||
+	    dup_opt(srv->user, &c->user) != 0 ||
+	    dup_opt(srv->proxy_host, &c->proxy_host) != 0) {
+		conn_free(c);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	c->p.srv.name = c->name;
+	c->p.srv.host = c->host;
+	c->p.srv.source_ip = c->source_ip;
+	c->p.srv.domain = c->domain;
+	c->p.srv.user = c->user;
+	c->p.srv.proxy_host = c->proxy_host;
+	c->transcript = p->transcript;
+	c->transcript_ctx = p->transcript_ctx;
+	c->d.p = &c->p;
+	c->d.mode = MODE_CONN;
+	c->d.timeout_ms = srv->timeout > 0 ? (int64_t)srv->timeout * 1000 : 0;
+	conn_deadlines(c, 0);
+
+	if (srv->proxy_host != NULL && srv->proxy_host[0] != '\0') {
+		e = connect_proxied(&c->d, &c->p, reterr);
+	} else if (p->io.connect != NULL) {
+		e = p->io.connect(p->io.ctx, srv->host, srv->port,
+			srv->source_ip, step_deadline(&c->d), &c->d.t, reterr);
+	} else {
+		e = transport_tcp_connect(srv->host, srv->port, srv->source_ip,
+			step_deadline(&c->d), &c->d.t, reterr);
+	}
+	if (e == ERR_OK && srv->tls && !srv->starttls) {
+		e = start_tls(&c->d, reterr);
+	}
+	if (e != ERR_OK) {
+		conn_free(c);
+		return e;
+	}
+	memset(&sp, 0, sizeof(sp));
+	sp.helo = c->domain;
+	sp.tls_required = srv->tls;
+	sp.starttls = srv->tls && srv->starttls;
+	sp.tls_active = srv->tls && !srv->starttls;
+	/* through a proxy the peer is the proxy, not the server */
+	sp.peer_loopback = srv->proxy_host == NULL &&
+		peer_is_loopback(c->d.t);
+	sp.auth = srv->auth;
+	sp.oauth = srv->oauth;
+	sp.user = c->user;
+	sp.host = c->host;
+	sp.port = srv->port;
+	sp.transcript = conn_transcript;
+	sp.transcript_ctx = c;
+	c->s = smtp_new(&sp);
+	if (c->s == NULL) {
+		conn_free(c);
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	e = run(&c->d, c->s, ret, reterr);
+	if (c->d.t->ops->describe != NULL && srv->tls) {
+		c->d.t->ops->describe(c->d.t, &ret->tls);
+	}
+	/* authenticated (or failed): the secret is never asked for again */
+	c->p.secret.get = NULL;
+	c->p.secret.ctx = NULL;
+	if (e == ERR_OK && smtp_state(c->s) != SMTP_ST_READY) {
+		e = errinfo_set(reterr, ERR_INTERNAL, "session not ready");
+	}
+	if (e != ERR_OK) {
+		conn_free(c);
+		return e;
+	}
+	*ret_c = c;
+	return ERR_OK;
+}
+
+void
+submit_conn_set_transcript(struct submit_conn *c,
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+	size_t len), void *ctx)
+{
+	c->transcript = transcript;
+	c->transcript_ctx = ctx;
+}
+
+int
+submit_conn_usable(const struct submit_conn *c)
+{
+	struct pollfd pfd;
+
+	if (c == NULL || c->d.broken || smtp_state(c->s) != SMTP_ST_READY ||
+	    c->d.rbuf.len > 0 || c->d.t->ops->pending(c->d.t) > 0) {
+		return 0;
+	}
+	/* anything from the server while idle is a 421 or a close */
+	pfd.fd = c->d.t->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) == 0;
+}
+
+int
+submit_conn_fd(const struct submit_conn *c)
+{
+	return c->d.t->fd;
+}
+
+unsigned
+submit_conn_transactions(const struct submit_conn *c)
+{
+	return c->n_txn;
+}
+
+enum err
+submit_conn_message(struct submit_conn *c, const struct envelope *env,
+	const struct submit_body *body, struct submit_result *ret,
+	int *ret_known, struct errinfo *reterr)
+{
+	struct driver *d = &c->d;
+	enum err e;
+
+	*ret_known = 0;
+	if (env == NULL || body == NULL || body->read == NULL) {
+		return errinfo_set(reterr, ERR_INTERNAL,
+			"no envelope or body source");
+	}
+	free(ret->rcpt_codes);
+	free(ret->rcpt_delivered);
+	ret->rcpt_codes = calloc(env->n_rcpts ? env->n_rcpts : 1,
+		sizeof(int));
+	ret->rcpt_delivered = calloc(env->n_rcpts ? env->n_rcpts : 1, 1);
+	ret->n_rcpts = 0;
+	if (ret->rcpt_codes == NULL || ret->rcpt_delivered == NULL) {
+		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	ret->n_rcpts = env->n_rcpts;
+	if (d->broken || smtp_state(c->s) != SMTP_ST_READY) {
+		return errinfo_set(reterr, ERR_NET, "the session with %s "
+			"is closed", c->host);
+	}
+	ret->auth_mech = smtp_auth_mech(c->s);
+	d->single.env = env;
+	d->single.body = *body;
+	d->items = &d->single;
+	d->n_items = 1;
+	d->cur = 0;
+	d->next = 0;
+	d->dlv = ret->rcpt_delivered;
+	d->dlv_n = ret->n_rcpts;
+	conn_deadlines(c, body->size);
+	c->n_txn++;
+	e = run(d, c->s, ret, reterr);
+	*ret_known = d->cur > 0;
+	if (d->t->ops->describe != NULL && c->p.srv.tls) {
+		buf_reset(&ret->tls);
+		d->t->ops->describe(d->t, &ret->tls);
+	}
+	d->items = NULL;
+	d->n_items = 0;
+	d->cur = 0;
+	d->next = 0;
+	d->dlv = NULL;
+	d->dlv_n = 0;
+	if (!*ret_known || smtp_state(c->s) != SMTP_ST_READY) {
+		d->broken = 1;
+	}
+	return e;
+}
+
+void
+submit_conn_close(struct submit_conn *c)
+{
+	struct errinfo ignored = ERRINFO_INIT;
+
+	if (c == NULL) {
+		return;
+	}
+	if (!c->d.broken && smtp_state(c->s) == SMTP_ST_READY) {
+		struct submit_result r;
+
+		submit_result_init(&r);
+		/* QUIT and wait (one step at most) for its 221 */
+		conn_deadlines(c, 0);
+		c->d.session_deadline = c->d.timeout_ms > 0 ?
+			util_now_ms() + c->d.timeout_ms : 0;
+		smtp_quit(c->s);
+		if (run(&c->d, c->s, &r, &ignored) != ERR_OK) {
+			/* closing anyway: a lost 221 changes nothing */
+		}
+		errinfo_release(&ignored);
+		submit_result_release(&r);
+	}
+	conn_free(c);
+}
+
+void
+submit_conn_forget(struct submit_conn *c)
+{
+	int null;
+
+	if (c == NULL) {
+		return;
+	}
+	/*
+	 * Another process carries the session on: nothing may reach the
+	 * server from here (a TLS close_notify would end it).  The socket
+	 * descriptor becomes /dev/null, so the close writes nowhere.
+	 */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0 && c->d.t != NULL && c->d.t->fd >= 0) {
+		dup2(null, c->d.t->fd);
+	}
+	if (null >= 0) {
+		close(null);
+	}
+	conn_free(c);
 }

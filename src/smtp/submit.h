@@ -208,6 +208,59 @@ MUST_CHECK enum err submit_serverinfo(const struct submit_params *p,
 	struct submit_result *ret, struct errinfo *reterr);
 
 /*
+ * A session kept open between transactions, for a process that hands it
+ * on (the session keeper, oasmtprc(5) session_persist).  It runs one
+ * transaction at a time, on demand, with no QUIT after it.
+ *
+ * submit_open(): connect, TLS, EHLO, AUTH as for a message, then stop at
+ * the idle session; ret gets the session facts (tls, auth_mech).  The
+ * strings of p->srv are copied; p->secret is used during the open only
+ * (never kept); p->io must outlive the session.  Errors as for
+ * submit_message().
+ */
+struct submit_conn;
+
+enum err submit_open(const struct submit_params *p, struct submit_conn **ret_c,
+	struct submit_result *ret, struct errinfo *reterr);
+
+/* Where the transcript of the next exchanges goes (NULL: nowhere). */
+void submit_conn_set_transcript(struct submit_conn *c,
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+	size_t len), void *ctx);
+
+/*
+ * 1 when the session is idle and the server has said nothing since (any
+ * byte from an idle server is a 421 or a close): a transaction may start.
+ */
+int submit_conn_usable(const struct submit_conn *c);
+
+/* The socket, for poll(2) while idle. */
+int submit_conn_fd(const struct submit_conn *c);
+
+/* Transactions started on the session so far. */
+unsigned submit_conn_transactions(const struct submit_conn *c);
+
+/*
+ * One transaction (pipelined: one round trip for one recipient with
+ * CHUNKING, two for several), no QUIT; ret as for submit_message().
+ * *ret_known: 1 when the outcome is the server's answer (or a refusal
+ * before sending), 0 when the session failed first - then the server may
+ * or may not have the message, and the session is over.
+ */
+enum err submit_conn_message(struct submit_conn *c, const struct envelope *env,
+	const struct submit_body *body, struct submit_result *ret,
+	int *ret_known, struct errinfo *reterr);
+
+/* QUIT (waiting one step at most for the 221) and free.  NULL is fine. */
+void submit_conn_close(struct submit_conn *c);
+
+/*
+ * Free without a byte to the server: after fork(), in the process that
+ * does not carry the session on.  NULL is fine.
+ */
+void submit_conn_forget(struct submit_conn *c);
+
+/*
  * The TLS session cache path for srv:
  * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT-KEY ($XDG_RUNTIME_DIR,
  * else ${XDG_CACHE_HOME:-~/.cache}), KEY being transport_tls_session_key()

@@ -259,40 +259,15 @@ append_hex(struct buf *out, const unsigned char *p, size_t n)
 	return be;
 }
 
+/* Append what the memory BIO m holds when printed is true; frees m. */
 static MUST_CHECK enum err
-append_name(struct buf *out, const X509_NAME *name)
+append_bio(struct buf *out, BIO *m, int printed)
 {
-	BIO *m = BIO_new(BIO_s_mem());
+	enum err be = ERR_OK;
 	char *p;
 	long n;
 
-	enum err be = ERR_OK;
-
-	if (m == NULL) {
-		return ERR_NOMEM;
-	}
-	X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-	n = BIO_get_mem_data(m, &p);
-	if (n > 0) {
-		be = buf_append(out, p, (size_t)n);
-	}
-	BIO_free(m);
-	return be;
-}
-
-static MUST_CHECK enum err
-append_time(struct buf *out, const ASN1_TIME *t)
-{
-	BIO *m = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-
-	enum err be = ERR_OK;
-
-	if (m == NULL) {
-		return ERR_NOMEM;
-	}
-	if (t != NULL && ASN1_TIME_print(m, t)) {
+	if (printed) {
 		n = BIO_get_mem_data(m, &p);
 		if (n > 0) {
 			be = buf_append(out, p, (size_t)n);
@@ -300,6 +275,29 @@ append_time(struct buf *out, const ASN1_TIME *t)
 	}
 	BIO_free(m);
 	return be;
+}
+
+static MUST_CHECK enum err
+append_name(struct buf *out, const X509_NAME *name)
+{
+	BIO *m = BIO_new(BIO_s_mem());
+
+	if (m == NULL) {
+		return ERR_NOMEM;
+	}
+	X509_NAME_print_ex(m, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	return append_bio(out, m, 1);
+}
+
+static MUST_CHECK enum err
+append_time(struct buf *out, const ASN1_TIME *t)
+{
+	BIO *m = BIO_new(BIO_s_mem());
+
+	if (m == NULL) {
+		return ERR_NOMEM;
+	}
+	return append_bio(out, m, t != NULL && ASN1_TIME_print(m, t));
 }
 
 /* The names a certificate is valid for: DNS and IP SANs, else the CN. */

@@ -275,12 +275,7 @@ perform(const struct api_http_request *rq, const char *method, const char *url,
 	x->location[0] = '\0';
 	rc = http_curl_secure(h, url, rq->connect_timeout_ms,
 		rq->timeout_ms > 0 ? rq->timeout_ms : 300000, errbuf, &ca);
-#define SETOPT(opt, val) \
-	do { \
-		if (rc == CURLE_OK) { \
-			rc = curl_easy_setopt(h, opt, val); \
-		} \
-	} while (0)
+#define SETOPT(opt, val) HTTP_SETOPT(rc, h, opt, val)
 	SETOPT(CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	SETOPT(CURLOPT_UPLOAD, 1L);

@@ -77,12 +77,7 @@ http_curl_secure(CURL *h, const char *url, long connect_timeout_ms,
 	 * Every setopt below either cannot fail on this libcurl or would make
 	 * the request less safe if ignored, so failures abort the request.
 	 */
-#define SETOPT(opt, val) \
-	do { \
-		if (rc == CURLE_OK) { \
-			rc = curl_easy_setopt(h, opt, val); \
-		} \
-	} while (0)
+#define SETOPT(opt, val) HTTP_SETOPT(rc, h, opt, val)
 	SETOPT(CURLOPT_URL, url);
 	SETOPT(CURLOPT_PROTOCOLS_STR, "https");
 	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");

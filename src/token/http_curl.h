@@ -19,6 +19,17 @@ struct http_ca {
 };
 
 /*
+ * curl_easy_setopt(h, opt, val) into rc while rc is CURLE_OK: a run of
+ * them stops at the first failure, which the request then reports.
+ */
+#define HTTP_SETOPT(rc, h, opt, val) \
+	do { \
+		if ((rc) == CURLE_OK) { \
+			(rc) = curl_easy_setopt((h), (opt), (val)); \
+		} \
+	} while (0)
+
+/*
  * curl_global_init() once per process (thread-safe).  ERR_INTERNAL with a
  * message when it failed.
  */

@@ -203,12 +203,7 @@ oauth_http_curl_post(void *ctx, const struct oauth_post *req,
 	}
 
 	/* the common options first; a failing setopt aborts the request */
-#define SETOPT(opt, val) \
-	do { \
-		if (rc == CURLE_OK) { \
-			rc = curl_easy_setopt(h, opt, val); \
-		} \
-	} while (0)
+#define SETOPT(opt, val) HTTP_SETOPT(rc, h, opt, val)
 	rc = http_curl_secure(h, req->url, cto, to, errbuf, &ca);
 	SETOPT(CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(CURLOPT_POST, 1L);
@@ -540,16 +535,56 @@ out:
 	return e;
 }
 
-/* POST a grant's form to req's token endpoint and parse the answer. */
+/* Empty ret and check what every grant needs: the endpoint, the client id. */
 static MUST_CHECK enum err
-post_grant(const struct oauth_request *req, const struct buf *form,
-	struct oauth_tokens *ret, struct errinfo *reterr)
+begin_grant(const struct oauth_request *req, struct oauth_tokens *ret,
+	struct errinfo *reterr)
+{
+	tokens_reset(ret);
+	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_token_endpoint: set it, or "
+			"an oauth2_provider with a preset (see oasmtprc(5))",
+			req->account);
+	}
+	if (req->client_id == NULL || req->client_id[0] == '\0') {
+		return errinfo_set(reterr, ERR_CONFIG,
+			"account '%s' has no oauth2_client_id", req->account);
+	}
+	return ERR_OK;
+}
+
+/* The client's fields of a grant's form: client_id, client_secret if any. */
+static MUST_CHECK enum err
+client_fields(struct buf *form, const struct oauth_request *req)
+{
+	enum err e = form_field(form, "client_id", req->client_id);
+
+	if (e == ERR_OK && req->client_secret != NULL &&
+	    req->client_secret[0] != '\0') {
+		e = form_field(form, "client_secret", req->client_secret);
+	}
+	return e;
+}
+
+/*
+ * POST a grant's form to req's token endpoint and parse the answer;
+ * built is the status of building the form (ERR_LIMIT: it did not fit).
+ */
+static MUST_CHECK enum err
+post_grant(const struct oauth_request *req, enum err built,
+	const struct buf *form, struct oauth_tokens *ret, struct errinfo *reterr)
 {
 	struct oauth_post post;
 	struct buf body;
 	long status = 0;
 	enum err e;
 
+	if (built != ERR_OK) {
+		return errinfo_set(reterr, built == ERR_LIMIT ? ERR_CONFIG :
+			built, "token request for account '%s' too large",
+			req->account);
+	}
 	buf_init_secret(&body, OAUTH_BODY_MAX);
 	post.url = req->token_endpoint;
 	post.form = form;
@@ -572,16 +607,9 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct buf form;
 	enum err e;
 
-	tokens_reset(ret);
-	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint: set it, or "
-			"an oauth2_provider with a preset (see oasmtprc(5))",
-			req->account);
-	}
-	if (req->client_id == NULL || req->client_id[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_client_id", req->account);
+	e = begin_grant(req, ret, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
 	if (req->refresh_token == NULL || req->refresh_token[0] == '\0') {
 		return errinfo_set(reterr, ERR_REAUTH,
@@ -594,22 +622,12 @@ oauth_refresh(const struct oauth_request *req, struct oauth_tokens *ret,
 		e = form_field(&form, "refresh_token", req->refresh_token);
 	}
 	if (e == ERR_OK) {
-		e = form_field(&form, "client_id", req->client_id);
-	}
-	if (e == ERR_OK && req->client_secret != NULL &&
-	    req->client_secret[0] != '\0') {
-		e = form_field(&form, "client_secret", req->client_secret);
+		e = client_fields(&form, req);
 	}
 	if (e == ERR_OK && req->scope != NULL && req->scope[0] != '\0') {
 		e = form_field(&form, "scope", req->scope);
 	}
-	if (e != ERR_OK) {
-		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_CONFIG : e,
-			"token request for account '%s' too large", req->account);
-		goto out;
-	}
-	e = post_grant(req, &form, ret, reterr);
-out:
+	e = post_grant(req, e, &form, ret, reterr);
 	buf_release(&form);
 	return e;
 }
@@ -636,16 +654,9 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 	struct buf form;
 	enum err e;
 
-	tokens_reset(ret);
-	if (req->token_endpoint == NULL || req->token_endpoint[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_token_endpoint: set it, or "
-			"an oauth2_provider with a preset (see oasmtprc(5))",
-			req->account);
-	}
-	if (req->client_id == NULL || req->client_id[0] == '\0') {
-		return errinfo_set(reterr, ERR_CONFIG,
-			"account '%s' has no oauth2_client_id", req->account);
+	e = begin_grant(req, ret, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
 	if (req->code == NULL || req->code[0] == '\0' ||
 	    req->redirect_uri == NULL) {
@@ -664,18 +675,9 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 		e = form_field(&form, "code_verifier", req->code_verifier);
 	}
 	if (e == ERR_OK) {
-		e = form_field(&form, "client_id", req->client_id);
+		e = client_fields(&form, req);
 	}
-	if (e == ERR_OK && req->client_secret != NULL &&
-	    req->client_secret[0] != '\0') {
-		e = form_field(&form, "client_secret", req->client_secret);
-	}
-	if (e != ERR_OK) {
-		e = errinfo_set(reterr, e == ERR_LIMIT ? ERR_CONFIG : e,
-			"token request for account '%s' too large", req->account);
-		goto out;
-	}
-	e = post_grant(req, &form, ret, reterr);
+	e = post_grant(req, e, &form, ret, reterr);
 	if (e == ERR_REAUTH) {
 		/* not a lost grant: this code itself was refused */
 		const char *said = strstr(errinfo_msg(reterr),
@@ -689,7 +691,6 @@ oauth_exchange_code(const struct oauth_request *req, struct oauth_tokens *ret,
 			"redirect URI did not match; run authorize again %s",
 			detail);
 	}
-out:
 	buf_release(&form);
 	return e;
 }

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import re
 import ssl
 import sys
 import threading
@@ -73,7 +74,15 @@ class RigSMTP(SMTP):
     def connection_made(self, transport):
         if self.rig_connected_at is None:
             self.rig_connected_at = time.time()
+            with self.event_handler.lock:
+                self.event_handler.connections += 1
+                self.event_handler.live.add(self)
         super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        with self.event_handler.lock:
+            self.event_handler.live.discard(self)
+        super().connection_lost(exc)
 
 
 class SpoolHandler:
@@ -86,6 +95,11 @@ class SpoolHandler:
         self.oauth_user = oauth_user
         self.counter = 0
         self.lock = threading.Lock()
+        self.connections = 0    # sessions accepted so far
+        self.live = set()       # RigSMTP sessions still open
+        # Outlook mode: every message gets a new Message-ID, returned in
+        # the final reply ("250 2.0.0 OK <ID> [Hostname=...]")
+        self.rename_ids = False
         os.makedirs(spool_dir, exist_ok=True)
 
     # -- bookkeeping -------------------------------------------------------
@@ -203,6 +217,16 @@ class SpoolHandler:
             n = self.counter
         base = os.path.join(self.spool_dir, "%04d" % n)
         content = envelope.original_content
+        assigned = None
+        if self.rename_ids:
+            assigned = "RIG%04dNEWID@rig.PROD.OUTLOOK.COM" % n
+            content, k = re.subn(
+                rb"(?im)^Message-ID:[^\r\n]*(\r?\n[ \t][^\r\n]*)*",
+                b"Message-ID: <" + assigned.encode() + b">", content,
+                count=1)
+            if k == 0:
+                content = (b"Message-ID: <" + assigned.encode() + b">\r\n"
+                           + content)
         meta = {
             "mail_from": envelope.mail_from,
             "mail_options": envelope.mail_options,
@@ -224,6 +248,8 @@ class SpoolHandler:
         with open(base + ".json.tmp", "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=1)
         os.rename(base + ".json.tmp", base + ".json")
+        if assigned:
+            return "250 2.0.0 OK <%s> [Hostname=rig.test]" % assigned
         return "250 2.0.0 Ok: queued as %04d" % n
 
 
@@ -335,6 +361,24 @@ class RigServer:
 
     def messages(self):
         return read_spool(self.spool_dir)
+
+    @property
+    def connections(self):
+        return self.handler.connections
+
+    def live_sessions(self):
+        with self.handler.lock:
+            return len(self.handler.live)
+
+    def say_421_to_all(self):
+        """A 421 to every open session, then close it (an idle timeout)."""
+        def kick():
+            for sess in list(self.handler.live):
+                if sess.transport is not None:
+                    sess.transport.write(b"421 4.4.2 rig.test idle "
+                                         b"timeout\r\n")
+                    sess.transport.close()
+        self._loop.call_soon_threadsafe(kick)
 
     def auth_log(self):
         return read_auth_log(self.spool_dir)

@@ -65,6 +65,8 @@ def setup_home(home, tls_rig, certs):
         "timeout 10",
         "user " + USER,
         "from " + USER,
+        # each example must log in: the account is told by its AUTH
+        "session_persist off",
         "account work",
         "auth xoauth2",
         "passwordeval " + token,

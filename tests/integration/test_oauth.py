@@ -93,6 +93,8 @@ class OAuthRig:
     def config(self, extra=(), endpoint=None, secret=None, name="oasmtprc",
                store=None, port=None):
         lines = [
+            # every send fetches its token and logs in (what these tests watch)
+            "session_persist off",
             "oauth2_provider custom",
             "oauth2_client_id " + self.op.client_id,
             "oauth2_client_secret " + (secret or self.op.client_secret),
@@ -539,12 +541,14 @@ def test_secrets_never_leak(oauth, tmp_path, certs):
                        extra=["logfile " + logfile])
         canary = "canary-" + os.urandom(8).hex()
         with ProcScanner() as scan:
-            # proves the scanner sees argv and environment of short-lived
-            # processes started next to oasmtp
-            subprocess.run(["sleep", "0.3"], env={"X": canary})
-            # (sh stays alive for the whole sleep; `sleep 0.3 CANARY` itself
+            # proves the scanner sees argv and environment of processes
+            # started next to oasmtp (1 s: one pass over /proc takes long
+            # on a loaded machine; the helper it must also see lives at
+            # least the proxy's 300 ms round trip, checked below)
+            subprocess.run(["sleep", "1"], env={"X": canary})
+            # (sh stays alive for the whole sleep; `sleep 1 CANARY` itself
             # would exit at once on the bad argument, too fast to sample)
-            subprocess.run(["sh", "-c", "sleep 0.3; true", canary])
+            subprocess.run(["sh", "-c", "sleep 1; true", canary])
             p = r.send(cfg, msg=MSG)
         assert p.returncode == 0, describe(p)
         rt1 = r.stored_token()
@@ -697,6 +701,7 @@ class KeyringSession:
             "defaults",
             "tls on", "tls_starttls on", "tls_trust_file " + r.certs["ca"],
             "timeout 10", "from " + USER, "user " + USER, "auth xoauth2",
+            "session_persist off",      # each send refreshes and logs in
             "host 127.0.0.1", "port %d" % r.smtp.port,
             "oauth2_provider custom",
             "oauth2_client_id " + r.op.client_id,

@@ -584,6 +584,9 @@ test_help(void)
 	contains(h, "Not supported: -bs", "help: unsupported modes");
 	ok(h[strlen(h) - 1] == '\n', "help ends in a newline");
 	is_str(cli_mode_name(CLI_MODE_MAX), "unknown", "mode name out of range");
+	is_str(cli_dsn_return_text(CLI_DSN_RET_HDRS), "HDRS", "-R hdrs: RET=HDRS");
+	is_str(cli_dsn_return_text(CLI_DSN_RET_FULL), "FULL", "-R full: RET=FULL");
+	ok(cli_dsn_return_text(CLI_DSN_RET_UNSET) == NULL, "no -R: no RET");
 }
 
 /* ---- log ---- */

@@ -1,8 +1,10 @@
 /*
  * test_credential.c - where the AUTH secret comes from (credential.h):
  * the choice of source, a literal password, passwordeval (output, failure,
- * timeout), no credentials at all, and the OAuth fast path that reads a
- * fresh cached token without starting oasmtp-token.
+ * timeout), no credentials at all, the OAuth fast path that reads a
+ * fresh cached token without starting oasmtp-token, and the oasmtp-token
+ * runs: the fake of tests/unit/credential/oasmtp-token, which meson puts
+ * beside this program (and beside no other), is the helper it finds.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -220,20 +222,38 @@ test_passwordeval(void)
 	buf_release(&s);
 }
 
+/* The directory of this program, with its final '/'. */
+static void
+self_dir(struct buf *out)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	buf_reset(out);
+	self[n > 0 ? n : 0] = '\0';
+	slash = strrchr(self, '/');
+	if (slash != NULL) {
+		slash[1] = '\0';
+	}
+	setup(buf_append_str(out, self));
+}
+
 static void
 test_helper_path(void)
 {
-	struct buf p;
+	struct buf p, want;
 	struct errinfo ei = ERRINFO_INIT;
-	const char *base;
 
 	buf_init(&p, 4096);
+	buf_init(&want, 4096);
+	self_dir(&want);
+	setup(buf_append_str(&want, "oasmtp-token"));
 	is_int(credential_helper_path(&p, &ei), ERR_OK, "helper path");
-	base = strrchr(buf_cstr(&p), '/');
-	ok(buf_cstr(&p)[0] == '/' && base != NULL &&
-		strcmp(base, "/oasmtp-token") == 0,
-		"  an absolute path to oasmtp-token (%s)", buf_cstr(&p));
+	is_str(buf_cstr(&p), buf_cstr(&want),
+		"  the oasmtp-token beside this program (the fake)");
 	buf_release(&p);
+	buf_release(&want);
 }
 
 /* The fast path: a fresh cached token, no helper process. */
@@ -278,12 +298,17 @@ test_oauth_cached(void)
 
 	/* no cached token: the helper runs (prefetch starts it early) */
 	is_int(unlink(buf_cstr(&path)), 0, "cache removed");
+	setenv("FAKE_TOKEN_MODE", "token", 1);
 	e = get_once(&a, 0, &s, &ei, &helper);
 	ok(helper > 0, "oauth, no cache: oasmtp-token started at once");
-	diag("without the helper: %s: %s", err_name(e), errinfo_msg(&ei));
+	is_int(e, ERR_OK, "  it answered (%s)", errinfo_msg(&ei));
+	is_str(buf_cstr(&s), "fake-access-token", "  with its token");
+	unsetenv("FAKE_TOKEN_MODE");
+	e = get_once(&a, 0, &s, &ei, &helper);
 	ok(e != ERR_OK && s.len == 0, "  its failure is the error, no "
 		"secret");
-	contains(errinfo_msg(&ei), "oasmtp-token", "  naming the helper");
+	contains(errinfo_msg(&ei), "fake: FAKE_TOKEN_MODE is not set",
+		"  with its message");
 
 	/* auth off: nothing is read or started */
 	a.auth = AUTH_OFF;
@@ -302,6 +327,130 @@ test_oauth_cached(void)
 	buf_release(&endpoint);
 	buf_release(&scope);
 	buf_release(&s);
+}
+
+/*
+ * One OAuth fetch through the fake helper in mode: the error, the secret,
+ * the warnings kept for main, and the command lines of its runs.
+ */
+static enum err
+fetch(const struct account *a, const char *config_file, int fresh,
+	const char *mode, struct buf *secret, struct buf *warnings,
+	struct buf *argv_lines, struct errinfo *ei)
+{
+	struct credential c;
+	char argv_file[256];
+	enum err e;
+
+	snprintf(argv_file, sizeof(argv_file), "%s/argv", tmp_dir);
+	unlink(argv_file);
+	setenv("FAKE_TOKEN_ARGV", argv_file, 1);
+	setenv("FAKE_TOKEN_MODE", mode, 1);
+	buf_reset(secret);
+	buf_reset(warnings);
+	buf_reset(argv_lines);
+	errinfo_init(ei);
+	e = credential_start(&c, a, config_file, 1, ei);
+	if (e == ERR_OK) {
+		e = credential_get(&c, fresh, secret, ei);
+		setup(buf_append(warnings, c.warnings.data, c.warnings.len));
+	}
+	credential_release(&c);
+	{
+		FILE *f = fopen(argv_file, "r");
+		char line[512];
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			setup(buf_append_str(argv_lines, line));
+		}
+		if (f != NULL) {
+			fclose(f);
+		}
+	}
+	unsetenv("FAKE_TOKEN_MODE");
+	unsetenv("FAKE_TOKEN_ARGV");
+	return e;
+}
+
+/* The helper's answers: its token, its warnings, its exit status. */
+static void
+test_helper_runs(void)
+{
+	static const struct {
+		const char *mode;
+		enum err want;
+		const char *msg;	/* the error message (exactly) */
+	} fails[] = {
+		{ "empty", ERR_TOKEN_TEMP,
+			"account 'test': oasmtp-token printed no token" },
+		{ "fail:77:run oasmtp-token authorize test", ERR_REAUTH,
+			"run oasmtp-token authorize test" },
+		{ "fail:78:bad oauth2_scope", ERR_CONFIG, "bad oauth2_scope" },
+		{ "fail:74:cannot write the cache", ERR_IO,
+			"cannot write the cache" },
+		{ "fail:64:usage", ERR_INTERNAL, "usage" },
+		{ "fail:70:internal", ERR_INTERNAL, "internal" },
+		{ "fail:75:token endpoint down", ERR_TOKEN_TEMP,
+			"token endpoint down" },
+		{ "fail:1:odd status", ERR_TOKEN_TEMP, "odd status" },
+		{ "quiet:77", ERR_REAUTH,
+			"account 'test': oasmtp-token failed (status 77)" },
+		{ "quiet:3", ERR_TOKEN_TEMP,
+			"account 'test': oasmtp-token failed (status 3)" },
+		{ "signal", ERR_TOKEN_TEMP,
+			"account 'test': oasmtp-token failed (status -1)" },
+	};
+	struct account a;
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf s, warn, args;
+	size_t i;
+
+	buf_init_secret(&s, 1 << 16);
+	buf_init(&warn, 4096);
+	buf_init(&args, 4096);
+	acc_init(&a);
+	a.name = (char *)"test";
+	a.auth = AUTH_XOAUTH2;
+	a.oauth2_client_id = (char *)"client-2";
+	a.oauth2_token_endpoint = (char *)"https://idp.example/token2";
+
+	is_int(fetch(&a, NULL, 0, "token", &s, &warn, &args, &ei), ERR_OK,
+		"helper: token");
+	is_str(buf_cstr(&s), "fake-access-token", "  the token, no newline");
+	is_str(buf_cstr(&warn), "", "  no warnings");
+	is_str(buf_cstr(&args), "print -- test\n", "  argv: print -- ACCOUNT");
+
+	is_int(fetch(&a, "/x/my rc", 0, "warn", &s, &warn, &args, &ei),
+		ERR_OK, "helper: token with a warning");
+	is_str(buf_cstr(&s), "fake-access-token", "  the token, no CRLF");
+	is_str(buf_cstr(&warn), "the refresh token expires in 2 days",
+		"  the warning kept for main, without the program name");
+	is_str(buf_cstr(&args), "-C /x/my rc print -- test\n",
+		"  argv: -C CONFIG passed on");
+
+	/* a refused token: the prefetched plain run ends, then --fresh */
+	is_int(fetch(&a, NULL, 1, "token", &s, &warn, &args, &ei), ERR_OK,
+		"helper: fresh token");
+	is_str(buf_cstr(&args), "print -- test\nprint --fresh -- test\n",
+		"  argv: the prefetch, then print --fresh");
+
+	a.system = 1;
+	is_int(fetch(&a, NULL, 0, "token", &s, &warn, &args, &ei), ERR_OK,
+		"helper, system mode: token");
+	is_str(buf_cstr(&args), "--system print -- test\n",
+		"  argv: --system");
+	a.system = 0;
+
+	for (i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+		is_int(fetch(&a, NULL, 0, fails[i].mode, &s, &warn, &args,
+			&ei), fails[i].want, "helper '%s': %s", fails[i].mode,
+			err_name(fails[i].want));
+		is_str(errinfo_msg(&ei), fails[i].msg, "  message");
+		is_int((long long)s.len, 0, "  no secret");
+	}
+	buf_release(&s);
+	buf_release(&warn);
+	buf_release(&args);
 }
 
 int
@@ -325,6 +474,7 @@ main(void)
 	test_passwordeval();
 	test_helper_path();
 	test_oauth_cached();
+	test_helper_runs();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
 	is_int(system(cmd), 0, "temporary directory removed");
 	return tap_done();

@@ -1,0 +1,342 @@
+/* keeper.c - the session keeper process; see keeper.h. */
+#include "keeper.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "buf.h"
+#include "handover.h"
+#include "job.h"
+#include "log.h"
+#include "proc.h"
+#include "submit.h"
+#include "util.h"
+
+/* How long a caller may take between connecting and COMMIT. */
+#define REQUEST_TIMEOUT_MS 5000
+
+struct keeper {
+	struct submit_conn *c;
+	char *path;		/* the socket */
+	char *key;
+	int64_t idle_ms;	/* session_persist */
+	int64_t end_at;		/* session_max_age reached */
+	unsigned max_messages;
+	int timeout_s;		/* the account's step timeout */
+	/*
+	 * Test seam (tests/integration/test_keeper.py): the steps named in
+	 * $OASMTP_TEST_KEEPER_STOP stop the keeper (SIGSTOP) so a test can
+	 * kill it there.
+	 */
+	char *stop_at;
+};
+
+static void
+test_stop(const struct keeper *k, const char *step)
+{
+	const char *p = k->stop_at;
+	size_t n = strlen(step);
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, step, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+			raise(SIGSTOP);
+			return;
+		}
+		p = strchr(p, ',');
+		p = p != NULL ? p + 1 : NULL;
+	}
+}
+
+/* Every descriptor but the keep ones (0-2 become /dev/null). */
+static void
+detach_fds(int keep, int keep2, int keep3)
+{
+	DIR *d;
+	struct dirent *de;
+	int null = open("/dev/null", O_RDWR);
+	int fd, *fds = NULL;
+	size_t n = 0, cap = 0, i;
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO) {
+			close(null);
+		}
+	}
+	d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		for (fd = STDERR_FILENO + 1; fd < 4096; fd++) {
+			if (fd != keep && fd != keep2 && fd != keep3) {
+				close(fd);
+			}
+		}
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		long v;
+
+		if (util_parse_long(de->d_name, STDERR_FILENO + 1, 1 << 30,
+		    &v) != 0 || (int)v == keep || (int)v == keep2 ||
+		    (int)v == keep3 || (int)v == dirfd(d)) {
+			continue;
+		}
+		if (n == cap) {
+			int *nf = realloc(fds, (cap = cap ? 2 * cap : 64) *
+				sizeof(int));
+
+			if (nf == NULL) {
+				break;
+			}
+			fds = nf;
+		}
+		fds[n++] = (int)v;
+	}
+	closedir(d);
+	for (i = 0; i < n; i++) {
+		close(fds[i]);
+	}
+	free(fds);
+}
+
+static enum err
+keeper_body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
+	struct errinfo *reterr)
+{
+	const int *fd = ctx;
+	ssize_t n;
+
+	do {
+		n = pread(*fd, p, cap, (off_t)off);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		return errinfo_set(reterr, ERR_IO, "reading the message: %s",
+			strerror(errno));
+	}
+	*ret_n = (size_t)n;
+	return ERR_OK;
+}
+
+/* One caller, start to end.  Returns 0 when the keeper must end. */
+static int
+serve(struct keeper *k, int fd)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct handover_request req;
+	struct submit_result res;
+	struct buf transcript;
+	struct submit_body body;
+	const char *refusal = NULL;
+	int known = 0, go_on = 1;
+	enum err e;
+
+	errinfo_init(&ei);
+	handover_request_init(&req);
+	test_stop(k, "accepted");
+	if (handover_recv_request(fd, REQUEST_TIMEOUT_MS, &req, &ei) !=
+	    ERR_OK) {
+		handover_request_release(&req);
+		return 1;	/* not a caller of ours: keep waiting */
+	}
+	if (strcmp(buf_cstr(&req.key), k->key) != 0) {
+		refusal = "another session";
+	} else if (!submit_conn_usable(k->c)) {
+		refusal = "the session is closed";
+		go_on = 0;
+	} else if (submit_conn_transactions(k->c) >= k->max_messages ||
+	    util_now_ms() >= k->end_at) {
+		refusal = "the session is used up";
+		go_on = 0;
+	}
+	test_stop(k, "request");
+	if (handover_send_ready(fd, refusal, &ei) != ERR_OK || refusal !=
+	    NULL) {
+		handover_request_release(&req);
+		return go_on;
+	}
+	test_stop(k, "ready");
+	if (handover_recv_commit(fd, REQUEST_TIMEOUT_MS, &ei) != ERR_OK) {
+		/* the caller went away before COMMIT: it sends by itself */
+		handover_request_release(&req);
+		return 1;
+	}
+	test_stop(k, "committed");
+	submit_result_init(&res);
+	buf_init(&transcript, HANDOVER_TRANSCRIPT_MAX);
+	submit_conn_set_transcript(k->c, handover_transcript_collect,
+		&transcript);
+	body.size = req.size;
+	/* the body: the caller's file, read where it stands */
+	body.read = keeper_body_read;
+	body.ctx = &req.body_fd;
+	errinfo_init(&ei);
+	e = submit_conn_message(k->c, &req.env, &body, &res, &known, &ei);
+	submit_conn_set_transcript(k->c, NULL, NULL);
+	test_stop(k, "sent");
+	(void)handover_send_result(fd, e, known, &ei, &res, &transcript,
+		NULL);
+	test_stop(k, "result");
+	buf_release(&transcript);
+	submit_result_release(&res);
+	handover_request_release(&req);
+	errinfo_release(&ei);
+	/* used up: give the place to the next session at once */
+	return submit_conn_usable(k->c) &&
+		submit_conn_transactions(k->c) < k->max_messages &&
+		util_now_ms() < k->end_at;
+}
+
+/* lfd, lockfd: the place, taken before the fork; -1: take it now. */
+static void
+run_keeper(struct keeper *k, int lfd, int lockfd)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	int sfd = submit_conn_fd(k->c);
+	int64_t idle_until = util_now_ms() + k->idle_ms;
+
+	errinfo_init(&ei);
+	if (lfd < 0 && handover_listen(k->path, 1, &lfd, &lockfd, &ei) !=
+	    ERR_OK) {
+		/* another keeper has this session's place: ours goes */
+		submit_conn_close(k->c);
+		return;
+	}
+	test_stop(k, "listening");
+	for (;;) {
+		struct pollfd pfd[2];
+		int64_t now = util_now_ms();
+		int64_t until = idle_until < k->end_at ? idle_until : k->end_at;
+		int r;
+
+		if (now >= until) {
+			break;
+		}
+		pfd[0].fd = lfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = sfd;
+		pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		r = poll(pfd, 2, (int)(until - now));
+		if (r < 0 && errno != EINTR) {
+			break;
+		}
+		if (r <= 0) {
+			continue;
+		}
+		if (pfd[1].revents != 0) {
+			/* a 421 or a close while idle: the session is over */
+			break;
+		}
+		if (pfd[0].revents & POLLIN) {
+			int cfd = accept(lfd, NULL, NULL);
+			int go_on = 1;
+
+			if (cfd >= 0) {
+				go_on = serve(k, cfd);
+				close(cfd);
+			}
+			idle_until = util_now_ms() + k->idle_ms;
+			if (!go_on) {
+				break;
+			}
+		}
+	}
+	/* give the place up before the QUIT round trip */
+	unlink(k->path);
+	close(lfd);
+	close(lockfd);
+	errinfo_release(&ei);
+	submit_conn_close(k->c);
+}
+
+void
+keeper_start(struct job *job, struct submit_conn *c)
+{
+	const struct account *acc = job->acc;
+	struct errinfo ei = ERRINFO_INIT;
+	struct keeper k;
+	struct buf key, path;
+	const char *stop = getenv("OASMTP_TEST_KEEPER_STOP");
+	int lfd, lockfd;
+	int pid;
+
+	errinfo_init(&ei);
+	buf_init(&key, 64 * 1024);
+	buf_init(&path, 4096);
+	if (handover_paths(acc, 1, &key, &path, &ei) != ERR_OK) {
+		log_debug(1, "no session keeper: %s", errinfo_msg(&ei));
+		errinfo_release(&ei);
+		buf_release(&key);
+		buf_release(&path);
+		submit_conn_close(c);
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	k.c = c;
+	k.idle_ms = (int64_t)acc->session_persist * 1000;
+	k.end_at = util_now_ms() + (int64_t)acc->session_max_age * 1000;
+	k.max_messages = (unsigned)acc->session_max_messages;
+	k.timeout_s = acc->timeout;
+	/*
+	 * Take the place before the caller gets its exit status, so that the
+	 * next invocation (git starts it at once) finds the socket.  When
+	 * another keeper holds it, the child waits a moment for it (that one
+	 * may be ending) and QUITs if it stays taken.
+	 */
+	if (handover_listen(buf_cstr(&path), 0, &lfd, &lockfd, &ei) != ERR_OK) {
+		lfd = lockfd = -1;
+	}
+	errinfo_release(&ei);
+	/* detached: its own session, stdio on /dev/null, nobody reaps it */
+	pid = proc_detach();
+	if (pid < 0) {
+		if (lfd >= 0) {
+			unlink(buf_cstr(&path));
+			close(lfd);
+			close(lockfd);
+		}
+		buf_release(&key);
+		buf_release(&path);
+		submit_conn_close(c);
+		return;
+	}
+	if (pid > 0) {
+		/* the child holds the socket and the lock now */
+		if (lfd >= 0) {
+			close(lfd);
+			close(lockfd);
+		}
+		log_debug(1, "session kept for %lds by a detached process",
+			acc->session_persist);
+		buf_release(&key);
+		buf_release(&path);
+		submit_conn_forget(c);
+		return;
+	}
+	/* the keeper */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	detach_fds(submit_conn_fd(c), lfd, lockfd);
+	k.key = strdup(buf_cstr(&key));
+	k.path = strdup(buf_cstr(&path));
+	k.stop_at = stop != NULL ? strdup(stop) : NULL;
+	buf_release(&key);
+	buf_release(&path);
+	/* no secret stays behind: the configuration is wiped and freed */
+	job_release(job);
+	if (k.key != NULL && k.path != NULL) {
+		run_keeper(&k, lfd, lockfd);
+	} else {
+		submit_conn_close(c);
+	}
+	_exit(0);
+}

@@ -1,0 +1,138 @@
+/*
+ * handover.h - handing a message to a session keeper over a Unix socket
+ * (oasmtprc(5) session_persist; doc/git-send-email.md).
+ *
+ * A keeper is an oasmtp process that stayed behind after a send, holding
+ * the authenticated SMTP session.  It listens on a socket in a private
+ * directory ($XDG_RUNTIME_DIR/oasmtp/, else the cache dir; mode 0700,
+ * owner checked) named from a hash of the session key: everything that
+ * makes two sessions interchangeable (host, port, source address, EHLO
+ * name, TLS settings and trust, user, mechanism, grant).
+ *
+ * The exchange, every record framed and bounded (HANDOVER_FRAME_MAX):
+ *
+ *   caller -> keeper   REQUEST: version, key, envelope, body size, with
+ *                      the body's file descriptor (SCM_RIGHTS)
+ *   keeper -> caller   READY (the session is idle and alive) or REFUSE
+ *   caller -> keeper   COMMIT: from here on the keeper owns the attempt
+ *   keeper -> caller   RESULT: outcome, per-recipient codes and delivery
+ *                      flags, final reply, transcript lines
+ *
+ * Before COMMIT the caller may walk away and send by itself: the keeper
+ * sends nothing without it.  After COMMIT a lost keeper is a lost
+ * connection: the server may or may not have the message.
+ *
+ * Both ends check the peer's uid (SO_PEERCRED) against their own.  Nothing
+ * here prints; errors go to reterr.
+ */
+#ifndef OASMTP_HANDOVER_H
+#define OASMTP_HANDOVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "err.h"
+#include "smtp.h"
+
+struct account;
+struct submit_result;
+
+#define HANDOVER_VERSION 1
+#define HANDOVER_FRAME_MAX (4 * 1024 * 1024)
+#define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)
+
+/*
+ * The session key of acc (appended to key) and the path of its socket
+ * (appended to path; the lock file is path + ".lock").  create: make the
+ * private directory when missing.  Errors: ERR_CONFIG (no usable private
+ * directory: not ours, open to others, path too long for a socket),
+ * ERR_IO, ERR_NOMEM.
+ */
+enum err handover_paths(const struct account *acc, int create,
+	struct buf *key, struct buf *path, struct errinfo *reterr);
+
+/* ---- the caller's side ---- */
+
+/*
+ * A memory file holding what write() writes (the message's wire form),
+ * to be handed over.  Errors: ERR_IO, and those of write.
+ */
+enum err handover_body_fd(enum err (*write)(void *ctx, int fd,
+	struct errinfo *reterr), void *ctx, int *ret_fd,
+	struct errinfo *reterr);
+
+struct handover_outcome {
+	enum err e;		/* the transaction's outcome */
+	int known;		/* 0: the session failed before the outcome */
+};
+
+/*
+ * Hand env (body: body_fd, size wire bytes) to the keeper at path.
+ * Returns 0 when nothing was handed over (no keeper, a refusal, a keeper
+ * lost before COMMIT): the caller sends by itself.  Returns 1 when the
+ * keeper owned the attempt: ret (initialised by the caller) and *ret_out
+ * describe it as submit_message() would, reterr holds the error; a keeper
+ * lost after COMMIT gives ERR_NET with known = 0.  The keeper's
+ * transcript lines go to transcript (may be NULL).  timeout_ms bounds
+ * each wait for the keeper up to READY; after COMMIT the wait is bounded
+ * by timeout_ms * 12 (the keeper's own server deadlines come first).
+ */
+int handover_send(const char *path, const char *key,
+	const struct envelope *env, int body_fd, uint64_t size,
+	int64_t timeout_ms,
+	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
+	size_t len), void *transcript_ctx,
+	struct submit_result *ret, struct handover_outcome *ret_out,
+	struct errinfo *reterr);
+
+/* ---- the keeper's side ---- */
+
+/*
+ * Take the keeper's place for path: an exclusive lock on path + ".lock"
+ * (held for the life of the process, so a keeper killed with -9 leaves
+ * no stale claim), then a fresh socket bound at path.  wait: give a
+ * keeper that is ending up to a second to let go.  ERR_LIMIT when
+ * another keeper holds it; ERR_IO, ERR_CONFIG otherwise.
+ */
+enum err handover_listen(const char *path, int wait, int *ret_listen_fd,
+	int *ret_lock_fd, struct errinfo *reterr);
+
+/* A request received by the keeper; release with handover_request_release. */
+struct handover_request {
+	struct buf key;
+	struct envelope env;
+	uint64_t size;
+	int body_fd;		/* -1 when none */
+};
+
+void handover_request_init(struct handover_request *r);
+void handover_request_release(struct handover_request *r);
+
+/*
+ * Accepted connection fd: check the peer's uid, read the REQUEST (waiting
+ * at most timeout_ms).  Errors: ERR_AUTH (another uid), ERR_PROTO (bad
+ * record or version), ERR_NET, ERR_TIMEOUT.
+ */
+enum err handover_recv_request(int fd, int64_t timeout_ms,
+	struct handover_request *ret, struct errinfo *reterr);
+
+/* REFUSE with a reason, or READY (reason NULL). */
+enum err handover_send_ready(int fd, const char *refusal,
+	struct errinfo *reterr);
+
+/* Wait for COMMIT.  ERR_NET: the caller went away (send nothing). */
+enum err handover_recv_commit(int fd, int64_t timeout_ms,
+	struct errinfo *reterr);
+
+/* Collects transcript lines for the RESULT (a transcript callback). */
+void handover_transcript_collect(void *ctx, enum smtp_dir dir,
+	const char *line, size_t len);
+
+/* The RESULT; transcript: lines collected above (may be empty). */
+enum err handover_send_result(int fd, enum err e, int known,
+	const struct errinfo *ei, const struct submit_result *res,
+	const struct buf *transcript, struct errinfo *reterr);
+
+#endif
