@@ -348,6 +348,7 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	const struct account *acc = sb->acc;
 	struct confine_policy p;
 	struct buf queue, cache, cachedir, statedir, ossldir, moddir, what;
+	struct submit_server srv;
 	enum err e = ERR_OK;
 	int fd;
 
@@ -394,8 +395,8 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	/* the queue a flush delivers from (system mode: the state dir's) */
 	err_first(&e, confine_allow_write(&p, sb->queue_dir));
 	/* the TLS session cache (sessions arrive after the handshake) */
-	if (submit_session_cache_path(acc->host != NULL ? acc->host : "",
-	    acc->port, &cache) == ERR_OK) {
+	account_submit_server(acc, &srv);
+	if (submit_session_cache_path(&srv, &cache) == ERR_OK) {
 		dir_of(buf_cstr(&cache), &cachedir);
 		if (cachedir.len > 0) {
 			mkdirs(buf_cstr(&cachedir));
