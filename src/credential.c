@@ -316,11 +316,21 @@ static MUST_CHECK enum err
 run_passwordeval(const struct account *acc, struct buf *out,
 	struct errinfo *reterr)
 {
+	int config = 0;
 	enum err e;
 
-	e = eval_run(acc->passwordeval, account_helper_timeout_s(acc), SECRET_MAX, out, reterr);
+	e = eval_run_classed(acc->passwordeval, account_helper_timeout_s(acc),
+		SECRET_MAX, out, &config, reterr);
 	if (e == ERR_OK || e == ERR_NOMEM) {
 		return e;
+	}
+	if (config) {
+		/* not found, not executable, nothing or too much printed:
+		   waiting does not help, a fix of the configuration does */
+		errinfo_prefix(reterr, "account '%s': passwordeval (%s:%u): ",
+			acc->name, acc->file != NULL ? acc->file : "?",
+			acc->line);
+		return errinfo_recode(reterr, ERR_CONFIG);
 	}
 	/*
 	 * A token helper that fails or hangs is most often waiting on a
