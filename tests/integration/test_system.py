@@ -143,6 +143,23 @@ class System:
             time.sleep(0.02)
         raise AssertionError("no ID.tmp appeared in the maildrop")
 
+    def wait_locked(self, tmp, seconds=10):
+        """Until the writer of tmp holds its liveness lock (it takes it
+        right after creating the file; a test that ages the file must not
+        run the pickup in between)."""
+        end = time.monotonic() + seconds
+        path = os.path.join(self.maildrop, tmp)
+        while time.monotonic() < end:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            finally:
+                os.close(fd)        # also drops a lock we took
+            time.sleep(0.02)
+        raise AssertionError("the writer of %s never took its lock" % tmp)
+
     def entries(self):
         return sorted(n for n in os.listdir(self.maildrop)
                       if not n.endswith(".tmp"))
@@ -549,6 +566,7 @@ def test_slow_drop_is_never_removed_a_dead_one_is(system):
         slow.stdin.write(b"Subject: slow job\n\nfirst line\n")
         slow.stdin.flush()
         tmp = system.wait_tmp()
+        system.wait_locked(tmp)
         age(os.path.join(system.maildrop, tmp), 2 * 3600)
         p = system.service("-q", "--system")
         assert p.returncode == 0, describe(p)
