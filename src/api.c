@@ -189,3 +189,13 @@ api_check_account(const struct account *acc, struct errinfo *reterr)
 	}
 	return ERR_OK;
 }
+
+enum err
+api_account_scope(const struct account *acc, struct buf *ret_scope,
+	struct errinfo *reterr)
+{
+	if (acc->transport == VIA_GRAPH || acc->transport == VIA_GMAIL_API) {
+		return api_scope(acc, api_kind_of(acc), ret_scope, reterr);
+	}
+	return provider_scope(acc, ret_scope, reterr);
+}

@@ -73,6 +73,16 @@ enum err api_grant_scope(const struct account *acc, struct buf *ret_scope,
 	struct errinfo *reterr);
 
 /*
+ * The scope of the access tokens the account's own sends use, which is
+ * what `oasmtp-token print`, `refresh` and the keep-alive timer ask for
+ * when no scope is named: the API's for transport graph or gmail-api (such
+ * a grant was never given the SMTP scope), else provider_scope().  Errors:
+ * ERR_LIMIT, ERR_CONFIG.
+ */
+MUST_CHECK enum err api_account_scope(const struct account *acc,
+	struct buf *ret_scope, struct errinfo *reterr);
+
+/*
  * The configuration rule of an account with an API transport: the
  * message names file:line and the fix.  ERR_CONFIG or ERR_OK.
  */

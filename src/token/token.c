@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "api.h"
 #include "provider.h"
 #include "buf.h"
 #include "eval.h"
@@ -301,6 +302,10 @@ ctx_init(struct ctx *x, const struct account *acc, const char *scope,
 			"account '%s' has no oauth2_client_id", acc->name);
 	}
 	e = provider_token_endpoint(acc, &x->endpoint, &x->scope, reterr);
+	if (e == ERR_OK && scope == NULL) {
+		/* an API-only grant has no SMTP scope: its own is the API's */
+		e = api_account_scope(acc, &x->scope, reterr);
+	}
 	if (e == ERR_OK && scope != NULL) {
 		buf_reset(&x->scope);
 		if (buf_append_str(&x->scope, scope) != ERR_OK) {

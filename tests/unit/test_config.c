@@ -1398,6 +1398,23 @@ test_transport(void)
 		"https://outlook.office.com/SMTP.Send offline_access "
 		"https://graph.microsoft.us/Mail.Send offline_access") == 0,
 		"auto grant: SMTP and Graph of the cloud (got %s)", scope.data);
+	/* auto's own tokens (print, refresh) are SMTP's; the API's are asked
+	   for by scope */
+	scope_ok = api_account_scope(a, &scope, &ei) == ERR_OK;
+	ok(scope_ok && strcmp(scope.data,
+		"https://outlook.office.com/SMTP.Send offline_access") == 0,
+		"auto: its own token is SMTP's (got %s)", scope.data);
+	config_free(cfg);
+
+	/* graph alone: the grant never had the SMTP scope, its own is Graph's */
+	ok(parse("account g\noauth2_provider microsoft\ntransport graph\n"
+		"user u@example.com\n", &cfg) == ERR_OK, "transport graph, "
+		"microsoft");
+	ok(config_select(cfg, "g", NULL, &a, &ei) == ERR_OK, "graph selected");
+	scope_ok = api_account_scope(a, &scope, &ei) == ERR_OK;
+	ok(scope_ok && strcmp(scope.data,
+		"https://graph.microsoft.com/Mail.Send offline_access") == 0,
+		"graph: its own token is Graph's (got %s)", scope.data);
 	config_free(cfg);
 
 	/* auto with custom: the API is the one api_url names */
