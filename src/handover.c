@@ -20,7 +20,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -662,7 +661,8 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 	if (e == ERR_OK) {
 		e = send_frame(sock, FT_REQUEST, &b, body_fd, NULL);
 	}
-	deadline = util_now_ms() + timeout_ms;
+	deadline = util_now_ms() + (timeout_ms < HANDOVER_READY_WAIT_MS ?
+		timeout_ms : HANDOVER_READY_WAIT_MS);
 	if (e == ERR_OK) {
 		e = recv_frame(sock, deadline, &type, &b, NULL, NULL);
 	}
@@ -704,14 +704,14 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 /* ---- the keeper's side ---- */
 
 enum err
-handover_listen(const char *path, int wait, int *ret_listen_fd,
-	int *ret_lock_fd, struct errinfo *reterr)
+handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
+	struct errinfo *reterr)
 {
 	struct sockaddr_un sa;
 	struct buf lock;
-	int lfd, sfd, dirfd, tries;
+	int lfd, sfd, dirfd;
 
-	*ret_listen_fd = -1;
+	*ret_sock_fd = -1;
 	*ret_lock_fd = -1;
 	buf_init(&lock, 4096);
 	if (buf_printf(&lock, "%s.lock", path) != ERR_OK) {
@@ -725,17 +725,14 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 		return errinfo_set(reterr, ERR_IO, "%s.lock: %s", path,
 			strerror(errno));
 	}
-	/* a keeper that is ending lets go within moments; a live one not */
-	for (tries = 0; flock(lfd, LOCK_EX | LOCK_NB) != 0; tries++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		if (wait && tries < 20) {
-			nanosleep(&ts, NULL);
-			continue;
-		}
+	/*
+	 * No waiting: a live keeper or a process still sending holds it, and
+	 * a keeper that ends lets go before it answers its last caller.
+	 */
+	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
 		close(lfd);
-		return errinfo_set(reterr, ERR_LIMIT, "another session keeper "
-			"holds %s", path);
+		return errinfo_set(reterr, ERR_LIMIT, "another process holds "
+			"the session keeper's place %s", path);
 	}
 	/* the lock is ours: a socket file left there is a dead keeper's */
 	unlink(path);
@@ -746,11 +743,12 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 	}
 	sfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sfd < 0 || bind(sfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    chmod(path, 0600) != 0 || listen(sfd, 16) != 0) {
+	    chmod(path, 0600) != 0) {
 		int err = errno;
 
 		if (sfd >= 0) {
 			close(sfd);
+			unlink(path);
 		}
 		if (dirfd >= 0) {
 			close(dirfd);
@@ -762,7 +760,7 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 	if (dirfd >= 0) {
 		close(dirfd);
 	}
-	*ret_listen_fd = sfd;
+	*ret_sock_fd = sfd;
 	*ret_lock_fd = lfd;
 	return ERR_OK;
 }

@@ -55,22 +55,15 @@ body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 
 
 /*
- * Sessions kept between invocations: not in system mode.  Not yet for a
- * confined send either: the keeper must accept() on its socket, which the
- * seccomp filter forbids (src/cmd/sandbox.h); an existing keeper is still
- * used (the hand-over happens before the confinement).
+ * Sessions kept between invocations (keeper.h): not in system mode.  A
+ * confined send keeps its session too: the keeper's place is claimed
+ * before the connect (src/cmd/sandbox.h).
  */
 static int
 persist_on(const struct job *job)
 {
 	return job->acc->session_persist > 0 && !job->acc->system &&
 		!job->o->system;
-}
-
-static int
-keep_own_session(const struct job *job, const struct sandbox *sb)
-{
-	return persist_on(job) && !sb->on;
 }
 
 static enum err
@@ -94,8 +87,8 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 	int fd = -1, handed = 0;
 
 	errinfo_init(&ign);
-	buf_init(&key, 64 * 1024);
-	buf_init(&path, 4096);
+	buf_init(&key, HANDOVER_KEY_MAX);
+	buf_init(&path, HANDOVER_PATH_MAX);
 	if (handover_paths(job->acc, 0, &key, &path, &ign) == ERR_OK &&
 	    access(buf_cstr(&path), F_OK) == 0 &&
 	    handover_body_fd(write_wire, m, &fd, &ign) == ERR_OK) {
@@ -218,6 +211,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	struct credential cred;
 	struct body_source src;
 	struct submit_conn *c = NULL;
+	struct keeper_place place;
 	uint64_t size;
 	int persist = persist_on(job);
 	enum err e;
@@ -241,6 +235,11 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (e != ERR_OK) {
 		return e;
 	}
+	/* before the connect: a confined process can bind nothing */
+	keeper_place_init(&place);
+	if (persist && keeper_claim(job, &place)) {
+		sb->listen_fd = place.sock;
+	}
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(job->acc, &sp.srv);
 	/* with -v the transcript shares stderr: no line drawn over it */
@@ -249,7 +248,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	sandbox_io(sb, &sp);
 	route_probe_install(job, &sp, &probe);
 	sp.transcript = report_transcript;
-	if (persist && keep_own_session(job, sb)) {
+	if (place.sock >= 0) {
 		e = send_own_persistent(job, &sp, env, &body, res, reterr, &c);
 	} else {
 		e = submit_message(&sp, env, &body, res, reterr);
@@ -272,11 +271,13 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (c != NULL) {
 		if (e == ERR_OK && submit_conn_usable(c)) {
 			/* returns at once here; the child never returns */
-			keeper_start(job, c);
+			keeper_start(job, c, &place);
 		} else {
 			submit_conn_close(c);
 		}
 	}
+	keeper_place_release(&place);
+	sb->listen_fd = -1;
 	api = route_fallback(job, e, reterr, &probe);
 	if (api != API_NONE && sb->confined) {
 		/* a confined process starts no program: the next send (or
