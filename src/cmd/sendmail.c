@@ -231,6 +231,14 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (persist && try_keeper(job, m, env, res, &e, reterr)) {
 		goto report;
 	}
+	/*
+	 * Our own connection.  The broker first (not for a hand-over, which
+	 * runs nothing): after the connect, nothing can be started.
+	 */
+	e = sandbox_start(sb, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
 	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
 	if (e != ERR_OK) {
 		return e;
@@ -513,13 +521,9 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
-	/* the broker first: after the connect, nothing can be started */
+	/* the broker is started by send_message(), before the connect */
 	sandbox_init(&sb, job.acc, o->config_file, NULL);
 	sb_used = 1;
-	e = sandbox_start(&sb, reterr);
-	if (e != ERR_OK) {
-		goto out;
-	}
 	e = send_message(&job, &sb, m, &env, &res, &retry_after, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
