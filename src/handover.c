@@ -99,7 +99,7 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, HANDOVER_PATH_MAX);
 	if (paths_volatile_dir(&dir) != ERR_OK) {
 		buf_release(&dir);
 		return errinfo_set(reterr, ERR_CONFIG, "no directory for the "
@@ -713,7 +713,7 @@ handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
 
 	*ret_sock_fd = -1;
 	*ret_lock_fd = -1;
-	buf_init(&lock, 4096);
+	buf_init(&lock, HANDOVER_PATH_MAX);
 	if (buf_printf(&lock, "%s.lock", path) != ERR_OK) {
 		buf_release(&lock);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
@@ -769,7 +769,7 @@ void
 handover_request_init(struct handover_request *r)
 {
 	memset(r, 0, sizeof(*r));
-	buf_init(&r->key, 64 * 1024);
+	buf_init(&r->key, HANDOVER_KEY_MAX);
 	r->body_fd = -1;
 }
 
@@ -861,7 +861,7 @@ handover_send_ready(int fd, const char *refusal, struct errinfo *reterr)
 	if (refusal == NULL) {
 		return send_frame(fd, FT_READY, NULL, -1, reterr);
 	}
-	buf_init(&b, 4096);
+	buf_init(&b, HANDOVER_REFUSAL_MAX);
 	e = put_str(&b, refusal);
 	if (e == ERR_OK) {
 		e = send_frame(fd, FT_REFUSE, &b, -1, reterr);
@@ -877,7 +877,7 @@ handover_recv_commit(int fd, int64_t timeout_ms, struct errinfo *reterr)
 	enum frame_type type;
 	enum err e;
 
-	buf_init(&b, 64);
+	buf_init(&b, HANDOVER_COMMIT_MAX);
 	e = recv_frame(fd, util_now_ms() + timeout_ms, &type, &b, NULL,
 		reterr);
 	if (e == ERR_OK && (type != FT_COMMIT || b.len != 0)) {

@@ -45,6 +45,8 @@ struct submit_result;
 #define HANDOVER_READY_WAIT_MS 2000
 #define HANDOVER_KEY_MAX (64 * 1024)	/* the session key's text */
 #define HANDOVER_PATH_MAX 4096	/* the socket's path */
+#define HANDOVER_REFUSAL_MAX 4096	/* a REFUSE record */
+#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record (empty) */
 
 /*
  * The session key of acc (appended to key) and the path of its socket

@@ -175,8 +175,8 @@ note_assigned_id(struct job *job, struct message *m,
 	if (job->acc->message_id_fix == HDR_OFF) {
 		return;
 	}
-	buf_init(&own, 4096);
-	buf_init(&assigned, 4096);
+	buf_init(&own, MSGID_MAP_ID_MAX);
+	buf_init(&assigned, MSGID_MAP_ID_MAX);
 	errinfo_init(&ei);
 	if (message_own_id(m, &own) == ERR_OK && own.len > 0 &&
 	    msgid_map_assigned(buf_cstr(&res->final_reply), buf_cstr(&own),
