@@ -356,7 +356,7 @@ read_result(const struct buf *out, struct api_send_result *ret,
 				&perr);
 		}
 	}
-	if (e != ERR_OK || code < 0 || code > ERR_NOTSUPP) {
+	if (e != ERR_OK || code < 0 || code >= ERR_MAX) {
 		record_release(&r);
 		return errinfo_set(reterr, ERR_INTERNAL, "oasmtp-token send "
 			"gave no usable answer: %s", perr.msg[0] ? perr.msg :

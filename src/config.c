@@ -1999,7 +1999,8 @@ load_cmdline_account(struct config *cfg, const struct config_params *params,
 	}
 	account_use_msmtp_defaults(acc);
 	acc->name = strdup("cmdline");
-	acc->file = strdup("(command line)");
+	acc->file = strdup(params->cmdline_source != NULL ?
+		params->cmdline_source : "(command line)");
 	a = calloc(1, sizeof(*a));
 	if (acc->name == NULL || acc->file == NULL || a == NULL) {
 		free(a);
@@ -2414,7 +2415,8 @@ config_load(const struct config_params *params, struct config **ret_cfg,
 			break;
 		}
 	}
-	if (cfg->system_file == NULL && cfg->user_file == NULL) {
+	if (cfg->system_file == NULL && cfg->user_file == NULL &&
+	    !params->allow_no_file) {
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"no configuration file found; create %s%s (see "
 			"msmtprc.example; an existing ~/.msmtprc also works)",
@@ -2554,6 +2556,24 @@ config_check_account(const struct account *acc, struct errinfo *reterr)
 	return ERR_OK;
 }
 
+const struct account *
+config_match(const struct config *cfg, const char *envelope_from)
+{
+	size_t i;
+
+	if (envelope_from != NULL && *envelope_from != '\0') {
+		for (i = 0; i < cfg->n_accounts; i++) {
+			const struct account *a = cfg->accounts[i];
+
+			if (a->from != NULL && from_matches(a->from,
+				envelope_from)) {
+				return a;
+			}
+		}
+	}
+	return find_account(cfg, "default");
+}
+
 enum err
 config_select(const struct config *cfg, const char *account_name,
 	const char *envelope_from, const struct account **ret,
@@ -2562,7 +2582,6 @@ config_select(const struct config *cfg, const char *account_name,
 	const struct account *acc = NULL;
 	struct buf names;
 	enum err e;
-	size_t i;
 
 	if (account_name != NULL) {
 		acc = find_account(cfg, account_name);
@@ -2576,18 +2595,8 @@ config_select(const struct config *cfg, const char *account_name,
 			return e;
 		}
 	}
-	if (acc == NULL && envelope_from != NULL && *envelope_from != '\0') {
-		for (i = 0; i < cfg->n_accounts && acc == NULL; i++) {
-			const struct account *a = cfg->accounts[i];
-
-			if (a->from != NULL && from_matches(a->from,
-				envelope_from)) {
-				acc = a;
-			}
-		}
-	}
 	if (acc == NULL) {
-		acc = find_account(cfg, "default");
+		acc = config_match(cfg, envelope_from);
 	}
 	if (acc == NULL) {
 		buf_init(&names, ACCOUNT_NAMES_MAX);

@@ -74,6 +74,11 @@ struct config_params {
 	const struct cli_setting *settings;
 	size_t n_settings;
 	int no_eval;			/* refuse `eval` lines (fuzzing) */
+	int allow_no_file;		/* no file found: no accounts, no
+					   error (msmtp's SMTPSERVER) */
+	const char *cmdline_source;	/* the "cmdline" account's file name
+					   for --pretend; NULL: "(command
+					   line)" */
 	int eval_timeout;		/* seconds for `eval` lines when the
 					   section sets no timeout; 0: 60 */
 };
@@ -127,6 +132,14 @@ int config_user_file_exists(const struct config_params *params);
 
 /* Release everything (secrets wiped); NULL is fine. */
 void config_free(struct config *cfg);
+
+/*
+ * The account config_select() picks without -a, not checked: the first
+ * whose `from` matches envelope_from (may be NULL), else "default", else
+ * NULL.
+ */
+const struct account *config_match(const struct config *cfg,
+	const char *envelope_from);
 
 /*
  * Choose the account to use: account_name (-a) when given; else the first

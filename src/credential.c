@@ -26,11 +26,18 @@
 enum credential_kind
 credential_kind_of(const struct account *acc)
 {
+	/*
+	 * Both given: msmtp uses the literal password and never runs
+	 * passwordeval, wherever the lines are; a file read with msmtp's
+	 * defaults gets that order, oasmtp's own files the documented
+	 * opposite (oasmtprc(5), password).
+	 */
+	if (acc->password != NULL &&
+	    (acc->passwordeval == NULL || acc->msmtp_defaults)) {
+		return CREDENTIAL_PASSWORD;
+	}
 	if (acc->passwordeval != NULL) {
 		return CREDENTIAL_EVAL;
-	}
-	if (acc->password != NULL) {
-		return CREDENTIAL_PASSWORD;
 	}
 	if (acc->oauth2_provider != OAUTH2_NONE ||
 	    acc->oauth2_client_id != NULL ||
@@ -288,11 +295,21 @@ static MUST_CHECK enum err
 run_passwordeval(const struct account *acc, struct buf *out,
 	struct errinfo *reterr)
 {
+	int config = 0;
 	enum err e;
 
-	e = eval_run(acc->passwordeval, account_helper_timeout_s(acc), SECRET_MAX, out, reterr);
+	e = eval_run_classed(acc->passwordeval, account_helper_timeout_s(acc),
+		SECRET_MAX, out, &config, reterr);
 	if (e == ERR_OK || e == ERR_NOMEM) {
 		return e;
+	}
+	if (config) {
+		/* not found, not executable, nothing or too much printed:
+		   waiting does not help, a fix of the configuration does */
+		errinfo_prefix(reterr, "account '%s': passwordeval (%s:%u): ",
+			acc->name, acc->file != NULL ? acc->file : "?",
+			acc->line);
+		return errinfo_recode(reterr, ERR_CONFIG);
 	}
 	/*
 	 * A token helper that fails or hangs is most often waiting on a

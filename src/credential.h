@@ -67,7 +67,11 @@ struct credential {
 MUST_CHECK enum err credential_describe(const struct credential *c,
 	struct buf *out);
 
-/* Which source an account uses (no side effects). */
+/*
+ * Which source an account uses (no side effects).  passwordeval wins over
+ * password, except in a file read with msmtp's defaults: there, as in
+ * msmtp, a literal password is used and passwordeval is never run.
+ */
 enum credential_kind credential_kind_of(const struct account *acc);
 
 /* A short name for logs and --pretend: "passwordeval", "password", ... */

@@ -20,7 +20,7 @@
  * message.
  */
 static MUST_CHECK enum err
-run_child(const char *cmd, int timeout_s, struct buf *out,
+run_child(const char *cmd, int timeout_s, struct buf *out, int *ret_config,
 	struct errinfo *reterr)
 {
 	const char *argv[] = { "sh", "-c", cmd, NULL };
@@ -45,6 +45,7 @@ run_child(const char *cmd, int timeout_s, struct buf *out,
 			"the command timed out after %d s and was killed",
 			timeout_s);
 	case ERR_LIMIT:
+		*ret_config = 1;
 		return errinfo_set(reterr, ERR_CONFIG,
 			"the output of the command is longer than %zu bytes",
 			out->max);
@@ -52,9 +53,17 @@ run_child(const char *cmd, int timeout_s, struct buf *out,
 		if (p.end == PROC_NOTFOUND || p.end == PROC_NOEXEC ||
 		    (p.end == PROC_EXITED && p.code == 127)) {
 			/* the shell could not run it (or itself) */
+			*ret_config = 1;
 			return errinfo_set(reterr, ERR_CONFIG,
 				"the command failed with exit status 127 "
 				"(command not found?)");
+		}
+		if (p.end == PROC_EXITED && p.code == 126) {
+			/* the shell found it but could not execute it */
+			*ret_config = 1;
+			return errinfo_set(reterr, ERR_CONFIG,
+				"the command failed with exit status 126 "
+				"(not executable?)");
 		}
 		return e;	/* "the command failed with exit status N" ... */
 	default:
@@ -66,14 +75,28 @@ enum err
 eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	struct errinfo *reterr)
 {
+	return eval_run_classed(cmd, timeout_s, max_out, ret_line, NULL,
+		reterr);
+}
+
+enum err
+eval_run_classed(const char *cmd, int timeout_s, size_t max_out,
+	struct buf *ret_line, int *ret_config, struct errinfo *reterr)
+{
 	struct buf out;
 	const char *nl;
 	size_t len;
+	int config = 0;
 	enum err e;
 
+	if (ret_config == NULL) {
+		ret_config = &config;
+	}
+	*ret_config = 0;
 	buf_init_secret(&out, max_out);
-	e = run_child(cmd, timeout_s, &out, reterr);
+	e = run_child(cmd, timeout_s, &out, ret_config, reterr);
 	if (e == ERR_OK && memchr(out.data, '\0', out.len) != NULL) {
+		*ret_config = 1;
 		e = errinfo_set(reterr, ERR_CONFIG,
 			"the output of the command contains a NUL byte");
 	}
@@ -88,6 +111,7 @@ eval_run(const char *cmd, int timeout_s, size_t max_out, struct buf *ret_line,
 	}
 	if (len == 0) {
 		buf_release(&out);
+		*ret_config = 1;
 		return errinfo_set(reterr, ERR_CONFIG,
 			"the command printed nothing on its first line");
 	}

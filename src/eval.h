@@ -37,7 +37,15 @@ struct buf;
  *
  * The caller must not have SIGCHLD set to SIG_IGN (the status would be
  * lost).  Not thread-safe with respect to other fork() users.
+ *
+ * *ret_config (optional) is set to 1 when the failure is one of the
+ * configuration: the command could not be run (not found, not executable:
+ * the shell's 127 and 126 too), or its output is unusable (empty, over
+ * max_out, a NUL byte); 0 for a command that ran and failed or timed out.
  */
+MUST_CHECK enum err eval_run_classed(const char *cmd, int timeout_s,
+	size_t max_out, struct buf *ret_line, int *ret_config,
+	struct errinfo *reterr);
 MUST_CHECK enum err eval_run(const char *cmd, int timeout_s, size_t max_out,
 	struct buf *ret_line, struct errinfo *reterr);
 

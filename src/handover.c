@@ -59,7 +59,8 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
-	struct buf dir;
+	struct buf dir, tkey;
+	struct submit_server srv;
 	struct stat st;
 	char num[64];
 	size_t i;
@@ -83,6 +84,13 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	err_first(&e, key_field(key, "tls_cert_file", acc->tls_cert_file));
 	err_first(&e, key_field(key, "tls_key_file", acc->tls_key_file));
 	err_first(&e, key_field(key, "tls_host_override", acc->tls_host_override));
+	/* the trust files by identity, as the TLS session cache: a kept
+	   session was verified under them (transport.h) */
+	account_submit_server(acc, &srv);
+	buf_init(&tkey, 64);
+	err_first(&e, transport_tls_session_key(&srv.tls_params, &tkey));
+	err_first(&e, key_field(key, "tls_verification", buf_cstr(&tkey)));
+	buf_release(&tkey);
 	snprintf(num, sizeof(num), "%d/%d", (int)acc->auth,
 		account_is_oauth(acc));
 	err_first(&e, key_field(key, "auth", num));

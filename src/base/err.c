@@ -29,6 +29,7 @@ static const struct {
 	[ERR_TOKEN_TEMP] = { "ERR_TOKEN_TEMP", EX_TEMPFAIL },
 	[ERR_REAUTH] = { "ERR_REAUTH", EX_NOPERM },
 	[ERR_NOTSUPP] = { "ERR_NOTSUPP", EX_UNAVAILABLE },
+	[ERR_NOHOST] = { "ERR_NOHOST", EX_NOHOST },
 };
 
 void
@@ -300,4 +301,10 @@ int
 err_is_queueable(enum err code)
 {
 	return err_is_temporary(code) || code == ERR_REAUTH;
+}
+
+int
+err_is_config(enum err code)
+{
+	return code == ERR_CONFIG || code == ERR_NOHOST;
 }

@@ -44,6 +44,7 @@ enum err {
 	ERR_TOKEN_TEMP = 16,	/* token endpoint/store temporarily down   -> 75 */
 	ERR_REAUTH = 17,	/* grant revoked: re-authorization needed  -> 77 */
 	ERR_NOTSUPP = 18,	/* server lacks a required extension       -> 69 */
+	ERR_NOHOST = 19,	/* the host name does not exist (NXDOMAIN) -> 68 */
 	ERR_MAX
 };
 
@@ -162,5 +163,12 @@ int err_is_temporary(enum err code);
  * and ERR_REAUTH (the mail waits for `oasmtp-token authorize`).
  */
 int err_is_queueable(enum err code);
+
+/*
+ * True for codes of a configuration problem met while sending (ERR_CONFIG,
+ * ERR_NOHOST): waiting does not help, a fix does.  With the queue on, the
+ * message is kept all the same (nothing is lost) and waits for the fix.
+ */
+int err_is_config(enum err code);
 
 #endif

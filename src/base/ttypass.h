@@ -21,6 +21,11 @@
  * ret_secret (a secret buf).  *ret_asked is 0 when there is no terminal to
  * ask on (nothing was done, ERR_OK).  timeout_s bounds the wait for the
  * answer (0: 300 s).
+ * Signals: while the prompt is up, SIGINT, SIGTERM, SIGHUP and SIGQUIT
+ * first restore echo, then act as they would have (the previous handlers
+ * are put back and the signal raised again; when that returns, ERR_IO);
+ * SIGTSTP (^Z) restores echo, stops the process, and asks again once it
+ * is continued.  The previous handlers are back when this returns.
  * Errors: ERR_TIMEOUT (no answer in time), ERR_IO (the terminal failed,
  * or end of input before a newline: nothing was typed), ERR_LIMIT (longer
  * than ret_secret's bound), ERR_NOMEM.

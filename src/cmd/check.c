@@ -508,6 +508,7 @@ step_session(struct check *c, struct errinfo *ei)
 	submit_result_init(&res);
 	e = submit_check(&sp, &res, ei);
 	c->sb = NULL;
+	sandbox_log_credentials(&sb, acc);
 	sandbox_release(&sb);
 	if (e != ERR_OK) {
 		s = failed_step(c, e);

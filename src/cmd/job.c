@@ -46,15 +46,84 @@ job_config_params(const struct cli_opts *o, const char *file,
 	ret->system_state_dir = o->system ? sysmode_state_dir() : NULL;
 }
 
+/* The most settings one command line can carry, plus the two below. */
+#define ENV_SETTINGS_MAX 256
+
+/*
+ * msmtp's last resort (msmtp(1), ENVIRONMENT): without --host or -a, when
+ * no account matches the envelope-from and none is named default (or no
+ * file exists), the server is $SMTPSERVER and, unless -f or
+ * --read-envelope-from gives one, the envelope-from is $EMAIL; a send
+ * needs one of the two.  The account is the one --host would make.
+ */
+static int
+env_fallback_possible(const struct cli_opts *o, const char *from)
+{
+	const char *server = getenv("SMTPSERVER");
+	const char *email = getenv("EMAIL");
+
+	if (o->system || o->host != NULL || o->account != NULL ||
+	    server == NULL || server[0] == '\0' ||
+	    o->n_settings + 2 > ENV_SETTINGS_MAX) {
+		return 0;
+	}
+	if (o->mode == CLI_MODE_SEND && (from == NULL || from[0] == '\0') &&
+	    (email == NULL || email[0] == '\0')) {
+		return 0;
+	}
+	return 1;
+}
+
+static MUST_CHECK enum err
+load_env_account(struct job *job, const char *from, struct errinfo *reterr)
+{
+	const struct cli_opts *o = job->o;
+	struct cli_setting set[ENV_SETTINGS_MAX];
+	struct config_params params;
+	const char *email = getenv("EMAIL");
+	size_t n = 0, i;
+	enum err e;
+
+	set[n].option = "SMTPSERVER";
+	set[n].key = "host";
+	set[n++].value = getenv("SMTPSERVER");
+	if ((from == NULL || from[0] == '\0') && email != NULL &&
+	    email[0] != '\0') {
+		set[n].option = "EMAIL";
+		set[n].key = "from";
+		set[n++].value = email;
+	}
+	for (i = 0; i < o->n_settings; i++) {
+		set[n++] = o->settings[i];
+	}
+	job_config_params(o, NULL, &params);
+	params.settings = set;
+	params.n_settings = n;
+	params.cmdline_source = n > o->n_settings + 1 ?
+		"(environment: SMTPSERVER, EMAIL)" : "(environment: SMTPSERVER)";
+	config_free(job->cfg);
+	job->cfg = NULL;
+	e = config_load(&params, &job->cfg, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	log_debug(1, "no account chosen and none named default: using the "
+		"environment variables SMTPSERVER%s", n > o->n_settings + 1 ?
+		" and EMAIL" : "");
+	return config_select(job->cfg, "cmdline", from, &job->acc, reterr);
+}
+
 /* Load the configuration and select the account. */
 enum err
 job_load_account(struct job *job, const char *from, int warn_always,
 	struct errinfo *reterr)
 {
 	struct config_params params;
+	int env_ok = env_fallback_possible(job->o, from);
 	enum err e;
 
 	job_config_params(job->o, job->o->config_file, &params);
+	params.allow_no_file = env_ok;
 	e = config_load(&params, &job->cfg, reterr);
 	if (e != ERR_OK) {
 		return e;
@@ -69,8 +138,12 @@ job_load_account(struct job *job, const char *from, int warn_always,
 	}
 	show_warnings(job->cfg, warn_always);
 	/* --host: the one account the command line made (config.h) */
-	e = config_select(job->cfg, job->o->host != NULL ? "cmdline" :
-		job->o->account, from, &job->acc, reterr);
+	if (env_ok && config_match(job->cfg, from) == NULL) {
+		e = load_env_account(job, from, reterr);
+	} else {
+		e = config_select(job->cfg, job->o->host != NULL ? "cmdline" :
+			job->o->account, from, &job->acc, reterr);
+	}
 	if (e == ERR_OK) {
 		struct buf server;
 

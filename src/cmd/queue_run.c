@@ -264,6 +264,13 @@ item_done(void *ctx, size_t i, enum err e, int in_txn,
 		if (in_txn) {
 			buf_cut_ok(util_first_line(buf_cstr(&why), 300, &line));
 			log_warn("%s: deferred: %s", qe->id, buf_cstr(&line));
+		} else if (!g->session_warned && err_is_config(e)) {
+			buf_cut_ok(util_first_line(errinfo_msg(ei), 300, &line));
+			log_warn("account '%s': queued mail kept: a configuration "
+				"problem, not a temporary failure; it waits for "
+				"a fix of the configuration: %s",
+				g->job->acc->name, buf_cstr(&line));
+			g->session_warned = 1;
 		} else if (!g->session_warned) {
 			buf_cut_ok(util_first_line(errinfo_msg(ei), 300, &line));
 			log_warn("account '%s': queued mail deferred: %s",
@@ -403,6 +410,7 @@ flush_session(void *ctx, struct sandbox *sb)
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
+	sandbox_log_credentials(sb, acc);
 	credential_release(&cred);
 	sb->cred = NULL;
 	submit_result_release(&res);

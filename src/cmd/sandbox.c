@@ -35,6 +35,7 @@ void (*sandbox_after_confine_hook)(void);
 #define MSG_NOTIFY 'N'		/* reason -> status byte + error text */
 #define MSG_COUNTS 'C'		/* three uint64_t, no answer */
 #define MSG_REAUTH 'R'		/* reason, no answer */
+#define MSG_DESCRIBE 'D'	/* nothing -> status byte + credentials line */
 #define MSG_MAX (80 * 1024)
 
 /* How long a child whose socket we closed may take to end. */
@@ -143,6 +144,15 @@ serve(struct sandbox *sb, int fd, struct sandbox_result *res)
 				answer(fd, e, errinfo_msg(ei), strlen(errinfo_msg(ei)));
 			}
 			buf_release(&secret);
+		} else if (m[0] == MSG_DESCRIBE) {
+			struct buf d;
+			enum err e;
+
+			buf_init(&d, CREDENTIAL_DESC_MAX);
+			e = cred_started ? credential_describe(&cred, &d) :
+				buf_append_str(&d, "credentials: none fetched");
+			answer(fd, e, d.data != NULL ? d.data : "", d.len);
+			buf_release(&d);
 		} else if (m[0] == MSG_NOTIFY) {
 			enum err e = notify_reauth(sb->acc, m + 1, ei);
 
@@ -339,6 +349,7 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	const struct account *acc = sb->acc;
 	struct confine_policy p;
 	struct buf queue, cache, cachedir, statedir, ossldir, moddir, what;
+	struct submit_server srv;
 	enum err e = ERR_OK;
 	int fd;
 
@@ -385,8 +396,8 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	/* the queue a flush delivers from (system mode: the state dir's) */
 	err_first(&e, confine_allow_write(&p, sb->queue_dir));
 	/* the TLS session cache (sessions arrive after the handshake) */
-	if (submit_session_cache_path(acc->host != NULL ? acc->host : "",
-	    acc->port, &cache) == ERR_OK) {
+	account_submit_server(acc, &srv);
+	if (submit_session_cache_path(&srv, &cache) == ERR_OK) {
 		dir_of(buf_cstr(&cache), &cachedir);
 		if (cachedir.len > 0) {
 			mkdirs(buf_cstr(&cachedir));
@@ -499,10 +510,56 @@ broker_secret(struct sandbox *sb, int fresh, struct buf *ret,
 	e = (enum err)m[0];
 	if (e == ERR_OK) {
 		e = buf_append(ret, m + 1, (size_t)n - 1);
+		sb->secret_from_broker = e == ERR_OK;
 	} else {
 		e = errinfo_set(reterr, e, "%s", m + 1);
 	}
 	util_wipe(m, (size_t)n);
+	free(m);
+	return e;
+}
+
+void
+sandbox_log_credentials(struct sandbox *sb, const struct account *acc)
+{
+	struct buf how;
+
+	if (acc->auth == AUTH_OFF || log_verbosity() < 2) {
+		return;
+	}
+	buf_init(&how, CREDENTIAL_DESC_MAX);
+	if (sandbox_describe(sb, &how) == ERR_OK) {
+		log_debug(2, "%s", buf_cstr(&how));
+	}
+	buf_release(&how);
+}
+
+enum err
+sandbox_describe(struct sandbox *sb, struct buf *out)
+{
+	char *m;
+	ssize_t n;
+	enum err e;
+
+	if (!sb->secret_from_broker) {
+		return sb->cred != NULL ? credential_describe(sb->cred, out) :
+			buf_append_str(out, "credentials: none");
+	}
+	m = malloc(MSG_MAX);
+	if (m == NULL) {
+		return ERR_NOMEM;
+	}
+	if (sb->fd < 0 || send_msg(sb->fd, MSG_DESCRIBE, "", 0) != 0 ||
+	    (n = recv_msg(sb->fd, m, MSG_MAX - 1)) < 1) {
+		free(m);
+		return ERR_TOKEN_TEMP;
+	}
+	m[n] = '\0';
+	e = (enum err)m[0];
+	if (e == ERR_OK) {
+		e = buf_printf(out, "%s (in the unconfined helper process)",
+			m + 1);
+	}
 	free(m);
 	return e;
 }

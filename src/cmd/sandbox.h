@@ -87,7 +87,19 @@ struct sandbox {
 	int fd;			/* to the broker, or -1 */
 	int listen_fd;		/* a keeper's place (keeper.h), or -1 */
 	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
+	int secret_from_broker;	/* the broker fetched the secret used */
 };
+
+/*
+ * The -vv "credentials:" line for the secret this session used: what the
+ * broker decided when it fetched the secret (a lookup, passwordeval, a
+ * refresh), else what sb->cred did.  Appended to out.  Errors: those of
+ * buf_printf(); ERR_TOKEN_TEMP when the broker is gone.
+ */
+MUST_CHECK enum err sandbox_describe(struct sandbox *sb, struct buf *out);
+
+/* That line under -vv (nothing with auth off), for send, -q and --check. */
+void sandbox_log_credentials(struct sandbox *sb, const struct account *acc);
 
 /*
  * Test-only: called right after confinement (NULL in oasmtp; only the

@@ -265,15 +265,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (cred.warnings.len > 0) {
 		log_warn("%s", buf_cstr(&cred.warnings));
 	}
-	if (job->acc->auth != AUTH_OFF) {
-		struct buf how;
-
-		buf_init(&how, CREDENTIAL_DESC_MAX);
-		if (credential_describe(&cred, &how) == ERR_OK) {
-			log_debug(2, "%s", buf_cstr(&how));
-		}
-		buf_release(&how);
-	}
+	sandbox_log_credentials(sb, job->acc);
 	credential_release(&cred);
 	sb->cred = NULL;
 	if (c != NULL) {
@@ -300,7 +292,14 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 			reterr);
 	}
 report:
-	if (e == ERR_REAUTH) {
+	if (e == ERR_NOHOST) {
+		/* the resolver cannot know where the name came from */
+		errinfo_prefix(reterr, "account '%s' (%s:%u), 'host' line: ",
+			job->acc->name, job->acc->file != NULL ? job->acc->file
+			: "?", job->acc->line);
+	}
+	if (e == ERR_REAUTH || (err_is_config(e) &&
+	    job->acc->queue == QUEUE_ON_FAILURE)) {
 		struct errinfo nerr = ERRINFO_INIT;
 
 		/* notify_command runs in the broker: it execs */
@@ -529,7 +528,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,
 			reterr);
 	} else if (e != ERR_OK && job.acc->queue == QUEUE_ON_FAILURE &&
-	    err_is_queueable(e)) {
+	    (err_is_queueable(e) || err_is_config(e))) {
 		struct errinfo qerr = ERRINFO_INIT;
 		struct buf dir, why;
 		char id[QUEUE_ID_LEN + 1];
@@ -539,9 +538,17 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 		    &qerr) == ERR_OK) {
 			buf_init(&why, WHY_LINE_MAX);
 			buf_cut_ok(util_first_line(errinfo_msg(reterr), 300, &why));
-			log_warn("message queued as %s (%s); oasmtp -q retries "
-				"it, mailq lists the queue", id,
-				buf_cstr(&why));
+			if (err_is_config(e)) {
+				log_warn("message queued as %s; a configuration "
+					"problem, not a temporary failure: it "
+					"waits for a fix of the configuration "
+					"(%s), then oasmtp -q sends it", id,
+					buf_cstr(&why));
+			} else {
+				log_warn("message queued as %s (%s); oasmtp -q "
+					"retries it, mailq lists the queue", id,
+					buf_cstr(&why));
+			}
 			buf_release(&why);
 			e = ERR_OK;
 			errinfo_release(reterr);

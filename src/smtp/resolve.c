@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "util.h"
@@ -42,10 +43,42 @@ resolve_thread_counts(unsigned long *ret_started, unsigned long *ret_running)
 	*ret_running = atomic_load(&threads_running);
 }
 
+/*
+ * Whether name does not exist at all, after getaddrinfo() said EAI_NONAME
+ * (or EAI_NODATA) for hints: that also means "no address of the family
+ * asked for" (AF_INET with only an AAAA record, AI_ADDRCONFIG), so the name
+ * is asked once more for any family and any address, numeric service.  Only
+ * a second "no such name" is the DNS's NXDOMAIN (or no /etc/hosts entry).
+ */
+static int
+name_missing(const char *name)
+{
+	struct addrinfo any, *list = NULL;
+	int rc;
+
+	memset(&any, 0, sizeof(any));
+	any.ai_family = AF_UNSPEC;
+	any.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(name, NULL, &any, &list);
+	if (rc == 0) {
+		freeaddrinfo(list);
+	}
+	return rc == EAI_NONAME;
+}
+
 static MUST_CHECK enum err
 lookup_failed(const char *name, int rc, int sys_errno,
 	struct errinfo *reterr)
 {
+	if ((rc == EAI_NONAME
+#ifdef EAI_NODATA
+		|| rc == EAI_NODATA
+#endif
+		) && name_missing(name)) {
+		return errinfo_set(reterr, ERR_NOHOST,
+			"host %s does not exist (no such name in the DNS); "
+			"check the spelling", name);
+	}
 	if (rc == EAI_SYSTEM) {
 		errinfo_set_errno(reterr, sys_errno);
 	}

@@ -289,7 +289,7 @@ peer_is_loopback(const struct transport *t)
 }
 
 enum err
-submit_session_cache_path(const char *host, int port, struct buf *out)
+submit_session_cache_path(const struct submit_server *srv, struct buf *out)
 {
 	struct buf dir;
 	const char *h;
@@ -303,11 +303,16 @@ submit_session_cache_path(const char *host, int port, struct buf *out)
 	}
 	buf_release(&dir);
 	/* a host name never contains '/', but do not trust that */
-	for (h = host; e == ERR_OK && *h != '\0'; h++) {
+	for (h = srv->host != NULL ? srv->host : ""; e == ERR_OK && *h != '\0';
+	    h++) {
 		e = buf_putc(out, *h == '/' ? '_' : *h);
 	}
 	if (e == ERR_OK) {
-		e = buf_printf(out, "-%d", port);
+		e = buf_printf(out, "-%d-", srv->port);
+	}
+	/* what decides verification: a resumed handshake checks nothing */
+	if (e == ERR_OK) {
+		e = transport_tls_session_key(&srv->tls_params, out);
 	}
 	return e;
 }
@@ -364,8 +369,7 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	enum err e;
 
 	buf_init(&cache, PATH_MAX);
-	if (submit_session_cache_path(srv->host, srv->port, &cache) ==
-	    ERR_OK) {
+	if (submit_session_cache_path(srv, &cache) == ERR_OK) {
 		tp.session_cache = buf_cstr(&cache);
 	}
 	if (d->p->io.tls_start != NULL) {

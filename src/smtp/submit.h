@@ -261,11 +261,15 @@ void submit_conn_close(struct submit_conn *c);
 void submit_conn_forget(struct submit_conn *c);
 
 /*
- * The TLS session cache path for host:port:
- * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT ($XDG_RUNTIME_DIR, else
- * ${XDG_CACHE_HOME:-~/.cache}).  Appended to out; ERR_CONFIG without one.
+ * The TLS session cache path for srv:
+ * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT-KEY ($XDG_RUNTIME_DIR,
+ * else ${XDG_CACHE_HOME:-~/.cache}), KEY being transport_tls_session_key()
+ * of srv->tls_params: a change of trust, pin, client certificate, server
+ * name or TLS settings names another file, so a session is never resumed
+ * under verification settings other than those it was made under.
+ * Appended to out; ERR_CONFIG without a directory.
  */
-MUST_CHECK enum err submit_session_cache_path(const char *host, int port,
+MUST_CHECK enum err submit_session_cache_path(const struct submit_server *srv,
 	struct buf *out);
 
 #endif

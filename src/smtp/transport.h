@@ -154,6 +154,24 @@ MUST_CHECK enum err transport_tls_start(struct transport **t,
 	struct errinfo *reterr);
 
 /*
+ * The session key of params: 32 hex digits appended to out, a digest of
+ * everything that decides how transport_tls_start() verifies a server -
+ * the name (SNI), the check mode (certcheck, pin), the pin, the trust
+ * (trust_file, or the system store's bundle and directory and the
+ * SSL_CERT_FILE / SSL_CERT_DIR choice), the CRL file, the client
+ * certificate and key, the protocol settings and the OpenSSL
+ * configuration file.  A file or directory counts by its identity
+ * (path, device, inode, size, modification and change times, in
+ * nanoseconds; a tls_trust_file directory with each entry's), so
+ * a replaced or rewritten file changes the key; contents are not read.
+ * A resumed handshake verifies no chain, so a session must be offered only
+ * under the key it was saved under (submit_session_cache_path()).
+ * Errors: ERR_NOMEM, ERR_LIMIT (out too small).
+ */
+MUST_CHECK enum err transport_tls_session_key(const struct tls_params *params,
+	struct buf *out);
+
+/*
  * For --serverinfo: append protocol, cipher, peer certificate subject,
  * issuer, validity and SHA-256 fingerprint.  Nothing for a plain transport.
  */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/conf.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -865,6 +866,154 @@ static const struct transport_ops tls_ops = {
 	.describe = tls_describe,
 };
 
+/* ---- the session key (transport_tls_session_key) ---- */
+
+/* the oldest protocol version offered (setup_ctx); part of the key */
+#define TLS_MIN_VERSION TLS1_2_VERSION
+
+/* at most this many entries of a trust directory count, one by one */
+#define KEY_DIR_ENTRIES_MAX 4096
+
+/* Feed "label\0value\0" ("-" for no value) to the digest. */
+static int
+key_str(EVP_MD_CTX *md, const char *label, const char *v)
+{
+	if (v == NULL) {
+		v = "-";
+	}
+	return EVP_DigestUpdate(md, label, strlen(label) + 1) == 1 &&
+		EVP_DigestUpdate(md, v, strlen(v) + 1) == 1;
+}
+
+/* The identity of what stat() found (or the errno it failed with). */
+static int
+key_stat(EVP_MD_CTX *md, const char *label, int rc, const struct stat *st)
+{
+	char id[256];
+
+	if (rc != 0) {
+		snprintf(id, sizeof(id), "errno %d", errno);
+	} else {
+		snprintf(id, sizeof(id), "%llu %llu %o %lld %lld.%09ld "
+			"%lld.%09ld", (unsigned long long)st->st_dev,
+			(unsigned long long)st->st_ino, (unsigned)st->st_mode,
+			(long long)st->st_size, (long long)st->st_mtim.tv_sec,
+			st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+			st->st_ctim.tv_nsec);
+	}
+	return key_str(md, label, id);
+}
+
+/*
+ * A file or directory by its identity; with entries, a directory's
+ * entries too (links followed: a link's target counts), in the order the
+ * directory lists them (another order only costs a full handshake).
+ */
+static int
+key_file(EVP_MD_CTX *md, const char *label, const char *path, int entries)
+{
+	struct stat st;
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int ok;
+
+	if (path == NULL || path[0] == '\0') {
+		return key_str(md, label, NULL);
+	}
+	ok = key_str(md, label, path) &&
+		key_stat(md, "identity", stat(path, &st), &st);
+	if (!ok || !entries || !S_ISDIR(st.st_mode)
+		|| (d = opendir(path)) == NULL) {
+		return ok;
+	}
+	while (ok && n < KEY_DIR_ENTRIES_MAX && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0
+			|| strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		n++;
+		ok = key_str(md, "entry", de->d_name) && key_stat(md,
+			"identity", fstatat(dirfd(d), de->d_name, &st, 0), &st);
+	}
+	closedir(d);
+	return ok;
+}
+
+/*
+ * The trust as load_trust() would load it.  The system store counts by
+ * its bundle file and its directory themselves, not by each certificate:
+ * update-ca-certificates and update-ca-trust rewrite the bundle (a new
+ * inode) and the directory's links whenever a certificate is added,
+ * removed or changed, while stat'ing each of the directory's ~300 entries
+ * costs 1-2 ms per send (measured on Debian 13: 3 stat calls take 6-30 us).
+ * SSL_CERT_FILE and SSL_CERT_DIR count the same way (they usually name
+ * the system store).  A directory named by tls_trust_file counts entry by
+ * entry, so a certificate copied over another in place changes the key.
+ */
+static int
+key_trust(EVP_MD_CTX *md, const struct tls_params *params)
+{
+	const char *tf = params->trust_file;
+	const char *fenv = getenv(X509_get_default_cert_file_env());
+	const char *denv = getenv(X509_get_default_cert_dir_env());
+
+	if (tf != NULL && tf[0] != '\0' && strcmp(tf, "system") != 0) {
+		return key_file(md, "trust", tf, 1);
+	}
+	if (fenv == NULL && denv == NULL) {
+		return key_str(md, "trust", "system") &&
+			key_file(md, "system file", X509_get_default_cert_file(),
+			0) && key_file(md, "system dir",
+			X509_get_default_cert_dir(), 0);
+	}
+	return key_str(md, "trust", "system from the environment") &&
+		key_file(md, "SSL_CERT_FILE", fenv != NULL ? fenv :
+		X509_get_default_cert_file(), 0) &&
+		key_file(md, "SSL_CERT_DIR", denv != NULL ? denv :
+		X509_get_default_cert_dir(), 0);
+}
+
+enum err
+transport_tls_session_key(const struct tls_params *params, struct buf *out)
+{
+	unsigned char dg[EVP_MAX_MD_SIZE];
+	unsigned int dn = 0;
+	EVP_MD_CTX *md;
+	char *conf;
+	char num[64];
+	int ok;
+	enum err e = ERR_OK;
+
+	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
+		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL)
+		|| (md = EVP_MD_CTX_new()) == NULL) {
+		ERR_clear_error();
+		return ERR_NOMEM;
+	}
+	snprintf(num, sizeof(num), "%d %d", params->certcheck != 0,
+		TLS_MIN_VERSION);
+	conf = CONF_get1_default_config_file();
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		key_str(md, "oasmtp-tls-session-key", "1") &&
+		key_str(md, "host", params->host) &&
+		key_str(md, "certcheck, min version", num) &&
+		key_str(md, "fingerprint", params->fingerprint) &&
+		key_trust(md, params) &&
+		key_file(md, "crl", params->crl_file, 0) &&
+		key_file(md, "cert", params->cert_file, 0) &&
+		key_file(md, "key", params->key_file, 0) &&
+		key_file(md, "openssl.cnf", conf, 0) &&
+		EVP_DigestFinal_ex(md, dg, &dn) == 1 && dn >= 16;
+	OPENSSL_free(conf);
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+	for (unsigned int i = 0; ok && i < 16 && e == ERR_OK; i++) {
+		e = buf_printf(out, "%02x", dg[i]);
+	}
+	return ok ? e : ERR_NOMEM;
+}
+
 /* ---- setting up ---- */
 
 static MUST_CHECK enum err
@@ -1004,7 +1153,7 @@ setup_ctx(struct tls_transport *tt, const struct tls_params *params,
 			"cannot create TLS context: %s", ssl_reason("?"));
 	}
 	tt->ctx = ctx;
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS_MIN_VERSION)) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"cannot require TLS 1.2: %s", ssl_reason("?"));
 	}

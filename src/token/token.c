@@ -152,29 +152,22 @@ copy_token(struct buf *dst, const struct buf *src, struct errinfo *reterr)
 }
 
 /*
- * After the stored refresh token got invalid_grant, in this order: re-read
- * the store (another process may have rotated it meanwhile) and try its
- * token if it changed; then try the previous refresh token the store kept
- * from our last rotation, once, unless it is one we already tried (the
- * provider may not have committed that rotation).  rt is the stored token,
- * updated by the re-read; prev gets the previous token and *ret_used_prev
- * is set when it was tried.  Only ever called after invalid_grant: with
- * reuse detection, presenting an old token while the new one works would
- * end the grant.
+ * After the stored refresh token got invalid_grant: re-read the store
+ * (another process or a copy of the store may have rotated it meanwhile)
+ * and try its token if it changed, once.  rt is the stored token, updated
+ * by the re-read.  A token whose successor we received is never presented
+ * again, not even the one we last rotated away: with reuse detection it
+ * would end the grant, and with it the successor wherever that still works
+ * (doc/design.md, Tokens).
  */
 static MUST_CHECK enum err
 refresh_again(struct ctx *x, struct tstore *ts, struct buf *rt,
-	struct buf *prev, int *ret_used_prev, time_t *ret_issued,
-	struct oauth_tokens *tok, struct errinfo *reterr)
+	time_t *ret_issued, struct oauth_tokens *tok, struct errinfo *reterr)
 {
-	struct buf first, reread;
+	struct buf reread;
 	enum err e = ERR_REAUTH;
 
-	buf_init_secret(&first, OAUTH_BODY_MAX);
 	buf_init_secret(&reread, OAUTH_BODY_MAX);
-	if (copy_token(&first, rt, NULL) != ERR_OK) {
-		goto out;
-	}
 	if (tstore_load(ts, &reread, NULL) == ERR_OK &&
 	    strcmp(reread.data, rt->data) != 0) {
 		if (copy_token(rt, &reread, reterr) != ERR_OK) {
@@ -183,37 +176,22 @@ refresh_again(struct ctx *x, struct tstore *ts, struct buf *rt,
 		}
 		*ret_issued = time(NULL);
 		e = refresh_with(x, rt->data, tok, reterr);
-		if (e != ERR_REAUTH) {
-			goto out;
-		}
 	}
-	/* a previous token we cannot read is as good as none */
-	if (tstore_load_previous(ts, prev, NULL) != ERR_OK || prev->len == 0 ||
-	    strcmp(prev->data, rt->data) == 0 ||
-	    strcmp(prev->data, first.data) == 0) {
-		buf_reset(prev);
-		goto out;
-	}
-	*ret_used_prev = 1;
-	*ret_issued = time(NULL);
-	e = refresh_with(x, prev->data, tok, reterr);
 out:
-	buf_release(&first);
 	buf_release(&reread);
 	return e;
 }
 
 /*
- * Persist what the refresh taught us about the refresh token.  used is the
- * token that worked, stored the one in the store.  A rotated token is
- * saved with used kept as the previous one; a previous token that worked
- * unrotated becomes the stored one again; otherwise the stored token has
- * now worked once, so the previous one is dropped (best effort: keeping it
- * only costs a try after a later invalid_grant).
+ * Persist what the refresh taught us about the refresh token (used: the
+ * stored one, which was presented).  A rotated token replaces it with a
+ * plain save, which keeps no previous token: nothing would present that
+ * one again.  Unrotated, a previous token an older oasmtp kept is dropped
+ * (best effort).
  */
 static MUST_CHECK enum err
 persist(struct ctx *x, struct tstore *ts, const char *used,
-	const char *stored, const struct oauth_tokens *tok,
+	const struct oauth_tokens *tok,
 	struct token_info *info, struct errinfo *reterr)
 {
 	enum err e;
@@ -232,17 +210,12 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 	}
 	if (tok->refresh_token.len == 0 ||
 	    strcmp(tok->refresh_token.data, used) == 0) {
-		/* best effort, as the token in use is known to work */
-		if (strcmp(used, stored) != 0) {
-			if (tstore_save(ts, used, NULL) != ERR_OK) {
-				/* the next refresh tries the stored one */
-			}
-		} else if (tstore_drop_previous(ts, NULL) != ERR_OK) {
-			/* the previous one stays until the next rotation */
+		if (tstore_drop_previous(ts, NULL) != ERR_OK) {
+			/* unused anyway; the next save drops it */
 		}
 		return ERR_OK;
 	}
-	e = tstore_save_rotated(ts, tok->refresh_token.data, used, reterr);
+	e = tstore_save(ts, tok->refresh_token.data, reterr);
 	if (e != ERR_OK) {
 		errinfo_prefix(reterr, "cannot save the rotated refresh token "
 			"of account '%s': ", x->acc->name);
@@ -254,7 +227,7 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 
 /*
  * Holding the lock: load the refresh token, refresh, persist a rotated
- * refresh token (keeping the one it replaces as the previous token), fill
+ * refresh token (it replaces the one presented, which is never sent again), fill
  * c.  The new access token is put into c only after the rotated refresh
  * token was saved.
  */
@@ -263,14 +236,12 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	struct errinfo *reterr)
 {
 	struct tstore *ts = NULL;
-	struct buf rt, prev;
+	struct buf rt;
 	struct oauth_tokens tok;
 	time_t issued;
-	int used_prev = 0;
 	enum err e;
 
 	buf_init_secret(&rt, OAUTH_BODY_MAX);
-	buf_init_secret(&prev, OAUTH_BODY_MAX);
 	oauth_tokens_init(&tok);
 	e = tstore_open(x->acc, &ts, reterr);
 	if (e == ERR_OK) {
@@ -285,12 +256,10 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	issued = time(NULL);
 	e = refresh_with(x, rt.data, &tok, reterr);
 	if (e == ERR_REAUTH) {
-		e = refresh_again(x, ts, &rt, &prev, &used_prev, &issued, &tok,
-			reterr);
+		e = refresh_again(x, ts, &rt, &issued, &tok, reterr);
 	}
 	if (e == ERR_OK) {
-		e = persist(x, ts, used_prev ? prev.data : rt.data, rt.data,
-			&tok, info, reterr);
+		e = persist(x, ts, rt.data, &tok, info, reterr);
 	}
 	if (e != ERR_OK) {
 		goto out;
@@ -307,7 +276,6 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 out:
 	oauth_tokens_release(&tok);
 	buf_release(&rt);
-	buf_release(&prev);
 	tstore_free(ts);
 	return e;
 }

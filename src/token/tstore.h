@@ -22,14 +22,14 @@
  * backing storage (in particular not D-Bus), only load/save/erase do.
  * Stores are not shared between threads.
  *
- * The previous refresh token: when the token endpoint rotates the refresh
- * token O into N, the broker saves N with save_rotated(), which keeps O as
- * "previous" and makes O durable before N replaces it.  Should N later be
- * refused (invalid_grant: the provider may never have committed the
- * rotation), the broker tries O once.  The first refresh that works with N
- * drops O (drop_previous(), or a save_rotated() that puts N in its place).
- * A plain save() (authorize, import) and erase() discard the previous token
- * too.  The command store is read-only and keeps none.
+ * The previous refresh token: oasmtp 0.1.0's broker saved a rotated token
+ * N with save_rotated(), keeping the replaced O as "previous" (durable
+ * before N replaced it) to try O once should N be refused.  The broker no
+ * longer does (a token whose successor was received is never sent again:
+ * doc/design.md, Tokens): it saves N with a plain save(), which discards
+ * any previous token, as erase() and drop_previous() do.  load_previous and
+ * save_rotated remain for those files and the tests.  The command store
+ * keeps none.
  *
  * Errors common to all operations:
  *   ERR_CONFIG      bad store spec, unsafe file permissions (message has the

@@ -185,3 +185,41 @@ def test_three_contexts_at_once(grant):
     trials(grant, lambda t: [(names[t % 3], desktop),
                              (names[(t + 1) % 3], cron),
                              (names[(t + 2) % 3], timer)], "three")
+
+
+def test_a_rotated_refresh_token_is_never_presented_again(grant):
+    """After a refresh rotated the token A into B, A is never sent to the
+    token endpoint again, even when B is refused (doc/design.md, Tokens):
+    with reuse detection, A would end the grant and with it B, wherever B
+    still works."""
+    r = grant
+    cfg = config(r)
+    env = rig.clean_env(r.home)
+
+    def send():
+        return subprocess.run([rig.oasmtp_bin(), "-C", cfg, "-i",
+                               "rcpt@example.net"], input=MSG,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, cwd=r.home,
+                              timeout=60)
+
+    p = send()                       # the first refresh: A -> B
+    assert p.returncode == 0, describe(p)
+    with open(r.store, encoding="ascii") as f:
+        b = f.read().strip()
+    assert b and b != r.rt0
+    assert not os.path.exists(r.store + ".previous")  # A is not kept
+    # B refused (here: the store holds a token the provider never issued)
+    rig.write_file(r.store, "never-issued-" + "z9" * 12 + "\n")
+    expire_caches(r.home)
+    p = send()
+    assert p.returncode == 77, describe(p)
+    stats = r.op.stats()
+    assert stats["grants_revoked"] == 0, stats   # A was not presented
+    # B still works: the grant is alive
+    rig.write_file(r.store, b + "\n")
+    expire_caches(r.home)
+    p = send()
+    assert p.returncode == 0, describe(p)
+    assert r.op.stats()["grants_revoked"] == 0
+    assert len(r.messages()) == 2

@@ -200,3 +200,108 @@ def test_same_command_line_as_msmtp(home, sink):
     p = run(args, home, input=MSG)
     assert p.returncode == 0, describe(p)
     assert len(sink.messages()) == 2
+
+
+# ---- password and passwordeval together (msmtp 1.8.23 src/msmtp.c: the
+# ---- command runs only when no password is set) ----
+
+def both_sources(home, port, name):
+    marker = os.path.join(home, "eval-ran")
+    return rig.write_config(os.path.join(home, name), [
+        "account default", "host 127.0.0.1", "port %d" % port,
+        "timeout 20", "tls off", "auth plain", "user u@example.org",
+        # the command comes first and prints a wrong password: order in
+        # the file does not matter to msmtp
+        "passwordeval touch %s; echo wrong-pw" % marker,
+        "password s3cret-pw", "from sender@example.org"]), marker
+
+
+def test_password_beats_passwordeval_in_an_msmtp_file(home, auth_sink):
+    path, marker = both_sources(home, auth_sink.port, "msmtprc")
+    p = run(["-C", path, "-i", "rcpt@example.net"], home, input=MSG)
+    assert p.returncode == 0, describe(p)
+    meta, _ = rig.only_message(auth_sink)
+    assert meta["authenticated"]
+    assert not os.path.exists(marker), "passwordeval ran"
+    p = run(["-C", path, "--pretend"], home)
+    assert "credentials = password\n" in p.stdout.decode(), describe(p)
+
+
+def test_msmtp_does_the_same(home, auth_sink):
+    if not os.access(MSMTP, os.X_OK):
+        pytest.fail("msmtp is not installed (.ci/install-deps installs it)")
+    path, marker = both_sources(home, auth_sink.port, "msmtprc")
+    m = subprocess.run([MSMTP, "-C", path, "rcpt@example.net"], input=MSG,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=rig.clean_env(home), cwd=home, timeout=60)
+    assert m.returncode == 0, m.stderr
+    assert rig.only_message(auth_sink)[0]["authenticated"]
+    assert not os.path.exists(marker)
+
+
+def test_passwordeval_beats_password_in_oasmtps_own_file(home):
+    # oasmtprc(5): in oasmtp's own files the command wins (documented)
+    path, marker = both_sources(home, 2525, "oasmtprc")
+    p = run(["-C", path, "--pretend"], home)
+    assert p.returncode == 0, describe(p)
+    assert "credentials = passwordeval\n" in p.stdout.decode(), describe(p)
+
+
+# ---- SMTPSERVER and EMAIL (msmtp(1), ENVIRONMENT) ----
+
+def test_smtpserver_and_email_without_any_file(home, sink):
+    p = run(["--port=%d" % sink.port, "--timeout=20", "-i",
+             "rcpt@example.net"], home, input=MSG,
+            env_extra={"SMTPSERVER": "127.0.0.1",
+                       "EMAIL": "env@example.org"})
+    assert p.returncode == 0, describe(p)
+    meta, _ = rig.only_message(sink)
+    assert meta["mail_from"] == "env@example.org"
+    assert meta["rcpt_tos"] == ["rcpt@example.net"]
+
+
+def test_smtpserver_with_f_and_a_file_without_default(home, sink):
+    # a file whose only account matches nothing: msmtp falls back too
+    rig.write_config(os.path.join(home, ".msmtprc"),
+                     ["account work", "host 192.0.2.1",
+                      "from work@example.org"])
+    p = run(["--port=%d" % sink.port, "--timeout=20", "-f",
+             "other@example.org", "-i", "rcpt@example.net"], home,
+            input=MSG, env_extra={"SMTPSERVER": "127.0.0.1",
+                                  "EMAIL": "env@example.org"})
+    assert p.returncode == 0, describe(p)
+    meta, _ = rig.only_message(sink)
+    assert meta["mail_from"] == "other@example.org"     # -f wins over EMAIL
+
+
+def test_smtpserver_pretend_says_where_it_came_from(home):
+    p = run(["--pretend"], home, env_extra={"SMTPSERVER": "mail.lan",
+                                            "EMAIL": "env@example.org"})
+    assert p.returncode == 0, describe(p)
+    out = p.stdout.decode()
+    assert "config file = (environment: SMTPSERVER, EMAIL)\n" in out, out
+    assert "host = mail.lan" in out and "port = 25\n" in out
+    assert "from = env@example.org" in out
+
+
+def test_smtpserver_not_used_when_an_account_applies(home):
+    rig.write_config(os.path.join(home, ".msmtprc"),
+                     ["account default", "host file.example",
+                      "from f@example.org"])
+    p = run(["--pretend"], home, env_extra={"SMTPSERVER": "env.example",
+                                            "EMAIL": "env@example.org"})
+    assert p.returncode == 0, describe(p)
+    assert "host = file.example" in p.stdout.decode()
+    # nor with -a naming a missing account: that stays an error
+    p = run(["-a", "nosuch", "--pretend"], home,
+            env_extra={"SMTPSERVER": "env.example"})
+    assert p.returncode == 78 and b"no account named 'nosuch'" in p.stderr
+
+
+def test_smtpserver_without_sender_is_no_fallback(home):
+    # sending needs an envelope-from: without EMAIL or -f, as msmtp, the
+    # usual error
+    p = run(["-i", "rcpt@example.net"], home, input=MSG,
+            env_extra={"SMTPSERVER": "127.0.0.1"})
+    assert p.returncode == 78, describe(p)
+    assert b"no configuration file found" in p.stderr

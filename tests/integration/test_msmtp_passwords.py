@@ -8,6 +8,7 @@ import fcntl
 import os
 import select
 import shutil
+import signal
 import subprocess
 import termios
 import time
@@ -191,3 +192,123 @@ def test_check_says_where_the_password_came_from(home, auth_sink):
     assert p.returncode == 0, describe(p)
     assert b"password for u@example.org at 127.0.0.1 from the netrc file" \
         in p.stdout, describe(p)
+
+
+# ---- a signal during the prompt leaves the terminal as it was ----
+
+def echo_is_on(master):
+    return bool(termios.tcgetattr(master)[3] & termios.ECHO)
+
+
+def wait_echo(master, want, seconds=10):
+    deadline = time.monotonic() + seconds
+    while echo_is_on(master) != want:
+        assert time.monotonic() < deadline, "echo never turned %s" % (
+            "on" if want else "off")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM,
+                                 signal.SIGHUP],
+                         ids=lambda s: signal.Signals(s).name)
+def test_signal_at_the_prompt_restores_echo(home, auth_sink, sig):
+    msmtprc(home, auth_sink.port)
+    master, slave = os.openpty()
+    assert echo_is_on(master)
+
+    def take_terminal():
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [rig.oasmtp_bin(), "-i", "rcpt@example.net"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=rig.clean_env(home), cwd=home,
+        start_new_session=True, preexec_fn=take_terminal,
+        pass_fds=(slave,))
+    try:
+        os.close(slave)
+        proc.stdin.write(MSG)
+        proc.stdin.close()
+        read_until(master, b"password for", time.monotonic() + 30)
+        wait_echo(master, False)
+        # as the terminal does for ^C: the whole foreground group
+        os.killpg(proc.pid, sig)
+        rc = proc.wait(timeout=30)
+        wait_echo(master, True, 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert rc != 0
+    assert auth_sink.messages() == []
+
+
+# A session leader that runs oasmtp as a foreground job in a process group
+# of its own (as a shell with job control does), so that ^Z really stops
+# it; it reports "pid N", "stopped" and "exit N" on stdout.
+JOB_LAUNCHER = r"""
+import os, signal, sys
+tty = os.open("/dev/tty", os.O_RDWR)
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    os.tcsetpgrp(tty, os.getpid())
+    signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+    os.close(tty)
+    os.execv(sys.argv[1], sys.argv[1:])
+try:
+    os.setpgid(pid, pid)
+except OSError:
+    pass
+print("pid", pid, flush=True)
+while True:
+    _, st = os.waitpid(pid, os.WUNTRACED)
+    if os.WIFSTOPPED(st):
+        print("stopped", flush=True)
+        continue
+    print("exit", os.waitstatus_to_exitcode(st), flush=True)
+    break
+"""
+
+
+def test_ctrl_z_at_the_prompt_restores_echo_then_asks_again(home,
+                                                             auth_sink):
+    msmtprc(home, auth_sink.port)
+    master, slave = os.openpty()
+
+    def take_terminal():
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [rig.PYTHON, "-c", JOB_LAUNCHER, rig.oasmtp_bin(), "-i",
+         "rcpt@example.net"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=rig.clean_env(home), cwd=home,
+        start_new_session=True, preexec_fn=take_terminal,
+        pass_fds=(slave,))
+    try:
+        os.close(slave)
+        proc.stdin.write(MSG)
+        proc.stdin.close()
+        pid = int(proc.stdout.readline().split()[1])
+        read_until(master, b"password for", time.monotonic() + 30)
+        wait_echo(master, False)
+        os.killpg(pid, signal.SIGTSTP)
+        assert proc.stdout.readline() == b"stopped\n"
+        # stopped with the terminal as the user left it
+        wait_echo(master, True, 5)
+        os.killpg(pid, signal.SIGCONT)
+        got = read_until(master, b"password for", time.monotonic() + 30)
+        assert b"password for" in got
+        wait_echo(master, False)
+        os.write(master, PASSWORD.encode() + b"\n")
+        assert proc.stdout.readline() == b"exit 0\n", proc.stderr.read()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert rig.only_message(auth_sink)[0]["authenticated"]

@@ -57,3 +57,32 @@ def test_password_redacted_at_vvv(home, tls_rig, certs):
     assert "AUTH PLAIN" in err, err
     assert_no_secret(err, tls_rig.password)
     assert_no_secret(err, "\0" + rig.USER + "\0" + tls_rig.password)
+
+
+def test_decision_of_the_helper_process(home, tls_rig, certs):
+    # confined (the default), passwordeval runs in the unconfined helper
+    # process: the line says where, instead of what the confined side saw
+    err = send(home, tls_rig, certs, "-vv")
+    assert "confined:" in err, err
+    assert ("credentials: passwordeval (in the unconfined helper "
+            "process)") in err, err
+    # not confined: the process ran it itself
+    with open(os.path.join(home, "oasmtprc"), "a") as f:
+        f.write("confine off\n")
+    p = run(["-vv", "-C", os.path.join(home, "oasmtprc"), "-i",
+             "rcpt@example.net"], home, input=MSG)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 0, describe(p)
+    assert "credentials: passwordeval" in err, err
+    assert "unconfined helper" not in err, err
+
+
+def test_check_names_the_decision(home, tls_rig, certs):
+    rig.tls_config(home, tls_rig.port, certs["ca"], auth="xoauth2",
+                   token=tls_rig.token)
+    p = run(["-vv", "-C", os.path.join(home, "oasmtprc"), "--check"], home)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 0, describe(p)
+    assert "credentials: passwordeval" in err, err
+    assert_no_secret(err + p.stdout.decode("utf-8", "replace"),
+                     tls_rig.token)

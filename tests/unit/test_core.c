@@ -283,7 +283,7 @@ test_man_page_table(void)
 		const char *name;
 	} names[] = {
 		{ 0, "EX_OK" }, { 64, "EX_USAGE" }, { 65, "EX_DATAERR" },
-		{ 67, "EX_NOUSER" }, { 69, "EX_UNAVAILABLE" },
+		{ 67, "EX_NOUSER" }, { 68, "EX_NOHOST" }, { 69, "EX_UNAVAILABLE" },
 		{ 70, "EX_SOFTWARE" }, { 74, "EX_IOERR" }, { 75, "EX_TEMPFAIL" },
 		{ 76, "EX_PROTOCOL" }, { 77, "EX_NOPERM" }, { 78, "EX_CONFIG" },
 	};

@@ -473,43 +473,60 @@ test_previous(void)
 	char tok[256], text[4096], dir_file[PATH_MAX + 32];
 	enum err e;
 
-	/* rotation keeps the token it replaces, durably, in PATH.previous */
+	/* rotation replaces the token; the one presented is not kept: it is
+	   never sent again (doc/design.md, Tokens) */
 	account_setup(&acc, "prev");
 	write_file(store_path, "rt-0\n", 0600);
 	fake_reset(M_ROTATE);
 	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "rotation with a previous token (%s)", errinfo_msg(&ei));
+	is_int(e, ERR_OK, "rotation (%s)", errinfo_msg(&ei));
 	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
 		"rotated token stored");
-	is_str(read_text(prev_path, text, sizeof(text)), "rt-0\n",
-		"replaced token kept in the sidecar");
-	ok(mode_is(prev_path, 0600), "sidecar has mode 0600");
+	ok(access(prev_path, F_OK) != 0, "the replaced token is not kept");
+	ok(mode_is(store_path, 0600), "the store stays mode 0600");
 
-	/* the next refresh with rt-1 worked: rt-0 goes */
-	fake_reset(M_OK);
-	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "refresh with the rotated token (%s)", errinfo_msg(&ei));
-	ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
-		"the rotated token was used");
+	/* a previous token an older oasmtp kept: never presented */
+	account_setup(&acc, "prevok");
+	acc.oauth2_token_cache = (char *)"off";
+	write_file(store_path, "rt-new\n", 0600);
+	write_file(prev_path, "rt-old\n", 0600);
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_REAUTH, "invalid_grant: re-authorization, even with a "
+		"previous token that would work");
+	contains(errinfo_msg(&ei), "oasmtp-token authorize prevok",
+		"  names the command");
+	is_int(atomic_load(&fake->calls), 1, "  one token request");
+	ok(strstr(fake->last_form, "refresh_token=rt-new&") != NULL,
+		"  with the stored token only");
+	is_str(read_text(store_path, text, sizeof(text)), "rt-new\n",
+		"  store untouched");
+	ok(strstr(errinfo_msg(&ei), "rt-new") == NULL && strstr(errinfo_msg(&ei), "rt-old") == NULL,
+		"  no token in the message");
+
+	/* the stored token works: a leftover previous token goes */
+	fake_reset(M_ONLY);
+	util_strlcpy(fake->good, "rt-new", sizeof(fake->good));
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "stored token works (%s)", errinfo_msg(&ei));
+	ok(access(prev_path, F_OK) != 0, "  and the leftover sidecar goes");
+
+	/* a token rotated by another process meanwhile is tried (it is new) */
+	snprintf(fake->store_path, sizeof(fake->store_path), "%s", store_path);
+	write_file(store_path, "rt-old\n", 0600);
+	write_file(prev_path, "rt-prev\n", 0600);
+	fake_reset(M_SIBLING);
+	e = get(&acc, 0, tok, sizeof(tok), &ei);
+	is_int(e, ERR_OK, "sibling rotation still wins (%s)", errinfo_msg(&ei));
+	ok(atomic_load(&fake->calls) == 2 &&
+		strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
+		"  the re-read token is tried, once");
 	ok(access(prev_path, F_OK) != 0,
-		"sidecar removed once the new token worked");
-	is_str(read_text(store_path, text, sizeof(text)), "rt-1\n",
-		"store unchanged without rotation");
+		"  it worked, so the leftover previous token goes");
 
-	/* a second rotation replaces the previous token */
-	write_file(prev_path, "rt-older\n", 0600);
-	fake->mode = M_ROTATE;	/* call 2: rt-1 becomes rt-2 */
-	e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
-	ok(e == ERR_OK && strcmp(read_text(store_path, text, sizeof(text)),
-		"rt-2\n") == 0 && strcmp(read_text(prev_path, text,
-		sizeof(text)), "rt-1\n") == 0,
-		"rotating again keeps the token just used");
-
-	/* the sidecar is written before the store: a store that cannot be
-	   replaced (a directory now) fails the save after the sidecar */
+	/* the store layer still orders a rotated save: sidecar, then store */
 	account_setup(&acc, "prevorder");
-	write_file(store_path, "rt-0\n", 0600);
-	fake_reset(M_ROTATE);
 	{
 		/* a non-empty directory where the store was */
 		unlink(store_path);
@@ -529,97 +546,8 @@ test_previous(void)
 			"the sidecar was written before the store");
 		unlink(dir_file);
 		rmdir(store_path);
+		unlink(prev_path);
 	}
-	/* ... and a sidecar that cannot be written leaves the store alone */
-	unlink(prev_path);
-	write_file(store_path, "rt-0\n", 0600);
-	mkdir(prev_path, 0700);
-	snprintf(dir_file, sizeof(dir_file), "%s/x", prev_path);
-	write_file(dir_file, "x", 0600);
-	fake_reset(M_ROTATE);
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_TOKEN_TEMP, "unwritable sidecar -> ERR_TOKEN_TEMP");
-	is_str(tok, "", "  no access token handed out");
-	is_str(read_text(store_path, text, sizeof(text)), "rt-0\n",
-		"  store not replaced before the sidecar exists");
-	unlink(dir_file);
-	rmdir(prev_path);
-
-	/* invalid_grant for the stored token, the previous one works */
-	account_setup(&acc, "prevok");
-	acc.oauth2_token_cache = (char *)"off";
-	write_file(store_path, "rt-new\n", 0600);
-	write_file(prev_path, "rt-old\n", 0600);
-	fake_reset(M_ONLY);
-	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
-	fake->rotate = 1;
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "invalid_grant, then the previous token (%s)",
-		errinfo_msg(&ei));
-	is_int(atomic_load(&fake->calls), 2, "  two token requests");
-	ok(strstr(fake->last_form, "refresh_token=rt-old&") != NULL,
-		"  the second one with the previous token");
-	is_str(tok, "at-2", "  its access token is used");
-	is_str(read_text(store_path, text, sizeof(text)), "rt-2\n",
-		"  its rotated token is stored");
-	is_str(read_text(prev_path, text, sizeof(text)), "rt-old\n",
-		"  and the token that worked is kept as previous");
-
-	/* the same, unrotated: the previous token is the stored one again */
-	write_file(store_path, "rt-new\n", 0600);
-	write_file(prev_path, "rt-old\n", 0600);
-	fake_reset(M_ONLY);
-	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "previous token works unrotated (%s)", errinfo_msg(&ei));
-	is_str(read_text(store_path, text, sizeof(text)), "rt-old\n",
-		"  it becomes the stored token");
-	ok(access(prev_path, F_OK) != 0, "  and the sidecar goes");
-
-	/* both refused: re-authorization, nothing changed */
-	write_file(store_path, "rt-new\n", 0600);
-	write_file(prev_path, "rt-old\n", 0600);
-	fake_reset(M_ONLY);
-	util_strlcpy(fake->good, "rt-none", sizeof(fake->good));
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_REAUTH, "both refused -> ERR_REAUTH");
-	contains(errinfo_msg(&ei), "oasmtp-token authorize prevok",
-		"  names the command");
-	is_int(atomic_load(&fake->calls), 2, "  previous token tried once");
-	ok(strcmp(read_text(store_path, text, sizeof(text)), "rt-new\n") ==
-		0 && strcmp(read_text(prev_path, text, sizeof(text)),
-		"rt-old\n") == 0, "  store and sidecar untouched");
-	ok(strstr(errinfo_msg(&ei), "rt-new") == NULL && strstr(errinfo_msg(&ei), "rt-old") == NULL,
-		"  no token in the message");
-
-	/* a previous token equal to the stored one is not tried twice */
-	write_file(prev_path, "rt-new\n", 0600);
-	fake_reset(M_ONLY);
-	util_strlcpy(fake->good, "rt-none", sizeof(fake->good));
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	ok(e == ERR_REAUTH && atomic_load(&fake->calls) == 1,
-		"previous equal to the stored token: one request");
-
-	/* an unsafe sidecar is not trusted */
-	write_file(prev_path, "rt-old\n", 0644);
-	fake_reset(M_ONLY);
-	util_strlcpy(fake->good, "rt-old", sizeof(fake->good));
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	ok(e == ERR_REAUTH && atomic_load(&fake->calls) == 1,
-		"group-readable sidecar is not used");
-
-	/* order: the re-read store first, then the previous token */
-	snprintf(fake->store_path, sizeof(fake->store_path), "%s", store_path);
-	write_file(store_path, "rt-old\n", 0600);
-	write_file(prev_path, "rt-prev\n", 0600);
-	fake_reset(M_SIBLING);
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_OK, "sibling rotation still wins (%s)", errinfo_msg(&ei));
-	ok(atomic_load(&fake->calls) == 2 &&
-		strstr(fake->last_form, "refresh_token=rt-other&") != NULL,
-		"  re-read token tried before the previous one");
-	ok(access(prev_path, F_OK) != 0,
-		"  it worked, so the previous token goes");
 
 	/* import (a plain save) and forget (erase) drop the previous token */
 	buf_init_secret(&b, 65536);
@@ -1580,8 +1508,8 @@ test_concurrency(void)
 	ok(same && strcmp(first, "at-1") == 0, "all got the same token");
 	is_str(read_text(store_path, tok, sizeof(tok)), "rt-1\n",
 		"the rotated refresh token was saved once");
-	is_str(read_text(prev_path, tok, sizeof(tok)), "rt-0\n",
-		"the replaced one kept as the previous token");
+	ok(access(prev_path, F_OK) != 0,
+		"the replaced one is not kept (never sent again)");
 }
 
 static int

@@ -809,8 +809,12 @@ test_tcp_errors(void)
 	/* DNS failure. */
 	e = transport_tcp_connect("no-such-host.invalid", 25, NULL,
 		deadline_in(3000), &t, &ei);
-	is_int(e, ERR_NET, "dns: ERR_NET (%s)", errinfo_msg(&ei));
+	/* a name that does not exist (RFC 6761: .invalid never does) */
+	is_int(e, ERR_NOHOST, "dns: ERR_NOHOST (%s)", errinfo_msg(&ei));
+	ok(err_exit_code(e) == 68 && !err_is_queueable(e) && err_is_config(e),
+		"dns: exit 68, a configuration problem, not temporary");
 	contains(errinfo_msg(&ei), "no-such-host.invalid", "dns: names the host");
+	contains(errinfo_msg(&ei), "does not exist", "dns: says so");
 
 	/* Bad arguments. */
 	is_int(transport_tcp_connect("127.0.0.1", 0, NULL, 0, &t, &ei),
@@ -1364,6 +1368,61 @@ session_to_v010(const char *path)
 	return chmod(path, 0600);
 }
 
+/* The session key: stable for the same settings, new for any change. */
+static void
+test_tls_session_key(void)
+{
+	struct tls_params p = params_for("localhost"), q;
+	char base[64] = "", key[64], other[512], trust[512];
+	struct buf b;
+	FILE *f;
+
+	buf_init(&b, 64);
+	is_int(transport_tls_session_key(&p, &b), ERR_OK, "key: computed");
+	is_int((int)b.len, 32, "key: 32 hex digits");
+	snprintf(base, sizeof(base), "%s", buf_cstr(&b));
+	b.len = 0;
+	setup(transport_tls_session_key(&p, &b));
+	is_str(buf_cstr(&b), base, "key: same settings, same key");
+
+#define KEY_DIFFERS(what) do { \
+		b.len = 0; \
+		setup(transport_tls_session_key(&q, &b)); \
+		snprintf(key, sizeof(key), "%s", buf_cstr(&b)); \
+		ok(strcmp(key, base) != 0, "key: %s changes it", what); \
+	} while (0)
+	q = p; q.host = "127.0.0.1"; KEY_DIFFERS("the server name");
+	q = p; q.trust_file = NULL; KEY_DIFFERS("the system store");
+	path_in_tmp(other, sizeof(other), "ca2.pem");
+	q = p; q.trust_file = other; KEY_DIFFERS("another trust file");
+	q = p; q.fingerprint = "AB:CD"; KEY_DIFFERS("a pin");
+	q = p; q.certcheck = 0; KEY_DIFFERS("tls_certcheck off");
+	q = p; q.crl_file = other; KEY_DIFFERS("a CRL file");
+	q = p; q.cert_file = other; KEY_DIFFERS("a client certificate");
+	q = p; q.key_file = other; KEY_DIFFERS("a client key");
+	/* the same trust file path rewritten: another file */
+	path_in_tmp(trust, sizeof(trust), "keyed-ca.pem");
+	f = fopen(trust, "w");
+	if (f != NULL) {
+		fputs("one\n", f);
+		fclose(f);
+	}
+	q = p; q.trust_file = trust;
+	b.len = 0;
+	setup(transport_tls_session_key(&q, &b));
+	snprintf(base, sizeof(base), "%s", buf_cstr(&b));
+	/* another size: two writes may share a timestamp tick */
+	f = fopen(trust, "w");
+	if (f != NULL) {
+		fputs("two, longer\n", f);
+		fclose(f);
+	}
+	KEY_DIFFERS("a rewritten trust file");
+#undef KEY_DIFFERS
+	unlink(trust);
+	buf_release(&b);
+}
+
 static void
 test_tls_resumption(void)
 {
@@ -1854,6 +1913,14 @@ resolve_child(const char *dir, int out, int dns)
 	dprintf(out, "lib_running_later %lu\n", resolve_threads_drain(8000));
 	dprintf(out, "lib_drain_ms %lld\n", (long long)(util_now_ms() - t0));
 	dprintf(out, "lib_queries %d\n", silent_dns_count(dns));
+	/* the resolver gives up by itself (EAI_AGAIN): temporary, never 68 */
+	e = transport_tcp_connect(HUNG_NAME, 25, NULL, deadline_in(8000), &t,
+		&ei);
+	transport_close(t);
+	t = NULL;
+	one_line(ei.msg);
+	dprintf(out, "again_code %d\nagain_msg %s\n", (int)e, ei.msg);
+	(void)silent_dns_count(dns);
 
 	child_run_binary(dir, out);
 	dprintf(out, "bin_queries %d\n", silent_dns_count(dns));
@@ -2004,6 +2071,11 @@ test_resolve_hung_dns(const char *self)
 	contains(v, "cannot resolve " HUNG_NAME " within 1 s",
 		"hung dns: the message names host and time");
 	contains(v, "resolv.conf", "hung dns: the message gives advice");
+	field(text, "again_msg", v, sizeof(v));
+	is_int(field_num(text, "again_code"), ERR_NET,
+		"hung dns: the resolver's own timeout is ERR_NET, exit 75, "
+		"not 68 (%s)", v);
+	field(text, "lib_msg", v, sizeof(v));
 	ok(field_num(text, "lib_queries") >= 1,
 		"hung dns: the lookup really asked the silent server (%lld "
 		"queries)", field_num(text, "lib_queries"));
@@ -2085,6 +2157,7 @@ main(int argc, char **argv)
 		test_tls_config_errors();
 		test_tls_refuses_buffered();
 		test_tls_resumption();
+		test_tls_session_key();
 	}
 	test_resolve_costs();
 	test_resolve_hung_dns(argv[0]);
