@@ -20,7 +20,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -108,7 +107,7 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
 
-	buf_init(&dir, 4096);
+	buf_init(&dir, HANDOVER_PATH_MAX);
 	if (paths_volatile_dir(&dir) != ERR_OK) {
 		buf_release(&dir);
 		return errinfo_set(reterr, ERR_CONFIG, "no directory for the "
@@ -670,7 +669,8 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 	if (e == ERR_OK) {
 		e = send_frame(sock, FT_REQUEST, &b, body_fd, NULL);
 	}
-	deadline = util_now_ms() + timeout_ms;
+	deadline = util_now_ms() + (timeout_ms < HANDOVER_READY_WAIT_MS ?
+		timeout_ms : HANDOVER_READY_WAIT_MS);
 	if (e == ERR_OK) {
 		e = recv_frame(sock, deadline, &type, &b, NULL, NULL);
 	}
@@ -712,16 +712,16 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 /* ---- the keeper's side ---- */
 
 enum err
-handover_listen(const char *path, int wait, int *ret_listen_fd,
-	int *ret_lock_fd, struct errinfo *reterr)
+handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
+	struct errinfo *reterr)
 {
 	struct sockaddr_un sa;
 	struct buf lock;
-	int lfd, sfd, dirfd, tries;
+	int lfd, sfd, dirfd;
 
-	*ret_listen_fd = -1;
+	*ret_sock_fd = -1;
 	*ret_lock_fd = -1;
-	buf_init(&lock, 4096);
+	buf_init(&lock, HANDOVER_PATH_MAX);
 	if (buf_printf(&lock, "%s.lock", path) != ERR_OK) {
 		buf_release(&lock);
 		return errinfo_set(reterr, ERR_NOMEM, "out of memory");
@@ -733,17 +733,14 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 		return errinfo_set(reterr, ERR_IO, "%s.lock: %s", path,
 			strerror(errno));
 	}
-	/* a keeper that is ending lets go within moments; a live one not */
-	for (tries = 0; flock(lfd, LOCK_EX | LOCK_NB) != 0; tries++) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		if (wait && tries < 20) {
-			nanosleep(&ts, NULL);
-			continue;
-		}
+	/*
+	 * No waiting: a live keeper or a process still sending holds it, and
+	 * a keeper that ends lets go before it answers its last caller.
+	 */
+	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
 		close(lfd);
-		return errinfo_set(reterr, ERR_LIMIT, "another session keeper "
-			"holds %s", path);
+		return errinfo_set(reterr, ERR_LIMIT, "another process holds "
+			"the session keeper's place %s", path);
 	}
 	/* the lock is ours: a socket file left there is a dead keeper's */
 	unlink(path);
@@ -754,11 +751,12 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 	}
 	sfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sfd < 0 || bind(sfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    chmod(path, 0600) != 0 || listen(sfd, 16) != 0) {
+	    chmod(path, 0600) != 0) {
 		int err = errno;
 
 		if (sfd >= 0) {
 			close(sfd);
+			unlink(path);
 		}
 		if (dirfd >= 0) {
 			close(dirfd);
@@ -770,7 +768,7 @@ handover_listen(const char *path, int wait, int *ret_listen_fd,
 	if (dirfd >= 0) {
 		close(dirfd);
 	}
-	*ret_listen_fd = sfd;
+	*ret_sock_fd = sfd;
 	*ret_lock_fd = lfd;
 	return ERR_OK;
 }
@@ -779,7 +777,7 @@ void
 handover_request_init(struct handover_request *r)
 {
 	memset(r, 0, sizeof(*r));
-	buf_init(&r->key, 64 * 1024);
+	buf_init(&r->key, HANDOVER_KEY_MAX);
 	r->body_fd = -1;
 }
 
@@ -871,7 +869,7 @@ handover_send_ready(int fd, const char *refusal, struct errinfo *reterr)
 	if (refusal == NULL) {
 		return send_frame(fd, FT_READY, NULL, -1, reterr);
 	}
-	buf_init(&b, 4096);
+	buf_init(&b, HANDOVER_REFUSAL_MAX);
 	e = put_str(&b, refusal);
 	if (e == ERR_OK) {
 		e = send_frame(fd, FT_REFUSE, &b, -1, reterr);
@@ -887,7 +885,7 @@ handover_recv_commit(int fd, int64_t timeout_ms, struct errinfo *reterr)
 	enum frame_type type;
 	enum err e;
 
-	buf_init(&b, 64);
+	buf_init(&b, HANDOVER_COMMIT_MAX);
 	e = recv_frame(fd, util_now_ms() + timeout_ms, &type, &b, NULL,
 		reterr);
 	if (e == ERR_OK && (type != FT_COMMIT || b.len != 0)) {

@@ -42,6 +42,11 @@ struct submit_result;
 #define HANDOVER_VERSION 1
 #define HANDOVER_FRAME_MAX (4 * 1024 * 1024)
 #define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)
+#define HANDOVER_READY_WAIT_MS 2000
+#define HANDOVER_KEY_MAX (64 * 1024)	/* the session key's text */
+#define HANDOVER_PATH_MAX 4096	/* the socket's path */
+#define HANDOVER_REFUSAL_MAX 4096	/* a REFUSE record */
+#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record (empty) */
 
 /*
  * The session key of acc (appended to key) and the path of its socket
@@ -75,9 +80,12 @@ struct handover_outcome {
  * keeper owned the attempt: ret (initialised by the caller) and *ret_out
  * describe it as submit_message() would, reterr holds the error; a keeper
  * lost after COMMIT gives ERR_NET with known = 0.  The keeper's
- * transcript lines go to transcript (may be NULL).  timeout_ms bounds
- * each wait for the keeper up to READY; after COMMIT the wait is bounded
- * by timeout_ms * 12 (the keeper's own server deadlines come first).
+ * transcript lines go to transcript (may be NULL).  The wait for READY is
+ * at most HANDOVER_READY_WAIT_MS (or timeout_ms when shorter): a keeper
+ * busy with another caller, or stopped, does not hold this one up for
+ * longer than a login of its own would take; after COMMIT the wait is
+ * bounded by timeout_ms * 12 (the keeper's own server deadlines come
+ * first).
  */
 int handover_send(const char *path, const char *key,
 	const struct envelope *env, int body_fd, uint64_t size,
@@ -90,14 +98,18 @@ int handover_send(const char *path, const char *key,
 /* ---- the keeper's side ---- */
 
 /*
- * Take the keeper's place for path: an exclusive lock on path + ".lock"
- * (held for the life of the process, so a keeper killed with -9 leaves
- * no stale claim), then a fresh socket bound at path.  wait: give a
- * keeper that is ending up to a second to let go.  ERR_LIMIT when
- * another keeper holds it; ERR_IO, ERR_CONFIG otherwise.
+ * Claim the keeper's place for path, before the connection to the server
+ * (and so before the sending process confines itself: src/cmd/sandbox.h):
+ * an exclusive lock on path + ".lock", held for the life of the process
+ * (so a keeper killed with -9 leaves no stale claim; a socket file it
+ * left is removed here), then a fresh socket bound at path but NOT
+ * listening: a caller that arrives while this process is still sending
+ * gets ECONNREFUSED at once and uses its own connection.  The keeper
+ * listen()s on it after the message went out (keeper.h).  ERR_LIMIT when
+ * another process holds the place; ERR_IO, ERR_CONFIG otherwise.
  */
-enum err handover_listen(const char *path, int wait, int *ret_listen_fd,
-	int *ret_lock_fd, struct errinfo *reterr);
+enum err handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
+	struct errinfo *reterr);
 
 /* A request received by the keeper; release with handover_request_release. */
 struct handover_request {

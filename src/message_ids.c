@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "message_int.h"
+#include "msgid_map.h"
 #include "util.h"
 
 /* Length of the field starting at p (with its continuation lines). */
@@ -71,7 +72,7 @@ message_rewrite_refs(struct message *m,
 
 	*ret_changed = 0;
 	buf_init(&out, HEAD_MAX);
-	buf_init(&id, 4096);
+	buf_init(&id, MSGID_MAP_ID_MAX);
 	while (e == ERR_OK && p < end) {
 		size_t n = field_len(p, end);
 		const char *q = p, *fend = p + n;

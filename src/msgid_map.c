@@ -20,7 +20,7 @@
 void
 msgid_map_init(struct msgid_map *map)
 {
-	buf_init(&map->path, 4096);
+	buf_init(&map->path, MSGID_MAP_PATH_MAX);
 	buf_init(&map->data, MAP_MAX);
 }
 
@@ -49,7 +49,7 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 		return errinfo_set(reterr, ERR_CONFIG, "no state directory "
 			"for message IDs (HOME is not set)");
 	}
-	buf_init(&who, 4096);
+	buf_init(&who, MSGID_MAP_WHO_MAX);
 	e = buf_printf(&who, "%s\n%s\n%d\n%s\n", acc->name != NULL ? acc->name :
 		"", acc->host != NULL ? acc->host : "", acc->port,
 		acc->user != NULL ? acc->user : "");
@@ -214,8 +214,8 @@ msgid_map_record(const struct account *acc, const char *original,
 	    strpbrk(assigned, "\t\r\n") != NULL) {
 		return ERR_OK;	/* nothing a header could cite */
 	}
-	buf_init(&path, 4096);
-	buf_init(&lock, 4096);
+	buf_init(&path, MSGID_MAP_PATH_MAX);
+	buf_init(&lock, MSGID_MAP_PATH_MAX);
 	buf_init(&data, MAP_MAX);
 	e = map_path(acc, &path, reterr);
 	if (e == ERR_OK && buf_printf(&lock, "%s.lock", buf_cstr(&path)) !=

@@ -21,6 +21,12 @@ struct account;
 /* How long a pair is kept, in seconds. */
 #define MSGID_MAP_KEEP (24 * 3600)
 
+/* One Message-ID's text (a header line is at most 998 bytes). */
+#define MSGID_MAP_ID_MAX 1024
+/* The state file's and its lock's path; the account's identity text. */
+#define MSGID_MAP_PATH_MAX 4096
+#define MSGID_MAP_WHO_MAX 4096
+
 struct msgid_map {
 	struct buf path;
 	struct buf data;	/* "time\toriginal\tassigned\n" lines */

@@ -84,6 +84,7 @@ void
 confine_policy_init(struct confine_policy *p)
 {
 	memset(p, 0, sizeof(*p));
+	p->listen_fd = -1;
 }
 
 static enum err
@@ -300,11 +301,32 @@ static const int denied[] = {
 
 #define N_DENIED (sizeof(denied) / sizeof(denied[0]))
 
+/* The calls allowed on listen_fd only (refused by the list above else). */
+static const int on_listen_fd[] = {
+	__NR_listen,
+	__NR_accept,
+#ifdef __NR_accept4
+	__NR_accept4,
+#endif
+};
+
+#define N_ON_LISTEN_FD (sizeof(on_listen_fd) / sizeof(on_listen_fd[0]))
+
+/* The low 32 bits of the first argument (an int descriptor). */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define ARG0_LOW (offsetof(struct seccomp_data, args[0]) + 4)
+#else
+#define ARG0_LOW offsetof(struct seccomp_data, args[0])
+#endif
+
 static enum err
-seccomp_apply(struct buf *what, struct errinfo *reterr)
+seccomp_apply(int listen_fd, struct buf *what, struct errinfo *reterr)
 {
-	/* arch check (2) + x32 check (2) + load nr + 2 per call + 2 returns */
-	struct sock_filter f[8 + 2 * N_DENIED];
+	/*
+	 * arch check (2) + x32 check (2) + load nr + 5 per exception
+	 * + 2 per call + 2 returns
+	 */
+	struct sock_filter f[8 + 5 * N_ON_LISTEN_FD + 2 * N_DENIED];
 	struct sock_fprog prog;
 	size_t n = 0, i;
 
@@ -324,6 +346,24 @@ seccomp_apply(struct buf *what, struct errinfo *reterr)
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
 		SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
 #endif
+	/*
+	 * listen/accept/accept4 with listen_fd as the first argument: allowed
+	 * (the kernel reads that argument as an int, so its low 32 bits are
+	 * all that counts).  Any other descriptor falls through to the list
+	 * of refused calls, with the call's number loaded again.
+	 */
+	for (i = 0; listen_fd >= 0 && i < N_ON_LISTEN_FD; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+			(unsigned)on_listen_fd[i], 0, 4);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			ARG0_LOW);
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+			(unsigned)listen_fd, 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+			SECCOMP_RET_ALLOW);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			offsetof(struct seccomp_data, nr));
+	}
 	for (i = 0; i < N_DENIED; i++) {
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 			(unsigned)denied[i], 0, 1);
@@ -338,6 +378,11 @@ seccomp_apply(struct buf *what, struct errinfo *reterr)
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
 		return errinfo_set(reterr, ERR_INTERNAL, "confinement: "
 			"cannot install the seccomp filter: %s", strerror(errno));
+	}
+	if (listen_fd >= 0) {
+		return buf_printf(what, "%sseccomp (%zu calls refused; listen "
+			"and accept on descriptor %d only)",
+			what->len > 0 ? ", " : "", N_DENIED, listen_fd);
 	}
 	return buf_printf(what, "%sseccomp (%zu calls refused)",
 		what->len > 0 ? ", " : "", N_DENIED);
@@ -367,7 +412,7 @@ confine_apply(const struct confine_policy *p, struct buf *ret_what,
 	}
 #ifdef CONFINE_AUDIT_ARCH
 	if (e == ERR_OK) {
-		e = seccomp_apply(ret_what, reterr);
+		e = seccomp_apply(p->listen_fd, ret_what, reterr);
 	}
 #else
 	if (e == ERR_OK) {

@@ -24,7 +24,10 @@
  *     never granted either);
  *   - make a TCP connection or listen (Landlock ABI >= 4 network rules
  *     with no port allowed), create any socket (socket, socketpair),
- *     connect or bind an existing one, or accept;
+ *     connect or bind an existing one, listen or accept on one (except
+ *     listen, accept and accept4 on the one descriptor named in
+ *     listen_fd: a session keeper's Unix socket, bound before; the filter
+ *     compares the call's first argument with it);
  *   - ptrace, process_vm_readv/writev, io_uring (whose operations would
  *     bypass the filter), bpf, userfaultfd, perf_event_open, keyctl,
  *     unshare, setns, mount, pidfd_getfd, open_by_handle_at;
@@ -56,8 +59,10 @@ struct confine_policy {
 	size_t n_read;
 	const char *write[CONFINE_MAX_PATHS];
 	size_t n_write;
+	int listen_fd;		/* listen/accept allowed on it; -1: none */
 };
 
+/* Empty: no path, no listen_fd. */
 void confine_policy_init(struct confine_policy *p);
 
 /*

@@ -1,6 +1,7 @@
 /* keeper.c - the session keeper process; see keeper.h. */
 #include "keeper.h"
 
+#define _GNU_SOURCE	/* accept4 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,36 +24,53 @@
 /* How long a caller may take between connecting and COMMIT. */
 #define REQUEST_TIMEOUT_MS 5000
 
+void (*keeper_test_hook)(const char *step);
+
 struct keeper {
 	struct submit_conn *c;
 	char *path;		/* the socket */
 	char *key;
+	int lfd, lockfd;	/* the place; -1 once given up */
 	int64_t idle_ms;	/* session_persist */
 	int64_t end_at;		/* session_max_age reached */
 	unsigned max_messages;
 	int timeout_s;		/* the account's step timeout */
-	/*
-	 * Test seam (tests/integration/test_keeper.py): the steps named in
-	 * $OASMTP_TEST_KEEPER_STOP stop the keeper (SIGSTOP) so a test can
-	 * kill it there.
-	 */
-	char *stop_at;
 };
 
 static void
 test_stop(const struct keeper *k, const char *step)
 {
-	const char *p = k->stop_at;
-	size_t n = strlen(step);
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, step, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
-			raise(SIGSTOP);
-			return;
-		}
-		p = strchr(p, ',');
-		p = p != NULL ? p + 1 : NULL;
+	(void)k;
+	if (keeper_test_hook != NULL) {
+		keeper_test_hook(step);
 	}
+}
+
+/*
+ * Give the place up: the socket file goes while the lock is still held
+ * (confined, the unlink is refused: the next claim removes the file), then
+ * the socket and the lock.  Done before the last answer to a caller, so
+ * that a caller refused (or served for the last time) finds it free.
+ */
+static void
+give_up_place(struct keeper *k)
+{
+	if (k->lfd < 0) {
+		return;
+	}
+	(void)unlink(k->path);
+	close(k->lfd);
+	close(k->lockfd);
+	k->lfd = k->lockfd = -1;
+}
+
+/* 0 when the session can take no further message. */
+static int
+still_usable(const struct keeper *k)
+{
+	return submit_conn_usable(k->c) &&
+		submit_conn_transactions(k->c) < k->max_messages &&
+		util_now_ms() < k->end_at;
 }
 
 /* Every descriptor but the keep ones (0-2 become /dev/null). */
@@ -158,6 +176,9 @@ serve(struct keeper *k, int fd)
 		go_on = 0;
 	}
 	test_stop(k, "request");
+	if (!go_on) {
+		give_up_place(k);
+	}
 	if (handover_send_ready(fd, refusal, &ei) != ERR_OK || refusal !=
 	    NULL) {
 		handover_request_release(&req);
@@ -182,6 +203,11 @@ serve(struct keeper *k, int fd)
 	e = submit_conn_message(k->c, &req.env, &body, &res, &known, &ei);
 	submit_conn_set_transcript(k->c, NULL, NULL);
 	test_stop(k, "sent");
+	/* used up: give the place to the next session before it asks */
+	go_on = still_usable(k);
+	if (!go_on) {
+		give_up_place(k);
+	}
 	(void)handover_send_result(fd, e, known, &ei, &res, &transcript,
 		NULL);
 	test_stop(k, "result");
@@ -189,29 +215,17 @@ serve(struct keeper *k, int fd)
 	submit_result_release(&res);
 	handover_request_release(&req);
 	errinfo_release(&ei);
-	/* used up: give the place to the next session at once */
-	return submit_conn_usable(k->c) &&
-		submit_conn_transactions(k->c) < k->max_messages &&
-		util_now_ms() < k->end_at;
+	return go_on;
 }
 
-/* lfd, lockfd: the place, taken before the fork; -1: take it now. */
 static void
-run_keeper(struct keeper *k, int lfd, int lockfd)
+run_keeper(struct keeper *k)
 {
-	struct errinfo ei = ERRINFO_INIT;
 	int sfd = submit_conn_fd(k->c);
 	int64_t idle_until = util_now_ms() + k->idle_ms;
 
-	errinfo_init(&ei);
-	if (lfd < 0 && handover_listen(k->path, 1, &lfd, &lockfd, &ei) !=
-	    ERR_OK) {
-		/* another keeper has this session's place: ours goes */
-		submit_conn_close(k->c);
-		return;
-	}
 	test_stop(k, "listening");
-	for (;;) {
+	while (k->lfd >= 0) {
 		struct pollfd pfd[2];
 		int64_t now = util_now_ms();
 		int64_t until = idle_until < k->end_at ? idle_until : k->end_at;
@@ -220,7 +234,7 @@ run_keeper(struct keeper *k, int lfd, int lockfd)
 		if (now >= until) {
 			break;
 		}
-		pfd[0].fd = lfd;
+		pfd[0].fd = k->lfd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = sfd;
 		pfd[1].events = POLLIN;
@@ -237,7 +251,8 @@ run_keeper(struct keeper *k, int lfd, int lockfd)
 			break;
 		}
 		if (pfd[0].revents & POLLIN) {
-			int cfd = accept(lfd, NULL, NULL);
+			/* the one accept() the confinement allows (listen_fd) */
+			int cfd = accept4(k->lfd, NULL, NULL, SOCK_CLOEXEC);
 			int go_on = 1;
 
 			if (cfd >= 0) {
@@ -251,91 +266,101 @@ run_keeper(struct keeper *k, int lfd, int lockfd)
 		}
 	}
 	/* give the place up before the QUIT round trip */
-	unlink(k->path);
-	close(lfd);
-	close(lockfd);
-	errinfo_release(&ei);
+	give_up_place(k);
 	submit_conn_close(k->c);
 }
 
 void
-keeper_start(struct job *job, struct submit_conn *c)
+keeper_place_init(struct keeper_place *pl)
 {
-	const struct account *acc = job->acc;
+	pl->sock = pl->lock = -1;
+	buf_init(&pl->key, HANDOVER_KEY_MAX);
+	buf_init(&pl->path, HANDOVER_PATH_MAX);
+}
+
+int
+keeper_claim(const struct job *job, struct keeper_place *pl)
+{
 	struct errinfo ei = ERRINFO_INIT;
-	struct keeper k;
-	struct buf key, path;
-	const char *stop = getenv("OASMTP_TEST_KEEPER_STOP");
-	int lfd, lockfd;
-	int pid;
 
 	errinfo_init(&ei);
-	buf_init(&key, 64 * 1024);
-	buf_init(&path, 4096);
-	if (handover_paths(acc, 1, &key, &path, &ei) != ERR_OK) {
-		log_debug(1, "no session keeper: %s", errinfo_msg(&ei));
-		errinfo_release(&ei);
-		buf_release(&key);
-		buf_release(&path);
+	if (handover_paths(job->acc, 1, &pl->key, &pl->path, &ei) != ERR_OK ||
+	    handover_claim(buf_cstr(&pl->path), &pl->sock, &pl->lock, &ei) !=
+	    ERR_OK) {
+		log_debug(1, "no session keeper after this send: %s",
+			errinfo_msg(&ei));
+		pl->sock = pl->lock = -1;
+	}
+	errinfo_release(&ei);
+	return pl->sock >= 0;
+}
+
+void
+keeper_place_release(struct keeper_place *pl)
+{
+	if (pl->sock >= 0) {
+		(void)unlink(buf_cstr(&pl->path));
+		close(pl->sock);
+		close(pl->lock);
+	}
+	pl->sock = pl->lock = -1;
+	buf_release(&pl->key);
+	buf_release(&pl->path);
+}
+
+void
+keeper_start(struct job *job, struct submit_conn *c, struct keeper_place *pl)
+{
+	const struct account *acc = job->acc;
+	struct keeper k;
+	int pid;
+
+	/*
+	 * Listening from now on, before the caller gets its exit status, so
+	 * that the next invocation (git starts it at once) finds the keeper.
+	 */
+	if (pl->sock < 0 || listen(pl->sock, 16) != 0) {
 		submit_conn_close(c);
 		return;
 	}
 	memset(&k, 0, sizeof(k));
 	k.c = c;
+	k.lfd = pl->sock;
+	k.lockfd = pl->lock;
 	k.idle_ms = (int64_t)acc->session_persist * 1000;
 	k.end_at = util_now_ms() + (int64_t)acc->session_max_age * 1000;
 	k.max_messages = (unsigned)acc->session_max_messages;
 	k.timeout_s = acc->timeout;
-	/*
-	 * Take the place before the caller gets its exit status, so that the
-	 * next invocation (git starts it at once) finds the socket.  When
-	 * another keeper holds it, the child waits a moment for it (that one
-	 * may be ending) and QUITs if it stays taken.
-	 */
-	if (handover_listen(buf_cstr(&path), 0, &lfd, &lockfd, &ei) != ERR_OK) {
-		lfd = lockfd = -1;
-	}
-	errinfo_release(&ei);
 	/* detached: its own session, stdio on /dev/null, nobody reaps it */
 	pid = proc_detach();
 	if (pid < 0) {
-		if (lfd >= 0) {
-			unlink(buf_cstr(&path));
-			close(lfd);
-			close(lockfd);
-		}
-		buf_release(&key);
-		buf_release(&path);
 		submit_conn_close(c);
-		return;
+		return;		/* the caller's keeper_place_release() cleans up */
 	}
 	if (pid > 0) {
 		/* the child holds the socket and the lock now */
-		if (lfd >= 0) {
-			close(lfd);
-			close(lockfd);
-		}
+		close(pl->sock);
+		close(pl->lock);
+		pl->sock = pl->lock = -1;
 		log_debug(1, "session kept for %lds by a detached process",
 			acc->session_persist);
-		buf_release(&key);
-		buf_release(&path);
 		submit_conn_forget(c);
 		return;
 	}
 	/* the keeper */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
-	detach_fds(submit_conn_fd(c), lfd, lockfd);
-	k.key = strdup(buf_cstr(&key));
-	k.path = strdup(buf_cstr(&path));
-	k.stop_at = stop != NULL ? strdup(stop) : NULL;
-	buf_release(&key);
-	buf_release(&path);
+	detach_fds(submit_conn_fd(c), k.lfd, k.lockfd);
+	k.key = strdup(buf_cstr(&pl->key));
+	k.path = strdup(buf_cstr(&pl->path));
+	buf_release(&pl->key);
+	buf_release(&pl->path);
 	/* no secret stays behind: the configuration is wiped and freed */
 	job_release(job);
 	if (k.key != NULL && k.path != NULL) {
-		run_keeper(&k, lfd, lockfd);
+		run_keeper(&k);
 	} else {
+		give_up_place(&k);
 		submit_conn_close(c);
 	}
 	_exit(0);

@@ -17,16 +17,57 @@
 #ifndef OASMTP_KEEPER_H
 #define OASMTP_KEEPER_H
 
+#include "buf.h"
+
 struct job;
 struct submit_conn;
 
 /*
- * Fork the keeper for c (just used for a successful transaction for
- * job->acc).  In the calling process c is freed without a byte to the
- * server and the function returns; the child never returns.  When the
- * keeper cannot be set up (no private directory, fork failing) c is
- * closed with QUIT instead.
+ * The keeper's place (src/handover.h, handover_claim): claimed by a send
+ * before it connects, so before it confines itself, and handed to the
+ * keeper it starts.  sock is bound but not listening; the seccomp filter
+ * of the confined process allows listen and accept on it only
+ * (src/base/confine.h, listen_fd).
  */
-void keeper_start(struct job *job, struct submit_conn *c);
+struct keeper_place {
+	int sock;		/* -1: no place */
+	int lock;
+	struct buf key, path;
+};
+
+void keeper_place_init(struct keeper_place *pl);
+
+/*
+ * Claim the place of job->acc's session.  Returns 0 (pl->sock -1) when
+ * there is none to have: no private directory, or another process holds
+ * it (a live keeper, a send still under way); that send then keeps no
+ * session.  Prints only with -v (log_debug).
+ */
+int keeper_claim(const struct job *job, struct keeper_place *pl);
+
+/*
+ * Give the place up (unless keeper_start() took it): remove the socket
+ * file while the lock is still held (a confined process may not: the
+ * next claim removes it), close both.
+ */
+void keeper_place_release(struct keeper_place *pl);
+
+/*
+ * Fork the keeper for c (just used for a successful transaction for
+ * job->acc) with the place pl (claimed).  In the calling process c is
+ * freed without a byte to the server, pl's descriptors are closed and the
+ * function returns; the child never returns.  When the keeper cannot be
+ * set up (no place, listen or fork failing) c is closed with QUIT instead.
+ */
+void keeper_start(struct job *job, struct submit_conn *c,
+	struct keeper_place *pl);
+
+/*
+ * Test seam: NULL in oasmtp; the test build oasmtp-keeper-fault
+ * (tests/unit/keeper_fault.c) sets it.  The keeper calls it at each step:
+ * "listening", "accepted", "request", "ready", "committed", "sent",
+ * "result".
+ */
+extern void (*keeper_test_hook)(const char *step);
 
 #endif

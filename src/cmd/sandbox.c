@@ -57,6 +57,7 @@ sandbox_init(struct sandbox *sb, const struct account *acc,
 	sb->cred = cred;
 	sb->on = acc->confine;
 	sb->fd = -1;
+	sb->listen_fd = -1;
 	sb->broker.pid = -1;
 }
 
@@ -461,6 +462,11 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 			close(fd);
 		}
 		err_first(&e, confine_allow_write(&p, acc->logfile));
+	}
+	if (sb->listen_fd >= 0) {
+		/* a session keeper may start: its stdio goes to /dev/null */
+		p.listen_fd = sb->listen_fd;
+		err_first(&e, confine_allow_write(&p, "/dev/null"));
 	}
 	log_syslog_open(acc->syslog);
 	if (e != ERR_OK) {

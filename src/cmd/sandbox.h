@@ -41,28 +41,23 @@
  * it could use anyway, or run notify_command with a reason of its choice
  * (given in the environment, never to a shell).
  *
- * Hook for a session keeper (issue 15, not there yet).  A confined
- * process can fork (the child is confined too), but can neither exec,
- * create a socket, bind, listen, accept nor connect, and Landlock (ABI 6)
- * also refuses connecting to an abstract UNIX socket.  So, in the send
- * path (sendmail.c, queue_run.c):
- *   - whatever runs unconfined (the keeper process itself) is started
- *     through proc.h (proc.fn for our own code, as the broker is) before
- *     sandbox_io()'s connect hook runs, i.e. before submit_*() is called;
- *   - every socket the confined process will use (a socketpair to the
- *     keeper, a connection to its listening socket) is made and connected
- *     before that too; reusing a kept session means receiving its
- *     descriptor over such an already connected socket (SCM_RIGHTS with
- *     recvmsg is allowed), handing one back likewise;
- *   - a keeper that listens on a path binds it before confining itself,
- *     and its socket file's directory need not be writable by the
- *     confined sender (connect happens before, not after);
- *   - the keeper confines itself as a sender does (sandbox_enter() after
- *     its own connect, with its own struct sandbox), and needs its own
- *     broker for a fresh token (sandbox_start() before it connects).
- * When a send reuses a kept session, it skips the connect and therefore
- * the hook: it must call sandbox_enter() itself before it reads anything
- * the server sent.
+ * A session keeper (keeper.h).  A confined process can fork (the child
+ * is confined too), but can neither exec, create a socket, bind, connect
+ * nor listen or accept, and Landlock (ABI 6) also refuses connecting to an
+ * abstract UNIX socket.  So a send that may keep its session claims the
+ * keeper's place before it connects (keeper_claim(): the lock, and a Unix
+ * socket bound in the private directory, not listening) and puts that
+ * socket in listen_fd: the seccomp filter then allows listen, accept and
+ * accept4 on that one descriptor (it compares the call's first argument),
+ * every other socket call stays refused.  After the message went out, the
+ * confined process listens on it and forks the keeper, which inherits the
+ * confinement: it accepts callers, reads their requests and the message
+ * through the descriptor they pass (recvmsg with SCM_RIGHTS makes no
+ * socket), and talks to the server it is connected to.  /dev/null is
+ * readable and writable then (the keeper's stdio).  The socket file is
+ * not removed by a confined process (the directory is not writable): the
+ * next claim removes it under the lock.  A send that hands its message to
+ * a keeper does so before it connects or confines itself.
  *
  * `confine off` in the account (oasmtprc(5)) turns all of this off; a
  * kernel without Landlock gets the seccomp filter only.  -v says which.
@@ -105,6 +100,7 @@ struct sandbox {
 	int on;			/* the account wants confinement */
 	int confined;		/* applied (this process) */
 	int fd;			/* to the broker, or -1 */
+	int listen_fd;		/* a keeper's place (keeper.h), or -1 */
 	struct proc broker;	/* the broker (proc.fn), pid -1 when none */
 	struct sandbox_fallback fallback;	/* a send's, or none */
 	int fallback_used;	/* the broker ran it (never twice) */

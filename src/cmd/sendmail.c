@@ -83,22 +83,15 @@ fallback_send(void *ctx, int kind, const char *reason, long *ret_retry_after,
 }
 
 /*
- * Sessions kept between invocations: not in system mode.  Not yet for a
- * confined send either: the keeper must accept() on its socket, which the
- * seccomp filter forbids (src/cmd/sandbox.h); an existing keeper is still
- * used (the hand-over happens before the confinement).
+ * Sessions kept between invocations (keeper.h): not in system mode.  A
+ * confined send keeps its session too: the keeper's place is claimed
+ * before the connect (src/cmd/sandbox.h).
  */
 static int
 persist_on(const struct job *job)
 {
 	return job->acc->session_persist > 0 && !job->acc->system &&
 		!job->o->system;
-}
-
-static int
-keep_own_session(const struct job *job, const struct sandbox *sb)
-{
-	return persist_on(job) && !sb->on;
 }
 
 static enum err
@@ -122,8 +115,8 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 	int fd = -1, handed = 0;
 
 	errinfo_init(&ign);
-	buf_init(&key, 64 * 1024);
-	buf_init(&path, 4096);
+	buf_init(&key, HANDOVER_KEY_MAX);
+	buf_init(&path, HANDOVER_PATH_MAX);
 	if (handover_paths(job->acc, 0, &key, &path, &ign) == ERR_OK &&
 	    access(buf_cstr(&path), F_OK) == 0 &&
 	    handover_body_fd(write_wire, m, &fd, &ign) == ERR_OK) {
@@ -210,8 +203,8 @@ note_assigned_id(struct job *job, struct message *m,
 	if (job->acc->message_id_fix == HDR_OFF) {
 		return;
 	}
-	buf_init(&own, 4096);
-	buf_init(&assigned, 4096);
+	buf_init(&own, MSGID_MAP_ID_MAX);
+	buf_init(&assigned, MSGID_MAP_ID_MAX);
 	errinfo_init(&ei);
 	if (message_own_id(m, &own) == ERR_OK && own.len > 0 &&
 	    msgid_map_assigned(buf_cstr(&res->final_reply), buf_cstr(&own),
@@ -246,6 +239,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	struct credential cred;
 	struct body_source src;
 	struct submit_conn *c = NULL;
+	struct keeper_place place;
 	uint64_t size;
 	int persist = persist_on(job);
 	enum err e;
@@ -266,9 +260,22 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (persist && try_keeper(job, m, env, res, &e, reterr)) {
 		goto report;
 	}
+	/*
+	 * Our own connection.  The broker first (not for a hand-over, which
+	 * runs nothing): after the connect, nothing can be started.
+	 */
+	e = sandbox_start(sb, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
 	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
 	if (e != ERR_OK) {
 		return e;
+	}
+	/* before the connect: a confined process can bind nothing */
+	keeper_place_init(&place);
+	if (persist && keeper_claim(job, &place)) {
+		sb->listen_fd = place.sock;
 	}
 	memset(&sp, 0, sizeof(sp));
 	account_submit_server(job->acc, &sp.srv);
@@ -278,7 +285,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	sandbox_io(sb, &sp);
 	route_probe_install(job, &sp, &probe);
 	sp.transcript = report_transcript;
-	if (persist && keep_own_session(job, sb)) {
+	if (place.sock >= 0) {
 		e = send_own_persistent(job, &sp, env, &body, res, reterr, &c);
 	} else {
 		e = submit_message(&sp, env, &body, res, reterr);
@@ -293,11 +300,13 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	if (c != NULL) {
 		if (e == ERR_OK && submit_conn_usable(c)) {
 			/* returns at once here; the child never returns */
-			keeper_start(job, c);
+			keeper_start(job, c, &place);
 		} else {
 			submit_conn_close(c);
 		}
 	}
+	keeper_place_release(&place);
+	sb->listen_fd = -1;
 	api = route_fallback(job, e, reterr, &probe);
 	if (api != API_NONE && envelope_rcpt_count(env, res->rcpt_delivered,
 	    1) == 0) {
@@ -537,7 +546,7 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
-	/* the broker first: after the connect, nothing can be started */
+	/* the broker is started by send_message(), before the connect */
 	sandbox_init(&sb, job.acc, o->config_file, NULL);
 	fb.job = &job;
 	fb.m = m;
@@ -545,10 +554,6 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 	sb.fallback.send = fallback_send;
 	sb.fallback.ctx = &fb;
 	sb_used = 1;
-	e = sandbox_start(&sb, reterr);
-	if (e != ERR_OK) {
-		goto out;
-	}
 	e = send_message(&job, &sb, m, &env, &res, &retry_after, reterr);
 	if (e != ERR_OK && envelope_rcpt_count(&env, res.rcpt_delivered, 1) > 0) {
 		e = partly_delivered(&job, m, &env, res.rcpt_delivered, e,

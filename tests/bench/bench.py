@@ -3,7 +3,7 @@
 
   /usr/bin/python3 tests/bench/bench.py --oasmtp PATH/TO/oasmtp [--msmtp /usr/bin/msmtp]
       [--rtt-ms 50] [--runs 5] [--big-runs 3] [--big-mib 50] [--json FILE]
-      [--scenarios a,b,c,d,e,f] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
+      [--scenarios a,b,c,d,e,f,series] [--queue-msgs 100] [--no-callgrind] [--keep DIR]
       [--oasmtp-secret passwordeval|password]
       [--sink BUILD/tests/bench/oasmtp-bench-sink]
 
@@ -24,6 +24,14 @@ Scenarios (each client runs each scenario, interleaved, against the same servers
      connections (smtpd.py transcript), round trips (summed over connections),
      messages received (each must arrive exactly once).  Goal (issue 6): one
      connection, <= 3 s for 100 messages at 50 ms RTT.
+  s1, s2 (or "series": both)  a patch series (issue 15): 20 sequential
+     processes over STARTTLS + XOAUTH2 through the proxy, 1 (s1) or 2 (s2)
+     recipients, each started when the previous one exited, as git
+     send-email does: total wall, connections, round trips of the first
+     and (mean) of each later message; oasmtp keeps its session between
+     the processes (session_persist, default).  Also a client modelling
+     git's own SMTP mode (Net::SMTP: one connection, one AUTH, no
+     pipelining: MAIL, each RCPT, DATA and the end of data each wait).
   f  token refresh (issue 4), STARTTLS + XOAUTH2 with real refreshes against
      tests/oauth/fake_token_endpoint.py (mode /ok) behind its own latency proxy
      at the same RTT.  oasmtp (file token store, access-token cache) with a
@@ -79,7 +87,13 @@ SCENARIOS = {
     "d": "big message, STARTTLS, 1 rcpt",
     "e": "queue flush, STARTTLS+XOAUTH2",
     "f": "token refresh, STARTTLS+XOAUTH2",
+    "s1": "series of 20 processes, STARTTLS+XOAUTH2, 1 rcpt",
+    "s2": "series of 20 processes, STARTTLS+XOAUTH2, 2 rcpts",
 }
+SERIES = 20           # scenarios s1/s2: sequential processes (a git send-email series)
+# issue 15: oasmtp's total wall vs msmtp's, connections, round trips per later message
+GOAL_S = {"s1": {"wall_ratio": 0.15, "connections": 1, "later_round_trips": 1},
+          "s2": {"wall_ratio": 0.25, "connections": 1, "later_round_trips": 2}}
 GOAL_E = {"connections": 1, "wall_ms_median": 3000}   # issue 6, for 100 messages at 50 ms RTT
 GOAL_F = {"refresh_cost_rtts": 0.1, "burst_token_requests": 1}   # issue 4
 BURST = 20            # scenario f: sends started together at token expiry
@@ -612,6 +626,168 @@ class Bench:
         elif problems:
             d["error"] += "; " + "; ".join(sorted(set(problems))[:4])
 
+    # -- scenarios s1/s2: a series of processes (issue 15) -------------------------
+
+    @staticmethod
+    def window_round_trips(recs, t0, t1):
+        """Round trips the client waited for in the wall-clock window
+        [t0, t1]: server flights delivered to the client, plus one for the
+        TCP handshake of a connection opened in it."""
+        rts = 0
+        for rec in recs:
+            if t0 <= rec["start"] <= t1:
+                rts += 1
+            last = None
+            for ms, where, _ in rec.get("chunks", []):
+                if where not in ("c>", ">c"):
+                    continue
+                t = rec["start"] + ms / 1000.0
+                if t0 <= t <= t1 and where == ">c" and last != ">c":
+                    rts += 1
+                last = where
+        return rts
+
+    def series_check(self, d, got, expect, rcpts):
+        problems = []
+        seen = set()
+        for meta, eml in got:
+            key = (file_digest(eml), meta["size"])
+            os.unlink(eml)
+            if key not in expect:
+                problems.append("unexpected/altered message (size %d)" % meta["size"])
+            elif key in seen:
+                problems.append("a message arrived twice")
+            seen.add(key)
+            if meta["rcpts"] != rcpts:
+                problems.append("recipients %s" % meta["rcpts"])
+            if meta["auth"] != "XOAUTH2" or not meta["tls"]:
+                problems.append("auth=%s tls=%s" % (meta["auth"], meta["tls"]))
+        d["messages"] = len(got)
+        if len(seen) != len(expect):
+            problems.append("%d of %d messages arrived" % (len(seen), len(expect)))
+        if problems:
+            d["ok"] = False
+            d["error"] = "; ".join(sorted(set(problems))[:4]) if not d.get("error") \
+                else d["error"] + "; " + "; ".join(sorted(set(problems))[:4])
+
+    def series_finish(self, d, srv, conns0, recs0, windows, n, expect, rcpts, idle_s):
+        got = []
+        for _ in range(n):
+            m = srv.take_message(timeout=5.0)
+            if m is None:
+                break
+            got.append(m)
+        while True:
+            m = srv.take_message(timeout=0.3)
+            if m is None:
+                break
+            got.append(m)
+        self.series_check(d, got, expect, rcpts)
+        # a kept session closes only when idle: its proxy record comes then
+        conns = srv.connections() - conns0
+        deadline = time.monotonic() + idle_s + 5 + 10 * self.args.rtt_ms / 1000.0
+        recs = srv.proxy_records()
+        while len(recs) < recs0 + conns and time.monotonic() < deadline:
+            time.sleep(0.05)
+            recs = srv.proxy_records()
+        recs = recs[recs0:]
+        d["connections"] = conns
+        if windows:
+            per_msg = [self.window_round_trips(recs, t0, t1) for t0, t1 in windows]
+            d["first_round_trips"] = per_msg[0]
+            d["first_wall_ms"] = round((windows[0][1] - windows[0][0]) * 1000, 1)
+            if len(windows) > 1:
+                d["later_wall_ms_median"] = round(statistics.median(
+                    t1 - t0 for t0, t1 in windows[1:]) * 1000, 1)
+            later = per_msg[1:]
+            if later:
+                d["later_round_trips"] = round(statistics.mean(later), 2)
+                d["later_round_trips_range"] = [min(later), max(later)]
+
+    def git_smtp_model(self, srv, certs, msgs, rcpts):
+        """git send-email's own SMTP mode (Net::SMTP): one connection, one
+        login, then per message MAIL, each RCPT, DATA, the text: every
+        command waits for its reply (no pipelining).  smtplib does exactly
+        that (it never pipelines)."""
+        import base64
+        import smtplib
+        import ssl
+        ctx = ssl.create_default_context(cafile=certs["ca"])
+        t0 = time.time()
+        with smtplib.SMTP("127.0.0.1", srv.proxy_port, timeout=60) as c:
+            c.ehlo("bench.invalid")
+            c.starttls(context=ctx)
+            c.ehlo("bench.invalid")
+            xo = base64.b64encode(("user=%s\x01auth=Bearer %s\x01\x01" % (FROM, TOKEN)).encode())
+            code, _ = c.docmd("AUTH", "XOAUTH2 " + xo.decode())
+            if code != 235:
+                raise RuntimeError("AUTH XOAUTH2: %d" % code)
+            windows = []
+            for path in msgs:
+                with open(path, "rb") as fh:
+                    data = fh.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                w0 = time.time()
+                c.sendmail(FROM, rcpts, data)
+                windows.append((w0, time.time()))
+        return t0, time.time(), windows
+
+    def series(self, sc, work, procs, certs, env, srv):
+        """Scenarios s1/s2: SERIES sequential processes (issue 15)."""
+        a = self.args
+        rcpts = RCPTS[:2] if sc == "s2" else RCPTS[:1]
+        mdir = os.path.join(work, "series-" + sc)
+        os.makedirs(mdir)
+        msgs, expect = [], set()
+        for i in range(1, SERIES + 1):
+            path = os.path.join(mdir, "%02d.eml" % i)
+            queue_message(path, 1000 * len(rcpts) + i)     # distinct content per scenario
+            msgs.append(path)
+            expect.add(wire_digest(path))
+        per = {c: {"ok": True, "error": None} for c in self.clients}
+        idle = {"oasmtp": 5.0, "msmtp": 0.0}                # session_persist's default
+        for client in self.clients:
+            d = per[client]
+            rc = os.path.join(work, "%s-%s.rc" % (client, sc))
+            write_rc(rc, srv.proxy_port, False, certs)
+            conns0, recs0 = srv.connections(), len(srv.proxy_records())
+            windows = []
+            t_first = time.time()
+            for path in msgs:
+                w0 = time.time()
+                r = run_client([self.clients[client], "-C", rc, "-f", FROM, "-i"] + rcpts, path,
+                               env, 60 + 40 * a.rtt_ms / 1000.0, measure=False)
+                windows.append((w0, time.time()))
+                if r["status"] != 0:
+                    d["ok"] = False
+                    d["error"] = "exit %s: %s" % (r["status"], tail(r["stderr"]))
+                    break
+            d["wall_ms_total"] = round((time.time() - t_first) * 1000, 1)
+            self.series_finish(d, srv, conns0, recs0, windows, len(windows), expect
+                               if len(windows) == SERIES else expect, rcpts, idle[client])
+        # git's own SMTP mode, for comparison
+        g = {"ok": True, "error": None}
+        conns0, recs0 = srv.connections(), len(srv.proxy_records())
+        try:
+            t0, t1, windows = self.git_smtp_model(srv, certs, msgs, rcpts)
+            g["wall_ms_total"] = round((t1 - t0) * 1000, 1)
+        except Exception as e:                      # reported, the run goes on
+            g["ok"], g["error"], windows = False, "git model: %s" % e, []
+        self.series_finish(g, srv, conns0, recs0, windows, SERIES, expect, rcpts, 0.0)
+        per["git_smtp_model"] = g
+        o, m = per["oasmtp"], per["msmtp"]
+        goal = GOAL_S[sc]
+        if o.get("wall_ms_total") and m.get("wall_ms_total"):
+            per["wall_ratio"] = round(o["wall_ms_total"] / m["wall_ms_total"], 3)
+        if g.get("wall_ms_total") and o.get("wall_ms_total"):
+            per["wall_ratio_git_model"] = round(o["wall_ms_total"] / g["wall_ms_total"], 3)
+        per["goal"] = goal
+        per["goal_met"] = bool(o["ok"] and m["ok"] and per.get("wall_ratio") is not None
+                               and per["wall_ratio"] <= goal["wall_ratio"]
+                               and o.get("connections") == goal["connections"]
+                               and o.get("later_round_trips") == goal["later_round_trips"])
+        per["ratios"] = ratios(per)
+        return per
+
     # -- scenario f: token refresh (issue 4) ------------------------------------------
 
     def token_refresh(self, work, procs, certs, env, small, small_expect):
@@ -940,6 +1116,7 @@ class Bench:
         certs = make_certs(os.path.join(work, "certs"))
         env = self.env(work)
         wanted = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+        wanted = [x for s in wanted for x in (("s1", "s2") if s == "series" else (s,))]
         budget_s = 3600
         starttls = Server(procs, work, "starttls", certs, False, a.rtt_ms, budget_s)
         implicit = Server(procs, work, "implicit", certs, True, a.rtt_ms, budget_s)
@@ -972,6 +1149,9 @@ class Bench:
             print("bench: scenario %s (%s) ..." % (sc, SCENARIOS[sc]), file=sys.stderr, flush=True)
             if sc == "e":
                 report["scenarios"][sc] = self.queue_flush(work, procs, certs, env)
+                continue
+            if sc in ("s1", "s2"):
+                report["scenarios"][sc] = self.series(sc, work, procs, certs, env, starttls)
                 continue
             if sc == "f":
                 report["scenarios"][sc] = self.token_refresh(work, procs, certs, env, small,
@@ -1058,7 +1238,14 @@ class Bench:
         return report
 
 
-RATIO_KEYS = ("round_trips", "connections", "wall_ms_median", "cpu_ms_median", "rss_kib_max",
+S_FIGURES = [("messages received", "messages", ""), ("connections", "connections", ""),
+             ("wall total", "wall_ms_total", " ms"),
+             ("wall, first message", "first_wall_ms", " ms"),
+             ("wall per later msg (median)", "later_wall_ms_median", " ms"),
+             ("RTs, first message", "first_round_trips", ""),
+             ("RTs per later message", "later_round_trips", "")]
+
+RATIO_KEYS = ("round_trips", "connections", "wall_ms_total", "later_wall_ms_median", "wall_ms_median", "cpu_ms_median", "rss_kib_max",
               "instructions", "instructions_warm", "mib_per_s", "cached_wall_ms", "expired_wall_ms",
               "burst_wall_ms", "burst_token_requests")
 
@@ -1122,6 +1309,8 @@ def table(report):
                    ("sink CPU", "sink_cpu_ms_median", " ms")]
         if sc == "f":
             figures = F_FIGURES
+        if sc in ("s1", "s2"):
+            figures = S_FIGURES
         for name, key, unit in figures:
             vals = [per[c].get(key) for c in ("oasmtp", "msmtp")]
             if all(v is None for v in vals) and key != "round_trips":
@@ -1139,6 +1328,10 @@ def table(report):
                      "burst_messages": "%d / %d" % (per["burst"], per["burst"]),
                      "expired_token_requests": "1 / 1",
                      "cached_token_requests": "0 / 0"}.get(key, "")
+            elif sc in ("s1", "s2"):
+                b = {"wall_ms_total": "<= %.2fx msmtp" % goal["wall_ratio"],
+                     "connections": "%d / -" % goal["connections"],
+                     "later_round_trips": "%d / -" % goal["later_round_trips"]}.get(key, "")
             elif goal and key in goal:
                 b = "%s%s / -" % ("<= " if key == "wall_ms_median" else "", fmt(goal[key], unit))
             if key == "messages" and goal and sc == "e":
@@ -1152,7 +1345,21 @@ def table(report):
                 ratio = fmt(ratio)
             rows.append((label, name, cells[0], cells[1], ratio, b))
             label = ""
-        if goal and sc == "f":
+        if sc in ("s1", "s2"):
+            g = per.get("git_smtp_model", {})
+            notes.append("%s goal (issue 15: wall <= %.2fx msmtp's, %d connection, %d round trip(s) "
+                         "per later message): %s (wall ratio %s)"
+                         % (sc, goal["wall_ratio"], goal["connections"],
+                            goal["later_round_trips"], "met" if per.get("goal_met") else "NOT met",
+                            per.get("wall_ratio")))
+            notes.append("%s git's SMTP mode (one connection, no pipelining): wall %s ms, %s "
+                         "connection(s), first %s / later %s round trips%s; oasmtp/git-model "
+                         "wall %s" % (sc, fmt(g.get("wall_ms_total")), fmt(g.get("connections")),
+                                      fmt(g.get("first_round_trips")),
+                                      fmt(g.get("later_round_trips")),
+                                      "" if g.get("ok", True) else " FAILED: %s" % g.get("error"),
+                                      fmt(per.get("wall_ratio_git_model"))))
+        elif goal and sc == "f":
             notes.append("f goal (issue 4: a refresh costs <= %s RTT over a cached token; %d "
                          "sends at expiry make %d token request): %s"
                          % (fmt(goal["refresh_cost_rtts"]), per["burst"],
@@ -1198,7 +1405,7 @@ def main(argv=None):
     p.add_argument("--big-mib", type=int, default=50)
     p.add_argument("--sink", help="the oasmtp-bench-sink binary for scenario d (default: "
                    "BUILD/tests/bench/%s for --oasmtp BUILD/src/oasmtp)" % SINK_NAME)
-    p.add_argument("--scenarios", default="a,b,c,d,e,f")
+    p.add_argument("--scenarios", default="a,b,c,d,e,f,series")
     p.add_argument("--queue-msgs", type=int, default=100, help="messages to flush in scenario e")
     p.add_argument("--no-callgrind", action="store_true")
     p.add_argument("--oasmtp-secret", choices=("passwordeval", "password"),

@@ -53,6 +53,8 @@ def config(r):
         "oauth2_scope smtp",
         "oauth2_token_store file:" + r.store,
         "oauth2_ca_file " + r.certs["ca"],
+        # every send logs in (no kept session): each must fetch its token
+        "session_persist off",
         "account default : gmail",
     ]
     return rig.write_config(os.path.join(r.home, "oasmtprc"), lines)

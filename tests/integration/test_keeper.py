@@ -47,7 +47,7 @@ def keepers(home):
         except OSError:
             continue
         if want in env and os.path.basename(
-                cmd.split(b"\0")[0]) == b"oasmtp":
+                cmd.split(b"\0")[0]) in (b"oasmtp", b"oasmtp-keeper-fault"):
             pids.append(int(name))
     return pids
 
@@ -81,10 +81,15 @@ def khome(home):
             pass
 
 
+# oasmtp with the test-only hooks of tests/unit/keeper_fault.c
+FAULT_BIN = os.path.join(os.environ.get("OASMTP_BUILD", ""), "tests",
+                         "oasmtp-keeper-fault")
+
+
 def cfg_for(home, server, extra=(), name="oasmtprc"):
-    # a confined send cannot start a keeper yet (accept() is filtered)
-    path = rig.sink_config(home, server, ["session_persist 30s",
-                                          "confine off"] + list(extra))
+    # confined (the default): the keeper runs under the confinement too
+    path = rig.sink_config(home, server, ["session_persist 30s"] +
+                           list(extra))
     if name != "oasmtprc":
         os.rename(path, os.path.join(home, name))
         path = os.path.join(home, name)
@@ -96,11 +101,29 @@ def send(home, cfg, i, args=("rcpt@example.net",), extra=b"", **kw):
                **kw)
 
 
+def fault_send(home, cfg, i, env, args=("rcpt@example.net",)):
+    """The test build (keeper_fault.c), started and left running."""
+    p = subprocess.Popen([FAULT_BIN, "-C", cfg, "-i"] + list(args),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE,
+                         env=rig.clean_env(home, env), cwd=home)
+    p.stdin.write(msg(i))
+    p.stdin.close()
+    return p
+
+
+def finish(p, timeout=60):
+    p.wait(timeout)
+    p.stdout, p.stderr = p.stdout.read(), p.stderr.read()
+    return p
+
+
 # -- one connection for a series ----------------------------------------------
 
 
-def test_series_uses_one_connection(khome, sink):
-    cfg = cfg_for(khome, sink)
+@pytest.mark.parametrize("confine", ["on", "off"])
+def test_series_uses_one_connection(khome, sink, confine):
+    cfg = cfg_for(khome, sink, ["confine " + confine])
     for i in range(5):
         p = send(khome, cfg, i, ("a@example.net", "b@example.net")
                  if i % 2 else ("a@example.net",))
@@ -117,7 +140,13 @@ def test_series_uses_one_connection(khome, sink):
 
 def test_verbose_shows_the_kept_transaction(khome, sink):
     cfg = cfg_for(khome, sink)
-    assert send(khome, cfg, 1).returncode == 0
+    p = run(["-C", cfg, "-i", "-v", "rcpt@example.net"], khome,
+            input=msg(1))
+    assert p.returncode == 0, describe(p)
+    # the confined sender may listen and accept on its keeper's socket only
+    assert re.search(rb"seccomp \(\d+ calls refused; listen and accept on "
+                     rb"descriptor \d+ only\)", p.stderr), describe(p)
+    assert b"session kept for 30s" in p.stderr, describe(p)
     p = run(["-C", cfg, "-i", "-v", "rcpt@example.net"], khome,
             input=msg(2))
     assert p.returncode == 0, describe(p)
@@ -127,21 +156,89 @@ def test_verbose_shows_the_kept_transaction(khome, sink):
     assert sink.connections == 1
 
 
-def test_confined_send_starts_no_keeper_but_uses_one(khome, sink):
-    """confine on (the default): no keeper is started by a confined send
-    (it could not accept); a keeper that exists is used all the same."""
-    confined = os.path.join(khome, "rc-confined")
-    os.rename(rig.sink_config(khome, sink, ["session_persist 30s"]),
-              confined)
-    assert send(khome, confined, 1).returncode == 0
-    assert keepers(khome) == []
-    free = cfg_for(khome, sink, name="rc-free")
-    assert send(khome, free, 2).returncode == 0
-    assert len(keepers(khome)) == 1
-    p = send(khome, confined, 3)
-    assert p.returncode == 0, describe(p)
+def test_confined_keeper_cannot_read_exec_or_connect(khome, sink):
+    """The keeper inherits the sender's confinement: no file outside the
+    policy, no program, no new connection (tests/unit/keeper_fault.c)."""
+    os.makedirs(os.path.join(khome, ".ssh"), mode=0o700)
+    rig.write_file(os.path.join(khome, ".ssh", "id_rsa"), "secret\n")
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(4)
+    other.setblocking(False)
+    try:
+        results = {}
+        for confine in ("on", "off"):
+            state = os.path.join(khome, ".local", "state", "oasmtp")
+            out = os.path.join(state, "fault-" + confine)
+            cfg = cfg_for(khome, sink, ["confine " + confine],
+                          name="rc-" + confine)
+            p = finish(fault_send(khome, cfg, 1, {
+                "OASMTP_FAULT_OUT": out,
+                "OASMTP_FAULT_PORT": str(other.getsockname()[1])}))
+            assert p.returncode == 0, describe(p)
+            wait_for(lambda: os.path.exists(out), "the keeper's line")
+            with open(out) as f:
+                results[confine] = f.read().strip()
+            for pid in keepers(khome):
+                os.kill(pid, signal.SIGKILL)
+        assert results["on"] == ("keeper-fault: read-ssh=denied "
+                                 "exec=denied connect=denied"), results
+        # unconfined the same attempts succeed: the hook can tell
+        assert results["off"] == ("keeper-fault: read-ssh=ok exec=ok "
+                                  "connect=ok"), results
+        try:
+            c, _ = other.accept()
+            c.close()
+        except BlockingIOError:
+            pass
+    finally:
+        other.close()
+
+
+# -- two processes on one session ---------------------------------------------
+
+
+def test_second_sender_while_first_sends_uses_its_own(khome, sink):
+    """The first sender holds the place (bound, not listening) while it
+    sends: a second one is refused at once, sends by itself and keeps no
+    session; the first one's keeper serves the third."""
+    cfg = cfg_for(khome, sink)
+    first = fault_send(khome, cfg, 1, {"OASMTP_TEST_SENDER_STOP": "1"})
+    try:
+        wait_for(lambda: proc_state(first.pid) == "T", "the first to stop")
+        t0 = time.monotonic()
+        p = send(khome, cfg, 2)
+        assert p.returncode == 0, describe(p)
+        assert time.monotonic() - t0 < 5
+        assert keepers(khome) == [first.pid]    # only the stopped sender
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert finish(first).returncode == 0, describe(first)
+    wait_for(lambda: keepers(khome), "the first one's keeper")
+    assert send(khome, cfg, 3).returncode == 0
     assert len(sink.messages()) == 3
     assert sink.connections == 2
+    assert len(keepers(khome)) == 1
+
+
+def test_busy_keeper_holds_a_caller_up_for_a_bounded_time(khome, sink):
+    """A keeper that does not answer (stopped here; busy with another
+    caller in life): the caller waits at most HANDOVER_READY_WAIT_MS, then
+    sends by itself; the keeper is still there afterwards."""
+    cfg = cfg_for(khome, sink)
+    first = finish(fault_send(khome, cfg, 1,
+                              {"OASMTP_TEST_KEEPER_STOP": "accepted"}))
+    assert first.returncode == 0, describe(first)
+    pid = wait_for(lambda: keepers(khome), "the keeper")[0]
+    t0 = time.monotonic()
+    p = send(khome, cfg, 2)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, describe(p)
+    wait_for(lambda: proc_state(pid) == "T", "the keeper to stop")
+    assert elapsed < 10, elapsed
+    assert len(sink.messages()) == 2
+    assert sink.connections == 2
+    os.kill(pid, signal.SIGKILL)
 
 
 def test_session_persist_off_leaves_nothing(khome, sink):
@@ -234,8 +331,8 @@ STEPS = {
 def test_keeper_killed_at_step(khome, sink, step):
     want_rc, want_msgs = STEPS[step]
     cfg = cfg_for(khome, sink)
-    p = run(["-C", cfg, "-i", "rcpt@example.net"], khome, input=msg(1),
-            env_extra={"OASMTP_TEST_KEEPER_STOP": step})
+    p = finish(fault_send(khome, cfg, 1,
+                          {"OASMTP_TEST_KEEPER_STOP": step}))
     assert p.returncode == 0, describe(p)
     pid = wait_for(lambda: keepers(khome), "the keeper")[0]
     if step == "listening":
@@ -270,9 +367,8 @@ def test_keeper_killed_at_step(khome, sink, step):
 def test_keeper_lost_after_commit_queues_with_queue_on(khome, sink):
     qdir = os.path.join(khome, "queue")
     cfg = cfg_for(khome, sink, ["queue on-failure", "queue_dir " + qdir])
-    assert run(["-C", cfg, "-i", "rcpt@example.net"], khome, input=msg(1),
-               env_extra={"OASMTP_TEST_KEEPER_STOP": "committed"}
-               ).returncode == 0
+    assert finish(fault_send(khome, cfg, 1, {
+        "OASMTP_TEST_KEEPER_STOP": "committed"})).returncode == 0
     pid = wait_for(lambda: keepers(khome), "the keeper")[0]
     second = subprocess.Popen(
         [rig.oasmtp_bin(), "-C", cfg, "-i", "rcpt@example.net"],

@@ -29,6 +29,8 @@ def config(home, tls_rig, extra, trust=None):
         "user " + rig.USER,
         "auth plain",
         "passwordeval " + rig.token_command(home, tls_rig.password),
+        # every send makes its own connection (no kept session)
+        "session_persist off",
     ]
     if trust is not None:
         lines.append("tls_trust_file " + trust)

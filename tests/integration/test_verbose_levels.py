@@ -17,7 +17,9 @@ MSG = (b"From: " + rig.USER.encode() + b"\nTo: rcpt@example.net\n"
 
 def send(home, tls_rig, certs, level, auth="xoauth2", secret=None):
     secret = secret or tls_rig.token
-    rig.tls_config(home, tls_rig.port, certs["ca"], auth=auth, token=secret)
+    # every send logs in (no kept session): its credentials line shows
+    rig.tls_config(home, tls_rig.port, certs["ca"], auth=auth, token=secret,
+                   extra=["session_persist off"])
     p = run([level, "-C", os.path.join(home, "oasmtprc"), "-i",
              "rcpt@example.net"], home, input=MSG)
     assert p.returncode == 0, describe(p)
