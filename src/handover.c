@@ -87,7 +87,7 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	/* the trust files by identity, as the TLS session cache: a kept
 	   session was verified under them (transport.h) */
 	account_submit_server(acc, &srv);
-	buf_init(&tkey, 64);
+	buf_init(&tkey, TLS_SESSION_KEY_MAX);
 	err_first(&e, transport_tls_session_key(&srv.tls_params, &tkey));
 	err_first(&e, key_field(key, "tls_verification", buf_cstr(&tkey)));
 	buf_release(&tkey);

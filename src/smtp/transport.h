@@ -153,6 +153,10 @@ MUST_CHECK enum err transport_tls_start(struct transport **t,
 	const struct tls_params *params, int64_t deadline,
 	struct errinfo *reterr);
 
+/* transport_tls_session_key()'s length (hex digits), and a buffer for it. */
+#define TLS_SESSION_KEY_LEN 32
+#define TLS_SESSION_KEY_MAX (TLS_SESSION_KEY_LEN + 1)
+
 /*
  * The session key of params: 32 hex digits appended to out, a digest of
  * everything that decides how transport_tls_start() verifies a server -
