@@ -250,7 +250,6 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	int persist = persist_on(job);
 	enum err e;
 
-	fix_references(job, m);
 	size = message_wire_size(m);
 	body.size = size;
 	body.read = body_read;
@@ -537,6 +536,9 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
+	/* before the broker is forked: its copy of m is what an HTTPS
+	   fall-back sends */
+	fix_references(&job, m);
 	/* the broker first: after the connect, nothing can be started */
 	sandbox_init(&sb, job.acc, o->config_file, NULL);
 	fb.job = &job;
