@@ -92,6 +92,24 @@ def test_graph_send_posts_base64_mime_with_bcc(api):
     assert r.oauth.messages() == []
 
 
+def test_header_recipient_outside_the_envelope_is_refused(api):
+    """Forwarded without -t: the API would deliver to the header's To/Cc
+    too, where SMTP delivers to the envelope only.  Refused (69) before
+    any request; with -t the same message goes."""
+    r = api()
+    for transport in ("graph", "gmail-api"):
+        p = r.send(r.config(transport, api="gmail" if transport ==
+                            "gmail-api" else "graph"),
+                   args=("-i", HIDDEN))
+        assert p.returncode == 69, describe(p)
+        assert b"names <rcpt@example.net>, which is not a recipient" \
+            in p.stderr, describe(p)
+        assert not [q for q in r.emu.requests if q["method"] == "POST"]
+    p = r.send(r.config("graph"), args=("-i", "-t"))
+    assert p.returncode == 0, describe(p)
+    assert len([q for q in r.emu.requests if q["method"] == "POST"]) == 1
+
+
 def test_gmail_send_media_upload(api):
     r = api()
     p = r.send(r.config("gmail-api", "gmail"))
