@@ -9,14 +9,19 @@
  * makes two sessions interchangeable (host, port, source address, EHLO
  * name, TLS settings and trust, user, mechanism, grant).
  *
- * The exchange, every record framed and bounded (HANDOVER_FRAME_MAX):
+ * The exchange, each message a record (record.h: "oasmtp-keeper-request
+ * 1" ... "end"), bounded (HANDOVER_FRAME_MAX):
  *
- *   caller -> keeper   REQUEST: version, key, envelope, body size, with
- *                      the body's file descriptor (SCM_RIGHTS)
- *   keeper -> caller   READY (the session is idle and alive) or REFUSE
+ *   caller -> keeper   REQUEST: key, from, rcpt..., body-8bit, smtputf8,
+ *                      dsn-notify, dsn-return, dsn-envid, size, with the
+ *                      body's file descriptor (SCM_RIGHTS)
+ *   keeper -> caller   READY (the session is idle and alive), or REFUSE:
+ *                      reason
  *   caller -> keeper   COMMIT: from here on the keeper owns the attempt
- *   keeper -> caller   RESULT: outcome, per-recipient codes and delivery
- *                      flags, final reply, transcript lines
+ *   keeper -> caller   RESULT: outcome, known, smtp-code, enhanced,
+ *                      message, final-reply, auth-mech, tls, rcpt-code and
+ *                      rcpt-delivered per recipient, the transcript lines
+ *                      (sent, received, note)
  *
  * Before COMMIT the caller may walk away and send by itself: the keeper
  * sends nothing without it.  After COMMIT a lost keeper is a lost
@@ -40,13 +45,14 @@ struct account;
 struct submit_result;
 
 #define HANDOVER_VERSION 1
-#define HANDOVER_FRAME_MAX (4 * 1024 * 1024)
-#define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)
+#define HANDOVER_FRAME_MAX (4 * 1024 * 1024)	/* a REQUEST or RESULT record */
+#define HANDOVER_RCPTS_MAX 100000	/* recipients in a REQUEST */
+#define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)	/* its lines in a RESULT */
 #define HANDOVER_READY_WAIT_MS 2000
 #define HANDOVER_KEY_MAX (64 * 1024)	/* the session key's text */
 #define HANDOVER_PATH_MAX 4096	/* the socket's path */
 #define HANDOVER_REFUSAL_MAX 4096	/* a REFUSE record */
-#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record (empty) */
+#define HANDOVER_COMMIT_MAX 64	/* a COMMIT or READY record (no fields) */
 
 /*
  * The session key of acc (appended to key) and the path of its socket
@@ -125,9 +131,18 @@ void handover_request_release(struct handover_request *r);
 /*
  * Accepted connection fd: check the peer's uid, read the REQUEST (waiting
  * at most timeout_ms).  Errors: ERR_AUTH (another uid), ERR_PROTO (bad
- * record or version), ERR_NET, ERR_TIMEOUT.
+ * record or version: the message names the key and line), ERR_NET,
+ * ERR_TIMEOUT, ERR_NOMEM.
  */
 enum err handover_recv_request(int fd, int64_t timeout_ms,
+	struct handover_request *ret, struct errinfo *reterr);
+
+/*
+ * The REQUEST record in data[0..len) into ret (initialised; its body_fd
+ * is left alone): what handover_recv_request() does with the bytes it
+ * read.  Errors: ERR_PROTO, ERR_NOMEM.
+ */
+enum err handover_parse_request(const char *data, size_t len,
 	struct handover_request *ret, struct errinfo *reterr);
 
 /* REFUSE with a reason, or READY (reason NULL). */

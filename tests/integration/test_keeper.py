@@ -460,7 +460,7 @@ def test_another_uid_cannot_use_the_socket(khome, sink):
             "  print('denied'); sys.exit(0)\n"
             "s.settimeout(10)\n"
             "try:\n"
-            "  s.sendall(b'OAK\\x01\\x01\\x00\\x00\\x00\\x00')\n"
+            "  s.sendall(b'oasmtp-keeper-commit 1\\nend\\n')\n"
             "  print('answer:%r' % s.recv(100))\n"
             "except (BrokenPipeError, ConnectionResetError):\n"
             "  print(\"answer:b''\")\n")
@@ -513,6 +513,53 @@ def test_outlook_renamed_ids_are_cited(khome, sink):
              and not n.endswith(".lock")]
     assert len(files) == 1
     assert os.stat(os.path.join(state, files[0])).st_mode & 0o777 == 0o600
+    # the state file is a record (src/base/record.h)
+    with open(os.path.join(state, files[0]), "rb") as f:
+        data = f.read()
+    assert re.fullmatch(rb"oasmtp-message-ids 1\npair \d+ orig-1@example.org "
+                        rb"RIG0001NEWID@rig.PROD.OUTLOOK.COM\n"
+                        rb"pair \d+ orig-2@example.org "
+                        rb"RIG0002NEWID@rig.PROD.OUTLOOK.COM\nend\n", data), data
+
+
+def test_bad_message_id_map_is_named_and_nothing_is_lost(khome, sink):
+    sink.handler.rename_ids = True
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    state = os.path.join(khome, ".local", "state", "oasmtp")
+    path = [os.path.join(state, n) for n in os.listdir(state)
+            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+    with open(path, "wb") as f:
+        f.write(b"oasmtp-message-ids 1\npair 12 only-two\nend\n")
+    r = send(khome, cfg, 2)
+    assert r.returncode == 0, describe(r)
+    assert (path + ", line 2: not a 'pair TIME ORIGINAL ASSIGNED' "
+            "line").encode() in r.stderr, describe(r)
+    assert len(sink.messages()) == 2
+
+
+def test_bad_handover_record_is_refused_and_the_keeper_goes_on(khome, sink):
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    run_dir = os.path.join(khome, "run", "oasmtp")
+    name = [n for n in os.listdir(run_dir)
+            if n.startswith("session-") and not n.endswith(".lock")][0]
+    dfd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY)
+    path = "/proc/self/fd/%d/%s" % (dfd, name)   # short enough for sun_path
+    for bad in (b"oasmtp-keeper-request 1\nbogus x\nend\n",
+                b"oasmtp-keeper-request 2\nend\n",
+                b"OAK\x01\x01\x00\x00\x00\x00\nend\n"):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(bad)
+        # no READY, no REFUSE: the keeper hangs up on a bad record
+        assert s.recv(100) == b"", bad
+        s.close()
+    os.close(dfd)
+    assert send(khome, cfg, 2).returncode == 0
+    assert sink.connections == 1
+    assert len(sink.messages()) == 2
 
 
 def test_message_id_fix_off_and_without_keeper(khome, sink):
