@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -152,11 +153,20 @@ static const struct record_key request_keys[] = {
 	{ "dsn-notify", 0 },
 	{ "dsn-return", 0 },
 	{ "dsn-envid", 0 },
-	{ "size", RECORD_REQUIRED },
+	{ "message-id", 0 },
 	{ NULL, 0 },
 };
 
-static const struct record_key no_keys[] = { { NULL, 0 } };
+/* A pair: "ORIGINAL ASSIGNED" (an ID holds no space). */
+static const struct record_key ready_keys[] = {
+	{ "pair", RECORD_REPEAT },
+	{ NULL, 0 },
+};
+
+static const struct record_key commit_keys[] = {
+	{ "size", RECORD_REQUIRED },
+	{ NULL, 0 },
+};
 
 static const struct record_key refuse_keys[] = {
 	{ "reason", RECORD_REQUIRED },
@@ -191,11 +201,11 @@ static const struct record_key result_keys[] = {
 static const struct record_spec request_spec =
 	SPEC("oasmtp-keeper-request", "session keeper REQUEST", request_keys);
 static const struct record_spec ready_spec =
-	SPEC("oasmtp-keeper-ready", "session keeper READY", no_keys);
+	SPEC("oasmtp-keeper-ready", "session keeper READY", ready_keys);
 static const struct record_spec refuse_spec =
 	SPEC("oasmtp-keeper-refuse", "session keeper REFUSE", refuse_keys);
 static const struct record_spec commit_spec =
-	SPEC("oasmtp-keeper-commit", "session keeper COMMIT", no_keys);
+	SPEC("oasmtp-keeper-commit", "session keeper COMMIT", commit_keys);
 static const struct record_spec result_spec =
 	SPEC("oasmtp-keeper-result", "session keeper RESULT", result_keys);
 
@@ -402,28 +412,6 @@ parse_record(const struct record_spec *spec, const char *data, size_t len,
 		e = errinfo_set(reterr, e, "%s", errinfo_msg(&ei));
 	}
 	errinfo_release(&ei);
-	return e;
-}
-
-/* A record of spec without fields, sent. */
-static enum err
-send_empty(int sock, const struct record_spec *spec, struct errinfo *reterr)
-{
-	struct buf b;
-	enum err e;
-
-	buf_init(&b, HANDOVER_COMMIT_MAX);
-	e = record_begin(&b, spec->name, HANDOVER_VERSION);
-	if (e == ERR_OK) {
-		e = record_finish(&b);
-	}
-	if (e != ERR_OK) {
-		e = errinfo_set(reterr, e, "session keeper: %s record too "
-			"large", spec->what);
-	} else {
-		e = send_record(sock, &b, -1, reterr);
-	}
-	buf_release(&b);
 	return e;
 }
 
@@ -676,7 +664,7 @@ decode_result(const struct buf *data, size_t n_rcpts,
 /* The REQUEST record for env (size wire bytes) under key. */
 static enum err
 encode_request(struct buf *b, const char *key, const struct envelope *env,
-	uint64_t size)
+	const char *own_id)
 {
 	enum err e = record_begin(b, request_spec.name, HANDOVER_VERSION);
 	size_t i;
@@ -697,36 +685,94 @@ encode_request(struct buf *b, const char *key, const struct envelope *env,
 	if (e == ERR_OK && env->dsn_envid != NULL) {
 		e = record_put_str(b, "dsn-envid", env->dsn_envid);
 	}
-	if (e == ERR_OK) e = record_put_long(b, "size", (long long)size);
+	if (e == ERR_OK && own_id != NULL && own_id[0] != '\0') {
+		e = record_put_str(b, "message-id", own_id);
+	}
 	if (e == ERR_OK) e = record_finish(b);
+	return e;
+}
+
+/* The pairs of a READY into ids; ERR_PROTO for a bad one. */
+static enum err
+decode_ready(const struct buf *data, struct msgid_map *ids,
+	struct errinfo *reterr)
+{
+	struct record rec;
+	time_t now = time(NULL);
+	size_t i;
+	enum err e;
+
+	e = parse_record(&ready_spec, data->data, data->len, &rec, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	for (i = 0; e == ERR_OK && i < rec.n; i++) {
+		const struct record_field *f = &rec.fields[i];
+		char *sp = memchr(f->value, ' ', f->len);
+
+		if (sp == NULL || memchr(f->value, '\0', f->len) != NULL) {
+			e = errinfo_set(reterr, ERR_PROTO, "%s, line %u: not "
+				"a 'pair ORIGINAL ASSIGNED' line",
+				ready_spec.what, f->line);
+			break;
+		}
+		*sp = '\0';
+		e = msgid_map_add(ids, f->value, sp + 1, now);
+		if (e != ERR_OK) {
+			e = errinfo_set(reterr, ERR_PROTO, "%s: too many "
+				"Message-IDs", ready_spec.what);
+		}
+	}
+	record_release(&rec);
+	return e;
+}
+
+/* COMMIT: the body's size, with its descriptor. */
+static enum err
+send_commit(int sock, int body_fd, uint64_t size, struct errinfo *reterr)
+{
+	struct buf b;
+	enum err e;
+
+	buf_init(&b, HANDOVER_COMMIT_MAX);
+	e = record_begin(&b, commit_spec.name, HANDOVER_VERSION);
+	if (e == ERR_OK) e = record_put_long(&b, "size", (long long)size);
+	if (e == ERR_OK) e = record_finish(&b);
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "session keeper: COMMIT record too "
+			"large");
+	} else {
+		e = send_record(sock, &b, body_fd, reterr);
+	}
+	buf_release(&b);
 	return e;
 }
 
 int
 handover_send(const char *path, const char *key, const struct envelope *env,
-	int body_fd, uint64_t size, int64_t timeout_ms,
+	const char *own_id, handover_body_fn body, void *body_ctx,
+	int64_t timeout_ms,
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 	size_t len), void *transcript_ctx,
 	struct submit_result *ret, struct handover_outcome *ret_out,
 	struct errinfo *reterr)
 {
-	struct record rec;
+	struct msgid_map ids;
 	struct buf b;
+	uint64_t size = 0;
 	int64_t deadline;
-	int sock, handed = 0;
+	int sock, body_fd = -1, handed = 0;
 	enum err e = ERR_OK;
 
-	if (size > (uint64_t)LONG_MAX) {
-		return 0;
-	}
 	sock = connect_keeper(path);
 	if (sock < 0) {
 		return 0;
 	}
+	msgid_map_init(&ids);
 	buf_init(&b, HANDOVER_FRAME_MAX);
-	e = encode_request(&b, key, env, size);
+	e = encode_request(&b, key, env, own_id);
 	if (e == ERR_OK) {
-		e = send_record(sock, &b, body_fd, NULL);
+		e = send_record(sock, &b, -1, NULL);
 	}
 	deadline = util_now_ms() + (timeout_ms < HANDOVER_READY_WAIT_MS ?
 		timeout_ms : HANDOVER_READY_WAIT_MS);
@@ -735,11 +781,12 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 	}
 	/* anything but a well-formed READY (a REFUSE too): on our own */
 	if (e == ERR_OK && record_is(&b, &ready_spec) &&
-	    parse_record(&ready_spec, b.data, b.len, &rec, NULL) == ERR_OK) {
-		record_release(&rec);
+	    decode_ready(&b, &ids, NULL) == ERR_OK &&
+	    body(body_ctx, &ids, &body_fd, &size) == ERR_OK &&
+	    size <= (uint64_t)LONG_MAX) {
 		/* from here on the keeper owns the attempt */
 		handed = 1;
-		e = send_empty(sock, &commit_spec, reterr);
+		e = send_commit(sock, body_fd, size, reterr);
 		if (e == ERR_OK) {
 			e = recv_record(sock, util_now_ms() + 12 * timeout_ms,
 				&b, NULL, reterr);
@@ -762,6 +809,10 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 			}
 		}
 	}
+	if (body_fd >= 0) {
+		close(body_fd);
+	}
+	msgid_map_release(&ids);
 	buf_release(&b);
 	close(sock);
 	return handed;
@@ -836,6 +887,7 @@ handover_request_init(struct handover_request *r)
 {
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->key, HANDOVER_KEY_MAX);
+	buf_init(&r->msgid, MSGID_MAP_ID_MAX);
 	r->body_fd = -1;
 }
 
@@ -843,6 +895,7 @@ void
 handover_request_release(struct handover_request *r)
 {
 	buf_release(&r->key);
+	buf_release(&r->msgid);
 	envelope_release(&r->env);
 	memset(&r->env, 0, sizeof(r->env));
 	if (r->body_fd >= 0) {
@@ -918,10 +971,14 @@ handover_parse_request(const char *data, size_t len,
 			e = take_str(f, &ret->env.dsn_return, reterr);
 		} else if (strcmp(key, "dsn-envid") == 0) {
 			e = take_str(f, &ret->env.dsn_envid, reterr);
-		} else if (strcmp(key, "size") == 0) {
-			e = field_num(&request_spec, f, 0, LONG_MAX, &v,
-				reterr);
-			ret->size = (uint64_t)v;
+		} else if (strcmp(key, "message-id") == 0) {
+			e = field_str(&request_spec, f, &s, reterr);
+			if (e == ERR_OK && buf_append_str(&ret->msgid, s) !=
+			    ERR_OK) {
+				e = errinfo_set(reterr, ERR_PROTO, "%s: the "
+					"Message-ID is too long",
+					request_spec.what);
+			}
 		}
 	}
 	record_release(&rec);
@@ -940,39 +997,53 @@ handover_recv_request(int fd, int64_t timeout_ms,
 			"process of another user knocked");
 	}
 	buf_init(&b, HANDOVER_FRAME_MAX);
-	e = recv_record(fd, util_now_ms() + timeout_ms, &b, &ret->body_fd,
-		reterr);
+	e = recv_record(fd, util_now_ms() + timeout_ms, &b, NULL, reterr);
 	if (e == ERR_OK) {
 		e = handover_parse_request(b.data, b.len, ret, reterr);
 	}
 	buf_release(&b);
-	if (e == ERR_OK && ret->body_fd < 0) {
-		e = errinfo_set(reterr, ERR_PROTO, "%s: no message came with "
-			"it", request_spec.what);
-	}
 	return e;
 }
 
 enum err
-handover_send_ready(int fd, const char *refusal, struct errinfo *reterr)
+handover_send_ready(int fd, const char *refusal, const struct msgid_map *ids,
+	struct errinfo *reterr)
 {
 	struct buf b;
+	size_t pos = 0;
 	enum err e;
 
 	if (refusal == NULL) {
-		return send_empty(fd, &ready_spec, reterr);
-	}
-	buf_init(&b, HANDOVER_REFUSAL_MAX);
-	e = record_begin(&b, refuse_spec.name, HANDOVER_VERSION);
-	if (e == ERR_OK) {
-		e = record_put_str(&b, "reason", refusal);
+		const char *o, *a;
+		size_t olen, alen;
+
+		buf_init(&b, HANDOVER_IDS_MAX + HANDOVER_COMMIT_MAX);
+		e = record_begin(&b, ready_spec.name, HANDOVER_VERSION);
+		while (e == ERR_OK && ids != NULL &&
+		    msgid_map_next(ids, &pos, &o, &olen, &a, &alen)) {
+			char pair[2 * MSGID_MAP_ID_MAX];
+
+			if (olen + 1 + alen > sizeof(pair)) {
+				continue;
+			}
+			memcpy(pair, o, olen);
+			pair[olen] = ' ';
+			memcpy(pair + olen + 1, a, alen);
+			e = record_put(&b, "pair", pair, olen + 1 + alen);
+		}
+	} else {
+		buf_init(&b, HANDOVER_REFUSAL_MAX);
+		e = record_begin(&b, refuse_spec.name, HANDOVER_VERSION);
+		if (e == ERR_OK) {
+			e = record_put_str(&b, "reason", refusal);
+		}
 	}
 	if (e == ERR_OK) {
 		e = record_finish(&b);
 	}
 	if (e != ERR_OK) {
-		e = errinfo_set(reterr, e, "session keeper: REFUSE record too "
-			"large");
+		e = errinfo_set(reterr, e, "session keeper: %s record too "
+			"large", refusal == NULL ? "READY" : "REFUSE");
 	} else {
 		e = send_record(fd, &b, -1, reterr);
 	}
@@ -981,21 +1052,31 @@ handover_send_ready(int fd, const char *refusal, struct errinfo *reterr)
 }
 
 enum err
-handover_recv_commit(int fd, int64_t timeout_ms, struct errinfo *reterr)
+handover_recv_commit(int fd, int64_t timeout_ms, struct handover_request *req,
+	struct errinfo *reterr)
 {
 	struct record rec;
 	struct buf b;
+	long v = 0;
 	enum err e;
 
 	buf_init(&b, HANDOVER_COMMIT_MAX);
-	e = recv_record(fd, util_now_ms() + timeout_ms, &b, NULL, reterr);
+	e = recv_record(fd, util_now_ms() + timeout_ms, &b, &req->body_fd,
+		reterr);
 	if (e == ERR_OK) {
 		e = parse_record(&commit_spec, b.data, b.len, &rec, reterr);
-	}
-	if (e == ERR_OK) {
-		record_release(&rec);
+		if (e == ERR_OK) {
+			e = field_num(&commit_spec, &rec.fields[0], 0, LONG_MAX,
+				&v, reterr);
+			record_release(&rec);
+		}
 	}
 	buf_release(&b);
+	req->size = (uint64_t)v;
+	if (e == ERR_OK && req->body_fd < 0) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s: no message came with "
+			"it", commit_spec.what);
+	}
 	return e;
 }
 

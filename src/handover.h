@@ -13,11 +13,15 @@
  * 1" ... "end"), bounded (HANDOVER_FRAME_MAX):
  *
  *   caller -> keeper   REQUEST: key, from, rcpt..., body-8bit, smtputf8,
- *                      dsn-notify, dsn-return, dsn-envid, size, with the
- *                      body's file descriptor (SCM_RIGHTS)
- *   keeper -> caller   READY (the session is idle and alive), or REFUSE:
+ *                      dsn-notify, dsn-return, dsn-envid, message-id (the
+ *                      message's own, for threading repair)
+ *   keeper -> caller   READY (the session is idle and alive) with a pair
+ *                      line per Message-ID the server renamed in this
+ *                      keeper's life (original, assigned), or REFUSE:
  *                      reason
- *   caller -> keeper   COMMIT: from here on the keeper owns the attempt
+ *   caller -> keeper   COMMIT: size, with the body's file descriptor
+ *                      (SCM_RIGHTS), the caller having cited the assigned
+ *                      IDs; from here on the keeper owns the attempt
  *   keeper -> caller   RESULT: outcome, known, smtp-code, enhanced,
  *                      message, final-reply, auth-mech, tls, rcpt-code and
  *                      rcpt-delivered per recipient, the transcript lines
@@ -39,6 +43,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "err.h"
+#include "msgid_map.h"
 #include "smtp.h"
 
 struct account;
@@ -52,7 +57,8 @@ struct submit_result;
 #define HANDOVER_KEY_MAX (64 * 1024)	/* the session key's text */
 #define HANDOVER_PATH_MAX 4096	/* the socket's path */
 #define HANDOVER_REFUSAL_MAX 4096	/* a REFUSE record */
-#define HANDOVER_COMMIT_MAX 64	/* a COMMIT or READY record (no fields) */
+#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record */
+#define HANDOVER_IDS_MAX (1024 * 1024)	/* the keeper's pairs (a READY) */
 
 /*
  * The session key of acc (appended to key) and the path of its socket
@@ -80,7 +86,17 @@ struct handover_outcome {
 };
 
 /*
- * Hand env (body: body_fd, size wire bytes) to the keeper at path.
+ * After READY: the keeper's pairs in ids (empty when it has none); the
+ * caller cites the assigned IDs (message_rewrite_refs()) and gives the
+ * body to hand over, a file (ret_fd, which handover_send() closes) of
+ * *ret_size wire bytes.  An error: nothing is handed over.
+ */
+typedef enum err (*handover_body_fn)(void *ctx, const struct msgid_map *ids,
+	int *ret_fd, uint64_t *ret_size);
+
+/*
+ * Hand env to the keeper at path; own_id: the message's Message-ID
+ * (NULL: none, or no threading repair), body: gives the body after READY.
  * Returns 0 when nothing was handed over (no keeper, a refusal, a keeper
  * lost before COMMIT): the caller sends by itself.  Returns 1 when the
  * keeper owned the attempt: ret (initialised by the caller) and *ret_out
@@ -94,8 +110,8 @@ struct handover_outcome {
  * first).
  */
 int handover_send(const char *path, const char *key,
-	const struct envelope *env, int body_fd, uint64_t size,
-	int64_t timeout_ms,
+	const struct envelope *env, const char *own_id,
+	handover_body_fn body, void *body_ctx, int64_t timeout_ms,
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 	size_t len), void *transcript_ctx,
 	struct submit_result *ret, struct handover_outcome *ret_out,
@@ -121,8 +137,9 @@ enum err handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
 struct handover_request {
 	struct buf key;
 	struct envelope env;
-	uint64_t size;
-	int body_fd;		/* -1 when none */
+	struct buf msgid;	/* the message's own ID; empty when none */
+	uint64_t size;		/* from the COMMIT */
+	int body_fd;		/* from the COMMIT; -1 when none */
 };
 
 void handover_request_init(struct handover_request *r);
@@ -145,13 +162,16 @@ enum err handover_recv_request(int fd, int64_t timeout_ms,
 enum err handover_parse_request(const char *data, size_t len,
 	struct handover_request *ret, struct errinfo *reterr);
 
-/* REFUSE with a reason, or READY (reason NULL). */
+/* REFUSE with a reason, or READY (reason NULL) with the pairs of ids. */
 enum err handover_send_ready(int fd, const char *refusal,
-	struct errinfo *reterr);
+	const struct msgid_map *ids, struct errinfo *reterr);
 
-/* Wait for COMMIT.  ERR_NET: the caller went away (send nothing). */
+/*
+ * Wait for COMMIT; the body's descriptor and size go to req.  ERR_NET:
+ * the caller went away (send nothing); ERR_PROTO (no body came with it).
+ */
 enum err handover_recv_commit(int fd, int64_t timeout_ms,
-	struct errinfo *reterr);
+	struct handover_request *req, struct errinfo *reterr);
 
 /* Collects transcript lines for the RESULT (a transcript callback). */
 void handover_transcript_collect(void *ctx, enum smtp_dir dir,

@@ -232,6 +232,43 @@ msgid_map_load(struct msgid_map *map, const struct account *acc, time_t now,
 		&map->data, reterr);
 }
 
+enum err
+msgid_map_add(struct msgid_map *map, const char *original,
+	const char *assigned, time_t now)
+{
+	size_t olen = strlen(original), alen = strlen(assigned);
+
+	if (!id_ok(original, olen) || !id_ok(assigned, alen) ||
+	    olen >= MSGID_MAP_ID_MAX || alen >= MSGID_MAP_ID_MAX) {
+		return ERR_OK;	/* nothing a header could cite */
+	}
+	return buf_printf(&map->data, "%lld\t%s\t%s\n", (long long)now,
+		original, assigned);
+}
+
+int
+msgid_map_next(const struct msgid_map *map, size_t *pos,
+	const char **ret_original, size_t *ret_olen,
+	const char **ret_assigned, size_t *ret_alen)
+{
+	const char *p = map->data.data + *pos;
+	const char *end = map->data.data + map->data.len;
+	const char *nl, *t1, *t2;
+
+	if (*pos >= map->data.len) {
+		return 0;
+	}
+	nl = memchr(p, '\n', (size_t)(end - p));
+	t1 = memchr(p, '\t', (size_t)(nl - p));
+	t2 = memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1));
+	*ret_original = t1 + 1;
+	*ret_olen = (size_t)(t2 - t1 - 1);
+	*ret_assigned = t2 + 1;
+	*ret_alen = (size_t)(nl - t2 - 1);
+	*pos = (size_t)(nl + 1 - map->data.data);
+	return 1;
+}
+
 int
 msgid_map_lookup(void *ctx, const char *id, size_t len, struct buf *ret)
 {

@@ -49,6 +49,23 @@ enum err msgid_map_load(struct msgid_map *map, const struct account *acc,
 	time_t now, struct errinfo *reterr);
 
 /*
+ * Add original -> assigned to map's memory only (a session keeper's map:
+ * doc/git-send-email.md).  Nothing is added for an ID that a header could
+ * not cite (a space or control byte, MSGID_MAP_ID_MAX bytes or more).
+ * Errors: ERR_LIMIT (the map is full), ERR_NOMEM.
+ */
+MUST_CHECK enum err msgid_map_add(struct msgid_map *map, const char *original,
+	const char *assigned, time_t now);
+
+/*
+ * The pair at *pos (0 for the first), oldest first: 1 with the IDs
+ * (not NUL-terminated) and *pos moved on, 0 after the last.
+ */
+int msgid_map_next(const struct msgid_map *map, size_t *pos,
+	const char **ret_original, size_t *ret_olen,
+	const char **ret_assigned, size_t *ret_alen);
+
+/*
  * A lookup for message_rewrite_refs() (ctx: the map): the assigned ID of
  * original id, appended to ret; 1 when found.
  */

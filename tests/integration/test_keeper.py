@@ -562,6 +562,38 @@ def test_bad_handover_record_is_refused_and_the_keeper_goes_on(khome, sink):
     assert len(sink.messages()) == 2
 
 
+def test_keeper_memory_cites_renamed_ids_when_the_state_file_fails(khome,
+                                                                  sink):
+    """The keeper keeps the pairs in memory too: with the state file
+    unusable between two hand-overs, the next message still cites the
+    assigned IDs (the first message's, which the keeper's parent sent, and
+    the second's, which the keeper sent)."""
+    sink.handler.rename_ids = True
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    state = os.path.join(khome, ".local", "state", "oasmtp")
+    path = [os.path.join(state, n) for n in os.listdir(state)
+            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+    # a directory where the file was: it can be neither read nor replaced
+    # (a read-only directory would not stop root, who runs these tests)
+    os.unlink(path)
+    os.mkdir(path, 0o700)
+    r = send(khome, cfg, 2)
+    assert r.returncode == 0, describe(r)
+    assert b"cannot record the Message-ID the server assigned" in r.stderr
+    reply = (b"In-Reply-To: <orig-2@example.org>\n"
+             b"References: <orig-1@example.org> <orig-2@example.org>\n")
+    r = send(khome, cfg, 3, extra=reply)
+    assert r.returncode == 0, describe(r)
+    got = sink.messages()
+    assert len(got) == 3
+    assert b"In-Reply-To: <RIG0002NEWID@rig.PROD.OUTLOOK.COM>" in got[2][1]
+    assert (b"References: <RIG0001NEWID@rig.PROD.OUTLOOK.COM> "
+            b"<RIG0002NEWID@rig.PROD.OUTLOOK.COM>") in got[2][1]
+    assert b"orig-1@" not in got[2][1] and b"orig-2@" not in got[2][1]
+    assert sink.connections == 1
+
+
 def test_message_id_fix_off_and_without_keeper(khome, sink):
     sink.handler.rename_ids = True
     cfg = rig.sink_config(khome, sink, ["session_persist off"])
