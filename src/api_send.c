@@ -19,7 +19,6 @@
 #include "record.h"
 #include "util.h"
 
-/* The outcome record is small; more is a broken helper. */
 /* the request record before the message: account, file, recipients */
 #define REQUEST_HEAD_MAX 4096
 
@@ -131,6 +130,29 @@ api_send_bcc_field(const char *head, size_t len, const struct envelope *env,
 
 	addr_list_init(&listed);
 	e = header_recipients(head, len, &listed);
+	/*
+	 * The API delivers to every To:/Cc: address of what it is given.
+	 * SMTP delivers to the envelope only: a message forwarded without -t
+	 * names people it must not reach again.  Refused before anything is
+	 * sent rather than delivered to them.
+	 */
+	for (j = 0; e == ERR_OK && j < listed.n; j++) {
+		for (i = 0; i < env->n_rcpts; i++) {
+			if (addr_equal(listed.v[j].addr, env->rcpts[i])) {
+				break;
+			}
+		}
+		if (i == env->n_rcpts) {
+			e = errinfo_set(reterr, ERR_NOTSUPP, "the message's "
+				"To/Cc names <%s>, which is not a recipient "
+				"of this send; the HTTPS API would deliver to "
+				"it too, so the message is not sent that way: "
+				"send it with -t (recipients from the header) "
+				"or through SMTP", listed.v[j].addr);
+			addr_list_release(&listed);
+			return e;
+		}
+	}
 	for (i = 0; e == ERR_OK && i < env->n_rcpts; i++) {
 		const char *a = env->rcpts[i];
 		size_t alen = strlen(a);

@@ -55,7 +55,9 @@ struct api_send_result {
 /*
  * The recipients of env that are in neither To: nor Cc: of the header
  * block head[0..len), as a "Bcc: a, b" field with CRLF (folded) appended
- * to out; nothing when there are none.  ERR_LIMIT / ERR_NOMEM.
+ * to out; nothing when there are none.  ERR_NOTSUPP when To: or Cc: names
+ * an address that is not an envelope recipient (the API would deliver to
+ * it); ERR_LIMIT / ERR_NOMEM.
  */
 enum err api_send_bcc_field(const char *head, size_t len,
 	const struct envelope *env, struct buf *out, struct errinfo *reterr);

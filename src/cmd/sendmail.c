@@ -282,7 +282,6 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	int persist = persist_on(job);
 	enum err e;
 
-	fix_references(job, m);
 	size = message_wire_size(m);
 	body.size = size;
 	body.read = body_read;
@@ -600,6 +599,9 @@ sendmail_send(const struct cli_opts *o, int fd, struct errinfo *reterr)
 			errinfo_msg(reterr));
 		errinfo_release(reterr);
 	}
+	/* before the broker is forked: its copy of m is what an HTTPS
+	   fall-back sends (and before a hand-over to a keeper) */
+	fix_references(&job, m);
 	/* the broker is started by send_message(), before the connect */
 	sandbox_init(&sb, job.acc, o->config_file, NULL);
 	fb.job = &job;

@@ -9,6 +9,7 @@ closed port.  Needs node + `npm ci` in tests/oauth.
 """
 
 import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -89,6 +90,24 @@ def test_graph_send_posts_base64_mime_with_bcc(api):
     rig.check_delivery(raw.split(b"\r\n", 1)[1], MSG)
     # no SMTP connection was made
     assert r.oauth.messages() == []
+
+
+def test_header_recipient_outside_the_envelope_is_refused(api):
+    """Forwarded without -t: the API would deliver to the header's To/Cc
+    too, where SMTP delivers to the envelope only.  Refused (69) before
+    any request; with -t the same message goes."""
+    r = api()
+    for transport in ("graph", "gmail-api"):
+        p = r.send(r.config(transport, api="gmail" if transport ==
+                            "gmail-api" else "graph"),
+                   args=("-i", HIDDEN))
+        assert p.returncode == 69, describe(p)
+        assert b"names <rcpt@example.net>, which is not a recipient" \
+            in p.stderr, describe(p)
+        assert not [q for q in r.emu.requests if q["method"] == "POST"]
+    p = r.send(r.config("graph"), args=("-i", "-t"))
+    assert p.returncode == 0, describe(p)
+    assert len([q for q in r.emu.requests if q["method"] == "POST"]) == 1
 
 
 def test_gmail_send_media_upload(api):
@@ -244,6 +263,32 @@ def test_auto_falls_back_on_5_7_139_and_remembers(api, confine):
     assert b"as decided" in p.stderr
     assert r.oauth.smtp.transcript_text().count("AUTH ") == auths
     assert len(r.emu.sent) == 2
+
+
+def test_auto_fallback_by_broker_sends_the_repaired_references(api):
+    """The confined send's broker was forked before message_id_fix rewrote
+    In-Reply-To: its HTTPS fall-back must still send the rewritten one."""
+    r = api(smtp_faults=AUTH_DISABLED)
+    cfg = r.config("auto", extra=["confine on", "message_id_fix auto"])
+    state = os.path.join(r.home, ".local", "state", "oasmtp")
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    os.chmod(state, 0o700)
+    who = "default\n127.0.0.1\n%d\n%s\n" % (r.oauth.smtp.port, USER)
+    path = os.path.join(state, "message-ids-" +
+                        hashlib.sha256(who.encode()).hexdigest()[:32])
+    with open(path, "w", encoding="ascii") as f:
+        f.write("%d\torig-1@example.org\tNEWID-1@example.net\n"
+                % int(time.time()))
+    os.chmod(path, 0o600)
+    msg = MSG.replace(b"Subject:", b"In-Reply-To: <orig-1@example.org>\n"
+                      b"Subject:", 1)
+    p = r.send(cfg, args=("-v", "-i", "rcpt@example.net"), msg=msg)
+    assert p.returncode == 0, describe(p)
+    assert b"confined: " in p.stderr, describe(p)
+    assert b"SMTP AUTH is disabled" in p.stderr, describe(p)
+    assert len(r.emu.sent) == 1, describe(p)
+    head = header_block(posted(r.emu))
+    assert "In-Reply-To: <NEWID-1@example.net>" in head, head
 
 
 def test_auto_falls_back_when_port_closed(api):

@@ -176,7 +176,8 @@ def test_confined_keeper_cannot_read_exec_or_connect(khome, sink):
                 "OASMTP_FAULT_OUT": out,
                 "OASMTP_FAULT_PORT": str(other.getsockname()[1])}))
             assert p.returncode == 0, describe(p)
-            wait_for(lambda: os.path.exists(out), "the keeper's line")
+            wait_for(lambda: os.path.exists(out), "the keeper's line",
+                     timeout=30)
             with open(out) as f:
                 results[confine] = f.read().strip()
             for pid in keepers(khome):

@@ -273,6 +273,34 @@ while True:
 """
 
 
+def group_states(pgid):
+    """The state letter of each process in process group pgid."""
+    states = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) S ppid pgrp ...": comm may hold spaces
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            states.append(fields[0])
+    return states
+
+
+def wait_group_stopped(pgid, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        states = group_states(pgid)
+        if states and all(s in ("T", "t") for s in states):
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(0.02)
+
+
 def test_ctrl_z_at_the_prompt_restores_echo_then_asks_again(home,
                                                              auth_sink):
     msmtprc(home, auth_sink.port)
@@ -299,6 +327,10 @@ def test_ctrl_z_at_the_prompt_restores_echo_then_asks_again(home,
         assert proc.stdout.readline() == b"stopped\n"
         # stopped with the terminal as the user left it
         wait_echo(master, True, 5)
+        # a shell's fg comes after every process of the job stopped (the
+        # prompt may run in a child of oasmtp, which stops on its own a
+        # moment after putting echo back)
+        wait_group_stopped(pid, 10)
         os.killpg(pid, signal.SIGCONT)
         got = read_until(master, b"password for", time.monotonic() + 30)
         assert b"password for" in got
