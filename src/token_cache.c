@@ -287,6 +287,13 @@ token_grant_file(const struct account *acc, struct buf *ret_path,
 	return grant_file(acc, 1, ".grant", ret_path, reterr);
 }
 
+enum err
+token_rescue_file(const struct account *acc, struct buf *ret_path,
+	struct errinfo *reterr)
+{
+	return grant_file(acc, 1, ".rescue", ret_path, reterr);
+}
+
 int
 token_legacy_file(const struct account *acc, int which, const char *suffix,
 	struct buf *ret_path)

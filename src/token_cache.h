@@ -89,6 +89,15 @@ MUST_CHECK enum err token_grant_file(const struct account *acc, struct buf *ret_
 	struct errinfo *reterr);
 
 /*
+ * The grant's rescue file (directories made): a rotated refresh token
+ * that its store would not take is kept there, 0600, until the store
+ * takes it, so that the token it replaced is never presented again.
+ * As above.
+ */
+MUST_CHECK enum err token_rescue_file(const struct account *acc,
+	struct buf *ret_path, struct errinfo *reterr);
+
+/*
  * Where oasmtp 0.1.0 kept acc's file with suffix (".token", ".lock",
  * ".grant"): which 0 is its runtime-directory place (or the one beside an
  * oauth2_token_cache PATH), 1 its cache-directory place.  1 and the path in

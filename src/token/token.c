@@ -184,6 +184,89 @@ out:
 }
 
 /*
+ * The rescue file (token_cache.h): a rotated refresh token that the store
+ * would not take.  It is newer than what the store holds, so while it
+ * exists it is the one presented.
+ */
+static int
+rescue_read(const struct account *acc, struct buf *ret_rt)
+{
+	struct fileio_private rules = {
+		.what = "rescued refresh token", .owner = geteuid(),
+		.forbidden = 077, .follow = 0, .max = OAUTH_BODY_MAX,
+		.refused = ERR_DATA,
+	};
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf path;
+	int exists = 0, ok;
+
+	buf_init(&path, PATH_MAX);
+	buf_reset(ret_rt);
+	ok = token_rescue_file(acc, &path, &ei) == ERR_OK &&
+		fileio_read_private(AT_FDCWD, buf_cstr(&path), &rules, ret_rt,
+		&exists, &ei) == ERR_OK && exists && ret_rt->len > 0;
+	if (!ok) {
+		buf_reset(ret_rt);
+	}
+	errinfo_release(&ei);
+	buf_release(&path);
+	return ok;
+}
+
+static MUST_CHECK enum err
+rescue_write(const struct account *acc, const char *rt, struct buf *ret_path,
+	struct errinfo *reterr)
+{
+	enum err e = token_rescue_file(acc, ret_path, reterr);
+
+	return e != ERR_OK ? e : fileio_write_private(buf_cstr(ret_path), rt,
+		strlen(rt), 1, reterr);
+}
+
+static void
+rescue_drop(const struct account *acc)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct buf path;
+
+	buf_init(&path, PATH_MAX);
+	if (token_rescue_file(acc, &path, &ei) == ERR_OK) {
+		(void)unlink(buf_cstr(&path));
+	}
+	errinfo_release(&ei);
+	buf_release(&path);
+}
+
+/*
+ * The store would not take the rotated token tok: keep it in the rescue
+ * file instead (the one presented must never be sent again) and warn.
+ * ERR_OK when it is kept; else the store's error (reterr) stands.
+ */
+static MUST_CHECK enum err
+rescue(struct ctx *x, struct tstore *ts, const char *tok,
+	struct token_info *info, struct errinfo *reterr)
+{
+	struct errinfo rei = ERRINFO_INIT;
+	struct buf path;
+	enum err e;
+
+	buf_init(&path, PATH_MAX);
+	e = rescue_write(x->acc, tok, &path, &rei);
+	if (e == ERR_OK) {
+		snprintf(info->warning, sizeof(info->warning),
+			"the %s store of account '%s' did not take the "
+			"rotated refresh token (%s); it is kept in %s and "
+			"used from there until the store takes it",
+			ts->ops->name, x->acc->name, reterr != NULL ?
+			errinfo_msg(reterr) : "read-only", buf_cstr(&path));
+		errinfo_release(reterr);
+	}
+	errinfo_release(&rei);
+	buf_release(&path);
+	return e;
+}
+
+/*
  * Persist what the refresh taught us about the refresh token (used: the
  * stored one, which was presented).  A rotated token replaces it with a
  * plain save, which keeps no previous token: nothing would present that
@@ -199,7 +282,9 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 
 	if (!tstore_is_writable(ts)) {
 		if (tok->refresh_token.len > 0 &&
-		    strcmp(tok->refresh_token.data, used) != 0) {
+		    strcmp(tok->refresh_token.data, used) != 0 &&
+		    rescue(x, ts, tok->refresh_token.data, info, NULL) !=
+		    ERR_OK) {
 			snprintf(info->warning, sizeof(info->warning),
 				"the token endpoint rotated the refresh token "
 				"of account '%s' but its %s store is "
@@ -220,8 +305,13 @@ persist(struct ctx *x, struct tstore *ts, const char *used,
 	if (e != ERR_OK) {
 		errinfo_prefix(reterr, "cannot save the rotated refresh token "
 			"of account '%s': ", x->acc->name);
+		if (rescue(x, ts, tok->refresh_token.data, info, reterr) ==
+		    ERR_OK) {
+			return ERR_OK;
+		}
 		return errinfo_recode(reterr, ERR_TOKEN_TEMP);
 	}
+	rescue_drop(x->acc);
 	info->rotated = 1;
 	return ERR_OK;
 }
@@ -237,16 +327,28 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 	struct errinfo *reterr)
 {
 	struct tstore *ts = NULL;
-	struct buf rt;
+	struct buf rt, rescued;
 	struct oauth_tokens tok;
 	time_t issued;
 	enum err e;
 
 	buf_init_secret(&rt, OAUTH_BODY_MAX);
+	buf_init_secret(&rescued, OAUTH_BODY_MAX);
 	oauth_tokens_init(&tok);
 	e = tstore_open(x->acc, &ts, reterr);
 	if (e == ERR_OK) {
 		e = tstore_load(ts, &rt, reterr);
+	}
+	if (e == ERR_OK && rescue_read(x->acc, &rescued)) {
+		/* newer than the store's, which was presented already */
+		buf_reset(&rt);
+		e = buf_append(&rt, rescued.data, rescued.len);
+		if (e != ERR_OK) {
+			e = errinfo_set(reterr, e, "refresh token too large");
+		} else if (tstore_is_writable(ts) &&
+		    tstore_save(ts, buf_cstr(&rt), NULL) == ERR_OK) {
+			rescue_drop(x->acc);
+		}
 	}
 	if (e == ERR_OK) {
 		e = client_secret(x, reterr);
@@ -277,6 +379,7 @@ refresh_locked(struct ctx *x, struct token_cached *c, struct token_info *info,
 out:
 	oauth_tokens_release(&tok);
 	buf_release(&rt);
+	buf_release(&rescued);
 	tstore_free(ts);
 	return e;
 }

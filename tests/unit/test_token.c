@@ -227,6 +227,23 @@ get(const struct account *acc, unsigned flags, char *out, size_t size,
 	return e;
 }
 
+static int mode_is(const char *path, mode_t mode);
+
+static enum err
+get_info(const struct account *acc, unsigned flags, char *out, size_t size,
+	struct token_info *info, struct errinfo *ei)
+{
+	struct buf tok;
+	enum err e;
+
+	buf_init_secret(&tok, 65536);
+	errinfo_release(ei);
+	e = token_get_ex(acc, flags, &tok, info, ei);
+	util_strlcpy(out, buf_cstr(&tok), size);
+	buf_release(&tok);
+	return e;
+}
+
 /* Rewrite the cached expiry to now + secs. */
 static void
 set_cache_expiry(long secs)
@@ -363,7 +380,11 @@ test_rotation(void)
 	is_str(read_text(store_path, text, sizeof(text)), "rt-2\n",
 		"second rotation persisted");
 
-	/* saving fails (temp name too long): the new access token is not used */
+	/*
+	 * Saving fails (temp name too long): the rotated token is kept in
+	 * the grant's rescue file (never lost: the presented one must not
+	 * be sent again) and the next refresh presents it.
+	 */
 	memset(longname, 0, sizeof(longname));
 	snprintf(longname, sizeof(longname), "%s/", tmpdir);
 	memset(longname + strlen(longname), 'r', 250);
@@ -372,12 +393,24 @@ test_rotation(void)
 	account_setup(&acc, "rotfail");
 	acc.oauth2_token_store = longspec;
 	fake_reset(M_ROTATE);
-	e = get(&acc, 0, tok, sizeof(tok), &ei);
-	is_int(e, ERR_TOKEN_TEMP, "unsaveable rotation -> ERR_TOKEN_TEMP");
-	contains(errinfo_msg(&ei), "cannot save the rotated refresh token",
-		"message says the rotated token was not saved");
-	is_str(tok, "", "no access token handed out");
-	ok(access(cache_file, F_OK) != 0, "and none cached");
+	{
+		struct token_info ti;
+
+		memset(&ti, 0, sizeof(ti));
+		e = get_info(&acc, 0, tok, sizeof(tok), &ti, &ei);
+		is_int(e, ERR_OK, "unsaveable rotation: rescued (%s)",
+			errinfo_msg(&ei));
+		contains(ti.warning, "cannot save the rotated refresh token",
+			"the warning says the store did not take it (%s)",
+			ti.warning);
+		ok(tok[0] != '\0', "the access token is handed out");
+		is_str(read_text(longname, text, sizeof(text)), "rt-long\n",
+			"the store is unchanged");
+		e = get(&acc, TOKEN_FORCE_REFRESH, tok, sizeof(tok), &ei);
+		is_int(e, ERR_OK, "next refresh (%s)", errinfo_msg(&ei));
+		ok(strstr(fake->last_form, "refresh_token=rt-1&") != NULL,
+			"presents the rescued rt-1, never rt-long again");
+	}
 	unlink(longname);
 
 	/* read-only command store: rotation only warns */
@@ -435,21 +468,63 @@ test_rotation(void)
 		is_str(read_text(db, text, sizeof(text)), "rt-2\n",
 			"and writes the next one");
 
-		/* a write command that stores nothing: caught, token not used */
+		/*
+		 * A write command that stores nothing: caught; the rotated
+		 * token (rt-3) is kept in the grant's rescue file, never lost,
+		 * and rt-2 (presented already) is never sent again.
+		 */
 		acc.oauth2_token_store_write = (char *)"cat >/dev/null";
 		unlink(cache_file);
-		e = get(&acc, 0, tok, sizeof(tok), &ei);
-		is_int(e, ERR_TOKEN_TEMP, "a write that stores nothing fails");
-		contains(errinfo_msg(&ei), "does not print the new refresh token",
-			"and says so (%s)", errinfo_msg(&ei));
-		is_str(tok, "", "no access token handed out");
-		/* a failing write command */
-		acc.oauth2_token_store_write = (char *)"exit 3";
-		e = get(&acc, 0, tok, sizeof(tok), &ei);
-		is_int(e, ERR_TOKEN_TEMP, "a failing write command fails");
-		contains(errinfo_msg(&ei), "oauth2_token_store_write failed "
-			"with exit status 3", "names the key (%s)",
-			errinfo_msg(&ei));
+		{
+			struct token_info ti;
+			struct buf rpath;
+			struct errinfo rei = ERRINFO_INIT;
+
+			memset(&ti, 0, sizeof(ti));
+			buf_init(&rpath, PATH_MAX);
+			e = get_info(&acc, 0, tok, sizeof(tok), &ti, &ei);
+			is_int(e, ERR_OK, "a write that stores nothing: the "
+				"token is rescued (%s)", errinfo_msg(&ei));
+			ok(strstr(fake->last_form, "refresh_token=rt-2&") !=
+				NULL, "rt-2 presented");
+			contains(ti.warning, "did not take the rotated refresh "
+				"token", "warns (%s)", ti.warning);
+			contains(ti.warning, "does not print the new refresh "
+				"token", "with the store's reason");
+			ok(token_rescue_file(&acc, &rpath, &rei) == ERR_OK &&
+				mode_is(buf_cstr(&rpath), 0600) &&
+				strcmp(read_text(buf_cstr(&rpath), text,
+				sizeof(text)), "rt-3") == 0,
+				"rt-3 kept in the rescue file, 0600");
+			/* a failing write command: the next refresh presents
+			   the rescued rt-3, not the store's rt-2 */
+			acc.oauth2_token_store_write = (char *)"exit 3";
+			unlink(cache_file);
+			memset(&ti, 0, sizeof(ti));
+			e = get_info(&acc, 0, tok, sizeof(tok), &ti, &ei);
+			is_int(e, ERR_OK, "failing write: rescued again (%s)",
+				errinfo_msg(&ei));
+			ok(strstr(fake->last_form, "refresh_token=rt-3&") !=
+				NULL, "the rescued token is presented");
+			contains(ti.warning, "oauth2_token_store_write failed "
+				"with exit status 3", "names the key (%s)",
+				ti.warning);
+			/* the store works again: it takes the rescued token
+			   (rt-4) before the refresh, the file goes */
+			acc.oauth2_token_store_write = wr;
+			unlink(cache_file);
+			e = get(&acc, 0, tok, sizeof(tok), &ei);
+			is_int(e, ERR_OK, "store works again (%s)",
+				errinfo_msg(&ei));
+			ok(strstr(fake->last_form, "refresh_token=rt-4&") !=
+				NULL, "rt-4 presented");
+			is_str(read_text(db, text, sizeof(text)), "rt-5\n",
+				"the store holds the newest");
+			ok(access(buf_cstr(&rpath), F_OK) != 0,
+				"the rescue file is gone");
+			errinfo_release(&rei);
+			buf_release(&rpath);
+		}
 		unlink(db);
 	}
 }
