@@ -1,16 +1,17 @@
 /*
  * handover.c - the session keeper's socket protocol; see handover.h.
  *
- * A frame is "OAK" + version (4 bytes), a type byte, a 32-bit big-endian
- * payload length (at most HANDOVER_FRAME_MAX), then the payload: fields in
- * a fixed order, numbers as 32/64-bit big-endian, strings as a 32-bit
- * length and the bytes (0xffffffff: absent).  A reader that finds a field
- * missing, a string with a NUL, or bytes left over refuses the frame.
+ * Every message is a record (record.h), one at a time: a peer sends one
+ * and waits for the answer, so a reader takes bytes up to the "end" line
+ * and refuses any after it.  Each message has its spec with its keys; the
+ * reader refuses an unknown, missing or repeated key, a bad escape, a
+ * string value with a NUL, a number out of range.
  */
 #define _GNU_SOURCE
 #include "handover.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -29,19 +31,9 @@
 #include "account.h"
 #include "fileio.h"
 #include "paths.h"
+#include "record.h"
 #include "submit.h"
 #include "util.h"
-
-enum frame_type {
-	FT_REQUEST = 1,
-	FT_READY = 2,
-	FT_REFUSE = 3,
-	FT_COMMIT = 4,
-	FT_RESULT = 5,
-};
-
-#define HDR_LEN 9
-#define NO_STR 0xffffffffu
 
 /* ---- paths and the session key ---- */
 
@@ -150,120 +142,79 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	return e;
 }
 
-/* ---- framing ---- */
+/* ---- the records of the exchange (record.h) ---- */
 
-static enum err
-put_u32(struct buf *b, uint32_t v)
-{
-	unsigned char x[4] = { (unsigned char)(v >> 24),
-		(unsigned char)(v >> 16), (unsigned char)(v >> 8),
-		(unsigned char)v };
-
-	return buf_append(b, x, 4);
-}
-
-static enum err
-put_u64(struct buf *b, uint64_t v)
-{
-	enum err e = put_u32(b, (uint32_t)(v >> 32));
-
-	return e != ERR_OK ? e : put_u32(b, (uint32_t)v);
-}
-
-static enum err
-put_bytes(struct buf *b, const void *p, size_t n)
-{
-	enum err e;
-
-	if (n >= NO_STR) {
-		return ERR_LIMIT;
-	}
-	e = put_u32(b, (uint32_t)n);
-	return e != ERR_OK ? e : buf_append(b, p, n);
-}
-
-static enum err
-put_str(struct buf *b, const char *s)
-{
-	return s == NULL ? put_u32(b, NO_STR) : put_bytes(b, s, strlen(s));
-}
-
-struct rd {
-	const unsigned char *p;
-	size_t n, off;
-	int bad;
+static const struct record_key request_keys[] = {
+	{ "key", RECORD_REQUIRED },
+	{ "from", RECORD_REQUIRED },
+	{ "rcpt", RECORD_REQUIRED | RECORD_REPEAT },
+	{ "body-8bit", RECORD_REQUIRED },
+	{ "smtputf8", RECORD_REQUIRED },
+	{ "dsn-notify", 0 },
+	{ "dsn-return", 0 },
+	{ "dsn-envid", 0 },
+	{ "message-id", 0 },
+	{ NULL, 0 },
 };
 
-static uint32_t
-get_u32(struct rd *r)
-{
-	uint32_t v;
+/* A pair: "ORIGINAL ASSIGNED" (an ID holds no space). */
+static const struct record_key ready_keys[] = {
+	{ "pair", RECORD_REPEAT },
+	{ NULL, 0 },
+};
 
-	if (r->bad || r->n - r->off < 4) {
-		r->bad = 1;
-		return 0;
-	}
-	v = (uint32_t)r->p[r->off] << 24 | (uint32_t)r->p[r->off + 1] << 16 |
-		(uint32_t)r->p[r->off + 2] << 8 | r->p[r->off + 3];
-	r->off += 4;
-	return v;
-}
+static const struct record_key commit_keys[] = {
+	{ "size", RECORD_REQUIRED },
+	{ NULL, 0 },
+};
 
-static uint64_t
-get_u64(struct rd *r)
-{
-	uint64_t hi = get_u32(r);
+static const struct record_key refuse_keys[] = {
+	{ "reason", RECORD_REQUIRED },
+	{ NULL, 0 },
+};
 
-	return hi << 32 | get_u32(r);
-}
+/*
+ * The i-th rcpt-code and rcpt-delivered are the envelope's i-th
+ * recipient's; sent, received and note are the transcript's lines, in
+ * order.  enhanced and message come with an error only.
+ */
+static const struct record_key result_keys[] = {
+	{ "outcome", RECORD_REQUIRED },
+	{ "known", RECORD_REQUIRED },
+	{ "smtp-code", RECORD_REQUIRED },
+	{ "enhanced", 0 },
+	{ "message", 0 },
+	{ "final-reply", RECORD_REQUIRED },
+	{ "auth-mech", 0 },
+	{ "tls", RECORD_REQUIRED },
+	{ "rcpt-code", RECORD_REPEAT },
+	{ "rcpt-delivered", RECORD_REPEAT },
+	{ "sent", RECORD_REPEAT },
+	{ "received", RECORD_REPEAT },
+	{ "note", RECORD_REPEAT },
+	{ NULL, 0 },
+};
 
-/* A copy (NUL-terminated, no NUL inside), or NULL when absent or bad. */
-static char *
-get_str(struct rd *r, int optional)
-{
-	uint32_t n = get_u32(r);
-	char *s;
+#define SPEC(name, what, keys) { name, what, HANDOVER_VERSION, \
+	HANDOVER_VERSION, HANDOVER_VERSION, 0, keys }
 
-	if (r->bad) {
-		return NULL;
-	}
-	if (n == NO_STR) {
-		if (!optional) {
-			r->bad = 1;
-		}
-		return NULL;
-	}
-	if (r->n - r->off < n || memchr(r->p + r->off, '\0', n) != NULL) {
-		r->bad = 1;
-		return NULL;
-	}
-	s = malloc((size_t)n + 1);
-	if (s == NULL) {
-		r->bad = 1;
-		return NULL;
-	}
-	memcpy(s, r->p + r->off, n);
-	s[n] = '\0';
-	r->off += n;
-	return s;
-}
+static const struct record_spec request_spec =
+	SPEC("oasmtp-keeper-request", "session keeper REQUEST", request_keys);
+static const struct record_spec ready_spec =
+	SPEC("oasmtp-keeper-ready", "session keeper READY", ready_keys);
+static const struct record_spec refuse_spec =
+	SPEC("oasmtp-keeper-refuse", "session keeper REFUSE", refuse_keys);
+static const struct record_spec commit_spec =
+	SPEC("oasmtp-keeper-commit", "session keeper COMMIT", commit_keys);
+static const struct record_spec result_spec =
+	SPEC("oasmtp-keeper-result", "session keeper RESULT", result_keys);
 
-/* Bytes of a string field, borrowed from the frame (may hold anything). */
-static const unsigned char *
-get_raw(struct rd *r, size_t *ret_n)
-{
-	uint32_t n = get_u32(r);
-	const unsigned char *p;
-
-	if (r->bad || n == NO_STR || r->n - r->off < n) {
-		r->bad = 1;
-		return NULL;
-	}
-	p = r->p + r->off;
-	r->off += n;
-	*ret_n = n;
-	return p;
-}
+/* The transcript's directions in a RESULT; others are not passed on. */
+static const char *const transcript_keys[] = {
+	[SMTP_DIR_SEND] = "sent",
+	[SMTP_DIR_RECV] = "received",
+	[SMTP_DIR_NOTE] = "note",
+};
 
 static enum err
 wait_fd(int fd, short events, int64_t deadline, struct errinfo *reterr)
@@ -288,43 +239,26 @@ wait_fd(int fd, short events, int64_t deadline, struct errinfo *reterr)
 	}
 }
 
-/* Send one frame (with fd attached when fd >= 0). */
+/* Send one record (with fd attached when fd >= 0). */
 static enum err
-send_frame(int sock, enum frame_type type, const struct buf *payload,
-	int fd, struct errinfo *reterr)
+send_record(int sock, const struct buf *rec, int fd, struct errinfo *reterr)
 {
-	unsigned char hdr[HDR_LEN] = { 'O', 'A', 'K', HANDOVER_VERSION,
-		(unsigned char)type };
-	size_t len = payload != NULL ? payload->len : 0;
 	union {
 		struct cmsghdr h;
 		char space[CMSG_SPACE(sizeof(int))];
 	} ctl;
-	struct iovec iov[2];
+	struct iovec iov;
 	struct msghdr msg;
-	size_t sent = 0, total = HDR_LEN + len;
+	size_t sent = 0;
 
-	hdr[5] = (unsigned char)(len >> 24);
-	hdr[6] = (unsigned char)(len >> 16);
-	hdr[7] = (unsigned char)(len >> 8);
-	hdr[8] = (unsigned char)len;
-	while (sent < total) {
+	while (sent < rec->len) {
 		ssize_t n;
-		int k = 0;
 
 		memset(&msg, 0, sizeof(msg));
-		if (sent < HDR_LEN) {
-			iov[k].iov_base = hdr + sent;
-			iov[k++].iov_len = HDR_LEN - sent;
-		}
-		if (len > 0) {
-			size_t poff = sent > HDR_LEN ? sent - HDR_LEN : 0;
-
-			iov[k].iov_base = payload->data + poff;
-			iov[k++].iov_len = len - poff;
-		}
-		msg.msg_iov = iov;
-		msg.msg_iovlen = (size_t)k;
+		iov.iov_base = rec->data + sent;
+		iov.iov_len = rec->len - sent;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
 		if (sent == 0 && fd >= 0) {
 			memset(&ctl, 0, sizeof(ctl));
 			msg.msg_control = ctl.space;
@@ -348,19 +282,20 @@ send_frame(int sock, enum frame_type type, const struct buf *payload,
 	return ERR_OK;
 }
 
-/* Read exactly n bytes; a descriptor that comes along goes to *ret_fd. */
+/*
+ * Read what is there (at most cap bytes, at least one); a descriptor that
+ * comes along goes to *ret_fd when that is still -1, others are closed.
+ */
 static enum err
-read_exact(int sock, void *p, size_t n, int64_t deadline, int *ret_fd,
-	struct errinfo *reterr)
+read_some(int sock, void *p, size_t cap, int64_t deadline, int *ret_fd,
+	size_t *ret_n, struct errinfo *reterr)
 {
-	size_t got = 0;
-
-	while (got < n) {
+	for (;;) {
 		union {
 			struct cmsghdr h;
 			char space[CMSG_SPACE(4 * sizeof(int))];
 		} ctl;
-		struct iovec iov = { (char *)p + got, n - got };
+		struct iovec iov = { p, cap };
 		struct msghdr msg;
 		struct cmsghdr *c;
 		ssize_t r;
@@ -405,52 +340,79 @@ read_exact(int sock, void *p, size_t n, int64_t deadline, int *ret_fd,
 				}
 			}
 		}
-		got += (size_t)r;
+		*ret_n = (size_t)r;
+		return ERR_OK;
 	}
-	return ERR_OK;
 }
 
-/* Read one frame into payload (reset first). */
+/*
+ * Read one record into data (reset first; its capacity bounds it): up to
+ * and including its "end" line.  The exchange is one record at a time, so
+ * bytes after it are a broken peer.
+ */
 static enum err
-recv_frame(int sock, int64_t deadline, enum frame_type *ret_type,
-	struct buf *payload, int *ret_fd, struct errinfo *reterr)
+recv_record(int sock, int64_t deadline, struct buf *data, int *ret_fd,
+	struct errinfo *reterr)
 {
-	unsigned char hdr[HDR_LEN];
-	uint32_t len;
-	enum err e;
+	buf_reset(data);
+	for (;;) {
+		char chunk[16384];
+		size_t n = 0, from = data->len >= 4 ? data->len - 4 : 0;
+		const char *t;
+		enum err e;
 
-	buf_reset(payload);
-	e = read_exact(sock, hdr, HDR_LEN, deadline, ret_fd, reterr);
-	if (e != ERR_OK) {
-		return e;
-	}
-	if (memcmp(hdr, "OAK", 3) != 0 || hdr[3] != HANDOVER_VERSION) {
-		return errinfo_set(reterr, ERR_PROTO, "session keeper: not a "
-			"version %d record", HANDOVER_VERSION);
-	}
-	len = (uint32_t)hdr[5] << 24 | (uint32_t)hdr[6] << 16 |
-		(uint32_t)hdr[7] << 8 | hdr[8];
-	if (len > HANDOVER_FRAME_MAX) {
-		return errinfo_set(reterr, ERR_PROTO, "session keeper: record "
-			"of %u bytes is too large", len);
-	}
-	*ret_type = (enum frame_type)hdr[4];
-	while (payload->len < len) {
-		unsigned char chunk[16384];
-		size_t want = len - payload->len;
-
-		if (want > sizeof(chunk)) {
-			want = sizeof(chunk);
-		}
-		e = read_exact(sock, chunk, want, deadline, ret_fd, reterr);
-		if (e == ERR_OK && buf_append(payload, chunk, want) != ERR_OK) {
-			e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
-		}
+		e = read_some(sock, chunk, sizeof(chunk), deadline, ret_fd, &n,
+			reterr);
 		if (e != ERR_OK) {
 			return e;
 		}
+		e = buf_append(data, chunk, n);
+		if (e == ERR_LIMIT) {
+			return errinfo_set(reterr, ERR_PROTO, "session keeper: "
+				"record larger than %zu bytes", data->max);
+		}
+		if (e != ERR_OK) {
+			return errinfo_set(reterr, e, "out of memory");
+		}
+		/* the trailer: a line "end" (never the first line) */
+		t = memmem(data->data + from, data->len - from, "\nend\n", 5);
+		if (t != NULL) {
+			if ((size_t)(t + 5 - data->data) != data->len) {
+				return errinfo_set(reterr, ERR_PROTO, "session "
+					"keeper: bytes after a record");
+			}
+			return ERR_OK;
+		}
 	}
-	return ERR_OK;
+}
+
+/* Whether data holds a record of spec's name (any version). */
+static int
+record_is(const struct buf *data, const struct record_spec *spec)
+{
+	size_t n = strlen(spec->name);
+
+	return data->len > n && memcmp(data->data, spec->name, n) == 0 &&
+		data->data[n] == ' ';
+}
+
+/* Parse data as spec; a bad record is ERR_PROTO naming what is wrong. */
+static enum err
+parse_record(const struct record_spec *spec, const char *data, size_t len,
+	struct record *ret, struct errinfo *reterr)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	enum err e;
+
+	errinfo_init(&ei);
+	e = record_parse(spec, data, len, ret, &ei);
+	if (e == ERR_DATA) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s", errinfo_msg(&ei));
+	} else if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "%s", errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	return e;
 }
 
 /*
@@ -547,28 +509,56 @@ connect_keeper(const char *path)
 	return fd;
 }
 
+/* A field's value as a number in [min, max]; ERR_PROTO otherwise. */
 static enum err
-decode_result(struct buf *payload, size_t n_rcpts,
+field_num(const struct record_spec *spec, const struct record_field *f,
+	long min, long max, long *ret, struct errinfo *reterr)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	enum err e;
+
+	errinfo_init(&ei);
+	e = record_field_long(spec, f, min, max, ret, &ei);
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s", errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	return e;
+}
+
+/* A field's value as a C string (no NUL inside); ERR_PROTO otherwise. */
+static enum err
+field_str(const struct record_spec *spec, const struct record_field *f,
+	const char **ret, struct errinfo *reterr)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	enum err e;
+
+	errinfo_init(&ei);
+	e = record_field_str(spec, f, ret, &ei);
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s", errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	return e;
+}
+
+static enum err
+decode_result(const struct buf *data, size_t n_rcpts,
 	void (*transcript)(void *, enum smtp_dir, const char *, size_t),
 	void *transcript_ctx, struct submit_result *ret,
 	struct handover_outcome *out, struct errinfo *reterr)
 {
-	struct rd r = { (const unsigned char *)payload->data, payload->len,
-		0, 0 };
-	char *msg, *enhanced, *final, *mech, *tls;
-	uint32_t code, known, smtp_code, n, i, lines;
+	const char *msg = "", *enhanced = "", *final = "", *mech = NULL;
+	const char *tls = "";
+	long code = 0, known = 0, smtp_code = 0, v;
+	size_t i, k, ncode = 0, ndeliv = 0;
+	struct record rec;
+	enum err e;
 
-	code = get_u32(&r);
-	known = get_u32(&r);
-	smtp_code = get_u32(&r);
-	enhanced = get_str(&r, 0);
-	msg = get_str(&r, 0);
-	final = get_str(&r, 0);
-	mech = get_str(&r, 1);
-	tls = get_str(&r, 0);
-	n = get_u32(&r);
-	if (!r.bad && n != n_rcpts) {
-		r.bad = 1;
+	e = parse_record(&result_spec, data->data, data->len, &rec, reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
 	free(ret->rcpt_codes);
 	free(ret->rcpt_delivered);
@@ -576,115 +566,230 @@ decode_result(struct buf *payload, size_t n_rcpts,
 	ret->rcpt_delivered = calloc(n_rcpts ? n_rcpts : 1, 1);
 	ret->n_rcpts = n_rcpts;
 	if (ret->rcpt_codes == NULL || ret->rcpt_delivered == NULL) {
-		r.bad = 1;
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
 	}
-	for (i = 0; !r.bad && i < n; i++) {
-		ret->rcpt_codes[i] = (int)get_u32(&r);
-		ret->rcpt_delivered[i] = get_u32(&r) != 0;
-	}
-	lines = get_u32(&r);
-	for (i = 0; !r.bad && i < lines; i++) {
-		uint32_t dir = get_u32(&r);
-		size_t len = 0;
-		const unsigned char *p = get_raw(&r, &len);
+	for (i = 0; e == ERR_OK && i < rec.n; i++) {
+		const struct record_field *f = &rec.fields[i];
+		const char *key = f->key;
 
-		if (!r.bad && transcript != NULL && dir <= SMTP_DIR_NOTE) {
-			transcript(transcript_ctx, (enum smtp_dir)dir,
-				(const char *)p, len);
+		if (strcmp(key, "outcome") == 0) {
+			e = field_num(&result_spec, f, 0, ERR_MAX - 1, &code,
+				reterr);
+		} else if (strcmp(key, "known") == 0) {
+			e = field_num(&result_spec, f, 0, 1, &known, reterr);
+		} else if (strcmp(key, "smtp-code") == 0) {
+			e = field_num(&result_spec, f, 0, 999, &smtp_code,
+				reterr);
+		} else if (strcmp(key, "enhanced") == 0) {
+			e = field_str(&result_spec, f, &enhanced, reterr);
+		} else if (strcmp(key, "message") == 0) {
+			e = field_str(&result_spec, f, &msg, reterr);
+		} else if (strcmp(key, "final-reply") == 0) {
+			e = field_str(&result_spec, f, &final, reterr);
+		} else if (strcmp(key, "auth-mech") == 0) {
+			e = field_str(&result_spec, f, &mech, reterr);
+		} else if (strcmp(key, "tls") == 0) {
+			e = field_str(&result_spec, f, &tls, reterr);
+		} else if (strcmp(key, "rcpt-code") == 0 ||
+		    strcmp(key, "rcpt-delivered") == 0) {
+			int is_code = key[5] == 'c';
+			size_t *n = is_code ? &ncode : &ndeliv;
+
+			if (*n >= n_rcpts) {
+				e = errinfo_set(reterr, ERR_PROTO, "%s, line "
+					"%u: more recipients than were handed "
+					"over", result_spec.what, f->line);
+				break;
+			}
+			e = field_num(&result_spec, f, 0, is_code ? 999 : 1,
+				&v, reterr);
+			if (is_code) {
+				ret->rcpt_codes[*n] = (int)v;
+			} else {
+				ret->rcpt_delivered[*n] = v != 0;
+			}
+			(*n)++;
 		}
 	}
-	if (!r.bad && (r.off != r.n || code >= ERR_MAX)) {
-		r.bad = 1;
+	if (e == ERR_OK && (ncode != n_rcpts || ndeliv != n_rcpts)) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s: %zu recipients were "
+			"handed over, the result has %zu", result_spec.what,
+			n_rcpts, ncode < ndeliv ? ncode : ndeliv);
 	}
-	if (!r.bad) {
-		out->e = (enum err)code;
-		out->known = known != 0;
-		ret->smtp_code = (int)smtp_code;
+	if (e == ERR_OK) {
 		buf_reset(&ret->final_reply);
 		buf_reset(&ret->tls);
 		if (buf_append_str(&ret->final_reply, final) != ERR_OK ||
 		    buf_append_str(&ret->tls, tls) != ERR_OK) {
-			r.bad = 1;
+			e = errinfo_set(reterr, ERR_PROTO, "%s: a reply too "
+				"long", result_spec.what);
 		}
-		/* the engine's mechanism names are static strings */
-		ret->auth_mech = mech == NULL ? NULL :
-			strcmp(mech, "XOAUTH2") == 0 ? "XOAUTH2" :
-			strcmp(mech, "OAUTHBEARER") == 0 ? "OAUTHBEARER" :
-			strcmp(mech, "PLAIN") == 0 ? "PLAIN" :
-			strcmp(mech, "LOGIN") == 0 ? "LOGIN" : NULL;
-		errinfo_init(reterr);
-		if (out->e != ERR_OK) {
-			errinfo_set(reterr, out->e, "%s", msg);
-			if (reterr != NULL) {
-				reterr->smtp_code = (int)smtp_code;
-				util_strlcpy(reterr->enhanced, enhanced,
-					sizeof(reterr->enhanced));
+	}
+	if (e != ERR_OK) {
+		record_release(&rec);
+		return e;
+	}
+	/* valid as a whole: the keeper's transcript, then the outcome */
+	for (i = 0; transcript != NULL && i < rec.n; i++) {
+		for (k = 0; k < sizeof(transcript_keys) /
+		    sizeof(transcript_keys[0]); k++) {
+			if (strcmp(rec.fields[i].key, transcript_keys[k]) == 0) {
+				transcript(transcript_ctx, (enum smtp_dir)k,
+					rec.fields[i].value, rec.fields[i].len);
 			}
 		}
 	}
-	free(msg);
-	free(enhanced);
-	free(final);
-	free(mech);
-	free(tls);
-	if (r.bad) {
-		return errinfo_set(reterr, ERR_PROTO, "session keeper: bad "
-			"RESULT record");
+	out->e = (enum err)code;
+	out->known = known != 0;
+	ret->smtp_code = (int)smtp_code;
+	/* the engine's mechanism names are static strings */
+	ret->auth_mech = mech == NULL ? NULL :
+		strcmp(mech, "XOAUTH2") == 0 ? "XOAUTH2" :
+		strcmp(mech, "OAUTHBEARER") == 0 ? "OAUTHBEARER" :
+		strcmp(mech, "PLAIN") == 0 ? "PLAIN" :
+		strcmp(mech, "LOGIN") == 0 ? "LOGIN" : NULL;
+	errinfo_init(reterr);
+	if (out->e != ERR_OK) {
+		errinfo_set(reterr, out->e, "%s", msg);
+		if (reterr != NULL) {
+			reterr->smtp_code = (int)smtp_code;
+			util_strlcpy(reterr->enhanced, enhanced,
+				sizeof(reterr->enhanced));
+		}
 	}
+	record_release(&rec);
 	return ERR_OK;
+}
+
+/* The REQUEST record for env (size wire bytes) under key. */
+static enum err
+encode_request(struct buf *b, const char *key, const struct envelope *env,
+	const char *own_id)
+{
+	enum err e = record_begin(b, request_spec.name, HANDOVER_VERSION);
+	size_t i;
+
+	if (e == ERR_OK) e = record_put_str(b, "key", key);
+	if (e == ERR_OK) e = record_put_str(b, "from", env->from);
+	for (i = 0; e == ERR_OK && i < env->n_rcpts; i++) {
+		e = record_put_str(b, "rcpt", env->rcpts[i]);
+	}
+	if (e == ERR_OK) e = record_put_long(b, "body-8bit", env->body_8bit != 0);
+	if (e == ERR_OK) e = record_put_long(b, "smtputf8", env->smtputf8 != 0);
+	if (e == ERR_OK && env->dsn_notify != NULL) {
+		e = record_put_str(b, "dsn-notify", env->dsn_notify);
+	}
+	if (e == ERR_OK && env->dsn_return != NULL) {
+		e = record_put_str(b, "dsn-return", env->dsn_return);
+	}
+	if (e == ERR_OK && env->dsn_envid != NULL) {
+		e = record_put_str(b, "dsn-envid", env->dsn_envid);
+	}
+	if (e == ERR_OK && own_id != NULL && own_id[0] != '\0') {
+		e = record_put_str(b, "message-id", own_id);
+	}
+	if (e == ERR_OK) e = record_finish(b);
+	return e;
+}
+
+/* The pairs of a READY into ids; ERR_PROTO for a bad one. */
+static enum err
+decode_ready(const struct buf *data, struct msgid_map *ids,
+	struct errinfo *reterr)
+{
+	struct record rec;
+	time_t now = time(NULL);
+	size_t i;
+	enum err e;
+
+	e = parse_record(&ready_spec, data->data, data->len, &rec, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	for (i = 0; e == ERR_OK && i < rec.n; i++) {
+		const struct record_field *f = &rec.fields[i];
+		char *sp = memchr(f->value, ' ', f->len);
+
+		if (sp == NULL || memchr(f->value, '\0', f->len) != NULL) {
+			e = errinfo_set(reterr, ERR_PROTO, "%s, line %u: not "
+				"a 'pair ORIGINAL ASSIGNED' line",
+				ready_spec.what, f->line);
+			break;
+		}
+		*sp = '\0';
+		e = msgid_map_add(ids, f->value, sp + 1, now);
+		if (e != ERR_OK) {
+			e = errinfo_set(reterr, ERR_PROTO, "%s: too many "
+				"Message-IDs", ready_spec.what);
+		}
+	}
+	record_release(&rec);
+	return e;
+}
+
+/* COMMIT: the body's size, with its descriptor. */
+static enum err
+send_commit(int sock, int body_fd, uint64_t size, struct errinfo *reterr)
+{
+	struct buf b;
+	enum err e;
+
+	buf_init(&b, HANDOVER_COMMIT_MAX);
+	e = record_begin(&b, commit_spec.name, HANDOVER_VERSION);
+	if (e == ERR_OK) e = record_put_long(&b, "size", (long long)size);
+	if (e == ERR_OK) e = record_finish(&b);
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "session keeper: COMMIT record too "
+			"large");
+	} else {
+		e = send_record(sock, &b, body_fd, reterr);
+	}
+	buf_release(&b);
+	return e;
 }
 
 int
 handover_send(const char *path, const char *key, const struct envelope *env,
-	int body_fd, uint64_t size, int64_t timeout_ms,
+	const char *own_id, handover_body_fn body, void *body_ctx,
+	int64_t timeout_ms,
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 	size_t len), void *transcript_ctx,
 	struct submit_result *ret, struct handover_outcome *ret_out,
 	struct errinfo *reterr)
 {
+	struct msgid_map ids;
 	struct buf b;
-	enum frame_type type;
+	uint64_t size = 0;
 	int64_t deadline;
-	size_t i;
-	int sock, handed = 0;
+	int sock, body_fd = -1, handed = 0;
 	enum err e = ERR_OK;
 
 	sock = connect_keeper(path);
 	if (sock < 0) {
 		return 0;
 	}
+	msgid_map_init(&ids);
 	buf_init(&b, HANDOVER_FRAME_MAX);
-	e = put_str(&b, key);
-	if (e == ERR_OK) e = put_str(&b, env->from);
-	if (e == ERR_OK) e = put_u32(&b, (uint32_t)env->n_rcpts);
-	for (i = 0; e == ERR_OK && i < env->n_rcpts; i++) {
-		e = put_str(&b, env->rcpts[i]);
-	}
-	if (e == ERR_OK) e = put_u32(&b, (uint32_t)env->body_8bit);
-	if (e == ERR_OK) e = put_u32(&b, (uint32_t)env->smtputf8);
-	if (e == ERR_OK) e = put_str(&b, env->dsn_notify);
-	if (e == ERR_OK) e = put_str(&b, env->dsn_return);
-	if (e == ERR_OK) e = put_str(&b, env->dsn_envid);
-	if (e == ERR_OK) e = put_u64(&b, size);
+	e = encode_request(&b, key, env, own_id);
 	if (e == ERR_OK) {
-		e = send_frame(sock, FT_REQUEST, &b, body_fd, NULL);
+		e = send_record(sock, &b, -1, NULL);
 	}
 	deadline = util_now_ms() + (timeout_ms < HANDOVER_READY_WAIT_MS ?
 		timeout_ms : HANDOVER_READY_WAIT_MS);
 	if (e == ERR_OK) {
-		e = recv_frame(sock, deadline, &type, &b, NULL, NULL);
+		e = recv_record(sock, deadline, &b, NULL, NULL);
 	}
-	if (e == ERR_OK && type == FT_READY && b.len == 0) {
+	/* anything but a well-formed READY (a REFUSE too): on our own */
+	if (e == ERR_OK && record_is(&b, &ready_spec) &&
+	    decode_ready(&b, &ids, NULL) == ERR_OK &&
+	    body(body_ctx, &ids, &body_fd, &size) == ERR_OK &&
+	    size <= (uint64_t)LONG_MAX) {
 		/* from here on the keeper owns the attempt */
 		handed = 1;
-		e = send_frame(sock, FT_COMMIT, NULL, -1, reterr);
+		e = send_commit(sock, body_fd, size, reterr);
 		if (e == ERR_OK) {
-			e = recv_frame(sock, util_now_ms() + 12 * timeout_ms,
-				&type, &b, NULL, reterr);
-		}
-		if (e == ERR_OK && type != FT_RESULT) {
-			e = errinfo_set(reterr, ERR_PROTO, "session keeper: "
-				"unexpected record %d", (int)type);
+			e = recv_record(sock, util_now_ms() + 12 * timeout_ms,
+				&b, NULL, reterr);
 		}
 		if (e == ERR_OK) {
 			e = decode_result(&b, env->n_rcpts, transcript,
@@ -704,6 +809,10 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 			}
 		}
 	}
+	if (body_fd >= 0) {
+		close(body_fd);
+	}
+	msgid_map_release(&ids);
 	buf_release(&b);
 	close(sock);
 	return handed;
@@ -778,6 +887,7 @@ handover_request_init(struct handover_request *r)
 {
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->key, HANDOVER_KEY_MAX);
+	buf_init(&r->msgid, MSGID_MAP_ID_MAX);
 	r->body_fd = -1;
 }
 
@@ -785,6 +895,7 @@ void
 handover_request_release(struct handover_request *r)
 {
 	buf_release(&r->key);
+	buf_release(&r->msgid);
 	envelope_release(&r->env);
 	memset(&r->env, 0, sizeof(r->env));
 	if (r->body_fd >= 0) {
@@ -793,15 +904,92 @@ handover_request_release(struct handover_request *r)
 	r->body_fd = -1;
 }
 
+/* A copy of a field's string value into *ret. */
+static enum err
+take_str(const struct record_field *f, char **ret, struct errinfo *reterr)
+{
+	const char *s;
+	enum err e = field_str(&request_spec, f, &s, reterr);
+
+	if (e == ERR_OK && (*ret = strdup(s)) == NULL) {
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	return e;
+}
+
+enum err
+handover_parse_request(const char *data, size_t len,
+	struct handover_request *ret, struct errinfo *reterr)
+{
+	struct record rec;
+	size_t i, n = 0;
+	long v;
+	enum err e;
+
+	e = parse_record(&request_spec, data, len, &rec, reterr);
+	if (e != ERR_OK) {
+		return e;
+	}
+	for (i = 0; i < rec.n; i++) {
+		n += strcmp(rec.fields[i].key, "rcpt") == 0;
+	}
+	if (n > HANDOVER_RCPTS_MAX) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s: more than %d "
+			"recipients", request_spec.what, HANDOVER_RCPTS_MAX);
+	} else if ((ret->env.rcpts = calloc(n, sizeof(char *))) == NULL) {
+		e = errinfo_set(reterr, ERR_NOMEM, "out of memory");
+	}
+	for (i = 0; e == ERR_OK && i < rec.n; i++) {
+		const struct record_field *f = &rec.fields[i];
+		const char *key = f->key, *s;
+
+		if (strcmp(key, "key") == 0) {
+			e = field_str(&request_spec, f, &s, reterr);
+			if (e == ERR_OK && buf_append_str(&ret->key, s) !=
+			    ERR_OK) {
+				e = errinfo_set(reterr, ERR_PROTO, "%s: the "
+					"session key is too long",
+					request_spec.what);
+			}
+		} else if (strcmp(key, "from") == 0) {
+			e = take_str(f, &ret->env.from, reterr);
+		} else if (strcmp(key, "rcpt") == 0) {
+			e = take_str(f, &ret->env.rcpts[ret->env.n_rcpts],
+				reterr);
+			if (e == ERR_OK) {
+				ret->env.n_rcpts++;
+			}
+		} else if (strcmp(key, "body-8bit") == 0) {
+			e = field_num(&request_spec, f, 0, 1, &v, reterr);
+			ret->env.body_8bit = v != 0;
+		} else if (strcmp(key, "smtputf8") == 0) {
+			e = field_num(&request_spec, f, 0, 1, &v, reterr);
+			ret->env.smtputf8 = v != 0;
+		} else if (strcmp(key, "dsn-notify") == 0) {
+			e = take_str(f, &ret->env.dsn_notify, reterr);
+		} else if (strcmp(key, "dsn-return") == 0) {
+			e = take_str(f, &ret->env.dsn_return, reterr);
+		} else if (strcmp(key, "dsn-envid") == 0) {
+			e = take_str(f, &ret->env.dsn_envid, reterr);
+		} else if (strcmp(key, "message-id") == 0) {
+			e = field_str(&request_spec, f, &s, reterr);
+			if (e == ERR_OK && buf_append_str(&ret->msgid, s) !=
+			    ERR_OK) {
+				e = errinfo_set(reterr, ERR_PROTO, "%s: the "
+					"Message-ID is too long",
+					request_spec.what);
+			}
+		}
+	}
+	record_release(&rec);
+	return e;
+}
+
 enum err
 handover_recv_request(int fd, int64_t timeout_ms,
 	struct handover_request *ret, struct errinfo *reterr)
 {
 	struct buf b;
-	struct rd r;
-	enum frame_type type;
-	char *key;
-	uint32_t i, n;
 	enum err e;
 
 	if (!peer_is_us(fd)) {
@@ -809,90 +997,86 @@ handover_recv_request(int fd, int64_t timeout_ms,
 			"process of another user knocked");
 	}
 	buf_init(&b, HANDOVER_FRAME_MAX);
-	e = recv_frame(fd, util_now_ms() + timeout_ms, &type, &b,
-		&ret->body_fd, reterr);
-	if (e == ERR_OK && type != FT_REQUEST) {
-		e = errinfo_set(reterr, ERR_PROTO, "session keeper: "
-			"expected a REQUEST record");
-	}
-	if (e != ERR_OK) {
-		buf_release(&b);
-		return e;
-	}
-	r.p = (const unsigned char *)b.data;
-	r.n = b.len;
-	r.off = 0;
-	r.bad = 0;
-	key = get_str(&r, 0);
-	if (key != NULL && buf_append_str(&ret->key, key) != ERR_OK) {
-		r.bad = 1;
-	}
-	free(key);
-	ret->env.from = get_str(&r, 0);
-	n = get_u32(&r);
-	if (!r.bad && (n == 0 || n > 100000)) {
-		r.bad = 1;
-	}
-	if (!r.bad) {
-		ret->env.rcpts = calloc(n, sizeof(char *));
-		if (ret->env.rcpts == NULL) {
-			r.bad = 1;
-		}
-	}
-	for (i = 0; !r.bad && i < n; i++) {
-		ret->env.rcpts[i] = get_str(&r, 0);
-		ret->env.n_rcpts = i + 1;
-	}
-	ret->env.body_8bit = get_u32(&r) != 0;
-	ret->env.smtputf8 = get_u32(&r) != 0;
-	ret->env.dsn_notify = get_str(&r, 1);
-	ret->env.dsn_return = get_str(&r, 1);
-	ret->env.dsn_envid = get_str(&r, 1);
-	ret->size = get_u64(&r);
-	if (!r.bad && (r.off != r.n || ret->body_fd < 0)) {
-		r.bad = 1;
-	}
-	buf_release(&b);
-	if (r.bad) {
-		return errinfo_set(reterr, ERR_PROTO, "session keeper: bad "
-			"REQUEST record");
-	}
-	return ERR_OK;
-}
-
-enum err
-handover_send_ready(int fd, const char *refusal, struct errinfo *reterr)
-{
-	struct buf b;
-	enum err e;
-
-	if (refusal == NULL) {
-		return send_frame(fd, FT_READY, NULL, -1, reterr);
-	}
-	buf_init(&b, HANDOVER_REFUSAL_MAX);
-	e = put_str(&b, refusal);
+	e = recv_record(fd, util_now_ms() + timeout_ms, &b, NULL, reterr);
 	if (e == ERR_OK) {
-		e = send_frame(fd, FT_REFUSE, &b, -1, reterr);
+		e = handover_parse_request(b.data, b.len, ret, reterr);
 	}
 	buf_release(&b);
 	return e;
 }
 
 enum err
-handover_recv_commit(int fd, int64_t timeout_ms, struct errinfo *reterr)
+handover_send_ready(int fd, const char *refusal, const struct msgid_map *ids,
+	struct errinfo *reterr)
 {
 	struct buf b;
-	enum frame_type type;
+	size_t pos = 0;
+	enum err e;
+
+	if (refusal == NULL) {
+		const char *o, *a;
+		size_t olen, alen;
+
+		buf_init(&b, HANDOVER_IDS_MAX + HANDOVER_COMMIT_MAX);
+		e = record_begin(&b, ready_spec.name, HANDOVER_VERSION);
+		while (e == ERR_OK && ids != NULL &&
+		    msgid_map_next(ids, &pos, &o, &olen, &a, &alen)) {
+			char pair[2 * MSGID_MAP_ID_MAX];
+
+			if (olen + 1 + alen > sizeof(pair)) {
+				continue;
+			}
+			memcpy(pair, o, olen);
+			pair[olen] = ' ';
+			memcpy(pair + olen + 1, a, alen);
+			e = record_put(&b, "pair", pair, olen + 1 + alen);
+		}
+	} else {
+		buf_init(&b, HANDOVER_REFUSAL_MAX);
+		e = record_begin(&b, refuse_spec.name, HANDOVER_VERSION);
+		if (e == ERR_OK) {
+			e = record_put_str(&b, "reason", refusal);
+		}
+	}
+	if (e == ERR_OK) {
+		e = record_finish(&b);
+	}
+	if (e != ERR_OK) {
+		e = errinfo_set(reterr, e, "session keeper: %s record too "
+			"large", refusal == NULL ? "READY" : "REFUSE");
+	} else {
+		e = send_record(fd, &b, -1, reterr);
+	}
+	buf_release(&b);
+	return e;
+}
+
+enum err
+handover_recv_commit(int fd, int64_t timeout_ms, struct handover_request *req,
+	struct errinfo *reterr)
+{
+	struct record rec;
+	struct buf b;
+	long v = 0;
 	enum err e;
 
 	buf_init(&b, HANDOVER_COMMIT_MAX);
-	e = recv_frame(fd, util_now_ms() + timeout_ms, &type, &b, NULL,
+	e = recv_record(fd, util_now_ms() + timeout_ms, &b, &req->body_fd,
 		reterr);
-	if (e == ERR_OK && (type != FT_COMMIT || b.len != 0)) {
-		e = errinfo_set(reterr, ERR_PROTO, "session keeper: expected "
-			"COMMIT");
+	if (e == ERR_OK) {
+		e = parse_record(&commit_spec, b.data, b.len, &rec, reterr);
+		if (e == ERR_OK) {
+			e = field_num(&commit_spec, &rec.fields[0], 0, LONG_MAX,
+				&v, reterr);
+			record_release(&rec);
+		}
 	}
 	buf_release(&b);
+	req->size = (uint64_t)v;
+	if (e == ERR_OK && req->body_fd < 0) {
+		e = errinfo_set(reterr, ERR_PROTO, "%s: no message came with "
+			"it", commit_spec.what);
+	}
 	return e;
 }
 
@@ -901,12 +1085,17 @@ handover_transcript_collect(void *ctx, enum smtp_dir dir, const char *line,
 	size_t len)
 {
 	struct buf *t = ctx;
+	size_t before = t->len;
 
-	if (t->len + len + 8 > HANDOVER_TRANSCRIPT_MAX) {
+	/* escaped, a byte takes at most 4 */
+	if ((size_t)dir >= sizeof(transcript_keys) /
+	    sizeof(transcript_keys[0]) || len > HANDOVER_TRANSCRIPT_MAX / 4 ||
+	    t->len + 4 * len + RECORD_KEY_MAX + 2 > HANDOVER_TRANSCRIPT_MAX) {
 		return;		/* the caller's -v output stays bounded */
 	}
-	put_u32(t, (uint32_t)dir);
-	put_bytes(t, line, len);
+	if (record_put(t, transcript_keys[dir], line, len) != ERR_OK) {
+		buf_truncate(t, before);
+	}
 }
 
 enum err
@@ -915,42 +1104,43 @@ handover_send_result(int fd, enum err e, int known, const struct errinfo *ei,
 	struct errinfo *reterr)
 {
 	struct buf b;
-	size_t i, lines = 0, off = 0;
+	size_t i;
 	enum err pe;
 
-	/* count the collected transcript lines */
-	while (transcript != NULL && off + 8 <= transcript->len) {
-		const unsigned char *p = (const unsigned char *)
-			transcript->data + off + 4;
-		uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-			(uint32_t)p[2] << 8 | p[3];
-
-		off += 8 + n;
-		lines++;
-	}
 	buf_init(&b, HANDOVER_FRAME_MAX);
-	pe = put_u32(&b, (uint32_t)e);
-	if (pe == ERR_OK) pe = put_u32(&b, (uint32_t)(known != 0));
-	if (pe == ERR_OK) pe = put_u32(&b, (uint32_t)(e == ERR_OK ? 250 :
-		ei->smtp_code));
-	if (pe == ERR_OK) pe = put_str(&b, e == ERR_OK ? "" : ei->enhanced);
-	if (pe == ERR_OK) pe = put_str(&b, e == ERR_OK ? "" : errinfo_msg(ei));
-	if (pe == ERR_OK) pe = put_str(&b, buf_cstr(&res->final_reply));
-	if (pe == ERR_OK) pe = put_str(&b, res->auth_mech);
-	if (pe == ERR_OK) pe = put_str(&b, buf_cstr(&res->tls));
-	if (pe == ERR_OK) pe = put_u32(&b, (uint32_t)res->n_rcpts);
-	for (i = 0; pe == ERR_OK && i < res->n_rcpts; i++) {
-		pe = put_u32(&b, (uint32_t)res->rcpt_codes[i]);
+	pe = record_begin(&b, result_spec.name, HANDOVER_VERSION);
+	if (pe == ERR_OK) pe = record_put_long(&b, "outcome", (long long)e);
+	if (pe == ERR_OK) pe = record_put_long(&b, "known", known != 0);
+	if (pe == ERR_OK) pe = record_put_long(&b, "smtp-code", e == ERR_OK ?
+		250 : ei->smtp_code);
+	if (pe == ERR_OK && e != ERR_OK) {
+		pe = record_put_str(&b, "enhanced", ei->enhanced);
 		if (pe == ERR_OK) {
-			pe = put_u32(&b, res->rcpt_delivered[i]);
+			pe = record_put_str(&b, "message", errinfo_msg(ei));
 		}
 	}
-	if (pe == ERR_OK) pe = put_u32(&b, (uint32_t)lines);
-	if (pe == ERR_OK && transcript != NULL) {
+	if (pe == ERR_OK) {
+		pe = record_put_str(&b, "final-reply",
+			buf_cstr(&res->final_reply));
+	}
+	if (pe == ERR_OK && res->auth_mech != NULL) {
+		pe = record_put_str(&b, "auth-mech", res->auth_mech);
+	}
+	if (pe == ERR_OK) pe = record_put_str(&b, "tls", buf_cstr(&res->tls));
+	for (i = 0; pe == ERR_OK && i < res->n_rcpts; i++) {
+		pe = record_put_long(&b, "rcpt-code", res->rcpt_codes[i]);
+		if (pe == ERR_OK) {
+			pe = record_put_long(&b, "rcpt-delivered",
+				res->rcpt_delivered[i] != 0);
+		}
+	}
+	/* the transcript's lines are fields already */
+	if (pe == ERR_OK && transcript != NULL && transcript->len > 0) {
 		pe = buf_append(&b, transcript->data, transcript->len);
 	}
+	if (pe == ERR_OK) pe = record_finish(&b);
 	if (pe == ERR_OK) {
-		pe = send_frame(fd, FT_RESULT, &b, -1, reterr);
+		pe = send_record(fd, &b, -1, reterr);
 	} else {
 		pe = errinfo_set(reterr, pe, "session keeper: result too large");
 	}

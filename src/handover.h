@@ -9,14 +9,23 @@
  * makes two sessions interchangeable (host, port, source address, EHLO
  * name, TLS settings and trust, user, mechanism, grant).
  *
- * The exchange, every record framed and bounded (HANDOVER_FRAME_MAX):
+ * The exchange, each message a record (record.h: "oasmtp-keeper-request
+ * 1" ... "end"), bounded (HANDOVER_FRAME_MAX):
  *
- *   caller -> keeper   REQUEST: version, key, envelope, body size, with
- *                      the body's file descriptor (SCM_RIGHTS)
- *   keeper -> caller   READY (the session is idle and alive) or REFUSE
- *   caller -> keeper   COMMIT: from here on the keeper owns the attempt
- *   keeper -> caller   RESULT: outcome, per-recipient codes and delivery
- *                      flags, final reply, transcript lines
+ *   caller -> keeper   REQUEST: key, from, rcpt..., body-8bit, smtputf8,
+ *                      dsn-notify, dsn-return, dsn-envid, message-id (the
+ *                      message's own, for threading repair)
+ *   keeper -> caller   READY (the session is idle and alive) with a pair
+ *                      line per Message-ID the server renamed in this
+ *                      keeper's life (original, assigned), or REFUSE:
+ *                      reason
+ *   caller -> keeper   COMMIT: size, with the body's file descriptor
+ *                      (SCM_RIGHTS), the caller having cited the assigned
+ *                      IDs; from here on the keeper owns the attempt
+ *   keeper -> caller   RESULT: outcome, known, smtp-code, enhanced,
+ *                      message, final-reply, auth-mech, tls, rcpt-code and
+ *                      rcpt-delivered per recipient, the transcript lines
+ *                      (sent, received, note)
  *
  * Before COMMIT the caller may walk away and send by itself: the keeper
  * sends nothing without it.  After COMMIT a lost keeper is a lost
@@ -34,19 +43,22 @@
 #include "buf.h"
 #include "envelope.h"
 #include "err.h"
+#include "msgid_map.h"
 #include "smtp.h"
 
 struct account;
 struct submit_result;
 
 #define HANDOVER_VERSION 1
-#define HANDOVER_FRAME_MAX (4 * 1024 * 1024)
-#define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)
+#define HANDOVER_FRAME_MAX (4 * 1024 * 1024)	/* a REQUEST or RESULT record */
+#define HANDOVER_RCPTS_MAX 100000	/* recipients in a REQUEST */
+#define HANDOVER_TRANSCRIPT_MAX (1024 * 1024)	/* its lines in a RESULT */
 #define HANDOVER_READY_WAIT_MS 2000
 #define HANDOVER_KEY_MAX (64 * 1024)	/* the session key's text */
 #define HANDOVER_PATH_MAX 4096	/* the socket's path */
 #define HANDOVER_REFUSAL_MAX 4096	/* a REFUSE record */
-#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record (empty) */
+#define HANDOVER_COMMIT_MAX 64	/* a COMMIT record */
+#define HANDOVER_IDS_MAX (1024 * 1024)	/* the keeper's pairs (a READY) */
 
 /*
  * The session key of acc (appended to key) and the path of its socket
@@ -74,7 +86,17 @@ struct handover_outcome {
 };
 
 /*
- * Hand env (body: body_fd, size wire bytes) to the keeper at path.
+ * After READY: the keeper's pairs in ids (empty when it has none); the
+ * caller cites the assigned IDs (message_rewrite_refs()) and gives the
+ * body to hand over, a file (ret_fd, which handover_send() closes) of
+ * *ret_size wire bytes.  An error: nothing is handed over.
+ */
+typedef enum err (*handover_body_fn)(void *ctx, const struct msgid_map *ids,
+	int *ret_fd, uint64_t *ret_size);
+
+/*
+ * Hand env to the keeper at path; own_id: the message's Message-ID
+ * (NULL: none, or no threading repair), body: gives the body after READY.
  * Returns 0 when nothing was handed over (no keeper, a refusal, a keeper
  * lost before COMMIT): the caller sends by itself.  Returns 1 when the
  * keeper owned the attempt: ret (initialised by the caller) and *ret_out
@@ -88,8 +110,8 @@ struct handover_outcome {
  * first).
  */
 int handover_send(const char *path, const char *key,
-	const struct envelope *env, int body_fd, uint64_t size,
-	int64_t timeout_ms,
+	const struct envelope *env, const char *own_id,
+	handover_body_fn body, void *body_ctx, int64_t timeout_ms,
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 	size_t len), void *transcript_ctx,
 	struct submit_result *ret, struct handover_outcome *ret_out,
@@ -115,8 +137,9 @@ enum err handover_claim(const char *path, int *ret_sock_fd, int *ret_lock_fd,
 struct handover_request {
 	struct buf key;
 	struct envelope env;
-	uint64_t size;
-	int body_fd;		/* -1 when none */
+	struct buf msgid;	/* the message's own ID; empty when none */
+	uint64_t size;		/* from the COMMIT */
+	int body_fd;		/* from the COMMIT; -1 when none */
 };
 
 void handover_request_init(struct handover_request *r);
@@ -125,18 +148,30 @@ void handover_request_release(struct handover_request *r);
 /*
  * Accepted connection fd: check the peer's uid, read the REQUEST (waiting
  * at most timeout_ms).  Errors: ERR_AUTH (another uid), ERR_PROTO (bad
- * record or version), ERR_NET, ERR_TIMEOUT.
+ * record or version: the message names the key and line), ERR_NET,
+ * ERR_TIMEOUT, ERR_NOMEM.
  */
 enum err handover_recv_request(int fd, int64_t timeout_ms,
 	struct handover_request *ret, struct errinfo *reterr);
 
-/* REFUSE with a reason, or READY (reason NULL). */
-enum err handover_send_ready(int fd, const char *refusal,
-	struct errinfo *reterr);
+/*
+ * The REQUEST record in data[0..len) into ret (initialised; its body_fd
+ * is left alone): what handover_recv_request() does with the bytes it
+ * read.  Errors: ERR_PROTO, ERR_NOMEM.
+ */
+enum err handover_parse_request(const char *data, size_t len,
+	struct handover_request *ret, struct errinfo *reterr);
 
-/* Wait for COMMIT.  ERR_NET: the caller went away (send nothing). */
+/* REFUSE with a reason, or READY (reason NULL) with the pairs of ids. */
+enum err handover_send_ready(int fd, const char *refusal,
+	const struct msgid_map *ids, struct errinfo *reterr);
+
+/*
+ * Wait for COMMIT; the body's descriptor and size go to req.  ERR_NET:
+ * the caller went away (send nothing); ERR_PROTO (no body came with it).
+ */
 enum err handover_recv_commit(int fd, int64_t timeout_ms,
-	struct errinfo *reterr);
+	struct handover_request *req, struct errinfo *reterr);
 
 /* Collects transcript lines for the RESULT (a transcript callback). */
 void handover_transcript_collect(void *ctx, enum smtp_dir dir,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "account.h"
@@ -17,6 +18,7 @@
 #include "handover.h"
 #include "job.h"
 #include "log.h"
+#include "msgid_map.h"
 #include "proc.h"
 #include "submit.h"
 #include "util.h"
@@ -35,6 +37,7 @@ struct keeper {
 	int64_t end_at;		/* session_max_age reached */
 	unsigned max_messages;
 	int timeout_s;		/* the account's step timeout */
+	struct msgid_map ids;	/* Message-IDs the server renamed */
 };
 
 static void
@@ -144,6 +147,26 @@ keeper_body_read(void *ctx, uint64_t off, void *p, size_t cap, size_t *ret_n,
 	return ERR_OK;
 }
 
+/*
+ * The server renamed the message own (its final reply in res)?  Keep the
+ * pair for the later callers (READY), whatever the state file can take.
+ */
+static void
+remember_id(struct keeper *k, const char *own, const struct submit_result *res)
+{
+	struct buf assigned;
+
+	buf_init(&assigned, MSGID_MAP_ID_MAX);
+	if (msgid_map_assigned(buf_cstr(&res->final_reply), own, &assigned) &&
+	    k->ids.data.len + strlen(own) + assigned.len + 32 <=
+	    HANDOVER_IDS_MAX &&
+	    msgid_map_add(&k->ids, own, buf_cstr(&assigned), time(NULL)) !=
+	    ERR_OK) {
+		/* out of memory: this one is not threaded through the keeper */
+	}
+	buf_release(&assigned);
+}
+
 /* One caller, start to end.  Returns 0 when the keeper must end. */
 static int
 serve(struct keeper *k, int fd)
@@ -179,13 +202,14 @@ serve(struct keeper *k, int fd)
 	if (!go_on) {
 		give_up_place(k);
 	}
-	if (handover_send_ready(fd, refusal, &ei) != ERR_OK || refusal !=
-	    NULL) {
+	if (handover_send_ready(fd, refusal, &k->ids, &ei) != ERR_OK ||
+	    refusal != NULL) {
 		handover_request_release(&req);
 		return go_on;
 	}
 	test_stop(k, "ready");
-	if (handover_recv_commit(fd, REQUEST_TIMEOUT_MS, &ei) != ERR_OK) {
+	if (handover_recv_commit(fd, REQUEST_TIMEOUT_MS, &req, &ei) !=
+	    ERR_OK) {
 		/* the caller went away before COMMIT: it sends by itself */
 		handover_request_release(&req);
 		return 1;
@@ -202,6 +226,9 @@ serve(struct keeper *k, int fd)
 	errinfo_init(&ei);
 	e = submit_conn_message(k->c, &req.env, &body, &res, &known, &ei);
 	submit_conn_set_transcript(k->c, NULL, NULL);
+	if (e == ERR_OK && req.msgid.len > 0) {
+		remember_id(k, buf_cstr(&req.msgid), &res);
+	}
 	test_stop(k, "sent");
 	/* used up: give the place to the next session before it asks */
 	go_on = still_usable(k);
@@ -309,7 +336,8 @@ keeper_place_release(struct keeper_place *pl)
 }
 
 void
-keeper_start(struct job *job, struct submit_conn *c, struct keeper_place *pl)
+keeper_start(struct job *job, struct submit_conn *c, struct keeper_place *pl,
+	const char *own_id, const struct submit_result *res)
 {
 	const struct account *acc = job->acc;
 	struct keeper k;
@@ -331,8 +359,15 @@ keeper_start(struct job *job, struct submit_conn *c, struct keeper_place *pl)
 	k.end_at = util_now_ms() + (int64_t)acc->session_max_age * 1000;
 	k.max_messages = (unsigned)acc->session_max_messages;
 	k.timeout_s = acc->timeout;
+	msgid_map_init(&k.ids);
+	if (own_id != NULL) {
+		remember_id(&k, own_id, res);
+	}
 	/* detached: its own session, stdio on /dev/null, nobody reaps it */
 	pid = proc_detach();
+	if (pid != 0) {
+		msgid_map_release(&k.ids);	/* the keeper's own copy */
+	}
 	if (pid < 0) {
 		submit_conn_close(c);
 		return;		/* the caller's keeper_place_release() cleans up */

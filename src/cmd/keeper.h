@@ -21,6 +21,7 @@
 
 struct job;
 struct submit_conn;
+struct submit_result;
 
 /*
  * The keeper's place (src/handover.h, handover_claim): claimed by a send
@@ -58,9 +59,13 @@ void keeper_place_release(struct keeper_place *pl);
  * freed without a byte to the server, pl's descriptors are closed and the
  * function returns; the child never returns.  When the keeper cannot be
  * set up (no place, listen or fork failing) c is closed with QUIT instead.
+ * own_id (NULL: none, or message_id_fix off) is the message just sent,
+ * res its result: when the server renamed it, the keeper starts with that
+ * pair in its memory (it tells later callers: handover.h).
  */
 void keeper_start(struct job *job, struct submit_conn *c,
-	struct keeper_place *pl);
+	struct keeper_place *pl, const char *own_id,
+	const struct submit_result *res);
 
 /*
  * Test seam: NULL in oasmtp; the test build oasmtp-keeper-fault

@@ -100,10 +100,44 @@ write_wire(void *ctx, int fd, struct errinfo *reterr)
 	return message_write_wire(ctx, fd, reterr);
 }
 
+/* After the keeper's READY: cite the IDs it knows, then the body. */
+struct keeper_body {
+	struct job *job;
+	struct message *m;
+};
+
+static enum err
+keeper_body(void *ctx, const struct msgid_map *ids, int *ret_fd,
+	uint64_t *ret_size)
+{
+	struct keeper_body *kb = ctx;
+	struct errinfo ei = ERRINFO_INIT;
+	int changed = 0;
+	enum err e = ERR_OK;
+
+	errinfo_init(&ei);
+	if (kb->job->acc->message_id_fix != HDR_OFF && ids->data.len > 0 &&
+	    message_rewrite_refs(kb->m, msgid_map_lookup, (void *)ids,
+	    &changed, &ei) == ERR_OK && changed) {
+		log_debug(1, "In-Reply-To/References: cite the Message-IDs "
+			"the server assigned (the session keeper's)");
+	}
+	if (ei.msg[0] != '\0') {
+		log_debug(1, "message_id_fix: %s", errinfo_msg(&ei));
+	}
+	errinfo_release(&ei);
+	errinfo_init(&ei);
+	e = handover_body_fd(write_wire, kb->m, ret_fd, &ei);
+	*ret_size = message_wire_size(kb->m);
+	errinfo_release(&ei);
+	return e;
+}
+
 /*
  * Offer the message to a session keeper.  Returns 1 when the keeper owned
  * the attempt (*ret_e, res and reterr hold its outcome), 0 when the caller
- * sends by itself (nothing was sent).
+ * sends by itself (nothing was sent).  m may cite other IDs afterwards
+ * (the keeper's renamed ones) either way.
  */
 static int
 try_keeper(struct job *job, struct message *m, const struct envelope *env,
@@ -111,17 +145,23 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 {
 	struct errinfo ign = ERRINFO_INIT;
 	struct handover_outcome out = { ERR_OK, 0 };
-	struct buf key, path;
-	int fd = -1, handed = 0;
+	struct keeper_body kb = { job, m };
+	struct buf key, path, own;
+	int handed = 0;
 
 	errinfo_init(&ign);
 	buf_init(&key, HANDOVER_KEY_MAX);
 	buf_init(&path, HANDOVER_PATH_MAX);
+	buf_init(&own, MSGID_MAP_ID_MAX);
+	if (job->acc->message_id_fix != HDR_OFF &&
+	    message_own_id(m, &own) != ERR_OK) {
+		buf_reset(&own);
+	}
 	if (handover_paths(job->acc, 0, &key, &path, &ign) == ERR_OK &&
-	    access(buf_cstr(&path), F_OK) == 0 &&
-	    handover_body_fd(write_wire, m, &fd, &ign) == ERR_OK) {
-		handed = handover_send(buf_cstr(&path), buf_cstr(&key), env, fd,
-			message_wire_size(m), job->acc->timeout > 0 ?
+	    access(buf_cstr(&path), F_OK) == 0) {
+		handed = handover_send(buf_cstr(&path), buf_cstr(&key), env,
+			own.len > 0 ? buf_cstr(&own) : NULL, keeper_body, &kb,
+			job->acc->timeout > 0 ?
 			(int64_t)job->acc->timeout * 1000 : 60000,
 			report_transcript, NULL, res, &out, reterr);
 		if (handed) {
@@ -133,12 +173,10 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 			errinfo_release(reterr);
 		}
 	}
-	if (fd >= 0) {
-		close(fd);
-	}
 	errinfo_release(&ign);
 	buf_release(&key);
 	buf_release(&path);
+	buf_release(&own);
 	return handed;
 }
 
@@ -256,8 +294,15 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 		e = route_api_send(job, api, &body, env, ret_retry_after, reterr);
 		goto report;
 	}
-	if (persist && try_keeper(job, m, env, res, &e, reterr)) {
-		goto report;
+	if (persist) {
+		int handed = try_keeper(job, m, env, res, &e, reterr);
+
+		/* the keeper's renamed IDs may be cited now */
+		size = message_wire_size(m);
+		body.size = size;
+		if (handed) {
+			goto report;
+		}
 	}
 	/*
 	 * Our own connection.  The broker first (not for a hand-over, which
@@ -298,8 +343,17 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	sb->cred = NULL;
 	if (c != NULL) {
 		if (e == ERR_OK && submit_conn_usable(c)) {
+			struct buf own;
+
+			buf_init(&own, MSGID_MAP_ID_MAX);
+			if (job->acc->message_id_fix == HDR_OFF ||
+			    message_own_id(m, &own) != ERR_OK) {
+				buf_reset(&own);
+			}
 			/* returns at once here; the child never returns */
-			keeper_start(job, c, &place);
+			keeper_start(job, c, &place, own.len > 0 ?
+				buf_cstr(&own) : NULL, res);
+			buf_release(&own);
 		} else {
 			submit_conn_close(c);
 		}

@@ -1,7 +1,8 @@
 /*
  * fuzz_record.c - the record reader (record.h) fed arbitrary bytes, for
  * each spec shape (trailer required or not, body after it or not), then
- * the format readers built on it (queue and maildrop records).  Whatever
+ * the format readers built on it (queue and maildrop records, the session
+ * keeper's REQUEST).  Whatever
  * parses must survive a round trip: written again by the writer, it
  * parses to the same fields, and the writer's text never holds a raw
  * control byte in a value.
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "handover.h"
 #include "maildrop.h"
 #include "queue.h"
 #include "record.h"
@@ -68,6 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *p = (const char *)data;
 	struct queue_entry q;
 	struct maildrop_entry m;
+	struct handover_request h;
 	struct record r;
 	size_t i;
 
@@ -96,5 +99,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		maildrop_entry_release(&m);
 	}
+	handover_request_init(&h);
+	if (handover_parse_request(p, size, &h, NULL) == ERR_OK &&
+	    (h.env.from == NULL || h.env.n_rcpts == 0 || h.body_fd != -1)) {
+		abort();
+	}
+	handover_request_release(&h);
 	return 0;
 }

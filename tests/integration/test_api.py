@@ -277,8 +277,9 @@ def test_auto_fallback_by_broker_sends_the_repaired_references(api):
     path = os.path.join(state, "message-ids-" +
                         hashlib.sha256(who.encode()).hexdigest()[:32])
     with open(path, "w", encoding="ascii") as f:
-        f.write("%d\torig-1@example.org\tNEWID-1@example.net\n"
-                % int(time.time()))
+        f.write("oasmtp-message-ids 1\n"
+                "pair %d orig-1@example.org NEWID-1@example.net\n"
+                "end\n" % int(time.time()))
     os.chmod(path, 0o600)
     msg = MSG.replace(b"Subject:", b"In-Reply-To: <orig-1@example.org>\n"
                       b"Subject:", 1)

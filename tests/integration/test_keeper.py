@@ -461,7 +461,7 @@ def test_another_uid_cannot_use_the_socket(khome, sink):
             "  print('denied'); sys.exit(0)\n"
             "s.settimeout(10)\n"
             "try:\n"
-            "  s.sendall(b'OAK\\x01\\x01\\x00\\x00\\x00\\x00')\n"
+            "  s.sendall(b'oasmtp-keeper-commit 1\\nend\\n')\n"
             "  print('answer:%r' % s.recv(100))\n"
             "except (BrokenPipeError, ConnectionResetError):\n"
             "  print(\"answer:b''\")\n")
@@ -514,6 +514,85 @@ def test_outlook_renamed_ids_are_cited(khome, sink):
              and not n.endswith(".lock")]
     assert len(files) == 1
     assert os.stat(os.path.join(state, files[0])).st_mode & 0o777 == 0o600
+    # the state file is a record (src/base/record.h)
+    with open(os.path.join(state, files[0]), "rb") as f:
+        data = f.read()
+    assert re.fullmatch(rb"oasmtp-message-ids 1\npair \d+ orig-1@example.org "
+                        rb"RIG0001NEWID@rig.PROD.OUTLOOK.COM\n"
+                        rb"pair \d+ orig-2@example.org "
+                        rb"RIG0002NEWID@rig.PROD.OUTLOOK.COM\nend\n", data), data
+
+
+def test_bad_message_id_map_is_named_and_nothing_is_lost(khome, sink):
+    sink.handler.rename_ids = True
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    state = os.path.join(khome, ".local", "state", "oasmtp")
+    path = [os.path.join(state, n) for n in os.listdir(state)
+            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+    with open(path, "wb") as f:
+        f.write(b"oasmtp-message-ids 1\npair 12 only-two\nend\n")
+    r = send(khome, cfg, 2)
+    assert r.returncode == 0, describe(r)
+    assert (path + ", line 2: not a 'pair TIME ORIGINAL ASSIGNED' "
+            "line").encode() in r.stderr, describe(r)
+    assert len(sink.messages()) == 2
+
+
+def test_bad_handover_record_is_refused_and_the_keeper_goes_on(khome, sink):
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    run_dir = os.path.join(khome, "run", "oasmtp")
+    name = [n for n in os.listdir(run_dir)
+            if n.startswith("session-") and not n.endswith(".lock")][0]
+    dfd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY)
+    path = "/proc/self/fd/%d/%s" % (dfd, name)   # short enough for sun_path
+    for bad in (b"oasmtp-keeper-request 1\nbogus x\nend\n",
+                b"oasmtp-keeper-request 2\nend\n",
+                b"OAK\x01\x01\x00\x00\x00\x00\nend\n"):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(bad)
+        # no READY, no REFUSE: the keeper hangs up on a bad record
+        assert s.recv(100) == b"", bad
+        s.close()
+    os.close(dfd)
+    assert send(khome, cfg, 2).returncode == 0
+    assert sink.connections == 1
+    assert len(sink.messages()) == 2
+
+
+def test_keeper_memory_cites_renamed_ids_when_the_state_file_fails(khome,
+                                                                  sink):
+    """The keeper keeps the pairs in memory too: with the state file
+    unusable between two hand-overs, the next message still cites the
+    assigned IDs (the first message's, which the keeper's parent sent, and
+    the second's, which the keeper sent)."""
+    sink.handler.rename_ids = True
+    cfg = cfg_for(khome, sink)
+    assert send(khome, cfg, 1).returncode == 0
+    state = os.path.join(khome, ".local", "state", "oasmtp")
+    path = [os.path.join(state, n) for n in os.listdir(state)
+            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+    # a directory where the file was: it can be neither read nor replaced
+    # (a read-only directory would not stop root, who runs these tests)
+    os.unlink(path)
+    os.mkdir(path, 0o700)
+    r = send(khome, cfg, 2)
+    assert r.returncode == 0, describe(r)
+    assert b"cannot record the Message-ID the server assigned" in r.stderr
+    reply = (b"In-Reply-To: <orig-2@example.org>\n"
+             b"References: <orig-1@example.org> <orig-2@example.org>\n")
+    r = send(khome, cfg, 3, extra=reply)
+    assert r.returncode == 0, describe(r)
+    got = sink.messages()
+    assert len(got) == 3
+    assert b"In-Reply-To: <RIG0002NEWID@rig.PROD.OUTLOOK.COM>" in got[2][1]
+    assert (b"References: <RIG0001NEWID@rig.PROD.OUTLOOK.COM> "
+            b"<RIG0002NEWID@rig.PROD.OUTLOOK.COM>") in got[2][1]
+    assert b"orig-1@" not in got[2][1] and b"orig-2@" not in got[2][1]
+    assert sink.connections == 1
 
 
 def test_message_id_fix_off_and_without_keeper(khome, sink):
