@@ -33,6 +33,7 @@
 #include "paths.h"
 #include "record.h"
 #include "submit.h"
+#include "transport.h"	/* transport_tls_init() */
 #include "util.h"
 
 /* ---- paths and the session key ---- */
@@ -128,8 +129,8 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 				buf_cstr(&dir));
 		}
 	}
-	if (e == ERR_OK && EVP_Digest(key->data, key->len, md, &md_len,
-	    EVP_sha256(), NULL) != 1) {
+	if (e == ERR_OK && (!transport_tls_init() || EVP_Digest(key->data,
+	    key->len, md, &md_len, EVP_sha256(), NULL) != 1)) {
 		e = errinfo_set(reterr, ERR_INTERNAL, "SHA-256 failed");
 	}
 	if (e == ERR_OK) {

@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "paths.h"
 #include "record.h"
+#include "transport.h"	/* transport_tls_init() */
 #include "util.h"
 
 
@@ -54,8 +55,8 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	e = buf_printf(&who, "%s\n%s\n%d\n%s\n", acc->name != NULL ? acc->name :
 		"", acc->host != NULL ? acc->host : "", acc->port,
 		acc->user != NULL ? acc->user : "");
-	if (e != ERR_OK || EVP_Digest(who.data, who.len, md, &md_len,
-	    EVP_sha256(), NULL) != 1) {
+	if (e != ERR_OK || !transport_tls_init() || EVP_Digest(who.data,
+	    who.len, md, &md_len, EVP_sha256(), NULL) != 1) {
 		buf_release(&who);
 		return errinfo_set(reterr, ERR_INTERNAL, "SHA-256 failed");
 	}

@@ -44,6 +44,7 @@
 #include "provider.h"
 #include "record.h"
 #include "sysmode.h"
+#include "transport.h"	/* transport_tls_init() */
 #include "util.h"
 
 #define DEFAULT_MARGIN 600
@@ -64,7 +65,7 @@ digest_hex(const char *const *parts, size_t n, char *out, size_t digits)
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = transport_tls_init() ? EVP_MD_CTX_new() : NULL;
 	size_t i;
 
 	memset(md, 0, sizeof(md));

@@ -153,6 +153,16 @@ MUST_CHECK enum err transport_tls_start(struct transport **t,
 	const struct tls_params *params, int64_t deadline,
 	struct errinfo *reterr);
 
+/*
+ * Initialise OpenSSL once, the way every program of oasmtp wants it: the
+ * system's OpenSSL configuration loaded (crypto policy), no clean-up at
+ * exit, error texts loaded when a message first needs one.  OpenSSL keeps
+ * the choices of its first initialisation only, so every code that uses
+ * OpenSSL (a digest too) calls this first.  1 on success; harmless to
+ * call again.
+ */
+int transport_tls_init(void);
+
 /* transport_tls_session_key()'s length (hex digits), and a buffer for it. */
 #define TLS_SESSION_KEY_LEN 32
 #define TLS_SESSION_KEY_MAX (TLS_SESSION_KEY_LEN + 1)

@@ -222,6 +222,22 @@ load_error_strings(void)
 static pthread_once_t strings_once = PTHREAD_ONCE_INIT;
 #endif
 
+int
+transport_tls_init(void)
+{
+	/*
+	 * The system's OpenSSL configuration (crypto policy) is loaded as
+	 * usual; skipped are the clean-up at exit (the process ends anyway,
+	 * and freeing every table OpenSSL built costs more than a million
+	 * instructions per send) and, where they can be loaded later, the
+	 * error texts (ssl_reason()).  These choices hold only if this is
+	 * OpenSSL's first initialisation: any earlier use (a digest) would
+	 * have initialised it with the defaults.
+	 */
+	return OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
+		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL) == 1;
+}
+
 /* The reason text of the most relevant queued OpenSSL error, or dflt. */
 static const char *
 ssl_reason(const char *dflt)
@@ -985,9 +1001,7 @@ transport_tls_session_key(const struct tls_params *params, struct buf *out)
 	int ok;
 	enum err e = ERR_OK;
 
-	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
-		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL)
-		|| (md = EVP_MD_CTX_new()) == NULL) {
+	if (!transport_tls_init() || (md = EVP_MD_CTX_new()) == NULL) {
 		ERR_clear_error();
 		return ERR_NOMEM;
 	}
@@ -1331,15 +1345,7 @@ transport_tls_start(struct transport **t, const struct tls_params *params,
 		return errinfo_set(reterr, ERR_PROTO,
 			"server sent data before the TLS handshake");
 	}
-	/*
-	 * The system's OpenSSL configuration (crypto policy) is loaded as
-	 * usual; skipped are the clean-up at exit (the process ends anyway,
-	 * and freeing every table OpenSSL built costs more than a million
-	 * instructions per send) and, where they can be loaded later, the
-	 * error texts (ssl_reason()).
-	 */
-	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
-		OPENSSL_INIT_NO_ATEXIT | STRINGS_AT_START, NULL)) {
+	if (!transport_tls_init()) {
 		return errinfo_set(reterr, ERR_INTERNAL,
 			"cannot initialise OpenSSL: %s", ssl_reason("?"));
 	}
