@@ -649,7 +649,7 @@ decode_result(const struct buf *data, size_t n_rcpts,
 		strcmp(mech, "OAUTHBEARER") == 0 ? "OAUTHBEARER" :
 		strcmp(mech, "PLAIN") == 0 ? "PLAIN" :
 		strcmp(mech, "LOGIN") == 0 ? "LOGIN" : NULL;
-	errinfo_init(reterr);
+	errinfo_release(reterr);	/* whatever it held (heap text too) */
 	if (out->e != ERR_OK) {
 		errinfo_set(reterr, out->e, "%s", msg);
 		if (reterr != NULL) {
