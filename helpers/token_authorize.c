@@ -38,6 +38,7 @@
 #include "proc.h"
 #include "provider.h"
 #include "token_cache.h"
+#include "token.h"
 #include "tstore.h"
 #include "util.h"
 
@@ -67,32 +68,6 @@ struct auth_ctx {
 	struct buf client_secret;	/* secret */
 	struct oauth_request req;
 };
-
-static MUST_CHECK enum err
-load_client_secret(struct auth_ctx *x, struct errinfo *reterr)
-{
-	const struct account *acc = x->acc;
-	enum err e;
-
-	if (acc->oauth2_client_secret != NULL) {
-		e = buf_append_str(&x->client_secret, acc->oauth2_client_secret);
-		return e == ERR_OK ? ERR_OK : errinfo_set(reterr, ERR_CONFIG,
-			"oauth2_client_secret too long");
-	}
-	if (acc->oauth2_client_secret_eval == NULL) {
-		return ERR_OK;
-	}
-	e = eval_run(acc->oauth2_client_secret_eval,
-		account_helper_timeout_s(acc), 4096, &x->client_secret,
-		reterr);
-	if (e != ERR_OK) {
-		errinfo_prefix(reterr, "oauth2_client_secret_eval of account "
-			"'%s': ", acc->name);
-		e = errinfo_recode(reterr, e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
-			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
-	}
-	return e;
-}
 
 /* Does the space-separated list have word? */
 static int
@@ -219,7 +194,7 @@ ctx_init(struct auth_ctx *x, const struct account *acc, struct errinfo *reterr)
 		e = make_request_scope(x, reterr);
 	}
 	if (e == ERR_OK) {
-		e = load_client_secret(x, reterr);
+		e = token_client_secret(x->acc, &x->client_secret, reterr);
 	}
 	t = (long)account_helper_timeout_s(acc) * 1000;
 	x->req.account = acc->name;

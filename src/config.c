@@ -39,7 +39,7 @@
 #include "provider.h"
 #include "util.h"
 
-/* The account name a command-line configuration gets ("cmdline"). */
+/* The name of the account a command-line configuration makes ("cmdline"). */
 #define CMDLINE_NAME_MAX 256
 
 /* one configuration warning */

@@ -248,9 +248,8 @@ grant_state_drop(const struct account *acc, struct errinfo *reterr)
 
 	buf_init(&path, PATH_MAX);
 	e = grant_state_path(acc, &path, reterr);
-	if (e == ERR_OK && unlink(path.data) != 0 && errno != ENOENT) {
-		e = errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
-			path.data, strerror(errno));
+	if (e == ERR_OK) {
+		e = fileio_remove(path.data, reterr);
 	}
 	if (e == ERR_OK) {
 		drop_legacy(acc);

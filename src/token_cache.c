@@ -483,17 +483,6 @@ token_cache_write(const char *path, const char *key, const struct token_cached *
 	return e;
 }
 
-/* Remove path; missing is fine. */
-static MUST_CHECK enum err
-remove_file(const char *path, struct errinfo *reterr)
-{
-	if (unlink(path) != 0 && errno != ENOENT) {
-		return errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
-			path, strerror(errno));
-	}
-	return ERR_OK;
-}
-
 void
 token_cache_drop_legacy(const struct account *acc)
 {
@@ -503,7 +492,7 @@ token_cache_drop_legacy(const struct account *acc)
 	buf_init(&path, PATH_MAX);
 	for (i = 0; i < 2; i++) {
 		if (token_legacy_file(acc, i, ".token", &path)) {
-			if (remove_file(path.data, NULL) != ERR_OK) {
+			if (fileio_remove(path.data, NULL) != ERR_OK) {
 				/* best effort: it is never read again */
 			}
 		}
@@ -537,7 +526,7 @@ drop_scopes(const struct account *acc, struct errinfo *reterr)
 		}
 		buf_reset(&path);
 		if (buf_printf(&path, "%s/%s", dir.data, de->d_name) == ERR_OK) {
-			e = remove_file(path.data, reterr);
+			e = fileio_remove(path.data, reterr);
 		}
 	}
 	closedir(d);
@@ -560,7 +549,7 @@ token_cache_drop(const struct account *acc, struct errinfo *reterr)
 	buf_init(&path, PATH_MAX);
 	e = token_cache_file(acc, NULL, 0, &path, reterr);
 	if (e == ERR_OK) {
-		e = remove_file(path.data, reterr);
+		e = fileio_remove(path.data, reterr);
 	}
 	if (e == ERR_OK && (acc->oauth2_token_cache == NULL ||
 		acc->oauth2_token_cache[0] == '\0')) {

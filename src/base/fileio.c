@@ -566,3 +566,13 @@ out:
 	buf_release(&path);
 	return e;
 }
+
+enum err
+fileio_remove(const char *path, struct errinfo *reterr)
+{
+	if (unlink(path) != 0 && errno != ENOENT) {
+		return errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
+			path, strerror(errno));
+	}
+	return ERR_OK;
+}

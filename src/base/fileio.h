@@ -60,6 +60,12 @@ MUST_CHECK enum err fileio_read_private(int dirfd, const char *name,
  * Errors: ERR_IO (cannot create), ERR_CONFIG (exists but not ours, or
  * world-writable: the message has the chmod fix).
  */
+/*
+ * Remove the file at path; a missing one is fine.
+ * Errors: ERR_IO ("cannot remove 'PATH': ...").
+ */
+MUST_CHECK enum err fileio_remove(const char *path, struct errinfo *reterr);
+
 MUST_CHECK enum err fileio_mkdir_private(const char *dir, struct errinfo *reterr);
 
 /*

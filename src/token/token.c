@@ -88,15 +88,15 @@ struct ctx {
 	long http_timeout_ms;
 };
 
-static MUST_CHECK enum err
-client_secret(struct ctx *x, struct errinfo *reterr)
+enum err
+token_client_secret(const struct account *acc, struct buf *ret_secret,
+	struct errinfo *reterr)
 {
-	const struct account *acc = x->acc;
 	enum err e;
 
-	buf_reset(&x->client_secret);
+	buf_reset(ret_secret);
 	if (acc->oauth2_client_secret != NULL) {
-		e = buf_append_str(&x->client_secret, acc->oauth2_client_secret);
+		e = buf_append_str(ret_secret, acc->oauth2_client_secret);
 		return e == ERR_OK ? ERR_OK :
 			errinfo_set(reterr, ERR_CONFIG,
 				"oauth2_client_secret too long");
@@ -105,19 +105,21 @@ client_secret(struct ctx *x, struct errinfo *reterr)
 		return ERR_OK;
 	}
 	e = eval_run(acc->oauth2_client_secret_eval,
-		account_helper_timeout_s(acc), 4096, &x->client_secret,
-		reterr);
+		account_helper_timeout_s(acc), OAUTH_CLIENT_SECRET_MAX,
+		ret_secret, reterr);
 	if (e != ERR_OK) {
-		if (e == ERR_TIMEOUT) {
-			e = ERR_TOKEN_TEMP;
-		} else if (e != ERR_NOMEM) {
-			e = ERR_CONFIG;
-		}
-		errinfo_prefix(reterr, "oauth2_client_secret_eval of "
-			"account '%s': ", acc->name);
-		errinfo_recode(reterr, e);
+		errinfo_prefix(reterr, "oauth2_client_secret_eval of account "
+			"'%s': ", acc->name);
+		e = errinfo_recode(reterr, e == ERR_TIMEOUT ? ERR_TOKEN_TEMP :
+			e == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG);
 	}
 	return e;
+}
+
+static MUST_CHECK enum err
+client_secret(struct ctx *x, struct errinfo *reterr)
+{
+	return token_client_secret(x->acc, &x->client_secret, reterr);
 }
 
 static MUST_CHECK enum err

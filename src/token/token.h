@@ -64,6 +64,16 @@ struct token_info {
 };
 
 /*
+ * acc's OAuth2 client secret into ret_secret (a secret buffer, reset
+ * first): oauth2_client_secret, else the output of
+ * oauth2_client_secret_eval, else nothing (a public client).
+ * Errors: ERR_CONFIG (too long; the command failed or is not found),
+ * ERR_TOKEN_TEMP (the command timed out), ERR_NOMEM.
+ */
+MUST_CHECK enum err token_client_secret(const struct account *acc,
+	struct buf *ret_secret, struct errinfo *reterr);
+
+/*
  * Put a valid access token for acc into ret_token (a caller-initialised
  * secret buf; reset first, untouched on failure).  flags: 0 or
  * TOKEN_FORCE_REFRESH.  A TOKEN_FORCE_REFRESH call still adopts a token

@@ -179,16 +179,6 @@ write_token(const char *path, const char *token, struct errinfo *reterr)
 }
 
 static MUST_CHECK enum err
-remove_file(const char *path, struct errinfo *reterr)
-{
-	if (unlink(path) != 0 && errno != ENOENT) {
-		return errinfo_set(reterr, ERR_IO, "cannot remove '%s': %s",
-			path, strerror(errno));
-	}
-	return ERR_OK;
-}
-
-static MUST_CHECK enum err
 file_load_previous(struct tstore *ts, struct buf *ret_token,
 	struct errinfo *reterr)
 {
@@ -213,7 +203,7 @@ file_drop_previous(struct tstore *ts, struct errinfo *reterr)
 	buf_init(&path, PATH_MAX + 16);
 	e = target_path(ts, 1, &path, reterr);
 	if (e == ERR_OK) {
-		e = remove_file(path.data, reterr);
+		e = fileio_remove(path.data, reterr);
 	}
 	buf_release(&path);
 	return e;
@@ -280,10 +270,10 @@ file_erase(struct tstore *ts, struct errinfo *reterr)
 	buf_init(&path, PATH_MAX + 16);
 	e = target_path(ts, 1, &path, reterr);
 	if (e == ERR_OK) {
-		e = remove_file(ts->arg, reterr);
+		e = fileio_remove(ts->arg, reterr);
 	}
 	if (e == ERR_OK) {
-		e = remove_file(path.data, reterr);
+		e = fileio_remove(path.data, reterr);
 	}
 	buf_release(&path);
 	return e;
