@@ -103,30 +103,6 @@ tstore_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 }
 
 enum err
-tstore_load_previous(struct tstore *ts, struct buf *ret_token,
-	struct errinfo *reterr)
-{
-	buf_reset(ret_token);
-	if (ts->ops->load_previous == NULL) {
-		return ERR_OK;
-	}
-	return ts->ops->load_previous(ts, ret_token, reterr);
-}
-
-enum err
-tstore_save_rotated(struct tstore *ts, const char *token, const char *prev,
-	struct errinfo *reterr)
-{
-	if (!storable(token) || !storable(prev)) {
-		return not_storable(ts, reterr);
-	}
-	if (ts->ops->save_rotated == NULL) {
-		return tstore_save(ts, token, reterr);
-	}
-	return ts->ops->save_rotated(ts, token, prev, reterr);
-}
-
-enum err
 tstore_drop_previous(struct tstore *ts, struct errinfo *reterr)
 {
 	if (ts->ops->drop_previous == NULL) {

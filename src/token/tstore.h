@@ -27,9 +27,8 @@
  * before N replaced it) to try O once should N be refused.  The broker no
  * longer does (a token whose successor was received is never sent again:
  * doc/design.md, Tokens): it saves N with a plain save(), which discards
- * any previous token, as erase() and drop_previous() do.  load_previous and
- * save_rotated remain for those files and the tests.  The command store
- * keeps none.
+ * any previous token, as erase() and drop_previous() do; nothing reads
+ * one any more.  The command store keeps none.
  *
  * Errors common to all operations:
  *   ERR_CONFIG      bad store spec, unsafe file permissions (message has the
@@ -70,18 +69,10 @@ struct tstore_ops {
 	/* forget the refresh token and the previous one; NULL if read-only */
 	enum err (*erase)(struct tstore *ts, struct errinfo *reterr);
 	/*
-	 * The previous refresh token; all three NULL for stores that keep
-	 * none.  load_previous appends it to ret_token (a secret buf, reset
-	 * first) and leaves it empty, returning ERR_OK, when there is none.
-	 * save_rotated stores token and keeps prev as the previous one; prev
-	 * is durable before token replaces the stored refresh token, so a
-	 * crash leaves either the old pair or the new one.  drop_previous
-	 * discards the previous token (none is fine).
+	 * Discard a previous refresh token that oasmtp 0.1.0 kept beside the
+	 * current one (none is fine; NULL for stores that never kept one).
+	 * Nothing presents such a token again: it was used once already.
 	 */
-	enum err (*load_previous)(struct tstore *ts, struct buf *ret_token,
-		struct errinfo *reterr);
-	enum err (*save_rotated)(struct tstore *ts, const char *token,
-		const char *prev, struct errinfo *reterr);
 	enum err (*drop_previous)(struct tstore *ts, struct errinfo *reterr);
 	void (*close)(struct tstore *ts);
 };
@@ -108,17 +99,7 @@ MUST_CHECK enum err tstore_save(struct tstore *ts, const char *token,
 MUST_CHECK enum err tstore_erase(struct tstore *ts, struct errinfo *reterr);
 int tstore_is_writable(const struct tstore *ts);
 
-/*
- * The previous refresh token (see above).  tstore_load_previous leaves
- * ret_token empty and returns ERR_OK when the store keeps none.
- * tstore_save_rotated checks both tokens like tstore_save (ERR_DATA) and,
- * on a store that keeps no previous token, is a plain tstore_save.
- * tstore_drop_previous is ERR_OK on such a store.
- */
-MUST_CHECK enum err tstore_load_previous(struct tstore *ts, struct buf *ret_token,
-	struct errinfo *reterr);
-MUST_CHECK enum err tstore_save_rotated(struct tstore *ts, const char *token,
-	const char *prev, struct errinfo *reterr);
+/* The 0.1.0 previous token dropped (see above); ERR_OK on a store without. */
 MUST_CHECK enum err tstore_drop_previous(struct tstore *ts, struct errinfo *reterr);
 
 /* Release the store (NULL is fine). */

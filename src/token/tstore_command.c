@@ -100,9 +100,7 @@ static const struct tstore_ops command_ops = {
 	.load = command_load,
 	.save = NULL,
 	.erase = NULL,
-	.load_previous = NULL,	/* read-only: nothing to keep */
-	.save_rotated = NULL,
-	.drop_previous = NULL,
+	.drop_previous = NULL,	/* it never kept a previous token */
 	.close = NULL,
 };
 
@@ -112,8 +110,6 @@ static const struct tstore_ops command_write_ops = {
 	.load = command_load,
 	.save = command_save,
 	.erase = NULL,
-	.load_previous = NULL,
-	.save_rotated = NULL,	/* a plain save: no previous token kept */
 	.drop_previous = NULL,
 	.close = NULL,
 };

@@ -179,22 +179,6 @@ write_token(const char *path, const char *token, struct errinfo *reterr)
 }
 
 static MUST_CHECK enum err
-file_load_previous(struct tstore *ts, struct buf *ret_token,
-	struct errinfo *reterr)
-{
-	struct buf path;
-	enum err e;
-
-	buf_init(&path, PATH_MAX + 16);
-	e = target_path(ts, 1, &path, reterr);
-	if (e == ERR_OK) {
-		e = read_token(ts, path.data, 1, ret_token, reterr);
-	}
-	buf_release(&path);
-	return e;
-}
-
-static MUST_CHECK enum err
 file_drop_previous(struct tstore *ts, struct errinfo *reterr)
 {
 	struct buf path;
@@ -234,33 +218,6 @@ file_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 }
 
 static MUST_CHECK enum err
-file_save_rotated(struct tstore *ts, const char *token, const char *prev,
-	struct errinfo *reterr)
-{
-	struct buf path;
-	enum err e;
-
-	e = check_dirs(ts, 1, reterr);
-	if (e != ERR_OK) {
-		return e;
-	}
-	buf_init(&path, PATH_MAX + 16);
-	/* the sidecar first: fsynced and renamed before the token is */
-	e = target_path(ts, 1, &path, reterr);
-	if (e == ERR_OK) {
-		e = write_token(path.data, prev, reterr);
-	}
-	if (e == ERR_OK) {
-		e = target_path(ts, 0, &path, reterr);
-	}
-	if (e == ERR_OK) {
-		e = write_token(path.data, token, reterr);
-	}
-	buf_release(&path);
-	return e;
-}
-
-static MUST_CHECK enum err
 file_erase(struct tstore *ts, struct errinfo *reterr)
 {
 	struct buf path;
@@ -284,8 +241,6 @@ static const struct tstore_ops file_ops = {
 	.load = file_load,
 	.save = file_save,
 	.erase = file_erase,
-	.load_previous = file_load_previous,
-	.save_rotated = file_save_rotated,
 	.drop_previous = file_drop_previous,
 	.close = NULL,
 };

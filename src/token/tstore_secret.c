@@ -366,18 +366,12 @@ encode_string(struct buf *out, const char *s)
  * when prev is not NULL.
  */
 static MUST_CHECK enum err
-encode_secret(struct buf *out, const char *token, const char *prev)
+encode_secret(struct buf *out, const char *token)
 {
 	enum err e = buf_append_str(out, "{\"refresh_token\":");
 
 	if (e == ERR_OK) {
 		e = encode_string(out, token);
-	}
-	if (e == ERR_OK && prev != NULL) {
-		e = buf_append_str(out, ",\"previous_refresh_token\":");
-		if (e == ERR_OK) {
-			e = encode_string(out, prev);
-		}
 	}
 	if (e == ERR_OK) {
 		e = buf_putc(out, '}');
@@ -438,10 +432,9 @@ update_items(const struct account *acc, SecretService *service,
 	return e;
 }
 
-/* Store token, and prev as the previous token unless NULL: one update. */
+/* Store token (alone: a 0.1.0 previous token goes): one update. */
 static MUST_CHECK enum err
-write_item(struct tstore *ts, const char *token, const char *prev,
-	struct errinfo *reterr)
+write_item(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
 	SecretService *service = NULL;
 	SecretItem *item = NULL;
@@ -466,7 +459,7 @@ write_item(struct tstore *ts, const char *token, const char *prev,
 			ts->acc->name);
 	}
 	buf_init_secret(&data, SECRET_MAX);
-	e = encode_secret(&data, token, prev);
+	e = encode_secret(&data, token);
 	if (e != ERR_OK) {
 		e = errinfo_set(reterr, e, "refresh token too large");
 		goto out;
@@ -509,32 +502,7 @@ secret_load(struct tstore *ts, struct buf *ret_token, struct errinfo *reterr)
 static MUST_CHECK enum err
 secret_save(struct tstore *ts, const char *token, struct errinfo *reterr)
 {
-	return write_item(ts, token, NULL, reterr);
-}
-
-static MUST_CHECK enum err
-secret_load_previous(struct tstore *ts, struct buf *ret_token,
-	struct errinfo *reterr)
-{
-	struct buf cur;
-	enum err e;
-
-	buf_init_secret(&cur, SECRET_MAX);
-	e = read_item(ts, &cur, ret_token, reterr);
-	buf_release(&cur);
-	if (e == ERR_REAUTH) {
-		/* no item, so no previous token either */
-		errinfo_release(reterr);
-		e = ERR_OK;
-	}
-	return e;
-}
-
-static MUST_CHECK enum err
-secret_save_rotated(struct tstore *ts, const char *token, const char *prev,
-	struct errinfo *reterr)
-{
-	return write_item(ts, token, prev, reterr);
+	return write_item(ts, token, reterr);
 }
 
 static MUST_CHECK enum err
@@ -551,7 +519,7 @@ secret_drop_previous(struct tstore *ts, struct errinfo *reterr)
 		e = ERR_OK;
 	} else if (e == ERR_OK && prev.len > 0) {
 		/* rewrite the item with the current token alone */
-		e = write_item(ts, cur.data, NULL, reterr);
+		e = write_item(ts, cur.data, reterr);
 	}
 	buf_release(&cur);
 	buf_release(&prev);
@@ -594,8 +562,6 @@ static const struct tstore_ops secret_ops = {
 	.load = secret_load,
 	.save = secret_save,
 	.erase = secret_erase,
-	.load_previous = secret_load_previous,
-	.save_rotated = secret_save_rotated,
 	.drop_previous = secret_drop_previous,
 	.close = NULL,
 };

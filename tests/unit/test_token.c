@@ -545,7 +545,7 @@ test_previous(void)
 	struct account acc;
 	struct tstore *ts = NULL;
 	struct buf b;
-	char tok[256], text[4096], dir_file[PATH_MAX + 32];
+	char tok[256], text[4096];
 	enum err e;
 
 	/* rotation replaces the token; the one presented is not kept: it is
@@ -600,47 +600,18 @@ test_previous(void)
 	ok(access(prev_path, F_OK) != 0,
 		"  it worked, so the leftover previous token goes");
 
-	/* the store layer still orders a rotated save: sidecar, then store */
-	account_setup(&acc, "prevorder");
-	{
-		/* a non-empty directory where the store was */
-		unlink(store_path);
-		mkdir(store_path, 0700);
-		snprintf(dir_file, sizeof(dir_file), "%s/x", store_path);
-		write_file(dir_file, "x", 0600);
-		errinfo_init(&ei);
-		e = tstore_open(&acc, &ts, &ei);
-		if (e == ERR_OK) {
-			e = tstore_save_rotated(ts, "rt-new", "rt-0", &ei);
-		}
-		tstore_free(ts);
-		ts = NULL;
-		is_int(e, ERR_IO,
-			"store that cannot be replaced fails the save");
-		is_str(read_text(prev_path, text, sizeof(text)), "rt-0\n",
-			"the sidecar was written before the store");
-		unlink(dir_file);
-		rmdir(store_path);
-		unlink(prev_path);
-	}
-
-	/* import (a plain save) and forget (erase) drop the previous token */
+	/*
+	 * A previous token 0.1.0 kept beside the store (PATH.previous):
+	 * a plain save (import, a rotation) and forget (erase) drop it.
+	 */
 	buf_init_secret(&b, 65536);
 	e = tstore_open(&acc, &ts, &ei);
 	is_int(e, ERR_OK, "file store opens");
-	e = tstore_save_rotated(ts, "rt-b", "rt-a", &ei);
-	is_int(e, ERR_OK, "save_rotated (%s)", errinfo_msg(&ei));
-	e = tstore_load_previous(ts, &b, &ei);
-	ok(e == ERR_OK && strcmp(buf_cstr(&b), "rt-a") == 0,
-		"load_previous returns it");
-	is_int(tstore_save_rotated(ts, "rt-c", "bad token", &ei), ERR_DATA,
-		"save_rotated checks the previous token too");
+	write_file(prev_path, "rt-a\n", 0600);
 	e = tstore_save(ts, "rt-imported", &ei);
 	ok(e == ERR_OK && access(prev_path, F_OK) != 0,
 		"a plain save (import) drops the previous token");
-	e = tstore_load_previous(ts, &b, &ei);
-	ok(e == ERR_OK && b.len == 0, "no previous: empty, ERR_OK");
-	setup(tstore_save_rotated(ts, "rt-b", "rt-a", &ei));
+	write_file(prev_path, "rt-a\n", 0600);
 	e = tstore_erase(ts, &ei);
 	ok(e == ERR_OK && access(store_path, F_OK) != 0 &&
 		access(prev_path, F_OK) != 0, "erase (forget) removes both");
@@ -648,34 +619,33 @@ test_previous(void)
 		"drop_previous without one is fine");
 	tstore_free(ts);
 
-	/* a symlinked store keeps its sidecar beside the target */
+	/* a symlinked store's sidecar is beside the target */
 	{
 		char target[PATH_MAX], tprev[PATH_MAX + 16];
 
 		snprintf(target, sizeof(target), "%s/real-refresh", tmpdir);
 		snprintf(tprev, sizeof(tprev), "%s.previous", target);
 		write_file(target, "rt-l0\n", 0600);
+		write_file(tprev, "rt-old\n", 0600);
 		symlink(target, store_path);
 		e = tstore_open(&acc, &ts, &ei);
 		if (e == ERR_OK) {
-			e = tstore_save_rotated(ts, "rt-l1", "rt-l0", &ei);
+			e = tstore_drop_previous(ts, &ei);
 		}
-		ok(e == ERR_OK && strcmp(read_text(tprev, text, sizeof(text)),
-			"rt-l0\n") == 0 && access(prev_path, F_OK) != 0,
-			"symlinked store: sidecar beside the target");
-		e = tstore_erase(ts, &ei);
-		ok(e == ERR_OK && access(tprev, F_OK) != 0,
-			"  erase removes it there");
+		ok(e == ERR_OK && access(tprev, F_OK) != 0 &&
+			strcmp(read_text(target, text, sizeof(text)),
+			"rt-l0\n") == 0,
+			"symlinked store: the sidecar beside the target goes");
 		tstore_free(ts);
+		unlink(store_path);
 		unlink(target);
 	}
 
 	/* the command store keeps nothing */
 	acc.oauth2_token_store = (char *)"command:printf 'rt-cmd\\n'";
 	e = tstore_open(&acc, &ts, &ei);
-	ok(e == ERR_OK && tstore_load_previous(ts, &b, &ei) == ERR_OK &&
-		b.len == 0 && tstore_drop_previous(ts, &ei) == ERR_OK,
-		"command store: no previous token");
+	ok(e == ERR_OK && tstore_drop_previous(ts, &ei) == ERR_OK,
+		"command store: no previous token to drop");
 	tstore_free(ts);
 	buf_release(&b);
 }
@@ -1306,19 +1276,6 @@ test_store_dirs(void)
 	is_int(mode_of(path), 0600, "token file mode 0600");
 	e = tstore_load(ts, &b, &ei);
 	is_str(buf_cstr(&b), "rt-deep", "and read back");
-	tstore_free(ts);
-	ts = NULL;
-
-	/* rotated saves too */
-	snprintf(spec, sizeof(spec), "file:%s/s3/s4/refresh", tmpdir);
-	e = tstore_open(&acc, &ts, &ei);
-	if (e == ERR_OK) {
-		e = tstore_save_rotated(ts, "rt-new", "rt-old", &ei);
-	}
-	is_int(e, ERR_OK, "rotated save makes the directories (%s)", errinfo_msg(&ei));
-	snprintf(path, sizeof(path), "%s/s3/s4/refresh.previous", tmpdir);
-	is_str(read_text(path, tok, sizeof(tok)), "rt-old\n",
-		"the previous token beside it");
 	tstore_free(ts);
 	ts = NULL;
 
