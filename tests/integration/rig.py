@@ -5,6 +5,7 @@ import base64
 import email.utils
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -300,3 +301,28 @@ def b64_fragments(secret):
         enc = base64.b64encode(b"\0" * shift + secret)
         frags.append(enc[4:-4] if shift else enc[:-4])
     return frags
+
+
+def git_repo(home, path, timeout=60):
+    """A new git repository at path (a pathlib.Path) for git send-email
+    tests: its author and committer are USER, the system's git config is
+    ignored.  Returns (g, env): g(*args) runs git there and asserts it
+    succeeded; env is the environment it uses."""
+    git = shutil.which("git")
+    assert git, "git is required (.ci/install-deps installs it)"
+    env = clean_env(home, {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Dev Eloper", "GIT_AUTHOR_EMAIL": USER,
+        "GIT_COMMITTER_NAME": "Dev Eloper", "GIT_COMMITTER_EMAIL": USER,
+    })
+    path.mkdir()
+
+    def g(*args):
+        r = subprocess.run([git] + list(args), cwd=path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r
+
+    g("init", "-q")
+    return g, env

@@ -612,24 +612,8 @@ def test_message_id_fix_off_and_without_keeper(khome, sink):
 
 
 def git_series(home, tmp_path, cfg, n_patches):
-    git = shutil.which("git")
-    assert git, "git is required (.ci/install-deps installs it)"
-    env = rig.clean_env(home, {
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Dev Eloper", "GIT_AUTHOR_EMAIL": USER,
-        "GIT_COMMITTER_NAME": "Dev Eloper", "GIT_COMMITTER_EMAIL": USER,
-    })
     repo = tmp_path / "repo"
-    repo.mkdir()
-
-    def g(*args):
-        r = subprocess.run([git] + list(args), cwd=repo, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=300)
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-        return r
-
-    g("init", "-q")
+    g, env = rig.git_repo(home, repo, timeout=300)
     (repo / "f.txt").write_bytes(b"base\n")
     g("add", "f.txt")
     g("commit", "-q", "-m", "base")

@@ -5,9 +5,7 @@ transcript, and git send-email driving the built binary."""
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 
 import pytest
 
@@ -373,26 +371,10 @@ def test_logfile_line(home, fault_server, certs):
 
 
 def test_git_send_email_series(home, tls_rig, certs, tmp_path):
-    git = shutil.which("git")
-    assert git, "git is required (.ci/install-deps installs it)"
     cfg = rig.tls_config(home, tls_rig.port, certs["ca"], "xoauth2",
                          tls_rig.token)
-    env = rig.clean_env(home, {
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Dev Eloper", "GIT_AUTHOR_EMAIL": USER,
-        "GIT_COMMITTER_NAME": "Dev Eloper", "GIT_COMMITTER_EMAIL": USER,
-    })
     repo = tmp_path / "repo"
-    repo.mkdir()
-
-    def g(*args):
-        r = subprocess.run([git] + list(args), cwd=repo, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=60)
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-        return r
-
-    g("init", "-q")
+    g, env = rig.git_repo(home, repo, timeout=60)
     (repo / "a.txt").write_bytes(b"one\n")
     g("add", "a.txt")
     g("commit", "-q", "-m", "first")
