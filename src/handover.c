@@ -26,14 +26,13 @@
 
 #include <stdio.h>
 
-#include <openssl/evp.h>
-
 #include "account.h"
 #include "fileio.h"
 #include "paths.h"
 #include "record.h"
 #include "submit.h"
-#include "transport.h"	/* transport_tls_init() */
+#include "sha256.h"
+#include "transport.h"	/* transport_tls_session_key() */
 #include "util.h"
 
 /* ---- paths and the session key ---- */
@@ -50,8 +49,7 @@ enum err
 handover_paths(const struct account *acc, int create, struct buf *key,
 	struct buf *path, struct errinfo *reterr)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
+	unsigned char md[SHA256_LEN];
 	struct buf dir, tkey;
 	struct submit_server srv;
 	struct stat st;
@@ -129,11 +127,8 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 				buf_cstr(&dir));
 		}
 	}
-	if (e == ERR_OK && (!transport_tls_init() || EVP_Digest(key->data,
-	    key->len, md, &md_len, EVP_sha256(), NULL) != 1)) {
-		e = errinfo_set(reterr, ERR_INTERNAL, "SHA-256 failed");
-	}
 	if (e == ERR_OK) {
+		sha256(key->data, key->len, md);
 		e = buf_printf(path, "%s/session-", buf_cstr(&dir));
 		for (i = 0; i < 16 && e == ERR_OK; i++) {
 			e = buf_printf(path, "%02x", md[i]);
@@ -544,8 +539,8 @@ field_str(const struct record_spec *spec, const struct record_field *f,
 	return e;
 }
 
-static enum err
-decode_result(const struct buf *data, size_t n_rcpts,
+enum err
+handover_parse_result(const struct buf *data, size_t n_rcpts,
 	void (*transcript)(void *, enum smtp_dir, const char *, size_t),
 	void *transcript_ctx, struct submit_result *ret,
 	struct handover_outcome *out, struct errinfo *reterr)
@@ -693,9 +688,8 @@ encode_request(struct buf *b, const char *key, const struct envelope *env,
 	return e;
 }
 
-/* The pairs of a READY into ids; ERR_PROTO for a bad one. */
-static enum err
-decode_ready(const struct buf *data, struct msgid_map *ids,
+enum err
+handover_parse_ready(const struct buf *data, struct msgid_map *ids,
 	struct errinfo *reterr)
 {
 	struct record rec;
@@ -782,7 +776,7 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 	}
 	/* anything but a well-formed READY (a REFUSE too): on our own */
 	if (e == ERR_OK && record_is(&b, &ready_spec) &&
-	    decode_ready(&b, &ids, NULL) == ERR_OK &&
+	    handover_parse_ready(&b, &ids, NULL) == ERR_OK &&
 	    body(body_ctx, &ids, &body_fd, &size) == ERR_OK &&
 	    size <= (uint64_t)LONG_MAX) {
 		/* from here on the keeper owns the attempt */
@@ -793,7 +787,7 @@ handover_send(const char *path, const char *key, const struct envelope *env,
 				&b, NULL, reterr);
 		}
 		if (e == ERR_OK) {
-			e = decode_result(&b, env->n_rcpts, transcript,
+			e = handover_parse_result(&b, env->n_rcpts, transcript,
 				transcript_ctx, ret, ret_out, reterr);
 		}
 		if (e != ERR_OK) {

@@ -162,6 +162,24 @@ enum err handover_recv_request(int fd, int64_t timeout_ms,
 enum err handover_parse_request(const char *data, size_t len,
 	struct handover_request *ret, struct errinfo *reterr);
 
+/*
+ * The keeper's answers, as the caller reads them (public for the fuzzer,
+ * tests/fuzz/fuzz_record.c).  A READY's pairs (original and assigned
+ * Message-ID) are added to ids.  A RESULT for n_rcpts recipients fills
+ * ret (initialised by the caller) and out; its transcript lines go to
+ * transcript (may be NULL); reterr gets the keeper's error when the
+ * outcome is one.  The records are checked whole before anything is
+ * used.  Errors: ERR_PROTO (a bad record: the message names the key and
+ * line), ERR_NOMEM.
+ */
+MUST_CHECK enum err handover_parse_ready(const struct buf *data,
+	struct msgid_map *ids, struct errinfo *reterr);
+MUST_CHECK enum err handover_parse_result(const struct buf *data,
+	size_t n_rcpts,
+	void (*transcript)(void *, enum smtp_dir, const char *, size_t),
+	void *transcript_ctx, struct submit_result *ret,
+	struct handover_outcome *out, struct errinfo *reterr);
+
 /* REFUSE with a reason, or READY (reason NULL) with the pairs of ids. */
 enum err handover_send_ready(int fd, const char *refusal,
 	const struct msgid_map *ids, struct errinfo *reterr);

@@ -9,13 +9,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "account.h"
 #include "fileio.h"
 #include "paths.h"
 #include "record.h"
-#include "transport.h"	/* transport_tls_init() */
+#include "sha256.h"
 #include "util.h"
 
 
@@ -36,8 +34,7 @@ msgid_map_release(struct msgid_map *map)
 static enum err
 map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
+	unsigned char md[SHA256_LEN];
 	struct buf who;
 	size_t i;
 	enum err e;
@@ -55,11 +52,12 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	e = buf_printf(&who, "%s\n%s\n%d\n%s\n", acc->name != NULL ? acc->name :
 		"", acc->host != NULL ? acc->host : "", acc->port,
 		acc->user != NULL ? acc->user : "");
-	if (e != ERR_OK || !transport_tls_init() || EVP_Digest(who.data,
-	    who.len, md, &md_len, EVP_sha256(), NULL) != 1) {
+	if (e != ERR_OK) {
 		buf_release(&who);
-		return errinfo_set(reterr, ERR_INTERNAL, "SHA-256 failed");
+		return errinfo_set(reterr, e, "account name, host and user "
+			"too long to name a Message-ID map");
 	}
+	sha256(who.data, who.len, md);
 	buf_release(&who);
 	for (i = 0; i < 16 && e == ERR_OK; i++) {
 		e = buf_printf(path, "%02x", md[i]);

@@ -35,16 +35,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "account.h"
 #include "buf.h"
 #include "fileio.h"
 #include "paths.h"
 #include "provider.h"
 #include "record.h"
+#include "sha256.h"
 #include "sysmode.h"
-#include "transport.h"	/* transport_tls_init() */
 #include "util.h"
 
 #define DEFAULT_MARGIN 600
@@ -58,29 +56,26 @@ token_cache_off(const struct account *acc)
 		strcmp(acc->oauth2_token_cache, "off") == 0;
 }
 
-/* 32 (or fewer) hex digits of the SHA-256 of the NUL-terminated parts. */
+/* digits (even, at most 64) hex digits of the SHA-256 of the NUL-terminated
+ * parts: a name (sha256.h), so OpenSSL is not started for it. */
 static void
 digest_hex(const char *const *parts, size_t n, char *out, size_t digits)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = transport_tls_init() ? EVP_MD_CTX_new() : NULL;
+	unsigned char md[SHA256_LEN];
+	struct sha256 ctx;
 	size_t i;
 
-	memset(md, 0, sizeof(md));
-	if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
-		for (i = 0; i < n; i++) {
-			EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1);
-		}
-		EVP_DigestFinal_ex(ctx, md, &mdlen);
+	sha256_init(&ctx);
+	for (i = 0; i < n; i++) {
+		sha256_update(&ctx, parts[i], strlen(parts[i]) + 1);
 	}
-	EVP_MD_CTX_free(ctx);
-	for (i = 0; i < digits / 2; i++) {
+	sha256_final(&ctx, md);
+	for (i = 0; i < digits / 2 && i < sizeof(md); i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
-	out[digits] = '\0';
+	out[2 * i] = '\0';
 }
 
 /* The store as the grant id sees it: the default has one spelling. */

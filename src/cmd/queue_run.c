@@ -441,6 +441,7 @@ flush_session(void *ctx, struct sandbox *sb)
 	sandbox_io(sb, &sp);
 	route_probe_install(g->job, &sp, &fs->probe);
 	sp.transcript = report_transcript;
+	sp.no_detail = log_verbosity() < 2;
 	submit_result_init(&res);
 	if (submit_batch(&sp, &batch, &res, ei) != ERR_OK) {
 		/* every item got its outcome through item_done() */

@@ -329,6 +329,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	sandbox_io(sb, &sp);
 	route_probe_install(job, &sp, &probe);
 	sp.transcript = report_transcript;
+	sp.no_detail = log_verbosity() < 2;
 	if (place.sock >= 0) {
 		e = send_own_persistent(job, &sp, env, &body, res, reterr, &c);
 	} else {

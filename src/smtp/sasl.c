@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "buf.h"
+#include "transport.h"	/* transport_tls_init() */
 #include "util.h"
 
 /* SCRAM: the decoded salt, the AuthMessage and client-final, the server signature */
@@ -184,6 +185,21 @@ build_oauthbearer(const struct sasl_cred *c, unsigned step, struct buf *out,
 
 /* ---- challenge-driven mechanisms ---- */
 
+/*
+ * OpenSSL started as transport_tls_init() starts it (the system
+ * configuration, no exit-time clean-up), before the first HMAC, random
+ * nonce or PBKDF2 of a session without TLS would start it with defaults.
+ */
+static MUST_CHECK enum err
+crypto_ready(const char *mech, struct errinfo *reterr)
+{
+	if (!transport_tls_init()) {
+		return errinfo_set(reterr, ERR_INTERNAL, "%s: cannot "
+			"initialise OpenSSL", mech);
+	}
+	return ERR_OK;
+}
+
 static MUST_CHECK enum err
 hmac_of(const EVP_MD *md, const void *key, size_t key_len, const void *data,
 	size_t n, unsigned char *out, unsigned *ret_len)
@@ -206,6 +222,10 @@ respond_cram_md5(const struct sasl_cred *c, struct sasl_state *st,
 	if (chal == NULL || chal_len == 0) {
 		return errinfo_set(reterr, ERR_PROTO, "CRAM-MD5: the server "
 			"sent an empty challenge");
+	}
+	e = crypto_ready("CRAM-MD5", reterr);
+	if (e != ERR_OK) {
+		return e;
 	}
 	if (hmac_of(EVP_md5(), c->secret, c->secret_len, chal, chal_len, mac,
 		&mac_len) != ERR_OK) {
@@ -477,6 +497,11 @@ respond_scram(const struct sasl_mech *m, const EVP_MD *md,
 	const char *chal, size_t chal_len, struct buf *out,
 	struct errinfo *reterr)
 {
+	enum err e = crypto_ready(m->name, reterr);
+
+	if (e != ERR_OK) {
+		return e;
+	}
 	switch (step) {
 	case 0:
 		return scram_step0(c, st, out, reterr);

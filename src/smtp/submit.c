@@ -335,7 +335,7 @@ transcript_timing(struct driver *d, const char *what, int64_t since)
 {
 	char line[128];
 
-	if (d->p->transcript != NULL) {
+	if (d->p->transcript != NULL && !d->p->no_detail) {
 		snprintf(line, sizeof(line), "%s: %lld ms", what,
 			(long long)(util_now_ms() - since));
 		transcript_lines(d, SMTP_DIR_TIMING, line);
@@ -348,7 +348,7 @@ transcript_tls(struct driver *d)
 {
 	struct buf info;
 
-	if (d->p->transcript == NULL) {
+	if (d->p->transcript == NULL || d->p->no_detail) {
 		return;
 	}
 	buf_init(&info, SUBMIT_INFO_MAX);
@@ -369,7 +369,10 @@ start_tls(struct driver *d, struct errinfo *reterr)
 	enum err e;
 
 	buf_init(&cache, PATH_MAX);
-	if (submit_session_cache_path(srv, &cache) == ERR_OK) {
+	/* --serverinfo shows what the server presents now: a full
+	 * handshake (a kept session holds no certificate, transport_tls.c) */
+	if (d->mode != MODE_SERVERINFO &&
+	    submit_session_cache_path(srv, &cache) == ERR_OK) {
 		tp.session_cache = buf_cstr(&cache);
 	}
 	if (d->p->io.tls_start != NULL) {

@@ -140,6 +140,9 @@ struct submit_params {
 	void (*transcript)(void *ctx, enum smtp_dir dir, const char *line,
 		size_t len);
 	void *transcript_ctx;
+	/* 1: no SMTP_DIR_DETAIL/TIMING lines are made (nobody shows them
+	 * below -vv; the TLS details cost ~0.1 M instructions) */
+	int no_detail;
 	struct submit_io io;
 };
 

@@ -42,8 +42,10 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "der.h"
 #include "fileio.h"
 #include "record.h"
+#include "sha256.h"
 #include "util.h"
 
 /* a certificate fingerprint in hex with colons */
@@ -596,11 +598,63 @@ static const struct record_spec session_spec = {
 	.keys = session_keys,
 };
 
+/* DER tag of SSL_SESSION's peer certificate: [3] EXPLICIT, constructed */
+#define SESSION_PEER_TAG 0xa3
+
+/* OpenSSL's session encoding starts with its version: INTEGER 1 */
+static const unsigned char session_asn1_v1[] = { 0x02, 0x01, 0x01 };
+
+/*
+ * The session to keep in a file: sess without the server's certificate,
+ * or NULL to keep sess as it is.  Nothing reads the certificate of a
+ * resumed session when the chain was checked (or not at all, certcheck
+ * off): a resumed handshake checks no certificate, and OpenSSL 3.0 would
+ * decode its public key each time the file is read, an eighth of a whole
+ * send's instructions.  In fingerprint mode it stays, for the pin is
+ * checked again on every resumption.  OpenSSL offers no call to drop it,
+ * so it is left out of the encoding (version 1 of SSL_SESSION_ASN1: a
+ * SEQUENCE whose [3] element is the certificate, der.h) and the result
+ * must read back as a resumable session without a certificate; anything
+ * else keeps sess whole.
+ */
+static SSL_SESSION *
+session_without_peer(const struct tls_transport *tt, SSL_SESSION *sess)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	SSL_SESSION *out = NULL;
+	struct buf b;
+	int len;
+
+	if (tt->mode == CHECK_FINGERPRINT || SSL_SESSION_get0_peer(sess) == NULL
+	    || (len = i2d_SSL_SESSION(sess, &der)) <= 0) {
+		return NULL;
+	}
+	buf_init_secret(&b, SESSION_FILE_MAX);
+	if (der_without(der, (size_t)len, session_asn1_v1,
+	    sizeof(session_asn1_v1), SESSION_PEER_TAG, &b) == ERR_OK &&
+	    b.len <= LONG_MAX) {
+		p = (const unsigned char *)b.data;
+		out = d2i_SSL_SESSION(NULL, &p, (long)b.len);
+	}
+	if (out != NULL && (p != (const unsigned char *)b.data + b.len
+	    || SSL_SESSION_get0_peer(out) != NULL
+	    || !SSL_SESSION_is_resumable(out))) {
+		SSL_SESSION_free(out);
+		out = NULL;
+	}
+	OPENSSL_clear_free(der, (size_t)len);
+	buf_release(&b);
+	ERR_clear_error();
+	return out;
+}
+
 /* Called by OpenSSL whenever a new session (TLS 1.3: ticket) arrives. */
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_transport *tt = tls_from_ssl(ssl);
+	SSL_SESSION *kept = NULL;
 	struct buf rec;
 	BIO *m = NULL;
 	char *pem;
@@ -612,8 +666,10 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		return 0;
 	}
 	buf_init_secret(&rec, SESSION_FILE_MAX - 1);
-	m = BIO_new(BIO_s_mem());
-	if (m == NULL || !PEM_write_bio_SSL_SESSION(m, sess)
+	kept = session_without_peer(tt, sess);
+	m = BIO_new(BIO_s_secmem());	/* it holds the session's secret */
+	if (m == NULL || !PEM_write_bio_SSL_SESSION(m, kept != NULL ? kept :
+	    sess)
 		|| (pem_len = BIO_get_mem_data(m, &pem)) <= 0) {
 		goto out;
 	}
@@ -640,6 +696,7 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	}
 out:
 	BIO_free(m);
+	SSL_SESSION_free(kept);
 	buf_release(&rec);
 	/* 0: we kept no reference to sess. */
 	return 0;
@@ -892,18 +949,19 @@ static const struct transport_ops tls_ops = {
 
 /* Feed "label\0value\0" ("-" for no value) to the digest. */
 static int
-key_str(EVP_MD_CTX *md, const char *label, const char *v)
+key_str(struct sha256 *md, const char *label, const char *v)
 {
 	if (v == NULL) {
 		v = "-";
 	}
-	return EVP_DigestUpdate(md, label, strlen(label) + 1) == 1 &&
-		EVP_DigestUpdate(md, v, strlen(v) + 1) == 1;
+	sha256_update(md, label, strlen(label) + 1);
+	sha256_update(md, v, strlen(v) + 1);
+	return 1;
 }
 
 /* The identity of what stat() found (or the errno it failed with). */
 static int
-key_stat(EVP_MD_CTX *md, const char *label, int rc, const struct stat *st)
+key_stat(struct sha256 *md, const char *label, int rc, const struct stat *st)
 {
 	char id[256];
 
@@ -926,7 +984,7 @@ key_stat(EVP_MD_CTX *md, const char *label, int rc, const struct stat *st)
  * directory lists them (another order only costs a full handshake).
  */
 static int
-key_file(EVP_MD_CTX *md, const char *label, const char *path, int entries)
+key_file(struct sha256 *md, const char *label, const char *path, int entries)
 {
 	struct stat st;
 	struct dirent *de;
@@ -968,7 +1026,7 @@ key_file(EVP_MD_CTX *md, const char *label, const char *path, int entries)
  * entry, so a certificate copied over another in place changes the key.
  */
 static int
-key_trust(EVP_MD_CTX *md, const struct tls_params *params)
+key_trust(struct sha256 *md, const struct tls_params *params)
 {
 	const char *tf = params->trust_file;
 	const char *fenv = getenv(X509_get_default_cert_file_env());
@@ -993,35 +1051,30 @@ key_trust(EVP_MD_CTX *md, const struct tls_params *params)
 enum err
 transport_tls_session_key(const struct tls_params *params, struct buf *out)
 {
-	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned int dn = 0;
-	EVP_MD_CTX *md;
+	unsigned char dg[SHA256_LEN];
+	struct sha256 md;
 	char *conf;
 	char num[64];
 	int ok;
 	enum err e = ERR_OK;
 
-	if (!transport_tls_init() || (md = EVP_MD_CTX_new()) == NULL) {
-		ERR_clear_error();
-		return ERR_NOMEM;
-	}
+	/* no transport_tls_init(): a send a keeper serves never starts
+	 * OpenSSL (sha256.h); these calls only read its build settings */
 	snprintf(num, sizeof(num), "%d %d", params->certcheck != 0,
 		TLS_MIN_VERSION);
 	conf = CONF_get1_default_config_file();
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-		key_str(md, "oasmtp-tls-session-key", "1") &&
-		key_str(md, "host", params->host) &&
-		key_str(md, "certcheck, min version", num) &&
-		key_str(md, "fingerprint", params->fingerprint) &&
-		key_trust(md, params) &&
-		key_file(md, "crl", params->crl_file, 0) &&
-		key_file(md, "cert", params->cert_file, 0) &&
-		key_file(md, "key", params->key_file, 0) &&
-		key_file(md, "openssl.cnf", conf, 0) &&
-		EVP_DigestFinal_ex(md, dg, &dn) == 1 && dn >= 16;
+	sha256_init(&md);
+	ok = key_str(&md, "oasmtp-tls-session-key", "1") &&
+		key_str(&md, "host", params->host) &&
+		key_str(&md, "certcheck, min version", num) &&
+		key_str(&md, "fingerprint", params->fingerprint) &&
+		key_trust(&md, params) &&
+		key_file(&md, "crl", params->crl_file, 0) &&
+		key_file(&md, "cert", params->cert_file, 0) &&
+		key_file(&md, "key", params->key_file, 0) &&
+		key_file(&md, "openssl.cnf", conf, 0);
 	OPENSSL_free(conf);
-	EVP_MD_CTX_free(md);
-	ERR_clear_error();
+	sha256_final(&md, dg);
 	for (unsigned int i = 0; ok && i < 16 && e == ERR_OK; i++) {
 		e = buf_printf(out, "%02x", dg[i]);
 	}
@@ -1447,7 +1500,13 @@ transport_tls_info(struct transport *t, struct buf *out)
 		SSL_session_reused(tt->ssl) ? "yes" : "no"));
 	cert = peer_certificate(tt->ssl);
 	if (cert == NULL) {
-		return buf_append_str(out, "TLS certificate: none\n");
+		/* a resumed session kept none: session_without_peer() */
+		err_first(&be, buf_append_str(out, !SSL_session_reused(tt->ssl)
+			? "TLS certificate: none\n" : tt->mode == CHECK_NONE ?
+			"TLS certificate: not sent again (resumed session; "
+			"tls_certcheck off)\n" : "TLS certificate: not sent "
+			"again (resumed session; checked when it was made)\n"));
+		return be;
 	}
 	err_first(&be, buf_append_str(out, "TLS certificate:\n    subject: "));
 	err_first(&be, append_name(out, X509_get_subject_name(cert)));

@@ -73,6 +73,7 @@ PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executabl
 SMTPD = os.path.join(SERVERS, "smtpd.py")
 PROXY = os.path.join(HERE, "latency_proxy.py")
 SINK_NAME = "oasmtp-bench-sink"
+FLOOR_NAME = "oasmtp-bench-tls-floor"
 TOKEN_ENDPOINT = os.path.join(os.path.dirname(HERE), "oauth", "fake_token_endpoint.py")
 FROM = "bench@example.com"
 RCPTS = ["one@example.org", "two@example.org"]
@@ -225,10 +226,10 @@ class SinkServer:
         return None if meta is None else (meta, None)
 
 
-def find_sink(oasmtp):
-    """The sink built beside an oasmtp binary: BUILD/src/oasmtp -> BUILD/tests/bench/."""
+def find_sink(oasmtp, name=SINK_NAME):
+    """A bench program built beside an oasmtp binary: BUILD/src/oasmtp -> BUILD/tests/bench/."""
     build = os.path.dirname(os.path.dirname(os.path.abspath(oasmtp)))
-    path = os.path.join(build, "tests", "bench", SINK_NAME)
+    path = os.path.join(build, "tests", "bench", name)
     return path if os.access(path, os.X_OK) else None
 
 
@@ -550,7 +551,7 @@ class Bench:
         del r["stderr"]
         return r
 
-    def callgrind(self, client, rc, rcpts, msg, env, work):
+    def callgrind(self, client, rc, rcpts, msg, env, work, tag, cmd=None):
         """Instructions of one send: every process it forks counts.
 
         A forked child (oasmtp's confinement broker, a flush child) is
@@ -559,12 +560,13 @@ class Bench:
         and the parts of all processes add up to what the send executed.
         Children that exec another program (passwordeval) are not traced.
         """
-        prefix = os.path.join(work, "callgrind.%s." % client)
+        prefix = os.path.join(work, "callgrind.%s.%s." % (client, tag))
         for old in glob.glob(prefix + "*"):
             os.unlink(old)
+        if cmd is None:
+            cmd = [self.clients[client], "-C", rc, "-f", FROM, "-i"] + rcpts
         cmd = ["valgrind", "--tool=callgrind", "--dump-before=fork",
-               "--callgrind-out-file=" + prefix + "%p",
-               self.clients[client], "-C", rc, "-f", FROM, "-i"] + rcpts
+               "--callgrind-out-file=" + prefix + "%p"] + cmd
         r = run_client(cmd, msg, env, 300, measure=False)
         if r["status"] != 0 or "Collected" not in r["stderr"]:
             return None, "exit %s: %s" % (r["status"], tail(r["stderr"], 4))
@@ -575,6 +577,45 @@ class Bench:
                     if line.startswith("totals:"):
                         total += int(line.split()[1])
         return total, None
+
+    def keeper_instructions(self, d, rc, rcpts, msg, env, work, srv, sc):
+        """Instructions of a send that a kept session serves (issue 15): a
+        later process of a series.  The rc is the scenario's without
+        `session_persist off`; the first send (not counted) leaves the
+        keeper, the second is handed over to it."""
+        keep_rc = rc + ".keep"
+        with open(rc) as fh, open(keep_rc, "w") as out:
+            out.write("".join(l for l in fh if not l.startswith("session_persist")))
+        os.chmod(keep_rc, 0o600)
+        r = run_client([self.clients["oasmtp"], "-C", keep_rc, "-f", FROM, "-i"] + rcpts, msg,
+                       env, 60, measure=False)
+        srv.take_message(timeout=2.0)
+        if r["status"] != 0:
+            d["callgrind_error"] = "keeper: exit %s: %s" % (r["status"], tail(r["stderr"], 4))
+            return
+        conns0 = srv.connections()
+        ir, err = self.callgrind("oasmtp", keep_rc, rcpts, msg, env, work, sc + "-keeper")
+        srv.take_message(timeout=2.0 if ir else 0.3)
+        if ir and srv.connections() != conns0:
+            # it connected itself: not the figure this row stands for
+            ir, err = None, "the counted send was not handed to the kept session"
+        d["instructions_keeper"] = ir
+        if err:
+            d["callgrind_error"] = "keeper: " + err
+
+    def floor_instructions(self, per, sc, srv, certs, env, work):
+        """The OpenSSL floor (tests/bench/tls_floor.c): connect, STARTTLS for
+        a, a verified handshake, QUIT.  No client of OpenSSL 3 can do a
+        first, verified TLS send for fewer instructions."""
+        path = self.args.tls_floor or find_sink(self.clients["oasmtp"], FLOOR_NAME)
+        if path is None:
+            per["floor_error"] = "no %s beside --oasmtp (build with -Dtests=true)" % FLOOR_NAME
+            return
+        cmd = [path, str(srv.port), certs["ca"], "127.0.0.1"] + (["starttls"] if sc == "a" else [])
+        ir, err = self.callgrind("floor", None, None, "/dev/null", env, work, sc, cmd=cmd)
+        if err:
+            per["floor_error"] = err
+        per["tls_floor"] = ir
 
     def collect(self, srv, n, conns_before, recs_before):
         """Messages, connections and proxy records of a client's scenario-e pass."""
@@ -1236,11 +1277,19 @@ class Bench:
                         # resume (cold), the second may resume the one the
                         # first saved (warm, as every later send does)
                         for key in ("instructions", "instructions_warm"):
-                            ir, err = self.callgrind(client, rcfiles[client, direct], rcpts, msg, env, work)
+                            ir, err = self.callgrind(client, rcfiles[client, direct], rcpts, msg, env, work,
+                                                     "%s-%s" % (sc, "cold" if key == "instructions" else "warm"))
                             srv.take_message(timeout=2.0 if ir else 0.3)
                             d[key] = ir
                             if err:
                                 d["callgrind_error"] = err
+                        if client == "oasmtp":
+                            self.keeper_instructions(d, rcfiles[client, direct], rcpts, msg, env,
+                                                     work, srv, sc)
+                        else:   # msmtp keeps no session: each send is a whole one
+                            d["instructions_keeper"] = d.get("instructions")
+            if sc in ("a", "c") and not a.no_callgrind:
+                self.floor_instructions(per, sc, srv, certs, env, work)
             if sc in BUDGET:
                 per["budget_round_trips"] = {"oasmtp": BUDGET[sc][0], "msmtp": BUDGET[sc][1]}
             per["ratios"] = ratios(per)
@@ -1258,7 +1307,7 @@ S_FIGURES = [("messages received", "messages", ""), ("connections", "connections
              ("RTs per later message", "later_round_trips", "")]
 
 RATIO_KEYS = ("round_trips", "connections", "wall_ms_total", "later_wall_ms_median", "wall_ms_median", "cpu_ms_median", "rss_kib_max",
-              "instructions", "instructions_warm", "mib_per_s", "cached_wall_ms", "expired_wall_ms",
+              "instructions", "instructions_warm", "instructions_keeper", "mib_per_s", "cached_wall_ms", "expired_wall_ms",
               "burst_wall_ms", "burst_token_requests")
 
 
@@ -1317,6 +1366,7 @@ def table(report):
                    ("wall / RTT", "wall_in_rtts", ""),
                    ("CPU user+sys", "cpu_ms_median", " ms"), ("peak RSS", "rss_kib_max", " KiB"), ("instructions", "instructions", " Ir"),
                    ("instr. (TLS resumed)", "instructions_warm", " Ir"),
+                   ("instr. (kept session)", "instructions_keeper", " Ir"),
                    ("throughput", "mib_per_s", " MiB/s"), ("body via", "transfer", ""),
                    ("sink CPU", "sink_cpu_ms_median", " ms")]
         if sc == "f":
@@ -1381,6 +1431,22 @@ def table(report):
             notes.append("e goal (issue 6: %d connection, <= %d ms for %d messages): %s"
                          % (goal["connections"], goal["wall_ms_median"], goal["messages"],
                             "met" if per.get("goal_met") else "NOT met"))
+        if per.get("tls_floor") and per["msmtp"].get("instructions"):
+            o = per["oasmtp"]
+            notes.append("%s OpenSSL floor (tests/bench/tls_floor.c: connect,%s verified TLS "
+                         "handshake, QUIT): %d Ir = %.2fx msmtp's whole send; oasmtp's send is "
+                         "%sx the floor with a new TLS session, %sx resumed"
+                         % (sc, " STARTTLS," if sc == "a" else "", per["tls_floor"],
+                            per["tls_floor"] / per["msmtp"]["instructions"],
+                            "%.2f" % (o["instructions"] / per["tls_floor"])
+                            if o.get("instructions") else "-",
+                            "%.2f" % (o["instructions_warm"] / per["tls_floor"])
+                            if o.get("instructions_warm") else "-"))
+        if per.get("floor_error"):
+            notes.append("%s OpenSSL floor not measured: %s" % (sc, per["floor_error"]))
+        if per.get("oasmtp", {}).get("instructions_keeper"):
+            notes.append("%s kept session: msmtp keeps none, so its figure in that row is "
+                         "its whole send's" % sc)
         for c in ("oasmtp", "msmtp"):
             if per[c].get("error"):
                 notes.append("%s %s FAILED: %s" % (sc, c, per[c]["error"]))
@@ -1415,6 +1481,8 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=5, help="runs per client for scenarios a-c")
     p.add_argument("--big-runs", type=int, default=3, help="runs per client for scenario d")
     p.add_argument("--big-mib", type=int, default=50)
+    p.add_argument("--tls-floor", help="the %s binary (default: beside --oasmtp in its "
+                   "build tree)" % FLOOR_NAME)
     p.add_argument("--sink", help="the oasmtp-bench-sink binary for scenario d (default: "
                    "BUILD/tests/bench/%s for --oasmtp BUILD/src/oasmtp)" % SINK_NAME)
     p.add_argument("--scenarios", default="a,b,c,d,e,f,series")

@@ -289,3 +289,26 @@ def test_oasmtp_big_message(sink, certs, tmp_path):
     wire = text.replace(b"\n", b"\r\n")
     assert (r["sha256"], r["size"]) == (sha(wire), len(wire))
     assert r["rcpts"] == ["b@example.org"] and r["auth"] == "XOAUTH2" and r["tls"] is True
+
+
+def floor(sink, ca, host):
+    path = os.environ.get("FLOOR_BIN")
+    assert path and os.access(path, os.X_OK), "FLOOR_BIN is not set: run through meson test"
+    env = {"PATH": "/usr/bin:/bin"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("ASAN_", "UBSAN_", "LSAN_"))})
+    return subprocess.run([path, str(sink.port), ca, host, "starttls"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, timeout=30)
+
+
+def test_tls_floor_verifies(sink, certs, tmp_path):
+    """The bench's OpenSSL floor (tls_floor.c) must do the whole check it
+    stands for: trusted chain and matching name pass; an unknown CA or
+    another name fail the handshake."""
+    p = floor(sink, certs["ca"], "127.0.0.1")
+    assert p.returncode == 0, p.stderr
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_text(open(certs["untrusted_cert"]).read())
+    for ca, host in ((str(other_ca), "127.0.0.1"), (certs["ca"], "wrong.example.invalid")):
+        p = floor(sink, ca, host)
+        assert p.returncode == 1, (ca, host, p.stderr)
+        assert b"TLS handshake or certificate check failed" in p.stderr, p.stderr

@@ -2,7 +2,7 @@
  * fuzz_record.c - the record reader (record.h) fed arbitrary bytes, for
  * each spec shape (trailer required or not, body after it or not), then
  * the format readers built on it (queue and maildrop records, the session
- * keeper's REQUEST).  Whatever
+ * keeper's REQUEST, and its READY and RESULT as the caller reads them).  Whatever
  * parses must survive a round trip: written again by the writer, it
  * parses to the same fields, and the writer's text never holds a raw
  * control byte in a value.
@@ -16,6 +16,7 @@
 #include "maildrop.h"
 #include "queue.h"
 #include "record.h"
+#include "submit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,6 +65,49 @@ round_trip(const struct record_spec *spec, const struct record *r)
 	buf_release(&b);
 }
 
+/* The keeper's READY and RESULT, as a caller reads them. */
+static void
+keeper_answers(const char *p, size_t size)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct handover_outcome out;
+	struct submit_result res;
+	struct msgid_map ids;
+	static const char code_key[] = "\nrcpt-code ";
+	size_t n_rcpts = 0, i;
+	struct buf b;
+
+	/* as many recipients handed over as the RESULT has codes for, or
+	 * one more when the size is odd (the mismatch must be refused) */
+	for (i = 0; i + sizeof(code_key) - 1 <= size && n_rcpts < 64; i++) {
+		n_rcpts += memcmp(p + i, code_key, sizeof(code_key) - 1) == 0;
+	}
+	n_rcpts += size % 2;
+
+	buf_init(&b, 1 << 22);
+	if (buf_append(&b, p, size) != ERR_OK) {
+		buf_release(&b);
+		return;
+	}
+	msgid_map_init(&ids);
+	if (handover_parse_ready(&b, &ids, NULL) == ERR_OK &&
+	    ids.data.len > 0 && ids.data.data[ids.data.len - 1] != '\n') {
+		abort();	/* each pair kept is one whole line */
+	}
+	msgid_map_release(&ids);
+	submit_result_init(&res);
+	memset(&out, 0, sizeof(out));
+	errinfo_init(&ei);
+	if (handover_parse_result(&b, n_rcpts, NULL, NULL, &res, &out, &ei)
+	    == ERR_OK && (res.n_rcpts != n_rcpts || out.e >= ERR_MAX ||
+	    res.smtp_code < 0 || res.smtp_code > 999)) {
+		abort();
+	}
+	errinfo_release(&ei);
+	submit_result_release(&res);
+	buf_release(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -105,5 +149,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	handover_request_release(&h);
+	keeper_answers(p, size);
 	return 0;
 }

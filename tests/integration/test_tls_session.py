@@ -172,3 +172,16 @@ def test_certcheck_and_sni_change_is_not_resumed(home, tls_rig, certs):
     # and the certificate check back on, with the system store: refused
     p = send(home, tls_rig)
     assert p.returncode == 75, describe(p)
+
+
+def test_serverinfo_after_a_send_shows_the_certificate(home, tls_rig, certs):
+    """A kept session holds no certificate (CA mode), so --serverinfo makes
+    a full handshake of its own: it shows what the server presents now,
+    subject and fingerprint included, not the session's 'not sent again'."""
+    cached(home, tls_rig, trust=certs["ca"])
+    p = run(["-C", os.path.join(home, "oasmtprc"), "--serverinfo"], home)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, describe(p)
+    assert "resumed: no" in out, out
+    assert "subject:" in out and "not sent again" not in out, out
+    assert "SHA-256 fingerprint: " + fingerprint(certs["cert"]) in out, out

@@ -1328,14 +1328,11 @@ file_has(const char *path, const char *needle)
 	return strstr(data, needle) != NULL;
 }
 
-/*
- * Rewrite the session record at path in the layout of oasmtp 0.1.0: the
- * line "oasmtp-session host=H check=C", then the PEM.
- */
+/* The PEM of the session record at path into pem (NUL-terminated); its length or -1. */
 static int
-session_to_v010(const char *path)
+session_pem_of(const char *path, char *pem, size_t size)
 {
-	char data[16384], pem[16384];
+	char data[16384];
 	FILE *f = fopen(path, "r");
 	size_t n = f != NULL ? fread(data, 1, sizeof(data) - 1, f) : 0;
 	const char *v, *end;
@@ -1350,7 +1347,7 @@ session_to_v010(const char *path)
 	if (end == NULL) {
 		return -1;
 	}
-	for (v += strlen("\nsession "); v < end; v++) {
+	for (v += strlen("\nsession "); v < end && o + 1 < size; v++) {
 		if (v[0] == '\\' && v[1] == 'n') {
 			pem[o++] = '\n';
 			v++;
@@ -1358,12 +1355,41 @@ session_to_v010(const char *path)
 			pem[o++] = *v;
 		}
 	}
-	f = fopen(path, "w");
-	if (f == NULL) {
+	pem[o] = '\0';
+	return (int)o;
+}
+
+/* The SSL_SESSION the session record at path holds, or NULL. */
+static SSL_SESSION *
+cached_session(const char *path)
+{
+	char pem[16384];
+	int n = session_pem_of(path, pem, sizeof(pem));
+	SSL_SESSION *sess = NULL;
+	BIO *b;
+
+	if (n > 0 && (b = BIO_new_mem_buf(pem, n)) != NULL) {
+		sess = PEM_read_bio_SSL_SESSION(b, NULL, NULL, NULL);
+		BIO_free(b);
+	}
+	return sess;
+}
+
+/*
+ * Rewrite the session record at path in the layout of oasmtp 0.1.0: the
+ * line "oasmtp-session host=H check=C", then the PEM.
+ */
+static int
+session_to_v010(const char *path)
+{
+	char pem[16384];
+	int n = session_pem_of(path, pem, sizeof(pem));
+	FILE *f;
+
+	if (n < 0 || (f = fopen(path, "w")) == NULL) {
 		return -1;
 	}
-	fprintf(f, "oasmtp-session host=localhost check=ca\n%.*s", (int)o,
-		pem);
+	fprintf(f, "oasmtp-session host=localhost check=ca\n%s", pem);
 	fclose(f);
 	return chmod(path, 0600);
 }
@@ -1429,6 +1455,7 @@ test_tls_resumption(void)
 	SSL_CTX *good = server_ctx(pki.good, 0, 0);
 	struct tls_params p = params_for("localhost");
 	struct transport *t = NULL;
+	SSL_SESSION *sess;
 	struct server s;
 	struct buf d;
 	char cache[512], dir[512], line[64];
@@ -1459,6 +1486,13 @@ test_tls_resumption(void)
 	t = NULL;
 	is_int(file_mode(cache), 0600, "resume: cache file mode 0600");
 	is_int(file_mode(dir), 0700, "resume: cache directory mode 0700");
+	/* the chain was checked: the file keeps no certificate to decode */
+	sess = cached_session(cache);
+	ok(sess != NULL && SSL_SESSION_is_resumable(sess),
+		"resume: the file holds a resumable session");
+	ok(sess != NULL && SSL_SESSION_get0_peer(sess) == NULL,
+		"resume: without the server's certificate (CA mode)");
+	SSL_SESSION_free(sess);
 
 	/* 2nd: resumed. */
 	e = connect_local(&s, &t);
@@ -1472,6 +1506,9 @@ test_tls_resumption(void)
 		buf_init(&d, 4096);
 		setup(transport_tls_info(t, &d));
 		contains(buf_cstr(&d), "resumed: yes", "resume: info says so");
+		contains(buf_cstr(&d), "TLS certificate: not sent again "
+			"(resumed session; checked when it was made)",
+			"resume: info says why no certificate is shown");
 		buf_release(&d);
 		is_int(read_line(t, line, sizeof(line), deadline_in(2000)),
 			ERR_OK, "resume: resumed session works");
@@ -1554,6 +1591,116 @@ test_tls_resumption(void)
 		server_stop(&s);
 	}
 	SSL_CTX_free(good);
+}
+
+/* The bytes of the file at path into out (NUL-terminated); its size. */
+static size_t
+file_bytes(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n = f != NULL ? fread(out, 1, size - 1, f) : 0;
+
+	if (f != NULL) {
+		fclose(f);
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * Each way of checking the server, over TLS 1.3 and 1.2: the second
+ * handshake resumes; the kept session holds the server's certificate only
+ * when a pin is checked again on resumption (transport_tls.c,
+ * session_without_peer); -vv says what it shows and why.
+ */
+static void
+test_tls_resumption_modes(void)
+{
+	static const struct {
+		const char *name;
+		int max_version, certcheck, pinned;
+		const char *info;	/* in transport_tls_info() when resumed */
+	} modes[] = {
+		{ "CA, TLS 1.3", 0, 1, 0, "TLS certificate: not sent again "
+			"(resumed session; checked when it was made)" },
+		{ "CA, TLS 1.2", TLS1_2_VERSION, 1, 0, "TLS certificate: not "
+			"sent again (resumed session; checked when it was made)" },
+		{ "certcheck off", 0, 0, 0, "TLS certificate: not sent again "
+			"(resumed session; tls_certcheck off)" },
+		{ "pinned", 0, 1, 1, "subject: " },
+		{ "pinned, TLS 1.2", TLS1_2_VERSION, 1, 1, "subject: " },
+	};
+	char cache[512], fp[200], line[64], first[16384], now[16384];
+	struct transport *t = NULL;
+	SSL_SESSION *sess;
+	struct server s;
+	struct buf d;
+	size_t i;
+	int round;
+	enum err e;
+
+	fingerprint_of(pki.good, 1, 0, fp, sizeof(fp));
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		SSL_CTX *ctx = server_ctx(pki.good, modes[i].max_version, 0);
+		struct tls_params p = params_for("localhost");
+		const char *m = modes[i].name;
+
+		snprintf(line, sizeof(line), "cache/oasmtp/tls-mode-%zu", i);
+		path_in_tmp(cache, sizeof(cache), line);
+		p.session_cache = cache;
+		p.certcheck = modes[i].certcheck;
+		p.fingerprint = modes[i].pinned ? fp : NULL;
+		if (!ok(server_start(&s, ctx, SRV_GREET, 2), "%s: server up",
+		    m)) {
+			SSL_CTX_free(ctx);
+			continue;
+		}
+		for (round = 0; round < 2; round++) {
+			e = connect_local(&s, &t);
+			if (e == ERR_OK) {
+				errinfo_init(&ei);
+				e = transport_tls_start(&t, &p,
+					deadline_in(3000), &ei);
+			}
+			is_int(e, ERR_OK, "%s: handshake %d (%s)", m,
+				round + 1, errinfo_msg(&ei));
+			ok(e == ERR_OK && transport_tls_resumed(t) ==
+				(round == 1), "%s: handshake %d %s", m,
+				round + 1, round == 1 ? "resumed" : "full");
+			if (e == ERR_OK && round == 1) {
+				buf_init(&d, 4096);
+				setup(transport_tls_info(t, &d));
+				contains(buf_cstr(&d), modes[i].info,
+					"%s: -vv shows %s", m, modes[i].info);
+				buf_release(&d);
+			}
+			if (e == ERR_OK) {
+				/* TLS 1.3: the ticket comes with the greeting */
+				is_int(read_line(t, line, sizeof(line),
+					deadline_in(2000)), ERR_OK,
+					"%s: greeting %d", m, round + 1);
+			}
+			transport_close(t);
+			t = NULL;
+			sess = cached_session(cache);
+			ok(sess != NULL && SSL_SESSION_is_resumable(sess) &&
+				(SSL_SESSION_get0_peer(sess) != NULL) ==
+				modes[i].pinned, "%s: the kept session %s the "
+				"server's certificate (%d)", m, modes[i].pinned
+				? "has" : "does not have", round + 1);
+			SSL_SESSION_free(sess);
+			if (round == 0) {
+				file_bytes(cache, first, sizeof(first));
+			} else if (modes[i].max_version == 0) {
+				/* a resumed TLS 1.3 session gets a new ticket */
+				file_bytes(cache, now, sizeof(now));
+				ok(strcmp(first, now) != 0, "%s: the file was "
+					"written again", m);
+			}
+		}
+		server_stop(&s);
+		SSL_CTX_free(ctx);
+	}
 }
 
 /* ---- name resolution under the deadline ---- */
@@ -2157,6 +2304,7 @@ main(int argc, char **argv)
 		test_tls_config_errors();
 		test_tls_refuses_buffered();
 		test_tls_resumption();
+		test_tls_resumption_modes();
 		test_tls_session_key();
 	}
 	test_resolve_costs();
