@@ -1795,7 +1795,10 @@ test_resolve_costs(void)
  * this program as "resolve-child" (a fresh process, so libc reads the new
  * files).  That one resolves through transport_tcp_connect() and runs
  * OASMTP_BIN, and writes what it saw as "key value" lines to a pipe; the
- * checks are made here.  Nothing leaves the private network namespace.
+ * checks are made here.  Then the same server answers, SERVFAIL and then
+ * NXDOMAIN (dns_answering()), and both are looked up and sent to again:
+ * a failing DNS server is temporary (75), a name it says does not exist is
+ * not (68).  Nothing leaves the private network namespace.
  */
 #define HUNG_NAME "mail.dns-hangs.test"
 #define HUNG_LIB_MS 1000	/* the library call's deadline */
@@ -1948,7 +1951,7 @@ one_line(char *s)
  * by PID after 15 s.  Writes bin_status, bin_ms and bin_stderr lines.
  */
 static void
-child_run_binary(const char *dir, int out)
+child_run_binary(const char *dir, int out, const char *k)
 {
 	extern char **environ;
 	const char *bin = getenv("OASMTP_BIN");
@@ -1964,7 +1967,7 @@ child_run_binary(const char *dir, int out)
 	ssize_t got;
 
 	if (bin == NULL || bin[0] == '\0') {
-		dprintf(out, "bin_error OASMTP_BIN is not set\n");
+		dprintf(out, "%s_error OASMTP_BIN is not set\n", k);
 		return;
 	}
 	snprintf(cfg, sizeof(cfg), "%s/oasmtprc", dir);
@@ -1993,7 +1996,8 @@ child_run_binary(const char *dir, int out)
 	in = open(msg, O_RDONLY | O_CLOEXEC);
 	err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (in < 0 || err_fd < 0) {
-		dprintf(out, "bin_error cannot open %s or %s\n", msg, errpath);
+		dprintf(out, "%s_error cannot open %s or %s\n", k, msg,
+			errpath);
 		return;
 	}
 	t0 = util_now_ms();
@@ -2009,7 +2013,7 @@ child_run_binary(const char *dir, int out)
 	close(in);
 	close(err_fd);
 	if (pid < 0) {
-		dprintf(out, "bin_error fork: %s\n", strerror(errno));
+		dprintf(out, "%s_error fork: %s\n", k, strerror(errno));
 		return;
 	}
 	while (waitpid(pid, &status, WNOHANG) == 0) {
@@ -2020,8 +2024,8 @@ child_run_binary(const char *dir, int out)
 		}
 		usleep(10 * 1000);
 	}
-	dprintf(out, "bin_ms %lld\n", (long long)(util_now_ms() - t0));
-	dprintf(out, "bin_status %d\n", WIFEXITED(status)
+	dprintf(out, "%s_ms %lld\n", k, (long long)(util_now_ms() - t0));
+	dprintf(out, "%s_status %d\n", k, WIFEXITED(status)
 		? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	in = open(errpath, O_RDONLY | O_CLOEXEC);
 	got = in >= 0 ? read(in, text, sizeof(text) - 1) : -1;
@@ -2030,7 +2034,73 @@ child_run_binary(const char *dir, int out)
 		close(in);
 	}
 	one_line(text);
-	dprintf(out, "bin_stderr %s\n", text);
+	dprintf(out, "%s_stderr %s\n", k, text);
+}
+
+/*
+ * The DNS server answering: a child process that replies to every query
+ * on dns with the question and rcode (2 SERVFAIL, 3 NXDOMAIN), until it is
+ * killed.  Its pid, or -1.
+ */
+static pid_t
+dns_answering(int dns, int rcode)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl;
+	ssize_t n;
+	size_t end;
+	pid_t pid = fork();
+
+	if (pid != 0) {
+		return pid;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		fl = sizeof(from);
+		n = recvfrom(dns, q, sizeof(q), 0, (struct sockaddr *)&from,
+			&fl);
+		if (n < 12) {
+			continue;
+		}
+		/* the question: labels up to the root, type and class */
+		for (end = 12; end < (size_t)n && q[end] != 0;
+		    end += (size_t)q[end] + 1) {
+		}
+		end += 1 + 4;
+		if (end > (size_t)n) {
+			continue;
+		}
+		q[2] = (unsigned char)(0x80 | (q[2] & 0x79));	/* QR, RD */
+		q[3] = (unsigned char)(0x80 | rcode);		/* RA */
+		memset(q + 6, 0, 6);	/* no answer, authority, additional */
+		(void)sendto(dns, q, end, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
+/* Look HUNG_NAME up and run the binary while dns answers with rcode. */
+static void
+child_answered(const char *dir, int out, int dns, int rcode, const char *k)
+{
+	struct transport *t = NULL;
+	pid_t pid;
+	enum err e;
+
+	(void)silent_dns_count(dns);
+	pid = dns_answering(dns, rcode);
+	if (pid < 0) {
+		dprintf(out, "%s_error fork: %s\n", k, strerror(errno));
+		return;
+	}
+	errinfo_init(&ei);
+	e = transport_tcp_connect(HUNG_NAME, 25, NULL, deadline_in(8000), &t,
+		&ei);
+	transport_close(t);
+	one_line(ei.msg);
+	dprintf(out, "%s_code %d\n%s_msg %s\n", k, (int)e, k, ei.msg);
+	child_run_binary(dir, out, k);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }
 
 /* main() of the re-executed child, inside the namespaces. */
@@ -2069,8 +2139,11 @@ resolve_child(const char *dir, int out, int dns)
 	dprintf(out, "again_code %d\nagain_msg %s\n", (int)e, ei.msg);
 	(void)silent_dns_count(dns);
 
-	child_run_binary(dir, out);
+	child_run_binary(dir, out, "bin");
 	dprintf(out, "bin_queries %d\n", silent_dns_count(dns));
+	/* the server answers: SERVFAIL is temporary, NXDOMAIN is not */
+	child_answered(dir, out, dns, 2, "servfail");
+	child_answered(dir, out, dns, 3, "nxdomain");
 	dprintf(out, "end 1\n");
 	return 0;
 }
@@ -2247,6 +2320,27 @@ test_resolve_hung_dns(const char *self)
 		"hung dns: oasmtp says so");
 	ok(field_num(text, "bin_queries") >= 1,
 		"hung dns: oasmtp asked the silent server too");
+
+	/* A server that answers SERVFAIL: temporary, 75, never 68. */
+	field(text, "servfail_msg", v, sizeof(v));
+	is_int(field_num(text, "servfail_code"), ERR_NET,
+		"servfail: ERR_NET (%s)", v);
+	contains(v, "temporary failure resolving host " HUNG_NAME,
+		"servfail: the message says temporary");
+	field(text, "servfail_stderr", v, sizeof(v));
+	is_int(field_num(text, "servfail_status"), 75,
+		"servfail: oasmtp exits 75 (%s)", v);
+	contains(v, "temporary failure resolving host " HUNG_NAME,
+		"servfail: oasmtp says so");
+	/* NXDOMAIN from the same server: the name does not exist, 68. */
+	field(text, "nxdomain_msg", v, sizeof(v));
+	is_int(field_num(text, "nxdomain_code"), ERR_NOHOST,
+		"nxdomain: ERR_NOHOST (%s)", v);
+	field(text, "nxdomain_stderr", v, sizeof(v));
+	is_int(field_num(text, "nxdomain_status"), 68,
+		"nxdomain: oasmtp exits 68 (%s)", v);
+	contains(v, "host " HUNG_NAME " does not exist",
+		"nxdomain: oasmtp names the host");
 }
 
 /* ---- setup ---- */
