@@ -3,11 +3,12 @@
  *
  * It names files and sockets after what they are for: the TLS session
  * file and the keeper's socket after the session key, the Message-ID map
- * after its account.  Computing those names must not start OpenSSL: a
- * send that a keeper serves never touches TLS, and OpenSSL 3's set-up
- * alone costs four times the rest of such a send (doc/design.md section
- * "Per-process cost").  Anything that protects a secret, or checks what
- * a peer sent, uses OpenSSL (SASL, certificate fingerprints, PKCE).
+ * after its account, the token cache after its grant.  Computing those
+ * names must not start OpenSSL: a send that a keeper serves never touches
+ * TLS, and starting OpenSSL 3 for a digest (4.4 M instructions) cost more
+ * than the whole rest of such a send (doc/design.md section "Per-process
+ * cost").  Anything that protects a secret, or checks what a peer sent,
+ * uses OpenSSL (SASL, certificate fingerprints, PKCE).
  *
  * No allocation, no errors; the state holds no secret worth wiping.
  * tests/unit/test_sha256.c checks it against FIPS 180-4's examples and
