@@ -79,17 +79,41 @@ plain_cmd(int fd, const char *cmd)
 	return write(fd, cmd, n) == (ssize_t)n ? reply(fd, NULL) : -1;
 }
 
+/* The TLS part; NULL when it all worked, else what failed. */
+static const char *
+over_tls(int fd, SSL_CTX *ctx, const char *host, int implicit)
+{
+	SSL *ssl = SSL_new(ctx);
+	const char *failed = NULL;
+
+	if (ssl == NULL || !SSL_set_fd(ssl, fd) || !SSL_set1_host(ssl, host)) {
+		failed = "cannot set up the TLS connection";
+	} else if (SSL_connect(ssl) != 1 ||
+	    SSL_get_verify_result(ssl) != X509_V_OK) {
+		failed = "TLS handshake or certificate check failed";
+	} else if (implicit && reply(fd, ssl) != 0) {
+		failed = "no greeting";	/* implicit TLS: it comes over TLS */
+	} else if (SSL_write(ssl, "QUIT\r\n", 6) != 6 ||
+	    reply(fd, ssl) != 0) {
+		failed = "QUIT failed";
+	}
+	/* the connection's own objects, as oasmtp frees them */
+	SSL_free(ssl);
+	return failed;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct sockaddr_in sa;
+	const char *failed;
 	SSL_CTX *ctx;
-	SSL *ssl;
-	int fd;
+	int fd, starttls;
 
 	if (argc < 4) {
 		return fail("usage: PORT CAFILE HOST [starttls]");
 	}
+	starttls = argc > 4 && strcmp(argv[4], "starttls") == 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((unsigned short)atoi(argv[1]));
@@ -98,8 +122,8 @@ main(int argc, char **argv)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		return fail("cannot connect");
 	}
-	if (argc > 4 && strcmp(argv[4], "starttls") == 0 &&
-	    (reply(fd, NULL) != 0 || plain_cmd(fd, "EHLO floor\r\n") != 0 ||
+	if (starttls && (reply(fd, NULL) != 0 ||
+	    plain_cmd(fd, "EHLO floor\r\n") != 0 ||
 	    plain_cmd(fd, "STARTTLS\r\n") != 0)) {
 		return fail("STARTTLS failed");
 	}
@@ -113,31 +137,13 @@ main(int argc, char **argv)
 	if (ctx == NULL ||
 	    !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1) {
-		return fail("cannot set up the TLS context");
+		failed = "cannot set up the TLS context";
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		failed = over_tls(fd, ctx, argv[3], !starttls);
 	}
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	ssl = SSL_new(ctx);
-	if (ssl == NULL || !SSL_set_fd(ssl, fd) ||
-	    !SSL_set1_host(ssl, argv[3])) {
-		return fail("cannot set up the TLS connection");
-	}
-	if (SSL_connect(ssl) != 1 ||
-	    SSL_get_verify_result(ssl) != X509_V_OK) {
-		return fail("TLS handshake or certificate check failed");
-	}
-	if (argc <= 4 || strcmp(argv[4], "starttls") != 0) {
-		/* implicit TLS: the greeting comes over TLS */
-		if (reply(fd, ssl) != 0) {
-			return fail("no greeting");
-		}
-	}
-	if (SSL_write(ssl, "QUIT\r\n", 6) != 6 || reply(fd, ssl) != 0) {
-		return fail("QUIT failed");
-	}
-	/* the connection's own objects, as oasmtp frees them; OpenSSL's
-	 * global tables stay (no exit-time clean-up, as in oasmtp) */
-	SSL_free(ssl);
+	/* OpenSSL's global tables stay (no exit-time clean-up, as oasmtp) */
 	SSL_CTX_free(ctx);
 	close(fd);
-	return 0;
+	return failed != NULL ? fail(failed) : 0;
 }
