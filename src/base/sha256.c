@@ -84,6 +84,9 @@ sha256_update(struct sha256 *c, const void *data, size_t n)
 	const unsigned char *p = data;
 	size_t take;
 
+	if (n == 0) {
+		return;		/* data may be NULL then */
+	}
 	c->bytes += n;
 	if (c->fill > 0) {
 		take = sizeof(c->block) - c->fill < n ? sizeof(c->block)

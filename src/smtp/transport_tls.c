@@ -621,7 +621,7 @@ static SSL_SESSION *
 session_without_peer(const struct tls_transport *tt, SSL_SESSION *sess)
 {
 	unsigned char *der = NULL;
-	const unsigned char *p;
+	const unsigned char *p = NULL;
 	SSL_SESSION *out = NULL;
 	struct buf b;
 	int len;
