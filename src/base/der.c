@@ -30,6 +30,11 @@ der_element(const unsigned char *p, size_t n, size_t *ret_hdr)
 		for (i = 0; i < k; i++) {
 			len = (len << 8) | p[2 + i];
 		}
+		/* DER: the shortest form only (no 0x81 below 0x80, no
+		 * leading zero byte) */
+		if ((k == 1 && len < 0x80) || (k > 1 && p[2] == 0)) {
+			return 0;
+		}
 		*ret_hdr = 2 + k;
 	}
 	return len <= n - *ret_hdr ? *ret_hdr + len : 0;
@@ -88,6 +93,10 @@ der_without(const unsigned char *der, size_t n, const unsigned char *first,
 	der_element(der, n, &pos);
 	while (e == ERR_OK && pos < n) {
 		el = der_element(der + pos, n - pos, &h);
+		if (el == 0) {
+			e = ERR_DATA;	/* cannot be: kept_size() read it */
+			break;
+		}
 		if (der[pos] != tag) {
 			e = buf_append(out, der + pos, el);
 		}

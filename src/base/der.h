@@ -6,8 +6,9 @@
  * session, so transport_tls.c leaves its element out of the session's
  * encoding (doc/design.md, "Per-process cost").  The input is OpenSSL's
  * own i2d output, but the reader is strict and bounded all the same (and
- * fuzzed: tests/fuzz/fuzz_der.c): definite lengths only, one-byte tags,
- * every length within what contains it, the whole input one SEQUENCE.
+ * fuzzed: tests/fuzz/fuzz_der.c): definite lengths in their shortest form
+ * of at most three bytes, one-byte tags, every length within what contains
+ * it, the whole input one SEQUENCE.
  *
  * libc only; no allocation but the caller's buffer.
  */
@@ -25,7 +26,7 @@
 /*
  * The element at p (at most n bytes): its whole size (tag, length and
  * contents), and in *ret_hdr the size of its tag and length; 0 when it is
- * not a definite-length element with a one-byte tag that fits in n.
+ * not an element as described above that fits in n.
  */
 size_t der_element(const unsigned char *p, size_t n, size_t *ret_hdr);
 

@@ -291,24 +291,58 @@ def test_oasmtp_big_message(sink, certs, tmp_path):
     assert r["rcpts"] == ["b@example.org"] and r["auth"] == "XOAUTH2" and r["tls"] is True
 
 
-def floor(sink, ca, host):
+def floor(port, ca, host, starttls=True):
     path = os.environ.get("FLOOR_BIN")
     assert path and os.access(path, os.X_OK), "FLOOR_BIN is not set: run through meson test"
     env = {"PATH": "/usr/bin:/bin"}
     env.update({k: v for k, v in os.environ.items() if k.startswith(("ASAN_", "UBSAN_", "LSAN_"))})
-    return subprocess.run([path, str(sink.port), ca, host, "starttls"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=env, timeout=30)
+    return subprocess.run([path, str(port), ca, host] + (["starttls"] if starttls else []),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=30)
 
 
 def test_tls_floor_verifies(sink, certs, tmp_path):
     """The bench's OpenSSL floor (tls_floor.c) must do the whole check it
     stands for: trusted chain and matching name pass; an unknown CA or
     another name fail the handshake."""
-    p = floor(sink, certs["ca"], "127.0.0.1")
+    p = floor(sink.port, certs["ca"], "127.0.0.1")
     assert p.returncode == 0, p.stderr
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_text(open(certs["untrusted_cert"]).read())
     for ca, host in ((str(other_ca), "127.0.0.1"), (certs["ca"], "wrong.example.invalid")):
-        p = floor(sink, ca, host)
+        p = floor(sink.port, ca, host)
         assert p.returncode == 1, (ca, host, p.stderr)
         assert b"TLS handshake or certificate check failed" in p.stderr, p.stderr
+
+
+def test_tls_floor_implicit_tls(certs):
+    """Scenario c's floor: implicit TLS, the greeting and QUIT's reply read
+    whole over TLS (a last line of just the code counts as the end)."""
+    import threading
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    lsock.settimeout(20)
+    seen = []
+
+    def serve():
+        try:
+            conn, _ = lsock.accept()
+            with ctx.wrap_socket(conn, server_side=True) as c:
+                c.settimeout(20)
+                c.sendall(b"220-floor.test\r\n220 ready\r\n")
+                seen.append(c.recv(100))
+                c.sendall(b"221\r\n")
+        except (OSError, ssl.SSLError) as e:
+            seen.append(repr(e).encode())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        p = floor(lsock.getsockname()[1], certs["ca"], "127.0.0.1", starttls=False)
+    finally:
+        t.join(25)
+        lsock.close()
+    assert p.returncode == 0, p.stderr
+    assert seen == [b"QUIT\r\n"], seen

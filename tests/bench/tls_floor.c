@@ -40,7 +40,7 @@ fail(const char *what)
 
 /*
  * Read one whole SMTP reply (all its lines) from fd, or over TLS when ssl
- * is not NULL; 0 when it came.
+ * is not NULL: the code of its last line, or -1.
  */
 static int
 reply(int fd, SSL *ssl)
@@ -60,8 +60,9 @@ reply(int fd, SSL *ssl)
 		have += (size_t)n;
 		buf[have] = '\0';
 		while ((nl = strstr(line, "\r\n")) != NULL) {
-			if (nl - line >= 4 && line[3] == ' ') {
-				return 0;
+			/* the last line: "NNN text" or just "NNN" */
+			if (nl - line >= 3 && (nl - line == 3 || line[3] == ' ')) {
+				return atoi(line);
 			}
 			line = nl + 2;
 		}
@@ -91,10 +92,10 @@ over_tls(int fd, SSL_CTX *ctx, const char *host, int implicit)
 	} else if (SSL_connect(ssl) != 1 ||
 	    SSL_get_verify_result(ssl) != X509_V_OK) {
 		failed = "TLS handshake or certificate check failed";
-	} else if (implicit && reply(fd, ssl) != 0) {
+	} else if (implicit && reply(fd, ssl) != 220) {
 		failed = "no greeting";	/* implicit TLS: it comes over TLS */
 	} else if (SSL_write(ssl, "QUIT\r\n", 6) != 6 ||
-	    reply(fd, ssl) != 0) {
+	    reply(fd, ssl) != 221) {
 		failed = "QUIT failed";
 	}
 	/* the connection's own objects, as oasmtp frees them */
@@ -122,9 +123,9 @@ main(int argc, char **argv)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		return fail("cannot connect");
 	}
-	if (starttls && (reply(fd, NULL) != 0 ||
-	    plain_cmd(fd, "EHLO floor\r\n") != 0 ||
-	    plain_cmd(fd, "STARTTLS\r\n") != 0)) {
+	if (starttls && (reply(fd, NULL) != 220 ||
+	    plain_cmd(fd, "EHLO floor\r\n") != 250 ||
+	    plain_cmd(fd, "STARTTLS\r\n") != 220)) {
 		return fail("STARTTLS failed");
 	}
 	/* the system configuration; error texts only load when needed */

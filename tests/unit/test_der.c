@@ -89,7 +89,9 @@ test_forms(void)
 {
 	static unsigned char in[0x20010];
 	struct buf b;
-	size_t n, fills[] = { 0, 10, 0x7a, 0x7b, 0xfa, 0xfb, 0xff00 };
+	/* kept bodies of 0x7f, 0x80 (0x81 form), 0xff, 0x100 (0x82 form)
+	 * and DER_BODY_MAX: INTEGER (3 bytes), OCTET STRING header, fill */
+	size_t n, fills[] = { 0, 10, 0x7a, 0x7b, 0xf9, 0xfa, 0xfff8 };
 	size_t i, k;
 
 	for (i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) {
@@ -108,11 +110,41 @@ test_forms(void)
 	}
 }
 
+/* The tail of a SEQUENCE after INTEGER 1 and [3] { OCTET STRING "peer" }. */
+static const unsigned char inner_indefinite[] = {	/* replaces [3] */
+	0xa3, 0x80, 0x04, 0x04, 'p', 'e', 'e', 'r', 0x00, 0x00 };
+static const unsigned char inner_four[] = {
+	0xa3, 0x06, 0x04, 0x04, 'p', 'e', 'e', 'r',
+	0x04, 0x84, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c' };
+static const unsigned char inner_tag[] = {
+	0xa3, 0x06, 0x04, 0x04, 'p', 'e', 'e', 'r', 0x1f, 0x01, 0x00 };
+static const unsigned char inner_81[] = {
+	0xa3, 0x06, 0x04, 0x04, 'p', 'e', 'e', 'r', 0x04, 0x81, 0x03,
+	'a', 'b', 'c' };
+static const unsigned char inner_82[] = {
+	0xa3, 0x06, 0x04, 0x04, 'p', 'e', 'e', 'r', 0x04, 0x82, 0x00, 0x03,
+	'a', 'b', 'c' };
+
+/* SEQUENCE { INTEGER 1, tail } must be refused. */
+static void
+inner(const unsigned char *tail, size_t n, const char *what)
+{
+	unsigned char t[64];
+	size_t k;
+
+	t[0] = 0x30;
+	t[1] = (unsigned char)(sizeof(v1) + n);
+	memcpy(t + 2, v1, sizeof(v1));
+	memcpy(t + 2 + sizeof(v1), tail, n);
+	k = 2 + sizeof(v1) + n;
+	refused(t, k, what);
+}
+
 static void
 test_refusals(void)
 {
 	static unsigned char in[0x20010];
-	unsigned char t[64];
+	unsigned char t[64], *cut;
 	struct buf small;
 	size_t n;
 
@@ -135,18 +167,29 @@ test_refusals(void)
 	t[4] = 0x01;
 	refused(t, n, "not a SEQUENCE");
 	memcpy(t, in, n);
-	t[1] = 0x80;		/* indefinite length */
-	refused(t, n, "an indefinite length");
-	memcpy(t, in, n);
-	t[1] = 0x84;		/* four length bytes */
-	refused(t, n, "a four-byte length");
-	memcpy(t, in, n);
-	t[5] = 0xbf;		/* [3] with a tag continued in more bytes */
-	refused(t, n, "a multi-byte tag");
-	memcpy(t, in, n);
 	t[6] = 0x7f;		/* [3] longer than the SEQUENCE */
 	refused(t, n, "an element longer than its SEQUENCE");
-	n = make(in, sizeof(in), 1, 0x10000);
+	/* each rule of der_element() on an element inside, where it is the
+	 * only reason to refuse: without it the walk would go on */
+	inner(inner_indefinite, sizeof(inner_indefinite),
+		"[3] with an indefinite length");
+	inner(inner_four, sizeof(inner_four), "a four-byte length");
+	inner(inner_tag, sizeof(inner_tag), "a multi-byte tag");
+	inner(inner_81, sizeof(inner_81), "a length of 3 in the 0x81 form");
+	inner(inner_82, sizeof(inner_82), "a length with a leading zero byte");
+	memcpy(t, in, n);
+	t[1] = 0x81;		/* the outer length, not in its shortest form */
+	memmove(t + 3, t + 2, n - 2);
+	t[2] = in[1];
+	refused(t, n + 1, "a SEQUENCE length not in its shortest form");
+	/* a length byte that is not there: read past the end, ASan says */
+	cut = malloc(3);
+	if (cut != NULL) {
+		memcpy(cut, "\x30\x82\x00", 3);
+		refused(cut, 3, "a length cut short");
+		free(cut);
+	}
+	n = make(in, sizeof(in), 1, 0xfff9);
 	refused(in, n, "more than DER_BODY_MAX left");
 
 	/* out's own limit: its error, out unchanged */
