@@ -50,11 +50,11 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	struct buf *path, struct errinfo *reterr)
 {
 	unsigned char md[SHA256_LEN];
+	char name[2 * SHA256_NAME_BYTES + 1];
 	struct buf dir, tkey;
 	struct submit_server srv;
 	struct stat st;
 	char num[64];
-	size_t i;
 	enum err e = ERR_OK;
 
 	err_first(&e, key_field(key, "version", "1"));
@@ -129,10 +129,8 @@ handover_paths(const struct account *acc, int create, struct buf *key,
 	}
 	if (e == ERR_OK) {
 		sha256(key->data, key->len, md);
-		e = buf_printf(path, "%s/session-", buf_cstr(&dir));
-		for (i = 0; i < 16 && e == ERR_OK; i++) {
-			e = buf_printf(path, "%02x", md[i]);
-		}
+		util_hex(name, md, SHA256_NAME_BYTES);
+		e = buf_printf(path, "%s/session-%s", buf_cstr(&dir), name);
 	}
 	buf_release(&dir);
 	return e;

@@ -35,8 +35,8 @@ static enum err
 map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 {
 	unsigned char md[SHA256_LEN];
+	char name[2 * SHA256_NAME_BYTES + 1];
 	struct buf who;
-	size_t i;
 	enum err e;
 
 	buf_reset(path);
@@ -59,9 +59,8 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	}
 	sha256(who.data, who.len, md);
 	buf_release(&who);
-	for (i = 0; i < 16 && e == ERR_OK; i++) {
-		e = buf_printf(path, "%02x", md[i]);
-	}
+	util_hex(name, md, SHA256_NAME_BYTES);
+	e = buf_append_str(path, name);
 	if (e != ERR_OK) {
 		return errinfo_set(reterr, e, "out of memory");
 	}

@@ -61,7 +61,6 @@ token_cache_off(const struct account *acc)
 static void
 digest_hex(const char *const *parts, size_t n, char *out, size_t digits)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[SHA256_LEN];
 	struct sha256 ctx;
 	size_t i;
@@ -71,11 +70,7 @@ digest_hex(const char *const *parts, size_t n, char *out, size_t digits)
 		sha256_update(&ctx, parts[i], strlen(parts[i]) + 1);
 	}
 	sha256_final(&ctx, md);
-	for (i = 0; i < digits / 2 && i < sizeof(md); i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * i] = '\0';
+	util_hex(out, md, digits / 2 < sizeof(md) ? digits / 2 : sizeof(md));
 }
 
 /* The store as the grant id sees it: the default has one spelling. */

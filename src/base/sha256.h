@@ -21,6 +21,9 @@
 #include <stdint.h>
 
 #define SHA256_LEN 32
+/* A name takes the first 16 bytes of the digest, as 32 hex digits
+ * (util_hex()) */
+#define SHA256_NAME_BYTES 16
 
 struct sha256 {
 	uint32_t h[8];

@@ -250,6 +250,20 @@ util_hexval(int c)
 	return -1;
 }
 
+void
+util_hex(char *out, const void *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t size)
 {

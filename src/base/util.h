@@ -62,6 +62,9 @@ MUST_CHECK enum err util_append_file_name(struct buf *out, const char *name);
 /* The value of the hex digit c (either case), or -1. */
 int util_hexval(int c);
 
+/* p[0..n) as 2n lowercase hex digits into out (room for 2n + 1, NUL). */
+void util_hex(char *out, const void *p, size_t n);
+
 /* Copy at most size-1 bytes and NUL-terminate; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 

@@ -216,7 +216,8 @@ respond_cram_md5(const struct sasl_cred *c, struct sasl_state *st,
 	struct errinfo *reterr)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned mac_len = 0, i;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned mac_len = 0;
 	enum err e;
 
 	if (chal == NULL || chal_len == 0) {
@@ -231,14 +232,16 @@ respond_cram_md5(const struct sasl_cred *c, struct sasl_state *st,
 		&mac_len) != ERR_OK) {
 		return errinfo_set(reterr, ERR_NOMEM, "CRAM-MD5: HMAC failed");
 	}
+	util_hex(hex, mac, mac_len);
 	e = buf_append_str(out, c->user);
 	if (e == ERR_OK) {
 		e = buf_putc(out, ' ');
 	}
-	for (i = 0; i < mac_len && e == ERR_OK; i++) {
-		e = buf_printf(out, "%02x", mac[i]);
+	if (e == ERR_OK) {
+		e = buf_append_str(out, hex);
 	}
 	util_wipe(mac, sizeof(mac));
+	util_wipe(hex, sizeof(hex));
 	return e == ERR_OK ? ERR_OK : fail(e, reterr);
 }
 

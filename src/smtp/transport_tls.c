@@ -1052,6 +1052,7 @@ enum err
 transport_tls_session_key(const struct tls_params *params, struct buf *out)
 {
 	unsigned char dg[SHA256_LEN];
+	char name[2 * SHA256_NAME_BYTES + 1];
 	struct sha256 md;
 	char *conf;
 	char num[64];
@@ -1075,8 +1076,9 @@ transport_tls_session_key(const struct tls_params *params, struct buf *out)
 		key_file(&md, "openssl.cnf", conf, 0);
 	OPENSSL_free(conf);
 	sha256_final(&md, dg);
-	for (unsigned int i = 0; ok && i < 16 && e == ERR_OK; i++) {
-		e = buf_printf(out, "%02x", dg[i]);
+	util_hex(name, dg, SHA256_NAME_BYTES);
+	if (ok) {
+		e = buf_append_str(out, name);
 	}
 	return ok ? e : ERR_NOMEM;
 }

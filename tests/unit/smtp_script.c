@@ -95,26 +95,12 @@ script_fail(struct run *r, unsigned no, const char *fmt, ...)
 	r->broken = 1;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /* Decode \r \n \t \\ \xHH in place; returns the new length, or -1. */
 static long
 unescape(char *s, size_t n)
 {
 	size_t i, o = 0;
+	int hi, lo;
 
 	for (i = 0; i < n; i++) {
 		char c = s[i];
@@ -135,10 +121,12 @@ unescape(char *s, size_t n)
 			if (i + 2 >= n) {
 				return -1;
 			}
-			if (hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+			hi = util_hexval(s[i + 1]);
+			lo = util_hexval(s[i + 2]);
+			if (hi < 0 || lo < 0) {
 				return -1;
 			}
-			c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			c = (char)(hi * 16 + lo);
 			i += 2;
 			break;
 		default:

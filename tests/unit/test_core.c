@@ -199,9 +199,16 @@ test_base64(void)
 static void
 test_util(void)
 {
+	static const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
 	long v = 0;
-	char small[4];
+	char small[4], hex[2 * sizeof(bytes) + 1];
 
+	util_hex(hex, bytes, sizeof(bytes));
+	is_str(hex, "000fa5ff", "util_hex: lowercase, two digits a byte");
+	util_hex(hex, bytes, 0);
+	is_str(hex, "", "util_hex: nothing");
+	is_int(util_hexval('f') * 16 + util_hexval('A'), 0xfa,
+		"util_hexval: either case");
 	is_int(util_parse_long("587", 1, 65535, &v), 0, "parse port");
 	is_int(v, 587, "value");
 	is_int(util_parse_long("70000", 1, 65535, &v), -1, "out of range");
