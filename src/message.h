@@ -191,6 +191,12 @@ MUST_CHECK enum err message_read_wire(struct message *m, uint64_t offset, void *
 enum err message_own_id(const struct message *m, struct buf *out);
 
 /*
+ * Whether In-Reply-To: or References: cite any <id>: only then is there
+ * anything for message_rewrite_refs() to do (and a Message-ID map to read).
+ */
+int message_cites_ids(const struct message *m);
+
+/*
  * Threading repair (oasmtprc(5) message_id_fix): every <id> cited in
  * In-Reply-To: and References: is offered to lookup, which appends the
  * replacement (without brackets) to ret and returns 1, or returns 0 to

@@ -37,6 +37,23 @@ field_is(const char *p, size_t n, const char *name)
 	return n > k && util_strncasecmp(p, name, k) == 0 && p[k] == ':';
 }
 
+int
+message_cites_ids(const struct message *m)
+{
+	const char *p = m->head.data, *end = m->head.data + m->head.len;
+
+	while (p < end && !(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
+		size_t n = field_len(p, end);
+
+		if ((field_is(p, n, "In-Reply-To") ||
+		    field_is(p, n, "References")) && memchr(p, '<', n) != NULL) {
+			return 1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
 enum err
 message_own_id(const struct message *m, struct buf *out)
 {

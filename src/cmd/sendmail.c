@@ -117,7 +117,7 @@ keeper_body(void *ctx, const struct msgid_map *ids, int *ret_fd,
 
 	errinfo_init(&ei);
 	if (kb->job->acc->message_id_fix != HDR_OFF && ids->data.len > 0 &&
-	    message_rewrite_refs(kb->m, msgid_map_lookup, (void *)ids,
+	    message_cites_ids(kb->m) && message_rewrite_refs(kb->m, msgid_map_lookup, (void *)ids,
 	    &changed, &ei) == ERR_OK && changed) {
 		log_debug(1, "In-Reply-To/References: cite the Message-IDs "
 			"the server assigned (the session keeper's)");
@@ -212,7 +212,8 @@ fix_references(struct job *job, struct message *m)
 	struct msgid_map map;
 	int changed = 0;
 
-	if (job->acc->message_id_fix == HDR_OFF) {
+	/* most messages cite nothing: no state file to read for them */
+	if (job->acc->message_id_fix == HDR_OFF || !message_cites_ids(m)) {
 		return;
 	}
 	errinfo_init(&ei);

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "envelope.h"
 #include "message.h"
+#include "msgid_map.h"
 #include "tap.h"
 #include "util.h"
 
@@ -1238,6 +1239,46 @@ test_sender_rules(void)
 	buf_release(&user_at_host);
 }
 
+/* Threading repair: which messages cite IDs, and what a rewrite changes. */
+static void
+test_cited_ids(void)
+{
+	struct errinfo ei = ERRINFO_INIT;
+	struct msgid_map map;
+	struct message *m;
+	struct buf w;
+	int changed = 0;
+
+	m = load("Subject: x\n\nbody cites <a@b.example>\n", 1);
+	ok(!message_cites_ids(m), "cites: none (the body does not count)");
+	message_free(m);
+	m = load("References: none\nSubject: x\n\nb\n", 1);
+	ok(!message_cites_ids(m), "cites: a References field without an ID");
+	message_free(m);
+	m = load("Subject: x\nin-reply-to: <z@x.example>\n\nb\n", 1);
+	ok(message_cites_ids(m), "cites: In-Reply-To, any case");
+	message_free(m);
+
+	m = load("In-Reply-To: <o1@x.example>\nReferences: <o0@x.example>\n"
+		" <o1@x.example>\nSubject: y\n\nb <o1@x.example>\n", 1);
+	ok(message_cites_ids(m), "cites: References folded over two lines");
+	msgid_map_init(&map);
+	setup(msgid_map_add(&map, "o1@x.example", "N1@y.example", 1));
+	errinfo_init(&ei);
+	is_int(message_rewrite_refs(m, msgid_map_lookup, &map, &changed, &ei),
+		ERR_OK, "rewrite: done");
+	ok(changed, "rewrite: something changed");
+	buf_init(&w, 4096);
+	wire(m, &w);
+	is_str(buf_cstr(&w), "In-Reply-To: <N1@y.example>\r\nReferences: "
+		"<o0@x.example>\r\n <N1@y.example>\r\nSubject: y\r\n\r\n"
+		"b <o1@x.example>\r\n", "rewrite: the assigned ID cited, "
+		"folding, other IDs and the body kept");
+	buf_release(&w);
+	msgid_map_release(&map);
+	message_free(m);
+}
+
 static void
 test_write_wire(void)
 {
@@ -1402,6 +1443,7 @@ main(void)
 	test_alias_fanout();
 	test_sender_rules();
 	test_write_wire();
+	test_cited_ids();
 	test_large_rss();
 	test_many_recipients();
 	rmdir(tmpl_dir);
