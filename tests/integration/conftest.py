@@ -31,6 +31,22 @@ def home(tmp_path):
     return str(h)
 
 
+# The password account of the msmtp-compatibility tests
+AUTH_USER = "u@example.org"
+AUTH_PASSWORD = "s3cret-pw"
+
+
+@pytest.fixture
+def auth_sink(tmp_path):
+    """Plaintext aiosmtpd with PLAIN/LOGIN for AUTH_USER (loopback, no TLS)."""
+    server = RigServer(str(tmp_path / "auth-spool"),
+                       users={AUTH_USER: AUTH_PASSWORD},
+                       mechanisms=["PLAIN", "LOGIN"])
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def sink(tmp_path):
     """Plaintext aiosmtpd server: no TLS, no AUTH."""

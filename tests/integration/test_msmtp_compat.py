@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 import rig
-from aiosmtpd_server import RigServer
 from rig import describe, run
 
 MSG = (b"From: Sender <sender@example.org>\n"
@@ -18,17 +17,6 @@ MSG = (b"From: Sender <sender@example.org>\n"
        b"\n"
        b"body\n")
 MSMTP = "/usr/bin/msmtp"
-
-
-@pytest.fixture
-def auth_sink(tmp_path):
-    """Plaintext aiosmtpd with PLAIN/LOGIN (loopback, no TLS at all)."""
-    server = RigServer(str(tmp_path / "auth-spool"),
-                       users={"u@example.org": "s3cret-pw"},
-                       mechanisms=["PLAIN", "LOGIN"])
-    server.start()
-    yield server
-    server.stop()
 
 
 def relay_lines(port, extra=()):

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 import rig
-from aiosmtpd_server import RigServer
 from rig import describe, run
 
 MSG = (b"From: Sender <sender@example.org>\n"
@@ -19,16 +18,6 @@ MSG = (b"From: Sender <sender@example.org>\n"
        b"\n"
        b"body\n")
 MSMTP = "/usr/bin/msmtp"
-
-
-@pytest.fixture
-def auth_sink(tmp_path):
-    server = RigServer(str(tmp_path / "auth-spool"),
-                       users={"u@example.org": "s3cret-pw"},
-                       mechanisms=["PLAIN", "LOGIN"])
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_host_without_any_file(home, sink):

@@ -4,6 +4,7 @@ oasmtp-token, against a real gnome-keyring-daemon in a private D-Bus
 session), ~/.netrc or $NETRC (private files only), and a prompt on the
 terminal (echo off; never without a terminal)."""
 
+import contextlib
 import fcntl
 import os
 import select
@@ -16,25 +17,14 @@ import time
 import pytest
 
 import rig
-from aiosmtpd_server import RigServer
 from rig import describe, run
 
-USER = "u@example.org"
-PASSWORD = "s3cret-pw"
+from conftest import AUTH_PASSWORD as PASSWORD, AUTH_USER as USER
 MSG = (b"From: Sender <sender@example.org>\n"
        b"To: rcpt@example.net\n"
        b"Subject: password lookup\n"
        b"\n"
        b"body\n")
-
-
-@pytest.fixture
-def auth_sink(tmp_path):
-    server = RigServer(str(tmp_path / "auth-spool"),
-                       users={USER: PASSWORD}, mechanisms=["PLAIN", "LOGIN"])
-    server.start()
-    yield server
-    server.stop()
 
 
 def msmtprc(home, port):
@@ -118,17 +108,21 @@ def read_until(fd, needle, deadline):
     return got
 
 
-def test_prompt_on_the_terminal(home, auth_sink):
-    msmtprc(home, auth_sink.port)
+@contextlib.contextmanager
+def on_terminal(home, argv):
+    """argv in a session of its own whose controlling terminal is a new
+    pty (echo on, as a user's), MSG on its stdin: yields (proc, the pty's
+    master); afterwards a process still running is killed (by PID) and
+    the master closed."""
     master, slave = os.openpty()
+    assert echo_is_on(master)
 
     def take_terminal():
         # after setsid: the pty becomes the controlling terminal
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(
-        [rig.oasmtp_bin(), "-i", "rcpt@example.net"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env=rig.clean_env(home), cwd=home,
         start_new_session=True, preexec_fn=take_terminal,
         pass_fds=(slave,))
@@ -136,6 +130,18 @@ def test_prompt_on_the_terminal(home, auth_sink):
         os.close(slave)
         proc.stdin.write(MSG)
         proc.stdin.close()
+        yield proc, master
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_prompt_on_the_terminal(home, auth_sink):
+    msmtprc(home, auth_sink.port)
+    with on_terminal(home, [rig.oasmtp_bin(), "-i", "rcpt@example.net"]) \
+            as (proc, master):
         deadline = time.monotonic() + 30
         got = read_until(master, b"password for u@example.org at "
                          b"127.0.0.1: ", deadline)
@@ -146,11 +152,6 @@ def test_prompt_on_the_terminal(home, auth_sink):
         rc = proc.wait(timeout=30)
         tail = read_until(master, b"\n", time.monotonic() + 5)
         err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
     assert rc == 0, err
     # the typed password was not echoed back
     assert PASSWORD.encode() not in got + tail
@@ -213,33 +214,14 @@ def wait_echo(master, want, seconds=10):
                          ids=lambda s: signal.Signals(s).name)
 def test_signal_at_the_prompt_restores_echo(home, auth_sink, sig):
     msmtprc(home, auth_sink.port)
-    master, slave = os.openpty()
-    assert echo_is_on(master)
-
-    def take_terminal():
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen(
-        [rig.oasmtp_bin(), "-i", "rcpt@example.net"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=rig.clean_env(home), cwd=home,
-        start_new_session=True, preexec_fn=take_terminal,
-        pass_fds=(slave,))
-    try:
-        os.close(slave)
-        proc.stdin.write(MSG)
-        proc.stdin.close()
+    with on_terminal(home, [rig.oasmtp_bin(), "-i", "rcpt@example.net"]) \
+            as (proc, master):
         read_until(master, b"password for", time.monotonic() + 30)
         wait_echo(master, False)
         # as the terminal does for ^C: the whole foreground group
         os.killpg(proc.pid, sig)
         rc = proc.wait(timeout=30)
         wait_echo(master, True, 5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
     assert rc != 0
     assert auth_sink.messages() == []
 
@@ -304,22 +286,8 @@ def wait_group_stopped(pgid, seconds):
 def test_ctrl_z_at_the_prompt_restores_echo_then_asks_again(home,
                                                              auth_sink):
     msmtprc(home, auth_sink.port)
-    master, slave = os.openpty()
-
-    def take_terminal():
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen(
-        [rig.PYTHON, "-c", JOB_LAUNCHER, rig.oasmtp_bin(), "-i",
-         "rcpt@example.net"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=rig.clean_env(home), cwd=home,
-        start_new_session=True, preexec_fn=take_terminal,
-        pass_fds=(slave,))
-    try:
-        os.close(slave)
-        proc.stdin.write(MSG)
-        proc.stdin.close()
+    with on_terminal(home, [rig.PYTHON, "-c", JOB_LAUNCHER, rig.oasmtp_bin(),
+                            "-i", "rcpt@example.net"]) as (proc, master):
         pid = int(proc.stdout.readline().split()[1])
         read_until(master, b"password for", time.monotonic() + 30)
         wait_echo(master, False)
@@ -338,9 +306,4 @@ def test_ctrl_z_at_the_prompt_restores_echo_then_asks_again(home,
         os.write(master, PASSWORD.encode() + b"\n")
         assert proc.stdout.readline() == b"exit 0\n", proc.stderr.read()
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
     assert rig.only_message(auth_sink)[0]["authenticated"]
