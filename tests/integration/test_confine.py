@@ -46,6 +46,7 @@ def accepted(listener):
 
 
 def fault_run(args, home, listener, input=b""):
+    plant_ssh_key(home)     # something to steal, on every run
     env = {"OASMTP_FAULT_PORT": str(listener.getsockname()[1])}
     return subprocess.run([FAULT_BIN] + args, input=input,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,

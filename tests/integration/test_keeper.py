@@ -461,16 +461,25 @@ def test_another_uid_cannot_use_the_socket(khome, sink):
             "  print('denied'); sys.exit(0)\n"
             "s.settimeout(10)\n"
             "try:\n"
-            "  s.sendall(b'oasmtp-keeper-commit 1\\nend\\n')\n"
-            "  print('answer:%r' % s.recv(100))\n"
+            "  s.sendall(sys.stdin.buffer.read())\n"
+            "  print('answer:%r' % s.recv(100)[:20])\n"
             "except (BrokenPipeError, ConnectionResetError):\n"
             "  print(\"answer:b''\")\n")
+        # a well-formed REQUEST (for another session key): the keeper
+        # answers it, with a REFUSE, to anyone it serves at all
+        request = (b"oasmtp-keeper-request 1\nkey other\n"
+                   b"from a@example.org\nrcpt b@example.net\nbody-8bit 0\n"
+                   b"smtputf8 0\nend\n")
+
+        def probe_as(who):
+            return subprocess.run(
+                ["/usr/bin/python3", "-c", probe, path], input=request,
+                preexec_fn=(lambda: (os.setgid(who), os.setuid(who)))
+                if who != os.geteuid() else None,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
 
         def as_other():
-            return subprocess.run(
-                ["/usr/bin/python3", "-c", probe, path],
-                preexec_fn=lambda: (os.setgid(uid), os.setuid(uid)),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+            return probe_as(uid)
 
         r = as_other()
         assert r.stdout.strip() == b"denied", r
@@ -484,6 +493,10 @@ def test_another_uid_cannot_use_the_socket(khome, sink):
             os.link(path, link)
             os.chmod(link, 0o777)
             path = link
+            # its owner gets an answer through that link ...
+            r = probe_as(os.geteuid())
+            assert r.stdout.strip() == b"answer:b'oasmtp-keeper-refuse'", r
+            # ... the other user, with the same bytes, none
             r = as_other()
             assert r.stdout.strip() == b"answer:b''", r
         finally:

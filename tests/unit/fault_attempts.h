@@ -2,7 +2,8 @@
  * fault_attempts.h - what an exploited TLS library or reply parser would
  * try, for the test-only hooks of tests/unit/confine_fault.c and
  * tests/unit/keeper_fault.c; each returns "ok" or "denied":
- *   - try_read_ssh: read $HOME/.ssh/id_rsa;
+ *   - try_read_ssh: read $HOME/.ssh/id_rsa ("missing" when there is none,
+ *     so a test that forgot to plant it cannot pass for "denied");
  *   - try_exec: run /bin/sh (in a forked child, so the caller goes on);
  *   - try_connect: connect to 127.0.0.1:$OASMTP_FAULT_PORT.
  */
@@ -30,7 +31,8 @@ try_read_ssh(void)
 	snprintf(path, sizeof(path), "%s/.ssh/id_rsa", home ? home : "");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		return "denied";
+		/* no key to steal proves nothing: the test must plant one */
+		return errno == ENOENT ? "missing" : "denied";
 	}
 	if (read(fd, b, sizeof(b)) <= 0) {
 		close(fd);
