@@ -31,6 +31,14 @@ msgid_map_release(struct msgid_map *map)
 	buf_release(&map->data);
 }
 
+/*
+ * The maps have a directory of their own below the state directory: the
+ * confined sender may write there (it records what the server assigned)
+ * and nowhere else in it (the token caches and grants beside it stay out
+ * of its reach, src/cmd/sandbox.c).
+ */
+#define MAPS_DIR "/oasmtp/message-ids/"
+
 static enum err
 map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 {
@@ -42,7 +50,7 @@ map_path(const struct account *acc, struct buf *path, struct errinfo *reterr)
 	buf_reset(path);
 	e = paths_state_dir(path);
 	if (e == ERR_OK) {
-		e = buf_append_str(path, "/oasmtp/message-ids-");
+		e = buf_append_str(path, MAPS_DIR);
 	}
 	if (e != ERR_OK) {
 		return errinfo_set(reterr, ERR_CONFIG, "no state directory "
@@ -73,7 +81,7 @@ msgid_map_dir(struct buf *ret)
 	enum err e = paths_state_dir(ret);
 
 	if (e == ERR_OK) {
-		e = buf_append_str(ret, "/oasmtp/x");
+		e = buf_append_str(ret, MAPS_DIR "x");
 	}
 	if (e == ERR_OK) {
 		e = fileio_secret_dir(buf_cstr(ret), geteuid(), 1, NULL);

@@ -3,7 +3,7 @@
  * that replace the Message-ID (Outlook / Microsoft 365) return the new one
  * in their final reply; the original -> assigned pairs of an account are
  * kept (24 hours) in a 0600 state file, $XDG_STATE_HOME/oasmtp/
- * message-ids-HASH (else ~/.local/state/oasmtp/), a record (record.h:
+ * message-ids/HASH (else ~/.local/state/oasmtp/...), a record (record.h:
  * "oasmtp-message-ids 1", one "pair TIME ORIGINAL ASSIGNED" line a pair),
  * so later messages of that account that cite an original ID in
  * In-Reply-To:/References: cite the assigned one instead.  Nothing here
@@ -80,9 +80,9 @@ int msgid_map_assigned(const char *final_reply, const char *own,
 	struct buf *ret);
 
 /*
- * The state directory (created, checked private) appended to ret, for a
- * confined process that must be allowed to write there.  Errors as for
- * msgid_map_load().
+ * The directory of the maps (created, checked private) appended to ret,
+ * for a confined process that must be allowed to write there and only
+ * there.  Errors as for msgid_map_load().
  */
 enum err msgid_map_dir(struct buf *ret);
 

@@ -450,7 +450,8 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 			err_first(&e, confine_allow_write(&p, buf_cstr(&cachedir)));
 		}
 	}
-	/* threading repair records the server's Message-IDs after a send */
+	/* threading repair records the server's Message-IDs after a send:
+	   their own directory, not the state directory with the tokens */
 	if (acc->message_id_fix != HDR_OFF && msgid_map_dir(&statedir) ==
 	    ERR_OK) {
 		err_first(&e, confine_allow_write(&p, buf_cstr(&statedir)));

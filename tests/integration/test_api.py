@@ -270,12 +270,12 @@ def test_auto_fallback_by_broker_sends_the_repaired_references(api):
     In-Reply-To: its HTTPS fall-back must still send the rewritten one."""
     r = api(smtp_faults=AUTH_DISABLED)
     cfg = r.config("auto", extra=["confine on", "message_id_fix auto"])
-    state = os.path.join(r.home, ".local", "state", "oasmtp")
+    state = os.path.join(r.home, ".local", "state", "oasmtp", "message-ids")
     os.makedirs(state, mode=0o700, exist_ok=True)
     os.chmod(state, 0o700)
+    os.chmod(os.path.dirname(state), 0o700)
     who = "default\n127.0.0.1\n%d\n%s\n" % (r.oauth.smtp.port, USER)
-    path = os.path.join(state, "message-ids-" +
-                        hashlib.sha256(who.encode()).hexdigest()[:32])
+    path = os.path.join(state, hashlib.sha256(who.encode()).hexdigest()[:32])
     with open(path, "w", encoding="ascii") as f:
         f.write("oasmtp-message-ids 1\n"
                 "pair %d orig-1@example.org NEWID-1@example.net\n"

@@ -21,8 +21,9 @@ from rig import describe
 
 FAULT_BIN = os.path.join(os.environ.get("OASMTP_BUILD", ""), "tests",
                          "oasmtp-confine-fault")
-DENIED = b"confine-fault: read-ssh=denied exec=denied connect=denied"
-ALLOWED = b"confine-fault: read-ssh=ok exec=ok connect=ok"
+DENIED = (b"confine-fault: read-ssh=denied read-state=denied exec=denied "
+          b"connect=denied")
+ALLOWED = b"confine-fault: read-ssh=ok read-state=ok exec=ok connect=ok"
 
 
 @pytest.fixture
@@ -54,9 +55,13 @@ def fault_run(args, home, listener, input=b""):
 
 
 def plant_ssh_key(home):
+    """A key to steal, and a file beside the token caches and grants."""
     os.makedirs(os.path.join(home, ".ssh"), mode=0o700, exist_ok=True)
     rig.write_file(os.path.join(home, ".ssh", "id_rsa"),
                    "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    state = os.path.join(home, ".local", "state", "oasmtp")
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    rig.write_file(os.path.join(state, "planted"), "refresh token\n")
 
 
 MSG = b"Subject: confined\r\n\r\nhello\r\n"

@@ -161,6 +161,9 @@ def test_confined_keeper_cannot_read_exec_or_connect(khome, sink):
     policy, no program, no new connection (tests/unit/keeper_fault.c)."""
     os.makedirs(os.path.join(khome, ".ssh"), mode=0o700)
     rig.write_file(os.path.join(khome, ".ssh", "id_rsa"), "secret\n")
+    state = os.path.join(khome, ".local", "state", "oasmtp")
+    os.makedirs(state, mode=0o700, exist_ok=True)
+    rig.write_file(os.path.join(state, "planted"), "refresh token\n")
     other = socket.socket()
     other.bind(("127.0.0.1", 0))
     other.listen(4)
@@ -168,8 +171,8 @@ def test_confined_keeper_cannot_read_exec_or_connect(khome, sink):
     try:
         results = {}
         for confine in ("on", "off"):
-            state = os.path.join(khome, ".local", "state", "oasmtp")
-            out = os.path.join(state, "fault-" + confine)
+            # where the confined keeper may write: the Message-ID maps
+            out = os.path.join(state, "message-ids", "fault-" + confine)
             cfg = cfg_for(khome, sink, ["confine " + confine],
                           name="rc-" + confine)
             p = finish(fault_send(khome, cfg, 1, {
@@ -183,10 +186,11 @@ def test_confined_keeper_cannot_read_exec_or_connect(khome, sink):
             for pid in keepers(khome):
                 os.kill(pid, signal.SIGKILL)
         assert results["on"] == ("keeper-fault: read-ssh=denied "
-                                 "exec=denied connect=denied"), results
+                                 "read-state=denied exec=denied "
+                                 "connect=denied"), results
         # unconfined the same attempts succeed: the hook can tell
-        assert results["off"] == ("keeper-fault: read-ssh=ok exec=ok "
-                                  "connect=ok"), results
+        assert results["off"] == ("keeper-fault: read-ssh=ok "
+                                  "read-state=ok exec=ok connect=ok"), results
         try:
             c, _ = other.accept()
             c.close()
@@ -522,9 +526,8 @@ def test_outlook_renamed_ids_are_cited(khome, sink):
     assert b"In-Reply-To: <RIG0001NEWID@rig.PROD.OUTLOOK.COM>" in got[1][1]
     assert b"References: <RIG0001NEWID@rig.PROD.OUTLOOK.COM>" in got[1][1]
     assert b"orig-1@" not in got[1][1]
-    state = os.path.join(khome, ".local", "state", "oasmtp")
-    files = [n for n in os.listdir(state) if n.startswith("message-ids-")
-             and not n.endswith(".lock")]
+    state = os.path.join(khome, ".local", "state", "oasmtp", "message-ids")
+    files = [n for n in os.listdir(state) if not n.endswith(".lock")]
     assert len(files) == 1
     assert os.stat(os.path.join(state, files[0])).st_mode & 0o777 == 0o600
     # the state file is a record (src/base/record.h)
@@ -540,9 +543,9 @@ def test_bad_message_id_map_is_named_and_nothing_is_lost(khome, sink):
     sink.handler.rename_ids = True
     cfg = cfg_for(khome, sink)
     assert send(khome, cfg, 1).returncode == 0
-    state = os.path.join(khome, ".local", "state", "oasmtp")
+    state = os.path.join(khome, ".local", "state", "oasmtp", "message-ids")
     path = [os.path.join(state, n) for n in os.listdir(state)
-            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+            if not n.endswith(".lock")][0]
     with open(path, "wb") as f:
         f.write(b"oasmtp-message-ids 1\npair 12 only-two\nend\n")
     r = send(khome, cfg, 2)
@@ -585,9 +588,9 @@ def test_keeper_memory_cites_renamed_ids_when_the_state_file_fails(khome,
     sink.handler.rename_ids = True
     cfg = cfg_for(khome, sink)
     assert send(khome, cfg, 1).returncode == 0
-    state = os.path.join(khome, ".local", "state", "oasmtp")
+    state = os.path.join(khome, ".local", "state", "oasmtp", "message-ids")
     path = [os.path.join(state, n) for n in os.listdir(state)
-            if n.startswith("message-ids-") and not n.endswith(".lock")][0]
+            if not n.endswith(".lock")][0]
     # a directory where the file was: it can be neither read nor replaced
     # (a read-only directory would not stop root, who runs these tests)
     os.unlink(path)

@@ -4,8 +4,9 @@
  * process was confined (or, with `confine off`, where it would have been)
  * it tries what an exploited TLS library or reply parser would try, and
  * prints one line saying how each attempt went:
- *   confine-fault: read-ssh=ok|denied exec=ok|denied connect=ok|denied
- *   - read $HOME/.ssh/id_rsa;
+ *   confine-fault: read-ssh=R read-state=R exec=ok|denied connect=ok|denied
+ *   (R: ok|denied|missing)
+ *   - read $HOME/.ssh/id_rsa and a file planted in ~/.local/state/oasmtp;
  *   - run /bin/sh (in a forked child, so the send goes on);
  *   - connect to 127.0.0.1:$OASMTP_FAULT_PORT (another listener).
  */
@@ -18,11 +19,12 @@ static void
 fault(void)
 {
 	const char *rd = try_read_ssh();
+	const char *st = try_read_state();
 	const char *ex = try_exec();
 	const char *co = try_connect();
 
-	fprintf(stderr, "confine-fault: read-ssh=%s exec=%s connect=%s\n",
-		rd, ex, co);
+	fprintf(stderr, "confine-fault: read-ssh=%s read-state=%s exec=%s "
+		"connect=%s\n", rd, st, ex, co);
 }
 
 __attribute__((constructor)) static void

@@ -2,8 +2,9 @@
  * fault_attempts.h - what an exploited TLS library or reply parser would
  * try, for the test-only hooks of tests/unit/confine_fault.c and
  * tests/unit/keeper_fault.c; each returns "ok" or "denied":
- *   - try_read_ssh: read $HOME/.ssh/id_rsa ("missing" when there is none,
- *     so a test that forgot to plant it cannot pass for "denied");
+ *   - try_read_ssh: read $HOME/.ssh/id_rsa;
+ *   - try_read_state: read a file planted in ~/.local/state/oasmtp (the
+ *     directory of the token caches, grants and rescued refresh tokens);
  *   - try_exec: run /bin/sh (in a forked child, so the caller goes on);
  *   - try_connect: connect to 127.0.0.1:$OASMTP_FAULT_PORT.
  */
@@ -21,17 +22,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Read $HOME/rel: "ok", "denied", or "missing" when there is none (so a
+ * test that forgot to plant it cannot pass for "denied"). */
 static const char *
-try_read_ssh(void)
+try_read_file(const char *rel)
 {
 	char path[4096], b[64];
 	const char *home = getenv("HOME");
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/.ssh/id_rsa", home ? home : "");
+	snprintf(path, sizeof(path), "%s/%s", home ? home : "", rel);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		/* no key to steal proves nothing: the test must plant one */
 		return errno == ENOENT ? "missing" : "denied";
 	}
 	if (read(fd, b, sizeof(b)) <= 0) {
@@ -41,6 +43,10 @@ try_read_ssh(void)
 	close(fd);
 	return "ok";
 }
+
+/* a key to steal, and a file beside the token caches and grants */
+#define try_read_ssh() try_read_file(".ssh/id_rsa")
+#define try_read_state() try_read_file(".local/state/oasmtp/planted")
 
 static const char *
 try_exec(void)

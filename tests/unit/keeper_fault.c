@@ -10,7 +10,7 @@
  *     nothing sent), so a test can start a second sender meanwhile;
  *   - OASMTP_FAULT_OUT=FILE: once listening, the keeper tries what
  *     tests/unit/fault_attempts.h tries and appends one line to FILE:
- *       keeper-fault: read-ssh=ok|denied exec=ok|denied connect=ok|denied
+ *       keeper-fault: read-ssh=R read-state=R exec=E connect=C
  *     (FILE must be where a confined keeper may write: its state dir).
  */
 #include <signal.h>
@@ -43,13 +43,14 @@ keeper_step(const char *step)
 
 	if (out != NULL && strcmp(step, "listening") == 0) {
 		const char *rd = try_read_ssh();
+		const char *st = try_read_state();
 		const char *ex = try_exec();
 		const char *co = try_connect();
 		FILE *f = fopen(out, "a");
 
 		if (f != NULL) {
-			fprintf(f, "keeper-fault: read-ssh=%s exec=%s "
-				"connect=%s\n", rd, ex, co);
+			fprintf(f, "keeper-fault: read-ssh=%s read-state=%s "
+				"exec=%s connect=%s\n", rd, st, ex, co);
 			fclose(f);
 		}
 	}
