@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,48 @@ still_usable(const struct keeper *k)
 }
 
 /* Every descriptor but the keep ones (0-2 become /dev/null). */
+/*
+ * close_range(2) over everything above stderr but keep..keep3 (-1: none);
+ * 0, or -1 where the kernel or the filter has no close_range.  A confined
+ * keeper cannot list /proc/self/fd (Landlock), and closing 3..4095 one by
+ * one cost it ~4,000 system calls.
+ */
+static int
+close_ranges(int keep, int keep2, int keep3)
+{
+#ifdef SYS_close_range
+	int k[3] = { keep, keep2, keep3 }, t;
+	unsigned int lo = STDERR_FILENO + 1;
+	size_t i, j;
+
+	for (i = 0; i < 3; i++) {	/* ascending */
+		for (j = i + 1; j < 3; j++) {
+			if (k[j] < k[i]) {
+				t = k[i];
+				k[i] = k[j];
+				k[j] = t;
+			}
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		if (k[i] < 0 || (unsigned int)k[i] < lo) {
+			continue;
+		}
+		if ((unsigned int)k[i] > lo &&
+		    syscall(SYS_close_range, lo, (unsigned int)k[i] - 1, 0) != 0) {
+			return -1;
+		}
+		lo = (unsigned int)k[i] + 1;
+	}
+	return syscall(SYS_close_range, lo, ~0U, 0) == 0 ? 0 : -1;
+#else
+	(void)keep;
+	(void)keep2;
+	(void)keep3;
+	return -1;
+#endif
+}
+
 static void
 detach_fds(int keep, int keep2, int keep3)
 {
@@ -93,6 +136,9 @@ detach_fds(int keep, int keep2, int keep3)
 		if (null > STDERR_FILENO) {
 			close(null);
 		}
+	}
+	if (close_ranges(keep, keep2, keep3) == 0) {
+		return;
 	}
 	d = opendir("/proc/self/fd");
 	if (d == NULL) {
