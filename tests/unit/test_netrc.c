@@ -111,8 +111,10 @@ main(void)
 		"entry without password");
 	expect("", "h", "u", NULL, "empty file");
 
-	expect_error("machine h login u password p\n", 0644,
+	expect_error("machine h login u password p\n", 0640,
 		"is accessible by others", "group-readable file");
+	expect_error("machine h login u password p\n", 0644,
+		"is accessible by others", "group- and world-readable file");
 	expect_error("machine h login u password p\n", 0604, "chmod 600",
 		"world-readable file names the fix");
 	expect_error("machine\n", 0600, "'machine' without a host name",
