@@ -351,13 +351,31 @@ keeper_place_init(struct keeper_place *pl)
 	buf_init(&pl->path, HANDOVER_PATH_MAX);
 }
 
+enum err
+keeper_place_paths(const struct job *job, struct keeper_place *pl,
+	struct errinfo *reterr)
+{
+	enum err e;
+
+	if (pl->path.len > 0) {
+		return ERR_OK;		/* computed for this send already */
+	}
+	buf_reset(&pl->key);
+	e = handover_paths(job->acc, 1, &pl->key, &pl->path, reterr);
+	if (e != ERR_OK) {
+		buf_reset(&pl->key);
+		buf_reset(&pl->path);	/* a later call tries again */
+	}
+	return e;
+}
+
 int
 keeper_claim(const struct job *job, struct keeper_place *pl)
 {
 	struct errinfo ei = ERRINFO_INIT;
 
 	errinfo_init(&ei);
-	if (handover_paths(job->acc, 1, &pl->key, &pl->path, &ei) != ERR_OK ||
+	if (keeper_place_paths(job, pl, &ei) != ERR_OK ||
 	    handover_claim(buf_cstr(&pl->path), &pl->sock, &pl->lock, &ei) !=
 	    ERR_OK) {
 		log_debug(1, "no session keeper after this send: %s",

@@ -39,6 +39,14 @@ struct keeper_place {
 void keeper_place_init(struct keeper_place *pl);
 
 /*
+ * The key and socket path of job->acc's session into pl (its directory
+ * made private when missing), once per send: a later call keeps them.
+ * Errors: those of handover_paths().
+ */
+MUST_CHECK enum err keeper_place_paths(const struct job *job,
+	struct keeper_place *pl, struct errinfo *reterr);
+
+/*
  * Claim the place of job->acc's session.  Returns 0 (pl->sock -1) when
  * there is none to have: no private directory, or another process holds
  * it (a live keeper, a send still under way); that send then keeps no

@@ -362,19 +362,6 @@ mkdirs(const char *path)
 	}
 }
 
-/* dirname of path into out. */
-static void
-dir_of(const char *path, struct buf *out)
-{
-	const char *slash = strrchr(path, '/');
-
-	buf_reset(out);
-	if (slash != NULL && slash != path &&
-	    buf_append(out, path, (size_t)(slash - path)) != ERR_OK) {
-		buf_reset(out);		/* too long: no rule for it */
-	}
-}
-
 /* OpenSSL_version(OPENSSL_DIR) is 'OPENSSLDIR: "/usr/lib/ssl"'. */
 static void
 quoted_dir(const char *v, struct buf *out)
@@ -394,13 +381,11 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 {
 	const struct account *acc = sb->acc;
 	struct confine_policy p;
-	struct buf queue, cache, cachedir, statedir, ossldir, moddir, what;
-	struct submit_server srv;
+	struct buf queue, cachedir, statedir, ossldir, moddir, what;
 	enum err e = ERR_OK;
 	int fd;
 
 	buf_init(&queue, PATH_MAX);
-	buf_init(&cache, PATH_MAX);
 	buf_init(&cachedir, PATH_MAX);
 	buf_init(&statedir, PATH_MAX);
 	buf_init(&ossldir, PATH_MAX);
@@ -442,13 +427,9 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 	/* the queue a flush delivers from (system mode: the state dir's) */
 	err_first(&e, confine_allow_write(&p, sb->queue_dir));
 	/* the TLS session cache (sessions arrive after the handshake) */
-	account_submit_server(acc, &srv);
-	if (submit_session_cache_path(&srv, &cache) == ERR_OK) {
-		dir_of(buf_cstr(&cache), &cachedir);
-		if (cachedir.len > 0) {
-			mkdirs(buf_cstr(&cachedir));
-			err_first(&e, confine_allow_write(&p, buf_cstr(&cachedir)));
-		}
+	if (submit_session_cache_dir(&cachedir) == ERR_OK) {
+		mkdirs(buf_cstr(&cachedir));
+		err_first(&e, confine_allow_write(&p, buf_cstr(&cachedir)));
 	}
 	/* threading repair records the server's Message-IDs after a send:
 	   their own directory, not the state directory with the tokens */
@@ -485,7 +466,6 @@ apply_policy(struct sandbox *sb, struct errinfo *reterr)
 			"oasmtprc(5)): ");
 	}
 	buf_release(&queue);
-	buf_release(&cache);
 	buf_release(&cachedir);
 	buf_release(&statedir);
 	buf_release(&ossldir);

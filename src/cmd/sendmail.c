@@ -134,39 +134,39 @@ keeper_body(void *ctx, const struct msgid_map *ids, int *ret_fd,
 }
 
 /*
- * Offer the message to a session keeper.  Returns 1 when the keeper owned
- * the attempt (*ret_e, res and reterr hold its outcome), 0 when the caller
- * sends by itself (nothing was sent).  m may cite other IDs afterwards
- * (the keeper's renamed ones) either way.
+ * Offer the message to a session keeper at pl's place (its key and path
+ * are computed here, once: keeper_claim() uses them too).  Returns 1 when
+ * the keeper owned the attempt (*ret_e, res and reterr hold its outcome),
+ * 0 when the caller sends by itself (nothing was sent).  m may cite other
+ * IDs afterwards (the keeper's renamed ones) either way.
  */
 static int
 try_keeper(struct job *job, struct message *m, const struct envelope *env,
-	struct submit_result *res, enum err *ret_e, struct errinfo *reterr)
+	struct keeper_place *pl, struct submit_result *res, enum err *ret_e,
+	struct errinfo *reterr)
 {
 	struct errinfo ign = ERRINFO_INIT;
 	struct handover_outcome out = { ERR_OK, 0 };
 	struct keeper_body kb = { job, m };
-	struct buf key, path, own;
+	struct buf own;
 	int handed = 0;
 
 	errinfo_init(&ign);
-	buf_init(&key, HANDOVER_KEY_MAX);
-	buf_init(&path, HANDOVER_PATH_MAX);
 	buf_init(&own, MSGID_MAP_ID_MAX);
 	if (job->acc->message_id_fix != HDR_OFF &&
 	    message_own_id(m, &own) != ERR_OK) {
 		buf_reset(&own);
 	}
-	if (handover_paths(job->acc, 0, &key, &path, &ign) == ERR_OK &&
-	    access(buf_cstr(&path), F_OK) == 0) {
-		handed = handover_send(buf_cstr(&path), buf_cstr(&key), env,
-			own.len > 0 ? buf_cstr(&own) : NULL, keeper_body, &kb,
+	if (keeper_place_paths(job, pl, &ign) == ERR_OK &&
+	    access(buf_cstr(&pl->path), F_OK) == 0) {
+		handed = handover_send(buf_cstr(&pl->path), buf_cstr(&pl->key),
+			env, own.len > 0 ? buf_cstr(&own) : NULL, keeper_body, &kb,
 			job->acc->timeout > 0 ?
 			(int64_t)job->acc->timeout * 1000 : 60000,
 			report_transcript, NULL, res, &out, reterr);
 		if (handed) {
 			log_debug(1, "sent through the session kept at %s",
-				buf_cstr(&path));
+				buf_cstr(&pl->path));
 			*ret_e = out.e;
 		} else {
 			/* whatever a refusing keeper said is not ours */
@@ -174,8 +174,6 @@ try_keeper(struct job *job, struct message *m, const struct envelope *env,
 		}
 	}
 	errinfo_release(&ign);
-	buf_release(&key);
-	buf_release(&path);
 	buf_release(&own);
 	return handed;
 }
@@ -283,6 +281,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	int persist = persist_on(job);
 	enum err e;
 
+	keeper_place_init(&place);
 	size = message_wire_size(m);
 	body.size = size;
 	body.read = body_read;
@@ -296,7 +295,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 		goto report;
 	}
 	if (persist) {
-		int handed = try_keeper(job, m, env, res, &e, reterr);
+		int handed = try_keeper(job, m, env, &place, res, &e, reterr);
 
 		/* the keeper's renamed IDs may be cited now */
 		size = message_wire_size(m);
@@ -310,15 +309,15 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 	 * runs nothing): after the connect, nothing can be started.
 	 */
 	e = sandbox_start(sb, reterr);
-	if (e != ERR_OK) {
-		return e;
+	if (e == ERR_OK) {
+		e = credential_start(&cred, job->acc, job->o->config_file, 1,
+			reterr);
 	}
-	e = credential_start(&cred, job->acc, job->o->config_file, 1, reterr);
 	if (e != ERR_OK) {
+		keeper_place_release(&place);
 		return e;
 	}
 	/* before the connect: a confined process can bind nothing */
-	keeper_place_init(&place);
 	if (persist && keeper_claim(job, &place)) {
 		sb->listen_fd = place.sock;
 	}
@@ -372,6 +371,7 @@ send_message(struct job *job, struct sandbox *sb, struct message *m,
 			reterr);
 	}
 report:
+	keeper_place_release(&place);	/* again: a hand-over came here */
 	if (e == ERR_NOHOST) {
 		/* the resolver cannot know where the name came from */
 		errinfo_prefix(reterr, "account '%s' (%s:%u), 'host' line: ",

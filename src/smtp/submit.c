@@ -289,19 +289,24 @@ peer_is_loopback(const struct transport *t)
 }
 
 enum err
+submit_session_cache_dir(struct buf *out)
+{
+	/* the runtime directory, else the cache directory: see paths.h */
+	enum err e = paths_volatile_dir(out);
+
+	return e == ERR_OK ? buf_append_str(out, "/oasmtp") : e;
+}
+
+enum err
 submit_session_cache_path(const struct submit_server *srv, struct buf *out)
 {
-	struct buf dir;
 	const char *h;
 	enum err e;
 
-	/* the runtime directory, else the cache directory: see paths.h */
-	buf_init(&dir, PATH_MAX);
-	e = paths_volatile_dir(&dir);
+	e = submit_session_cache_dir(out);
 	if (e == ERR_OK) {
-		e = buf_printf(out, "%s/oasmtp/tls-session-", buf_cstr(&dir));
+		e = buf_append_str(out, "/tls-session-");
 	}
-	buf_release(&dir);
 	/* a host name never contains '/', but do not trust that */
 	for (h = srv->host != NULL ? srv->host : ""; e == ERR_OK && *h != '\0';
 	    h++) {

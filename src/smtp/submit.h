@@ -264,6 +264,12 @@ void submit_conn_close(struct submit_conn *c);
 void submit_conn_forget(struct submit_conn *c);
 
 /*
+ * The directory of the TLS session cache, paths_volatile_dir()/oasmtp,
+ * appended to out; ERR_CONFIG without a directory.
+ */
+MUST_CHECK enum err submit_session_cache_dir(struct buf *out);
+
+/*
  * The TLS session cache path for srv:
  * paths_volatile_dir()/oasmtp/tls-session-HOST-PORT-KEY ($XDG_RUNTIME_DIR,
  * else ${XDG_CACHE_HOME:-~/.cache}), KEY being transport_tls_session_key()
